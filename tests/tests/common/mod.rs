@@ -1,0 +1,398 @@
+//! Test harness: a private D-Bus daemon, the real tetragond started on it
+//! with its own policy folder and a NOTIFY_SOCKET we bind, and helpers to
+//! drive it with the real `tetra` and `busctl`.
+//!
+//! These tests load BPF programs: they need root, a kernel with BTF and
+//! tracepoints, dbus-daemon and busctl. A missing prerequisite panics with
+//! what to install; nothing is skipped.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::{BufRead, BufReader, Read},
+    os::unix::{net::UnixDatagram, process::ExitStatusExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const WAIT: Duration = Duration::from_secs(15);
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A release binary of the workspace, built by the test command before the tests.
+pub fn release_bin(name: &str) -> PathBuf {
+    let path = target_dir().join("release").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --release` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+pub fn testbin() -> PathBuf {
+    fs::canonicalize(env!("CARGO_BIN_EXE_tetragond-testbin")).expect("testbin exists")
+}
+
+fn require(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(found, "{tool} is required by the integration tests: apt-get install {package}");
+}
+
+pub fn require_root() {
+    // SAFETY: plain libc call.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the integration tests load BPF programs and must run as root");
+}
+
+pub struct Harness {
+    pub root: PathBuf,
+    pub policy_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub events_file: PathBuf,
+    pub log_file: PathBuf,
+    pub bus_address: String,
+    bus: Child,
+    daemon: Option<Child>,
+    notify: UnixDatagram,
+    /// Every notify message received so far.
+    pub notifications: Vec<String>,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        require_root();
+        require("dbus-daemon", "dbus-daemon");
+        require("busctl", "systemd");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("tetragond-test-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).expect("temp dir");
+        let policy_dir = root.join("policies.d");
+        fs::create_dir_all(&policy_dir).expect("policy dir");
+        let (bus, bus_address) = start_bus(&root);
+        let notify_path = root.join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        Harness {
+            state_dir: root.join("state"),
+            events_file: root.join("events.log"),
+            log_file: root.join("tetragond.log"),
+            policy_dir,
+            root,
+            bus_address,
+            bus,
+            daemon: None,
+            notify,
+            notifications: vec![],
+        }
+    }
+
+    /// Starts tetragond and waits for READY=1.
+    pub fn start_daemon(&mut self) {
+        let log = fs::File::create(&self.log_file).expect("log file");
+        let child = Command::new(release_bin("tetragond"))
+            .arg("--policy-dir")
+            .arg(&self.policy_dir)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--events-file")
+            .arg(&self.events_file)
+            .arg("--bus")
+            .arg(&self.bus_address)
+            .env("NOTIFY_SOCKET", self.root.join("notify.sock"))
+            .env("TETRAGOND_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tetragond");
+        self.daemon = Some(child);
+        self.wait_notify("READY=1");
+    }
+
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().expect("daemon running").id()
+    }
+
+    /// Reads notify datagrams until one contains `needle`; returns it.
+    pub fn wait_notify(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.notifications.push(msg.clone());
+                if msg.lines().any(|l| l == needle || l.starts_with(needle)) {
+                    return msg;
+                }
+            }
+            self.assert_daemon_alive();
+        }
+        panic!("no sd_notify {needle} within {WAIT:?}; got {:?}\nlog:\n{}", self.notifications, self.log());
+    }
+
+    fn assert_daemon_alive(&mut self) {
+        if let Some(child) = self.daemon.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("tetragond exited ({status}); log:\n{}", self.log());
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.daemon_pid() as i32, sig) };
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop_daemon(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let mut child = self.daemon.take().expect("daemon running");
+        wait_child(&mut child, WAIT).expect("tetragond stops within the wait")
+    }
+
+    pub fn tetra(&self, args: &[&str]) -> Output {
+        Command::new(release_bin("tetra"))
+            .arg("--bus")
+            .arg(&self.bus_address)
+            .args(args)
+            .output()
+            .expect("run tetra")
+    }
+
+    pub fn busctl(&self, args: &[&str]) -> Output {
+        Command::new("busctl")
+            .arg(format!("--address={}", self.bus_address))
+            .args(args)
+            .output()
+            .expect("run busctl")
+    }
+
+    pub fn set_mode(&self, name: &str, mode: &str) -> Output {
+        self.busctl(&[
+            "call",
+            "org.tetragond.Tetragond1",
+            "/org/tetragond/Tetragond1",
+            "org.tetragond.Tetragond1.Manager",
+            "SetMode",
+            "sss",
+            "",
+            name,
+            mode,
+        ])
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        let out = self.tetra(&["tracingpolicy", "list", "-o", "json"]);
+        assert!(out.status.success(), "tetra tp list failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("tetra prints a JSON array")
+    }
+
+    pub fn policy(&self, name: &str) -> Option<Value> {
+        self.list().into_iter().find(|p| p["name"] == name)
+    }
+
+    /// Polls `tetra tp list` until `pred` holds for the named policy.
+    pub fn wait_policy(&self, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(p) = self.policy(name) {
+                if pred(&p) {
+                    return p;
+                }
+                if Instant::now() > deadline {
+                    panic!("policy {name}: {what} not reached; last: {p}\nlog:\n{}", self.log());
+                }
+            } else if Instant::now() > deadline {
+                panic!("policy {name} never listed ({what})\nlog:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes a file the way editors save: a temporary name renamed over it.
+    pub fn write_policy(&self, file: &str, text: &str) {
+        write_rename(&self.policy_dir.join(file), text);
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        let Ok(f) = fs::File::open(&self.events_file) else { return vec![] };
+        BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// Kernel ids of the BPF programs the daemon holds, from its fdinfo.
+    pub fn daemon_prog_ids(&self) -> BTreeSet<u32> {
+        fdinfo_values(self.daemon_pid(), "prog_id:")
+    }
+
+    /// Tracepoint attachments (perf events) the daemon holds.
+    pub fn daemon_perf_events(&self) -> usize {
+        let dir = format!("/proc/{}/fd", self.daemon_pid());
+        fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("perf_event")))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            // SAFETY: plain kill(2) on our child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            if wait_child(&mut child, WAIT).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+pub fn fdinfo_values(pid: u32, key: &str) -> BTreeSet<u32> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut out = BTreeSet::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if let Ok(text) = fs::read_to_string(e.path()) {
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix(key) {
+                    if let Ok(id) = v.trim().parse() {
+                        out.insert(id);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn write_rename(path: &Path, text: &str) {
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().expect("file name").to_string_lossy()));
+    fs::write(&tmp, text).expect("write temp");
+    fs::rename(&tmp, path).expect("rename over");
+}
+
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+fn start_bus(root: &Path) -> (Child, String) {
+    let socket = root.join("bus.sock");
+    let config = root.join("bus.conf");
+    fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#,
+            socket.display()
+        ),
+    )
+    .expect("bus config");
+    let mut bus = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--print-address=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start dbus-daemon");
+    let mut line = String::new();
+    let mut stdout = bus.stdout.take().expect("bus stdout");
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    assert!(!line.is_empty(), "dbus-daemon printed no address");
+    (bus, line.trim().to_string())
+}
+
+/// Runs the test binary making syscall `nr` once; returns how it ended.
+pub fn run_testbin(nr: u32) -> ExitStatus {
+    let mut child = Command::new(testbin())
+        .args(["syscall", &nr.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn testbin");
+    wait_child(&mut child, WAIT).expect("testbin ends")
+}
+
+pub fn killed_by_sigkill(status: ExitStatus) -> bool {
+    status.signal() == Some(libc::SIGKILL)
+}
+
+/// A raw_syscalls/sys_enter policy matching syscall `nr` from the test
+/// binary, with `action` (e.g. `Sigkill`) and extra spec lines.
+pub fn kill_policy(name: &str, nr: u32, actions: &str, options: &str) -> String {
+    format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+{options}  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - index: 4
+      type: syscall64
+      label: id
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["{nr}"]
+      matchBinaries:
+      - operator: In
+        values: ["{bin}"]
+      matchActions:
+{actions}"#,
+        bin = testbin().display()
+    )
+}
+
+pub const SIGKILL_ACTION: &str = "      - action: Sigkill\n";
+pub const POST_ACTION: &str = "      - action: Post\n";

@@ -1,0 +1,243 @@
+//! The ABI shared by tetragond's kernel programs and user space.
+//!
+//! User space compiles each policy hook into a [`HookConf`] stored in the
+//! `HOOKS` array map, and lists the hook slots that can fire for an event in
+//! `HOOK_LISTS` (keyed by [`HookKey`]). One program per kernel hook serves every
+//! policy on it: it looks up only the lists for the event (and, for
+//! `raw_syscalls`, the syscall number), so the cost stays flat as policies
+//! that cannot match are added.
+//!
+//! Every type is `#[repr(C)]`, padded explicitly, and `Copy`, so both sides
+//! agree on the layout byte for byte.
+#![no_std]
+
+/// Policy slots: index into `POLICY_MODE` and `POLICY_COUNTERS`.
+pub const MAX_POLICIES: u32 = 1024;
+/// Hook slots: index into `HOOKS`. A policy version uses one per hook.
+pub const MAX_HOOKS: u32 = 4096;
+/// Hook slots one event (or one syscall of `raw_syscalls`) can dispatch to.
+pub const MAX_HOOKS_PER_KEY: usize = 16;
+/// Tetragon's limits.
+pub const MAX_SELECTORS: usize = 5;
+pub const MAX_ARGS: usize = 5;
+pub const MAX_ARG_FILTERS: usize = 5;
+pub const MAX_VALUES: usize = 4;
+pub const MAX_ACTIONS: usize = 3;
+pub const MAX_PIDS: usize = 8;
+/// Bytes kept of an executable's path.
+pub const PATH_LEN: usize = 256;
+pub const COMM_LEN: usize = 16;
+
+/// `HookKey::sub_id` of the list that fires for every event of the hook.
+pub const SUB_ANY: u32 = u32::MAX;
+
+/// Mode values in `POLICY_MODE`.
+pub const MODE_ENFORCE: u32 = 0;
+pub const MODE_MONITOR: u32 = 1;
+
+/// Argument filter operators (`ArgFilter::op`).
+pub mod op {
+    pub const EQUAL: u8 = 1;
+    pub const NOT_EQUAL: u8 = 2;
+    pub const GREATER_THAN: u8 = 3;
+    pub const LESS_THAN: u8 = 4;
+    pub const MASK: u8 = 5;
+    /// Value in the `ARG_SETS` map for (hook, selector, filter).
+    pub const IN_MAP: u8 = 6;
+    pub const NOT_IN_MAP: u8 = 7;
+}
+
+/// Set operators for `matchPIDs` and `matchBinaries`.
+pub mod set_op {
+    pub const NONE: u8 = 0;
+    pub const IN: u8 = 1;
+    pub const NOT_IN: u8 = 2;
+}
+
+/// Action kinds (`ActionSpec::kind`, `Event::action`).
+pub mod action {
+    pub const POST: u8 = 1;
+    pub const NO_POST: u8 = 2;
+    pub const SIGKILL: u8 = 3;
+    pub const SIGNAL: u8 = 4;
+}
+
+/// Where a hook argument lives in the tracepoint record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgSpec {
+    /// Byte offset in the record, from the tracepoint's format.
+    pub offset: u16,
+    /// 1, 2, 4 or 8.
+    pub size: u8,
+    /// 1 when the field is signed: sign-extend and compare as i64.
+    pub signed: u8,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArgFilter {
+    /// Index into `HookConf::args`.
+    pub arg: u8,
+    pub op: u8,
+    pub n_values: u8,
+    pub _pad: [u8; 5],
+    pub values: [u64; MAX_VALUES],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActionSpec {
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    /// Signal number for `SIGNAL` (and 9 for `SIGKILL`).
+    pub signal: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    pub n_arg_filters: u8,
+    pub pid_op: u8,
+    pub n_pids: u8,
+    /// Set operator of matchBinaries, against `BINARY_SETS`.
+    pub binary_op: u8,
+    pub n_actions: u8,
+    pub _pad: [u8; 3],
+    pub arg_filters: [ArgFilter; MAX_ARG_FILTERS],
+    pub pids: [u32; MAX_PIDS],
+    pub actions: [ActionSpec; MAX_ACTIONS],
+}
+
+/// One hook of one policy version.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HookConf {
+    /// Slot of the owning policy in `POLICY_MODE` / `POLICY_COUNTERS`.
+    pub policy_slot: u32,
+    pub n_args: u8,
+    /// Zero selectors: every event posts.
+    pub n_selectors: u8,
+    pub _pad: [u8; 2],
+    pub args: [ArgSpec; MAX_ARGS],
+    pub _pad2: [u8; 4],
+    pub selectors: [Selector; MAX_SELECTORS],
+}
+
+/// Key of `HOOK_LISTS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HookKey {
+    /// The tracepoint's id (`common_type` of its records).
+    pub event_id: u32,
+    /// Syscall number for `raw_syscalls` events, else [`SUB_ANY`].
+    pub sub_id: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HookList {
+    pub len: u32,
+    pub slots: [u32; MAX_HOOKS_PER_KEY],
+}
+
+/// Per-event facts the program needs, keyed by event id in `EVENT_INFO`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventInfo {
+    /// Offset of the syscall number (`raw_syscalls`), 0 when there is none.
+    pub syscall_offset: u16,
+    pub _pad: [u8; 6],
+}
+
+/// Key of `ARG_SETS`: a value present for InMap/NotInMap of one filter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ArgSetKey {
+    pub hook_slot: u32,
+    pub selector: u8,
+    pub filter: u8,
+    pub _pad: [u8; 2],
+    pub value: u64,
+}
+
+/// Key of `BINARY_SETS`: a binary id present in a selector's matchBinaries.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BinarySetKey {
+    pub hook_slot: u32,
+    pub selector: u32,
+    pub binary_id: u32,
+}
+
+/// An executable's path, zero padded: the key of `BINARY_IDS` and the value
+/// of `TASK_EXE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExePath {
+    pub bytes: [u8; PATH_LEN],
+}
+
+impl Default for ExePath {
+    fn default() -> Self {
+        Self { bytes: [0; PATH_LEN] }
+    }
+}
+
+/// Per-CPU counters of a policy slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyCounters {
+    pub post: u64,
+    pub enforce: u64,
+    pub monitor: u64,
+}
+
+/// Offsets the kernel side reads from tracepoint formats, set at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskTrackingOffsets {
+    /// `sched_process_exec`: the `__data_loc` of `filename`.
+    pub exec_filename: u16,
+    /// `sched_process_fork`: `child_pid`.
+    pub fork_child_pid: u16,
+}
+
+/// A posted event, written to the `EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub ktime_ns: u64,
+    pub policy_slot: u32,
+    pub hook_slot: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The strongest action of the matching selector (`action::*`).
+    pub action: u8,
+    /// 1 when an enforcement action was performed, 0 when elided or none.
+    pub enforced: u8,
+    /// `MODE_ENFORCE` or `MODE_MONITOR` at the time of the event.
+    pub mode: u8,
+    pub selector: u8,
+    pub signal: u32,
+    pub args: [u64; MAX_ARGS],
+    pub comm: [u8; COMM_LEN],
+    pub exe: [u8; PATH_LEN],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all are repr(C), Copy, with explicit padding and no pointers.
+    unsafe impl aya::Pod for HookConf {}
+    unsafe impl aya::Pod for HookKey {}
+    unsafe impl aya::Pod for HookList {}
+    unsafe impl aya::Pod for EventInfo {}
+    unsafe impl aya::Pod for ArgSetKey {}
+    unsafe impl aya::Pod for BinarySetKey {}
+    unsafe impl aya::Pod for ExePath {}
+    unsafe impl aya::Pod for PolicyCounters {}
+    unsafe impl aya::Pod for TaskTrackingOffsets {}
+}

@@ -1,0 +1,427 @@
+//! tetragond's kernel programs.
+//!
+//! `generic_tracepoint` is attached once to every tracepoint some policy
+//! hooks. It reads the event id from the record, looks up the hook slots that
+//! can fire for it, and evaluates each one's selectors against the record's
+//! fields. Enforcement (signals) happens here, in the kernel, unless the
+//! owning policy's entry in `POLICY_MODE` says monitor.
+//!
+//! `task_exec`, `task_fork` and `task_exit` keep `TASK_EXE` (pid -> path of
+//! the executable) for matchBinaries.
+#![no_std]
+#![no_main]
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_ktime_get_ns, bpf_probe_read_kernel_buf,
+        bpf_probe_read_kernel_str_bytes,
+        generated::{bpf_loop, bpf_send_signal},
+    },
+    macros::{map, tracepoint},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    programs::TracePointContext,
+    EbpfContext,
+};
+use tetragond_ebpf::{
+    action, op, set_op, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo, ExePath, HookConf,
+    HookKey, HookList, PolicyCounters, Selector, TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS,
+    MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
+    MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
+};
+
+#[map]
+static HOOKS: Array<HookConf> = Array::with_max_entries(MAX_HOOKS, 0);
+#[map]
+static HOOK_LISTS: HashMap<HookKey, HookList> = HashMap::with_max_entries(8192, 0);
+#[map]
+static EVENT_INFO: HashMap<u32, EventInfo> = HashMap::with_max_entries(1024, 0);
+#[map]
+static POLICY_MODE: Array<u32> = Array::with_max_entries(MAX_POLICIES, 0);
+#[map]
+static POLICY_COUNTERS: PerCpuArray<PolicyCounters> = PerCpuArray::with_max_entries(MAX_POLICIES, 0);
+#[map]
+static ARG_SETS: HashMap<ArgSetKey, u8> = HashMap::with_max_entries(65536, 0);
+#[map]
+static BINARY_SETS: HashMap<BinarySetKey, u8> = HashMap::with_max_entries(16384, 0);
+#[map]
+static BINARY_IDS: HashMap<ExePath, u32> = HashMap::with_max_entries(4096, 0);
+#[map]
+static TASK_EXE: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(32768, 0);
+#[map]
+static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
+/// Scratch for building a path key: too big for the 512-byte stack.
+#[map]
+static PATH_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+const SIGKILL: u32 = 9;
+
+#[tracepoint]
+pub fn generic_tracepoint(ctx: TracePointContext) -> u32 {
+    let Ok(event_id) = (unsafe { ctx.read_at::<u16>(0) }) else { return 0 };
+    let event_id = event_id as u32;
+    if let Some(list) = unsafe { HOOK_LISTS.get(&HookKey { event_id, sub_id: SUB_ANY }) } {
+        run_list(&ctx, list);
+    }
+    if let Some(info) = unsafe { EVENT_INFO.get(&event_id) } {
+        if info.syscall_offset != 0 {
+            if let Ok(nr) = unsafe { ctx.read_at::<u64>(info.syscall_offset as usize) } {
+                let key = HookKey { event_id, sub_id: nr as u32 };
+                if let Some(list) = unsafe { HOOK_LISTS.get(&key) } {
+                    run_list(&ctx, list);
+                }
+            }
+        }
+    }
+    0
+}
+
+/// What a `bpf_loop` iteration over a hook list needs: the record's address
+/// and a copy of the list (so the callback reads plain stack memory).
+#[repr(C)]
+struct ListWalk {
+    ctx: *mut c_void,
+    len: u32,
+    slots: [u32; MAX_HOOKS_PER_KEY],
+}
+
+/// bpf_loop verifies the callback once, however many hooks the list holds;
+/// an unrolled loop would be verified once per hook and blow the limit.
+#[inline(always)]
+fn run_list(ctx: &TracePointContext, list: &HookList) {
+    let mut walk = ListWalk { ctx: ctx.as_ptr(), len: list.len, slots: list.slots };
+    let n = (list.len as usize).min(MAX_HOOKS_PER_KEY) as u32;
+    unsafe {
+        bpf_loop(
+            n,
+            run_list_item as *mut c_void,
+            (&mut walk as *mut ListWalk).cast(),
+            0,
+        )
+    };
+}
+
+#[inline(never)]
+extern "C" fn run_list_item(index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &*(walk as *const ListWalk) };
+    let i = index as usize;
+    if i >= MAX_HOOKS_PER_KEY || i as u32 >= walk.len {
+        return 1;
+    }
+    let slot = walk.slots[i];
+    if let Some(hook) = HOOKS.get(slot) {
+        run_hook(&TracePointContext::new(walk.ctx), slot, hook);
+    }
+    0
+}
+
+/// One hook's evaluation, shared with the per-selector callback.
+#[repr(C)]
+struct HookWalk {
+    hook_slot: u32,
+    /// Index of the first matching selector, or -1.
+    matched: i32,
+    args: [u64; MAX_ARGS],
+}
+
+#[inline(never)]
+fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
+    let mut walk = HookWalk { hook_slot, matched: -1, args: [0; MAX_ARGS] };
+    for i in 0..MAX_ARGS {
+        if i >= hook.n_args as usize {
+            break;
+        }
+        walk.args[i] = read_arg(ctx, hook, i);
+    }
+    if hook.n_selectors == 0 {
+        post(hook_slot, hook, &walk.args, None, 0);
+        return;
+    }
+    let n = (hook.n_selectors as usize).min(MAX_SELECTORS) as u32;
+    unsafe { bpf_loop(n, eval_selector as *mut c_void, (&mut walk as *mut HookWalk).cast(), 0) };
+    let s = walk.matched;
+    if (0..MAX_SELECTORS as i32).contains(&s) {
+        act(hook_slot, hook, &walk.args, &hook.selectors[s as usize], s as u8);
+    }
+}
+
+/// bpf_loop callback: does selector `index` match? Stops at the first that does.
+#[inline(never)]
+extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &mut *(walk as *mut HookWalk) };
+    let s = index as usize;
+    if s >= MAX_SELECTORS {
+        return 1;
+    }
+    let Some(hook) = HOOKS.get(walk.hook_slot) else { return 1 };
+    let sel = &hook.selectors[s];
+    if !pids_match(sel) || !binaries_match(walk.hook_slot, s as u8, sel) {
+        return 0;
+    }
+    let mut filters = FilterWalk { hook_slot: walk.hook_slot, selector: s as u32, all_match: 1, args: walk.args };
+    let n = (sel.n_arg_filters as usize).min(MAX_ARG_FILTERS) as u32;
+    unsafe { bpf_loop(n, eval_filter as *mut c_void, (&mut filters as *mut FilterWalk).cast(), 0) };
+    if filters.all_match == 1 {
+        walk.matched = s as i32;
+        return 1;
+    }
+    0
+}
+
+#[repr(C)]
+struct FilterWalk {
+    hook_slot: u32,
+    selector: u32,
+    all_match: u64,
+    args: [u64; MAX_ARGS],
+}
+
+/// bpf_loop callback: does matchArgs filter `index` hold? Stops at the first that does not.
+#[inline(never)]
+extern "C" fn eval_filter(index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &mut *(walk as *mut FilterWalk) };
+    let (f, s) = (index as usize, walk.selector as usize);
+    if f >= MAX_ARG_FILTERS || s >= MAX_SELECTORS {
+        return 1;
+    }
+    let Some(hook) = HOOKS.get(walk.hook_slot) else { return 1 };
+    let filter = &hook.selectors[s].arg_filters[f];
+    let arg = filter.arg as usize;
+    let ok = arg < MAX_ARGS && filter_matches(walk.hook_slot, s as u8, f as u8, filter, walk.args[arg]);
+    if ok {
+        0
+    } else {
+        walk.all_match = 0;
+        1
+    }
+}
+
+#[inline(always)]
+fn read_arg(ctx: &TracePointContext, hook: &HookConf, i: usize) -> u64 {
+    let spec = &hook.args[i];
+    let off = spec.offset as usize;
+    let signed = spec.signed != 0;
+    unsafe {
+        match spec.size {
+            1 if signed => ctx.read_at::<i8>(off).map(|v| v as i64 as u64),
+            1 => ctx.read_at::<u8>(off).map(u64::from),
+            2 if signed => ctx.read_at::<i16>(off).map(|v| v as i64 as u64),
+            2 => ctx.read_at::<u16>(off).map(u64::from),
+            4 if signed => ctx.read_at::<i32>(off).map(|v| v as i64 as u64),
+            4 => ctx.read_at::<u32>(off).map(u64::from),
+            _ => ctx.read_at::<u64>(off),
+        }
+        .unwrap_or(0)
+    }
+}
+
+#[inline(always)]
+fn pids_match(sel: &Selector) -> bool {
+    if sel.pid_op == set_op::NONE {
+        return true;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    for i in 0..MAX_PIDS {
+        if i >= sel.n_pids as usize {
+            break;
+        }
+        if sel.pids[i] == tgid {
+            return sel.pid_op == set_op::IN;
+        }
+    }
+    sel.pid_op == set_op::NOT_IN
+}
+
+#[inline(always)]
+fn binaries_match(hook_slot: u32, s: u8, sel: &Selector) -> bool {
+    if sel.binary_op == set_op::NONE {
+        return true;
+    }
+    let found = current_binary_id()
+        .map(|binary_id| {
+            let key = BinarySetKey { hook_slot, selector: s as u32, binary_id };
+            unsafe { BINARY_SETS.get(&key) }.is_some()
+        })
+        .unwrap_or(false);
+    found == (sel.binary_op == set_op::IN)
+}
+
+#[inline(always)]
+fn current_binary_id() -> Option<u32> {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let exe = unsafe { TASK_EXE.get(&tgid) }?;
+    unsafe { BINARY_IDS.get(exe) }.copied()
+}
+
+/// Integer fields were sign-extended when read, so GT/LT compare as i64.
+fn filter_matches(hook_slot: u32, s: u8, f: u8, filter: &ArgFilter, value: u64) -> bool {
+    match filter.op {
+        op::IN_MAP | op::NOT_IN_MAP => {
+            let key = ArgSetKey { hook_slot, selector: s, filter: f, _pad: [0; 2], value };
+            let present = unsafe { ARG_SETS.get(&key) }.is_some();
+            present == (filter.op == op::IN_MAP)
+        }
+        op::NOT_EQUAL => !any_value(filter, |v| v == value),
+        op::EQUAL => any_value(filter, |v| v == value),
+        op::GREATER_THAN => any_value(filter, |v| (value as i64) > (v as i64)),
+        op::LESS_THAN => any_value(filter, |v| (value as i64) < (v as i64)),
+        op::MASK => any_value(filter, |v| value & v != 0),
+        _ => false,
+    }
+}
+
+#[inline(always)]
+fn any_value(filter: &ArgFilter, pred: impl Fn(u64) -> bool) -> bool {
+    for i in 0..MAX_VALUES {
+        if i >= filter.n_values as usize {
+            break;
+        }
+        if pred(filter.values[i]) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Performs the selector's actions, honouring the policy's mode.
+#[inline(always)]
+fn act(hook_slot: u32, hook: &HookConf, args: &[u64; MAX_ARGS], sel: &Selector, s: u8) {
+    let mut post_it = true;
+    let mut signal = 0u32;
+    for i in 0..MAX_ACTIONS {
+        if i >= sel.n_actions as usize {
+            break;
+        }
+        let a = &sel.actions[i];
+        match a.kind {
+            action::NO_POST => post_it = false,
+            action::SIGKILL => signal = SIGKILL,
+            action::SIGNAL if signal == 0 => signal = a.signal,
+            _ => {}
+        }
+    }
+    let mut outcome = None;
+    if signal != 0 {
+        let monitor = POLICY_MODE.get(hook.policy_slot).is_some_and(|m| *m == MODE_MONITOR);
+        if monitor {
+            count(hook.policy_slot, |c| c.monitor += 1);
+        } else {
+            unsafe { bpf_send_signal(signal) };
+            count(hook.policy_slot, |c| c.enforce += 1);
+        }
+        outcome = Some((signal, !monitor));
+    }
+    if post_it {
+        post(hook_slot, hook, args, outcome, s);
+    }
+}
+
+#[inline(always)]
+fn count(policy_slot: u32, bump: impl FnOnce(&mut PolicyCounters)) {
+    if let Some(c) = POLICY_COUNTERS.get_ptr_mut(policy_slot) {
+        bump(unsafe { &mut *c });
+    }
+}
+
+/// Writes an event to the ring buffer. `outcome` is the signal sent (or
+/// elided) and whether it was enforced.
+#[inline(always)]
+fn post(
+    hook_slot: u32,
+    hook: &HookConf,
+    args: &[u64; MAX_ARGS],
+    outcome: Option<(u32, bool)>,
+    s: u8,
+) {
+    count(hook.policy_slot, |c| c.post += 1);
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else { return };
+    let ev = entry.as_mut_ptr();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    let (signal, enforced) = outcome.unwrap_or((0, false));
+    let act = match signal {
+        0 => action::POST,
+        SIGKILL => action::SIGKILL,
+        _ => action::SIGNAL,
+    };
+    let mode = POLICY_MODE.get(hook.policy_slot).copied().unwrap_or(0);
+    unsafe {
+        (*ev).ktime_ns = bpf_ktime_get_ns();
+        (*ev).policy_slot = hook.policy_slot;
+        (*ev).hook_slot = hook_slot;
+        (*ev).tgid = (pid_tgid >> 32) as u32;
+        (*ev).tid = pid_tgid as u32;
+        (*ev).uid = uid_gid as u32;
+        (*ev).gid = (uid_gid >> 32) as u32;
+        (*ev).action = act;
+        (*ev).enforced = enforced as u8;
+        (*ev).mode = mode as u8;
+        (*ev).selector = s;
+        (*ev).signal = signal;
+        (*ev).args = *args;
+        (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        let tgid = (pid_tgid >> 32) as u32;
+        match TASK_EXE.get_ptr(&tgid) {
+            Some(exe) => {
+                let dst = &mut (*ev).exe;
+                if bpf_probe_read_kernel_buf((*exe).bytes.as_ptr(), dst).is_err() {
+                    dst[0] = 0;
+                }
+            }
+            None => (*ev).exe[0] = 0,
+        }
+    }
+    entry.submit(0);
+}
+
+#[tracepoint]
+pub fn task_exec(ctx: TracePointContext) -> u32 {
+    let Some(offsets) = TASK_OFFSETS.get(0) else { return 0 };
+    let Ok(loc) = (unsafe { ctx.read_at::<u32>(offsets.exec_filename as usize) }) else { return 0 };
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else { return 0 };
+    let path = unsafe { &mut *scratch };
+    // Zeroed first: the path is a hash key, so the tail must be stable.
+    for chunk in path.bytes.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&[0; 8]);
+    }
+    let src = unsafe { (ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize) };
+    if unsafe { bpf_probe_read_kernel_str_bytes(src, &mut path.bytes[..PATH_LEN - 1]) }.is_err() {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let _ = TASK_EXE.insert(&tgid, path, 0);
+    0
+}
+
+#[tracepoint]
+pub fn task_fork(ctx: TracePointContext) -> u32 {
+    let Some(offsets) = TASK_OFFSETS.get(0) else { return 0 };
+    let Ok(child) = (unsafe { ctx.read_at::<u32>(offsets.fork_child_pid as usize) }) else { return 0 };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if let Some(exe) = TASK_EXE.get_ptr(&tgid) {
+        // Threads get an entry too; task_exit removes it by thread id.
+        let _ = TASK_EXE.insert(&child, unsafe { &*exe }, 0);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn task_exit(_ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = TASK_EXE.remove(&tid);
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

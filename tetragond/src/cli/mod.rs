@@ -1,0 +1,258 @@
+//! The `tetra` command line: Tetragon's `tetra tracingpolicy ...` commands,
+//! spoken over D-Bus to tetragond instead of gRPC.
+//!
+//! Everything prints through the `out`/`err` writers given to [`run`], so the
+//! commands can be tested without a terminal.
+
+pub mod table;
+pub mod validate;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::api::BUS_NAME;
+use crate::dbus::{BusChoice, DbusError, ManagerProxy};
+
+/// Command line of `tetra`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tetra",
+    version,
+    about = "Control tetragond, Tetragon's tracing policies as a service"
+)]
+pub struct Cli {
+    /// Bus where tetragond is: `system`, `session`, or a D-Bus address such
+    /// as `unix:path=/run/dbus/system_bus_socket`.
+    #[arg(
+        long,
+        global = true,
+        default_value = "system",
+        value_name = "system|session|ADDRESS"
+    )]
+    pub bus: BusChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage tracing policies
+    #[command(name = "tracingpolicy", visible_alias = "tp", subcommand)]
+    TracingPolicy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// List tracing policies
+    List {
+        /// Output format
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Set the mode of a loaded policy at run time
+    SetMode {
+        /// Namespace of a TracingPolicyNamespaced; omit for a global policy
+        #[arg(long, short = 'n', default_value = "")]
+        namespace: String,
+        /// Policy name (metadata.name)
+        name: String,
+        mode: Mode,
+    },
+    /// Add a policy from a YAML file to the policy folder
+    Add {
+        /// Mode to load it in, kept in a sidecar next to the policy
+        #[arg(long, short = 'm', value_enum)]
+        mode: Option<Mode>,
+        /// The TracingPolicy YAML file
+        file: PathBuf,
+    },
+    /// Delete a policy from the policy folder
+    Delete {
+        /// Namespace of a TracingPolicyNamespaced; omit for a global policy
+        #[arg(long, short = 'n', default_value = "")]
+        namespace: String,
+        /// Policy name (metadata.name)
+        name: String,
+    },
+    /// Check policy files offline, without the daemon
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Make the daemon rescan its policy folder now
+    Reload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tetragon's table; `text` is accepted as in Tetragon's tetra
+    #[value(alias = "text")]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Enforce,
+    Monitor,
+}
+
+impl Mode {
+    /// The spelling the daemon and policy files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Monitor => "monitor",
+        }
+    }
+}
+
+/// Why a command failed. The Display text, causes included, is what the
+/// user reads after `Error: `; there are no separate sources to chain.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// `bus` reads as "the system bus", "the bus at ADDRESS", ...
+    #[error("cannot connect to {bus}: {reason}")]
+    Connect { bus: String, reason: String },
+    /// The daemon (or the bus on its behalf) refused the call.
+    #[error("{0}")]
+    Daemon(String),
+    #[error("cannot read {}: {reason}", path.display())]
+    Read {
+        path: PathBuf,
+        reason: std::io::Error,
+    },
+    #[error("cannot write the output: {0}")]
+    Write(std::io::Error),
+    #[error("cannot encode the list as JSON: {0}")]
+    Json(serde_json::Error),
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Write(e)
+    }
+}
+
+impl From<serde_json::Error> for CliError {
+    fn from(e: serde_json::Error) -> Self {
+        CliError::Json(e)
+    }
+}
+
+impl From<DbusError> for CliError {
+    fn from(e: DbusError) -> Self {
+        CliError::Daemon(daemon_message(&e))
+    }
+}
+
+impl From<zbus::Error> for CliError {
+    fn from(e: zbus::Error) -> Self {
+        DbusError::from(e).into()
+    }
+}
+
+/// The D-Bus error's own text; when the daemon is simply not there, say so
+/// in words rather than with the bus's activation jargon.
+fn daemon_message(e: &DbusError) -> String {
+    if let DbusError::ZBus(zbus::Error::MethodError(name, _, _)) = e {
+        let name = name.as_str();
+        if name == "org.freedesktop.DBus.Error.ServiceUnknown"
+            || name == "org.freedesktop.DBus.Error.NameHasNoOwner"
+        {
+            return format!("tetragond is not running (nobody owns {BUS_NAME} on this bus)");
+        }
+    }
+    e.message()
+}
+
+/// How a command that did not fail outright ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Problems were found and reported (e.g. invalid files): exit 1.
+    Failure,
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome, CliError> {
+    let Command::TracingPolicy(command) = cli.command;
+    let bus = &cli.bus;
+    match command {
+        // Offline: must work with no bus and no daemon.
+        PolicyCommand::Validate { files } => {
+            return Ok(validate::validate_files(&files, out, err)?)
+        }
+        PolicyCommand::List { output } => list(&connect(bus).await?, output, out, err).await?,
+        PolicyCommand::SetMode {
+            namespace,
+            name,
+            mode,
+        } => {
+            connect(bus)
+                .await?
+                .set_mode(&namespace, &name, mode.as_str())
+                .await?
+        }
+        PolicyCommand::Add { mode, file } => {
+            // Read before connecting: a typo in the path needs no daemon.
+            let yaml = read_policy(&file)?;
+            let mode = mode.map(Mode::as_str).unwrap_or("");
+            let path = connect(bus).await?.add_policy(&yaml, mode).await?;
+            writeln!(out, "{path}")?
+        }
+        PolicyCommand::Delete { namespace, name } => {
+            connect(bus).await?.delete_policy(&namespace, &name).await?
+        }
+        PolicyCommand::Reload => writeln!(out, "{}", connect(bus).await?.reload().await?)?,
+    }
+    Ok(Outcome::Success)
+}
+
+/// A proxy for the daemon's Manager object on `bus`.
+async fn connect(bus: &BusChoice) -> Result<ManagerProxy<'static>, CliError> {
+    let conn = bus.connect().await.map_err(|e| CliError::Connect {
+        bus: bus_label(bus),
+        reason: e.to_string(),
+    })?;
+    Ok(ManagerProxy::new(&conn).await?)
+}
+
+async fn list(
+    proxy: &ManagerProxy<'_>,
+    output: Output,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    let policies = proxy.list_policies().await?;
+    match output {
+        Output::Table => {
+            out.write_all(table::render_table(&policies).as_bytes())?;
+            for line in table::error_lines(&policies) {
+                writeln!(err, "{line}")?;
+            }
+        }
+        Output::Json => out.write_all(table::render_json(&policies)?.as_bytes())?,
+    }
+    Ok(())
+}
+
+fn bus_label(bus: &BusChoice) -> String {
+    match bus {
+        BusChoice::System => "the system bus".to_owned(),
+        BusChoice::Session => "the session bus".to_owned(),
+        BusChoice::Address(address) => format!("the bus at {address}"),
+    }
+}
+
+fn read_policy(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|reason| CliError::Read {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,297 @@
+//! Selectors to [`Selector`] entries: matchArgs on integer fields, matchPIDs,
+//! matchBinaries and matchActions.
+
+use tetragond_ebpf::{
+    action, op, set_op, ActionSpec, ArgFilter, Selector, MAX_ACTIONS, MAX_ARG_FILTERS, MAX_PIDS,
+    MAX_SELECTORS, MAX_VALUES,
+};
+
+use super::syscalls_x86_64::SYSCALLS;
+use crate::{
+    error::CompileError,
+    policy::model::{
+        ActionSelector, ArgSelector, BinarySelector, PidSelector, Selector as PolicySelector,
+        TracepointSpec, TracingPolicy,
+    },
+    sensors::tracefs::Format,
+};
+
+pub struct CompiledSelectors {
+    pub selectors: Vec<Selector>,
+    pub sub_ids: Vec<u32>,
+    pub arg_values: Vec<(u8, u8, u64)>,
+    pub binaries: Vec<(u32, String)>,
+}
+
+/// Syscall number of `name` (`openat`, `sys_openat`, `__x64_sys_openat`).
+pub fn syscall_number(name: &str) -> Option<u32> {
+    let bare = name.trim_start_matches("__x64_").trim_start_matches("sys_");
+    SYSCALLS.iter().find(|(n, _)| *n == bare).map(|(_, nr)| *nr)
+}
+
+pub fn compile_selectors(
+    what: &str,
+    policy: &TracingPolicy,
+    tp: &TracepointSpec,
+    format: &Format,
+    indexable: bool,
+) -> Result<CompiledSelectors, CompileError> {
+    if tp.selectors.len() > MAX_SELECTORS {
+        return Err(CompileError::Invalid("no more than 5 selectors supported".into()));
+    }
+    let mut out = CompiledSelectors { selectors: vec![], sub_ids: vec![], arg_values: vec![], binaries: vec![] };
+    // Per selector: the syscall numbers it is limited to, if it is.
+    let mut syscall_sets: Vec<Option<Vec<u32>>> = vec![];
+    for (s, sel) in tp.selectors.iter().enumerate() {
+        let ctx = SelectorCtx { what, policy, tp, format, s };
+        let (compiled, syscalls) = ctx.compile(sel, &mut out)?;
+        out.selectors.push(compiled);
+        syscall_sets.push(syscalls);
+    }
+    if indexable && !syscall_sets.is_empty() && syscall_sets.iter().all(Option::is_some) {
+        let mut ids: Vec<u32> = syscall_sets.into_iter().flatten().flatten().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        out.sub_ids = ids;
+    }
+    Ok(out)
+}
+
+struct SelectorCtx<'a> {
+    what: &'a str,
+    policy: &'a TracingPolicy,
+    tp: &'a TracepointSpec,
+    format: &'a Format,
+    s: usize,
+}
+
+impl SelectorCtx<'_> {
+    fn unsupported(&self, msg: impl std::fmt::Display) -> CompileError {
+        CompileError::Unsupported(format!("{} selectors[{}]: {msg}", self.what, self.s))
+    }
+
+    fn invalid(&self, msg: impl std::fmt::Display) -> CompileError {
+        CompileError::Invalid(format!("{} selectors[{}]: {msg}", self.what, self.s))
+    }
+
+    fn compile(
+        &self,
+        sel: &PolicySelector,
+        out: &mut super::selectors::CompiledSelectors,
+    ) -> Result<(Selector, Option<Vec<u32>>), CompileError> {
+        self.reject_unsupported(sel)?;
+        let mut compiled = Selector::default();
+        let syscalls = self.compile_args(&sel.match_args, &mut compiled, out)?;
+        self.compile_pids(&sel.match_pids, &mut compiled)?;
+        self.compile_binaries(&sel.match_binaries, &mut compiled, out)?;
+        self.compile_actions(&sel.match_actions, &mut compiled)?;
+        Ok((compiled, syscalls))
+    }
+
+    fn reject_unsupported(&self, sel: &PolicySelector) -> Result<(), CompileError> {
+        let unsupported = [
+            ("matchData", sel.match_data.is_empty()),
+            ("matchReturnArgs", sel.match_return_args.is_empty()),
+            ("matchReturnActions", sel.match_return_actions.is_empty()),
+            ("matchParentBinaries", sel.match_parent_binaries.is_empty()),
+            ("matchNamespaces", sel.match_namespaces.is_empty()),
+            ("matchNamespaceChanges", sel.match_namespace_changes.is_empty()),
+            ("matchCapabilities", sel.match_capabilities.is_empty()),
+            ("matchCapabilityChanges", sel.match_capability_changes.is_empty()),
+        ];
+        match unsupported.iter().find(|(_, empty)| !empty) {
+            Some((name, _)) => Err(self.unsupported(format!("{name} is not supported on tracepoints yet"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Returns the syscall numbers the selector is limited to, when one of
+    /// its filters pins the `id` field of a raw_syscalls event.
+    fn compile_args(
+        &self,
+        filters: &[ArgSelector],
+        compiled: &mut Selector,
+        out: &mut CompiledSelectors,
+    ) -> Result<Option<Vec<u32>>, CompileError> {
+        if filters.len() > MAX_ARG_FILTERS {
+            return Err(self.invalid(format!("at most {MAX_ARG_FILTERS} matchArgs")));
+        }
+        let mut syscalls = None;
+        for (f, filter) in filters.iter().enumerate() {
+            let hook_arg = self.tp.args.get(filter.index as usize).ok_or_else(|| {
+                self.invalid(format!("matchArgs index {} is not an index into the hook's args", filter.index))
+            })?;
+            let field = self.format.fields.get(hook_arg.index as usize);
+            let is_syscall_id = field.is_some_and(|fl| fl.name == "id" || fl.name == "__syscall_nr");
+            let values = self.values(filter, is_syscall_id)?;
+            let op = operator_code(filter.operator.as_str()).ok_or_else(|| {
+                self.unsupported(format!("matchArgs operator {} is not supported on integer tracepoint fields yet", filter.operator.as_str()))
+            })?;
+            let mut af = ArgFilter { arg: filter.index as u8, op, ..Default::default() };
+            if op == op::IN_MAP || op == op::NOT_IN_MAP {
+                out.arg_values.extend(values.iter().map(|v| (self.s as u8, f as u8, *v)));
+            } else {
+                if values.len() > MAX_VALUES {
+                    return Err(self.invalid(format!(
+                        "at most {MAX_VALUES} values for operator {}; use InMap for more",
+                        filter.operator.as_str()
+                    )));
+                }
+                af.n_values = values.len() as u8;
+                af.values[..values.len()].copy_from_slice(&values);
+            }
+            if is_syscall_id && (op == op::EQUAL || op == op::IN_MAP) {
+                syscalls = Some(values.iter().map(|v| *v as u32).collect());
+            }
+            compiled.arg_filters[f] = af;
+        }
+        compiled.n_arg_filters = filters.len() as u8;
+        Ok(syscalls)
+    }
+
+    /// Integer values, `list:NAME` references, and syscall names for ids.
+    fn values(&self, filter: &ArgSelector, is_syscall_id: bool) -> Result<Vec<u64>, CompileError> {
+        let mut out = Vec::new();
+        for raw in &filter.values {
+            if let Some(list) = raw.strip_prefix("list:") {
+                for v in self.list_values(list)? {
+                    out.push(self.value(&v, true)?);
+                }
+            } else {
+                out.push(self.value(raw, is_syscall_id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn list_values(&self, name: &str) -> Result<Vec<String>, CompileError> {
+        let list = self
+            .policy
+            .spec
+            .lists
+            .iter()
+            .find(|l| l.name == name)
+            .ok_or_else(|| self.invalid(format!("list {name} is not defined in spec.lists")))?;
+        match list.ty.map_or("syscalls", |t| t.as_str()) {
+            "syscalls" => Ok(list.values.clone()),
+            other => Err(self.unsupported(format!("list {name} of type {other} is not supported yet"))),
+        }
+    }
+
+    fn value(&self, raw: &str, syscall_names: bool) -> Result<u64, CompileError> {
+        let raw = raw.trim();
+        if let Some(v) = parse_int(raw) {
+            return Ok(v);
+        }
+        if syscall_names {
+            if let Some(nr) = syscall_number(raw) {
+                return Ok(nr as u64);
+            }
+            return Err(self.invalid(format!("unknown syscall `{raw}`")));
+        }
+        Err(self.invalid(format!("`{raw}` is not an integer")))
+    }
+
+    fn compile_pids(&self, pids: &[PidSelector], compiled: &mut Selector) -> Result<(), CompileError> {
+        let Some(first) = pids.first() else { return Ok(()) };
+        if pids.len() > 1 {
+            return Err(self.unsupported("more than one matchPIDs entry per selector"));
+        }
+        if first.follow_forks || first.is_namespace_pid {
+            return Err(self.unsupported("matchPIDs followForks/isNamespacePID are not supported yet"));
+        }
+        compiled.pid_op = set_operator(first.operator.as_str()).ok_or_else(|| {
+            self.invalid(format!("matchPIDs operator {} (expected In or NotIn)", first.operator.as_str()))
+        })?;
+        if first.values.len() > MAX_PIDS {
+            return Err(self.invalid(format!("at most {MAX_PIDS} matchPIDs values")));
+        }
+        for (i, v) in first.values.iter().enumerate() {
+            compiled.pids[i] = *v;
+        }
+        compiled.n_pids = first.values.len() as u8;
+        Ok(())
+    }
+
+    fn compile_binaries(
+        &self,
+        bins: &[BinarySelector],
+        compiled: &mut Selector,
+        out: &mut CompiledSelectors,
+    ) -> Result<(), CompileError> {
+        let Some(first) = bins.first() else { return Ok(()) };
+        if bins.len() > 1 {
+            return Err(self.unsupported("more than one matchBinaries entry per selector"));
+        }
+        if first.follow_children {
+            return Err(self.unsupported("matchBinaries followChildren is not supported yet"));
+        }
+        compiled.binary_op = set_operator(first.operator.as_str()).ok_or_else(|| {
+            self.unsupported(format!("matchBinaries operator {} is not supported yet (In, NotIn are)", first.operator.as_str()))
+        })?;
+        for path in &first.values {
+            if !path.starts_with('/') {
+                return Err(self.invalid(format!("matchBinaries value `{path}` must be an absolute path")));
+            }
+            out.binaries.push((self.s as u32, path.clone()));
+        }
+        Ok(())
+    }
+
+    fn compile_actions(&self, actions: &[ActionSelector], compiled: &mut Selector) -> Result<(), CompileError> {
+        if actions.len() > MAX_ACTIONS {
+            return Err(self.invalid(format!("at most {MAX_ACTIONS} actions per selector")));
+        }
+        for (i, a) in actions.iter().enumerate() {
+            compiled.actions[i] = match a.action.as_str() {
+                "Post" => ActionSpec { kind: action::POST, ..Default::default() },
+                "NoPost" => ActionSpec { kind: action::NO_POST, ..Default::default() },
+                "Sigkill" => ActionSpec { kind: action::SIGKILL, signal: 9, ..Default::default() },
+                "Signal" => {
+                    let sig = a.arg_sig.ok_or_else(|| self.invalid("Signal needs argSig"))?;
+                    if !(1..=64).contains(&sig) {
+                        return Err(self.invalid(format!("argSig {sig} is not a signal number")));
+                    }
+                    ActionSpec { kind: action::SIGNAL, signal: sig as u32, ..Default::default() }
+                }
+                "Override" => {
+                    return Err(self.unsupported(
+                        "Override cannot be honoured on a tracepoint: the kernel lets only LSM hooks, fmod_ret and kprobes with CONFIG_BPF_KPROBE_OVERRIDE change a return value",
+                    ))
+                }
+                other => return Err(self.unsupported(format!("action {other} is not supported on tracepoints yet"))),
+            };
+        }
+        compiled.n_actions = actions.len() as u8;
+        Ok(())
+    }
+}
+
+fn operator_code(name: &str) -> Option<u8> {
+    Some(match name {
+        "Equal" => op::EQUAL,
+        "NotEqual" => op::NOT_EQUAL,
+        "GreaterThan" | "GT" => op::GREATER_THAN,
+        "LessThan" | "LT" => op::LESS_THAN,
+        "Mask" => op::MASK,
+        "InMap" => op::IN_MAP,
+        "NotInMap" => op::NOT_IN_MAP,
+        _ => return None,
+    })
+}
+
+fn set_operator(name: &str) -> Option<u8> {
+    match name {
+        "In" => Some(set_op::IN),
+        "NotIn" => Some(set_op::NOT_IN),
+        _ => None,
+    }
+}
+
+/// Decimal (possibly negative) or 0x-hex.
+pub fn parse_int(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|v| v as u64))
+}

@@ -1,0 +1,199 @@
+//! The daemon's main loop. One task owns the policy store and the kernel;
+//! folder changes, D-Bus requests, signals and kernel events all arrive here
+//! and are handled in order.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
+
+use crate::{
+    api::{ApiError, Request},
+    compile::Tracefs,
+    dbus::{self, BusChoice},
+    events::{self, Clock, EventFile},
+    notify as sd,
+    policy,
+    sensors::{mounts, Kernel},
+    store::{PolicyKey, Store, Summary},
+    watcher,
+};
+
+/// Changes arriving within this window are handled by one rescan: an editor's
+/// save is several inotify events.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub policy_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub bus: BusChoice,
+    pub events_file: PathBuf,
+}
+
+struct Daemon {
+    store: Store,
+    events: EventFile,
+    clock: Clock,
+    node_name: String,
+}
+
+pub async fn run(config: DaemonConfig) -> Result<()> {
+    mounts::ensure_mounted();
+    std::fs::create_dir_all(&config.policy_dir)
+        .with_context(|| format!("creating policy folder {}", config.policy_dir.display()))?;
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating state folder {}", config.state_dir.display()))?;
+    let mut kernel = Kernel::load().context("loading the kernel programs")?;
+    let ring = kernel.take_events()?;
+    // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, for
+    // as long as the AsyncFd that owns the RingBuf lives.
+    let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("polling the event ring buffer: {e}"))?;
+    let events = EventFile::open(&config.events_file)
+        .with_context(|| format!("opening events file {}", config.events_file.display()))?;
+    let mut daemon = Daemon {
+        store: Store::new(config.policy_dir.clone(), kernel, Box::new(Tracefs)),
+        events,
+        clock: Clock::now(),
+        node_name: events::node_name(),
+    };
+
+    let (wake_tx, mut wake_rx) = mpsc::channel(1);
+    let _watcher = watcher::watch(&config.policy_dir, wake_tx)
+        .with_context(|| format!("watching {}", config.policy_dir.display()))?;
+    let summary = daemon.store.rescan();
+    tracing::info!("{summary}");
+
+    let (req_tx, mut req_rx) = mpsc::channel(16);
+    let _bus = dbus::serve(&config.bus, req_tx).await.context("connecting to D-Bus")?;
+    sd::ready(&summary.to_string());
+    tracing::info!(dir = %config.policy_dir.display(), "tetragond ready");
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut ring = ring;
+    loop {
+        tokio::select! {
+            Some(()) = wake_rx.recv() => {
+                tokio::time::sleep(DEBOUNCE).await;
+                while wake_rx.try_recv().is_ok() {}
+                let summary = daemon.store.rescan();
+                sd::status(&summary.to_string());
+            }
+            Some(req) = req_rx.recv() => daemon.handle(req),
+            _ = hup.recv() => { daemon.reload(); }
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                daemon.drain_events(guard.get_inner_mut());
+                guard.clear_ready();
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    sd::stopping();
+    tracing::info!("stopping: unloading every policy");
+    daemon.store.clear();
+    Ok(())
+}
+
+impl Daemon {
+    /// Re-reads every file, changed or not (SIGHUP, `systemctl reload`).
+    fn reload(&mut self) -> Summary {
+        sd::reloading();
+        let summary = self.store.rescan_all();
+        tracing::info!("reloaded: {summary}");
+        sd::ready(&summary.to_string());
+        summary
+    }
+
+    fn handle(&mut self, req: Request) {
+        match req {
+            Request::ListPolicies(reply) => {
+                let _ = reply.send(Ok(self.store.list()));
+            }
+            Request::SetMode { namespace, name, mode, reply } => {
+                let _ = reply.send(self.store.set_mode(&(namespace, name), &mode));
+            }
+            Request::AddPolicy { yaml, mode, reply } => {
+                let _ = reply.send(self.add_policy(&yaml, &mode));
+            }
+            Request::DeletePolicy { namespace, name, reply } => {
+                let _ = reply.send(self.delete_policy(&(namespace, name)));
+            }
+            Request::Reload(reply) => {
+                let _ = reply.send(Ok(self.reload().to_string()));
+            }
+        }
+    }
+
+    /// Validates, then writes the file (and sidecar) into the folder; the
+    /// rescan that follows loads it like any dropped file.
+    fn add_policy(&mut self, yaml: &str, mode: &str) -> Result<String, ApiError> {
+        let mode = match mode {
+            "" => None,
+            m => Some(m.parse::<policy::Mode>().map_err(|_| ApiError::InvalidMode(format!("invalid mode: {m:?}")))?),
+        };
+        let dir = self.store.dir().to_path_buf();
+        let probe = dir.join(".tetra-add.yaml");
+        let tp = policy::parse_policy(&probe, yaml).map_err(|e| ApiError::InvalidPolicy(e.to_string()))?;
+        let key = policy::key(&tp);
+        if let Some(file) = self.store.file_of(&key) {
+            return Err(ApiError::AlreadyExists(format!(
+                "policy {} already exists in {}",
+                crate::store::describe(&key),
+                file.display()
+            )));
+        }
+        let stem = if key.0.is_empty() { key.1.clone() } else { format!("{}.{}", key.0, key.1) };
+        let path = dir.join(format!("{stem}.yaml"));
+        if let Some(mode) = mode {
+            let sidecar = policy::Sidecar { mode: Some(mode), enabled: None };
+            write_atomically(&policy::sidecar_path(&path), &policy::render_sidecar(&sidecar))?;
+        }
+        write_atomically(&path, yaml)?;
+        self.store.rescan();
+        Ok(path.display().to_string())
+    }
+
+    fn delete_policy(&mut self, key: &PolicyKey) -> Result<(), ApiError> {
+        let file = self
+            .store
+            .file_of(key)
+            .ok_or_else(|| ApiError::NotFound(format!("policy {} not found", crate::store::describe(key))))?;
+        std::fs::remove_file(&file).map_err(|e| ApiError::Failed(format!("removing {}: {e}", file.display())))?;
+        let _ = std::fs::remove_file(policy::sidecar_path(&file));
+        self.store.rescan();
+        Ok(())
+    }
+
+    fn drain_events(&mut self, ring: &mut RingBuf<MapData>) {
+        while let Some(item) = ring.next() {
+            let Some(ev) = events::decode(&item) else { continue };
+            let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else { continue };
+            let line = events::to_json(&ev, meta, &self.clock, &self.node_name);
+            if let Err(e) = self.events.write(&line) {
+                tracing::error!("writing event: {e}");
+            }
+        }
+    }
+}
+
+/// Write to a temporary name then rename, so the watcher never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<(), ApiError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| ApiError::Failed(format!("writing {}: {e}", path.display())))
+}

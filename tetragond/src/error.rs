@@ -1,0 +1,31 @@
+//! Errors of the kernel side: compiling a policy into maps, loading and
+//! attaching programs. Each message says what to fix or what is missing.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SensorError {
+    #[error("tracepoint {0} does not exist on this kernel")]
+    NoTracepoint(String),
+    #[error("cannot parse tracepoint format {0}")]
+    BadFormat(String),
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    #[error("loading the BPF object: {0}")]
+    Load(String),
+    #[error("kernel map {map}: {message}")]
+    Map { map: &'static str, message: String },
+    #[error("attaching to tracepoint {tracepoint}: {message}")]
+    Attach { tracepoint: String, message: String },
+    #[error("out of kernel slots: {0}")]
+    Full(String),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CompileError {
+    /// A hook or feature the kernel side does not serve (yet, or here).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Invalid(String),
+}

@@ -1,0 +1,19 @@
+//! tetragond: Tetragon's TracingPolicy enforced by eBPF, as a plain service.
+//!
+//! The modules follow the domain: the policy language (`policy`), its
+//! compilation into kernel maps (`compile`), the kernel programs and their
+//! attachment (`sensors`), the set of loaded policies (`store`), the policy
+//! folder (`watcher`), the control API (`api`, `dbus`), events and the CLI.
+
+pub mod api;
+pub mod cli;
+pub mod compile;
+pub mod daemon;
+pub mod dbus;
+pub mod error;
+pub mod events;
+pub mod notify;
+pub mod policy;
+pub mod sensors;
+pub mod store;
+pub mod watcher;

@@ -1,0 +1,503 @@
+//! Checks that need more than the shape of the YAML: names, Tetragon's
+//! limits, references between parts of the policy, the mode option.
+//!
+//! An [`Issue`] names the offending node by path; the parser turns that into
+//! a line and column.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::location::{NodePath, Part};
+use super::mode::{InvalidMode, Mode, POLICY_MODE_OPTION};
+use super::model::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub path: NodePath,
+    /// Point at the key (`selectors:`) or at the value.
+    pub part: Part,
+    pub message: String,
+}
+
+impl Issue {
+    fn at(path: NodePath, part: Part, message: impl Into<String>) -> Self {
+        Issue {
+            path,
+            part,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+type Check = Result<(), Issue>;
+
+/// The first problem of a policy, in document order where it matters.
+pub fn validate(policy: &TracingPolicy) -> Check {
+    let root = NodePath::root();
+    check_metadata(policy, &root.key("metadata"))?;
+    let spec = root.key("spec");
+    check_options(&policy.spec, &spec.key("options"))?;
+    let lists = check_lists(&policy.spec, &spec.key("lists"))?;
+    for (i, hook) in policy.spec.hooks() {
+        let path = spec.key(hook.section()).index(i);
+        check_hook(hook, &path, &lists)?;
+    }
+    Ok(())
+}
+
+fn check_metadata(policy: &TracingPolicy, path: &NodePath) -> Check {
+    let meta = &policy.metadata;
+    check_dns_subdomain(&meta.name).map_err(|m| Issue::at(path.key("name"), Part::Value, m))?;
+    match (&meta.namespace, policy.is_namespaced()) {
+        (None, true) => Err(Issue::at(
+            path.clone(),
+            Part::Key,
+            "TracingPolicyNamespaced requires metadata.namespace",
+        )),
+        (Some(_), false) => Err(Issue::at(
+            path.key("namespace"),
+            Part::Key,
+            "metadata.namespace is only allowed in a TracingPolicyNamespaced",
+        )),
+        (Some(ns), true) => {
+            check_dns_label(ns).map_err(|m| Issue::at(path.key("namespace"), Part::Value, m))
+        }
+        (None, false) => Ok(()),
+    }
+}
+
+/// Kubernetes' RFC 1123 subdomain rule for object names.
+pub fn check_dns_subdomain(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| is_dns_label(label, 253));
+    if valid {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid metadata.name {name:?}: a lowercase RFC 1123 subdomain must consist of lower \
+         case alphanumeric characters, '-' or '.', must start and end with an alphanumeric \
+         character, and must be at most 253 characters"
+    ))
+}
+
+/// Kubernetes' RFC 1123 label rule for namespaces.
+fn check_dns_label(ns: &str) -> Result<(), String> {
+    if is_dns_label(ns, 63) {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid metadata.namespace {ns:?}: a lowercase RFC 1123 label must consist of lower \
+         case alphanumeric characters or '-', must start and end with an alphanumeric \
+         character, and must be at most 63 characters"
+    ))
+}
+
+fn is_dns_label(label: &str, max: usize) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = label.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => {
+            bytes.len() <= max
+                && alnum(first)
+                && alnum(last)
+                && bytes.iter().all(|&b| alnum(b) || b == b'-')
+        }
+        _ => false,
+    }
+}
+
+fn check_options(spec: &Spec, path: &NodePath) -> Check {
+    let mut seen = false;
+    for (i, option) in spec.options.iter().enumerate() {
+        if option.name != POLICY_MODE_OPTION {
+            continue;
+        }
+        if seen {
+            let message = format!("option {POLICY_MODE_OPTION} is given more than once");
+            return Err(Issue::at(path.index(i).key("name"), Part::Value, message));
+        }
+        seen = true;
+        option.value.parse::<Mode>().map_err(|e: InvalidMode| {
+            Issue::at(path.index(i).key("value"), Part::Value, e.to_string())
+        })?;
+    }
+    Ok(())
+}
+
+fn check_lists<'a>(spec: &'a Spec, path: &NodePath) -> Result<HashSet<&'a str>, Issue> {
+    let mut names = HashSet::new();
+    for (i, list) in spec.lists.iter().enumerate() {
+        let here = path.index(i);
+        if list.name.is_empty() {
+            return Err(Issue::at(
+                here.key("name"),
+                Part::Value,
+                "a list needs a name",
+            ));
+        }
+        if !names.insert(list.name.as_str()) {
+            let message = format!("list {:?} is defined more than once", list.name);
+            return Err(Issue::at(here.key("name"), Part::Value, message));
+        }
+        check_list_content(list, &here)?;
+    }
+    Ok(names)
+}
+
+fn check_list_content(list: &ListSpec, path: &NodePath) -> Check {
+    let generated = matches!(
+        list.ty,
+        Some(ListType::GeneratedSyscalls | ListType::GeneratedFtrace)
+    );
+    if generated && list.pattern.is_none() && list.values.is_empty() {
+        let message = format!("list {:?} is generated but has no pattern", list.name);
+        return Err(Issue::at(path.clone(), Part::Value, message));
+    }
+    if !generated && list.pattern.is_some() {
+        let message = "pattern is only used by generated_syscalls and generated_ftrace lists";
+        return Err(Issue::at(path.key("pattern"), Part::Key, message));
+    }
+    Ok(())
+}
+
+fn check_list_ref(value: &str, lists: &HashSet<&str>, path: NodePath) -> Check {
+    match value.strip_prefix("list:") {
+        Some(name) if !lists.contains(name) => Err(Issue::at(
+            path,
+            Part::Value,
+            format!("list {name:?} is not defined in spec.lists"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_hook(hook: Hook<'_>, path: &NodePath, lists: &HashSet<&str>) -> Check {
+    check_hook_fields(hook, path, lists)?;
+    if hook.args().len() > MAX_ARGS {
+        let message = format!("no more than {MAX_ARGS} args supported");
+        return Err(Issue::at(path.key("args"), Part::Key, message));
+    }
+    if hook.tags().len() > MAX_TAGS {
+        let message = format!("no more than {MAX_TAGS} tags supported");
+        return Err(Issue::at(path.key("tags"), Part::Key, message));
+    }
+    if hook.selectors().len() > MAX_SELECTORS {
+        let message = format!("no more than {MAX_SELECTORS} selectors supported");
+        return Err(Issue::at(path.key("selectors"), Part::Key, message));
+    }
+    for (i, selector) in hook.selectors().iter().enumerate() {
+        let here = path.key("selectors").index(i);
+        check_selector(hook, selector, &here, lists)?;
+    }
+    Ok(())
+}
+
+/// The fields each kind of hook requires.
+fn check_hook_fields(hook: Hook<'_>, path: &NodePath, lists: &HashSet<&str>) -> Check {
+    match hook {
+        Hook::Kprobe(k) | Hook::Fentry(k) => check_kprobe(k, path, lists),
+        Hook::Tracepoint(t) => {
+            required(&t.subsystem, "subsystem", "a tracepoint", path)?;
+            required(&t.event, "event", "a tracepoint", path)
+        }
+        Hook::Uprobe(u) => check_uprobe(u, path),
+        Hook::LsmHook(l) => required(&l.hook, "hook", "an LSM hook", path),
+        Hook::Usdt(u) => {
+            required(&u.path, "path", "a USDT", path)?;
+            required(&u.provider, "provider", "a USDT", path)?;
+            required(&u.name, "name", "a USDT", path)
+        }
+    }
+}
+
+fn required(value: &str, key: &str, what: &str, path: &NodePath) -> Check {
+    if !value.trim().is_empty() {
+        return Ok(());
+    }
+    let message = format!("{what} needs a non-empty {key}");
+    Err(Issue::at(path.key(key), Part::Value, message))
+}
+
+fn check_kprobe(k: &KprobeSpec, path: &NodePath, lists: &HashSet<&str>) -> Check {
+    required(&k.call, "call", "a kprobe", path)?;
+    check_list_ref(&k.call, lists, path.key("call"))?;
+    match k.return_arg_action {
+        None | Some(ActionType::Post | ActionType::TrackSock | ActionType::UntrackSock) => Ok(()),
+        Some(other) => Err(Issue::at(
+            path.key("returnArgAction"),
+            Part::Value,
+            format!("returnArgAction {other} is not supported, use Post, TrackSock or UntrackSock"),
+        )),
+    }
+}
+
+fn check_uprobe(u: &UprobeSpec, path: &NodePath) -> Check {
+    required(&u.path, "path", "a uprobe", path)?;
+    let given = [
+        !u.symbols.is_empty(),
+        !u.offsets.is_empty(),
+        !u.addrs.is_empty(),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        1 => Ok(()),
+        0 => Err(Issue::at(
+            path.clone(),
+            Part::Value,
+            "a uprobe needs one of symbols, offsets or addrs",
+        )),
+        _ => Err(Issue::at(
+            path.clone(),
+            Part::Value,
+            "a uprobe takes only one of symbols, offsets or addrs",
+        )),
+    }
+}
+
+fn check_selector(hook: Hook<'_>, sel: &Selector, path: &NodePath, lists: &HashSet<&str>) -> Check {
+    for (i, arg_sel) in sel.match_args.iter().enumerate() {
+        let here = path.key("matchArgs").index(i);
+        let target = check_arg_target(hook, arg_sel, &here)?;
+        check_values(arg_sel, target.map(|a| a.ty), &here, lists)?;
+    }
+    for (i, arg_sel) in sel.match_data.iter().enumerate() {
+        let here = path.key("matchData").index(i);
+        let target = check_data_target(hook, arg_sel, &here)?;
+        check_values(arg_sel, target.map(|a| a.ty), &here, lists)?;
+    }
+    for (i, arg_sel) in sel.match_return_args.iter().enumerate() {
+        let here = path.key("matchReturnArgs").index(i);
+        check_values(arg_sel, return_type(hook), &here, lists)?;
+    }
+    for (i, ns) in sel.match_namespaces.iter().enumerate() {
+        check_namespace_values(ns, &path.key("matchNamespaces").index(i))?;
+    }
+    check_actions(hook, &sel.match_actions, &path.key("matchActions"))?;
+    check_actions(
+        hook,
+        &sel.match_return_actions,
+        &path.key("matchReturnActions"),
+    )
+}
+
+/// The argument `matchArgs` designates; errors when it designates none.
+fn check_arg_target<'a>(
+    hook: Hook<'a>,
+    sel: &ArgSelector,
+    path: &NodePath,
+) -> Result<Option<&'a Arg>, Issue> {
+    check_positions(hook.args(), sel, path)?;
+    if !sel.args.is_empty() {
+        return Ok(None);
+    }
+    match hook.arg_for_selector_index(sel.index) {
+        Some(arg) => Ok(Some(arg)),
+        None => Err(Issue::at(
+            path.key("index"),
+            Part::Value,
+            bad_index_message(hook, sel.index),
+        )),
+    }
+}
+
+fn bad_index_message(hook: Hook<'_>, index: u32) -> String {
+    let args = hook.args();
+    if let Hook::Tracepoint(_) = hook {
+        return format!(
+            "matchArgs index {index} is out of range: for a tracepoint it is a position in \
+             args, which has {} entries",
+            args.len()
+        );
+    }
+    let known: Vec<String> = args.iter().map(|a| a.index.to_string()).collect();
+    format!(
+        "matchArgs index {index} does not match the index of any entry of args (indexes: [{}])",
+        known.join(", ")
+    )
+}
+
+fn check_data_target<'a>(
+    hook: Hook<'a>,
+    sel: &ArgSelector,
+    path: &NodePath,
+) -> Result<Option<&'a Arg>, Issue> {
+    let data = hook.data();
+    check_positions(data, sel, path)?;
+    if !sel.args.is_empty() {
+        return Ok(None);
+    }
+    match data.get(sel.index as usize) {
+        Some(arg) => Ok(Some(arg)),
+        None => Err(Issue::at(
+            path.key("index"),
+            Part::Value,
+            format!(
+                "matchData index {} is out of range: data has {} entries",
+                sel.index,
+                data.len()
+            ),
+        )),
+    }
+}
+
+/// `args: [..]` of a selector are positions in the hook's list.
+fn check_positions(list: &[Arg], sel: &ArgSelector, path: &NodePath) -> Check {
+    for (i, &pos) in sel.args.iter().enumerate() {
+        if pos as usize >= list.len() {
+            let message = format!(
+                "position {pos} is out of range: the list has {} entries",
+                list.len()
+            );
+            return Err(Issue::at(path.key("args").index(i), Part::Value, message));
+        }
+    }
+    Ok(())
+}
+
+fn return_type(hook: Hook<'_>) -> Option<ArgType> {
+    match hook {
+        Hook::Kprobe(k) | Hook::Fentry(k) => k.return_arg.as_ref().map(|a| a.ty),
+        Hook::Uprobe(u) => u.return_arg.as_ref().map(|a| a.ty),
+        _ => None,
+    }
+}
+
+fn check_values(
+    sel: &ArgSelector,
+    ty: Option<ArgType>,
+    path: &NodePath,
+    lists: &HashSet<&str>,
+) -> Check {
+    let op = sel.operator;
+    let numeric = ty.is_some_and(ArgType::is_numeric);
+    if numeric && op.is_inline_numeric() && sel.values.len() > MAX_NUMERIC_VALUES {
+        let message = format!(
+            "operator {op} takes at most {MAX_NUMERIC_VALUES} values for a numeric argument \
+             (found {}); use InMap for more",
+            sel.values.len()
+        );
+        return Err(Issue::at(path.key("values"), Part::Key, message));
+    }
+    for (i, value) in sel.values.iter().enumerate() {
+        let here = path.key("values").index(i);
+        check_value_length(op, value, here.clone())?;
+        if op.is_map() {
+            check_list_ref(value, lists, here)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_value_length(op: Operator, value: &str, path: NodePath) -> Check {
+    let max = match op {
+        Operator::Prefix | Operator::NotPrefix => MAX_PREFIX_LEN,
+        Operator::Postfix | Operator::NotPostfix => MAX_POSTFIX_LEN,
+        _ => return Ok(()),
+    };
+    if value.len() <= max {
+        return Ok(());
+    }
+    let message = format!(
+        "{op} value is {} bytes long, the limit is {max}",
+        value.len()
+    );
+    Err(Issue::at(path, Part::Value, message))
+}
+
+fn check_namespace_values(ns: &NamespaceSelector, path: &NodePath) -> Check {
+    for (i, value) in ns.values.iter().enumerate() {
+        if value != "host_ns" && value.parse::<u32>().is_err() {
+            let message = format!("namespace value {value:?} is neither a number nor host_ns");
+            return Err(Issue::at(path.key("values").index(i), Part::Value, message));
+        }
+    }
+    Ok(())
+}
+
+fn check_actions(hook: Hook<'_>, actions: &[ActionSelector], path: &NodePath) -> Check {
+    if actions.len() > MAX_ACTIONS {
+        let message = format!("no more than {MAX_ACTIONS} actions per selector supported");
+        return Err(Issue::at(path.clone(), Part::Key, message));
+    }
+    for (i, action) in actions.iter().enumerate() {
+        check_action(hook, action, &path.index(i))?;
+    }
+    Ok(())
+}
+
+fn check_action(hook: Hook<'_>, action: &ActionSelector, path: &NodePath) -> Check {
+    let missing = |field: &str| {
+        let message = format!("action {} requires {field}", action.action);
+        Err(Issue::at(path.clone(), Part::Value, message))
+    };
+    match action.action {
+        ActionType::Signal if action.arg_sig.is_none() => missing("argSig"),
+        ActionType::Override if action.arg_error.is_none() => missing("argError"),
+        ActionType::GetUrl if action.arg_url.is_none() => missing("argUrl"),
+        ActionType::DnsLookup if action.arg_fqdn.is_none() => missing("argFqdn"),
+        ActionType::Override if matches!(hook, Hook::Tracepoint(_)) => Err(Issue::at(
+            path.key("action"),
+            Part::Value,
+            "Override is not supported on tracepoints: their return value cannot be changed",
+        )),
+        _ => check_action_values(action, path),
+    }
+}
+
+fn check_action_values(action: &ActionSelector, path: &NodePath) -> Check {
+    if let Some(sig) = action.arg_sig {
+        if !(1..=64).contains(&sig) {
+            let message = format!("argSig {sig} is not a signal number (1 to 64)");
+            return Err(Issue::at(path.key("argSig"), Part::Value, message));
+        }
+    }
+    match &action.rate_limit {
+        Some(text) if action.rate_limit_secs().is_none() => Err(Issue::at(
+            path.key("rateLimit"),
+            Part::Value,
+            format!(
+                "invalid rateLimit {text:?}: use a number of seconds, or N followed by s, m or h"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_subdomains() {
+        for ok in ["a", "read-etc-passwd", "a.b-c.d", "0abc9", &"a".repeat(253)] {
+            assert!(check_dns_subdomain(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Bad",
+            "under_score",
+            "-a",
+            "a-",
+            "a..b",
+            "a.-b",
+            ".a",
+            "a b",
+            &"a".repeat(254),
+        ] {
+            assert!(check_dns_subdomain(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(check_dns_label("kube-system").is_ok());
+        assert!(check_dns_label("a.b").is_err());
+        assert!(check_dns_label(&"a".repeat(64)).is_err());
+    }
+}

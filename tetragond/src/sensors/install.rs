@@ -1,0 +1,178 @@
+//! Installing a compiled policy into the kernel maps, and removing it.
+//!
+//! A new version is written to fresh hook slots and only then swapped into
+//! the dispatch lists, one atomic update per list; the old version's slots
+//! are freed after. So an edit never leaves a moment without enforcement.
+
+use tetragond_ebpf::{ArgSetKey, EventInfo, HookKey, MAX_HOOKS, MAX_POLICIES};
+
+use super::Kernel;
+use crate::{compile::CompiledPolicy, error::SensorError, events::HookMeta};
+
+/// Kernel slots of one installed policy version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Installed {
+    pub hooks: Vec<InstalledHook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledHook {
+    pub slot: u32,
+    pub subsystem: String,
+    pub event: String,
+    pub keys: Vec<HookKey>,
+    pub arg_values: Vec<ArgSetKey>,
+    pub binaries: Vec<(u32, String)>,
+    pub meta: HookMeta,
+}
+
+impl Installed {
+    fn list_entries(&self) -> Vec<(HookKey, u32)> {
+        self.hooks.iter().flat_map(|h| h.keys.iter().map(move |k| (*k, h.slot))).collect()
+    }
+}
+
+/// Hands out slots. Freed slots go to the back of the queue, so an event
+/// still in flight for a removed hook is unlikely to be blamed on a new one.
+#[derive(Debug)]
+pub struct SlotAllocator {
+    free: std::collections::VecDeque<u32>,
+}
+
+impl SlotAllocator {
+    pub fn new(capacity: u32) -> Self {
+        Self { free: (0..capacity).collect() }
+    }
+
+    pub fn policies() -> Self {
+        Self::new(MAX_POLICIES)
+    }
+
+    pub fn hooks() -> Self {
+        Self::new(MAX_HOOKS)
+    }
+
+    pub fn take(&mut self) -> Option<u32> {
+        self.free.pop_front()
+    }
+
+    pub fn give_back(&mut self, slot: u32) {
+        self.free.push_back(slot);
+    }
+}
+
+/// Installs `new` for `policy_slot`, replacing `old` (if any) without a gap.
+/// On error nothing of `new` stays behind and `old` is untouched.
+pub fn replace(
+    kernel: &mut Kernel,
+    hook_slots: &mut SlotAllocator,
+    policy_slot: u32,
+    new: &CompiledPolicy,
+    old: Option<&Installed>,
+) -> Result<Installed, SensorError> {
+    let mut installed = Installed::default();
+    let result = write_hooks(kernel, hook_slots, policy_slot, new, &mut installed).and_then(|()| {
+        let old_entries = old.map(Installed::list_entries).unwrap_or_default();
+        kernel.swap_lists(&old_entries, &installed.list_entries())
+    });
+    if let Err(e) = result {
+        release(kernel, hook_slots, &installed);
+        return Err(e);
+    }
+    if let Some(old) = old {
+        release(kernel, hook_slots, old);
+    }
+    Ok(installed)
+}
+
+/// Takes a policy version out of the dispatch lists, then frees its slots.
+pub fn remove(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, old: &Installed) {
+    if let Err(e) = kernel.swap_lists(&old.list_entries(), &[]) {
+        tracing::error!("removing dispatch entries: {e}");
+    }
+    release(kernel, hook_slots, old);
+}
+
+fn write_hooks(
+    kernel: &mut Kernel,
+    hook_slots: &mut SlotAllocator,
+    policy_slot: u32,
+    new: &CompiledPolicy,
+    installed: &mut Installed,
+) -> Result<(), SensorError> {
+    for hook in &new.hooks {
+        let slot = hook_slots.take().ok_or_else(|| SensorError::Full(format!("all {MAX_HOOKS} hook slots in use")))?;
+        let mut entry = InstalledHook {
+            slot,
+            subsystem: hook.subsystem.clone(),
+            event: hook.event.clone(),
+            keys: vec![],
+            arg_values: vec![],
+            binaries: vec![],
+            meta: hook.meta.clone(),
+        };
+        let mut conf = hook.conf;
+        conf.policy_slot = policy_slot;
+        let step = (|| {
+            kernel.write_hook(slot, &conf)?;
+            for &(selector, filter, value) in &hook.arg_values {
+                let key = ArgSetKey { hook_slot: slot, selector, filter, _pad: [0; 2], value };
+                kernel.add_arg_value(key)?;
+                entry.arg_values.push(key);
+            }
+            for (selector, path) in &hook.binaries {
+                kernel.add_binary(slot, *selector, path)?;
+                entry.binaries.push((*selector, path.clone()));
+            }
+            if let Some(offset) = hook.syscall_offset {
+                kernel.set_event_info(hook.event_id, EventInfo { syscall_offset: offset, _pad: [0; 6] })?;
+            }
+            kernel.attach(&hook.subsystem, &hook.event)
+        })();
+        // Record even a half-written hook, so release() undoes what was done.
+        let attached = step.is_ok();
+        if attached {
+            entry.keys = hook.keys();
+        }
+        installed.hooks.push(entry);
+        if let Err(e) = step {
+            // Not attached: release() must not detach it.
+            if let Some(last) = installed.hooks.last_mut() {
+                last.subsystem.clear();
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn release(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, installed: &Installed) {
+    for hook in &installed.hooks {
+        for key in &hook.arg_values {
+            kernel.remove_arg_value(key);
+        }
+        for (selector, path) in &hook.binaries {
+            kernel.remove_binary(hook.slot, *selector, path);
+        }
+        if !hook.subsystem.is_empty() {
+            kernel.detach(&hook.subsystem, &hook.event);
+        }
+        hook_slots.give_back(hook.slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotAllocator;
+
+    #[test]
+    fn freed_slots_are_reused_last() {
+        let mut a = SlotAllocator::new(3);
+        let (x, y) = (a.take(), a.take());
+        assert_eq!((x, y), (Some(0), Some(1)));
+        a.give_back(0);
+        assert_eq!(a.take(), Some(2));
+        assert_eq!(a.take(), Some(0));
+        assert_eq!(a.take(), None);
+    }
+}

@@ -1,0 +1,326 @@
+//! The loaded BPF object: its programs, its maps, and typed operations on
+//! them. One instance per daemon; every policy shares the programs and owns
+//! entries in the maps.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::{trace_point::TracePointLinkId, TracePoint},
+    Ebpf, EbpfLoader, VerifierLogLevel,
+};
+use tetragond_ebpf::{
+    ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList, PolicyCounters,
+    TaskTrackingOffsets, MAX_HOOKS_PER_KEY, PATH_LEN,
+};
+
+use super::tracefs;
+use crate::error::SensorError;
+
+/// The object built by build.rs from tetragond-ebpf.
+static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
+
+const GENERIC_TRACEPOINT: &str = "generic_tracepoint";
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
+    move |e| SensorError::Map { map, message: e.to_string() }
+}
+
+/// A tracepoint attachment shared by every hook on it.
+struct Attachment {
+    link: TracePointLinkId,
+    users: usize,
+}
+
+pub struct Kernel {
+    ebpf: Ebpf,
+    hooks: Array<MapData, HookConf>,
+    hook_lists: BpfHashMap<MapData, HookKey, HookList>,
+    event_info: BpfHashMap<MapData, u32, EventInfo>,
+    policy_mode: Array<MapData, u32>,
+    counters: PerCpuArray<MapData, PolicyCounters>,
+    arg_sets: BpfHashMap<MapData, ArgSetKey, u8>,
+    binary_sets: BpfHashMap<MapData, BinarySetKey, u8>,
+    binary_ids: BpfHashMap<MapData, ExePath, u32>,
+    task_exe: BpfHashMap<MapData, u32, ExePath>,
+    /// Mirror of `HOOK_LISTS`, so a list can be rewritten in one update.
+    lists: BTreeMap<HookKey, Vec<u32>>,
+    attachments: HashMap<(String, String), Attachment>,
+    /// Binary path -> (id, users).
+    binaries: HashMap<String, (u32, usize)>,
+    next_binary_id: u32,
+}
+
+macro_rules! take {
+    ($ebpf:expr, $kind:ident, $name:literal) => {
+        $kind::try_from($ebpf.take_map($name).ok_or_else(|| SensorError::Map {
+            map: $name,
+            message: "missing from the BPF object".into(),
+        })?)
+        .map_err(map_err($name))?
+    };
+}
+
+impl Kernel {
+    /// Loads the object, its programs, and starts task tracking.
+    pub fn load() -> Result<Self, SensorError> {
+        if BPF_OBJECT.is_empty() {
+            return Err(SensorError::Load(
+                "this binary was built with TETRAGOND_SKIP_BPF=1 and carries no kernel programs".into(),
+            ));
+        }
+        // Full verifier logs of a rejected program can take minutes to
+        // produce; ask for them explicitly (TETRAGOND_VERIFIER_LOG=debug).
+        let log_level = match std::env::var("TETRAGOND_VERIFIER_LOG").as_deref() {
+            Ok("debug") => VerifierLogLevel::DEBUG | VerifierLogLevel::STATS,
+            _ => VerifierLogLevel::STATS,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .verifier_log_level(log_level)
+            .load(BPF_OBJECT)
+            .map_err(|e| SensorError::Load(e.to_string()))?;
+        for name in [GENERIC_TRACEPOINT, "task_exec", "task_fork", "task_exit"] {
+            program(&mut ebpf, name)?.load().map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
+        }
+        let mut kernel = Kernel {
+            hooks: take!(ebpf, Array, "HOOKS"),
+            hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),
+            event_info: take!(ebpf, BpfHashMap, "EVENT_INFO"),
+            policy_mode: take!(ebpf, Array, "POLICY_MODE"),
+            counters: take!(ebpf, PerCpuArray, "POLICY_COUNTERS"),
+            arg_sets: take!(ebpf, BpfHashMap, "ARG_SETS"),
+            binary_sets: take!(ebpf, BpfHashMap, "BINARY_SETS"),
+            binary_ids: take!(ebpf, BpfHashMap, "BINARY_IDS"),
+            task_exe: take!(ebpf, BpfHashMap, "TASK_EXE"),
+            ebpf,
+            lists: BTreeMap::new(),
+            attachments: HashMap::new(),
+            binaries: HashMap::new(),
+            next_binary_id: 1,
+        };
+        kernel.start_task_tracking()?;
+        Ok(kernel)
+    }
+
+    /// The ring buffer of posted events (taken once, by the event reader).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, SensorError> {
+        let map = self.ebpf.take_map("EVENTS").ok_or_else(|| SensorError::Map {
+            map: "EVENTS",
+            message: "already taken".into(),
+        })?;
+        RingBuf::try_from(map).map_err(map_err("EVENTS"))
+    }
+
+    fn start_task_tracking(&mut self) -> Result<(), SensorError> {
+        let exec = tracefs::read_format("sched", "sched_process_exec")?;
+        let fork = tracefs::read_format("sched", "sched_process_fork")?;
+        let field = |f: &tracefs::Format, name: &str, tp: &str| {
+            f.field(name).map(|f| f.offset).ok_or_else(|| SensorError::BadFormat(format!("{tp}: no field {name}")))
+        };
+        let offsets = TaskTrackingOffsets {
+            exec_filename: field(&exec, "filename", "sched_process_exec")?,
+            fork_child_pid: field(&fork, "child_pid", "sched_process_fork")?,
+        };
+        let mut map: Array<_, TaskTrackingOffsets> = take!(self.ebpf, Array, "TASK_OFFSETS");
+        map.set(0, &offsets, 0).map_err(map_err("TASK_OFFSETS"))?;
+        self.seed_task_exe();
+        for (prog, event) in [("task_exec", "sched_process_exec"), ("task_fork", "sched_process_fork"), ("task_exit", "sched_process_exit")] {
+            program(&mut self.ebpf, prog)?.attach("sched", event).map_err(|e| SensorError::Attach {
+                tracepoint: format!("sched/{event}"),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Processes that started before us: their executables from /proc.
+    fn seed_task_exe(&mut self) {
+        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else { continue };
+            if let Some(path) = exe_path(&exe.to_string_lossy()) {
+                let _ = self.task_exe.insert(&pid, &path, 0);
+            }
+        }
+    }
+
+    /// Attaches the generic program to a tracepoint (once per tracepoint).
+    pub fn attach(&mut self, subsystem: &str, event: &str) -> Result<(), SensorError> {
+        let key = (subsystem.to_string(), event.to_string());
+        if let Some(a) = self.attachments.get_mut(&key) {
+            a.users += 1;
+            return Ok(());
+        }
+        let link = program(&mut self.ebpf, GENERIC_TRACEPOINT)?.attach(subsystem, event).map_err(|e| {
+            SensorError::Attach { tracepoint: format!("{subsystem}/{event}"), message: e.to_string() }
+        })?;
+        self.attachments.insert(key, Attachment { link, users: 1 });
+        Ok(())
+    }
+
+    pub fn detach(&mut self, subsystem: &str, event: &str) {
+        let key = (subsystem.to_string(), event.to_string());
+        let Some(a) = self.attachments.get_mut(&key) else { return };
+        a.users -= 1;
+        if a.users == 0 {
+            if let Some(a) = self.attachments.remove(&key) {
+                if let Ok(p) = program(&mut self.ebpf, GENERIC_TRACEPOINT) {
+                    let _ = p.detach(a.link);
+                }
+            }
+        }
+    }
+
+    pub fn set_event_info(&mut self, event_id: u32, info: EventInfo) -> Result<(), SensorError> {
+        self.event_info.insert(&event_id, &info, 0).map_err(map_err("EVENT_INFO"))
+    }
+
+    pub fn write_hook(&mut self, slot: u32, conf: &HookConf) -> Result<(), SensorError> {
+        self.hooks.set(slot, conf, 0).map_err(map_err("HOOKS"))
+    }
+
+    /// Atomically, per key: removes `old` slots and adds `new` ones. Each key's
+    /// list is rewritten in one map update, so an event sees either the old
+    /// hooks or the new ones, never neither.
+    pub fn swap_lists(&mut self, old: &[(HookKey, u32)], new: &[(HookKey, u32)]) -> Result<(), SensorError> {
+        let mut touched: BTreeMap<HookKey, Vec<u32>> = BTreeMap::new();
+        for (key, _) in old.iter().chain(new) {
+            touched.entry(*key).or_insert_with(|| self.lists.get(key).cloned().unwrap_or_default());
+        }
+        for (key, slot) in old {
+            if let Some(list) = touched.get_mut(key) {
+                list.retain(|s| s != slot);
+            }
+        }
+        for (key, slot) in new {
+            if let Some(list) = touched.get_mut(key) {
+                if !list.contains(slot) {
+                    list.push(*slot);
+                }
+            }
+        }
+        if let Some((key, _)) = touched.iter().find(|(_, l)| l.len() > MAX_HOOKS_PER_KEY) {
+            return Err(SensorError::Full(format!(
+                "more than {MAX_HOOKS_PER_KEY} policy hooks on event {} (syscall {})",
+                key.event_id, key.sub_id
+            )));
+        }
+        for (key, slots) in touched {
+            self.write_list(key, slots)?;
+        }
+        Ok(())
+    }
+
+    fn write_list(&mut self, key: HookKey, slots: Vec<u32>) -> Result<(), SensorError> {
+        if slots.is_empty() {
+            let _ = self.hook_lists.remove(&key);
+            self.lists.remove(&key);
+            return Ok(());
+        }
+        let mut list = HookList { len: slots.len() as u32, ..Default::default() };
+        list.slots[..slots.len()].copy_from_slice(&slots);
+        self.hook_lists.insert(&key, &list, 0).map_err(map_err("HOOK_LISTS"))?;
+        self.lists.insert(key, slots);
+        Ok(())
+    }
+
+    pub fn set_mode(&mut self, policy_slot: u32, mode: u32) -> Result<(), SensorError> {
+        self.policy_mode.set(policy_slot, &mode, 0).map_err(map_err("POLICY_MODE"))
+    }
+
+    pub fn mode(&self, policy_slot: u32) -> Result<u32, SensorError> {
+        self.policy_mode.get(&policy_slot, 0).map_err(map_err("POLICY_MODE"))
+    }
+
+    /// Sum over CPUs.
+    pub fn counters(&self, policy_slot: u32) -> Result<PolicyCounters, SensorError> {
+        let per_cpu = self.counters.get(&policy_slot, 0).map_err(map_err("POLICY_COUNTERS"))?;
+        Ok(per_cpu.iter().fold(PolicyCounters::default(), |acc, c| PolicyCounters {
+            post: acc.post + c.post,
+            enforce: acc.enforce + c.enforce,
+            monitor: acc.monitor + c.monitor,
+        }))
+    }
+
+    /// Zeroes a policy slot's counters before it is reused.
+    pub fn reset_counters(&mut self, policy_slot: u32) -> Result<(), SensorError> {
+        let cpus = aya::util::nr_cpus().map_err(|(what, e)| SensorError::Io(what.into(), e))?;
+        let zeros = vec![PolicyCounters::default(); cpus.get() as usize];
+        let values = zeros.try_into().map_err(|e: std::io::Error| SensorError::Map {
+            map: "POLICY_COUNTERS",
+            message: e.to_string(),
+        })?;
+        self.counters.set(policy_slot, values, 0).map_err(map_err("POLICY_COUNTERS"))
+    }
+
+    pub fn add_arg_value(&mut self, key: ArgSetKey) -> Result<(), SensorError> {
+        self.arg_sets.insert(&key, &1, 0).map_err(map_err("ARG_SETS"))
+    }
+
+    pub fn remove_arg_value(&mut self, key: &ArgSetKey) {
+        let _ = self.arg_sets.remove(key);
+    }
+
+    /// Adds `path` to a selector's matchBinaries set.
+    pub fn add_binary(&mut self, hook_slot: u32, selector: u32, path: &str) -> Result<(), SensorError> {
+        let binary_id = self.binary_id(path)?;
+        self.binary_sets
+            .insert(&BinarySetKey { hook_slot, selector, binary_id }, &1, 0)
+            .map_err(map_err("BINARY_SETS"))
+    }
+
+    pub fn remove_binary(&mut self, hook_slot: u32, selector: u32, path: &str) {
+        let Some(&(binary_id, users)) = self.binaries.get(path) else { return };
+        let _ = self.binary_sets.remove(&BinarySetKey { hook_slot, selector, binary_id });
+        if users <= 1 {
+            self.binaries.remove(path);
+            if let Some(key) = exe_path(path) {
+                let _ = self.binary_ids.remove(&key);
+            }
+        } else {
+            self.binaries.insert(path.to_string(), (binary_id, users - 1));
+        }
+    }
+
+    fn binary_id(&mut self, path: &str) -> Result<u32, SensorError> {
+        if let Some((id, users)) = self.binaries.get_mut(path) {
+            *users += 1;
+            return Ok(*id);
+        }
+        let key = exe_path(path).ok_or_else(|| SensorError::Full(format!("binary path longer than {} bytes: {path}", PATH_LEN - 1)))?;
+        let id = self.next_binary_id;
+        self.binary_ids.insert(&key, &id, 0).map_err(map_err("BINARY_IDS"))?;
+        self.next_binary_id += 1;
+        self.binaries.insert(path.to_string(), (id, 1));
+        Ok(id)
+    }
+
+    /// Kernel ids of our programs (stable across mode switches and reloads).
+    pub fn program_ids(&self) -> Vec<u32> {
+        self.ebpf.programs().filter_map(|(_, p)| p.info().ok().map(|i| i.id())).collect()
+    }
+
+    /// Tracepoints currently attached, as `subsystem/event`.
+    pub fn attached(&self) -> Vec<String> {
+        self.attachments.keys().map(|(s, e)| format!("{s}/{e}")).collect()
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| SensorError::Load(format!("program {name} missing from the BPF object")))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| SensorError::Load(format!("{name}: {e}")))
+}
+
+/// A path as the kernel stores it: NUL padded; None when too long.
+pub fn exe_path(path: &str) -> Option<ExePath> {
+    let bytes = path.as_bytes();
+    if bytes.len() >= PATH_LEN {
+        return None;
+    }
+    let mut out = ExePath::default();
+    out.bytes[..bytes.len()].copy_from_slice(bytes);
+    Some(out)
+}

@@ -1,0 +1,10 @@
+//! Sensors: the kernel programs, where they attach, and the maps policies
+//! are compiled into.
+
+pub mod install;
+pub mod kernel;
+pub mod memory;
+pub mod mounts;
+pub mod tracefs;
+
+pub use kernel::Kernel;

@@ -1,0 +1,42 @@
+//! The pseudo file systems the programs need. On a minimal system (or this
+//! VM) they are not mounted at boot: tracepoint attach needs tracefs.
+
+use std::{ffi::CString, path::Path};
+
+const MOUNTS: &[(&str, &str, &str)] = &[
+    ("tracefs", "/sys/kernel/tracing", "tracefs"),
+    ("bpf", "/sys/fs/bpf", "bpf"),
+];
+
+pub fn ensure_mounted() {
+    for (source, target, fstype) in MOUNTS {
+        if is_mounted(target) {
+            continue;
+        }
+        match mount(source, target, fstype) {
+            Ok(()) => tracing::info!("mounted {fstype} on {target}"),
+            Err(e) => tracing::warn!("cannot mount {fstype} on {target}: {e}"),
+        }
+    }
+}
+
+fn is_mounted(target: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(target)))
+        .unwrap_or(false)
+}
+
+fn mount(source: &str, target: &str, fstype: &str) -> std::io::Result<()> {
+    if !Path::new(target).exists() {
+        std::fs::create_dir_all(target)?;
+    }
+    let c = |s: &str| CString::new(s).map_err(std::io::Error::other);
+    let (source, target, fstype) = (c(source)?, c(target)?, c(fstype)?);
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
