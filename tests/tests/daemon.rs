@@ -173,7 +173,7 @@ fn broken_files_are_reported_and_change_nothing_else() {
     h.write_policy("broken.yaml", &broken);
     let p = h.wait_policy("broken", "load_error", |p| p["state"] == "load_error");
     let err = p["error"].as_str().unwrap_or_default();
-    assert!(err.contains("broken.yaml:11:5"), "error names file:line:column: {err}");
+    assert!(err.contains("broken.yaml:9:5"), "error names file:line:column: {err}");
     assert!(err.contains("bogus"), "{err}");
     assert!(killed_by_sigkill(run_testbin(SYS_GETPRIORITY)), "the good policy still enforces");
 
@@ -208,11 +208,11 @@ fn duplicate_policy_names_the_file_holding_it() {
 fn rename_over_edits_leave_no_gap_and_delete_unloads() {
     let mut h = Harness::new();
     h.start_daemon();
-    let idle_attachments = h.daemon_perf_events();
+    let idle_attachments = h.daemon_attachments();
     let policy = kill_policy("no-gap", SYS_SCHED_GETSCHEDULER, SIGKILL_ACTION, "");
     h.write_policy("gap.yaml", &policy);
     h.wait_policy("no-gap", "enabled", enabled);
-    assert!(h.daemon_perf_events() > idle_attachments, "the tracepoint is attached");
+    assert!(h.daemon_attachments() > idle_attachments, "the tracepoint is attached");
 
     let stop = Arc::new(AtomicBool::new(false));
     let (runs, survivors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -246,8 +246,9 @@ fn rename_over_edits_leave_no_gap_and_delete_unloads() {
         assert!(Instant::now() < deadline, "deleted policy still listed");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(run_testbin(SYS_SCHED_GETSCHEDULER).success(), "unloaded policy no longer kills");
-    assert_eq!(h.daemon_perf_events(), idle_attachments, "its tracepoint attachment is gone");
+    let status = run_testbin(SYS_SCHED_GETSCHEDULER);
+    assert!(status.success(), "unloaded policy no longer kills: {status:?}\n{}", h.log());
+    assert_eq!(h.daemon_attachments(), idle_attachments, "its tracepoint attachment is gone");
 }
 
 #[test]

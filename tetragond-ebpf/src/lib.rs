@@ -124,13 +124,25 @@ pub struct HookConf {
     pub selectors: [Selector; MAX_SELECTORS],
 }
 
+/// Attachment sites: which entry point fired (`HookKey::site`).
+pub mod site {
+    pub const RAW_SYS_ENTER: u32 = 1;
+    pub const RAW_SYS_EXIT: u32 = 2;
+    /// Every `syscalls/sys_enter_*` tracepoint; the syscall number tells them apart.
+    pub const SYSCALLS_ENTER: u32 = 3;
+    pub const SYSCALLS_EXIT: u32 = 4;
+    /// `GENERIC_BASE + k`: the k-th other tracepoint in use.
+    pub const GENERIC_BASE: u32 = 16;
+    pub const GENERIC_SLOTS: u32 = 8;
+}
+
 /// Key of `HOOK_LISTS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HookKey {
-    /// The tracepoint's id (`common_type` of its records).
-    pub event_id: u32,
-    /// Syscall number for `raw_syscalls` events, else [`SUB_ANY`].
+    /// The entry point that fired (`site::*`).
+    pub site: u32,
+    /// Syscall number for syscall sites, or [`SUB_ANY`].
     pub sub_id: u32,
 }
 
@@ -141,7 +153,7 @@ pub struct HookList {
     pub slots: [u32; MAX_HOOKS_PER_KEY],
 }
 
-/// Per-event facts the program needs, keyed by event id in `EVENT_INFO`.
+/// Per-site facts the program needs, keyed by site in `EVENT_INFO`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EventInfo {

@@ -26,7 +26,7 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tetragond_ebpf::{
-    action, op, set_op, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo, ExePath, HookConf,
+    action, op, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo, ExePath, HookConf,
     HookKey, HookList, PolicyCounters, Selector, TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS,
     MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
     MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
@@ -60,22 +60,65 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
 const SIGKILL: u32 = 9;
 
+// The kernel overwrites a tracepoint record's common fields with a pt_regs
+// pointer before running BPF programs, so a program cannot read which
+// tracepoint fired: each attachment site gets an entry point of its own.
+
 #[tracepoint]
-pub fn generic_tracepoint(ctx: TracePointContext) -> u32 {
-    let Ok(event_id) = (unsafe { ctx.read_at::<u16>(0) }) else { return 0 };
-    let event_id = event_id as u32;
-    if let Some(list) = unsafe { HOOK_LISTS.get(&HookKey { event_id, sub_id: SUB_ANY }) } {
-        run_list(&ctx, list);
-    }
-    if let Some(info) = unsafe { EVENT_INFO.get(&event_id) } {
-        if info.syscall_offset != 0 {
-            if let Ok(nr) = unsafe { ctx.read_at::<u64>(info.syscall_offset as usize) } {
-                let key = HookKey { event_id, sub_id: nr as u32 };
-                if let Some(list) = unsafe { HOOK_LISTS.get(&key) } {
-                    run_list(&ctx, list);
-                }
-            }
+pub fn tp_raw_sys_enter(ctx: TracePointContext) -> u32 {
+    dispatch(&ctx, site::RAW_SYS_ENTER)
+}
+
+#[tracepoint]
+pub fn tp_raw_sys_exit(ctx: TracePointContext) -> u32 {
+    dispatch(&ctx, site::RAW_SYS_EXIT)
+}
+
+#[tracepoint]
+pub fn tp_syscalls_enter(ctx: TracePointContext) -> u32 {
+    dispatch(&ctx, site::SYSCALLS_ENTER)
+}
+
+#[tracepoint]
+pub fn tp_syscalls_exit(ctx: TracePointContext) -> u32 {
+    dispatch(&ctx, site::SYSCALLS_EXIT)
+}
+
+macro_rules! generic_sites {
+    ($($name:ident = $k:expr),* $(,)?) => {$(
+        #[tracepoint]
+        pub fn $name(ctx: TracePointContext) -> u32 {
+            dispatch(&ctx, site::GENERIC_BASE + $k)
         }
+    )*};
+}
+
+generic_sites!(
+    tp_generic_0 = 0,
+    tp_generic_1 = 1,
+    tp_generic_2 = 2,
+    tp_generic_3 = 3,
+    tp_generic_4 = 4,
+    tp_generic_5 = 5,
+    tp_generic_6 = 6,
+    tp_generic_7 = 7,
+);
+
+/// Runs the hooks listed for every event of `site`, then (for syscall
+/// sites) those listed for this syscall number only.
+#[inline(always)]
+fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
+    if let Some(list) = unsafe { HOOK_LISTS.get(&HookKey { site, sub_id: SUB_ANY }) } {
+        run_list(ctx, list);
+    }
+    let Some(info) = (unsafe { EVENT_INFO.get(&site) }) else { return 0 };
+    if info.syscall_offset == 0 {
+        return 0;
+    }
+    // `id` (long) or `__syscall_nr` (int): the low 32 bits either way.
+    let Ok(nr) = (unsafe { ctx.read_at::<u32>(info.syscall_offset as usize) }) else { return 0 };
+    if let Some(list) = unsafe { HOOK_LISTS.get(&HookKey { site, sub_id: nr }) } {
+        run_list(ctx, list);
     }
     0
 }

@@ -11,7 +11,10 @@ use std::{
     collections::BTreeSet,
     fs,
     io::{BufRead, BufReader, Read},
-    os::unix::{net::UnixDatagram, process::ExitStatusExt},
+    os::unix::{
+        net::UnixDatagram,
+        process::{CommandExt, ExitStatusExt},
+    },
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -102,7 +105,8 @@ impl Harness {
     /// Starts tetragond and waits for READY=1.
     pub fn start_daemon(&mut self) {
         let log = fs::File::create(&self.log_file).expect("log file");
-        let child = Command::new(release_bin("tetragond"))
+        let mut command = Command::new(release_bin("tetragond"));
+        command
             .arg("--policy-dir")
             .arg(&self.policy_dir)
             .arg("--state-dir")
@@ -114,9 +118,17 @@ impl Harness {
             .env("NOTIFY_SOCKET", self.root.join("notify.sock"))
             .env("TETRAGOND_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tetragond");
+            .stderr(log);
+        // If this test process dies (killed, timed out), the daemon goes with
+        // it instead of enforcing its policies on later runs.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            })
+        };
+        let child = command.spawn().expect("start tetragond");
         self.daemon = Some(child);
         self.wait_notify("READY=1");
     }
@@ -244,13 +256,18 @@ impl Harness {
         fdinfo_values(self.daemon_pid(), "prog_id:")
     }
 
-    /// Tracepoint attachments (perf events) the daemon holds.
-    pub fn daemon_perf_events(&self) -> usize {
+    /// Tracepoint attachments (BPF links or perf events) the daemon holds.
+    pub fn daemon_attachments(&self) -> usize {
         let dir = format!("/proc/{}/fd", self.daemon_pid());
         fs::read_dir(dir)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("perf_event")))
+                    .filter(|e| {
+                        fs::read_link(e.path()).is_ok_and(|t| {
+                            let t = t.to_string_lossy();
+                            t.contains("perf_event") || t.contains("bpf_link")
+                        })
+                    })
                     .count()
             })
             .unwrap_or(0)

@@ -19,14 +19,14 @@ use crate::{
 
 pub use selectors::syscall_number;
 
+/// common_type, common_flags, common_preempt_count, common_pid.
+const COMMON_FIELDS: u32 = 4;
+
 /// One compiled hook, not yet given kernel slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledHook {
     pub subsystem: String,
     pub event: String,
-    pub event_id: u32,
-    /// Offset of the syscall number field for `raw_syscalls` events.
-    pub syscall_offset: Option<u16>,
     /// `policy_slot` is filled in when installed.
     pub conf: HookConf,
     /// Syscall numbers to list the hook under; empty = every event.
@@ -110,6 +110,12 @@ fn compile_tracepoint(
     let mut conf = HookConf { n_args: tp.args.len() as u8, ..Default::default() };
     let mut arg_types = Vec::new();
     for (i, arg) in tp.args.iter().enumerate() {
+        if arg.index < COMMON_FIELDS {
+            return Err(CompileError::Unsupported(format!(
+                "{what}: arg index {}: the common fields (indexes 0-3) are overwritten by the kernel before BPF programs run",
+                arg.index
+            )));
+        }
         let field = format.fields.get(arg.index as usize).ok_or_else(|| {
             CompileError::Invalid(format!(
                 "{what}: arg index {} is past the tracepoint's {} fields",
@@ -120,17 +126,19 @@ fn compile_tracepoint(
         conf.args[i] = arg_spec(&what, field, arg.ty.as_str())?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
-    let syscall_offset = raw_syscall_offset(tp, &format);
-    let sel = selectors::compile_selectors(&what, policy, tp, &format, syscall_offset.is_some())?;
+    let sel = selectors::compile_selectors(&what, policy, tp, &format, tp.subsystem == "raw_syscalls")?;
+    let sub_ids = match syscall_of_event(&tp.subsystem, &tp.event) {
+        Some(Ok(nr)) => vec![nr],
+        Some(Err(name)) => return Err(CompileError::Unsupported(format!("{what}: unknown syscall {name}"))),
+        None => sel.sub_ids,
+    };
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
     Ok(CompiledHook {
         subsystem: tp.subsystem.clone(),
         event: tp.event.clone(),
-        event_id: format.id,
-        syscall_offset,
         conf,
-        sub_ids: sel.sub_ids,
+        sub_ids,
         arg_values: sel.arg_values,
         binaries: sel.binaries,
         meta: HookMeta {
@@ -145,10 +153,14 @@ fn compile_tracepoint(
     })
 }
 
-/// `raw_syscalls/*` events carry the syscall number in `id`: hooks on them
-/// can be listed per syscall, so unrelated syscalls never evaluate them.
-fn raw_syscall_offset(tp: &TracepointSpec, format: &Format) -> Option<u16> {
-    (tp.subsystem == "raw_syscalls").then(|| format.field("id").map(|f| f.offset)).flatten()
+/// `syscalls/sys_enter_X` and `sys_exit_X` share one entry point: the
+/// hook is listed under X's number.
+fn syscall_of_event(subsystem: &str, event: &str) -> Option<Result<u32, String>> {
+    if subsystem != "syscalls" {
+        return None;
+    }
+    let name = event.strip_prefix("sys_enter_").or_else(|| event.strip_prefix("sys_exit_"))?;
+    Some(syscall_number(name).ok_or_else(|| name.to_string()))
 }
 
 fn arg_spec(what: &str, field: &tracefs::Field, ty: &str) -> Result<ArgSpec, CompileError> {
@@ -170,10 +182,10 @@ fn arg_spec(what: &str, field: &tracefs::Field, ty: &str) -> Result<ArgSpec, Com
 }
 
 impl CompiledHook {
-    /// The dispatch keys this hook is listed under.
-    pub fn keys(&self) -> Vec<tetragond_ebpf::HookKey> {
+    /// The dispatch keys this hook is listed under, once attached at `site`.
+    pub fn keys(&self, site: u32) -> Vec<tetragond_ebpf::HookKey> {
         let subs = if self.sub_ids.is_empty() { vec![SUB_ANY] } else { self.sub_ids.clone() };
-        subs.into_iter().map(|sub_id| tetragond_ebpf::HookKey { event_id: self.event_id, sub_id }).collect()
+        subs.into_iter().map(|sub_id| tetragond_ebpf::HookKey { site, sub_id }).collect()
     }
 }
 

@@ -4,7 +4,7 @@
 //! the dispatch lists, one atomic update per list; the old version's slots
 //! are freed after. So an edit never leaves a moment without enforcement.
 
-use tetragond_ebpf::{ArgSetKey, EventInfo, HookKey, MAX_HOOKS, MAX_POLICIES};
+use tetragond_ebpf::{ArgSetKey, HookKey, MAX_HOOKS, MAX_POLICIES};
 
 use super::Kernel;
 use crate::{compile::CompiledPolicy, error::SensorError, events::HookMeta};
@@ -124,18 +124,14 @@ fn write_hooks(
                 kernel.add_binary(slot, *selector, path)?;
                 entry.binaries.push((*selector, path.clone()));
             }
-            if let Some(offset) = hook.syscall_offset {
-                kernel.set_event_info(hook.event_id, EventInfo { syscall_offset: offset, _pad: [0; 6] })?;
-            }
             kernel.attach(&hook.subsystem, &hook.event)
         })();
         // Record even a half-written hook, so release() undoes what was done.
-        let attached = step.is_ok();
-        if attached {
-            entry.keys = hook.keys();
+        if let Ok(site) = step {
+            entry.keys = hook.keys(site);
         }
         installed.hooks.push(entry);
-        if let Err(e) = step {
+        if let Err(e) = step.map(|_| ()) {
             // Not attached: release() must not detach it.
             if let Some(last) = installed.hooks.last_mut() {
                 last.subsystem.clear();

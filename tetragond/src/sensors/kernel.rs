@@ -10,7 +10,7 @@ use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
-    ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList, PolicyCounters,
+    site, ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList, PolicyCounters,
     TaskTrackingOffsets, MAX_HOOKS_PER_KEY, PATH_LEN,
 };
 
@@ -20,7 +20,22 @@ use crate::error::SensorError;
 /// The object built by build.rs from tetragond-ebpf.
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
 
-const GENERIC_TRACEPOINT: &str = "generic_tracepoint";
+/// Entry points of the object, one per attachment site (see tetragond-ebpf).
+const DISPATCH_PROGRAMS: &[&str] = &[
+    "tp_raw_sys_enter",
+    "tp_raw_sys_exit",
+    "tp_syscalls_enter",
+    "tp_syscalls_exit",
+    "tp_generic_0",
+    "tp_generic_1",
+    "tp_generic_2",
+    "tp_generic_3",
+    "tp_generic_4",
+    "tp_generic_5",
+    "tp_generic_6",
+    "tp_generic_7",
+];
+const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
     move |e| SensorError::Map { map, message: e.to_string() }
@@ -28,8 +43,22 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
 
 /// A tracepoint attachment shared by every hook on it.
 struct Attachment {
+    program: String,
+    site: u32,
     link: TracePointLinkId,
     users: usize,
+}
+
+/// Which entry point serves a tracepoint, and the field holding the
+/// syscall number for syscall sites.
+fn site_for(subsystem: &str, event: &str) -> Option<(u32, &'static str, &'static str)> {
+    match (subsystem, event) {
+        ("raw_syscalls", "sys_enter") => Some((site::RAW_SYS_ENTER, "tp_raw_sys_enter", "id")),
+        ("raw_syscalls", "sys_exit") => Some((site::RAW_SYS_EXIT, "tp_raw_sys_exit", "id")),
+        ("syscalls", e) if e.starts_with("sys_enter_") => Some((site::SYSCALLS_ENTER, "tp_syscalls_enter", "__syscall_nr")),
+        ("syscalls", e) if e.starts_with("sys_exit_") => Some((site::SYSCALLS_EXIT, "tp_syscalls_exit", "__syscall_nr")),
+        _ => None,
+    }
 }
 
 pub struct Kernel {
@@ -79,7 +108,7 @@ impl Kernel {
             .verifier_log_level(log_level)
             .load(BPF_OBJECT)
             .map_err(|e| SensorError::Load(e.to_string()))?;
-        for name in [GENERIC_TRACEPOINT, "task_exec", "task_fork", "task_exit"] {
+        for name in DISPATCH_PROGRAMS.iter().chain(TASK_PROGRAMS) {
             program(&mut ebpf, name)?.load().map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
         }
         let mut kernel = Kernel {
@@ -145,18 +174,42 @@ impl Kernel {
         }
     }
 
-    /// Attaches the generic program to a tracepoint (once per tracepoint).
-    pub fn attach(&mut self, subsystem: &str, event: &str) -> Result<(), SensorError> {
+    /// Attaches the entry point serving a tracepoint (once per tracepoint);
+    /// returns its site for the dispatch keys.
+    pub fn attach(&mut self, subsystem: &str, event: &str) -> Result<u32, SensorError> {
         let key = (subsystem.to_string(), event.to_string());
         if let Some(a) = self.attachments.get_mut(&key) {
             a.users += 1;
-            return Ok(());
+            return Ok(a.site);
         }
-        let link = program(&mut self.ebpf, GENERIC_TRACEPOINT)?.attach(subsystem, event).map_err(|e| {
+        let (site, program_name) = match site_for(subsystem, event) {
+            Some((site, program, nr_field)) => {
+                let format = tracefs::read_format(subsystem, event)?;
+                let offset = format.field(nr_field).map(|f| f.offset).ok_or_else(|| {
+                    SensorError::BadFormat(format!("{subsystem}/{event}: no field {nr_field}"))
+                })?;
+                self.set_event_info(site, EventInfo { syscall_offset: offset, _pad: [0; 6] })?;
+                (site, program.to_string())
+            }
+            None => {
+                let k = self.free_generic_slot().ok_or_else(|| {
+                    SensorError::Full(format!(
+                        "at most {} distinct non-syscall tracepoints can be hooked at once",
+                        site::GENERIC_SLOTS
+                    ))
+                })?;
+                (site::GENERIC_BASE + k, format!("tp_generic_{k}"))
+            }
+        };
+        let link = program(&mut self.ebpf, &program_name)?.attach(subsystem, event).map_err(|e| {
             SensorError::Attach { tracepoint: format!("{subsystem}/{event}"), message: e.to_string() }
         })?;
-        self.attachments.insert(key, Attachment { link, users: 1 });
-        Ok(())
+        self.attachments.insert(key, Attachment { program: program_name, site, link, users: 1 });
+        Ok(site)
+    }
+
+    fn free_generic_slot(&self) -> Option<u32> {
+        (0..site::GENERIC_SLOTS).find(|k| !self.attachments.values().any(|a| a.site == site::GENERIC_BASE + k))
     }
 
     pub fn detach(&mut self, subsystem: &str, event: &str) {
@@ -165,14 +218,14 @@ impl Kernel {
         a.users -= 1;
         if a.users == 0 {
             if let Some(a) = self.attachments.remove(&key) {
-                if let Ok(p) = program(&mut self.ebpf, GENERIC_TRACEPOINT) {
+                if let Ok(p) = program(&mut self.ebpf, &a.program) {
                     let _ = p.detach(a.link);
                 }
             }
         }
     }
 
-    pub fn set_event_info(&mut self, event_id: u32, info: EventInfo) -> Result<(), SensorError> {
+    fn set_event_info(&mut self, event_id: u32, info: EventInfo) -> Result<(), SensorError> {
         self.event_info.insert(&event_id, &info, 0).map_err(map_err("EVENT_INFO"))
     }
 
@@ -202,8 +255,8 @@ impl Kernel {
         }
         if let Some((key, _)) = touched.iter().find(|(_, l)| l.len() > MAX_HOOKS_PER_KEY) {
             return Err(SensorError::Full(format!(
-                "more than {MAX_HOOKS_PER_KEY} policy hooks on event {} (syscall {})",
-                key.event_id, key.sub_id
+                "more than {MAX_HOOKS_PER_KEY} policy hooks on one tracepoint (site {}, syscall {})",
+                key.site, key.sub_id
             )));
         }
         for (key, slots) in touched {
