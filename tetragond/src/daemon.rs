@@ -82,6 +82,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut ring = ring;
+    let mut watchdog = watchdog_interval().map(tokio::time::interval);
     loop {
         tokio::select! {
             Some(()) = wake_rx.recv() => {
@@ -97,6 +98,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
                 daemon.drain_events(guard.get_inner_mut());
                 guard.clear_ready();
             }
+            _ = tick(&mut watchdog) => sd::watchdog(),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -105,6 +107,23 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     tracing::info!("stopping: unloading every policy");
     daemon.store.clear();
     Ok(())
+}
+
+/// Half of systemd's WATCHDOG_USEC, when the service has a watchdog.
+fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    let for_us = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok()).is_none_or(|p| p == std::process::id());
+    (for_us && usec > 0).then(|| Duration::from_micros(usec / 2))
+}
+
+/// Ticks the watchdog from the main loop, so a stuck loop stops the pings.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl Daemon {

@@ -24,6 +24,8 @@ pub struct HookMeta {
     pub args: Vec<(String, Option<String>)>,
     pub message: Option<String>,
     pub tags: Vec<String>,
+    /// The policy has no enforcement action, whatever the kernel mode says.
+    pub monitor_only: bool,
 }
 
 /// Decodes a ring buffer record; None when it is too short.
@@ -126,7 +128,11 @@ pub fn to_json(ev: &Event, meta: &HookMeta, clock: &Clock, node_name: &str) -> V
             Value::Object(obj)
         })
         .collect();
-    let mode = if ev.mode as u32 == MODE_MONITOR { "monitor" } else { "enforce" };
+    let mode = match (meta.monitor_only, ev.mode as u32) {
+        (true, _) => "monitor_only",
+        (false, MODE_MONITOR) => "monitor",
+        (false, _) => "enforce",
+    };
     let mut body = json!({
         "process": process,
         "subsys": meta.subsystem,
@@ -227,6 +233,7 @@ mod tests {
             args: vec![("syscall64".into(), Some("id".into()))],
             message: None,
             tags: vec![],
+            monitor_only: false,
         };
         let v = to_json(&event(), &meta, &Clock { boot_ns: 0 }, "node");
         let body = &v["process_tracepoint"];

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod compile;
+pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod error;

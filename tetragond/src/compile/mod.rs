@@ -149,6 +149,7 @@ fn compile_tracepoint(
             args: arg_types,
             message: tp.message.clone(),
             tags: tp.tags.clone(),
+            monitor_only: !crate::policy::has_enforcement_action(policy),
         },
     })
 }

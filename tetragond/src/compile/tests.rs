@@ -115,15 +115,15 @@ fn selector_without_syscall_filter_listens_to_all() {
 }
 
 #[test]
-fn override_on_tracepoint_fails_with_reason() {
-    let err = compile_yaml(&policy_with(
+fn override_on_tracepoint_never_loads() {
+    let yaml = policy_with(
         "    - matchActions:
       - action: Override
         argError: -1
 ",
-    ))
-    .expect_err("must not load");
-    assert!(err.to_string().contains("Override cannot be honoured on a tracepoint"), "{err}");
+    );
+    let err = policy::parse_policy(Path::new("t.yaml"), &yaml).expect_err("must not load");
+    assert!(err.to_string().contains("Override is not supported on tracepoints"), "{err}");
 }
 
 #[test]
