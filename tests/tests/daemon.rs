@@ -267,16 +267,28 @@ fn sighup_reload_and_sd_notify_protocol() {
     assert!(ready.contains("1 policies enabled"), "{ready}");
 
     let progs = h.daemon_prog_ids();
+    let maps = fdinfo_values(h.daemon_pid(), "map_id:");
+    assert!(!maps.is_empty());
     let status = h.stop_daemon();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     h.wait_notify("STOPPING=1");
     for id in progs {
         assert!(!prog_exists(id), "program {id} still loaded after stop");
     }
+    // Maps are freed once the last reference goes, which the kernel does lazily.
+    let deadline = Instant::now() + WAIT;
+    while maps.iter().any(|id| map_exists(*id)) {
+        assert!(Instant::now() < deadline, "maps still loaded after stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn prog_exists(id: u32) -> bool {
     aya::programs::loaded_programs().flatten().any(|p| p.id() == id)
+}
+
+fn map_exists(id: u32) -> bool {
+    aya::maps::loaded_maps().flatten().any(|m| m.id() == id)
 }
 
 #[test]
