@@ -92,4 +92,23 @@ pub enum Request {
     DeletePolicy { namespace: String, name: String, reply: Reply<()> },
     /// Rescans the policy folder; returns a one-line summary.
     Reload(Reply<String>),
+    GetPolicy { namespace: String, name: String, reply: Reply<PolicyInfo> },
+    /// Drops the run-time mode (the sidecar's or the policy's applies again).
+    ResetMode { namespace: String, name: String, reply: Reply<()> },
+    /// Enables or disables a policy at run time (stored, survives restarts).
+    SetEnabled { namespace: String, name: String, enabled: bool, reply: Reply<()> },
+    /// Daemon-wide facts for the Manager's properties.
+    Status(Reply<DaemonStatus>),
+}
+
+/// What the Manager object's properties show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub policy_directory: String,
+    /// `name=yes|no` facts about the running kernel.
+    pub kernel_features: Vec<String>,
+    pub enabled: u32,
+    pub load_errors: u32,
+    pub disabled: u32,
 }

@@ -16,13 +16,13 @@ use tokio::{
 };
 
 use crate::{
-    api::{ApiError, Request},
+    api::{ApiError, DaemonStatus, Request},
     compile::Tracefs,
     dbus::{self, BusChoice},
     events::{self, Clock, EventFile},
     notify as sd,
     policy,
-    sensors::{mounts, Kernel},
+    sensors::{mounts, probe, Kernel},
     store::{PolicyKey, Store, Summary},
     watcher,
 };
@@ -41,6 +41,7 @@ pub struct DaemonConfig {
 
 struct Daemon {
     store: Store,
+    features: Vec<(&'static str, bool)>,
     events: EventFile,
     clock: Clock,
     node_name: String,
@@ -60,8 +61,11 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("polling the event ring buffer: {e}"))?;
     let events = EventFile::open(&config.events_file)
         .with_context(|| format!("opening events file {}", config.events_file.display()))?;
+    let features = probe::probe();
+    tracing::info!("kernel features: {}", probe::describe(&features));
     let mut daemon = Daemon {
-        store: Store::new(config.policy_dir.clone(), kernel, Box::new(Tracefs)),
+        features,
+        store: Store::new(config.policy_dir.clone(), config.state_dir.clone(), kernel, Box::new(Tracefs)),
         events,
         clock: Clock::now(),
         node_name: events::node_name(),
@@ -153,6 +157,31 @@ impl Daemon {
             Request::Reload(reply) => {
                 let _ = reply.send(Ok(self.reload().to_string()));
             }
+            Request::GetPolicy { namespace, name, reply } => {
+                let _ = reply.send(self.store.get(&(namespace, name)));
+            }
+            Request::ResetMode { namespace, name, reply } => {
+                let _ = reply.send(self.store.reset_mode(&(namespace, name)));
+            }
+            Request::SetEnabled { namespace, name, enabled, reply } => {
+                let _ = reply.send(self.store.set_enabled(&(namespace, name), enabled));
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(Ok(self.status()));
+            }
+        }
+    }
+
+    fn status(&self) -> DaemonStatus {
+        let summary = self.store.summary();
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            policy_directory: self.store.dir().display().to_string(),
+            kernel_features: self.features.iter().map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" })).collect(),
+            enabled: count(summary.enabled),
+            load_errors: count(summary.errors),
+            disabled: count(summary.disabled),
         }
     }
 

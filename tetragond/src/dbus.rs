@@ -150,6 +150,12 @@ impl ManagerService {
     }
 }
 
+impl ManagerService {
+    async fn status(&self) -> zbus::fdo::Result<crate::api::DaemonStatus> {
+        self.ask(Request::Status).await.map_err(|e| zbus::fdo::Error::Failed(e.message()))
+    }
+}
+
 fn main_loop_gone() -> DbusError {
     DbusError::Failed("the daemon is shutting down".to_owned())
 }
@@ -243,6 +249,86 @@ impl ManagerService {
         .await
     }
 
+    /// One policy's row, as in ListPolicies. Open to every user.
+    #[zbus(out_args("policy"))]
+    async fn get_policy(&self, namespace: String, name: String) -> Result<PolicyInfo, DbusError> {
+        self.ask(|reply| Request::GetPolicy { namespace, name, reply }).await
+    }
+
+    /// Drops the run-time mode set with SetMode: the sidecar's or the
+    /// policy's own mode applies again. Root only.
+    async fn reset_mode(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        namespace: String,
+        name: String,
+    ) -> Result<(), DbusError> {
+        require_root(&hdr, conn, "reset a policy's mode").await?;
+        self.ask(|reply| Request::ResetMode { namespace, name, reply }).await
+    }
+
+    /// Enables a policy disabled at run time (stored across restarts). Root only.
+    async fn enable_policy(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        namespace: String,
+        name: String,
+    ) -> Result<(), DbusError> {
+        require_root(&hdr, conn, "enable a policy").await?;
+        self.ask(|reply| Request::SetEnabled { namespace, name, enabled: true, reply }).await
+    }
+
+    /// Unloads a policy but keeps it listed as disabled (stored across
+    /// restarts) until EnablePolicy. Root only.
+    async fn disable_policy(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        namespace: String,
+        name: String,
+    ) -> Result<(), DbusError> {
+        require_root(&hdr, conn, "disable a policy").await?;
+        self.ask(|reply| Request::SetEnabled { namespace, name, enabled: false, reply }).await
+    }
+
+    /// The daemon's version.
+    #[zbus(property)]
+    async fn version(&self) -> zbus::fdo::Result<String> {
+        self.status().await.map(|s| s.version)
+    }
+
+    /// The folder the daemon watches.
+    #[zbus(property)]
+    async fn policy_directory(&self) -> zbus::fdo::Result<String> {
+        self.status().await.map(|s| s.policy_directory)
+    }
+
+    /// What the running kernel offers, as `name=yes|no` entries.
+    #[zbus(property)]
+    async fn kernel_features(&self) -> zbus::fdo::Result<Vec<String>> {
+        self.status().await.map(|s| s.kernel_features)
+    }
+
+    /// Number of policies enabled.
+    #[zbus(property)]
+    async fn policies_enabled(&self) -> zbus::fdo::Result<u32> {
+        self.status().await.map(|s| s.enabled)
+    }
+
+    /// Number of policies that failed to load.
+    #[zbus(property)]
+    async fn policies_load_error(&self) -> zbus::fdo::Result<u32> {
+        self.status().await.map(|s| s.load_errors)
+    }
+
+    /// Number of policies disabled.
+    #[zbus(property)]
+    async fn policies_disabled(&self) -> zbus::fdo::Result<u32> {
+        self.status().await.map(|s| s.disabled)
+    }
+
     /// Rescans the policy folder now. Returns a one-line summary. Root only.
     #[zbus(out_args("summary"))]
     async fn reload(
@@ -287,6 +373,16 @@ pub trait Manager {
     fn add_policy(&self, yaml: &str, mode: &str) -> Result<String, DbusError>;
     fn delete_policy(&self, namespace: &str, name: &str) -> Result<(), DbusError>;
     fn reload(&self) -> Result<String, DbusError>;
+    fn get_policy(&self, namespace: &str, name: &str) -> Result<PolicyInfo, DbusError>;
+    fn reset_mode(&self, namespace: &str, name: &str) -> Result<(), DbusError>;
+    fn enable_policy(&self, namespace: &str, name: &str) -> Result<(), DbusError>;
+    fn disable_policy(&self, namespace: &str, name: &str) -> Result<(), DbusError>;
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn policy_directory(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn kernel_features(&self) -> zbus::Result<Vec<String>>;
 }
 
 /// A private bus and a fake daemon for tests of this module and of the CLI.
@@ -480,6 +576,36 @@ pub(crate) mod testbus {
             }
             Request::Reload(reply) => {
                 let _ = reply.send(Ok(format!("{} policies loaded", table.len())));
+            }
+            Request::GetPolicy { namespace, name, reply } => {
+                let row = table.get(&(namespace, name.clone())).cloned();
+                let _ = reply.send(row.ok_or_else(|| ApiError::NotFound(format!("policy {name} not found"))));
+            }
+            Request::ResetMode { namespace, name, reply } => {
+                let row = table.get_mut(&(namespace, name.clone()));
+                let _ = reply.send(match row {
+                    Some(row) => {
+                        row.mode_source = "policy".to_owned();
+                        Ok(())
+                    }
+                    None => Err(ApiError::NotFound(format!("policy {name} not found"))),
+                });
+            }
+            Request::SetEnabled { namespace, name, enabled, reply } => {
+                let row = table.get_mut(&(namespace, name.clone()));
+                let _ = reply.send(match row {
+                    Some(row) => {
+                        row.state = if enabled { "enabled" } else { "disabled" }.to_owned();
+                        Ok(())
+                    }
+                    None => Err(ApiError::NotFound(format!("policy {name} not found"))),
+                });
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(Ok(crate::api::DaemonStatus {
+                    version: "test".to_owned(),
+                    ..Default::default()
+                }));
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod notify;
 pub mod policy;
+pub mod runtime_state;
 pub mod sensors;
 pub mod store;
 pub mod watcher;

@@ -6,7 +6,7 @@
 //! enforced; a second file defining a loaded policy is refused.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
 };
@@ -16,6 +16,7 @@ use tetragond_ebpf::{MODE_ENFORCE, MODE_MONITOR};
 use crate::{
     api::{ApiError, PolicyInfo},
     compile::{self, FormatSource},
+    runtime_state::{self, RuntimeState},
     events::HookMeta,
     policy::{self, EffectiveMode, Mode, Resolved},
     sensors::{
@@ -69,7 +70,8 @@ pub struct Store {
     kernel: Kernel,
     formats: Box<dyn FormatSource + Send>,
     entries: BTreeMap<PathBuf, Entry>,
-    runtime_modes: HashMap<PolicyKey, Mode>,
+    state_dir: PathBuf,
+    runtime: RuntimeState,
     policy_slots: SlotAllocator,
     hook_slots: SlotAllocator,
     next_id: u64,
@@ -90,13 +92,15 @@ impl std::fmt::Display for Summary {
 }
 
 impl Store {
-    pub fn new(dir: PathBuf, kernel: Kernel, formats: Box<dyn FormatSource + Send>) -> Self {
+    pub fn new(dir: PathBuf, state_dir: PathBuf, kernel: Kernel, formats: Box<dyn FormatSource + Send>) -> Self {
+        let runtime = load_runtime_state(&state_dir);
         Store {
             dir,
             kernel,
             formats,
             entries: BTreeMap::new(),
-            runtime_modes: HashMap::new(),
+            state_dir,
+            runtime,
             policy_slots: SlotAllocator::policies(),
             hook_slots: SlotAllocator::hooks(),
             next_id: 1,
@@ -177,7 +181,11 @@ impl Store {
         }
         self.policy_slots.give_back(entry.policy_slot);
         if let Some(key) = &entry.key {
-            self.runtime_modes.remove(key);
+            // The policy is gone: so is what operators set on it.
+            let k = runtime_key(key);
+            if self.runtime.modes.remove(&k).is_some() | self.runtime.enabled.remove(&k).is_some() {
+                self.persist();
+            }
             tracing::info!(policy = %key.1, file = %path.display(), "policy unloaded");
         }
     }
@@ -247,7 +255,13 @@ impl Store {
             self.unload(entry);
         }
         entry.key = Some(key.clone());
-        let enabled = sidecar.as_ref().and_then(|s| s.enabled).unwrap_or(true);
+        let enabled = self
+            .runtime
+            .enabled
+            .get(&runtime_key(&key))
+            .copied()
+            .or(sidecar.as_ref().and_then(|s| s.enabled))
+            .unwrap_or(true);
         if !enabled {
             self.unload(entry);
             entry.state = State::Disabled;
@@ -256,7 +270,7 @@ impl Store {
             return Ok(());
         }
         let compiled = compile::compile(&tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
-        let resolved = policy::resolve(policy_mode, sidecar_mode, self.runtime_modes.get(&key).copied(), has_enforcement);
+        let resolved = policy::resolve(policy_mode, sidecar_mode, self.runtime.mode(&runtime_key(&key)), has_enforcement);
         if let Some(w) = &resolved.warning {
             tracing::warn!(policy = %key.1, "{w}");
         }
@@ -295,7 +309,7 @@ impl Store {
     /// Run-time mode over the API: one map update, nothing reloaded.
     pub fn set_mode(&mut self, key: &PolicyKey, mode: &str) -> Result<(), ApiError> {
         let mode: Mode = mode.parse().map_err(|_| ApiError::InvalidMode(format!("invalid mode: {mode:?}")))?;
-        let entry = self.find_mut(key).ok_or_else(|| ApiError::NotFound(format!("policy {} not found", describe(key))))?;
+        let entry = self.find_mut(key).ok_or_else(|| not_found(key))?;
         let Some(resolved) = entry.resolved.clone() else {
             return Err(ApiError::Failed(format!("policy {} is not loaded ({})", describe(key), entry.state.as_str())));
         };
@@ -307,12 +321,57 @@ impl Store {
         let (policy_mode, sidecar_mode, slot) = (entry.policy_mode, entry.sidecar_mode, entry.policy_slot);
         let new = policy::resolve(policy_mode, sidecar_mode, Some(mode), true);
         self.kernel.set_mode(slot, kernel_mode(new.mode)).map_err(|e| ApiError::Failed(e.to_string()))?;
-        self.runtime_modes.insert(key.clone(), mode);
+        self.runtime.modes.insert(runtime_key(key), mode.to_string());
+        self.persist();
         if let Some(entry) = self.find_mut(key) {
             entry.resolved = Some(new);
         }
         tracing::info!(policy = %key.1, from = %resolved.mode, to = %mode, "mode set at run time");
         Ok(())
+    }
+
+    /// Drops the run-time mode: the sidecar's or the policy's applies again.
+    pub fn reset_mode(&mut self, key: &PolicyKey) -> Result<(), ApiError> {
+        let entry = self.find_mut(key).ok_or_else(|| not_found(key))?;
+        let (policy_mode, sidecar_mode, has_enforcement, slot) =
+            (entry.policy_mode, entry.sidecar_mode, entry.has_enforcement, entry.policy_slot);
+        let loaded = entry.resolved.is_some();
+        if self.runtime.modes.remove(&runtime_key(key)).is_some() {
+            self.persist();
+        }
+        if loaded {
+            let new = policy::resolve(policy_mode, sidecar_mode, None, has_enforcement);
+            self.kernel.set_mode(slot, kernel_mode(new.mode)).map_err(|e| ApiError::Failed(e.to_string()))?;
+            if let Some(entry) = self.find_mut(key) {
+                entry.resolved = Some(new);
+            }
+        }
+        tracing::info!(policy = %key.1, "run-time mode reset");
+        Ok(())
+    }
+
+    /// Enables or disables a policy at run time, over its sidecar.
+    pub fn set_enabled(&mut self, key: &PolicyKey, enabled: bool) -> Result<(), ApiError> {
+        let entry = self.find_mut(key).ok_or_else(|| not_found(key))?;
+        // Re-read the file on the next rescan, with the new setting.
+        entry.fingerprint.clear();
+        self.runtime.enabled.insert(runtime_key(key), enabled);
+        self.persist();
+        self.rescan();
+        tracing::info!(policy = %key.1, enabled, "enabled set at run time");
+        Ok(())
+    }
+
+    pub fn get(&self, key: &PolicyKey) -> Result<PolicyInfo, ApiError> {
+        let entry = self.entries.values().find(|e| e.key.as_ref() == Some(key)).ok_or_else(|| not_found(key))?;
+        let total_hooks = self.installed_hooks().max(1);
+        Ok(self.info(entry, memory::bpf_memlock_total(), total_hooks))
+    }
+
+    fn persist(&self) {
+        if let Err(e) = self.runtime.save(&self.state_dir) {
+            tracing::error!("run-time settings not saved: {e}");
+        }
     }
 
     pub fn file_of(&self, key: &PolicyKey) -> Option<PathBuf> {
@@ -369,11 +428,33 @@ impl Store {
         }
     }
 
-    /// Unloads everything (shutdown).
+    /// Unloads everything (shutdown); run-time settings stay stored.
     pub fn clear(&mut self) {
-        let paths: Vec<PathBuf> = self.entries.keys().cloned().collect();
-        for p in paths {
-            self.remove_file(&p);
+        for (_, entry) in std::mem::take(&mut self.entries) {
+            if let Some(installed) = &entry.installed {
+                install::remove(&mut self.kernel, &mut self.hook_slots, installed);
+            }
+        }
+    }
+}
+
+fn runtime_key(key: &PolicyKey) -> String {
+    runtime_state::key_string(&key.0, &key.1)
+}
+
+fn not_found(key: &PolicyKey) -> ApiError {
+    ApiError::NotFound(format!("policy {} not found", describe(key)))
+}
+
+/// A corrupt state file is set aside, not overwritten, and said loudly.
+fn load_runtime_state(state_dir: &Path) -> RuntimeState {
+    match RuntimeState::load(state_dir) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!("{e}; starting without run-time settings");
+            let path = RuntimeState::path(state_dir);
+            let _ = fs::rename(&path, path.with_extension("json.corrupt"));
+            RuntimeState::default()
         }
     }
 }

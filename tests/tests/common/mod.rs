@@ -23,7 +23,8 @@ use std::{
 
 use serde_json::Value;
 
-pub const WAIT: Duration = Duration::from_secs(15);
+/// A guard against hangs, not a speed goal: CI machines can be busy.
+pub const WAIT: Duration = Duration::from_secs(60);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 pub fn target_dir() -> PathBuf {

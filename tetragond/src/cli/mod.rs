@@ -41,6 +41,18 @@ pub enum Command {
     /// Manage tracing policies
     #[command(name = "tracingpolicy", visible_alias = "tp", subcommand)]
     TracingPolicy(PolicyCommand),
+    /// Show the daemon's version, policy folder, policy counts and kernel features
+    Status,
+}
+
+/// A policy named on the command line.
+#[derive(Debug, clap::Args)]
+pub struct PolicyName {
+    /// Namespace of a TracingPolicyNamespaced; omit for a global policy
+    #[arg(long, short = 'n', default_value = "")]
+    pub namespace: String,
+    /// Policy name (metadata.name)
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +95,12 @@ pub enum PolicyCommand {
     },
     /// Make the daemon rescan its policy folder now
     Reload,
+    /// Drop the run-time mode; the sidecar's or the policy's applies again
+    ResetMode(PolicyName),
+    /// Enable a policy disabled at run time
+    Enable(PolicyName),
+    /// Unload a policy but keep it listed as disabled (kept across restarts)
+    Disable(PolicyName),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,8 +196,14 @@ pub enum Outcome {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<Outcome, CliError> {
-    let Command::TracingPolicy(command) = cli.command;
     let bus = &cli.bus;
+    let command = match cli.command {
+        Command::TracingPolicy(command) => command,
+        Command::Status => {
+            status(&connect(bus).await?, out).await?;
+            return Ok(Outcome::Success);
+        }
+    };
     match command {
         // Offline: must work with no bus and no daemon.
         PolicyCommand::Validate { files } => {
@@ -207,6 +231,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
             connect(bus).await?.delete_policy(&namespace, &name).await?
         }
         PolicyCommand::Reload => writeln!(out, "{}", connect(bus).await?.reload().await?)?,
+        PolicyCommand::ResetMode(p) => connect(bus).await?.reset_mode(&p.namespace, &p.name).await?,
+        PolicyCommand::Enable(p) => connect(bus).await?.enable_policy(&p.namespace, &p.name).await?,
+        PolicyCommand::Disable(p) => connect(bus).await?.disable_policy(&p.namespace, &p.name).await?,
     }
     Ok(Outcome::Success)
 }
@@ -236,6 +263,22 @@ async fn list(
         }
         Output::Json => out.write_all(table::render_json(&policies)?.as_bytes())?,
     }
+    Ok(())
+}
+
+async fn status(proxy: &ManagerProxy<'_>, out: &mut dyn Write) -> Result<(), CliError> {
+    let policies = proxy.list_policies().await?;
+    let count = |state: &str| policies.iter().filter(|p| p.state == state).count();
+    writeln!(out, "version:          {}", proxy.version().await?)?;
+    writeln!(out, "policy directory: {}", proxy.policy_directory().await?)?;
+    writeln!(
+        out,
+        "policies:         {} enabled, {} load_error, {} disabled",
+        count("enabled"),
+        count("load_error"),
+        count("disabled")
+    )?;
+    writeln!(out, "kernel features:  {}", proxy.kernel_features().await?.join(" "))?;
     Ok(())
 }
 

@@ -20,21 +20,6 @@ use crate::error::SensorError;
 /// The object built by build.rs from tetragond-ebpf.
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
 
-/// Entry points of the object, one per attachment site (see tetragond-ebpf).
-const DISPATCH_PROGRAMS: &[&str] = &[
-    "tp_raw_sys_enter",
-    "tp_raw_sys_exit",
-    "tp_syscalls_enter",
-    "tp_syscalls_exit",
-    "tp_generic_0",
-    "tp_generic_1",
-    "tp_generic_2",
-    "tp_generic_3",
-    "tp_generic_4",
-    "tp_generic_5",
-    "tp_generic_6",
-    "tp_generic_7",
-];
 const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
@@ -108,8 +93,10 @@ impl Kernel {
             .verifier_log_level(log_level)
             .load(BPF_OBJECT)
             .map_err(|e| SensorError::Load(e.to_string()))?;
-        for name in DISPATCH_PROGRAMS.iter().chain(TASK_PROGRAMS) {
-            program(&mut ebpf, name)?.load().map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
+        // Dispatch programs are verified when a site is first used: each
+        // takes the verifier a noticeable fraction of a second.
+        for name in TASK_PROGRAMS {
+            load_program(&mut ebpf, name)?;
         }
         let mut kernel = Kernel {
             hooks: take!(ebpf, Array, "HOOKS"),
@@ -201,6 +188,10 @@ impl Kernel {
                 (site::GENERIC_BASE + k, format!("tp_generic_{k}"))
             }
         };
+        let prog = program(&mut self.ebpf, &program_name)?;
+        if prog.fd().is_err() {
+            load_program(&mut self.ebpf, &program_name)?;
+        }
         let link = program(&mut self.ebpf, &program_name)?.attach(subsystem, event).map_err(|e| {
             SensorError::Attach { tracepoint: format!("{subsystem}/{event}"), message: e.to_string() }
         })?;
@@ -358,6 +349,10 @@ impl Kernel {
     pub fn attached(&self) -> Vec<String> {
         self.attachments.keys().map(|(s, e)| format!("{s}/{e}")).collect()
     }
+}
+
+fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SensorError> {
+    program(ebpf, name)?.load().map_err(|e| SensorError::Load(format!("{name}: {e:?}")))
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {

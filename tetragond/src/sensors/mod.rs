@@ -5,6 +5,7 @@ pub mod install;
 pub mod kernel;
 pub mod memory;
 pub mod mounts;
+pub mod probe;
 pub mod tracefs;
 
 pub use kernel::Kernel;

@@ -6,6 +6,7 @@ use std::{ffi::CString, path::Path};
 const MOUNTS: &[(&str, &str, &str)] = &[
     ("tracefs", "/sys/kernel/tracing", "tracefs"),
     ("bpf", "/sys/fs/bpf", "bpf"),
+    ("securityfs", "/sys/kernel/security", "securityfs"),
 ];
 
 pub fn ensure_mounted() {

@@ -1,0 +1,33 @@
+//! What the running kernel offers tetragond, probed once at start, logged,
+//! and shown in the Manager's `KernelFeatures` property.
+
+use std::{fs, path::Path};
+
+fn exists(path: &str) -> bool {
+    Path::new(path).exists()
+}
+
+fn active_lsms() -> String {
+    fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default()
+}
+
+/// kprobes are there when tracefs lists them (CONFIG_KPROBES).
+fn kprobes() -> bool {
+    exists("/sys/kernel/tracing/kprobe_events") || exists("/sys/kernel/debug/tracing/kprobe_events")
+}
+
+pub fn probe() -> Vec<(&'static str, bool)> {
+    vec![
+        ("btf", exists("/sys/kernel/btf/vmlinux")),
+        ("tracefs", exists("/sys/kernel/tracing/events")),
+        ("tracepoints", exists("/sys/kernel/tracing/events/raw_syscalls/sys_enter")),
+        ("syscall_tracepoints", exists("/sys/kernel/tracing/events/syscalls")),
+        ("kprobes", kprobes()),
+        ("bpf_lsm", active_lsms().split(',').any(|l| l.trim() == "bpf")),
+        ("ring_buffer", true),
+    ]
+}
+
+pub fn describe(features: &[(&str, bool)]) -> String {
+    features.iter().map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" })).collect::<Vec<_>>().join(" ")
+}
