@@ -74,8 +74,22 @@ pub struct Harness {
     pub notifications: Vec<String>,
 }
 
+/// The bus a harness starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    /// Anyone may do anything: the daemon's own uid check is all there is.
+    Permissive,
+    /// Like Debian's system bus (method calls denied unless a policy file
+    /// allows them), with the shipped packaging/dbus policy included.
+    SystemLike,
+}
+
 impl Harness {
     pub fn new() -> Self {
+        Self::with_bus(BusKind::Permissive)
+    }
+
+    pub fn with_bus(kind: BusKind) -> Self {
         require_root();
         require("dbus-daemon", "dbus-daemon");
         require("busctl", "systemd");
@@ -85,7 +99,7 @@ impl Harness {
         fs::create_dir_all(&root).expect("temp dir");
         let policy_dir = root.join("policies.d");
         fs::create_dir_all(&policy_dir).expect("policy dir");
-        let (bus, bus_address) = start_bus(&root);
+        let (bus, bus_address) = start_bus(&root, kind);
         let notify_path = root.join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
         notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
@@ -327,25 +341,56 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     None
 }
 
-fn start_bus(root: &Path) -> (Child, String) {
+const PERMISSIVE_POLICY: &str = r#"  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>"#;
+
+/// The default part of Debian's /usr/share/dbus-1/system.conf.
+const SYSTEM_POLICY: &str = r#"  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>"#;
+
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn start_bus(root: &Path, kind: BusKind) -> (Child, String) {
     let socket = root.join("bus.sock");
     let config = root.join("bus.conf");
+    let (bus_type, policy, include) = match kind {
+        BusKind::Permissive => ("session", PERMISSIVE_POLICY, String::new()),
+        BusKind::SystemLike => (
+            "system",
+            SYSTEM_POLICY,
+            format!("  <includedir>{}</includedir>\n", repo_dir().join("packaging/dbus").display()),
+        ),
+    };
     fs::write(
         &config,
         format!(
             r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <type>session</type>
+  <type>{bus_type}</type>
   <listen>unix:path={}</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
+{policy}
+{include}</busconfig>
 "#,
             socket.display()
         ),
@@ -414,3 +459,13 @@ spec:
 
 pub const SIGKILL_ACTION: &str = "      - action: Sigkill\n";
 pub const POST_ACTION: &str = "      - action: Post\n";
+
+/// Runs `program args` as the unprivileged user nobody (uid 65534).
+pub fn as_nobody(program: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)")
+}

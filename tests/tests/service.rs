@@ -1,0 +1,173 @@
+//! The daemon as a system service: access control with the shipped bus
+//! policy, run-time settings that survive restarts, the rest of the API.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const SYS_GETPGRP: u32 = 111;
+const SYS_TIMES: u32 = 100;
+
+fn enabled(p: &serde_json::Value) -> bool {
+    p["state"] == "enabled"
+}
+
+fn manager_call(h: &Harness, method: &str, signature: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "call",
+        "org.tetragond.Tetragond1",
+        "/org/tetragond/Tetragond1",
+        "org.tetragond.Tetragond1.Manager",
+        method,
+    ];
+    if !signature.is_empty() {
+        all.push(signature);
+    }
+    all.extend_from_slice(args);
+    h.busctl(&all)
+}
+
+fn busctl_as_nobody(h: &Harness, method: &str, signature: &str, args: &[&str]) -> std::process::Output {
+    let address = format!("--address={}", h.bus_address);
+    let mut all = vec![
+        address.as_str(),
+        "call",
+        "org.tetragond.Tetragond1",
+        "/org/tetragond/Tetragond1",
+        "org.tetragond.Tetragond1.Manager",
+        method,
+    ];
+    if !signature.is_empty() {
+        all.push(signature);
+    }
+    all.extend_from_slice(args);
+    as_nobody(Path::new("/usr/bin/busctl"), &all)
+}
+
+#[test]
+fn shipped_bus_policy_lets_root_change_and_others_only_read() {
+    let mut h = Harness::with_bus(BusKind::SystemLike);
+    h.start_daemon();
+    h.write_policy("ac.yaml", &kill_policy("ac", SYS_GETPGRP, SIGKILL_ACTION, ""));
+    h.wait_policy("ac", "enabled", enabled);
+
+    let tetra = release_bin("tetra");
+    let out = as_nobody(&tetra, &["--bus", &h.bus_address, "tp", "list", "-o", "json"]);
+    assert!(out.status.success(), "nobody may list: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"ac\""));
+    let out = busctl_as_nobody(&h, "GetPolicy", "ss", &["", "ac"]);
+    assert!(out.status.success(), "nobody may read one policy: {}", String::from_utf8_lossy(&out.stderr));
+
+    for (method, sig, args) in [
+        ("SetMode", "sss", vec!["", "ac", "monitor"]),
+        ("ResetMode", "ss", vec!["", "ac"]),
+        ("DisablePolicy", "ss", vec!["", "ac"]),
+        ("DeletePolicy", "ss", vec!["", "ac"]),
+        ("Reload", "", vec![]),
+    ] {
+        let out = busctl_as_nobody(&h, method, sig, &args);
+        assert!(!out.status.success(), "nobody must not call {method}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("denied") || err.contains("Access"), "{method}: {err}");
+    }
+    let p = h.policy("ac").expect("still listed");
+    assert_eq!((p["mode"].as_str(), p["state"].as_str()), (Some("enforce"), Some("enabled")), "nothing changed");
+    assert!(killed_by_sigkill(run_testbin(SYS_GETPGRP)));
+
+    assert!(manager_call(&h, "SetMode", "sss", &["", "ac", "monitor"]).status.success(), "root may");
+    assert!(manager_call(&h, "Reload", "", &[]).status.success());
+}
+
+#[test]
+fn daemon_refuses_mutations_from_non_root_even_on_an_open_bus() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy("open.yaml", &kill_policy("open", SYS_GETPGRP, SIGKILL_ACTION, ""));
+    h.wait_policy("open", "enabled", enabled);
+    let out = busctl_as_nobody(&h, "SetMode", "sss", &["", "open", "monitor"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only root may"), "{err}");
+    let out = as_nobody(&release_bin("tetra"), &["--bus", &h.bus_address, "tp", "disable", "open"]);
+    assert!(!out.status.success());
+    assert_eq!(h.policy("open").expect("listed")["mode"], "enforce");
+}
+
+#[test]
+fn run_time_settings_survive_a_restart() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy("keep.yaml", &kill_policy("keep", SYS_TIMES, SIGKILL_ACTION, ""));
+    h.wait_policy("keep", "enabled", enabled);
+    assert!(h.set_mode("keep", "monitor").status.success());
+    h.stop_daemon();
+    h.start_daemon();
+    let p = h.wait_policy("keep", "enabled", enabled);
+    assert_eq!((p["mode"].as_str(), p["mode_source"].as_str()), (Some("monitor"), Some("runtime")));
+    assert!(run_testbin(SYS_TIMES).success(), "still monitor after restart");
+
+    // ResetMode: the policy's own mode (enforce) applies again, and is stored so.
+    let out = h.tetra(&["tp", "reset-mode", "keep"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = h.policy("keep").expect("listed");
+    assert_eq!((p["mode"].as_str(), p["mode_source"].as_str()), (Some("enforce"), Some("policy")));
+    assert!(killed_by_sigkill(run_testbin(SYS_TIMES)));
+
+    // Disable is stored too.
+    assert!(h.tetra(&["tp", "disable", "keep"]).status.success());
+    h.wait_policy("keep", "disabled", |p| p["state"] == "disabled");
+    assert!(run_testbin(SYS_TIMES).success(), "disabled policies do not enforce");
+    h.stop_daemon();
+    h.start_daemon();
+    h.wait_policy("keep", "disabled after restart", |p| p["state"] == "disabled");
+    assert!(h.tetra(&["tp", "enable", "keep"]).status.success());
+    h.wait_policy("keep", "enabled", enabled);
+    assert!(killed_by_sigkill(run_testbin(SYS_TIMES)));
+
+    // Deleting the policy drops what was stored for it.
+    assert!(h.set_mode("keep", "monitor").status.success());
+    std::fs::remove_file(h.policy_dir.join("keep.yaml")).expect("delete");
+    let deadline = std::time::Instant::now() + WAIT;
+    while h.policy("keep").is_some() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let state = std::fs::read_to_string(h.state_dir.join("runtime.json")).expect("state file");
+    assert!(!state.contains("keep"), "{state}");
+}
+
+#[test]
+fn manager_properties_and_get_policy() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy("props.yaml", &kill_policy("props", SYS_GETPGRP, POST_ACTION, ""));
+    h.wait_policy("props", "enabled", enabled);
+    let prop = |name: &str| {
+        let out = h.busctl(&[
+            "get-property",
+            "org.tetragond.Tetragond1",
+            "/org/tetragond/Tetragond1",
+            "org.tetragond.Tetragond1.Manager",
+            name,
+        ]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert!(prop("Version").starts_with("s \""));
+    assert!(prop("PolicyDirectory").contains("policies.d"));
+    assert!(prop("KernelFeatures").contains("tracepoints=yes"));
+    assert_eq!(prop("PoliciesEnabled"), "u 1");
+    let out = manager_call(&h, "GetPolicy", "ss", &["", "props"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"props\""));
+    let out = h.tetra(&["status"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 enabled"));
+    let introspection = h.busctl(&["introspect", "org.tetragond.Tetragond1", "/org/tetragond/Tetragond1"]);
+    let text = String::from_utf8_lossy(&introspection.stdout);
+    for member in [".SetMode", ".ResetMode", ".EnablePolicy", ".DisablePolicy", ".GetPolicy", ".KernelFeatures"] {
+        assert!(text.contains(member), "introspection lacks {member}:\n{text}");
+    }
+}
