@@ -171,3 +171,48 @@ fn manager_properties_and_get_policy() {
         assert!(text.contains(member), "introspection lacks {member}:\n{text}");
     }
 }
+
+#[test]
+fn policy_objects_appear_change_and_vanish() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy("obj.yaml", &kill_policy("obj", SYS_GETPGRP, SIGKILL_ACTION, ""));
+    let id = h.wait_policy("obj", "enabled", enabled)["id"].as_u64().expect("id");
+    let path = format!("/org/tetragond/Tetragond1/policy/{id}");
+    let get = |prop: &str| {
+        let out = h.busctl(&["get-property", "org.tetragond.Tetragond1", &path, "org.tetragond.Tetragond1.Policy", prop]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while get("Name") != "s \"obj\"" {
+        assert!(std::time::Instant::now() < deadline, "policy object never published at {path}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(get("State"), "s \"enabled\"");
+    assert_eq!(get("Mode"), "s \"enforce\"");
+
+    let mut monitor = std::process::Command::new("gdbus")
+        .args(["monitor", "--address", &h.bus_address, "--dest", "org.tetragond.Tetragond1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gdbus (libglib2.0-bin)");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(h.set_mode("obj", "monitor").status.success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = monitor.kill();
+    let mut signals = String::new();
+    std::io::Read::read_to_string(&mut monitor.stdout.take().expect("stdout"), &mut signals).expect("read");
+    let _ = monitor.wait();
+    assert!(
+        signals.contains("PropertiesChanged") && signals.contains("'Mode': <'monitor'>"),
+        "PropertiesChanged for Mode:\n{signals}"
+    );
+    assert_eq!(get("ModeSource"), "s \"runtime\"");
+
+    std::fs::remove_file(h.policy_dir.join("obj.yaml")).expect("delete");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !get("Name").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "policy object still at {path}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -225,8 +225,17 @@ check_stop_start() {
     expect "the test binary to survive with the daemon stopped" testbin_is survived || return 1
     expect "systemctl start to succeed" systemctl start tetragond || { journal_dump; return 1; }
     expect "active again" is_active || return 1
-    note "after restart: $(policy_json)"
-    expect "the policy enforced again after the restart" wait_until 10 testbin_is killed
+    # The run-time mode is kept in the state folder (StateDirectory=, writable
+    # under ProtectSystem=strict): it must outlive the process.
+    local row
+    row=$(policy_json)
+    note "after restart: $row"
+    expect "the run-time monitor mode kept across the restart" \
+        test "$(jq -r '.mode + "/" + .mode_source' <<<"$row")" = monitor/runtime || return 1
+    note "state: $(ls /var/lib/tetragond)"
+    expect "the test binary to survive (still monitor)" testbin_is survived || return 1
+    expect "tetra tp reset-mode to succeed" tetra tp reset-mode "$POLICY" || return 1
+    expect "the policy enforced again once the run-time mode is dropped" wait_until 10 testbin_is killed
 }
 
 check_tracefs_missing() {
@@ -245,9 +254,10 @@ check_tracefs_missing() {
         if ((rc == 0)); then
             is_active || rc=1
             wait_until 10 testbin_is killed || { note "policy not enforced without a host tracefs"; rc=1; }
-            note "journal: $(journalctl -u tetragond -b -o cat | grep -m1 'mounted tracefs' || echo 'no "mounted tracefs" line')"
+            :
             mountpoint -q /sys/kernel/tracing && note "(host namespace now has tracefs too)"
         fi
+        journalctl -u tetragond -b -o cat | grep -i 'tracefs\|mount' | tail -5 | sed 's/^/    journal: /'
         ((rc == 0)) || journal_dump 15
     fi
     systemctl unmask --runtime --quiet sys-kernel-tracing.mount

@@ -19,6 +19,7 @@ use crate::{
     api::{ApiError, DaemonStatus, Request},
     compile::Tracefs,
     dbus::{self, BusChoice},
+    dbus_policies::PolicyObjects,
     events::{self, Clock, EventFile},
     notify as sd,
     policy,
@@ -78,7 +79,11 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     tracing::info!("{summary}");
 
     let (req_tx, mut req_rx) = mpsc::channel(16);
-    let _bus = dbus::serve(&config.bus, req_tx).await.context("connecting to D-Bus")?;
+    let bus = dbus::serve(&config.bus, req_tx).await.context("connecting to D-Bus")?;
+    let objects = PolicyObjects::new(bus.clone());
+    objects.sync(daemon.store.list()).await;
+    // Counters change with every event: their snapshot is refreshed this often.
+    let mut refresh = tokio::time::interval(Duration::from_secs(1));
     sd::ready(&summary.to_string());
     tracing::info!(dir = %config.policy_dir.display(), "tetragond ready");
 
@@ -94,9 +99,17 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
                 while wake_rx.try_recv().is_ok() {}
                 let summary = daemon.store.rescan();
                 sd::status(&summary.to_string());
+                objects.sync(daemon.store.list()).await;
             }
-            Some(req) = req_rx.recv() => daemon.handle(req),
-            _ = hup.recv() => { daemon.reload(); }
+            Some(req) = req_rx.recv() => {
+                daemon.handle(req);
+                objects.sync(daemon.store.list()).await;
+            }
+            _ = hup.recv() => {
+                daemon.reload();
+                objects.sync(daemon.store.list()).await;
+            }
+            _ = refresh.tick() => objects.sync(daemon.store.list()).await,
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 daemon.drain_events(guard.get_inner_mut());

@@ -351,6 +351,8 @@ impl ManagerService {
 pub async fn serve(bus: &BusChoice, requests: mpsc::Sender<Request>) -> zbus::Result<Connection> {
     bus.builder()?
         .serve_at(OBJECT_PATH, ManagerService::new(requests))?
+        // Policy objects live below the Manager and come and go with policies.
+        .serve_at(OBJECT_PATH, zbus::fdo::ObjectManager)?
         .name(BUS_NAME)?
         // zbus's default lets a later process take the name over (and this
         // one give it up); a second daemon must fail instead.

@@ -11,6 +11,7 @@ pub mod compile;
 pub mod config;
 pub mod daemon;
 pub mod dbus;
+pub mod dbus_policies;
 pub mod error;
 pub mod events;
 pub mod notify;
