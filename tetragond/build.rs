@@ -12,7 +12,10 @@ fn main() -> Result<()> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let object = out_dir.join("tetragond.bpf.o");
     println!("cargo::rerun-if-changed={}", ebpf_dir.join("src").display());
-    println!("cargo::rerun-if-changed={}", ebpf_dir.join("Cargo.toml").display());
+    println!(
+        "cargo::rerun-if-changed={}",
+        ebpf_dir.join("Cargo.toml").display()
+    );
     println!("cargo::rerun-if-env-changed=TETRAGOND_SKIP_BPF");
 
     // Only for helpers that unit-test pure user-space code: the daemon refuses
@@ -31,8 +34,23 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| manifest_dir.join("../target"))
         .join("bpf");
     let status = Command::new("rustup")
-        .args(["run", &nightly, "cargo", "build", "--release", "--features", "bpf"])
-        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core", "--bin", "tetragond"])
+        .args([
+            "run",
+            &nightly,
+            "cargo",
+            "build",
+            "--release",
+            "--features",
+            "bpf",
+        ])
+        .args([
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--bin",
+            "tetragond",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(&ebpf_dir)
@@ -40,7 +58,10 @@ fn main() -> Result<()> {
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTFLAGS")
         // BTF (func_info) is required by the verifier for bpf_loop callbacks.
-        .env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            "-Cdebuginfo=2\x1f-Clink-arg=--btf",
+        )
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("RUSTUP_TOOLCHAIN")
         .status()
@@ -54,7 +75,8 @@ fn main() -> Result<()> {
 }
 
 fn pinned_nightly(env_file: &std::path::Path) -> Result<String> {
-    let text = fs::read_to_string(env_file).with_context(|| format!("reading {}", env_file.display()))?;
+    let text =
+        fs::read_to_string(env_file).with_context(|| format!("reading {}", env_file.display()))?;
     text.lines()
         .find_map(|l| l.strip_prefix("NIGHTLY="))
         .map(|v| v.trim().to_string())

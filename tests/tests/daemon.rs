@@ -31,22 +31,38 @@ fn sigkill_policy_kills_counts_and_posts() {
     let mut h = Harness::new();
     h.start_daemon();
     let started = Instant::now();
-    h.write_policy("kill.yaml", &kill_policy("kill-sysinfo", SYS_SYSINFO, SIGKILL_ACTION, ""));
+    h.write_policy(
+        "kill.yaml",
+        &kill_policy("kill-sysinfo", SYS_SYSINFO, SIGKILL_ACTION, ""),
+    );
     h.wait_policy("kill-sysinfo", "enabled", enabled);
-    eprintln!("policy listed as enabled {:?} after the file appeared", started.elapsed());
+    eprintln!(
+        "policy listed as enabled {:?} after the file appeared",
+        started.elapsed()
+    );
 
     let status = run_testbin(SYS_SYSINFO);
-    assert!(killed_by_sigkill(status), "test binary must die by SIGKILL, ended {status:?}");
-    assert!(run_testbin(SYS_GETPGRP).success(), "other syscalls are untouched");
+    assert!(
+        killed_by_sigkill(status),
+        "test binary must die by SIGKILL, ended {status:?}"
+    );
+    assert!(
+        run_testbin(SYS_GETPGRP).success(),
+        "other syscalls are untouched"
+    );
 
-    let p = h.wait_policy("kill-sysinfo", "counted", |p| p["nenforce"].as_u64() >= Some(1));
+    let p = h.wait_policy("kill-sysinfo", "counted", |p| {
+        p["nenforce"].as_u64() >= Some(1)
+    });
     assert!(p["npost"].as_u64() >= Some(1), "{p}");
     assert_eq!(p["nmonitor"], 0);
     assert_eq!(p["mode"], "enforce");
     assert_eq!(p["sensors"][0], "generic_tracepoint");
     assert!(p["kernel_memory"].as_u64() > Some(0), "{p}");
 
-    let events = wait_for_events(&h, |e| e["process_tracepoint"]["policy_name"] == "kill-sysinfo");
+    let events = wait_for_events(&h, |e| {
+        e["process_tracepoint"]["policy_name"] == "kill-sysinfo"
+    });
     let ev = &events[0]["process_tracepoint"];
     assert_eq!(ev["action"], "KPROBE_ACTION_SIGKILL");
     assert_eq!(ev["enforced"], true);
@@ -56,14 +72,21 @@ fn sigkill_policy_kills_counts_and_posts() {
     assert!(events[0]["time"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 
-fn wait_for_events(h: &Harness, pred: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+fn wait_for_events(
+    h: &Harness,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + WAIT;
     loop {
         let events: Vec<_> = h.events().into_iter().filter(|e| pred(e)).collect();
         if !events.is_empty() {
             return events;
         }
-        assert!(Instant::now() < deadline, "no matching event in {}", h.events_file.display());
+        assert!(
+            Instant::now() < deadline,
+            "no matching event in {}",
+            h.events_file.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -72,17 +95,29 @@ fn wait_for_events(h: &Harness, pred: impl Fn(&serde_json::Value) -> bool) -> Ve
 fn set_mode_switches_in_kernel_without_reload() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("kill.yaml", &kill_policy("kill-times", SYS_TIMES, SIGKILL_ACTION, ""));
+    h.write_policy(
+        "kill.yaml",
+        &kill_policy("kill-times", SYS_TIMES, SIGKILL_ACTION, ""),
+    );
     h.wait_policy("kill-times", "enabled", enabled);
     assert!(killed_by_sigkill(run_testbin(SYS_TIMES)));
     let progs_before = h.daemon_prog_ids();
     assert!(!progs_before.is_empty());
 
     let out = h.set_mode("kill-times", "monitor");
-    assert!(out.status.success(), "SetMode failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "SetMode failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = run_testbin(SYS_TIMES);
-    assert!(status.success(), "monitor mode must not kill, ended {status:?}");
-    let p = h.wait_policy("kill-times", "monitored", |p| p["nmonitor"].as_u64() >= Some(1));
+    assert!(
+        status.success(),
+        "monitor mode must not kill, ended {status:?}"
+    );
+    let p = h.wait_policy("kill-times", "monitored", |p| {
+        p["nmonitor"].as_u64() >= Some(1)
+    });
     assert_eq!(p["mode"], "monitor");
     assert_eq!(p["mode_source"], "runtime");
     assert_eq!(p["nenforce"], 1);
@@ -100,18 +135,33 @@ fn sidecar_overrides_policy_and_runtime_overrides_sidecar() {
     h.start_daemon();
     std::fs::write(h.policy_dir.join("modes.toml"), "mode = \"monitor\"\n").expect("sidecar");
     let options = "  options:\n  - name: policy-mode\n    value: enforce\n";
-    h.write_policy("modes.yaml", &kill_policy("modes", SYS_GETPGID, SIGKILL_ACTION, options));
+    h.write_policy(
+        "modes.yaml",
+        &kill_policy("modes", SYS_GETPGID, SIGKILL_ACTION, options),
+    );
     let p = h.wait_policy("modes", "enabled", enabled);
-    assert_eq!((p["mode"].as_str(), p["mode_source"].as_str()), (Some("monitor"), Some("sidecar")));
-    assert!(run_testbin(SYS_GETPGID).success(), "sidecar monitor wins over the policy's enforce");
+    assert_eq!(
+        (p["mode"].as_str(), p["mode_source"].as_str()),
+        (Some("monitor"), Some("sidecar"))
+    );
+    assert!(
+        run_testbin(SYS_GETPGID).success(),
+        "sidecar monitor wins over the policy's enforce"
+    );
 
     assert!(h.set_mode("modes", "enforce").status.success());
     let p = h.policy("modes").expect("listed");
-    assert_eq!((p["mode"].as_str(), p["mode_source"].as_str()), (Some("enforce"), Some("runtime")));
+    assert_eq!(
+        (p["mode"].as_str(), p["mode_source"].as_str()),
+        (Some("enforce"), Some("runtime"))
+    );
     assert!(killed_by_sigkill(run_testbin(SYS_GETPGID)));
 
     // The run-time mode survives an edit of the policy.
-    h.write_policy("modes.yaml", &kill_policy("modes", SYS_GETPGID, SIGKILL_ACTION, "").replace("Equal", "InMap"));
+    h.write_policy(
+        "modes.yaml",
+        &kill_policy("modes", SYS_GETPGID, SIGKILL_ACTION, "").replace("Equal", "InMap"),
+    );
     std::thread::sleep(Duration::from_millis(500));
     let p = h.policy("modes").expect("listed");
     assert_eq!(p["mode_source"], "runtime", "{p}");
@@ -123,18 +173,26 @@ fn post_only_policy_is_monitor_only() {
     let mut h = Harness::new();
     h.start_daemon();
     std::fs::write(h.policy_dir.join("watch.toml"), "mode = \"enforce\"\n").expect("sidecar");
-    h.write_policy("watch.yaml", &kill_policy("watch-getsid", SYS_GETSID, POST_ACTION, ""));
+    h.write_policy(
+        "watch.yaml",
+        &kill_policy("watch-getsid", SYS_GETSID, POST_ACTION, ""),
+    );
     let p = h.wait_policy("watch-getsid", "enabled", enabled);
     assert_eq!(p["mode"], "monitor_only");
     assert!(
-        h.log().contains("Enforcement actions are not configured for this policy, forcing monitor_only mode"),
+        h.log().contains(
+            "Enforcement actions are not configured for this policy, forcing monitor_only mode"
+        ),
         "warning logged:\n{}",
         h.log()
     );
     let out = h.set_mode("watch-getsid", "monitor");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot set policy mode on a policy that is monitor only"), "{err}");
+    assert!(
+        err.contains("cannot set policy mode on a policy that is monitor only"),
+        "{err}"
+    );
     let out = h.tetra(&["tp", "set-mode", "watch-getsid", "enforce"]);
     assert!(!out.status.success());
     assert!(run_testbin(SYS_GETSID).success());
@@ -145,14 +203,25 @@ fn post_only_policy_is_monitor_only() {
 fn api_errors_carry_their_dbus_names() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("watch.yaml", &kill_policy("watch-only", SYS_GETSID, POST_ACTION, ""));
+    h.write_policy(
+        "watch.yaml",
+        &kill_policy("watch-only", SYS_GETSID, POST_ACTION, ""),
+    );
     h.wait_policy("watch-only", "enabled", enabled);
     let call = |name: &str, mode: &str| {
         let out = std::process::Command::new("dbus-send")
             .arg(format!("--bus={}", h.bus_address))
-            .args(["--print-reply", "--dest=org.tetragond.Tetragond1", "/org/tetragond/Tetragond1"])
+            .args([
+                "--print-reply",
+                "--dest=org.tetragond.Tetragond1",
+                "/org/tetragond/Tetragond1",
+            ])
             .arg("org.tetragond.Tetragond1.Manager.SetMode")
-            .args(["string:", &format!("string:{name}"), &format!("string:{mode}")])
+            .args([
+                "string:",
+                &format!("string:{name}"),
+                &format!("string:{mode}"),
+            ])
             .output()
             .expect("dbus-send (apt-get install dbus-bin)");
         String::from_utf8_lossy(&out.stderr).into_owned()
@@ -166,31 +235,57 @@ fn api_errors_carry_their_dbus_names() {
 fn broken_files_are_reported_and_change_nothing_else() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("good.yaml", &kill_policy("good", SYS_GETPRIORITY, SIGKILL_ACTION, ""));
+    h.write_policy(
+        "good.yaml",
+        &kill_policy("good", SYS_GETPRIORITY, SIGKILL_ACTION, ""),
+    );
     h.wait_policy("good", "enabled", enabled);
 
-    let broken = kill_policy("broken", SYS_GETPGRP, SIGKILL_ACTION, "").replace("    event: sys_enter", "    event: sys_enter\n    bogus: 1");
+    let broken = kill_policy("broken", SYS_GETPGRP, SIGKILL_ACTION, "")
+        .replace("    event: sys_enter", "    event: sys_enter\n    bogus: 1");
     h.write_policy("broken.yaml", &broken);
     let p = h.wait_policy("broken", "load_error", |p| p["state"] == "load_error");
     let err = p["error"].as_str().unwrap_or_default();
-    assert!(err.contains("broken.yaml:9:5"), "error names file:line:column: {err}");
+    assert!(
+        err.contains("broken.yaml:9:5"),
+        "error names file:line:column: {err}"
+    );
     assert!(err.contains("bogus"), "{err}");
-    assert!(killed_by_sigkill(run_testbin(SYS_GETPRIORITY)), "the good policy still enforces");
+    assert!(
+        killed_by_sigkill(run_testbin(SYS_GETPRIORITY)),
+        "the good policy still enforces"
+    );
 
     // Breaking the good file keeps its last good version enforced.
-    h.write_policy("good.yaml", &kill_policy("good", SYS_GETPRIORITY, SIGKILL_ACTION, "").replace("kind: TracingPolicy", "kind: Nope"));
+    h.write_policy(
+        "good.yaml",
+        &kill_policy("good", SYS_GETPRIORITY, SIGKILL_ACTION, "")
+            .replace("kind: TracingPolicy", "kind: Nope"),
+    );
     let p = h.wait_policy("good", "load_error", |p| p["state"] == "load_error");
-    assert!(p["error"].as_str().unwrap_or_default().contains("Nope"), "{p}");
-    assert!(killed_by_sigkill(run_testbin(SYS_GETPRIORITY)), "previous version still enforced");
+    assert!(
+        p["error"].as_str().unwrap_or_default().contains("Nope"),
+        "{p}"
+    );
+    assert!(
+        killed_by_sigkill(run_testbin(SYS_GETPRIORITY)),
+        "previous version still enforced"
+    );
 }
 
 #[test]
 fn duplicate_policy_names_the_file_holding_it() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("a.yaml", &kill_policy("twice", SYS_GETPRIORITY, POST_ACTION, ""));
+    h.write_policy(
+        "a.yaml",
+        &kill_policy("twice", SYS_GETPRIORITY, POST_ACTION, ""),
+    );
     h.wait_policy("twice", "enabled", enabled);
-    h.write_policy("b.yaml", &kill_policy("twice", SYS_GETPRIORITY, POST_ACTION, ""));
+    h.write_policy(
+        "b.yaml",
+        &kill_policy("twice", SYS_GETPRIORITY, POST_ACTION, ""),
+    );
     let deadline = Instant::now() + WAIT;
     loop {
         let rows = h.list();
@@ -199,7 +294,10 @@ fn duplicate_policy_names_the_file_holding_it() {
             assert!(err.contains("a.yaml"), "{err}");
             break;
         }
-        assert!(Instant::now() < deadline, "duplicate not reported: {rows:?}");
+        assert!(
+            Instant::now() < deadline,
+            "duplicate not reported: {rows:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -212,7 +310,10 @@ fn rename_over_edits_leave_no_gap_and_delete_unloads() {
     let policy = kill_policy("no-gap", SYS_SCHED_GETSCHEDULER, SIGKILL_ACTION, "");
     h.write_policy("gap.yaml", &policy);
     h.wait_policy("no-gap", "enabled", enabled);
-    assert!(h.daemon_attachments() > idle_attachments, "the tracepoint is attached");
+    assert!(
+        h.daemon_attachments() > idle_attachments,
+        "the tracepoint is attached"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let (runs, survivors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -229,7 +330,10 @@ fn rename_over_edits_leave_no_gap_and_delete_unloads() {
     };
     for i in 0..20 {
         // Each edit changes the policy (its tags), so each is a real reload.
-        let edited = policy.replace("spec:\n", &format!("spec:\n  options:\n  - name: edit\n    value: \"{i}\"\n"));
+        let edited = policy.replace(
+            "spec:\n",
+            &format!("spec:\n  options:\n  - name: edit\n    value: \"{i}\"\n"),
+        );
         h.write_policy("gap.yaml", &edited);
         std::thread::sleep(Duration::from_millis(120));
     }
@@ -237,8 +341,15 @@ fn rename_over_edits_leave_no_gap_and_delete_unloads() {
     hammer.join().expect("hammer thread");
     let p = h.policy("no-gap").expect("listed");
     assert_eq!(p["state"], "enabled", "edits load: {p}");
-    assert!(runs.load(Ordering::SeqCst) > 20, "the loop ran during the edits");
-    assert_eq!(survivors.load(Ordering::SeqCst), 0, "every attempt during 20 edits was killed");
+    assert!(
+        runs.load(Ordering::SeqCst) > 20,
+        "the loop ran during the edits"
+    );
+    assert_eq!(
+        survivors.load(Ordering::SeqCst),
+        0,
+        "every attempt during 20 edits was killed"
+    );
 
     std::fs::remove_file(h.policy_dir.join("gap.yaml")).expect("delete");
     let deadline = Instant::now() + WAIT;
@@ -247,18 +358,34 @@ fn rename_over_edits_leave_no_gap_and_delete_unloads() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = run_testbin(SYS_SCHED_GETSCHEDULER);
-    assert!(status.success(), "unloaded policy no longer kills: {status:?}\n{}", h.log());
-    assert_eq!(h.daemon_attachments(), idle_attachments, "its tracepoint attachment is gone");
+    assert!(
+        status.success(),
+        "unloaded policy no longer kills: {status:?}\n{}",
+        h.log()
+    );
+    assert_eq!(
+        h.daemon_attachments(),
+        idle_attachments,
+        "its tracepoint attachment is gone"
+    );
 }
 
 #[test]
 fn sighup_reload_and_sd_notify_protocol() {
     let mut h = Harness::new();
     h.start_daemon();
-    let ready = h.notifications.iter().find(|m| m.contains("READY=1")).cloned().unwrap_or_default();
+    let ready = h
+        .notifications
+        .iter()
+        .find(|m| m.contains("READY=1"))
+        .cloned()
+        .unwrap_or_default();
     assert!(ready.contains("STATUS="), "READY carries a status: {ready}");
 
-    h.write_policy("hup.yaml", &kill_policy("hup", SYS_GETPRIORITY, POST_ACTION, ""));
+    h.write_policy(
+        "hup.yaml",
+        &kill_policy("hup", SYS_GETPRIORITY, POST_ACTION, ""),
+    );
     h.wait_policy("hup", "enabled", enabled);
     h.signal(libc::SIGHUP);
     let reloading = h.wait_notify("RELOADING=1");
@@ -284,7 +411,9 @@ fn sighup_reload_and_sd_notify_protocol() {
 }
 
 fn prog_exists(id: u32) -> bool {
-    aya::programs::loaded_programs().flatten().any(|p| p.id() == id)
+    aya::programs::loaded_programs()
+        .flatten()
+        .any(|p| p.id() == id)
 }
 
 fn map_exists(id: u32) -> bool {
@@ -295,7 +424,10 @@ fn map_exists(id: u32) -> bool {
 fn tetra_list_prints_tetragons_columns() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("cols.yaml", &kill_policy("columns", SYS_GETPRIORITY, SIGKILL_ACTION, ""));
+    h.write_policy(
+        "cols.yaml",
+        &kill_policy("columns", SYS_GETPRIORITY, SIGKILL_ACTION, ""),
+    );
     h.wait_policy("columns", "enabled", enabled);
     let out = h.tetra(&["tracingpolicy", "list"]);
     assert!(out.status.success());
@@ -304,10 +436,34 @@ fn tetra_list_prints_tetragons_columns() {
     let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
     assert_eq!(
         header,
-        ["ID", "NAME", "DOMAIN", "STATE", "FILTERID", "NAMESPACE", "SENSORS", "KERNELMEMORY", "MODE", "NPOST", "NENFORCE", "NMONITOR"]
+        [
+            "ID",
+            "NAME",
+            "DOMAIN",
+            "STATE",
+            "FILTERID",
+            "NAMESPACE",
+            "SENSORS",
+            "KERNELMEMORY",
+            "MODE",
+            "NPOST",
+            "NENFORCE",
+            "NMONITOR"
+        ]
     );
     let row: Vec<&str> = lines.next().expect("row").split_whitespace().collect();
-    assert_eq!(&row[1..7], ["columns", "static", "enabled", "0", "(global)", "generic_tracepoint"], "{text}");
+    assert_eq!(
+        &row[1..7],
+        [
+            "columns",
+            "static",
+            "enabled",
+            "0",
+            "(global)",
+            "generic_tracepoint"
+        ],
+        "{text}"
+    );
     assert!(row[8].ends_with("B"), "memory unit: {text}");
     assert_eq!(row[9], "enforce", "{text}");
     let alias = h.tetra(&["tp", "list"]);

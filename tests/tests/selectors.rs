@@ -31,7 +31,10 @@ fn no_post_enforces_without_an_event() {
     let mut h = Harness::new();
     h.start_daemon();
     let actions = "      - action: Sigkill\n      - action: NoPost\n";
-    h.write_policy("quiet.yaml", &kill_policy("quiet", SYS_SYSINFO, actions, ""));
+    h.write_policy(
+        "quiet.yaml",
+        &kill_policy("quiet", SYS_SYSINFO, actions, ""),
+    );
     h.wait_policy("quiet", "enabled", enabled);
     assert!(killed_by_sigkill(run_testbin(SYS_SYSINFO)));
     let p = h.wait_policy("quiet", "counted", |p| p["nenforce"] == 1);
@@ -52,7 +55,10 @@ fn match_pids_in_and_not_in() {
     };
     h.write_policy("pids.yaml", &pids("In"));
     h.wait_policy("pids", "enabled", enabled);
-    assert!(run_testbin(SYS_GETPGID).success(), "In [1] does not match the test binary");
+    assert!(
+        run_testbin(SYS_GETPGID).success(),
+        "In [1] does not match the test binary"
+    );
     h.write_policy("pids.yaml", &pids("NotIn"));
     wait_until_killed(SYS_GETPGID);
 }
@@ -61,7 +67,10 @@ fn match_pids_in_and_not_in() {
 fn wait_until_killed(nr: u32) {
     let deadline = std::time::Instant::now() + WAIT;
     while !killed_by_sigkill(run_testbin(nr)) {
-        assert!(std::time::Instant::now() < deadline, "syscall {nr} never killed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "syscall {nr} never killed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -70,10 +79,14 @@ fn wait_until_killed(nr: u32) {
 fn match_binaries_not_in_spares_the_listed_binary() {
     let mut h = Harness::new();
     h.start_daemon();
-    let policy = kill_policy("not-me", SYS_GETSID, SIGKILL_ACTION, "").replace("operator: In", "operator: NotIn");
+    let policy = kill_policy("not-me", SYS_GETSID, SIGKILL_ACTION, "")
+        .replace("operator: In", "operator: NotIn");
     h.write_policy("notin.yaml", &policy);
     h.wait_policy("not-me", "enabled", enabled);
-    assert!(run_testbin(SYS_GETSID).success(), "the listed binary is spared");
+    assert!(
+        run_testbin(SYS_GETSID).success(),
+        "the listed binary is spared"
+    );
 }
 
 #[test]
@@ -129,13 +142,27 @@ fn tetra_add_delete_and_validate() {
     let path = file.to_string_lossy().into_owned();
 
     let out = h.tetra(&["tp", "validate", &path]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = h.tetra(&["tp", "add", "--mode", "monitor", &path]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = h.wait_policy("added", "enabled", enabled);
-    assert_eq!((p["mode"].as_str(), p["mode_source"].as_str()), (Some("monitor"), Some("sidecar")));
-    assert!(h.policy_dir.join("added.toml").exists(), "sidecar written next to the policy");
+    assert_eq!(
+        (p["mode"].as_str(), p["mode_source"].as_str()),
+        (Some("monitor"), Some("sidecar"))
+    );
+    assert!(
+        h.policy_dir.join("added.toml").exists(),
+        "sidecar written next to the policy"
+    );
     assert!(run_testbin(SYS_GETSID).success(), "added in monitor mode");
 
     let out = h.tetra(&["tp", "add", &path]);
@@ -143,7 +170,11 @@ fn tetra_add_delete_and_validate() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 
     let out = h.tetra(&["tp", "delete", "added"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(h.policy("added").is_none());
     assert!(!h.policy_dir.join("added.yaml").exists());
 
@@ -154,7 +185,10 @@ fn tetra_add_delete_and_validate() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{path}:4:")), "FILE:LINE:COL: {err}");
     let out = h.tetra(&["tp", "add", &path]);
-    assert!(!out.status.success(), "the daemon refuses an invalid policy");
+    assert!(
+        !out.status.success(),
+        "the daemon refuses an invalid policy"
+    );
     assert!(h.list().is_empty(), "and changes nothing");
 }
 
@@ -190,7 +224,10 @@ spec:
     let never = "      - index: 0\n        operator: Mask\n        values: [\"0xff\"]\n";
     h.write_policy("ops.yaml", &policy("ops", never));
     h.wait_policy("ops", "enabled", enabled);
-    assert!(run_testbin(SYS_GETPGID).success(), "0 & 0xff is 0: Mask does not match");
+    assert!(
+        run_testbin(SYS_GETPGID).success(),
+        "0 & 0xff is 0: Mask does not match"
+    );
     let all = "      - index: 0\n        operator: GreaterThan\n        values: [\"-1\"]\n      - index: 0\n        operator: LessThan\n        values: [\"1\"]\n      - index: 0\n        operator: NotEqual\n        values: [\"5\", \"7\"]\n";
     h.write_policy("ops.yaml", &policy("ops", all));
     wait_until_killed(SYS_GETPGID);

@@ -3,7 +3,10 @@
 
 mod common;
 
-use std::path::Path;
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
 
 use common::*;
 
@@ -14,22 +17,14 @@ fn enabled(p: &serde_json::Value) -> bool {
     p["state"] == "enabled"
 }
 
-fn manager_call(h: &Harness, method: &str, signature: &str, args: &[&str]) -> std::process::Output {
-    let mut all = vec![
-        "call",
-        "org.tetragond.Tetragond1",
-        "/org/tetragond/Tetragond1",
-        "org.tetragond.Tetragond1.Manager",
-        method,
-    ];
-    if !signature.is_empty() {
-        all.push(signature);
-    }
-    all.extend_from_slice(args);
-    h.busctl(&all)
-}
-
-fn busctl_as_nobody(h: &Harness, method: &str, signature: &str, args: &[&str]) -> std::process::Output {
+/// `busctl call` on the Manager, as root or as nobody.
+fn manager_call_as(
+    h: &Harness,
+    nobody: bool,
+    method: &str,
+    signature: &str,
+    args: &[&str],
+) -> Output {
     let address = format!("--address={}", h.bus_address);
     let mut all = vec![
         address.as_str(),
@@ -43,40 +38,81 @@ fn busctl_as_nobody(h: &Harness, method: &str, signature: &str, args: &[&str]) -
         all.push(signature);
     }
     all.extend_from_slice(args);
-    as_nobody(Path::new("/usr/bin/busctl"), &all)
+    let busctl = Path::new("/usr/bin/busctl");
+    if nobody {
+        as_nobody(busctl, &all)
+    } else {
+        Command::new(busctl).args(&all).output().expect("busctl")
+    }
+}
+
+fn manager_call(h: &Harness, method: &str, signature: &str, args: &[&str]) -> Output {
+    manager_call_as(h, false, method, signature, args)
+}
+
+fn busctl_as_nobody(h: &Harness, method: &str, signature: &str, args: &[&str]) -> Output {
+    manager_call_as(h, true, method, signature, args)
 }
 
 #[test]
 fn shipped_bus_policy_lets_root_change_and_others_only_read() {
     let mut h = Harness::with_bus(BusKind::SystemLike);
     h.start_daemon();
-    h.write_policy("ac.yaml", &kill_policy("ac", SYS_GETPGRP, SIGKILL_ACTION, ""));
+    h.write_policy(
+        "ac.yaml",
+        &kill_policy("ac", SYS_GETPGRP, SIGKILL_ACTION, ""),
+    );
     h.wait_policy("ac", "enabled", enabled);
 
     let tetra = release_bin("tetra");
-    let out = as_nobody(&tetra, &["--bus", &h.bus_address, "tp", "list", "-o", "json"]);
-    assert!(out.status.success(), "nobody may list: {}", String::from_utf8_lossy(&out.stderr));
+    let out = as_nobody(
+        &tetra,
+        &["--bus", &h.bus_address, "tp", "list", "-o", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "nobody may list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"ac\""));
     let out = busctl_as_nobody(&h, "GetPolicy", "ss", &["", "ac"]);
-    assert!(out.status.success(), "nobody may read one policy: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nobody may read one policy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     for (method, sig, args) in [
         ("SetMode", "sss", vec!["", "ac", "monitor"]),
         ("ResetMode", "ss", vec!["", "ac"]),
         ("DisablePolicy", "ss", vec!["", "ac"]),
         ("DeletePolicy", "ss", vec!["", "ac"]),
+        ("AddPolicy", "ss", vec!["kind: TracingPolicy", "enforce"]),
+        ("EnablePolicy", "ss", vec!["", "ac"]),
         ("Reload", "", vec![]),
     ] {
         let out = busctl_as_nobody(&h, method, sig, &args);
         assert!(!out.status.success(), "nobody must not call {method}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("denied") || err.contains("Access"), "{method}: {err}");
+        assert!(
+            err.contains("denied") || err.contains("Access"),
+            "{method}: {err}"
+        );
     }
     let p = h.policy("ac").expect("still listed");
-    assert_eq!((p["mode"].as_str(), p["state"].as_str()), (Some("enforce"), Some("enabled")), "nothing changed");
+    assert_eq!(
+        (p["mode"].as_str(), p["state"].as_str()),
+        (Some("enforce"), Some("enabled")),
+        "nothing changed"
+    );
     assert!(killed_by_sigkill(run_testbin(SYS_GETPGRP)));
 
-    assert!(manager_call(&h, "SetMode", "sss", &["", "ac", "monitor"]).status.success(), "root may");
+    assert!(
+        manager_call(&h, "SetMode", "sss", &["", "ac", "monitor"])
+            .status
+            .success(),
+        "root may"
+    );
     assert!(manager_call(&h, "Reload", "", &[]).status.success());
 }
 
@@ -84,13 +120,19 @@ fn shipped_bus_policy_lets_root_change_and_others_only_read() {
 fn daemon_refuses_mutations_from_non_root_even_on_an_open_bus() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("open.yaml", &kill_policy("open", SYS_GETPGRP, SIGKILL_ACTION, ""));
+    h.write_policy(
+        "open.yaml",
+        &kill_policy("open", SYS_GETPGRP, SIGKILL_ACTION, ""),
+    );
     h.wait_policy("open", "enabled", enabled);
     let out = busctl_as_nobody(&h, "SetMode", "sss", &["", "open", "monitor"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only root may"), "{err}");
-    let out = as_nobody(&release_bin("tetra"), &["--bus", &h.bus_address, "tp", "disable", "open"]);
+    let out = as_nobody(
+        &release_bin("tetra"),
+        &["--bus", &h.bus_address, "tp", "disable", "open"],
+    );
     assert!(!out.status.success());
     assert_eq!(h.policy("open").expect("listed")["mode"], "enforce");
 }
@@ -99,29 +141,50 @@ fn daemon_refuses_mutations_from_non_root_even_on_an_open_bus() {
 fn run_time_settings_survive_a_restart() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("keep.yaml", &kill_policy("keep", SYS_TIMES, SIGKILL_ACTION, ""));
+    h.write_policy(
+        "keep.yaml",
+        &kill_policy("keep", SYS_TIMES, SIGKILL_ACTION, ""),
+    );
     h.wait_policy("keep", "enabled", enabled);
     assert!(h.set_mode("keep", "monitor").status.success());
     h.stop_daemon();
     h.start_daemon();
     let p = h.wait_policy("keep", "enabled", enabled);
-    assert_eq!((p["mode"].as_str(), p["mode_source"].as_str()), (Some("monitor"), Some("runtime")));
-    assert!(run_testbin(SYS_TIMES).success(), "still monitor after restart");
+    assert_eq!(
+        (p["mode"].as_str(), p["mode_source"].as_str()),
+        (Some("monitor"), Some("runtime"))
+    );
+    assert!(
+        run_testbin(SYS_TIMES).success(),
+        "still monitor after restart"
+    );
 
     // ResetMode: the policy's own mode (enforce) applies again, and is stored so.
     let out = h.tetra(&["tp", "reset-mode", "keep"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = h.policy("keep").expect("listed");
-    assert_eq!((p["mode"].as_str(), p["mode_source"].as_str()), (Some("enforce"), Some("policy")));
+    assert_eq!(
+        (p["mode"].as_str(), p["mode_source"].as_str()),
+        (Some("enforce"), Some("policy"))
+    );
     assert!(killed_by_sigkill(run_testbin(SYS_TIMES)));
 
     // Disable is stored too.
     assert!(h.tetra(&["tp", "disable", "keep"]).status.success());
     h.wait_policy("keep", "disabled", |p| p["state"] == "disabled");
-    assert!(run_testbin(SYS_TIMES).success(), "disabled policies do not enforce");
+    assert!(
+        run_testbin(SYS_TIMES).success(),
+        "disabled policies do not enforce"
+    );
     h.stop_daemon();
     h.start_daemon();
-    h.wait_policy("keep", "disabled after restart", |p| p["state"] == "disabled");
+    h.wait_policy("keep", "disabled after restart", |p| {
+        p["state"] == "disabled"
+    });
     assert!(h.tetra(&["tp", "enable", "keep"]).status.success());
     h.wait_policy("keep", "enabled", enabled);
     assert!(killed_by_sigkill(run_testbin(SYS_TIMES)));
@@ -142,7 +205,10 @@ fn run_time_settings_survive_a_restart() {
 fn manager_properties_and_get_policy() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("props.yaml", &kill_policy("props", SYS_GETPGRP, POST_ACTION, ""));
+    h.write_policy(
+        "props.yaml",
+        &kill_policy("props", SYS_GETPGRP, POST_ACTION, ""),
+    );
     h.wait_policy("props", "enabled", enabled);
     let prop = |name: &str| {
         let out = h.busctl(&[
@@ -152,7 +218,11 @@ fn manager_properties_and_get_policy() {
             "org.tetragond.Tetragond1.Manager",
             name,
         ]);
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     assert!(prop("Version").starts_with("s \""));
@@ -165,10 +235,24 @@ fn manager_properties_and_get_policy() {
     let out = h.tetra(&["status"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 enabled"));
-    let introspection = h.busctl(&["introspect", "org.tetragond.Tetragond1", "/org/tetragond/Tetragond1"]);
+    let introspection = h.busctl(&[
+        "introspect",
+        "org.tetragond.Tetragond1",
+        "/org/tetragond/Tetragond1",
+    ]);
     let text = String::from_utf8_lossy(&introspection.stdout);
-    for member in [".SetMode", ".ResetMode", ".EnablePolicy", ".DisablePolicy", ".GetPolicy", ".KernelFeatures"] {
-        assert!(text.contains(member), "introspection lacks {member}:\n{text}");
+    for member in [
+        ".SetMode",
+        ".ResetMode",
+        ".EnablePolicy",
+        ".DisablePolicy",
+        ".GetPolicy",
+        ".KernelFeatures",
+    ] {
+        assert!(
+            text.contains(member),
+            "introspection lacks {member}:\n{text}"
+        );
     }
 }
 
@@ -176,23 +260,43 @@ fn manager_properties_and_get_policy() {
 fn policy_objects_appear_change_and_vanish() {
     let mut h = Harness::new();
     h.start_daemon();
-    h.write_policy("obj.yaml", &kill_policy("obj", SYS_GETPGRP, SIGKILL_ACTION, ""));
-    let id = h.wait_policy("obj", "enabled", enabled)["id"].as_u64().expect("id");
+    h.write_policy(
+        "obj.yaml",
+        &kill_policy("obj", SYS_GETPGRP, SIGKILL_ACTION, ""),
+    );
+    let id = h.wait_policy("obj", "enabled", enabled)["id"]
+        .as_u64()
+        .expect("id");
     let path = format!("/org/tetragond/Tetragond1/policy/{id}");
     let get = |prop: &str| {
-        let out = h.busctl(&["get-property", "org.tetragond.Tetragond1", &path, "org.tetragond.Tetragond1.Policy", prop]);
+        let out = h.busctl(&[
+            "get-property",
+            "org.tetragond.Tetragond1",
+            &path,
+            "org.tetragond.Tetragond1.Policy",
+            prop,
+        ]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let deadline = std::time::Instant::now() + WAIT;
     while get("Name") != "s \"obj\"" {
-        assert!(std::time::Instant::now() < deadline, "policy object never published at {path}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "policy object never published at {path}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(get("State"), "s \"enabled\"");
     assert_eq!(get("Mode"), "s \"enforce\"");
 
     let mut monitor = std::process::Command::new("gdbus")
-        .args(["monitor", "--address", &h.bus_address, "--dest", "org.tetragond.Tetragond1"])
+        .args([
+            "monitor",
+            "--address",
+            &h.bus_address,
+            "--dest",
+            "org.tetragond.Tetragond1",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("gdbus (libglib2.0-bin)");
@@ -201,7 +305,8 @@ fn policy_objects_appear_change_and_vanish() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let _ = monitor.kill();
     let mut signals = String::new();
-    std::io::Read::read_to_string(&mut monitor.stdout.take().expect("stdout"), &mut signals).expect("read");
+    std::io::Read::read_to_string(&mut monitor.stdout.take().expect("stdout"), &mut signals)
+        .expect("read");
     let _ = monitor.wait();
     assert!(
         signals.contains("PropertiesChanged") && signals.contains("'Mode': <'monitor'>"),
@@ -212,7 +317,10 @@ fn policy_objects_appear_change_and_vanish() {
     std::fs::remove_file(h.policy_dir.join("obj.yaml")).expect("delete");
     let deadline = std::time::Instant::now() + WAIT;
     while !get("Name").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "policy object still at {path}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "policy object still at {path}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

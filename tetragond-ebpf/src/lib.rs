@@ -192,7 +192,9 @@ pub struct ExePath {
 
 impl Default for ExePath {
     fn default() -> Self {
-        Self { bytes: [0; PATH_LEN] }
+        Self {
+            bytes: [0; PATH_LEN],
+        }
     }
 }
 

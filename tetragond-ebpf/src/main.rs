@@ -15,9 +15,8 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        bpf_ktime_get_ns, bpf_probe_read_kernel_buf,
-        bpf_probe_read_kernel_str_bytes,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         generated::{bpf_loop, bpf_send_signal},
     },
     macros::{map, tracepoint},
@@ -26,9 +25,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tetragond_ebpf::{
-    action, op, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo, ExePath, HookConf,
-    HookKey, HookList, PolicyCounters, Selector, TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS,
-    MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
+    action, op, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo, ExePath,
+    HookConf, HookKey, HookList, PolicyCounters, Selector, TaskTrackingOffsets, MAX_ACTIONS,
+    MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
     MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
 };
 
@@ -41,7 +40,8 @@ static EVENT_INFO: HashMap<u32, EventInfo> = HashMap::with_max_entries(1024, 0);
 #[map]
 static POLICY_MODE: Array<u32> = Array::with_max_entries(MAX_POLICIES, 0);
 #[map]
-static POLICY_COUNTERS: PerCpuArray<PolicyCounters> = PerCpuArray::with_max_entries(MAX_POLICIES, 0);
+static POLICY_COUNTERS: PerCpuArray<PolicyCounters> =
+    PerCpuArray::with_max_entries(MAX_POLICIES, 0);
 #[map]
 static ARG_SETS: HashMap<ArgSetKey, u8> = HashMap::with_max_entries(65536, 0);
 #[map]
@@ -108,15 +108,24 @@ generic_sites!(
 /// sites) those listed for this syscall number only.
 #[inline(always)]
 fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
-    if let Some(list) = unsafe { HOOK_LISTS.get(&HookKey { site, sub_id: SUB_ANY }) } {
+    if let Some(list) = unsafe {
+        HOOK_LISTS.get(&HookKey {
+            site,
+            sub_id: SUB_ANY,
+        })
+    } {
         run_list(ctx, list);
     }
-    let Some(info) = (unsafe { EVENT_INFO.get(&site) }) else { return 0 };
+    let Some(info) = (unsafe { EVENT_INFO.get(&site) }) else {
+        return 0;
+    };
     if info.syscall_offset == 0 {
         return 0;
     }
     // `id` (long) or `__syscall_nr` (int): the low 32 bits either way.
-    let Ok(nr) = (unsafe { ctx.read_at::<u32>(info.syscall_offset as usize) }) else { return 0 };
+    let Ok(nr) = (unsafe { ctx.read_at::<u32>(info.syscall_offset as usize) }) else {
+        return 0;
+    };
     if let Some(list) = unsafe { HOOK_LISTS.get(&HookKey { site, sub_id: nr }) } {
         run_list(ctx, list);
     }
@@ -136,7 +145,11 @@ struct ListWalk {
 /// an unrolled loop would be verified once per hook and blow the limit.
 #[inline(always)]
 fn run_list(ctx: &TracePointContext, list: &HookList) {
-    let mut walk = ListWalk { ctx: ctx.as_ptr(), len: list.len, slots: list.slots };
+    let mut walk = ListWalk {
+        ctx: ctx.as_ptr(),
+        len: list.len,
+        slots: list.slots,
+    };
     let n = (list.len as usize).min(MAX_HOOKS_PER_KEY) as u32;
     unsafe {
         bpf_loop(
@@ -173,7 +186,11 @@ struct HookWalk {
 
 #[inline(never)]
 fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
-    let mut walk = HookWalk { hook_slot, matched: -1, args: [0; MAX_ARGS] };
+    let mut walk = HookWalk {
+        hook_slot,
+        matched: -1,
+        args: [0; MAX_ARGS],
+    };
     for i in 0..MAX_ARGS {
         if i >= hook.n_args as usize {
             break;
@@ -185,10 +202,23 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
         return;
     }
     let n = (hook.n_selectors as usize).min(MAX_SELECTORS) as u32;
-    unsafe { bpf_loop(n, eval_selector as *mut c_void, (&mut walk as *mut HookWalk).cast(), 0) };
+    unsafe {
+        bpf_loop(
+            n,
+            eval_selector as *mut c_void,
+            (&mut walk as *mut HookWalk).cast(),
+            0,
+        )
+    };
     let s = walk.matched;
     if (0..MAX_SELECTORS as i32).contains(&s) {
-        act(hook_slot, hook, &walk.args, &hook.selectors[s as usize], s as u8);
+        act(
+            hook_slot,
+            hook,
+            &walk.args,
+            &hook.selectors[s as usize],
+            s as u8,
+        );
     }
 }
 
@@ -200,14 +230,28 @@ extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
     if s >= MAX_SELECTORS {
         return 1;
     }
-    let Some(hook) = HOOKS.get(walk.hook_slot) else { return 1 };
+    let Some(hook) = HOOKS.get(walk.hook_slot) else {
+        return 1;
+    };
     let sel = &hook.selectors[s];
     if !pids_match(sel) || !binaries_match(walk.hook_slot, s as u8, sel) {
         return 0;
     }
-    let mut filters = FilterWalk { hook_slot: walk.hook_slot, selector: s as u32, all_match: 1, args: walk.args };
+    let mut filters = FilterWalk {
+        hook_slot: walk.hook_slot,
+        selector: s as u32,
+        all_match: 1,
+        args: walk.args,
+    };
     let n = (sel.n_arg_filters as usize).min(MAX_ARG_FILTERS) as u32;
-    unsafe { bpf_loop(n, eval_filter as *mut c_void, (&mut filters as *mut FilterWalk).cast(), 0) };
+    unsafe {
+        bpf_loop(
+            n,
+            eval_filter as *mut c_void,
+            (&mut filters as *mut FilterWalk).cast(),
+            0,
+        )
+    };
     if filters.all_match == 1 {
         walk.matched = s as i32;
         return 1;
@@ -231,10 +275,13 @@ extern "C" fn eval_filter(index: u64, walk: *mut c_void) -> i64 {
     if f >= MAX_ARG_FILTERS || s >= MAX_SELECTORS {
         return 1;
     }
-    let Some(hook) = HOOKS.get(walk.hook_slot) else { return 1 };
+    let Some(hook) = HOOKS.get(walk.hook_slot) else {
+        return 1;
+    };
     let filter = &hook.selectors[s].arg_filters[f];
     let arg = filter.arg as usize;
-    let ok = arg < MAX_ARGS && filter_matches(walk.hook_slot, s as u8, f as u8, filter, walk.args[arg]);
+    let ok =
+        arg < MAX_ARGS && filter_matches(walk.hook_slot, s as u8, f as u8, filter, walk.args[arg]);
     if ok {
         0
     } else {
@@ -286,7 +333,11 @@ fn binaries_match(hook_slot: u32, s: u8, sel: &Selector) -> bool {
     }
     let found = current_binary_id()
         .map(|binary_id| {
-            let key = BinarySetKey { hook_slot, selector: s as u32, binary_id };
+            let key = BinarySetKey {
+                hook_slot,
+                selector: s as u32,
+                binary_id,
+            };
             unsafe { BINARY_SETS.get(&key) }.is_some()
         })
         .unwrap_or(false);
@@ -304,7 +355,13 @@ fn current_binary_id() -> Option<u32> {
 fn filter_matches(hook_slot: u32, s: u8, f: u8, filter: &ArgFilter, value: u64) -> bool {
     match filter.op {
         op::IN_MAP | op::NOT_IN_MAP => {
-            let key = ArgSetKey { hook_slot, selector: s, filter: f, _pad: [0; 2], value };
+            let key = ArgSetKey {
+                hook_slot,
+                selector: s,
+                filter: f,
+                _pad: [0; 2],
+                value,
+            };
             let present = unsafe { ARG_SETS.get(&key) }.is_some();
             present == (filter.op == op::IN_MAP)
         }
@@ -349,7 +406,9 @@ fn act(hook_slot: u32, hook: &HookConf, args: &[u64; MAX_ARGS], sel: &Selector, 
     }
     let mut outcome = None;
     if signal != 0 {
-        let monitor = POLICY_MODE.get(hook.policy_slot).is_some_and(|m| *m == MODE_MONITOR);
+        let monitor = POLICY_MODE
+            .get(hook.policy_slot)
+            .is_some_and(|m| *m == MODE_MONITOR);
         if monitor {
             count(hook.policy_slot, |c| c.monitor += 1);
         } else {
@@ -381,7 +440,9 @@ fn post(
     s: u8,
 ) {
     count(hook.policy_slot, |c| c.post += 1);
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else { return };
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        return;
+    };
     let ev = entry.as_mut_ptr();
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
@@ -423,9 +484,15 @@ fn post(
 
 #[tracepoint]
 pub fn task_exec(ctx: TracePointContext) -> u32 {
-    let Some(offsets) = TASK_OFFSETS.get(0) else { return 0 };
-    let Ok(loc) = (unsafe { ctx.read_at::<u32>(offsets.exec_filename as usize) }) else { return 0 };
-    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else { return 0 };
+    let Some(offsets) = TASK_OFFSETS.get(0) else {
+        return 0;
+    };
+    let Ok(loc) = (unsafe { ctx.read_at::<u32>(offsets.exec_filename as usize) }) else {
+        return 0;
+    };
+    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
     let path = unsafe { &mut *scratch };
     // Zeroed first: the path is a hash key, so the tail must be stable.
     for chunk in path.bytes.chunks_exact_mut(8) {
@@ -442,8 +509,12 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn task_fork(ctx: TracePointContext) -> u32 {
-    let Some(offsets) = TASK_OFFSETS.get(0) else { return 0 };
-    let Ok(child) = (unsafe { ctx.read_at::<u32>(offsets.fork_child_pid as usize) }) else { return 0 };
+    let Some(offsets) = TASK_OFFSETS.get(0) else {
+        return 0;
+    };
+    let Ok(child) = (unsafe { ctx.read_at::<u32>(offsets.fork_child_pid as usize) }) else {
+        return 0;
+    };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if let Some(exe) = TASK_EXE.get_ptr(&tgid) {
         // Threads get an entry too; task_exit removes it by thread id.

@@ -84,19 +84,45 @@ pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 pub enum Request {
     ListPolicies(Reply<Vec<PolicyInfo>>),
     /// `namespace` empty means global.
-    SetMode { namespace: String, name: String, mode: String, reply: Reply<()> },
+    SetMode {
+        namespace: String,
+        name: String,
+        mode: String,
+        reply: Reply<()>,
+    },
     /// Validates `yaml`, then writes it (and a sidecar when `mode` is not
     /// empty) into the policy folder. Returns the file path written.
-    AddPolicy { yaml: String, mode: String, reply: Reply<String> },
+    AddPolicy {
+        yaml: String,
+        mode: String,
+        reply: Reply<String>,
+    },
     /// Removes the policy's file (and sidecar) from the policy folder.
-    DeletePolicy { namespace: String, name: String, reply: Reply<()> },
+    DeletePolicy {
+        namespace: String,
+        name: String,
+        reply: Reply<()>,
+    },
     /// Rescans the policy folder; returns a one-line summary.
     Reload(Reply<String>),
-    GetPolicy { namespace: String, name: String, reply: Reply<PolicyInfo> },
+    GetPolicy {
+        namespace: String,
+        name: String,
+        reply: Reply<PolicyInfo>,
+    },
     /// Drops the run-time mode (the sidecar's or the policy's applies again).
-    ResetMode { namespace: String, name: String, reply: Reply<()> },
+    ResetMode {
+        namespace: String,
+        name: String,
+        reply: Reply<()>,
+    },
     /// Enables or disables a policy at run time (stored, survives restarts).
-    SetEnabled { namespace: String, name: String, enabled: bool, reply: Reply<()> },
+    SetEnabled {
+        namespace: String,
+        name: String,
+        enabled: bool,
+        reply: Reply<()>,
+    },
     /// Daemon-wide facts for the Manager's properties.
     Status(Reply<DaemonStatus>),
 }

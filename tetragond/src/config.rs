@@ -21,20 +21,36 @@ pub struct ConfigFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: {source}")]
-    Io { file: PathBuf, source: std::io::Error },
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}:{column}: {message}")]
-    Invalid { file: PathBuf, line: usize, column: usize, message: String },
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 }
 
 pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.into(),
+        source,
+    })?;
     parse(path, &text)
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        ConfigError::Invalid { file: path.into(), line, column, message: e.message().to_string() }
+        ConfigError::Invalid {
+            file: path.into(),
+            line,
+            column,
+            message: e.message().to_string(),
+        }
     })
 }
 
@@ -51,16 +67,26 @@ mod tests {
 
     #[test]
     fn reads_known_keys() {
-        let c = parse(Path::new("t.toml"), "policy_dir = \"/p\"\nbus = \"session\"\n").expect("valid");
+        let c = parse(
+            Path::new("t.toml"),
+            "policy_dir = \"/p\"\nbus = \"session\"\n",
+        )
+        .expect("valid");
         assert_eq!(c.policy_dir.as_deref(), Some(Path::new("/p")));
         assert_eq!(c.bus.as_deref(), Some("session"));
     }
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = parse(Path::new("/etc/tetragond/tetragond.toml"), "bus = \"system\"\npolicy_folder = \"/x\"\n")
-            .expect_err("unknown key");
+        let err = parse(
+            Path::new("/etc/tetragond/tetragond.toml"),
+            "bus = \"system\"\npolicy_folder = \"/x\"\n",
+        )
+        .expect_err("unknown key");
         let text = err.to_string();
-        assert!(text.starts_with("/etc/tetragond/tetragond.toml:2:1: unknown field `policy_folder`"), "{text}");
+        assert!(
+            text.starts_with("/etc/tetragond/tetragond.toml:2:1: unknown field `policy_folder`"),
+            "{text}"
+        );
     }
 }

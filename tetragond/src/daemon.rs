@@ -21,8 +21,7 @@ use crate::{
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
     events::{self, Clock, EventFile},
-    notify as sd,
-    policy,
+    notify as sd, policy,
     sensors::{mounts, probe, Kernel},
     store::{PolicyKey, Store, Summary},
     watcher,
@@ -66,7 +65,12 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     tracing::info!("kernel features: {}", probe::describe(&features));
     let mut daemon = Daemon {
         features,
-        store: Store::new(config.policy_dir.clone(), config.state_dir.clone(), kernel, Box::new(Tracefs)),
+        store: Store::new(
+            config.policy_dir.clone(),
+            config.state_dir.clone(),
+            kernel,
+            Box::new(Tracefs),
+        ),
         events,
         clock: Clock::now(),
         node_name: events::node_name(),
@@ -79,7 +83,9 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     tracing::info!("{summary}");
 
     let (req_tx, mut req_rx) = mpsc::channel(16);
-    let bus = dbus::serve(&config.bus, req_tx).await.context("connecting to D-Bus")?;
+    let bus = dbus::serve(&config.bus, req_tx)
+        .await
+        .context("connecting to D-Bus")?;
     let objects = PolicyObjects::new(bus.clone());
     objects.sync(daemon.store.list()).await;
     // Counters change with every event: their snapshot is refreshed this often.
@@ -129,7 +135,10 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
 /// Half of systemd's WATCHDOG_USEC, when the service has a watchdog.
 fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-    let for_us = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok()).is_none_or(|p| p == std::process::id());
+    let for_us = std::env::var("WATCHDOG_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_none_or(|p| p == std::process::id());
     (for_us && usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
@@ -158,25 +167,47 @@ impl Daemon {
             Request::ListPolicies(reply) => {
                 let _ = reply.send(Ok(self.store.list()));
             }
-            Request::SetMode { namespace, name, mode, reply } => {
+            Request::SetMode {
+                namespace,
+                name,
+                mode,
+                reply,
+            } => {
                 let _ = reply.send(self.store.set_mode(&(namespace, name), &mode));
             }
             Request::AddPolicy { yaml, mode, reply } => {
                 let _ = reply.send(self.add_policy(&yaml, &mode));
             }
-            Request::DeletePolicy { namespace, name, reply } => {
+            Request::DeletePolicy {
+                namespace,
+                name,
+                reply,
+            } => {
                 let _ = reply.send(self.delete_policy(&(namespace, name)));
             }
             Request::Reload(reply) => {
                 let _ = reply.send(Ok(self.reload().to_string()));
             }
-            Request::GetPolicy { namespace, name, reply } => {
+            Request::GetPolicy {
+                namespace,
+                name,
+                reply,
+            } => {
                 let _ = reply.send(self.store.get(&(namespace, name)));
             }
-            Request::ResetMode { namespace, name, reply } => {
+            Request::ResetMode {
+                namespace,
+                name,
+                reply,
+            } => {
                 let _ = reply.send(self.store.reset_mode(&(namespace, name)));
             }
-            Request::SetEnabled { namespace, name, enabled, reply } => {
+            Request::SetEnabled {
+                namespace,
+                name,
+                enabled,
+                reply,
+            } => {
                 let _ = reply.send(self.store.set_enabled(&(namespace, name), enabled));
             }
             Request::Status(reply) => {
@@ -191,7 +222,11 @@ impl Daemon {
         DaemonStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             policy_directory: self.store.dir().display().to_string(),
-            kernel_features: self.features.iter().map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" })).collect(),
+            kernel_features: self
+                .features
+                .iter()
+                .map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" }))
+                .collect(),
             enabled: count(summary.enabled),
             load_errors: count(summary.errors),
             disabled: count(summary.disabled),
@@ -203,11 +238,15 @@ impl Daemon {
     fn add_policy(&mut self, yaml: &str, mode: &str) -> Result<String, ApiError> {
         let mode = match mode {
             "" => None,
-            m => Some(m.parse::<policy::Mode>().map_err(|_| ApiError::InvalidMode(format!("invalid mode: {m:?}")))?),
+            m => Some(
+                m.parse::<policy::Mode>()
+                    .map_err(|_| ApiError::InvalidMode(format!("invalid mode: {m:?}")))?,
+            ),
         };
         let dir = self.store.dir().to_path_buf();
         let probe = dir.join(".tetra-add.yaml");
-        let tp = policy::parse_policy(&probe, yaml).map_err(|e| ApiError::InvalidPolicy(e.to_string()))?;
+        let tp = policy::parse_policy(&probe, yaml)
+            .map_err(|e| ApiError::InvalidPolicy(e.to_string()))?;
         let key = policy::key(&tp);
         if let Some(file) = self.store.file_of(&key) {
             return Err(ApiError::AlreadyExists(format!(
@@ -216,11 +255,21 @@ impl Daemon {
                 file.display()
             )));
         }
-        let stem = if key.0.is_empty() { key.1.clone() } else { format!("{}.{}", key.0, key.1) };
+        let stem = if key.0.is_empty() {
+            key.1.clone()
+        } else {
+            format!("{}.{}", key.0, key.1)
+        };
         let path = dir.join(format!("{stem}.yaml"));
         if let Some(mode) = mode {
-            let sidecar = policy::Sidecar { mode: Some(mode), enabled: None };
-            write_atomically(&policy::sidecar_path(&path), &policy::render_sidecar(&sidecar))?;
+            let sidecar = policy::Sidecar {
+                mode: Some(mode),
+                enabled: None,
+            };
+            write_atomically(
+                &policy::sidecar_path(&path),
+                &policy::render_sidecar(&sidecar),
+            )?;
         }
         write_atomically(&path, yaml)?;
         self.store.rescan();
@@ -228,11 +277,11 @@ impl Daemon {
     }
 
     fn delete_policy(&mut self, key: &PolicyKey) -> Result<(), ApiError> {
-        let file = self
-            .store
-            .file_of(key)
-            .ok_or_else(|| ApiError::NotFound(format!("policy {} not found", crate::store::describe(key))))?;
-        std::fs::remove_file(&file).map_err(|e| ApiError::Failed(format!("removing {}: {e}", file.display())))?;
+        let file = self.store.file_of(key).ok_or_else(|| {
+            ApiError::NotFound(format!("policy {} not found", crate::store::describe(key)))
+        })?;
+        std::fs::remove_file(&file)
+            .map_err(|e| ApiError::Failed(format!("removing {}: {e}", file.display())))?;
         let _ = std::fs::remove_file(policy::sidecar_path(&file));
         self.store.rescan();
         Ok(())
@@ -240,8 +289,12 @@ impl Daemon {
 
     fn drain_events(&mut self, ring: &mut RingBuf<MapData>) {
         while let Some(item) = ring.next() {
-            let Some(ev) = events::decode(&item) else { continue };
-            let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else { continue };
+            let Some(ev) = events::decode(&item) else {
+                continue;
+            };
+            let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {
+                continue;
+            };
             let line = events::to_json(&ev, meta, &self.clock, &self.node_name);
             if let Err(e) = self.events.write(&line) {
                 tracing::error!("writing event: {e}");
@@ -252,7 +305,10 @@ impl Daemon {
 
 /// Write to a temporary name then rename, so the watcher never sees half a file.
 fn write_atomically(path: &Path, text: &str) -> Result<(), ApiError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))

@@ -152,7 +152,9 @@ impl ManagerService {
 
 impl ManagerService {
     async fn status(&self) -> zbus::fdo::Result<crate::api::DaemonStatus> {
-        self.ask(Request::Status).await.map_err(|e| zbus::fdo::Error::Failed(e.message()))
+        self.ask(Request::Status)
+            .await
+            .map_err(|e| zbus::fdo::Error::Failed(e.message()))
     }
 }
 
@@ -252,7 +254,12 @@ impl ManagerService {
     /// One policy's row, as in ListPolicies. Open to every user.
     #[zbus(out_args("policy"))]
     async fn get_policy(&self, namespace: String, name: String) -> Result<PolicyInfo, DbusError> {
-        self.ask(|reply| Request::GetPolicy { namespace, name, reply }).await
+        self.ask(|reply| Request::GetPolicy {
+            namespace,
+            name,
+            reply,
+        })
+        .await
     }
 
     /// Drops the run-time mode set with SetMode: the sidecar's or the
@@ -265,7 +272,12 @@ impl ManagerService {
         name: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "reset a policy's mode").await?;
-        self.ask(|reply| Request::ResetMode { namespace, name, reply }).await
+        self.ask(|reply| Request::ResetMode {
+            namespace,
+            name,
+            reply,
+        })
+        .await
     }
 
     /// Enables a policy disabled at run time (stored across restarts). Root only.
@@ -277,7 +289,13 @@ impl ManagerService {
         name: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "enable a policy").await?;
-        self.ask(|reply| Request::SetEnabled { namespace, name, enabled: true, reply }).await
+        self.ask(|reply| Request::SetEnabled {
+            namespace,
+            name,
+            enabled: true,
+            reply,
+        })
+        .await
     }
 
     /// Unloads a policy but keeps it listed as disabled (stored across
@@ -290,7 +308,13 @@ impl ManagerService {
         name: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "disable a policy").await?;
-        self.ask(|reply| Request::SetEnabled { namespace, name, enabled: false, reply }).await
+        self.ask(|reply| Request::SetEnabled {
+            namespace,
+            name,
+            enabled: false,
+            reply,
+        })
+        .await
     }
 
     /// The daemon's version.
@@ -579,11 +603,21 @@ pub(crate) mod testbus {
             Request::Reload(reply) => {
                 let _ = reply.send(Ok(format!("{} policies loaded", table.len())));
             }
-            Request::GetPolicy { namespace, name, reply } => {
+            Request::GetPolicy {
+                namespace,
+                name,
+                reply,
+            } => {
                 let row = table.get(&(namespace, name.clone())).cloned();
-                let _ = reply.send(row.ok_or_else(|| ApiError::NotFound(format!("policy {name} not found"))));
+                let _ = reply.send(
+                    row.ok_or_else(|| ApiError::NotFound(format!("policy {name} not found"))),
+                );
             }
-            Request::ResetMode { namespace, name, reply } => {
+            Request::ResetMode {
+                namespace,
+                name,
+                reply,
+            } => {
                 let row = table.get_mut(&(namespace, name.clone()));
                 let _ = reply.send(match row {
                     Some(row) => {
@@ -593,7 +627,12 @@ pub(crate) mod testbus {
                     None => Err(ApiError::NotFound(format!("policy {name} not found"))),
                 });
             }
-            Request::SetEnabled { namespace, name, enabled, reply } => {
+            Request::SetEnabled {
+                namespace,
+                name,
+                enabled,
+                reply,
+            } => {
                 let row = table.get_mut(&(namespace, name.clone()));
                 let _ = reply.send(match row {
                     Some(row) => {

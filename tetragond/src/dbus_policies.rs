@@ -36,7 +36,11 @@ struct PolicyObject {
 
 impl PolicyObject {
     fn read<T: Default>(&self, f: impl FnOnce(&PolicyInfo) -> T) -> T {
-        self.snapshot.read().ok().and_then(|s| s.get(&self.id).map(f)).unwrap_or_default()
+        self.snapshot
+            .read()
+            .ok()
+            .and_then(|s| s.get(&self.id).map(f))
+            .unwrap_or_default()
     }
 }
 
@@ -116,7 +120,10 @@ pub struct PolicyObjects {
 
 impl PolicyObjects {
     pub fn new(conn: Connection) -> Self {
-        PolicyObjects { conn, snapshot: Arc::default() }
+        PolicyObjects {
+            conn,
+            snapshot: Arc::default(),
+        }
     }
 
     /// Publishes `current`: new policies appear, gone ones vanish, and a
@@ -137,7 +144,10 @@ impl PolicyObjects {
             let Ok(path) = policy_path(*id) else { continue };
             match previous.get(id) {
                 None => {
-                    let object = PolicyObject { id: *id, snapshot: self.snapshot.clone() };
+                    let object = PolicyObject {
+                        id: *id,
+                        snapshot: self.snapshot.clone(),
+                    };
                     if let Err(e) = server.at(&path, object).await {
                         tracing::warn!("publishing {path}: {e}");
                     }
@@ -166,9 +176,18 @@ impl PolicyObjects {
         if changed.is_empty() {
             return;
         }
-        let Ok(emitter) = SignalEmitter::new(&self.conn, path.clone()) else { return };
+        let Ok(emitter) = SignalEmitter::new(&self.conn, path.clone()) else {
+            return;
+        };
         let interface = zbus::names::InterfaceName::from_static_str_unchecked(POLICY_INTERFACE);
-        if let Err(e) = zbus::fdo::Properties::properties_changed(&emitter, interface, changed, Default::default()).await {
+        if let Err(e) = zbus::fdo::Properties::properties_changed(
+            &emitter,
+            interface,
+            changed,
+            Default::default(),
+        )
+        .await
+        {
             tracing::warn!("PropertiesChanged on {path}: {e}");
         }
     }

@@ -7,7 +7,10 @@
 
 use std::{
     io,
-    os::{linux::net::SocketAddrExt, unix::net::{SocketAddr, UnixDatagram}},
+    os::{
+        linux::net::SocketAddrExt,
+        unix::net::{SocketAddr, UnixDatagram},
+    },
 };
 
 fn socket_addr() -> Option<io::Result<SocketAddr>> {
@@ -36,7 +39,10 @@ pub fn ready(status: &str) {
 }
 
 pub fn reloading() {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     let usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000;

@@ -32,7 +32,10 @@ pub fn key_string(namespace: &str, name: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("{file}: {source}")]
-    Io { file: PathBuf, source: std::io::Error },
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: not a tetragond state file: {message}")]
     Corrupt { file: PathBuf, message: String },
 }
@@ -47,7 +50,10 @@ impl RuntimeState {
     pub fn load(state_dir: &Path) -> Result<Self, StateError> {
         let file = Self::path(state_dir);
         match fs::read_to_string(&file) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| StateError::Corrupt { file, message: e.to_string() }),
+            Ok(text) => serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+                file,
+                message: e.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(StateError::Io { file, source }),
         }
@@ -55,15 +61,22 @@ impl RuntimeState {
 
     pub fn save(&self, state_dir: &Path) -> Result<(), StateError> {
         let file = Self::path(state_dir);
-        let io = |source| StateError::Io { file: file.clone(), source };
+        let io = |source| StateError::Io {
+            file: file.clone(),
+            source,
+        };
         fs::create_dir_all(state_dir).map_err(io)?;
         let tmp = state_dir.join(format!(".{FILE_NAME}.tmp"));
         let text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
         let mut f = fs::File::create(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(io)?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io)?;
         fs::rename(&tmp, &file).map_err(io)?;
         // The rename itself must reach the disk too.
-        fs::File::open(state_dir).and_then(|d| d.sync_all()).map_err(io)
+        fs::File::open(state_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
     }
 
     pub fn mode(&self, key: &str) -> Option<Mode> {
@@ -76,7 +89,8 @@ mod tests {
     use super::*;
 
     fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tetragond-state-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("tetragond-state-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -84,7 +98,10 @@ mod tests {
     #[test]
     fn round_trips_and_absent_is_empty() {
         let dir = temp_dir("rt");
-        assert_eq!(RuntimeState::load(&dir).expect("absent is fine"), RuntimeState::default());
+        assert_eq!(
+            RuntimeState::load(&dir).expect("absent is fine"),
+            RuntimeState::default()
+        );
         let mut s = RuntimeState::default();
         s.modes.insert(key_string("", "p"), "monitor".into());
         s.enabled.insert(key_string("ns", "q"), false);
@@ -100,7 +117,10 @@ mod tests {
         let dir = temp_dir("bad");
         fs::create_dir_all(&dir).expect("dir");
         fs::write(RuntimeState::path(&dir), "{ nope").expect("write");
-        assert!(matches!(RuntimeState::load(&dir), Err(StateError::Corrupt { .. })));
+        assert!(matches!(
+            RuntimeState::load(&dir),
+            Err(StateError::Corrupt { .. })
+        ));
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -16,9 +16,9 @@ use tetragond_ebpf::{MODE_ENFORCE, MODE_MONITOR};
 use crate::{
     api::{ApiError, PolicyInfo},
     compile::{self, FormatSource},
-    runtime_state::{self, RuntimeState},
     events::HookMeta,
     policy::{self, EffectiveMode, Mode, Resolved},
+    runtime_state::{self, RuntimeState},
     sensors::{
         install::{self, Installed, SlotAllocator},
         memory, Kernel,
@@ -87,12 +87,21 @@ pub struct Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} policies enabled, {} with errors, {} disabled", self.enabled, self.errors, self.disabled)
+        write!(
+            f,
+            "{} policies enabled, {} with errors, {} disabled",
+            self.enabled, self.errors, self.disabled
+        )
     }
 }
 
 impl Store {
-    pub fn new(dir: PathBuf, state_dir: PathBuf, kernel: Kernel, formats: Box<dyn FormatSource + Send>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        state_dir: PathBuf,
+        kernel: Kernel,
+        formats: Box<dyn FormatSource + Send>,
+    ) -> Self {
         let runtime = load_runtime_state(&state_dir);
         Store {
             dir,
@@ -122,12 +131,20 @@ impl Store {
     /// Brings the kernel in line with the folder.
     pub fn rescan(&mut self) -> Summary {
         let files = self.policy_files();
-        let gone: Vec<PathBuf> = self.entries.keys().filter(|p| !files.contains_key(*p)).cloned().collect();
+        let gone: Vec<PathBuf> = self
+            .entries
+            .keys()
+            .filter(|p| !files.contains_key(*p))
+            .cloned()
+            .collect();
         for path in gone {
             self.remove_file(&path);
         }
         for (path, fingerprint) in files {
-            let unchanged = self.entries.get(&path).is_some_and(|e| e.fingerprint == fingerprint);
+            let unchanged = self
+                .entries
+                .get(&path)
+                .is_some_and(|e| e.fingerprint == fingerprint);
             if !unchanged {
                 self.load_file(&path, fingerprint);
             }
@@ -175,7 +192,9 @@ impl Store {
     }
 
     fn remove_file(&mut self, path: &Path) {
-        let Some(entry) = self.entries.remove(path) else { return };
+        let Some(entry) = self.entries.remove(path) else {
+            return;
+        };
         if let Some(installed) = &entry.installed {
             install::remove(&mut self.kernel, &mut self.hook_slots, installed);
         }
@@ -270,12 +289,19 @@ impl Store {
             return Ok(());
         }
         let compiled = compile::compile(&tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
-        let resolved = policy::resolve(policy_mode, sidecar_mode, self.runtime.mode(&runtime_key(&key)), has_enforcement);
+        let resolved = policy::resolve(
+            policy_mode,
+            sidecar_mode,
+            self.runtime.mode(&runtime_key(&key)),
+            has_enforcement,
+        );
         if let Some(w) = &resolved.warning {
             tracing::warn!(policy = %key.1, "{w}");
         }
         // Mode first: the new hooks must never run under a stale mode.
-        self.kernel.set_mode(entry.policy_slot, kernel_mode(resolved.mode)).map_err(|e| e.to_string())?;
+        self.kernel
+            .set_mode(entry.policy_slot, kernel_mode(resolved.mode))
+            .map_err(|e| e.to_string())?;
         let installed = install::replace(
             &mut self.kernel,
             &mut self.hook_slots,
@@ -303,25 +329,38 @@ impl Store {
     }
 
     fn find_mut(&mut self, key: &PolicyKey) -> Option<&mut Entry> {
-        self.entries.values_mut().find(|e| e.key.as_ref() == Some(key))
+        self.entries
+            .values_mut()
+            .find(|e| e.key.as_ref() == Some(key))
     }
 
     /// Run-time mode over the API: one map update, nothing reloaded.
     pub fn set_mode(&mut self, key: &PolicyKey, mode: &str) -> Result<(), ApiError> {
-        let mode: Mode = mode.parse().map_err(|_| ApiError::InvalidMode(format!("invalid mode: {mode:?}")))?;
+        let mode: Mode = mode
+            .parse()
+            .map_err(|_| ApiError::InvalidMode(format!("invalid mode: {mode:?}")))?;
         let entry = self.find_mut(key).ok_or_else(|| not_found(key))?;
         let Some(resolved) = entry.resolved.clone() else {
-            return Err(ApiError::Failed(format!("policy {} is not loaded ({})", describe(key), entry.state.as_str())));
+            return Err(ApiError::Failed(format!(
+                "policy {} is not loaded ({})",
+                describe(key),
+                entry.state.as_str()
+            )));
         };
         if !entry.has_enforcement {
             return Err(ApiError::MonitorOnly(
                 "cannot set policy mode on a policy that is monitor only".into(),
             ));
         }
-        let (policy_mode, sidecar_mode, slot) = (entry.policy_mode, entry.sidecar_mode, entry.policy_slot);
+        let (policy_mode, sidecar_mode, slot) =
+            (entry.policy_mode, entry.sidecar_mode, entry.policy_slot);
         let new = policy::resolve(policy_mode, sidecar_mode, Some(mode), true);
-        self.kernel.set_mode(slot, kernel_mode(new.mode)).map_err(|e| ApiError::Failed(e.to_string()))?;
-        self.runtime.modes.insert(runtime_key(key), mode.to_string());
+        self.kernel
+            .set_mode(slot, kernel_mode(new.mode))
+            .map_err(|e| ApiError::Failed(e.to_string()))?;
+        self.runtime
+            .modes
+            .insert(runtime_key(key), mode.to_string());
         self.persist();
         if let Some(entry) = self.find_mut(key) {
             entry.resolved = Some(new);
@@ -333,15 +372,21 @@ impl Store {
     /// Drops the run-time mode: the sidecar's or the policy's applies again.
     pub fn reset_mode(&mut self, key: &PolicyKey) -> Result<(), ApiError> {
         let entry = self.find_mut(key).ok_or_else(|| not_found(key))?;
-        let (policy_mode, sidecar_mode, has_enforcement, slot) =
-            (entry.policy_mode, entry.sidecar_mode, entry.has_enforcement, entry.policy_slot);
+        let (policy_mode, sidecar_mode, has_enforcement, slot) = (
+            entry.policy_mode,
+            entry.sidecar_mode,
+            entry.has_enforcement,
+            entry.policy_slot,
+        );
         let loaded = entry.resolved.is_some();
         if self.runtime.modes.remove(&runtime_key(key)).is_some() {
             self.persist();
         }
         if loaded {
             let new = policy::resolve(policy_mode, sidecar_mode, None, has_enforcement);
-            self.kernel.set_mode(slot, kernel_mode(new.mode)).map_err(|e| ApiError::Failed(e.to_string()))?;
+            self.kernel
+                .set_mode(slot, kernel_mode(new.mode))
+                .map_err(|e| ApiError::Failed(e.to_string()))?;
             if let Some(entry) = self.find_mut(key) {
                 entry.resolved = Some(new);
             }
@@ -363,7 +408,11 @@ impl Store {
     }
 
     pub fn get(&self, key: &PolicyKey) -> Result<PolicyInfo, ApiError> {
-        let entry = self.entries.values().find(|e| e.key.as_ref() == Some(key)).ok_or_else(|| not_found(key))?;
+        let entry = self
+            .entries
+            .values()
+            .find(|e| e.key.as_ref() == Some(key))
+            .ok_or_else(|| not_found(key))?;
         let total_hooks = self.installed_hooks().max(1);
         Ok(self.info(entry, memory::bpf_memlock_total(), total_hooks))
     }
@@ -375,7 +424,10 @@ impl Store {
     }
 
     pub fn file_of(&self, key: &PolicyKey) -> Option<PathBuf> {
-        self.entries.values().find(|e| e.key.as_ref() == Some(key)).map(|e| e.file.clone())
+        self.entries
+            .values()
+            .find(|e| e.key.as_ref() == Some(key))
+            .map(|e| e.file.clone())
     }
 
     /// Event decoration: which policy and hook a kernel slot belongs to.
@@ -392,11 +444,18 @@ impl Store {
     pub fn list(&self) -> Vec<PolicyInfo> {
         let total_hooks: usize = self.installed_hooks().max(1);
         let memory = memory::bpf_memlock_total();
-        self.entries.values().map(|e| self.info(e, memory, total_hooks)).collect()
+        self.entries
+            .values()
+            .map(|e| self.info(e, memory, total_hooks))
+            .collect()
     }
 
     fn installed_hooks(&self) -> usize {
-        self.entries.values().filter_map(|e| e.installed.as_ref()).map(|i| i.hooks.len()).sum()
+        self.entries
+            .values()
+            .filter_map(|e| e.installed.as_ref())
+            .map(|i| i.hooks.len())
+            .sum()
     }
 
     fn info(&self, e: &Entry, memory: u64, total_hooks: usize) -> PolicyInfo {
@@ -411,7 +470,11 @@ impl Store {
         };
         PolicyInfo {
             id: e.id,
-            name: if name.is_empty() { file_stem(&e.file) } else { name },
+            name: if name.is_empty() {
+                file_stem(&e.file)
+            } else {
+                name
+            },
             namespace,
             domain: "static".into(),
             state: e.state.as_str().into(),
@@ -475,5 +538,7 @@ pub fn describe(key: &PolicyKey) -> String {
 }
 
 fn file_stem(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

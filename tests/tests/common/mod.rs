@@ -52,12 +52,19 @@ fn require(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false);
-    assert!(found, "{tool} is required by the integration tests: apt-get install {package}");
+    assert!(
+        found,
+        "{tool} is required by the integration tests: apt-get install {package}"
+    );
 }
 
 pub fn require_root() {
     // SAFETY: plain libc call.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "the integration tests load BPF programs and must run as root");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the integration tests load BPF programs and must run as root"
+    );
 }
 
 pub struct Harness {
@@ -102,7 +109,9 @@ impl Harness {
         let (bus, bus_address) = start_bus(&root, kind);
         let notify_path = root.join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-        notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        notify
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
         Harness {
             state_dir: root.join("state"),
             events_file: root.join("events.log"),
@@ -166,7 +175,11 @@ impl Harness {
             }
             self.assert_daemon_alive();
         }
-        panic!("no sd_notify {needle} within {WAIT:?}; got {:?}\nlog:\n{}", self.notifications, self.log());
+        panic!(
+            "no sd_notify {needle} within {WAIT:?}; got {:?}\nlog:\n{}",
+            self.notifications,
+            self.log()
+        );
     }
 
     fn assert_daemon_alive(&mut self) {
@@ -226,7 +239,11 @@ impl Harness {
 
     pub fn list(&self) -> Vec<Value> {
         let out = self.tetra(&["tracingpolicy", "list", "-o", "json"]);
-        assert!(out.status.success(), "tetra tp list failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tetra tp list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("tetra prints a JSON array")
     }
 
@@ -243,7 +260,10 @@ impl Harness {
                     return p;
                 }
                 if Instant::now() > deadline {
-                    panic!("policy {name}: {what} not reached; last: {p}\nlog:\n{}", self.log());
+                    panic!(
+                        "policy {name}: {what} not reached; last: {p}\nlog:\n{}",
+                        self.log()
+                    );
                 }
             } else if Instant::now() > deadline {
                 panic!("policy {name} never listed ({what})\nlog:\n{}", self.log());
@@ -258,11 +278,16 @@ impl Harness {
     }
 
     pub fn events(&self) -> Vec<Value> {
-        let Ok(f) = fs::File::open(&self.events_file) else { return vec![] };
+        let Ok(f) = fs::File::open(&self.events_file) else {
+            return vec![];
+        };
         BufReader::new(f)
             .lines()
             .map_while(Result::ok)
-            .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(&l)
+                    .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}"))
+            })
             .collect()
     }
 
@@ -325,7 +350,10 @@ pub fn fdinfo_values(pid: u32, key: &str) -> BTreeSet<u32> {
 }
 
 pub fn write_rename(path: &Path, text: &str) {
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().expect("file name").to_string_lossy()));
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().expect("file name").to_string_lossy()
+    ));
     fs::write(&tmp, text).expect("write temp");
     fs::rename(&tmp, path).expect("rename over");
 }
@@ -377,7 +405,10 @@ fn start_bus(root: &Path, kind: BusKind) -> (Child, String) {
         BusKind::SystemLike => (
             "system",
             SYSTEM_POLICY,
-            format!("  <includedir>{}</includedir>\n", repo_dir().join("packaging/dbus").display()),
+            format!(
+                "  <includedir>{}</includedir>\n",
+                repo_dir().join("packaging/dbus").display()
+            ),
         ),
     };
     fs::write(

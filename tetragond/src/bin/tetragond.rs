@@ -12,7 +12,11 @@ use tetragond::{
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
 #[derive(Parser, Debug)]
-#[command(name = "tetragond", version, about = "Tetragon tracing policies enforced by eBPF")]
+#[command(
+    name = "tetragond",
+    version,
+    about = "Tetragon tracing policies enforced by eBPF"
+)]
 struct Args {
     /// Folder of TracingPolicy YAML files (and TOML sidecars) [default: /etc/policies.d]
     #[arg(long)]
@@ -43,13 +47,16 @@ fn config_file(args: &Args) -> Result<ConfigFile> {
 }
 
 fn init_logging(level: Option<&str>) {
-    let filter = EnvFilter::try_from_env("TETRAGOND_LOG").unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info")));
+    let filter = EnvFilter::try_from_env("TETRAGOND_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(level.unwrap_or("info")));
     // journald when we run under systemd (it sets JOURNAL_STREAM), else stderr.
     let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
     let registry = tracing_subscriber::registry().with(filter);
     match journald {
         Some(layer) => registry.with(layer).init(),
-        None => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init(),
+        None => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
     }
 }
 
@@ -60,10 +67,19 @@ async fn main() -> Result<()> {
     init_logging(file.log_level.as_deref());
     let bus = args.bus.or(file.bus).unwrap_or_else(|| "system".into());
     daemon::run(DaemonConfig {
-        policy_dir: args.policy_dir.or(file.policy_dir).unwrap_or_else(|| "/etc/policies.d".into()),
-        state_dir: args.state_dir.or(file.state_dir).unwrap_or_else(|| "/var/lib/tetragond".into()),
+        policy_dir: args
+            .policy_dir
+            .or(file.policy_dir)
+            .unwrap_or_else(|| "/etc/policies.d".into()),
+        state_dir: args
+            .state_dir
+            .or(file.state_dir)
+            .unwrap_or_else(|| "/var/lib/tetragond".into()),
         bus: bus.parse::<BusChoice>()?,
-        events_file: args.events_file.or(file.events_file).unwrap_or_else(|| "/var/log/tetragond/events.log".into()),
+        events_file: args
+            .events_file
+            .or(file.events_file)
+            .unwrap_or_else(|| "/var/log/tetragond/events.log".into()),
     })
     .await
 }

@@ -231,9 +231,24 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
             connect(bus).await?.delete_policy(&namespace, &name).await?
         }
         PolicyCommand::Reload => writeln!(out, "{}", connect(bus).await?.reload().await?)?,
-        PolicyCommand::ResetMode(p) => connect(bus).await?.reset_mode(&p.namespace, &p.name).await?,
-        PolicyCommand::Enable(p) => connect(bus).await?.enable_policy(&p.namespace, &p.name).await?,
-        PolicyCommand::Disable(p) => connect(bus).await?.disable_policy(&p.namespace, &p.name).await?,
+        PolicyCommand::ResetMode(p) => {
+            connect(bus)
+                .await?
+                .reset_mode(&p.namespace, &p.name)
+                .await?
+        }
+        PolicyCommand::Enable(p) => {
+            connect(bus)
+                .await?
+                .enable_policy(&p.namespace, &p.name)
+                .await?
+        }
+        PolicyCommand::Disable(p) => {
+            connect(bus)
+                .await?
+                .disable_policy(&p.namespace, &p.name)
+                .await?
+        }
     }
     Ok(Outcome::Success)
 }
@@ -278,7 +293,11 @@ async fn status(proxy: &ManagerProxy<'_>, out: &mut dyn Write) -> Result<(), Cli
         count("load_error"),
         count("disabled")
     )?;
-    writeln!(out, "kernel features:  {}", proxy.kernel_features().await?.join(" "))?;
+    writeln!(
+        out,
+        "kernel features:  {}",
+        proxy.kernel_features().await?.join(" ")
+    )?;
     Ok(())
 }
 

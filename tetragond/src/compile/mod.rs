@@ -59,7 +59,10 @@ impl FormatSource for Tracefs {
     }
 }
 
-pub fn compile(policy: &TracingPolicy, formats: &dyn FormatSource) -> Result<CompiledPolicy, CompileError> {
+pub fn compile(
+    policy: &TracingPolicy,
+    formats: &dyn FormatSource,
+) -> Result<CompiledPolicy, CompileError> {
     reject_unsupported_sections(policy)?;
     let hooks = policy
         .spec
@@ -68,7 +71,11 @@ pub fn compile(policy: &TracingPolicy, formats: &dyn FormatSource) -> Result<Com
         .enumerate()
         .map(|(i, tp)| compile_tracepoint(policy, i, tp, formats))
         .collect::<Result<Vec<_>, _>>()?;
-    let sensors = if hooks.is_empty() { vec![] } else { vec!["generic_tracepoint".to_string()] };
+    let sensors = if hooks.is_empty() {
+        vec![]
+    } else {
+        vec!["generic_tracepoint".to_string()]
+    };
     Ok(CompiledPolicy { hooks, sensors })
 }
 
@@ -105,9 +112,14 @@ fn compile_tracepoint(
     let what = format!("tracepoints[{hook_index}] {}/{}", tp.subsystem, tp.event);
     let format = formats.format(&tp.subsystem, &tp.event)?;
     if tp.args.len() > MAX_ARGS {
-        return Err(CompileError::Invalid(format!("{what}: at most {MAX_ARGS} args")));
+        return Err(CompileError::Invalid(format!(
+            "{what}: at most {MAX_ARGS} args"
+        )));
     }
-    let mut conf = HookConf { n_args: tp.args.len() as u8, ..Default::default() };
+    let mut conf = HookConf {
+        n_args: tp.args.len() as u8,
+        ..Default::default()
+    };
     let mut arg_types = Vec::new();
     for (i, arg) in tp.args.iter().enumerate() {
         if arg.index < COMMON_FIELDS {
@@ -126,10 +138,15 @@ fn compile_tracepoint(
         conf.args[i] = arg_spec(&what, field, arg.ty.as_str())?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
-    let sel = selectors::compile_selectors(&what, policy, tp, &format, tp.subsystem == "raw_syscalls")?;
+    let sel =
+        selectors::compile_selectors(&what, policy, tp, &format, tp.subsystem == "raw_syscalls")?;
     let sub_ids = match syscall_of_event(&tp.subsystem, &tp.event) {
         Some(Ok(nr)) => vec![nr],
-        Some(Err(name)) => return Err(CompileError::Unsupported(format!("{what}: unknown syscall {name}"))),
+        Some(Err(name)) => {
+            return Err(CompileError::Unsupported(format!(
+                "{what}: unknown syscall {name}"
+            )))
+        }
         None => sel.sub_ids,
     };
     conf.n_selectors = sel.selectors.len() as u8;
@@ -160,33 +177,61 @@ fn syscall_of_event(subsystem: &str, event: &str) -> Option<Result<u32, String>>
     if subsystem != "syscalls" {
         return None;
     }
-    let name = event.strip_prefix("sys_enter_").or_else(|| event.strip_prefix("sys_exit_"))?;
+    let name = event
+        .strip_prefix("sys_enter_")
+        .or_else(|| event.strip_prefix("sys_exit_"))?;
     Some(syscall_number(name).ok_or_else(|| name.to_string()))
 }
 
 fn arg_spec(what: &str, field: &tracefs::Field, ty: &str) -> Result<ArgSpec, CompileError> {
-    const INTEGER_TYPES: &[&str] =
-        &["int", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "size_t", "long", "syscall64", "fd"];
+    const INTEGER_TYPES: &[&str] = &[
+        "int",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "size_t",
+        "long",
+        "syscall64",
+        "fd",
+    ];
     if !INTEGER_TYPES.contains(&ty) {
         return Err(CompileError::Unsupported(format!(
             "{what}: arg `{}` of type {ty}: only integer arg types are supported on tracepoints so far",
             field.name
         )));
     }
-    if !matches!(field.size, 1 | 2 | 4 | 8) || field.c_type.contains('[') || field.c_type.starts_with("__data_loc") {
+    if !matches!(field.size, 1 | 2 | 4 | 8)
+        || field.c_type.contains('[')
+        || field.c_type.starts_with("__data_loc")
+    {
         return Err(CompileError::Unsupported(format!(
             "{what}: field `{} {}` (size {}) is not an integer field",
             field.c_type, field.name, field.size
         )));
     }
-    Ok(ArgSpec { offset: field.offset, size: field.size as u8, signed: field.signed as u8 })
+    Ok(ArgSpec {
+        offset: field.offset,
+        size: field.size as u8,
+        signed: field.signed as u8,
+    })
 }
 
 impl CompiledHook {
     /// The dispatch keys this hook is listed under, once attached at `site`.
     pub fn keys(&self, site: u32) -> Vec<tetragond_ebpf::HookKey> {
-        let subs = if self.sub_ids.is_empty() { vec![SUB_ANY] } else { self.sub_ids.clone() };
-        subs.into_iter().map(|sub_id| tetragond_ebpf::HookKey { site, sub_id }).collect()
+        let subs = if self.sub_ids.is_empty() {
+            vec![SUB_ANY]
+        } else {
+            self.sub_ids.clone()
+        };
+        subs.into_iter()
+            .map(|sub_id| tetragond_ebpf::HookKey { site, sub_id })
+            .collect()
     }
 }
 

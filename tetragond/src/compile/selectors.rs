@@ -37,13 +37,26 @@ pub fn compile_selectors(
     indexable: bool,
 ) -> Result<CompiledSelectors, CompileError> {
     if tp.selectors.len() > MAX_SELECTORS {
-        return Err(CompileError::Invalid("no more than 5 selectors supported".into()));
+        return Err(CompileError::Invalid(
+            "no more than 5 selectors supported".into(),
+        ));
     }
-    let mut out = CompiledSelectors { selectors: vec![], sub_ids: vec![], arg_values: vec![], binaries: vec![] };
+    let mut out = CompiledSelectors {
+        selectors: vec![],
+        sub_ids: vec![],
+        arg_values: vec![],
+        binaries: vec![],
+    };
     // Per selector: the syscall numbers it is limited to, if it is.
     let mut syscall_sets: Vec<Option<Vec<u32>>> = vec![];
     for (s, sel) in tp.selectors.iter().enumerate() {
-        let ctx = SelectorCtx { what, policy, tp, format, s };
+        let ctx = SelectorCtx {
+            what,
+            policy,
+            tp,
+            format,
+            s,
+        };
         let (compiled, syscalls) = ctx.compile(sel, &mut out)?;
         out.selectors.push(compiled);
         syscall_sets.push(syscalls);
@@ -95,12 +108,20 @@ impl SelectorCtx<'_> {
             ("matchReturnActions", sel.match_return_actions.is_empty()),
             ("matchParentBinaries", sel.match_parent_binaries.is_empty()),
             ("matchNamespaces", sel.match_namespaces.is_empty()),
-            ("matchNamespaceChanges", sel.match_namespace_changes.is_empty()),
+            (
+                "matchNamespaceChanges",
+                sel.match_namespace_changes.is_empty(),
+            ),
             ("matchCapabilities", sel.match_capabilities.is_empty()),
-            ("matchCapabilityChanges", sel.match_capability_changes.is_empty()),
+            (
+                "matchCapabilityChanges",
+                sel.match_capability_changes.is_empty(),
+            ),
         ];
         match unsupported.iter().find(|(_, empty)| !empty) {
-            Some((name, _)) => Err(self.unsupported(format!("{name} is not supported on tracepoints yet"))),
+            Some((name, _)) => {
+                Err(self.unsupported(format!("{name} is not supported on tracepoints yet")))
+            }
             None => Ok(()),
         }
     }
@@ -119,17 +140,29 @@ impl SelectorCtx<'_> {
         let mut syscalls = None;
         for (f, filter) in filters.iter().enumerate() {
             let hook_arg = self.tp.args.get(filter.index as usize).ok_or_else(|| {
-                self.invalid(format!("matchArgs index {} is not an index into the hook's args", filter.index))
+                self.invalid(format!(
+                    "matchArgs index {} is not an index into the hook's args",
+                    filter.index
+                ))
             })?;
             let field = self.format.fields.get(hook_arg.index as usize);
-            let is_syscall_id = field.is_some_and(|fl| fl.name == "id" || fl.name == "__syscall_nr");
+            let is_syscall_id =
+                field.is_some_and(|fl| fl.name == "id" || fl.name == "__syscall_nr");
             let values = self.values(filter, is_syscall_id)?;
             let op = operator_code(filter.operator.as_str()).ok_or_else(|| {
-                self.unsupported(format!("matchArgs operator {} is not supported on integer tracepoint fields yet", filter.operator.as_str()))
+                self.unsupported(format!(
+                    "matchArgs operator {} is not supported on integer tracepoint fields yet",
+                    filter.operator.as_str()
+                ))
             })?;
-            let mut af = ArgFilter { arg: filter.index as u8, op, ..Default::default() };
+            let mut af = ArgFilter {
+                arg: filter.index as u8,
+                op,
+                ..Default::default()
+            };
             if op == op::IN_MAP || op == op::NOT_IN_MAP {
-                out.arg_values.extend(values.iter().map(|v| (self.s as u8, f as u8, *v)));
+                out.arg_values
+                    .extend(values.iter().map(|v| (self.s as u8, f as u8, *v)));
             } else {
                 if values.len() > MAX_VALUES {
                     return Err(self.invalid(format!(
@@ -174,7 +207,9 @@ impl SelectorCtx<'_> {
             .ok_or_else(|| self.invalid(format!("list {name} is not defined in spec.lists")))?;
         match list.ty.map_or("syscalls", |t| t.as_str()) {
             "syscalls" => Ok(list.values.clone()),
-            other => Err(self.unsupported(format!("list {name} of type {other} is not supported yet"))),
+            other => {
+                Err(self.unsupported(format!("list {name} of type {other} is not supported yet")))
+            }
         }
     }
 
@@ -192,16 +227,27 @@ impl SelectorCtx<'_> {
         Err(self.invalid(format!("`{raw}` is not an integer")))
     }
 
-    fn compile_pids(&self, pids: &[PidSelector], compiled: &mut Selector) -> Result<(), CompileError> {
-        let Some(first) = pids.first() else { return Ok(()) };
+    fn compile_pids(
+        &self,
+        pids: &[PidSelector],
+        compiled: &mut Selector,
+    ) -> Result<(), CompileError> {
+        let Some(first) = pids.first() else {
+            return Ok(());
+        };
         if pids.len() > 1 {
             return Err(self.unsupported("more than one matchPIDs entry per selector"));
         }
         if first.follow_forks || first.is_namespace_pid {
-            return Err(self.unsupported("matchPIDs followForks/isNamespacePID are not supported yet"));
+            return Err(
+                self.unsupported("matchPIDs followForks/isNamespacePID are not supported yet")
+            );
         }
         compiled.pid_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.invalid(format!("matchPIDs operator {} (expected In or NotIn)", first.operator.as_str()))
+            self.invalid(format!(
+                "matchPIDs operator {} (expected In or NotIn)",
+                first.operator.as_str()
+            ))
         })?;
         if first.values.len() > MAX_PIDS {
             return Err(self.invalid(format!("at most {MAX_PIDS} matchPIDs values")));
@@ -219,7 +265,9 @@ impl SelectorCtx<'_> {
         compiled: &mut Selector,
         out: &mut CompiledSelectors,
     ) -> Result<(), CompileError> {
-        let Some(first) = bins.first() else { return Ok(()) };
+        let Some(first) = bins.first() else {
+            return Ok(());
+        };
         if bins.len() > 1 {
             return Err(self.unsupported("more than one matchBinaries entry per selector"));
         }
@@ -227,18 +275,27 @@ impl SelectorCtx<'_> {
             return Err(self.unsupported("matchBinaries followChildren is not supported yet"));
         }
         compiled.binary_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.unsupported(format!("matchBinaries operator {} is not supported yet (In, NotIn are)", first.operator.as_str()))
+            self.unsupported(format!(
+                "matchBinaries operator {} is not supported yet (In, NotIn are)",
+                first.operator.as_str()
+            ))
         })?;
         for path in &first.values {
             if !path.starts_with('/') {
-                return Err(self.invalid(format!("matchBinaries value `{path}` must be an absolute path")));
+                return Err(self.invalid(format!(
+                    "matchBinaries value `{path}` must be an absolute path"
+                )));
             }
             out.binaries.push((self.s as u32, path.clone()));
         }
         Ok(())
     }
 
-    fn compile_actions(&self, actions: &[ActionSelector], compiled: &mut Selector) -> Result<(), CompileError> {
+    fn compile_actions(
+        &self,
+        actions: &[ActionSelector],
+        compiled: &mut Selector,
+    ) -> Result<(), CompileError> {
         if actions.len() > MAX_ACTIONS {
             return Err(self.invalid(format!("at most {MAX_ACTIONS} actions per selector")));
         }
@@ -252,7 +309,7 @@ impl SelectorCtx<'_> {
                     if !(1..=64).contains(&sig) {
                         return Err(self.invalid(format!("argSig {sig} is not a signal number")));
                     }
-                    ActionSpec { kind: action::SIGNAL, signal: sig as u32, ..Default::default() }
+                    ActionSpec { kind: action::SIGNAL, signal: sig, ..Default::default() }
                 }
                 "Override" => {
                     return Err(self.unsupported(
@@ -293,5 +350,7 @@ pub fn parse_int(s: &str) -> Option<u64> {
     if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         return u64::from_str_radix(hex, 16).ok();
     }
-    s.parse::<u64>().ok().or_else(|| s.parse::<i64>().ok().map(|v| v as u64))
+    s.parse::<u64>()
+        .ok()
+        .or_else(|| s.parse::<i64>().ok().map(|v| v as u64))
 }

@@ -20,8 +20,12 @@ struct Fixed;
 impl FormatSource for Fixed {
     fn format(&self, subsystem: &str, event: &str) -> Result<Format, CompileError> {
         match (subsystem, event) {
-            ("raw_syscalls", "sys_enter") => Ok(parse_format(RAW_SYS_ENTER).expect("fixture parses")),
-            _ => Err(CompileError::Unsupported(format!("tracepoint {subsystem}/{event} does not exist on this kernel"))),
+            ("raw_syscalls", "sys_enter") => {
+                Ok(parse_format(RAW_SYS_ENTER).expect("fixture parses"))
+            }
+            _ => Err(CompileError::Unsupported(format!(
+                "tracepoint {subsystem}/{event} does not exist on this kernel"
+            ))),
         }
     }
 }
@@ -123,12 +127,17 @@ fn override_on_tracepoint_never_loads() {
 ",
     );
     let err = policy::parse_policy(Path::new("t.yaml"), &yaml).expect_err("must not load");
-    assert!(err.to_string().contains("Override is not supported on tracepoints"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Override is not supported on tracepoints"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_tracepoint_names_it() {
-    let yaml = policy_with("    - matchActions:\n      - action: Post\n").replace("sys_enter", "sys_nope");
+    let yaml =
+        policy_with("    - matchActions:\n      - action: Post\n").replace("sys_enter", "sys_nope");
     let err = compile_yaml(&yaml).expect_err("must not load");
     assert!(err.to_string().contains("raw_syscalls/sys_nope"), "{err}");
 }

@@ -28,7 +28,10 @@ pub struct InstalledHook {
 
 impl Installed {
     fn list_entries(&self) -> Vec<(HookKey, u32)> {
-        self.hooks.iter().flat_map(|h| h.keys.iter().map(move |k| (*k, h.slot))).collect()
+        self.hooks
+            .iter()
+            .flat_map(|h| h.keys.iter().map(move |k| (*k, h.slot)))
+            .collect()
     }
 }
 
@@ -41,7 +44,9 @@ pub struct SlotAllocator {
 
 impl SlotAllocator {
     pub fn new(capacity: u32) -> Self {
-        Self { free: (0..capacity).collect() }
+        Self {
+            free: (0..capacity).collect(),
+        }
     }
 
     pub fn policies() -> Self {
@@ -101,7 +106,9 @@ fn write_hooks(
     installed: &mut Installed,
 ) -> Result<(), SensorError> {
     for hook in &new.hooks {
-        let slot = hook_slots.take().ok_or_else(|| SensorError::Full(format!("all {MAX_HOOKS} hook slots in use")))?;
+        let slot = hook_slots
+            .take()
+            .ok_or_else(|| SensorError::Full(format!("all {MAX_HOOKS} hook slots in use")))?;
         let mut entry = InstalledHook {
             slot,
             subsystem: hook.subsystem.clone(),
@@ -116,7 +123,13 @@ fn write_hooks(
         let step = (|| {
             kernel.write_hook(slot, &conf)?;
             for &(selector, filter, value) in &hook.arg_values {
-                let key = ArgSetKey { hook_slot: slot, selector, filter, _pad: [0; 2], value };
+                let key = ArgSetKey {
+                    hook_slot: slot,
+                    selector,
+                    filter,
+                    _pad: [0; 2],
+                    value,
+                };
                 kernel.add_arg_value(key)?;
                 entry.arg_values.push(key);
             }

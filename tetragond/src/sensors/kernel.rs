@@ -23,7 +23,10 @@ static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.b
 const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
-    move |e| SensorError::Map { map, message: e.to_string() }
+    move |e| SensorError::Map {
+        map,
+        message: e.to_string(),
+    }
 }
 
 /// A tracepoint attachment shared by every hook on it.
@@ -40,8 +43,12 @@ fn site_for(subsystem: &str, event: &str) -> Option<(u32, &'static str, &'static
     match (subsystem, event) {
         ("raw_syscalls", "sys_enter") => Some((site::RAW_SYS_ENTER, "tp_raw_sys_enter", "id")),
         ("raw_syscalls", "sys_exit") => Some((site::RAW_SYS_EXIT, "tp_raw_sys_exit", "id")),
-        ("syscalls", e) if e.starts_with("sys_enter_") => Some((site::SYSCALLS_ENTER, "tp_syscalls_enter", "__syscall_nr")),
-        ("syscalls", e) if e.starts_with("sys_exit_") => Some((site::SYSCALLS_EXIT, "tp_syscalls_exit", "__syscall_nr")),
+        ("syscalls", e) if e.starts_with("sys_enter_") => {
+            Some((site::SYSCALLS_ENTER, "tp_syscalls_enter", "__syscall_nr"))
+        }
+        ("syscalls", e) if e.starts_with("sys_exit_") => {
+            Some((site::SYSCALLS_EXIT, "tp_syscalls_exit", "__syscall_nr"))
+        }
         _ => None,
     }
 }
@@ -80,7 +87,8 @@ impl Kernel {
     pub fn load() -> Result<Self, SensorError> {
         if BPF_OBJECT.is_empty() {
             return Err(SensorError::Load(
-                "this binary was built with TETRAGOND_SKIP_BPF=1 and carries no kernel programs".into(),
+                "this binary was built with TETRAGOND_SKIP_BPF=1 and carries no kernel programs"
+                    .into(),
             ));
         }
         // Full verifier logs of a rejected program can take minutes to
@@ -120,10 +128,13 @@ impl Kernel {
 
     /// The ring buffer of posted events (taken once, by the event reader).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, SensorError> {
-        let map = self.ebpf.take_map("EVENTS").ok_or_else(|| SensorError::Map {
-            map: "EVENTS",
-            message: "already taken".into(),
-        })?;
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| SensorError::Map {
+                map: "EVENTS",
+                message: "already taken".into(),
+            })?;
         RingBuf::try_from(map).map_err(map_err("EVENTS"))
     }
 
@@ -131,7 +142,9 @@ impl Kernel {
         let exec = tracefs::read_format("sched", "sched_process_exec")?;
         let fork = tracefs::read_format("sched", "sched_process_fork")?;
         let field = |f: &tracefs::Format, name: &str, tp: &str| {
-            f.field(name).map(|f| f.offset).ok_or_else(|| SensorError::BadFormat(format!("{tp}: no field {name}")))
+            f.field(name)
+                .map(|f| f.offset)
+                .ok_or_else(|| SensorError::BadFormat(format!("{tp}: no field {name}")))
         };
         let offsets = TaskTrackingOffsets {
             exec_filename: field(&exec, "filename", "sched_process_exec")?,
@@ -140,21 +153,37 @@ impl Kernel {
         let mut map: Array<_, TaskTrackingOffsets> = take!(self.ebpf, Array, "TASK_OFFSETS");
         map.set(0, &offsets, 0).map_err(map_err("TASK_OFFSETS"))?;
         self.seed_task_exe();
-        for (prog, event) in [("task_exec", "sched_process_exec"), ("task_fork", "sched_process_fork"), ("task_exit", "sched_process_exit")] {
-            program(&mut self.ebpf, prog)?.attach("sched", event).map_err(|e| SensorError::Attach {
-                tracepoint: format!("sched/{event}"),
-                message: e.to_string(),
-            })?;
+        for (prog, event) in [
+            ("task_exec", "sched_process_exec"),
+            ("task_fork", "sched_process_fork"),
+            ("task_exit", "sched_process_exit"),
+        ] {
+            program(&mut self.ebpf, prog)?
+                .attach("sched", event)
+                .map_err(|e| SensorError::Attach {
+                    tracepoint: format!("sched/{event}"),
+                    message: e.to_string(),
+                })?;
         }
         Ok(())
     }
 
     /// Processes that started before us: their executables from /proc.
     fn seed_task_exe(&mut self) {
-        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else { continue };
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+                continue;
+            };
             if let Some(path) = exe_path(&exe.to_string_lossy()) {
                 let _ = self.task_exe.insert(&pid, &path, 0);
             }
@@ -175,7 +204,13 @@ impl Kernel {
                 let offset = format.field(nr_field).map(|f| f.offset).ok_or_else(|| {
                     SensorError::BadFormat(format!("{subsystem}/{event}: no field {nr_field}"))
                 })?;
-                self.set_event_info(site, EventInfo { syscall_offset: offset, _pad: [0; 6] })?;
+                self.set_event_info(
+                    site,
+                    EventInfo {
+                        syscall_offset: offset,
+                        _pad: [0; 6],
+                    },
+                )?;
                 (site, program.to_string())
             }
             None => {
@@ -192,20 +227,38 @@ impl Kernel {
         if prog.fd().is_err() {
             load_program(&mut self.ebpf, &program_name)?;
         }
-        let link = program(&mut self.ebpf, &program_name)?.attach(subsystem, event).map_err(|e| {
-            SensorError::Attach { tracepoint: format!("{subsystem}/{event}"), message: e.to_string() }
-        })?;
-        self.attachments.insert(key, Attachment { program: program_name, site, link, users: 1 });
+        let link = program(&mut self.ebpf, &program_name)?
+            .attach(subsystem, event)
+            .map_err(|e| SensorError::Attach {
+                tracepoint: format!("{subsystem}/{event}"),
+                message: e.to_string(),
+            })?;
+        self.attachments.insert(
+            key,
+            Attachment {
+                program: program_name,
+                site,
+                link,
+                users: 1,
+            },
+        );
         Ok(site)
     }
 
     fn free_generic_slot(&self) -> Option<u32> {
-        (0..site::GENERIC_SLOTS).find(|k| !self.attachments.values().any(|a| a.site == site::GENERIC_BASE + k))
+        (0..site::GENERIC_SLOTS).find(|k| {
+            !self
+                .attachments
+                .values()
+                .any(|a| a.site == site::GENERIC_BASE + k)
+        })
     }
 
     pub fn detach(&mut self, subsystem: &str, event: &str) {
         let key = (subsystem.to_string(), event.to_string());
-        let Some(a) = self.attachments.get_mut(&key) else { return };
+        let Some(a) = self.attachments.get_mut(&key) else {
+            return;
+        };
         a.users -= 1;
         if a.users == 0 {
             if let Some(a) = self.attachments.remove(&key) {
@@ -217,7 +270,9 @@ impl Kernel {
     }
 
     fn set_event_info(&mut self, event_id: u32, info: EventInfo) -> Result<(), SensorError> {
-        self.event_info.insert(&event_id, &info, 0).map_err(map_err("EVENT_INFO"))
+        self.event_info
+            .insert(&event_id, &info, 0)
+            .map_err(map_err("EVENT_INFO"))
     }
 
     pub fn write_hook(&mut self, slot: u32, conf: &HookConf) -> Result<(), SensorError> {
@@ -227,10 +282,16 @@ impl Kernel {
     /// Atomically, per key: removes `old` slots and adds `new` ones. Each key's
     /// list is rewritten in one map update, so an event sees either the old
     /// hooks or the new ones, never neither.
-    pub fn swap_lists(&mut self, old: &[(HookKey, u32)], new: &[(HookKey, u32)]) -> Result<(), SensorError> {
+    pub fn swap_lists(
+        &mut self,
+        old: &[(HookKey, u32)],
+        new: &[(HookKey, u32)],
+    ) -> Result<(), SensorError> {
         let mut touched: BTreeMap<HookKey, Vec<u32>> = BTreeMap::new();
         for (key, _) in old.iter().chain(new) {
-            touched.entry(*key).or_insert_with(|| self.lists.get(key).cloned().unwrap_or_default());
+            touched
+                .entry(*key)
+                .or_insert_with(|| self.lists.get(key).cloned().unwrap_or_default());
         }
         for (key, slot) in old {
             if let Some(list) = touched.get_mut(key) {
@@ -262,44 +323,64 @@ impl Kernel {
             self.lists.remove(&key);
             return Ok(());
         }
-        let mut list = HookList { len: slots.len() as u32, ..Default::default() };
+        let mut list = HookList {
+            len: slots.len() as u32,
+            ..Default::default()
+        };
         list.slots[..slots.len()].copy_from_slice(&slots);
-        self.hook_lists.insert(&key, &list, 0).map_err(map_err("HOOK_LISTS"))?;
+        self.hook_lists
+            .insert(&key, &list, 0)
+            .map_err(map_err("HOOK_LISTS"))?;
         self.lists.insert(key, slots);
         Ok(())
     }
 
     pub fn set_mode(&mut self, policy_slot: u32, mode: u32) -> Result<(), SensorError> {
-        self.policy_mode.set(policy_slot, &mode, 0).map_err(map_err("POLICY_MODE"))
+        self.policy_mode
+            .set(policy_slot, &mode, 0)
+            .map_err(map_err("POLICY_MODE"))
     }
 
     pub fn mode(&self, policy_slot: u32) -> Result<u32, SensorError> {
-        self.policy_mode.get(&policy_slot, 0).map_err(map_err("POLICY_MODE"))
+        self.policy_mode
+            .get(&policy_slot, 0)
+            .map_err(map_err("POLICY_MODE"))
     }
 
     /// Sum over CPUs.
     pub fn counters(&self, policy_slot: u32) -> Result<PolicyCounters, SensorError> {
-        let per_cpu = self.counters.get(&policy_slot, 0).map_err(map_err("POLICY_COUNTERS"))?;
-        Ok(per_cpu.iter().fold(PolicyCounters::default(), |acc, c| PolicyCounters {
-            post: acc.post + c.post,
-            enforce: acc.enforce + c.enforce,
-            monitor: acc.monitor + c.monitor,
-        }))
+        let per_cpu = self
+            .counters
+            .get(&policy_slot, 0)
+            .map_err(map_err("POLICY_COUNTERS"))?;
+        Ok(per_cpu
+            .iter()
+            .fold(PolicyCounters::default(), |acc, c| PolicyCounters {
+                post: acc.post + c.post,
+                enforce: acc.enforce + c.enforce,
+                monitor: acc.monitor + c.monitor,
+            }))
     }
 
     /// Zeroes a policy slot's counters before it is reused.
     pub fn reset_counters(&mut self, policy_slot: u32) -> Result<(), SensorError> {
         let cpus = aya::util::nr_cpus().map_err(|(what, e)| SensorError::Io(what.into(), e))?;
         let zeros = vec![PolicyCounters::default(); cpus.get() as usize];
-        let values = zeros.try_into().map_err(|e: std::io::Error| SensorError::Map {
-            map: "POLICY_COUNTERS",
-            message: e.to_string(),
-        })?;
-        self.counters.set(policy_slot, values, 0).map_err(map_err("POLICY_COUNTERS"))
+        let values = zeros
+            .try_into()
+            .map_err(|e: std::io::Error| SensorError::Map {
+                map: "POLICY_COUNTERS",
+                message: e.to_string(),
+            })?;
+        self.counters
+            .set(policy_slot, values, 0)
+            .map_err(map_err("POLICY_COUNTERS"))
     }
 
     pub fn add_arg_value(&mut self, key: ArgSetKey) -> Result<(), SensorError> {
-        self.arg_sets.insert(&key, &1, 0).map_err(map_err("ARG_SETS"))
+        self.arg_sets
+            .insert(&key, &1, 0)
+            .map_err(map_err("ARG_SETS"))
     }
 
     pub fn remove_arg_value(&mut self, key: &ArgSetKey) {
@@ -307,23 +388,43 @@ impl Kernel {
     }
 
     /// Adds `path` to a selector's matchBinaries set.
-    pub fn add_binary(&mut self, hook_slot: u32, selector: u32, path: &str) -> Result<(), SensorError> {
+    pub fn add_binary(
+        &mut self,
+        hook_slot: u32,
+        selector: u32,
+        path: &str,
+    ) -> Result<(), SensorError> {
         let binary_id = self.binary_id(path)?;
         self.binary_sets
-            .insert(&BinarySetKey { hook_slot, selector, binary_id }, &1, 0)
+            .insert(
+                &BinarySetKey {
+                    hook_slot,
+                    selector,
+                    binary_id,
+                },
+                &1,
+                0,
+            )
             .map_err(map_err("BINARY_SETS"))
     }
 
     pub fn remove_binary(&mut self, hook_slot: u32, selector: u32, path: &str) {
-        let Some(&(binary_id, users)) = self.binaries.get(path) else { return };
-        let _ = self.binary_sets.remove(&BinarySetKey { hook_slot, selector, binary_id });
+        let Some(&(binary_id, users)) = self.binaries.get(path) else {
+            return;
+        };
+        let _ = self.binary_sets.remove(&BinarySetKey {
+            hook_slot,
+            selector,
+            binary_id,
+        });
         if users <= 1 {
             self.binaries.remove(path);
             if let Some(key) = exe_path(path) {
                 let _ = self.binary_ids.remove(&key);
             }
         } else {
-            self.binaries.insert(path.to_string(), (binary_id, users - 1));
+            self.binaries
+                .insert(path.to_string(), (binary_id, users - 1));
         }
     }
 
@@ -332,9 +433,16 @@ impl Kernel {
             *users += 1;
             return Ok(*id);
         }
-        let key = exe_path(path).ok_or_else(|| SensorError::Full(format!("binary path longer than {} bytes: {path}", PATH_LEN - 1)))?;
+        let key = exe_path(path).ok_or_else(|| {
+            SensorError::Full(format!(
+                "binary path longer than {} bytes: {path}",
+                PATH_LEN - 1
+            ))
+        })?;
         let id = self.next_binary_id;
-        self.binary_ids.insert(&key, &id, 0).map_err(map_err("BINARY_IDS"))?;
+        self.binary_ids
+            .insert(&key, &id, 0)
+            .map_err(map_err("BINARY_IDS"))?;
         self.next_binary_id += 1;
         self.binaries.insert(path.to_string(), (id, 1));
         Ok(id)
@@ -342,17 +450,25 @@ impl Kernel {
 
     /// Kernel ids of our programs (stable across mode switches and reloads).
     pub fn program_ids(&self) -> Vec<u32> {
-        self.ebpf.programs().filter_map(|(_, p)| p.info().ok().map(|i| i.id())).collect()
+        self.ebpf
+            .programs()
+            .filter_map(|(_, p)| p.info().ok().map(|i| i.id()))
+            .collect()
     }
 
     /// Tracepoints currently attached, as `subsystem/event`.
     pub fn attached(&self) -> Vec<String> {
-        self.attachments.keys().map(|(s, e)| format!("{s}/{e}")).collect()
+        self.attachments
+            .keys()
+            .map(|(s, e)| format!("{s}/{e}"))
+            .collect()
     }
 }
 
 fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SensorError> {
-    program(ebpf, name)?.load().map_err(|e| SensorError::Load(format!("{name}: {e:?}")))
+    program(ebpf, name)?
+        .load()
+        .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {

@@ -5,7 +5,9 @@ use std::fs;
 
 /// Total bytes the kernel charges for every BPF program and map this process holds.
 pub fn bpf_memlock_total() -> u64 {
-    let Ok(dir) = fs::read_dir("/proc/self/fdinfo") else { return 0 };
+    let Ok(dir) = fs::read_dir("/proc/self/fdinfo") else {
+        return 0;
+    };
     dir.flatten()
         .filter_map(|e| fs::read_to_string(e.path()).ok())
         .filter(|info| info.contains("prog_id:") || info.contains("map_id:"))
@@ -14,7 +16,10 @@ pub fn bpf_memlock_total() -> u64 {
 }
 
 fn memlock(fdinfo: &str) -> Option<u64> {
-    fdinfo.lines().find_map(|l| l.strip_prefix("memlock:")).and_then(|v| v.trim().parse().ok())
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("memlock:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]

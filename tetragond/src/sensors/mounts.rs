@@ -23,7 +23,10 @@ pub fn ensure_mounted() {
 
 fn is_mounted(target: &str) -> bool {
     std::fs::read_to_string("/proc/self/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some(target)))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(target))
+        })
         .unwrap_or(false)
 }
 
@@ -34,7 +37,15 @@ fn mount(source: &str, target: &str, fstype: &str) -> std::io::Result<()> {
     let c = |s: &str| CString::new(s).map_err(std::io::Error::other);
     let (source, target, fstype) = (c(source)?, c(target)?, c(fstype)?);
     // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {

@@ -20,14 +20,27 @@ pub fn probe() -> Vec<(&'static str, bool)> {
     vec![
         ("btf", exists("/sys/kernel/btf/vmlinux")),
         ("tracefs", exists("/sys/kernel/tracing/events")),
-        ("tracepoints", exists("/sys/kernel/tracing/events/raw_syscalls/sys_enter")),
-        ("syscall_tracepoints", exists("/sys/kernel/tracing/events/syscalls")),
+        (
+            "tracepoints",
+            exists("/sys/kernel/tracing/events/raw_syscalls/sys_enter"),
+        ),
+        (
+            "syscall_tracepoints",
+            exists("/sys/kernel/tracing/events/syscalls"),
+        ),
         ("kprobes", kprobes()),
-        ("bpf_lsm", active_lsms().split(',').any(|l| l.trim() == "bpf")),
+        (
+            "bpf_lsm",
+            active_lsms().split(',').any(|l| l.trim() == "bpf"),
+        ),
         ("ring_buffer", true),
     ]
 }
 
 pub fn describe(features: &[(&str, bool)]) -> String {
-    features.iter().map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" })).collect::<Vec<_>>().join(" ")
+    features
+        .iter()
+        .map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" }))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

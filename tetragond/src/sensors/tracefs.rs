@@ -33,7 +33,10 @@ impl Format {
 }
 
 fn event_dir(subsystem: &str, event: &str) -> PathBuf {
-    PathBuf::from(TRACEFS).join("events").join(subsystem).join(event)
+    PathBuf::from(TRACEFS)
+        .join("events")
+        .join(subsystem)
+        .join(event)
 }
 
 /// Reads `events/<subsystem>/<event>/format`.
@@ -67,7 +70,7 @@ pub fn parse_format(text: &str) -> Option<Format> {
     Some(Format { id: id?, fields })
 }
 
-/// `field:unsigned long args[6];	offset:16;	size:48;	signed:0;`
+/// `field:unsigned long args[6]; offset:16; size:48; signed:0;`
 fn parse_field(line: &str) -> Option<Field> {
     let mut decl = None;
     let (mut offset, mut size, mut signed) = (None, None, None);
@@ -116,7 +119,16 @@ print fmt: \"NR %ld\"
         let f = parse_format(SYS_ENTER).expect("parses");
         assert_eq!(f.id, 443);
         assert_eq!(f.fields.len(), 6);
-        assert_eq!(f.fields[4], Field { name: "id".into(), c_type: "long".into(), offset: 8, size: 8, signed: true });
+        assert_eq!(
+            f.fields[4],
+            Field {
+                name: "id".into(),
+                c_type: "long".into(),
+                offset: 8,
+                size: 8,
+                signed: true
+            }
+        );
         assert_eq!(f.fields[5].name, "args");
         assert_eq!(f.fields[5].size, 48);
         assert_eq!(f.field("common_pid").map(|f| f.offset), Some(4));
@@ -129,6 +141,9 @@ print fmt: \"NR %ld\"
 
     #[test]
     fn refuses_path_tricks() {
-        assert!(matches!(read_format("..", "x"), Err(SensorError::NoTracepoint(_))));
+        assert!(matches!(
+            read_format("..", "x"),
+            Err(SensorError::NoTracepoint(_))
+        ));
     }
 }
