@@ -232,3 +232,69 @@ spec:
     h.write_policy("ops.yaml", &policy("ops", all));
     wait_until_killed(SYS_GETPGID);
 }
+
+#[test]
+fn syscall_kprobe_enforces_through_the_tracepoint_fallback() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: kprobe-getpgid
+spec:
+  kprobes:
+  - call: sys_getpgid
+    syscall: true
+    args:
+    - index: 0
+      type: int
+      label: pid
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["0"]
+      matchBinaries:
+      - operator: In
+        values: ["{}"]
+      matchActions:
+      - action: Sigkill
+"#,
+        testbin().display()
+    );
+    h.write_policy("kprobe.yaml", &policy);
+    let p = h.wait_policy("kprobe-getpgid", "enabled", enabled);
+    assert_eq!(p["sensors"][0], "generic_kprobe");
+    assert!(killed_by_sigkill(run_testbin(SYS_GETPGID)));
+    let events = h.events();
+    let ev = &events.last().expect("an event")["process_kprobe"];
+    assert_eq!(ev["function_name"], "sys_getpgid");
+    assert_eq!(ev["args"][0]["int_arg"], 0);
+    assert_eq!(ev["action"], "KPROBE_ACTION_SIGKILL");
+}
+
+#[test]
+fn hooks_this_kernel_cannot_serve_are_load_errors_with_the_reason() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy(
+        "lsm.yaml",
+        "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: lsm-open\nspec:\n  lsmhooks:\n  - hook: file_open\n    args:\n    - index: 0\n      type: file\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n",
+    );
+    h.write_policy(
+        "kfunc.yaml",
+        "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: kfunc\nspec:\n  kprobes:\n  - call: security_file_permission\n    syscall: false\n",
+    );
+    let p = h.wait_policy("lsm-open", "load_error", |p| p["state"] == "load_error");
+    assert!(
+        p["error"].as_str().unwrap_or_default().contains("lsmhooks"),
+        "{p}"
+    );
+    let p = h.wait_policy("kfunc", "load_error", |p| p["state"] == "load_error");
+    let err = p["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("security_file_permission") && err.contains("kprobes"),
+        "{err}"
+    );
+}

@@ -19,9 +19,11 @@ NR=111
 POLICY=vm-kill
 POLICY_FILE=/etc/policies.d/$POLICY.yaml
 DEB=$(ls /root/tetragond_*_amd64.deb)
-# The kill must follow the copy of the file without any command; under TCG
-# everything is several times slower than on hardware, hence the margin.
-KILL_WITHIN_MS=${KILL_WITHIN_MS:-3000}
+# The kill must follow the copy of the file without any command. The bound is
+# loose on purpose: under TCG the first policy's program load (the verifier,
+# emulated) alone takes seconds, where hardware takes well under one. The
+# measured time is printed either way.
+KILL_WITHIN_MS=${KILL_WITHIN_MS:-8000}
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 
 passed=0

@@ -26,6 +26,8 @@ pub struct HookMeta {
     pub tags: Vec<String>,
     /// The policy has no enforcement action, whatever the kernel mode says.
     pub monitor_only: bool,
+    /// Set for kprobe hooks: the event is a `process_kprobe`.
+    pub function_name: Option<String>,
 }
 
 /// Decodes a ring buffer record; None when it is too short.
@@ -148,8 +150,6 @@ pub fn to_json(ev: &Event, meta: &HookMeta, clock: &Clock, node_name: &str) -> V
     };
     let mut body = json!({
         "process": process,
-        "subsys": meta.subsystem,
-        "event": meta.event,
         "args": args,
         "action": action_name(ev),
         "policy_name": meta.policy_name,
@@ -157,6 +157,15 @@ pub fn to_json(ev: &Event, meta: &HookMeta, clock: &Clock, node_name: &str) -> V
         "enforced": ev.enforced != 0,
     });
     if let Value::Object(obj) = &mut body {
+        match &meta.function_name {
+            Some(f) => {
+                obj.insert("function_name".into(), json!(f));
+            }
+            None => {
+                obj.insert("subsys".into(), json!(meta.subsystem));
+                obj.insert("event".into(), json!(meta.event));
+            }
+        }
         if !meta.namespace.is_empty() {
             obj.insert("policy_namespace".into(), json!(meta.namespace));
         }
@@ -167,8 +176,13 @@ pub fn to_json(ev: &Event, meta: &HookMeta, clock: &Clock, node_name: &str) -> V
             obj.insert("tags".into(), json!(meta.tags));
         }
     }
+    let kind = if meta.function_name.is_some() {
+        "process_kprobe"
+    } else {
+        "process_tracepoint"
+    };
     json!({
-        "process_tracepoint": body,
+        kind: body,
         "node_name": node_name,
         "time": clock.rfc3339(ev.ktime_ns),
     })
@@ -259,6 +273,7 @@ mod tests {
             message: None,
             tags: vec![],
             monitor_only: false,
+            function_name: None,
         };
         let v = to_json(&event(), &meta, &Clock { boot_ns: 0 }, "node");
         let body = &v["process_tracepoint"];

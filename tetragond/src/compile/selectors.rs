@@ -10,10 +10,9 @@ use super::syscalls_x86_64::SYSCALLS;
 use crate::{
     error::CompileError,
     policy::model::{
-        ActionSelector, ArgSelector, BinarySelector, PidSelector, Selector as PolicySelector,
-        TracepointSpec, TracingPolicy,
+        ActionSelector, Arg, ArgSelector, BinarySelector, PidSelector, Selector as PolicySelector,
+        TracingPolicy,
     },
-    sensors::tracefs::Format,
 };
 
 pub struct CompiledSelectors {
@@ -25,18 +24,43 @@ pub struct CompiledSelectors {
 
 /// Syscall number of `name` (`openat`, `sys_openat`, `__x64_sys_openat`).
 pub fn syscall_number(name: &str) -> Option<u32> {
-    let bare = name.trim_start_matches("__x64_").trim_start_matches("sys_");
+    let bare = ["__x64_sys_", "__se_sys_", "__do_sys_", "ksys_", "sys_"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
     SYSCALLS.iter().find(|(n, _)| *n == bare).map(|(_, nr)| *nr)
+}
+
+/// How a hook's selectors refer to its args.
+pub struct HookArgs<'a> {
+    pub args: &'a [Arg],
+    /// Tracepoints: matchArgs.index is a position in `args`. Other hooks:
+    /// it is the `index` of one of them.
+    pub positional: bool,
+    /// Positions in `args` holding the syscall number (raw_syscalls `id`).
+    pub syscall_id: Vec<usize>,
+}
+
+impl HookArgs<'_> {
+    fn position(&self, selector_index: u32) -> Option<usize> {
+        if self.positional {
+            (selector_index as usize)
+                .lt(&self.args.len())
+                .then_some(selector_index as usize)
+        } else {
+            self.args.iter().position(|a| a.index == selector_index)
+        }
+    }
 }
 
 pub fn compile_selectors(
     what: &str,
     policy: &TracingPolicy,
-    tp: &TracepointSpec,
-    format: &Format,
+    selectors: &[PolicySelector],
+    args: &HookArgs<'_>,
     indexable: bool,
 ) -> Result<CompiledSelectors, CompileError> {
-    if tp.selectors.len() > MAX_SELECTORS {
+    if selectors.len() > MAX_SELECTORS {
         return Err(CompileError::Invalid(
             "no more than 5 selectors supported".into(),
         ));
@@ -49,12 +73,11 @@ pub fn compile_selectors(
     };
     // Per selector: the syscall numbers it is limited to, if it is.
     let mut syscall_sets: Vec<Option<Vec<u32>>> = vec![];
-    for (s, sel) in tp.selectors.iter().enumerate() {
+    for (s, sel) in selectors.iter().enumerate() {
         let ctx = SelectorCtx {
             what,
             policy,
-            tp,
-            format,
+            args,
             s,
         };
         let (compiled, syscalls) = ctx.compile(sel, &mut out)?;
@@ -73,8 +96,7 @@ pub fn compile_selectors(
 struct SelectorCtx<'a> {
     what: &'a str,
     policy: &'a TracingPolicy,
-    tp: &'a TracepointSpec,
-    format: &'a Format,
+    args: &'a HookArgs<'a>,
     s: usize,
 }
 
@@ -139,15 +161,13 @@ impl SelectorCtx<'_> {
         }
         let mut syscalls = None;
         for (f, filter) in filters.iter().enumerate() {
-            let hook_arg = self.tp.args.get(filter.index as usize).ok_or_else(|| {
+            let position = self.args.position(filter.index).ok_or_else(|| {
                 self.invalid(format!(
-                    "matchArgs index {} is not an index into the hook's args",
+                    "matchArgs index {} does not name one of the hook's args",
                     filter.index
                 ))
             })?;
-            let field = self.format.fields.get(hook_arg.index as usize);
-            let is_syscall_id =
-                field.is_some_and(|fl| fl.name == "id" || fl.name == "__syscall_nr");
+            let is_syscall_id = self.args.syscall_id.contains(&position);
             let values = self.values(filter, is_syscall_id)?;
             let op = operator_code(filter.operator.as_str()).ok_or_else(|| {
                 self.unsupported(format!(
@@ -156,7 +176,7 @@ impl SelectorCtx<'_> {
                 ))
             })?;
             let mut af = ArgFilter {
-                arg: filter.index as u8,
+                arg: position as u8,
                 op,
                 ..Default::default()
             };
