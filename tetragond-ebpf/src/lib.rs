@@ -217,10 +217,44 @@ pub struct TaskTrackingOffsets {
     pub fork_child_pid: u16,
 }
 
+/// Kinds of ring buffer records: the first u32 of each.
+pub mod record {
+    pub const POLICY_EVENT: u32 = 1;
+    pub const EXEC: u32 = 2;
+    pub const EXIT: u32 = 3;
+}
+
+/// A process executed a program (`sched_process_exec`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub kind: u32,
+    pub tgid: u32,
+    pub ktime_ns: u64,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad: u32,
+    /// The path given to execve, NUL padded.
+    pub filename: [u8; PATH_LEN],
+}
+
+/// A process (its thread group leader) exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub kind: u32,
+    pub tgid: u32,
+    pub ktime_ns: u64,
+}
+
 /// A posted event, written to the `EVENTS` ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// `record::POLICY_EVENT`.
+    pub kind: u32,
+    pub _pad0: u32,
     pub ktime_ns: u64,
     pub policy_slot: u32,
     pub hook_slot: u32,

@@ -25,10 +25,10 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tetragond_ebpf::{
-    action, op, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo, ExePath,
-    HookConf, HookKey, HookList, PolicyCounters, Selector, TaskTrackingOffsets, MAX_ACTIONS,
-    MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
-    MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
+    action, op, record, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo,
+    ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList, PolicyCounters, Selector,
+    TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY,
+    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
 };
 
 #[map]
@@ -57,6 +57,16 @@ static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 static PATH_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+/// Records that did not fit in `EVENTS`, per CPU: nothing is lost silently.
+#[map]
+static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn count_loss() {
+    if let Some(n) = LOSSES.get_ptr_mut(0) {
+        unsafe { *n += 1 };
+    }
+}
 
 const SIGKILL: u32 = 9;
 
@@ -441,6 +451,7 @@ fn post(
 ) {
     count(hook.policy_slot, |c| c.post += 1);
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count_loss();
         return;
     };
     let ev = entry.as_mut_ptr();
@@ -454,6 +465,8 @@ fn post(
     };
     let mode = POLICY_MODE.get(hook.policy_slot).copied().unwrap_or(0);
     unsafe {
+        (*ev).kind = record::POLICY_EVENT;
+        (*ev)._pad0 = 0;
         (*ev).ktime_ns = bpf_ktime_get_ns();
         (*ev).policy_slot = hook.policy_slot;
         (*ev).hook_slot = hook_slot;
@@ -502,8 +515,28 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
     if unsafe { bpf_probe_read_kernel_str_bytes(src, &mut path.bytes[..PATH_LEN - 1]) }.is_err() {
         return 0;
     }
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
     let _ = TASK_EXE.insert(&tgid, path, 0);
+    let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
+        count_loss();
+        return 0;
+    };
+    let rec = entry.as_mut_ptr();
+    let uid_gid = bpf_get_current_uid_gid();
+    unsafe {
+        (*rec).kind = record::EXEC;
+        (*rec).tgid = tgid;
+        (*rec).ktime_ns = bpf_ktime_get_ns();
+        (*rec).tid = pid_tgid as u32;
+        (*rec).uid = uid_gid as u32;
+        (*rec).gid = (uid_gid >> 32) as u32;
+        (*rec)._pad = 0;
+        if bpf_probe_read_kernel_buf(path.bytes.as_ptr(), &mut (*rec).filename).is_err() {
+            (*rec).filename[0] = 0;
+        }
+    }
+    entry.submit(0);
     0
 }
 
@@ -525,8 +558,24 @@ pub fn task_fork(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn task_exit(_ctx: TracePointContext) -> u32 {
-    let tid = bpf_get_current_pid_tgid() as u32;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let _ = TASK_EXE.remove(&tid);
+    // Only the leader's exit ends the process (for the process cache).
+    if tid != tgid {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
+        count_loss();
+        return 0;
+    };
+    let rec = entry.as_mut_ptr();
+    unsafe {
+        (*rec).kind = record::EXIT;
+        (*rec).tgid = tgid;
+        (*rec).ktime_ns = bpf_ktime_get_ns();
+    }
+    entry.submit(0);
     0
 }
 

@@ -289,7 +289,8 @@ impl Daemon {
 
     fn drain_events(&mut self, ring: &mut RingBuf<MapData>) {
         while let Some(item) = ring.next() {
-            let Some(ev) = events::decode(&item) else {
+            // Exec and exit records feed the process cache (not yet kept).
+            let Some(events::Record::Policy(ev)) = events::decode(&item) else {
                 continue;
             };
             let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {

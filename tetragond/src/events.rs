@@ -11,7 +11,7 @@ use std::{
 };
 
 use serde_json::{json, Map, Value};
-use tetragond_ebpf::{action, Event, MODE_MONITOR};
+use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR};
 
 /// What user space knows about the hook an event came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +30,33 @@ pub struct HookMeta {
     pub function_name: Option<String>,
 }
 
-/// Decodes a ring buffer record; None when it is too short.
-pub fn decode(bytes: &[u8]) -> Option<Event> {
-    if bytes.len() < std::mem::size_of::<Event>() {
+/// A record from the kernel's ring buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Policy(Event),
+    Exec(ExecRecord),
+    Exit(ExitRecord),
+}
+
+/// Decodes a ring buffer record; None when it is unknown or too short.
+pub fn decode(bytes: &[u8]) -> Option<Record> {
+    let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
+    match kind {
+        record::POLICY_EVENT => read_pod(bytes).map(Record::Policy),
+        record::EXEC => read_pod(bytes).map(Record::Exec),
+        record::EXIT => read_pod(bytes).map(Record::Exit),
+        _ => None,
+    }
+}
+
+/// `T` must be one of the repr(C) plain-data records of tetragond-ebpf.
+fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: Event is repr(C) plain data and the length was checked; the
-    // ring buffer gives no alignment guarantee we rely on (read_unaligned).
-    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+    // SAFETY: T is plain data and the length was checked; read_unaligned
+    // makes no assumption about the ring buffer's alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
 /// Converts kernel monotonic time to wall-clock time.
@@ -231,6 +250,8 @@ mod tests {
         let mut comm = [0u8; COMM_LEN];
         comm[..3].copy_from_slice(b"cat");
         Event {
+            kind: record::POLICY_EVENT,
+            _pad0: 0,
             ktime_ns: 5,
             policy_slot: 1,
             hook_slot: 2,

@@ -448,6 +448,17 @@ impl Kernel {
         Ok(id)
     }
 
+    /// Records the kernel could not put in the ring buffer, summed over CPUs.
+    pub fn losses(&self) -> u64 {
+        let Some(map) = self.ebpf.map("LOSSES") else {
+            return 0;
+        };
+        let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else {
+            return 0;
+        };
+        array.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
     /// Kernel ids of our programs (stable across mode switches and reloads).
     pub fn program_ids(&self) -> Vec<u32> {
         self.ebpf
