@@ -19,9 +19,9 @@ use aya_ebpf::{
         bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         generated::{bpf_loop, bpf_send_signal},
     },
-    macros::{map, tracepoint},
+    macros::{fentry, lsm, map, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::{FEntryContext, LsmContext, TracePointContext},
     EbpfContext,
 };
 use tetragond_ebpf::{
@@ -576,6 +576,19 @@ pub fn task_exit(_ctx: TracePointContext) -> u32 {
         (*rec).ktime_ns = bpf_ktime_get_ns();
     }
     entry.submit(0);
+    0
+}
+
+/// Loaded once at start to learn whether this kernel has usable BPF
+/// trampolines (fentry/fexit/fmod_ret), then unloaded; never attached.
+#[fentry(function = "security_file_open")]
+pub fn probe_fentry(_ctx: FEntryContext) -> i32 {
+    0
+}
+
+/// Likewise for BPF LSM programs.
+#[lsm(hook = "file_open")]
+pub fn probe_lsm(_ctx: LsmContext) -> i32 {
     0
 }
 

@@ -61,7 +61,8 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("polling the event ring buffer: {e}"))?;
     let events = EventFile::open(&config.events_file)
         .with_context(|| format!("opening events file {}", config.events_file.display()))?;
-    let features = probe::probe();
+    let mut features = probe::probe();
+    features.extend(kernel.probe_programs());
     tracing::info!("kernel features: {}", probe::describe(&features));
     let mut daemon = Daemon {
         features,

@@ -448,6 +448,29 @@ impl Kernel {
         Ok(id)
     }
 
+    /// Whether this kernel verifies and loads an fentry and an LSM program:
+    /// loads each probe program, then unloads it.
+    pub fn probe_programs(&mut self) -> Vec<(&'static str, bool)> {
+        let btf = match aya::Btf::from_sys_fs() {
+            Ok(btf) => btf,
+            Err(e) => {
+                tracing::warn!("kernel BTF unreadable: {e}");
+                return vec![("bpf_trampolines", false), ("bpf_lsm_programs", false)];
+            }
+        };
+        let fentry = self
+            .ebpf
+            .program_mut("probe_fentry")
+            .and_then(|p| <&mut aya::programs::FEntry>::try_from(p).ok())
+            .is_some_and(|p| p.load("security_file_open", &btf).is_ok() && p.unload().is_ok());
+        let lsm = self
+            .ebpf
+            .program_mut("probe_lsm")
+            .and_then(|p| <&mut aya::programs::Lsm>::try_from(p).ok())
+            .is_some_and(|p| p.load("file_open", &btf).is_ok() && p.unload().is_ok());
+        vec![("bpf_trampolines", fentry), ("bpf_lsm_programs", lsm)]
+    }
+
     /// Records the kernel could not put in the ring buffer, summed over CPUs.
     pub fn losses(&self) -> u64 {
         let Some(map) = self.ebpf.map("LOSSES") else {

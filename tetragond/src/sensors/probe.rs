@@ -16,6 +16,7 @@ fn kprobes() -> bool {
     exists("/sys/kernel/tracing/kprobe_events") || exists("/sys/kernel/debug/tracing/kprobe_events")
 }
 
+/// File-system facts; `Kernel::probe_programs` adds what needs a load attempt.
 pub fn probe() -> Vec<(&'static str, bool)> {
     vec![
         ("btf", exists("/sys/kernel/btf/vmlinux")),
@@ -30,9 +31,10 @@ pub fn probe() -> Vec<(&'static str, bool)> {
         ),
         ("kprobes", kprobes()),
         (
-            "bpf_lsm",
+            "bpf_lsm_active",
             active_lsms().split(',').any(|l| l.trim() == "bpf"),
         ),
+        // The object (with its ring buffer) loaded, or we would not be here.
         ("ring_buffer", true),
     ]
 }
