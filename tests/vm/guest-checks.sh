@@ -30,6 +30,7 @@ passed=0
 failed=0
 
 note() { echo "    $*"; }
+indent() { sed 's/^/    | /'; }
 
 # expect DESCRIPTION COMMAND...: runs COMMAND; on failure says what was expected.
 expect() {
@@ -100,7 +101,7 @@ still_loaded() {
     return 0
 }
 
-journal_dump() { journalctl -u tetragond -b --no-pager -o short-monotonic | tail -n "${1:-25}" | sed 's/^/    | /'; }
+journal_dump() { journalctl -u tetragond -b --no-pager -o short-monotonic | tail -n "${1:-25}" | indent; }
 
 # --- the checks ----------------------------------------------------------------
 
@@ -195,11 +196,11 @@ check_unprivileged() {
     out=$("${NOBODY[@]}" tetra tp list 2>&1) || { note "tetra tp list as nobody failed: $out"; return 1; }
     expect "tetra tp list as nobody to show $POLICY" grep -q "$POLICY" <<<"$out" || return 1
     note "tetra tp list as nobody:"
-    sed 's/^/    | /' <<<"$out"
+    indent <<<"$out"
     # Properties (Get/GetAll) are open to every user in the bus policy.
     out=$("${NOBODY[@]}" tetra status 2>&1) || { note "tetra status as nobody failed: $out"; return 1; }
     note "tetra status as nobody:"
-    sed 's/^/    | /' <<<"$out"
+    indent <<<"$out"
 }
 
 check_watchdog() {
@@ -223,12 +224,12 @@ check_watchdog() {
 check_stop_start() {
     local pid ids left
     pid=$(main_pid)
-    ids=$(prog_ids_of "$pid")
-    expect "the daemon to hold BPF programs" test -n "$ids" || return 1
-    note "programs held by $pid: $(echo $ids)"
+    mapfile -t ids < <(prog_ids_of "$pid")
+    expect "the daemon to hold BPF programs" test "${#ids[@]}" -gt 0 || return 1
+    note "programs held by $pid: ${ids[*]}"
     expect "systemctl stop to succeed" systemctl stop tetragond || return 1
-    left=$(still_loaded $ids)
-    expect "none of them loaded after stop (left: $(echo $left))" test -z "$left" || return 1
+    left=$(still_loaded "${ids[@]}" | tr '\n' ' ')
+    expect "none of them loaded after stop (left: $left)" test -z "$left" || return 1
     expect "the test binary to survive with the daemon stopped" testbin_is survived || return 1
     expect "systemctl start to succeed" systemctl start tetragond || { journal_dump; return 1; }
     expect "active again" is_active || return 1
@@ -288,20 +289,20 @@ check_reinstall_restarts() {
     local pid
     pid=$(main_pid)
     expect "dpkg -i over the installed package" dpkg -i "$DEB" >/tmp/dpkg-reinstall.log 2>&1 ||
-        { sed 's/^/    | /' /tmp/dpkg-reinstall.log; return 1; }
+        { indent </tmp/dpkg-reinstall.log; return 1; }
     expect "active after the upgrade" wait_until 30 is_active || return 1
     expect "a new main process (restarted on upgrade)" test "$(main_pid)" != "$pid"
 }
 
 check_purge() {
     local ids left
-    ids=$(prog_ids_of "$(main_pid)")
+    mapfile -t ids < <(prog_ids_of "$(main_pid)")
     expect "dpkg --purge tetragond" dpkg --purge tetragond >/tmp/dpkg-purge.log 2>&1 ||
-        { sed 's/^/    | /' /tmp/dpkg-purge.log; return 1; }
-    sed 's/^/    | /' /tmp/dpkg-purge.log
+        { indent </tmp/dpkg-purge.log; return 1; }
+    indent </tmp/dpkg-purge.log
     expect "the service not running" sh -c '! systemctl is-active --quiet tetragond' || return 1
-    left=$(still_loaded $ids)
-    expect "no BPF program of the purged daemon loaded (left: $(echo $left))" test -z "$left" || return 1
+    left=$(still_loaded "${ids[@]}" | tr '\n' ' ')
+    expect "no BPF program of the purged daemon loaded (left: $left)" test -z "$left" || return 1
     local d
     for d in /var/lib/tetragond /var/log/tetragond /etc/tetragond /usr/bin/tetragond; do
         expect "$d removed by purge" test ! -e "$d" || return 1
@@ -309,7 +310,7 @@ check_purge() {
     expect "the policy file, not the package's, left in place" test -f "$POLICY_FILE" || return 1
     expect "the test binary to survive with the package purged" testbin_is survived || return 1
     expect "dpkg -i again" dpkg -i "$DEB" >/tmp/dpkg-install.log 2>&1 ||
-        { sed 's/^/    | /' /tmp/dpkg-install.log; return 1; }
+        { indent </tmp/dpkg-install.log; return 1; }
     expect "postinst to start the service" wait_until 30 is_active || { journal_dump; return 1; }
     expect "enabled again" systemctl is-enabled --quiet tetragond || return 1
     expect "the policy enforced after reinstall" wait_until 10 testbin_is killed

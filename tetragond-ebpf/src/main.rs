@@ -27,8 +27,8 @@ use aya_ebpf::{
 use tetragond_ebpf::{
     action, op, record, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo,
     ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList, PolicyCounters, Selector,
-    TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY,
-    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
+    TaskTrackingOffsets, MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_POLICIES,
+    MAX_SELECTORS, MODE_MONITOR, PATH_LEN, SUB_ANY,
 };
 
 #[map]
@@ -201,11 +201,11 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
         matched: -1,
         args: [0; MAX_ARGS],
     };
+    let n = hook.n_args as usize;
     for i in 0..MAX_ARGS {
-        if i >= hook.n_args as usize {
-            break;
+        if i < n {
+            walk.args[i] = read_arg(ctx, hook, i);
         }
-        walk.args[i] = read_arg(ctx, hook, i);
     }
     if hook.n_selectors == 0 {
         post(hook_slot, hook, &walk.args, None, 0);
@@ -325,15 +325,12 @@ fn pids_match(sel: &Selector) -> bool {
         return true;
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    for i in 0..MAX_PIDS {
-        if i >= sel.n_pids as usize {
-            break;
-        }
-        if sel.pids[i] == tgid {
-            return sel.pid_op == set_op::IN;
-        }
+    let n = sel.n_pids as usize;
+    let mut found = false;
+    for (i, pid) in sel.pids.iter().enumerate() {
+        found |= i < n && *pid == tgid;
     }
-    sel.pid_op == set_op::NOT_IN
+    found == (sel.pid_op == set_op::IN)
 }
 
 #[inline(always)]
@@ -385,16 +382,17 @@ fn filter_matches(hook_slot: u32, s: u8, f: u8, filter: &ArgFilter, value: u64) 
 }
 
 #[inline(always)]
+// Loops below visit every slot with a constant bound and test `i < n`
+// inside, rather than breaking at `n`: LLVM turns the latter into a
+// count-down the 6.1 verifier cannot bound, and rejects the program.
+
 fn any_value(filter: &ArgFilter, pred: impl Fn(u64) -> bool) -> bool {
-    for i in 0..MAX_VALUES {
-        if i >= filter.n_values as usize {
-            break;
-        }
-        if pred(filter.values[i]) {
-            return true;
-        }
+    let n = filter.n_values as usize;
+    let mut hit = false;
+    for (i, v) in filter.values.iter().enumerate() {
+        hit |= i < n && pred(*v);
     }
-    false
+    hit
 }
 
 /// Performs the selector's actions, honouring the policy's mode.
@@ -402,11 +400,11 @@ fn any_value(filter: &ArgFilter, pred: impl Fn(u64) -> bool) -> bool {
 fn act(hook_slot: u32, hook: &HookConf, args: &[u64; MAX_ARGS], sel: &Selector, s: u8) {
     let mut post_it = true;
     let mut signal = 0u32;
-    for i in 0..MAX_ACTIONS {
-        if i >= sel.n_actions as usize {
-            break;
+    let n = sel.n_actions as usize;
+    for (i, a) in sel.actions.iter().enumerate() {
+        if i >= n {
+            continue;
         }
-        let a = &sel.actions[i];
         match a.kind {
             action::NO_POST => post_it = false,
             action::SIGKILL => signal = SIGKILL,

@@ -106,6 +106,9 @@ impl Kernel {
         for name in TASK_PROGRAMS {
             load_program(&mut ebpf, name)?;
         }
+        // Most policies hook raw syscalls: verify that entry point now, so
+        // the first such policy is enforced without the verifier's delay.
+        load_program(&mut ebpf, "tp_raw_sys_enter")?;
         let mut kernel = Kernel {
             hooks: take!(ebpf, Array, "HOOKS"),
             hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),

@@ -11,7 +11,7 @@ const MOUNTS: &[(&str, &str, &str)] = &[
 
 pub fn ensure_mounted() {
     for (source, target, fstype) in MOUNTS {
-        if is_mounted(target) {
+        if is_mounted(target, fstype) {
             continue;
         }
         match mount(source, target, fstype) {
@@ -21,11 +21,15 @@ pub fn ensure_mounted() {
     }
 }
 
-fn is_mounted(target: &str) -> bool {
+/// By type, not just by path: a sandboxed service (ProtectKernelTunables=)
+/// sees a read-only sysfs bind mount at /sys/kernel/tracing, not tracefs.
+fn is_mounted(target: &str, fstype: &str) -> bool {
     std::fs::read_to_string("/proc/self/mounts")
         .map(|m| {
-            m.lines()
-                .any(|l| l.split_whitespace().nth(1) == Some(target))
+            m.lines().any(|l| {
+                let mut fields = l.split_whitespace().skip(1);
+                fields.next() == Some(target) && fields.next() == Some(fstype)
+            })
         })
         .unwrap_or(false)
 }

@@ -20,7 +20,7 @@ fn kprobes() -> bool {
 pub fn probe() -> Vec<(&'static str, bool)> {
     vec![
         ("btf", exists("/sys/kernel/btf/vmlinux")),
-        ("tracefs", exists("/sys/kernel/tracing/events")),
+        ("tracefs", exists("/sys/kernel/tracing/events/sched")),
         (
             "tracepoints",
             exists("/sys/kernel/tracing/events/raw_syscalls/sys_enter"),
