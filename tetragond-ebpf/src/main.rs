@@ -27,8 +27,8 @@ use aya_ebpf::{
 use tetragond_ebpf::{
     action, op, record, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo,
     ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList, PolicyCounters, Selector,
-    TaskTrackingOffsets, MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_POLICIES,
-    MAX_SELECTORS, MODE_MONITOR, PATH_LEN, SUB_ANY,
+    TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_POLICIES,
+    MAX_PIDS, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
 };
 
 #[map]
@@ -69,6 +69,22 @@ fn count_loss() {
 }
 
 const SIGKILL: u32 = 9;
+
+/// Runs `body` once per listed index, with no loop left in the program.
+/// Loops over these small fixed arrays compile to shapes older verifiers
+/// reject (a count-down they cannot bound on 6.1, or a loop closed by a
+/// fall-through edge), so they are written out instead.
+macro_rules! unrolled {
+    ([$($i:literal),*], |$idx:ident| $body:expr) => {
+        $({
+            let $idx: usize = $i;
+            $body;
+        })*
+    };
+}
+
+// The unrolled index lists above are written for these sizes.
+const _: () = assert!(MAX_VALUES == 4 && MAX_PIDS == 8 && MAX_ARGS == 5 && MAX_ACTIONS == 3);
 
 // The kernel overwrites a tracepoint record's common fields with a pt_regs
 // pointer before running BPF programs, so a program cannot read which
@@ -202,11 +218,9 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
         args: [0; MAX_ARGS],
     };
     let n = hook.n_args as usize;
-    for i in 0..MAX_ARGS {
-        if i < n {
-            walk.args[i] = read_arg(ctx, hook, i);
-        }
-    }
+    unrolled!([0, 1, 2, 3, 4], |i| if i < n {
+        walk.args[i] = read_arg(ctx, hook, i);
+    });
     if hook.n_selectors == 0 {
         post(hook_slot, hook, &walk.args, None, 0);
         return;
@@ -327,9 +341,7 @@ fn pids_match(sel: &Selector) -> bool {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let n = sel.n_pids as usize;
     let mut found = false;
-    for (i, pid) in sel.pids.iter().enumerate() {
-        found |= i < n && *pid == tgid;
-    }
+    unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| found |= i < n && sel.pids[i] == tgid);
     found == (sel.pid_op == set_op::IN)
 }
 
@@ -382,16 +394,10 @@ fn filter_matches(hook_slot: u32, s: u8, f: u8, filter: &ArgFilter, value: u64) 
 }
 
 #[inline(always)]
-// Loops below visit every slot with a constant bound and test `i < n`
-// inside, rather than breaking at `n`: LLVM turns the latter into a
-// count-down the 6.1 verifier cannot bound, and rejects the program.
-
 fn any_value(filter: &ArgFilter, pred: impl Fn(u64) -> bool) -> bool {
     let n = filter.n_values as usize;
     let mut hit = false;
-    for (i, v) in filter.values.iter().enumerate() {
-        hit |= i < n && pred(*v);
-    }
+    unrolled!([0, 1, 2, 3], |i| hit |= i < n && pred(filter.values[i]));
     hit
 }
 
@@ -401,17 +407,15 @@ fn act(hook_slot: u32, hook: &HookConf, args: &[u64; MAX_ARGS], sel: &Selector, 
     let mut post_it = true;
     let mut signal = 0u32;
     let n = sel.n_actions as usize;
-    for (i, a) in sel.actions.iter().enumerate() {
-        if i >= n {
-            continue;
-        }
+    unrolled!([0, 1, 2], |i| if i < n {
+        let a = &sel.actions[i];
         match a.kind {
             action::NO_POST => post_it = false,
             action::SIGKILL => signal = SIGKILL,
             action::SIGNAL if signal == 0 => signal = a.signal,
             _ => {}
         }
-    }
+    });
     let mut outcome = None;
     if signal != 0 {
         let monitor = POLICY_MODE
