@@ -176,6 +176,17 @@ check_reload() {
     expect "a 'reloaded:' line in the journal" sh -c "journalctl -u tetragond -b -o cat | grep -q 'reloaded:'" || { journal_dump; return 1; }
     note "journal: $(journalctl -u tetragond -b -o cat | grep 'reloaded:' | tail -1)"
     note "after reload the mode is $(policy_field mode) ($(policy_field mode_source))"
+    # A changed sidecar is read again by the reload: drop the run-time mode,
+    # change the sidecar, reload, and the sidecar's mode is the one in force.
+    expect "ResetMode as root" busctl call "${MANAGER[@]}" ResetMode ss "" "$POLICY" || return 1
+    printf 'mode = "monitor"\n' > "/etc/policies.d/$POLICY.toml"
+    expect "systemctl reload after the sidecar change" timeout 60 systemctl reload tetragond || return 1
+    expect "mode monitor from the sidecar after the reload" \
+        test "$(policy_field mode)/$(policy_field mode_source)" = monitor/sidecar || return 1
+    expect "the test binary to survive (sidecar monitor)" testbin_is survived || return 1
+    # Back to the state the next checks expect: the sidecar gone, monitor set at run time.
+    rm -f "/etc/policies.d/$POLICY.toml"
+    expect "SetMode monitor again" busctl call "${MANAGER[@]}" SetMode sss "" "$POLICY" monitor
 }
 
 check_unprivileged() {
