@@ -125,7 +125,7 @@ spec:
     assert_eq!(p["mode"], "enforce");
     assert!(killed_by_sigkill(run_testbin(SYS_GETPGID)));
     assert!(run_testbin(SYS_GETSID).success(), "other syscalls pass");
-    let events = h.events();
+    let events = h.hook_events();
     let ev = &events.last().expect("an event")["process_tracepoint"];
     assert_eq!(ev["subsys"], "syscalls");
     assert_eq!(ev["event"], "sys_enter_getpgid");
@@ -267,7 +267,7 @@ spec:
     let p = h.wait_policy("kprobe-getpgid", "enabled", enabled);
     assert_eq!(p["sensors"][0], "generic_kprobe");
     assert!(killed_by_sigkill(run_testbin(SYS_GETPGID)));
-    let events = h.events();
+    let events = h.hook_events();
     let ev = &events.last().expect("an event")["process_kprobe"];
     assert_eq!(ev["function_name"], "sys_getpgid");
     assert_eq!(ev["args"][0]["int_arg"], 0);

@@ -27,6 +27,8 @@ pub const MAX_PIDS: usize = 8;
 /// Bytes kept of an executable's path.
 pub const PATH_LEN: usize = 256;
 pub const COMM_LEN: usize = 16;
+/// Cgroup subtrees one namespaced policy can be scoped to.
+pub const MAX_CGROUP_SCOPES: usize = 4;
 
 /// `HookKey::sub_id` of the list that fires for every event of the hook.
 pub const SUB_ANY: u32 = u32::MAX;
@@ -122,6 +124,22 @@ pub struct HookConf {
     pub args: [ArgSpec; MAX_ARGS],
     pub _pad2: [u8; 4],
     pub selectors: [Selector; MAX_SELECTORS],
+    /// A TracingPolicyNamespaced applies only inside these cgroup v2
+    /// subtrees; 0 scopes means everywhere.
+    pub n_cgroup_scopes: u32,
+    pub _pad3: u32,
+    pub cgroup_scopes: [CgroupScope; MAX_CGROUP_SCOPES],
+}
+
+/// A cgroup v2 subtree: a task is inside when its ancestor at `level` is `id`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupScope {
+    /// The cgroup's id (its directory's inode number in cgroupfs).
+    pub id: u64,
+    /// Depth below the cgroup2 root (the root is 0).
+    pub level: u32,
+    pub _pad: u32,
 }
 
 /// Attachment sites: which entry point fired (`HookKey::site`).

@@ -17,7 +17,7 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
-        generated::{bpf_loop, bpf_send_signal},
+        generated::{bpf_get_current_ancestor_cgroup_id, bpf_loop, bpf_send_signal},
     },
     macros::{fentry, lsm, map, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
@@ -27,8 +27,9 @@ use aya_ebpf::{
 use tetragond_ebpf::{
     action, op, record, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo,
     ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList, PolicyCounters, Selector,
-    TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_POLICIES,
-    MAX_PIDS, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN, SUB_ANY,
+    TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS,
+    MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN,
+    SUB_ANY,
 };
 
 #[map]
@@ -84,7 +85,9 @@ macro_rules! unrolled {
 }
 
 // The unrolled index lists above are written for these sizes.
-const _: () = assert!(MAX_VALUES == 4 && MAX_PIDS == 8 && MAX_ARGS == 5 && MAX_ACTIONS == 3);
+const _: () = assert!(
+    MAX_VALUES == 4 && MAX_PIDS == 8 && MAX_ARGS == 5 && MAX_ACTIONS == 3 && MAX_CGROUP_SCOPES == 4
+);
 
 // The kernel overwrites a tracepoint record's common fields with a pt_regs
 // pointer before running BPF programs, so a program cannot read which
@@ -217,6 +220,9 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
         matched: -1,
         args: [0; MAX_ARGS],
     };
+    if !in_cgroup_scope(hook) {
+        return;
+    }
     let n = hook.n_args as usize;
     unrolled!([0, 1, 2, 3, 4], |i| if i < n {
         walk.args[i] = read_arg(ctx, hook, i);
@@ -341,7 +347,8 @@ fn pids_match(sel: &Selector) -> bool {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let n = sel.n_pids as usize;
     let mut found = false;
-    unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| found |= i < n && sel.pids[i] == tgid);
+    unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| found |=
+        i < n && sel.pids[i] == tgid);
     found == (sel.pid_op == set_op::IN)
 }
 
@@ -391,6 +398,23 @@ fn filter_matches(hook_slot: u32, s: u8, f: u8, filter: &ArgFilter, value: u64) 
         op::MASK => any_value(filter, |v| value & v != 0),
         _ => false,
     }
+}
+
+/// Namespaced policies: is the current task inside one of the hook's
+/// cgroup subtrees?
+#[inline(always)]
+fn in_cgroup_scope(hook: &HookConf) -> bool {
+    let n = hook.n_cgroup_scopes as usize;
+    if n == 0 {
+        return true;
+    }
+    let mut inside = false;
+    unrolled!([0, 1, 2, 3], |i| if i < n {
+        let scope = &hook.cgroup_scopes[i];
+        let ancestor = unsafe { bpf_get_current_ancestor_cgroup_id(scope.level as i32) };
+        inside |= ancestor == scope.id;
+    });
+    inside
 }
 
 #[inline(always)]

@@ -16,6 +16,37 @@ pub struct ConfigFile {
     pub bus: Option<String>,
     /// A tracing filter such as `info` or `tetragond=debug`.
     pub log_level: Option<String>,
+    /// Prometheus metrics on this address (`127.0.0.1:2112`); none when unset.
+    pub metrics_address: Option<std::net::SocketAddr>,
+    #[serde(default)]
+    pub export: ExportSection,
+    /// TracingPolicyNamespaced namespaces -> cgroup v2 directories.
+    #[serde(default)]
+    pub namespaces: std::collections::BTreeMap<String, Vec<PathBuf>>,
+}
+
+/// The `[export]` table: where and how events are written.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSection {
+    /// The events file (the top-level `events_file` is the older spelling).
+    pub file: Option<PathBuf>,
+    /// Rotate when the file would grow past this; 0 never rotates.
+    pub max_size_bytes: Option<u64>,
+    /// Rotated files kept (`events.log.1` ... `events.log.N`).
+    pub backups: Option<u32>,
+    /// gzip rotated files (`events.log.1.gz`).
+    pub compress: Option<bool>,
+    /// Events per minute, all events together; 0 or unset: unlimited.
+    pub rate_limit_per_minute: Option<u64>,
+    /// Events per minute of each policy; 0 or unset: unlimited.
+    pub policy_rate_limit_per_minute: Option<u64>,
+    /// `policy` (default), `all` or `none`: which process_exec/exit to export.
+    pub process_events: Option<crate::export::ProcessEvents>,
+    /// Processes the process cache holds at most.
+    pub process_cache_size: Option<usize>,
+    /// The live stream's Unix socket; an empty path turns it off.
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +105,40 @@ mod tests {
         .expect("valid");
         assert_eq!(c.policy_dir.as_deref(), Some(Path::new("/p")));
         assert_eq!(c.bus.as_deref(), Some("session"));
+    }
+
+    #[test]
+    fn reads_the_export_table() {
+        let c = parse(
+            Path::new("t.toml"),
+            "metrics_address = \"127.0.0.1:2112\"\n[export]\nfile = \"/e.log\"\nmax_size_bytes = 1000\nbackups = 2\ncompress = true\nrate_limit_per_minute = 60\npolicy_rate_limit_per_minute = 10\nprocess_events = \"all\"\nsocket = \"\"\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            c.metrics_address,
+            Some("127.0.0.1:2112".parse().expect("addr"))
+        );
+        assert_eq!(c.export.file.as_deref(), Some(Path::new("/e.log")));
+        assert_eq!(c.export.backups, Some(2));
+        assert_eq!(c.export.compress, Some(true));
+        assert_eq!(
+            c.export.process_events,
+            Some(crate::export::ProcessEvents::All)
+        );
+        assert_eq!(c.export.socket.as_deref(), Some(Path::new("")));
+    }
+
+    #[test]
+    fn unknown_export_key_names_line_and_column() {
+        let err = parse(Path::new("t.toml"), "[export]\nmax_size = 1\n").expect_err("unknown");
+        assert!(
+            err.to_string()
+                .starts_with("t.toml:2:1: unknown field `max_size`"),
+            "{err}"
+        );
+        let err = parse(Path::new("t.toml"), "[export]\nprocess_events = \"some\"\n")
+            .expect_err("bad value");
+        assert!(err.to_string().starts_with("t.toml:2:18:"), "{err}");
     }
 
     #[test]

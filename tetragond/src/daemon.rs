@@ -3,25 +3,30 @@
 //! and are handled in order.
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
-use aya::maps::{MapData, RingBuf};
 use tokio::{
-    io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
-    sync::mpsc,
+    sync::{mpsc, watch},
 };
 
 use crate::{
-    api::{ApiError, DaemonStatus, Request},
+    api::{ApiError, DaemonStatus, Request, OBJECT_PATH},
     compile::Tracefs,
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
-    events::{self, Clock, EventFile},
-    notify as sd, policy,
+    events::{self, Clock},
+    export::{
+        self, dbus::EventsService, ring, DropReason, ExportConfig, ExportStats, Exporter,
+        ProcessEvents, RateLimits, RotatingFile,
+    },
+    metrics, notify as sd, policy,
+    process::{procfs::ProcInfo, ProcessCache},
     sensors::{mounts, probe, Kernel},
     store::{PolicyKey, Store, Summary},
     watcher,
@@ -36,13 +41,18 @@ pub struct DaemonConfig {
     pub policy_dir: PathBuf,
     pub state_dir: PathBuf,
     pub bus: BusChoice,
-    pub events_file: PathBuf,
+    pub export: ExportConfig,
+    /// Prometheus metrics are served here when set.
+    pub metrics_address: Option<SocketAddr>,
+    pub namespaces: crate::namespaces::NamespaceMap,
 }
 
 struct Daemon {
     store: Store,
     features: Vec<(&'static str, bool)>,
-    events: EventFile,
+    exporter: Exporter,
+    processes: ProcessCache,
+    process_events: ProcessEvents,
     clock: Clock,
     node_name: String,
 }
@@ -54,13 +64,24 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state folder {}", config.state_dir.display()))?;
     let mut kernel = Kernel::load().context("loading the kernel programs")?;
-    let ring = kernel.take_events()?;
-    // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, for
-    // as long as the AsyncFd that owns the RingBuf lives.
-    let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("polling the event ring buffer: {e}"))?;
-    let events = EventFile::open(&config.events_file)
-        .with_context(|| format!("opening events file {}", config.events_file.display()))?;
+    let mut records =
+        export::ring::spawn(kernel.take_events()?).context("starting the ring buffer reader")?;
+    let x = &config.export;
+    let file = RotatingFile::open(&x.file, x.rotation.clone())
+        .with_context(|| format!("opening events file {}", x.file.display()))?;
+    let node_name = events::node_name();
+    let stats = Arc::new(ExportStats::default());
+    // Without the stream, events still reach the file: not a reason to stop.
+    let stream = x.socket.as_ref().and_then(|path| {
+        export::stream::serve(path, stats.clone(), &node_name)
+            .inspect_err(|e| tracing::error!("no live event stream: {e}"))
+            .ok()
+    });
+    let clock = Clock::now();
+    let mut processes = ProcessCache::new(&node_name, clock, x.process_cache_size);
+    // After the kernel's exec records started flowing, so no process falls
+    // between the two.
+    processes.seed_from_proc();
     let mut features = probe::probe();
     features.extend(kernel.probe_programs());
     tracing::info!("kernel features: {}", probe::describe(&features));
@@ -71,10 +92,19 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
             config.state_dir.clone(),
             kernel,
             Box::new(Tracefs),
+        )
+        .with_namespaces(config.namespaces.clone()),
+        exporter: Exporter::new(
+            file,
+            RateLimits::new(x.rate_limit_per_minute, x.policy_rate_limit_per_minute),
+            stats.clone(),
+            stream,
+            &node_name,
         ),
-        events,
-        clock: Clock::now(),
-        node_name: events::node_name(),
+        processes,
+        process_events: x.process_events,
+        clock,
+        node_name,
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -82,6 +112,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         .with_context(|| format!("watching {}", config.policy_dir.display()))?;
     let summary = daemon.store.rescan();
     tracing::info!("{summary}");
+    count_reload(&stats, &summary);
 
     let (req_tx, mut req_rx) = mpsc::channel(16);
     let bus = dbus::serve(&config.bus, req_tx)
@@ -89,6 +120,23 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         .context("connecting to D-Bus")?;
     let objects = PolicyObjects::new(bus.clone());
     objects.sync(daemon.store.list()).await;
+    let events_service = EventsService {
+        stats: stats.clone(),
+        file: x.file.display().to_string(),
+        socket: x
+            .socket
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    };
+    if let Err(e) = bus.object_server().at(OBJECT_PATH, events_service).await {
+        tracing::error!("serving the Events D-Bus interface: {e}");
+    }
+    let (policies_tx, policies_rx) = watch::channel(daemon.store.list());
+    if let Some(address) = config.metrics_address {
+        let bound = metrics::serve(address, stats.clone(), policies_rx).await?;
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
     // Counters change with every event: their snapshot is refreshed this often.
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
     sd::ready(&summary.to_string());
@@ -97,7 +145,6 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut ring = ring;
     let mut watchdog = watchdog_interval().map(tokio::time::interval);
     loop {
         tokio::select! {
@@ -105,32 +152,50 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
                 tokio::time::sleep(DEBOUNCE).await;
                 while wake_rx.try_recv().is_ok() {}
                 let summary = daemon.store.rescan();
+                count_reload(&stats, &summary);
                 sd::status(&summary.to_string());
                 objects.sync(daemon.store.list()).await;
             }
             Some(req) = req_rx.recv() => {
+                let reload = matches!(req, Request::Reload(_));
                 daemon.handle(req);
+                if reload {
+                    count_reload(&stats, &daemon.store.summary());
+                }
                 objects.sync(daemon.store.list()).await;
             }
             _ = hup.recv() => {
-                daemon.reload();
+                let summary = daemon.reload();
+                count_reload(&stats, &summary);
                 objects.sync(daemon.store.list()).await;
             }
-            _ = refresh.tick() => objects.sync(daemon.store.list()).await,
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                daemon.drain_events(guard.get_inner_mut());
-                guard.clear_ready();
+            _ = refresh.tick() => {
+                daemon.export_tick();
+                let list = daemon.store.list();
+                policies_tx.send_replace(list.clone());
+                objects.sync(list).await;
             }
+            Some(batch) = records.recv() => daemon.drain_events(batch),
             _ = tick(&mut watchdog) => sd::watchdog(),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     sd::stopping();
+    // What was dropped since the last tick is still reported.
+    daemon.export_tick();
     tracing::info!("stopping: unloading every policy");
     daemon.store.clear();
     Ok(())
+}
+
+fn count_reload(stats: &ExportStats, summary: &Summary) {
+    let counter = if summary.errors == 0 {
+        &stats.reloads_ok
+    } else {
+        &stats.reloads_with_errors
+    };
+    counter.fetch_add(1, Relaxed);
 }
 
 /// Half of systemd's WATCHDOG_USEC, when the service has a watchdog.
@@ -288,20 +353,86 @@ impl Daemon {
         Ok(())
     }
 
-    fn drain_events(&mut self, ring: &mut RingBuf<MapData>) {
-        while let Some(item) = ring.next() {
-            // Exec and exit records feed the process cache (not yet kept).
-            let Some(events::Record::Policy(ev)) = events::decode(&item) else {
-                continue;
-            };
-            let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {
-                continue;
-            };
-            let line = events::to_json(&ev, meta, &self.clock, &self.node_name);
-            if let Err(e) = self.events.write(&line) {
-                tracing::error!("writing event: {e}");
+    /// Handles a batch of ring buffer records, in order: exec and exit
+    /// records feed the process cache, policy events are exported with
+    /// their process.
+    fn drain_events(&mut self, batch: Vec<ring::Item>) {
+        for item in batch {
+            match item {
+                ring::Item::Policy(ev) => self.export_policy_event(&ev),
+                ring::Item::Exec(rec, info) => self.on_exec(&rec, info),
+                ring::Item::Exit(rec, status) => self.on_exit(&rec, status),
+                ring::Item::Unknown => tracing::debug!("unknown ring buffer record"),
             }
         }
+        self.exporter.flush();
+    }
+
+    fn export_policy_event(&mut self, ev: &tetragond_ebpf::Event) {
+        let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {
+            self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
+            return;
+        };
+        if !self.exporter.admit(&meta.policy_name) {
+            return;
+        }
+        let exe = events::c_string(&ev.exe);
+        let process = self.processes.get(ev.tgid, ev.ktime_ns, &exe, ev.uid);
+        let parent = self.processes.parent(&process);
+        if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {
+            let exec = events::exec_event(&process, parent.as_deref(), &self.node_name);
+            self.exporter.export(&exec);
+        }
+        let line = events::policy_event(
+            ev,
+            meta,
+            &process,
+            parent.as_deref(),
+            &self.clock,
+            &self.node_name,
+        );
+        self.exporter.write(&line);
+    }
+
+    fn on_exec(&mut self, rec: &tetragond_ebpf::ExecRecord, info: Option<ProcInfo>) {
+        let process = self.processes.on_exec(rec, info);
+        if self.process_events == ProcessEvents::All {
+            self.processes.mark_exported(rec.tgid);
+            let parent = self.processes.parent(&process);
+            let exec = events::exec_event(&process, parent.as_deref(), &self.node_name);
+            self.exporter.export(&exec);
+        }
+    }
+
+    /// `status`: the wait status, read from /proc by the reader before the
+    /// parent reaped the process (best effort).
+    fn on_exit(&mut self, rec: &tetragond_ebpf::ExitRecord, status: Option<i32>) {
+        let Some((process, exported)) = self.processes.on_exit(rec) else {
+            return;
+        };
+        let wanted = match self.process_events {
+            ProcessEvents::All => true,
+            ProcessEvents::Policy => exported,
+            ProcessEvents::None => false,
+        };
+        if !wanted {
+            return;
+        }
+        let parent = self.processes.parent(&process);
+        let time = self.clock.rfc3339(rec.ktime_ns);
+        let exit = events::exit_event(&process, parent.as_deref(), status, &time, &self.node_name);
+        self.exporter.export(&exit);
+    }
+
+    /// Once a second: kernel losses, drop reports, cache upkeep.
+    fn export_tick(&mut self) {
+        self.exporter.kernel_losses(self.store.kernel().losses());
+        self.exporter.tick();
+        self.processes.prune(Instant::now());
+        self.exporter
+            .stats()
+            .process_cache_entries
+            .store(self.processes.len() as u64, Relaxed);
     }
 }
 

@@ -2,16 +2,13 @@
 //! in Tetragon's export shape (plus `mode` and `enforced`, so a monitor-mode
 //! event says its action was not carried out).
 
-use std::{
-    fs::{File, OpenOptions},
-    io::{self, Write},
-    os::unix::fs::OpenOptionsExt,
-    path::Path,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR};
+
+use crate::process::Process;
 
 /// What user space knows about the hook an event came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +112,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn c_string(bytes: &[u8]) -> String {
+pub fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
@@ -131,7 +128,8 @@ pub fn action_name(ev: &Event) -> &'static str {
 fn typed_arg(ty: &str, raw: u64) -> (&'static str, Value) {
     match ty {
         "int" | "int32" | "int16" | "int8" => ("int_arg", json!(raw as i64 as i32)),
-        "uint32" | "uint16" | "uint8" => ("uint_arg", json!(raw as u32)),
+        // Tetragon's uint_arg is a uint64, so protojson writes it as a string.
+        "uint32" | "uint16" | "uint8" => ("uint_arg", json!((raw as u32).to_string())),
         "size_t" => ("size_arg", json!(raw.to_string())),
         "uint64" | "syscall64" => ("uint_arg", json!(raw.to_string())),
         // int64, long and anything integer-like: Tetragon writes 64-bit as strings.
@@ -139,15 +137,182 @@ fn typed_arg(ty: &str, raw: u64) -> (&'static str, Value) {
     }
 }
 
-/// One event as a Tetragon-shaped JSON object.
-pub fn to_json(ev: &Event, meta: &HookMeta, clock: &Clock, node_name: &str) -> Value {
-    let process = json!({
-        "pid": ev.tgid,
-        "tid": ev.tid,
-        "uid": ev.uid,
-        "binary": c_string(&ev.exe),
-        "comm": c_string(&ev.comm),
-    });
+/// The exported event kinds: the top-level key of a line.
+pub mod kind {
+    pub const KPROBE: &str = "process_kprobe";
+    pub const TRACEPOINT: &str = "process_tracepoint";
+    pub const LSM: &str = "process_lsm";
+    pub const UPROBE: &str = "process_uprobe";
+    pub const EXEC: &str = "process_exec";
+    pub const EXIT: &str = "process_exit";
+    pub const RATE_LIMIT_INFO: &str = "rate_limit_info";
+}
+
+/// The event key for a hook. kprobe, LSM and uprobe hooks all set
+/// `function_name`; LSM hooks say `subsystem: "lsm"` and uprobes
+/// `subsystem: "uprobe"` (with the binary's path as `event`).
+pub fn hook_kind(meta: &HookMeta) -> &'static str {
+    match (&meta.function_name, meta.subsystem.as_str()) {
+        (None, _) => kind::TRACEPOINT,
+        (Some(_), "lsm") => kind::LSM,
+        (Some(_), "uprobe") => kind::UPROBE,
+        (Some(_), _) => kind::KPROBE,
+    }
+}
+
+/// A process as Tetragon exports it. `pid`, `uid`, `tid` and `auid` are
+/// wrapper messages in Tetragon's protobuf, so they appear even when zero;
+/// every other empty field is left out.
+#[derive(Serialize)]
+struct ProcessJson<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    exec_id: &'a str,
+    pid: u32,
+    uid: u32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    cwd: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    binary: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    arguments: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    flags: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    start_time: &'a str,
+    auid: u32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    parent_exec_id: &'a str,
+    tid: u32,
+}
+
+impl<'a> ProcessJson<'a> {
+    fn new(p: &'a Process, tid: u32) -> Self {
+        ProcessJson {
+            exec_id: &p.exec_id,
+            pid: p.pid,
+            uid: p.uid,
+            cwd: &p.cwd,
+            binary: &p.binary,
+            arguments: &p.arguments,
+            flags: &p.flags,
+            start_time: &p.start_time,
+            auid: p.auid,
+            parent_exec_id: &p.parent_exec_id,
+            tid,
+        }
+    }
+}
+
+/// `process_kprobe`, `process_tracepoint`, `process_lsm`, `process_uprobe`.
+#[derive(Serialize)]
+struct HookEvent<'a> {
+    process: ProcessJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<ProcessJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subsys: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    symbol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    args: Vec<Value>,
+    action: &'static str,
+    policy_name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    policy_namespace: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    /// Beyond Tetragon: the mode at the time of the event, and whether the
+    /// action was carried out. `enforced` is written even when false: that
+    /// is the point of it.
+    mode: &'static str,
+    enforced: bool,
+}
+
+#[derive(Serialize)]
+struct ExecEvent<'a> {
+    process: ProcessJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<ProcessJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ExitEvent<'a> {
+    process: ProcessJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<ProcessJson<'a>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    signal: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    status: u32,
+    time: &'a str,
+}
+
+#[derive(Serialize)]
+struct RateLimitInfo<'a> {
+    /// uint64: a string, as protojson writes it.
+    number_of_dropped_process_events: String,
+    /// Beyond Tetragon: why (`ring_buffer`, `rate_limit`, ...).
+    reason: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    policy_name: &'a str,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Body<'a> {
+    ProcessKprobe(HookEvent<'a>),
+    ProcessTracepoint(HookEvent<'a>),
+    ProcessLsm(HookEvent<'a>),
+    ProcessUprobe(HookEvent<'a>),
+    ProcessExec(ExecEvent<'a>),
+    ProcessExit(ExitEvent<'a>),
+    RateLimitInfo(RateLimitInfo<'a>),
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    body: Body<'a>,
+    node_name: &'a str,
+    time: &'a str,
+}
+
+fn render(line: &Line<'_>) -> String {
+    // Cannot fail: plain structs with string keys.
+    serde_json::to_string(line).unwrap_or_default()
+}
+
+/// An exported line and what the exporter needs to know about it without
+/// parsing it again (rate limits, counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    pub kind: &'static str,
+    /// Empty for process and rate-limit events.
+    pub policy_name: String,
+    pub line: String,
+}
+
+/// One posted policy event as a JSON line.
+pub fn policy_event(
+    ev: &Event,
+    meta: &HookMeta,
+    process: &Process,
+    parent: Option<&Process>,
+    clock: &Clock,
+    node_name: &str,
+) -> Exported {
     let args: Vec<Value> = meta
         .args
         .iter()
@@ -167,70 +332,171 @@ pub fn to_json(ev: &Event, meta: &HookMeta, clock: &Clock, node_name: &str) -> V
         (false, MODE_MONITOR) => "monitor",
         (false, _) => "enforce",
     };
-    let mut body = json!({
-        "process": process,
-        "args": args,
-        "action": action_name(ev),
-        "policy_name": meta.policy_name,
-        "mode": mode,
-        "enforced": ev.enforced != 0,
-    });
-    if let Value::Object(obj) = &mut body {
-        match &meta.function_name {
-            Some(f) => {
-                obj.insert("function_name".into(), json!(f));
-            }
-            None => {
-                obj.insert("subsys".into(), json!(meta.subsystem));
-                obj.insert("event".into(), json!(meta.event));
-            }
-        }
-        if !meta.namespace.is_empty() {
-            obj.insert("policy_namespace".into(), json!(meta.namespace));
-        }
-        if let Some(m) = &meta.message {
-            obj.insert("message".into(), json!(m));
-        }
-        if !meta.tags.is_empty() {
-            obj.insert("tags".into(), json!(meta.tags));
-        }
-    }
-    let kind = if meta.function_name.is_some() {
-        "process_kprobe"
-    } else {
-        "process_tracepoint"
+    let kind = hook_kind(meta);
+    let f = meta.function_name.as_deref();
+    let (function_name, subsys, event, path, symbol) = match kind {
+        kind::TRACEPOINT => (None, Some(&*meta.subsystem), Some(&*meta.event), None, None),
+        kind::UPROBE => (None, None, None, Some(&*meta.event), f),
+        _ => (f, None, None, None, None),
     };
-    json!({
-        kind: body,
-        "node_name": node_name,
-        "time": clock.rfc3339(ev.ktime_ns),
-    })
+    let body = HookEvent {
+        process: ProcessJson::new(process, ev.tid),
+        parent: parent.map(|p| ProcessJson::new(p, p.pid)),
+        function_name,
+        subsys,
+        event,
+        path,
+        symbol,
+        args,
+        action: action_name(ev),
+        policy_name: &meta.policy_name,
+        policy_namespace: &meta.namespace,
+        message: meta.message.as_deref(),
+        tags: &meta.tags,
+        mode,
+        enforced: ev.enforced != 0,
+    };
+    let body = match kind {
+        kind::TRACEPOINT => Body::ProcessTracepoint(body),
+        kind::LSM => Body::ProcessLsm(body),
+        kind::UPROBE => Body::ProcessUprobe(body),
+        _ => Body::ProcessKprobe(body),
+    };
+    let time = clock.rfc3339(ev.ktime_ns);
+    Exported {
+        kind,
+        policy_name: meta.policy_name.clone(),
+        line: render(&Line {
+            body,
+            node_name,
+            time: &time,
+        }),
+    }
 }
 
-/// Appends events to a file, one JSON object per line, mode 0600.
-pub struct EventFile {
-    file: File,
+/// A `process_exec`, dated at the exec.
+pub fn exec_event(process: &Process, parent: Option<&Process>, node_name: &str) -> Exported {
+    let body = Body::ProcessExec(ExecEvent {
+        process: ProcessJson::new(process, process.pid),
+        parent: parent.map(|p| ProcessJson::new(p, p.pid)),
+    });
+    Exported {
+        kind: kind::EXEC,
+        policy_name: String::new(),
+        line: render(&Line {
+            body,
+            node_name,
+            time: &process.start_time,
+        }),
+    }
 }
 
-impl EventFile {
-    pub fn open(path: &Path) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
-        Ok(EventFile { file })
+/// A `process_exit`. `wait_status` is the exit status as wait(2) gives it,
+/// when it could be read.
+pub fn exit_event(
+    process: &Process,
+    parent: Option<&Process>,
+    wait_status: Option<i32>,
+    time: &str,
+    node_name: &str,
+) -> Exported {
+    let (signal, status) = match wait_status {
+        Some(w) if w & 0x7f != 0 => (signal_name(w & 0x7f), 0),
+        Some(w) => (String::new(), ((w >> 8) & 0xff) as u32),
+        None => (String::new(), 0),
+    };
+    let body = Body::ProcessExit(ExitEvent {
+        process: ProcessJson::new(process, process.pid),
+        parent: parent.map(|p| ProcessJson::new(p, p.pid)),
+        signal: &signal,
+        status,
+        time,
+    });
+    Exported {
+        kind: kind::EXIT,
+        policy_name: String::new(),
+        line: render(&Line {
+            body,
+            node_name,
+            time,
+        }),
     }
+}
 
-    pub fn write(&mut self, event: &Value) -> io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
-        line.push(b'\n');
-        // One write per line: O_APPEND keeps concurrent readers from seeing torn lines.
-        self.file.write_all(&line)
+/// Events that were dropped, and why; `policy_name` for a policy's limit.
+pub fn rate_limit_info(
+    dropped: u64,
+    reason: &str,
+    policy_name: &str,
+    time: &str,
+    node_name: &str,
+) -> Exported {
+    let body = Body::RateLimitInfo(RateLimitInfo {
+        number_of_dropped_process_events: dropped.to_string(),
+        reason,
+        policy_name,
+    });
+    Exported {
+        kind: kind::RATE_LIMIT_INFO,
+        policy_name: String::new(),
+        line: render(&Line {
+            body,
+            node_name,
+            time,
+        }),
     }
+}
+
+/// `SIGKILL` for 9, as Tetragon names exit signals.
+pub fn signal_name(sig: i32) -> String {
+    const NAMES: [&str; 32] = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(sig)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| format!("SIG{sig}"), |n| n.to_string())
+}
+
+/// The wall clock now, RFC 3339 with nanoseconds.
+pub fn now_rfc3339() -> String {
+    let ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    rfc3339_nanos(ns)
 }
 
 pub fn node_name() -> String {
@@ -296,7 +562,24 @@ mod tests {
             monitor_only: false,
             function_name: None,
         };
-        let v = to_json(&event(), &meta, &Clock { boot_ns: 0 }, "node");
+        let process = Process {
+            exec_id: "aWQ=".into(),
+            pid: 42,
+            binary: "/bin/cat".into(),
+            auid: u32::MAX,
+            ..Process::default()
+        };
+        let out = policy_event(
+            &event(),
+            &meta,
+            &process,
+            None,
+            &Clock { boot_ns: 0 },
+            "node",
+        );
+        assert_eq!(out.kind, "process_tracepoint");
+        assert_eq!(out.policy_name, "deny");
+        let v: Value = serde_json::from_str(&out.line).expect("JSON");
         let body = &v["process_tracepoint"];
         assert_eq!(body["action"], "KPROBE_ACTION_SIGKILL");
         assert_eq!(body["enforced"], false);
@@ -305,6 +588,76 @@ mod tests {
         assert_eq!(body["args"][0]["uint_arg"], "39");
         assert_eq!(body["args"][0]["label"], "id");
         assert_eq!(v["node_name"], "node");
+        // Zero values are left out, except the wrapper integers and `enforced`.
+        assert_eq!(body["process"]["uid"], 0);
+        assert_eq!(body["process"]["tid"], 43);
+        assert_eq!(body["process"]["auid"], u32::MAX);
+        assert!(body["process"].get("cwd").is_none());
+        assert!(body.get("parent").is_none());
+        assert!(body.get("message").is_none());
+        assert!(body.get("tags").is_none());
+    }
+
+    #[test]
+    fn kprobe_lsm_uprobe_keys() {
+        let mut meta = HookMeta {
+            policy_name: "p".into(),
+            namespace: String::new(),
+            subsystem: "raw_syscalls".into(),
+            event: "sys_enter".into(),
+            args: vec![],
+            message: Some("m".into()),
+            tags: vec!["t".into()],
+            monitor_only: true,
+            function_name: Some("sys_getpgid".into()),
+        };
+        let p = Process::default();
+        let clock = Clock { boot_ns: 0 };
+        let v: Value =
+            serde_json::from_str(&policy_event(&event(), &meta, &p, Some(&p), &clock, "n").line)
+                .expect("JSON");
+        let body = &v["process_kprobe"];
+        assert_eq!(body["function_name"], "sys_getpgid");
+        assert!(body.get("subsys").is_none());
+        assert_eq!(body["mode"], "monitor_only");
+        assert_eq!(body["message"], "m");
+        assert_eq!(body["tags"][0], "t");
+        assert!(body.get("parent").is_some());
+        meta.subsystem = "lsm".into();
+        assert_eq!(hook_kind(&meta), "process_lsm");
+        meta.subsystem = "uprobe".into();
+        meta.event = "/bin/bash".into();
+        let v: Value =
+            serde_json::from_str(&policy_event(&event(), &meta, &p, None, &clock, "n").line)
+                .expect("JSON");
+        assert_eq!(v["process_uprobe"]["path"], "/bin/bash");
+        assert_eq!(v["process_uprobe"]["symbol"], "sys_getpgid");
+    }
+
+    #[test]
+    fn exit_signal_and_status() {
+        let p = Process::default();
+        let v: Value =
+            serde_json::from_str(&exit_event(&p, None, Some(9), "t", "n").line).expect("JSON");
+        assert_eq!(v["process_exit"]["signal"], "SIGKILL");
+        assert!(v["process_exit"].get("status").is_none());
+        let v: Value =
+            serde_json::from_str(&exit_event(&p, None, Some(3 << 8), "t", "n").line).expect("JSON");
+        assert_eq!(v["process_exit"]["status"], 3);
+        assert!(v["process_exit"].get("signal").is_none());
+        assert_eq!(signal_name(64), "SIG64");
+    }
+
+    #[test]
+    fn rate_limit_info_counts_as_string() {
+        let v: Value = serde_json::from_str(&rate_limit_info(12, "ring_buffer", "", "t", "n").line)
+            .expect("JSON");
+        assert_eq!(
+            v["rate_limit_info"]["number_of_dropped_process_events"],
+            "12"
+        );
+        assert_eq!(v["rate_limit_info"]["reason"], "ring_buffer");
+        assert!(v["rate_limit_info"].get("policy_name").is_none());
     }
 
     #[test]

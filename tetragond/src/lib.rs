@@ -3,7 +3,8 @@
 //! The modules follow the domain: the policy language (`policy`), its
 //! compilation into kernel maps (`compile`), the kernel programs and their
 //! attachment (`sensors`), the set of loaded policies (`store`), the policy
-//! folder (`watcher`), the control API (`api`, `dbus`), events and the CLI.
+//! folder (`watcher`), the control API (`api`, `dbus`), events (`events`,
+//! `process`, `export`, `metrics`) and the CLI.
 
 pub mod api;
 pub mod cli;
@@ -14,8 +15,12 @@ pub mod dbus;
 pub mod dbus_policies;
 pub mod error;
 pub mod events;
+pub mod export;
+pub mod metrics;
+pub mod namespaces;
 pub mod notify;
 pub mod policy;
+pub mod process;
 pub mod runtime_state;
 pub mod sensors;
 pub mod store;

@@ -17,6 +17,7 @@ use crate::{
     api::{ApiError, PolicyInfo},
     compile::{self, FormatSource},
     events::HookMeta,
+    namespaces::NamespaceMap,
     policy::{self, EffectiveMode, Mode, Resolved},
     runtime_state::{self, RuntimeState},
     sensors::{
@@ -72,6 +73,7 @@ pub struct Store {
     entries: BTreeMap<PathBuf, Entry>,
     state_dir: PathBuf,
     runtime: RuntimeState,
+    namespaces: NamespaceMap,
     policy_slots: SlotAllocator,
     hook_slots: SlotAllocator,
     next_id: u64,
@@ -110,10 +112,17 @@ impl Store {
             entries: BTreeMap::new(),
             state_dir,
             runtime,
+            namespaces: NamespaceMap::default(),
             policy_slots: SlotAllocator::policies(),
             hook_slots: SlotAllocator::hooks(),
             next_id: 1,
         }
+    }
+
+    /// The namespace -> cgroup mapping that scopes namespaced policies.
+    pub fn with_namespaces(mut self, namespaces: NamespaceMap) -> Self {
+        self.namespaces = namespaces;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -288,7 +297,12 @@ impl Store {
             entry.resolved = None;
             return Ok(());
         }
-        let compiled = compile::compile(&tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
+        let mut compiled =
+            compile::compile(&tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
+        if tp.is_namespaced() {
+            let scopes = self.namespaces.scopes(&key.0).map_err(|e| e.to_string())?;
+            compiled.scope_to(&scopes);
+        }
         let resolved = policy::resolve(
             policy_mode,
             sidecar_mode,
@@ -460,6 +474,7 @@ impl Store {
 
     fn info(&self, e: &Entry, memory: u64, total_hooks: usize) -> PolicyInfo {
         let (namespace, name) = e.key.clone().unwrap_or_default();
+        let filter_id = self.namespaces.filter_id(&namespace);
         let counters = self.kernel.counters(e.policy_slot).unwrap_or_default();
         let hooks = e.installed.as_ref().map_or(0, |i| i.hooks.len());
         // Programs and maps are shared: each policy is charged its share by hooks.
@@ -478,7 +493,7 @@ impl Store {
             namespace,
             domain: "static".into(),
             state: e.state.as_str().into(),
-            filter_id: 0,
+            filter_id,
             sensors: e.sensors.clone(),
             kernel_memory,
             mode,

@@ -72,6 +72,10 @@ pub struct Harness {
     pub policy_dir: PathBuf,
     pub state_dir: PathBuf,
     pub events_file: PathBuf,
+    /// The live event stream (`tetra getevents --events-socket`).
+    pub events_socket: PathBuf,
+    /// More arguments for tetragond, set before `start_daemon`.
+    pub daemon_args: Vec<String>,
     pub log_file: PathBuf,
     pub bus_address: String,
     bus: Child,
@@ -115,6 +119,8 @@ impl Harness {
         Harness {
             state_dir: root.join("state"),
             events_file: root.join("events.log"),
+            events_socket: root.join("events.sock"),
+            daemon_args: vec![],
             log_file: root.join("tetragond.log"),
             policy_dir,
             root,
@@ -130,6 +136,11 @@ impl Harness {
     pub fn start_daemon(&mut self) {
         let log = fs::File::create(&self.log_file).expect("log file");
         let mut command = Command::new(release_bin("tetragond"));
+        // A test that needs a daemon configuration writes it here first.
+        let config = self.root.join("tetragond.toml");
+        if config.exists() {
+            command.arg("--config").arg(&config);
+        }
         command
             .arg("--policy-dir")
             .arg(&self.policy_dir)
@@ -137,6 +148,9 @@ impl Harness {
             .arg(&self.state_dir)
             .arg("--events-file")
             .arg(&self.events_file)
+            .arg("--events-socket")
+            .arg(&self.events_socket)
+            .args(&self.daemon_args)
             .arg("--bus")
             .arg(&self.bus_address)
             .env("NOTIFY_SOCKET", self.root.join("notify.sock"))
@@ -287,6 +301,24 @@ impl Harness {
             .map(|l| {
                 serde_json::from_str(&l)
                     .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// Only the events posted by policy hooks (no process_exec/exit, no
+    /// rate_limit_info).
+    pub fn hook_events(&self) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| {
+                [
+                    "process_kprobe",
+                    "process_tracepoint",
+                    "process_lsm",
+                    "process_uprobe",
+                ]
+                .iter()
+                .any(|k| e.get(*k).is_some())
             })
             .collect()
     }

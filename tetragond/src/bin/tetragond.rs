@@ -8,6 +8,7 @@ use tetragond::{
     config::{self, ConfigFile},
     daemon::{self, DaemonConfig},
     dbus::BusChoice,
+    export::{ExportConfig, Rotation},
 };
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
@@ -30,6 +31,12 @@ struct Args {
     /// Where posted events are written, one JSON object per line [default: /var/log/tetragond/events.log]
     #[arg(long)]
     events_file: Option<PathBuf>,
+    /// Unix socket streaming live events to `tetra getevents`; empty: none [default: /run/tetragond/events.sock]
+    #[arg(long)]
+    events_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics, e.g. 127.0.0.1:2112 [default: off]
+    #[arg(long, value_name = "ADDRESS")]
+    metrics_address: Option<std::net::SocketAddr>,
     /// Daemon configuration file; flags override it [default: /etc/tetragond/tetragond.toml when it exists]
     #[arg(long)]
     config: Option<PathBuf>,
@@ -65,6 +72,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let file = config_file(&args)?;
     init_logging(file.log_level.as_deref());
+    let export = export_config(args.events_file.clone(), args.events_socket.clone(), &file);
     let bus = args.bus.or(file.bus).unwrap_or_else(|| "system".into());
     daemon::run(DaemonConfig {
         policy_dir: args
@@ -76,10 +84,37 @@ async fn main() -> Result<()> {
             .or(file.state_dir)
             .unwrap_or_else(|| "/var/lib/tetragond".into()),
         bus: bus.parse::<BusChoice>()?,
-        events_file: args
-            .events_file
-            .or(file.events_file)
-            .unwrap_or_else(|| "/var/log/tetragond/events.log".into()),
+        metrics_address: args.metrics_address.or(file.metrics_address),
+        namespaces: tetragond::namespaces::NamespaceMap::new(file.namespaces),
+        export,
     })
     .await
+}
+
+/// Flags win over the `[export]` table, which wins over the older
+/// top-level `events_file`, which wins over the defaults.
+fn export_config(
+    events_file: Option<PathBuf>,
+    events_socket: Option<PathBuf>,
+    file: &ConfigFile,
+) -> ExportConfig {
+    let x = &file.export;
+    let d = ExportConfig::default();
+    let socket = events_socket.or(x.socket.clone()).or(d.socket);
+    ExportConfig {
+        file: events_file
+            .or(x.file.clone())
+            .or(file.events_file.clone())
+            .unwrap_or(d.file),
+        rotation: Rotation {
+            max_size_bytes: x.max_size_bytes.unwrap_or(d.rotation.max_size_bytes),
+            backups: x.backups.unwrap_or(d.rotation.backups),
+            compress: x.compress.unwrap_or(d.rotation.compress),
+        },
+        rate_limit_per_minute: x.rate_limit_per_minute.unwrap_or(0),
+        policy_rate_limit_per_minute: x.policy_rate_limit_per_minute.unwrap_or(0),
+        process_events: x.process_events.unwrap_or(d.process_events),
+        process_cache_size: x.process_cache_size.unwrap_or(d.process_cache_size),
+        socket: socket.filter(|p| !p.as_os_str().is_empty()),
+    }
 }

@@ -4,6 +4,7 @@
 //! Everything prints through the `out`/`err` writers given to [`run`], so the
 //! commands can be tested without a terminal.
 
+pub mod getevents;
 pub mod table;
 pub mod validate;
 
@@ -41,8 +42,12 @@ pub enum Command {
     /// Manage tracing policies
     #[command(name = "tracingpolicy", visible_alias = "tp", subcommand)]
     TracingPolicy(PolicyCommand),
-    /// Show the daemon's version, policy folder, policy counts and kernel features
+    /// Show the daemon's version, policy folder, policy counts, kernel
+    /// features, and events exported and dropped
     Status,
+    /// Stream the daemon's events as they happen
+    #[command(name = "getevents")]
+    GetEvents(getevents::GetEvents),
 }
 
 /// A policy named on the command line.
@@ -203,6 +208,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
             status(&connect(bus).await?, out).await?;
             return Ok(Outcome::Success);
         }
+        // Reads the daemon's event socket: no bus needed.
+        Command::GetEvents(args) => {
+            getevents::run(&args, out).await?;
+            return Ok(Outcome::Success);
+        }
     };
     match command {
         // Offline: must work with no bus and no daemon.
@@ -298,6 +308,50 @@ async fn status(proxy: &ManagerProxy<'_>, out: &mut dyn Write) -> Result<(), Cli
         "kernel features:  {}",
         proxy.kernel_features().await?.join(" ")
     )?;
+    events_status(proxy, out).await
+}
+
+/// The exporter's counters, from the daemon's Events interface.
+async fn events_status(proxy: &ManagerProxy<'_>, out: &mut dyn Write) -> Result<(), CliError> {
+    let events = crate::export::dbus::EventsProxy::builder(proxy.inner().connection())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    let Ok(exported) = events.exported().await else {
+        writeln!(
+            out,
+            "events:           unknown (the daemon has no Events interface)"
+        )?;
+        return Ok(());
+    };
+    let dropped = events.dropped().await?;
+    let total = |m: &std::collections::HashMap<String, u64>| m.values().sum::<u64>();
+    writeln!(out, "events file:      {}", events.file().await?)?;
+    let mut reasons: Vec<_> = dropped.iter().filter(|(_, n)| **n > 0).collect();
+    reasons.sort();
+    let detail = if reasons.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        format!(" ({})", list.join(", "))
+    };
+    writeln!(
+        out,
+        "events:           {} exported, {} dropped{detail}",
+        total(&exported),
+        total(&dropped)
+    )?;
+    let socket = events.socket().await?;
+    if socket.is_empty() {
+        writeln!(out, "live stream:      off")?;
+    } else {
+        writeln!(
+            out,
+            "live stream:      {socket}, {} clients, {} lines missed by slow clients",
+            events.stream_clients().await?,
+            events.stream_dropped().await?
+        )?;
+    }
     Ok(())
 }
 

@@ -131,6 +131,17 @@ fn reject_unsupported_sections(policy: &TracingPolicy) -> Result<(), CompileErro
     Ok(())
 }
 
+impl CompiledPolicy {
+    /// Limits every hook to tasks inside `scopes` (a namespaced policy).
+    pub fn scope_to(&mut self, scopes: &[tetragond_ebpf::CgroupScope]) {
+        let n = scopes.len().min(tetragond_ebpf::MAX_CGROUP_SCOPES);
+        for hook in &mut self.hooks {
+            hook.conf.n_cgroup_scopes = n as u32;
+            hook.conf.cgroup_scopes[..n].copy_from_slice(&scopes[..n]);
+        }
+    }
+}
+
 impl CompiledHook {
     /// The dispatch keys this hook is listed under, once attached at `site`.
     pub fn keys(&self, site: u32) -> Vec<tetragond_ebpf::HookKey> {

@@ -1,0 +1,735 @@
+//! Events people can use: Tetragon-shaped JSON lines with process context,
+//! checked against docs/events.schema.json; rotation; rate limits and ring
+//! buffer losses counted and reported; the live stream of `tetra getevents`.
+//! Real daemon, real kernel programs.
+
+mod common;
+#[path = "common/schema.rs"]
+mod schema;
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::{json, Value};
+
+const SYS_SYSINFO: u32 = 99;
+const SYS_TIMES: u32 = 100;
+const SYS_GETPGRP: u32 = 111;
+const SYS_GETPGID: u32 = 121;
+const SYS_GETSID: u32 = 124;
+const SYS_GETPRIORITY: u32 = 140;
+const SYS_SCHED_GETSCHEDULER: u32 = 145;
+const SYS_SCHED_GET_PRIORITY_MAX: u32 = 146;
+
+/// Calls that keep the test binary alive long enough for /proc to be read.
+const CALLS: &str = "20000";
+
+const HOOK_KINDS: [&str; 4] = [
+    "process_kprobe",
+    "process_tracepoint",
+    "process_lsm",
+    "process_uprobe",
+];
+
+fn schema() -> schema::Schema {
+    schema::Schema::load(&repo_dir().join("docs/events.schema.json"))
+}
+
+fn assert_valid(schema: &schema::Schema, events: &[Value]) {
+    assert!(!events.is_empty(), "no events to check");
+    for ev in events {
+        let errors = schema.validate(ev);
+        assert!(
+            errors.is_empty(),
+            "{ev}\ndoes not match the schema: {errors:#?}"
+        );
+    }
+}
+
+fn enabled(p: &Value) -> bool {
+    p["state"] == "enabled"
+}
+
+/// (kind, body) of an event line.
+fn body(ev: &Value) -> Option<(&str, &Value)> {
+    ev.as_object()?
+        .iter()
+        .find(|(k, _)| k.starts_with("process_") || *k == "rate_limit_info")
+        .map(|(k, v)| (k.as_str(), v))
+}
+
+fn is_hook_event(ev: &Value) -> bool {
+    body(ev).is_some_and(|(k, _)| HOOK_KINDS.contains(&k))
+}
+
+fn policy_of(ev: &Value) -> Option<&str> {
+    body(ev).and_then(|(_, b)| b["policy_name"].as_str())
+}
+
+/// Polls `f` until it returns Some, up to the harness's WAIT.
+fn wait_for<T>(h: &Harness, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let text = fs::read_to_string(&h.events_file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+            panic!(
+                "{what}: not within {WAIT:?}\nlast of {} event lines:\n{tail}\nlog:\n{}",
+                lines.len(),
+                h.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs the test binary with `args` from `dir` as `program`; returns its pid
+/// and how it ended.
+fn run_in(dir: &Path, program: &str, args: &[&str]) -> (u32, ExitStatus) {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+    let pid = child.id();
+    (pid, wait_child(&mut child, WAIT).expect("test binary ends"))
+}
+
+fn run_bin(args: &[&str]) -> (u32, ExitStatus) {
+    let bin = testbin();
+    run_in(Path::new("/"), &bin.to_string_lossy(), args)
+}
+
+/// The harness passes `ROOT/tetragond.toml` as `--config` when it exists.
+fn with_config(h: &mut Harness, toml: &str) {
+    fs::write(h.root.join("tetragond.toml"), toml).expect("write config");
+}
+
+fn post_tracepoint_policy(name: &str) -> String {
+    format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_getsid
+    args:
+    - index: 5
+      type: int
+      label: pid
+    message: "getsid called"
+    tags: ["test", "tracepoint"]
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["{}"]
+"#,
+        testbin().display()
+    )
+}
+
+fn post_kprobe_policy(name: &str) -> String {
+    format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+  kprobes:
+  - call: sys_getpgid
+    syscall: true
+    args:
+    - index: 0
+      type: int
+      label: pid
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["{}"]
+"#,
+        testbin().display()
+    )
+}
+
+fn hook_event_of(h: &Harness, policy: &str, pid: u32) -> Value {
+    wait_for(h, &format!("event of {policy} for pid {pid}"), || {
+        h.events().into_iter().find(|e| {
+            is_hook_event(e)
+                && policy_of(e) == Some(policy)
+                && body(e).is_some_and(|(_, b)| b["process"]["pid"] == pid)
+        })
+    })
+}
+
+fn process_event(h: &Harness, kind: &str, exec_id: &str) -> Value {
+    wait_for(h, &format!("{kind} of {exec_id}"), || {
+        h.events()
+            .into_iter()
+            .find(|e| e[kind]["process"]["exec_id"] == exec_id)
+    })
+}
+
+fn line_index(h: &Harness, pred: impl Fn(&Value) -> bool) -> usize {
+    h.events()
+        .iter()
+        .position(pred)
+        .expect("the event is in the file")
+}
+
+#[test]
+fn schema_checker_rejects_what_the_schema_forbids() {
+    let s = schema();
+    let good = json!({
+        "process_tracepoint": {
+            "process": {"exec_id": "bm9kZToxOjI=", "pid": 2, "uid": 0, "auid": 4294967295u32,
+                        "tid": 2, "flags": "execve", "start_time": "2026-01-01T00:00:00.000000001Z",
+                        "binary": "/bin/x"},
+            "subsys": "raw_syscalls", "event": "sys_enter",
+            "args": [{"uint_arg": "39", "label": "id"}],
+            "action": "KPROBE_ACTION_POST", "policy_name": "p", "mode": "enforce", "enforced": false
+        },
+        "node_name": "n", "time": "2026-01-01T00:00:00.000000001Z"
+    });
+    assert_eq!(s.validate(&good), Vec::<String>::new());
+    let mut bad = vec![];
+    let mut v = good.clone();
+    v["time"] = json!("2026-01-01T00:00:00Z");
+    bad.push(("time without nanoseconds", v));
+    let mut v = good.clone();
+    v["process_tracepoint"]["process"]["pid"] = json!("2");
+    bad.push(("pid as a string", v));
+    let mut v = good.clone();
+    v["process_tracepoint"]["args"][0]["uint_arg"] = json!(39);
+    bad.push(("uint64 as a number", v));
+    let mut v = good.clone();
+    v["process_tracepoint"]["processName"] = json!("x");
+    bad.push(("unknown key", v));
+    let mut v = good.clone();
+    v["process_tracepoint"]
+        .as_object_mut()
+        .expect("object")
+        .remove("enforced");
+    bad.push(("no enforced", v));
+    let mut v = good.clone();
+    v["process_kprobe"] = v["process_tracepoint"].clone();
+    bad.push(("two event keys", v));
+    let mut v = good;
+    v["process_tracepoint"]["action"] = json!("KILL");
+    bad.push(("unknown action", v));
+    for (what, v) in bad {
+        assert!(!s.validate(&v).is_empty(), "{what} must be rejected");
+    }
+}
+
+#[test]
+fn hook_events_name_process_and_parent_and_match_the_schema() {
+    let mut h = Harness::new();
+    // The test binary makes its syscall CALLS times so that it lives a few
+    // milliseconds: arguments and cwd come from /proc, read when the exec
+    // record arrives (up to ~2 ms later on an idle VM), and a process gone by
+    // then is known only by what the kernel record carries. The rate limit
+    // keeps the file small; the drops are reported like any other.
+    with_config(&mut h, "[export]\npolicy_rate_limit_per_minute = 10\n");
+    h.start_daemon();
+    h.write_policy(
+        "raw.yaml",
+        &kill_policy("raw-post", SYS_SYSINFO, POST_ACTION, ""),
+    );
+    h.write_policy("tp.yaml", &post_tracepoint_policy("tp-post"));
+    h.write_policy("kp.yaml", &post_kprobe_policy("kp-post"));
+    for name in ["raw-post", "tp-post", "kp-post"] {
+        h.wait_policy(name, "enabled", enabled);
+    }
+    let me = std::process::id();
+    let my_exe = fs::canonicalize("/proc/self/exe").expect("our exe");
+    let bin = testbin().display().to_string();
+    for (nr, policy, kind) in [
+        (SYS_SYSINFO, "raw-post", "process_tracepoint"),
+        (SYS_GETSID, "tp-post", "process_tracepoint"),
+        (SYS_GETPGID, "kp-post", "process_kprobe"),
+    ] {
+        let (pid, status) = run_bin(&["syscall", &nr.to_string(), CALLS]);
+        assert!(status.success(), "{policy}: a Post policy lets it live");
+        let ev = hook_event_of(&h, policy, pid);
+        let b = &ev[kind];
+        assert!(b.is_object(), "{policy}: a {kind} event: {ev}");
+        let p = &b["process"];
+        assert_eq!(p["binary"], bin, "{policy}: {ev}");
+        assert_eq!(
+            p["arguments"],
+            format!("syscall {nr} {CALLS}"),
+            "{policy}: {ev}"
+        );
+        assert_eq!(p["flags"], "execve rootcwd", "{policy}: {ev}");
+        assert_eq!(p["cwd"], "/", "{policy}: {ev}");
+        assert_eq!(p["tid"], pid);
+        assert_eq!(
+            b["parent"]["pid"], me,
+            "{policy}: the test is the parent: {ev}"
+        );
+        assert_eq!(b["parent"]["binary"], my_exe.display().to_string());
+        assert_eq!(p["parent_exec_id"], b["parent"]["exec_id"]);
+        assert_eq!(b["policy_name"], policy);
+        assert_eq!(b["action"], "KPROBE_ACTION_POST");
+        assert_eq!(b["mode"], "monitor_only");
+        assert_eq!(b["enforced"], false);
+        let exec_id = p["exec_id"].as_str().expect("exec_id").to_string();
+        // Its exec comes first in the file, its exit after.
+        let exec = process_event(&h, "process_exec", &exec_id);
+        assert_eq!(exec["process_exec"]["process"]["binary"], bin);
+        assert_eq!(exec["process_exec"]["parent"]["pid"], me);
+        let exit = process_event(&h, "process_exit", &exec_id);
+        assert!(exit["process_exit"].get("signal").is_none(), "{exit}");
+        let exec_at = line_index(&h, |e| e["process_exec"]["process"]["exec_id"] == exec_id);
+        let event_at = line_index(&h, |e| e[kind]["process"]["exec_id"] == exec_id);
+        let exit_at = line_index(&h, |e| e["process_exit"]["process"]["exec_id"] == exec_id);
+        assert!(exec_at < event_at && event_at < exit_at);
+    }
+    let events = h.hook_events();
+    let tp = events
+        .iter()
+        .find(|e| policy_of(e) == Some("tp-post"))
+        .expect("tp event");
+    assert_eq!(tp["process_tracepoint"]["subsys"], "syscalls");
+    assert_eq!(tp["process_tracepoint"]["event"], "sys_enter_getsid");
+    assert_eq!(tp["process_tracepoint"]["message"], "getsid called");
+    assert_eq!(
+        tp["process_tracepoint"]["tags"],
+        json!(["test", "tracepoint"])
+    );
+    let kp = events
+        .iter()
+        .find(|e| policy_of(e) == Some("kp-post"))
+        .expect("kp event");
+    assert_eq!(kp["process_kprobe"]["function_name"], "sys_getpgid");
+    assert_eq!(
+        kp["process_kprobe"]["args"][0],
+        json!({"int_arg": 0, "label": "pid"})
+    );
+    assert_valid(&schema(), &h.events());
+}
+
+#[test]
+fn relative_exec_gets_an_absolute_binary() {
+    let mut h = Harness::new();
+    // Long-lived enough for /proc (see hook_events_name_process_...).
+    with_config(&mut h, "[export]\npolicy_rate_limit_per_minute = 10\n");
+    h.start_daemon();
+    // matchBinaries sees the path as given to execve (a known limit) and
+    // takes absolute paths only: this policy matches a rarely made syscall
+    // from anyone, and the test looks for its own child's event.
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: relative
+spec:
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - index: 4
+      type: syscall64
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["{SYS_SCHED_GET_PRIORITY_MAX}"]
+"#
+    );
+    h.write_policy("relative.yaml", &policy);
+    h.wait_policy("relative", "enabled", enabled);
+    let bin = testbin();
+    let dir = bin.parent().expect("bin dir");
+    let nr = SYS_SCHED_GET_PRIORITY_MAX.to_string();
+    let (pid, status) = run_in(dir, "./tetragond-testbin", &["syscall", &nr, CALLS]);
+    assert!(status.success());
+    let ev = hook_event_of(&h, "relative", pid);
+    let p = &ev["process_tracepoint"]["process"];
+    assert_eq!(p["binary"], bin.display().to_string(), "{ev}");
+    assert_eq!(p["cwd"], dir.display().to_string(), "{ev}");
+    assert_valid(&schema(), &h.events());
+}
+
+#[test]
+fn monitor_mode_kill_is_not_enforced_enforce_mode_is() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy(
+        "kill.yaml",
+        &kill_policy("kill-times", SYS_TIMES, SIGKILL_ACTION, ""),
+    );
+    h.wait_policy("kill-times", "enabled", enabled);
+
+    let (pid, status) = run_bin(&["syscall", &SYS_TIMES.to_string()]);
+    assert!(killed_by_sigkill(status), "{status:?}");
+    let ev = hook_event_of(&h, "kill-times", pid);
+    let b = &ev["process_tracepoint"];
+    assert_eq!(b["action"], "KPROBE_ACTION_SIGKILL");
+    assert_eq!(b["mode"], "enforce");
+    assert_eq!(b["enforced"], true);
+    assert_eq!(b["process"]["binary"], testbin().display().to_string());
+    let exec_id = b["process"]["exec_id"]
+        .as_str()
+        .expect("exec_id")
+        .to_string();
+    let exit = process_event(&h, "process_exit", &exec_id);
+    // The exit status is read from /proc before the parent reaps: best effort.
+    eprintln!("exit of the killed process: {exit}");
+    if let Some(signal) = exit["process_exit"].get("signal") {
+        assert_eq!(signal, "SIGKILL");
+    }
+
+    let out = h.set_mode("kill-times", "monitor");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.wait_policy("kill-times", "monitor mode", |p| p["mode"] == "monitor");
+    let (pid, status) = run_bin(&["syscall", &SYS_TIMES.to_string()]);
+    assert!(status.success(), "monitor mode lets it live: {status:?}");
+    let ev = hook_event_of(&h, "kill-times", pid);
+    let b = &ev["process_tracepoint"];
+    assert_eq!(
+        b["action"], "KPROBE_ACTION_SIGKILL",
+        "what would have been done"
+    );
+    assert_eq!(b["mode"], "monitor");
+    assert_eq!(b["enforced"], false);
+    assert_valid(&schema(), &h.events());
+}
+
+/// Lines of the events file and its backups, oldest first; each file must
+/// end with a newline and hold no more than `max` bytes.
+fn lines_across_rotations(h: &Harness, backups: u32, max: u64) -> (Vec<Value>, usize) {
+    let mut lines = vec![];
+    let mut files = 0;
+    let base = h.events_file.display().to_string();
+    let mut names: Vec<String> = (1..=backups)
+        .rev()
+        .flat_map(|n| [format!("{base}.{n}"), format!("{base}.{n}.gz")])
+        .collect();
+    names.push(base);
+    for name in names {
+        let path = PathBuf::from(&name);
+        if !path.exists() {
+            continue;
+        }
+        files += 1;
+        let bytes = if name.ends_with(".gz") {
+            let out = Command::new("gzip")
+                .args(["-dc", &name])
+                .output()
+                .expect("gzip (apt-get install gzip)");
+            assert!(out.status.success(), "{name} is valid gzip");
+            out.stdout
+        } else {
+            let bytes = fs::read(&path).expect("read");
+            assert!(bytes.len() as u64 <= max, "{name}: {} bytes", bytes.len());
+            bytes
+        };
+        assert!(
+            bytes.is_empty() || bytes.ends_with(b"\n"),
+            "{name}: torn last line"
+        );
+        for line in String::from_utf8(bytes).expect("UTF-8").lines() {
+            lines.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{name}: torn line ({e}): {line}")),
+            );
+        }
+    }
+    (lines, files)
+}
+
+fn rotation_run(compress: bool) {
+    const MAX: u64 = 20_000;
+    const BACKUPS: u32 = 30;
+    const CALLS: u64 = 300;
+    let mut h = Harness::new();
+    with_config(
+        &mut h,
+        &format!("[export]\nmax_size_bytes = {MAX}\nbackups = {BACKUPS}\ncompress = {compress}\n"),
+    );
+    h.start_daemon();
+    h.write_policy(
+        "many.yaml",
+        &kill_policy("many", SYS_GETPRIORITY, POST_ACTION, ""),
+    );
+    h.wait_policy("many", "enabled", enabled);
+    let (pid, status) = run_bin(&["syscall", &SYS_GETPRIORITY.to_string(), &CALLS.to_string()]);
+    assert!(status.success());
+    h.wait_policy("many", "all posted", |p| p["npost"] == CALLS);
+    // Its exit is the last line it causes.
+    wait_for(&h, "the exit", || {
+        let (lines, _) = lines_across_rotations(&h, BACKUPS, MAX);
+        lines
+            .iter()
+            .any(|e| e["process_exit"]["process"]["pid"] == pid)
+            .then_some(())
+    });
+    assert!(h.stop_daemon().success());
+    let (lines, files) = lines_across_rotations(&h, BACKUPS, MAX);
+    let posted = lines
+        .iter()
+        .filter(|e| policy_of(e) == Some("many"))
+        .count() as u64;
+    eprintln!(
+        "compress={compress}: {} lines in {files} files",
+        lines.len()
+    );
+    assert!(files >= 4, "rotated several times: {files} files");
+    assert_eq!(posted, CALLS, "every event, once, across the files");
+    assert!(lines
+        .iter()
+        .all(|e| body(e).is_some_and(|(k, _)| k != "rate_limit_info")));
+    assert_valid(&schema(), &lines);
+}
+
+#[test]
+fn rotation_keeps_every_line() {
+    rotation_run(false);
+}
+
+#[test]
+fn rotation_with_gzip_keeps_every_line() {
+    rotation_run(true);
+}
+
+/// Sum of the `rate_limit_info` counts for `reason`.
+fn reported(events: &[Value], reason: &str) -> u64 {
+    events
+        .iter()
+        .filter(|e| e["rate_limit_info"]["reason"] == reason)
+        .map(|e| {
+            e["rate_limit_info"]["number_of_dropped_process_events"]
+                .as_str()
+                .and_then(|n| n.parse::<u64>().ok())
+                .expect("count as a string")
+        })
+        .sum()
+}
+
+/// (lines of `policy`, ring buffer losses reported) without parsing every
+/// line: the burst writes hundreds of megabytes.
+fn count_burst(file: &Path, policy: &str) -> (u64, u64) {
+    let needle = format!("\"policy_name\":\"{policy}\"");
+    let (mut written, mut reports) = (0, vec![]);
+    let Ok(f) = fs::File::open(file) else {
+        return (0, 0);
+    };
+    for line in BufReader::new(f).lines().map_while(Result::ok) {
+        if line.starts_with("{\"rate_limit_info\"") {
+            reports.push(serde_json::from_str::<Value>(&line).expect("JSON"));
+        } else if line.contains(&needle) {
+            written += 1;
+        }
+    }
+    (written, reported(&reports, "ring_buffer"))
+}
+
+fn metrics(h: &Harness) -> String {
+    let log = h.log();
+    let address = log
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&address).expect("connect to metrics");
+    conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("request");
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).expect("reply");
+    assert!(reply.starts_with("HTTP/1.0 200 OK"), "{reply}");
+    reply
+}
+
+fn status_text(h: &Harness) -> String {
+    let out = h.tetra(&["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn burst_beyond_the_ring_buffer_is_counted() {
+    let calls: u64 = std::env::var("BURST_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let mut h = Harness::new();
+    // Every line stays in one file, to be counted.
+    with_config(&mut h, "[export]\nmax_size_bytes = 0\n");
+    h.daemon_args
+        .extend(["--metrics-address".to_string(), "127.0.0.1:0".to_string()]);
+    h.start_daemon();
+    h.write_policy(
+        "burst.yaml",
+        &kill_policy("burst", SYS_GETPGRP, POST_ACTION, ""),
+    );
+    h.wait_policy("burst", "enabled", enabled);
+    let started = Instant::now();
+    let (_, status) = run_bin(&["syscall", &SYS_GETPGRP.to_string(), &calls.to_string()]);
+    assert!(status.success());
+    let burst = started.elapsed();
+    let produced = h.wait_policy("burst", "all posted", |p| p["npost"] == calls)["npost"]
+        .as_u64()
+        .expect("npost");
+    // Reports come once a second: wait until the file accounts for every
+    // event and nothing changes any more.
+    let mut last = (0, 0);
+    let (written, lost) = wait_for(&h, "written + reported to account for every event", || {
+        let now = count_burst(&h.events_file, "burst");
+        let stable = now == last && now.0 + now.1 >= produced;
+        last = now;
+        std::thread::sleep(Duration::from_millis(1200));
+        stable.then_some(now)
+    });
+    let others = (written + lost).saturating_sub(produced);
+    eprintln!(
+        "burst of {calls} events in {burst:?}: {written} written, {lost} reported lost \
+         (ring buffer), of which {others} other records (exec/exit)"
+    );
+    assert_eq!(produced, calls);
+    assert!(
+        lost > 0,
+        "the burst must outrun the reader (raise BURST_CALLS)"
+    );
+    // The kernel counts lost records of every kind in one counter: exec and
+    // exit records of the machine's other processes (and the test binary's
+    // own exit) can be lost in the same window. The policy's own losses are
+    // exactly produced - written; the rest must be a handful.
+    assert!(written + lost >= produced, "a loss was not reported");
+    assert!(
+        others <= 100,
+        "more than a handful of other records lost: {others}"
+    );
+    let status = status_text(&h);
+    eprintln!("{status}");
+    assert!(status.contains(&format!("ring_buffer={lost}")), "{status}");
+    let text = metrics(&h);
+    assert!(
+        text.contains(&format!(
+            "tetragond_events_dropped_total{{reason=\"ring_buffer\"}} {lost}\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        "tetragond_policy_events_posted_total{{policy=\"burst\",namespace=\"\"}} {produced}\n"
+    )));
+    assert!(text.contains("tetragond_reloads_total{outcome=\"ok\"}"));
+}
+
+#[test]
+fn policy_rate_limit_drops_are_reported() {
+    let mut h = Harness::new();
+    with_config(&mut h, "[export]\npolicy_rate_limit_per_minute = 5\n");
+    h.start_daemon();
+    h.write_policy(
+        "limited.yaml",
+        &kill_policy("limited", SYS_GETPRIORITY, POST_ACTION, ""),
+    );
+    h.wait_policy("limited", "enabled", enabled);
+    let (_, status) = run_bin(&["syscall", &SYS_GETPRIORITY.to_string(), "50"]);
+    assert!(status.success());
+    let info = wait_for(&h, "a policy_rate_limit report", || {
+        h.events()
+            .into_iter()
+            .find(|e| e["rate_limit_info"]["reason"] == "policy_rate_limit")
+    });
+    assert_eq!(info["rate_limit_info"]["policy_name"], "limited");
+    assert_eq!(
+        info["rate_limit_info"]["number_of_dropped_process_events"],
+        "45"
+    );
+    assert_eq!(h.hook_events().len(), 5);
+    let status = status_text(&h);
+    assert!(status.contains("policy_rate_limit=45"), "{status}");
+    assert_valid(&schema(), &h.events());
+}
+
+/// `tetra getevents` as a child, its lines sent with the instant they came.
+fn getevents(
+    h: &Harness,
+    args: &[&str],
+) -> (std::process::Child, mpsc::Receiver<(Instant, String)>) {
+    let mut child = Command::new(release_bin("tetra"))
+        .arg("getevents")
+        .arg("--events-socket")
+        .arg(&h.events_socket)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start tetra getevents");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+#[test]
+fn getevents_compact_shows_a_live_kill() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy(
+        "live.yaml",
+        &kill_policy("kill-live", SYS_SCHED_GETSCHEDULER, SIGKILL_ACTION, ""),
+    );
+    h.wait_policy("kill-live", "enabled", enabled);
+    let (mut compact, compact_rx) = getevents(&h, &["-o", "compact", "--policy", "kill-live"]);
+    let (mut json_out, json_rx) = getevents(&h, &["-o", "json", "--process", "tetragond-testbin$"]);
+    wait_for(&h, "both clients connected", || {
+        status_text(&h).contains(", 2 clients,").then_some(())
+    });
+    let started = Instant::now();
+    let (_, status) = run_bin(&["syscall", &SYS_SCHED_GETSCHEDULER.to_string()]);
+    assert!(killed_by_sigkill(status));
+    let deadline = Instant::now() + WAIT;
+    let (seen_at, line) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (at, line) = compact_rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no kill line from tetra getevents\nlog:\n{}", h.log()));
+        if line.starts_with("💥 kill") {
+            break (at, line);
+        }
+    };
+    eprintln!(
+        "tetra getevents showed the kill {:?} after the test binary was started: {line}",
+        seen_at - started
+    );
+    assert!(line.contains(&testbin().display().to_string()), "{line}");
+    assert!(line.contains("policy=kill-live"), "{line}");
+    let (_, json_line) = json_rx.recv_timeout(WAIT).expect("a JSON line");
+    let ev: Value = serde_json::from_str(&json_line).expect("JSON");
+    assert_valid(&schema(), &[ev]);
+    let _ = compact.kill();
+    let _ = json_out.kill();
+    let _ = compact.wait();
+    let _ = json_out.wait();
+}

@@ -1,0 +1,105 @@
+//! Counters of what the exporter did, shared (lock-free) with the metrics
+//! server, the D-Bus Events object and the main loop.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::events::kind;
+
+/// Why an event did not reach the events file. Every drop has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    /// The kernel's ring buffer was full (`LOSSES`, summed over CPUs).
+    RingBuffer,
+    /// The global `rate_limit_per_minute`.
+    RateLimit,
+    /// A policy's `policy_rate_limit_per_minute`.
+    PolicyRateLimit,
+    /// The events file could not be written.
+    WriteError,
+    /// The kernel posted for a hook no loaded policy owns any more
+    /// (unloaded between the event and its reading).
+    UnknownPolicy,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 5] = [
+        DropReason::RingBuffer,
+        DropReason::RateLimit,
+        DropReason::PolicyRateLimit,
+        DropReason::WriteError,
+        DropReason::UnknownPolicy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::RingBuffer => "ring_buffer",
+            DropReason::RateLimit => "rate_limit",
+            DropReason::PolicyRateLimit => "policy_rate_limit",
+            DropReason::WriteError => "write_error",
+            DropReason::UnknownPolicy => "unknown_policy",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Event kinds counted separately when exported.
+pub const KINDS: [&str; 7] = [
+    kind::KPROBE,
+    kind::TRACEPOINT,
+    kind::LSM,
+    kind::UPROBE,
+    kind::EXEC,
+    kind::EXIT,
+    kind::RATE_LIMIT_INFO,
+];
+
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    exported: [AtomicU64; KINDS.len()],
+    dropped: [AtomicU64; DropReason::ALL.len()],
+    /// Lines a slow `tetra getevents` client missed (still in the file).
+    pub stream_dropped: AtomicU64,
+    pub stream_clients: AtomicU64,
+    pub rotations: AtomicU64,
+    pub process_cache_entries: AtomicU64,
+    pub reloads_ok: AtomicU64,
+    pub reloads_with_errors: AtomicU64,
+}
+
+impl ExportStats {
+    pub fn count_exported(&self, kind: &str) {
+        if let Some(i) = KINDS.iter().position(|k| *k == kind) {
+            self.exported[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn count_dropped(&self, reason: DropReason, n: u64) {
+        self.dropped[reason.index()].fetch_add(n, Relaxed);
+    }
+
+    pub fn exported_by_kind(&self) -> Vec<(&'static str, u64)> {
+        KINDS
+            .iter()
+            .zip(&self.exported)
+            .map(|(k, n)| (*k, n.load(Relaxed)))
+            .collect()
+    }
+
+    pub fn exported_total(&self) -> u64 {
+        self.exported.iter().map(|n| n.load(Relaxed)).sum()
+    }
+
+    pub fn dropped_by_reason(&self) -> Vec<(DropReason, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.dropped[r.index()].load(Relaxed)))
+            .collect()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|n| n.load(Relaxed)).sum()
+    }
+}

@@ -1,0 +1,315 @@
+//! The process cache: who a pid is, so each event names its process and
+//! parent the way Tetragon does (`exec_id`, `binary`, `arguments`, ...).
+//!
+//! Fed by the kernel's exec and exit records (with /proc read at exec time
+//! for what the record lacks) and seeded from /proc at start. Bounded: exited
+//! processes are kept a short while so that late events still resolve, and
+//! beyond `max_entries` the least recently used entries go first.
+
+pub mod exec_id;
+pub mod procfs;
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tetragond_ebpf::{ExecRecord, ExitRecord};
+
+use crate::events::{c_string, Clock};
+
+/// How long an exited process stays resolvable: events the kernel posted
+/// just before the exit can be drained after it.
+pub const EXITED_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_ENTRIES: usize = 65_536;
+
+/// One execution of a program: a new one at each execve, even for the same pid.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Process {
+    pub exec_id: String,
+    pub pid: u32,
+    pub uid: u32,
+    /// Login uid; u32::MAX when unset.
+    pub auid: u32,
+    pub cwd: String,
+    /// Absolute path of the executable.
+    pub binary: String,
+    /// argv[1..], space separated (quoted where needed), as Tetragon writes it.
+    pub arguments: String,
+    /// `execve` (seen executing), `procFS` (found in /proc); plus `rootcwd`.
+    pub flags: String,
+    /// Kernel clock nanoseconds (see `Clock`) and the same as RFC 3339.
+    pub start_ns: u64,
+    pub start_time: String,
+    pub ppid: u32,
+    pub parent_exec_id: String,
+}
+
+struct Entry {
+    process: Arc<Process>,
+    last_used: u64,
+    exited_at: Option<Instant>,
+    /// Whether its `process_exec` was exported (see `ProcessCache::mark_exported`).
+    exported: bool,
+}
+
+pub struct ProcessCache {
+    node_name: String,
+    clock: Clock,
+    max_entries: usize,
+    entries: HashMap<u32, Entry>,
+    use_counter: u64,
+}
+
+impl ProcessCache {
+    pub fn new(node_name: &str, clock: Clock, max_entries: usize) -> Self {
+        ProcessCache {
+            node_name: node_name.to_string(),
+            clock,
+            max_entries: max_entries.max(16),
+            entries: HashMap::new(),
+            use_counter: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every process running now, from /proc (flag `procFS`).
+    pub fn seed_from_proc(&mut self) {
+        let found: Vec<(u32, procfs::ProcInfo)> = procfs::pids()
+            .into_iter()
+            .filter_map(|pid| procfs::read(pid).map(|i| (pid, i)))
+            .collect();
+        let start: HashMap<u32, u64> = found.iter().map(|(p, i)| (*p, i.start_ns)).collect();
+        for (pid, info) in found {
+            let parent_exec_id = start
+                .get(&info.ppid)
+                .map(|s| exec_id::exec_id(&self.node_name, *s, info.ppid))
+                .unwrap_or_default();
+            let process = self.process_from_proc(pid, &info, parent_exec_id);
+            self.insert(process, false);
+        }
+        self.prune(Instant::now());
+    }
+
+    /// A process executed a program: a new exec_id, its facts from /proc
+    /// (`info`, read as soon as the record came; None when it was gone).
+    pub fn on_exec(&mut self, rec: &ExecRecord, info: Option<procfs::ProcInfo>) -> Arc<Process> {
+        let filename = c_string(&rec.filename);
+        let info = info.unwrap_or_else(procfs::ProcInfo::gone);
+        // The exec record's filename is what execve was given; only a
+        // relative one needs /proc (or the cwd) to become absolute.
+        let binary = if filename.starts_with('/') {
+            filename
+        } else if !info.exe.is_empty() {
+            info.exe.clone()
+        } else if !info.cwd.is_empty() {
+            format!("{}/{}", info.cwd.trim_end_matches('/'), filename)
+        } else {
+            filename
+        };
+        let parent_exec_id = self.exec_id_of(info.ppid);
+        let process = Process {
+            exec_id: exec_id::exec_id(&self.node_name, rec.ktime_ns, rec.tgid),
+            pid: rec.tgid,
+            uid: rec.uid,
+            auid: info.auid,
+            flags: flags("execve", &info.cwd),
+            cwd: info.cwd,
+            binary,
+            arguments: join_arguments(info.argv.get(1..).unwrap_or_default()),
+            start_ns: rec.ktime_ns,
+            start_time: self.clock.rfc3339(rec.ktime_ns),
+            ppid: info.ppid,
+            parent_exec_id,
+        };
+        self.insert(process, false)
+    }
+
+    /// The process exited; kept for `EXITED_GRACE`. Returns it and whether
+    /// its exec was exported.
+    pub fn on_exit(&mut self, rec: &ExitRecord) -> Option<(Arc<Process>, bool)> {
+        let entry = self.entries.get_mut(&rec.tgid)?;
+        entry.exited_at = Some(Instant::now());
+        Some((entry.process.clone(), entry.exported))
+    }
+
+    /// The process `pid` as of an event at `ktime_ns`: from the cache, else
+    /// from /proc, else what the event itself says (`exe`, `uid`).
+    pub fn get(&mut self, pid: u32, ktime_ns: u64, exe: &str, uid: u32) -> Arc<Process> {
+        self.use_counter += 1;
+        let counter = self.use_counter;
+        if let Some(entry) = self.entries.get_mut(&pid) {
+            entry.last_used = counter;
+            return entry.process.clone();
+        }
+        let process = match procfs::read(pid) {
+            Some(info) => {
+                let parent_exec_id = self.exec_id_of(info.ppid);
+                let mut p = self.process_from_proc(pid, &info, parent_exec_id);
+                if p.binary.is_empty() {
+                    p.binary = exe.to_string();
+                }
+                p
+            }
+            // Gone before we could look: the event's own facts, and an id
+            // that stays the same for the rest of its events.
+            None => Process {
+                exec_id: exec_id::exec_id(&self.node_name, ktime_ns, pid),
+                pid,
+                uid,
+                auid: u32::MAX,
+                binary: exe.to_string(),
+                flags: "procFS".into(),
+                start_ns: ktime_ns,
+                start_time: self.clock.rfc3339(ktime_ns),
+                ..Process::default()
+            },
+        };
+        self.insert(process, false)
+    }
+
+    /// The parent of `p`, when the cache still knows that very execution.
+    pub fn parent(&self, p: &Process) -> Option<Arc<Process>> {
+        let entry = self.entries.get(&p.ppid)?;
+        (entry.process.exec_id == p.parent_exec_id).then(|| entry.process.clone())
+    }
+
+    /// True the first time it is called for `pid`'s current execution: the
+    /// caller then exports its `process_exec`.
+    pub fn mark_exported(&mut self, pid: u32) -> bool {
+        match self.entries.get_mut(&pid) {
+            Some(e) if !e.exported => {
+                e.exported = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops exited processes past their grace period, then the least
+    /// recently used ones beyond the size limit (down to 90% of it, so the
+    /// sort is paid once per many inserts).
+    pub fn prune(&mut self, now: Instant) {
+        self.entries.retain(|_, e| {
+            e.exited_at
+                .is_none_or(|t| now.duration_since(t) < EXITED_GRACE)
+        });
+        if self.entries.len() <= self.max_entries {
+            return;
+        }
+        let keep = self.max_entries * 9 / 10;
+        let mut order: Vec<(bool, u64, u32)> = self
+            .entries
+            .iter()
+            .map(|(pid, e)| (e.exited_at.is_none(), e.last_used, *pid))
+            .collect();
+        // Exited first, then oldest use.
+        order.sort_unstable();
+        let excess = order.len() - keep;
+        for (_, _, pid) in order.into_iter().take(excess) {
+            self.entries.remove(&pid);
+        }
+    }
+
+    fn insert(&mut self, process: Process, exported: bool) -> Arc<Process> {
+        self.use_counter += 1;
+        let process = Arc::new(process);
+        self.entries.insert(
+            process.pid,
+            Entry {
+                process: process.clone(),
+                last_used: self.use_counter,
+                exited_at: None,
+                exported,
+            },
+        );
+        if self.entries.len() > self.max_entries {
+            self.prune(Instant::now());
+        }
+        process
+    }
+
+    /// The exec_id of `pid`'s current execution: the cache's, else derived
+    /// from /proc the way seeded processes get theirs.
+    fn exec_id_of(&self, pid: u32) -> String {
+        if pid == 0 {
+            return String::new();
+        }
+        if let Some(e) = self.entries.get(&pid) {
+            return e.process.exec_id.clone();
+        }
+        procfs::read_stat_only(pid)
+            .map(|i| exec_id::exec_id(&self.node_name, i.start_ns, pid))
+            .unwrap_or_default()
+    }
+
+    fn process_from_proc(
+        &self,
+        pid: u32,
+        info: &procfs::ProcInfo,
+        parent_exec_id: String,
+    ) -> Process {
+        Process {
+            exec_id: exec_id::exec_id(&self.node_name, info.start_ns, pid),
+            pid,
+            uid: info.uid,
+            auid: info.auid,
+            cwd: info.cwd.clone(),
+            binary: info.exe.clone(),
+            arguments: join_arguments(info.argv.get(1..).unwrap_or_default()),
+            flags: flags("procFS", &info.cwd),
+            start_ns: info.start_ns,
+            start_time: self.clock.rfc3339(info.start_ns),
+            ppid: info.ppid,
+            parent_exec_id,
+        }
+    }
+}
+
+fn flags(origin: &str, cwd: &str) -> String {
+    if cwd == "/" {
+        format!("{origin} rootcwd")
+    } else {
+        origin.to_string()
+    }
+}
+
+/// argv joined by spaces; an argument that is empty or holds a space, a
+/// quote or a backslash is double-quoted with escapes, so the string can be
+/// split back unambiguously.
+pub fn join_arguments(argv: &[String]) -> String {
+    let mut out = String::new();
+    for (i, arg) in argv.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let plain = !arg.is_empty()
+            && !arg
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\\');
+        if plain {
+            out.push_str(arg);
+        } else {
+            out.push('"');
+            for c in arg.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! What /proc says about a process: read at exec time (the kernel's exec
+//! record carries only the filename) and when seeding the cache at start.
+//!
+//! Every read is best effort: a process can exit between two reads, and a
+//! zombie has no memory map (so no arguments) and no exe link.
+
+use std::{fs, path::Path};
+
+/// The facts read from `/proc/PID`; fields that could not be read are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub ppid: u32,
+    pub uid: u32,
+    /// `/proc/PID/loginuid`; u32::MAX when unset (as Tetragon reports it).
+    pub auid: u32,
+    pub cwd: String,
+    /// `/proc/PID/exe`, absolute.
+    pub exe: String,
+    /// argv, NUL separated in /proc, split here.
+    pub argv: Vec<String>,
+    /// Nanoseconds since boot (`/proc/PID/stat` field 22).
+    pub start_ns: u64,
+    /// `/proc/PID/stat` field 3 (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// `/proc/PID/stat` field 52: the wait status of an exited task.
+    pub exit_code: Option<i32>,
+}
+
+impl ProcInfo {
+    /// What is known of a process that left before /proc could be read.
+    pub fn gone() -> Self {
+        ProcInfo {
+            auid: u32::MAX,
+            ..ProcInfo::default()
+        }
+    }
+}
+
+/// Reads everything about `pid`; None when the process is gone.
+pub fn read(pid: u32) -> Option<ProcInfo> {
+    let dir = Path::new("/proc").join(pid.to_string());
+    let stat = read_stat(&dir)?;
+    let (ppid, uid) = read_status(&dir);
+    Some(ProcInfo {
+        ppid,
+        uid,
+        auid: fs::read_to_string(dir.join("loginuid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(u32::MAX),
+        cwd: link(&dir.join("cwd")),
+        exe: link(&dir.join("exe")),
+        argv: fs::read(dir.join("cmdline"))
+            .map(|b| split_argv(&b))
+            .unwrap_or_default(),
+        ..stat
+    })
+}
+
+/// Only `/proc/PID/stat`: the cheap read, e.g. for an exit status.
+pub fn read_stat_only(pid: u32) -> Option<ProcInfo> {
+    read_stat(&Path::new("/proc").join(pid.to_string()))
+}
+
+fn link(path: &Path) -> String {
+    fs::read_link(path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn read_status(dir: &Path) -> (u32, u32) {
+    let Ok(text) = fs::read_to_string(dir.join("status")) else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("PPid:"), field("Uid:"))
+}
+
+fn read_stat(dir: &Path) -> Option<ProcInfo> {
+    let text = fs::read_to_string(dir.join("stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// `pid (comm) state ppid ...`: comm can hold spaces and parentheses, so
+/// the fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<ProcInfo> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 of proc(5).
+    let at = |n: usize| fields.get(n - 3).copied();
+    let ticks: u64 = at(22)?.parse().ok()?;
+    Some(ProcInfo {
+        ppid: at(4)?.parse().ok()?,
+        state: at(3)?.chars().next()?,
+        start_ns: ticks.saturating_mul(1_000_000_000 / clock_ticks()),
+        exit_code: at(52).and_then(|v| v.parse().ok()),
+        auid: u32::MAX,
+        ..ProcInfo::default()
+    })
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as u64
+    } else {
+        100
+    }
+}
+
+pub fn split_argv(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .strip_suffix(b"\0")
+        .unwrap_or(bytes)
+        .split(|&b| b == 0)
+        .filter(|_| !bytes.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// Process ids under /proc.
+pub fn pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        let mut text = String::from("42 (a (b) c) Z 7");
+        // Fields 5..=51, then exit_code (52) = 9 (killed by SIGKILL).
+        for n in 5..=51 {
+            text.push_str(&format!(" {}", if n == 22 { 300 } else { 0 }));
+        }
+        text.push_str(" 9\n");
+        let info = parse_stat(&text).expect("parses");
+        assert_eq!(info.ppid, 7);
+        assert_eq!(info.state, 'Z');
+        assert_eq!(info.start_ns, 300 * (1_000_000_000 / clock_ticks()));
+        assert_eq!(info.exit_code, Some(9));
+    }
+
+    #[test]
+    fn argv_split() {
+        assert_eq!(
+            split_argv(b"cat\0/etc/shadow\0"),
+            vec!["cat", "/etc/shadow"]
+        );
+        assert_eq!(split_argv(b""), Vec::<String>::new());
+        assert_eq!(split_argv(b"a\0\0b\0"), vec!["a", "", "b"]);
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let me = read(std::process::id()).expect("we exist");
+        assert!(me.exe.starts_with('/'), "{me:?}");
+        assert!(!me.argv.is_empty());
+        assert!(me.start_ns > 0);
+        assert!(me.ppid > 0);
+    }
+}

@@ -1,0 +1,130 @@
+use super::*;
+use tetragond_ebpf::{record, PATH_LEN};
+
+fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
+    let mut name = [0u8; PATH_LEN];
+    name[..filename.len()].copy_from_slice(filename.as_bytes());
+    ExecRecord {
+        kind: record::EXEC,
+        tgid,
+        ktime_ns,
+        tid: tgid,
+        uid: 0,
+        gid: 0,
+        _pad: 0,
+        filename: name,
+    }
+}
+
+fn cache(max: usize) -> ProcessCache {
+    ProcessCache::new("node", Clock::now(), max)
+}
+
+#[test]
+fn arguments_are_quoted_only_when_needed() {
+    let argv: Vec<String> = ["-c", "echo hi", "", "a\"b", "x\\y"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(join_arguments(&argv), r#"-c "echo hi" "" "a\"b" "x\\y""#);
+}
+
+#[test]
+fn exec_of_ourselves_reads_proc() {
+    let mut c = cache(100);
+    let me = std::process::id();
+    let p = c.on_exec(&exec_record(me, 1_000, "relative-name"), procfs::read(me));
+    // A relative filename is made absolute through /proc/PID/exe.
+    assert!(p.binary.starts_with('/'), "{p:?}");
+    assert_eq!(p.exec_id, exec_id::exec_id("node", 1_000, me));
+    assert!(p.flags.starts_with("execve"));
+    assert!(!p.parent_exec_id.is_empty(), "our parent is in /proc");
+    // Later events resolve to the same execution.
+    assert_eq!(c.get(me, 5_000, "", 0).exec_id, p.exec_id);
+}
+
+#[test]
+fn absolute_filename_is_kept_as_given() {
+    let mut c = cache(100);
+    let me = std::process::id();
+    let p = c.on_exec(&exec_record(me, 1, "/usr/bin/env"), procfs::read(me));
+    assert_eq!(p.binary, "/usr/bin/env");
+}
+
+#[test]
+fn gone_process_gets_a_stable_id_from_its_first_event() {
+    let mut c = cache(100);
+    // Pid beyond pid_max: never in /proc.
+    let pid = 0x7fff_fff0;
+    let a = c.get(pid, 77, "/bin/gone", 1000);
+    assert_eq!(a.binary, "/bin/gone");
+    assert_eq!(a.uid, 1000);
+    assert_eq!(a.auid, u32::MAX);
+    assert_eq!(c.get(pid, 99, "/bin/gone", 1000).exec_id, a.exec_id);
+}
+
+#[test]
+fn exec_is_marked_exported_once_per_execution() {
+    let mut c = cache(100);
+    let pid = 0x7fff_fff1;
+    c.on_exec(&exec_record(pid, 1, "/bin/a"), None);
+    assert!(c.mark_exported(pid));
+    assert!(!c.mark_exported(pid));
+    c.on_exec(&exec_record(pid, 2, "/bin/b"), None);
+    assert!(c.mark_exported(pid), "a new execution is new");
+}
+
+#[test]
+fn exited_kept_for_grace_then_pruned() {
+    let mut c = cache(100);
+    let pid = 0x7fff_fff2;
+    c.on_exec(&exec_record(pid, 1, "/bin/a"), None);
+    let exit = ExitRecord {
+        kind: record::EXIT,
+        tgid: pid,
+        ktime_ns: 2,
+    };
+    assert!(c.on_exit(&exit).is_some());
+    c.prune(Instant::now());
+    assert_eq!(c.get(pid, 3, "", 0).binary, "/bin/a", "still resolvable");
+    c.prune(Instant::now() + EXITED_GRACE);
+    assert!(!c.entries.contains_key(&pid));
+}
+
+#[test]
+fn bounded_lru_evicts_exited_then_least_used() {
+    let mut c = cache(20);
+    let base = 0x7000_0000;
+    for i in 0..20 {
+        c.on_exec(&exec_record(base + i, 1, "/bin/x"), None);
+    }
+    // Touch the first, exit the second.
+    c.get(base, 2, "", 0);
+    c.on_exit(&ExitRecord {
+        kind: record::EXIT,
+        tgid: base + 1,
+        ktime_ns: 3,
+    });
+    c.on_exec(&exec_record(base + 20, 1, "/bin/x"), None);
+    assert!(c.len() <= 20);
+    assert!(c.entries.contains_key(&base), "recently used is kept");
+    assert!(!c.entries.contains_key(&(base + 1)), "exited goes first");
+    assert!(
+        !c.entries.contains_key(&(base + 2)),
+        "least recently used goes"
+    );
+    assert!(c.entries.contains_key(&(base + 20)));
+}
+
+#[test]
+fn parent_resolves_only_the_same_execution() {
+    let mut c = cache(100);
+    let me = std::process::id();
+    let ppid = procfs::read(me).expect("us").ppid;
+    c.seed_from_proc();
+    let p = c.get(me, 1, "", 0);
+    let parent = c.parent(&p).expect("our parent is cached");
+    assert_eq!(parent.pid, ppid);
+    assert_eq!(parent.exec_id, p.parent_exec_id);
+    assert!(parent.flags.starts_with("procFS"));
+}
