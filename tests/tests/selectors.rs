@@ -298,3 +298,58 @@ fn hooks_this_kernel_cannot_serve_are_load_errors_with_the_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn uprobe_on_a_symbol_enforces_on_its_argument() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: uprobe-probe
+spec:
+  uprobes:
+  - path: "{}"
+    symbols: [tetragond_testbin_probe]
+    args:
+    - index: 0
+      type: uint64
+      label: value
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["42"]
+      matchActions:
+      - action: Sigkill
+"#,
+        testbin().display()
+    );
+    h.write_policy("uprobe.yaml", &policy);
+    let p = h.wait_policy("uprobe-probe", "enabled", enabled);
+    assert_eq!(p["sensors"][0], "generic_uprobe");
+    let run = |value: &str| {
+        let mut child = std::process::Command::new(testbin())
+            .args(["probe", value])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        wait_child(&mut child, WAIT).expect("ends")
+    };
+    assert!(killed_by_sigkill(run("42")), "the matching call is killed");
+    assert!(run("7").success(), "another argument passes");
+    let events = h.hook_events();
+    let ev = &events.last().expect("an event")["process_uprobe"];
+    assert_eq!(ev["symbol"], "tetragond_testbin_probe", "{ev}");
+    assert_eq!(ev["action"], "KPROBE_ACTION_SIGKILL");
+
+    // Deleting the policy detaches the uprobe.
+    std::fs::remove_file(h.policy_dir.join("uprobe.yaml")).expect("delete");
+    let deadline = std::time::Instant::now() + WAIT;
+    while h.policy("uprobe-probe").is_some() {
+        assert!(std::time::Instant::now() < deadline, "still listed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(run("42").success(), "no uprobe after the policy is gone");
+}

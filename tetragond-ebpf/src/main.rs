@@ -17,11 +17,13 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
-        generated::{bpf_get_current_ancestor_cgroup_id, bpf_loop, bpf_send_signal},
+        generated::{
+            bpf_get_attach_cookie, bpf_get_current_ancestor_cgroup_id, bpf_loop, bpf_send_signal,
+        },
     },
-    macros::{fentry, lsm, map, tracepoint},
+    macros::{fentry, lsm, map, tracepoint, uprobe},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::{FEntryContext, LsmContext, TracePointContext},
+    programs::{FEntryContext, LsmContext, ProbeContext, TracePointContext},
     EbpfContext,
 };
 use tetragond_ebpf::{
@@ -132,6 +134,18 @@ generic_sites!(
     tp_generic_6 = 6,
     tp_generic_7 = 7,
 );
+
+/// Uprobes: each attachment carries its hook slot as the BPF cookie, so one
+/// program serves every uprobe hook. Arguments are read from the pt_regs the
+/// context points at, at offsets the compiler gives per calling convention.
+#[uprobe]
+pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
+    let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    if let Some(hook) = HOOKS.get(slot) {
+        run_hook(&TracePointContext::new(ctx.as_ptr()), slot, hook);
+    }
+    0
+}
 
 /// Runs the hooks listed for every event of `site`, then (for syscall
 /// sites) those listed for this syscall number only.

@@ -3,6 +3,7 @@
 //! `tetragond-testbin syscall NR [COUNT]`: makes syscall NR COUNT times (default
 //! 1), then prints `survived` and exits 0. Killed by a policy, it prints nothing.
 //! `tetragond-testbin bench NR COUNT`: prints the best-of-5 ns per syscall NR.
+//! `tetragond-testbin probe VALUE`: calls `tetragond_testbin_probe(VALUE)`.
 
 use std::time::Instant;
 
@@ -28,6 +29,13 @@ fn bench(nr: u64, count: u64) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+/// A function for uprobe tests to attach to (by this symbol name).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn tetragond_testbin_probe(value: u64) -> u64 {
+    std::hint::black_box(value).wrapping_add(1)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -38,12 +46,16 @@ fn main() {
             }
             println!("survived");
         }
+        Some("probe") => {
+            std::hint::black_box(tetragond_testbin_probe(arg(&args, 2, 0)));
+            println!("survived");
+        }
         Some("bench") => {
             let nr = arg(&args, 2, libc::SYS_getppid as u64);
             println!("{:.1}", bench(nr, arg(&args, 3, 200_000)));
         }
         _ => {
-            eprintln!("usage: tetragond-testbin syscall NR [COUNT] | bench NR COUNT");
+            eprintln!("usage: tetragond-testbin syscall NR [COUNT] | bench NR COUNT | probe VALUE");
             std::process::exit(2);
         }
     }

@@ -103,6 +103,7 @@ pub fn compile(
         sub_ids: vec![nr],
         arg_values: sel.arg_values,
         binaries: sel.binaries,
+        uprobe: None,
         meta: HookMeta {
             message: kp.message.clone(),
             tags: kp.tags.clone(),

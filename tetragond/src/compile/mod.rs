@@ -9,6 +9,9 @@ mod kprobe;
 mod selectors;
 mod syscalls_x86_64;
 mod tracepoint;
+mod uprobe;
+
+pub use uprobe::UprobeTarget;
 
 use tetragond_ebpf::{HookConf, SUB_ANY};
 
@@ -38,6 +41,8 @@ pub struct CompiledHook {
     /// (selector, path) for matchBinaries.
     pub binaries: Vec<(u32, String)>,
     pub meta: HookMeta,
+    /// Set for uprobe hooks, which attach per hook instead of being listed.
+    pub uprobe: Option<UprobeTarget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +77,10 @@ pub fn compile(
     for (i, tp) in spec.tracepoints.iter().enumerate() {
         hooks.push(tracepoint::compile(policy, i, tp, formats)?);
         push_once(&mut sensors, "generic_tracepoint");
+    }
+    for (i, up) in spec.uprobes.iter().enumerate() {
+        hooks.extend(uprobe::compile(policy, i, up)?);
+        push_once(&mut sensors, "generic_uprobe");
     }
     for (i, kp) in spec.kprobes.iter().enumerate() {
         if let Some(hook) = kprobe::compile(policy, i, kp, formats)? {
@@ -112,7 +121,6 @@ fn meta(
 fn reject_unsupported_sections(policy: &TracingPolicy) -> Result<(), CompileError> {
     let spec = &policy.spec;
     let sections = [
-        ("uprobes", spec.uprobes.len()),
         ("lsmhooks", spec.lsmhooks.len()),
         ("usdts", spec.usdts.len()),
         ("fentries", spec.fentries.len()),
@@ -120,7 +128,7 @@ fn reject_unsupported_sections(policy: &TracingPolicy) -> Result<(), CompileErro
     ];
     if let Some((name, _)) = sections.iter().find(|(_, n)| *n > 0) {
         return Err(CompileError::Unsupported(format!(
-            "spec.{name}: this version of tetragond serves `tracepoints` and syscall `kprobes` only; {name} are not supported yet"
+            "spec.{name}: this version of tetragond serves `tracepoints`, `uprobes` and syscall `kprobes` only; {name} are not supported yet"
         )));
     }
     if spec.pod_selector.is_some() || spec.container_selector.is_some() {

@@ -92,6 +92,7 @@ pub fn compile(
         sub_ids,
         arg_values: sel.arg_values,
         binaries: sel.binaries,
+        uprobe: None,
         meta: HookMeta {
             message: tp.message.clone(),
             tags: tp.tags.clone(),

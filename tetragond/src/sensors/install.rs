@@ -24,6 +24,8 @@ pub struct InstalledHook {
     pub arg_values: Vec<ArgSetKey>,
     pub binaries: Vec<(u32, String)>,
     pub meta: HookMeta,
+    /// Attached as a uprobe (by slot) rather than listed under keys.
+    pub uprobe: bool,
 }
 
 impl Installed {
@@ -117,6 +119,7 @@ fn write_hooks(
             arg_values: vec![],
             binaries: vec![],
             meta: hook.meta.clone(),
+            uprobe: false,
         };
         let mut conf = hook.conf;
         conf.policy_slot = policy_slot;
@@ -137,11 +140,18 @@ fn write_hooks(
                 kernel.add_binary(slot, *selector, path)?;
                 entry.binaries.push((*selector, path.clone()));
             }
-            kernel.attach(&hook.subsystem, &hook.event)
+            match &hook.uprobe {
+                Some(target) => kernel
+                    .attach_uprobe(&target.binary, target.location.clone(), slot)
+                    .map(|()| None),
+                None => kernel.attach(&hook.subsystem, &hook.event).map(Some),
+            }
         })();
         // Record even a half-written hook, so release() undoes what was done.
-        if let Ok(site) = step {
-            entry.keys = hook.keys(site);
+        match step {
+            Ok(Some(site)) => entry.keys = hook.keys(site),
+            Ok(None) => entry.uprobe = true,
+            Err(_) => {}
         }
         installed.hooks.push(entry);
         if let Err(e) = step.map(|_| ()) {
@@ -163,7 +173,9 @@ fn release(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, installed: &Inst
         for (selector, path) in &hook.binaries {
             kernel.remove_binary(hook.slot, *selector, path);
         }
-        if !hook.subsystem.is_empty() {
+        if hook.uprobe {
+            kernel.detach_uprobe(hook.slot);
+        } else if !hook.subsystem.is_empty() {
             kernel.detach(&hook.subsystem, &hook.event);
         }
         hook_slots.give_back(hook.slot);

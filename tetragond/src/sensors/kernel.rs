@@ -6,7 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{trace_point::TracePointLinkId, TracePoint},
+    programs::{
+        trace_point::TracePointLinkId,
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
+        TracePoint, UProbe,
+    },
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
@@ -26,6 +30,23 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
     move |e| SensorError::Map {
         map,
         message: e.to_string(),
+    }
+}
+
+/// Where in a binary a uprobe goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UprobeLocation {
+    Symbol(String),
+    /// Offset in the file.
+    Offset(u64),
+}
+
+impl std::fmt::Display for UprobeLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UprobeLocation::Symbol(s) => f.write_str(s),
+            UprobeLocation::Offset(o) => write!(f, "{o:#x}"),
+        }
     }
 }
 
@@ -67,6 +88,8 @@ pub struct Kernel {
     /// Mirror of `HOOK_LISTS`, so a list can be rewritten in one update.
     lists: BTreeMap<HookKey, Vec<u32>>,
     attachments: HashMap<(String, String), Attachment>,
+    /// Uprobe links by hook slot (each uprobe hook attaches on its own).
+    uprobe_links: HashMap<u32, UProbeLinkId>,
     /// Binary path -> (id, users).
     binaries: HashMap<String, (u32, usize)>,
     next_binary_id: u32,
@@ -122,6 +145,7 @@ impl Kernel {
             ebpf,
             lists: BTreeMap::new(),
             attachments: HashMap::new(),
+            uprobe_links: HashMap::new(),
             binaries: HashMap::new(),
             next_binary_id: 1,
         };
@@ -246,6 +270,59 @@ impl Kernel {
             },
         );
         Ok(site)
+    }
+
+    /// Attaches the uprobe entry point at `location` in `binary`, with
+    /// `hook_slot` as its cookie (the program finds the hook by it).
+    pub fn attach_uprobe(
+        &mut self,
+        binary: &str,
+        location: UprobeLocation,
+        hook_slot: u32,
+    ) -> Result<(), SensorError> {
+        let name = "uprobe_dispatch";
+        let attach_err = |message: String| SensorError::Attach {
+            tracepoint: format!("uprobe {binary}:{location}"),
+            message,
+        };
+        let prog: &mut UProbe = self
+            .ebpf
+            .program_mut(name)
+            .ok_or_else(|| {
+                SensorError::Load(format!("program {name} missing from the BPF object"))
+            })?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| SensorError::Load(format!("{name}: {e}")))?;
+        if prog.fd().is_err() {
+            prog.load()
+                .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
+        }
+        let at = match &location {
+            UprobeLocation::Symbol(s) => UProbeAttachLocation::Symbol(s),
+            UprobeLocation::Offset(o) => UProbeAttachLocation::AbsoluteOffset(*o),
+        };
+        let point = UProbeAttachPoint {
+            location: at,
+            cookie: Some(u64::from(hook_slot)),
+        };
+        let link = prog
+            .attach([point], binary, UProbeScope::AllProcesses)
+            .map_err(|e| attach_err(e.to_string()))?;
+        self.uprobe_links.insert(hook_slot, link);
+        Ok(())
+    }
+
+    pub fn detach_uprobe(&mut self, hook_slot: u32) {
+        let Some(link) = self.uprobe_links.remove(&hook_slot) else {
+            return;
+        };
+        if let Some(Ok(prog)) = self
+            .ebpf
+            .program_mut("uprobe_dispatch")
+            .map(<&mut UProbe>::try_from)
+        {
+            let _ = prog.detach(link);
+        }
     }
 
     fn free_generic_slot(&self) -> Option<u32> {

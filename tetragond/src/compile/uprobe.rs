@@ -1,0 +1,123 @@
+//! `uprobes`: one attachment per symbol or offset of `path`, each carrying
+//! its hook slot as the BPF cookie. Arguments come from the registers of
+//! the x86-64 calling convention (the `pt_regs` layout is the ptrace ABI).
+
+use tetragond_ebpf::{ArgSpec, HookConf, MAX_ARGS};
+
+use super::{
+    meta,
+    selectors::{compile_selectors, HookArgs},
+    CompiledHook,
+};
+use crate::{
+    error::CompileError,
+    events::HookMeta,
+    policy::model::{TracingPolicy, UprobeSpec},
+    sensors::kernel::UprobeLocation,
+};
+
+/// Offsets in x86-64 `struct pt_regs` of rdi, rsi, rdx, rcx, r8, r9.
+const ARG_REGISTERS: [u16; 6] = [112, 104, 96, 88, 72, 64];
+
+/// A uprobe's attachment point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UprobeTarget {
+    pub binary: String,
+    pub location: UprobeLocation,
+}
+
+pub fn compile(
+    policy: &TracingPolicy,
+    hook_index: usize,
+    up: &UprobeSpec,
+) -> Result<Vec<CompiledHook>, CompileError> {
+    let what = format!("uprobes[{hook_index}] {}", up.path);
+    let unsupported = |msg: &str| Err(CompileError::Unsupported(format!("{what}: {msg}")));
+    if up.ret || up.return_arg.is_some() {
+        return unsupported("return probes (uretprobes) are not supported yet");
+    }
+    if !up.addrs.is_empty() {
+        return unsupported("addrs are not supported yet; use symbols or offsets");
+    }
+    if !up.path.starts_with('/') {
+        return Err(CompileError::Invalid(format!(
+            "{what}: path must be absolute"
+        )));
+    }
+    let conf = hook_conf(&what, policy, up)?;
+    let locations = up
+        .symbols
+        .iter()
+        .map(|s| UprobeLocation::Symbol(s.clone()))
+        .chain(up.offsets.iter().map(|o| UprobeLocation::Offset(*o)));
+    let arg_types: Vec<_> = up
+        .args
+        .iter()
+        .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
+        .collect();
+    Ok(locations
+        .map(|location| CompiledHook {
+            subsystem: "uprobe".into(),
+            event: up.path.clone(),
+            conf: conf.0,
+            sub_ids: vec![],
+            arg_values: conf.1.clone(),
+            binaries: conf.2.clone(),
+            meta: HookMeta {
+                message: up.message.clone(),
+                tags: up.tags.clone(),
+                function_name: Some(location.to_string()),
+                ..meta(policy, "uprobe", &up.path, arg_types.clone())
+            },
+            uprobe: Some(UprobeTarget {
+                binary: up.path.clone(),
+                location,
+            }),
+        })
+        .collect())
+}
+
+type Conf = (HookConf, Vec<(u8, u8, u64)>, Vec<(u32, String)>);
+
+fn hook_conf(what: &str, policy: &TracingPolicy, up: &UprobeSpec) -> Result<Conf, CompileError> {
+    if up.args.len() > MAX_ARGS {
+        return Err(CompileError::Invalid(format!(
+            "{what}: at most {MAX_ARGS} args"
+        )));
+    }
+    let mut conf = HookConf {
+        n_args: up.args.len() as u8,
+        ..Default::default()
+    };
+    for (i, arg) in up.args.iter().enumerate() {
+        let offset = ARG_REGISTERS.get(arg.index as usize).ok_or_else(|| {
+            CompileError::Unsupported(format!(
+                "{what}: arg index {}: only the 6 register arguments can be read",
+                arg.index
+            ))
+        })?;
+        if !arg.ty.is_numeric() {
+            return Err(CompileError::Unsupported(format!(
+                "{what}: arg {} of type {}: only integer uprobe args are supported so far",
+                arg.index, arg.ty
+            )));
+        }
+        let signed = arg.ty.as_str().starts_with("int")
+            || arg.ty.as_str().starts_with("sint")
+            || arg.ty.as_str() == "long";
+        conf.args[i] = ArgSpec {
+            offset: *offset,
+            size: 8,
+            signed: u8::from(signed),
+        };
+    }
+    let hook_args = HookArgs {
+        args: &up.args,
+        positional: false,
+        syscall_id: vec![],
+    };
+    let sel = compile_selectors(what, policy, &up.selectors, &hook_args, false)?;
+    conf.n_selectors = sel.selectors.len() as u8;
+    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    Ok((conf, sel.arg_values, sel.binaries))
+}
