@@ -242,6 +242,9 @@ pub mod record {
     pub const EXIT: u32 = 3;
 }
 
+/// Entries of the `LOSSES` map, indexed by `record::*`.
+pub const RECORD_KINDS: u32 = 4;
+
 /// A process executed a program (`sched_process_exec`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

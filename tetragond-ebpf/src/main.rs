@@ -31,7 +31,7 @@ use tetragond_ebpf::{
     ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList, PolicyCounters, Selector,
     TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS,
     MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN,
-    SUB_ANY,
+    RECORD_KINDS, SUB_ANY,
 };
 
 #[map]
@@ -60,13 +60,14 @@ static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 static PATH_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
-/// Records that did not fit in `EVENTS`, per CPU: nothing is lost silently.
+/// Records that did not fit in `EVENTS`, per CPU and by record kind:
+/// nothing is lost silently.
 #[map]
-static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(RECORD_KINDS, 0);
 
 #[inline(always)]
-fn count_loss() {
-    if let Some(n) = LOSSES.get_ptr_mut(0) {
+fn count_loss(kind: u32) {
+    if let Some(n) = LOSSES.get_ptr_mut(kind) {
         unsafe { *n += 1 };
     }
 }
@@ -491,7 +492,7 @@ fn post(
 ) {
     count(hook.policy_slot, |c| c.post += 1);
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count_loss();
+        count_loss(record::POLICY_EVENT);
         return;
     };
     let ev = entry.as_mut_ptr();
@@ -559,7 +560,7 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
     let tgid = (pid_tgid >> 32) as u32;
     let _ = TASK_EXE.insert(&tgid, path, 0);
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
-        count_loss();
+        count_loss(record::EXEC);
         return 0;
     };
     let rec = entry.as_mut_ptr();
@@ -606,7 +607,7 @@ pub fn task_exit(_ctx: TracePointContext) -> u32 {
         return 0;
     }
     let Some(mut entry) = EVENTS.reserve::<ExitRecord>(0) else {
-        count_loss();
+        count_loss(record::EXIT);
         return 0;
     };
     let rec = entry.as_mut_ptr();

@@ -15,6 +15,8 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
+use tetragond_ebpf::record;
+
 use crate::{
     api::{ApiError, DaemonStatus, Request, OBJECT_PATH},
     compile::Tracefs,
@@ -426,7 +428,10 @@ impl Daemon {
 
     /// Once a second: kernel losses, drop reports, cache upkeep.
     fn export_tick(&mut self) {
-        self.exporter.kernel_losses(self.store.kernel().losses());
+        let kernel = self.store.kernel();
+        let process_records = kernel.losses(record::EXEC) + kernel.losses(record::EXIT);
+        self.exporter
+            .kernel_losses(kernel.losses(record::POLICY_EVENT), process_records);
         self.exporter.tick();
         self.processes.prune(Instant::now());
         self.exporter

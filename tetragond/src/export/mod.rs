@@ -86,7 +86,7 @@ pub struct Exporter {
     /// Drops not yet reported in a `rate_limit_info` event, by reason and
     /// policy (empty for drops not tied to one).
     unreported: BTreeMap<(DropReason, String), u64>,
-    kernel_losses_seen: Option<u64>,
+    kernel_losses_seen: Option<(u64, u64)>,
 }
 
 impl Exporter {
@@ -161,12 +161,22 @@ impl Exporter {
 
     /// The kernel's running total of records that did not fit in the ring
     /// buffer; the increase since the last call is counted as dropped.
-    pub fn kernel_losses(&mut self, total: u64) {
-        // The first reading is the baseline: the counter lives as long as
-        // the BPF object, which is ours alone, so it starts at zero anyway.
-        let seen = self.kernel_losses_seen.unwrap_or(0);
-        self.kernel_losses_seen = Some(total);
-        self.dropped(DropReason::RingBuffer, "", total.saturating_sub(seen));
+    /// The kernel's ring-buffer loss counters: policy events, and exec/exit
+    /// records (those cost process context, not events).
+    pub fn kernel_losses(&mut self, policy_events: u64, process_records: u64) {
+        // The counters live as long as the BPF object, which is ours alone.
+        let (seen_events, seen_process) = self.kernel_losses_seen.unwrap_or((0, 0));
+        self.kernel_losses_seen = Some((policy_events, process_records));
+        self.dropped(
+            DropReason::RingBuffer,
+            "",
+            policy_events.saturating_sub(seen_events),
+        );
+        self.dropped(
+            DropReason::ProcessRingBuffer,
+            "",
+            process_records.saturating_sub(seen_process),
+        );
     }
 
     /// Writes the buffered lines out (end of a ring buffer drain).

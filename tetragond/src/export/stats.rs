@@ -10,6 +10,9 @@ use crate::events::kind;
 pub enum DropReason {
     /// The kernel's ring buffer was full (`LOSSES`, summed over CPUs).
     RingBuffer,
+    /// Exec/exit records lost the same way: later events of those processes
+    /// carry less context (read from /proc instead).
+    ProcessRingBuffer,
     /// The global `rate_limit_per_minute`.
     RateLimit,
     /// A policy's `policy_rate_limit_per_minute`.
@@ -22,8 +25,9 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::RingBuffer,
+        DropReason::ProcessRingBuffer,
         DropReason::RateLimit,
         DropReason::PolicyRateLimit,
         DropReason::WriteError,
@@ -33,6 +37,7 @@ impl DropReason {
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::RingBuffer => "ring_buffer",
+            DropReason::ProcessRingBuffer => "process_ring_buffer",
             DropReason::RateLimit => "rate_limit",
             DropReason::PolicyRateLimit => "policy_rate_limit",
             DropReason::WriteError => "write_error",

@@ -551,15 +551,16 @@ impl Kernel {
         vec![("bpf_trampolines", fentry), ("bpf_lsm_programs", lsm)]
     }
 
-    /// Records the kernel could not put in the ring buffer, summed over CPUs.
-    pub fn losses(&self) -> u64 {
+    /// Records of `kind` (`record::*`) the kernel could not put in the ring
+    /// buffer, summed over CPUs.
+    pub fn losses(&self, kind: u32) -> u64 {
         let Some(map) = self.ebpf.map("LOSSES") else {
             return 0;
         };
         let Ok(array) = PerCpuArray::<_, u64>::try_from(map) else {
             return 0;
         };
-        array.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0)
+        array.get(&kind, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
     /// Kernel ids of our programs (stable across mode switches and reloads).
