@@ -27,6 +27,8 @@ pub const MAX_PIDS: usize = 8;
 /// Bytes kept of an executable's path.
 pub const PATH_LEN: usize = 256;
 pub const COMM_LEN: usize = 16;
+/// Bytes of argv an exec record carries (a power of two: the kernel side masks with it).
+pub const ARGS_LEN: usize = 512;
 /// Cgroup subtrees one namespaced policy can be scoped to.
 pub const MAX_CGROUP_SCOPES: usize = 4;
 
@@ -233,6 +235,16 @@ pub struct TaskTrackingOffsets {
     pub exec_filename: u16,
     /// `sched_process_fork`: `child_pid`.
     pub fork_child_pid: u16,
+    /// 1 when the struct offsets below came from the kernel's BTF; 0 turns
+    /// argument and exit-code capture off.
+    pub from_btf: u32,
+    /// `task_struct.mm`
+    pub task_mm: u32,
+    /// `mm_struct.arg_start`, `mm_struct.arg_end`
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    /// `task_struct.exit_code`
+    pub task_exit_code: u32,
 }
 
 /// Kinds of ring buffer records: the first u32 of each.
@@ -255,9 +267,12 @@ pub struct ExecRecord {
     pub tid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub _pad: u32,
+    /// Bytes of `args` used.
+    pub args_len: u32,
     /// The path given to execve, NUL padded.
     pub filename: [u8; PATH_LEN],
+    /// The new program's argv, NUL separated, cut at `ARGS_LEN - 1` bytes.
+    pub args: [u8; ARGS_LEN],
 }
 
 /// A process (its thread group leader) exited.
@@ -267,6 +282,9 @@ pub struct ExitRecord {
     pub kind: u32,
     pub tgid: u32,
     pub ktime_ns: u64,
+    /// The wait status (`task_struct.exit_code`), when `has_exit_code`.
+    pub exit_code: u32,
+    pub has_exit_code: u32,
 }
 
 /// A posted event, written to the `EVENTS` ring buffer.

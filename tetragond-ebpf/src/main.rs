@@ -18,7 +18,8 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_ns,
         bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         generated::{
-            bpf_get_attach_cookie, bpf_get_current_ancestor_cgroup_id, bpf_loop, bpf_send_signal,
+            self as gen, bpf_get_attach_cookie, bpf_get_current_ancestor_cgroup_id,
+            bpf_get_current_task, bpf_loop, bpf_send_signal,
         },
     },
     macros::{fentry, lsm, map, tracepoint, uprobe},
@@ -29,9 +30,9 @@ use aya_ebpf::{
 use tetragond_ebpf::{
     action, op, record, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo,
     ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList, PolicyCounters, Selector,
-    TaskTrackingOffsets, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS,
-    MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN,
-    RECORD_KINDS, SUB_ANY,
+    TaskTrackingOffsets, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
+    MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
+    PATH_LEN, RECORD_KINDS, SUB_ANY,
 };
 
 #[map]
@@ -572,13 +573,48 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
         (*rec).tid = pid_tgid as u32;
         (*rec).uid = uid_gid as u32;
         (*rec).gid = (uid_gid >> 32) as u32;
-        (*rec)._pad = 0;
         if bpf_probe_read_kernel_buf(path.bytes.as_ptr(), &mut (*rec).filename).is_err() {
             (*rec).filename[0] = 0;
         }
+        (*rec).args_len = read_argv(offsets, (*rec).args.as_mut_ptr());
     }
     entry.submit(0);
     0
+}
+
+/// Copies the new program's argv (from `mm->arg_start` to `arg_end`) to
+/// `dst`, at most `ARGS_LEN - 1` bytes; returns the length, 0 on failure.
+#[inline(always)]
+fn read_argv(offsets: &TaskTrackingOffsets, dst: *mut u8) -> u32 {
+    if offsets.from_btf == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let Some(mm) = (unsafe { read_kernel::<u64>(task.add(offsets.task_mm as usize)) }) else {
+        return 0;
+    };
+    let mm = mm as *const u8;
+    let start = unsafe { read_kernel::<u64>(mm.add(offsets.mm_arg_start as usize)) };
+    let end = unsafe { read_kernel::<u64>(mm.add(offsets.mm_arg_end as usize)) };
+    let (Some(start), Some(end)) = (start, end) else {
+        return 0;
+    };
+    // Masked so the verifier sees the length bounded by the buffer.
+    let len = (end.saturating_sub(start).min(ARGS_LEN as u64 - 1) as u32) & (ARGS_LEN as u32 - 1);
+    if len == 0 {
+        return 0;
+    }
+    let rc = unsafe { gen::bpf_probe_read_user(dst.cast(), len, start as *const c_void) };
+    if rc == 0 {
+        len
+    } else {
+        0
+    }
+}
+
+#[inline(always)]
+unsafe fn read_kernel<T>(src: *const u8) -> Option<T> {
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(src.cast::<T>()) }.ok()
 }
 
 #[tracepoint]
@@ -610,11 +646,20 @@ pub fn task_exit(_ctx: TracePointContext) -> u32 {
         count_loss(record::EXIT);
         return 0;
     };
+    let exit_code = TASK_OFFSETS
+        .get(0)
+        .filter(|o| o.from_btf != 0)
+        .and_then(|o| {
+            let task = unsafe { bpf_get_current_task() } as *const u8;
+            unsafe { read_kernel::<u32>(task.add(o.task_exit_code as usize)) }
+        });
     let rec = entry.as_mut_ptr();
     unsafe {
         (*rec).kind = record::EXIT;
         (*rec).tgid = tgid;
         (*rec).ktime_ns = bpf_ktime_get_ns();
+        (*rec).exit_code = exit_code.unwrap_or(0);
+        (*rec).has_exit_code = exit_code.is_some() as u32;
     }
     entry.submit(0);
     0

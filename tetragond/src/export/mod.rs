@@ -284,16 +284,18 @@ mod tests {
     #[test]
     fn kernel_losses_are_deltas() {
         let (mut x, path) = exporter("losses", RateLimits::new(0, 0));
-        x.kernel_losses(5);
-        x.kernel_losses(5);
-        x.kernel_losses(12);
+        x.kernel_losses(5, 0);
+        x.kernel_losses(5, 2);
+        x.kernel_losses(12, 2);
         x.tick();
         let out = lines(&path);
-        assert_eq!(out.len(), 1);
-        assert_eq!(
-            out[0]["rate_limit_info"]["number_of_dropped_process_events"],
-            "12"
-        );
-        assert_eq!(out[0]["rate_limit_info"]["reason"], "ring_buffer");
+        assert_eq!(out.len(), 2, "{out:?}");
+        let count = |reason: &str| {
+            out.iter()
+                .find(|l| l["rate_limit_info"]["reason"] == reason)
+                .map(|l| l["rate_limit_info"]["number_of_dropped_process_events"].clone())
+        };
+        assert_eq!(count("ring_buffer"), Some("12".into()));
+        assert_eq!(count("process_ring_buffer"), Some("2".into()));
     }
 }

@@ -63,6 +63,10 @@ fn item(record: Option<Record>) -> Item {
     match record {
         Some(Record::Policy(ev)) => Item::Policy(ev),
         Some(Record::Exec(rec)) => Item::Exec(rec, procfs::read(rec.tgid)),
+        // The kernel's exit code when it had the offsets, else /proc's.
+        Some(Record::Exit(rec)) if rec.has_exit_code != 0 => {
+            Item::Exit(rec, Some(rec.exit_code as i32))
+        }
         Some(Record::Exit(rec)) => Item::Exit(
             rec,
             procfs::read_stat_only(rec.tgid).and_then(|i| i.exit_code),

@@ -116,6 +116,7 @@ impl ProcessCache {
             filename
         };
         let parent_exec_id = self.exec_id_of(info.ppid);
+        let arguments = arguments(rec, &info);
         let process = Process {
             exec_id: exec_id::exec_id(&self.node_name, rec.ktime_ns, rec.tgid),
             pid: rec.tgid,
@@ -124,7 +125,7 @@ impl ProcessCache {
             flags: flags("execve", &info.cwd),
             cwd: info.cwd,
             binary,
-            arguments: join_arguments(info.argv.get(1..).unwrap_or_default()),
+            arguments,
             start_ns: rec.ktime_ns,
             start_time: self.clock.rfc3339(rec.ktime_ns),
             ppid: info.ppid,
@@ -285,6 +286,25 @@ fn flags(origin: &str, cwd: &str) -> String {
 /// argv joined by spaces; an argument that is empty or holds a space, a
 /// quote or a backslash is double-quoted with escapes, so the string can be
 /// split back unambiguously.
+/// The arguments (argv without argv[0]): from the exec record, which the
+/// kernel filled at exec time, else from /proc (a process may be gone).
+fn arguments(rec: &ExecRecord, info: &procfs::ProcInfo) -> String {
+    let len = (rec.args_len as usize).min(rec.args.len());
+    if len == 0 {
+        return join_arguments(info.argv.get(1..).unwrap_or_default());
+    }
+    let argv: Vec<String> = rec.args[..len]
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    // argv ends with a NUL, which leaves one empty piece behind.
+    let argv = match argv.split_last() {
+        Some((last, rest)) if last.is_empty() => rest.to_vec(),
+        _ => argv,
+    };
+    join_arguments(argv.get(1..).unwrap_or_default())
+}
+
 pub fn join_arguments(argv: &[String]) -> String {
     let mut out = String::new();
     for (i, arg) in argv.iter().enumerate() {

@@ -1,5 +1,5 @@
 use super::*;
-use tetragond_ebpf::{record, PATH_LEN};
+use tetragond_ebpf::{record, ARGS_LEN, PATH_LEN};
 
 fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
     let mut name = [0u8; PATH_LEN];
@@ -11,9 +11,20 @@ fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
         tid: tgid,
         uid: 0,
         gid: 0,
-        _pad: 0,
+        args_len: 0,
         filename: name,
+        args: [0; ARGS_LEN],
     }
+}
+
+#[test]
+fn arguments_come_from_the_exec_record_when_the_kernel_gave_them() {
+    let mut rec = exec_record(1, 1, "/bin/echo");
+    let argv = b"/bin/echo\0hello\0two words\0";
+    rec.args[..argv.len()].copy_from_slice(argv);
+    rec.args_len = argv.len() as u32;
+    let info = procfs::ProcInfo::gone();
+    assert_eq!(arguments(&rec, &info), r#"hello "two words""#);
 }
 
 fn cache(max: usize) -> ProcessCache {
@@ -83,6 +94,8 @@ fn exited_kept_for_grace_then_pruned() {
         kind: record::EXIT,
         tgid: pid,
         ktime_ns: 2,
+        exit_code: 0,
+        has_exit_code: 1,
     };
     assert!(c.on_exit(&exit).is_some());
     c.prune(Instant::now());
@@ -104,6 +117,8 @@ fn bounded_lru_evicts_exited_then_least_used() {
         kind: record::EXIT,
         tgid: base + 1,
         ktime_ns: 3,
+        exit_code: 0,
+        has_exit_code: 0,
     });
     c.on_exec(&exec_record(base + 20, 1, "/bin/x"), None);
     assert!(c.len() <= 20);

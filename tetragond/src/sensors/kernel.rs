@@ -173,10 +173,27 @@ impl Kernel {
                 .map(|f| f.offset)
                 .ok_or_else(|| SensorError::BadFormat(format!("{tp}: no field {name}")))
         };
-        let offsets = TaskTrackingOffsets {
+        let mut offsets = TaskTrackingOffsets {
             exec_filename: field(&exec, "filename", "sched_process_exec")?,
             fork_child_pid: field(&fork, "child_pid", "sched_process_fork")?,
+            ..Default::default()
         };
+        match struct_offsets() {
+            Ok(o) => {
+                (
+                    offsets.task_mm,
+                    offsets.mm_arg_start,
+                    offsets.mm_arg_end,
+                    offsets.task_exit_code,
+                ) = o;
+                offsets.from_btf = 1;
+            }
+            // Still enforceable: events just lack argv and exit codes from
+            // the kernel (user space falls back to /proc).
+            Err(e) => {
+                tracing::warn!("kernel BTF: {e}; exec arguments and exit codes come from /proc")
+            }
+        }
         let mut map: Array<_, TaskTrackingOffsets> = take!(self.ebpf, Array, "TASK_OFFSETS");
         map.set(0, &offsets, 0).map_err(map_err("TASK_OFFSETS"))?;
         self.seed_task_exe();
@@ -578,6 +595,19 @@ impl Kernel {
             .map(|(s, e)| format!("{s}/{e}"))
             .collect()
     }
+}
+
+/// task_struct.mm, mm_struct.arg_start, mm_struct.arg_end and
+/// task_struct.exit_code in the running kernel, from its BTF.
+fn struct_offsets() -> Result<(u32, u32, u32, u32), super::btf::BtfError> {
+    let btf = super::btf::KernelBtf::from_sys_fs()?;
+    let at = |s: &str, m: &str| btf.member_offset(s, &[m]).map(|o| o.offset);
+    Ok((
+        at("task_struct", "mm")?,
+        at("mm_struct", "arg_start")?,
+        at("mm_struct", "arg_end")?,
+        at("task_struct", "exit_code")?,
+    ))
 }
 
 fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SensorError> {

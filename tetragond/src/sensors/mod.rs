@@ -1,6 +1,7 @@
 //! Sensors: the kernel programs, where they attach, and the maps policies
 //! are compiled into.
 
+pub mod btf;
 pub mod install;
 pub mod kernel;
 pub mod memory;
