@@ -28,10 +28,13 @@ pub struct HookMeta {
 }
 
 /// A record from the kernel's ring buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Policy events are the hot path: kept inline, not boxed per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Policy(Event),
-    Exec(ExecRecord),
+    /// Boxed: with its argv it is several times the size of the others.
+    Exec(Box<ExecRecord>),
     Exit(ExitRecord),
 }
 
@@ -40,7 +43,7 @@ pub fn decode(bytes: &[u8]) -> Option<Record> {
     let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
     match kind {
         record::POLICY_EVENT => read_pod(bytes).map(Record::Policy),
-        record::EXEC => read_pod(bytes).map(Record::Exec),
+        record::EXEC => read_pod(bytes).map(|r| Record::Exec(Box::new(r))),
         record::EXIT => read_pod(bytes).map(Record::Exit),
         _ => None,
     }

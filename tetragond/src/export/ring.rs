@@ -26,11 +26,13 @@ use crate::{
 const BATCH: usize = 4096;
 const BATCHES: usize = 16;
 
+// Policy events are the hot path: kept inline, not boxed per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Item {
     Policy(Event),
     /// With /proc as read right after the exec (None: already gone).
-    Exec(ExecRecord, Option<ProcInfo>),
+    Exec(Box<ExecRecord>, Option<ProcInfo>),
     /// With the wait status read right after the exit, when still there.
     Exit(ExitRecord, Option<i32>),
     Unknown,
@@ -62,7 +64,10 @@ pub fn spawn(mut ring: RingBuf<MapData>) -> std::io::Result<mpsc::Receiver<Vec<I
 fn item(record: Option<Record>) -> Item {
     match record {
         Some(Record::Policy(ev)) => Item::Policy(ev),
-        Some(Record::Exec(rec)) => Item::Exec(rec, procfs::read(rec.tgid)),
+        Some(Record::Exec(rec)) => {
+            let info = procfs::read(rec.tgid);
+            Item::Exec(rec, info)
+        }
         // The kernel's exit code when it had the offsets, else /proc's.
         Some(Record::Exit(rec)) if rec.has_exit_code != 0 => {
             Item::Exit(rec, Some(rec.exit_code as i32))
