@@ -13,15 +13,6 @@ use std::{
 
 use common::*;
 
-// Syscalls the test binary makes; none is made by its runtime at start-up.
-const SYS_SYSINFO: u32 = 99;
-const SYS_TIMES: u32 = 100;
-const SYS_GETPGID: u32 = 121;
-const SYS_GETSID: u32 = 124;
-const SYS_GETPRIORITY: u32 = 140;
-const SYS_SCHED_GETSCHEDULER: u32 = 145;
-const SYS_GETPGRP: u32 = 111;
-
 fn enabled(p: &serde_json::Value) -> bool {
     p["state"] == "enabled"
 }

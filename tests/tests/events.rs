@@ -19,15 +19,6 @@ use std::{
 use common::*;
 use serde_json::{json, Value};
 
-const SYS_SYSINFO: u32 = 99;
-const SYS_TIMES: u32 = 100;
-const SYS_GETPGRP: u32 = 111;
-const SYS_GETPGID: u32 = 121;
-const SYS_GETSID: u32 = 124;
-const SYS_GETPRIORITY: u32 = 140;
-const SYS_SCHED_GETSCHEDULER: u32 = 145;
-const SYS_SCHED_GET_PRIORITY_MAX: u32 = 146;
-
 /// Calls that keep the test binary alive long enough for /proc to be read.
 const CALLS: &str = "20000";
 

@@ -12,8 +12,6 @@ use std::{
 
 use common::*;
 
-const SYS_GETPRIORITY: u32 = 140;
-
 /// A cgroup of our own on this machine's cgroup2 file system.
 struct TestCgroup(PathBuf);
 

@@ -6,10 +6,6 @@ use std::os::unix::process::ExitStatusExt;
 
 use common::*;
 
-const SYS_GETPGID: u32 = 121;
-const SYS_GETSID: u32 = 124;
-const SYS_SYSINFO: u32 = 99;
-
 fn enabled(p: &serde_json::Value) -> bool {
     p["state"] == "enabled"
 }

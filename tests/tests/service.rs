@@ -10,9 +10,6 @@ use std::{
 
 use common::*;
 
-const SYS_GETPGRP: u32 = 111;
-const SYS_TIMES: u32 = 100;
-
 fn enabled(p: &serde_json::Value) -> bool {
     p["state"] == "enabled"
 }

@@ -27,6 +27,17 @@ use serde_json::Value;
 pub const WAIT: Duration = Duration::from_secs(60);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+// Syscalls the test binary makes for the tests; none is made by its
+// runtime at start-up, so a policy on one touches nothing else.
+pub const SYS_SYSINFO: u32 = 99;
+pub const SYS_TIMES: u32 = 100;
+pub const SYS_GETPGRP: u32 = 111;
+pub const SYS_GETPGID: u32 = 121;
+pub const SYS_GETSID: u32 = 124;
+pub const SYS_GETPRIORITY: u32 = 140;
+pub const SYS_SCHED_GETSCHEDULER: u32 = 145;
+pub const SYS_SCHED_GET_PRIORITY_MAX: u32 = 146;
+
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
