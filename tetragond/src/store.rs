@@ -129,10 +129,6 @@ impl Store {
         &self.dir
     }
 
-    pub fn kernel_mut(&mut self) -> &mut Kernel {
-        &mut self.kernel
-    }
-
     pub fn kernel(&self) -> &Kernel {
         &self.kernel
     }

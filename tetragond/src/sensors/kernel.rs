@@ -438,12 +438,6 @@ impl Kernel {
             .map_err(map_err("POLICY_MODE"))
     }
 
-    pub fn mode(&self, policy_slot: u32) -> Result<u32, SensorError> {
-        self.policy_mode
-            .get(&policy_slot, 0)
-            .map_err(map_err("POLICY_MODE"))
-    }
-
     /// Sum over CPUs.
     pub fn counters(&self, policy_slot: u32) -> Result<PolicyCounters, SensorError> {
         let per_cpu = self
@@ -578,22 +572,6 @@ impl Kernel {
             return 0;
         };
         array.get(&kind, 0).map(|v| v.iter().sum()).unwrap_or(0)
-    }
-
-    /// Kernel ids of our programs (stable across mode switches and reloads).
-    pub fn program_ids(&self) -> Vec<u32> {
-        self.ebpf
-            .programs()
-            .filter_map(|(_, p)| p.info().ok().map(|i| i.id()))
-            .collect()
-    }
-
-    /// Tracepoints currently attached, as `subsystem/event`.
-    pub fn attached(&self) -> Vec<String> {
-        self.attachments
-            .keys()
-            .map(|(s, e)| format!("{s}/{e}"))
-            .collect()
     }
 }
 
