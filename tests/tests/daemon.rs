@@ -13,10 +13,6 @@ use std::{
 
 use common::*;
 
-fn enabled(p: &serde_json::Value) -> bool {
-    p["state"] == "enabled"
-}
-
 #[test]
 fn sigkill_policy_kills_counts_and_posts() {
     let mut h = Harness::new();
@@ -346,11 +342,7 @@ fn rename_over_edits_leave_no_gap_and_delete_unloads() {
     );
 
     std::fs::remove_file(h.policy_dir.join("gap.yaml")).expect("delete");
-    let deadline = Instant::now() + WAIT;
-    while h.policy("no-gap").is_some() {
-        assert!(Instant::now() < deadline, "deleted policy still listed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    h.wait_policy_gone("no-gap");
     let status = run_testbin(SYS_SCHED_GETSCHEDULER);
     assert!(
         status.success(),

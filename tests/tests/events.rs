@@ -44,10 +44,6 @@ fn assert_valid(schema: &schema::Schema, events: &[Value]) {
     }
 }
 
-fn enabled(p: &Value) -> bool {
-    p["state"] == "enabled"
-}
-
 /// (kind, body) of an event line.
 fn body(ev: &Value) -> Option<(&str, &Value)> {
     ev.as_object()?
@@ -101,11 +97,6 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> (u32, ExitStatus) {
 fn run_bin(args: &[&str]) -> (u32, ExitStatus) {
     let bin = testbin();
     run_in(Path::new("/"), &bin.to_string_lossy(), args)
-}
-
-/// The harness passes `ROOT/tetragond.toml` as `--config` when it exists.
-fn with_config(h: &mut Harness, toml: &str) {
-    fs::write(h.root.join("tetragond.toml"), toml).expect("write config");
 }
 
 fn post_tracepoint_policy(name: &str) -> String {
@@ -234,7 +225,7 @@ fn hook_events_name_process_and_parent_and_match_the_schema() {
     // record arrives (up to ~2 ms later on an idle VM), and a process gone by
     // then is known only by what the kernel record carries. The rate limit
     // keeps the file small; the drops are reported like any other.
-    with_config(&mut h, "[export]\npolicy_rate_limit_per_minute = 10\n");
+    h.write_config("[export]\npolicy_rate_limit_per_minute = 10\n");
     h.start_daemon();
     h.write_policy(
         "raw.yaml",
@@ -318,7 +309,7 @@ fn hook_events_name_process_and_parent_and_match_the_schema() {
 fn relative_exec_gets_an_absolute_binary() {
     let mut h = Harness::new();
     // Long-lived enough for /proc (see hook_events_name_process_...).
-    with_config(&mut h, "[export]\npolicy_rate_limit_per_minute = 10\n");
+    h.write_config("[export]\npolicy_rate_limit_per_minute = 10\n");
     h.start_daemon();
     // matchBinaries sees the path as given to execve (a known limit) and
     // takes absolute paths only: this policy matches a rarely made syscall
@@ -453,10 +444,9 @@ fn rotation_run(compress: bool) {
     const BACKUPS: u32 = 30;
     const CALLS: u64 = 300;
     let mut h = Harness::new();
-    with_config(
-        &mut h,
-        &format!("[export]\nmax_size_bytes = {MAX}\nbackups = {BACKUPS}\ncompress = {compress}\n"),
-    );
+    h.write_config(&format!(
+        "[export]\nmax_size_bytes = {MAX}\nbackups = {BACKUPS}\ncompress = {compress}\n"
+    ));
     h.start_daemon();
     h.write_policy(
         "many.yaml",
@@ -569,7 +559,7 @@ fn burst_beyond_the_ring_buffer_is_counted() {
         .unwrap_or(300_000);
     let mut h = Harness::new();
     // Every line stays in one file, to be counted.
-    with_config(&mut h, "[export]\nmax_size_bytes = 0\n");
+    h.write_config("[export]\nmax_size_bytes = 0\n");
     h.daemon_args
         .extend(["--metrics-address".to_string(), "127.0.0.1:0".to_string()]);
     h.start_daemon();
@@ -627,7 +617,7 @@ fn burst_beyond_the_ring_buffer_is_counted() {
 #[test]
 fn policy_rate_limit_drops_are_reported() {
     let mut h = Harness::new();
-    with_config(&mut h, "[export]\npolicy_rate_limit_per_minute = 5\n");
+    h.write_config("[export]\npolicy_rate_limit_per_minute = 5\n");
     h.start_daemon();
     h.write_policy(
         "limited.yaml",

@@ -6,7 +6,7 @@ mod common;
 use std::{
     fs,
     os::unix::process::CommandExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, ExitStatus, Stdio},
 };
 
@@ -61,19 +61,14 @@ fn namespaced_policy(name: &str, namespace: &str) -> String {
     )
 }
 
-fn write_config(h: &Harness, cgroup: &Path) {
-    fs::write(
-        h.root.join("tetragond.toml"),
-        format!("[namespaces]\nweb = [\"{}\"]\n", cgroup.display()),
-    )
-    .expect("config");
-}
-
 #[test]
 fn namespaced_policy_applies_only_inside_its_cgroups() {
     let cgroup = TestCgroup::new();
     let mut h = Harness::new();
-    write_config(&h, &cgroup.0);
+    h.write_config(&format!(
+        "[namespaces]\nweb = [\"{}\"]\n",
+        cgroup.0.display()
+    ));
     h.start_daemon();
     h.write_policy("web.yaml", &namespaced_policy("web-kill", "web"));
     let p = h.wait_policy("web-kill", "enabled", |p| p["state"] == "enabled");

@@ -6,10 +6,6 @@ use std::os::unix::process::ExitStatusExt;
 
 use common::*;
 
-fn enabled(p: &serde_json::Value) -> bool {
-    p["state"] == "enabled"
-}
-
 #[test]
 fn signal_action_sends_its_signal() {
     let mut h = Harness::new();
@@ -342,10 +338,6 @@ spec:
 
     // Deleting the policy detaches the uprobe.
     std::fs::remove_file(h.policy_dir.join("uprobe.yaml")).expect("delete");
-    let deadline = std::time::Instant::now() + WAIT;
-    while h.policy("uprobe-probe").is_some() {
-        assert!(std::time::Instant::now() < deadline, "still listed");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    h.wait_policy_gone("uprobe-probe");
     assert!(run("42").success(), "no uprobe after the policy is gone");
 }

@@ -10,10 +10,6 @@ use std::{
 
 use common::*;
 
-fn enabled(p: &serde_json::Value) -> bool {
-    p["state"] == "enabled"
-}
-
 /// `busctl call` on the Manager, as root or as nobody.
 fn manager_call_as(
     h: &Harness,
@@ -189,11 +185,7 @@ fn run_time_settings_survive_a_restart() {
     // Deleting the policy drops what was stored for it.
     assert!(h.set_mode("keep", "monitor").status.success());
     std::fs::remove_file(h.policy_dir.join("keep.yaml")).expect("delete");
-    let deadline = std::time::Instant::now() + WAIT;
-    while h.policy("keep").is_some() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    h.wait_policy_gone("keep");
     let state = std::fs::read_to_string(h.state_dir.join("runtime.json")).expect("state file");
     assert!(!state.contains("keep"), "{state}");
 }

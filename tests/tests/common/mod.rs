@@ -297,6 +297,24 @@ impl Harness {
         }
     }
 
+    /// Polls `tetra tp list` until the named policy is no longer listed.
+    pub fn wait_policy_gone(&self, name: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.policy(name).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "policy {name} still listed\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon configuration: `start_daemon` passes it as `--config`.
+    pub fn write_config(&self, toml: &str) {
+        fs::write(self.root.join("tetragond.toml"), toml).expect("write the daemon config");
+    }
+
     /// Writes a file the way editors save: a temporary name renamed over it.
     pub fn write_policy(&self, file: &str, text: &str) {
         write_rename(&self.policy_dir.join(file), text);
@@ -495,6 +513,11 @@ pub fn run_testbin(nr: u32) -> ExitStatus {
         .spawn()
         .expect("spawn testbin");
     wait_child(&mut child, WAIT).expect("testbin ends")
+}
+
+/// `wait_policy` predicate: the policy is loaded.
+pub fn enabled(p: &Value) -> bool {
+    p["state"] == "enabled"
 }
 
 pub fn killed_by_sigkill(status: ExitStatus) -> bool {
