@@ -6,7 +6,7 @@
 //! enforced; a second file defining a loaded policy is refused.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     fs,
     path::{Path, PathBuf},
 };
@@ -77,6 +77,9 @@ pub struct Store {
     policy_slots: SlotAllocator,
     hook_slots: SlotAllocator,
     next_id: u64,
+    /// Hook slot -> (policy slot, event metadata) of what is installed now,
+    /// so decorating an event is one lookup, not a walk over every policy.
+    hook_metas: HashMap<u32, (u32, HookMeta)>,
 }
 
 /// Outcome of a rescan, for logs and sd_notify STATUS.
@@ -116,6 +119,7 @@ impl Store {
             policy_slots: SlotAllocator::policies(),
             hook_slots: SlotAllocator::hooks(),
             next_id: 1,
+            hook_metas: HashMap::new(),
         }
     }
 
@@ -201,7 +205,7 @@ impl Store {
             return;
         };
         if let Some(installed) = &entry.installed {
-            install::remove(&mut self.kernel, &mut self.hook_slots, installed);
+            self.uninstall(installed);
         }
         self.policy_slots.give_back(entry.policy_slot);
         if let Some(key) = &entry.key {
@@ -321,6 +325,13 @@ impl Store {
         )
         .map_err(|e| e.to_string())?;
         tracing::info!(policy = %key.1, mode = %resolved.mode, source = %resolved.source, file = %entry.file.display(), "policy loaded");
+        if let Some(old) = &entry.installed {
+            self.forget_hooks(old);
+        }
+        for hook in &installed.hooks {
+            self.hook_metas
+                .insert(hook.slot, (entry.policy_slot, hook.meta.clone()));
+        }
         entry.installed = Some(installed);
         entry.sensors = compiled.sensors;
         entry.policy_mode = policy_mode;
@@ -334,7 +345,19 @@ impl Store {
 
     fn unload(&mut self, entry: &mut Entry) {
         if let Some(installed) = entry.installed.take() {
-            install::remove(&mut self.kernel, &mut self.hook_slots, &installed);
+            self.uninstall(&installed);
+        }
+    }
+
+    /// Takes a policy version out of the kernel and out of `hook_metas`.
+    fn uninstall(&mut self, installed: &Installed) {
+        install::remove(&mut self.kernel, &mut self.hook_slots, installed);
+        self.forget_hooks(installed);
+    }
+
+    fn forget_hooks(&mut self, installed: &Installed) {
+        for hook in &installed.hooks {
+            self.hook_metas.remove(&hook.slot);
         }
     }
 
@@ -442,13 +465,10 @@ impl Store {
 
     /// Event decoration: which policy and hook a kernel slot belongs to.
     pub fn hook_meta(&self, policy_slot: u32, hook_slot: u32) -> Option<&HookMeta> {
-        self.entries
-            .values()
-            .filter(|e| e.policy_slot == policy_slot)
-            .filter_map(|e| e.installed.as_ref())
-            .flat_map(|i| i.hooks.iter())
-            .find(|h| h.slot == hook_slot)
-            .map(|h| &h.meta)
+        self.hook_metas
+            .get(&hook_slot)
+            .filter(|(owner, _)| *owner == policy_slot)
+            .map(|(_, meta)| meta)
     }
 
     pub fn list(&self) -> Vec<PolicyInfo> {
@@ -506,7 +526,7 @@ impl Store {
     pub fn clear(&mut self) {
         for (_, entry) in std::mem::take(&mut self.entries) {
             if let Some(installed) = &entry.installed {
-                install::remove(&mut self.kernel, &mut self.hook_slots, installed);
+                self.uninstall(installed);
             }
         }
     }
