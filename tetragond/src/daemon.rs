@@ -18,7 +18,7 @@ use tokio::{
 use tetragond_ebpf::record;
 
 use crate::{
-    api::{ApiError, DaemonStatus, Request, OBJECT_PATH},
+    api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
     compile::Tracefs,
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
@@ -121,7 +121,8 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
         .await
         .context("connecting to D-Bus")?;
     let objects = PolicyObjects::new(bus.clone());
-    objects.sync(daemon.store.list()).await;
+    let (policies_tx, policies_rx) = watch::channel(Vec::new());
+    publish(&objects, &policies_tx, daemon.store.list()).await;
     let events_service = EventsService {
         stats: stats.clone(),
         file: x.file.display().to_string(),
@@ -134,7 +135,6 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     if let Err(e) = bus.object_server().at(OBJECT_PATH, events_service).await {
         tracing::error!("serving the Events D-Bus interface: {e}");
     }
-    let (policies_tx, policies_rx) = watch::channel(daemon.store.list());
     if let Some(address) = config.metrics_address {
         let bound = metrics::serve(address, stats.clone(), policies_rx).await?;
         tracing::info!("metrics at http://{bound}/metrics");
@@ -156,7 +156,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
                 let summary = daemon.store.rescan();
                 count_reload(&stats, &summary);
                 sd::status(&summary.to_string());
-                objects.sync(daemon.store.list()).await;
+                publish(&objects, &policies_tx, daemon.store.list()).await;
             }
             Some(req) = req_rx.recv() => {
                 let reload = matches!(req, Request::Reload(_));
@@ -164,18 +164,16 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
                 if reload {
                     count_reload(&stats, &daemon.store.summary());
                 }
-                objects.sync(daemon.store.list()).await;
+                publish(&objects, &policies_tx, daemon.store.list()).await;
             }
             _ = hup.recv() => {
                 let summary = daemon.reload();
                 count_reload(&stats, &summary);
-                objects.sync(daemon.store.list()).await;
+                publish(&objects, &policies_tx, daemon.store.list()).await;
             }
             _ = refresh.tick() => {
                 daemon.export_tick();
-                let list = daemon.store.list();
-                policies_tx.send_replace(list.clone());
-                objects.sync(list).await;
+                publish(&objects, &policies_tx, daemon.store.list()).await;
             }
             Some(batch) = records.recv() => daemon.drain_events(batch),
             _ = tick(&mut watchdog) => sd::watchdog(),
@@ -189,6 +187,17 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     tracing::info!("stopping: unloading every policy");
     daemon.store.clear();
     Ok(())
+}
+
+/// Hands the policy list to its readers: the D-Bus policy objects and the
+/// metrics server. After every change, and once a second for the counters.
+async fn publish(
+    objects: &PolicyObjects,
+    metrics: &watch::Sender<Vec<PolicyInfo>>,
+    list: Vec<PolicyInfo>,
+) {
+    metrics.send_replace(list.clone());
+    objects.sync(list).await;
 }
 
 fn count_reload(stats: &ExportStats, summary: &Summary) {
