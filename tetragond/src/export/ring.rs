@@ -65,7 +65,7 @@ fn item(record: Option<Record>) -> Item {
     match record {
         Some(Record::Policy(ev)) => Item::Policy(ev),
         Some(Record::Exec(rec)) => {
-            let info = procfs::read(rec.tgid);
+            let info = procfs::read_with(rec.tgid, rec.args_len == 0);
             Item::Exec(rec, info)
         }
         // The kernel's exit code when it had the offsets, else /proc's.

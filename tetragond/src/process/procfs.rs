@@ -38,6 +38,12 @@ impl ProcInfo {
 
 /// Reads everything about `pid`; None when the process is gone.
 pub fn read(pid: u32) -> Option<ProcInfo> {
+    read_with(pid, true)
+}
+
+/// Like `read`, without `cmdline` when the caller has argv already (an exec
+/// record the kernel filled): that read can block on the process's memory.
+pub fn read_with(pid: u32, argv: bool) -> Option<ProcInfo> {
     let dir = Path::new("/proc").join(pid.to_string());
     let stat = read_stat(&dir)?;
     let (ppid, uid) = read_status(&dir);
@@ -50,9 +56,13 @@ pub fn read(pid: u32) -> Option<ProcInfo> {
             .unwrap_or(u32::MAX),
         cwd: link(&dir.join("cwd")),
         exe: link(&dir.join("exe")),
-        argv: fs::read(dir.join("cmdline"))
-            .map(|b| split_argv(&b))
-            .unwrap_or_default(),
+        argv: if argv {
+            fs::read(dir.join("cmdline"))
+                .map(|b| split_argv(&b))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
         ..stat
     })
 }
