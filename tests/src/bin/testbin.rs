@@ -1,11 +1,36 @@
-//! A process for the integration tests to aim policies at.
+//! A process for the integration tests and the VM hook tests to aim
+//! policies at. Every subcommand prints one line on stdout and exits 0, so
+//! a shell can grep the outcome; killed by a policy, it prints nothing.
 //!
-//! `tetragond-testbin syscall NR [COUNT]`: makes syscall NR COUNT times (default
-//! 1), then prints `survived` and exits 0. Killed by a policy, it prints nothing.
-//! `tetragond-testbin bench NR COUNT`: prints the best-of-5 ns per syscall NR.
-//! `tetragond-testbin probe VALUE`: calls `tetragond_testbin_probe(VALUE)`.
+//! - `syscall NR [COUNT]`: makes syscall NR COUNT times (default 1), prints
+//!   `survived`.
+//! - `bench NR COUNT`: prints the best-of-5 ns per syscall NR.
+//! - `probe VALUE`: calls `tetragond_testbin_probe(VALUE)`, prints `survived`.
+//! - `open PATH`: open(2) O_RDONLY: `opened` or `error ERRNO`.
+//! - `read PATH`: open, then read 1 byte: `read` or `error ERRNO`; a failed
+//!   open prints `open-error ERRNO`.
+//! - `exec PATH [ARGS..]`: execv(PATH, [PATH, ARGS..]); on failure prints
+//!   `error ERRNO` (on success the new program prints).
+//! - `connect IP PORT`: TCP connect: `connected` or `error ERRNO`.
+//! - `listen PORT`: binds 127.0.0.1:PORT, prints `listening`, then accepts
+//!   and closes connections forever.
+//! - `dropcaps SUBCMD..`: empties the effective, permitted and inheritable
+//!   capability sets (same uid), then runs SUBCMD in this process.
+//! - `setuid UID`: setuid(2): `ok` or `error ERRNO`.
+//! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
+//!   `child-killed SIGNAL` or `child-exited STATUS`.
 
-use std::time::Instant;
+use std::{
+    ffi::CString,
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    os::unix::ffi::OsStrExt,
+    time::Instant,
+};
+
+const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | bench NR COUNT | probe VALUE \
+| open PATH | read PATH | exec PATH [ARGS..] | connect IP PORT | listen PORT \
+| dropcaps SUBCMD.. | setuid UID | fork SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -36,27 +61,199 @@ pub extern "C" fn tetragond_testbin_probe(value: u64) -> u64 {
     std::hint::black_box(value).wrapping_add(1)
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn io_errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+/// The line `error N` for a failed call.
+fn error_line(e: &std::io::Error) -> String {
+    format!("error {}", io_errno(e))
+}
+
+fn usage() -> i32 {
+    eprintln!("{USAGE}");
+    2
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Empties the effective, permitted and inheritable sets of this process.
+fn drop_caps() -> std::io::Result<()> {
+    let header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData::default(); 2];
+    // SAFETY: capset reads a header and two data words the kernel's v3 ABI defines.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.as_bytes()).unwrap_or_else(|_| CString::new("?").expect("no NUL"))
+}
+
+/// Runs one subcommand (`args[0]` is its name); returns the exit status.
+fn run(args: &[String]) -> i32 {
+    // Positions as in the command line: args[1] is the first argument.
+    match args.first().map(String::as_str) {
         Some("syscall") => {
-            let nr = arg(&args, 2, libc::SYS_getppid as u64);
-            for _ in 0..arg(&args, 3, 1) {
+            let nr = arg(args, 1, libc::SYS_getppid as u64);
+            for _ in 0..arg(args, 2, 1) {
                 call(nr);
             }
             println!("survived");
         }
         Some("probe") => {
-            std::hint::black_box(tetragond_testbin_probe(arg(&args, 2, 0)));
+            std::hint::black_box(tetragond_testbin_probe(arg(args, 1, 0)));
             println!("survived");
         }
         Some("bench") => {
-            let nr = arg(&args, 2, libc::SYS_getppid as u64);
-            println!("{:.1}", bench(nr, arg(&args, 3, 200_000)));
+            let nr = arg(args, 1, libc::SYS_getppid as u64);
+            println!("{:.1}", bench(nr, arg(args, 2, 200_000)));
         }
-        _ => {
-            eprintln!("usage: tetragond-testbin syscall NR [COUNT] | bench NR COUNT | probe VALUE");
-            std::process::exit(2);
+        Some("open") => {
+            let Some(path) = args.get(1) else { return usage() };
+            match std::fs::File::open(path) {
+                Ok(_) => println!("opened"),
+                Err(e) => println!("{}", error_line(&e)),
+            }
         }
+        Some("read") => {
+            let Some(path) = args.get(1) else { return usage() };
+            match std::fs::File::open(path) {
+                Ok(mut f) => {
+                    let mut byte = [0u8; 1];
+                    match f.read(&mut byte) {
+                        Ok(_) => println!("read"),
+                        Err(e) => println!("{}", error_line(&e)),
+                    }
+                }
+                Err(e) => println!("open-error {}", io_errno(&e)),
+            }
+        }
+        Some("exec") => {
+            let Some(path) = args.get(1) else { return usage() };
+            let program = cstring(path);
+            let argv: Vec<CString> = args[1..].iter().map(|a| cstring(a)).collect();
+            let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+            ptrs.push(std::ptr::null());
+            let _ = std::io::stdout().flush();
+            // SAFETY: NUL-terminated strings and a null-terminated argv that outlive the call.
+            unsafe { libc::execv(program.as_ptr(), ptrs.as_ptr()) };
+            println!("error {}", errno());
+        }
+        Some("connect") => {
+            let (Some(ip), Some(port)) = (
+                args.get(1).and_then(|s| s.parse::<IpAddr>().ok()),
+                args.get(2).and_then(|s| s.parse::<u16>().ok()),
+            ) else {
+                return usage();
+            };
+            match TcpStream::connect(SocketAddr::new(ip, port)) {
+                Ok(_) => println!("connected"),
+                Err(e) => println!("{}", error_line(&e)),
+            }
+        }
+        Some("listen") => {
+            let Some(port) = args.get(1).and_then(|s| s.parse::<u16>().ok()) else {
+                return usage();
+            };
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(listener) => {
+                    println!("listening");
+                    let _ = std::io::stdout().flush();
+                    for conn in listener.incoming() {
+                        drop(conn);
+                    }
+                }
+                Err(e) => println!("{}", error_line(&e)),
+            }
+        }
+        Some("dropcaps") => {
+            if args.len() < 2 {
+                return usage();
+            }
+            if let Err(e) = drop_caps() {
+                println!("{}", error_line(&e));
+                return 0;
+            }
+            return run(&args[1..]);
+        }
+        Some("setuid") => {
+            let Some(uid) = args.get(1).and_then(|s| s.parse::<libc::uid_t>().ok()) else {
+                return usage();
+            };
+            // SAFETY: plain setuid(2).
+            if unsafe { libc::setuid(uid) } == 0 {
+                println!("ok");
+            } else {
+                println!("error {}", errno());
+            }
+        }
+        Some("fork") => {
+            if args.len() < 2 {
+                return usage();
+            }
+            let _ = std::io::stdout().flush();
+            // SAFETY: this process is single-threaded; the child only runs
+            // the subcommand and exits.
+            let pid = unsafe { libc::fork() };
+            if pid < 0 {
+                println!("error {}", errno());
+                return 0;
+            }
+            if pid == 0 {
+                let code = run(&args[1..]);
+                let _ = std::io::stdout().flush();
+                std::process::exit(code);
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+                if errno() != libc::EINTR {
+                    println!("error {}", errno());
+                    return 0;
+                }
+            }
+            if libc::WIFSIGNALED(status) {
+                println!("child-killed {}", libc::WTERMSIG(status));
+            } else {
+                println!("child-exited {}", libc::WEXITSTATUS(status));
+            }
+        }
+        _ => return usage(),
     }
+    0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
+        .collect();
+    std::process::exit(run(&args));
 }

@@ -44,9 +44,15 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// A release binary of the workspace, built by the test command before the tests.
+/// A release binary of the workspace, built by the test command before the
+/// tests. It sits next to the test binary cargo built for these tests:
+/// target/x86_64-unknown-linux-gnu/release/ with the build target that
+/// .cargo/config.toml names (for static binaries).
 pub fn release_bin(name: &str) -> PathBuf {
-    let path = target_dir().join("release").join(name);
+    let dir = Path::new(env!("CARGO_BIN_EXE_tetragond-testbin"))
+        .parent()
+        .expect("the test binary is in a folder");
+    let path = dir.join(name);
     assert!(
         path.exists(),
         "{} is missing: build it first with `cargo build --release` (scripts/test does)",
