@@ -1,0 +1,470 @@
+#!/bin/sh
+# The guest half of scripts/vm-hook-test (busybox sh, run by /init).
+#
+# Starts tetragond on the private bus /init started, then runs each case in
+# enforce mode and again in monitor mode (a TOML sidecar `mode = "monitor"`
+# next to the policy): write the policy from /usr/share/tetragond-vm/policies
+# into the policy folder, wait until `tetra tp list` says it is enabled in
+# that mode, run tetragond-testbin, check what it printed, how it ended and
+# the policy's counters (NENFORCE grows in enforce, NMONITOR in monitor, the
+# other one stays), then delete the policy and wait until it is gone.
+#
+# Output, one line each (the host script parses them):
+#   GUEST-TEST <case>/<mode> PASS (<seconds> s)
+#   GUEST-TEST <case>/<mode> FAIL <what was seen>
+#   GUEST-SUMMARY <passed> <failed>
+# After a FAIL: `tetra tp list` and the daemon's log tail, indented.
+# Every case runs even when earlier ones fail.
+
+TB=/usr/bin/tetragond-testbin
+SHARE=/usr/share/tetragond-vm
+PDIR=/tmp/policies.d
+STATE=/tmp/state
+LOG=/tmp/tetragond.log
+BUS=unix:path=/run/dbus/bus.sock
+CG=/sys/fs/cgroup/tetragond-test
+# Seconds to wait for a policy to load (BPF verification is slow under TCG).
+WAIT=${POLICY_WAIT:-30}
+passed=0
+failed=0
+
+tetra() { /usr/bin/tetra --bus "$BUS" "$@"; }
+
+now() { cut -d. -f1 /proc/uptime; }
+
+# A child that exited stays a zombie until waited for: kill -0 still works.
+alive() { [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
+# `state|mode|npost|nenforce|nmonitor|error` of the policy named $1 from
+# `tetra tp list -o json` (pretty-printed: objects at 2 spaces, keys at 4);
+# empty when it is not listed.
+snapshot() {
+    tetra tp list -o json 2>/dev/null | awk -v want="$1" '
+        /^  \{/ { split("", v); next }
+        /^  \}/ {
+            if (v["name"] == want) {
+                printf "%s|%s|%s|%s|%s|%s\n", v["state"], v["mode"], v["npost"], v["nenforce"], v["nmonitor"], v["error"]
+                exit
+            }
+            next
+        }
+        /^    "[a-z_]+": / {
+            line = $0
+            sub(/^    "/, "", line)
+            key = line
+            sub(/".*/, "", key)
+            val = line
+            sub(/^[a-z_]+": /, "", val)
+            sub(/,$/, "", val)
+            if (val ~ /^".*"$/) val = substr(val, 2, length(val) - 2)
+            v[key] = val
+        }'
+}
+
+# Sets S_STATE S_MODE S_NPOST S_NENFORCE S_NMONITOR S_ERROR for policy $1.
+read_snapshot() {
+    snap=$(snapshot "$1")
+    S_STATE= S_MODE= S_NPOST=0 S_NENFORCE=0 S_NMONITOR=0 S_ERROR=
+    [ -n "$snap" ] || return 1
+    IFS='|' read -r S_STATE S_MODE S_NPOST S_NENFORCE S_NMONITOR S_ERROR <<EOF
+$snap
+EOF
+    return 0
+}
+
+counters() { echo "npost=$S_NPOST nenforce=$S_NENFORCE nmonitor=$S_NMONITOR"; }
+
+# --- one test case ------------------------------------------------------------
+CASE=
+ERRS=
+STARTED=0
+
+begin() {
+    CASE=$1
+    ERRS=
+    STARTED=$(now)
+    LOG_FROM=$(($(wc -l <"$LOG" 2>/dev/null || echo 0) + 1))
+    : >/tmp/case-list.txt
+}
+
+# Records a problem of the current case (one line, whatever the input).
+bad() {
+    msg=$(printf '%s' "$*" | tr '\r\n' '  ')
+    ERRS="${ERRS:+$ERRS; }$msg"
+}
+
+# For a failed case: `tetra tp list` while its policy was still loaded.
+snap_list() {
+    tetra tp list >/tmp/case-list.txt 2>&1
+}
+
+debug_dump() {
+    echo "  --- tetra tp list (before the policy was deleted)"
+    sed 's/^/  | /' /tmp/case-list.txt
+    echo "  --- tetragond log during the case (last 20 lines)"
+    tail -n +"$LOG_FROM" "$LOG" | tail -n 20 | tr -d '\033' | sed 's/^/  | /'
+}
+
+finish() {
+    if [ -z "$ERRS" ]; then
+        echo "GUEST-TEST $CASE PASS ($(($(now) - STARTED)) s)"
+        passed=$((passed + 1))
+    else
+        echo "GUEST-TEST $CASE FAIL $ERRS"
+        failed=$((failed + 1))
+        debug_dump
+    fi
+}
+
+# expect WANT_OUTPUT WANT_STATUS COMMAND...: runs COMMAND (30 s at most) and
+# checks its stdout (all lines joined by spaces; an empty WANT_OUTPUT
+# accepts any) and its exit status (137: killed by SIGKILL).
+expect() {
+    want=$1
+    want_status=$2
+    shift 2
+    OUT=$(timeout 30 "$@" 2>/tmp/expect.err)
+    ST=$?
+    OUT=$(echo $OUT)
+    if [ "$ST" != "$want_status" ] || { [ -n "$want" ] && [ "$OUT" != "$want" ]; }; then
+        err=$(head -c 200 /tmp/expect.err | tr '\n' ' ')
+        if [ "$want_status" = 137 ]; then
+            want_text="killed by SIGKILL (status 137)"
+        else
+            want_text="'$want' status $want_status"
+        fi
+        bad "'$*' printed '$OUT' exit status $ST${err:+ stderr '$err'}, want $want_text"
+    fi
+}
+
+# load NAME SOURCE MODE: puts SOURCE in the policy folder as NAME.yaml (with
+# a NAME.toml sidecar for monitor; the helper PID substituted) and waits
+# until NAME is enabled in MODE (any mode when MODE is empty).
+load() {
+    name=$1
+    src=$2
+    mode=$3
+    rm -f "$PDIR/$name.yaml" "$PDIR/$name.toml"
+    if [ "$mode" = monitor ]; then
+        # Dotfiles are ignored by the daemon: write, then rename into place.
+        echo 'mode = "monitor"' >"$PDIR/.$name.toml.tmp"
+        mv "$PDIR/.$name.toml.tmp" "$PDIR/$name.toml"
+    fi
+    sed -e "s/4194304/${HELPER_PID:-4194304}/" "$src" >"$PDIR/.$name.yaml.tmp"
+    mv "$PDIR/.$name.yaml.tmp" "$PDIR/$name.yaml"
+    deadline=$(($(now) + WAIT))
+    while :; do
+        if read_snapshot "$name"; then
+            if [ "$S_STATE" = enabled ] && { [ -z "$mode" ] || [ "$S_MODE" = "$mode" ]; }; then
+                return 0
+            fi
+            case "$S_STATE" in *error*) break ;; esac
+        fi
+        [ "$(now)" -lt "$deadline" ] || break
+        sleep 0.2
+    done
+    case "$S_STATE" in
+        *error*) bad "policy $name: state '$S_STATE' mode '$S_MODE' error '$S_ERROR'" ;;
+        *) bad "policy $name not enabled${mode:+ in $mode} within ${WAIT} s: state '${S_STATE:-not listed}' mode '$S_MODE' error '$S_ERROR'" ;;
+    esac
+    return 1
+}
+
+# unload NAME: deletes NAME.yaml and its sidecar, waits until it is gone.
+unload() {
+    rm -f "$PDIR/$1.yaml" "$PDIR/$1.toml"
+    deadline=$(($(now) + WAIT))
+    while [ -n "$(snapshot "$1")" ]; do
+        if [ "$(now)" -ge "$deadline" ]; then
+            bad "policy $1 still listed ${WAIT} s after its file was deleted"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# run_case NAME MODE TEST [SETUP [CLEANUP]]: one case in one mode. TEST gets
+# the mode; the policy is tests/vm/hooks/policies/NAME.yaml.
+run_case() {
+    name=$1
+    mode=$2
+    test_fn=$3
+    setup_fn=$4
+    cleanup_fn=$5
+    begin "$name/$mode"
+    [ -z "$setup_fn" ] || $setup_fn
+    if load "$name" "$SHARE/policies/$name.yaml" "$mode"; then
+        before_enforce=$S_NENFORCE
+        before_monitor=$S_NMONITOR
+        $test_fn "$mode"
+        # Counters: the action's own counter grows (give the daemon 5 s to
+        # publish), the other mode's stays.
+        i=0
+        while :; do
+            read_snapshot "$name"
+            if [ "$mode" = enforce ]; then grown=$S_NENFORCE base=$before_enforce; else grown=$S_NMONITOR base=$before_monitor; fi
+            [ "${grown:-0}" -gt "$base" ] && break
+            [ $i -ge 25 ] && break
+            sleep 0.2
+            i=$((i + 1))
+        done
+        if [ "$mode" = enforce ]; then
+            [ "${S_NENFORCE:-0}" -gt "$before_enforce" ] || bad "NENFORCE did not grow ($(counters), was $before_enforce)"
+            [ "${S_NMONITOR:-0}" -eq "$before_monitor" ] || bad "NMONITOR grew in enforce mode ($(counters))"
+        else
+            [ "${S_NMONITOR:-0}" -gt "$before_monitor" ] || bad "NMONITOR did not grow ($(counters), was $before_monitor)"
+            [ "${S_NENFORCE:-0}" -eq "$before_enforce" ] || bad "NENFORCE grew in monitor mode ($(counters))"
+        fi
+    fi
+    [ -z "$ERRS" ] || snap_list
+    [ -z "$cleanup_fn" ] || $cleanup_fn
+    unload "$name"
+    finish
+}
+
+both_modes() {
+    for m in enforce monitor; do
+        run_case "$1" "$m" "$2" "$3" "$4"
+    done
+}
+
+# --- the cases ----------------------------------------------------------------
+
+# 1. LSM file_open, Override -13 on /tmp/secret*.
+t_lsm_file_open() {
+    if [ "$1" = enforce ]; then
+        expect "error 13" 0 $TB open /tmp/secret/f
+    else
+        expect "opened" 0 $TB open /tmp/secret/f
+    fi
+    expect "opened" 0 $TB open /tmp/other
+}
+
+# 2. LSM bprm_check_security, Override -13 on /tmp/denied-bin.
+t_lsm_bprm() {
+    if [ "$1" = enforce ]; then
+        expect "error 13" 0 $TB exec /tmp/denied-bin probe 1
+    else
+        expect "survived" 0 $TB exec /tmp/denied-bin probe 1
+    fi
+    expect "survived" 0 $TB exec /tmp/allowed-bin probe 1
+}
+
+# 3. LSM socket_connect, Override -1 on 127.0.0.0/8 port 4242.
+t_lsm_connect() {
+    if [ "$1" = enforce ]; then
+        expect "error 1" 0 $TB connect 127.0.0.1 4242
+    else
+        expect "connected" 0 $TB connect 127.0.0.1 4242
+    fi
+    expect "connected" 0 $TB connect 127.0.0.1 4243
+}
+
+# 4. kprobe security_file_permission, Override -1 on /tmp/perm*.
+t_kprobe_override() {
+    if [ "$1" = enforce ]; then
+        expect "error 1" 0 $TB read /tmp/perm/f
+    else
+        expect "read" 0 $TB read /tmp/perm/f
+    fi
+    expect "read" 0 $TB read /tmp/other
+}
+
+# 5. kprobe tcp_connect, Sigkill on destination port 4244.
+t_kprobe_sigkill() {
+    if [ "$1" = enforce ]; then
+        expect "" 137 $TB connect 127.0.0.1 4244
+    else
+        expect "connected" 0 $TB connect 127.0.0.1 4244
+    fi
+    expect "connected" 0 $TB connect 127.0.0.1 4243
+}
+
+# 6. uprobe on the test binary's tetragond_testbin_probe, Sigkill on 42.
+t_uprobe_sigkill() {
+    if [ "$1" = enforce ]; then
+        expect "" 137 $TB probe 42
+    else
+        expect "survived" 0 $TB probe 42
+    fi
+    expect "survived" 0 $TB probe 7
+}
+
+# 7a. matchBinaries In /tmp/bin-a, Sigkill on getppid.
+t_sel_binaries() {
+    if [ "$1" = enforce ]; then
+        expect "" 137 /tmp/bin-a syscall 110
+    else
+        expect "survived" 0 /tmp/bin-a syscall 110
+    fi
+    expect "survived" 0 /tmp/bin-b syscall 110
+}
+
+# 7b. matchPIDs In [helper shell] followForks: the helper's testbin child
+# matches, a testbin started here does not.
+start_helper() {
+    rm -f /tmp/helper.pid /tmp/helper.go /tmp/helper.out /tmp/helper.status
+    sh -c 'echo $$ >/tmp/helper.pid
+        while [ ! -e /tmp/helper.go ]; do sleep 0.1; done
+        timeout 30 /usr/bin/tetragond-testbin syscall 140 >/tmp/helper.out 2>&1
+        echo $? >/tmp/helper.status' &
+    i=0
+    while [ ! -s /tmp/helper.pid ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    HELPER_PID=$(cat /tmp/helper.pid 2>/dev/null)
+    [ -n "$HELPER_PID" ] || bad "the helper shell did not start"
+}
+stop_helper() {
+    touch /tmp/helper.go
+    i=0
+    while [ ! -s /tmp/helper.status ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    HELPER_PID=
+}
+t_sel_pids() {
+    touch /tmp/helper.go
+    i=0
+    while [ ! -s /tmp/helper.status ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+    hst=$(cat /tmp/helper.status 2>/dev/null)
+    hout=$(echo $(cat /tmp/helper.out 2>/dev/null))
+    if [ "$1" = enforce ]; then
+        [ "$hst" = 137 ] || bad "testbin started by the helper shell (PID $HELPER_PID) printed '$hout' exit status '${hst:-none}', want killed (137)"
+    else
+        [ "$hst" = 0 ] && [ "$hout" = survived ] ||
+            bad "testbin started by the helper shell (PID $HELPER_PID) printed '$hout' exit status '${hst:-none}', want 'survived' 0"
+    fi
+    expect "survived" 0 $TB syscall 140
+}
+
+# 7c. matchNamespaces Mnt In host_ns: a testbin under `unshare -m` survives.
+t_sel_namespaces() {
+    if [ "$1" = enforce ]; then
+        expect "" 137 $TB syscall 140
+    else
+        expect "survived" 0 $TB syscall 140
+    fi
+    expect "survived" 0 unshare -m $TB syscall 140
+}
+
+# 7d. matchCapabilities Effective In CAP_SYS_ADMIN: a testbin that dropped
+# its capabilities survives.
+t_sel_caps() {
+    if [ "$1" = enforce ]; then
+        expect "" 137 $TB syscall 140
+    else
+        expect "survived" 0 $TB syscall 140
+    fi
+    expect "survived" 0 $TB dropcaps syscall 140
+}
+
+# 8. TracingPolicyNamespaced in namespace test (= cgroup $CG in the daemon
+# configuration): a testbin inside the cgroup is killed, one outside is not.
+t_namespaced() {
+    if [ "$1" = enforce ]; then
+        expect "" 137 sh -c "echo 0 >$CG/cgroup.procs && exec $TB syscall 140"
+    else
+        expect "survived" 0 sh -c "echo 0 >$CG/cgroup.procs && exec $TB syscall 140"
+    fi
+    expect "survived" 0 $TB syscall 140
+}
+
+# 9. Every shipped example policy (etc/policies.d) loads.
+examples() {
+    for f in "$SHARE"/examples/*.yaml "$SHARE"/examples/*.yml; do
+        [ -f "$f" ] || continue
+        file=$(basename "$f")
+        stem=${file%.*}
+        name=$(sed -n '/^metadata:/,/^[a-z]/s/^  name: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$f" | head -1)
+        begin "examples/$file"
+        [ -f "$SHARE/examples/$stem.toml" ] && cp "$SHARE/examples/$stem.toml" "$PDIR/"
+        cp "$f" "$PDIR/.$file.tmp" && mv "$PDIR/.$file.tmp" "$PDIR/$file"
+        deadline=$(($(now) + WAIT))
+        while :; do
+            if read_snapshot "$name"; then
+                [ "$S_STATE" = enabled ] && break
+                case "$S_STATE" in *error*) break ;; esac
+            fi
+            [ "$(now)" -lt "$deadline" ] || break
+            sleep 0.2
+        done
+        [ "$S_STATE" = enabled ] || {
+            bad "policy $name not enabled (waited up to ${WAIT} s): state '${S_STATE:-not listed}' mode '$S_MODE' error '$S_ERROR'"
+            snap_list
+        }
+        rm -f "$PDIR/$file" "$PDIR/$stem.toml"
+        deadline=$(($(now) + WAIT))
+        while [ -n "$(snapshot "$name")" ] && [ "$(now)" -lt "$deadline" ]; do sleep 0.2; done
+        finish
+    done
+}
+
+# --- the daemon ---------------------------------------------------------------
+mkdir -p "$PDIR" "$STATE" "$CG"
+: >"$LOG"
+printf '[namespaces]\ntest = ["%s"]\n' "$CG" >/tmp/tetragond.toml
+begin daemon-start
+NO_COLOR=1 TETRAGOND_LOG=${TETRAGOND_LOG:-info} /usr/bin/tetragond --config /tmp/tetragond.toml \
+    --policy-dir "$PDIR" --state-dir "$STATE" --bus "$BUS" \
+    --events-file /tmp/events.log --events-socket /tmp/events.sock 2>"$LOG" &
+DAEMON=$!
+deadline=$(($(now) + 60))
+until tetra tp list >/dev/null 2>&1; do
+    if ! alive $DAEMON; then
+        bad "tetragond exited before answering on the bus"
+        break
+    fi
+    if [ "$(now)" -ge "$deadline" ]; then
+        bad "tetragond did not answer 'tetra tp list' within 60 s"
+        break
+    fi
+    sleep 0.2
+done
+finish
+if [ "$failed" -gt 0 ]; then
+    echo "GUEST-SUMMARY $passed $failed"
+    exit 0
+fi
+tetra status 2>&1 | sed 's/^/GUEST-INFO status: /'
+
+# --- fixtures -----------------------------------------------------------------
+mkdir -p /tmp/secret /tmp/perm
+echo secret >/tmp/secret/f
+echo perm >/tmp/perm/f
+echo other >/tmp/other
+for b in denied-bin allowed-bin bin-a bin-b; do cp $TB /tmp/$b; done
+for port in 4242 4243 4244; do
+    $TB listen $port >/tmp/listen-$port.out 2>&1 &
+done
+i=0
+while [ $i -lt 50 ]; do
+    [ "$(cat /tmp/listen-4242.out /tmp/listen-4243.out /tmp/listen-4244.out 2>/dev/null | grep -c listening)" = 3 ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
+
+# --- run ----------------------------------------------------------------------
+both_modes lsm-file-open t_lsm_file_open
+both_modes lsm-bprm t_lsm_bprm
+both_modes lsm-connect t_lsm_connect
+both_modes kprobe-override t_kprobe_override
+both_modes kprobe-sigkill t_kprobe_sigkill
+both_modes uprobe-sigkill t_uprobe_sigkill
+both_modes sel-binaries t_sel_binaries
+both_modes sel-pids t_sel_pids start_helper stop_helper
+both_modes sel-namespaces t_sel_namespaces
+both_modes sel-caps t_sel_caps
+both_modes namespaced t_namespaced
+examples
+
+begin daemon-stop
+kill -TERM $DAEMON
+i=0
+while alive $DAEMON && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if alive $DAEMON; then
+    bad "tetragond still running 10 s after SIGTERM"
+else
+    wait $DAEMON
+    st=$?
+    [ $st = 0 ] || bad "tetragond exited with status $st after SIGTERM"
+fi
+finish
+
+echo "GUEST-SUMMARY $passed $failed"
