@@ -31,6 +31,13 @@ pub const COMM_LEN: usize = 16;
 pub const ARGS_LEN: usize = 512;
 /// Cgroup subtrees one namespaced policy can be scoped to.
 pub const MAX_CGROUP_SCOPES: usize = 4;
+/// Bytes kept of a string or path argument (a power of two).
+pub const STR_LEN: usize = 256;
+/// Bytes of a string compared by the string operators: an LPM trie key
+/// holds at most 256 bytes, 8 of which name the filter.
+pub const STR_MATCH_LEN: usize = 248;
+/// Path components walked up from a dentry before the path is cut.
+pub const MAX_PATH_COMPONENTS: u32 = 48;
 
 /// `HookKey::sub_id` of the list that fires for every event of the hook.
 pub const SUB_ANY: u32 = u32::MAX;
@@ -49,6 +56,67 @@ pub mod op {
     /// Value in the `ARG_SETS` map for (hook, selector, filter).
     pub const IN_MAP: u8 = 6;
     pub const NOT_IN_MAP: u8 = 7;
+    /// `values` hold up to two (low, high) pairs, inclusive.
+    pub const IN_RANGE: u8 = 8;
+    pub const NOT_IN_RANGE: u8 = 9;
+    /// String operators: against `STR_TRIE` entries of (hook, selector, filter).
+    pub const STR_EQUAL: u8 = 16;
+    pub const STR_NOT_EQUAL: u8 = 17;
+    pub const PREFIX: u8 = 18;
+    pub const NOT_PREFIX: u8 = 19;
+    /// Matched as prefixes of the reversed string.
+    pub const POSTFIX: u8 = 20;
+    pub const NOT_POSTFIX: u8 = 21;
+    /// Socket operators on a [`SockInfo`](crate::SockInfo) argument. Address
+    /// operators look up `ADDR_TRIE`; ports take `values` as (low | high << 32) ranges.
+    pub const SADDR: u8 = 32;
+    pub const NOT_SADDR: u8 = 33;
+    pub const DADDR: u8 = 34;
+    pub const NOT_DADDR: u8 = 35;
+    pub const SPORT: u8 = 36;
+    pub const NOT_SPORT: u8 = 37;
+    pub const DPORT: u8 = 38;
+    pub const NOT_DPORT: u8 = 39;
+    pub const SPORT_PRIV: u8 = 40;
+    pub const NOT_SPORT_PRIV: u8 = 41;
+    pub const DPORT_PRIV: u8 = 42;
+    pub const NOT_DPORT_PRIV: u8 = 43;
+    pub const FAMILY: u8 = 44;
+    pub const PROTOCOL: u8 = 45;
+}
+
+/// How an argument is read (`ArgSpec::kind`). Integers are the value
+/// itself; the others read kernel structures at offsets from the running
+/// kernel's BTF ([`StructOffsets`]) into the argument's data slot.
+pub mod arg_kind {
+    pub const INT: u8 = 0;
+    /// A NUL-terminated string (user or kernel memory).
+    pub const STRING: u8 = 1;
+    /// `struct file *`: its path.
+    pub const FILE: u8 = 2;
+    /// `struct path *`.
+    pub const PATH: u8 = 3;
+    /// `struct dentry *`: the path inside its file system.
+    pub const DENTRY: u8 = 4;
+    /// `struct linux_binprm *`: the executable's path.
+    pub const BINPRM: u8 = 5;
+    /// A file descriptor of the current task: its file's path.
+    pub const FD: u8 = 6;
+    /// `struct sockaddr *` (IPv4/IPv6): a [`SockInfo`](crate::SockInfo).
+    pub const SOCKADDR: u8 = 7;
+    /// `struct sock *`: a [`SockInfo`](crate::SockInfo).
+    pub const SOCK: u8 = 8;
+    /// `struct socket *`: its `sk`, as `SOCK`.
+    pub const SOCKET: u8 = 9;
+    /// `struct cred *`: the value is the uid; the data slot a [`CredInfo`](crate::CredInfo).
+    pub const CRED: u8 = 10;
+    /// `struct filename *`: its `name` string (the first member).
+    pub const FILENAME: u8 = 11;
+
+    /// Kinds that fill the argument's data slot.
+    pub const fn has_data(kind: u8) -> bool {
+        kind != INT
+    }
 }
 
 /// Set operators for `matchPIDs` and `matchBinaries`.
@@ -64,18 +132,25 @@ pub mod action {
     pub const NO_POST: u8 = 2;
     pub const SIGKILL: u8 = 3;
     pub const SIGNAL: u8 = 4;
+    /// Return `ActionSpec::signal` (a negative errno) from an LSM hook.
+    pub const OVERRIDE: u8 = 5;
 }
 
-/// Where a hook argument lives in the tracepoint record.
+/// Where a hook argument lives in the program's context: a tracepoint
+/// record, a `pt_regs` (kprobes, uprobes), or the argument array of a BPF
+/// trampoline (fentry, fexit, LSM).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ArgSpec {
-    /// Byte offset in the record, from the tracepoint's format.
+    /// Byte offset in the context.
     pub offset: u16,
     /// 1, 2, 4 or 8.
     pub size: u8,
     /// 1 when the field is signed: sign-extend and compare as i64.
     pub signed: u8,
+    /// `arg_kind::*`.
+    pub kind: u8,
+    pub _pad: [u8; 3],
 }
 
 #[repr(C)]
@@ -94,7 +169,8 @@ pub struct ArgFilter {
 pub struct ActionSpec {
     pub kind: u8,
     pub _pad: [u8; 3],
-    /// Signal number for `SIGNAL` (and 9 for `SIGKILL`).
+    /// Signal number for `SIGNAL` (and 9 for `SIGKILL`); for `OVERRIDE`
+    /// the negative errno, as two's complement.
     pub signal: u32,
 }
 
@@ -122,9 +198,11 @@ pub struct HookConf {
     pub n_args: u8,
     /// Zero selectors: every event posts.
     pub n_selectors: u8,
-    pub _pad: [u8; 2],
+    /// Args up to and including the last one with data (its data slots
+    /// are copied into the event).
+    pub data_slots: u8,
+    pub _pad: u8,
     pub args: [ArgSpec; MAX_ARGS],
-    pub _pad2: [u8; 4],
     pub selectors: [Selector; MAX_SELECTORS],
     /// A TracingPolicyNamespaced applies only inside these cgroup v2
     /// subtrees; 0 scopes means everywhere.
@@ -154,6 +232,18 @@ pub mod site {
     /// `GENERIC_BASE + k`: the k-th other tracepoint in use.
     pub const GENERIC_BASE: u32 = 16;
     pub const GENERIC_SLOTS: u32 = 8;
+    /// Programs bound to one kernel function (or LSM hook) each, by slot:
+    /// `<FAMILY>_BASE + k` is served by program `<family>_k`.
+    pub const KPROBE_BASE: u32 = 32;
+    pub const KPROBE_SLOTS: u32 = 8;
+    pub const KRETPROBE_BASE: u32 = 48;
+    pub const KRETPROBE_SLOTS: u32 = 4;
+    pub const FENTRY_BASE: u32 = 64;
+    pub const FENTRY_SLOTS: u32 = 8;
+    pub const FEXIT_BASE: u32 = 80;
+    pub const FEXIT_SLOTS: u32 = 4;
+    pub const LSM_BASE: u32 = 96;
+    pub const LSM_SLOTS: u32 = 8;
 }
 
 /// Key of `HOOK_LISTS`.
@@ -216,6 +306,118 @@ impl Default for ExePath {
             bytes: [0; PATH_LEN],
         }
     }
+}
+
+/// Data of a `STR_TRIE` key (an LPM trie; the key's prefix length counts
+/// bits from `hook_slot`).
+/// An entry for Equal includes the terminating NUL, so only the whole
+/// string matches it; Prefix entries stop before it; Postfix entries hold
+/// the value reversed and are looked up with the reversed argument.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrTrieData {
+    pub hook_slot: u32,
+    pub selector: u8,
+    pub filter: u8,
+    pub _pad: [u8; 2],
+    pub bytes: [u8; STR_MATCH_LEN],
+}
+
+impl Default for StrTrieData {
+    fn default() -> Self {
+        Self {
+            hook_slot: 0,
+            selector: 0,
+            filter: 0,
+            _pad: [0; 2],
+            bytes: [0; STR_MATCH_LEN],
+        }
+    }
+}
+
+/// Bits of `StrTrieData` (and `AddrTrieData`) before the string (address).
+pub const STR_TRIE_HEADER_BITS: u32 = 64;
+
+/// Data of an `ADDR_TRIE` key (an LPM trie, prefix from `hook_slot`): IPv4 addresses are stored IPv4-mapped
+/// (`::ffff:a.b.c.d`), so one trie serves both families.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrTrieData {
+    pub hook_slot: u32,
+    pub selector: u8,
+    pub filter: u8,
+    pub _pad: [u8; 2],
+    pub addr: [u8; 16],
+}
+
+/// A socket argument as the kernel side fills an argument's data slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockInfo {
+    pub family: u16,
+    pub protocol: u16,
+    /// Host byte order.
+    pub sport: u16,
+    pub dport: u16,
+    /// IPv6, or IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+/// A `cred` argument as the kernel side fills an argument's data slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CredInfo {
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_inheritable: u64,
+}
+
+/// Kernel struct member offsets, from the running kernel's BTF at load
+/// time (`STRUCT_OFFSETS[0]`). `valid` is 0 when BTF was unreadable: then
+/// only integer arguments are read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StructOffsets {
+    pub valid: u32,
+    pub file_f_path: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub dentry_d_parent: u32,
+    /// `dentry.d_name.name` and `dentry.d_name.len`.
+    pub dentry_name: u32,
+    pub dentry_name_len: u32,
+    /// `mount.mnt` (the embedded `vfsmount`), `mount.mnt_parent`, `mount.mnt_mountpoint`.
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub vfsmount_root: u32,
+    pub binprm_file: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub fdtable_max_fds: u32,
+    /// `sock.__sk_common.*` and `sock.sk_protocol`.
+    pub sk_family: u32,
+    pub sk_protocol: u32,
+    pub sk_num: u32,
+    pub sk_dport: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_v6_daddr: u32,
+    pub socket_sk: u32,
+    pub cred_uid: u32,
+    pub cred_gid: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+    pub cred_cap_inheritable: u32,
+    pub cred_cap_permitted: u32,
+    pub cred_cap_effective: u32,
 }
 
 /// Per-CPU counters of a policy slot.
@@ -293,7 +495,9 @@ pub struct ExitRecord {
 pub struct Event {
     /// `record::POLICY_EVENT`.
     pub kind: u32,
-    pub _pad0: u32,
+    /// Bytes of argument data following the event: `STR_LEN` per argument
+    /// up to the last one with data (argument `i` at `i * STR_LEN`).
+    pub data_len: u32,
     pub ktime_ns: u64,
     pub policy_slot: u32,
     pub hook_slot: u32,
@@ -314,6 +518,15 @@ pub struct Event {
     pub exe: [u8; PATH_LEN],
 }
 
+/// A policy event as built in per-CPU memory before it is copied to the
+/// ring buffer (only `data_len` bytes of `data` are copied).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EventBuf {
+    pub event: Event,
+    pub data: [[u8; STR_LEN]; MAX_ARGS],
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -327,4 +540,7 @@ mod pod {
     unsafe impl aya::Pod for ExePath {}
     unsafe impl aya::Pod for PolicyCounters {}
     unsafe impl aya::Pod for TaskTrackingOffsets {}
+    unsafe impl aya::Pod for StrTrieData {}
+    unsafe impl aya::Pod for AddrTrieData {}
+    unsafe impl aya::Pod for StructOffsets {}
 }

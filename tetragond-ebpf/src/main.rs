@@ -11,6 +11,9 @@
 #![no_std]
 #![no_main]
 
+mod match_args;
+mod read_args;
+
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -22,17 +25,22 @@ use aya_ebpf::{
             bpf_get_current_task, bpf_loop, bpf_send_signal,
         },
     },
-    macros::{fentry, lsm, map, tracepoint, uprobe},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
-    programs::{FEntryContext, LsmContext, ProbeContext, TracePointContext},
+    macros::{fentry, fexit, kprobe, kretprobe, lsm, map, tracepoint, uprobe},
+    maps::{
+        lpm_trie::{Key, LpmTrie},
+        Array, HashMap, LruHashMap, PerCpuArray, RingBuf,
+    },
+    programs::{FEntryContext, FExitContext, LsmContext, ProbeContext, RetProbeContext, TracePointContext},
     EbpfContext,
 };
+use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, op, record, set_op, site, ArgFilter, ArgSetKey, BinarySetKey, Event, EventInfo,
-    ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList, PolicyCounters, Selector,
-    TaskTrackingOffsets, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
-    MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
-    PATH_LEN, RECORD_KINDS, SUB_ANY,
+    action, arg_kind, op, record, set_op, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey,
+    Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
+    PolicyCounters, Selector, StrTrieData, StructOffsets, TaskTrackingOffsets, ARGS_LEN,
+    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY,
+    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN, RECORD_KINDS,
+    STR_LEN, SUB_ANY,
 };
 
 #[map]
@@ -59,6 +67,23 @@ static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 /// Scratch for building a path key: too big for the 512-byte stack.
 #[map]
 static PATH_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static STRUCT_OFFSETS: Array<StructOffsets> = Array::with_max_entries(1, 0);
+/// The event being built, with its arguments' data (strings, paths, sockets).
+#[map]
+static EVENT_BUF: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(1, 0);
+/// A path is built here right to left, then copied to its data slot.
+#[map]
+static PATH_BUF: PerCpuArray<[u8; 2 * STR_LEN]> = PerCpuArray::with_max_entries(1, 0);
+/// Scratch for the (264-byte) key of a string lookup.
+#[map]
+static STR_KEY: PerCpuArray<Key<StrTrieData>> = PerCpuArray::with_max_entries(1, 0);
+/// LPM tries need BPF_F_NO_PREALLOC.
+const NO_PREALLOC: u32 = 1;
+#[map]
+static STR_TRIE: LpmTrie<StrTrieData, u8> = LpmTrie::with_max_entries(16384, NO_PREALLOC);
+#[map]
+static ADDR_TRIE: LpmTrie<AddrTrieData, u8> = LpmTrie::with_max_entries(4096, NO_PREALLOC);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// Records that did not fit in `EVENTS`, per CPU and by record kind:
@@ -149,6 +174,64 @@ pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
     0
 }
 
+
+// Function hooks: each program of a family is bound, when loaded, to one
+// kernel function (kprobes, fentry, fexit) or LSM hook; its site number
+// says which slot fired. LSM programs return the Override errno.
+
+macro_rules! function_sites {
+    ($attr:ident, $ctx:ty, $ret:ty, $base:expr, [$($name:ident = $k:expr),* $(,)?]) => {$(
+        #[$attr]
+        pub fn $name(ctx: $ctx) -> $ret {
+            errno_or_zero(dispatch_function(ctx.as_ptr(), $base + $k)) as $ret
+        }
+    )*};
+}
+
+/// The kernel (6.12 on) checks an LSM program returns 0 or -4095..-1.
+#[inline(always)]
+fn errno_or_zero(ret: i32) -> i32 {
+    if (-4095..0).contains(&ret) {
+        ret
+    } else {
+        0
+    }
+}
+
+function_sites!(kprobe, ProbeContext, u32, site::KPROBE_BASE, [
+    kprobe_0 = 0, kprobe_1 = 1, kprobe_2 = 2, kprobe_3 = 3,
+    kprobe_4 = 4, kprobe_5 = 5, kprobe_6 = 6, kprobe_7 = 7,
+]);
+function_sites!(kretprobe, RetProbeContext, u32, site::KRETPROBE_BASE, [
+    kretprobe_0 = 0, kretprobe_1 = 1, kretprobe_2 = 2, kretprobe_3 = 3,
+]);
+function_sites!(fentry, FEntryContext, i32, site::FENTRY_BASE, [
+    fentry_0 = 0, fentry_1 = 1, fentry_2 = 2, fentry_3 = 3,
+    fentry_4 = 4, fentry_5 = 5, fentry_6 = 6, fentry_7 = 7,
+]);
+function_sites!(fexit, FExitContext, i32, site::FEXIT_BASE, [
+    fexit_0 = 0, fexit_1 = 1, fexit_2 = 2, fexit_3 = 3,
+]);
+function_sites!(lsm, LsmContext, i32, site::LSM_BASE, [
+    lsm_0 = 0, lsm_1 = 1, lsm_2 = 2, lsm_3 = 3,
+    lsm_4 = 4, lsm_5 = 5, lsm_6 = 6, lsm_7 = 7,
+]);
+
+/// Runs the hooks listed for a function site; returns the errno of an
+/// enforced Override (0 when none).
+#[inline(always)]
+fn dispatch_function(ctx: *mut c_void, site: u32) -> i32 {
+    match unsafe {
+        HOOK_LISTS.get(&HookKey {
+            site,
+            sub_id: SUB_ANY,
+        })
+    } {
+        Some(list) => run_list(&TracePointContext::new(ctx), list),
+        None => 0,
+    }
+}
+
 /// Runs the hooks listed for every event of `site`, then (for syscall
 /// sites) those listed for this syscall number only.
 #[inline(always)]
@@ -183,16 +266,19 @@ fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
 struct ListWalk {
     ctx: *mut c_void,
     len: u32,
+    /// The first enforced Override's errno.
+    ret: i32,
     slots: [u32; MAX_HOOKS_PER_KEY],
 }
 
 /// bpf_loop verifies the callback once, however many hooks the list holds;
 /// an unrolled loop would be verified once per hook and blow the limit.
 #[inline(always)]
-fn run_list(ctx: &TracePointContext, list: &HookList) {
+fn run_list(ctx: &TracePointContext, list: &HookList) -> i32 {
     let mut walk = ListWalk {
         ctx: ctx.as_ptr(),
         len: list.len,
+        ret: 0,
         slots: list.slots,
     };
     let n = (list.len as usize).min(MAX_HOOKS_PER_KEY) as u32;
@@ -204,48 +290,61 @@ fn run_list(ctx: &TracePointContext, list: &HookList) {
             0,
         )
     };
+    walk.ret
 }
 
 #[inline(never)]
 extern "C" fn run_list_item(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &*(walk as *const ListWalk) };
+    let walk = unsafe { &mut *(walk as *mut ListWalk) };
     let i = index as usize;
     if i >= MAX_HOOKS_PER_KEY || i as u32 >= walk.len {
         return 1;
     }
     let slot = walk.slots[i];
     if let Some(hook) = HOOKS.get(slot) {
-        run_hook(&TracePointContext::new(walk.ctx), slot, hook);
+        let ret = run_hook(&TracePointContext::new(walk.ctx), slot, hook);
+        if walk.ret == 0 {
+            walk.ret = ret;
+        }
     }
     0
 }
 
-/// One hook's evaluation, shared with the per-selector callback.
+/// One hook's evaluation, shared with the per-argument and per-selector
+/// callbacks.
 #[repr(C)]
 struct HookWalk {
+    ctx: *mut c_void,
     hook_slot: u32,
     /// Index of the first matching selector, or -1.
     matched: i32,
-    args: [u64; MAX_ARGS],
 }
 
+/// Evaluates one hook; returns the errno of an enforced Override, or 0.
 #[inline(never)]
-fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
+fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) -> i32 {
     let mut walk = HookWalk {
+        ctx: ctx.as_ptr(),
         hook_slot,
         matched: -1,
-        args: [0; MAX_ARGS],
     };
     if !in_cgroup_scope(hook) {
-        return;
+        return 0;
     }
-    let n = hook.n_args as usize;
-    unrolled!([0, 1, 2, 3, 4], |i| if i < n {
-        walk.args[i] = read_arg(ctx, hook, i);
-    });
+    // A callback per argument: verified once, whatever each one's kind.
+    let n = (hook.n_args as usize).min(MAX_ARGS) as u32;
+    unsafe {
+        bpf_loop(
+            n,
+            read_arg_step as *mut c_void,
+            (&mut walk as *mut HookWalk).cast(),
+            0,
+        )
+    };
+    let data_len = (hook.data_slots as u32).min(MAX_ARGS as u32) * STR_LEN as u32;
     if hook.n_selectors == 0 {
-        post(hook_slot, hook, &walk.args, None, 0);
-        return;
+        post(hook_slot, hook, None, 0, data_len);
+        return 0;
     }
     let n = (hook.n_selectors as usize).min(MAX_SELECTORS) as u32;
     unsafe {
@@ -258,14 +357,40 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) {
     };
     let s = walk.matched;
     if (0..MAX_SELECTORS as i32).contains(&s) {
-        act(
+        return act(
             hook_slot,
             hook,
-            &walk.args,
             &hook.selectors[s as usize],
             s as u8,
+            data_len,
         );
     }
+    0
+}
+
+/// bpf_loop callback: reads argument `index` (and its data, if any).
+#[inline(never)]
+extern "C" fn read_arg_step(index: u64, walk: *mut c_void) -> i64 {
+    let walk = unsafe { &mut *(walk as *mut HookWalk) };
+    let i = index as usize;
+    if i >= MAX_ARGS {
+        return 1;
+    }
+    let (Some(hook), Some(buf)) = (HOOKS.get(walk.hook_slot), EVENT_BUF.get_ptr_mut(0)) else {
+        return 1;
+    };
+    let raw = read_arg(&TracePointContext::new(walk.ctx), hook, i);
+    let kind = hook.args[i].kind;
+    let value = if arg_kind::has_data(kind) {
+        read_args::read_data(kind, raw, unsafe { (*buf).data[i].as_mut_ptr() })
+    } else {
+        raw
+    };
+    // Kept in map memory, not on the stack: the verifier does not track
+    // map contents, so values read by different kinds do not multiply the
+    // states it explores.
+    unsafe { (*buf).event.args[i] = value };
+    0
 }
 
 /// bpf_loop callback: does selector `index` match? Stops at the first that does.
@@ -287,7 +412,6 @@ extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
         hook_slot: walk.hook_slot,
         selector: s as u32,
         all_match: 1,
-        args: walk.args,
     };
     let n = (sel.n_arg_filters as usize).min(MAX_ARG_FILTERS) as u32;
     unsafe {
@@ -310,7 +434,6 @@ struct FilterWalk {
     hook_slot: u32,
     selector: u32,
     all_match: u64,
-    args: [u64; MAX_ARGS],
 }
 
 /// bpf_loop callback: does matchArgs filter `index` hold? Stops at the first that does not.
@@ -326,13 +449,32 @@ extern "C" fn eval_filter(index: u64, walk: *mut c_void) -> i64 {
     };
     let filter = &hook.selectors[s].arg_filters[f];
     let arg = filter.arg as usize;
-    let ok =
-        arg < MAX_ARGS && filter_matches(walk.hook_slot, s as u8, f as u8, filter, walk.args[arg]);
+    let ok = arg < MAX_ARGS
+        && if filter.op >= op::STR_EQUAL {
+            let at = FilterAt {
+                hook_slot: walk.hook_slot,
+                selector: s as u8,
+                filter: f as u8,
+                arg,
+            };
+            data_filter_matches(&at, filter, arg_value(arg))
+        } else {
+            filter_matches(walk.hook_slot, s as u8, f as u8, filter, arg_value(arg))
+        };
     if ok {
         0
     } else {
         walk.all_match = 0;
         1
+    }
+}
+
+/// The value of argument `arg` of the hook being evaluated.
+#[inline(always)]
+fn arg_value(arg: usize) -> u64 {
+    match EVENT_BUF.get_ptr_mut(0) {
+        Some(buf) if arg < MAX_ARGS => unsafe { (*buf).event.args[arg] },
+        _ => 0,
     }
 }
 
@@ -412,6 +554,14 @@ fn filter_matches(hook_slot: u32, s: u8, f: u8, filter: &ArgFilter, value: u64) 
         op::GREATER_THAN => any_value(filter, |v| (value as i64) > (v as i64)),
         op::LESS_THAN => any_value(filter, |v| (value as i64) < (v as i64)),
         op::MASK => any_value(filter, |v| value & v != 0),
+        op::IN_RANGE | op::NOT_IN_RANGE => {
+            let x = value as i64;
+            let n = filter.n_values;
+            let v = &filter.values;
+            let inside = (n >= 2 && v[0] as i64 <= x && x <= v[1] as i64)
+                || (n >= 4 && v[2] as i64 <= x && x <= v[3] as i64);
+            inside == (filter.op == op::IN_RANGE)
+        }
         _ => false,
     }
 }
@@ -441,11 +591,28 @@ fn any_value(filter: &ArgFilter, pred: impl Fn(u64) -> bool) -> bool {
     hit
 }
 
-/// Performs the selector's actions, honouring the policy's mode.
+/// What an enforcement action did: `action::*`, the signal or errno, and
+/// whether it was carried out (not in monitor mode).
+#[derive(Clone, Copy)]
+struct Outcome {
+    action: u8,
+    value: u32,
+    enforced: bool,
+}
+
+/// Performs the selector's actions, honouring the policy's mode; returns
+/// the errno of an enforced Override, or 0.
 #[inline(always)]
-fn act(hook_slot: u32, hook: &HookConf, args: &[u64; MAX_ARGS], sel: &Selector, s: u8) {
+fn act(
+    hook_slot: u32,
+    hook: &HookConf,
+    sel: &Selector,
+    s: u8,
+    data_len: u32,
+) -> i32 {
     let mut post_it = true;
     let mut signal = 0u32;
+    let mut errno = 0i32;
     let n = sel.n_actions as usize;
     unrolled!([0, 1, 2], |i| if i < n {
         let a = &sel.actions[i];
@@ -453,25 +620,35 @@ fn act(hook_slot: u32, hook: &HookConf, args: &[u64; MAX_ARGS], sel: &Selector, 
             action::NO_POST => post_it = false,
             action::SIGKILL => signal = SIGKILL,
             action::SIGNAL if signal == 0 => signal = a.signal,
+            action::OVERRIDE => errno = a.signal as i32,
             _ => {}
         }
     });
     let mut outcome = None;
-    if signal != 0 {
+    let mut ret = 0;
+    if signal != 0 || errno != 0 {
         let monitor = POLICY_MODE
             .get(hook.policy_slot)
             .is_some_and(|m| *m == MODE_MONITOR);
         if monitor {
             count(hook.policy_slot, |c| c.monitor += 1);
         } else {
-            unsafe { bpf_send_signal(signal) };
+            if signal != 0 {
+                unsafe { bpf_send_signal(signal) };
+            }
+            ret = errno;
             count(hook.policy_slot, |c| c.enforce += 1);
         }
-        outcome = Some((signal, !monitor));
+        outcome = Some(match signal {
+            0 => Outcome { action: action::OVERRIDE, value: errno as u32, enforced: !monitor },
+            SIGKILL => Outcome { action: action::SIGKILL, value: signal, enforced: !monitor },
+            _ => Outcome { action: action::SIGNAL, value: signal, enforced: !monitor },
+        });
     }
     if post_it {
-        post(hook_slot, hook, args, outcome, s);
+        post(hook_slot, hook, outcome, s, data_len);
     }
+    ret
 }
 
 #[inline(always)]
@@ -481,60 +658,61 @@ fn count(policy_slot: u32, bump: impl FnOnce(&mut PolicyCounters)) {
     }
 }
 
-/// Writes an event to the ring buffer. `outcome` is the signal sent (or
-/// elided) and whether it was enforced.
+/// Writes an event, with `data_len` bytes of argument data, to the ring
+/// buffer. `outcome` is the enforcement action taken (or elided).
 #[inline(always)]
 fn post(
     hook_slot: u32,
     hook: &HookConf,
-    args: &[u64; MAX_ARGS],
-    outcome: Option<(u32, bool)>,
+    outcome: Option<Outcome>,
     s: u8,
+    data_len: u32,
 ) {
     count(hook.policy_slot, |c| c.post += 1);
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count_loss(record::POLICY_EVENT);
+    let Some(buf) = EVENT_BUF.get_ptr_mut(0) else {
         return;
     };
-    let ev = entry.as_mut_ptr();
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
-    let (signal, enforced) = outcome.unwrap_or((0, false));
-    let act = match signal {
-        0 => action::POST,
-        SIGKILL => action::SIGKILL,
-        _ => action::SIGNAL,
-    };
+    let outcome = outcome.unwrap_or(Outcome {
+        action: action::POST,
+        value: 0,
+        enforced: false,
+    });
     let mode = POLICY_MODE.get(hook.policy_slot).copied().unwrap_or(0);
+    let data_len = data_len.min((MAX_ARGS * STR_LEN) as u32);
+    let tgid = (pid_tgid >> 32) as u32;
     unsafe {
-        (*ev).kind = record::POLICY_EVENT;
-        (*ev)._pad0 = 0;
-        (*ev).ktime_ns = bpf_ktime_get_ns();
-        (*ev).policy_slot = hook.policy_slot;
-        (*ev).hook_slot = hook_slot;
-        (*ev).tgid = (pid_tgid >> 32) as u32;
-        (*ev).tid = pid_tgid as u32;
-        (*ev).uid = uid_gid as u32;
-        (*ev).gid = (uid_gid >> 32) as u32;
-        (*ev).action = act;
-        (*ev).enforced = enforced as u8;
-        (*ev).mode = mode as u8;
-        (*ev).selector = s;
-        (*ev).signal = signal;
-        (*ev).args = *args;
-        (*ev).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        let tgid = (pid_tgid >> 32) as u32;
+        let ev = &mut (*buf).event;
+        ev.kind = record::POLICY_EVENT;
+        ev.data_len = data_len;
+        ev.ktime_ns = bpf_ktime_get_ns();
+        ev.policy_slot = hook.policy_slot;
+        ev.hook_slot = hook_slot;
+        ev.tgid = tgid;
+        ev.tid = pid_tgid as u32;
+        ev.uid = uid_gid as u32;
+        ev.gid = (uid_gid >> 32) as u32;
+        ev.action = outcome.action;
+        ev.enforced = outcome.enforced as u8;
+        ev.mode = mode as u8;
+        ev.selector = s;
+        ev.signal = outcome.value;
+        ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         match TASK_EXE.get_ptr(&tgid) {
             Some(exe) => {
-                let dst = &mut (*ev).exe;
-                if bpf_probe_read_kernel_buf((*exe).bytes.as_ptr(), dst).is_err() {
-                    dst[0] = 0;
+                if bpf_probe_read_kernel_buf((*exe).bytes.as_ptr(), &mut ev.exe).is_err() {
+                    ev.exe[0] = 0;
                 }
             }
-            None => (*ev).exe[0] = 0,
+            None => ev.exe[0] = 0,
+        }
+        let len = core::mem::size_of::<Event>() + data_len as usize;
+        let bytes = core::slice::from_raw_parts(buf as *const u8, len);
+        if EVENTS.output(bytes, 0).is_err() {
+            count_loss(record::POLICY_EVENT);
         }
     }
-    entry.submit(0);
 }
 
 #[tracepoint]

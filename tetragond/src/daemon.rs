@@ -87,13 +87,14 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     let mut features = probe::probe();
     features.extend(kernel.probe_programs());
     tracing::info!("kernel features: {}", probe::describe(&features));
+    let caps = probe::hook_caps(&features);
     let mut daemon = Daemon {
         features,
         store: Store::new(
             config.policy_dir.clone(),
             config.state_dir.clone(),
             kernel,
-            Box::new(Tracefs),
+            Box::new(Tracefs { caps }),
         )
         .with_namespaces(config.namespaces.clone()),
         exporter: Exporter::new(
@@ -370,7 +371,7 @@ impl Daemon {
     fn drain_events(&mut self, batch: Vec<ring::Item>) {
         for item in batch {
             match item {
-                ring::Item::Policy(ev) => self.export_policy_event(&ev),
+                ring::Item::Policy(ev, data) => self.export_policy_event(&ev, &data),
                 ring::Item::Exec(rec, info) => self.on_exec(&rec, info),
                 ring::Item::Exit(rec, status) => self.on_exit(&rec, status),
                 ring::Item::Unknown => tracing::debug!("unknown ring buffer record"),
@@ -379,7 +380,7 @@ impl Daemon {
         self.exporter.flush();
     }
 
-    fn export_policy_event(&mut self, ev: &tetragond_ebpf::Event) {
+    fn export_policy_event(&mut self, ev: &tetragond_ebpf::Event, data: &[u8]) {
         let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {
             self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
             return;
@@ -396,6 +397,7 @@ impl Daemon {
         }
         let line = events::policy_event(
             ev,
+            data,
             meta,
             &process,
             parent.as_deref(),

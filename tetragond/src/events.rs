@@ -6,6 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+
+use crate::event_args::typed_arg;
 use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR};
 
 use crate::process::Process;
@@ -32,7 +34,8 @@ pub struct HookMeta {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    Policy(Event),
+    /// The event and its arguments' data (`Event::data_len` bytes).
+    Policy(Event, Vec<u8>),
     /// Boxed: with its argv it is several times the size of the others.
     Exec(Box<ExecRecord>),
     Exit(ExitRecord),
@@ -42,7 +45,12 @@ pub enum Record {
 pub fn decode(bytes: &[u8]) -> Option<Record> {
     let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
     match kind {
-        record::POLICY_EVENT => read_pod(bytes).map(Record::Policy),
+        record::POLICY_EVENT => {
+            let ev: Event = read_pod(bytes)?;
+            let header = std::mem::size_of::<Event>();
+            let data = bytes.get(header..header + ev.data_len as usize)?.to_vec();
+            Some(Record::Policy(ev, data))
+        }
         record::EXEC => read_pod(bytes).map(|r| Record::Exec(Box::new(r))),
         record::EXIT => read_pod(bytes).map(Record::Exit),
         _ => None,
@@ -124,19 +132,8 @@ pub fn action_name(ev: &Event) -> &'static str {
     match ev.action {
         action::SIGKILL => "KPROBE_ACTION_SIGKILL",
         action::SIGNAL => "KPROBE_ACTION_SIGNAL",
+        action::OVERRIDE => "KPROBE_ACTION_OVERRIDE",
         _ => "KPROBE_ACTION_POST",
-    }
-}
-
-fn typed_arg(ty: &str, raw: u64) -> (&'static str, Value) {
-    match ty {
-        "int" | "int32" | "int16" | "int8" => ("int_arg", json!(raw as i64 as i32)),
-        // Tetragon's uint_arg is a uint64, so protojson writes it as a string.
-        "uint32" | "uint16" | "uint8" => ("uint_arg", json!((raw as u32).to_string())),
-        "size_t" => ("size_arg", json!(raw.to_string())),
-        "uint64" | "syscall64" => ("uint_arg", json!(raw.to_string())),
-        // int64, long and anything integer-like: Tetragon writes 64-bit as strings.
-        _ => ("long_arg", json!((raw as i64).to_string())),
     }
 }
 
@@ -310,6 +307,7 @@ pub struct Exported {
 /// One posted policy event as a JSON line.
 pub fn policy_event(
     ev: &Event,
+    data: &[u8],
     meta: &HookMeta,
     process: &Process,
     parent: Option<&Process>,
@@ -320,8 +318,9 @@ pub fn policy_event(
         .args
         .iter()
         .zip(ev.args.iter())
-        .map(|((ty, label), raw)| {
-            let (key, value) = typed_arg(ty, *raw);
+        .enumerate()
+        .map(|(i, ((ty, label), raw))| {
+            let (key, value) = typed_arg(ty, *raw, crate::event_args::slot(data, i));
             let mut obj = Map::new();
             obj.insert(key.into(), value);
             if let Some(label) = label {
@@ -520,7 +519,7 @@ mod tests {
         comm[..3].copy_from_slice(b"cat");
         Event {
             kind: record::POLICY_EVENT,
-            _pad0: 0,
+            data_len: 0,
             ktime_ns: 5,
             policy_slot: 1,
             hook_slot: 2,
@@ -574,6 +573,7 @@ mod tests {
         };
         let out = policy_event(
             &event(),
+            &[],
             &meta,
             &process,
             None,
@@ -617,7 +617,7 @@ mod tests {
         let p = Process::default();
         let clock = Clock { boot_ns: 0 };
         let v: Value =
-            serde_json::from_str(&policy_event(&event(), &meta, &p, Some(&p), &clock, "n").line)
+            serde_json::from_str(&policy_event(&event(), &[], &meta, &p, Some(&p), &clock, "n").line)
                 .expect("JSON");
         let body = &v["process_kprobe"];
         assert_eq!(body["function_name"], "sys_getpgid");
@@ -631,7 +631,7 @@ mod tests {
         meta.subsystem = "uprobe".into();
         meta.event = "/bin/bash".into();
         let v: Value =
-            serde_json::from_str(&policy_event(&event(), &meta, &p, None, &clock, "n").line)
+            serde_json::from_str(&policy_event(&event(), &[], &meta, &p, None, &clock, "n").line)
                 .expect("JSON");
         assert_eq!(v["process_uprobe"]["path"], "/bin/bash");
         assert_eq!(v["process_uprobe"]["symbol"], "sys_getpgid");

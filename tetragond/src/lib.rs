@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod dbus;
 pub mod dbus_policies;
 pub mod error;
+pub mod event_args;
 pub mod events;
 pub mod export;
 pub mod metrics;

@@ -1,21 +1,26 @@
-//! `kprobes` on syscalls (`syscall: true`), served by the syscall
-//! tracepoints: `raw_syscalls/sys_enter` listed under the syscall's number,
-//! with kprobe arg `index: i` read from the record's `args[i]`. This works on
-//! every kernel, including ones without kprobes or BPF trampolines (such as
-//! the development VM). Other kprobes need those and fail with a message
-//! that says so.
+//! `kprobes`. Syscalls (`syscall: true`) are served by the syscall
+//! tracepoints on every kernel: `raw_syscalls/sys_enter` listed under the
+//! syscall's number, with arg `index: i` read from the record's `args[i]`.
+//! Other kernel functions get a kprobe (kretprobe for `return: true`)
+//! where the kernel has kprobes, else an fentry program. Override on a
+//! `security_*` function is served by the BPF LSM hook of the same name,
+//! which returns the errno from the same place in the kernel (aya cannot
+//! load fmod_ret programs).
 
-use tetragond_ebpf::{ArgSpec, HookConf, MAX_ARGS};
+use tetragond_ebpf::{HookConf, MAX_ARGS};
 
 use super::{
+    args::{unsupported_arg, Memory},
+    function::{self, FunctionHook},
+    lsm::lsm_unavailable,
     meta,
     selectors::{compile_selectors, syscall_number, HookArgs},
-    CompiledHook, FormatSource,
+    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookCaps,
 };
 use crate::{
     error::CompileError,
     events::HookMeta,
-    policy::model::{KprobeSpec, TracingPolicy},
+    policy::model::{KprobeSpec, Selector, TracingPolicy},
 };
 
 /// A syscall has at most six arguments.
@@ -29,17 +34,135 @@ pub fn compile(
     formats: &dyn FormatSource,
 ) -> Result<Option<CompiledHook>, CompileError> {
     let what = format!("kprobes[{hook_index}] {}", kp.call);
-    let unsupported = |msg: String| Err(CompileError::Unsupported(format!("{what}: {msg}")));
-    if !kp.syscall {
-        return unsupported(
-            "only syscall hooks (syscall: true) are served yet; kernel functions need kprobes or BPF trampolines".into(),
-        );
+    if kp.call.starts_with("list:") {
+        return Err(CompileError::Unsupported(format!(
+            "{what}: calls from a list are not supported yet"
+        )));
     }
+    if kp.syscall {
+        return syscall(policy, &what, kp, formats);
+    }
+    kernel_function(policy, &what, kp, formats.caps()).map(Some)
+}
+
+fn has_override(selectors: &[Selector]) -> bool {
+    selectors
+        .iter()
+        .flat_map(|s| s.match_actions.iter().chain(&s.match_return_actions))
+        .any(|a| a.action.as_str() == "Override")
+}
+
+fn kernel_function(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    caps: HookCaps,
+) -> Result<CompiledHook, CompileError> {
+    let unsupported = |msg: String| CompileError::Unsupported(format!("{what}: {msg}"));
+    let returns = kp.ret || kp.return_arg.is_some();
+    let (family, name) = if has_override(&kp.selectors) {
+        let Some(hook) = kp.call.strip_prefix("security_") else {
+            return Err(unsupported(
+                "Override on a kernel function needs bpf_override_return or fmod_ret; tetragond honours Override on LSM hooks and on security_* functions (through the LSM hook of the same name)".into(),
+            ));
+        };
+        if let Some(why) = lsm_unavailable(caps) {
+            return Err(unsupported(format!("Override on {}: {why}", kp.call)));
+        }
+        if returns {
+            return Err(unsupported("Override cannot be combined with a return probe".into()));
+        }
+        (FunctionFamily::Lsm, hook.to_string())
+    } else if returns {
+        if !caps.kprobes {
+            return Err(unsupported(
+                "return probes need kprobes (CONFIG_KPROBES), which this kernel lacks".into(),
+            ));
+        }
+        (FunctionFamily::Kretprobe, kp.call.clone())
+    } else if caps.kprobes {
+        (FunctionFamily::Kprobe, kp.call.clone())
+    } else if caps.trampolines {
+        (FunctionFamily::Fentry, kp.call.clone())
+    } else {
+        return Err(unsupported(
+            "kernel functions need kprobes (CONFIG_KPROBES) or BPF trampolines (fentry); this kernel has neither (see `tetra status`); only syscall hooks (syscall: true) can be served here".into(),
+        ));
+    };
+    let target = FunctionTarget { family, name };
+    if family == FunctionFamily::Kretprobe {
+        return return_probe(policy, what, kp, target);
+    }
+    function::compile(
+        policy,
+        FunctionHook {
+            what,
+            target,
+            args: &kp.args,
+            selectors: &kp.selectors,
+            message: kp.message.clone(),
+            tags: kp.tags.clone(),
+            override_denied: None,
+        },
+    )
+}
+
+/// A kretprobe sees only the return value: `returnArg` is its one arg,
+/// matchReturnArgs filter it and matchReturnActions run with matchActions.
+fn return_probe(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    target: FunctionTarget,
+) -> Result<CompiledHook, CompileError> {
+    if !kp.args.is_empty() || kp.selectors.iter().any(|s| !s.match_args.is_empty()) {
+        return Err(CompileError::Unsupported(format!(
+            "{what}: a return probe (kretprobe) sees only the return value; drop args/matchArgs or hook the function's entry separately"
+        )));
+    }
+    let ret = kp.return_arg.clone().ok_or_else(|| {
+        CompileError::Invalid(format!("{what}: return: true needs returnArg"))
+    })?;
+    let args = [ret.clone()];
+    let selectors: Vec<Selector> = kp
+        .selectors
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.match_args = std::mem::take(&mut s.match_return_args)
+                .into_iter()
+                .map(|mut a| {
+                    a.index = ret.index;
+                    a
+                })
+                .collect();
+            s.match_actions.append(&mut s.match_return_actions);
+            s
+        })
+        .collect();
+    function::compile(
+        policy,
+        FunctionHook {
+            what,
+            target,
+            args: &args,
+            selectors: &selectors,
+            message: kp.message.clone(),
+            tags: kp.tags.clone(),
+            override_denied: None,
+        },
+    )
+}
+
+fn syscall(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    formats: &dyn FormatSource,
+) -> Result<Option<CompiledHook>, CompileError> {
+    let unsupported = |msg: String| Err(CompileError::Unsupported(format!("{what}: {msg}")));
     if kp.ret || kp.return_arg.is_some() {
         return unsupported("return probes on syscalls are not supported yet".into());
-    }
-    if kp.call.starts_with("list:") {
-        return unsupported("calls from a list are not supported yet".into());
     }
     let Some(nr) = syscall_number(&kp.call) else {
         if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) {
@@ -71,29 +194,20 @@ pub fn compile(
                 arg.index
             )));
         }
-        if !arg.ty.is_numeric() && arg.ty.as_str() != "fd" {
-            return unsupported(format!(
-                "arg {} of type {}: only integer args are supported through the syscall tracepoints so far",
-                arg.index, arg.ty
-            ));
-        }
-        conf.args[i] = ArgSpec {
-            offset: args_field.offset + 8 * arg.index as u16,
-            size: 8,
-            signed: u8::from(
-                arg.ty.as_str().starts_with("int")
-                    || arg.ty.as_str().starts_with("sint")
-                    || arg.ty.as_str() == "long",
-            ),
-        };
+        conf.args[i] = super::args::word_arg(arg.ty, args_field.offset + 8 * arg.index as u16, Memory::User)
+            .map_err(|m| unsupported_arg(what, arg.index, m))?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
     let hook_args = HookArgs {
         args: &kp.args,
         positional: false,
         syscall_id: vec![],
+        memory: Some(Memory::User),
+        override_denied: Some(
+            "Override on a syscall needs bpf_override_return; tetragond serves syscall hooks through the syscall tracepoints, which cannot change a return value: use an LSM hook (lsmhooks) or a security_* kprobe to deny".into(),
+        ),
     };
-    let sel = compile_selectors(&what, policy, &kp.selectors, &hook_args, false)?;
+    let sel = compile_selectors(what, policy, &kp.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
     Ok(Some(CompiledHook {
@@ -103,7 +217,10 @@ pub fn compile(
         sub_ids: vec![nr],
         arg_values: sel.arg_values,
         binaries: sel.binaries,
+        strings: sel.strings,
+        addrs: sel.addrs,
         uprobe: None,
+        function: None,
         meta: HookMeta {
             message: kp.message.clone(),
             tags: kp.tags.clone(),

@@ -5,11 +5,15 @@
 //! Whatever the kernel side cannot serve fails here with a message naming
 //! the hook and the missing piece, so such a policy never loads silently.
 
+mod args;
+mod function;
 mod kprobe;
+mod lsm;
 mod selectors;
 mod syscalls_x86_64;
 mod tracepoint;
 mod uprobe;
+mod values;
 
 pub use uprobe::UprobeTarget;
 
@@ -43,6 +47,66 @@ pub struct CompiledHook {
     pub meta: HookMeta,
     /// Set for uprobe hooks, which attach per hook instead of being listed.
     pub uprobe: Option<UprobeTarget>,
+    /// Set for kernel function and LSM hooks: the program family and target.
+    pub function: Option<FunctionTarget>,
+    /// String trie entries of the string operators.
+    pub strings: Vec<StrEntry>,
+    /// Address trie entries of SAddr/DAddr.
+    pub addrs: Vec<AddrEntry>,
+}
+
+/// A value of a string operator: `bytes` as the trie holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrEntry {
+    pub selector: u8,
+    pub filter: u8,
+    pub bytes: Vec<u8>,
+}
+
+/// A CIDR of SAddr/DAddr (IPv4 mapped into IPv6; `prefix` in bits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrEntry {
+    pub selector: u8,
+    pub filter: u8,
+    pub prefix: u8,
+    pub addr: [u8; 16],
+}
+
+/// Program families bound to one kernel function or LSM hook per program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FunctionFamily {
+    Kprobe,
+    Kretprobe,
+    Fentry,
+    Fexit,
+    Lsm,
+}
+
+impl FunctionFamily {
+    /// The family's sensor name in `tetra tp list`.
+    pub fn sensor(self) -> &'static str {
+        match self {
+            FunctionFamily::Lsm => "generic_lsm",
+            _ => "generic_kprobe",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionTarget {
+    pub family: FunctionFamily,
+    /// The kernel function, or the LSM hook without `security_`.
+    pub name: String,
+}
+
+/// Hook mechanisms the running kernel offers (from the feature probe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HookCaps {
+    pub kprobes: bool,
+    pub trampolines: bool,
+    /// LSM programs load and `bpf` is an active LSM.
+    pub lsm_programs: bool,
+    pub lsm_active: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,17 +116,28 @@ pub struct CompiledPolicy {
     pub sensors: Vec<String>,
 }
 
-/// Reads tracepoint formats from the running kernel.
+/// What compiling needs to know of the running kernel: tracepoint formats
+/// and the hook mechanisms it offers.
 pub trait FormatSource {
     fn format(&self, subsystem: &str, event: &str) -> Result<Format, CompileError>;
+
+    fn caps(&self) -> HookCaps {
+        HookCaps::default()
+    }
 }
 
-/// The running kernel's tracefs.
-pub struct Tracefs;
+/// The running kernel: its tracefs and its probed features.
+pub struct Tracefs {
+    pub caps: HookCaps,
+}
 
 impl FormatSource for Tracefs {
     fn format(&self, subsystem: &str, event: &str) -> Result<Format, CompileError> {
         tracefs::read_format(subsystem, event).map_err(|e| CompileError::Unsupported(e.to_string()))
+    }
+
+    fn caps(&self) -> HookCaps {
+        self.caps
     }
 }
 
@@ -84,11 +159,28 @@ pub fn compile(
     }
     for (i, kp) in spec.kprobes.iter().enumerate() {
         if let Some(hook) = kprobe::compile(policy, i, kp, formats)? {
+            let sensor = hook.function.as_ref().map_or("generic_kprobe", |f| f.family.sensor());
+            push_once(&mut sensors, sensor);
             hooks.push(hook);
-            push_once(&mut sensors, "generic_kprobe");
         }
     }
+    for (i, hook) in spec.lsmhooks.iter().enumerate() {
+        hooks.push(lsm::compile(policy, i, hook, formats.caps())?);
+        push_once(&mut sensors, "generic_lsm");
+    }
+    for hook in &mut hooks {
+        hook.conf.data_slots = data_slots(&hook.conf);
+    }
     Ok(CompiledPolicy { hooks, sensors })
+}
+
+/// How many leading args' data slots an event of the hook carries.
+fn data_slots(conf: &HookConf) -> u8 {
+    let n = (conf.n_args as usize).min(conf.args.len());
+    conf.args[..n]
+        .iter()
+        .rposition(|a| tetragond_ebpf::arg_kind::has_data(a.kind))
+        .map_or(0, |i| i as u8 + 1)
 }
 
 fn push_once(sensors: &mut Vec<String>, name: &str) {
@@ -121,14 +213,13 @@ fn meta(
 fn reject_unsupported_sections(policy: &TracingPolicy) -> Result<(), CompileError> {
     let spec = &policy.spec;
     let sections = [
-        ("lsmhooks", spec.lsmhooks.len()),
         ("usdts", spec.usdts.len()),
         ("fentries", spec.fentries.len()),
         ("enforcers", spec.enforcers.len()),
     ];
     if let Some((name, _)) = sections.iter().find(|(_, n)| *n > 0) {
         return Err(CompileError::Unsupported(format!(
-            "spec.{name}: this version of tetragond serves `tracepoints`, `uprobes` and syscall `kprobes` only; {name} are not supported yet"
+            "spec.{name}: this version of tetragond serves `tracepoints`, `kprobes`, `lsmhooks` and `uprobes`; {name} are not supported yet"
         )));
     }
     if spec.pod_selector.is_some() || spec.container_selector.is_some() {

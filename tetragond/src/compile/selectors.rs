@@ -1,12 +1,16 @@
-//! Selectors to [`Selector`] entries: matchArgs on integer fields, matchPIDs,
-//! matchBinaries and matchActions.
+//! Selectors to [`Selector`] entries: matchArgs (integers, strings and
+//! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
     action, op, set_op, ActionSpec, ArgFilter, Selector, MAX_ACTIONS, MAX_ARG_FILTERS, MAX_PIDS,
-    MAX_SELECTORS, MAX_VALUES,
+    MAX_SELECTORS, MAX_VALUES, STR_MATCH_LEN,
 };
 
-use super::syscalls_x86_64::SYSCALLS;
+use super::{
+    args::{kind_of, ArgClass, Memory},
+    syscalls_x86_64::SYSCALLS,
+    values, AddrEntry, StrEntry,
+};
 use crate::{
     error::CompileError,
     policy::model::{
@@ -20,6 +24,8 @@ pub struct CompiledSelectors {
     pub sub_ids: Vec<u32>,
     pub arg_values: Vec<(u8, u8, u64)>,
     pub binaries: Vec<(u32, String)>,
+    pub strings: Vec<StrEntry>,
+    pub addrs: Vec<AddrEntry>,
 }
 
 /// Syscall number of `name` (`openat`, `sys_openat`, `__x64_sys_openat`).
@@ -39,9 +45,22 @@ pub struct HookArgs<'a> {
     pub positional: bool,
     /// Positions in `args` holding the syscall number (raw_syscalls `id`).
     pub syscall_id: Vec<usize>,
+    /// Where pointer args point; None: every arg is an integer field.
+    pub memory: Option<Memory>,
+    /// Why Override cannot be honoured on this hook; None when it can.
+    pub override_denied: Option<String>,
 }
 
 impl HookArgs<'_> {
+    fn class(&self, position: usize) -> ArgClass {
+        match (self.memory, self.args.get(position)) {
+            (Some(memory), Some(arg)) => kind_of(arg.ty, memory)
+                .map(|(_, class)| class)
+                .unwrap_or(ArgClass::Integer),
+            _ => ArgClass::Integer,
+        }
+    }
+
     fn position(&self, selector_index: u32) -> Option<usize> {
         if self.positional {
             (selector_index as usize)
@@ -70,6 +89,8 @@ pub fn compile_selectors(
         sub_ids: vec![],
         arg_values: vec![],
         binaries: vec![],
+        strings: vec![],
+        addrs: vec![],
     };
     // Per selector: the syscall numbers it is limited to, if it is.
     let mut syscall_sets: Vec<Option<Vec<u32>>> = vec![];
@@ -142,7 +163,7 @@ impl SelectorCtx<'_> {
         ];
         match unsupported.iter().find(|(_, empty)| !empty) {
             Some((name, _)) => {
-                Err(self.unsupported(format!("{name} is not supported on tracepoints yet")))
+                Err(self.unsupported(format!("{name} is not supported yet")))
             }
             None => Ok(()),
         }
@@ -167,39 +188,193 @@ impl SelectorCtx<'_> {
                     filter.index
                 ))
             })?;
-            let is_syscall_id = self.args.syscall_id.contains(&position);
-            let values = self.values(filter, is_syscall_id)?;
-            let op = operator_code(filter.operator.as_str()).ok_or_else(|| {
-                self.unsupported(format!(
-                    "matchArgs operator {} is not supported on integer tracepoint fields yet",
-                    filter.operator.as_str()
-                ))
-            })?;
-            let mut af = ArgFilter {
-                arg: position as u8,
-                op,
-                ..Default::default()
-            };
-            if op == op::IN_MAP || op == op::NOT_IN_MAP {
-                out.arg_values
-                    .extend(values.iter().map(|v| (self.s as u8, f as u8, *v)));
-            } else {
-                if values.len() > MAX_VALUES {
-                    return Err(self.invalid(format!(
-                        "at most {MAX_VALUES} values for operator {}; use InMap for more",
-                        filter.operator.as_str()
-                    )));
+            let at = (self.s as u8, f as u8);
+            let af = match self.args.class(position) {
+                ArgClass::Integer => {
+                    let is_syscall_id = self.args.syscall_id.contains(&position);
+                    let af = self.integer_filter(filter, position, at, is_syscall_id, out)?;
+                    if is_syscall_id && (af.op == op::EQUAL || af.op == op::IN_MAP) {
+                        let ids = match af.op {
+                            op::EQUAL => af.values[..af.n_values as usize].to_vec(),
+                            _ => self.values(filter, true)?,
+                        };
+                        syscalls = Some(ids.iter().map(|v| *v as u32).collect());
+                    }
+                    af
                 }
-                af.n_values = values.len() as u8;
-                af.values[..values.len()].copy_from_slice(&values);
-            }
-            if is_syscall_id && (op == op::EQUAL || op == op::IN_MAP) {
-                syscalls = Some(values.iter().map(|v| *v as u32).collect());
-            }
+                ArgClass::Text => self.text_filter(filter, position, at, out)?,
+                ArgClass::Socket => self.socket_filter(filter, position, at, out)?,
+                ArgClass::Opaque => {
+                    return Err(self.unsupported(format!(
+                        "matchArgs on arg {} of type {}: its fields cannot be matched yet",
+                        filter.index, self.args.args[position].ty
+                    )))
+                }
+            };
             compiled.arg_filters[f] = af;
         }
         compiled.n_arg_filters = filters.len() as u8;
         Ok(syscalls)
+    }
+
+    fn integer_filter(
+        &self,
+        filter: &ArgSelector,
+        position: usize,
+        (s, f): (u8, u8),
+        is_syscall_id: bool,
+        out: &mut CompiledSelectors,
+    ) -> Result<ArgFilter, CompileError> {
+        let name = filter.operator.as_str();
+        let mut af = ArgFilter {
+            arg: position as u8,
+            ..Default::default()
+        };
+        if matches!(name, "InRange" | "NotInRange") {
+            af.op = if name == "InRange" { op::IN_RANGE } else { op::NOT_IN_RANGE };
+            let ranges = filter
+                .values
+                .iter()
+                .map(|v| values::range(v).ok_or_else(|| self.invalid(format!("`{v}` is not a range `low:high`"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            if ranges.len() > MAX_VALUES / 2 {
+                return Err(self.invalid(format!("at most {} ranges for {name}", MAX_VALUES / 2)));
+            }
+            for (i, (lo, hi)) in ranges.iter().enumerate() {
+                af.values[2 * i] = *lo;
+                af.values[2 * i + 1] = *hi;
+            }
+            af.n_values = 2 * ranges.len() as u8;
+            return Ok(af);
+        }
+        af.op = operator_code(name).ok_or_else(|| {
+            self.unsupported(format!("matchArgs operator {name} does not apply to integer args"))
+        })?;
+        let values = self.values(filter, is_syscall_id)?;
+        if af.op == op::IN_MAP || af.op == op::NOT_IN_MAP {
+            out.arg_values.extend(values.iter().map(|v| (s, f, *v)));
+        } else {
+            if values.len() > MAX_VALUES {
+                return Err(self.invalid(format!(
+                    "at most {MAX_VALUES} values for operator {name}; use InMap for more"
+                )));
+            }
+            af.n_values = values.len() as u8;
+            af.values[..values.len()].copy_from_slice(&values);
+        }
+        Ok(af)
+    }
+
+    /// Strings and paths: each value is an entry of the hook's string trie.
+    fn text_filter(
+        &self,
+        filter: &ArgSelector,
+        position: usize,
+        (s, f): (u8, u8),
+        out: &mut CompiledSelectors,
+    ) -> Result<ArgFilter, CompileError> {
+        let name = filter.operator.as_str();
+        let (code, shape) = match name {
+            "Equal" => (op::STR_EQUAL, values::StrShape::Whole),
+            "NotEqual" => (op::STR_NOT_EQUAL, values::StrShape::Whole),
+            "Prefix" => (op::PREFIX, values::StrShape::Prefix),
+            "NotPrefix" => (op::NOT_PREFIX, values::StrShape::Prefix),
+            "Postfix" => (op::POSTFIX, values::StrShape::Postfix),
+            "NotPostfix" => (op::NOT_POSTFIX, values::StrShape::Postfix),
+            _ => {
+                return Err(self.unsupported(format!(
+                    "matchArgs operator {name} on string and path args is not supported yet (Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix are)"
+                )))
+            }
+        };
+        if filter.values.is_empty() {
+            return Err(self.invalid(format!("matchArgs {name} needs at least one value")));
+        }
+        for v in &filter.values {
+            let bytes = values::str_key(v, shape).ok_or_else(|| {
+                self.invalid(format!(
+                    "value `{v}` is longer than the {} bytes the kernel compares",
+                    STR_MATCH_LEN - 1
+                ))
+            })?;
+            out.strings.push(StrEntry { selector: s, filter: f, bytes });
+        }
+        Ok(ArgFilter {
+            arg: position as u8,
+            op: code,
+            ..Default::default()
+        })
+    }
+
+    fn socket_filter(
+        &self,
+        filter: &ArgSelector,
+        position: usize,
+        (s, f): (u8, u8),
+        out: &mut CompiledSelectors,
+    ) -> Result<ArgFilter, CompileError> {
+        let name = filter.operator.as_str();
+        let mut af = ArgFilter {
+            arg: position as u8,
+            ..Default::default()
+        };
+        let inline = |af: &mut ArgFilter, vals: Vec<u64>| -> Result<(), CompileError> {
+            if vals.len() > MAX_VALUES {
+                return Err(self.invalid(format!("at most {MAX_VALUES} values for {name}")));
+            }
+            af.n_values = vals.len() as u8;
+            af.values[..vals.len()].copy_from_slice(&vals);
+            Ok(())
+        };
+        let parse_all = |parse: fn(&str) -> Option<u64>, what: &str| {
+            filter
+                .values
+                .iter()
+                .map(|v| parse(v).ok_or_else(|| self.invalid(format!("`{v}` is not {what}"))))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        af.op = match name {
+            "SAddr" | "NotSAddr" | "DAddr" | "NotDAddr" => {
+                for v in &filter.values {
+                    let (addr, prefix) = values::cidr(v)
+                        .ok_or_else(|| self.invalid(format!("`{v}` is not an IP address or CIDR")))?;
+                    out.addrs.push(AddrEntry { selector: s, filter: f, prefix, addr });
+                }
+                match name {
+                    "SAddr" => op::SADDR,
+                    "NotSAddr" => op::NOT_SADDR,
+                    "DAddr" => op::DADDR,
+                    _ => op::NOT_DADDR,
+                }
+            }
+            "SPort" | "NotSPort" | "DPort" | "NotDPort" => {
+                inline(&mut af, parse_all(values::port_range, "a port or a port range `low:high`")?)?;
+                match name {
+                    "SPort" => op::SPORT,
+                    "NotSPort" => op::NOT_SPORT,
+                    "DPort" => op::DPORT,
+                    _ => op::NOT_DPORT,
+                }
+            }
+            "SPortPriv" => op::SPORT_PRIV,
+            "NotSPortPriv" => op::NOT_SPORT_PRIV,
+            "DPortPriv" => op::DPORT_PRIV,
+            "NotDPortPriv" => op::NOT_DPORT_PRIV,
+            "Family" => {
+                inline(&mut af, parse_all(values::family, "an address family (AF_INET, AF_INET6 or a number)")?)?;
+                op::FAMILY
+            }
+            "Protocol" => {
+                inline(&mut af, parse_all(values::protocol, "a protocol (IPPROTO_TCP, IPPROTO_UDP or a number)")?)?;
+                op::PROTOCOL
+            }
+            _ => {
+                return Err(self.unsupported(format!(
+                    "matchArgs operator {name} does not apply to socket args (SAddr, DAddr, SPort, DPort, their Not forms, *PortPriv, Family, Protocol do)"
+                )))
+            }
+        };
+        Ok(af)
     }
 
     /// Integer values, `list:NAME` references, and syscall names for ids.
@@ -332,11 +507,16 @@ impl SelectorCtx<'_> {
                     ActionSpec { kind: action::SIGNAL, signal: sig, ..Default::default() }
                 }
                 "Override" => {
-                    return Err(self.unsupported(
-                        "Override cannot be honoured on a tracepoint: the kernel lets only LSM hooks, fmod_ret and kprobes with CONFIG_BPF_KPROBE_OVERRIDE change a return value",
-                    ))
+                    if let Some(why) = &self.args.override_denied {
+                        return Err(self.unsupported(why));
+                    }
+                    let errno = a.arg_error.ok_or_else(|| self.invalid("Override needs argError"))?;
+                    if !(-4095..0).contains(&errno) {
+                        return Err(self.invalid(format!("argError {errno} is not a negative errno")));
+                    }
+                    ActionSpec { kind: action::OVERRIDE, signal: errno as u32, ..Default::default() }
                 }
-                other => return Err(self.unsupported(format!("action {other} is not supported on tracepoints yet"))),
+                other => return Err(self.unsupported(format!("action {other} is not supported yet"))),
             };
         }
         compiled.n_actions = actions.len() as u8;

@@ -66,6 +66,10 @@ pub fn compile(
         args: &tp.args,
         positional: true,
         syscall_id,
+        memory: None,
+        override_denied: Some(
+            "Override cannot be honoured on a tracepoint: the kernel lets only LSM hooks, fmod_ret and kprobes with CONFIG_BPF_KPROBE_OVERRIDE change a return value".into(),
+        ),
     };
     let sel = compile_selectors(
         &what,
@@ -92,7 +96,10 @@ pub fn compile(
         sub_ids,
         arg_values: sel.arg_values,
         binaries: sel.binaries,
+        strings: sel.strings,
+        addrs: sel.addrs,
         uprobe: None,
+        function: None,
         meta: HookMeta {
             message: tp.message.clone(),
             tags: tp.tags.clone(),
@@ -152,5 +159,6 @@ pub(super) fn arg_spec(
         offset: field.offset,
         size: field.size as u8,
         signed: field.signed as u8,
+        ..Default::default()
     })
 }

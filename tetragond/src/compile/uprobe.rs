@@ -2,9 +2,11 @@
 //! its hook slot as the BPF cookie. Arguments come from the registers of
 //! the x86-64 calling convention (the `pt_regs` layout is the ptrace ABI).
 
-use tetragond_ebpf::{ArgSpec, HookConf, MAX_ARGS};
+use tetragond_ebpf::{HookConf, MAX_ARGS};
 
 use super::{
+    args::{word_arg, Memory},
+    function::ARG_REGISTERS,
     meta,
     selectors::{compile_selectors, HookArgs},
     CompiledHook,
@@ -16,8 +18,6 @@ use crate::{
     sensors::kernel::UprobeLocation,
 };
 
-/// Offsets in x86-64 `struct pt_regs` of rdi, rsi, rdx, rcx, r8, r9.
-const ARG_REGISTERS: [u16; 6] = [112, 104, 96, 88, 72, 64];
 
 /// A uprobe's attachment point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +61,11 @@ pub fn compile(
             event: up.path.clone(),
             conf: conf.0,
             sub_ids: vec![],
-            arg_values: conf.1.clone(),
-            binaries: conf.2.clone(),
+            arg_values: conf.1.arg_values.clone(),
+            binaries: conf.1.binaries.clone(),
+            strings: conf.1.strings.clone(),
+            addrs: conf.1.addrs.clone(),
+            function: None,
             meta: HookMeta {
                 message: up.message.clone(),
                 tags: up.tags.clone(),
@@ -77,7 +80,7 @@ pub fn compile(
         .collect())
 }
 
-type Conf = (HookConf, Vec<(u8, u8, u64)>, Vec<(u32, String)>);
+type Conf = (HookConf, super::selectors::CompiledSelectors);
 
 fn hook_conf(what: &str, policy: &TracingPolicy, up: &UprobeSpec) -> Result<Conf, CompileError> {
     if up.args.len() > MAX_ARGS {
@@ -96,28 +99,19 @@ fn hook_conf(what: &str, policy: &TracingPolicy, up: &UprobeSpec) -> Result<Conf
                 arg.index
             ))
         })?;
-        if !arg.ty.is_numeric() {
-            return Err(CompileError::Unsupported(format!(
-                "{what}: arg {} of type {}: only integer uprobe args are supported so far",
-                arg.index, arg.ty
-            )));
-        }
-        let signed = arg.ty.as_str().starts_with("int")
-            || arg.ty.as_str().starts_with("sint")
-            || arg.ty.as_str() == "long";
-        conf.args[i] = ArgSpec {
-            offset: *offset,
-            size: 8,
-            signed: u8::from(signed),
-        };
+        conf.args[i] = word_arg(arg.ty, *offset, Memory::User).map_err(|m| {
+            CompileError::Unsupported(format!("{what}: arg {}: {m}", arg.index))
+        })?;
     }
     let hook_args = HookArgs {
         args: &up.args,
         positional: false,
         syscall_id: vec![],
+        memory: Some(Memory::User),
+        override_denied: Some("Override cannot change a user function's return value".into()),
     };
     let sel = compile_selectors(what, policy, &up.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
-    Ok((conf, sel.arg_values, sel.binaries))
+    Ok((conf, sel))
 }

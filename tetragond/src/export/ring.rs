@@ -30,7 +30,7 @@ const BATCHES: usize = 16;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Item {
-    Policy(Event),
+    Policy(Event, Vec<u8>),
     /// With /proc as read right after the exec (None: already gone).
     Exec(Box<ExecRecord>, Option<ProcInfo>),
     /// With the wait status read right after the exit, when still there.
@@ -63,7 +63,7 @@ pub fn spawn(mut ring: RingBuf<MapData>) -> std::io::Result<mpsc::Receiver<Vec<I
 
 fn item(record: Option<Record>) -> Item {
     match record {
-        Some(Record::Policy(ev)) => Item::Policy(ev),
+        Some(Record::Policy(ev, data)) => Item::Policy(ev, data),
         Some(Record::Exec(rec)) => {
             let info = procfs::read_with(rec.tgid, rec.args_len == 0);
             Item::Exec(rec, info)

@@ -7,7 +7,11 @@
 use tetragond_ebpf::{ArgSetKey, HookKey, MAX_HOOKS, MAX_POLICIES};
 
 use super::Kernel;
-use crate::{compile::CompiledPolicy, error::SensorError, events::HookMeta};
+use crate::{
+    compile::{AddrEntry, CompiledPolicy, FunctionTarget, StrEntry},
+    error::SensorError,
+    events::HookMeta,
+};
 
 /// Kernel slots of one installed policy version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub struct InstalledHook {
     pub meta: HookMeta,
     /// Attached as a uprobe (by slot) rather than listed under keys.
     pub uprobe: bool,
+    /// The function or LSM hook the hook's program is bound to, once bound.
+    pub function: Option<FunctionTarget>,
+    pub strings: Vec<StrEntry>,
+    pub addrs: Vec<AddrEntry>,
 }
 
 impl Installed {
@@ -120,6 +128,9 @@ fn write_hooks(
             binaries: vec![],
             meta: hook.meta.clone(),
             uprobe: false,
+            function: None,
+            strings: vec![],
+            addrs: vec![],
         };
         let mut conf = hook.conf;
         conf.policy_slot = policy_slot;
@@ -140,11 +151,24 @@ fn write_hooks(
                 kernel.add_binary(slot, *selector, path)?;
                 entry.binaries.push((*selector, path.clone()));
             }
-            match &hook.uprobe {
-                Some(target) => kernel
+            for s in &hook.strings {
+                kernel.add_string(slot, s)?;
+                entry.strings.push(s.clone());
+            }
+            for a in &hook.addrs {
+                kernel.add_addr(slot, a)?;
+                entry.addrs.push(a.clone());
+            }
+            match (&hook.uprobe, &hook.function) {
+                (Some(target), _) => kernel
                     .attach_uprobe(&target.binary, target.location.clone(), slot)
                     .map(|()| None),
-                None => kernel.attach(&hook.subsystem, &hook.event).map(Some),
+                (None, Some(target)) => {
+                    let site = kernel.attach_function(target)?;
+                    entry.function = Some(target.clone());
+                    Ok(Some(site))
+                }
+                (None, None) => kernel.attach(&hook.subsystem, &hook.event).map(Some),
             }
         })();
         // Record even a half-written hook, so release() undoes what was done.
@@ -173,8 +197,16 @@ fn release(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, installed: &Inst
         for (selector, path) in &hook.binaries {
             kernel.remove_binary(hook.slot, *selector, path);
         }
+        for s in &hook.strings {
+            kernel.remove_string(hook.slot, s);
+        }
+        for a in &hook.addrs {
+            kernel.remove_addr(hook.slot, a);
+        }
         if hook.uprobe {
             kernel.detach_uprobe(hook.slot);
+        } else if let Some(target) = &hook.function {
+            kernel.detach_function(target);
         } else if !hook.subsystem.is_empty() {
             kernel.detach(&hook.subsystem, &hook.event);
         }

@@ -5,7 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aya::{
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{
+        lpm_trie::{Key, LpmTrie},
+        Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
+    },
     programs::{
         trace_point::TracePointLinkId,
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
@@ -14,12 +17,16 @@ use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
-    site, ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList, PolicyCounters,
-    TaskTrackingOffsets, MAX_HOOKS_PER_KEY, PATH_LEN,
+    site, AddrTrieData, ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList,
+    PolicyCounters, StrTrieData, StructOffsets, TaskTrackingOffsets, MAX_HOOKS_PER_KEY, PATH_LEN,
+    STR_TRIE_HEADER_BITS,
 };
 
-use super::tracefs;
-use crate::error::SensorError;
+use super::{functions::FunctionAttachments, tracefs};
+use crate::{
+    compile::{AddrEntry, FunctionTarget, StrEntry},
+    error::SensorError,
+};
 
 /// The object built by build.rs from tetragond-ebpf.
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
@@ -85,6 +92,13 @@ pub struct Kernel {
     binary_sets: BpfHashMap<MapData, BinarySetKey, u8>,
     binary_ids: BpfHashMap<MapData, ExePath, u32>,
     task_exe: BpfHashMap<MapData, u32, ExePath>,
+    str_trie: LpmTrie<MapData, StrTrieData, u8>,
+    addr_trie: LpmTrie<MapData, AddrTrieData, u8>,
+    functions: FunctionAttachments,
+    /// Maps taken out of the object only to be written once; programs
+    /// loaded later still refer to them.
+    task_offsets: Option<Array<MapData, TaskTrackingOffsets>>,
+    struct_offsets: Option<Array<MapData, StructOffsets>>,
     /// Mirror of `HOOK_LISTS`, so a list can be rewritten in one update.
     lists: BTreeMap<HookKey, Vec<u32>>,
     attachments: HashMap<(String, String), Attachment>,
@@ -142,6 +156,11 @@ impl Kernel {
             binary_sets: take!(ebpf, BpfHashMap, "BINARY_SETS"),
             binary_ids: take!(ebpf, BpfHashMap, "BINARY_IDS"),
             task_exe: take!(ebpf, BpfHashMap, "TASK_EXE"),
+            str_trie: take!(ebpf, LpmTrie, "STR_TRIE"),
+            addr_trie: take!(ebpf, LpmTrie, "ADDR_TRIE"),
+            functions: FunctionAttachments::default(),
+            task_offsets: None,
+            struct_offsets: None,
             ebpf,
             lists: BTreeMap::new(),
             attachments: HashMap::new(),
@@ -150,6 +169,7 @@ impl Kernel {
             next_binary_id: 1,
         };
         kernel.start_task_tracking()?;
+        kernel.set_struct_offsets()?;
         Ok(kernel)
     }
 
@@ -196,6 +216,7 @@ impl Kernel {
         }
         let mut map: Array<_, TaskTrackingOffsets> = take!(self.ebpf, Array, "TASK_OFFSETS");
         map.set(0, &offsets, 0).map_err(map_err("TASK_OFFSETS"))?;
+        self.task_offsets = Some(map);
         self.seed_task_exe();
         for (prog, event) in [
             ("task_exec", "sched_process_exec"),
@@ -210,6 +231,56 @@ impl Kernel {
                 })?;
         }
         Ok(())
+    }
+
+    /// Struct member offsets for pointer arguments, from the kernel's BTF.
+    /// Without BTF, only integer arguments are read (and a warning says so).
+    fn set_struct_offsets(&mut self) -> Result<(), SensorError> {
+        let offsets = match super::btf::KernelBtf::from_sys_fs()
+            .and_then(|btf| super::offsets::struct_offsets(&btf))
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("kernel BTF: {e}; file, path and socket arguments cannot be read");
+                StructOffsets::default()
+            }
+        };
+        let mut map: Array<_, StructOffsets> = take!(self.ebpf, Array, "STRUCT_OFFSETS");
+        map.set(0, &offsets, 0).map_err(map_err("STRUCT_OFFSETS"))?;
+        // Programs loaded later refer to the map by this fd: keep it open.
+        self.struct_offsets = Some(map);
+        Ok(())
+    }
+
+    /// Binds a program of `target`'s family to its function or LSM hook
+    /// (once per target); returns the site its hooks are listed under.
+    pub fn attach_function(&mut self, target: &FunctionTarget) -> Result<u32, SensorError> {
+        self.functions.attach(&mut self.ebpf, target)
+    }
+
+    pub fn detach_function(&mut self, target: &FunctionTarget) {
+        self.functions.detach(&mut self.ebpf, target);
+    }
+
+    pub fn add_string(&mut self, hook_slot: u32, entry: &StrEntry) -> Result<(), SensorError> {
+        let key = str_key(hook_slot, entry);
+        self.str_trie
+            .insert(&key, &1, 0)
+            .map_err(map_err("STR_TRIE"))
+    }
+
+    pub fn remove_string(&mut self, hook_slot: u32, entry: &StrEntry) {
+        let _ = self.str_trie.remove(&str_key(hook_slot, entry));
+    }
+
+    pub fn add_addr(&mut self, hook_slot: u32, entry: &AddrEntry) -> Result<(), SensorError> {
+        self.addr_trie
+            .insert(&addr_key(hook_slot, entry), &1, 0)
+            .map_err(map_err("ADDR_TRIE"))
+    }
+
+    pub fn remove_addr(&mut self, hook_slot: u32, entry: &AddrEntry) {
+        let _ = self.addr_trie.remove(&addr_key(hook_slot, entry));
     }
 
     /// Processes that started before us: their executables from /proc.
@@ -573,6 +644,31 @@ impl Kernel {
         };
         array.get(&kind, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
+}
+
+fn str_key(hook_slot: u32, entry: &StrEntry) -> Key<StrTrieData> {
+    let mut data = StrTrieData {
+        hook_slot,
+        selector: entry.selector,
+        filter: entry.filter,
+        ..Default::default()
+    };
+    let n = entry.bytes.len().min(data.bytes.len());
+    data.bytes[..n].copy_from_slice(&entry.bytes[..n]);
+    Key::new(STR_TRIE_HEADER_BITS + 8 * n as u32, data)
+}
+
+fn addr_key(hook_slot: u32, entry: &AddrEntry) -> Key<AddrTrieData> {
+    Key::new(
+        STR_TRIE_HEADER_BITS + u32::from(entry.prefix),
+        AddrTrieData {
+            hook_slot,
+            selector: entry.selector,
+            filter: entry.filter,
+            _pad: [0; 2],
+            addr: entry.addr,
+        },
+    )
 }
 
 /// task_struct.mm, mm_struct.arg_start, mm_struct.arg_end and

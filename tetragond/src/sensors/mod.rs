@@ -2,10 +2,12 @@
 //! are compiled into.
 
 pub mod btf;
+mod functions;
 pub mod install;
 pub mod kernel;
 pub mod memory;
 pub mod mounts;
+mod offsets;
 pub mod probe;
 pub mod tracefs;
 

@@ -39,6 +39,17 @@ pub fn probe() -> Vec<(&'static str, bool)> {
     ]
 }
 
+/// The hook mechanisms compiling may choose from.
+pub fn hook_caps(features: &[(&str, bool)]) -> crate::compile::HookCaps {
+    let has = |name: &str| features.iter().any(|(k, v)| *k == name && *v);
+    crate::compile::HookCaps {
+        kprobes: has("kprobes"),
+        trampolines: has("bpf_trampolines"),
+        lsm_programs: has("bpf_lsm_programs"),
+        lsm_active: has("bpf_lsm_active"),
+    }
+}
+
 pub fn describe(features: &[(&str, bool)]) -> String {
     features
         .iter()

@@ -1,0 +1,290 @@
+//! Reading typed hook arguments: the integer from the program's context,
+//! and for pointer kinds the structure behind it (a path, a socket, a
+//! credential) into the argument's data slot of the per-CPU event buffer.
+//! Struct member offsets come from the running kernel's BTF
+//! (`STRUCT_OFFSETS`), set by user space at load time.
+
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+    generated::{self as gen, bpf_get_current_task, bpf_loop},
+};
+use tetragond_ebpf::{
+    arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, STR_LEN,
+};
+
+use crate::{PATH_BUF, STRUCT_OFFSETS};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+#[inline(always)]
+unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
+    if base == 0 {
+        return None;
+    }
+    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+}
+
+/// Reads what a pointer-kind argument points at into `slot` (`STR_LEN`
+/// bytes); returns the argument's value: the length of a string or path,
+/// (descriptors included), the family of a socket, the uid of a credential.
+#[inline(never)]
+pub fn read_data(kind: u8, raw: u64, slot: *mut u8) -> u64 {
+    let Some(o) = STRUCT_OFFSETS.get(0) else {
+        return 0;
+    };
+    // Empty unless something below fills it: an unreadable argument must
+    // not match with another hook's leftovers.
+    unsafe { *slot = 0 };
+    match kind {
+        arg_kind::STRING => return read_string(raw, slot),
+        arg_kind::FILENAME => {
+            let name = unsafe { read::<u64>(raw, 0) }.unwrap_or(0);
+            return read_string(name, slot);
+        }
+        _ if o.valid == 0 => return raw,
+        arg_kind::SOCKADDR => return read_sockaddr(raw, slot.cast()),
+        arg_kind::SOCK => return read_sock(o, raw, slot.cast()),
+        arg_kind::SOCKET => {
+            let sk = unsafe { read::<u64>(raw, o.socket_sk) }.unwrap_or(0);
+            return read_sock(o, sk, slot.cast());
+        }
+        arg_kind::CRED => return read_cred(o, raw, slot.cast()),
+        _ => {}
+    }
+    // The path kinds: find the (dentry, vfsmount) pair, then one walk, so
+    // the verifier checks the walk once.
+    let (dentry, mnt) = match kind {
+        arg_kind::DENTRY => (raw, 0),
+        arg_kind::PATH => path_pair(o, raw),
+        arg_kind::FILE => file_pair(o, raw),
+        arg_kind::BINPRM => file_pair(o, unsafe { read::<u64>(raw, o.binprm_file) }.unwrap_or(0)),
+        arg_kind::FD => file_pair(o, fd_file(o, raw)),
+        _ => return raw,
+    };
+    if dentry == 0 {
+        return 0;
+    }
+    walk_path(dentry, mnt, slot)
+}
+
+#[inline(always)]
+fn read_string(ptr: u64, slot: *mut u8) -> u64 {
+    if ptr == 0 {
+        return 0;
+    }
+    // The legacy helper reads user and kernel strings alike on x86-64:
+    // hooks get both kinds of pointers.
+    let n = unsafe { gen::bpf_probe_read_str(slot.cast(), STR_LEN as u32, ptr as *const c_void) };
+    if n > 0 {
+        (n - 1) as u64
+    } else {
+        0
+    }
+}
+
+/// (dentry, vfsmount) of a `struct file`.
+#[inline(always)]
+fn file_pair(o: &StructOffsets, file: u64) -> (u64, u64) {
+    if file == 0 {
+        return (0, 0);
+    }
+    path_pair(o, file + o.file_f_path as u64)
+}
+
+/// (dentry, vfsmount) of a `struct path`.
+#[inline(always)]
+fn path_pair(o: &StructOffsets, path: u64) -> (u64, u64) {
+    let mnt = unsafe { read::<u64>(path, o.path_mnt) }.unwrap_or(0);
+    let dentry = unsafe { read::<u64>(path, o.path_dentry) }.unwrap_or(0);
+    (dentry, mnt)
+}
+
+/// The current task's `files->fdt->fd[fd]`, or 0.
+#[inline(always)]
+fn fd_file(o: &StructOffsets, fd: u64) -> u64 {
+    let task = unsafe { bpf_get_current_task() };
+    let files = unsafe { read::<u64>(task, o.task_files) }.unwrap_or(0);
+    let fdt = unsafe { read::<u64>(files, o.files_fdt) }.unwrap_or(0);
+    let max = unsafe { read::<u32>(fdt, o.fdtable_max_fds) }.unwrap_or(0);
+    if fd >= max as u64 {
+        return 0;
+    }
+    let array = unsafe { read::<u64>(fdt, o.fdtable_fd) }.unwrap_or(0);
+    unsafe { read::<u64>(array, (fd * 8) as u32) }.unwrap_or(0)
+}
+
+/// State of a path walk: components are written right to left into
+/// `PATH_BUF[..STR_LEN]`, ending at `pos`.
+#[repr(C)]
+struct PathWalk {
+    dentry: u64,
+    /// The `vfsmount` the dentry is on; 0 walks within one file system.
+    mnt: u64,
+    pos: u64,
+}
+
+/// Builds the absolute path of `dentry` on `mnt` the way the kernel's
+/// `d_path` does, crossing mount points, at most `MAX_PATH_COMPONENTS`
+/// deep; copies it to `slot`; returns its length. A path too long for
+/// `STR_LEN` keeps its last components.
+#[inline(always)]
+fn walk_path(dentry: u64, mnt: u64, slot: *mut u8) -> u64 {
+    let Some(buf) = PATH_BUF.get_ptr_mut(0) else {
+        return 0;
+    };
+    let buf = buf as *mut u8;
+    let mut walk = PathWalk {
+        dentry,
+        mnt,
+        pos: STR_LEN as u64,
+    };
+    unsafe {
+        *buf.add(STR_LEN) = 0;
+        bpf_loop(
+            MAX_PATH_COMPONENTS,
+            path_step as *mut c_void,
+            (&mut walk as *mut PathWalk).cast(),
+            0,
+        );
+    }
+    if walk.pos >= STR_LEN as u64 {
+        walk.pos = STR_LEN as u64 - 1;
+        unsafe { *buf.add(STR_LEN - 1) = b'/' };
+    }
+    let start = (walk.pos as usize) & (STR_LEN - 1);
+    let src = unsafe { core::slice::from_raw_parts(buf.add(start), STR_LEN) };
+    let dst = unsafe { core::slice::from_raw_parts_mut(slot, STR_LEN) };
+    if unsafe { bpf_probe_read_kernel_buf(src.as_ptr(), dst) }.is_err() {
+        unsafe { *slot = 0 };
+        return 0;
+    }
+    STR_LEN as u64 - walk.pos
+}
+
+/// bpf_loop callback: prepends one component, or crosses to the parent
+/// mount; stops at the root.
+#[inline(never)]
+extern "C" fn path_step(_index: u64, ctx: *mut c_void) -> i64 {
+    let walk = unsafe { &mut *(ctx as *mut PathWalk) };
+    let Some(o) = STRUCT_OFFSETS.get(0) else {
+        return 1;
+    };
+    let Some(buf) = PATH_BUF.get_ptr_mut(0) else {
+        return 1;
+    };
+    let buf = buf as *mut u8;
+    let Some(parent) = (unsafe { read::<u64>(walk.dentry, o.dentry_d_parent) }) else {
+        return 1;
+    };
+    let mnt_root = unsafe { read::<u64>(walk.mnt, o.vfsmount_root) }.unwrap_or(0);
+    if walk.dentry == mnt_root || walk.dentry == parent {
+        if walk.mnt == 0 || walk.dentry != mnt_root {
+            return 1;
+        }
+        let mount = walk.mnt - o.mount_mnt as u64;
+        let up = unsafe { read::<u64>(mount, o.mount_parent) }.unwrap_or(0);
+        if up == 0 || up == mount {
+            return 1;
+        }
+        walk.dentry = unsafe { read::<u64>(mount, o.mount_mountpoint) }.unwrap_or(0);
+        walk.mnt = up + o.mount_mnt as u64;
+        return (walk.dentry == 0) as i64;
+    }
+    let len = unsafe { read::<u32>(walk.dentry, o.dentry_name_len) }.unwrap_or(0) as u64;
+    let name = unsafe { read::<u64>(walk.dentry, o.dentry_name) }.unwrap_or(0);
+    if name == 0 || len + 1 > walk.pos {
+        return 1;
+    }
+    let pos = walk.pos - len - 1;
+    let len = len & (STR_LEN as u64 - 1);
+    unsafe {
+        *buf.add(pos as usize & (STR_LEN - 1)) = b'/';
+        let dst = buf.add((pos as usize + 1) & (STR_LEN - 1));
+        if gen::bpf_probe_read_kernel(dst.cast(), len as u32, name as *const c_void) != 0 {
+            return 1;
+        }
+    }
+    // Masked (a no-op: pos < STR_LEN) so the verifier sees the same range
+    // on every iteration and stops exploring after the first ones.
+    walk.pos = pos & (2 * STR_LEN as u64 - 1);
+    walk.dentry = parent;
+    0
+}
+
+/// Copies `size` bytes of kernel memory at `src + offset` to `dst`; on
+/// failure `dst` is zeroed by the helper.
+#[inline(always)]
+fn copy(dst: *mut u8, size: u32, src: u64, offset: u32) {
+    if src == 0 {
+        return;
+    }
+    unsafe { gen::bpf_probe_read_kernel(dst.cast(), size, (src + offset as u64) as *const c_void) };
+}
+
+/// `::ffff:a.b.c.d`, written in place.
+#[inline(always)]
+fn v4_mapped(dst: *mut [u8; 16], src: u64, offset: u32) {
+    unsafe {
+        (*dst) = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+        copy((dst as *mut u8).add(12), 4, src, offset);
+    }
+}
+
+/// A `sockaddr_in`/`sockaddr_in6` (kernel memory): the address it names
+/// fills both ends, so SAddr/DAddr and SPort/DPort all match against it.
+#[inline(always)]
+fn read_sockaddr(ptr: u64, out: *mut SockInfo) -> u64 {
+    let family = unsafe { read::<u16>(ptr, 0) }.unwrap_or(0);
+    let port = u16::from_be(unsafe { read::<u16>(ptr, 2) }.unwrap_or(0));
+    unsafe {
+        (*out).family = family;
+        (*out).protocol = 0;
+        (*out).sport = port;
+        (*out).dport = port;
+        (*out).daddr = [0; 16];
+        if family == AF_INET {
+            v4_mapped(&mut (*out).daddr, ptr, 4);
+        } else if family == AF_INET6 {
+            copy((*out).daddr.as_mut_ptr(), 16, ptr, 8);
+        }
+        (*out).saddr = (*out).daddr;
+    }
+    family as u64
+}
+
+#[inline(always)]
+fn read_sock(o: &StructOffsets, sk: u64, out: *mut SockInfo) -> u64 {
+    let family = unsafe { read::<u16>(sk, o.sk_family) }.unwrap_or(0);
+    unsafe {
+        (*out).family = family;
+        (*out).protocol = read::<u16>(sk, o.sk_protocol).unwrap_or(0);
+        (*out).sport = read::<u16>(sk, o.sk_num).unwrap_or(0);
+        (*out).dport = u16::from_be(read::<u16>(sk, o.sk_dport).unwrap_or(0));
+        if family == AF_INET6 {
+            copy((*out).saddr.as_mut_ptr(), 16, sk, o.sk_v6_rcv_saddr);
+            copy((*out).daddr.as_mut_ptr(), 16, sk, o.sk_v6_daddr);
+        } else {
+            v4_mapped(&mut (*out).saddr, sk, o.sk_rcv_saddr);
+            v4_mapped(&mut (*out).daddr, sk, o.sk_daddr);
+        }
+    }
+    family as u64
+}
+
+#[inline(always)]
+fn read_cred(o: &StructOffsets, cred: u64, out: *mut CredInfo) -> u64 {
+    unsafe {
+        let out = &mut *out;
+        copy((&mut out.uid as *mut u32).cast(), 4, cred, o.cred_uid);
+        copy((&mut out.gid as *mut u32).cast(), 4, cred, o.cred_gid);
+        copy((&mut out.euid as *mut u32).cast(), 4, cred, o.cred_euid);
+        copy((&mut out.egid as *mut u32).cast(), 4, cred, o.cred_egid);
+        copy((&mut out.cap_effective as *mut u64).cast(), 8, cred, o.cred_cap_effective);
+        copy((&mut out.cap_permitted as *mut u64).cast(), 8, cred, o.cred_cap_permitted);
+        copy((&mut out.cap_inheritable as *mut u64).cast(), 8, cred, o.cred_cap_inheritable);
+        out.uid as u64
+    }
+}

@@ -1,0 +1,102 @@
+//! Hook argument types to how the kernel side reads them ([`ArgSpec`]):
+//! integers by value, pointer types by the structure behind them.
+
+use tetragond_ebpf::{arg_kind, ArgSpec};
+
+use crate::{error::CompileError, policy::model::ArgType};
+
+/// What a matchArgs filter on an argument compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgClass {
+    Integer,
+    /// Strings and paths: the string operators.
+    Text,
+    /// Sockets and socket addresses: the socket operators.
+    Socket,
+    /// Read for the event only (a credential).
+    Opaque,
+}
+
+/// Where the pointer arguments of a hook point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Memory {
+    /// Kernel functions and LSM hooks: structures can be followed.
+    Kernel,
+    /// Syscall arguments and uprobes: user pointers, so only strings (and
+    /// descriptors, resolved in the kernel) can be read.
+    User,
+}
+
+/// The kernel reading kind of an argument type, and its class.
+pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
+    use ArgType::*;
+    if ty.is_numeric() || ty == Capability {
+        return Ok((arg_kind::INT, ArgClass::Integer));
+    }
+    let kernel_only = |kind, class| match memory {
+        Memory::Kernel => Ok((kind, class)),
+        Memory::User => Err(format!(
+            "type {ty} is a kernel structure; it can be read on kernel functions and LSM hooks, not from user memory"
+        )),
+    };
+    match ty {
+        String => Ok((arg_kind::STRING, ArgClass::Text)),
+        Fd => Ok((arg_kind::FD, ArgClass::Text)),
+        Filename => kernel_only(arg_kind::FILENAME, ArgClass::Text),
+        File => kernel_only(arg_kind::FILE, ArgClass::Text),
+        Path => kernel_only(arg_kind::PATH, ArgClass::Text),
+        Dentry => kernel_only(arg_kind::DENTRY, ArgClass::Text),
+        LinuxBinprm => kernel_only(arg_kind::BINPRM, ArgClass::Text),
+        Sockaddr => kernel_only(arg_kind::SOCKADDR, ArgClass::Socket),
+        Sock => kernel_only(arg_kind::SOCK, ArgClass::Socket),
+        Socket => kernel_only(arg_kind::SOCKET, ArgClass::Socket),
+        Cred => kernel_only(arg_kind::CRED, ArgClass::Opaque),
+        other => Err(format!("arguments of type {other} are not supported yet")),
+    }
+}
+
+/// An 8-byte argument at `offset` of the context (a register, or a slot
+/// of a trampoline's argument array).
+pub fn word_arg(ty: ArgType, offset: u16, memory: Memory) -> Result<ArgSpec, String> {
+    let (kind, _) = kind_of(ty, memory)?;
+    Ok(ArgSpec {
+        offset,
+        size: 8,
+        signed: u8::from(is_signed(ty)),
+        kind,
+        _pad: [0; 3],
+    })
+}
+
+pub fn is_signed(ty: ArgType) -> bool {
+    let name = ty.as_str();
+    name.starts_with("int") || name.starts_with("sint") || name == "long"
+}
+
+/// Typed args of a hook, as `Err(CompileError)` naming the hook.
+pub fn unsupported_arg(what: &str, index: u32, msg: String) -> CompileError {
+    CompileError::Unsupported(format!("{what}: arg {index}: {msg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_structures_need_kernel_memory() {
+        assert_eq!(
+            kind_of(ArgType::File, Memory::Kernel),
+            Ok((arg_kind::FILE, ArgClass::Text))
+        );
+        assert!(kind_of(ArgType::File, Memory::User).is_err());
+        assert_eq!(
+            kind_of(ArgType::String, Memory::User),
+            Ok((arg_kind::STRING, ArgClass::Text))
+        );
+        assert_eq!(
+            kind_of(ArgType::Sockaddr, Memory::Kernel),
+            Ok((arg_kind::SOCKADDR, ArgClass::Socket))
+        );
+        assert!(kind_of(ArgType::Skb, Memory::Kernel).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! Hooks on a kernel function or LSM hook: one program per target, reading
+//! arguments from registers (kprobes) or the trampoline's argument array
+//! (fentry, fexit, LSM).
+
+use tetragond_ebpf::{HookConf, MAX_ARGS};
+
+use super::{
+    args::{unsupported_arg, word_arg, Memory},
+    meta,
+    selectors::{compile_selectors, HookArgs},
+    CompiledHook, FunctionFamily, FunctionTarget,
+};
+use crate::{
+    error::CompileError,
+    events::HookMeta,
+    policy::model::{Arg, Selector, TracingPolicy},
+};
+
+/// Offsets in x86-64 `struct pt_regs` of rdi, rsi, rdx, rcx, r8, r9: the
+/// registers of the first six arguments.
+pub const ARG_REGISTERS: [u16; 6] = [112, 104, 96, 88, 72, 64];
+/// Offset of rax in `struct pt_regs`: a function's return value.
+pub const RETURN_REGISTER: u16 = 80;
+
+/// Everything a function hook is made of.
+pub struct FunctionHook<'a> {
+    pub what: &'a str,
+    pub target: FunctionTarget,
+    pub args: &'a [Arg],
+    pub selectors: &'a [Selector],
+    pub message: Option<String>,
+    pub tags: Vec<String>,
+    pub override_denied: Option<String>,
+}
+
+/// Where argument `arg` is in the program's context.
+fn arg_offset(family: FunctionFamily, arg: &Arg, position: usize) -> Result<u16, String> {
+    match family {
+        FunctionFamily::Kprobe => ARG_REGISTERS
+            .get(arg.index as usize)
+            .copied()
+            .ok_or_else(|| "only the 6 register arguments can be read by a kprobe".to_string()),
+        // The return probe's only argument is its return value.
+        FunctionFamily::Kretprobe if position == 0 => Ok(RETURN_REGISTER),
+        FunctionFamily::Kretprobe => Err("a kretprobe sees only the return value".into()),
+        FunctionFamily::Fentry | FunctionFamily::Fexit | FunctionFamily::Lsm => {
+            if arg.index >= 12 {
+                return Err("BPF trampolines pass at most 12 arguments".into());
+            }
+            Ok(8 * arg.index as u16)
+        }
+    }
+}
+
+pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<CompiledHook, CompileError> {
+    let what = hook.what;
+    if hook.args.len() > MAX_ARGS {
+        return Err(CompileError::Invalid(format!("{what}: at most {MAX_ARGS} args")));
+    }
+    let mut conf = HookConf {
+        n_args: hook.args.len() as u8,
+        ..Default::default()
+    };
+    for (i, arg) in hook.args.iter().enumerate() {
+        let offset = arg_offset(hook.target.family, arg, i)
+            .map_err(|m| unsupported_arg(what, arg.index, m))?;
+        conf.args[i] =
+            word_arg(arg.ty, offset, Memory::Kernel).map_err(|m| unsupported_arg(what, arg.index, m))?;
+    }
+    let hook_args = HookArgs {
+        args: hook.args,
+        positional: false,
+        syscall_id: vec![],
+        memory: Some(Memory::Kernel),
+        override_denied: hook.override_denied.clone(),
+    };
+    let sel = compile_selectors(what, policy, hook.selectors, &hook_args, false)?;
+    conf.n_selectors = sel.selectors.len() as u8;
+    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    let arg_types = hook
+        .args
+        .iter()
+        .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
+        .collect();
+    let subsystem = match hook.target.family {
+        FunctionFamily::Lsm => "lsm",
+        _ => "kprobe",
+    };
+    Ok(CompiledHook {
+        subsystem: subsystem.into(),
+        event: hook.target.name.clone(),
+        conf,
+        sub_ids: vec![],
+        arg_values: sel.arg_values,
+        binaries: sel.binaries,
+        strings: sel.strings,
+        addrs: sel.addrs,
+        uprobe: None,
+        meta: HookMeta {
+            message: hook.message,
+            tags: hook.tags,
+            function_name: Some(hook.target.name.clone()),
+            ..meta(policy, subsystem, &hook.target.name, arg_types)
+        },
+        function: Some(hook.target),
+    })
+}

@@ -1,0 +1,54 @@
+//! `lsmhooks`: a BPF LSM program on the named hook. Override is its return
+//! value, so the hook denies the operation with the policy's errno.
+
+use super::{
+    function::{self, FunctionHook},
+    CompiledHook, FunctionFamily, FunctionTarget, HookCaps,
+};
+use crate::{
+    error::CompileError,
+    policy::model::{LsmHookSpec, TracingPolicy},
+};
+
+pub fn compile(
+    policy: &TracingPolicy,
+    hook_index: usize,
+    spec: &LsmHookSpec,
+    caps: HookCaps,
+) -> Result<CompiledHook, CompileError> {
+    let what = format!("lsmhooks[{hook_index}] {}", spec.hook);
+    if let Some(why) = lsm_unavailable(caps) {
+        return Err(CompileError::Unsupported(format!("{what}: {why}")));
+    }
+    let name = spec.hook.strip_prefix("bpf_lsm_").unwrap_or(&spec.hook);
+    function::compile(
+        policy,
+        FunctionHook {
+            what: &what,
+            target: FunctionTarget {
+                family: FunctionFamily::Lsm,
+                name: name.to_string(),
+            },
+            args: &spec.args,
+            selectors: &spec.selectors,
+            message: spec.message.clone(),
+            tags: spec.tags.clone(),
+            override_denied: None,
+        },
+    )
+}
+
+/// Why this kernel cannot run LSM programs, if it cannot.
+pub fn lsm_unavailable(caps: HookCaps) -> Option<&'static str> {
+    if !caps.lsm_programs {
+        return Some(
+            "BPF LSM programs cannot be loaded on this kernel (they need CONFIG_BPF_LSM and BPF trampolines; see `tetra status`)",
+        );
+    }
+    if !caps.lsm_active {
+        return Some(
+            "the BPF LSM is not active on this kernel: add `bpf` to the `lsm=` boot parameter (see /sys/kernel/security/lsm)",
+        );
+    }
+    None
+}

@@ -1,0 +1,152 @@
+//! Hook arguments as Tetragon exports them: integers by width, and the
+//! data the kernel read behind pointers (strings, paths, sockets,
+//! credentials) from the event's data slots.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde_json::{json, Value};
+use tetragond_ebpf::{CredInfo, SockInfo, STR_LEN};
+
+/// The data slot of argument `i`, when the event carries one.
+pub fn slot(data: &[u8], i: usize) -> Option<&[u8]> {
+    data.get(i * STR_LEN..(i + 1) * STR_LEN)
+}
+
+fn text(slot: Option<&[u8]>, len: u64) -> String {
+    let Some(bytes) = slot else {
+        return String::new();
+    };
+    let end = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(bytes.len())
+        .min(len as usize);
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// `T` is one of the plain-data records the kernel writes into a slot.
+fn pod<T: Copy + Default>(slot: Option<&[u8]>) -> T {
+    match slot {
+        Some(b) if b.len() >= std::mem::size_of::<T>() => {
+            // SAFETY: T is repr(C) plain data and the length was checked.
+            unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) }
+        }
+        _ => T::default(),
+    }
+}
+
+fn family_name(family: u16) -> String {
+    match family {
+        1 => "AF_UNIX".into(),
+        2 => "AF_INET".into(),
+        10 => "AF_INET6".into(),
+        n => n.to_string(),
+    }
+}
+
+fn protocol_name(protocol: u16) -> String {
+    match protocol {
+        0 => String::new(),
+        1 => "IPPROTO_ICMP".into(),
+        6 => "IPPROTO_TCP".into(),
+        17 => "IPPROTO_UDP".into(),
+        58 => "IPPROTO_ICMPV6".into(),
+        n => n.to_string(),
+    }
+}
+
+/// IPv4-mapped addresses print as IPv4.
+fn addr(bytes: [u8; 16]) -> String {
+    let v6 = Ipv6Addr::from(bytes);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4).to_string(),
+        None => IpAddr::V6(v6).to_string(),
+    }
+}
+
+/// The argument's key and value in Tetragon's export.
+pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
+    match ty {
+        "int" | "int32" | "int16" | "int8" => ("int_arg", json!(raw as i64 as i32)),
+        // Tetragon's uint_arg is a uint64, so protojson writes it as a string.
+        "uint32" | "uint16" | "uint8" => ("uint_arg", json!((raw as u32).to_string())),
+        "size_t" => ("size_arg", json!(raw.to_string())),
+        "uint64" | "syscall64" => ("uint_arg", json!(raw.to_string())),
+        "string" | "filename" => ("string_arg", json!(text(slot, raw))),
+        "file" => ("file_arg", json!({ "path": text(slot, raw) })),
+        // A descriptor is exported as the file it names.
+        "fd" => ("file_arg", json!({ "path": text(slot, raw) })),
+        "path" | "dentry" => ("path_arg", json!({ "path": text(slot, raw) })),
+        "linux_binprm" => ("linux_binprm_arg", json!({ "path": text(slot, raw) })),
+        "sockaddr" => {
+            let s: SockInfo = pod(slot);
+            (
+                "sockaddr_arg",
+                json!({ "family": family_name(s.family), "addr": addr(s.daddr), "port": s.dport }),
+            )
+        }
+        "sock" | "socket" => {
+            let s: SockInfo = pod(slot);
+            (
+                "sock_arg",
+                json!({
+                    "family": family_name(s.family),
+                    "protocol": protocol_name(s.protocol),
+                    "saddr": addr(s.saddr),
+                    "daddr": addr(s.daddr),
+                    "sport": s.sport,
+                    "dport": s.dport,
+                }),
+            )
+        }
+        "cred" => {
+            let c: CredInfo = pod(slot);
+            (
+                "process_credentials_arg",
+                json!({
+                    "uid": c.uid, "gid": c.gid, "euid": c.euid, "egid": c.egid,
+                    "caps": {
+                        "effective": c.cap_effective.to_string(),
+                        "permitted": c.cap_permitted.to_string(),
+                        "inheritable": c.cap_inheritable.to_string(),
+                    },
+                }),
+            )
+        }
+        // int64, long and anything integer-like: Tetragon writes 64-bit as strings.
+        _ => ("long_arg", json!((raw as i64).to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_sockets_render_from_their_slots() {
+        let mut data = vec![0u8; 2 * STR_LEN];
+        data[..10].copy_from_slice(b"/etc/shado");
+        let (key, v) = typed_arg("file", 10, slot(&data, 0));
+        assert_eq!((key, v["path"].as_str()), ("file_arg", Some("/etc/shado")));
+        let sock = SockInfo {
+            family: 2,
+            protocol: 6,
+            sport: 5000,
+            dport: 4242,
+            saddr: std::net::Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped().octets(),
+            daddr: std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets(),
+        };
+        // SAFETY: SockInfo is plain data.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&sock as *const SockInfo).cast::<u8>(), std::mem::size_of::<SockInfo>())
+        };
+        data[STR_LEN..STR_LEN + bytes.len()].copy_from_slice(bytes);
+        let (key, v) = typed_arg("sock", 2, slot(&data, 1));
+        assert_eq!(key, "sock_arg");
+        assert_eq!(v["saddr"], "127.0.0.1");
+        assert_eq!(v["daddr"], "10.0.0.1");
+        assert_eq!(v["dport"], 4242);
+        assert_eq!(v["protocol"], "IPPROTO_TCP");
+        assert_eq!(typed_arg("string", 3, None).1, "");
+    }
+}

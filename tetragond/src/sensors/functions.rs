@@ -1,0 +1,198 @@
+//! Programs bound to one kernel function or LSM hook each: kprobes,
+//! kretprobes, fentry, fexit and LSM programs come in numbered slots
+//! (`kprobe_0`, `lsm_3`, ...). A target in use holds a slot; policies on
+//! the same target share it, listed under its site like tracepoint hooks.
+
+use std::collections::HashMap;
+
+use aya::{
+    programs::{
+        fentry::FEntryLinkId, fexit::FExitLinkId, kprobe::KProbeLinkId, lsm::LsmLinkId, FEntry,
+        FExit, KProbe, Lsm, ProgramError,
+    },
+    Btf, Ebpf,
+};
+use tetragond_ebpf::site;
+
+use crate::{
+    compile::{FunctionFamily, FunctionTarget},
+    error::SensorError,
+};
+
+enum Link {
+    Kprobe(KProbeLinkId),
+    Fentry(FEntryLinkId),
+    Fexit(FExitLinkId),
+    Lsm(LsmLinkId),
+}
+
+struct Bound {
+    slot: u32,
+    users: usize,
+    link: Link,
+}
+
+#[derive(Default)]
+pub struct FunctionAttachments {
+    bound: HashMap<(FunctionFamily, String), Bound>,
+    /// The kernel's BTF, parsed on first use (trampoline programs need it).
+    btf: Option<Btf>,
+}
+
+/// (first site, slots, program name prefix)
+fn family_slots(family: FunctionFamily) -> (u32, u32, &'static str) {
+    match family {
+        FunctionFamily::Kprobe => (site::KPROBE_BASE, site::KPROBE_SLOTS, "kprobe"),
+        FunctionFamily::Kretprobe => (site::KRETPROBE_BASE, site::KRETPROBE_SLOTS, "kretprobe"),
+        FunctionFamily::Fentry => (site::FENTRY_BASE, site::FENTRY_SLOTS, "fentry"),
+        FunctionFamily::Fexit => (site::FEXIT_BASE, site::FEXIT_SLOTS, "fexit"),
+        FunctionFamily::Lsm => (site::LSM_BASE, site::LSM_SLOTS, "lsm"),
+    }
+}
+
+fn describe(target: &FunctionTarget) -> String {
+    match target.family {
+        FunctionFamily::Lsm => format!("LSM hook {}", target.name),
+        FunctionFamily::Kprobe => format!("kprobe {}", target.name),
+        FunctionFamily::Kretprobe => format!("kretprobe {}", target.name),
+        FunctionFamily::Fentry => format!("fentry {}", target.name),
+        FunctionFamily::Fexit => format!("fexit {}", target.name),
+    }
+}
+
+/// The error with its cause chain: aya's top-level messages alone often
+/// omit the kernel's reason.
+fn chain(e: &ProgramError) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+impl FunctionAttachments {
+    pub fn attach(&mut self, ebpf: &mut Ebpf, target: &FunctionTarget) -> Result<u32, SensorError> {
+        let (base, slots, prefix) = family_slots(target.family);
+        let key = (target.family, target.name.clone());
+        if let Some(b) = self.bound.get_mut(&key) {
+            b.users += 1;
+            return Ok(base + b.slot);
+        }
+        let slot = (0..slots)
+            .find(|k| {
+                !self
+                    .bound
+                    .iter()
+                    .any(|((f, _), b)| *f == target.family && b.slot == *k)
+            })
+            .ok_or_else(|| {
+                SensorError::Full(format!(
+                    "at most {slots} distinct {prefix} targets can be hooked at once"
+                ))
+            })?;
+        let program = format!("{prefix}_{slot}");
+        let link = self
+            .bind(ebpf, &program, target)
+            .map_err(|message| SensorError::Attach {
+                tracepoint: describe(target),
+                message,
+            })?;
+        self.bound.insert(key, Bound { slot, users: 1, link });
+        Ok(base + slot)
+    }
+
+    fn btf(&mut self) -> Result<&Btf, String> {
+        if self.btf.is_none() {
+            self.btf = Some(Btf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {e}"))?);
+        }
+        self.btf.as_ref().ok_or_else(|| "no kernel BTF".to_string())
+    }
+
+    /// Loads (for trampolines: against the target) and attaches `program`.
+    fn bind(&mut self, ebpf: &mut Ebpf, program: &str, target: &FunctionTarget) -> Result<Link, String> {
+        let name = target.name.as_str();
+        let prog = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("program {program} missing from the BPF object"))?;
+        match target.family {
+            FunctionFamily::Kprobe | FunctionFamily::Kretprobe => {
+                let p: &mut KProbe = prog.try_into().map_err(|e| chain(&e))?;
+                if p.fd().is_err() {
+                    p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
+                }
+                p.attach(name, 0).map(Link::Kprobe).map_err(|e| {
+                    format!("{} (is {name} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)", chain(&e))
+                })
+            }
+            FunctionFamily::Fentry => {
+                let btf = self.btf()?.clone();
+                let p: &mut FEntry = prog.try_into().map_err(|e| chain(&e))?;
+                p.load(name, &btf).map_err(|e| chain(&e))?;
+                p.attach().map(Link::Fentry).map_err(|e| {
+                    let _ = p.unload();
+                    chain(&e)
+                })
+            }
+            FunctionFamily::Fexit => {
+                let btf = self.btf()?.clone();
+                let p: &mut FExit = prog.try_into().map_err(|e| chain(&e))?;
+                p.load(name, &btf).map_err(|e| chain(&e))?;
+                p.attach().map(Link::Fexit).map_err(|e| {
+                    let _ = p.unload();
+                    chain(&e)
+                })
+            }
+            FunctionFamily::Lsm => {
+                let btf = self.btf()?.clone();
+                let p: &mut Lsm = prog.try_into().map_err(|e| chain(&e))?;
+                p.load(name, &btf)
+                    .map_err(|e| format!("{} (is {name} an LSM hook of this kernel?)", chain(&e)))?;
+                p.attach().map(Link::Lsm).map_err(|e| {
+                    let _ = p.unload();
+                    chain(&e)
+                })
+            }
+        }
+    }
+
+    pub fn detach(&mut self, ebpf: &mut Ebpf, target: &FunctionTarget) {
+        let key = (target.family, target.name.clone());
+        let Some(b) = self.bound.get_mut(&key) else {
+            return;
+        };
+        b.users -= 1;
+        if b.users > 0 {
+            return;
+        }
+        let Some(b) = self.bound.remove(&key) else {
+            return;
+        };
+        let (_, _, prefix) = family_slots(target.family);
+        let Some(prog) = ebpf.program_mut(&format!("{prefix}_{}", b.slot)) else {
+            return;
+        };
+        // Trampoline programs are bound to their target when loaded: unload
+        // them so the slot can serve another target.
+        let result = match b.link {
+            Link::Kprobe(id) => <&mut KProbe>::try_from(prog).and_then(|p| p.detach(id)),
+            Link::Fentry(id) => <&mut FEntry>::try_from(prog).and_then(|p| {
+                p.detach(id)?;
+                p.unload()
+            }),
+            Link::Fexit(id) => <&mut FExit>::try_from(prog).and_then(|p| {
+                p.detach(id)?;
+                p.unload()
+            }),
+            Link::Lsm(id) => <&mut Lsm>::try_from(prog).and_then(|p| {
+                p.detach(id)?;
+                p.unload()
+            }),
+        };
+        if let Err(e) = result {
+            tracing::warn!("detaching {}: {}", describe(target), chain(&e));
+        }
+    }
+}

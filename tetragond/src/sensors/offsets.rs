@@ -1,0 +1,63 @@
+//! Kernel struct member offsets the argument readers need, from the
+//! running kernel's BTF: nothing is baked in for one kernel.
+
+use tetragond_ebpf::StructOffsets;
+
+use super::btf::{BtfError, KernelBtf};
+
+pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
+    let at = |s: &str, path: &[&str]| btf.member_offset(s, path).map(|m| m.offset);
+    let sk = |member: &str| at("sock", &["__sk_common", member]);
+    Ok(StructOffsets {
+        valid: 1,
+        file_f_path: at("file", &["f_path"])?,
+        path_mnt: at("path", &["mnt"])?,
+        path_dentry: at("path", &["dentry"])?,
+        dentry_d_parent: at("dentry", &["d_parent"])?,
+        dentry_name: at("dentry", &["d_name", "name"])?,
+        dentry_name_len: at("dentry", &["d_name", "len"])?,
+        mount_mnt: at("mount", &["mnt"])?,
+        mount_parent: at("mount", &["mnt_parent"])?,
+        mount_mountpoint: at("mount", &["mnt_mountpoint"])?,
+        vfsmount_root: at("vfsmount", &["mnt_root"])?,
+        binprm_file: at("linux_binprm", &["file"])?,
+        task_files: at("task_struct", &["files"])?,
+        files_fdt: at("files_struct", &["fdt"])?,
+        fdtable_fd: at("fdtable", &["fd"])?,
+        fdtable_max_fds: at("fdtable", &["max_fds"])?,
+        sk_family: sk("skc_family")?,
+        sk_protocol: at("sock", &["sk_protocol"])?,
+        sk_num: sk("skc_num")?,
+        sk_dport: sk("skc_dport")?,
+        sk_rcv_saddr: sk("skc_rcv_saddr")?,
+        sk_daddr: sk("skc_daddr")?,
+        sk_v6_rcv_saddr: sk("skc_v6_rcv_saddr")?,
+        sk_v6_daddr: sk("skc_v6_daddr")?,
+        socket_sk: at("socket", &["sk"])?,
+        cred_uid: at("cred", &["uid"])?,
+        cred_gid: at("cred", &["gid"])?,
+        cred_euid: at("cred", &["euid"])?,
+        cred_egid: at("cred", &["egid"])?,
+        cred_cap_inheritable: at("cred", &["cap_inheritable"])?,
+        cred_cap_permitted: at("cred", &["cap_permitted"])?,
+        cred_cap_effective: at("cred", &["cap_effective"])?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every member exists in the kernel this runs on (the BTF of the
+    /// development and CI machines), and the offsets are plausible.
+    #[test]
+    fn offsets_resolve_on_the_running_kernel() {
+        let Ok(btf) = KernelBtf::from_sys_fs() else {
+            panic!("this test needs /sys/kernel/btf/vmlinux");
+        };
+        let o = struct_offsets(&btf).expect("all members resolve");
+        assert_eq!(o.path_dentry, o.path_mnt + 8);
+        assert_eq!(o.dentry_name, o.dentry_name_len + 4);
+        assert!(o.sk_dport < o.sk_num);
+    }
+}
