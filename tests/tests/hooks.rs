@@ -118,3 +118,131 @@ fn string_operators_on_pointer_types_of_user_memory_are_refused() {
     let err = p["error"].as_str().unwrap_or_default();
     assert!(err.contains("kernel structure"), "{err}");
 }
+
+/// A raw_syscalls policy killing syscall `nr`, limited by `filters`
+/// (selector lines, indented for the selector).
+fn selector_policy(name: &str, nr: u32, filters: &str) -> String {
+    format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - index: 4
+      type: syscall64
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["{nr}"]
+{filters}      matchActions:
+      - action: Sigkill
+"#
+    )
+}
+
+fn run(program: &str, args: &[&str]) -> ExitStatus {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_child(&mut child, WAIT).expect("ends")
+}
+
+/// `/bin/sh -c 'testbin syscall NR; exit $?'`: testbin runs as the
+/// shell's child (the shell forks, it does not exec it).
+fn via_shell(nr: u32) -> ExitStatus {
+    let script = format!("{} syscall {nr}; exit $?", testbin().display());
+    run("/bin/sh", &["-c", &script])
+}
+
+#[test]
+fn process_selectors_follow_ancestry_capabilities_and_namespaces() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let bin = bin.to_str().expect("utf-8 path");
+    h.write_policy(
+        "caps.yaml",
+        &selector_policy(
+            "sel-caps",
+            SYS_SYSINFO,
+            &format!("      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n      matchCapabilities:\n      - type: Effective\n        operator: In\n        values: [CAP_SYS_ADMIN]\n"),
+        ),
+    );
+    h.write_policy(
+        "ns.yaml",
+        &selector_policy(
+            "sel-ns",
+            SYS_TIMES,
+            &format!("      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n      matchNamespaces:\n      - namespace: Mnt\n        operator: In\n        values: [host_ns]\n"),
+        ),
+    );
+    h.write_policy(
+        "children.yaml",
+        &selector_policy(
+            "sel-children",
+            SYS_GETPGRP,
+            "      matchBinaries:\n      - operator: In\n        values: [\"/bin/sh\"]\n        followChildren: true\n",
+        ),
+    );
+    h.write_policy(
+        "parent.yaml",
+        &selector_policy(
+            "sel-parent",
+            SYS_GETSID,
+            "      matchParentBinaries:\n      - operator: In\n        values: [\"/bin/sh\"]\n",
+        ),
+    );
+    for name in ["sel-caps", "sel-ns", "sel-children", "sel-parent"] {
+        h.wait_policy(name, "enabled", enabled);
+    }
+    let nr = |n: u32| n.to_string();
+    // matchCapabilities: root has CAP_SYS_ADMIN; without capabilities it survives.
+    assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_SYSINFO)])));
+    assert!(run(bin, &["dropcaps", "syscall", &nr(SYS_SYSINFO)]).success());
+    // matchNamespaces host_ns: a new mount namespace is not the host's.
+    assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_TIMES)])));
+    let unshared = run("unshare", &["-m", bin, "syscall", &nr(SYS_TIMES)]);
+    assert!(unshared.success(), "unshare -m: {unshared:?}");
+    // followChildren: testbin started by /bin/sh matches /bin/sh.
+    assert_eq!(via_shell(SYS_GETPGRP).code(), Some(128 + 9));
+    assert!(run(bin, &["syscall", &nr(SYS_GETPGRP)]).success());
+    // matchParentBinaries: the parent is /bin/sh, or it is not.
+    assert_eq!(via_shell(SYS_GETSID).code(), Some(128 + 9));
+    assert!(run(bin, &["syscall", &nr(SYS_GETSID)]).success());
+}
+
+#[test]
+fn match_pids_follow_forks_covers_descendants() {
+    use std::io::Write;
+    let mut h = Harness::new();
+    h.start_daemon();
+    // The shell waits for a line before starting testbin as its child.
+    let script = format!("read go; {} syscall {SYS_GETPRIORITY}; exit $?", testbin().display());
+    let mut shell = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn sh");
+    h.write_policy(
+        "pids.yaml",
+        &selector_policy(
+            "sel-pids",
+            SYS_GETPRIORITY,
+            &format!("      matchPIDs:\n      - operator: In\n        followForks: true\n        values: [{}]\n", shell.id()),
+        ),
+    );
+    h.wait_policy("sel-pids", "enabled", enabled);
+    assert!(run_testbin(SYS_GETPRIORITY).success(), "not a descendant of the listed pid");
+    writeln!(shell.stdin.take().expect("stdin"), "go").expect("write");
+    let status = wait_child(&mut shell, WAIT).expect("shell ends");
+    assert_eq!(status.code(), Some(128 + 9), "the shell's child is killed");
+}

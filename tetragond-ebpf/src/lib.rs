@@ -187,6 +187,64 @@ pub struct Selector {
     pub arg_filters: [ArgFilter; MAX_ARG_FILTERS],
     pub pids: [u32; MAX_PIDS],
     pub actions: [ActionSpec; MAX_ACTIONS],
+    /// matchPIDs followForks: an ancestor's pid matches too.
+    pub pid_follow: u8,
+    /// matchBinaries followChildren: an ancestor's binary matches too.
+    pub binary_follow: u8,
+    /// Set operator of matchParentBinaries, against `BINARY_SETS` entries
+    /// whose selector has [`PARENT_BINARIES`] set.
+    pub parent_binary_op: u8,
+    /// matchCapabilities: set operator and which set (`cap_set::*`).
+    pub cap_op: u8,
+    pub cap_set: u8,
+    /// matchNamespaces: set operator, namespace kind (`ns_kind::*`), values used.
+    pub ns_op: u8,
+    pub ns_kind: u8,
+    pub n_ns: u8,
+    /// Capability bits (1 << CAP_*).
+    pub caps: u64,
+    /// Namespace inode numbers.
+    pub ns_values: [u32; MAX_NS_VALUES],
+}
+
+/// Namespace inode numbers one matchNamespaces entry can list.
+pub const MAX_NS_VALUES: usize = 4;
+/// Bit of `BinarySetKey::selector` marking a matchParentBinaries set.
+pub const PARENT_BINARIES: u32 = 0x100;
+/// Ancestors walked for followForks / followChildren.
+pub const MAX_ANCESTORS: u32 = 16;
+
+/// Which capability set matchCapabilities reads.
+pub mod cap_set {
+    pub const EFFECTIVE: u8 = 0;
+    pub const INHERITABLE: u8 = 1;
+    pub const PERMITTED: u8 = 2;
+}
+
+/// Namespace kinds of matchNamespaces: indexes of `StructOffsets::ns`.
+pub mod ns_kind {
+    pub const UTS: u8 = 0;
+    pub const IPC: u8 = 1;
+    pub const MNT: u8 = 2;
+    pub const PID_FOR_CHILDREN: u8 = 3;
+    pub const NET: u8 = 4;
+    pub const TIME: u8 = 5;
+    pub const TIME_FOR_CHILDREN: u8 = 6;
+    pub const CGROUP: u8 = 7;
+    /// Read from the task's credentials, not its nsproxy.
+    pub const USER: u8 = 8;
+    pub const KINDS: usize = 9;
+}
+
+/// Where a namespace's inode number is: `task->nsproxy->{member}->ns.inum`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NsOffsets {
+    /// Offset of the namespace pointer in `struct nsproxy` (in `struct
+    /// cred` for the user namespace).
+    pub member: u32,
+    /// Offset of `ns.inum` in the namespace's struct.
+    pub inum: u32,
 }
 
 /// One hook of one policy version.
@@ -418,6 +476,13 @@ pub struct StructOffsets {
     pub cred_cap_inheritable: u32,
     pub cred_cap_permitted: u32,
     pub cred_cap_effective: u32,
+    pub cred_user_ns: u32,
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_cred: u32,
+    pub task_nsproxy: u32,
+    pub _pad: u32,
+    pub ns: [NsOffsets; ns_kind::KINDS],
 }
 
 /// Per-CPU counters of a policy slot.

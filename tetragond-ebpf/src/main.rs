@@ -12,6 +12,7 @@
 #![no_main]
 
 mod match_args;
+mod match_process;
 mod read_args;
 
 use core::ffi::c_void;
@@ -35,7 +36,7 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, op, record, set_op, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey,
+    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey,
     Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
     PolicyCounters, Selector, StrTrieData, StructOffsets, TaskTrackingOffsets, ARGS_LEN,
     MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY,
@@ -104,6 +105,7 @@ const SIGKILL: u32 = 9;
 /// Loops over these small fixed arrays compile to shapes older verifiers
 /// reject (a count-down they cannot bound on 6.1, or a loop closed by a
 /// fall-through edge), so they are written out instead.
+#[macro_export]
 macro_rules! unrolled {
     ([$($i:literal),*], |$idx:ident| $body:expr) => {
         $({
@@ -405,7 +407,7 @@ extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
         return 1;
     };
     let sel = &hook.selectors[s];
-    if !pids_match(sel) || !binaries_match(walk.hook_slot, s as u8, sel) {
+    if !match_process::process_matches(walk.hook_slot, s, sel) {
         return 0;
     }
     let mut filters = FilterWalk {
@@ -495,44 +497,6 @@ fn read_arg(ctx: &TracePointContext, hook: &HookConf, i: usize) -> u64 {
         }
         .unwrap_or(0)
     }
-}
-
-#[inline(always)]
-fn pids_match(sel: &Selector) -> bool {
-    if sel.pid_op == set_op::NONE {
-        return true;
-    }
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let n = sel.n_pids as usize;
-    let mut found = false;
-    unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| found |=
-        i < n && sel.pids[i] == tgid);
-    found == (sel.pid_op == set_op::IN)
-}
-
-#[inline(always)]
-fn binaries_match(hook_slot: u32, s: u8, sel: &Selector) -> bool {
-    if sel.binary_op == set_op::NONE {
-        return true;
-    }
-    let found = current_binary_id()
-        .map(|binary_id| {
-            let key = BinarySetKey {
-                hook_slot,
-                selector: s as u32,
-                binary_id,
-            };
-            unsafe { BINARY_SETS.get(&key) }.is_some()
-        })
-        .unwrap_or(false);
-    found == (sel.binary_op == set_op::IN)
-}
-
-#[inline(always)]
-fn current_binary_id() -> Option<u32> {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let exe = unsafe { TASK_EXE.get(&tgid) }?;
-    unsafe { BINARY_IDS.get(exe) }.copied()
 }
 
 /// Integer fields were sign-extended when read, so GT/LT compare as i64.

@@ -2,8 +2,8 @@
 //! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
-    action, op, set_op, ActionSpec, ArgFilter, Selector, MAX_ACTIONS, MAX_ARG_FILTERS, MAX_PIDS,
-    MAX_SELECTORS, MAX_VALUES, STR_MATCH_LEN,
+    action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, MAX_ACTIONS, MAX_ARG_FILTERS,
+    MAX_NS_VALUES, MAX_PIDS, MAX_SELECTORS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN,
 };
 
 use super::{
@@ -14,8 +14,8 @@ use super::{
 use crate::{
     error::CompileError,
     policy::model::{
-        ActionSelector, Arg, ArgSelector, BinarySelector, PidSelector, Selector as PolicySelector,
-        TracingPolicy,
+        ActionSelector, Arg, ArgSelector, BinarySelector, CapabilitiesSelector, NamespaceSelector,
+        PidSelector, Selector as PolicySelector, TracingPolicy,
     },
 };
 
@@ -140,6 +140,9 @@ impl SelectorCtx<'_> {
         let syscalls = self.compile_args(&sel.match_args, &mut compiled, out)?;
         self.compile_pids(&sel.match_pids, &mut compiled)?;
         self.compile_binaries(&sel.match_binaries, &mut compiled, out)?;
+        self.compile_parent_binaries(&sel.match_parent_binaries, &mut compiled, out)?;
+        self.compile_capabilities(&sel.match_capabilities, &mut compiled)?;
+        self.compile_namespaces(&sel.match_namespaces, &mut compiled)?;
         self.compile_actions(&sel.match_actions, &mut compiled)?;
         Ok((compiled, syscalls))
     }
@@ -149,13 +152,10 @@ impl SelectorCtx<'_> {
             ("matchData", sel.match_data.is_empty()),
             ("matchReturnArgs", sel.match_return_args.is_empty()),
             ("matchReturnActions", sel.match_return_actions.is_empty()),
-            ("matchParentBinaries", sel.match_parent_binaries.is_empty()),
-            ("matchNamespaces", sel.match_namespaces.is_empty()),
             (
                 "matchNamespaceChanges",
                 sel.match_namespace_changes.is_empty(),
             ),
-            ("matchCapabilities", sel.match_capabilities.is_empty()),
             (
                 "matchCapabilityChanges",
                 sel.match_capability_changes.is_empty(),
@@ -433,11 +433,10 @@ impl SelectorCtx<'_> {
         if pids.len() > 1 {
             return Err(self.unsupported("more than one matchPIDs entry per selector"));
         }
-        if first.follow_forks || first.is_namespace_pid {
-            return Err(
-                self.unsupported("matchPIDs followForks/isNamespacePID are not supported yet")
-            );
+        if first.is_namespace_pid {
+            return Err(self.unsupported("matchPIDs isNamespacePID is not supported yet"));
         }
+        compiled.pid_follow = u8::from(first.follow_forks);
         compiled.pid_op = set_operator(first.operator.as_str()).ok_or_else(|| {
             self.invalid(format!(
                 "matchPIDs operator {} (expected In or NotIn)",
@@ -466,9 +465,7 @@ impl SelectorCtx<'_> {
         if bins.len() > 1 {
             return Err(self.unsupported("more than one matchBinaries entry per selector"));
         }
-        if first.follow_children {
-            return Err(self.unsupported("matchBinaries followChildren is not supported yet"));
-        }
+        compiled.binary_follow = u8::from(first.follow_children);
         compiled.binary_op = set_operator(first.operator.as_str()).ok_or_else(|| {
             self.unsupported(format!(
                 "matchBinaries operator {} is not supported yet (In, NotIn are)",
@@ -483,6 +480,100 @@ impl SelectorCtx<'_> {
             }
             out.binaries.push((self.s as u32, path.clone()));
         }
+        Ok(())
+    }
+
+    fn compile_parent_binaries(
+        &self,
+        bins: &[BinarySelector],
+        compiled: &mut Selector,
+        out: &mut CompiledSelectors,
+    ) -> Result<(), CompileError> {
+        let Some(first) = bins.first() else {
+            return Ok(());
+        };
+        if bins.len() > 1 || first.follow_children {
+            return Err(self.unsupported(
+                "matchParentBinaries takes one entry without followChildren",
+            ));
+        }
+        compiled.parent_binary_op = set_operator(first.operator.as_str()).ok_or_else(|| {
+            self.unsupported(format!(
+                "matchParentBinaries operator {} is not supported yet (In, NotIn are)",
+                first.operator.as_str()
+            ))
+        })?;
+        for path in &first.values {
+            if !path.starts_with('/') {
+                return Err(self.invalid(format!(
+                    "matchParentBinaries value `{path}` must be an absolute path"
+                )));
+            }
+            out.binaries.push((self.s as u32 | PARENT_BINARIES, path.clone()));
+        }
+        Ok(())
+    }
+
+    fn compile_capabilities(
+        &self,
+        caps: &[CapabilitiesSelector],
+        compiled: &mut Selector,
+    ) -> Result<(), CompileError> {
+        let Some(first) = caps.first() else {
+            return Ok(());
+        };
+        if caps.len() > 1 {
+            return Err(self.unsupported("more than one matchCapabilities entry per selector"));
+        }
+        if first.is_namespace_capability {
+            return Err(self.unsupported("matchCapabilities isNamespaceCapability is not supported yet"));
+        }
+        compiled.cap_op = set_operator(first.operator.as_str()).ok_or_else(|| {
+            self.invalid(format!("matchCapabilities operator {} (expected In or NotIn)", first.operator.as_str()))
+        })?;
+        compiled.cap_set = match first.ty.as_str() {
+            "Inheritable" => cap_set::INHERITABLE,
+            "Permitted" => cap_set::PERMITTED,
+            _ => cap_set::EFFECTIVE,
+        };
+        for name in &first.values {
+            let bit = values::capability(name)
+                .ok_or_else(|| self.invalid(format!("`{name}` is not a capability (CAP_SYS_ADMIN, ...)")))?;
+            compiled.caps |= 1u64 << bit;
+        }
+        Ok(())
+    }
+
+    fn compile_namespaces(
+        &self,
+        namespaces: &[NamespaceSelector],
+        compiled: &mut Selector,
+    ) -> Result<(), CompileError> {
+        let Some(first) = namespaces.first() else {
+            return Ok(());
+        };
+        if namespaces.len() > 1 {
+            return Err(self.unsupported("more than one matchNamespaces entry per selector"));
+        }
+        compiled.ns_op = set_operator(first.operator.as_str()).ok_or_else(|| {
+            self.invalid(format!("matchNamespaces operator {} (expected In or NotIn)", first.operator.as_str()))
+        })?;
+        let kind = first.namespace.as_str();
+        compiled.ns_kind = values::namespace_kind(kind);
+        if first.values.len() > MAX_NS_VALUES {
+            return Err(self.invalid(format!("at most {MAX_NS_VALUES} matchNamespaces values")));
+        }
+        for (i, v) in first.values.iter().enumerate() {
+            compiled.ns_values[i] = match v.trim() {
+                "host_ns" => values::host_namespace(kind).map_err(|e| {
+                    self.unsupported(format!("host_ns of {kind}: {e}"))
+                })?,
+                n => n.parse::<u32>().map_err(|_| {
+                    self.invalid(format!("`{n}` is not a namespace inode number or host_ns"))
+                })?,
+            };
+        }
+        compiled.n_ns = first.values.len() as u8;
         Ok(())
     }
 

@@ -81,6 +81,77 @@ pub fn protocol(value: &str) -> Option<u64> {
     }
 }
 
+/// Linux capability numbers (capability.h), by name.
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The bit of a capability (`CAP_SYS_ADMIN` or a number).
+pub fn capability(name: &str) -> Option<u32> {
+    let name = name.trim();
+    CAPABILITIES
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case(name))
+        .map(|i| i as u32)
+        .or_else(|| name.parse::<u32>().ok().filter(|n| *n < 64))
+}
+
+/// `ns_kind::*` of a matchNamespaces namespace name.
+pub fn namespace_kind(name: &str) -> u8 {
+    use tetragond_ebpf::ns_kind::*;
+    match name {
+        "Uts" => UTS,
+        "Ipc" => IPC,
+        "Mnt" => MNT,
+        // The kernel reads nsproxy's pid namespace for children, which is
+        // the task's own unless it called unshare(CLONE_NEWPID).
+        "Pid" | "PidForChildren" => PID_FOR_CHILDREN,
+        "Net" => NET,
+        "Time" => TIME,
+        "TimeForChildren" => TIME_FOR_CHILDREN,
+        "Cgroup" => CGROUP,
+        _ => USER,
+    }
+}
+
+/// The inode number of the initial namespace of that kind: `host_ns`.
+/// PID 1's, as Tetragon reads it; where PID 1 cannot be inspected (a
+/// sandbox without ptrace rights on it), kthreadd's, which the kernel
+/// always runs in the initial namespaces.
+pub fn host_namespace(name: &str) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let file = match name {
+        "Uts" => "uts",
+        "Ipc" => "ipc",
+        "Mnt" => "mnt",
+        "Pid" => "pid",
+        "PidForChildren" => "pid_for_children",
+        "Net" => "net",
+        "Time" => "time",
+        "TimeForChildren" => "time_for_children",
+        "Cgroup" => "cgroup",
+        _ => "user",
+    };
+    std::fs::metadata(format!("/proc/1/ns/{file}"))
+        .or_else(|e| {
+            let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
+            if kthreadd {
+                std::fs::metadata(format!("/proc/2/ns/{file}"))
+            } else {
+                Err(e)
+            }
+        })
+        .map(|m| m.ino() as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +183,20 @@ mod tests {
         assert_eq!(range("-5:5"), Some((-5i64 as u64, 5)));
         assert_eq!(family("AF_INET6"), Some(10));
         assert_eq!(protocol("IPPROTO_TCP"), Some(6));
+    }
+
+    #[test]
+    fn capabilities_by_name_and_number() {
+        assert_eq!(capability("CAP_SYS_ADMIN"), Some(21));
+        assert_eq!(capability("cap_bpf"), Some(39));
+        assert_eq!(capability("12"), Some(12));
+        assert_eq!(capability("CAP_NOPE"), None);
+    }
+
+    #[test]
+    fn host_namespaces_are_pid_1s() {
+        use std::os::unix::fs::MetadataExt;
+        let kthreadd = std::fs::metadata("/proc/2/ns/mnt").expect("readable as root").ino() as u32;
+        assert_eq!(host_namespace("Mnt").expect("host mnt ns"), kthreadd);
     }
 }

@@ -1,7 +1,7 @@
 //! Kernel struct member offsets the argument readers need, from the
 //! running kernel's BTF: nothing is baked in for one kernel.
 
-use tetragond_ebpf::StructOffsets;
+use tetragond_ebpf::{ns_kind, NsOffsets, StructOffsets};
 
 use super::btf::{BtfError, KernelBtf};
 
@@ -41,7 +41,38 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         cred_cap_inheritable: at("cred", &["cap_inheritable"])?,
         cred_cap_permitted: at("cred", &["cap_permitted"])?,
         cred_cap_effective: at("cred", &["cap_effective"])?,
+        cred_user_ns: at("cred", &["user_ns"])?,
+        task_real_parent: at("task_struct", &["real_parent"])?,
+        task_tgid: at("task_struct", &["tgid"])?,
+        task_cred: at("task_struct", &["cred"])?,
+        task_nsproxy: at("task_struct", &["nsproxy"])?,
+        _pad: 0,
+        ns: namespaces(btf)?,
     })
+}
+
+/// Per `ns_kind`: the namespace pointer's holder member and its struct.
+const NAMESPACES: [(&str, &str, &str); ns_kind::KINDS] = [
+    ("nsproxy", "uts_ns", "uts_namespace"),
+    ("nsproxy", "ipc_ns", "ipc_namespace"),
+    ("nsproxy", "mnt_ns", "mnt_namespace"),
+    ("nsproxy", "pid_ns_for_children", "pid_namespace"),
+    ("nsproxy", "net_ns", "net"),
+    ("nsproxy", "time_ns", "time_namespace"),
+    ("nsproxy", "time_ns_for_children", "time_namespace"),
+    ("nsproxy", "cgroup_ns", "cgroup_namespace"),
+    ("cred", "user_ns", "user_namespace"),
+];
+
+fn namespaces(btf: &KernelBtf) -> Result<[NsOffsets; ns_kind::KINDS], BtfError> {
+    let mut out = [NsOffsets::default(); ns_kind::KINDS];
+    for (slot, (holder, member, ns_struct)) in out.iter_mut().zip(NAMESPACES) {
+        *slot = NsOffsets {
+            member: btf.member_offset(holder, &[member])?.offset,
+            inum: btf.member_offset(ns_struct, &["ns", "inum"])?.offset,
+        };
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,0 +1,219 @@
+//! Selectors on the current process: matchPIDs (with followForks),
+//! matchBinaries (with followChildren), matchParentBinaries,
+//! matchCapabilities and matchNamespaces. Task fields are read at offsets
+//! from the running kernel's BTF (`STRUCT_OFFSETS`).
+
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_probe_read_kernel,
+    generated::{bpf_get_current_task, bpf_loop},
+};
+use tetragond_ebpf::{
+    cap_set, ns_kind, set_op, BinarySetKey, Selector, StructOffsets, MAX_ANCESTORS, MAX_PIDS,
+    MAX_SELECTORS, PARENT_BINARIES,
+};
+
+use crate::{BINARY_IDS, BINARY_SETS, HOOKS, STRUCT_OFFSETS, TASK_EXE};
+
+#[inline(always)]
+unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
+    if base == 0 {
+        return None;
+    }
+    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+}
+
+/// Do the selector's process filters hold for the current task?
+#[inline(always)]
+pub fn process_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
+    if sel.pid_follow != 0 || sel.binary_follow != 0 {
+        if !ancestry_matches(hook_slot, s, sel) {
+            return false;
+        }
+    }
+    (sel.pid_follow != 0 || pids_match(sel))
+        && (sel.binary_follow != 0 || binaries_match(hook_slot, s as u32, sel.binary_op, current_tgid()))
+        && parent_binaries_match(hook_slot, s, sel)
+        && caps_match(sel)
+        && namespaces_match(sel)
+}
+
+#[inline(always)]
+fn current_tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+#[inline(always)]
+fn pid_listed(sel: &Selector, tgid: u32) -> bool {
+    let n = sel.n_pids as usize;
+    let mut found = false;
+    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| found |= i < n && sel.pids[i] == tgid);
+    found
+}
+
+#[inline(always)]
+fn pids_match(sel: &Selector) -> bool {
+    if sel.pid_op == set_op::NONE {
+        return true;
+    }
+    pid_listed(sel, current_tgid()) == (sel.pid_op == set_op::IN)
+}
+
+/// Is the binary of process `tgid` in the selector's set? `selector` may
+/// carry `PARENT_BINARIES`.
+#[inline(always)]
+fn binary_listed(hook_slot: u32, selector: u32, tgid: u32) -> bool {
+    let Some(exe) = (unsafe { TASK_EXE.get(&tgid) }) else {
+        return false;
+    };
+    let Some(binary_id) = (unsafe { BINARY_IDS.get(exe) }).copied() else {
+        return false;
+    };
+    let key = BinarySetKey {
+        hook_slot,
+        selector,
+        binary_id,
+    };
+    unsafe { BINARY_SETS.get(&key) }.is_some()
+}
+
+#[inline(always)]
+fn binaries_match(hook_slot: u32, selector: u32, op: u8, tgid: u32) -> bool {
+    if op == set_op::NONE {
+        return true;
+    }
+    binary_listed(hook_slot, selector, tgid) == (op == set_op::IN)
+}
+
+#[inline(always)]
+fn parent_binaries_match(hook_slot: u32, s: usize, sel: &Selector) -> bool {
+    if sel.parent_binary_op == set_op::NONE {
+        return true;
+    }
+    let Some(o) = STRUCT_OFFSETS.get(0) else {
+        return false;
+    };
+    let task = unsafe { bpf_get_current_task() };
+    let parent = unsafe { read::<u64>(task, o.task_real_parent) }.unwrap_or(0);
+    let ptgid = unsafe { read::<u32>(parent, o.task_tgid) }.unwrap_or(0);
+    binaries_match(hook_slot, s as u32 | PARENT_BINARIES, sel.parent_binary_op, ptgid)
+}
+
+/// followForks / followChildren: walks the current task and its ancestors.
+#[repr(C)]
+struct AncestorWalk {
+    task: u64,
+    hook_slot: u32,
+    selector: u32,
+    found_pid: u32,
+    found_binary: u32,
+}
+
+#[inline(always)]
+fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
+    let mut walk = AncestorWalk {
+        task: unsafe { bpf_get_current_task() },
+        hook_slot,
+        selector: s as u32,
+        found_pid: 0,
+        found_binary: 0,
+    };
+    unsafe {
+        bpf_loop(
+            MAX_ANCESTORS,
+            ancestor_step as *mut c_void,
+            (&mut walk as *mut AncestorWalk).cast(),
+            0,
+        )
+    };
+    let pids_ok = sel.pid_follow == 0 || (walk.found_pid != 0) == (sel.pid_op == set_op::IN);
+    let bins_ok =
+        sel.binary_follow == 0 || (walk.found_binary != 0) == (sel.binary_op == set_op::IN);
+    pids_ok && bins_ok
+}
+
+#[inline(never)]
+extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
+    let walk = unsafe { &mut *(ctx as *mut AncestorWalk) };
+    let s = walk.selector as usize;
+    if s >= MAX_SELECTORS {
+        return 1;
+    }
+    let (Some(o), Some(hook)) = (STRUCT_OFFSETS.get(0), HOOKS.get(walk.hook_slot)) else {
+        return 1;
+    };
+    let sel = &hook.selectors[s];
+    let Some(tgid) = (unsafe { read::<u32>(walk.task, o.task_tgid) }) else {
+        return 1;
+    };
+    // The idle task (pid 0) ends every chain.
+    if tgid == 0 {
+        return 1;
+    }
+    if sel.pid_follow != 0 && pid_listed(sel, tgid) {
+        walk.found_pid = 1;
+    }
+    if sel.binary_follow != 0 && binary_listed(walk.hook_slot, walk.selector, tgid) {
+        walk.found_binary = 1;
+    }
+    let parent = unsafe { read::<u64>(walk.task, o.task_real_parent) }.unwrap_or(0);
+    if parent == 0 || parent == walk.task {
+        return 1;
+    }
+    walk.task = parent;
+    0
+}
+
+#[inline(always)]
+fn caps_match(sel: &Selector) -> bool {
+    if sel.cap_op == set_op::NONE {
+        return true;
+    }
+    let Some(o) = STRUCT_OFFSETS.get(0) else {
+        return false;
+    };
+    let offset = match sel.cap_set {
+        cap_set::INHERITABLE => o.cred_cap_inheritable,
+        cap_set::PERMITTED => o.cred_cap_permitted,
+        _ => o.cred_cap_effective,
+    };
+    let cred = current_cred(o);
+    let caps = unsafe { read::<u64>(cred, offset) }.unwrap_or(0);
+    (caps & sel.caps != 0) == (sel.cap_op == set_op::IN)
+}
+
+#[inline(always)]
+fn current_cred(o: &StructOffsets) -> u64 {
+    let task = unsafe { bpf_get_current_task() };
+    unsafe { read::<u64>(task, o.task_cred) }.unwrap_or(0)
+}
+
+#[inline(always)]
+fn namespaces_match(sel: &Selector) -> bool {
+    if sel.ns_op == set_op::NONE {
+        return true;
+    }
+    let Some(o) = STRUCT_OFFSETS.get(0) else {
+        return false;
+    };
+    let kind = sel.ns_kind as usize;
+    if kind >= ns_kind::KINDS {
+        return false;
+    }
+    let at = o.ns[kind];
+    let holder = if sel.ns_kind == ns_kind::USER {
+        current_cred(o)
+    } else {
+        let task = unsafe { bpf_get_current_task() };
+        unsafe { read::<u64>(task, o.task_nsproxy) }.unwrap_or(0)
+    };
+    let ns = unsafe { read::<u64>(holder, at.member) }.unwrap_or(0);
+    let inum = unsafe { read::<u32>(ns, at.inum) }.unwrap_or(0);
+    let n = sel.n_ns as usize;
+    let mut found = false;
+    crate::unrolled!([0, 1, 2, 3], |i| found |= i < n && sel.ns_values[i] == inum);
+    found == (sel.ns_op == set_op::IN)
+}
+
+const _: () = assert!(MAX_PIDS == 8 && tetragond_ebpf::MAX_NS_VALUES == 4);
