@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tetragond_ebpf::{CredInfo, SockInfo, STR_LEN};
 
 /// The data slot of argument `i`, when the event carries one.
@@ -37,6 +37,7 @@ fn pod<T: Copy + Default>(slot: Option<&[u8]>) -> T {
 
 fn family_name(family: u16) -> String {
     match family {
+        0 => "AF_UNSPEC".into(),
         1 => "AF_UNIX".into(),
         2 => "AF_INET".into(),
         10 => "AF_INET6".into(),
@@ -64,6 +65,53 @@ fn addr(bytes: [u8; 16]) -> String {
     }
 }
 
+fn put_port(v: &mut Map<String, Value>, key: &str, port: u16) {
+    if port != 0 {
+        v.insert(key.into(), json!(port));
+    }
+}
+
+/// Linux capability numbers (capability.h), by bit.
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// A capability set as Tetragon exports it: the names of its bits, in bit
+/// order (`CAP_41` for a bit this table does not know).
+fn cap_names(set: u64) -> Vec<String> {
+    (0..64)
+        .filter(|bit| set & (1u64 << bit) != 0)
+        .map(|bit| {
+            CAPABILITIES
+                .get(bit as usize)
+                .map_or_else(|| format!("CAP_{bit}"), |n| n.to_string())
+        })
+        .collect()
+}
+
+/// `{effective, permitted, inheritable}`, an empty set left out.
+fn caps(c: &CredInfo) -> Value {
+    let mut v = Map::new();
+    for (key, set) in [
+        ("effective", c.cap_effective),
+        ("permitted", c.cap_permitted),
+        ("inheritable", c.cap_inheritable),
+    ] {
+        if set != 0 {
+            v.insert(key.into(), json!(cap_names(set)));
+        }
+    }
+    Value::Object(v)
+}
+
 /// The argument's key and value in Tetragon's export.
 pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
     match ty {
@@ -80,24 +128,27 @@ pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Valu
         "linux_binprm" => ("linux_binprm_arg", json!({ "path": text(slot, raw) })),
         "sockaddr" => {
             let s: SockInfo = pod(slot);
-            (
-                "sockaddr_arg",
-                json!({ "family": family_name(s.family), "addr": addr(s.daddr), "port": s.dport }),
-            )
+            let mut v = Map::new();
+            v.insert("family".into(), json!(family_name(s.family)));
+            v.insert("addr".into(), json!(addr(s.daddr)));
+            put_port(&mut v, "port", s.dport);
+            ("sockaddr_arg", Value::Object(v))
         }
+        // Empty and zero fields left out, as protojson does inside Tetragon's
+        // KprobeSock.
         "sock" | "socket" => {
             let s: SockInfo = pod(slot);
-            (
-                "sock_arg",
-                json!({
-                    "family": family_name(s.family),
-                    "protocol": protocol_name(s.protocol),
-                    "saddr": addr(s.saddr),
-                    "daddr": addr(s.daddr),
-                    "sport": s.sport,
-                    "dport": s.dport,
-                }),
-            )
+            let mut v = Map::new();
+            v.insert("family".into(), json!(family_name(s.family)));
+            let protocol = protocol_name(s.protocol);
+            if !protocol.is_empty() {
+                v.insert("protocol".into(), json!(protocol));
+            }
+            v.insert("saddr".into(), json!(addr(s.saddr)));
+            v.insert("daddr".into(), json!(addr(s.daddr)));
+            put_port(&mut v, "sport", s.sport);
+            put_port(&mut v, "dport", s.dport);
+            ("sock_arg", Value::Object(v))
         }
         "cred" => {
             let c: CredInfo = pod(slot);
@@ -105,11 +156,7 @@ pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Valu
                 "process_credentials_arg",
                 json!({
                     "uid": c.uid, "gid": c.gid, "euid": c.euid, "egid": c.egid,
-                    "caps": {
-                        "effective": c.cap_effective.to_string(),
-                        "permitted": c.cap_permitted.to_string(),
-                        "inheritable": c.cap_inheritable.to_string(),
-                    },
+                    "caps": caps(&c),
                 }),
             )
         }
@@ -148,5 +195,21 @@ mod tests {
         assert_eq!(v["dport"], 4242);
         assert_eq!(v["protocol"], "IPPROTO_TCP");
         assert_eq!(typed_arg("string", 3, None).1, "");
+        // A socket not yet bound: no source port, no protocol.
+        let (_, v) = typed_arg("sock", 2, None);
+        assert_eq!(v, json!({"family": "AF_UNSPEC", "saddr": "::", "daddr": "::"}));
+    }
+
+    #[test]
+    fn credentials_name_their_capabilities() {
+        let c = CredInfo {
+            cap_effective: (1 << 21) | 1,
+            cap_permitted: 1 << 63,
+            ..CredInfo::default()
+        };
+        let v = caps(&c);
+        assert_eq!(v["effective"], json!(["CAP_CHOWN", "CAP_SYS_ADMIN"]));
+        assert_eq!(v["permitted"], json!(["CAP_63"]));
+        assert!(v.get("inheritable").is_none());
     }
 }
