@@ -12,6 +12,7 @@
 # Output, one line each (the host script parses them):
 #   GUEST-TEST <case>/<mode> PASS (<seconds> s)
 #   GUEST-TEST <case>/<mode> FAIL <what was seen>
+#   GUEST-EVENT <line of the events file>  (after the cases, all of them)
 #   GUEST-SUMMARY <passed> <failed>
 # After a FAIL: `tetra tp list` and the daemon's log tail, indented.
 # Every case runs even when earlier ones fail.
@@ -466,5 +467,23 @@ else
     [ $st = 0 ] || bad "tetragond exited with status $st after SIGTERM"
 fi
 finish
+
+# --- the events file, for the host ----------------------------------------------
+# Every line the daemon wrote (oldest rotated file first), each prefixed
+# `GUEST-EVENT `, between GUEST-EVENTS-BEGIN and `GUEST-EVENTS-END <lines>`:
+# scripts/vm-hook-test extracts them and checks them against
+# docs/events.schema.json with tetragond-tests' check-events.
+events_files=
+for i in 9 8 7 6 5 4 3 2 1; do
+    [ -f "/tmp/events.log.$i" ] && events_files="$events_files /tmp/events.log.$i"
+done
+[ -f /tmp/events.log ] && events_files="$events_files /tmp/events.log"
+echo "GUEST-EVENTS-BEGIN"
+nevents=0
+if [ -n "$events_files" ]; then
+    cat $events_files | sed 's/^/GUEST-EVENT /'
+    nevents=$(cat $events_files | wc -l)
+fi
+echo "GUEST-EVENTS-END $nevents"
 
 echo "GUEST-SUMMARY $passed $failed"
