@@ -53,7 +53,13 @@ struct Expect {
     arguments: &'static str,
     /// The argument object the event must carry (a subset match).
     arg: Value,
+    /// The modes the events come in, each at least once: `enforce` says
+    /// `"enforced": true`, the others false.
+    modes: &'static [&'static str],
 }
+
+/// A guest case run in enforce mode and again in monitor mode.
+const BOTH: &[&str] = &["enforce", "monitor"];
 
 fn s(v: &Value) -> String {
     match v {
@@ -126,16 +132,16 @@ fn problems(e: &Expect, h: &Hook<'_>) -> Vec<String> {
     if !args.iter().any(|a| contains(a, &e.arg)) {
         bad.push(format!("args {} hold no {}", b["args"], e.arg));
     }
-    let (mode, enforced) = (&b["mode"], &b["enforced"]);
-    match mode.as_str() {
-        Some("enforce") if enforced != true => {
-            bad.push("mode enforce but enforced is not true".into())
-        }
-        Some("monitor") if enforced != false => {
-            bad.push("mode monitor but enforced is not false".into())
-        }
-        Some("enforce" | "monitor") => {}
-        _ => bad.push(format!("mode {} (want enforce or monitor)", s(mode))),
+    let mode = b["mode"].as_str().unwrap_or("-");
+    if !e.modes.contains(&mode) {
+        bad.push(format!("mode {mode} (want one of {:?})", e.modes));
+    }
+    let want_enforced = mode == "enforce";
+    if b["enforced"] != want_enforced {
+        bad.push(format!(
+            "mode {mode} but enforced is {} (want {want_enforced})",
+            s(&b["enforced"])
+        ));
     }
     bad
 }
@@ -151,26 +157,26 @@ fn check_case(e: &Expect, hooks: &[Hook<'_>]) -> Result<String, String> {
         return Err(format!("no event of policy {}", e.policy));
     }
     let mut errs = vec![];
+    // Each event of the policy must be right: one from the run that must
+    // not match would be a bug too.
+    for h in &mine {
+        let p = problems(e, h);
+        if !p.is_empty() {
+            errs.push(format!(
+                "{}: {} ({})",
+                s(&h.body["mode"]),
+                p.join(", "),
+                h.body["process"]["arguments"]
+            ));
+        }
+    }
     let mut seen = vec![];
-    for mode in ["enforce", "monitor"] {
-        let of_mode: Vec<&&Hook<'_>> = mine.iter().filter(|h| h.body["mode"] == mode).collect();
-        if of_mode.is_empty() {
+    for mode in e.modes {
+        let n = mine.iter().filter(|h| h.body["mode"] == *mode).count();
+        if n == 0 {
             errs.push(format!("no {mode}-mode event of policy {}", e.policy));
-            continue;
         }
-        // Each event of the triggering run must be right; the policy's
-        // other events (the run that must not match) would be a bug too.
-        for h in &of_mode {
-            let p = problems(e, h);
-            if !p.is_empty() {
-                errs.push(format!(
-                    "{mode}: {} ({})",
-                    p.join(", "),
-                    h.body["process"]["arguments"]
-                ));
-            }
-        }
-        seen.push(format!("{} {mode}", of_mode.len()));
+        seen.push(format!("{n} {mode}"));
     }
     if errs.is_empty() {
         Ok(format!("{} {}: {}", e.kind, e.policy, seen.join(", ")))
@@ -261,6 +267,7 @@ fn main() -> ExitCode {
             action: "KPROBE_ACTION_OVERRIDE",
             arguments: "open /tmp/secret/f",
             arg: serde_json::json!({"file_arg": {"path": "/tmp/secret/f"}}),
+            modes: BOTH,
         },
         Expect {
             check: "events-lsm-bprm",
@@ -270,6 +277,7 @@ fn main() -> ExitCode {
             action: "KPROBE_ACTION_OVERRIDE",
             arguments: "exec /tmp/denied-bin probe 1",
             arg: serde_json::json!({"linux_binprm_arg": {"path": "/tmp/denied-bin"}}),
+            modes: BOTH,
         },
         Expect {
             check: "events-lsm-connect",
@@ -279,6 +287,7 @@ fn main() -> ExitCode {
             action: "KPROBE_ACTION_OVERRIDE",
             arguments: "connect 127.0.0.1 4242",
             arg: serde_json::json!({"sockaddr_arg": {"family": "AF_INET", "addr": "127.0.0.1", "port": 4242}}),
+            modes: BOTH,
         },
         Expect {
             check: "events-kprobe-sigkill",
@@ -291,6 +300,7 @@ fn main() -> ExitCode {
                 "family": "AF_INET", "protocol": "IPPROTO_TCP",
                 "saddr": "127.0.0.1", "daddr": "127.0.0.1", "dport": 4244,
             }}),
+            modes: BOTH,
         },
         Expect {
             check: "events-uprobe-sigkill",
@@ -300,6 +310,41 @@ fn main() -> ExitCode {
             action: "KPROBE_ACTION_SIGKILL",
             arguments: "probe 42",
             arg: serde_json::json!({"uint_arg": "42"}),
+            modes: BOTH,
+        },
+        // The shipped examples (etc/policies.d) the guest triggers once.
+        Expect {
+            check: "events-example-lsm",
+            policy: "deny-exec-forbidden",
+            kind: "process_lsm",
+            function: "bprm_check_security",
+            action: "KPROBE_ACTION_OVERRIDE",
+            arguments: "exec /etc/tetragond/forbidden/testbin probe 1",
+            arg: serde_json::json!({"linux_binprm_arg": {"path": "/etc/tetragond/forbidden/testbin"}}),
+            modes: &["enforce"],
+        },
+        Expect {
+            check: "events-example-kprobe",
+            policy: "watch-shadow-access",
+            kind: "process_kprobe",
+            function: "security_file_permission",
+            action: "KPROBE_ACTION_POST",
+            arguments: "read /etc/shadow",
+            arg: serde_json::json!({"file_arg": {"path": "/etc/shadow"}}),
+            modes: &["monitor_only"],
+        },
+        Expect {
+            check: "events-example-socket",
+            policy: "watch-outbound-tcp",
+            kind: "process_kprobe",
+            function: "tcp_connect",
+            action: "KPROBE_ACTION_POST",
+            arguments: "connect 192.0.2.1 4243",
+            arg: serde_json::json!({"sock_arg": {
+                "family": "AF_INET", "protocol": "IPPROTO_TCP",
+                "saddr": "192.0.2.1", "daddr": "192.0.2.1", "dport": 4243,
+            }}),
+            modes: &["monitor_only"],
         },
     ];
     for e in &cases {

@@ -367,7 +367,29 @@ t_namespaced() {
     expect "survived" 0 $TB syscall 140
 }
 
-# 9. Every shipped example policy (etc/policies.d) loads.
+# 9. Every shipped example policy (etc/policies.d) loads; the LSM, kprobe
+# and socket examples are also triggered once (their events are checked on
+# the host: check-events' events-example-* cases).
+exercise_example() {
+    case "$1" in
+        deny-exec-forbidden)
+            mkdir -p /etc/tetragond/forbidden
+            cp $TB /etc/tetragond/forbidden/testbin
+            expect "error 1" 0 $TB exec /etc/tetragond/forbidden/testbin probe 1
+            expect "survived" 0 $TB exec /tmp/allowed-bin probe 1
+            rm -rf /etc/tetragond/forbidden
+            ;;
+        watch-shadow-access)
+            expect "read" 0 $TB read /etc/shadow
+            expect "read" 0 $TB read /tmp/other
+            ;;
+        watch-outbound-tcp)
+            # Not loopback by address, yet local: nothing listens there.
+            expect "error 111" 0 $TB connect 192.0.2.1 4243
+            expect "connected" 0 $TB connect 127.0.0.1 4243
+            ;;
+    esac
+}
 examples() {
     for f in "$SHARE"/examples/*.yaml "$SHARE"/examples/*.yml; do
         [ -f "$f" ] || continue
@@ -386,10 +408,12 @@ examples() {
             [ "$(now)" -lt "$deadline" ] || break
             sleep 0.2
         done
-        [ "$S_STATE" = enabled ] || {
+        if [ "$S_STATE" = enabled ]; then
+            exercise_example "$stem"
+        else
             bad "policy $name not enabled (waited up to ${WAIT} s): state '${S_STATE:-not listed}' mode '$S_MODE' error '$S_ERROR'"
             snap_list
-        }
+        fi
         rm -f "$PDIR/$file" "$PDIR/$stem.toml"
         deadline=$(($(now) + WAIT))
         while [ -n "$(snapshot "$name")" ] && [ "$(now)" -lt "$deadline" ]; do sleep 0.2; done
@@ -431,6 +455,9 @@ echo secret >/tmp/secret/f
 echo perm >/tmp/perm/f
 echo other >/tmp/other
 for b in denied-bin allowed-bin bin-a bin-b; do cp $TB /tmp/$b; done
+# For the examples watch-shadow-access and watch-outbound-tcp.
+[ -e /etc/shadow ] || printf 'root:*:20000:0:99999:7:::\n' >/etc/shadow
+ip addr add 192.0.2.1/32 dev lo
 for port in 4242 4243 4244; do
     $TB listen $port >/tmp/listen-$port.out 2>&1 &
 done
