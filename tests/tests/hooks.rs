@@ -200,7 +200,23 @@ fn process_selectors_follow_ancestry_capabilities_and_namespaces() {
             "      matchParentBinaries:\n      - operator: In\n        values: [\"/bin/sh\"]\n",
         ),
     );
-    for name in ["sel-caps", "sel-ns", "sel-children", "sel-parent"] {
+    h.write_policy(
+        "postfix.yaml",
+        &selector_policy(
+            "sel-postfix",
+            SYS_SCHED_GETSCHEDULER,
+            "      matchBinaries:\n      - operator: Postfix\n        values: [\"/tetragond-testbin\"]\n",
+        ),
+    );
+    h.write_policy(
+        "prefix.yaml",
+        &selector_policy(
+            "sel-prefix",
+            SYS_SCHED_GET_PRIORITY_MAX,
+            "      matchBinaries:\n      - operator: NotPrefix\n        values: [\"/usr/\"]\n      matchParentBinaries:\n      - operator: NotIn\n        values: [\"/bin/sh\"]\n",
+        ),
+    );
+    for name in ["sel-caps", "sel-ns", "sel-children", "sel-parent", "sel-postfix", "sel-prefix"] {
         h.wait_policy(name, "enabled", enabled);
     }
     let nr = |n: u32| n.to_string();
@@ -214,6 +230,10 @@ fn process_selectors_follow_ancestry_capabilities_and_namespaces() {
     // followChildren: testbin started by /bin/sh matches /bin/sh.
     assert_eq!(via_shell(SYS_GETPGRP).code(), Some(128 + 9));
     assert!(run(bin, &["syscall", &nr(SYS_GETPGRP)]).success());
+    // matchBinaries Postfix on the executable's path; NotPrefix.
+    assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_SCHED_GETSCHEDULER)])));
+    assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_SCHED_GET_PRIORITY_MAX)])));
+    assert_eq!(via_shell(SYS_SCHED_GET_PRIORITY_MAX).code(), Some(0), "parent /bin/sh");
     // matchParentBinaries: the parent is /bin/sh, or it is not.
     assert_eq!(via_shell(SYS_GETSID).code(), Some(128 + 9));
     assert!(run(bin, &["syscall", &nr(SYS_GETSID)]).success());

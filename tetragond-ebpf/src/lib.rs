@@ -124,7 +124,22 @@ pub mod set_op {
     pub const NONE: u8 = 0;
     pub const IN: u8 = 1;
     pub const NOT_IN: u8 = 2;
+    /// matchBinaries on the executable's path, against `STR_TRIE` entries
+    /// of filter [`BINARY_FILTER`](crate::BINARY_FILTER).
+    pub const PREFIX: u8 = 3;
+    pub const NOT_PREFIX: u8 = 4;
+    pub const POSTFIX: u8 = 5;
+    pub const NOT_POSTFIX: u8 = 6;
+
+    /// The operator without its negation matched.
+    pub const fn is_positive(op: u8) -> bool {
+        matches!(op, IN | PREFIX | POSTFIX)
+    }
 }
+
+/// `StrTrieData::filter` of matchBinaries path entries (matchArgs
+/// filters are numbered from 0).
+pub const BINARY_FILTER: u8 = 0xf0;
 
 /// Action kinds (`ActionSpec::kind`, `Event::action`).
 pub mod action {

@@ -814,6 +814,14 @@ pub fn probe_fentry(_ctx: FEntryContext) -> i32 {
     0
 }
 
+/// Likewise for bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE): the
+/// verifier rejects the helper where the kernel lacks it.
+#[kprobe]
+pub fn probe_override(ctx: ProbeContext) -> u32 {
+    unsafe { gen::bpf_override_return(ctx.as_ptr().cast(), 0) };
+    0
+}
+
 /// Likewise for BPF LSM programs.
 #[lsm(hook = "file_open")]
 pub fn probe_lsm(_ctx: LsmContext) -> i32 {

@@ -10,7 +10,11 @@ use tetragond_ebpf::{
     STR_TRIE_HEADER_BITS,
 };
 
-use crate::{any_value, ADDR_TRIE, EVENT_BUF, STR_KEY, STR_TRIE};
+use crate::{any_value, ADDR_TRIE, EVENT_BUF, PATH_BUF, STR_KEY, STR_TRIE};
+
+/// `FilterAt::arg` of a string in `PATH_BUF` rather than an argument slot
+/// (the executable's path for matchBinaries).
+pub const PATH_BUF_SOURCE: usize = MAX_ARGS;
 
 /// Where the filter's argument is: hook slot, selector, filter, argument.
 pub struct FilterAt {
@@ -44,9 +48,10 @@ pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> boo
     }
 }
 
-/// Looks the string up in `STR_TRIE` for this filter.
+/// Looks the string at `slot` (`len` bytes, from argument `at.arg` or
+/// `PATH_BUF_SOURCE`) up in `STR_TRIE` for this filter.
 #[inline(always)]
-fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
+pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
     let Some(key) = STR_KEY.get_ptr_mut(0) else {
         return false;
     };
@@ -90,7 +95,7 @@ struct Reverse {
     len: u64,
 }
 
-/// bpf_loop callback: `key.bytes[i] = arg[len - 1 - i]`.
+/// bpf_loop callback: `key.bytes[i] = source[len - 1 - i]`.
 #[inline(never)]
 extern "C" fn reverse_step(index: u64, ctx: *mut c_void) -> i64 {
     let rev = unsafe { &*(ctx as *const Reverse) };
@@ -98,13 +103,19 @@ extern "C" fn reverse_step(index: u64, ctx: *mut c_void) -> i64 {
         return 1;
     };
     let arg = rev.arg as usize;
-    if arg >= MAX_ARGS || index >= rev.len || index as usize >= STR_MATCH_LEN {
+    if arg > PATH_BUF_SOURCE || index >= rev.len || index as usize >= STR_MATCH_LEN {
         return 1;
     }
     let from = (rev.len - 1 - index) as usize & (STR_LEN - 1);
-    unsafe {
-        (*key).data.bytes[index as usize] = (*buf).data[arg][from];
-    }
+    let byte = if arg == PATH_BUF_SOURCE {
+        match PATH_BUF.get(0) {
+            Some(path) => path[from],
+            None => return 1,
+        }
+    } else {
+        unsafe { (*buf).data[arg][from] }
+    };
+    unsafe { (*key).data.bytes[index as usize] = byte };
     0
 }
 

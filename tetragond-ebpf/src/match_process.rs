@@ -7,14 +7,17 @@ use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_probe_read_kernel,
-    generated::{bpf_get_current_task, bpf_loop},
+    generated::{self as gen, bpf_get_current_task, bpf_loop},
 };
 use tetragond_ebpf::{
-    cap_set, ns_kind, set_op, BinarySetKey, Selector, StructOffsets, MAX_ANCESTORS, MAX_PIDS,
-    MAX_SELECTORS, PARENT_BINARIES,
+    cap_set, ns_kind, op, set_op, BinarySetKey, Selector, StructOffsets, BINARY_FILTER,
+    MAX_ANCESTORS, MAX_PIDS, MAX_SELECTORS, PARENT_BINARIES, STR_MATCH_LEN,
 };
 
-use crate::{BINARY_IDS, BINARY_SETS, HOOKS, STRUCT_OFFSETS, TASK_EXE};
+use crate::{
+    match_args::{str_lookup, FilterAt, PATH_BUF_SOURCE},
+    BINARY_IDS, BINARY_SETS, HOOKS, PATH_BUF, STRUCT_OFFSETS, TASK_EXE,
+};
 
 #[inline(always)]
 unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
@@ -78,12 +81,47 @@ fn binary_listed(hook_slot: u32, selector: u32, tgid: u32) -> bool {
     unsafe { BINARY_SETS.get(&key) }.is_some()
 }
 
+/// Does the binary of `tgid` match the operator's positive form (In,
+/// Prefix, Postfix)?
 #[inline(always)]
-fn binaries_match(hook_slot: u32, selector: u32, op: u8, tgid: u32) -> bool {
-    if op == set_op::NONE {
+fn binary_found(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
+    match binary_op {
+        set_op::IN | set_op::NOT_IN => binary_listed(hook_slot, selector, tgid),
+        _ => binary_path_matches(hook_slot, selector, binary_op, tgid),
+    }
+}
+
+/// Prefix/Postfix on the executable's path, through the string trie.
+#[inline(always)]
+fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
+    let (Some(exe), Some(buf)) = (TASK_EXE.get_ptr(&tgid), PATH_BUF.get_ptr_mut(0)) else {
+        return false;
+    };
+    let n = unsafe {
+        gen::bpf_probe_read_kernel_str(buf.cast(), STR_MATCH_LEN as u32, exe as *const c_void)
+    };
+    if n <= 0 {
+        return false;
+    }
+    let code = match binary_op {
+        set_op::PREFIX | set_op::NOT_PREFIX => op::PREFIX,
+        _ => op::POSTFIX,
+    };
+    let at = FilterAt {
+        hook_slot,
+        selector: selector as u8,
+        filter: BINARY_FILTER,
+        arg: PATH_BUF_SOURCE,
+    };
+    str_lookup(&at, code, buf as *const u8, (n - 1) as u64)
+}
+
+#[inline(always)]
+fn binaries_match(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
+    if binary_op == set_op::NONE {
         return true;
     }
-    binary_listed(hook_slot, selector, tgid) == (op == set_op::IN)
+    binary_found(hook_slot, selector, binary_op, tgid) == set_op::is_positive(binary_op)
 }
 
 #[inline(always)]
@@ -128,8 +166,8 @@ fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
         )
     };
     let pids_ok = sel.pid_follow == 0 || (walk.found_pid != 0) == (sel.pid_op == set_op::IN);
-    let bins_ok =
-        sel.binary_follow == 0 || (walk.found_binary != 0) == (sel.binary_op == set_op::IN);
+    let bins_ok = sel.binary_follow == 0
+        || (walk.found_binary != 0) == set_op::is_positive(sel.binary_op);
     pids_ok && bins_ok
 }
 
@@ -154,7 +192,7 @@ extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
     if sel.pid_follow != 0 && pid_listed(sel, tgid) {
         walk.found_pid = 1;
     }
-    if sel.binary_follow != 0 && binary_listed(walk.hook_slot, walk.selector, tgid) {
+    if sel.binary_follow != 0 && binary_found(walk.hook_slot, walk.selector, sel.binary_op, tgid) {
         walk.found_binary = 1;
     }
     let parent = unsafe { read::<u64>(walk.task, o.task_real_parent) }.unwrap_or(0);

@@ -4,6 +4,7 @@
 use tetragond_ebpf::{
     action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, MAX_ACTIONS, MAX_ARG_FILTERS,
     MAX_NS_VALUES, MAX_PIDS, MAX_SELECTORS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN,
+    BINARY_FILTER,
 };
 
 use super::{
@@ -466,12 +467,41 @@ impl SelectorCtx<'_> {
             return Err(self.unsupported("more than one matchBinaries entry per selector"));
         }
         compiled.binary_follow = u8::from(first.follow_children);
-        compiled.binary_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.unsupported(format!(
-                "matchBinaries operator {} is not supported yet (In, NotIn are)",
-                first.operator.as_str()
-            ))
-        })?;
+        let (code, shape) = match first.operator.as_str() {
+            "Prefix" => (set_op::PREFIX, values::StrShape::Prefix),
+            "NotPrefix" => (set_op::NOT_PREFIX, values::StrShape::Prefix),
+            "Postfix" => (set_op::POSTFIX, values::StrShape::Postfix),
+            "NotPostfix" => (set_op::NOT_POSTFIX, values::StrShape::Postfix),
+            other => {
+                compiled.binary_op = set_operator(other).ok_or_else(|| {
+                    self.unsupported(format!("matchBinaries operator {other} is not supported"))
+                })?;
+                return self.binary_paths(first, out);
+            }
+        };
+        compiled.binary_op = code;
+        for v in &first.values {
+            let bytes = values::str_key(v, shape).ok_or_else(|| {
+                self.invalid(format!(
+                    "matchBinaries value `{v}` is longer than the {} bytes the kernel compares",
+                    STR_MATCH_LEN - 1
+                ))
+            })?;
+            out.strings.push(StrEntry {
+                selector: self.s as u8,
+                filter: BINARY_FILTER,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// In/NotIn: exact executable paths, each given a binary id.
+    fn binary_paths(
+        &self,
+        first: &BinarySelector,
+        out: &mut CompiledSelectors,
+    ) -> Result<(), CompileError> {
         for path in &first.values {
             if !path.starts_with('/') {
                 return Err(self.invalid(format!(

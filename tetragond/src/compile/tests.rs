@@ -17,6 +17,29 @@ format:
 
 struct Fixed;
 
+/// A kernel with kprobes, trampolines and an active BPF LSM (Debian's).
+struct Debian;
+
+impl FormatSource for Debian {
+    fn format(&self, subsystem: &str, event: &str) -> Result<Format, CompileError> {
+        Fixed.format(subsystem, event)
+    }
+
+    fn caps(&self) -> HookCaps {
+        HookCaps {
+            kprobes: true,
+            trampolines: true,
+            lsm_programs: true,
+            lsm_active: true,
+        }
+    }
+}
+
+fn compile_on(yaml: &str, kernel: &dyn FormatSource) -> Result<CompiledPolicy, CompileError> {
+    let tp = policy::parse_policy(Path::new("t.yaml"), yaml).expect("test policy parses");
+    compile(&tp, kernel)
+}
+
 impl FormatSource for Fixed {
     fn format(&self, subsystem: &str, event: &str) -> Result<Format, CompileError> {
         match (subsystem, event) {
@@ -143,7 +166,7 @@ fn unknown_tracepoint_names_it() {
 }
 
 #[test]
-fn kprobes_are_reported_unsupported() {
+fn kernel_functions_without_kprobes_or_trampolines_are_refused() {
     let yaml = "apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -154,7 +177,7 @@ spec:
     syscall: false
 ";
     let err = compile_yaml(yaml).expect_err("must not load");
-    assert!(err.to_string().contains("kprobes"), "{err}");
+    assert!(err.to_string().contains("neither"), "{err}");
 }
 
 #[test]
@@ -163,4 +186,153 @@ fn syscall_names_resolve() {
     assert_eq!(syscall_number("sys_openat"), Some(257));
     assert_eq!(syscall_number("__x64_sys_sysinfo"), Some(99));
     assert_eq!(syscall_number("nope"), None);
+}
+
+const LSM_OPEN: &str = "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: lsm
+spec:
+  lsmhooks:
+  - hook: file_open
+    args:
+    - index: 0
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Prefix
+        values: [/etc/secret]
+      - index: 0
+        operator: Postfix
+        values: [.key]
+      matchActions:
+      - action: Override
+        argError: -13
+";
+
+#[test]
+fn lsm_hook_compiles_to_an_lsm_program_with_path_entries() {
+    let c = compile_on(LSM_OPEN, &Debian).expect("compiles");
+    let hook = &c.hooks[0];
+    assert_eq!(
+        hook.function,
+        Some(FunctionTarget {
+            family: FunctionFamily::Lsm,
+            name: "file_open".into()
+        })
+    );
+    assert_eq!(c.sensors, vec!["generic_lsm".to_string()]);
+    assert_eq!(hook.conf.args[0].kind, tetragond_ebpf::arg_kind::FILE);
+    assert_eq!(hook.conf.data_slots, 1);
+    let sel = &hook.conf.selectors[0];
+    assert_eq!(sel.arg_filters[0].op, op::PREFIX);
+    assert_eq!(sel.arg_filters[1].op, op::POSTFIX);
+    assert_eq!(sel.actions[0].kind, action::OVERRIDE);
+    assert_eq!(sel.actions[0].signal as i32, -13);
+    assert_eq!(hook.strings[0].bytes, b"/etc/secret".to_vec());
+    assert_eq!(hook.strings[1].bytes, b"yek.".to_vec());
+    assert_eq!(hook.meta.subsystem, "lsm");
+}
+
+#[test]
+fn lsm_hooks_without_bpf_lsm_name_the_missing_feature() {
+    let err = compile_yaml(LSM_OPEN).expect_err("no LSM programs here");
+    assert!(err.to_string().contains("BPF LSM programs cannot be loaded"), "{err}");
+}
+
+fn kprobe(call: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: kp
+spec:
+  kprobes:
+  - call: {call}
+    syscall: false
+{extra}"
+    )
+}
+
+#[test]
+fn kernel_functions_pick_the_mechanism_the_kernel_has() {
+    let sock = "    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: DAddr\n        values: [127.0.0.0/8]\n      - index: 0\n        operator: DPort\n        values: [\"4242\"]\n      matchActions:\n      - action: Sigkill\n";
+    let c = compile_on(&kprobe("tcp_connect", &sock), &Debian).expect("compiles");
+    let hook = &c.hooks[0];
+    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Kprobe));
+    assert_eq!(hook.conf.args[0].offset, 112, "rdi");
+    assert_eq!(hook.addrs[0].prefix, 104);
+    assert_eq!(hook.conf.selectors[0].arg_filters[1].values[0], 4242 | 4242 << 32);
+    let fentry_only = HookCaps { trampolines: true, lsm_programs: true, lsm_active: true, ..Default::default() };
+    struct Caps(HookCaps);
+    impl FormatSource for Caps {
+        fn format(&self, s: &str, e: &str) -> Result<Format, CompileError> {
+            Fixed.format(s, e)
+        }
+        fn caps(&self) -> HookCaps {
+            self.0
+        }
+    }
+    let c = compile_on(&kprobe("tcp_connect", &sock), &Caps(fentry_only)).expect("compiles");
+    let hook = &c.hooks[0];
+    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Fentry));
+    assert_eq!(hook.conf.args[0].offset, 0, "first trampoline slot");
+}
+
+#[test]
+fn override_on_security_functions_uses_their_lsm_hook() {
+    let extra = "    args:\n    - index: 0\n      type: file\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n";
+    let c = compile_on(&kprobe("security_file_permission", &extra), &Debian).expect("compiles");
+    assert_eq!(
+        c.hooks[0].function,
+        Some(FunctionTarget { family: FunctionFamily::Lsm, name: "file_permission".into() })
+    );
+    let err = compile_on(&kprobe("do_unlinkat", &extra), &Debian).expect_err("no fmod_ret");
+    assert!(err.to_string().contains("Override on a kernel function"), "{err}");
+}
+
+#[test]
+fn return_probes_read_the_return_register() {
+    let extra = "    return: true\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
+    let c = compile_on(&kprobe("do_sys_openat2", &extra), &Debian).expect("compiles");
+    let hook = &c.hooks[0];
+    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Kretprobe));
+    assert_eq!(hook.conf.args[0].offset, 80, "rax");
+    assert_eq!(hook.conf.selectors[0].arg_filters[0].values[0], -2i64 as u64);
+}
+
+#[test]
+fn process_selectors_compile_to_kernel_fields() {
+    let c = compile_yaml(&policy_with(
+        "    - matchCapabilities:
+      - type: Permitted
+        operator: NotIn
+        values: [CAP_SYS_ADMIN, CAP_BPF]
+      matchNamespaces:
+      - namespace: Net
+        operator: In
+        values: [\"4026531840\"]
+      matchPIDs:
+      - operator: In
+        followForks: true
+        values: [7]
+      matchParentBinaries:
+      - operator: In
+        values: [/bin/sh]
+",
+    ))
+    .expect("compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    assert_eq!(sel.cap_op, set_op::NOT_IN);
+    assert_eq!(sel.cap_set, tetragond_ebpf::cap_set::PERMITTED);
+    assert_eq!(sel.caps, 1 << 21 | 1 << 39);
+    assert_eq!((sel.ns_op, sel.ns_kind, sel.n_ns), (set_op::IN, tetragond_ebpf::ns_kind::NET, 1));
+    assert_eq!(sel.ns_values[0], 4026531840);
+    assert_eq!(sel.pid_follow, 1);
+    assert_eq!(sel.parent_binary_op, set_op::IN);
+    assert_eq!(
+        c.hooks[0].binaries,
+        vec![(tetragond_ebpf::PARENT_BINARIES, "/bin/sh".to_string())]
+    );
 }

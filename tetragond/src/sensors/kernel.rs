@@ -617,7 +617,11 @@ impl Kernel {
             Ok(btf) => btf,
             Err(e) => {
                 tracing::warn!("kernel BTF unreadable: {e}");
-                return vec![("bpf_trampolines", false), ("bpf_lsm_programs", false)];
+                return vec![
+                    ("bpf_trampolines", false),
+                    ("bpf_lsm_programs", false),
+                    ("bpf_override_return", false),
+                ];
             }
         };
         let fentry = self
@@ -630,7 +634,16 @@ impl Kernel {
             .program_mut("probe_lsm")
             .and_then(|p| <&mut aya::programs::Lsm>::try_from(p).ok())
             .is_some_and(|p| p.load("file_open", &btf).is_ok() && p.unload().is_ok());
-        vec![("bpf_trampolines", fentry), ("bpf_lsm_programs", lsm)]
+        let override_return = self
+            .ebpf
+            .program_mut("probe_override")
+            .and_then(|p| <&mut aya::programs::KProbe>::try_from(p).ok())
+            .is_some_and(|p| p.load().is_ok() && p.unload().is_ok());
+        vec![
+            ("bpf_trampolines", fentry),
+            ("bpf_lsm_programs", lsm),
+            ("bpf_override_return", override_return),
+        ]
     }
 
     /// Records of `kind` (`record::*`) the kernel could not put in the ring

@@ -16,6 +16,13 @@ fn kprobes() -> bool {
     exists("/sys/kernel/tracing/kprobe_events") || exists("/sys/kernel/debug/tracing/kprobe_events")
 }
 
+/// kprobe.multi links are built on fprobes (Linux 5.18, CONFIG_FPROBE):
+/// the kernel has them when its symbols include `register_fprobe`.
+fn kprobe_multi() -> bool {
+    fs::read_to_string("/proc/kallsyms")
+        .is_ok_and(|syms| syms.lines().any(|l| l.ends_with(" register_fprobe")))
+}
+
 /// File-system facts; `Kernel::probe_programs` adds what needs a load attempt.
 pub fn probe() -> Vec<(&'static str, bool)> {
     vec![
@@ -30,6 +37,7 @@ pub fn probe() -> Vec<(&'static str, bool)> {
             exists("/sys/kernel/tracing/events/syscalls"),
         ),
         ("kprobes", kprobes()),
+        ("kprobe_multi", kprobes() && kprobe_multi()),
         (
             "bpf_lsm_active",
             active_lsms().split(',').any(|l| l.trim() == "bpf"),
