@@ -266,3 +266,42 @@ fn match_pids_follow_forks_covers_descendants() {
     let status = wait_child(&mut shell, WAIT).expect("shell ends");
     assert_eq!(status.code(), Some(128 + 9), "the shell's child is killed");
 }
+
+#[test]
+fn uretprobe_matches_the_return_value() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: uretprobe
+spec:
+  uprobes:
+  - path: "{}"
+    symbols: [tetragond_testbin_probe]
+    return: true
+    returnArg:
+      index: 0
+      type: uint64
+      label: ret
+    selectors:
+    - matchReturnArgs:
+      - index: 0
+        operator: Equal
+        values: ["43"]
+      matchReturnActions:
+      - action: Sigkill
+"#,
+        testbin().display()
+    );
+    h.write_policy("uret.yaml", &policy);
+    h.wait_policy("uretprobe", "enabled", enabled);
+    let bin = testbin();
+    let bin = bin.to_str().expect("utf-8 path");
+    // tetragond_testbin_probe(v) returns v + 1.
+    assert!(killed_by_sigkill(run(bin, &["probe", "42"])));
+    assert!(run(bin, &["probe", "1"]).success());
+    let p = h.wait_policy("uretprobe", "one post", |p| p["npost"] == 1);
+    assert_eq!(p["nenforce"], 1, "{p}");
+}

@@ -26,7 +26,7 @@ use aya_ebpf::{
             bpf_get_current_task, bpf_loop, bpf_send_signal,
         },
     },
-    macros::{fentry, fexit, kprobe, kretprobe, lsm, map, tracepoint, uprobe},
+    macros::{fentry, fexit, kprobe, kretprobe, lsm, map, tracepoint, uprobe, uretprobe},
     maps::{
         lpm_trie::{Key, LpmTrie},
         Array, HashMap, LruHashMap, PerCpuArray, RingBuf,
@@ -218,6 +218,16 @@ function_sites!(lsm, LsmContext, i32, site::LSM_BASE, [
     lsm_0 = 0, lsm_1 = 1, lsm_2 = 2, lsm_3 = 3,
     lsm_4 = 4, lsm_5 = 5, lsm_6 = 6, lsm_7 = 7,
 ]);
+
+/// Return uprobes (`return: true`): the same, at the function's return.
+#[uretprobe]
+pub fn uretprobe_dispatch(ctx: RetProbeContext) -> u32 {
+    let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    if let Some(hook) = HOOKS.get(slot) {
+        run_hook(&TracePointContext::new(ctx.as_ptr()), slot, hook);
+    }
+    0
+}
 
 /// Runs the hooks listed for a function site; returns the errno of an
 /// enforced Override (0 when none).

@@ -105,3 +105,38 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
         function: Some(hook.target),
     })
 }
+
+/// A return probe sees only the return value: `returnArg` becomes its one
+/// arg, matchReturnArgs filter it and matchReturnActions run with
+/// matchActions. Entry args cannot be read at return.
+pub fn return_view(
+    what: &str,
+    args: &[Arg],
+    return_arg: Option<&Arg>,
+    selectors: &[Selector],
+) -> Result<(Vec<Arg>, Vec<Selector>), CompileError> {
+    if !args.is_empty() || selectors.iter().any(|s| !s.match_args.is_empty()) {
+        return Err(CompileError::Unsupported(format!(
+            "{what}: a return probe sees only the return value; drop args/matchArgs or hook the function's entry separately"
+        )));
+    }
+    let ret = return_arg
+        .cloned()
+        .ok_or_else(|| CompileError::Invalid(format!("{what}: return: true needs returnArg")))?;
+    let selectors = selectors
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.match_args = std::mem::take(&mut s.match_return_args)
+                .into_iter()
+                .map(|mut a| {
+                    a.index = ret.index;
+                    a
+                })
+                .collect();
+            s.match_actions.append(&mut s.match_return_actions);
+            s
+        })
+        .collect();
+    Ok((vec![ret], selectors))
+}

@@ -42,7 +42,23 @@ pub fn compile(
     if kp.syscall {
         return syscall(policy, &what, kp, formats);
     }
+    if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) && !kernel_has_symbol(&kp.call) {
+        tracing::warn!("{what}: no such kernel function; skipped (ignore.callNotFound)");
+        return Ok(None);
+    }
     kernel_function(policy, &what, kp, formats.caps()).map(Some)
+}
+
+/// Whether the running kernel has function `name` (from /proc/kallsyms).
+/// When the list cannot be read the hook is tried, and attaching says.
+fn kernel_has_symbol(name: &str) -> bool {
+    let Ok(symbols) = std::fs::read_to_string("/proc/kallsyms") else {
+        return true;
+    };
+    symbols.lines().any(|line| {
+        let mut fields = line.split_whitespace().skip(2);
+        fields.next() == Some(name)
+    })
 }
 
 fn has_override(selectors: &[Selector]) -> bool {
@@ -107,39 +123,14 @@ fn kernel_function(
     )
 }
 
-/// A kretprobe sees only the return value: `returnArg` is its one arg,
-/// matchReturnArgs filter it and matchReturnActions run with matchActions.
 fn return_probe(
     policy: &TracingPolicy,
     what: &str,
     kp: &KprobeSpec,
     target: FunctionTarget,
 ) -> Result<CompiledHook, CompileError> {
-    if !kp.args.is_empty() || kp.selectors.iter().any(|s| !s.match_args.is_empty()) {
-        return Err(CompileError::Unsupported(format!(
-            "{what}: a return probe (kretprobe) sees only the return value; drop args/matchArgs or hook the function's entry separately"
-        )));
-    }
-    let ret = kp.return_arg.clone().ok_or_else(|| {
-        CompileError::Invalid(format!("{what}: return: true needs returnArg"))
-    })?;
-    let args = [ret.clone()];
-    let selectors: Vec<Selector> = kp
-        .selectors
-        .iter()
-        .map(|s| {
-            let mut s = s.clone();
-            s.match_args = std::mem::take(&mut s.match_return_args)
-                .into_iter()
-                .map(|mut a| {
-                    a.index = ret.index;
-                    a
-                })
-                .collect();
-            s.match_actions.append(&mut s.match_return_actions);
-            s
-        })
-        .collect();
+    let (args, selectors) =
+        function::return_view(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
     function::compile(
         policy,
         FunctionHook {

@@ -336,3 +336,12 @@ fn process_selectors_compile_to_kernel_fields() {
         vec![(tetragond_ebpf::PARENT_BINARIES, "/bin/sh".to_string())]
     );
 }
+
+#[test]
+fn missing_kernel_functions_are_skipped_with_ignore_call_not_found() {
+    let extra = "    ignore:\n      callNotFound: true\n";
+    let c = compile_on(&kprobe("tetragond_no_such_function", extra), &Debian).expect("compiles");
+    assert!(c.hooks.is_empty());
+    let c = compile_on(&kprobe("security_file_open", extra), &Debian).expect("compiles");
+    assert_eq!(c.hooks.len(), 1, "an existing function is hooked");
+}

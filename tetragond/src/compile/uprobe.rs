@@ -6,7 +6,7 @@ use tetragond_ebpf::{HookConf, MAX_ARGS};
 
 use super::{
     args::{word_arg, Memory},
-    function::ARG_REGISTERS,
+    function::{return_view, ARG_REGISTERS, RETURN_REGISTER},
     meta,
     selectors::{compile_selectors, HookArgs},
     CompiledHook,
@@ -14,7 +14,7 @@ use super::{
 use crate::{
     error::CompileError,
     events::HookMeta,
-    policy::model::{TracingPolicy, UprobeSpec},
+    policy::model::{Arg, Selector, TracingPolicy, UprobeSpec},
     sensors::kernel::UprobeLocation,
 };
 
@@ -24,6 +24,8 @@ use crate::{
 pub struct UprobeTarget {
     pub binary: String,
     pub location: UprobeLocation,
+    /// A return probe (uretprobe).
+    pub ret: bool,
 }
 
 pub fn compile(
@@ -33,9 +35,6 @@ pub fn compile(
 ) -> Result<Vec<CompiledHook>, CompileError> {
     let what = format!("uprobes[{hook_index}] {}", up.path);
     let unsupported = |msg: &str| Err(CompileError::Unsupported(format!("{what}: {msg}")));
-    if up.ret || up.return_arg.is_some() {
-        return unsupported("return probes (uretprobes) are not supported yet");
-    }
     if !up.addrs.is_empty() {
         return unsupported("addrs are not supported yet; use symbols or offsets");
     }
@@ -44,14 +43,19 @@ pub fn compile(
             "{what}: path must be absolute"
         )));
     }
-    let conf = hook_conf(&what, policy, up)?;
+    let ret = up.ret || up.return_arg.is_some();
+    let (args, selectors) = if ret {
+        return_view(&what, &up.args, up.return_arg.as_ref(), &up.selectors)?
+    } else {
+        (up.args.clone(), up.selectors.clone())
+    };
+    let conf = hook_conf(&what, policy, &args, &selectors, ret)?;
     let locations = up
         .symbols
         .iter()
         .map(|s| UprobeLocation::Symbol(s.clone()))
         .chain(up.offsets.iter().map(|o| UprobeLocation::Offset(*o)));
-    let arg_types: Vec<_> = up
-        .args
+    let arg_types: Vec<_> = args
         .iter()
         .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
         .collect();
@@ -75,6 +79,7 @@ pub fn compile(
             uprobe: Some(UprobeTarget {
                 binary: up.path.clone(),
                 location,
+                ret,
             }),
         })
         .collect())
@@ -82,35 +87,45 @@ pub fn compile(
 
 type Conf = (HookConf, super::selectors::CompiledSelectors);
 
-fn hook_conf(what: &str, policy: &TracingPolicy, up: &UprobeSpec) -> Result<Conf, CompileError> {
-    if up.args.len() > MAX_ARGS {
+fn hook_conf(
+    what: &str,
+    policy: &TracingPolicy,
+    args: &[Arg],
+    selectors: &[Selector],
+    ret: bool,
+) -> Result<Conf, CompileError> {
+    if args.len() > MAX_ARGS {
         return Err(CompileError::Invalid(format!(
             "{what}: at most {MAX_ARGS} args"
         )));
     }
     let mut conf = HookConf {
-        n_args: up.args.len() as u8,
+        n_args: args.len() as u8,
         ..Default::default()
     };
-    for (i, arg) in up.args.iter().enumerate() {
-        let offset = ARG_REGISTERS.get(arg.index as usize).ok_or_else(|| {
-            CompileError::Unsupported(format!(
-                "{what}: arg index {}: only the 6 register arguments can be read",
-                arg.index
-            ))
-        })?;
-        conf.args[i] = word_arg(arg.ty, *offset, Memory::User).map_err(|m| {
+    for (i, arg) in args.iter().enumerate() {
+        let offset = if ret {
+            RETURN_REGISTER
+        } else {
+            *ARG_REGISTERS.get(arg.index as usize).ok_or_else(|| {
+                CompileError::Unsupported(format!(
+                    "{what}: arg index {}: only the 6 register arguments can be read",
+                    arg.index
+                ))
+            })?
+        };
+        conf.args[i] = word_arg(arg.ty, offset, Memory::User).map_err(|m| {
             CompileError::Unsupported(format!("{what}: arg {}: {m}", arg.index))
         })?;
     }
     let hook_args = HookArgs {
-        args: &up.args,
+        args,
         positional: false,
         syscall_id: vec![],
         memory: Some(Memory::User),
         override_denied: Some("Override cannot change a user function's return value".into()),
     };
-    let sel = compile_selectors(what, policy, &up.selectors, &hook_args, false)?;
+    let sel = compile_selectors(what, policy, selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
     Ok((conf, sel))

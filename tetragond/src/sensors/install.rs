@@ -161,7 +161,7 @@ fn write_hooks(
             }
             match (&hook.uprobe, &hook.function) {
                 (Some(target), _) => kernel
-                    .attach_uprobe(&target.binary, target.location.clone(), slot)
+                    .attach_uprobe(&target.binary, target.location.clone(), target.ret, slot)
                     .map(|()| None),
                 (None, Some(target)) => {
                     let site = kernel.attach_function(target)?;

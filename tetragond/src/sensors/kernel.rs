@@ -103,7 +103,7 @@ pub struct Kernel {
     lists: BTreeMap<HookKey, Vec<u32>>,
     attachments: HashMap<(String, String), Attachment>,
     /// Uprobe links by hook slot (each uprobe hook attaches on its own).
-    uprobe_links: HashMap<u32, UProbeLinkId>,
+    uprobe_links: HashMap<u32, (&'static str, UProbeLinkId)>,
     /// Binary path -> (id, users).
     binaries: HashMap<String, (u32, usize)>,
     next_binary_id: u32,
@@ -360,15 +360,17 @@ impl Kernel {
         Ok(site)
     }
 
-    /// Attaches the uprobe entry point at `location` in `binary`, with
-    /// `hook_slot` as its cookie (the program finds the hook by it).
+    /// Attaches the uprobe (or, with `ret`, uretprobe) entry point at
+    /// `location` in `binary`, with `hook_slot` as its cookie (the program
+    /// finds the hook by it).
     pub fn attach_uprobe(
         &mut self,
         binary: &str,
         location: UprobeLocation,
+        ret: bool,
         hook_slot: u32,
     ) -> Result<(), SensorError> {
-        let name = "uprobe_dispatch";
+        let name = if ret { "uretprobe_dispatch" } else { "uprobe_dispatch" };
         let attach_err = |message: String| SensorError::Attach {
             tracepoint: format!("uprobe {binary}:{location}"),
             message,
@@ -396,19 +398,15 @@ impl Kernel {
         let link = prog
             .attach([point], binary, UProbeScope::AllProcesses)
             .map_err(|e| attach_err(e.to_string()))?;
-        self.uprobe_links.insert(hook_slot, link);
+        self.uprobe_links.insert(hook_slot, (name, link));
         Ok(())
     }
 
     pub fn detach_uprobe(&mut self, hook_slot: u32) {
-        let Some(link) = self.uprobe_links.remove(&hook_slot) else {
+        let Some((name, link)) = self.uprobe_links.remove(&hook_slot) else {
             return;
         };
-        if let Some(Ok(prog)) = self
-            .ebpf
-            .program_mut("uprobe_dispatch")
-            .map(<&mut UProbe>::try_from)
-        {
+        if let Some(Ok(prog)) = self.ebpf.program_mut(name).map(<&mut UProbe>::try_from) {
             let _ = prog.detach(link);
         }
     }
