@@ -216,7 +216,15 @@ fn process_selectors_follow_ancestry_capabilities_and_namespaces() {
             "      matchBinaries:\n      - operator: NotPrefix\n        values: [\"/usr/\"]\n      matchParentBinaries:\n      - operator: NotIn\n        values: [\"/bin/sh\"]\n",
         ),
     );
-    for name in ["sel-caps", "sel-ns", "sel-children", "sel-parent", "sel-postfix", "sel-prefix"] {
+    h.write_policy(
+        "nspid.yaml",
+        &selector_policy(
+            "sel-nspid",
+            SYS_GETPGID,
+            &format!("      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n      matchPIDs:\n      - operator: In\n        isNamespacePID: true\n        values: [1]\n"),
+        ),
+    );
+    for name in ["sel-caps", "sel-ns", "sel-children", "sel-parent", "sel-postfix", "sel-prefix", "sel-nspid"] {
         h.wait_policy(name, "enabled", enabled);
     }
     let nr = |n: u32| n.to_string();
@@ -234,6 +242,15 @@ fn process_selectors_follow_ancestry_capabilities_and_namespaces() {
     assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_SCHED_GETSCHEDULER)])));
     assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_SCHED_GET_PRIORITY_MAX)])));
     assert_eq!(via_shell(SYS_SCHED_GET_PRIORITY_MAX).code(), Some(0), "parent /bin/sh");
+    // isNamespacePID: pid 1 of a new pid namespace, not of the host's.
+    // (`unshare -p` then testbin's forked child is the namespace's pid 1.)
+    let in_new_ns = Command::new("unshare")
+        .args(["-p", bin, "fork", "syscall", &nr(SYS_GETPGID)])
+        .output()
+        .expect("unshare");
+    let said = String::from_utf8_lossy(&in_new_ns.stdout);
+    assert!(said.contains("child-killed 9"), "{in_new_ns:?}");
+    assert!(run(bin, &["syscall", &nr(SYS_GETPGID)]).success());
     // matchParentBinaries: the parent is /bin/sh, or it is not.
     assert_eq!(via_shell(SYS_GETSID).code(), Some(128 + 9));
     assert!(run(bin, &["syscall", &nr(SYS_GETSID)]).success());

@@ -198,7 +198,9 @@ pub struct Selector {
     /// Set operator of matchBinaries, against `BINARY_SETS`.
     pub binary_op: u8,
     pub n_actions: u8,
-    pub _pad: [u8; 3],
+    /// matchPIDs isNamespacePID: pids as seen in the task's pid namespace.
+    pub pid_in_ns: u8,
+    pub _pad: [u8; 2],
     pub arg_filters: [ArgFilter; MAX_ARG_FILTERS],
     pub pids: [u32; MAX_PIDS],
     pub actions: [ActionSpec; MAX_ACTIONS],
@@ -496,7 +498,14 @@ pub struct StructOffsets {
     pub task_tgid: u32,
     pub task_cred: u32,
     pub task_nsproxy: u32,
-    pub _pad: u32,
+    pub task_group_leader: u32,
+    /// `task_struct.thread_pid`, `pid.level`, `pid.numbers`, the size of
+    /// `struct upid` and `upid.nr`: a pid as its own namespace sees it.
+    pub task_thread_pid: u32,
+    pub pid_level: u32,
+    pub pid_numbers: u32,
+    pub upid_size: u32,
+    pub upid_nr: u32,
     pub ns: [NsOffsets; ns_kind::KINDS],
 }
 

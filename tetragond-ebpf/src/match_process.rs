@@ -60,7 +60,26 @@ fn pids_match(sel: &Selector) -> bool {
     if sel.pid_op == set_op::NONE {
         return true;
     }
-    pid_listed(sel, current_tgid()) == (sel.pid_op == set_op::IN)
+    let tgid = if sel.pid_in_ns != 0 {
+        let Some(o) = STRUCT_OFFSETS.get(0) else {
+            return false;
+        };
+        ns_tgid(o, unsafe { bpf_get_current_task() })
+    } else {
+        current_tgid()
+    };
+    pid_listed(sel, tgid) == (sel.pid_op == set_op::IN)
+}
+
+/// The process id of `task` as its own pid namespace numbers it:
+/// `group_leader->thread_pid->numbers[level].nr`.
+#[inline(always)]
+fn ns_tgid(o: &StructOffsets, task: u64) -> u32 {
+    let leader = unsafe { read::<u64>(task, o.task_group_leader) }.unwrap_or(0);
+    let pid = unsafe { read::<u64>(leader, o.task_thread_pid) }.unwrap_or(0);
+    let level = unsafe { read::<u32>(pid, o.pid_level) }.unwrap_or(0) & 31;
+    let at = o.pid_numbers + level * o.upid_size + o.upid_nr;
+    unsafe { read::<u32>(pid, at) }.unwrap_or(0)
 }
 
 /// Is the binary of process `tgid` in the selector's set? `selector` may
@@ -189,7 +208,8 @@ extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
     if tgid == 0 {
         return 1;
     }
-    if sel.pid_follow != 0 && pid_listed(sel, tgid) {
+    let pid = if sel.pid_in_ns != 0 { ns_tgid(o, walk.task) } else { tgid };
+    if sel.pid_follow != 0 && pid_listed(sel, pid) {
         walk.found_pid = 1;
     }
     if sel.binary_follow != 0 && binary_found(walk.hook_slot, walk.selector, sel.binary_op, tgid) {

@@ -276,15 +276,16 @@ impl SelectorCtx<'_> {
     ) -> Result<ArgFilter, CompileError> {
         let name = filter.operator.as_str();
         let (code, shape) = match name {
-            "Equal" => (op::STR_EQUAL, values::StrShape::Whole),
-            "NotEqual" => (op::STR_NOT_EQUAL, values::StrShape::Whole),
+            // A set of whole strings is what Equal's trie entries are.
+            "Equal" | "InMap" => (op::STR_EQUAL, values::StrShape::Whole),
+            "NotEqual" | "NotInMap" => (op::STR_NOT_EQUAL, values::StrShape::Whole),
             "Prefix" => (op::PREFIX, values::StrShape::Prefix),
             "NotPrefix" => (op::NOT_PREFIX, values::StrShape::Prefix),
             "Postfix" => (op::POSTFIX, values::StrShape::Postfix),
             "NotPostfix" => (op::NOT_POSTFIX, values::StrShape::Postfix),
             _ => {
                 return Err(self.unsupported(format!(
-                    "matchArgs operator {name} on string and path args is not supported yet (Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix are)"
+                    "matchArgs operator {name} on string and path args is not supported yet (Equal, NotEqual, InMap, NotInMap, Prefix, NotPrefix, Postfix, NotPostfix are)"
                 )))
             }
         };
@@ -434,10 +435,8 @@ impl SelectorCtx<'_> {
         if pids.len() > 1 {
             return Err(self.unsupported("more than one matchPIDs entry per selector"));
         }
-        if first.is_namespace_pid {
-            return Err(self.unsupported("matchPIDs isNamespacePID is not supported yet"));
-        }
         compiled.pid_follow = u8::from(first.follow_forks);
+        compiled.pid_in_ns = u8::from(first.is_namespace_pid);
         compiled.pid_op = set_operator(first.operator.as_str()).ok_or_else(|| {
             self.invalid(format!(
                 "matchPIDs operator {} (expected In or NotIn)",

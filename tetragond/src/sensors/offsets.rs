@@ -46,7 +46,12 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         task_tgid: at("task_struct", &["tgid"])?,
         task_cred: at("task_struct", &["cred"])?,
         task_nsproxy: at("task_struct", &["nsproxy"])?,
-        _pad: 0,
+        task_group_leader: at("task_struct", &["group_leader"])?,
+        task_thread_pid: at("task_struct", &["thread_pid"])?,
+        pid_level: at("pid", &["level"])?,
+        pid_numbers: at("pid", &["numbers"])?,
+        upid_size: btf.member_offset("upid", &["ns"])?.offset + 8,
+        upid_nr: at("upid", &["nr"])?,
         ns: namespaces(btf)?,
     })
 }
