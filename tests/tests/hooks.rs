@@ -322,3 +322,51 @@ spec:
     let p = h.wait_policy("uretprobe", "one post", |p| p["npost"] == 1);
     assert_eq!(p["nenforce"], 1, "{p}");
 }
+
+#[test]
+fn char_buf_reads_the_size_its_size_argument_gives() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy(
+        "write.yaml",
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: write-buf
+spec:
+  kprobes:
+  - call: sys_write
+    syscall: true
+    args:
+    - index: 1
+      type: char_buf
+      sizeArgIndex: 3
+    - index: 2
+      type: size_t
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: Equal
+        values: ["tetragond-secret"]
+      matchBinaries:
+      - operator: In
+        values: ["/bin/sh"]
+      matchActions:
+      - action: Sigkill
+"#,
+    );
+    h.wait_policy("write-buf", "enabled", enabled);
+    // Equal holds for exactly the `count` bytes written, not what follows.
+    let out = h.root.join("out");
+    let out = out.display();
+    let killed = run("/bin/sh", &["-c", &format!("printf tetragond-secret > {out}")]);
+    assert!(killed_by_sigkill(killed), "{killed:?}");
+    let longer = run("/bin/sh", &["-c", &format!("printf tetragond-secrets > {out}")]);
+    assert!(longer.success(), "{longer:?}");
+    let p = h.wait_policy("write-buf", "one post", |p| p["npost"] == 1);
+    assert_eq!(p["nenforce"], 1, "{p}");
+    let ev = h.hook_events();
+    let args = &ev[0]["process_kprobe"]["args"];
+    assert_eq!(args[0]["bytes_arg"], "dGV0cmFnb25kLXNlY3JldA==", "{args}");
+    assert_eq!(args[1]["size_arg"], "16", "{args}");
+}

@@ -112,6 +112,9 @@ pub mod arg_kind {
     pub const CRED: u8 = 10;
     /// `struct filename *`: its `name` string (the first member).
     pub const FILENAME: u8 = 11;
+    /// A buffer (user or kernel memory) of the size another argument
+    /// gives (`sizeArgIndex`), or of `STR_LEN - 1` bytes: its first bytes.
+    pub const CHAR_BUF: u8 = 12;
 
     /// Kinds that fill the argument's data slot.
     pub const fn has_data(kind: u8) -> bool {
@@ -165,7 +168,10 @@ pub struct ArgSpec {
     pub signed: u8,
     /// `arg_kind::*`.
     pub kind: u8,
-    pub _pad: [u8; 3],
+    /// `CHAR_BUF`: 1 when `size_offset` holds the buffer's size argument.
+    pub has_size: u8,
+    /// `CHAR_BUF`: where the size argument is in the context.
+    pub size_offset: u16,
 }
 
 #[repr(C)]

@@ -391,10 +391,17 @@ extern "C" fn read_arg_step(index: u64, walk: *mut c_void) -> i64 {
     let (Some(hook), Some(buf)) = (HOOKS.get(walk.hook_slot), EVENT_BUF.get_ptr_mut(0)) else {
         return 1;
     };
-    let raw = read_arg(&TracePointContext::new(walk.ctx), hook, i);
-    let kind = hook.args[i].kind;
+    let ctx = TracePointContext::new(walk.ctx);
+    let raw = read_arg(&ctx, hook, i);
+    let spec = &hook.args[i];
+    let kind = spec.kind;
     let value = if arg_kind::has_data(kind) {
-        read_args::read_data(kind, raw, unsafe { (*buf).data[i].as_mut_ptr() })
+        let size = if spec.has_size != 0 {
+            unsafe { ctx.read_at::<u64>(spec.size_offset as usize) }.unwrap_or(0)
+        } else {
+            STR_LEN as u64 - 1
+        };
+        read_args::read_data(kind, raw, size, unsafe { (*buf).data[i].as_mut_ptr() })
     } else {
         raw
     };

@@ -31,7 +31,7 @@ unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
 /// bytes); returns the argument's value: the length of a string or path,
 /// (descriptors included), the family of a socket, the uid of a credential.
 #[inline(never)]
-pub fn read_data(kind: u8, raw: u64, slot: *mut u8) -> u64 {
+pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8) -> u64 {
     let Some(o) = STRUCT_OFFSETS.get(0) else {
         return 0;
     };
@@ -40,6 +40,7 @@ pub fn read_data(kind: u8, raw: u64, slot: *mut u8) -> u64 {
     unsafe { *slot = 0 };
     match kind {
         arg_kind::STRING => return read_string(raw, slot),
+        arg_kind::CHAR_BUF => return read_buf(raw, size, slot),
         arg_kind::FILENAME => {
             let name = unsafe { read::<u64>(raw, 0) }.unwrap_or(0);
             return read_string(name, slot);
@@ -83,6 +84,22 @@ fn read_string(ptr: u64, slot: *mut u8) -> u64 {
     } else {
         0
     }
+}
+
+/// The first `size` bytes (at most `STR_LEN - 1`) of a buffer, NUL
+/// terminated so string operators can match them; returns the count.
+#[inline(always)]
+fn read_buf(ptr: u64, size: u64, slot: *mut u8) -> u64 {
+    if ptr == 0 {
+        return 0;
+    }
+    let n = size.min(STR_LEN as u64 - 1) & (STR_LEN as u64 - 1);
+    // The legacy helper, like for strings: user and kernel memory alike.
+    if unsafe { gen::bpf_probe_read(slot.cast(), n as u32, ptr as *const c_void) } != 0 {
+        return 0;
+    }
+    unsafe { *slot.add(n as usize) = 0 };
+    n
 }
 
 /// (dentry, vfsmount) of a `struct file`.

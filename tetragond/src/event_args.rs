@@ -112,6 +112,24 @@ fn caps(c: &CredInfo) -> Value {
     Value::Object(v)
 }
 
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// The argument's key and value in Tetragon's export.
 pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
     match ty {
@@ -121,6 +139,11 @@ pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Valu
         "size_t" => ("size_arg", json!(raw.to_string())),
         "uint64" | "syscall64" => ("uint_arg", json!(raw.to_string())),
         "string" | "filename" => ("string_arg", json!(text(slot, raw))),
+        // Tetragon's bytes_arg: protojson writes bytes as base64.
+        "char_buf" => {
+            let bytes = slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]);
+            ("bytes_arg", json!(base64(bytes)))
+        }
         "file" => ("file_arg", json!({ "path": text(slot, raw) })),
         // A descriptor is exported as the file it names.
         "fd" => ("file_arg", json!({ "path": text(slot, raw) })),
@@ -168,6 +191,18 @@ pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_are_base64() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        let mut data = vec![0u8; STR_LEN];
+        data[..5].copy_from_slice(b"hello");
+        assert_eq!(typed_arg("char_buf", 5, slot(&data, 0)), ("bytes_arg", json!("aGVsbG8=")));
+    }
 
     #[test]
     fn paths_and_sockets_render_from_their_slots() {

@@ -41,6 +41,7 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
     };
     match ty {
         String => Ok((arg_kind::STRING, ArgClass::Text)),
+        CharBuf => Ok((arg_kind::CHAR_BUF, ArgClass::Text)),
         Fd => Ok((arg_kind::FD, ArgClass::Text)),
         Filename => kernel_only(arg_kind::FILENAME, ArgClass::Text),
         File => kernel_only(arg_kind::FILE, ArgClass::Text),
@@ -64,8 +65,33 @@ pub fn word_arg(ty: ArgType, offset: u16, memory: Memory) -> Result<ArgSpec, Str
         size: 8,
         signed: u8::from(is_signed(ty)),
         kind,
-        _pad: [0; 3],
+        ..Default::default()
     })
+}
+
+/// `char_buf` args with `sizeArgIndex` (1-based, as Tetragon counts):
+/// where the size argument is, by `offset_of(index)`.
+pub fn link_sizes(
+    what: &str,
+    conf: &mut tetragond_ebpf::HookConf,
+    args: &[crate::policy::model::Arg],
+    offset_of: impl Fn(u32) -> Option<u16>,
+) -> Result<(), CompileError> {
+    for (spec, arg) in conf.args.iter_mut().zip(args) {
+        if arg.ty != ArgType::CharBuf || arg.size_arg_index == 0 {
+            continue;
+        }
+        let offset = offset_of(arg.size_arg_index - 1).ok_or_else(|| {
+            unsupported_arg(
+                what,
+                arg.index,
+                format!("sizeArgIndex {} names no readable argument", arg.size_arg_index),
+            )
+        })?;
+        spec.has_size = 1;
+        spec.size_offset = offset;
+    }
+    Ok(())
 }
 
 pub fn is_signed(ty: ArgType) -> bool {

@@ -5,7 +5,7 @@
 use tetragond_ebpf::{HookConf, MAX_ARGS};
 
 use super::{
-    args::{unsupported_arg, word_arg, Memory},
+    args::{link_sizes, unsupported_arg, word_arg, Memory},
     meta,
     selectors::{compile_selectors, HookArgs},
     CompiledHook, FunctionFamily, FunctionTarget,
@@ -67,6 +67,12 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
         conf.args[i] =
             word_arg(arg.ty, offset, Memory::Kernel).map_err(|m| unsupported_arg(what, arg.index, m))?;
     }
+    let family = hook.target.family;
+    link_sizes(what, &mut conf, hook.args, |index| match family {
+        FunctionFamily::Kprobe => ARG_REGISTERS.get(index as usize).copied(),
+        FunctionFamily::Kretprobe => None,
+        _ => (index < 12).then_some(8 * index as u16),
+    })?;
     let hook_args = HookArgs {
         args: hook.args,
         positional: false,

@@ -109,7 +109,7 @@ fn kernel_function(
     if family == FunctionFamily::Kretprobe {
         return return_probe(policy, what, kp, target);
     }
-    function::compile(
+    let mut hook = function::compile(
         policy,
         FunctionHook {
             what,
@@ -120,7 +120,12 @@ fn kernel_function(
             tags: kp.tags.clone(),
             override_denied: None,
         },
-    )
+    )?;
+    // Served by an LSM program, still the kprobe the user wrote: its events
+    // are process_kprobe events of the function they named.
+    hook.meta.subsystem = "kprobe".into();
+    hook.meta.function_name = Some(kp.call.clone());
+    Ok(hook)
 }
 
 fn return_probe(
@@ -189,6 +194,10 @@ fn syscall(
             .map_err(|m| unsupported_arg(what, arg.index, m))?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
+    let base = args_field.offset;
+    super::args::link_sizes(what, &mut conf, &kp.args, |index| {
+        (index < SYSCALL_ARGS).then_some(base + 8 * index as u16)
+    })?;
     let hook_args = HookArgs {
         args: &kp.args,
         positional: false,

@@ -288,6 +288,8 @@ fn override_on_security_functions_uses_their_lsm_hook() {
         c.hooks[0].function,
         Some(FunctionTarget { family: FunctionFamily::Lsm, name: "file_permission".into() })
     );
+    assert_eq!(c.hooks[0].meta.function_name.as_deref(), Some("security_file_permission"));
+    assert_eq!(crate::events::hook_kind(&c.hooks[0].meta), "process_kprobe");
     let err = compile_on(&kprobe("do_unlinkat", &extra), &Debian).expect_err("no fmod_ret");
     assert!(err.to_string().contains("Override on a kernel function"), "{err}");
 }

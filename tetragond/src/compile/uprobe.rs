@@ -118,6 +118,9 @@ fn hook_conf(
             CompileError::Unsupported(format!("{what}: arg {}: {m}", arg.index))
         })?;
     }
+    super::args::link_sizes(what, &mut conf, args, |index| {
+        (!ret).then(|| ARG_REGISTERS.get(index as usize).copied()).flatten()
+    })?;
     let hook_args = HookArgs {
         args,
         positional: false,
