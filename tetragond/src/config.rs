@@ -20,6 +20,9 @@ pub struct ConfigFile {
     pub metrics_address: Option<std::net::SocketAddr>,
     #[serde(default)]
     pub export: ExportSection,
+    /// `auto` (kprobes first), `kprobe` or `fentry`: the program family
+    /// serving kernel-function kprobes where the kernel has both.
+    pub kernel_functions: Option<crate::compile::KernelFunctions>,
     /// TracingPolicyNamespaced namespaces -> cgroup v2 directories.
     #[serde(default)]
     pub namespaces: std::collections::BTreeMap<String, Vec<PathBuf>>,
@@ -100,9 +103,10 @@ mod tests {
     fn reads_known_keys() {
         let c = parse(
             Path::new("t.toml"),
-            "policy_dir = \"/p\"\nbus = \"session\"\n",
+            "policy_dir = \"/p\"\nbus = \"session\"\nkernel_functions = \"fentry\"\n",
         )
         .expect("valid");
+        assert_eq!(c.kernel_functions, Some(crate::compile::KernelFunctions::Fentry));
         assert_eq!(c.policy_dir.as_deref(), Some(Path::new("/p")));
         assert_eq!(c.bus.as_deref(), Some("session"));
     }

@@ -47,6 +47,7 @@ pub struct DaemonConfig {
     /// Prometheus metrics are served here when set.
     pub metrics_address: Option<SocketAddr>,
     pub namespaces: crate::namespaces::NamespaceMap,
+    pub kernel_functions: crate::compile::KernelFunctions,
 }
 
 struct Daemon {
@@ -87,7 +88,10 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     let mut features = probe::probe();
     features.extend(kernel.probe_programs());
     tracing::info!("kernel features: {}", probe::describe(&features));
-    let caps = probe::hook_caps(&features);
+    let caps = crate::compile::HookCaps {
+        kernel_functions: config.kernel_functions,
+        ..probe::hook_caps(&features)
+    };
     let mut daemon = Daemon {
         features,
         store: Store::new(

@@ -281,6 +281,13 @@ t_kprobe_sigkill() {
     expect "connected" 0 $TB connect 127.0.0.1 4243
 }
 
+# 5b. The same served by an fentry program (the daemon's log says which).
+t_kprobe_fentry() {
+    t_kprobe_sigkill "$1"
+    grep -q "fentry tcp_connect served by program fentry_" "$LOG" ||
+        bad "the log does not say tcp_connect is served by an fentry program"
+}
+
 # 6. uprobe on the test binary's tetragond_testbin_probe, Sigkill on 42.
 t_uprobe_sigkill() {
     if [ "$1" = enforce ]; then
@@ -422,27 +429,48 @@ examples() {
 }
 
 # --- the daemon ---------------------------------------------------------------
+# start_daemon CASE [CONFIG LINES]: starts tetragond with the [namespaces]
+# table (and the extra top-level lines) and waits until it answers.
+start_daemon() {
+    begin "$1"
+    { [ -z "$2" ] || printf '%s\n' "$2"; printf '[namespaces]\ntest = ["%s"]\n' "$CG"; } >/tmp/tetragond.toml
+    NO_COLOR=1 TETRAGOND_LOG=${TETRAGOND_LOG:-info} /usr/bin/tetragond --config /tmp/tetragond.toml \
+        --policy-dir "$PDIR" --state-dir "$STATE" --bus "$BUS" \
+        --events-file /tmp/events.log --events-socket /tmp/events.sock 2>>"$LOG" &
+    DAEMON=$!
+    deadline=$(($(now) + 60))
+    until tetra tp list >/dev/null 2>&1; do
+        if ! alive $DAEMON; then
+            bad "tetragond exited before answering on the bus"
+            break
+        fi
+        if [ "$(now)" -ge "$deadline" ]; then
+            bad "tetragond did not answer 'tetra tp list' within 60 s"
+            break
+        fi
+        sleep 0.2
+    done
+    finish
+}
+
+stop_daemon() {
+    begin "$1"
+    kill -TERM $DAEMON
+    i=0
+    while alive $DAEMON && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if alive $DAEMON; then
+        bad "tetragond still running 10 s after SIGTERM"
+    else
+        wait $DAEMON
+        st=$?
+        [ $st = 0 ] || bad "tetragond exited with status $st after SIGTERM"
+    fi
+    finish
+}
+
 mkdir -p "$PDIR" "$STATE" "$CG"
 : >"$LOG"
-printf '[namespaces]\ntest = ["%s"]\n' "$CG" >/tmp/tetragond.toml
-begin daemon-start
-NO_COLOR=1 TETRAGOND_LOG=${TETRAGOND_LOG:-info} /usr/bin/tetragond --config /tmp/tetragond.toml \
-    --policy-dir "$PDIR" --state-dir "$STATE" --bus "$BUS" \
-    --events-file /tmp/events.log --events-socket /tmp/events.sock 2>"$LOG" &
-DAEMON=$!
-deadline=$(($(now) + 60))
-until tetra tp list >/dev/null 2>&1; do
-    if ! alive $DAEMON; then
-        bad "tetragond exited before answering on the bus"
-        break
-    fi
-    if [ "$(now)" -ge "$deadline" ]; then
-        bad "tetragond did not answer 'tetra tp list' within 60 s"
-        break
-    fi
-    sleep 0.2
-done
-finish
+start_daemon daemon-start
 if [ "$failed" -gt 0 ]; then
     echo "GUEST-SUMMARY $passed $failed"
     exit 0
@@ -482,18 +510,15 @@ both_modes sel-caps t_sel_caps
 both_modes namespaced t_namespaced
 examples
 
-begin daemon-stop
-kill -TERM $DAEMON
-i=0
-while alive $DAEMON && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-if alive $DAEMON; then
-    bad "tetragond still running 10 s after SIGTERM"
-else
-    wait $DAEMON
-    st=$?
-    [ $st = 0 ] || bad "tetragond exited with status $st after SIGTERM"
-fi
-finish
+stop_daemon daemon-stop
+
+# --- kernel functions as fentry programs ----------------------------------------
+# Debian's kernels have kprobes, so kernel-function hooks are kprobes by
+# default; `kernel_functions = "fentry"` makes them BPF trampolines. The
+# same tcp_connect Sigkill, now as an fentry program.
+start_daemon daemon-fentry-start 'kernel_functions = "fentry"'
+both_modes kprobe-fentry t_kprobe_fentry
+stop_daemon daemon-fentry-stop
 
 # --- the events file, for the host ----------------------------------------------
 # Every line the daemon wrote (oldest rotated file first), each prefixed

@@ -86,6 +86,7 @@ async fn main() -> Result<()> {
         bus: bus.parse::<BusChoice>()?,
         metrics_address: args.metrics_address.or(file.metrics_address),
         namespaces: tetragond::namespaces::NamespaceMap::new(file.namespaces),
+        kernel_functions: file.kernel_functions.unwrap_or_default(),
         export,
     })
     .await

@@ -15,7 +15,7 @@ use super::{
     lsm::lsm_unavailable,
     meta,
     selectors::{compile_selectors, syscall_number, HookArgs},
-    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookCaps,
+    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookCaps, KernelFunctions,
 };
 use crate::{
     error::CompileError,
@@ -96,7 +96,9 @@ fn kernel_function(
             ));
         }
         (FunctionFamily::Kretprobe, kp.call.clone())
-    } else if caps.kprobes {
+    } else if caps.kprobes
+        && !(caps.trampolines && caps.kernel_functions == KernelFunctions::Fentry)
+    {
         (FunctionFamily::Kprobe, kp.call.clone())
     } else if caps.trampolines {
         (FunctionFamily::Fentry, kp.call.clone())

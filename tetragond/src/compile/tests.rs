@@ -31,6 +31,7 @@ impl FormatSource for Debian {
             trampolines: true,
             lsm_programs: true,
             lsm_active: true,
+            kernel_functions: KernelFunctions::Auto,
         }
     }
 }
@@ -278,6 +279,9 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
     let hook = &c.hooks[0];
     assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Fentry));
     assert_eq!(hook.conf.args[0].offset, 0, "first trampoline slot");
+    let prefer_fentry = HookCaps { kernel_functions: KernelFunctions::Fentry, ..Debian.caps() };
+    let c = compile_on(&kprobe("tcp_connect", &sock), &Caps(prefer_fentry)).expect("compiles");
+    assert_eq!(c.hooks[0].function.as_ref().map(|f| f.family), Some(FunctionFamily::Fentry));
 }
 
 #[test]

@@ -100,6 +100,7 @@ impl FunctionAttachments {
                 tracepoint: describe(target),
                 message,
             })?;
+        tracing::info!("{} served by program {program}", describe(target));
         self.bound.insert(key, Bound { slot, users: 1, link });
         Ok(base + slot)
     }

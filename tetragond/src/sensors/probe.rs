@@ -55,6 +55,7 @@ pub fn hook_caps(features: &[(&str, bool)]) -> crate::compile::HookCaps {
         trampolines: has("bpf_trampolines"),
         lsm_programs: has("bpf_lsm_programs"),
         lsm_active: has("bpf_lsm_active"),
+        kernel_functions: Default::default(),
     }
 }
 
