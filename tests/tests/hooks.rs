@@ -321,6 +321,10 @@ spec:
     assert!(run(bin, &["probe", "1"]).success());
     let p = h.wait_policy("uretprobe", "one post", |p| p["npost"] == 1);
     assert_eq!(p["nenforce"], 1, "{p}");
+    let ev = h.hook_events();
+    let ret = &ev[0]["process_uprobe"]["return"];
+    assert_eq!(ret["uint_arg"], "43", "{}", ev[0]);
+    assert_eq!(ret["label"], "ret");
 }
 
 #[test]

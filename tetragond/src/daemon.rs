@@ -98,7 +98,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
             config.policy_dir.clone(),
             config.state_dir.clone(),
             kernel,
-            Box::new(Tracefs { caps }),
+            Box::new(Tracefs::new(caps)),
         )
         .with_namespaces(config.namespaces.clone()),
         exporter: Exporter::new(

@@ -27,6 +27,9 @@ pub struct HookMeta {
     pub monitor_only: bool,
     /// Set for kprobe hooks: the event is a `process_kprobe`.
     pub function_name: Option<String>,
+    /// Return probes: the arg holding the return value, exported as
+    /// `return` rather than among `args`.
+    pub return_position: Option<usize>,
 }
 
 /// A record from the kernel's ring buffer.
@@ -221,6 +224,8 @@ struct HookEvent<'a> {
     symbol: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     args: Vec<Value>,
+    #[serde(rename = "return", skip_serializing_if = "Option::is_none")]
+    ret: Option<Value>,
     action: &'static str,
     policy_name: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -314,7 +319,7 @@ pub fn policy_event(
     clock: &Clock,
     node_name: &str,
 ) -> Exported {
-    let args: Vec<Value> = meta
+    let mut args: Vec<Value> = meta
         .args
         .iter()
         .zip(ev.args.iter())
@@ -329,6 +334,10 @@ pub fn policy_event(
             Value::Object(obj)
         })
         .collect();
+    let ret = meta
+        .return_position
+        .filter(|&i| i < args.len())
+        .map(|i| args.remove(i));
     let mode = match (meta.monitor_only, ev.mode as u32) {
         (true, _) => "monitor_only",
         (false, MODE_MONITOR) => "monitor",
@@ -350,6 +359,7 @@ pub fn policy_event(
         path,
         symbol,
         args,
+        ret,
         action: action_name(ev),
         policy_name: &meta.policy_name,
         policy_namespace: &meta.namespace,
@@ -563,6 +573,7 @@ mod tests {
             tags: vec![],
             monitor_only: false,
             function_name: None,
+            return_position: None,
         };
         let process = Process {
             exec_id: "aWQ=".into(),
@@ -613,6 +624,7 @@ mod tests {
             tags: vec!["t".into()],
             monitor_only: true,
             function_name: Some("sys_getpgid".into()),
+            return_position: None,
         };
         let p = Process::default();
         let clock = Clock { boot_ns: 0 };

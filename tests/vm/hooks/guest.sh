@@ -288,6 +288,19 @@ t_kprobe_fentry() {
         bad "the log does not say tcp_connect is served by an fentry program"
 }
 
+# 5c. A return probe with entry args (fexit): security_file_open returned 0
+# for a file under /tmp/fexit, Sigkill at the return.
+t_kprobe_return() {
+    if [ "$1" = enforce ]; then
+        expect "" 137 $TB open /tmp/fexit/f
+    else
+        expect "opened" 0 $TB open /tmp/fexit/f
+    fi
+    expect "opened" 0 $TB open /tmp/other
+    grep -q "fexit security_file_open served by program fexit_" "$LOG" ||
+        bad "the log does not say security_file_open is served by an fexit program"
+}
+
 # 6. uprobe on the test binary's tetragond_testbin_probe, Sigkill on 42.
 t_uprobe_sigkill() {
     if [ "$1" = enforce ]; then
@@ -478,7 +491,8 @@ fi
 tetra status 2>&1 | sed 's/^/GUEST-INFO status: /'
 
 # --- fixtures -----------------------------------------------------------------
-mkdir -p /tmp/secret /tmp/perm
+mkdir -p /tmp/secret /tmp/perm /tmp/fexit
+echo fexit >/tmp/fexit/f
 echo secret >/tmp/secret/f
 echo perm >/tmp/perm/f
 echo other >/tmp/other
@@ -502,6 +516,7 @@ both_modes lsm-bprm t_lsm_bprm
 both_modes lsm-connect t_lsm_connect
 both_modes kprobe-override t_kprobe_override
 both_modes kprobe-sigkill t_kprobe_sigkill
+both_modes kprobe-return t_kprobe_return
 both_modes uprobe-sigkill t_uprobe_sigkill
 both_modes sel-binaries t_sel_binaries
 both_modes sel-pids t_sel_pids start_helper stop_helper

@@ -21,6 +21,9 @@ use crate::{
 pub const ARG_REGISTERS: [u16; 6] = [112, 104, 96, 88, 72, 64];
 /// Offset of rax in `struct pt_regs`: a function's return value.
 pub const RETURN_REGISTER: u16 = 80;
+/// The `index` given to the return value when it is read with the entry
+/// args (fexit), so matchReturnArgs find it and matchArgs do not.
+pub const RETURN_INDEX: u32 = u32::MAX;
 
 /// Everything a function hook is made of.
 pub struct FunctionHook<'a> {
@@ -31,10 +34,20 @@ pub struct FunctionHook<'a> {
     pub message: Option<String>,
     pub tags: Vec<String>,
     pub override_denied: Option<String>,
+    /// fexit: where the return value is (after the function's parameters).
+    pub return_offset: Option<u16>,
 }
 
 /// Where argument `arg` is in the program's context.
-fn arg_offset(family: FunctionFamily, arg: &Arg, position: usize) -> Result<u16, String> {
+fn arg_offset(
+    family: FunctionFamily,
+    arg: &Arg,
+    position: usize,
+    return_offset: Option<u16>,
+) -> Result<u16, String> {
+    if arg.index == RETURN_INDEX {
+        return return_offset.ok_or_else(|| "no return value here".to_string());
+    }
     match family {
         FunctionFamily::Kprobe => ARG_REGISTERS
             .get(arg.index as usize)
@@ -62,7 +75,7 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
         ..Default::default()
     };
     for (i, arg) in hook.args.iter().enumerate() {
-        let offset = arg_offset(hook.target.family, arg, i)
+        let offset = arg_offset(hook.target.family, arg, i, hook.return_offset)
             .map_err(|m| unsupported_arg(what, arg.index, m))?;
         conf.args[i] =
             word_arg(arg.ty, offset, Memory::Kernel).map_err(|m| unsupported_arg(what, arg.index, m))?;
@@ -106,6 +119,10 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
             message: hook.message,
             tags: hook.tags,
             function_name: Some(hook.target.name.clone()),
+            return_position: match hook.target.family {
+                FunctionFamily::Kretprobe => Some(0),
+                _ => hook.return_offset.map(|_| hook.args.len().saturating_sub(1)),
+            },
             ..meta(policy, subsystem, &hook.target.name, arg_types)
         },
         function: Some(hook.target),
@@ -145,4 +162,35 @@ pub fn return_view(
         })
         .collect();
     Ok((vec![ret], selectors))
+}
+
+/// fexit sees the entry args and the return value: `returnArg` is read
+/// after them (as `RETURN_INDEX`), matchReturnArgs filter it beside
+/// matchArgs, and matchReturnActions run with matchActions.
+pub fn return_with_args(
+    what: &str,
+    args: &[Arg],
+    return_arg: Option<&Arg>,
+    selectors: &[Selector],
+) -> Result<(Vec<Arg>, Vec<Selector>), CompileError> {
+    let mut ret = return_arg
+        .cloned()
+        .ok_or_else(|| CompileError::Invalid(format!("{what}: return: true needs returnArg")))?;
+    ret.index = RETURN_INDEX;
+    let mut all = args.to_vec();
+    all.push(ret);
+    let selectors = selectors
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            let returns = std::mem::take(&mut s.match_return_args);
+            s.match_args.extend(returns.into_iter().map(|mut a| {
+                a.index = RETURN_INDEX;
+                a
+            }));
+            s.match_actions.append(&mut s.match_return_actions);
+            s
+        })
+        .collect();
+    Ok((all, selectors))
 }

@@ -15,7 +15,7 @@ use super::{
     lsm::lsm_unavailable,
     meta,
     selectors::{compile_selectors, syscall_number, HookArgs},
-    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookCaps, KernelFunctions,
+    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, KernelFunctions,
 };
 use crate::{
     error::CompileError,
@@ -46,7 +46,7 @@ pub fn compile(
         tracing::warn!("{what}: no such kernel function; skipped (ignore.callNotFound)");
         return Ok(None);
     }
-    kernel_function(policy, &what, kp, formats.caps()).map(Some)
+    kernel_function(policy, &what, kp, formats).map(Some)
 }
 
 /// Whether the running kernel has function `name` (from /proc/kallsyms).
@@ -72,8 +72,9 @@ fn kernel_function(
     policy: &TracingPolicy,
     what: &str,
     kp: &KprobeSpec,
-    caps: HookCaps,
+    formats: &dyn FormatSource,
 ) -> Result<CompiledHook, CompileError> {
+    let caps = formats.caps();
     let unsupported = |msg: String| CompileError::Unsupported(format!("{what}: {msg}"));
     let returns = kp.ret || kp.return_arg.is_some();
     let (family, name) = if has_override(&kp.selectors) {
@@ -90,9 +91,15 @@ fn kernel_function(
         }
         (FunctionFamily::Lsm, hook.to_string())
     } else if returns {
+        // fexit sees the args and the return value; a kretprobe only the latter.
+        let params = caps.trampolines.then(|| formats.function_params(&kp.call)).flatten();
+        if let Some(params) = params {
+            let target = FunctionTarget { family: FunctionFamily::Fexit, name: kp.call.clone() };
+            return exit_probe(policy, what, kp, target, params);
+        }
         if !caps.kprobes {
             return Err(unsupported(
-                "return probes need kprobes (CONFIG_KPROBES), which this kernel lacks".into(),
+                "return probes need BPF trampolines (fexit) or kprobes (kretprobe); this kernel has neither".into(),
             ));
         }
         (FunctionFamily::Kretprobe, kp.call.clone())
@@ -121,6 +128,7 @@ fn kernel_function(
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             override_denied: None,
+            return_offset: None,
         },
     )?;
     // Served by an LSM program, still the kprobe the user wrote: its events
@@ -128,6 +136,30 @@ fn kernel_function(
     hook.meta.subsystem = "kprobe".into();
     hook.meta.function_name = Some(kp.call.clone());
     Ok(hook)
+}
+
+fn exit_probe(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    target: FunctionTarget,
+    params: u32,
+) -> Result<CompiledHook, CompileError> {
+    let (args, selectors) =
+        function::return_with_args(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
+    function::compile(
+        policy,
+        FunctionHook {
+            what,
+            target,
+            args: &args,
+            selectors: &selectors,
+            message: kp.message.clone(),
+            tags: kp.tags.clone(),
+            override_denied: None,
+            return_offset: Some(8 * params as u16),
+        },
+    )
 }
 
 fn return_probe(
@@ -148,6 +180,7 @@ fn return_probe(
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             override_denied: None,
+            return_offset: None,
         },
     )
 }

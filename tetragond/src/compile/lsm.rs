@@ -34,6 +34,7 @@ pub fn compile(
             message: spec.message.clone(),
             tags: spec.tags.clone(),
             override_denied: None,
+            return_offset: None,
         },
     )
 }

@@ -140,11 +140,27 @@ pub trait FormatSource {
     fn caps(&self) -> HookCaps {
         HookCaps::default()
     }
+
+    /// How many parameters a kernel function takes (from BTF), when known.
+    fn function_params(&self, _name: &str) -> Option<u32> {
+        None
+    }
 }
 
-/// The running kernel: its tracefs and its probed features.
+/// The running kernel: its tracefs, its probed features and its BTF.
 pub struct Tracefs {
     pub caps: HookCaps,
+    /// Parsed on first use.
+    btf: std::sync::OnceLock<Option<crate::sensors::btf::KernelBtf>>,
+}
+
+impl Tracefs {
+    pub fn new(caps: HookCaps) -> Self {
+        Self {
+            caps,
+            btf: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl FormatSource for Tracefs {
@@ -154,6 +170,15 @@ impl FormatSource for Tracefs {
 
     fn caps(&self) -> HookCaps {
         self.caps
+    }
+
+    fn function_params(&self, name: &str) -> Option<u32> {
+        let btf = self.btf.get_or_init(|| {
+            crate::sensors::btf::KernelBtf::from_sys_fs()
+                .inspect_err(|e| tracing::warn!("kernel BTF: {e}; return probes see only the return value"))
+                .ok()
+        });
+        btf.as_ref()?.function_params(name).ok()
     }
 }
 
@@ -222,6 +247,7 @@ fn meta(
         tags: vec![],
         monitor_only: !crate::policy::has_enforcement_action(policy),
         function_name: None,
+        return_position: None,
     }
 }
 

@@ -351,3 +351,30 @@ fn missing_kernel_functions_are_skipped_with_ignore_call_not_found() {
     let c = compile_on(&kprobe("security_file_open", extra), &Debian).expect("compiles");
     assert_eq!(c.hooks.len(), 1, "an existing function is hooked");
 }
+
+#[test]
+fn return_probes_with_args_are_fexit_where_btf_gives_the_parameters() {
+    struct WithBtf;
+    impl FormatSource for WithBtf {
+        fn format(&self, s: &str, e: &str) -> Result<Format, CompileError> {
+            Fixed.format(s, e)
+        }
+        fn caps(&self) -> HookCaps {
+            Debian.caps()
+        }
+        fn function_params(&self, name: &str) -> Option<u32> {
+            (name == "do_sys_openat2").then_some(4)
+        }
+    }
+    let extra = "    return: true\n    args:\n    - index: 1\n      type: string\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Prefix\n        values: [/etc/]\n      matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
+    let c = compile_on(&kprobe("do_sys_openat2", extra), &WithBtf).expect("compiles");
+    let hook = &c.hooks[0];
+    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Fexit));
+    assert_eq!(hook.conf.n_args, 2);
+    assert_eq!(hook.conf.args[0].offset, 8, "the entry arg");
+    assert_eq!(hook.conf.args[1].offset, 32, "the return value after 4 parameters");
+    let sel = &hook.conf.selectors[0];
+    assert_eq!((sel.arg_filters[0].arg, sel.arg_filters[0].op), (0, op::PREFIX));
+    assert_eq!((sel.arg_filters[1].arg, sel.arg_filters[1].op), (1, op::EQUAL));
+    assert_eq!(hook.meta.return_position, Some(1));
+}

@@ -74,6 +74,7 @@ pub fn compile(
                 message: up.message.clone(),
                 tags: up.tags.clone(),
                 function_name: Some(location.to_string()),
+                return_position: ret.then_some(0),
                 ..meta(policy, "uprobe", &up.path, arg_types.clone())
             },
             uprobe: Some(UprobeTarget {

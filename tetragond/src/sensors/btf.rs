@@ -156,6 +156,10 @@ enum Ty {
     Ref(u32),
     /// enum, enum64, float.
     Sized(u32),
+    /// A function: its name and its prototype's type id.
+    Func { name_off: u32, proto: u32 },
+    /// A function prototype: its parameter count.
+    FuncProto { params: u16 },
 }
 
 /// A member found by name, possibly inside anonymous members.
@@ -382,8 +386,14 @@ impl KernelBtf {
                 BTF_KIND_FWD => (Ty::Fwd, 0),
                 BTF_KIND_TYPEDEF | BTF_KIND_VOLATILE | BTF_KIND_CONST | BTF_KIND_RESTRICT
                 | BTF_KIND_TYPE_TAG => (Ty::Ref(size_or_type), 0),
-                BTF_KIND_FUNC => (Ty::Other, 0),
-                BTF_KIND_FUNC_PROTO => (Ty::Other, vlen * 8),
+                BTF_KIND_FUNC => (
+                    Ty::Func {
+                        name_off,
+                        proto: size_or_type,
+                    },
+                    0,
+                ),
+                BTF_KIND_FUNC_PROTO => (Ty::FuncProto { params: vlen as u16 }, vlen * 8),
                 BTF_KIND_VAR => (Ty::Other, 4),
                 BTF_KIND_DATASEC => (Ty::Other, vlen * 12),
                 BTF_KIND_FLOAT => (Ty::Sized(size_or_type), 0),
@@ -405,6 +415,24 @@ impl KernelBtf {
             return Err(malformed("too many types"));
         }
         Ok(())
+    }
+
+    /// How many parameters kernel function `name` takes.
+    pub fn function_params(&self, name: &str) -> Result<u32, BtfError> {
+        let proto = self
+            .types
+            .iter()
+            .find_map(|ty| match ty {
+                Ty::Func { name_off, proto } if self.name_eq(*name_off, name.as_bytes()) => {
+                    Some(*proto)
+                }
+                _ => None,
+            })
+            .ok_or_else(|| BtfError::StructNotFound(format!("function {name}")))?;
+        match self.ty(proto)? {
+            Ty::FuncProto { params } => Ok(u32::from(params)),
+            _ => Err(malformed(format!("function {name}: its type is not a prototype"))),
+        }
     }
 
     /// Number of types (not counting void).
@@ -607,7 +635,9 @@ impl KernelBtf {
                 Ty::Int { size, .. } | Ty::Sized(size) | Ty::Composite { size, .. } => size,
                 Ty::Ptr => POINTER_SIZE,
                 // `resolve` never returns a Ref.
-                Ty::Fwd | Ty::Other | Ty::Ref(_) => return Ok(None),
+                Ty::Fwd | Ty::Other | Ty::Ref(_) | Ty::Func { .. } | Ty::FuncProto { .. } => {
+                    return Ok(None)
+                }
             };
             return u32::try_from(count * u64::from(elem_size))
                 .map(Some)
@@ -681,6 +711,14 @@ mod tests {
             r.size
         );
         r
+    }
+
+    #[test]
+    fn function_parameter_counts() {
+        let btf = kernel();
+        assert_eq!(btf.function_params("security_file_open").expect("exists"), 1);
+        assert_eq!(btf.function_params("security_file_permission").expect("exists"), 2);
+        assert!(btf.function_params("tetragond_no_such_function").is_err());
     }
 
     #[test]
