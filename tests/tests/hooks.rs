@@ -37,7 +37,8 @@ fn string_and_fd_arguments_are_matched_in_the_kernel() {
     let dir = h.root.join("files");
     let (denied, secret, plain) = (dir.join("deny/f"), dir.join("ok/x.secret"), dir.join("ok/plain"));
     let (by_fd, other_fd) = (dir.join("fd/exact"), dir.join("fd/other"));
-    for p in [&denied, &secret, &plain, &by_fd, &other_fd] {
+    let (middle, shouting) = (dir.join("a/other-part/f"), dir.join("ok/SHOUTING"));
+    for p in [&denied, &secret, &plain, &by_fd, &other_fd, &middle, &shouting] {
         touch(p);
     }
     let policy = format!(
@@ -66,6 +67,18 @@ spec:
         values: [".secret"]
       matchActions:
       - action: Sigkill
+    - matchArgs:
+      - index: 1
+        operator: SubString
+        values: ["/middle-part/", "/other-part/"]
+      matchActions:
+      - action: Sigkill
+    - matchArgs:
+      - index: 1
+        operator: SubStringIgnCase
+        values: ["ShOuT"]
+      matchActions:
+      - action: Sigkill
   - call: sys_read
     syscall: true
     args:
@@ -91,10 +104,12 @@ spec:
         "Equal on the path behind read's fd; events: {:#?}",
         h.hook_events()
     );
+    assert!(killed_by_sigkill(cat(&middle)), "SubString (second value)");
+    assert!(killed_by_sigkill(cat(&shouting)), "SubStringIgnCase");
     assert!(cat(&plain).success(), "no selector matches {}", plain.display());
     assert!(cat(&other_fd).success(), "Equal is not a prefix: {}", other_fd.display());
-    let p = h.wait_policy("path-args", "enforced 3", |p| p["npost"] == 3);
-    assert_eq!(p["nenforce"], 3, "{p}");
+    let p = h.wait_policy("path-args", "enforced 5", |p| p["npost"] == 5);
+    assert_eq!(p["nenforce"], 5, "{p}");
     let events = h.hook_events();
     let args: Vec<String> = events
         .iter()

@@ -67,6 +67,10 @@ pub mod op {
     /// Matched as prefixes of the reversed string.
     pub const POSTFIX: u8 = 20;
     pub const NOT_POSTFIX: u8 = 21;
+    /// `values[..n_values]` name `SUBSTRINGS` entries of (hook, selector, filter, i).
+    pub const SUBSTRING: u8 = 22;
+    /// The same, ASCII case folded (values are stored lower case).
+    pub const SUBSTRING_IGN_CASE: u8 = 23;
     /// Socket operators on a [`SockInfo`](crate::SockInfo) argument. Address
     /// operators look up `ADDR_TRIE`; ports take `values` as (low | high << 32) ranges.
     pub const SADDR: u8 = 32;
@@ -419,6 +423,31 @@ impl Default for StrTrieData {
 /// Bits of `StrTrieData` (and `AddrTrieData`) before the string (address).
 pub const STR_TRIE_HEADER_BITS: u32 = 64;
 
+/// Bytes of a SubString value.
+pub const SUBSTR_LEN: usize = 64;
+
+/// Key of `SUBSTRINGS`: value `index` of a SubString filter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SubstrKey {
+    pub hook_slot: u32,
+    pub selector: u8,
+    pub filter: u8,
+    pub index: u8,
+    pub _pad: u8,
+}
+
+/// A SubString value as little-endian words, and which bytes count: a
+/// window of the argument matches when `window & masks == words`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubstrValue {
+    pub len: u32,
+    pub _pad: u32,
+    pub words: [u64; SUBSTR_LEN / 8],
+    pub masks: [u64; SUBSTR_LEN / 8],
+}
+
 /// Data of an `ADDR_TRIE` key (an LPM trie, prefix from `hook_slot`): IPv4 addresses are stored IPv4-mapped
 /// (`::ffff:a.b.c.d`), so one trie serves both families.
 #[repr(C)]
@@ -620,6 +649,8 @@ pub struct Event {
 pub struct EventBuf {
     pub event: Event,
     pub data: [[u8; STR_LEN]; MAX_ARGS],
+    /// Room for a SubString window read past the last slot's string.
+    pub _tail: [u8; SUBSTR_LEN],
 }
 
 #[cfg(feature = "user")]
@@ -638,4 +669,6 @@ mod pod {
     unsafe impl aya::Pod for StrTrieData {}
     unsafe impl aya::Pod for AddrTrieData {}
     unsafe impl aya::Pod for StructOffsets {}
+    unsafe impl aya::Pod for SubstrKey {}
+    unsafe impl aya::Pod for SubstrValue {}
 }

@@ -38,10 +38,11 @@ use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
     action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey,
     Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
-    PolicyCounters, Selector, StrTrieData, StructOffsets, TaskTrackingOffsets, ARGS_LEN,
+    PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
+    TaskTrackingOffsets, ARGS_LEN,
     MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY,
     MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN, RECORD_KINDS,
-    STR_LEN, SUB_ANY,
+    STR_LEN, SUBSTR_LEN, SUB_ANY,
 };
 
 #[map]
@@ -84,7 +85,39 @@ const NO_PREALLOC: u32 = 1;
 #[map]
 static STR_TRIE: LpmTrie<StrTrieData, u8> = LpmTrie::with_max_entries(16384, NO_PREALLOC);
 #[map]
+static SUBSTRINGS: HashMap<SubstrKey, SubstrValue> = HashMap::with_max_entries(4096, 0);
+/// A SubString window (kept off the nested callbacks' stack).
+#[map]
+static WINDOW: PerCpuArray<[u64; SUBSTR_LEN / 8]> = PerCpuArray::with_max_entries(1, 0);
+#[map]
 static ADDR_TRIE: LpmTrie<AddrTrieData, u8> = LpmTrie::with_max_entries(4096, NO_PREALLOC);
+/// What the bpf_loop callbacks change, kept in map memory rather than in
+/// the walk structs on the stack: the verifier does not track map
+/// contents, so a callback's entry state repeats at once and newer
+/// verifiers (which explore a callback until its entry state repeats)
+/// check each body about once instead of once per distinct value.
+#[repr(C)]
+struct LoopState {
+    list_ret: i32,
+    matched: i32,
+    all_match: u32,
+    found: u32,
+    found_pid: u32,
+    found_binary: u32,
+    ancestor: u64,
+    path_dentry: u64,
+    path_mnt: u64,
+    path_pos: u64,
+}
+
+#[map]
+static LOOP: PerCpuArray<LoopState> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+fn loop_state() -> Option<&'static mut LoopState> {
+    LOOP.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+}
+
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// Records that did not fit in `EVENTS`, per CPU and by record kind:
@@ -233,42 +266,26 @@ pub fn uretprobe_dispatch(ctx: RetProbeContext) -> u32 {
 /// enforced Override (0 when none).
 #[inline(always)]
 fn dispatch_function(ctx: *mut c_void, site: u32) -> i32 {
-    match unsafe {
-        HOOK_LISTS.get(&HookKey {
-            site,
-            sub_id: SUB_ANY,
-        })
-    } {
-        Some(list) => run_list(&TracePointContext::new(ctx), list),
-        None => 0,
-    }
+    let any = HookKey {
+        site,
+        sub_id: SUB_ANY,
+    };
+    run_lists(&TracePointContext::new(ctx), any, None)
 }
 
 /// Runs the hooks listed for every event of `site`, then (for syscall
 /// sites) those listed for this syscall number only.
 #[inline(always)]
 fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
-    if let Some(list) = unsafe {
-        HOOK_LISTS.get(&HookKey {
-            site,
-            sub_id: SUB_ANY,
-        })
-    } {
-        run_list(ctx, list);
-    }
-    let Some(info) = (unsafe { EVENT_INFO.get(&site) }) else {
-        return 0;
+    let any = HookKey {
+        site,
+        sub_id: SUB_ANY,
     };
-    if info.syscall_offset == 0 {
-        return 0;
-    }
     // `id` (long) or `__syscall_nr` (int): the low 32 bits either way.
-    let Ok(nr) = (unsafe { ctx.read_at::<u32>(info.syscall_offset as usize) }) else {
-        return 0;
-    };
-    if let Some(list) = unsafe { HOOK_LISTS.get(&HookKey { site, sub_id: nr }) } {
-        run_list(ctx, list);
-    }
+    let nr = unsafe { EVENT_INFO.get(&site) }
+        .filter(|info| info.syscall_offset != 0)
+        .and_then(|info| unsafe { ctx.read_at::<u32>(info.syscall_offset as usize) }.ok());
+    run_lists(ctx, any, nr.map(|sub_id| HookKey { site, sub_id }));
     0
 }
 
@@ -277,46 +294,68 @@ fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
 #[repr(C)]
 struct ListWalk {
     ctx: *mut c_void,
-    len: u32,
-    /// The first enforced Override's errno.
-    ret: i32,
-    slots: [u32; MAX_HOOKS_PER_KEY],
+    /// The list for every event of the site, then the one for this
+    /// syscall; looked up again in the callback (a copy of the slots would
+    /// cost stack every nested callback also needs).
+    keys: [HookKey; 2],
+    /// Entries of the first list; the second's follow.
+    first_len: u32,
 }
 
 /// bpf_loop verifies the callback once, however many hooks the list holds;
 /// an unrolled loop would be verified once per hook and blow the limit.
 #[inline(always)]
-fn run_list(ctx: &TracePointContext, list: &HookList) -> i32 {
+fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>) -> i32 {
+    let len = |key: &HookKey| {
+        unsafe { HOOK_LISTS.get(key) }.map_or(0, |l| l.len.min(MAX_HOOKS_PER_KEY as u32))
+    };
+    let first_len = len(&any);
+    let second_len = sub.as_ref().map_or(0, len);
+    if first_len + second_len == 0 {
+        return 0;
+    }
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    // The first enforced Override's errno.
+    state.list_ret = 0;
     let mut walk = ListWalk {
         ctx: ctx.as_ptr(),
-        len: list.len,
-        ret: 0,
-        slots: list.slots,
+        keys: [any, sub.unwrap_or(any)],
+        first_len,
     };
-    let n = (list.len as usize).min(MAX_HOOKS_PER_KEY) as u32;
     unsafe {
         bpf_loop(
-            n,
+            first_len + second_len,
             run_list_item as *mut c_void,
             (&mut walk as *mut ListWalk).cast(),
             0,
         )
     };
-    walk.ret
+    loop_state().map_or(0, |state| state.list_ret)
 }
 
 #[inline(never)]
 extern "C" fn run_list_item(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *(walk as *mut ListWalk) };
-    let i = index as usize;
-    if i >= MAX_HOOKS_PER_KEY || i as u32 >= walk.len {
+    let walk = unsafe { &*(walk as *const ListWalk) };
+    let (key, i) = if (index as u32) < walk.first_len {
+        (&walk.keys[0], index as usize)
+    } else {
+        (&walk.keys[1], index as usize - walk.first_len as usize)
+    };
+    let Some(list) = (unsafe { HOOK_LISTS.get(key) }) else {
         return 1;
+    };
+    if i >= MAX_HOOKS_PER_KEY || i as u32 >= list.len {
+        return 0;
     }
-    let slot = walk.slots[i];
+    let slot = list.slots[i];
     if let Some(hook) = HOOKS.get(slot) {
         let ret = run_hook(&TracePointContext::new(walk.ctx), slot, hook);
-        if walk.ret == 0 {
-            walk.ret = ret;
+        if let Some(state) = loop_state() {
+            if state.list_ret == 0 {
+                state.list_ret = ret;
+            }
         }
     }
     0
@@ -328,8 +367,6 @@ extern "C" fn run_list_item(index: u64, walk: *mut c_void) -> i64 {
 struct HookWalk {
     ctx: *mut c_void,
     hook_slot: u32,
-    /// Index of the first matching selector, or -1.
-    matched: i32,
 }
 
 /// Evaluates one hook; returns the errno of an enforced Override, or 0.
@@ -338,7 +375,6 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) -> i32 {
     let mut walk = HookWalk {
         ctx: ctx.as_ptr(),
         hook_slot,
-        matched: -1,
     };
     if !in_cgroup_scope(hook) {
         return 0;
@@ -359,6 +395,11 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) -> i32 {
         return 0;
     }
     let n = (hook.n_selectors as usize).min(MAX_SELECTORS) as u32;
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    // Index of the first matching selector, or -1.
+    state.matched = -1;
     unsafe {
         bpf_loop(
             n,
@@ -367,7 +408,7 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) -> i32 {
             0,
         )
     };
-    let s = walk.matched;
+    let s = loop_state().map_or(-1, |state| state.matched);
     if (0..MAX_SELECTORS as i32).contains(&s) {
         return act(
             hook_slot,
@@ -383,7 +424,7 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) -> i32 {
 /// bpf_loop callback: reads argument `index` (and its data, if any).
 #[inline(never)]
 extern "C" fn read_arg_step(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *(walk as *mut HookWalk) };
+    let walk = unsafe { &*(walk as *const HookWalk) };
     let i = index as usize;
     if i >= MAX_ARGS {
         return 1;
@@ -415,7 +456,7 @@ extern "C" fn read_arg_step(index: u64, walk: *mut c_void) -> i64 {
 /// bpf_loop callback: does selector `index` match? Stops at the first that does.
 #[inline(never)]
 extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *(walk as *mut HookWalk) };
+    let walk = unsafe { &*(walk as *const HookWalk) };
     let s = index as usize;
     if s >= MAX_SELECTORS {
         return 1;
@@ -427,10 +468,13 @@ extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
     if !match_process::process_matches(walk.hook_slot, s, sel) {
         return 0;
     }
+    let Some(state) = loop_state() else {
+        return 1;
+    };
+    state.all_match = 1;
     let mut filters = FilterWalk {
         hook_slot: walk.hook_slot,
         selector: s as u32,
-        all_match: 1,
     };
     let n = (sel.n_arg_filters as usize).min(MAX_ARG_FILTERS) as u32;
     unsafe {
@@ -441,9 +485,12 @@ extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
             0,
         )
     };
-    if filters.all_match == 1 {
-        walk.matched = s as i32;
-        return 1;
+    match loop_state() {
+        Some(state) if state.all_match == 1 => {
+            state.matched = s as i32;
+            return 1;
+        }
+        _ => {}
     }
     0
 }
@@ -452,13 +499,12 @@ extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
 struct FilterWalk {
     hook_slot: u32,
     selector: u32,
-    all_match: u64,
 }
 
 /// bpf_loop callback: does matchArgs filter `index` hold? Stops at the first that does not.
 #[inline(never)]
 extern "C" fn eval_filter(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *(walk as *mut FilterWalk) };
+    let walk = unsafe { &*(walk as *const FilterWalk) };
     let (f, s) = (index as usize, walk.selector as usize);
     if f >= MAX_ARG_FILTERS || s >= MAX_SELECTORS {
         return 1;
@@ -483,7 +529,9 @@ extern "C" fn eval_filter(index: u64, walk: *mut c_void) -> i64 {
     if ok {
         0
     } else {
-        walk.all_match = 0;
+        if let Some(state) = loop_state() {
+            state.all_match = 0;
+        }
         1
     }
 }
@@ -582,8 +630,9 @@ struct Outcome {
 }
 
 /// Performs the selector's actions, honouring the policy's mode; returns
-/// the errno of an enforced Override, or 0.
-#[inline(always)]
+/// the errno of an enforced Override, or 0. Not inlined: its stack is then
+/// not part of the chain the selector callbacks nest in.
+#[inline(never)]
 fn act(
     hook_slot: u32,
     hook: &HookConf,

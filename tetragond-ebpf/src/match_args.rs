@@ -6,11 +6,11 @@ use core::ffi::c_void;
 
 use aya_ebpf::{helpers::generated::bpf_loop, maps::lpm_trie::Key};
 use tetragond_ebpf::{
-    op, AddrTrieData, ArgFilter, SockInfo, MAX_ARGS, MAX_VALUES, STR_LEN, STR_MATCH_LEN,
-    STR_TRIE_HEADER_BITS,
+    op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, MAX_ARGS, MAX_VALUES, STR_LEN,
+    STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
 };
 
-use crate::{any_value, ADDR_TRIE, EVENT_BUF, PATH_BUF, STR_KEY, STR_TRIE};
+use crate::{any_value, loop_state, ADDR_TRIE, EVENT_BUF, PATH_BUF, STR_KEY, STR_TRIE, SUBSTRINGS, WINDOW};
 
 /// `FilterAt::arg` of a string in `PATH_BUF` rather than an argument slot
 /// (the executable's path for matchBinaries).
@@ -36,6 +36,7 @@ pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> boo
     };
     let slot = unsafe { (*buf).data[at.arg].as_ptr() };
     match filter.op {
+        op::SUBSTRING | op::SUBSTRING_IGN_CASE => contains(at, filter, value),
         op::STR_EQUAL..=op::NOT_POSTFIX => {
             let found = str_lookup(at, filter.op, slot, value);
             let negated = matches!(filter.op, op::STR_NOT_EQUAL | op::NOT_PREFIX | op::NOT_POSTFIX);
@@ -161,4 +162,110 @@ fn addr_lookup(at: &FilterAt, addr: &[u8; 16]) -> bool {
     ADDR_TRIE.get(&key).is_some()
 }
 
-const _: () = assert!(MAX_VALUES == 4);
+/// A SubString search: each (value, start position) pair is one window
+/// compared with the value, eight bytes at a time.
+#[repr(C)]
+struct Search {
+    key: SubstrKey,
+    arg: u64,
+    len: u64,
+    fold: u64,
+}
+
+/// Does argument `at.arg` (`len` bytes) contain one of the filter's
+/// SubString values? One loop over every value and start position, so the
+/// verifier checks the window comparison once.
+#[inline(always)]
+fn contains(at: &FilterAt, filter: &ArgFilter, len: u64) -> bool {
+    let n = (filter.n_values as u32).min(MAX_VALUES as u32);
+    let mut search = Search {
+        key: SubstrKey {
+            hook_slot: at.hook_slot,
+            selector: at.selector,
+            filter: at.filter,
+            index: 0,
+            _pad: 0,
+        },
+        arg: at.arg as u64,
+        len: len.min(STR_LEN as u64 - 1),
+        fold: (filter.op == op::SUBSTRING_IGN_CASE) as u64,
+    };
+    let Some(state) = loop_state() else {
+        return false;
+    };
+    state.found = 0;
+    unsafe {
+        bpf_loop(
+            n * STR_LEN as u32,
+            substr_step as *mut c_void,
+            (&mut search as *mut Search).cast(),
+            0,
+        )
+    };
+    loop_state().is_some_and(|state| state.found != 0)
+}
+
+/// ASCII upper case to lower case in each byte of `w`.
+#[inline(always)]
+fn fold_case(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    let ge_a = low7 + ONES * (0x80 - b'A' as u64);
+    let gt_z = low7 + ONES * (0x80 - b'Z' as u64 - 1);
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// bpf_loop callback: does value `index / STR_LEN` start at `index % STR_LEN`?
+#[inline(never)]
+extern "C" fn substr_step(index: u64, ctx: *mut c_void) -> i64 {
+    let search = unsafe { &*(ctx as *const Search) };
+    let arg = search.arg as usize;
+    let start = index as usize & (STR_LEN - 1);
+    let key = SubstrKey {
+        index: (index >> STR_LEN.trailing_zeros()) as u8,
+        ..search.key
+    };
+    let (Some(buf), Some(value)) = (EVENT_BUF.get_ptr_mut(0), unsafe { SUBSTRINGS.get(&key) })
+    else {
+        return 1;
+    };
+    if arg >= MAX_ARGS {
+        return 1;
+    }
+    // Past the last start for this value: on to the next value's turn.
+    if start as u64 + value.len as u64 > search.len {
+        return 0;
+    }
+    let Some(window) = WINDOW.get_ptr_mut(0) else {
+        return 1;
+    };
+    let window = unsafe { &mut *window };
+    let src = unsafe { (*buf).data[arg].as_ptr().add(start) };
+    if unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            window.as_mut_ptr().cast(),
+            SUBSTR_LEN as u32,
+            src.cast(),
+        )
+    } != 0
+    {
+        return 0;
+    }
+    if search.fold != 0 {
+        crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| window[i] = fold_case(window[i]));
+    }
+    // Branch free: one verifier path whatever the bytes.
+    let mut diff = 0u64;
+    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| diff |= (window[i] & value.masks[i]) ^ value.words[i]);
+    if diff == 0 {
+        if let Some(state) = loop_state() {
+            state.found = 1;
+        }
+        return 1;
+    }
+    0
+}
+
+const _: () = assert!(MAX_VALUES == 4 && SUBSTR_LEN == 64);

@@ -15,6 +15,7 @@ use tetragond_ebpf::{
 };
 
 use crate::{
+    loop_state,
     match_args::{str_lookup, FilterAt, PATH_BUF_SOURCE},
     BINARY_IDS, BINARY_SETS, HOOKS, PATH_BUF, STRUCT_OFFSETS, TASK_EXE,
 };
@@ -157,24 +158,25 @@ fn parent_binaries_match(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     binaries_match(hook_slot, s as u32 | PARENT_BINARIES, sel.parent_binary_op, ptgid)
 }
 
-/// followForks / followChildren: walks the current task and its ancestors.
+/// followForks / followChildren: walks the current task and its ancestors
+/// (the task reached and what was found live in `LoopState`).
 #[repr(C)]
 struct AncestorWalk {
-    task: u64,
     hook_slot: u32,
     selector: u32,
-    found_pid: u32,
-    found_binary: u32,
 }
 
 #[inline(always)]
 fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
+    let Some(state) = loop_state() else {
+        return false;
+    };
+    state.ancestor = unsafe { bpf_get_current_task() };
+    state.found_pid = 0;
+    state.found_binary = 0;
     let mut walk = AncestorWalk {
-        task: unsafe { bpf_get_current_task() },
         hook_slot,
         selector: s as u32,
-        found_pid: 0,
-        found_binary: 0,
     };
     unsafe {
         bpf_loop(
@@ -184,42 +186,53 @@ fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
             0,
         )
     };
-    let pids_ok = sel.pid_follow == 0 || (walk.found_pid != 0) == (sel.pid_op == set_op::IN);
+    let Some(state) = loop_state() else {
+        return false;
+    };
+    let pids_ok = sel.pid_follow == 0 || (state.found_pid != 0) == (sel.pid_op == set_op::IN);
     let bins_ok = sel.binary_follow == 0
-        || (walk.found_binary != 0) == set_op::is_positive(sel.binary_op);
+        || (state.found_binary != 0) == set_op::is_positive(sel.binary_op);
     pids_ok && bins_ok
 }
 
 #[inline(never)]
 extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *(ctx as *mut AncestorWalk) };
+    let walk = unsafe { &*(ctx as *const AncestorWalk) };
     let s = walk.selector as usize;
     if s >= MAX_SELECTORS {
         return 1;
     }
-    let (Some(o), Some(hook)) = (STRUCT_OFFSETS.get(0), HOOKS.get(walk.hook_slot)) else {
+    let (Some(o), Some(hook), Some(state)) =
+        (STRUCT_OFFSETS.get(0), HOOKS.get(walk.hook_slot), loop_state())
+    else {
         return 1;
     };
     let sel = &hook.selectors[s];
-    let Some(tgid) = (unsafe { read::<u32>(walk.task, o.task_tgid) }) else {
+    let task = state.ancestor;
+    let Some(tgid) = (unsafe { read::<u32>(task, o.task_tgid) }) else {
         return 1;
     };
     // The idle task (pid 0) ends every chain.
     if tgid == 0 {
         return 1;
     }
-    let pid = if sel.pid_in_ns != 0 { ns_tgid(o, walk.task) } else { tgid };
+    let pid = if sel.pid_in_ns != 0 { ns_tgid(o, task) } else { tgid };
     if sel.pid_follow != 0 && pid_listed(sel, pid) {
-        walk.found_pid = 1;
+        state.found_pid = 1;
     }
     if sel.binary_follow != 0 && binary_found(walk.hook_slot, walk.selector, sel.binary_op, tgid) {
-        walk.found_binary = 1;
+        // Re-fetched: binary_found may have run a loop of its own.
+        if let Some(state) = loop_state() {
+            state.found_binary = 1;
+        }
     }
-    let parent = unsafe { read::<u64>(walk.task, o.task_real_parent) }.unwrap_or(0);
-    if parent == 0 || parent == walk.task {
+    let parent = unsafe { read::<u64>(task, o.task_real_parent) }.unwrap_or(0);
+    if parent == 0 || parent == task {
         return 1;
     }
-    walk.task = parent;
+    if let Some(state) = loop_state() {
+        state.ancestor = parent;
+    }
     0
 }
 

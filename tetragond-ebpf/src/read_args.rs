@@ -14,7 +14,7 @@ use tetragond_ebpf::{
     arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, STR_LEN,
 };
 
-use crate::{PATH_BUF, STRUCT_OFFSETS};
+use crate::{loop_state, PATH_BUF, STRUCT_OFFSETS};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -133,15 +133,9 @@ fn fd_file(o: &StructOffsets, fd: u64) -> u64 {
     unsafe { read::<u64>(array, (fd * 8) as u32) }.unwrap_or(0)
 }
 
-/// State of a path walk: components are written right to left into
-/// `PATH_BUF[..STR_LEN]`, ending at `pos`.
-#[repr(C)]
-struct PathWalk {
-    dentry: u64,
-    /// The `vfsmount` the dentry is on; 0 walks within one file system.
-    mnt: u64,
-    pos: u64,
-}
+// A path walk's state (`LoopState::path_*`): the dentry reached, the
+// `vfsmount` it is on (0 walks within one file system), and where in
+// `PATH_BUF[..STR_LEN]` the components written right to left begin.
 
 /// Builds the absolute path of `dentry` on `mnt` the way the kernel's
 /// `d_path` does, crossing mount points, at most `MAX_PATH_COMPONENTS`
@@ -153,70 +147,79 @@ fn walk_path(dentry: u64, mnt: u64, slot: *mut u8) -> u64 {
         return 0;
     };
     let buf = buf as *mut u8;
-    let mut walk = PathWalk {
-        dentry,
-        mnt,
-        pos: STR_LEN as u64,
+    let Some(state) = loop_state() else {
+        return 0;
     };
+    state.path_dentry = dentry;
+    state.path_mnt = mnt;
+    state.path_pos = STR_LEN as u64;
+    // The walk's state is in `LoopState`; 6.1's verifier wants a stack
+    // pointer as the callback's context all the same.
+    let mut unused = 0u64;
     unsafe {
         *buf.add(STR_LEN) = 0;
         bpf_loop(
             MAX_PATH_COMPONENTS,
             path_step as *mut c_void,
-            (&mut walk as *mut PathWalk).cast(),
+            (&mut unused as *mut u64).cast(),
             0,
         );
     }
-    if walk.pos >= STR_LEN as u64 {
-        walk.pos = STR_LEN as u64 - 1;
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    let mut pos = state.path_pos;
+    if pos >= STR_LEN as u64 {
+        pos = STR_LEN as u64 - 1;
         unsafe { *buf.add(STR_LEN - 1) = b'/' };
     }
-    let start = (walk.pos as usize) & (STR_LEN - 1);
+    let start = (pos as usize) & (STR_LEN - 1);
     let src = unsafe { core::slice::from_raw_parts(buf.add(start), STR_LEN) };
     let dst = unsafe { core::slice::from_raw_parts_mut(slot, STR_LEN) };
     if unsafe { bpf_probe_read_kernel_buf(src.as_ptr(), dst) }.is_err() {
         unsafe { *slot = 0 };
         return 0;
     }
-    STR_LEN as u64 - walk.pos
+    STR_LEN as u64 - start as u64
 }
 
 /// bpf_loop callback: prepends one component, or crosses to the parent
 /// mount; stops at the root.
 #[inline(never)]
-extern "C" fn path_step(_index: u64, ctx: *mut c_void) -> i64 {
-    let walk = unsafe { &mut *(ctx as *mut PathWalk) };
-    let Some(o) = STRUCT_OFFSETS.get(0) else {
-        return 1;
-    };
-    let Some(buf) = PATH_BUF.get_ptr_mut(0) else {
+extern "C" fn path_step(_index: u64, _ctx: *mut c_void) -> i64 {
+    let (Some(o), Some(buf), Some(walk)) =
+        (STRUCT_OFFSETS.get(0), PATH_BUF.get_ptr_mut(0), loop_state())
+    else {
         return 1;
     };
     let buf = buf as *mut u8;
-    let Some(parent) = (unsafe { read::<u64>(walk.dentry, o.dentry_d_parent) }) else {
+    let Some(parent) = (unsafe { read::<u64>(walk.path_dentry, o.dentry_d_parent) }) else {
         return 1;
     };
-    let mnt_root = unsafe { read::<u64>(walk.mnt, o.vfsmount_root) }.unwrap_or(0);
-    if walk.dentry == mnt_root || walk.dentry == parent {
-        if walk.mnt == 0 || walk.dentry != mnt_root {
+    let mnt_root = unsafe { read::<u64>(walk.path_mnt, o.vfsmount_root) }.unwrap_or(0);
+    if walk.path_dentry == mnt_root || walk.path_dentry == parent {
+        if walk.path_mnt == 0 || walk.path_dentry != mnt_root {
             return 1;
         }
-        let mount = walk.mnt - o.mount_mnt as u64;
+        let mount = walk.path_mnt - o.mount_mnt as u64;
         let up = unsafe { read::<u64>(mount, o.mount_parent) }.unwrap_or(0);
         if up == 0 || up == mount {
             return 1;
         }
-        walk.dentry = unsafe { read::<u64>(mount, o.mount_mountpoint) }.unwrap_or(0);
-        walk.mnt = up + o.mount_mnt as u64;
-        return (walk.dentry == 0) as i64;
+        walk.path_dentry = unsafe { read::<u64>(mount, o.mount_mountpoint) }.unwrap_or(0);
+        walk.path_mnt = up + o.mount_mnt as u64;
+        return (walk.path_dentry == 0) as i64;
     }
-    let len = unsafe { read::<u32>(walk.dentry, o.dentry_name_len) }.unwrap_or(0) as u64;
-    let name = unsafe { read::<u64>(walk.dentry, o.dentry_name) }.unwrap_or(0);
-    if name == 0 || len + 1 > walk.pos {
+    let len = unsafe { read::<u32>(walk.path_dentry, o.dentry_name_len) }.unwrap_or(0) as u64;
+    let name = unsafe { read::<u64>(walk.path_dentry, o.dentry_name) }.unwrap_or(0);
+    let at = walk.path_pos.min(STR_LEN as u64);
+    if name == 0 || len + 1 > at {
         return 1;
     }
-    let pos = walk.pos - len - 1;
-    let len = len & (STR_LEN as u64 - 1);
+    let pos = at - len - 1;
+    // Masked on a value the optimiser cannot see through: 6.1's verifier
+    // does not carry the bound from the comparison above.
+    let len = core::hint::black_box(len) & (STR_LEN as u64 - 1);
     unsafe {
         *buf.add(pos as usize & (STR_LEN - 1)) = b'/';
         let dst = buf.add((pos as usize + 1) & (STR_LEN - 1));
@@ -224,10 +227,8 @@ extern "C" fn path_step(_index: u64, ctx: *mut c_void) -> i64 {
             return 1;
         }
     }
-    // Masked (a no-op: pos < STR_LEN) so the verifier sees the same range
-    // on every iteration and stops exploring after the first ones.
-    walk.pos = pos & (2 * STR_LEN as u64 - 1);
-    walk.dentry = parent;
+    walk.path_pos = pos;
+    walk.path_dentry = parent;
     0
 }
 

@@ -526,6 +526,9 @@ both_modes namespaced t_namespaced
 examples
 
 stop_daemon daemon-stop
+# The verifier's work per program on this kernel (its limit is 1,000,000).
+grep -o 'program [a-z_0-9]* verified ([0-9]* instructions processed)' "$LOG" | sort -u |
+    sed 's/^/GUEST-INFO /'
 
 # --- kernel functions as fentry programs ----------------------------------------
 # Debian's kernels have kprobes, so kernel-function hooks are kprobes by

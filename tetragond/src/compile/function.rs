@@ -114,6 +114,7 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
         binaries: sel.binaries,
         strings: sel.strings,
         addrs: sel.addrs,
+        substrings: sel.substrings,
         uprobe: None,
         meta: HookMeta {
             message: hook.message,

@@ -254,6 +254,7 @@ fn syscall(
         binaries: sel.binaries,
         strings: sel.strings,
         addrs: sel.addrs,
+        substrings: sel.substrings,
         uprobe: None,
         function: None,
         meta: HookMeta {

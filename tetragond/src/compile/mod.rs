@@ -53,6 +53,17 @@ pub struct CompiledHook {
     pub strings: Vec<StrEntry>,
     /// Address trie entries of SAddr/DAddr.
     pub addrs: Vec<AddrEntry>,
+    /// SubString values.
+    pub substrings: Vec<SubstrEntry>,
+}
+
+/// A SubString value: `SUBSTRINGS` entry (selector, filter, index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubstrEntry {
+    pub selector: u8,
+    pub filter: u8,
+    pub index: u8,
+    pub value: tetragond_ebpf::SubstrValue,
 }
 
 /// A value of a string operator: `bytes` as the trie holds them.

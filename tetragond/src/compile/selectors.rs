@@ -4,13 +4,13 @@
 use tetragond_ebpf::{
     action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, MAX_ACTIONS, MAX_ARG_FILTERS,
     MAX_NS_VALUES, MAX_PIDS, MAX_SELECTORS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN,
-    BINARY_FILTER,
+    BINARY_FILTER, SUBSTR_LEN,
 };
 
 use super::{
     args::{kind_of, ArgClass, Memory},
     syscalls_x86_64::SYSCALLS,
-    values, AddrEntry, StrEntry,
+    values, AddrEntry, StrEntry, SubstrEntry,
 };
 use crate::{
     error::CompileError,
@@ -27,6 +27,7 @@ pub struct CompiledSelectors {
     pub binaries: Vec<(u32, String)>,
     pub strings: Vec<StrEntry>,
     pub addrs: Vec<AddrEntry>,
+    pub substrings: Vec<SubstrEntry>,
 }
 
 /// Syscall number of `name` (`openat`, `sys_openat`, `__x64_sys_openat`).
@@ -92,6 +93,7 @@ pub fn compile_selectors(
         binaries: vec![],
         strings: vec![],
         addrs: vec![],
+        substrings: vec![],
     };
     // Per selector: the syscall numbers it is limited to, if it is.
     let mut syscall_sets: Vec<Option<Vec<u32>>> = vec![];
@@ -275,6 +277,9 @@ impl SelectorCtx<'_> {
         out: &mut CompiledSelectors,
     ) -> Result<ArgFilter, CompileError> {
         let name = filter.operator.as_str();
+        if matches!(name, "SubString" | "SubStringIgnCase") {
+            return self.substring_filter(filter, position, (s, f), out);
+        }
         let (code, shape) = match name {
             // A set of whole strings is what Equal's trie entries are.
             "Equal" | "InMap" => (op::STR_EQUAL, values::StrShape::Whole),
@@ -285,7 +290,7 @@ impl SelectorCtx<'_> {
             "NotPostfix" => (op::NOT_POSTFIX, values::StrShape::Postfix),
             _ => {
                 return Err(self.unsupported(format!(
-                    "matchArgs operator {name} on string and path args is not supported yet (Equal, NotEqual, InMap, NotInMap, Prefix, NotPrefix, Postfix, NotPostfix are)"
+                    "matchArgs operator {name} on string and path args is not supported yet (Equal, NotEqual, InMap, NotInMap, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase are)"
                 )))
             }
         };
@@ -304,6 +309,33 @@ impl SelectorCtx<'_> {
         Ok(ArgFilter {
             arg: position as u8,
             op: code,
+            ..Default::default()
+        })
+    }
+
+    /// SubString: up to four values of up to 64 bytes, searched in the
+    /// kernel window by window.
+    fn substring_filter(
+        &self,
+        filter: &ArgSelector,
+        position: usize,
+        (s, f): (u8, u8),
+        out: &mut CompiledSelectors,
+    ) -> Result<ArgFilter, CompileError> {
+        let ign_case = filter.operator.as_str() == "SubStringIgnCase";
+        if filter.values.is_empty() || filter.values.len() > MAX_VALUES {
+            return Err(self.invalid(format!("SubString takes 1 to {MAX_VALUES} values")));
+        }
+        for (i, v) in filter.values.iter().enumerate() {
+            let value = values::substring(v, ign_case).ok_or_else(|| {
+                self.invalid(format!("SubString value `{v}` must be 1 to {SUBSTR_LEN} bytes"))
+            })?;
+            out.substrings.push(SubstrEntry { selector: s, filter: f, index: i as u8, value });
+        }
+        Ok(ArgFilter {
+            arg: position as u8,
+            op: if ign_case { op::SUBSTRING_IGN_CASE } else { op::SUBSTRING },
+            n_values: filter.values.len() as u8,
             ..Default::default()
         })
     }

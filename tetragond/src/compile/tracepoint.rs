@@ -98,6 +98,7 @@ pub fn compile(
         binaries: sel.binaries,
         strings: sel.strings,
         addrs: sel.addrs,
+        substrings: sel.substrings,
         uprobe: None,
         function: None,
         meta: HookMeta {

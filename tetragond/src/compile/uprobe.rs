@@ -69,6 +69,7 @@ pub fn compile(
             binaries: conf.1.binaries.clone(),
             strings: conf.1.strings.clone(),
             addrs: conf.1.addrs.clone(),
+            substrings: conf.1.substrings.clone(),
             function: None,
             meta: HookMeta {
                 message: up.message.clone(),

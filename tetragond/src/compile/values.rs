@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use tetragond_ebpf::STR_MATCH_LEN;
+use tetragond_ebpf::{SubstrValue, STR_MATCH_LEN, SUBSTR_LEN};
 
 use super::selectors::parse_int;
 
@@ -26,6 +26,27 @@ pub fn str_key(value: &str, shape: StrShape) -> Option<Vec<u8>> {
         StrShape::Postfix => bytes.reverse(),
     }
     (bytes.len() <= STR_MATCH_LEN).then_some(bytes)
+}
+
+/// A SubString value as the kernel compares it (lower case for IgnCase).
+pub fn substring(value: &str, ign_case: bool) -> Option<SubstrValue> {
+    let bytes = if ign_case {
+        value.to_ascii_lowercase().into_bytes()
+    } else {
+        value.as_bytes().to_vec()
+    };
+    if bytes.is_empty() || bytes.len() > SUBSTR_LEN {
+        return None;
+    }
+    let mut out = SubstrValue {
+        len: bytes.len() as u32,
+        ..Default::default()
+    };
+    for (i, b) in bytes.iter().enumerate() {
+        out.words[i / 8] |= u64::from(*b) << (8 * (i % 8));
+        out.masks[i / 8] |= 0xff << (8 * (i % 8));
+    }
+    Some(out)
 }
 
 /// `low:high` (inclusive), or a single integer.
@@ -183,6 +204,17 @@ mod tests {
         assert_eq!(range("-5:5"), Some((-5i64 as u64, 5)));
         assert_eq!(family("AF_INET6"), Some(10));
         assert_eq!(protocol("IPPROTO_TCP"), Some(6));
+    }
+
+    #[test]
+    fn substrings_as_masked_words() {
+        let v = substring("shadowX", true).expect("fits");
+        assert_eq!(v.len, 7);
+        assert_eq!(v.words[0], u64::from_le_bytes(*b"shadowx\0"));
+        assert_eq!(v.masks[0], 0x00ff_ffff_ffff_ffff);
+        assert_eq!(v.masks[1], 0);
+        assert!(substring("", false).is_none());
+        assert!(substring(&"x".repeat(65), false).is_none());
     }
 
     #[test]

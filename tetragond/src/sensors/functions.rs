@@ -123,6 +123,7 @@ impl FunctionAttachments {
                 let p: &mut KProbe = prog.try_into().map_err(|e| chain(&e))?;
                 if p.fd().is_err() {
                     p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
+                    super::kernel::log_verified(program, p.info().ok());
                 }
                 p.attach(name, 0).map(Link::Kprobe).map_err(|e| {
                     format!("{} (is {name} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)", chain(&e))
@@ -132,6 +133,7 @@ impl FunctionAttachments {
                 let btf = self.btf()?.clone();
                 let p: &mut FEntry = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
+                super::kernel::log_verified(program, p.info().ok());
                 p.attach().map(Link::Fentry).map_err(|e| {
                     let _ = p.unload();
                     chain(&e)
@@ -141,6 +143,7 @@ impl FunctionAttachments {
                 let btf = self.btf()?.clone();
                 let p: &mut FExit = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
+                super::kernel::log_verified(program, p.info().ok());
                 p.attach().map(Link::Fexit).map_err(|e| {
                     let _ = p.unload();
                     chain(&e)
@@ -151,6 +154,7 @@ impl FunctionAttachments {
                 let p: &mut Lsm = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf)
                     .map_err(|e| format!("{} (is {name} an LSM hook of this kernel?)", chain(&e)))?;
+                super::kernel::log_verified(program, p.info().ok());
                 p.attach().map(Link::Lsm).map_err(|e| {
                     let _ = p.unload();
                     chain(&e)

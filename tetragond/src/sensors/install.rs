@@ -8,7 +8,7 @@ use tetragond_ebpf::{ArgSetKey, HookKey, MAX_HOOKS, MAX_POLICIES};
 
 use super::Kernel;
 use crate::{
-    compile::{AddrEntry, CompiledPolicy, FunctionTarget, StrEntry},
+    compile::{AddrEntry, CompiledPolicy, FunctionTarget, StrEntry, SubstrEntry},
     error::SensorError,
     events::HookMeta,
 };
@@ -34,6 +34,7 @@ pub struct InstalledHook {
     pub function: Option<FunctionTarget>,
     pub strings: Vec<StrEntry>,
     pub addrs: Vec<AddrEntry>,
+    pub substrings: Vec<SubstrEntry>,
 }
 
 impl Installed {
@@ -131,6 +132,7 @@ fn write_hooks(
             function: None,
             strings: vec![],
             addrs: vec![],
+            substrings: vec![],
         };
         let mut conf = hook.conf;
         conf.policy_slot = policy_slot;
@@ -158,6 +160,10 @@ fn write_hooks(
             for a in &hook.addrs {
                 kernel.add_addr(slot, a)?;
                 entry.addrs.push(a.clone());
+            }
+            for v in &hook.substrings {
+                kernel.add_substring(slot, v)?;
+                entry.substrings.push(v.clone());
             }
             match (&hook.uprobe, &hook.function) {
                 (Some(target), _) => kernel
@@ -202,6 +208,9 @@ fn release(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, installed: &Inst
         }
         for a in &hook.addrs {
             kernel.remove_addr(hook.slot, a);
+        }
+        for v in &hook.substrings {
+            kernel.remove_substring(hook.slot, v);
         }
         if hook.uprobe {
             kernel.detach_uprobe(hook.slot);

@@ -18,13 +18,14 @@ use aya::{
 };
 use tetragond_ebpf::{
     site, AddrTrieData, ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList,
-    PolicyCounters, StrTrieData, StructOffsets, TaskTrackingOffsets, MAX_HOOKS_PER_KEY, PATH_LEN,
+    PolicyCounters, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets,
+    MAX_HOOKS_PER_KEY, PATH_LEN,
     STR_TRIE_HEADER_BITS,
 };
 
 use super::{functions::FunctionAttachments, tracefs};
 use crate::{
-    compile::{AddrEntry, FunctionTarget, StrEntry},
+    compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry},
     error::SensorError,
 };
 
@@ -94,6 +95,7 @@ pub struct Kernel {
     task_exe: BpfHashMap<MapData, u32, ExePath>,
     str_trie: LpmTrie<MapData, StrTrieData, u8>,
     addr_trie: LpmTrie<MapData, AddrTrieData, u8>,
+    substrings: BpfHashMap<MapData, SubstrKey, SubstrValue>,
     functions: FunctionAttachments,
     /// Maps taken out of the object only to be written once; programs
     /// loaded later still refer to them.
@@ -158,6 +160,7 @@ impl Kernel {
             task_exe: take!(ebpf, BpfHashMap, "TASK_EXE"),
             str_trie: take!(ebpf, LpmTrie, "STR_TRIE"),
             addr_trie: take!(ebpf, LpmTrie, "ADDR_TRIE"),
+            substrings: take!(ebpf, BpfHashMap, "SUBSTRINGS"),
             functions: FunctionAttachments::default(),
             task_offsets: None,
             struct_offsets: None,
@@ -283,6 +286,16 @@ impl Kernel {
         let _ = self.addr_trie.remove(&addr_key(hook_slot, entry));
     }
 
+    pub fn add_substring(&mut self, hook_slot: u32, entry: &SubstrEntry) -> Result<(), SensorError> {
+        self.substrings
+            .insert(&substr_key(hook_slot, entry), &entry.value, 0)
+            .map_err(map_err("SUBSTRINGS"))
+    }
+
+    pub fn remove_substring(&mut self, hook_slot: u32, entry: &SubstrEntry) {
+        let _ = self.substrings.remove(&substr_key(hook_slot, entry));
+    }
+
     /// Processes that started before us: their executables from /proc.
     fn seed_task_exe(&mut self) {
         let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -386,6 +399,7 @@ impl Kernel {
         if prog.fd().is_err() {
             prog.load()
                 .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
+            log_verified(name, prog.info().ok());
         }
         let at = match &location {
             UprobeLocation::Symbol(s) => UProbeAttachLocation::Symbol(s),
@@ -669,6 +683,16 @@ fn str_key(hook_slot: u32, entry: &StrEntry) -> Key<StrTrieData> {
     Key::new(STR_TRIE_HEADER_BITS + 8 * n as u32, data)
 }
 
+fn substr_key(hook_slot: u32, entry: &SubstrEntry) -> SubstrKey {
+    SubstrKey {
+        hook_slot,
+        selector: entry.selector,
+        filter: entry.filter,
+        index: entry.index,
+        _pad: 0,
+    }
+}
+
 fn addr_key(hook_slot: u32, entry: &AddrEntry) -> Key<AddrTrieData> {
     Key::new(
         STR_TRIE_HEADER_BITS + u32::from(entry.prefix),
@@ -696,9 +720,19 @@ fn struct_offsets() -> Result<(u32, u32, u32, u32), super::btf::BtfError> {
 }
 
 fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SensorError> {
-    program(ebpf, name)?
-        .load()
-        .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))
+    let prog = program(ebpf, name)?;
+    prog.load()
+        .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
+    log_verified(name, prog.info().ok());
+    Ok(())
+}
+
+/// How much work the verifier did: the headroom left under its limit of a
+/// million instructions is worth watching as programs grow.
+pub(super) fn log_verified(name: &str, info: Option<aya::programs::ProgramInfo>) {
+    if let Some(n) = info.and_then(|i| i.verified_instruction_count()) {
+        tracing::info!("program {name} verified ({n} instructions processed)");
+    }
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {
