@@ -18,6 +18,7 @@ use common::*;
 fn cat(path: &Path) -> ExitStatus {
     let mut child = Command::new("cat")
         .arg(path)
+        .current_dir(path.parent().expect("parent"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -118,6 +119,14 @@ spec:
         .collect();
     let has = |needle: &str| args.iter().any(|a| a.contains(needle));
     assert!(has(&format!(r#"{{"label":"filename","string_arg":"{}"}}"#, denied.display())), "{args:#?}");
+    // Killed at its first openat of the file, cat is gone before /proc can be
+    // read: its working directory comes from the kernel's exec record.
+    let killed = events
+        .iter()
+        .find(|e| e["process_kprobe"]["args"][0]["string_arg"] == denied.display().to_string())
+        .expect("the Prefix event");
+    let cwd = denied.parent().expect("parent").display().to_string();
+    assert_eq!(killed["process_kprobe"]["process"]["cwd"], cwd, "{killed}");
     assert!(has(&format!(r#"{{"file_arg":{{"path":"{}"}}}}"#, by_fd.display())), "{args:#?}");
 }
 

@@ -533,6 +533,9 @@ pub struct StructOffsets {
     pub task_tgid: u32,
     pub task_cred: u32,
     pub task_nsproxy: u32,
+    /// `task_struct.fs` and `fs_struct.pwd`: the working directory.
+    pub task_fs: u32,
+    pub fs_pwd: u32,
     pub task_group_leader: u32,
     /// `task_struct.thread_pid`, `pid.level`, `pid.numbers`, the size of
     /// `struct upid` and `upid.nr`: a pid as its own namespace sees it.
@@ -595,10 +598,16 @@ pub struct ExecRecord {
     pub gid: u32,
     /// Bytes of `args` used.
     pub args_len: u32,
+    /// The parent's process id (`real_parent->tgid`), 0 when unknown.
+    pub ppid: u32,
+    /// Bytes of `cwd` used; 0 when the kernel could not read it.
+    pub cwd_len: u32,
     /// The path given to execve, NUL padded.
     pub filename: [u8; PATH_LEN],
     /// The new program's argv, NUL separated, cut at `ARGS_LEN - 1` bytes.
     pub args: [u8; ARGS_LEN],
+    /// The working directory (`fs->pwd`), built by the kernel's path walk.
+    pub cwd: [u8; STR_LEN],
 }
 
 /// A process (its thread group leader) exited.

@@ -785,6 +785,8 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
             (*rec).filename[0] = 0;
         }
         (*rec).args_len = read_argv(offsets, (*rec).args.as_mut_ptr());
+        (*rec).ppid = read_args::parent_tgid();
+        (*rec).cwd_len = read_args::read_cwd((*rec).cwd.as_mut_ptr()) as u32;
     }
     entry.submit(0);
     0

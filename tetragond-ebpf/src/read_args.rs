@@ -102,6 +102,39 @@ fn read_buf(ptr: u64, size: u64, slot: *mut u8) -> u64 {
     n
 }
 
+/// The current task's working directory into `slot` (`STR_LEN` bytes);
+/// returns its length, 0 when it could not be read.
+#[inline(never)]
+pub fn read_cwd(slot: *mut u8) -> u64 {
+    let Some(o) = STRUCT_OFFSETS.get(0) else {
+        return 0;
+    };
+    if o.valid == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let fs = unsafe { read::<u64>(task, o.task_fs) }.unwrap_or(0);
+    if fs == 0 {
+        return 0;
+    }
+    let (dentry, mnt) = path_pair(o, fs + o.fs_pwd as u64);
+    if dentry == 0 {
+        return 0;
+    }
+    walk_path(dentry, mnt, slot)
+}
+
+/// The current task's parent's process id.
+#[inline(always)]
+pub fn parent_tgid() -> u32 {
+    let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
+        return 0;
+    };
+    let task = unsafe { bpf_get_current_task() };
+    let parent = unsafe { read::<u64>(task, o.task_real_parent) }.unwrap_or(0);
+    unsafe { read::<u32>(parent, o.task_tgid) }.unwrap_or(0)
+}
+
 /// (dentry, vfsmount) of a `struct file`.
 #[inline(always)]
 fn file_pair(o: &StructOffsets, file: u64) -> (u64, u64) {

@@ -103,7 +103,15 @@ impl ProcessCache {
     /// (`info`, read as soon as the record came; None when it was gone).
     pub fn on_exec(&mut self, rec: &ExecRecord, info: Option<procfs::ProcInfo>) -> Arc<Process> {
         let filename = c_string(&rec.filename);
-        let info = info.unwrap_or_else(procfs::ProcInfo::gone);
+        let mut info = info.unwrap_or_else(procfs::ProcInfo::gone);
+        // The kernel's view at exec time wins: /proc may already show a
+        // later state, or nothing for a process that is gone.
+        if rec.cwd_len > 0 {
+            info.cwd = c_string(&rec.cwd[..(rec.cwd_len as usize).min(rec.cwd.len())]);
+        }
+        if rec.ppid != 0 {
+            info.ppid = rec.ppid;
+        }
         // The exec record's filename is what execve was given; only a
         // relative one needs /proc (or the cwd) to become absolute.
         let binary = if filename.starts_with('/') {
@@ -111,7 +119,7 @@ impl ProcessCache {
         } else if !info.exe.is_empty() {
             info.exe.clone()
         } else if !info.cwd.is_empty() {
-            format!("{}/{}", info.cwd.trim_end_matches('/'), filename)
+            format!("{}/{}", info.cwd.trim_end_matches('/'), filename.trim_start_matches("./"))
         } else {
             filename
         };

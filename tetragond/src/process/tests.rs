@@ -1,5 +1,5 @@
 use super::*;
-use tetragond_ebpf::{record, ARGS_LEN, PATH_LEN};
+use tetragond_ebpf::{record, ARGS_LEN, PATH_LEN, STR_LEN};
 
 fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
     let mut name = [0u8; PATH_LEN];
@@ -12,9 +12,23 @@ fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
         uid: 0,
         gid: 0,
         args_len: 0,
+        ppid: 0,
+        cwd_len: 0,
         filename: name,
         args: [0; ARGS_LEN],
+        cwd: [0; STR_LEN],
     }
+}
+
+#[test]
+fn the_kernel_cwd_and_parent_win_over_proc() {
+    let mut c = cache(16);
+    let mut rec = exec_record(4242, 5, "./tool");
+    rec.cwd[..9].copy_from_slice(b"/srv/work");
+    rec.cwd_len = 9;
+    let p = c.on_exec(&rec, None);
+    assert_eq!(p.cwd, "/srv/work");
+    assert_eq!(p.binary, "/srv/work/tool");
 }
 
 #[test]

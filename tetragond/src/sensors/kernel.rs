@@ -171,8 +171,9 @@ impl Kernel {
             binaries: HashMap::new(),
             next_binary_id: 1,
         };
-        kernel.start_task_tracking()?;
+        // Offsets first: exec records read the working directory with them.
         kernel.set_struct_offsets()?;
+        kernel.start_task_tracking()?;
         Ok(kernel)
     }
 
