@@ -398,3 +398,23 @@ spec:
     assert_eq!(args[0]["bytes_arg"], "dGV0cmFnb25kLXNlY3JldA==", "{args}");
     assert_eq!(args[1]["size_arg"], "16", "{args}");
 }
+
+#[test]
+fn a_relative_exec_does_not_evade_match_binaries() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy("kill.yaml", &kill_policy("kill-relative", SYS_SCHED_GETSCHEDULER, "      - action: Sigkill\n", ""));
+    h.wait_policy("kill-relative", "enabled", enabled);
+    let bin = testbin();
+    let name = bin.file_name().expect("file name").to_str().expect("utf-8");
+    let mut child = Command::new(format!("./{name}"))
+        .args(["syscall", &SYS_SCHED_GETSCHEDULER.to_string()])
+        .current_dir(bin.parent().expect("parent"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn ./testbin");
+    let status = wait_child(&mut child, WAIT).expect("ends");
+    assert!(killed_by_sigkill(status), "executed as ./{name}: {status:?}");
+    let ev = h.hook_events();
+    assert_eq!(ev[0]["process_tracepoint"]["process"]["binary"], bin.display().to_string());
+}

@@ -36,6 +36,10 @@ pub const STR_LEN: usize = 256;
 /// Bytes of a string compared by the string operators: an LPM trie key
 /// holds at most 256 bytes, 8 of which name the filter.
 pub const STR_MATCH_LEN: usize = 248;
+// An executable's path (`ExePath`) is filled by the same path walk as
+// path arguments.
+const _: () = assert!(PATH_LEN == STR_LEN);
+
 /// Path components walked up from a dentry before the path is cut.
 pub const MAX_PATH_COMPONENTS: u32 = 48;
 
@@ -533,6 +537,9 @@ pub struct StructOffsets {
     pub task_tgid: u32,
     pub task_cred: u32,
     pub task_nsproxy: u32,
+    /// `task_struct.mm` and `mm_struct.exe_file`: the executable.
+    pub task_mm: u32,
+    pub mm_exe_file: u32,
     /// `task_struct.fs` and `fs_struct.pwd`: the working directory.
     pub task_fs: u32,
     pub fs_pwd: u32,

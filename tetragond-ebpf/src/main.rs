@@ -765,6 +765,11 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
     if unsafe { bpf_probe_read_kernel_str_bytes(src, &mut path.bytes[..PATH_LEN - 1]) }.is_err() {
         return 0;
     }
+    // A relative path (`./tool`) would let a binary evade matchBinaries:
+    // use the executable's absolute path, from the kernel's path walk.
+    if path.bytes[0] != b'/' {
+        read_args::read_exe(path.bytes.as_mut_ptr());
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let _ = TASK_EXE.insert(&tgid, path, 0);

@@ -124,6 +124,23 @@ pub fn read_cwd(slot: *mut u8) -> u64 {
     walk_path(dentry, mnt, slot)
 }
 
+/// The current task's executable (`mm->exe_file`) into `slot` (`STR_LEN`
+/// bytes, NUL padded); returns its length, 0 when it could not be read.
+#[inline(never)]
+pub fn read_exe(slot: *mut u8) -> u64 {
+    let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
+        return 0;
+    };
+    let task = unsafe { bpf_get_current_task() };
+    let mm = unsafe { read::<u64>(task, o.task_mm) }.unwrap_or(0);
+    let file = unsafe { read::<u64>(mm, o.mm_exe_file) }.unwrap_or(0);
+    let (dentry, mnt) = file_pair(o, file);
+    if dentry == 0 {
+        return 0;
+    }
+    walk_path(dentry, mnt, slot)
+}
+
 /// The current task's parent's process id.
 #[inline(always)]
 pub fn parent_tgid() -> u32 {

@@ -46,6 +46,8 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         task_tgid: at("task_struct", &["tgid"])?,
         task_cred: at("task_struct", &["cred"])?,
         task_nsproxy: at("task_struct", &["nsproxy"])?,
+        task_mm: at("task_struct", &["mm"])?,
+        mm_exe_file: at("mm_struct", &["exe_file"])?,
         task_fs: at("task_struct", &["fs"])?,
         fs_pwd: at("fs_struct", &["pwd"])?,
         task_group_leader: at("task_struct", &["group_leader"])?,
