@@ -259,7 +259,7 @@ spec:
 #[test]
 fn kernel_functions_pick_the_mechanism_the_kernel_has() {
     let sock = "    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: DAddr\n        values: [127.0.0.0/8]\n      - index: 0\n        operator: DPort\n        values: [\"4242\"]\n      matchActions:\n      - action: Sigkill\n";
-    let c = compile_on(&kprobe("tcp_connect", &sock), &Debian).expect("compiles");
+    let c = compile_on(&kprobe("tcp_connect", sock), &Debian).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Kprobe));
     assert_eq!(hook.conf.args[0].offset, 112, "rdi");
@@ -275,33 +275,33 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
             self.0
         }
     }
-    let c = compile_on(&kprobe("tcp_connect", &sock), &Caps(fentry_only)).expect("compiles");
+    let c = compile_on(&kprobe("tcp_connect", sock), &Caps(fentry_only)).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Fentry));
     assert_eq!(hook.conf.args[0].offset, 0, "first trampoline slot");
     let prefer_fentry = HookCaps { kernel_functions: KernelFunctions::Fentry, ..Debian.caps() };
-    let c = compile_on(&kprobe("tcp_connect", &sock), &Caps(prefer_fentry)).expect("compiles");
+    let c = compile_on(&kprobe("tcp_connect", sock), &Caps(prefer_fentry)).expect("compiles");
     assert_eq!(c.hooks[0].function.as_ref().map(|f| f.family), Some(FunctionFamily::Fentry));
 }
 
 #[test]
 fn override_on_security_functions_uses_their_lsm_hook() {
     let extra = "    args:\n    - index: 0\n      type: file\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n";
-    let c = compile_on(&kprobe("security_file_permission", &extra), &Debian).expect("compiles");
+    let c = compile_on(&kprobe("security_file_permission", extra), &Debian).expect("compiles");
     assert_eq!(
         c.hooks[0].function,
         Some(FunctionTarget { family: FunctionFamily::Lsm, name: "file_permission".into() })
     );
     assert_eq!(c.hooks[0].meta.function_name.as_deref(), Some("security_file_permission"));
     assert_eq!(crate::events::hook_kind(&c.hooks[0].meta), "process_kprobe");
-    let err = compile_on(&kprobe("do_unlinkat", &extra), &Debian).expect_err("no fmod_ret");
+    let err = compile_on(&kprobe("do_unlinkat", extra), &Debian).expect_err("no fmod_ret");
     assert!(err.to_string().contains("Override on a kernel function"), "{err}");
 }
 
 #[test]
 fn return_probes_read_the_return_register() {
     let extra = "    return: true\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
-    let c = compile_on(&kprobe("do_sys_openat2", &extra), &Debian).expect("compiles");
+    let c = compile_on(&kprobe("do_sys_openat2", extra), &Debian).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Kretprobe));
     assert_eq!(hook.conf.args[0].offset, 80, "rax");
