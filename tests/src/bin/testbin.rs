@@ -17,6 +17,7 @@
 //! - `dropcaps SUBCMD..`: empties the effective, permitted and inheritable
 //!   capability sets (same uid), then runs SUBCMD in this process.
 //! - `setuid UID`: setuid(2): `ok` or `error ERRNO`.
+//! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
 //!   `child-killed SIGNAL` or `child-exited STATUS`.
 
@@ -30,7 +31,7 @@ use std::{
 
 const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | bench NR COUNT | probe VALUE \
 | open PATH | read PATH | exec PATH [ARGS..] | connect IP PORT | listen PORT \
-| dropcaps SUBCMD.. | setuid UID | fork SUBCMD..";
+| dropcaps SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -203,6 +204,16 @@ fn run(args: &[String]) -> i32 {
                 return 0;
             }
             return run(&args[1..]);
+        }
+        Some("truncate") => {
+            let Some(path) = args.get(1) else { return usage() };
+            let path = cstring(path);
+            // SAFETY: a valid C string; truncate(2) reports through errno.
+            if unsafe { libc::truncate(path.as_ptr(), 0) } == 0 {
+                println!("truncated");
+            } else {
+                println!("error {}", errno());
+            }
         }
         Some("setuid") => {
             let Some(uid) = args.get(1).and_then(|s| s.parse::<libc::uid_t>().ok()) else {

@@ -261,6 +261,16 @@ t_lsm_connect() {
     expect "connected" 0 $TB connect 127.0.0.1 4243
 }
 
+# 3b. LSM path_truncate on a `path` arg, Override -1 on /tmp/trunc/.
+t_lsm_truncate() {
+    if [ "$1" = enforce ]; then
+        expect "error 1" 0 $TB truncate /tmp/trunc/f
+    else
+        expect "truncated" 0 $TB truncate /tmp/trunc/f
+    fi
+    expect "truncated" 0 $TB truncate /tmp/other
+}
+
 # 4. kprobe security_file_permission, Override -1 on /tmp/perm*.
 t_kprobe_override() {
     if [ "$1" = enforce ]; then
@@ -491,7 +501,8 @@ fi
 tetra status 2>&1 | sed 's/^/GUEST-INFO status: /'
 
 # --- fixtures -----------------------------------------------------------------
-mkdir -p /tmp/secret /tmp/perm /tmp/fexit
+mkdir -p /tmp/secret /tmp/perm /tmp/fexit /tmp/trunc
+echo trunc >/tmp/trunc/f
 echo fexit >/tmp/fexit/f
 echo secret >/tmp/secret/f
 echo perm >/tmp/perm/f
@@ -514,6 +525,7 @@ done
 both_modes lsm-file-open t_lsm_file_open
 both_modes lsm-bprm t_lsm_bprm
 both_modes lsm-connect t_lsm_connect
+both_modes lsm-truncate t_lsm_truncate
 both_modes kprobe-override t_kprobe_override
 both_modes kprobe-sigkill t_kprobe_sigkill
 both_modes kprobe-return t_kprobe_return
