@@ -427,6 +427,19 @@ impl Default for StrTrieData {
 /// Bits of `StrTrieData` (and `AddrTrieData`) before the string (address).
 pub const STR_TRIE_HEADER_BITS: u32 = 64;
 
+/// An Override decided by an fentry program for the fmod_ret program that
+/// runs next on the same function (`OVERRIDE_DECISION[0]`, per CPU): the
+/// fmod_ret program returns `errno` when `pid_tgid` is the current task's,
+/// and clears it. The layout is read by hand-written instructions
+/// (`sensors/fmod_ret.rs`): `pid_tgid` at 0, `errno` at 8.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OverrideDecision {
+    pub pid_tgid: u64,
+    pub errno: i32,
+    pub _pad: u32,
+}
+
 /// Bytes of a SubString value.
 pub const SUBSTR_LEN: usize = 64;
 
@@ -686,5 +699,6 @@ mod pod {
     unsafe impl aya::Pod for AddrTrieData {}
     unsafe impl aya::Pod for StructOffsets {}
     unsafe impl aya::Pod for SubstrKey {}
+    unsafe impl aya::Pod for OverrideDecision {}
     unsafe impl aya::Pod for SubstrValue {}
 }

@@ -38,6 +38,7 @@ use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
     action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey,
     Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
+    OverrideDecision,
     PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
     TaskTrackingOffsets, ARGS_LEN,
     MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY,
@@ -118,6 +119,8 @@ fn loop_state() -> Option<&'static mut LoopState> {
     LOOP.get_ptr_mut(0).map(|p| unsafe { &mut *p })
 }
 
+#[map]
+static OVERRIDE_DECISION: PerCpuArray<OverrideDecision> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// Records that did not fit in `EVENTS`, per CPU and by record kind:
@@ -240,10 +243,30 @@ function_sites!(kprobe, ProbeContext, u32, site::KPROBE_BASE, [
 function_sites!(kretprobe, RetProbeContext, u32, site::KRETPROBE_BASE, [
     kretprobe_0 = 0, kretprobe_1 = 1, kretprobe_2 = 2, kretprobe_3 = 3,
 ]);
-function_sites!(fentry, FEntryContext, i32, site::FENTRY_BASE, [
+// fentry programs leave an enforced Override for the fmod_ret program
+// attached after them to the same function (see `OverrideDecision`).
+macro_rules! fentry_sites {
+    ($($name:ident = $k:expr),* $(,)?) => {$(
+        #[fentry]
+        pub fn $name(ctx: FEntryContext) -> i32 {
+            let errno = errno_or_zero(dispatch_function(ctx.as_ptr(), site::FENTRY_BASE + $k));
+            if errno != 0 {
+                if let Some(d) = OVERRIDE_DECISION.get_ptr_mut(0) {
+                    unsafe {
+                        (*d).pid_tgid = bpf_get_current_pid_tgid();
+                        (*d).errno = errno;
+                    }
+                }
+            }
+            0
+        }
+    )*};
+}
+
+fentry_sites!(
     fentry_0 = 0, fentry_1 = 1, fentry_2 = 2, fentry_3 = 3,
     fentry_4 = 4, fentry_5 = 5, fentry_6 = 6, fentry_7 = 7,
-]);
+);
 function_sites!(fexit, FExitContext, i32, site::FEXIT_BASE, [
     fexit_0 = 0, fexit_1 = 1, fexit_2 = 2, fexit_3 = 3,
 ]);

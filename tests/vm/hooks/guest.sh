@@ -271,7 +271,8 @@ t_lsm_truncate() {
     expect "truncated" 0 $TB truncate /tmp/other
 }
 
-# 4. kprobe security_file_permission, Override -1 on /tmp/perm*.
+# 4. kprobe security_file_permission, Override -1 on /tmp/perm*: an fentry
+# program decides, an fmod_ret program returns the errno.
 t_kprobe_override() {
     if [ "$1" = enforce ]; then
         expect "error 1" 0 $TB read /tmp/perm/f
@@ -279,6 +280,8 @@ t_kprobe_override() {
         expect "read" 0 $TB read /tmp/perm/f
     fi
     expect "read" 0 $TB read /tmp/other
+    grep -q "fentry security_file_permission served by program fentry_[0-9] and an fmod_ret program" "$LOG" ||
+        bad "the log does not say security_file_permission is served by fentry + fmod_ret"
 }
 
 # 5. kprobe tcp_connect, Sigkill on destination port 4244.

@@ -3,16 +3,14 @@
 //! syscall's number, with arg `index: i` read from the record's `args[i]`.
 //! Other kernel functions get a kprobe (kretprobe for `return: true`)
 //! where the kernel has kprobes, else an fentry program. Override on a
-//! `security_*` function is served by the BPF LSM hook of the same name,
-//! which returns the errno from the same place in the kernel (aya cannot
-//! load fmod_ret programs).
+//! `security_*` function is an fentry program that decides plus an
+//! fmod_ret program that returns the errno (`sensors/fmod_ret.rs`).
 
 use tetragond_ebpf::{HookConf, MAX_ARGS};
 
 use super::{
     args::{unsupported_arg, Memory},
     function::{self, FunctionHook},
-    lsm::lsm_unavailable,
     meta,
     selectors::{compile_selectors, syscall_number, HookArgs},
     CompiledHook, FormatSource, FunctionFamily, FunctionTarget, KernelFunctions,
@@ -78,18 +76,23 @@ fn kernel_function(
     let unsupported = |msg: String| CompileError::Unsupported(format!("{what}: {msg}"));
     let returns = kp.ret || kp.return_arg.is_some();
     let (family, name) = if has_override(&kp.selectors) {
-        let Some(hook) = kp.call.strip_prefix("security_") else {
+        if !kp.call.starts_with("security_") {
             return Err(unsupported(
-                "Override on a kernel function needs bpf_override_return or fmod_ret; tetragond honours Override on LSM hooks and on security_* functions (through the LSM hook of the same name)".into(),
+                "Override on a kernel function needs bpf_override_return or fmod_ret; tetragond honours Override on LSM hooks and, with fmod_ret, on security_* functions".into(),
             ));
-        };
-        if let Some(why) = lsm_unavailable(caps) {
-            return Err(unsupported(format!("Override on {}: {why}", kp.call)));
+        }
+        if !caps.trampolines {
+            return Err(unsupported(format!(
+                "Override on {} needs BPF trampolines (fentry + fmod_ret), which this kernel lacks (see `tetra status`)",
+                kp.call
+            )));
         }
         if returns {
             return Err(unsupported("Override cannot be combined with a return probe".into()));
         }
-        (FunctionFamily::Lsm, hook.to_string())
+        // The fentry program decides; an fmod_ret program on the same
+        // function returns the errno (sensors/fmod_ret.rs).
+        (FunctionFamily::Fentry, kp.call.clone())
     } else if returns {
         // fexit sees the args and the return value; a kretprobe only the latter.
         let params = caps.trampolines.then(|| formats.function_params(&kp.call)).flatten();
@@ -131,9 +134,6 @@ fn kernel_function(
             return_offset: None,
         },
     )?;
-    // Served by an LSM program, still the kprobe the user wrote: its events
-    // are process_kprobe events of the function they named.
-    hook.meta.subsystem = "kprobe".into();
     hook.meta.function_name = Some(kp.call.clone());
     Ok(hook)
 }

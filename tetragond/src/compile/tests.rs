@@ -285,12 +285,12 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
 }
 
 #[test]
-fn override_on_security_functions_uses_their_lsm_hook() {
+fn override_on_security_functions_is_fentry_with_fmod_ret() {
     let extra = "    args:\n    - index: 0\n      type: file\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n";
     let c = compile_on(&kprobe("security_file_permission", extra), &Debian).expect("compiles");
     assert_eq!(
         c.hooks[0].function,
-        Some(FunctionTarget { family: FunctionFamily::Lsm, name: "file_permission".into() })
+        Some(FunctionTarget { family: FunctionFamily::Fentry, name: "security_file_permission".into() })
     );
     assert_eq!(c.hooks[0].meta.function_name.as_deref(), Some("security_file_permission"));
     assert_eq!(crate::events::hook_kind(&c.hooks[0].meta), "process_kprobe");

@@ -417,18 +417,22 @@ impl KernelBtf {
         Ok(())
     }
 
+    /// The BTF type id of kernel function `name` (what a trampoline
+    /// program is attached by).
+    pub fn function_id(&self, name: &str) -> Result<u32, BtfError> {
+        self.types
+            .iter()
+            .position(|ty| matches!(ty, Ty::Func { name_off, .. } if self.name_eq(*name_off, name.as_bytes())))
+            .map(|id| id as u32)
+            .ok_or_else(|| BtfError::StructNotFound(format!("function {name}")))
+    }
+
     /// How many parameters kernel function `name` takes.
     pub fn function_params(&self, name: &str) -> Result<u32, BtfError> {
-        let proto = self
-            .types
-            .iter()
-            .find_map(|ty| match ty {
-                Ty::Func { name_off, proto } if self.name_eq(*name_off, name.as_bytes()) => {
-                    Some(*proto)
-                }
-                _ => None,
-            })
-            .ok_or_else(|| BtfError::StructNotFound(format!("function {name}")))?;
+        let id = self.function_id(name)?;
+        let Ty::Func { proto, .. } = self.ty(id)? else {
+            return Err(malformed(format!("function {name}: not a function")));
+        };
         match self.ty(proto)? {
             Ty::FuncProto { params } => Ok(u32::from(params)),
             _ => Err(malformed(format!("function {name}: its type is not a prototype"))),
@@ -719,6 +723,8 @@ mod tests {
         assert_eq!(btf.function_params("security_file_open").expect("exists"), 1);
         assert_eq!(btf.function_params("security_file_permission").expect("exists"), 2);
         assert!(btf.function_params("tetragond_no_such_function").is_err());
+        let id = btf.function_id("security_file_open").expect("exists");
+        assert!(matches!(btf.ty(id), Ok(Ty::Func { .. })));
     }
 
     #[test]

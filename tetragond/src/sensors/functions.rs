@@ -30,6 +30,9 @@ struct Bound {
     slot: u32,
     users: usize,
     link: Link,
+    /// With an fentry program on a `security_*` function: the fmod_ret
+    /// program that returns the Override it decided (closed on drop).
+    _modify_return: Option<super::fmod_ret::ModifyReturn>,
 }
 
 #[derive(Default)]
@@ -37,6 +40,15 @@ pub struct FunctionAttachments {
     bound: HashMap<(FunctionFamily, String), Bound>,
     /// The kernel's BTF, parsed on first use (trampoline programs need it).
     btf: Option<Btf>,
+    /// Our own parse of it, for the fmod_ret programs' target ids.
+    kernel_btf: Option<super::btf::KernelBtf>,
+}
+
+/// Functions whose return value an fmod_ret program may replace (the
+/// kernel allows `security_*` and its error-injection list; we use the
+/// former).
+fn modifiable(target: &FunctionTarget) -> bool {
+    target.family == FunctionFamily::Fentry && target.name.starts_with("security_")
 }
 
 /// (first site, slots, program name prefix)
@@ -74,7 +86,14 @@ fn chain(e: &ProgramError) -> String {
 }
 
 impl FunctionAttachments {
-    pub fn attach(&mut self, ebpf: &mut Ebpf, target: &FunctionTarget) -> Result<u32, SensorError> {
+    /// Binds a program slot to `target` (or shares the one bound to it);
+    /// `decision_map` is `OVERRIDE_DECISION`, for fmod_ret programs.
+    pub fn attach(
+        &mut self,
+        ebpf: &mut Ebpf,
+        target: &FunctionTarget,
+        decision_map: std::os::fd::RawFd,
+    ) -> Result<u32, SensorError> {
         let (base, slots, prefix) = family_slots(target.family);
         let key = (target.family, target.name.clone());
         if let Some(b) = self.bound.get_mut(&key) {
@@ -94,14 +113,36 @@ impl FunctionAttachments {
                 ))
             })?;
         let program = format!("{prefix}_{slot}");
-        let link = self
-            .bind(ebpf, &program, target)
-            .map_err(|message| SensorError::Attach {
-                tracepoint: describe(target),
-                message,
-            })?;
-        tracing::info!("{} served by program {program}", describe(target));
-        self.bound.insert(key, Bound { slot, users: 1, link });
+        let attach_err = |message| SensorError::Attach {
+            tracepoint: describe(target),
+            message,
+        };
+        let link = self.bind(ebpf, &program, target).map_err(attach_err)?;
+        let modify_return = if modifiable(target) {
+            match self.modify_return(target, decision_map) {
+                Ok(m) => Some(m),
+                Err(message) => {
+                    unbind(ebpf, &program, target, link);
+                    return Err(attach_err(message));
+                }
+            }
+        } else {
+            None
+        };
+        tracing::info!(
+            "{} served by program {program}{}",
+            describe(target),
+            if modify_return.is_some() { " and an fmod_ret program" } else { "" }
+        );
+        self.bound.insert(
+            key,
+            Bound {
+                slot,
+                users: 1,
+                link,
+                _modify_return: modify_return,
+            },
+        );
         Ok(base + slot)
     }
 
@@ -163,6 +204,21 @@ impl FunctionAttachments {
         }
     }
 
+    fn modify_return(
+        &mut self,
+        target: &FunctionTarget,
+        decision_map: std::os::fd::RawFd,
+    ) -> Result<super::fmod_ret::ModifyReturn, String> {
+        if self.kernel_btf.is_none() {
+            self.kernel_btf = Some(
+                super::btf::KernelBtf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {e}"))?,
+            );
+        }
+        let btf = self.kernel_btf.as_ref().ok_or("no kernel BTF")?;
+        let id = btf.function_id(&target.name).map_err(|e| e.to_string())?;
+        super::fmod_ret::attach(id, decision_map)
+    }
+
     pub fn detach(&mut self, ebpf: &mut Ebpf, target: &FunctionTarget) {
         let key = (target.family, target.name.clone());
         let Some(b) = self.bound.get_mut(&key) else {
@@ -176,28 +232,36 @@ impl FunctionAttachments {
             return;
         };
         let (_, _, prefix) = family_slots(target.family);
-        let Some(prog) = ebpf.program_mut(&format!("{prefix}_{}", b.slot)) else {
-            return;
-        };
-        // Trampoline programs are bound to their target when loaded: unload
-        // them so the slot can serve another target.
-        let result = match b.link {
-            Link::Kprobe(id) => <&mut KProbe>::try_from(prog).and_then(|p| p.detach(id)),
-            Link::Fentry(id) => <&mut FEntry>::try_from(prog).and_then(|p| {
-                p.detach(id)?;
-                p.unload()
-            }),
-            Link::Fexit(id) => <&mut FExit>::try_from(prog).and_then(|p| {
-                p.detach(id)?;
-                p.unload()
-            }),
-            Link::Lsm(id) => <&mut Lsm>::try_from(prog).and_then(|p| {
-                p.detach(id)?;
-                p.unload()
-            }),
-        };
-        if let Err(e) = result {
-            tracing::warn!("detaching {}: {}", describe(target), chain(&e));
-        }
+        let program = format!("{prefix}_{}", b.slot);
+        // The fmod_ret program goes first (with `b`), then its fentry.
+        let Bound { link, .. } = b;
+        unbind(ebpf, &program, target, link);
+    }
+}
+
+/// Detaches `program` from `target`. Trampoline programs are bound to
+/// their target when loaded: they are unloaded so the slot can serve
+/// another target.
+fn unbind(ebpf: &mut Ebpf, program: &str, target: &FunctionTarget, link: Link) {
+    let Some(prog) = ebpf.program_mut(program) else {
+        return;
+    };
+    let result = match link {
+        Link::Kprobe(id) => <&mut KProbe>::try_from(prog).and_then(|p| p.detach(id)),
+        Link::Fentry(id) => <&mut FEntry>::try_from(prog).and_then(|p| {
+            p.detach(id)?;
+            p.unload()
+        }),
+        Link::Fexit(id) => <&mut FExit>::try_from(prog).and_then(|p| {
+            p.detach(id)?;
+            p.unload()
+        }),
+        Link::Lsm(id) => <&mut Lsm>::try_from(prog).and_then(|p| {
+            p.detach(id)?;
+            p.unload()
+        }),
+    };
+    if let Err(e) = result {
+        tracing::warn!("detaching {}: {}", describe(target), chain(&e));
     }
 }

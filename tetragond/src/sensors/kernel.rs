@@ -96,6 +96,8 @@ pub struct Kernel {
     str_trie: LpmTrie<MapData, StrTrieData, u8>,
     addr_trie: LpmTrie<MapData, AddrTrieData, u8>,
     substrings: BpfHashMap<MapData, SubstrKey, SubstrValue>,
+    /// Read by the hand-written fmod_ret programs (by descriptor).
+    override_decision: MapData,
     functions: FunctionAttachments,
     /// Maps taken out of the object only to be written once; programs
     /// loaded later still refer to them.
@@ -161,6 +163,15 @@ impl Kernel {
             str_trie: take!(ebpf, LpmTrie, "STR_TRIE"),
             addr_trie: take!(ebpf, LpmTrie, "ADDR_TRIE"),
             substrings: take!(ebpf, BpfHashMap, "SUBSTRINGS"),
+            override_decision: match ebpf.take_map("OVERRIDE_DECISION") {
+                Some(aya::maps::Map::PerCpuArray(data)) => data,
+                _ => {
+                    return Err(SensorError::Map {
+                        map: "OVERRIDE_DECISION",
+                        message: "missing from the BPF object, or not a per-CPU array".into(),
+                    })
+                }
+            },
             functions: FunctionAttachments::default(),
             task_offsets: None,
             struct_offsets: None,
@@ -259,7 +270,9 @@ impl Kernel {
     /// Binds a program of `target`'s family to its function or LSM hook
     /// (once per target); returns the site its hooks are listed under.
     pub fn attach_function(&mut self, target: &FunctionTarget) -> Result<u32, SensorError> {
-        self.functions.attach(&mut self.ebpf, target)
+        use std::os::fd::{AsFd, AsRawFd};
+        let decision_map = self.override_decision.fd().as_fd().as_raw_fd();
+        self.functions.attach(&mut self.ebpf, target, decision_map)
     }
 
     pub fn detach_function(&mut self, target: &FunctionTarget) {

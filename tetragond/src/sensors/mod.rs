@@ -2,6 +2,7 @@
 //! are compiled into.
 
 pub mod btf;
+mod fmod_ret;
 mod functions;
 pub mod install;
 pub mod kernel;

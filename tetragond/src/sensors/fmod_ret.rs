@@ -1,0 +1,176 @@
+//! fmod_ret programs, which aya 0.16 cannot load (it has no such program
+//! type), loaded with the bpf(2) syscall directly. The program is a few
+//! hand-written instructions: the decision is taken by the policy's fentry
+//! program on the same function, which runs first in the trampoline and
+//! leaves an enforced Override in `OVERRIDE_DECISION`; this program returns
+//! that errno for the task it was meant for (and clears it), so the
+//! function is skipped and fails with the policy's errno.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+const BPF_PROG_TYPE_TRACING: u32 = 26;
+const BPF_MODIFY_RETURN: u32 = 26;
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
+const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
+const LOG_SIZE: usize = 64 * 1024;
+
+/// `union bpf_attr` for BPF_PROG_LOAD, up to the fields used (the rest,
+/// zero, is what the kernel expects of a caller that does not know them).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_btf_obj_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    _pad: u32,
+}
+
+/// `union bpf_attr` for BPF_RAW_TRACEPOINT_OPEN (no name: a tracing program).
+#[repr(C)]
+#[derive(Default)]
+struct RawTracepointOpenAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
+}
+
+/// One `struct bpf_insn`.
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    u64::from(code)
+        | u64::from(dst & 0xf) << 8
+        | u64::from(src & 0xf) << 12
+        | u64::from(off as u16) << 16
+        | u64::from(imm as u32) << 32
+}
+
+/// The program: look up `OVERRIDE_DECISION[0]`; if it is for this task,
+/// clear it and return its errno (sign extended), else return 0.
+fn instructions(decision_map: RawFd) -> Vec<u64> {
+    vec![
+        insn(0x62, 10, 0, -4, 0),                           // 0: *(u32 *)(r10 - 4) = 0
+        insn(0xbf, 2, 10, 0, 0),                            // 1: r2 = r10
+        insn(0x07, 2, 0, 0, -4),                            // 2: r2 += -4
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, decision_map),  // 3: r1 = map (ld_imm64)
+        insn(0, 0, 0, 0, 0),                                // 4
+        insn(0x85, 0, 0, 0, HELPER_MAP_LOOKUP_ELEM),        // 5: call
+        insn(0x15, 0, 0, 9, 0),                             // 6: if r0 == 0 goto 16
+        insn(0xbf, 6, 0, 0, 0),                             // 7: r6 = r0
+        insn(0x85, 0, 0, 0, HELPER_GET_CURRENT_PID_TGID),   // 8: call
+        insn(0x79, 1, 6, 0, 0),                             // 9: r1 = *(u64 *)(r6 + 0)
+        insn(0x5d, 1, 0, 5, 0),                             // 10: if r1 != r0 goto 16
+        insn(0x61, 0, 6, 8, 0),                             // 11: r0 = *(u32 *)(r6 + 8)
+        insn(0x67, 0, 0, 0, 32),                            // 12: r0 <<= 32
+        insn(0xc7, 0, 0, 0, 32),                            // 13: r0 s>>= 32
+        insn(0x7a, 6, 0, 0, 0),                             // 14: *(u64 *)(r6 + 0) = 0
+        insn(0x95, 0, 0, 0, 0),                             // 15: exit
+        insn(0xb7, 0, 0, 0, 0),                             // 16: r0 = 0
+        insn(0x95, 0, 0, 0, 0),                             // 17: exit
+    ]
+}
+
+fn bpf(cmd: libc::c_long, attr: *mut libc::c_void, size: usize) -> std::io::Result<OwnedFd> {
+    // SAFETY: attr points at a live, zero-padded bpf_attr of `size` bytes.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A loaded and attached fmod_ret program: both descriptors close on drop,
+/// which detaches and unloads it.
+pub struct ModifyReturn {
+    _link: OwnedFd,
+    _prog: OwnedFd,
+}
+
+/// Loads the program for kernel function `btf_id` (its BTF type id in
+/// vmlinux) and attaches it.
+pub fn attach(btf_id: u32, decision_map: RawFd) -> Result<ModifyReturn, String> {
+    let insns = instructions(decision_map);
+    let license = b"GPL\0";
+    let mut log = vec![0u8; LOG_SIZE];
+    let mut name = [0u8; 16];
+    name[..13].copy_from_slice(b"tetragond_ret");
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_TRACING,
+        insn_cnt: insns.len() as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: LOG_SIZE as u32,
+        log_buf: log.as_mut_ptr() as u64,
+        prog_name: name,
+        expected_attach_type: BPF_MODIFY_RETURN,
+        attach_btf_id: btf_id,
+        ..Default::default()
+    };
+    let prog = bpf(
+        BPF_PROG_LOAD,
+        (&mut attr as *mut ProgLoadAttr).cast(),
+        std::mem::size_of::<ProgLoadAttr>(),
+    )
+    .map_err(|e| {
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        format!("loading the fmod_ret program: {e}: {}", String::from_utf8_lossy(&log[..end]).trim())
+    })?;
+    let mut open = RawTracepointOpenAttr {
+        prog_fd: std::os::fd::AsRawFd::as_raw_fd(&prog) as u32,
+        ..Default::default()
+    };
+    let link = bpf(
+        BPF_RAW_TRACEPOINT_OPEN,
+        (&mut open as *mut RawTracepointOpenAttr).cast(),
+        std::mem::size_of::<RawTracepointOpenAttr>(),
+    )
+    .map_err(|e| format!("attaching the fmod_ret program: {e}"))?;
+    Ok(ModifyReturn {
+        _link: link,
+        _prog: prog,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_encode_as_the_kernel_reads_them() {
+        // `r1 = *(u64 *)(r6 + 0)`: code 0x79, dst 1, src 6.
+        assert_eq!(insn(0x79, 1, 6, 0, 0), 0x6179);
+        // `r2 += -4`: the immediate in the high 32 bits, two's complement.
+        assert_eq!(insn(0x07, 2, 0, 0, -4) >> 32, 0xffff_fffc);
+        // A jump offset in bits 16..32.
+        assert_eq!((insn(0x15, 0, 0, 9, 0) >> 16) & 0xffff, 9);
+        assert_eq!(std::mem::size_of::<ProgLoadAttr>() % 8, 0);
+        let p = instructions(7);
+        assert_eq!(p.len(), 18);
+        assert_eq!(p[3] >> 32, 7, "the map descriptor in ld_imm64");
+    }
+}
