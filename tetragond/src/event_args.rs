@@ -71,26 +71,13 @@ fn put_port(v: &mut Map<String, Value>, key: &str, port: u16) {
     }
 }
 
-/// Linux capability numbers (capability.h), by bit.
-const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// A capability set as Tetragon exports it: the names of its bits, in bit
 /// order (`CAP_41` for a bit this table does not know).
 fn cap_names(set: u64) -> Vec<String> {
     (0..64)
         .filter(|bit| set & (1u64 << bit) != 0)
         .map(|bit| {
-            CAPABILITIES
+            crate::capabilities::NAMES
                 .get(bit as usize)
                 .map_or_else(|| format!("CAP_{bit}"), |n| n.to_string())
         })

@@ -7,6 +7,7 @@
 //! `process`, `export`, `metrics`) and the CLI.
 
 pub mod api;
+pub mod capabilities;
 pub mod cli;
 pub mod compile;
 pub mod config;
