@@ -130,7 +130,7 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
     })
 }
 
-/// A return probe sees only the return value: `returnArg` becomes its one
+/// A return probe sees only the return value: `returnArg` is its one
 /// arg, matchReturnArgs filter it and matchReturnActions run with
 /// matchActions. Entry args cannot be read at return.
 pub fn return_view(
@@ -144,25 +144,8 @@ pub fn return_view(
             "{what}: a return probe sees only the return value; drop args/matchArgs or hook the function's entry separately"
         )));
     }
-    let ret = return_arg
-        .cloned()
-        .ok_or_else(|| CompileError::Invalid(format!("{what}: return: true needs returnArg")))?;
-    let selectors = selectors
-        .iter()
-        .map(|s| {
-            let mut s = s.clone();
-            s.match_args = std::mem::take(&mut s.match_return_args)
-                .into_iter()
-                .map(|mut a| {
-                    a.index = ret.index;
-                    a
-                })
-                .collect();
-            s.match_actions.append(&mut s.match_return_actions);
-            s
-        })
-        .collect();
-    Ok((vec![ret], selectors))
+    let index = return_arg.map_or(0, |a| a.index);
+    with_return(what, &[], return_arg, selectors, index)
 }
 
 /// fexit sees the entry args and the return value: `returnArg` is read
@@ -174,10 +157,23 @@ pub fn return_with_args(
     return_arg: Option<&Arg>,
     selectors: &[Selector],
 ) -> Result<(Vec<Arg>, Vec<Selector>), CompileError> {
+    with_return(what, args, return_arg, selectors, RETURN_INDEX)
+}
+
+/// `args` then `returnArg` (given `index`), and the selectors with
+/// matchReturnArgs (pointed at `index`) among their matchArgs and
+/// matchReturnActions among their matchActions.
+fn with_return(
+    what: &str,
+    args: &[Arg],
+    return_arg: Option<&Arg>,
+    selectors: &[Selector],
+    index: u32,
+) -> Result<(Vec<Arg>, Vec<Selector>), CompileError> {
     let mut ret = return_arg
         .cloned()
         .ok_or_else(|| CompileError::Invalid(format!("{what}: return: true needs returnArg")))?;
-    ret.index = RETURN_INDEX;
+    ret.index = index;
     let mut all = args.to_vec();
     all.push(ret);
     let selectors = selectors
@@ -186,7 +182,7 @@ pub fn return_with_args(
             let mut s = s.clone();
             let returns = std::mem::take(&mut s.match_return_args);
             s.match_args.extend(returns.into_iter().map(|mut a| {
-                a.index = RETURN_INDEX;
+                a.index = index;
                 a
             }));
             s.match_actions.append(&mut s.match_return_actions);

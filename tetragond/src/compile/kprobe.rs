@@ -98,7 +98,7 @@ fn kernel_function(
         let params = caps.trampolines.then(|| formats.function_params(&kp.call)).flatten();
         if let Some(params) = params {
             let target = FunctionTarget { family: FunctionFamily::Fexit, name: kp.call.clone() };
-            return exit_probe(policy, what, kp, target, params);
+            return return_hook(policy, what, kp, target, Some(8 * params as u16));
         }
         if !caps.kprobes {
             return Err(unsupported(
@@ -119,7 +119,7 @@ fn kernel_function(
     };
     let target = FunctionTarget { family, name };
     if family == FunctionFamily::Kretprobe {
-        return return_probe(policy, what, kp, target);
+        return return_hook(policy, what, kp, target, None);
     }
     let mut hook = function::compile(
         policy,
@@ -138,15 +138,20 @@ fn kernel_function(
     Ok(hook)
 }
 
-fn exit_probe(
+/// A return probe: fexit when `return_offset` says where the return value
+/// is after the args, else a kretprobe (the return value only).
+fn return_hook(
     policy: &TracingPolicy,
     what: &str,
     kp: &KprobeSpec,
     target: FunctionTarget,
-    params: u32,
+    return_offset: Option<u16>,
 ) -> Result<CompiledHook, CompileError> {
-    let (args, selectors) =
-        function::return_with_args(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
+    let view = match return_offset {
+        Some(_) => function::return_with_args,
+        None => function::return_view,
+    };
+    let (args, selectors) = view(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
     function::compile(
         policy,
         FunctionHook {
@@ -157,30 +162,7 @@ fn exit_probe(
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             override_denied: None,
-            return_offset: Some(8 * params as u16),
-        },
-    )
-}
-
-fn return_probe(
-    policy: &TracingPolicy,
-    what: &str,
-    kp: &KprobeSpec,
-    target: FunctionTarget,
-) -> Result<CompiledHook, CompileError> {
-    let (args, selectors) =
-        function::return_view(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
-    function::compile(
-        policy,
-        FunctionHook {
-            what,
-            target,
-            args: &args,
-            selectors: &selectors,
-            message: kp.message.clone(),
-            tags: kp.tags.clone(),
-            override_denied: None,
-            return_offset: None,
+            return_offset,
         },
     )
 }
