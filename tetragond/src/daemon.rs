@@ -88,6 +88,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     let mut features = probe::probe();
     features.extend(kernel.probe_programs());
     tracing::info!("kernel features: {}", probe::describe(&features));
+    let btf = kernel.btf();
     let caps = crate::compile::HookCaps {
         kernel_functions: config.kernel_functions,
         ..probe::hook_caps(&features)
@@ -98,7 +99,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
             config.policy_dir.clone(),
             config.state_dir.clone(),
             kernel,
-            Box::new(Tracefs::new(caps)),
+            Box::new(Tracefs { caps, btf }),
         )
         .with_namespaces(config.namespaces.clone()),
         exporter: Exporter::new(

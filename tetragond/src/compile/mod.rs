@@ -161,17 +161,8 @@ pub trait FormatSource {
 /// The running kernel: its tracefs, its probed features and its BTF.
 pub struct Tracefs {
     pub caps: HookCaps,
-    /// Parsed on first use.
-    btf: std::sync::OnceLock<Option<crate::sensors::btf::KernelBtf>>,
-}
-
-impl Tracefs {
-    pub fn new(caps: HookCaps) -> Self {
-        Self {
-            caps,
-            btf: std::sync::OnceLock::new(),
-        }
-    }
+    /// The daemon's parse (`Kernel::btf`); None when unreadable.
+    pub btf: Option<std::sync::Arc<crate::sensors::btf::KernelBtf>>,
 }
 
 impl FormatSource for Tracefs {
@@ -184,12 +175,7 @@ impl FormatSource for Tracefs {
     }
 
     fn function_params(&self, name: &str) -> Option<u32> {
-        let btf = self.btf.get_or_init(|| {
-            crate::sensors::btf::KernelBtf::from_sys_fs()
-                .inspect_err(|e| tracing::warn!("kernel BTF: {e}; return probes see only the return value"))
-                .ok()
-        });
-        btf.as_ref()?.function_params(name).ok()
+        self.btf.as_ref()?.function_params(name).ok()
     }
 }
 

@@ -3,7 +3,7 @@
 //! (`kprobe_0`, `lsm_3`, ...). A target in use holds a slot; policies on
 //! the same target share it, listed under its site like tracepoint hooks.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use aya::{
     programs::{
@@ -14,6 +14,7 @@ use aya::{
 };
 use tetragond_ebpf::site;
 
+use super::btf::KernelBtf;
 use crate::{
     compile::{FunctionFamily, FunctionTarget},
     error::SensorError,
@@ -35,13 +36,13 @@ struct Bound {
     _modify_return: Option<super::fmod_ret::ModifyReturn>,
 }
 
-#[derive(Default)]
 pub struct FunctionAttachments {
     bound: HashMap<(FunctionFamily, String), Bound>,
-    /// The kernel's BTF, parsed on first use (trampoline programs need it).
+    /// The kernel's BTF as aya reads it, parsed on first use (trampoline
+    /// programs are loaded against it).
     btf: Option<Btf>,
-    /// Our own parse of it, for the fmod_ret programs' target ids.
-    kernel_btf: Option<super::btf::KernelBtf>,
+    /// Our parse of it (the daemon's, shared), for fmod_ret target ids.
+    kernel_btf: Option<Arc<KernelBtf>>,
 }
 
 /// Functions whose return value an fmod_ret program may replace (the
@@ -86,6 +87,14 @@ fn chain(e: &ProgramError) -> String {
 }
 
 impl FunctionAttachments {
+    pub fn new(kernel_btf: Option<Arc<KernelBtf>>) -> Self {
+        Self {
+            bound: HashMap::new(),
+            btf: None,
+            kernel_btf,
+        }
+    }
+
     /// Binds a program slot to `target` (or shares the one bound to it);
     /// `decision_map` is `OVERRIDE_DECISION`, for fmod_ret programs.
     pub fn attach(
@@ -146,7 +155,8 @@ impl FunctionAttachments {
         Ok(base + slot)
     }
 
-    fn btf(&mut self) -> Result<&Btf, String> {
+    /// aya's parse of the kernel's BTF, made once.
+    pub(super) fn aya_btf(&mut self) -> Result<&Btf, String> {
         if self.btf.is_none() {
             self.btf = Some(Btf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {e}"))?);
         }
@@ -171,7 +181,7 @@ impl FunctionAttachments {
                 })
             }
             FunctionFamily::Fentry => {
-                let btf = self.btf()?.clone();
+                let btf = self.aya_btf()?.clone();
                 let p: &mut FEntry = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
                 super::kernel::log_verified(program, p.info().ok());
@@ -181,7 +191,7 @@ impl FunctionAttachments {
                 })
             }
             FunctionFamily::Fexit => {
-                let btf = self.btf()?.clone();
+                let btf = self.aya_btf()?.clone();
                 let p: &mut FExit = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
                 super::kernel::log_verified(program, p.info().ok());
@@ -191,7 +201,7 @@ impl FunctionAttachments {
                 })
             }
             FunctionFamily::Lsm => {
-                let btf = self.btf()?.clone();
+                let btf = self.aya_btf()?.clone();
                 let p: &mut Lsm = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf)
                     .map_err(|e| format!("{} (is {name} an LSM hook of this kernel?)", chain(&e)))?;
@@ -209,12 +219,7 @@ impl FunctionAttachments {
         target: &FunctionTarget,
         decision_map: std::os::fd::RawFd,
     ) -> Result<super::fmod_ret::ModifyReturn, String> {
-        if self.kernel_btf.is_none() {
-            self.kernel_btf = Some(
-                super::btf::KernelBtf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {e}"))?,
-            );
-        }
-        let btf = self.kernel_btf.as_ref().ok_or("no kernel BTF")?;
+        let btf = self.kernel_btf.as_ref().ok_or("the kernel's BTF is unreadable")?;
         let id = btf.function_id(&target.name).map_err(|e| e.to_string())?;
         super::fmod_ret::attach(id, decision_map)
     }

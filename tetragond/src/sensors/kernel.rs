@@ -2,7 +2,10 @@
 //! them. One instance per daemon; every policy shares the programs and owns
 //! entries in the maps.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use aya::{
     maps::{
@@ -23,7 +26,7 @@ use tetragond_ebpf::{
     STR_TRIE_HEADER_BITS,
 };
 
-use super::{functions::FunctionAttachments, tracefs};
+use super::{btf::KernelBtf, functions::FunctionAttachments, tracefs};
 use crate::{
     compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry},
     error::SensorError,
@@ -101,6 +104,8 @@ pub struct Kernel {
     functions: FunctionAttachments,
     /// Maps taken out of the object only to be written once; programs
     /// loaded later still refer to them.
+    /// The running kernel's BTF, parsed once at load (None when unreadable).
+    btf: Option<Arc<KernelBtf>>,
     task_offsets: Option<Array<MapData, TaskTrackingOffsets>>,
     struct_offsets: Option<Array<MapData, StructOffsets>>,
     /// Mirror of `HOOK_LISTS`, so a list can be rewritten in one update.
@@ -150,6 +155,16 @@ impl Kernel {
         // Most policies hook raw syscalls: verify that entry point now, so
         // the first such policy is enforced without the verifier's delay.
         load_program(&mut ebpf, "tp_raw_sys_enter")?;
+        // Struct offsets, kernel-function parameters and fmod_ret targets
+        // all come from it.
+        let btf = KernelBtf::from_sys_fs()
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "kernel BTF: {e}; exec arguments, exit codes and pointer arguments cannot be read"
+                )
+            })
+            .ok()
+            .map(Arc::new);
         let mut kernel = Kernel {
             hooks: take!(ebpf, Array, "HOOKS"),
             hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),
@@ -172,7 +187,8 @@ impl Kernel {
                     })
                 }
             },
-            functions: FunctionAttachments::default(),
+            functions: FunctionAttachments::new(btf.clone()),
+            btf,
             task_offsets: None,
             struct_offsets: None,
             ebpf,
@@ -213,8 +229,8 @@ impl Kernel {
             fork_child_pid: field(&fork, "child_pid", "sched_process_fork")?,
             ..Default::default()
         };
-        match struct_offsets() {
-            Ok(o) => {
+        match self.btf.as_deref().map(task_offsets) {
+            Some(Ok(o)) => {
                 (
                     offsets.task_mm,
                     offsets.mm_arg_start,
@@ -225,9 +241,11 @@ impl Kernel {
             }
             // Still enforceable: events just lack argv and exit codes from
             // the kernel (user space falls back to /proc).
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::warn!("kernel BTF: {e}; exec arguments and exit codes come from /proc")
             }
+            // Unreadable BTF was reported at load.
+            None => {}
         }
         let mut map: Array<_, TaskTrackingOffsets> = take!(self.ebpf, Array, "TASK_OFFSETS");
         map.set(0, &offsets, 0).map_err(map_err("TASK_OFFSETS"))?;
@@ -251,20 +269,24 @@ impl Kernel {
     /// Struct member offsets for pointer arguments, from the kernel's BTF.
     /// Without BTF, only integer arguments are read (and a warning says so).
     fn set_struct_offsets(&mut self) -> Result<(), SensorError> {
-        let offsets = match super::btf::KernelBtf::from_sys_fs()
-            .and_then(|btf| super::offsets::struct_offsets(&btf))
-        {
-            Ok(o) => o,
-            Err(e) => {
+        let offsets = match self.btf.as_deref().map(super::offsets::struct_offsets) {
+            Some(Ok(o)) => o,
+            Some(Err(e)) => {
                 tracing::warn!("kernel BTF: {e}; file, path and socket arguments cannot be read");
                 StructOffsets::default()
             }
+            None => StructOffsets::default(),
         };
         let mut map: Array<_, StructOffsets> = take!(self.ebpf, Array, "STRUCT_OFFSETS");
         map.set(0, &offsets, 0).map_err(map_err("STRUCT_OFFSETS"))?;
         // Programs loaded later refer to the map by this fd: keep it open.
         self.struct_offsets = Some(map);
         Ok(())
+    }
+
+    /// The kernel's BTF, for compiling (kernel-function parameter counts).
+    pub fn btf(&self) -> Option<Arc<KernelBtf>> {
+        self.btf.clone()
     }
 
     /// Binds a program of `target`'s family to its function or LSM hook
@@ -639,8 +661,8 @@ impl Kernel {
     /// Whether this kernel verifies and loads an fentry and an LSM program:
     /// loads each probe program, then unloads it.
     pub fn probe_programs(&mut self) -> Vec<(&'static str, bool)> {
-        let btf = match aya::Btf::from_sys_fs() {
-            Ok(btf) => btf,
+        let btf = match self.functions.aya_btf() {
+            Ok(btf) => btf.clone(),
             Err(e) => {
                 tracing::warn!("kernel BTF unreadable: {e}");
                 return vec![
@@ -722,8 +744,7 @@ fn addr_key(hook_slot: u32, entry: &AddrEntry) -> Key<AddrTrieData> {
 
 /// task_struct.mm, mm_struct.arg_start, mm_struct.arg_end and
 /// task_struct.exit_code in the running kernel, from its BTF.
-fn struct_offsets() -> Result<(u32, u32, u32, u32), super::btf::BtfError> {
-    let btf = super::btf::KernelBtf::from_sys_fs()?;
+fn task_offsets(btf: &KernelBtf) -> Result<(u32, u32, u32, u32), super::btf::BtfError> {
     let at = |s: &str, m: &str| btf.member_offset(s, &[m]).map(|o| o.offset);
     Ok((
         at("task_struct", "mm")?,
