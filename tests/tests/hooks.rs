@@ -146,27 +146,7 @@ fn string_operators_on_pointer_types_of_user_memory_are_refused() {
 /// A raw_syscalls policy killing syscall `nr`, limited by `filters`
 /// (selector lines, indented for the selector).
 fn selector_policy(name: &str, nr: u32, filters: &str) -> String {
-    format!(
-        r#"apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-  tracepoints:
-  - subsystem: raw_syscalls
-    event: sys_enter
-    args:
-    - index: 4
-      type: syscall64
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: Equal
-        values: ["{nr}"]
-{filters}      matchActions:
-      - action: Sigkill
-"#
-    )
+    syscall_policy(name, nr, filters, "      - action: Sigkill\n", "")
 }
 
 fn run(program: &str, args: &[&str]) -> ExitStatus {

@@ -533,6 +533,17 @@ pub fn killed_by_sigkill(status: ExitStatus) -> bool {
 /// A raw_syscalls/sys_enter policy matching syscall `nr` from the test
 /// binary, with `action` (e.g. `Sigkill`) and extra spec lines.
 pub fn kill_policy(name: &str, nr: u32, actions: &str, options: &str) -> String {
+    let binaries = format!(
+        "      matchBinaries:\n      - operator: In\n        values: [\"{}\"]\n",
+        testbin().display()
+    );
+    syscall_policy(name, nr, &binaries, actions, options)
+}
+
+/// A raw_syscalls/sys_enter policy on syscall `nr` whose selector adds
+/// `filters` (selector lines, indented for the selector) and `actions`
+/// (matchActions items), with extra spec lines `options`.
+pub fn syscall_policy(name: &str, nr: u32, filters: &str, actions: &str, options: &str) -> String {
     format!(
         r#"apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
@@ -551,12 +562,8 @@ spec:
       - index: 0
         operator: Equal
         values: ["{nr}"]
-      matchBinaries:
-      - operator: In
-        values: ["{bin}"]
-      matchActions:
-{actions}"#,
-        bin = testbin().display()
+{filters}      matchActions:
+{actions}"#
     )
 }
 
