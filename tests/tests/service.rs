@@ -182,12 +182,22 @@ fn run_time_settings_survive_a_restart() {
     h.wait_policy("keep", "enabled", enabled);
     assert!(killed_by_sigkill(run_testbin(SYS_TIMES)));
 
-    // Deleting the policy drops what was stored for it.
+    // Deleting the policy drops what was stored for it, after a grace that
+    // lets an editor's save or delete-then-create keep it (failclosed.rs).
     assert!(h.set_mode("keep", "monitor").status.success());
     std::fs::remove_file(h.policy_dir.join("keep.yaml")).expect("delete");
     h.wait_policy_gone("keep");
-    let state = std::fs::read_to_string(h.state_dir.join("runtime.json")).expect("state file");
-    assert!(!state.contains("keep"), "{state}");
+    let stored = || std::fs::read_to_string(h.state_dir.join("runtime.json")).expect("state file");
+    assert!(
+        stored().contains("keep"),
+        "kept during the grace: {}",
+        stored()
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while stored().contains("keep") {
+        assert!(std::time::Instant::now() < deadline, "{}", stored());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 #[test]

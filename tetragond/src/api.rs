@@ -137,4 +137,7 @@ pub struct DaemonStatus {
     pub enabled: u32,
     pub load_errors: u32,
     pub disabled: u32,
+    /// Why the policy folder cannot be read (nothing changes until it can);
+    /// empty when it can.
+    pub policy_directory_error: String,
 }

@@ -23,6 +23,8 @@ pub struct ConfigFile {
     /// `auto` (kprobes first), `kprobe` or `fentry`: the program family
     /// serving kernel-function kprobes where the kernel has both.
     pub kernel_functions: Option<crate::compile::KernelFunctions>,
+    /// Largest policy or sidecar file read, in bytes (default 1 MiB).
+    pub max_policy_file_size: Option<u64>,
     /// TracingPolicyNamespaced namespaces -> cgroup v2 directories.
     #[serde(default)]
     pub namespaces: std::collections::BTreeMap<String, Vec<PathBuf>>,
@@ -106,7 +108,10 @@ mod tests {
             "policy_dir = \"/p\"\nbus = \"session\"\nkernel_functions = \"fentry\"\n",
         )
         .expect("valid");
-        assert_eq!(c.kernel_functions, Some(crate::compile::KernelFunctions::Fentry));
+        assert_eq!(
+            c.kernel_functions,
+            Some(crate::compile::KernelFunctions::Fentry)
+        );
         assert_eq!(c.policy_dir.as_deref(), Some(Path::new("/p")));
         assert_eq!(c.bus.as_deref(), Some("session"));
     }

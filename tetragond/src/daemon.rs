@@ -30,7 +30,7 @@ use crate::{
     metrics, notify as sd, policy,
     process::{procfs::ProcInfo, ProcessCache},
     sensors::{mounts, probe, Kernel},
-    store::{PolicyKey, Store, Summary},
+    store::{folder, PolicyKey, Store, Summary},
     watcher,
 };
 
@@ -48,6 +48,8 @@ pub struct DaemonConfig {
     pub metrics_address: Option<SocketAddr>,
     pub namespaces: crate::namespaces::NamespaceMap,
     pub kernel_functions: crate::compile::KernelFunctions,
+    /// Policy and sidecar files larger than this are not read.
+    pub max_policy_file_size: u64,
 }
 
 struct Daemon {
@@ -101,7 +103,8 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
             kernel,
             Box::new(Tracefs { caps, btf }),
         )
-        .with_namespaces(config.namespaces.clone()),
+        .with_namespaces(config.namespaces.clone())
+        .with_trust(folder::Trust::of_this_process(config.max_policy_file_size)),
         exporter: Exporter::new(
             file,
             RateLimits::new(x.rate_limit_per_minute, x.policy_rate_limit_per_minute),
@@ -116,8 +119,7 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
-    let _watcher = watcher::watch(&config.policy_dir, wake_tx)
-        .with_context(|| format!("watching {}", config.policy_dir.display()))?;
+    let mut watch = watcher::FolderWatch::new(&config.policy_dir, wake_tx);
     let summary = daemon.store.rescan();
     tracing::info!("{summary}");
     count_reload(&stats, &summary);
@@ -178,6 +180,13 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
                 publish(&objects, &policies_tx, daemon.store.list()).await;
             }
             _ = refresh.tick() => {
+                // A folder replaced by `mv` is watched anew; one that could
+                // not be read is tried again.
+                if watch.refresh() || daemon.store.folder_error().is_some() {
+                    let summary = daemon.store.rescan();
+                    sd::status(&summary.to_string());
+                }
+                daemon.store.expire_forgotten();
                 daemon.export_tick();
                 publish(&objects, &policies_tx, daemon.store.list()).await;
             }
@@ -313,6 +322,7 @@ impl Daemon {
             enabled: count(summary.enabled),
             load_errors: count(summary.errors),
             disabled: count(summary.disabled),
+            policy_directory_error: summary.folder_error.unwrap_or_default(),
         }
     }
 
@@ -338,23 +348,43 @@ impl Daemon {
                 file.display()
             )));
         }
+        self.store.check(&tp).map_err(ApiError::InvalidPolicy)?;
         let stem = if key.0.is_empty() {
             key.1.clone()
         } else {
             format!("{}.{}", key.0, key.1)
         };
         let path = dir.join(format!("{stem}.yaml"));
+        let sidecar = policy::sidecar_path(&path);
+        // Never over another file: it may hold another policy (`a/b` and
+        // `a.b` share a name) or a sidecar meant for one.
+        for file in [&path, &sidecar] {
+            if std::fs::symlink_metadata(file).is_ok() {
+                return Err(ApiError::AlreadyExists(format!(
+                    "{} already exists; policy {} was not added",
+                    file.display(),
+                    crate::store::describe(&key)
+                )));
+            }
+        }
+        let write = |file: &Path, text: &str| {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            folder::create_new(&dir, &name, text)
+                .map_err(|e| ApiError::Failed(format!("writing {}: {e}", file.display())))
+        };
         if let Some(mode) = mode {
-            let sidecar = policy::Sidecar {
+            let text = policy::render_sidecar(&policy::Sidecar {
                 mode: Some(mode),
                 enabled: None,
-            };
-            write_atomically(
-                &policy::sidecar_path(&path),
-                &policy::render_sidecar(&sidecar),
-            )?;
+            });
+            write(&sidecar, &text)?;
         }
-        write_atomically(&path, yaml)?;
+        if let Err(e) = write(&path, yaml) {
+            if mode.is_some() {
+                let _ = std::fs::remove_file(&sidecar);
+            }
+            return Err(e);
+        }
         self.store.rescan();
         Ok(path.display().to_string())
     }
@@ -455,16 +485,4 @@ impl Daemon {
             .process_cache_entries
             .store(self.processes.len() as u64, Relaxed);
     }
-}
-
-/// Write to a temporary name then rename, so the watcher never sees half a file.
-fn write_atomically(path: &Path, text: &str) -> Result<(), ApiError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| ApiError::Failed(format!("writing {}: {e}", path.display())))
 }

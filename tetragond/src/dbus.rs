@@ -329,6 +329,13 @@ impl ManagerService {
         self.status().await.map(|s| s.policy_directory)
     }
 
+    /// Why the policy folder cannot be read, empty when it can. While it
+    /// cannot, nothing is loaded or unloaded and the daemon retries.
+    #[zbus(property)]
+    async fn policy_directory_error(&self) -> zbus::fdo::Result<String> {
+        self.status().await.map(|s| s.policy_directory_error)
+    }
+
     /// What the running kernel offers, as `name=yes|no` entries.
     #[zbus(property)]
     async fn kernel_features(&self) -> zbus::fdo::Result<Vec<String>> {
@@ -407,6 +414,8 @@ pub trait Manager {
     fn version(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn policy_directory(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn policy_directory_error(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn kernel_features(&self) -> zbus::Result<Vec<String>>;
 }

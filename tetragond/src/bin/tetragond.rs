@@ -87,6 +87,9 @@ async fn main() -> Result<()> {
         metrics_address: args.metrics_address.or(file.metrics_address),
         namespaces: tetragond::namespaces::NamespaceMap::new(file.namespaces),
         kernel_functions: file.kernel_functions.unwrap_or_default(),
+        max_policy_file_size: file
+            .max_policy_file_size
+            .unwrap_or(tetragond::store::folder::DEFAULT_MAX_FILE_SIZE),
         export,
     })
     .await

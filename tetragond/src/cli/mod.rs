@@ -296,6 +296,13 @@ async fn status(proxy: &ManagerProxy<'_>, out: &mut dyn Write) -> Result<(), Cli
     let count = |state: &str| policies.iter().filter(|p| p.state == state).count();
     writeln!(out, "version:          {}", proxy.version().await?)?;
     writeln!(out, "policy directory: {}", proxy.policy_directory().await?)?;
+    let folder_error = proxy.policy_directory_error().await?;
+    if !folder_error.is_empty() {
+        writeln!(
+            out,
+            "policy folder:    {folder_error}; nothing changed, retrying"
+        )?;
+    }
     writeln!(
         out,
         "policies:         {} enabled, {} load_error, {} disabled",

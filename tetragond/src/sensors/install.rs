@@ -1,8 +1,10 @@
 //! Installing a compiled policy into the kernel maps, and removing it.
 //!
-//! A new version is written to fresh hook slots and only then swapped into
-//! the dispatch lists, one atomic update per list; the old version's slots
-//! are freed after. So an edit never leaves a moment without enforcement.
+//! A new version is written to fresh hook slots ([`prepare`]) and only then
+//! swapped into the dispatch lists ([`commit`]), one atomic update per list,
+//! all lists or none; the old version's slots are freed after. So an edit
+//! never leaves a moment without enforcement, and a failed one changes
+//! nothing.
 
 use tetragond_ebpf::{ArgSetKey, HookKey, MAX_HOOKS, MAX_POLICIES};
 
@@ -77,28 +79,54 @@ impl SlotAllocator {
     }
 }
 
-/// Installs `new` for `policy_slot`, replacing `old` (if any) without a gap.
-/// On error nothing of `new` stays behind and `old` is untouched.
-pub fn replace(
+/// A policy version written to fresh hook slots and attached, not yet in
+/// any dispatch list: no event reaches it until [`commit`].
+#[derive(Debug)]
+#[must_use = "a prepared version must be committed or aborted"]
+pub struct Prepared {
+    installed: Installed,
+}
+
+/// First half of installing `new` for `policy_slot`: everything that can
+/// fail for lack of room or a missing attach point. On error nothing of
+/// `new` stays behind and the running version is untouched.
+pub fn prepare(
     kernel: &mut Kernel,
     hook_slots: &mut SlotAllocator,
     policy_slot: u32,
     new: &CompiledPolicy,
+) -> Result<Prepared, SensorError> {
+    let mut installed = Installed::default();
+    if let Err(e) = write_hooks(kernel, hook_slots, policy_slot, new, &mut installed) {
+        release(kernel, hook_slots, &installed);
+        return Err(e);
+    }
+    Ok(Prepared { installed })
+}
+
+/// Second half: swaps the prepared version into the dispatch lists in place
+/// of `old` (if any), then frees `old`. On error the lists are as they were,
+/// `old` runs on and the prepared version is released.
+pub fn commit(
+    kernel: &mut Kernel,
+    hook_slots: &mut SlotAllocator,
+    prepared: Prepared,
     old: Option<&Installed>,
 ) -> Result<Installed, SensorError> {
-    let mut installed = Installed::default();
-    let result = write_hooks(kernel, hook_slots, policy_slot, new, &mut installed).and_then(|()| {
-        let old_entries = old.map(Installed::list_entries).unwrap_or_default();
-        kernel.swap_lists(&old_entries, &installed.list_entries())
-    });
-    if let Err(e) = result {
-        release(kernel, hook_slots, &installed);
+    let old_entries = old.map(Installed::list_entries).unwrap_or_default();
+    if let Err(e) = kernel.swap_lists(&old_entries, &prepared.installed.list_entries()) {
+        abort(kernel, hook_slots, &prepared);
         return Err(e);
     }
     if let Some(old) = old {
         release(kernel, hook_slots, old);
     }
-    Ok(installed)
+    Ok(prepared.installed)
+}
+
+/// Drops a prepared version that will not be committed.
+pub fn abort(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, prepared: &Prepared) {
+    release(kernel, hook_slots, &prepared.installed);
 }
 
 /// Takes a policy version out of the dispatch lists, then frees its slots.

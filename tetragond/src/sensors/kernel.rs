@@ -22,8 +22,7 @@ use aya::{
 use tetragond_ebpf::{
     site, AddrTrieData, ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList,
     PolicyCounters, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets,
-    MAX_HOOKS_PER_KEY, PATH_LEN,
-    STR_TRIE_HEADER_BITS,
+    MAX_HOOKS_PER_KEY, PATH_LEN, STR_TRIE_HEADER_BITS,
 };
 
 use super::{btf::KernelBtf, functions::FunctionAttachments, tracefs};
@@ -322,7 +321,11 @@ impl Kernel {
         let _ = self.addr_trie.remove(&addr_key(hook_slot, entry));
     }
 
-    pub fn add_substring(&mut self, hook_slot: u32, entry: &SubstrEntry) -> Result<(), SensorError> {
+    pub fn add_substring(
+        &mut self,
+        hook_slot: u32,
+        entry: &SubstrEntry,
+    ) -> Result<(), SensorError> {
         self.substrings
             .insert(&substr_key(hook_slot, entry), &entry.value, 0)
             .map_err(map_err("SUBSTRINGS"))
@@ -419,7 +422,11 @@ impl Kernel {
         ret: bool,
         hook_slot: u32,
     ) -> Result<(), SensorError> {
-        let name = if ret { "uretprobe_dispatch" } else { "uprobe_dispatch" };
+        let name = if ret {
+            "uretprobe_dispatch"
+        } else {
+            "uprobe_dispatch"
+        };
         let attach_err = |message: String| SensorError::Attach {
             tracepoint: format!("uprobe {binary}:{location}"),
             message,
@@ -495,9 +502,10 @@ impl Kernel {
         self.hooks.set(slot, conf, 0).map_err(map_err("HOOKS"))
     }
 
-    /// Atomically, per key: removes `old` slots and adds `new` ones. Each key's
-    /// list is rewritten in one map update, so an event sees either the old
-    /// hooks or the new ones, never neither.
+    /// Removes `old` slots and adds `new` ones. Each key's list is rewritten
+    /// in one map update, so an event sees either the old hooks or the new
+    /// ones, never neither; if one key fails, the keys already rewritten are
+    /// put back, so a failed swap leaves every list as it was.
     pub fn swap_lists(
         &mut self,
         old: &[(HookKey, u32)],
@@ -527,8 +535,23 @@ impl Kernel {
                 key.site, key.sub_id
             )));
         }
+        let mut written: Vec<(HookKey, Vec<u32>)> = Vec::new();
         for (key, slots) in touched {
-            self.write_list(key, slots)?;
+            let before = self.lists.get(&key).cloned().unwrap_or_default();
+            if let Err(e) = self.write_list(key, slots) {
+                // All lists or none: put back the ones already rewritten.
+                for (key, before) in written.into_iter().rev() {
+                    if let Err(e) = self.write_list(key, before) {
+                        tracing::error!(
+                            "restoring hook list (site {}, syscall {}): {e}",
+                            key.site,
+                            key.sub_id
+                        );
+                    }
+                }
+                return Err(e);
+            }
+            written.push((key, before));
         }
         Ok(())
     }

@@ -3,12 +3,19 @@
 //!
 //! A rescan compares each file (and sidecar) with what was loaded from it and
 //! only touches what changed. A file that fails keeps its last good version
-//! enforced; a second file defining a loaded policy is refused.
+//! enforced; a second file defining a loaded policy is refused. A folder that
+//! cannot be read changes nothing. A policy whose file is renamed keeps its
+//! kernel slots without a gap; its run-time settings outlive a delete for
+//! [`RUNTIME_GRACE`], so an editor's save or delete-then-create keeps them.
+
+pub mod folder;
+mod last_good;
 
 use std::{
     collections::{BTreeMap, HashMap},
     fs,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
 
 use tetragond_ebpf::{MODE_ENFORCE, MODE_MONITOR};
@@ -26,8 +33,15 @@ use crate::{
     },
 };
 
+use folder::{Snapshot, Trust};
+use last_good::LastGood;
+
 /// (namespace, name); namespace empty for a global policy.
 pub type PolicyKey = (String, String);
+
+/// How long the run-time settings of a policy whose file went away are kept
+/// for a file that defines it again (editor saves, `mv`, delete + create).
+pub const RUNTIME_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -51,8 +65,8 @@ impl State {
 pub struct Entry {
     pub id: u64,
     pub file: PathBuf,
-    /// Contents of the YAML and sidecar last looked at.
-    fingerprint: String,
+    /// Of the YAML and sidecar last looked at; None forces a re-read.
+    fingerprint: Option<u64>,
     /// Known once the file parsed at least once.
     pub key: Option<PolicyKey>,
     pub state: State,
@@ -80,6 +94,15 @@ pub struct Store {
     /// Hook slot -> (policy slot, event metadata) of what is installed now,
     /// so decorating an event is one lookup, not a walk over every policy.
     hook_metas: HashMap<u32, (u32, HookMeta)>,
+    trust: Trust,
+    /// Why the last scan could not read the folder; None when it could.
+    folder_error: Option<String>,
+    /// Entries whose file went away in the scan being applied: a new file
+    /// defining the same policy takes over their kernel slots.
+    departed: Vec<Entry>,
+    /// Run-time keys whose policy went away, and when.
+    forgotten: HashMap<String, Instant>,
+    last_good: LastGood,
 }
 
 /// Outcome of a rescan, for logs and sd_notify STATUS.
@@ -88,6 +111,8 @@ pub struct Summary {
     pub enabled: usize,
     pub errors: usize,
     pub disabled: usize,
+    /// The folder could not be read: nothing was changed.
+    pub folder_error: Option<String>,
 }
 
 impl std::fmt::Display for Summary {
@@ -96,7 +121,11 @@ impl std::fmt::Display for Summary {
             f,
             "{} policies enabled, {} with errors, {} disabled",
             self.enabled, self.errors, self.disabled
-        )
+        )?;
+        match &self.folder_error {
+            Some(e) => write!(f, "; {e}; nothing changed, retrying"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -108,6 +137,7 @@ impl Store {
         formats: Box<dyn FormatSource + Send>,
     ) -> Self {
         let runtime = load_runtime_state(&state_dir);
+        let last_good = LastGood::new(&state_dir);
         Store {
             dir,
             kernel,
@@ -120,7 +150,22 @@ impl Store {
             hook_slots: SlotAllocator::hooks(),
             next_id: 1,
             hook_metas: HashMap::new(),
+            trust: Trust::of_this_process(folder::DEFAULT_MAX_FILE_SIZE),
+            folder_error: None,
+            departed: Vec::new(),
+            forgotten: HashMap::new(),
+            last_good,
         }
+    }
+
+    /// Whose files are trusted and how large they may be.
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    pub fn folder_error(&self) -> Option<&str> {
+        self.folder_error.as_deref()
     }
 
     /// The namespace -> cgroup mapping that scopes namespaced policies.
@@ -137,40 +182,62 @@ impl Store {
         &self.kernel
     }
 
-    /// Brings the kernel in line with the folder.
+    /// Brings the kernel in line with the folder. When the folder cannot be
+    /// read, nothing changes and the summary says why.
     pub fn rescan(&mut self) -> Summary {
-        let files = self.policy_files();
+        let files = match folder::scan(&self.dir, &self.trust) {
+            Ok(files) => files,
+            Err(e) => {
+                let message = e.to_string();
+                if self.folder_error.as_ref() != Some(&message) {
+                    tracing::error!("{message}; nothing changed, retrying");
+                }
+                self.folder_error = Some(message);
+                return self.summary();
+            }
+        };
+        if self.folder_error.take().is_some() {
+            tracing::info!(dir = %self.dir.display(), "policy folder readable again");
+        }
+        self.expire_forgotten();
         let gone: Vec<PathBuf> = self
             .entries
             .keys()
             .filter(|p| !files.contains_key(*p))
             .cloned()
             .collect();
-        for path in gone {
-            self.remove_file(&path);
-        }
-        for (path, fingerprint) in files {
+        // Held back until the new files are loaded: a rename hands over.
+        self.departed = gone.iter().filter_map(|p| self.entries.remove(p)).collect();
+        for (path, snapshot) in &files {
+            let fingerprint = snapshot.fingerprint();
             let unchanged = self
                 .entries
-                .get(&path)
-                .is_some_and(|e| e.fingerprint == fingerprint);
+                .get(path)
+                .is_some_and(|e| e.fingerprint == Some(fingerprint));
             if !unchanged {
-                self.load_file(&path, fingerprint);
+                self.load_file(path, snapshot, fingerprint);
             }
         }
+        for entry in std::mem::take(&mut self.departed) {
+            self.remove_entry(entry);
+        }
+        self.forget_orphaned_runtime();
         self.summary()
     }
 
     /// Re-reads every file, even unchanged ones (reload).
     pub fn rescan_all(&mut self) -> Summary {
         for e in self.entries.values_mut() {
-            e.fingerprint.clear();
+            e.fingerprint = None;
         }
         self.rescan()
     }
 
     pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
+        let mut s = Summary {
+            folder_error: self.folder_error.clone(),
+            ..Summary::default()
+        };
         for e in self.entries.values() {
             match e.state {
                 State::Enabled => s.enabled += 1,
@@ -181,40 +248,95 @@ impl Store {
         s
     }
 
-    /// Policy files with their YAML + sidecar contents.
-    fn policy_files(&self) -> BTreeMap<PathBuf, String> {
-        let mut out = BTreeMap::new();
-        let Ok(dir) = fs::read_dir(&self.dir) else {
-            tracing::warn!("cannot read policy folder {}", self.dir.display());
-            return out;
-        };
-        for entry in dir.flatten() {
-            let path = entry.path();
-            if !policy::is_policy_file(&path) || !path.is_file() {
-                continue;
-            }
-            let yaml = fs::read_to_string(&path).unwrap_or_default();
-            let sidecar = fs::read_to_string(policy::sidecar_path(&path)).unwrap_or_default();
-            out.insert(path, format!("{yaml}\0{sidecar}"));
+    /// A file that fails with no version of it running (the daemon just
+    /// started) runs its last good version, if one was kept; returns the
+    /// error to list, saying which version runs.
+    fn fall_back(&mut self, entry: &mut Entry, message: String) -> String {
+        if entry.installed.is_some() || entry.key.is_some() {
+            return message;
         }
-        out
+        let Some(stored) = self.last_good.load(&entry.file) else {
+            return message;
+        };
+        match self.apply(entry, &stored.snapshot) {
+            Ok(()) if entry.state == State::Enabled => {
+                let since_epoch = stored
+                    .saved
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let when = crate::events::rfc3339_nanos(i128::try_from(since_epoch).unwrap_or(0));
+                tracing::warn!(file = %entry.file.display(), "running its last good version, of {when}");
+                format!("{message}; running the last good version, of {when}")
+            }
+            Ok(()) => message,
+            Err(e) => format!("{message}; its last good version fails too: {e}"),
+        }
     }
 
-    fn remove_file(&mut self, path: &Path) {
-        let Some(entry) = self.entries.remove(path) else {
-            return;
-        };
+    fn remove_entry(&mut self, entry: Entry) {
         if let Some(installed) = &entry.installed {
             self.uninstall(installed);
         }
         self.policy_slots.give_back(entry.policy_slot);
+        if !self.entries.values().any(|e| e.file == entry.file) {
+            self.last_good.remove(&entry.file);
+        }
         if let Some(key) = &entry.key {
-            // The policy is gone: so is what operators set on it.
-            let k = runtime_key(key);
-            if self.runtime.modes.remove(&k).is_some() | self.runtime.enabled.remove(&k).is_some() {
-                self.persist();
-            }
-            tracing::info!(policy = %key.1, file = %path.display(), "policy unloaded");
+            // Kept a while: the file may come back under this or another name.
+            self.forgotten.insert(runtime_key(key), Instant::now());
+            tracing::info!(policy = %key.1, file = %entry.file.display(), "policy unloaded");
+        }
+    }
+
+    /// Run-time settings of no loaded policy (gone while the daemon was
+    /// down) start their grace now.
+    fn forget_orphaned_runtime(&mut self) {
+        let held: std::collections::HashSet<String> = self
+            .entries
+            .values()
+            .filter_map(|e| e.key.as_ref())
+            .map(runtime_key)
+            .collect();
+        let orphans: Vec<String> = (self.runtime.modes.keys())
+            .chain(self.runtime.enabled.keys())
+            .filter(|k| !held.contains(*k) && !self.forgotten.contains_key(*k))
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        for k in orphans {
+            self.forgotten.insert(k, now);
+        }
+    }
+
+    /// The compile a load runs, without touching the kernel: AddPolicy
+    /// refuses what the folder would refuse.
+    pub fn check(&self, tp: &policy::TracingPolicy) -> Result<(), String> {
+        compile::compile(tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
+        if tp.is_namespaced() {
+            self.namespaces
+                .scopes(tp.namespace())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Drops the run-time settings of policies gone for longer than the grace.
+    pub fn expire_forgotten(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .forgotten
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= RUNTIME_GRACE)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut changed = false;
+        for k in expired {
+            self.forgotten.remove(&k);
+            changed |=
+                self.runtime.modes.remove(&k).is_some() | self.runtime.enabled.remove(&k).is_some();
+        }
+        if changed {
+            self.persist();
         }
     }
 
@@ -231,7 +353,7 @@ impl Store {
         Some(Entry {
             id,
             file: path.to_path_buf(),
-            fingerprint: String::new(),
+            fingerprint: None,
             key: None,
             state: State::LoadError,
             error: None,
@@ -245,7 +367,7 @@ impl Store {
         })
     }
 
-    fn load_file(&mut self, path: &Path, fingerprint: String) {
+    fn load_file(&mut self, path: &Path, snapshot: &Snapshot, fingerprint: u64) {
         let mut entry = match self.entries.remove(path) {
             Some(e) => e,
             None => match self.new_entry(path) {
@@ -253,19 +375,26 @@ impl Store {
                 None => return,
             },
         };
-        entry.fingerprint = fingerprint;
-        if let Err(message) = self.apply(&mut entry) {
-            tracing::error!(file = %path.display(), "{message}");
-            entry.state = State::LoadError;
-            entry.error = Some(message);
+        entry.fingerprint = Some(fingerprint);
+        match self.apply(&mut entry, snapshot) {
+            Ok(()) => self.last_good.save(path, snapshot),
+            Err(message) => {
+                tracing::error!(file = %path.display(), "{message}");
+                let message = self.fall_back(&mut entry, message);
+                entry.state = State::LoadError;
+                entry.error = Some(message);
+            }
         }
         self.entries.insert(path.to_path_buf(), entry);
     }
 
-    /// Parses, compiles and installs the file's current contents. On error
-    /// the entry keeps its previous installed version.
-    fn apply(&mut self, entry: &mut Entry) -> Result<(), String> {
-        let tp = policy::load_policy_file(&entry.file).map_err(|e| e.to_string())?;
+    /// Parses, compiles and installs the file's current contents. The new
+    /// version is prepared in full (slots written, programs attached) before
+    /// it is switched in; on any error the kernel and the entry keep the
+    /// version and mode they had.
+    fn apply(&mut self, entry: &mut Entry, snapshot: &Snapshot) -> Result<(), String> {
+        let yaml = snapshot.yaml.as_ref().map_err(ToString::to_string)?;
+        let tp = policy::parse_policy(&entry.file, yaml).map_err(|e| e.to_string())?;
         let key = policy::key(&tp);
         if let Some(other) = self.entries.values().find(|e| e.key.as_ref() == Some(&key)) {
             return Err(format!(
@@ -274,10 +403,19 @@ impl Store {
                 other.file.display()
             ));
         }
-        let sidecar = policy::load_sidecar(&entry.file).map_err(|e| e.to_string())?;
+        let sidecar = match &snapshot.sidecar {
+            Ok(Some(text)) => Some(
+                policy::parse_sidecar(&policy::sidecar_path(&entry.file), text)
+                    .map_err(|e| e.to_string())?,
+            ),
+            Ok(None) => None,
+            Err(e) => return Err(e.to_string()),
+        };
         let policy_mode = policy::policy_mode(&tp).map_err(|e| e.to_string())?;
         let has_enforcement = policy::has_enforcement_action(&tp);
         let sidecar_mode = sidecar.as_ref().and_then(|s| s.mode);
+        self.take_over_departed(entry, &key);
+        self.forgotten.remove(&runtime_key(&key));
         if entry.key.as_ref().is_some_and(|k| k != &key) {
             // The file now defines another policy: the old one is gone.
             self.unload(entry);
@@ -312,18 +450,7 @@ impl Store {
         if let Some(w) = &resolved.warning {
             tracing::warn!(policy = %key.1, "{w}");
         }
-        // Mode first: the new hooks must never run under a stale mode.
-        self.kernel
-            .set_mode(entry.policy_slot, kernel_mode(resolved.mode))
-            .map_err(|e| e.to_string())?;
-        let installed = install::replace(
-            &mut self.kernel,
-            &mut self.hook_slots,
-            entry.policy_slot,
-            &compiled,
-            entry.installed.as_ref(),
-        )
-        .map_err(|e| e.to_string())?;
+        let installed = self.switch_in(entry, &compiled, kernel_mode(resolved.mode))?;
         tracing::info!(policy = %key.1, mode = %resolved.mode, source = %resolved.source, file = %entry.file.display(), "policy loaded");
         if let Some(old) = &entry.installed {
             self.forget_hooks(old);
@@ -341,6 +468,70 @@ impl Store {
         entry.state = State::Enabled;
         entry.error = None;
         Ok(())
+    }
+
+    /// Prepare, set the mode, commit; on failure the old version runs on
+    /// under its old mode.
+    fn switch_in(
+        &mut self,
+        entry: &Entry,
+        compiled: &compile::CompiledPolicy,
+        mode: u32,
+    ) -> Result<Installed, String> {
+        let slot = entry.policy_slot;
+        let old_mode = entry
+            .installed
+            .as_ref()
+            .and(entry.resolved.as_ref())
+            .map(|r| kernel_mode(r.mode));
+        let prepared = install::prepare(&mut self.kernel, &mut self.hook_slots, slot, compiled)
+            .map_err(|e| e.to_string())?;
+        // Set right before the switch: the new hooks never run under a
+        // stale mode, and nothing before this point touched the old version.
+        if let Err(e) = self.kernel.set_mode(slot, mode) {
+            install::abort(&mut self.kernel, &mut self.hook_slots, &prepared);
+            return Err(e.to_string());
+        }
+        install::commit(
+            &mut self.kernel,
+            &mut self.hook_slots,
+            prepared,
+            entry.installed.as_ref(),
+        )
+        .map_err(|e| {
+            if let Some(old) = old_mode {
+                if let Err(e) = self.kernel.set_mode(slot, old) {
+                    tracing::error!("restoring the mode of policy slot {slot}: {e}");
+                }
+            }
+            e.to_string()
+        })
+    }
+
+    /// A policy whose file went away in this scan (a rename, an editor's
+    /// save) hands its kernel slots to the new file: no gap, same counters.
+    fn take_over_departed(&mut self, entry: &mut Entry, key: &PolicyKey) {
+        if entry.key.is_some() || entry.installed.is_some() {
+            return;
+        }
+        let Some(i) = self
+            .departed
+            .iter()
+            .position(|d| d.key.as_ref() == Some(key))
+        else {
+            return;
+        };
+        let old = self.departed.swap_remove(i);
+        self.policy_slots.give_back(entry.policy_slot);
+        entry.id = old.id;
+        entry.policy_slot = old.policy_slot;
+        entry.installed = old.installed;
+        entry.resolved = old.resolved;
+        entry.sensors = old.sensors;
+        entry.policy_mode = old.policy_mode;
+        entry.sidecar_mode = old.sidecar_mode;
+        entry.has_enforcement = old.has_enforcement;
+        tracing::info!(policy = %key.1, from = %old.file.display(), to = %entry.file.display(), "policy file renamed");
     }
 
     fn unload(&mut self, entry: &mut Entry) {
@@ -388,18 +579,40 @@ impl Store {
         let (policy_mode, sidecar_mode, slot) =
             (entry.policy_mode, entry.sidecar_mode, entry.policy_slot);
         let new = policy::resolve(policy_mode, sidecar_mode, Some(mode), true);
-        self.kernel
-            .set_mode(slot, kernel_mode(new.mode))
-            .map_err(|e| ApiError::Failed(e.to_string()))?;
-        self.runtime
-            .modes
-            .insert(runtime_key(key), mode.to_string());
-        self.persist();
+        // Stored first: a mode that could not be stored would be lost at
+        // the next restart, so it is refused and nothing changes.
+        let mut runtime = self.runtime.clone();
+        runtime.modes.insert(runtime_key(key), mode.to_string());
+        let previous = self.store_runtime(runtime)?;
+        self.set_kernel_mode(slot, new.mode, previous)?;
         if let Some(entry) = self.find_mut(key) {
             entry.resolved = Some(new);
         }
         tracing::info!(policy = %key.1, from = %resolved.mode, to = %mode, "mode set at run time");
         Ok(())
+    }
+
+    /// Writes `runtime` to the state folder, then keeps it; returns the
+    /// settings it replaced.
+    fn store_runtime(&mut self, runtime: RuntimeState) -> Result<RuntimeState, ApiError> {
+        runtime.save(&self.state_dir).map_err(|e| {
+            ApiError::Failed(format!("run-time setting not stored, nothing changed: {e}"))
+        })?;
+        Ok(std::mem::replace(&mut self.runtime, runtime))
+    }
+
+    /// One map update; on failure the `previous` settings are put back.
+    fn set_kernel_mode(
+        &mut self,
+        slot: u32,
+        mode: EffectiveMode,
+        previous: RuntimeState,
+    ) -> Result<(), ApiError> {
+        self.kernel.set_mode(slot, kernel_mode(mode)).map_err(|e| {
+            self.runtime = previous;
+            self.persist();
+            ApiError::Failed(e.to_string())
+        })
     }
 
     /// Drops the run-time mode: the sidecar's or the policy's applies again.
@@ -412,14 +625,12 @@ impl Store {
             entry.policy_slot,
         );
         let loaded = entry.resolved.is_some();
-        if self.runtime.modes.remove(&runtime_key(key)).is_some() {
-            self.persist();
-        }
+        let mut runtime = self.runtime.clone();
+        runtime.modes.remove(&runtime_key(key));
+        let previous = self.store_runtime(runtime)?;
         if loaded {
             let new = policy::resolve(policy_mode, sidecar_mode, None, has_enforcement);
-            self.kernel
-                .set_mode(slot, kernel_mode(new.mode))
-                .map_err(|e| ApiError::Failed(e.to_string()))?;
+            self.set_kernel_mode(slot, new.mode, previous)?;
             if let Some(entry) = self.find_mut(key) {
                 entry.resolved = Some(new);
             }
@@ -432,9 +643,10 @@ impl Store {
     pub fn set_enabled(&mut self, key: &PolicyKey, enabled: bool) -> Result<(), ApiError> {
         let entry = self.find_mut(key).ok_or_else(|| not_found(key))?;
         // Re-read the file on the next rescan, with the new setting.
-        entry.fingerprint.clear();
-        self.runtime.enabled.insert(runtime_key(key), enabled);
-        self.persist();
+        entry.fingerprint = None;
+        let mut runtime = self.runtime.clone();
+        runtime.enabled.insert(runtime_key(key), enabled);
+        self.store_runtime(runtime)?;
         self.rescan();
         tracing::info!(policy = %key.1, enabled, "enabled set at run time");
         Ok(())
