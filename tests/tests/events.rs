@@ -612,6 +612,8 @@ fn burst_beyond_the_ring_buffer_is_counted() {
         "tetragond_policy_events_posted_total{{policy=\"burst\",namespace=\"\"}} {produced}\n"
     )));
     assert!(text.contains("tetragond_reloads_total{outcome=\"ok\"}"));
+    // Every line, the loss reports (ring_buffer, process_ring_buffer) too.
+    assert_valid(&schema(), &h.events());
 }
 
 #[test]

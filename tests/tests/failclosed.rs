@@ -418,3 +418,16 @@ fn a_file_broken_at_start_runs_its_last_good_version() {
         "the last good version is replaced"
     );
 }
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let limits = fs::read_to_string(format!("/proc/{}/limits", h.daemon_pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3], fields[4], "soft = hard: {line}");
+}

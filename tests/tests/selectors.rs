@@ -27,11 +27,44 @@ fn no_post_enforces_without_an_event() {
         "quiet.yaml",
         &kill_policy("quiet", SYS_SYSINFO, actions, ""),
     );
+    // A policy that does post: its event comes after the kill through the
+    // same ring buffer and writer, so once it is in the file anything the
+    // kill had posted would be too.
+    h.write_policy(
+        "marker.yaml",
+        &kill_policy("marker", SYS_TIMES, POST_ACTION, ""),
+    );
     h.wait_policy("quiet", "enabled", enabled);
-    assert!(killed_by_sigkill(run_testbin(SYS_SYSINFO)));
+    h.wait_policy("marker", "enabled", enabled);
+    let mut quiet = std::process::Command::new(testbin())
+        .args(["syscall", &SYS_SYSINFO.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn testbin");
+    let quiet_pid = quiet.id();
+    assert!(killed_by_sigkill(
+        wait_child(&mut quiet, WAIT).expect("testbin ends")
+    ));
     let p = h.wait_policy("quiet", "counted", |p| p["nenforce"] == 1);
     assert_eq!(p["npost"], 0, "{p}");
-    assert!(h.events().is_empty(), "NoPost writes no event");
+    assert!(run_testbin(SYS_TIMES).success());
+    h.wait_event("of the marker policy", |e| {
+        e["process_tracepoint"]["policy_name"] == "marker"
+    });
+    let events = h.events();
+    let hooks = h.hook_events();
+    assert_eq!(hooks.len(), 1, "only the marker's: {hooks:#?}");
+    let of_quiet: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            let bodies = e.as_object().into_iter().flat_map(|o| o.values());
+            bodies.into_iter().any(|b| b["process"]["pid"] == quiet_pid)
+        })
+        .collect();
+    assert!(
+        of_quiet.is_empty(),
+        "NoPost writes no event, not even the process's exec: {of_quiet:#?}"
+    );
 }
 
 #[test]
@@ -67,18 +100,144 @@ fn wait_until_killed(nr: u32) {
     }
 }
 
+/// A `syscalls/sys_enter_EVENT` policy named `name` that kills when the
+/// syscall's first argument is `key` (a value only the tests pass, see
+/// SYS_GETITIMER) and `filters` (selector lines: more matchArgs items, then
+/// other selectors) hold. Format index 5 is the first argument, 6 the second.
+fn keyed_policy(name: &str, event: &str, key: i64, filters: &str) -> String {
+    format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: {name}
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: {event}
+    args:
+    - index: 5
+      type: int
+    - index: 6
+      type: int
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["{key}"]
+{filters}      matchActions:
+      - action: Sigkill
+"#
+    )
+}
+
+/// `["a", "b"]` for a policy's `values`.
+fn yaml_list(values: &[&str]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// One input of an operator table: a program making syscall `nr` with
+/// `args`, and whether the case's policy must kill it.
+struct Probe<'a> {
+    case: String,
+    program: &'a std::path::Path,
+    nr: u32,
+    args: Vec<i64>,
+    killed: bool,
+}
+
+/// Runs every probe; panics listing each whose outcome was not the one
+/// expected, so a wrong operator shows all its wrong answers at once.
+fn assert_outcomes(probes: &[Probe]) {
+    let wrong: Vec<String> = probes
+        .iter()
+        .filter_map(|p| {
+            let status = run_syscall_args(p.program, p.nr, &p.args);
+            let right = if p.killed {
+                killed_by_sigkill(status)
+            } else {
+                status.success()
+            };
+            let want = if p.killed { "killed" } else { "survived" };
+            (!right).then(|| {
+                format!(
+                    "{}: {} args {:?}: {status:?}, want {want}",
+                    p.case,
+                    p.program.display(),
+                    p.args
+                )
+            })
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// The policies of the probes (one per case), in order.
+fn cases<'a>(probes: &'a [Probe]) -> Vec<&'a str> {
+    let mut names: Vec<&str> = probes.iter().map(|p| p.case.as_str()).collect();
+    names.dedup();
+    names
+}
+
+/// Waits until every case's policy is loaded.
+fn wait_cases_enabled(h: &Harness, probes: &[Probe]) {
+    for name in cases(probes) {
+        h.wait_policy(name, "enabled", enabled);
+    }
+}
+
+/// The kernel's counters agree: each policy enforced once per expected kill.
+fn assert_enforced(h: &Harness, probes: &[Probe]) {
+    for name in cases(probes) {
+        let kills = probes.iter().filter(|p| p.case == name && p.killed).count();
+        h.wait_policy(name, "enforced once per kill", |p| p["nenforce"] == kills);
+    }
+}
+
 #[test]
-fn match_binaries_not_in_spares_the_listed_binary() {
+fn match_binaries_operators_tell_the_test_binary_from_its_copy() {
     let mut h = Harness::new();
     h.start_daemon();
-    let policy = kill_policy("not-me", SYS_GETSID, SIGKILL_ACTION, "")
-        .replace("operator: In", "operator: NotIn");
-    h.write_policy("notin.yaml", &policy);
-    h.wait_policy("not-me", "enabled", enabled);
-    assert!(
-        run_testbin(SYS_GETSID).success(),
-        "the listed binary is spared"
-    );
+    let bin = testbin();
+    let copy = testbin_copy(&h.root.join("copy"));
+    let path = bin.display().to_string();
+    let dir = format!("{}/", bin.parent().expect("parent").display());
+    let name = format!("/{}", bin.file_name().expect("name").to_string_lossy());
+    // (operator, value, the one of the two it kills). A Not operator
+    // matches every other binary on the host: the key confines it to us.
+    let cases = [
+        ("In", &path, &bin),
+        ("NotIn", &path, &copy),
+        ("Prefix", &dir, &bin),
+        ("NotPrefix", &dir, &copy),
+        ("Postfix", &name, &bin),
+        ("NotPostfix", &name, &copy),
+    ];
+    let mut probes = vec![];
+    for (i, (op, value, victim)) in cases.iter().enumerate() {
+        let policy = format!("bin-{}", op.to_lowercase());
+        let key = 1000 + i as i64;
+        let filters = format!(
+            "      matchBinaries:\n      - operator: {op}\n        values: {}\n",
+            yaml_list(&[value.as_str()])
+        );
+        h.write_policy(
+            &format!("{policy}.yaml"),
+            &keyed_policy(&policy, "sys_enter_getitimer", key, &filters),
+        );
+        for program in [&bin, &copy] {
+            probes.push(Probe {
+                case: policy.clone(),
+                program,
+                nr: SYS_GETITIMER,
+                args: vec![key],
+                killed: program == *victim,
+            });
+        }
+    }
+    wait_cases_enabled(&h, &probes);
+    assert_outcomes(&probes);
+    assert_enforced(&h, &probes);
 }
 
 #[test]
@@ -181,48 +340,82 @@ fn tetra_add_delete_and_validate() {
         !out.status.success(),
         "the daemon refuses an invalid policy"
     );
-    assert!(h.list().is_empty(), "and changes nothing");
+    // The folder is watched asynchronously: a file written after the refusal
+    // is listed only once the watcher has read everything before it.
+    h.write_policy(
+        "later.yaml",
+        &kill_policy("later", SYS_GETSID, POST_ACTION, ""),
+    );
+    h.wait_policy("later", "enabled", enabled);
+    let names: Vec<_> = h.list().iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, ["later"], "the refused add changed nothing");
+    let files: Vec<_> = std::fs::read_dir(&h.policy_dir)
+        .expect("policy dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(files, ["later.yaml"], "no file written for it");
 }
+
+/// (operator, values, second arguments that must match and be killed,
+/// second arguments that must not and survive).
+type IntegerCase = (
+    &'static str,
+    &'static [&'static str],
+    &'static [i64],
+    &'static [i64],
+);
+
+/// Integer matchArgs operators, each with inputs on both sides.
+const INTEGER_CASES: [IntegerCase; 9] = [
+    ("Equal", &["5", "7"], &[5, 7], &[6, -5]),
+    ("NotEqual", &["5", "7"], &[6, -5], &[5, 7]),
+    ("GreaterThan", &["-1"], &[0, 100], &[-1, -2]),
+    ("LessThan", &["1"], &[0, -1], &[1, 2]),
+    ("Mask", &["0x5"], &[1, 4, 7], &[0, 2, 8]),
+    ("InRange", &["-5:-1", "30:40"], &[-5, -1, 35], &[-6, 0, 41]),
+    (
+        "NotInRange",
+        &["-5:-1", "30:40"],
+        &[-6, 0, 41],
+        &[-5, -1, 35],
+    ),
+    ("InMap", &["5", "7"], &[5, 7], &[6]),
+    ("NotInMap", &["5", "7"], &[6, -5], &[5, 7]),
+];
 
 #[test]
 fn integer_operators_compare_in_the_kernel() {
     let mut h = Harness::new();
     h.start_daemon();
-    // getpgid(0): the pid argument (format index 5) is 0 and signed.
-    let policy = |name: &str, filters: &str| {
-        format!(
-            r#"apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: {name}
-spec:
-  tracepoints:
-  - subsystem: syscalls
-    event: sys_enter_getpgid
-    args:
-    - index: 5
-      type: int
-    selectors:
-    - matchArgs:
-{filters}      matchBinaries:
-      - operator: In
-        values: ["{bin}"]
-      matchActions:
-      - action: Sigkill
-"#,
-            bin = testbin().display()
-        )
-    };
-    let never = "      - index: 0\n        operator: Mask\n        values: [\"0xff\"]\n";
-    h.write_policy("ops.yaml", &policy("ops", never));
-    h.wait_policy("ops", "enabled", enabled);
-    assert!(
-        run_testbin(SYS_GETPGID).success(),
-        "0 & 0xff is 0: Mask does not match"
-    );
-    let all = "      - index: 0\n        operator: GreaterThan\n        values: [\"-1\"]\n      - index: 0\n        operator: LessThan\n        values: [\"1\"]\n      - index: 0\n        operator: NotEqual\n        values: [\"5\", \"7\"]\n";
-    h.write_policy("ops.yaml", &policy("ops", all));
-    wait_until_killed(SYS_GETPGID);
+    // Each case is its own policy on ioprio_get(which, who): `which` is the
+    // case's key, the operator applies to `who` (signed: GreaterThan -1
+    // holds for 0, not for -2).
+    let bin = testbin();
+    let mut probes = vec![];
+    for (i, (op, values, hits, misses)) in INTEGER_CASES.iter().enumerate() {
+        let policy = format!("int-{}", op.to_lowercase());
+        let key = 2000 + i as i64;
+        let filters = format!(
+            "      - index: 1\n        operator: {op}\n        values: {}\n",
+            yaml_list(values)
+        );
+        h.write_policy(
+            &format!("{policy}.yaml"),
+            &keyed_policy(&policy, "sys_enter_ioprio_get", key, &filters),
+        );
+        for (inputs, killed) in [(hits, true), (misses, false)] {
+            probes.extend(inputs.iter().map(|who| Probe {
+                case: policy.clone(),
+                program: &bin,
+                nr: SYS_IOPRIO_GET,
+                args: vec![key, *who],
+                killed,
+            }));
+        }
+    }
+    wait_cases_enabled(&h, &probes);
+    assert_outcomes(&probes);
+    assert_enforced(&h, &probes);
 }
 
 #[test]

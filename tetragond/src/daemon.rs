@@ -63,6 +63,7 @@ struct Daemon {
 }
 
 pub async fn run(config: DaemonConfig) -> Result<()> {
+    raise_fd_limit();
     mounts::ensure_mounted();
     std::fs::create_dir_all(&config.policy_dir)
         .with_context(|| format!("creating policy folder {}", config.policy_dir.display()))?;
@@ -202,6 +203,31 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     tracing::info!("stopping: unloading every policy");
     daemon.store.clear();
     Ok(())
+}
+
+/// systemd starts services with a soft limit of 1024 descriptors; every
+/// program, map, link and client costs one, so the soft limit is raised to
+/// the hard one (524288 under systemd) before anything is opened.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write `limit`.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if raised {
+        tracing::info!("open files limit {}", limit.rlim_cur);
+    } else {
+        tracing::warn!(
+            "open files limit not raised: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// Hands the policy list to its readers: the D-Bus policy objects and the

@@ -104,7 +104,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -188,7 +192,10 @@ mod tests {
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         let mut data = vec![0u8; STR_LEN];
         data[..5].copy_from_slice(b"hello");
-        assert_eq!(typed_arg("char_buf", 5, slot(&data, 0)), ("bytes_arg", json!("aGVsbG8=")));
+        assert_eq!(
+            typed_arg("char_buf", 5, slot(&data, 0)),
+            ("bytes_arg", json!("aGVsbG8="))
+        );
     }
 
     #[test]
@@ -202,12 +209,19 @@ mod tests {
             protocol: 6,
             sport: 5000,
             dport: 4242,
-            saddr: std::net::Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped().octets(),
-            daddr: std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets(),
+            saddr: std::net::Ipv4Addr::new(127, 0, 0, 1)
+                .to_ipv6_mapped()
+                .octets(),
+            daddr: std::net::Ipv4Addr::new(10, 0, 0, 1)
+                .to_ipv6_mapped()
+                .octets(),
         };
         // SAFETY: SockInfo is plain data.
         let bytes = unsafe {
-            std::slice::from_raw_parts((&sock as *const SockInfo).cast::<u8>(), std::mem::size_of::<SockInfo>())
+            std::slice::from_raw_parts(
+                (&sock as *const SockInfo).cast::<u8>(),
+                std::mem::size_of::<SockInfo>(),
+            )
         };
         data[STR_LEN..STR_LEN + bytes.len()].copy_from_slice(bytes);
         let (key, v) = typed_arg("sock", 2, slot(&data, 1));
@@ -219,7 +233,10 @@ mod tests {
         assert_eq!(typed_arg("string", 3, None).1, "");
         // A socket not yet bound: no source port, no protocol.
         let (_, v) = typed_arg("sock", 2, None);
-        assert_eq!(v, json!({"family": "AF_UNSPEC", "saddr": "::", "daddr": "::"}));
+        assert_eq!(
+            v,
+            json!({"family": "AF_UNSPEC", "saddr": "::", "daddr": "::"})
+        );
     }
 
     #[test]

@@ -628,9 +628,10 @@ mod tests {
         };
         let p = Process::default();
         let clock = Clock { boot_ns: 0 };
-        let v: Value =
-            serde_json::from_str(&policy_event(&event(), &[], &meta, &p, Some(&p), &clock, "n").line)
-                .expect("JSON");
+        let v: Value = serde_json::from_str(
+            &policy_event(&event(), &[], &meta, &p, Some(&p), &clock, "n").line,
+        )
+        .expect("JSON");
         let body = &v["process_kprobe"];
         assert_eq!(body["function_name"], "sys_getpgid");
         assert!(body.get("subsys").is_none());

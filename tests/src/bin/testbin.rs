@@ -4,6 +4,8 @@
 //!
 //! - `syscall NR [COUNT]`: makes syscall NR COUNT times (default 1), prints
 //!   `survived`.
+//! - `args NR ARG..`: makes syscall NR once with up to 6 integer arguments
+//!   (decimal, negative, or 0x-hex; missing ones are 0), prints `survived`.
 //! - `bench NR COUNT`: prints the best-of-5 ns per syscall NR.
 //! - `probe VALUE`: calls `tetragond_testbin_probe(VALUE)`, prints `survived`.
 //! - `open PATH`: open(2) O_RDONLY: `opened` or `error ERRNO`.
@@ -15,7 +17,8 @@
 //! - `listen PORT`: binds 127.0.0.1:PORT, prints `listening`, then accepts
 //!   and closes connections forever.
 //! - `dropcaps SUBCMD..`: empties the effective, permitted and inheritable
-//!   capability sets (same uid), then runs SUBCMD in this process.
+//!   capability sets (same uid), then runs SUBCMD in this process; when that
+//!   fails it prints `error ERRNO` and exits 1.
 //! - `setuid UID`: setuid(2): `ok` or `error ERRNO`.
 //! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
@@ -29,9 +32,9 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | bench NR COUNT | probe VALUE \
-| open PATH | read PATH | exec PATH [ARGS..] | connect IP PORT | listen PORT \
-| dropcaps SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD..";
+const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | args NR ARG.. \
+| bench NR COUNT | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] | connect IP PORT \
+| listen PORT | dropcaps SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -41,6 +44,14 @@ fn call(nr: u64) {
     // SAFETY: the tests pass harmless, argument-free syscalls (getppid, sysinfo
     // with a null pointer, ...); a failing syscall just returns an error.
     unsafe { libc::syscall(nr as libc::c_long, 0usize, 0usize, 0usize) };
+}
+
+/// Decimal (possibly negative) or 0x-hex, as the policies write values.
+fn int_arg(s: &str) -> Option<i64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok().map(|v| v as i64),
+        None => s.parse().ok(),
+    }
 }
 
 fn bench(nr: u64, count: u64) -> f64 {
@@ -128,6 +139,26 @@ fn run(args: &[String]) -> i32 {
             }
             println!("survived");
         }
+        Some("args") => {
+            let (Some(nr), Some(values)) = (
+                args.get(1).and_then(|s| s.parse::<libc::c_long>().ok()),
+                args[2.min(args.len())..]
+                    .iter()
+                    .map(|s| int_arg(s))
+                    .collect::<Option<Vec<i64>>>(),
+            ) else {
+                return usage();
+            };
+            if values.len() > 6 {
+                return usage();
+            }
+            let mut a = [0i64; 6];
+            a[..values.len()].copy_from_slice(&values);
+            // SAFETY: the tests pass syscalls that only read their integer
+            // arguments (ioprio_get, ...); a failing syscall just returns an error.
+            unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+            println!("survived");
+        }
         Some("probe") => {
             std::hint::black_box(tetragond_testbin_probe(arg(args, 1, 0)));
             println!("survived");
@@ -137,14 +168,18 @@ fn run(args: &[String]) -> i32 {
             println!("{:.1}", bench(nr, arg(args, 2, 200_000)));
         }
         Some("open") => {
-            let Some(path) = args.get(1) else { return usage() };
+            let Some(path) = args.get(1) else {
+                return usage();
+            };
             match std::fs::File::open(path) {
                 Ok(_) => println!("opened"),
                 Err(e) => println!("{}", error_line(&e)),
             }
         }
         Some("read") => {
-            let Some(path) = args.get(1) else { return usage() };
+            let Some(path) = args.get(1) else {
+                return usage();
+            };
             match std::fs::File::open(path) {
                 Ok(mut f) => {
                     let mut byte = [0u8; 1];
@@ -158,7 +193,9 @@ fn run(args: &[String]) -> i32 {
             }
         }
         Some("exec") => {
-            let Some(path) = args.get(1) else { return usage() };
+            let Some(path) = args.get(1) else {
+                return usage();
+            };
             let program = cstring(path);
             let argv: Vec<CString> = args[1..].iter().map(|a| cstring(a)).collect();
             let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -200,13 +237,17 @@ fn run(args: &[String]) -> i32 {
                 return usage();
             }
             if let Err(e) = drop_caps() {
+                // Not 0: a test expecting the subcommand to survive must not
+                // pass when it never ran without capabilities.
                 println!("{}", error_line(&e));
-                return 0;
+                return 1;
             }
             return run(&args[1..]);
         }
         Some("truncate") => {
-            let Some(path) = args.get(1) else { return usage() };
+            let Some(path) = args.get(1) else {
+                return usage();
+            };
             let path = cstring(path);
             // SAFETY: a valid C string; truncate(2) reports through errno.
             if unsafe { libc::truncate(path.as_ptr(), 0) } == 0 {

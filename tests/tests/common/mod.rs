@@ -37,6 +37,11 @@ pub const SYS_GETSID: u32 = 124;
 pub const SYS_GETPRIORITY: u32 = 140;
 pub const SYS_SCHED_GETSCHEDULER: u32 = 145;
 pub const SYS_SCHED_GET_PRIORITY_MAX: u32 = 146;
+// Syscalls the operator tables call with a key argument no other process
+// passes (an invalid `which`: the call only fails with EINVAL), so even a
+// policy whose other filters match every process touches the tests alone.
+pub const SYS_GETITIMER: u32 = 36;
+pub const SYS_IOPRIO_GET: u32 = 252;
 
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -340,6 +345,25 @@ impl Harness {
             .collect()
     }
 
+    /// Polls the events file until an event satisfies `pred`; returns it.
+    /// The writer is asynchronous: an absence check waits first for a later
+    /// event it must have written.
+    pub fn wait_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(ev) = self.events().into_iter().find(&pred) {
+                return ev;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no event {what} within {WAIT:?}; events: {:#?}\nlog:\n{}",
+                self.events(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Only the events posted by policy hooks (no process_exec/exit, no
     /// rate_limit_info).
     pub fn hook_events(&self) -> Vec<Value> {
@@ -519,6 +543,27 @@ pub fn run_testbin(nr: u32) -> ExitStatus {
         .spawn()
         .expect("spawn testbin");
     wait_child(&mut child, WAIT).expect("testbin ends")
+}
+
+/// Runs `program` (the test binary or a copy) making syscall `nr` once with
+/// the integer arguments `args`; returns how it ended.
+pub fn run_syscall_args(program: &Path, nr: u32, args: &[i64]) -> ExitStatus {
+    let mut child = Command::new(program)
+        .args(["args", &nr.to_string()])
+        .args(args.iter().map(i64::to_string))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn testbin");
+    wait_child(&mut child, WAIT).expect("testbin ends")
+}
+
+/// A copy of the test binary at `dir/testbin-copy`: another executable path
+/// (for matchBinaries), the same program.
+pub fn testbin_copy(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).expect("mkdir");
+    let copy = dir.join("testbin-copy");
+    fs::copy(testbin(), &copy).expect("copy the test binary");
+    copy
 }
 
 /// `wait_policy` predicate: the policy is loaded.

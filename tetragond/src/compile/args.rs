@@ -33,11 +33,13 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
     if ty.is_numeric() || ty == Capability {
         return Ok((arg_kind::INT, ArgClass::Integer));
     }
-    let kernel_only = |kind, class| match memory {
+    let kernel_only = |kind, class| {
+        match memory {
         Memory::Kernel => Ok((kind, class)),
         Memory::User => Err(format!(
             "type {ty} is a kernel structure; it can be read on kernel functions and LSM hooks, not from user memory"
         )),
+    }
     };
     match ty {
         String => Ok((arg_kind::STRING, ArgClass::Text)),
@@ -85,7 +87,10 @@ pub fn link_sizes(
             unsupported_arg(
                 what,
                 arg.index,
-                format!("sizeArgIndex {} names no readable argument", arg.size_arg_index),
+                format!(
+                    "sizeArgIndex {} names no readable argument",
+                    arg.size_arg_index
+                ),
             )
         })?;
         spec.has_size = 1;

@@ -65,10 +65,15 @@ fn arg_offset(
     }
 }
 
-pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<CompiledHook, CompileError> {
+pub fn compile(
+    policy: &TracingPolicy,
+    hook: FunctionHook<'_>,
+) -> Result<CompiledHook, CompileError> {
     let what = hook.what;
     if hook.args.len() > MAX_ARGS {
-        return Err(CompileError::Invalid(format!("{what}: at most {MAX_ARGS} args")));
+        return Err(CompileError::Invalid(format!(
+            "{what}: at most {MAX_ARGS} args"
+        )));
     }
     let mut conf = HookConf {
         n_args: hook.args.len() as u8,
@@ -77,8 +82,8 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
     for (i, arg) in hook.args.iter().enumerate() {
         let offset = arg_offset(hook.target.family, arg, i, hook.return_offset)
             .map_err(|m| unsupported_arg(what, arg.index, m))?;
-        conf.args[i] =
-            word_arg(arg.ty, offset, Memory::Kernel).map_err(|m| unsupported_arg(what, arg.index, m))?;
+        conf.args[i] = word_arg(arg.ty, offset, Memory::Kernel)
+            .map_err(|m| unsupported_arg(what, arg.index, m))?;
     }
     let family = hook.target.family;
     link_sizes(what, &mut conf, hook.args, |index| match family {
@@ -122,7 +127,9 @@ pub fn compile(policy: &TracingPolicy, hook: FunctionHook<'_>) -> Result<Compile
             function_name: Some(hook.target.name.clone()),
             return_position: match hook.target.family {
                 FunctionFamily::Kretprobe => Some(0),
-                _ => hook.return_offset.map(|_| hook.args.len().saturating_sub(1)),
+                _ => hook
+                    .return_offset
+                    .map(|_| hook.args.len().saturating_sub(1)),
             },
             ..meta(policy, subsystem, &hook.target.name, arg_types)
         },

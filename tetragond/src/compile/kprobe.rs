@@ -88,16 +88,24 @@ fn kernel_function(
             )));
         }
         if returns {
-            return Err(unsupported("Override cannot be combined with a return probe".into()));
+            return Err(unsupported(
+                "Override cannot be combined with a return probe".into(),
+            ));
         }
         // The fentry program decides; an fmod_ret program on the same
         // function returns the errno (sensors/fmod_ret.rs).
         (FunctionFamily::Fentry, kp.call.clone())
     } else if returns {
         // fexit sees the args and the return value; a kretprobe only the latter.
-        let params = caps.trampolines.then(|| formats.function_params(&kp.call)).flatten();
+        let params = caps
+            .trampolines
+            .then(|| formats.function_params(&kp.call))
+            .flatten();
         if let Some(params) = params {
-            let target = FunctionTarget { family: FunctionFamily::Fexit, name: kp.call.clone() };
+            let target = FunctionTarget {
+                family: FunctionFamily::Fexit,
+                name: kp.call.clone(),
+            };
             return return_hook(policy, what, kp, target, Some(8 * params as u16));
         }
         if !caps.kprobes {
@@ -207,8 +215,12 @@ fn syscall(
                 arg.index
             )));
         }
-        conf.args[i] = super::args::word_arg(arg.ty, args_field.offset + 8 * arg.index as u16, Memory::User)
-            .map_err(|m| unsupported_arg(what, arg.index, m))?;
+        conf.args[i] = super::args::word_arg(
+            arg.ty,
+            args_field.offset + 8 * arg.index as u16,
+            Memory::User,
+        )
+        .map_err(|m| unsupported_arg(what, arg.index, m))?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
     let base = args_field.offset;

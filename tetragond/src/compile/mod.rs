@@ -197,7 +197,10 @@ pub fn compile(
     }
     for (i, kp) in spec.kprobes.iter().enumerate() {
         if let Some(hook) = kprobe::compile(policy, i, kp, formats)? {
-            let sensor = hook.function.as_ref().map_or("generic_kprobe", |f| f.family.sensor());
+            let sensor = hook
+                .function
+                .as_ref()
+                .map_or("generic_kprobe", |f| f.family.sensor());
             push_once(&mut sensors, sensor);
             hooks.push(hook);
         }

@@ -2,9 +2,9 @@
 //! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
-    action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, MAX_ACTIONS, MAX_ARG_FILTERS,
-    MAX_NS_VALUES, MAX_PIDS, MAX_SELECTORS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN,
-    BINARY_FILTER, SUBSTR_LEN,
+    action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER, MAX_ACTIONS,
+    MAX_ARG_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_SELECTORS, MAX_VALUES, PARENT_BINARIES,
+    STR_MATCH_LEN, SUBSTR_LEN,
 };
 
 use super::{
@@ -165,9 +165,7 @@ impl SelectorCtx<'_> {
             ),
         ];
         match unsupported.iter().find(|(_, empty)| !empty) {
-            Some((name, _)) => {
-                Err(self.unsupported(format!("{name} is not supported yet")))
-            }
+            Some((name, _)) => Err(self.unsupported(format!("{name} is not supported yet"))),
             None => Ok(()),
         }
     }
@@ -234,11 +232,18 @@ impl SelectorCtx<'_> {
             ..Default::default()
         };
         if matches!(name, "InRange" | "NotInRange") {
-            af.op = if name == "InRange" { op::IN_RANGE } else { op::NOT_IN_RANGE };
+            af.op = if name == "InRange" {
+                op::IN_RANGE
+            } else {
+                op::NOT_IN_RANGE
+            };
             let ranges = filter
                 .values
                 .iter()
-                .map(|v| values::range(v).ok_or_else(|| self.invalid(format!("`{v}` is not a range `low:high`"))))
+                .map(|v| {
+                    values::range(v)
+                        .ok_or_else(|| self.invalid(format!("`{v}` is not a range `low:high`")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             if ranges.len() > MAX_VALUES / 2 {
                 return Err(self.invalid(format!("at most {} ranges for {name}", MAX_VALUES / 2)));
@@ -251,7 +256,9 @@ impl SelectorCtx<'_> {
             return Ok(af);
         }
         af.op = operator_code(name).ok_or_else(|| {
-            self.unsupported(format!("matchArgs operator {name} does not apply to integer args"))
+            self.unsupported(format!(
+                "matchArgs operator {name} does not apply to integer args"
+            ))
         })?;
         let values = self.values(filter, is_syscall_id)?;
         if af.op == op::IN_MAP || af.op == op::NOT_IN_MAP {
@@ -304,7 +311,11 @@ impl SelectorCtx<'_> {
                     STR_MATCH_LEN - 1
                 ))
             })?;
-            out.strings.push(StrEntry { selector: s, filter: f, bytes });
+            out.strings.push(StrEntry {
+                selector: s,
+                filter: f,
+                bytes,
+            });
         }
         Ok(ArgFilter {
             arg: position as u8,
@@ -328,13 +339,24 @@ impl SelectorCtx<'_> {
         }
         for (i, v) in filter.values.iter().enumerate() {
             let value = values::substring(v, ign_case).ok_or_else(|| {
-                self.invalid(format!("SubString value `{v}` must be 1 to {SUBSTR_LEN} bytes"))
+                self.invalid(format!(
+                    "SubString value `{v}` must be 1 to {SUBSTR_LEN} bytes"
+                ))
             })?;
-            out.substrings.push(SubstrEntry { selector: s, filter: f, index: i as u8, value });
+            out.substrings.push(SubstrEntry {
+                selector: s,
+                filter: f,
+                index: i as u8,
+                value,
+            });
         }
         Ok(ArgFilter {
             arg: position as u8,
-            op: if ign_case { op::SUBSTRING_IGN_CASE } else { op::SUBSTRING },
+            op: if ign_case {
+                op::SUBSTRING_IGN_CASE
+            } else {
+                op::SUBSTRING
+            },
             n_values: filter.values.len() as u8,
             ..Default::default()
         })
@@ -554,9 +576,9 @@ impl SelectorCtx<'_> {
             return Ok(());
         };
         if bins.len() > 1 || first.follow_children {
-            return Err(self.unsupported(
-                "matchParentBinaries takes one entry without followChildren",
-            ));
+            return Err(
+                self.unsupported("matchParentBinaries takes one entry without followChildren")
+            );
         }
         compiled.parent_binary_op = set_operator(first.operator.as_str()).ok_or_else(|| {
             self.unsupported(format!(
@@ -570,7 +592,8 @@ impl SelectorCtx<'_> {
                     "matchParentBinaries value `{path}` must be an absolute path"
                 )));
             }
-            out.binaries.push((self.s as u32 | PARENT_BINARIES, path.clone()));
+            out.binaries
+                .push((self.s as u32 | PARENT_BINARIES, path.clone()));
         }
         Ok(())
     }
@@ -587,10 +610,15 @@ impl SelectorCtx<'_> {
             return Err(self.unsupported("more than one matchCapabilities entry per selector"));
         }
         if first.is_namespace_capability {
-            return Err(self.unsupported("matchCapabilities isNamespaceCapability is not supported yet"));
+            return Err(
+                self.unsupported("matchCapabilities isNamespaceCapability is not supported yet")
+            );
         }
         compiled.cap_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.invalid(format!("matchCapabilities operator {} (expected In or NotIn)", first.operator.as_str()))
+            self.invalid(format!(
+                "matchCapabilities operator {} (expected In or NotIn)",
+                first.operator.as_str()
+            ))
         })?;
         compiled.cap_set = match first.ty.as_str() {
             "Inheritable" => cap_set::INHERITABLE,
@@ -598,8 +626,9 @@ impl SelectorCtx<'_> {
             _ => cap_set::EFFECTIVE,
         };
         for name in &first.values {
-            let bit = values::capability(name)
-                .ok_or_else(|| self.invalid(format!("`{name}` is not a capability (CAP_SYS_ADMIN, ...)")))?;
+            let bit = values::capability(name).ok_or_else(|| {
+                self.invalid(format!("`{name}` is not a capability (CAP_SYS_ADMIN, ...)"))
+            })?;
             compiled.caps |= 1u64 << bit;
         }
         Ok(())
@@ -617,7 +646,10 @@ impl SelectorCtx<'_> {
             return Err(self.unsupported("more than one matchNamespaces entry per selector"));
         }
         compiled.ns_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.invalid(format!("matchNamespaces operator {} (expected In or NotIn)", first.operator.as_str()))
+            self.invalid(format!(
+                "matchNamespaces operator {} (expected In or NotIn)",
+                first.operator.as_str()
+            ))
         })?;
         let kind = first.namespace.as_str();
         compiled.ns_kind = values::namespace_kind(kind);
@@ -626,9 +658,8 @@ impl SelectorCtx<'_> {
         }
         for (i, v) in first.values.iter().enumerate() {
             compiled.ns_values[i] = match v.trim() {
-                "host_ns" => values::host_namespace(kind).map_err(|e| {
-                    self.unsupported(format!("host_ns of {kind}: {e}"))
-                })?,
+                "host_ns" => values::host_namespace(kind)
+                    .map_err(|e| self.unsupported(format!("host_ns of {kind}: {e}")))?,
                 n => n.parse::<u32>().map_err(|_| {
                     self.invalid(format!("`{n}` is not a namespace inode number or host_ns"))
                 })?,
@@ -648,27 +679,53 @@ impl SelectorCtx<'_> {
         }
         for (i, a) in actions.iter().enumerate() {
             compiled.actions[i] = match a.action.as_str() {
-                "Post" => ActionSpec { kind: action::POST, ..Default::default() },
-                "NoPost" => ActionSpec { kind: action::NO_POST, ..Default::default() },
-                "Sigkill" => ActionSpec { kind: action::SIGKILL, signal: 9, ..Default::default() },
+                "Post" => ActionSpec {
+                    kind: action::POST,
+                    ..Default::default()
+                },
+                "NoPost" => ActionSpec {
+                    kind: action::NO_POST,
+                    ..Default::default()
+                },
+                "Sigkill" => ActionSpec {
+                    kind: action::SIGKILL,
+                    signal: 9,
+                    ..Default::default()
+                },
                 "Signal" => {
-                    let sig = a.arg_sig.ok_or_else(|| self.invalid("Signal needs argSig"))?;
+                    let sig = a
+                        .arg_sig
+                        .ok_or_else(|| self.invalid("Signal needs argSig"))?;
                     if !(1..=64).contains(&sig) {
                         return Err(self.invalid(format!("argSig {sig} is not a signal number")));
                     }
-                    ActionSpec { kind: action::SIGNAL, signal: sig, ..Default::default() }
+                    ActionSpec {
+                        kind: action::SIGNAL,
+                        signal: sig,
+                        ..Default::default()
+                    }
                 }
                 "Override" => {
                     if let Some(why) = &self.args.override_denied {
                         return Err(self.unsupported(why));
                     }
-                    let errno = a.arg_error.ok_or_else(|| self.invalid("Override needs argError"))?;
+                    let errno = a
+                        .arg_error
+                        .ok_or_else(|| self.invalid("Override needs argError"))?;
                     if !(-4095..0).contains(&errno) {
-                        return Err(self.invalid(format!("argError {errno} is not a negative errno")));
+                        return Err(
+                            self.invalid(format!("argError {errno} is not a negative errno"))
+                        );
                     }
-                    ActionSpec { kind: action::OVERRIDE, signal: errno as u32, ..Default::default() }
+                    ActionSpec {
+                        kind: action::OVERRIDE,
+                        signal: errno as u32,
+                        ..Default::default()
+                    }
                 }
-                other => return Err(self.unsupported(format!("action {other} is not supported yet"))),
+                other => {
+                    return Err(self.unsupported(format!("action {other} is not supported yet")))
+                }
             };
         }
         compiled.n_actions = actions.len() as u8;

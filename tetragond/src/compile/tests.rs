@@ -239,7 +239,11 @@ fn lsm_hook_compiles_to_an_lsm_program_with_path_entries() {
 #[test]
 fn lsm_hooks_without_bpf_lsm_name_the_missing_feature() {
     let err = compile_yaml(LSM_OPEN).expect_err("no LSM programs here");
-    assert!(err.to_string().contains("BPF LSM programs cannot be loaded"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("BPF LSM programs cannot be loaded"),
+        "{err}"
+    );
 }
 
 fn kprobe(call: &str, extra: &str) -> String {
@@ -261,11 +265,22 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
     let sock = "    args:\n    - index: 0\n      type: sock\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: DAddr\n        values: [127.0.0.0/8]\n      - index: 0\n        operator: DPort\n        values: [\"4242\"]\n      matchActions:\n      - action: Sigkill\n";
     let c = compile_on(&kprobe("tcp_connect", sock), &Debian).expect("compiles");
     let hook = &c.hooks[0];
-    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Kprobe));
+    assert_eq!(
+        hook.function.as_ref().map(|f| f.family),
+        Some(FunctionFamily::Kprobe)
+    );
     assert_eq!(hook.conf.args[0].offset, 112, "rdi");
     assert_eq!(hook.addrs[0].prefix, 104);
-    assert_eq!(hook.conf.selectors[0].arg_filters[1].values[0], 4242 | 4242 << 32);
-    let fentry_only = HookCaps { trampolines: true, lsm_programs: true, lsm_active: true, ..Default::default() };
+    assert_eq!(
+        hook.conf.selectors[0].arg_filters[1].values[0],
+        4242 | 4242 << 32
+    );
+    let fentry_only = HookCaps {
+        trampolines: true,
+        lsm_programs: true,
+        lsm_active: true,
+        ..Default::default()
+    };
     struct Caps(HookCaps);
     impl FormatSource for Caps {
         fn format(&self, s: &str, e: &str) -> Result<Format, CompileError> {
@@ -277,11 +292,20 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
     }
     let c = compile_on(&kprobe("tcp_connect", sock), &Caps(fentry_only)).expect("compiles");
     let hook = &c.hooks[0];
-    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Fentry));
+    assert_eq!(
+        hook.function.as_ref().map(|f| f.family),
+        Some(FunctionFamily::Fentry)
+    );
     assert_eq!(hook.conf.args[0].offset, 0, "first trampoline slot");
-    let prefer_fentry = HookCaps { kernel_functions: KernelFunctions::Fentry, ..Debian.caps() };
+    let prefer_fentry = HookCaps {
+        kernel_functions: KernelFunctions::Fentry,
+        ..Debian.caps()
+    };
     let c = compile_on(&kprobe("tcp_connect", sock), &Caps(prefer_fentry)).expect("compiles");
-    assert_eq!(c.hooks[0].function.as_ref().map(|f| f.family), Some(FunctionFamily::Fentry));
+    assert_eq!(
+        c.hooks[0].function.as_ref().map(|f| f.family),
+        Some(FunctionFamily::Fentry)
+    );
 }
 
 #[test]
@@ -290,12 +314,21 @@ fn override_on_security_functions_is_fentry_with_fmod_ret() {
     let c = compile_on(&kprobe("security_file_permission", extra), &Debian).expect("compiles");
     assert_eq!(
         c.hooks[0].function,
-        Some(FunctionTarget { family: FunctionFamily::Fentry, name: "security_file_permission".into() })
+        Some(FunctionTarget {
+            family: FunctionFamily::Fentry,
+            name: "security_file_permission".into()
+        })
     );
-    assert_eq!(c.hooks[0].meta.function_name.as_deref(), Some("security_file_permission"));
+    assert_eq!(
+        c.hooks[0].meta.function_name.as_deref(),
+        Some("security_file_permission")
+    );
     assert_eq!(crate::events::hook_kind(&c.hooks[0].meta), "process_kprobe");
     let err = compile_on(&kprobe("do_unlinkat", extra), &Debian).expect_err("no fmod_ret");
-    assert!(err.to_string().contains("Override on a kernel function"), "{err}");
+    assert!(
+        err.to_string().contains("Override on a kernel function"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -303,9 +336,15 @@ fn return_probes_read_the_return_register() {
     let extra = "    return: true\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
     let c = compile_on(&kprobe("do_sys_openat2", extra), &Debian).expect("compiles");
     let hook = &c.hooks[0];
-    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Kretprobe));
+    assert_eq!(
+        hook.function.as_ref().map(|f| f.family),
+        Some(FunctionFamily::Kretprobe)
+    );
     assert_eq!(hook.conf.args[0].offset, 80, "rax");
-    assert_eq!(hook.conf.selectors[0].arg_filters[0].values[0], -2i64 as u64);
+    assert_eq!(
+        hook.conf.selectors[0].arg_filters[0].values[0],
+        -2i64 as u64
+    );
 }
 
 #[test]
@@ -333,7 +372,10 @@ fn process_selectors_compile_to_kernel_fields() {
     assert_eq!(sel.cap_op, set_op::NOT_IN);
     assert_eq!(sel.cap_set, tetragond_ebpf::cap_set::PERMITTED);
     assert_eq!(sel.caps, 1 << 21 | 1 << 39);
-    assert_eq!((sel.ns_op, sel.ns_kind, sel.n_ns), (set_op::IN, tetragond_ebpf::ns_kind::NET, 1));
+    assert_eq!(
+        (sel.ns_op, sel.ns_kind, sel.n_ns),
+        (set_op::IN, tetragond_ebpf::ns_kind::NET, 1)
+    );
     assert_eq!(sel.ns_values[0], 4026531840);
     assert_eq!(sel.pid_follow, 1);
     assert_eq!(sel.parent_binary_op, set_op::IN);
@@ -369,12 +411,24 @@ fn return_probes_with_args_are_fexit_where_btf_gives_the_parameters() {
     let extra = "    return: true\n    args:\n    - index: 1\n      type: string\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Prefix\n        values: [/etc/]\n      matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
     let c = compile_on(&kprobe("do_sys_openat2", extra), &WithBtf).expect("compiles");
     let hook = &c.hooks[0];
-    assert_eq!(hook.function.as_ref().map(|f| f.family), Some(FunctionFamily::Fexit));
+    assert_eq!(
+        hook.function.as_ref().map(|f| f.family),
+        Some(FunctionFamily::Fexit)
+    );
     assert_eq!(hook.conf.n_args, 2);
     assert_eq!(hook.conf.args[0].offset, 8, "the entry arg");
-    assert_eq!(hook.conf.args[1].offset, 32, "the return value after 4 parameters");
+    assert_eq!(
+        hook.conf.args[1].offset, 32,
+        "the return value after 4 parameters"
+    );
     let sel = &hook.conf.selectors[0];
-    assert_eq!((sel.arg_filters[0].arg, sel.arg_filters[0].op), (0, op::PREFIX));
-    assert_eq!((sel.arg_filters[1].arg, sel.arg_filters[1].op), (1, op::EQUAL));
+    assert_eq!(
+        (sel.arg_filters[0].arg, sel.arg_filters[0].op),
+        (0, op::PREFIX)
+    );
+    assert_eq!(
+        (sel.arg_filters[1].arg, sel.arg_filters[1].op),
+        (1, op::EQUAL)
+    );
     assert_eq!(hook.meta.return_position, Some(1));
 }

@@ -18,7 +18,6 @@ use crate::{
     sensors::kernel::UprobeLocation,
 };
 
-
 /// A uprobe's attachment point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UprobeTarget {
@@ -116,12 +115,13 @@ fn hook_conf(
                 ))
             })?
         };
-        conf.args[i] = word_arg(arg.ty, offset, Memory::User).map_err(|m| {
-            CompileError::Unsupported(format!("{what}: arg {}: {m}", arg.index))
-        })?;
+        conf.args[i] = word_arg(arg.ty, offset, Memory::User)
+            .map_err(|m| CompileError::Unsupported(format!("{what}: arg {}: {m}", arg.index)))?;
     }
     super::args::link_sizes(what, &mut conf, args, |index| {
-        (!ret).then(|| ARG_REGISTERS.get(index as usize).copied()).flatten()
+        (!ret)
+            .then(|| ARG_REGISTERS.get(index as usize).copied())
+            .flatten()
     })?;
     let hook_args = HookArgs {
         args,

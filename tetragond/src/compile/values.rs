@@ -150,7 +150,8 @@ pub fn host_namespace(name: &str) -> std::io::Result<u32> {
     };
     std::fs::metadata(format!("/proc/1/ns/{file}"))
         .or_else(|e| {
-            let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
+            let kthreadd =
+                std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
             if kthreadd {
                 std::fs::metadata(format!("/proc/2/ns/{file}"))
             } else {
@@ -215,7 +216,9 @@ mod tests {
     #[test]
     fn host_namespaces_are_pid_1s() {
         use std::os::unix::fs::MetadataExt;
-        let kthreadd = std::fs::metadata("/proc/2/ns/mnt").expect("readable as root").ino() as u32;
+        let kthreadd = std::fs::metadata("/proc/2/ns/mnt")
+            .expect("readable as root")
+            .ino() as u32;
         assert_eq!(host_namespace("Mnt").expect("host mnt ns"), kthreadd);
     }
 }

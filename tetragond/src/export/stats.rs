@@ -50,6 +50,11 @@ impl DropReason {
     }
 }
 
+/// The `rate_limit_info` reason of the live stream only: lines a slow
+/// `tetra getevents` client missed (they are in the file, so not a
+/// [`DropReason`]).
+pub const STREAM_SLOW_CLIENT: &str = "stream_slow_client";
+
 /// Event kinds counted separately when exported.
 pub const KINDS: [&str; 7] = [
     kind::KPROBE,
@@ -106,5 +111,44 @@ impl ExportStats {
 
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().map(|n| n.load(Relaxed)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `rate_limit_info.reason` enum of docs/events.schema.json names
+    /// exactly the reasons the daemon can write: every `DropReason` and the
+    /// stream's own, nothing more.
+    #[test]
+    fn the_schema_lists_every_drop_reason_and_no_other() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.schema.json");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        let pointer = "/$defs/rate_limit_info/properties/reason/enum";
+        let listed: std::collections::BTreeSet<&str> = schema
+            .pointer(pointer)
+            .and_then(|e| e.as_array())
+            .unwrap_or_else(|| panic!("{path} has no {pointer}"))
+            .iter()
+            .map(|v| v.as_str().expect("enum values are strings"))
+            .collect();
+        let written: std::collections::BTreeSet<&str> = DropReason::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain([STREAM_SLOW_CLIENT])
+            .collect();
+        assert_eq!(
+            written.len(),
+            DropReason::ALL.len() + 1,
+            "reason names are distinct"
+        );
+        let missing: Vec<_> = written.difference(&listed).collect();
+        let extra: Vec<_> = listed.difference(&written).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{pointer}: missing {missing:?}, not written by the daemon {extra:?}"
+        );
     }
 }

@@ -22,7 +22,7 @@ use tokio::{
     sync::mpsc::{self, error::TrySendError},
 };
 
-use super::stats::ExportStats;
+use super::stats::{ExportStats, STREAM_SLOW_CLIENT};
 use crate::events;
 
 /// Lines queued per client before it starts losing them.
@@ -133,7 +133,7 @@ async fn client_loop(
         if lost > 0 {
             let notice = events::rate_limit_info(
                 lost,
-                "stream_slow_client",
+                STREAM_SLOW_CLIENT,
                 "",
                 &events::now_rfc3339(),
                 &node,

@@ -119,7 +119,11 @@ impl ProcessCache {
         } else if !info.exe.is_empty() {
             info.exe.clone()
         } else if !info.cwd.is_empty() {
-            format!("{}/{}", info.cwd.trim_end_matches('/'), filename.trim_start_matches("./"))
+            format!(
+                "{}/{}",
+                info.cwd.trim_end_matches('/'),
+                filename.trim_start_matches("./")
+            )
         } else {
             filename
         };

@@ -157,9 +157,14 @@ enum Ty {
     /// enum, enum64, float.
     Sized(u32),
     /// A function: its name and its prototype's type id.
-    Func { name_off: u32, proto: u32 },
+    Func {
+        name_off: u32,
+        proto: u32,
+    },
     /// A function prototype: its parameter count.
-    FuncProto { params: u16 },
+    FuncProto {
+        params: u16,
+    },
 }
 
 /// A member found by name, possibly inside anonymous members.
@@ -393,7 +398,12 @@ impl KernelBtf {
                     },
                     0,
                 ),
-                BTF_KIND_FUNC_PROTO => (Ty::FuncProto { params: vlen as u16 }, vlen * 8),
+                BTF_KIND_FUNC_PROTO => (
+                    Ty::FuncProto {
+                        params: vlen as u16,
+                    },
+                    vlen * 8,
+                ),
                 BTF_KIND_VAR => (Ty::Other, 4),
                 BTF_KIND_DATASEC => (Ty::Other, vlen * 12),
                 BTF_KIND_FLOAT => (Ty::Sized(size_or_type), 0),
@@ -435,7 +445,9 @@ impl KernelBtf {
         };
         match self.ty(proto)? {
             Ty::FuncProto { params } => Ok(u32::from(params)),
-            _ => Err(malformed(format!("function {name}: its type is not a prototype"))),
+            _ => Err(malformed(format!(
+                "function {name}: its type is not a prototype"
+            ))),
         }
     }
 
@@ -720,8 +732,15 @@ mod tests {
     #[test]
     fn function_parameter_counts() {
         let btf = kernel();
-        assert_eq!(btf.function_params("security_file_open").expect("exists"), 1);
-        assert_eq!(btf.function_params("security_file_permission").expect("exists"), 2);
+        assert_eq!(
+            btf.function_params("security_file_open").expect("exists"),
+            1
+        );
+        assert_eq!(
+            btf.function_params("security_file_permission")
+                .expect("exists"),
+            2
+        );
         assert!(btf.function_params("tetragond_no_such_function").is_err());
         let id = btf.function_id("security_file_open").expect("exists");
         assert!(matches!(btf.ty(id), Ok(Ty::Func { .. })));

@@ -141,7 +141,11 @@ impl FunctionAttachments {
         tracing::info!(
             "{} served by program {program}{}",
             describe(target),
-            if modify_return.is_some() { " and an fmod_ret program" } else { "" }
+            if modify_return.is_some() {
+                " and an fmod_ret program"
+            } else {
+                ""
+            }
         );
         self.bound.insert(
             key,
@@ -164,7 +168,12 @@ impl FunctionAttachments {
     }
 
     /// Loads (for trampolines: against the target) and attaches `program`.
-    fn bind(&mut self, ebpf: &mut Ebpf, program: &str, target: &FunctionTarget) -> Result<Link, String> {
+    fn bind(
+        &mut self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        target: &FunctionTarget,
+    ) -> Result<Link, String> {
         let name = target.name.as_str();
         let prog = ebpf
             .program_mut(program)
@@ -203,8 +212,9 @@ impl FunctionAttachments {
             FunctionFamily::Lsm => {
                 let btf = self.aya_btf()?.clone();
                 let p: &mut Lsm = prog.try_into().map_err(|e| chain(&e))?;
-                p.load(name, &btf)
-                    .map_err(|e| format!("{} (is {name} an LSM hook of this kernel?)", chain(&e)))?;
+                p.load(name, &btf).map_err(|e| {
+                    format!("{} (is {name} an LSM hook of this kernel?)", chain(&e))
+                })?;
                 super::kernel::log_verified(program, p.info().ok());
                 p.attach().map(Link::Lsm).map_err(|e| {
                     let _ = p.unload();
@@ -219,7 +229,10 @@ impl FunctionAttachments {
         target: &FunctionTarget,
         decision_map: std::os::fd::RawFd,
     ) -> Result<super::fmod_ret::ModifyReturn, String> {
-        let btf = self.kernel_btf.as_ref().ok_or("the kernel's BTF is unreadable")?;
+        let btf = self
+            .kernel_btf
+            .as_ref()
+            .ok_or("the kernel's BTF is unreadable")?;
         let id = btf.function_id(&target.name).map_err(|e| e.to_string())?;
         super::fmod_ret::attach(id, decision_map)
     }
