@@ -31,19 +31,19 @@ use aya_ebpf::{
         lpm_trie::{Key, LpmTrie},
         Array, HashMap, LruHashMap, PerCpuArray, RingBuf,
     },
-    programs::{FEntryContext, FExitContext, LsmContext, ProbeContext, RetProbeContext, TracePointContext},
+    programs::{
+        FEntryContext, FExitContext, LsmContext, ProbeContext, RetProbeContext, TracePointContext,
+    },
     EbpfContext,
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey,
-    Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
-    OverrideDecision,
-    PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
-    TaskTrackingOffsets, ARGS_LEN,
-    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY,
-    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_LEN, RECORD_KINDS,
-    STR_LEN, SUBSTR_LEN, SUB_ANY,
+    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey, Event,
+    EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
+    OverrideDecision, PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
+    TaskTrackingOffsets, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
+    MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
+    PATH_LEN, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY,
 };
 
 #[map]
@@ -212,7 +212,6 @@ pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
     0
 }
 
-
 // Function hooks: each program of a family is bound, when loaded, to one
 // kernel function (kprobes, fentry, fexit) or LSM hook; its site number
 // says which slot fired. LSM programs return the Override errno.
@@ -236,13 +235,34 @@ fn errno_or_zero(ret: i32) -> i32 {
     }
 }
 
-function_sites!(kprobe, ProbeContext, u32, site::KPROBE_BASE, [
-    kprobe_0 = 0, kprobe_1 = 1, kprobe_2 = 2, kprobe_3 = 3,
-    kprobe_4 = 4, kprobe_5 = 5, kprobe_6 = 6, kprobe_7 = 7,
-]);
-function_sites!(kretprobe, RetProbeContext, u32, site::KRETPROBE_BASE, [
-    kretprobe_0 = 0, kretprobe_1 = 1, kretprobe_2 = 2, kretprobe_3 = 3,
-]);
+function_sites!(
+    kprobe,
+    ProbeContext,
+    u32,
+    site::KPROBE_BASE,
+    [
+        kprobe_0 = 0,
+        kprobe_1 = 1,
+        kprobe_2 = 2,
+        kprobe_3 = 3,
+        kprobe_4 = 4,
+        kprobe_5 = 5,
+        kprobe_6 = 6,
+        kprobe_7 = 7,
+    ]
+);
+function_sites!(
+    kretprobe,
+    RetProbeContext,
+    u32,
+    site::KRETPROBE_BASE,
+    [
+        kretprobe_0 = 0,
+        kretprobe_1 = 1,
+        kretprobe_2 = 2,
+        kretprobe_3 = 3,
+    ]
+);
 // fentry programs leave an enforced Override for the fmod_ret program
 // attached after them to the same function (see `OverrideDecision`).
 macro_rules! fentry_sites {
@@ -264,16 +284,38 @@ macro_rules! fentry_sites {
 }
 
 fentry_sites!(
-    fentry_0 = 0, fentry_1 = 1, fentry_2 = 2, fentry_3 = 3,
-    fentry_4 = 4, fentry_5 = 5, fentry_6 = 6, fentry_7 = 7,
+    fentry_0 = 0,
+    fentry_1 = 1,
+    fentry_2 = 2,
+    fentry_3 = 3,
+    fentry_4 = 4,
+    fentry_5 = 5,
+    fentry_6 = 6,
+    fentry_7 = 7,
 );
-function_sites!(fexit, FExitContext, i32, site::FEXIT_BASE, [
-    fexit_0 = 0, fexit_1 = 1, fexit_2 = 2, fexit_3 = 3,
-]);
-function_sites!(lsm, LsmContext, i32, site::LSM_BASE, [
-    lsm_0 = 0, lsm_1 = 1, lsm_2 = 2, lsm_3 = 3,
-    lsm_4 = 4, lsm_5 = 5, lsm_6 = 6, lsm_7 = 7,
-]);
+function_sites!(
+    fexit,
+    FExitContext,
+    i32,
+    site::FEXIT_BASE,
+    [fexit_0 = 0, fexit_1 = 1, fexit_2 = 2, fexit_3 = 3,]
+);
+function_sites!(
+    lsm,
+    LsmContext,
+    i32,
+    site::LSM_BASE,
+    [
+        lsm_0 = 0,
+        lsm_1 = 1,
+        lsm_2 = 2,
+        lsm_3 = 3,
+        lsm_4 = 4,
+        lsm_5 = 5,
+        lsm_6 = 6,
+        lsm_7 = 7,
+    ]
+);
 
 /// Return uprobes (`return: true`): the same, at the function's return.
 #[uretprobe]
@@ -656,13 +698,7 @@ struct Outcome {
 /// the errno of an enforced Override, or 0. Not inlined: its stack is then
 /// not part of the chain the selector callbacks nest in.
 #[inline(never)]
-fn act(
-    hook_slot: u32,
-    hook: &HookConf,
-    sel: &Selector,
-    s: u8,
-    data_len: u32,
-) -> i32 {
+fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) -> i32 {
     let mut post_it = true;
     let mut signal = 0u32;
     let mut errno = 0i32;
@@ -693,9 +729,21 @@ fn act(
             count(hook.policy_slot, |c| c.enforce += 1);
         }
         outcome = Some(match signal {
-            0 => Outcome { action: action::OVERRIDE, value: errno as u32, enforced: !monitor },
-            SIGKILL => Outcome { action: action::SIGKILL, value: signal, enforced: !monitor },
-            _ => Outcome { action: action::SIGNAL, value: signal, enforced: !monitor },
+            0 => Outcome {
+                action: action::OVERRIDE,
+                value: errno as u32,
+                enforced: !monitor,
+            },
+            SIGKILL => Outcome {
+                action: action::SIGKILL,
+                value: signal,
+                enforced: !monitor,
+            },
+            _ => Outcome {
+                action: action::SIGNAL,
+                value: signal,
+                enforced: !monitor,
+            },
         });
     }
     if post_it {
@@ -714,13 +762,7 @@ fn count(policy_slot: u32, bump: impl FnOnce(&mut PolicyCounters)) {
 /// Writes an event, with `data_len` bytes of argument data, to the ring
 /// buffer. `outcome` is the enforcement action taken (or elided).
 #[inline(always)]
-fn post(
-    hook_slot: u32,
-    hook: &HookConf,
-    outcome: Option<Outcome>,
-    s: u8,
-    data_len: u32,
-) {
+fn post(hook_slot: u32, hook: &HookConf, outcome: Option<Outcome>, s: u8, data_len: u32) {
     count(hook.policy_slot, |c| c.post += 1);
     let Some(buf) = EVENT_BUF.get_ptr_mut(0) else {
         return;

@@ -6,11 +6,13 @@ use core::ffi::c_void;
 
 use aya_ebpf::{helpers::generated::bpf_loop, maps::lpm_trie::Key};
 use tetragond_ebpf::{
-    op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, MAX_ARGS, MAX_VALUES, STR_LEN,
-    STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
+    op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, MAX_ARGS, MAX_VALUES, STR_LEN, STR_MATCH_LEN,
+    STR_TRIE_HEADER_BITS, SUBSTR_LEN,
 };
 
-use crate::{any_value, loop_state, ADDR_TRIE, EVENT_BUF, PATH_BUF, STR_KEY, STR_TRIE, SUBSTRINGS, WINDOW};
+use crate::{
+    any_value, loop_state, ADDR_TRIE, EVENT_BUF, PATH_BUF, STR_KEY, STR_TRIE, SUBSTRINGS, WINDOW,
+};
 
 /// `FilterAt::arg` of a string in `PATH_BUF` rather than an argument slot
 /// (the executable's path for matchBinaries).
@@ -39,7 +41,10 @@ pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> boo
         op::SUBSTRING | op::SUBSTRING_IGN_CASE => contains(at, filter, value),
         op::STR_EQUAL..=op::NOT_POSTFIX => {
             let found = str_lookup(at, filter.op, slot, value);
-            let negated = matches!(filter.op, op::STR_NOT_EQUAL | op::NOT_PREFIX | op::NOT_POSTFIX);
+            let negated = matches!(
+                filter.op,
+                op::STR_NOT_EQUAL | op::NOT_PREFIX | op::NOT_POSTFIX
+            );
             found != negated
         }
         _ => {
@@ -69,7 +74,10 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
     }
     .min(STR_MATCH_LEN as u64);
     if matches!(code, op::POSTFIX | op::NOT_POSTFIX) {
-        let mut rev = Reverse { arg: at.arg as u64, len };
+        let mut rev = Reverse {
+            arg: at.arg as u64,
+            len,
+        };
         unsafe {
             bpf_loop(
                 bytes as u32,
@@ -80,8 +88,10 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
         };
     } else {
         let src = unsafe { core::slice::from_raw_parts(slot, STR_MATCH_LEN) };
-        if unsafe { aya_ebpf::helpers::bpf_probe_read_kernel_buf(src.as_ptr(), &mut key.data.bytes) }
-            .is_err()
+        if unsafe {
+            aya_ebpf::helpers::bpf_probe_read_kernel_buf(src.as_ptr(), &mut key.data.bytes)
+        }
+        .is_err()
         {
             return false;
         }
@@ -254,11 +264,13 @@ extern "C" fn substr_step(index: u64, ctx: *mut c_void) -> i64 {
         return 0;
     }
     if search.fold != 0 {
-        crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| window[i] = fold_case(window[i]));
+        crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| window[i] =
+            fold_case(window[i]));
     }
     // Branch free: one verifier path whatever the bytes.
     let mut diff = 0u64;
-    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| diff |= (window[i] & value.masks[i]) ^ value.words[i]);
+    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| diff |=
+        (window[i] & value.masks[i]) ^ value.words[i]);
     if diff == 0 {
         if let Some(state) = loop_state() {
             state.found = 1;

@@ -37,7 +37,8 @@ pub fn process_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
         }
     }
     (sel.pid_follow != 0 || pids_match(sel))
-        && (sel.binary_follow != 0 || binaries_match(hook_slot, s as u32, sel.binary_op, current_tgid()))
+        && (sel.binary_follow != 0
+            || binaries_match(hook_slot, s as u32, sel.binary_op, current_tgid()))
         && parent_binaries_match(hook_slot, s, sel)
         && caps_match(sel)
         && namespaces_match(sel)
@@ -52,7 +53,8 @@ fn current_tgid() -> u32 {
 fn pid_listed(sel: &Selector, tgid: u32) -> bool {
     let n = sel.n_pids as usize;
     let mut found = false;
-    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| found |= i < n && sel.pids[i] == tgid);
+    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| found |=
+        i < n && sel.pids[i] == tgid);
     found
 }
 
@@ -155,7 +157,12 @@ fn parent_binaries_match(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     let task = unsafe { bpf_get_current_task() };
     let parent = unsafe { read::<u64>(task, o.task_real_parent) }.unwrap_or(0);
     let ptgid = unsafe { read::<u32>(parent, o.task_tgid) }.unwrap_or(0);
-    binaries_match(hook_slot, s as u32 | PARENT_BINARIES, sel.parent_binary_op, ptgid)
+    binaries_match(
+        hook_slot,
+        s as u32 | PARENT_BINARIES,
+        sel.parent_binary_op,
+        ptgid,
+    )
 }
 
 /// followForks / followChildren: walks the current task and its ancestors
@@ -190,8 +197,8 @@ fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
         return false;
     };
     let pids_ok = sel.pid_follow == 0 || (state.found_pid != 0) == (sel.pid_op == set_op::IN);
-    let bins_ok = sel.binary_follow == 0
-        || (state.found_binary != 0) == set_op::is_positive(sel.binary_op);
+    let bins_ok =
+        sel.binary_follow == 0 || (state.found_binary != 0) == set_op::is_positive(sel.binary_op);
     pids_ok && bins_ok
 }
 
@@ -202,9 +209,11 @@ extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
     if s >= MAX_SELECTORS {
         return 1;
     }
-    let (Some(o), Some(hook), Some(state)) =
-        (STRUCT_OFFSETS.get(0), HOOKS.get(walk.hook_slot), loop_state())
-    else {
+    let (Some(o), Some(hook), Some(state)) = (
+        STRUCT_OFFSETS.get(0),
+        HOOKS.get(walk.hook_slot),
+        loop_state(),
+    ) else {
         return 1;
     };
     let sel = &hook.selectors[s];
@@ -216,7 +225,11 @@ extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
     if tgid == 0 {
         return 1;
     }
-    let pid = if sel.pid_in_ns != 0 { ns_tgid(o, task) } else { tgid };
+    let pid = if sel.pid_in_ns != 0 {
+        ns_tgid(o, task)
+    } else {
+        tgid
+    };
     if sel.pid_follow != 0 && pid_listed(sel, pid) {
         state.found_pid = 1;
     }

@@ -10,9 +10,7 @@ use aya_ebpf::helpers::{
     bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
     generated::{self as gen, bpf_get_current_task, bpf_loop},
 };
-use tetragond_ebpf::{
-    arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, STR_LEN,
-};
+use tetragond_ebpf::{arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, STR_LEN};
 
 use crate::{loop_state, PATH_BUF, STRUCT_OFFSETS};
 
@@ -350,9 +348,24 @@ fn read_cred(o: &StructOffsets, cred: u64, out: *mut CredInfo) -> u64 {
         copy((&mut out.gid as *mut u32).cast(), 4, cred, o.cred_gid);
         copy((&mut out.euid as *mut u32).cast(), 4, cred, o.cred_euid);
         copy((&mut out.egid as *mut u32).cast(), 4, cred, o.cred_egid);
-        copy((&mut out.cap_effective as *mut u64).cast(), 8, cred, o.cred_cap_effective);
-        copy((&mut out.cap_permitted as *mut u64).cast(), 8, cred, o.cred_cap_permitted);
-        copy((&mut out.cap_inheritable as *mut u64).cast(), 8, cred, o.cred_cap_inheritable);
+        copy(
+            (&mut out.cap_effective as *mut u64).cast(),
+            8,
+            cred,
+            o.cred_cap_effective,
+        );
+        copy(
+            (&mut out.cap_permitted as *mut u64).cast(),
+            8,
+            cred,
+            o.cred_cap_permitted,
+        );
+        copy(
+            (&mut out.cap_inheritable as *mut u64).cast(),
+            8,
+            cred,
+            o.cred_cap_inheritable,
+        );
         out.uid as u64
     }
 }
