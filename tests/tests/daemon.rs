@@ -58,7 +58,10 @@ fn sigkill_policy_kills_counts_and_posts() {
     // Killed at its first syscall, the process was gone before /proc could
     // be read: its arguments come from the kernel's exec record.
     assert_eq!(ev["process"]["arguments"], "syscall 99", "{ev}");
-    assert_eq!(ev["args"][0]["uint_arg"], SYS_SYSINFO.to_string());
+    assert_eq!(
+        ev["args"][0]["syscall_id"],
+        serde_json::json!({"id": SYS_SYSINFO, "abi": "x64"})
+    );
     assert!(events[0]["time"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 

@@ -431,3 +431,71 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields[3], fields[4], "soft = hard: {line}");
 }
+
+#[test]
+fn a_flood_of_unprivileged_reads_does_not_hold_up_root() {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    };
+    let mut h = Harness::new();
+    h.start_daemon();
+    let nr = SYS_GETRESGID;
+    h.write_policy("flood.yaml", &kill_policy("flood", nr, SIGKILL_ACTION, ""));
+    h.wait_policy("flood", "enabled", enabled);
+    let stop = Arc::new(AtomicBool::new(false));
+    let limited = Arc::new(AtomicUsize::new(0));
+    let address = format!("--address={}", h.bus_address);
+    let flooders: Vec<_> = (0..6)
+        .map(|_| {
+            let (stop, limited, address) = (stop.clone(), limited.clone(), address.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let out = as_nobody(
+                        Path::new("/usr/bin/busctl"),
+                        &[
+                            &address,
+                            "call",
+                            "org.tetragond.Tetragond1",
+                            "/org/tetragond/Tetragond1",
+                            "org.tetragond.Tetragond1.Manager",
+                            "ListPolicies",
+                        ],
+                    );
+                    if String::from_utf8_lossy(&out.stderr)
+                        .contains("too many calls from uid 65534")
+                    {
+                        limited.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    // The flood is on once the limit answers.
+    let deadline = Instant::now() + WAIT;
+    while limited.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the flood was never limited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut slowest = Duration::ZERO;
+    for mode in ["monitor", "enforce"].repeat(5) {
+        let started = Instant::now();
+        let out = h.set_mode("flood", mode);
+        slowest = slowest.max(started.elapsed());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in flooders {
+        f.join().unwrap();
+    }
+    eprintln!(
+        "root's slowest SetMode under the flood: {slowest:?}; {} calls refused",
+        limited.load(Ordering::Relaxed)
+    );
+    assert!(slowest < Duration::from_secs(1), "root waited {slowest:?}");
+    assert_killed(nr, "the last SetMode (enforce) took effect");
+}

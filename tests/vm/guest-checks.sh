@@ -19,6 +19,12 @@ NR=111
 POLICY=vm-kill
 POLICY_FILE=/etc/policies.d/$POLICY.yaml
 DEB=$(ls /root/tetragond_*_amd64.deb)
+# The same package with a higher version (scripts/vm-systemd-test makes it):
+# installing it is an upgrade in dpkg's terms (prerm upgrade, postinst
+# configure OLD-VERSION, which restarts the service).
+UPGRADE_DEB=$(ls /root/upgrade/tetragond_*_amd64.deb 2>/dev/null || true)
+# Where the daemon pins its programs' links, one folder per generation.
+PINS=/sys/fs/bpf/tetragond
 # The kill must follow the copy of the file without any command. The bound is
 # loose on purpose: under TCG the first policy's program load (the verifier,
 # emulated) alone takes seconds, where hardware takes well under one. The
@@ -101,7 +107,49 @@ still_loaded() {
     return 0
 }
 
-journal_dump() { journalctl -u tetragond -b --no-pager -o short-monotonic | tail -n "${1:-25}" | indent; }
+journal_dump() { journalctl -u tetragond -u tetragond-unload -b --no-pager -o short-monotonic | tail -n "${1:-25}" | indent; }
+
+# Generation folders under $PINS, space separated (empty: none).
+generations() { ls "$PINS" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
+# Kernel ids of the loaded BPF programs that are ours, by name (the kernel
+# keeps 15 characters): what `bpftool prog` would show of tetragond.
+OUR_PROGS='^(tp_raw_sys|tp_syscalls|tp_generic|task_(exec|fork|exit)|u(ret)?probe_disp|k(ret)?probe_[0-9]|fentry_[0-9]|fexit_[0-9]|lsm_[0-9]|probe_(fentry|lsm|overri)|tetragond_ret)'
+our_progs() { bpftool prog show -j | jq -r ".[] | select((.name // \"\") | test(\"$OUR_PROGS\")) | \"\\(.id):\\(.name)\"" | tr '\n' ' ' | sed 's/ $//'; }
+no_progs_of_ours() { [[ -z $(our_progs) ]]; }
+
+# A victim making the forbidden call in a loop, in the background: one line
+# per attempt in $VICTIM_LOG (k: killed by SIGKILL, s: survived, xN: exit N)
+# until $VICTIM_STOP exists.
+VICTIM_LOG=/tmp/victim.log
+VICTIM_STOP=/tmp/victim.stop
+victim_start() {
+    rm -f "$VICTIM_STOP"
+    : >"$VICTIM_LOG"
+    (
+        while [[ ! -e $VICTIM_STOP ]]; do
+            rc=0
+            "$TESTBIN" syscall "$NR" >/dev/null 2>&1 || rc=$?
+            if ((rc == 137)); then echo k; elif ((rc == 0)); then echo s; else echo "x$rc"; fi
+        done >>"$VICTIM_LOG"
+    ) &
+    VICTIM_PID=$!
+}
+victim_stop() {
+    touch "$VICTIM_STOP"
+    wait "$VICTIM_PID" 2>/dev/null || true
+}
+# Lines of the victim log so far (a phase is the lines between two marks).
+victim_mark() { wc -l <"$VICTIM_LOG"; }
+# victim_count FROM TO WHAT: attempts with outcome WHAT between two marks.
+victim_count() {
+    if (($2 <= $1)); then echo 0; return; fi
+    sed -n "$(($1 + 1)),$2p" "$VICTIM_LOG" | grep -c "^$3\$" || true
+}
+# victim_wait N: waits for N more attempts (at most 120 s).
+victim_wait() {
+    local target=$(($(victim_mark) + $1)) deadline=$(($(date +%s) + 120))
+    while (($(victim_mark) < target && $(date +%s) < deadline)); do sleep 0.2; done
+}
 
 # --- the checks ----------------------------------------------------------------
 
@@ -238,9 +286,15 @@ check_stop_start() {
     mapfile -t ids < <(prog_ids_of "$pid")
     expect "the daemon to hold BPF programs" test "${#ids[@]}" -gt 0 || return 1
     note "programs held by $pid: ${ids[*]}"
+    note "pinned: generation $(generations): $(ls "$PINS"/*/ 2>/dev/null | tr '\n' ' ')"
+    expect "one pinned generation while running (have: $(generations))" \
+        sh -c "test \$(ls $PINS | wc -l) -eq 1" || return 1
     expect "systemctl stop to succeed" systemctl stop tetragond || return 1
     left=$(still_loaded "${ids[@]}" | tr '\n' ' ')
     expect "none of them loaded after stop (left: $left)" test -z "$left" || return 1
+    expect "no pinned generation after stop (have: $(generations))" test -z "$(generations)" || return 1
+    expect "bpftool prog to show none of ours after stop (shows: $(our_progs))" \
+        wait_until 10 no_progs_of_ours || return 1
     expect "the test binary to survive with the daemon stopped" testbin_is survived || return 1
     expect "systemctl start to succeed" systemctl start tetragond || { journal_dump; return 1; }
     expect "active again" is_active || return 1
@@ -305,6 +359,122 @@ check_reinstall_restarts() {
     expect "a new main process (restarted on upgrade)" test "$(main_pid)" != "$pid"
 }
 
+check_no_gap() {
+    # A victim loops on the forbidden call while the daemon is killed with
+    # SIGKILL (systemd restarts it: Restart=on-failure), restarted with
+    # systemctl, and upgraded with dpkg -i of a newer version: every attempt
+    # must be killed. The programs are pinned, so the kernel enforces with
+    # no daemon at all, and each start loads its own generation before it
+    # removes the previous one.
+    [[ -n $UPGRADE_DEB ]] || { note "no /root/upgrade/*.deb (scripts/vm-systemd-test makes it)"; return 1; }
+    expect "the policy enforced to begin with" wait_until 10 testbin_is killed || return 1
+    local pid gen m0 m1 m2 m3 m4 phase name from to rc=0
+    victim_start
+    victim_wait 5
+    m0=$(victim_mark)
+
+    # 1. kill -9, then systemd's automatic restart.
+    pid=$(main_pid)
+    gen=$(generations)
+    note "kill -9 $pid (generation $gen)"
+    kill -9 "$pid"
+    victim_wait 10
+    note "daemon dead, $(victim_count "$m0" "$(victim_mark)" k) attempts killed meanwhile; state $(systemctl show -p ActiveState,SubState --value tetragond | tr '\n' ' ')"
+    expect "systemd to restart it (Restart=on-failure)" \
+        wait_until 120 sh -c "systemctl is-active --quiet tetragond && test \"\$(systemctl show -p MainPID --value tetragond)\" != $pid" || rc=1
+    note "restarted as $(main_pid), NRestarts=$(systemctl show -p NRestarts --value tetragond), generation $(generations)"
+    expect "one generation, a new one (was $gen, now $(generations))" \
+        sh -c "test \"\$(ls $PINS | wc -l)\" = 1 && test \"\$(ls $PINS)\" != '$gen'" || rc=1
+    victim_wait 5
+    m1=$(victim_mark)
+
+    # 2. systemctl restart.
+    pid=$(main_pid)
+    gen=$(generations)
+    expect "systemctl restart" timeout 120 systemctl restart tetragond || rc=1
+    expect "a new main process after the restart" test "$(main_pid)" != "$pid" || rc=1
+    expect "one generation, a new one (was $gen, now $(generations))" \
+        sh -c "test \"\$(ls $PINS | wc -l)\" = 1 && test \"\$(ls $PINS)\" != '$gen'" || rc=1
+    expect "the stopping daemon saw the restart job and kept its pins" \
+        sh -c "journalctl -u tetragond -b -o cat | grep -q 'stopping for a restart'" || rc=1
+    victim_wait 5
+    m2=$(victim_mark)
+
+    # 3. dpkg -i of a newer version: postinst restarts the service.
+    pid=$(main_pid)
+    gen=$(generations)
+    local before after
+    before=$(dpkg-query -W -f='${Version}' tetragond)
+    expect "dpkg -i $(basename "$UPGRADE_DEB")" dpkg -i "$UPGRADE_DEB" >/tmp/dpkg-upgrade.log 2>&1 ||
+        { indent </tmp/dpkg-upgrade.log; rc=1; }
+    after=$(dpkg-query -W -f='${Version}' tetragond)
+    note "upgraded $before -> $after"
+    expect "a newer version installed" dpkg --compare-versions "$after" gt "$before" || rc=1
+    expect "active after the upgrade" wait_until 60 is_active || rc=1
+    expect "a new main process after the upgrade" test "$(main_pid)" != "$pid" || rc=1
+    expect "one generation, a new one (was $gen, now $(generations))" \
+        sh -c "test \"\$(ls $PINS | wc -l)\" = 1 && test \"\$(ls $PINS)\" != '$gen'" || rc=1
+    victim_wait 5
+    m3=$(victim_mark)
+    victim_stop
+    m4=$(victim_mark)
+
+    local k s x
+    for phase in "kill -9 + automatic restart:$m0:$m1" "systemctl restart:$m1:$m2" "dpkg -i (upgrade):$m2:$m3" "overall:0:$m4"; do
+        IFS=: read -r name from to <<<"$phase"
+        k=$(victim_count "$from" "$to" k)
+        s=$(victim_count "$from" "$to" s)
+        x=$((to - from - k - s))
+        note "$name: $k attempts killed, $s survived, $x other"
+    done
+    s=$(victim_count 0 "$m4" s)
+    k=$(victim_count 0 "$m4" k)
+    expect "every attempt killed ($s survived, $((m4 - k - s)) ended otherwise)" test "$s" = 0 -a "$k" = "$m4" || rc=1
+    expect "the victim ran throughout (at least 40 attempts, had $m4)" test "$m4" -ge 40 || rc=1
+    note "journal: $(journalctl -u tetragond -b -o cat | grep -E 'took over|stays pinned|earlier run' | tail -4 | tr '\n' '|')"
+    ((rc == 0)) || journal_dump 40
+    return "$rc"
+}
+
+check_stop_after_crash() {
+    # kill -9, then `systemctl stop` while systemd waits to restart it: no
+    # ExecStopPost= would run then; tetragond-unload.service (stopped with
+    # tetragond.service through PartOf=) removes what the dead daemon left.
+    local pid
+    pid=$(main_pid)
+    kill -9 "$pid"
+    sleep 0.3
+    note "after kill -9: $(systemctl show -p ActiveState,SubState --value tetragond | tr '\n' ' ')"
+    expect "still enforced with the daemon dead" testbin_is killed || return 1
+    expect "systemctl stop" systemctl stop tetragond || return 1
+    # `systemctl stop` waits for tetragond.service's job; the companion's
+    # stop job, of the same transaction, ends right after it.
+    expect "no pinned generation after the stop (have: $(generations))" \
+        wait_until 20 sh -c "test -z \"\$(ls $PINS 2>/dev/null)\"" || { journal_dump; return 1; }
+    note "journal of tetragond-unload: $(journalctl -u tetragond-unload -b -o cat | tail -3 | tr '\n' '|')"
+    expect "bpftool prog to show none of ours (shows: $(our_progs))" wait_until 10 no_progs_of_ours || return 1
+    expect "the test binary to survive" testbin_is survived || return 1
+    expect "systemctl start" systemctl start tetragond || { journal_dump; return 1; }
+    expect "enforced again" wait_until 10 testbin_is killed
+}
+
+check_stop_unloads() {
+    # The acceptance's last step: after `systemctl stop`, bpftool prog shows
+    # none of ours, and nothing is pinned.
+    local before
+    before=$(our_progs)
+    note "ours before the stop: $before"
+    expect "programs of ours loaded while running" test -n "$before" || return 1
+    expect "systemctl stop" systemctl stop tetragond || return 1
+    expect "no pinned generation (have: $(generations))" test -z "$(generations)" || return 1
+    expect "bpftool prog to show none of ours (shows: $(our_progs))" wait_until 10 no_progs_of_ours || return 1
+    note "bpftool prog after the stop: $(bpftool prog show | grep -c '^[0-9]*:') programs, none of ours"
+    expect "the test binary to survive" testbin_is survived || return 1
+    # Back to running for the purge check.
+    expect "systemctl start" systemctl start tetragond || { journal_dump; return 1; }
+    expect "enforced again" wait_until 10 testbin_is killed
+}
+
 check_purge() {
     local ids left
     mapfile -t ids < <(prog_ids_of "$(main_pid)")
@@ -339,6 +509,9 @@ check stop-start check_stop_start
 check tracefs-missing check_tracefs_missing
 check security check_security
 check reinstall-restarts check_reinstall_restarts
+check no-gap check_no_gap
+check stop-after-crash check_stop_after_crash
+check stop-unloads check_stop_unloads
 check purge check_purge
 
 echo "GUEST-CHECKS $passed passed, $failed failed"

@@ -46,6 +46,16 @@ pub const MAX_PATH_COMPONENTS: u32 = 48;
 /// `HookKey::sub_id` of the list that fires for every event of the hook.
 pub const SUB_ANY: u32 = u32::MAX;
 
+/// Marks a syscall number as one of the 32-bit (i386, `int 0x80` and the
+/// compat entries) ABI, Tetragon's `Is32Bit`: the dispatch key of a 32-bit
+/// syscall and the value of its `syscall64` argument are `nr | ABI_I386`,
+/// so x86_64 272 (unshare) and i386 272 (fadvise64_64) never compare equal.
+pub const ABI_I386: u32 = 0x8000_0000;
+
+/// `TS_COMPAT` in x86-64's `thread_info.status`: the task is in a 32-bit
+/// syscall (the kernel's `in_ia32_syscall()`).
+pub const TS_COMPAT: u32 = 0x0002;
+
 /// Mode values in `POLICY_MODE`.
 pub const MODE_ENFORCE: u32 = 0;
 pub const MODE_MONITOR: u32 = 1;
@@ -123,10 +133,14 @@ pub mod arg_kind {
     /// A buffer (user or kernel memory) of the size another argument
     /// gives (`sizeArgIndex`), or of `STR_LEN - 1` bytes: its first bytes.
     pub const CHAR_BUF: u8 = 12;
+    /// The syscall number field of a syscall tracepoint: an integer, with
+    /// [`ABI_I386`](crate::ABI_I386) set when the call came through the
+    /// 32-bit entry.
+    pub const SYSCALL64: u8 = 13;
 
     /// Kinds that fill the argument's data slot.
     pub const fn has_data(kind: u8) -> bool {
-        kind != INT
+        kind != INT && kind != SYSCALL64
     }
 }
 
@@ -341,7 +355,8 @@ pub mod site {
 pub struct HookKey {
     /// The entry point that fired (`site::*`).
     pub site: u32,
-    /// Syscall number for syscall sites, or [`SUB_ANY`].
+    /// Syscall number for syscall sites (with [`ABI_I386`] for a 32-bit
+    /// syscall), or [`SUB_ANY`].
     pub sub_id: u32,
 }
 
@@ -353,6 +368,8 @@ pub struct HookList {
 }
 
 /// Per-site facts the program needs, keyed by site in `EVENT_INFO`.
+/// On the raw syscall sites the dispatch key's `sub_id` is the syscall
+/// number with [`ABI_I386`] set for a 32-bit syscall.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EventInfo {
@@ -565,6 +582,10 @@ pub struct StructOffsets {
     pub upid_size: u32,
     pub upid_nr: u32,
     pub ns: [NsOffsets; ns_kind::KINDS],
+    /// `task_struct.thread_info.status` (x86-64: [`TS_COMPAT`] marks a
+    /// 32-bit syscall). Read only when `valid`.
+    pub task_ti_status: u32,
+    pub _pad: u32,
 }
 
 /// Per-CPU counters of a policy slot.

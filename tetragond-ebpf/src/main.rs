@@ -41,9 +41,9 @@ use tetragond_ebpf::{
     action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey, Event,
     EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
     OverrideDecision, PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
-    TaskTrackingOffsets, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
-    MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
-    PATH_LEN, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY,
+    TaskTrackingOffsets, ABI_I386, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
+    MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
+    MAX_VALUES, MODE_MONITOR, PATH_LEN, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY, TS_COMPAT,
 };
 
 #[map]
@@ -109,6 +109,11 @@ struct LoopState {
     path_dentry: u64,
     path_mnt: u64,
     path_pos: u64,
+    /// 1 while the hooks of a 32-bit syscall run (see `dispatch`): read
+    /// by the argument readers from here, so the verifier sees one
+    /// unknown value instead of following each ABI through every hook.
+    compat: u32,
+    _pad: u32,
 }
 
 #[map]
@@ -206,7 +211,8 @@ generic_sites!(
 #[uprobe]
 pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    if let Some(hook) = HOOKS.get(slot) {
+    if let (Some(hook), Some(state)) = (HOOKS.get(slot), loop_state()) {
+        state.compat = 0;
         run_hook(&TracePointContext::new(ctx.as_ptr()), slot, hook);
     }
     0
@@ -321,7 +327,8 @@ function_sites!(
 #[uretprobe]
 pub fn uretprobe_dispatch(ctx: RetProbeContext) -> u32 {
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    if let Some(hook) = HOOKS.get(slot) {
+    if let (Some(hook), Some(state)) = (HOOKS.get(slot), loop_state()) {
+        state.compat = 0;
         run_hook(&TracePointContext::new(ctx.as_ptr()), slot, hook);
     }
     0
@@ -335,11 +342,11 @@ fn dispatch_function(ctx: *mut c_void, site: u32) -> i32 {
         site,
         sub_id: SUB_ANY,
     };
-    run_lists(&TracePointContext::new(ctx), any, None)
+    run_lists(&TracePointContext::new(ctx), any, None, 0)
 }
 
 /// Runs the hooks listed for every event of `site`, then (for syscall
-/// sites) those listed for this syscall number only.
+/// sites) those listed for this syscall number, in its ABI, only.
 #[inline(always)]
 fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
     let any = HookKey {
@@ -350,8 +357,47 @@ fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
     let nr = unsafe { EVENT_INFO.get(&site) }
         .filter(|info| info.syscall_offset != 0)
         .and_then(|info| unsafe { ctx.read_at::<u32>(info.syscall_offset as usize) }.ok());
-    run_lists(ctx, any, nr.map(|sub_id| HookKey { site, sub_id }));
+    // Only the raw syscall tracepoints see 32-bit syscalls (the kernel
+    // skips `syscalls/*` for them): there the number is keyed with its ABI.
+    let compat = match nr {
+        Some(_) if site == site::RAW_SYS_ENTER || site == site::RAW_SYS_EXIT => {
+            let Some(state) = loop_state() else {
+                return 0;
+            };
+            // Through map memory: one unknown value for the verifier
+            // whichever way `in_compat_syscall` returned.
+            state.compat = in_compat_syscall();
+            (unsafe { core::ptr::read_volatile(&state.compat as *const u32) }) & 1
+        }
+        _ => 0,
+    };
+    let sub = nr
+        .map(|nr| nr | (compat << 31))
+        // -1 (a syscall a tracer skipped) would be the every-event list again.
+        .filter(|sub_id| *sub_id != SUB_ANY)
+        .map(|sub_id| HookKey { site, sub_id });
+    run_lists(ctx, any, sub, compat);
     0
+}
+
+// A 32-bit syscall's key and `syscall64` value are `nr | compat << 31`.
+const _: () = assert!(ABI_I386 == 1 << 31);
+
+/// 1 when the current task is in a 32-bit syscall (`int 0x80`, or the
+/// 32-bit `syscall`/`sysenter` entries): TS_COMPAT in
+/// `current->thread_info.status`, the kernel's `in_ia32_syscall()`, at the
+/// offset the kernel's BTF gives. 0 otherwise, and when BTF was unreadable.
+#[inline(always)]
+fn in_compat_syscall() -> u32 {
+    let Some(o) = STRUCT_OFFSETS.get(0) else {
+        return 0;
+    };
+    if o.valid == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let status = unsafe { read_kernel::<u32>(task.add(o.task_ti_status as usize)) };
+    u32::from(status.is_some_and(|s| s & TS_COMPAT != 0))
 }
 
 /// What a `bpf_loop` iteration over a hook list needs: the record's address
@@ -370,7 +416,7 @@ struct ListWalk {
 /// bpf_loop verifies the callback once, however many hooks the list holds;
 /// an unrolled loop would be verified once per hook and blow the limit.
 #[inline(always)]
-fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>) -> i32 {
+fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat: u32) -> i32 {
     let len = |key: &HookKey| {
         unsafe { HOOK_LISTS.get(key) }.map_or(0, |l| l.len.min(MAX_HOOKS_PER_KEY as u32))
     };
@@ -384,6 +430,7 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>) -> i32
     };
     // The first enforced Override's errno.
     state.list_ret = 0;
+    state.compat = compat;
     let mut walk = ListWalk {
         ctx: ctx.as_ptr(),
         keys: [any, sub.unwrap_or(any)],
@@ -498,12 +545,20 @@ extern "C" fn read_arg_step(index: u64, walk: *mut c_void) -> i64 {
         return 1;
     };
     let ctx = TracePointContext::new(walk.ctx);
-    let raw = read_arg(&ctx, hook, i);
+    // A 32-bit syscall's registers are 32 bits wide: the kernel uses the
+    // low half only, so an `int 0x80` from a 64-bit task cannot hide a
+    // value behind high bits.
+    let compat = loop_state().map_or(0, |state| state.compat & 1);
+    let shift = compat * 32;
+    let raw = read_arg(&ctx, hook, i, shift);
     let spec = &hook.args[i];
     let kind = spec.kind;
-    let value = if arg_kind::has_data(kind) {
+    let value = if kind == arg_kind::SYSCALL64 {
+        raw | u64::from(compat << 31)
+    } else if arg_kind::has_data(kind) {
         let size = if spec.has_size != 0 {
-            unsafe { ctx.read_at::<u64>(spec.size_offset as usize) }.unwrap_or(0)
+            let size = unsafe { ctx.read_at::<u64>(spec.size_offset as usize) }.unwrap_or(0);
+            (size << shift) >> shift
         } else {
             STR_LEN as u64 - 1
         };
@@ -610,8 +665,11 @@ fn arg_value(arg: usize) -> u64 {
     }
 }
 
+/// `shift` is 32 for a 32-bit syscall, whose 8-byte fields (the record's
+/// registers) are cut to their low 32 bits and extended as the field's
+/// signedness says; 0 otherwise.
 #[inline(always)]
-fn read_arg(ctx: &TracePointContext, hook: &HookConf, i: usize) -> u64 {
+fn read_arg(ctx: &TracePointContext, hook: &HookConf, i: usize, shift: u32) -> u64 {
     let spec = &hook.args[i];
     let off = spec.offset as usize;
     let signed = spec.signed != 0;
@@ -623,7 +681,10 @@ fn read_arg(ctx: &TracePointContext, hook: &HookConf, i: usize) -> u64 {
             2 => ctx.read_at::<u16>(off).map(u64::from),
             4 if signed => ctx.read_at::<i32>(off).map(|v| v as i64 as u64),
             4 => ctx.read_at::<u32>(off).map(u64::from),
-            _ => ctx.read_at::<u64>(off),
+            _ if signed => ctx
+                .read_at::<i64>(off)
+                .map(|v| ((v << shift) >> shift) as u64),
+            _ => ctx.read_at::<u64>(off).map(|v| (v << shift) >> shift),
         }
         .unwrap_or(0)
     }

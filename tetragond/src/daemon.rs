@@ -29,9 +29,9 @@ use crate::{
     },
     metrics, notify as sd, policy,
     process::{procfs::ProcInfo, ProcessCache},
-    sensors::{mounts, probe, Kernel},
+    sensors::{mounts, pin::Pins, probe, Kernel},
     store::{folder, PolicyKey, Store, Summary},
-    watcher,
+    unit_job, watcher,
 };
 
 /// Changes arriving within this window are handled by one rescan: an editor's
@@ -50,6 +50,12 @@ pub struct DaemonConfig {
     pub kernel_functions: crate::compile::KernelFunctions,
     /// Policy and sidecar files larger than this are not read.
     pub max_policy_file_size: u64,
+    /// Every BPF link is pinned in a generation folder under this bpffs
+    /// folder, so enforcement outlives the process; None: nothing pinned.
+    pub pin_dir: Option<PathBuf>,
+    /// At SIGTERM, leave the pinned generation enforcing when systemd says
+    /// the unit is being restarted (else, and without this, unload all).
+    pub keep_on_restart: bool,
 }
 
 struct Daemon {
@@ -62,14 +68,52 @@ struct Daemon {
     node_name: String,
 }
 
+/// The signals the main loop answers, set up before anything is loaded: a
+/// stop asked for while the programs load is acted on once ready (and
+/// unloads what was pinned), not by the default action (which would leave
+/// the new generation pinned).
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
 pub async fn run(config: DaemonConfig) -> Result<()> {
+    let signals = Signals {
+        hup: signal(SignalKind::hangup())?,
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+    };
     raise_fd_limit();
     mounts::ensure_mounted();
+    let pins = match &config.pin_dir {
+        Some(dir) => Pins::begin(dir).unwrap_or_else(|e| {
+            tracing::error!(
+                "cannot pin in {}: {e}; enforcement stops with this process",
+                dir.display()
+            );
+            Pins::disabled()
+        }),
+        None => {
+            tracing::info!("pinning off: enforcement stops with this process");
+            Pins::disabled()
+        }
+    };
+    let result = serve(config, pins.clone(), signals).await;
+    if result.is_err() {
+        // Never ready: this run's partial generation goes, an earlier
+        // complete one (if any) keeps enforcing.
+        pins.abandon();
+    }
+    result
+}
+
+async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()> {
     std::fs::create_dir_all(&config.policy_dir)
         .with_context(|| format!("creating policy folder {}", config.policy_dir.display()))?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state folder {}", config.state_dir.display()))?;
-    let mut kernel = Kernel::load().context("loading the kernel programs")?;
+    let mut kernel = Kernel::load(pins.clone()).context("loading the kernel programs")?;
     let mut records =
         export::ring::spawn(kernel.take_events()?).context("starting the ring buffer reader")?;
     let x = &config.export;
@@ -90,6 +134,8 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     processes.seed_from_proc();
     let mut features = probe::probe();
     features.extend(kernel.probe_programs());
+    features.push(("pinned_links", pins.enabled()));
+    features.push(("pinned_perf_links", pins.perf_links()));
     tracing::info!("kernel features: {}", probe::describe(&features));
     let btf = kernel.btf();
     let caps = crate::compile::HookCaps {
@@ -126,7 +172,9 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     count_reload(&stats, &summary);
 
     let (req_tx, mut req_rx) = mpsc::channel(16);
-    let bus = dbus::serve(&config.bus, req_tx)
+    let (root_tx, mut root_rx) = mpsc::channel(16);
+    let service = dbus::ManagerService::new(req_tx).with_root_lane(root_tx);
+    let bus = dbus::serve(&config.bus, service)
         .await
         .context("connecting to D-Bus")?;
     let objects = PolicyObjects::new(bus.clone());
@@ -150,12 +198,17 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     }
     // Counters change with every event: their snapshot is refreshed this often.
     let mut refresh = tokio::time::interval(Duration::from_secs(1));
+    // Every policy is installed: this run's generation takes over and the
+    // one an earlier run left (enforcing until now) is removed.
+    pins.commit();
     sd::ready(&summary.to_string());
     tracing::info!(dir = %config.policy_dir.display(), "tetragond ready");
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let Signals {
+        mut hup,
+        mut term,
+        mut int,
+    } = signals;
     let mut watchdog = watchdog_interval().map(tokio::time::interval);
     loop {
         tokio::select! {
@@ -167,12 +220,13 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
                 sd::status(&summary.to_string());
                 publish(&objects, &policies_tx, daemon.store.list()).await;
             }
+            // Root's lane: never behind other callers' requests.
+            Some(req) = root_rx.recv() => {
+                daemon.handle(req, &stats);
+                publish(&objects, &policies_tx, daemon.store.list()).await;
+            }
             Some(req) = req_rx.recv() => {
-                let reload = matches!(req, Request::Reload(_));
-                daemon.handle(req);
-                if reload {
-                    count_reload(&stats, &daemon.store.summary());
-                }
+                daemon.handle(req, &stats);
                 publish(&objects, &policies_tx, daemon.store.list()).await;
             }
             _ = hup.recv() => {
@@ -200,9 +254,43 @@ pub async fn run(config: DaemonConfig) -> Result<()> {
     sd::stopping();
     // What was dropped since the last tick is still reported.
     daemon.export_tick();
+    if config.keep_on_restart && pins.enabled() && restart_pending().await {
+        // Exit without detaching: the pins keep every program attached
+        // until the next start has installed its own and removes them.
+        tracing::info!(
+            "stopping for a restart: {} stays pinned and enforcing until the next start replaces it",
+            pins.dir().unwrap_or_default().display()
+        );
+        return Ok(());
+    }
     tracing::info!("stopping: unloading every policy");
     daemon.store.clear();
+    match pins.unload() {
+        Ok(n) if n > 0 => tracing::info!("removed {n} pinned generation(s)"),
+        Ok(_) => {}
+        Err(e) => tracing::error!("removing pinned links: {e}"),
+    }
     Ok(())
+}
+
+/// Whether systemd has a restart queued for the unit this process runs in
+/// (`systemctl restart`, the package's upgrade). Anything else, including
+/// no answer, counts as a stop.
+async fn restart_pending() -> bool {
+    match unit_job::query(unit_job::Which::Pid(std::process::id())).await {
+        Ok(unit) => {
+            tracing::info!(
+                "asked to stop; systemd has job {} queued for {}",
+                unit.job.as_deref().unwrap_or("(none)"),
+                unit.id
+            );
+            unit.restart_pending()
+        }
+        Err(e) => {
+            tracing::info!("asked to stop; no restart job known ({e})");
+            false
+        }
+    }
 }
 
 /// systemd starts services with a soft limit of 1024 descriptors; every
@@ -280,7 +368,15 @@ impl Daemon {
         summary
     }
 
-    fn handle(&mut self, req: Request) {
+    fn handle(&mut self, req: Request, stats: &ExportStats) {
+        let reload = matches!(req, Request::Reload(_));
+        self.answer(req);
+        if reload {
+            count_reload(stats, &self.store.summary());
+        }
+    }
+
+    fn answer(&mut self, req: Request) {
         match req {
             Request::ListPolicies(reply) => {
                 let _ = reply.send(Ok(self.store.list()));

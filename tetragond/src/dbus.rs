@@ -20,6 +20,7 @@ use zbus::proxy::CacheProperties;
 use zbus::{interface, Connection};
 
 use crate::api::{ApiError, PolicyInfo, Reply, Request, BUS_NAME, OBJECT_PATH};
+use crate::dbus_limits::CallerLimits;
 
 /// Which message bus to use, as given on a command line: `system`,
 /// `session`, or a D-Bus address such as `unix:path=/run/x/bus`.
@@ -90,6 +91,8 @@ pub enum DbusError {
     AlreadyExists(String),
     AccessDenied(String),
     Failed(String),
+    /// A caller that is not root made more calls than it may.
+    LimitsExceeded(String),
 }
 
 impl From<ApiError> for DbusError {
@@ -117,7 +120,8 @@ impl DbusError {
             | DbusError::InvalidPolicy(m)
             | DbusError::AlreadyExists(m)
             | DbusError::AccessDenied(m)
-            | DbusError::Failed(m) => m.clone(),
+            | DbusError::Failed(m)
+            | DbusError::LimitsExceeded(m) => m.clone(),
             // Errors from the bus itself (e.g. ServiceUnknown) carry their
             // explanation in the description; other zbus errors only in
             // their Display.
@@ -128,33 +132,95 @@ impl DbusError {
 }
 
 /// The object served at [`OBJECT_PATH`]. It forwards every call to the main
-/// loop through `requests`.
+/// loop: root's calls through `root_requests`, the others through
+/// `requests`, once the caller's allowance admits them.
 pub struct ManagerService {
     requests: mpsc::Sender<Request>,
+    root_requests: mpsc::Sender<Request>,
+    limits: CallerLimits,
 }
 
 impl ManagerService {
+    /// Every call on one lane.
     pub fn new(requests: mpsc::Sender<Request>) -> Self {
-        ManagerService { requests }
+        ManagerService {
+            root_requests: requests.clone(),
+            requests,
+            limits: CallerLimits::default(),
+        }
+    }
+
+    /// Root's calls on a lane of their own, which no flood of other
+    /// callers' requests can fill.
+    pub fn with_root_lane(mut self, root_requests: mpsc::Sender<Request>) -> Self {
+        self.root_requests = root_requests;
+        self
     }
 
     /// Sends one request to the main loop and waits for its answer.
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, DbusError> {
+        Self::send(&self.requests, make).await
+    }
+
+    /// As `ask`, for a caller known to be root.
+    async fn ask_as_root<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, DbusError> {
+        Self::send(&self.root_requests, make).await
+    }
+
+    /// A read open to everyone: root's on its lane, others' within their
+    /// allowance.
+    async fn ask_open<T>(
+        &self,
+        hdr: Option<&Header<'_>>,
+        conn: &Connection,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, DbusError> {
+        // No header: the object server reading its own property.
+        let Some(hdr) = hdr else {
+            return self.ask_as_root(make).await;
+        };
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| DbusError::AccessDenied("a call without a sender".into()))?;
+        let uid = caller_uid(conn, sender.to_owned().into()).await?;
+        if uid == 0 {
+            return self.ask_as_root(make).await;
+        }
+        self.limits
+            .admit(uid, std::time::Instant::now())
+            .map_err(|wait| {
+                DbusError::LimitsExceeded(format!(
+                    "too many calls from uid {uid}; try again in {} ms",
+                    wait.as_millis().max(1)
+                ))
+            })?;
+        self.ask(make).await
+    }
+
+    async fn send<T>(
+        lane: &mpsc::Sender<Request>,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, DbusError> {
         let (tx, rx) = oneshot::channel();
-        self.requests
-            .send(make(tx))
-            .await
-            .map_err(|_| main_loop_gone())?;
+        lane.send(make(tx)).await.map_err(|_| main_loop_gone())?;
         let answer = rx.await.map_err(|_| main_loop_gone())?;
         answer.map_err(DbusError::from)
     }
 }
 
 impl ManagerService {
-    async fn status(&self) -> zbus::fdo::Result<crate::api::DaemonStatus> {
-        self.ask(Request::Status)
+    /// The properties' source: a read open to everyone, under its limit.
+    async fn status(
+        &self,
+        hdr: Option<&Header<'_>>,
+        conn: &Connection,
+    ) -> zbus::fdo::Result<crate::api::DaemonStatus> {
+        self.ask_open(hdr, conn, Request::Status)
             .await
-            .map_err(|e| zbus::fdo::Error::Failed(e.message()))
+            .map_err(|e| match e {
+                DbusError::LimitsExceeded(m) => zbus::fdo::Error::LimitsExceeded(m),
+                e => zbus::fdo::Error::Failed(e.message()),
+            })
     }
 }
 
@@ -192,8 +258,12 @@ impl ManagerService {
     /// Lists every known policy, including those that failed to load. Open
     /// to every user.
     #[zbus(out_args("policies"))]
-    async fn list_policies(&self) -> Result<Vec<PolicyInfo>, DbusError> {
-        self.ask(Request::ListPolicies).await
+    async fn list_policies(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<PolicyInfo>, DbusError> {
+        self.ask_open(Some(&hdr), conn, Request::ListPolicies).await
     }
 
     /// Sets a policy's mode at run time (`enforce` or `monitor`); this wins
@@ -208,7 +278,7 @@ impl ManagerService {
         mode: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "set a policy's mode").await?;
-        self.ask(|reply| Request::SetMode {
+        self.ask_as_root(|reply| Request::SetMode {
             namespace,
             name,
             mode,
@@ -229,7 +299,7 @@ impl ManagerService {
         mode: String,
     ) -> Result<String, DbusError> {
         require_root(&hdr, conn, "add a policy").await?;
-        self.ask(|reply| Request::AddPolicy { yaml, mode, reply })
+        self.ask_as_root(|reply| Request::AddPolicy { yaml, mode, reply })
             .await
     }
 
@@ -243,7 +313,7 @@ impl ManagerService {
         name: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "delete a policy").await?;
-        self.ask(|reply| Request::DeletePolicy {
+        self.ask_as_root(|reply| Request::DeletePolicy {
             namespace,
             name,
             reply,
@@ -253,8 +323,14 @@ impl ManagerService {
 
     /// One policy's row, as in ListPolicies. Open to every user.
     #[zbus(out_args("policy"))]
-    async fn get_policy(&self, namespace: String, name: String) -> Result<PolicyInfo, DbusError> {
-        self.ask(|reply| Request::GetPolicy {
+    async fn get_policy(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        namespace: String,
+        name: String,
+    ) -> Result<PolicyInfo, DbusError> {
+        self.ask_open(Some(&hdr), conn, |reply| Request::GetPolicy {
             namespace,
             name,
             reply,
@@ -272,7 +348,7 @@ impl ManagerService {
         name: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "reset a policy's mode").await?;
-        self.ask(|reply| Request::ResetMode {
+        self.ask_as_root(|reply| Request::ResetMode {
             namespace,
             name,
             reply,
@@ -289,7 +365,7 @@ impl ManagerService {
         name: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "enable a policy").await?;
-        self.ask(|reply| Request::SetEnabled {
+        self.ask_as_root(|reply| Request::SetEnabled {
             namespace,
             name,
             enabled: true,
@@ -308,7 +384,7 @@ impl ManagerService {
         name: String,
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "disable a policy").await?;
-        self.ask(|reply| Request::SetEnabled {
+        self.ask_as_root(|reply| Request::SetEnabled {
             namespace,
             name,
             enabled: false,
@@ -319,45 +395,79 @@ impl ManagerService {
 
     /// The daemon's version.
     #[zbus(property)]
-    async fn version(&self) -> zbus::fdo::Result<String> {
-        self.status().await.map(|s| s.version)
+    async fn version(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        self.status(hdr.as_ref(), conn).await.map(|s| s.version)
     }
 
     /// The folder the daemon watches.
     #[zbus(property)]
-    async fn policy_directory(&self) -> zbus::fdo::Result<String> {
-        self.status().await.map(|s| s.policy_directory)
+    async fn policy_directory(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        self.status(hdr.as_ref(), conn)
+            .await
+            .map(|s| s.policy_directory)
     }
 
     /// Why the policy folder cannot be read, empty when it can. While it
     /// cannot, nothing is loaded or unloaded and the daemon retries.
     #[zbus(property)]
-    async fn policy_directory_error(&self) -> zbus::fdo::Result<String> {
-        self.status().await.map(|s| s.policy_directory_error)
+    async fn policy_directory_error(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<String> {
+        self.status(hdr.as_ref(), conn)
+            .await
+            .map(|s| s.policy_directory_error)
     }
 
     /// What the running kernel offers, as `name=yes|no` entries.
     #[zbus(property)]
-    async fn kernel_features(&self) -> zbus::fdo::Result<Vec<String>> {
-        self.status().await.map(|s| s.kernel_features)
+    async fn kernel_features(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<Vec<String>> {
+        self.status(hdr.as_ref(), conn)
+            .await
+            .map(|s| s.kernel_features)
     }
 
     /// Number of policies enabled.
     #[zbus(property)]
-    async fn policies_enabled(&self) -> zbus::fdo::Result<u32> {
-        self.status().await.map(|s| s.enabled)
+    async fn policies_enabled(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        self.status(hdr.as_ref(), conn).await.map(|s| s.enabled)
     }
 
     /// Number of policies that failed to load.
     #[zbus(property)]
-    async fn policies_load_error(&self) -> zbus::fdo::Result<u32> {
-        self.status().await.map(|s| s.load_errors)
+    async fn policies_load_error(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        self.status(hdr.as_ref(), conn).await.map(|s| s.load_errors)
     }
 
     /// Number of policies disabled.
     #[zbus(property)]
-    async fn policies_disabled(&self) -> zbus::fdo::Result<u32> {
-        self.status().await.map(|s| s.disabled)
+    async fn policies_disabled(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<u32> {
+        self.status(hdr.as_ref(), conn).await.map(|s| s.disabled)
     }
 
     /// Rescans the policy folder now. Returns a one-line summary. Root only.
@@ -368,7 +478,7 @@ impl ManagerService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, DbusError> {
         require_root(&hdr, conn, "reload the policies").await?;
-        self.ask(Request::Reload).await
+        self.ask_as_root(Request::Reload).await
     }
 }
 
@@ -379,9 +489,9 @@ impl ManagerService {
 /// Calls are answered on zbus's own tasks for as long as the returned
 /// connection lives; drop it to stop serving. Fails if the bus is
 /// unreachable or another process owns the name (`zbus::Error::NameTaken`).
-pub async fn serve(bus: &BusChoice, requests: mpsc::Sender<Request>) -> zbus::Result<Connection> {
+pub async fn serve(bus: &BusChoice, service: ManagerService) -> zbus::Result<Connection> {
     bus.builder()?
-        .serve_at(OBJECT_PATH, ManagerService::new(requests))?
+        .serve_at(OBJECT_PATH, service)?
         // Policy objects live below the Manager and come and go with policies.
         .serve_at(OBJECT_PATH, zbus::fdo::ObjectManager)?
         .name(BUS_NAME)?
@@ -705,9 +815,12 @@ mod tests {
     impl Fixture {
         async fn start() -> Fixture {
             let bus = TestBus::start();
-            let server = serve(&bus.choice(), fake_daemon(sample_rows()))
-                .await
-                .expect("serve on the test bus");
+            let server = serve(
+                &bus.choice(),
+                ManagerService::new(fake_daemon(sample_rows())),
+            )
+            .await
+            .expect("serve on the test bus");
             let client = bus
                 .choice()
                 .connect()
@@ -970,7 +1083,7 @@ mod tests {
         let bus = TestBus::start();
         let (tx, rx) = mpsc::channel(1);
         drop(rx);
-        let _server = serve(&bus.choice(), tx)
+        let _server = serve(&bus.choice(), ManagerService::new(tx))
             .await
             .expect("serve on the test bus");
         let client = bus.choice().connect().await.expect("connect");
@@ -986,7 +1099,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn second_server_cannot_take_the_name() {
         let fx = Fixture::start().await;
-        let err = serve(&fx.bus.choice(), fake_daemon(vec![]))
+        let err = serve(&fx.bus.choice(), ManagerService::new(fake_daemon(vec![])))
             .await
             .unwrap_err();
         assert!(matches!(err, zbus::Error::NameTaken), "{err:?}");

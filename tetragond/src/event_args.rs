@@ -128,7 +128,12 @@ pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Valu
         // Tetragon's uint_arg is a uint64, so protojson writes it as a string.
         "uint32" | "uint16" | "uint8" => ("uint_arg", json!((raw as u32).to_string())),
         "size_t" => ("size_arg", json!(raw.to_string())),
-        "uint64" | "syscall64" => ("uint_arg", json!(raw.to_string())),
+        "uint64" => ("uint_arg", json!(raw.to_string())),
+        // Tetragon's SyscallId: the number in its ABI (bit 31 marks i386).
+        "syscall64" => {
+            let (abi, id) = crate::compile::split_id(raw);
+            ("syscall_id", json!({ "id": id, "abi": abi }))
+        }
         "string" | "filename" => ("string_arg", json!(text(slot, raw))),
         // Tetragon's bytes_arg: protojson writes bytes as base64.
         "char_buf" => {
@@ -236,6 +241,18 @@ mod tests {
         assert_eq!(
             v,
             json!({"family": "AF_UNSPEC", "saddr": "::", "daddr": "::"})
+        );
+    }
+
+    #[test]
+    fn syscall_ids_carry_their_abi() {
+        assert_eq!(
+            typed_arg("syscall64", 272, None),
+            ("syscall_id", json!({"id": 272, "abi": "x64"}))
+        );
+        assert_eq!(
+            typed_arg("syscall64", 0x8000_0000 | 310, None),
+            ("syscall_id", json!({"id": 310, "abi": "i386"}))
         );
     }
 

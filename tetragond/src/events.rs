@@ -599,7 +599,10 @@ mod tests {
         assert_eq!(body["enforced"], false);
         assert_eq!(body["mode"], "monitor");
         assert_eq!(body["process"]["binary"], "/bin/cat");
-        assert_eq!(body["args"][0]["uint_arg"], "39");
+        assert_eq!(
+            body["args"][0]["syscall_id"],
+            json!({"id": 39, "abi": "x64"})
+        );
         assert_eq!(body["args"][0]["label"], "id");
         assert_eq!(v["node_name"], "node");
         // Zero values are left out, except the wrapper integers and `enforced`.

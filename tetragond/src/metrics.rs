@@ -22,6 +22,9 @@ use crate::{api::PolicyInfo, export::ExportStats};
 /// A request head bigger than this is refused; a client slower than the
 /// timeout is dropped. The responder serves scrapers, not browsers.
 const MAX_REQUEST: usize = 8 * 1024;
+/// Scrapers served at once; more are closed at once, so a flood of
+/// connections cannot exhaust the daemon's descriptors.
+pub const MAX_CONNECTIONS: usize = 32;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -46,15 +49,21 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| MetricsError { address, source })?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(conn);
+                continue;
+            };
             let body = render(&stats, &policies.borrow());
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(CLIENT_TIMEOUT, respond(conn, body)).await;
+                drop(slot);
             });
         }
     });

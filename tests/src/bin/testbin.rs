@@ -23,6 +23,14 @@
 //! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
 //!   `child-killed SIGNAL` or `child-exited STATUS`.
+//! - `int80 NR ARG..`: makes i386 syscall NR through `int 0x80` (the
+//!   32-bit entry) with up to 6 arguments in ebx, ecx, edx, esi, edi, ebp
+//!   (64-bit values: the kernel uses the low halves), prints
+//!   `survived RET`.
+//! - `int80-open PATH [junk]`: i386 open(2) of PATH (copied below 4 GiB,
+//!   where a 32-bit pointer reaches) through `int 0x80`: `opened` or
+//!   `error ERRNO`. With `junk`, the pointer's high 32 bits (which the
+//!   kernel ignores) are not zero.
 
 use std::{
     ffi::CString,
@@ -34,7 +42,8 @@ use std::{
 
 const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | args NR ARG.. \
 | bench NR COUNT | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] | connect IP PORT \
-| listen PORT | dropcaps SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD..";
+| listen PORT | dropcaps SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. \
+| int80 NR ARG.. | int80-open PATH [junk]";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -71,6 +80,78 @@ fn bench(nr: u64, count: u64) -> f64 {
 #[inline(never)]
 pub extern "C" fn tetragond_testbin_probe(value: u64) -> u64 {
     std::hint::black_box(value).wrapping_add(1)
+}
+
+/// A syscall through the 32-bit entry (`int 0x80`): i386 number `nr`,
+/// arguments in ebx, ecx, edx, esi, edi, ebp. Returns eax, sign-extended.
+fn int80(nr: u32, a: [u64; 6]) -> i64 {
+    let ret: u64;
+    // SAFETY: the tests pass harmless syscalls (unshare(0), calls that fail
+    // with EBADF or EINVAL, an open of a string they own); rbx and rbp are
+    // saved and restored around the call (LLVM reserves both), and every
+    // other register the compat entry may touch is declared clobbered.
+    unsafe {
+        std::arch::asm!(
+            "xchg rbx, {b}",
+            "push rbp",
+            "mov rbp, {bp}",
+            "int 0x80",
+            "pop rbp",
+            "xchg rbx, {b}",
+            b = inout(reg) a[0] => _,
+            bp = in(reg) a[5],
+            inlateout("rax") u64::from(nr) => ret,
+            inlateout("rcx") a[1] => _,
+            inlateout("rdx") a[2] => _,
+            inlateout("rsi") a[3] => _,
+            inlateout("rdi") a[4] => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+        );
+    }
+    ret as u32 as i32 as i64
+}
+
+/// i386 open(2) of `path` through `int 0x80`: the path is copied to a page
+/// mapped below 4 GiB, where a 32-bit pointer can reach it.
+fn int80_open(path: &str, junk: bool) -> Result<(), i32> {
+    const I386_OPEN: u32 = 5;
+    let bytes = path.as_bytes();
+    if bytes.len() >= 4095 {
+        return Err(libc::ENAMETOOLONG);
+    }
+    // SAFETY: a fresh private anonymous mapping, written within its size.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    // SAFETY: `page` holds 4096 bytes; the path and its NUL fit.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), page.cast::<u8>(), bytes.len());
+        *page.cast::<u8>().add(bytes.len()) = 0;
+    }
+    let high = if junk { 0xdead_0000_0000 } else { 0 };
+    let fd = int80(
+        I386_OPEN,
+        [page as u64 | high, libc::O_RDONLY as u64, 0, 0, 0, 0],
+    );
+    if fd < 0 {
+        return Err(-fd as i32);
+    }
+    // SAFETY: closes the descriptor just opened.
+    unsafe { libc::close(fd as i32) };
+    Ok(())
 }
 
 fn errno() -> i32 {
@@ -296,6 +377,39 @@ fn run(args: &[String]) -> i32 {
                 println!("child-killed {}", libc::WTERMSIG(status));
             } else {
                 println!("child-exited {}", libc::WEXITSTATUS(status));
+            }
+        }
+        Some("int80") => {
+            let (Some(nr), Some(values)) = (
+                args.get(1).and_then(|s| s.parse::<u32>().ok()),
+                args[2.min(args.len())..]
+                    .iter()
+                    .map(|s| int_arg(s))
+                    .collect::<Option<Vec<i64>>>(),
+            ) else {
+                return usage();
+            };
+            if values.len() > 6 {
+                return usage();
+            }
+            let mut a = [0u64; 6];
+            for (slot, v) in a.iter_mut().zip(&values) {
+                *slot = *v as u64;
+            }
+            println!("survived {}", int80(nr, a));
+        }
+        Some("int80-open") => {
+            let Some(path) = args.get(1) else {
+                return usage();
+            };
+            let junk = match args.get(2).map(String::as_str) {
+                None => false,
+                Some("junk") => true,
+                Some(_) => return usage(),
+            };
+            match int80_open(path, junk) {
+                Ok(()) => println!("opened"),
+                Err(e) => println!("error {e}"),
             }
         }
         _ => return usage(),

@@ -173,6 +173,15 @@ impl Harness {
             .arg("--events-socket")
             .arg(&self.events_socket)
             .args(&self.daemon_args)
+            // A test's daemon pins nothing unless the test asks: one killed
+            // with its test must not leave its policies enforcing.
+            .args(
+                (!self
+                    .daemon_args
+                    .iter()
+                    .any(|a| a == "--pin-dir" || a == "--no-pin"))
+                .then_some("--no-pin"),
+            )
             .arg("--bus")
             .arg(&self.bus_address)
             .env("NOTIFY_SOCKET", self.root.join("notify.sock"))

@@ -2,13 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use tetragond::{
     config::{self, ConfigFile},
     daemon::{self, DaemonConfig},
     dbus::BusChoice,
     export::{ExportConfig, Rotation},
+    sensors::pin,
+    unit_job,
 };
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
@@ -40,6 +42,24 @@ struct Args {
     /// Daemon configuration file; flags override it [default: /etc/tetragond/tetragond.toml when it exists]
     #[arg(long)]
     config: Option<PathBuf>,
+    /// bpffs folder where every BPF link is pinned, one generation folder per run, so enforcement
+    /// outlives the process (kill -9, crash, restart) [default: /sys/fs/bpf/tetragond]
+    #[arg(long, value_name = "DIR")]
+    pin_dir: Option<PathBuf>,
+    /// Pin nothing: enforcement stops with the process
+    #[arg(long, conflicts_with_all = ["pin_dir", "keep_on_restart", "unload"])]
+    no_pin: bool,
+    /// At SIGTERM, leave the pinned programs enforcing when systemd has a restart job queued for
+    /// the daemon's unit (`systemctl restart`, a package upgrade); otherwise SIGTERM unloads all
+    #[arg(long)]
+    keep_on_restart: bool,
+    /// Remove every pinned generation under --pin-dir (detaching programs no daemon holds), then exit
+    #[arg(long)]
+    unload: bool,
+    /// With --unload: do nothing while systemd says UNIT runs or is about to start (a start or
+    /// restart job is queued, or it waits to be restarted after a crash)
+    #[arg(long, value_name = "UNIT", requires = "unload")]
+    unless_running: Option<String>,
 }
 
 const DEFAULT_CONFIG: &str = "/etc/tetragond/tetragond.toml";
@@ -67,12 +87,65 @@ fn init_logging(level: Option<&str>) {
     }
 }
 
+/// `--pin-dir` or its default; none with `--no-pin`.
+fn pin_dir(args: &Args) -> Option<PathBuf> {
+    if args.no_pin {
+        return None;
+    }
+    Some(
+        args.pin_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(pin::DEFAULT_ROOT)),
+    )
+}
+
+/// `--unload [--unless-running UNIT]`.
+async fn unload(args: &Args) -> Result<()> {
+    let Some(root) = pin_dir(args) else {
+        anyhow::bail!("--unload and --no-pin exclude each other");
+    };
+    if let Some(unit) = &args.unless_running {
+        match unit_job::query(unit_job::Which::Name(unit)).await {
+            Ok(state) if state.running_or_starting() => {
+                println!(
+                    "{unit} is {} (job {}): pinned programs left in {}",
+                    state.active_state,
+                    state.job.as_deref().unwrap_or("none"),
+                    root.display()
+                );
+                return Ok(());
+            }
+            Ok(state) => println!(
+                "{unit} is {} (job {}): unloading",
+                state.active_state,
+                state.job.as_deref().unwrap_or("none")
+            ),
+            // A stop is what is asked for: without an answer, do it.
+            Err(e) => tracing::warn!("asking systemd about {unit}: {e}; unloading"),
+        }
+    }
+    let before = pin::pinned(&root).unwrap_or_default();
+    let n = pin::unload(&root).with_context(|| format!("unloading {}", root.display()))?;
+    // Stdout: for scripts, and the journal under systemd.
+    println!(
+        "removed {n} pinned generation(s) ({} links) from {}",
+        before.len(),
+        root.display()
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if args.unload {
+        init_logging(None);
+        return unload(&args).await;
+    }
     let file = config_file(&args)?;
     init_logging(file.log_level.as_deref());
     let export = export_config(args.events_file.clone(), args.events_socket.clone(), &file);
+    let pin_dir = pin_dir(&args);
     let bus = args.bus.or(file.bus).unwrap_or_else(|| "system".into());
     daemon::run(DaemonConfig {
         policy_dir: args
@@ -90,6 +163,8 @@ async fn main() -> Result<()> {
         max_policy_file_size: file
             .max_policy_file_size
             .unwrap_or(tetragond::store::folder::DEFAULT_MAX_FILE_SIZE),
+        pin_dir,
+        keep_on_restart: args.keep_on_restart,
         export,
     })
     .await

@@ -31,9 +31,12 @@ async fn tetra(args: &[&str]) -> Ran {
 /// A test bus with the fake daemon served on it.
 async fn daemon() -> (TestBus, zbus::Connection) {
     let bus = TestBus::start();
-    let server = serve(&bus.choice(), fake_daemon(sample_rows()))
-        .await
-        .expect("serve");
+    let server = serve(
+        &bus.choice(),
+        crate::dbus::ManagerService::new(fake_daemon(sample_rows())),
+    )
+    .await
+    .expect("serve");
     (bus, server)
 }
 

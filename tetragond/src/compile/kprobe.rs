@@ -1,6 +1,10 @@
 //! `kprobes`. Syscalls (`syscall: true`) are served by the syscall
 //! tracepoints on every kernel: `raw_syscalls/sys_enter` listed under the
-//! syscall's number, with arg `index: i` read from the record's `args[i]`.
+//! syscall's numbers, the 64-bit one and the i386 one (`int 0x80` and the
+//! compat entries, keyed with `ABI_I386`; `i386/NAME`, `__ia32_sys_NAME`,
+//! `x64/NAME` and `__x64_sys_NAME` name one entry), with arg `index: i`
+//! read from the record's `args[i]` (the registers of the entry's
+//! convention: rdi, rsi, rdx, r10, r8, r9 or ebx, ecx, edx, esi, edi, ebp).
 //! Other kernel functions get a kprobe (kretprobe for `return: true`)
 //! where the kernel has kprobes, else an fentry program. Override on a
 //! `security_*` function is an fentry program that decides plus an
@@ -12,7 +16,8 @@ use super::{
     args::{unsupported_arg, Memory},
     function::{self, FunctionHook},
     meta,
-    selectors::{compile_selectors, syscall_number, HookArgs},
+    selectors::{compile_selectors, HookArgs},
+    syscalls::syscall_ids,
     CompiledHook, FormatSource, FunctionFamily, FunctionTarget, KernelFunctions,
 };
 use crate::{
@@ -185,13 +190,13 @@ fn syscall(
     if kp.ret || kp.return_arg.is_some() {
         return unsupported("return probes on syscalls are not supported yet".into());
     }
-    let Some(nr) = syscall_number(&kp.call) else {
+    let Some(ids) = syscall_ids(&kp.call) else {
         if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) {
             tracing::warn!("{what}: no such syscall; skipped (ignore.callNotFound)");
             return Ok(None);
         }
         return Err(CompileError::Invalid(format!(
-            "{what}: no such syscall on x86-64"
+            "{what}: no such syscall on x86-64 (x86_64 or i386)"
         )));
     };
     let format = formats.format("raw_syscalls", "sys_enter")?;
@@ -243,7 +248,7 @@ fn syscall(
         subsystem: "raw_syscalls".into(),
         event: "sys_enter".into(),
         conf,
-        sub_ids: vec![nr],
+        sub_ids: ids,
         arg_values: sel.arg_values,
         binaries: sel.binaries,
         strings: sel.strings,

@@ -10,6 +10,8 @@ mod function;
 mod kprobe;
 mod lsm;
 mod selectors;
+mod syscalls;
+mod syscalls_i386;
 mod syscalls_x86_64;
 mod tracepoint;
 mod uprobe;
@@ -26,7 +28,7 @@ use crate::{
     sensors::tracefs::{self, Format},
 };
 
-pub use selectors::syscall_number;
+pub use syscalls::{split_id, syscall_ids, syscall_number};
 
 /// common_type, common_flags, common_preempt_count, common_pid.
 const COMMON_FIELDS: u32 = 4;
@@ -38,7 +40,8 @@ pub struct CompiledHook {
     pub event: String,
     /// `policy_slot` is filled in when installed.
     pub conf: HookConf,
-    /// Syscall numbers to list the hook under; empty = every event.
+    /// Syscall numbers to list the hook under (32-bit ones with
+    /// `ABI_I386`, on the raw syscall tracepoints); empty = every event.
     pub sub_ids: Vec<u32>,
     /// (selector, filter, value) for InMap / NotInMap.
     pub arg_values: Vec<(u8, u8, u64)>,
@@ -188,7 +191,7 @@ pub fn compile(
     let mut hooks = Vec::new();
     let mut sensors = Vec::new();
     for (i, tp) in spec.tracepoints.iter().enumerate() {
-        hooks.push(tracepoint::compile(policy, i, tp, formats)?);
+        hooks.extend(tracepoint::compile(policy, i, tp, formats)?);
         push_once(&mut sensors, "generic_tracepoint");
     }
     for (i, up) in spec.uprobes.iter().enumerate() {
@@ -298,4 +301,4 @@ impl CompiledHook {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,7 +9,7 @@ use tetragond_ebpf::{
 
 use super::{
     args::{kind_of, ArgClass, Memory},
-    syscalls_x86_64::SYSCALLS,
+    syscalls::syscall_ids,
     values, AddrEntry, StrEntry, SubstrEntry,
 };
 use crate::{
@@ -28,15 +28,6 @@ pub struct CompiledSelectors {
     pub strings: Vec<StrEntry>,
     pub addrs: Vec<AddrEntry>,
     pub substrings: Vec<SubstrEntry>,
-}
-
-/// Syscall number of `name` (`openat`, `sys_openat`, `__x64_sys_openat`).
-pub fn syscall_number(name: &str) -> Option<u32> {
-    let bare = ["__x64_sys_", "__se_sys_", "__do_sys_", "ksys_", "sys_"]
-        .iter()
-        .find_map(|p| name.strip_prefix(p))
-        .unwrap_or(name);
-    SYSCALLS.iter().find(|(n, _)| *n == bare).map(|(_, nr)| *nr)
 }
 
 /// How a hook's selectors refer to its args.
@@ -261,6 +252,16 @@ impl SelectorCtx<'_> {
             ))
         })?;
         let values = self.values(filter, is_syscall_id)?;
+        // A syscall name stands for its number in each ABI: a set of
+        // names within Tetragon's 4 values can grow past what fits in the
+        // selector, and is then a set in `ARG_SETS` (the same test).
+        if is_syscall_id && values.len() > MAX_VALUES && filter.values.len() <= MAX_VALUES {
+            af.op = match af.op {
+                op::EQUAL => op::IN_MAP,
+                op::NOT_EQUAL => op::NOT_IN_MAP,
+                other => other,
+            };
+        }
         if af.op == op::IN_MAP || af.op == op::NOT_IN_MAP {
             out.arg_values.extend(values.iter().map(|v| (s, f, *v)));
         } else {
@@ -433,16 +434,17 @@ impl SelectorCtx<'_> {
         Ok(af)
     }
 
-    /// Integer values, `list:NAME` references, and syscall names for ids.
+    /// Integer values, `list:NAME` references, and syscall names for ids
+    /// (each name gives its number in every ABI it covers).
     fn values(&self, filter: &ArgSelector, is_syscall_id: bool) -> Result<Vec<u64>, CompileError> {
         let mut out = Vec::new();
         for raw in &filter.values {
             if let Some(list) = raw.strip_prefix("list:") {
                 for v in self.list_values(list)? {
-                    out.push(self.value(&v, true)?);
+                    out.extend(self.value(&v, true)?);
                 }
             } else {
-                out.push(self.value(raw, is_syscall_id)?);
+                out.extend(self.value(raw, is_syscall_id)?);
             }
         }
         Ok(out)
@@ -464,16 +466,20 @@ impl SelectorCtx<'_> {
         }
     }
 
-    fn value(&self, raw: &str, syscall_names: bool) -> Result<u64, CompileError> {
+    /// A number as written (a syscall number without bit 31 is a 64-bit
+    /// one); a syscall name as its numbers in the ABIs it covers.
+    fn value(&self, raw: &str, syscall_names: bool) -> Result<Vec<u64>, CompileError> {
         let raw = raw.trim();
         if let Some(v) = parse_int(raw) {
-            return Ok(v);
+            return Ok(vec![v]);
         }
         if syscall_names {
-            if let Some(nr) = syscall_number(raw) {
-                return Ok(nr as u64);
+            if let Some(ids) = syscall_ids(raw) {
+                return Ok(ids.into_iter().map(u64::from).collect());
             }
-            return Err(self.invalid(format!("unknown syscall `{raw}`")));
+            return Err(self.invalid(format!(
+                "unknown syscall `{raw}` (x86_64 or i386; `x64/NAME` or `i386/NAME` names one ABI)"
+            )));
         }
         Err(self.invalid(format!("`{raw}` is not an integer")))
     }

@@ -1,5 +1,6 @@
 //! x86-64 syscall numbers (the kernel's syscall ABI, which never renumbers).
-//! Generated from the libc crate's x86_64 table by scripts/gen-syscalls.
+//! Generated from the libc crate's x86_64 table and the kernel's uapi
+//! asm/unistd_64.h by scripts/gen-syscalls.
 
 pub const SYSCALLS: &[(&str, u32)] = &[
     ("read", 0),
@@ -176,8 +177,11 @@ pub const SYSCALLS: &[(&str, u32)] = &[
     ("setdomainname", 171),
     ("iopl", 172),
     ("ioperm", 173),
+    ("create_module", 174),
     ("init_module", 175),
     ("delete_module", 176),
+    ("get_kernel_syms", 177),
+    ("query_module", 178),
     ("quotactl", 179),
     ("nfsservctl", 180),
     ("getpmsg", 181),
@@ -332,6 +336,7 @@ pub const SYSCALLS: &[(&str, u32)] = &[
     ("pkey_alloc", 330),
     ("pkey_free", 331),
     ("statx", 332),
+    ("io_pgetevents", 333),
     ("rseq", 334),
     ("pidfd_send_signal", 424),
     ("io_uring_setup", 425),

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use tetragond_ebpf::{action, op, set_op, SUB_ANY};
+use tetragond_ebpf::{action, arg_kind, op, set_op, ABI_I386, SUB_ANY};
 
 use super::*;
 use crate::{policy, sensors::tracefs::parse_format};
@@ -15,7 +15,9 @@ format:
 \tfield:unsigned long args[6];\toffset:16;\tsize:48;\tsigned:0;
 ";
 
-struct Fixed;
+/// Formats of the tracepoints the compile tests use (raw_syscalls/sys_enter);
+/// also the store's tests' kernel.
+pub(crate) struct Fixed;
 
 /// A kernel with kprobes, trampolines and an active BPF LSM (Debian's).
 struct Debian;
@@ -46,6 +48,10 @@ impl FormatSource for Fixed {
         match (subsystem, event) {
             ("raw_syscalls", "sys_enter") => {
                 Ok(parse_format(RAW_SYS_ENTER).expect("fixture parses"))
+            }
+            ("raw_syscalls", "sys_exit") => Ok(parse_format(RAW_SYS_EXIT).expect("fixture parses")),
+            ("syscalls", "sys_enter_unshare") => {
+                Ok(parse_format(SYS_ENTER_UNSHARE).expect("fixture parses"))
             }
             _ => Err(CompileError::Unsupported(format!(
                 "tracepoint {subsystem}/{event} does not exist on this kernel"
@@ -122,8 +128,18 @@ fn in_map_with_list_resolves_syscall_names() {
     ))
     .expect("compiles");
     let hook = &c.hooks[0];
-    assert_eq!(hook.sub_ids, vec![99, 121]);
-    assert_eq!(hook.arg_values, vec![(0, 0, 99), (0, 0, 121)]);
+    // Each name in both ABIs: x86_64 sysinfo 99, getpgid 121; i386 116, 132.
+    let i386 = |nr: u32| nr | ABI_I386;
+    assert_eq!(hook.sub_ids, vec![99, 121, i386(116), i386(132)]);
+    assert_eq!(
+        hook.arg_values,
+        vec![
+            (0, 0, 99),
+            (0, 0, u64::from(i386(116))),
+            (0, 0, 121),
+            (0, 0, u64::from(i386(132)))
+        ]
+    );
     assert_eq!(hook.binaries, vec![(0, "/usr/bin/true".to_string())]);
     assert_eq!(hook.conf.selectors[0].binary_op, set_op::IN);
     assert_eq!(hook.conf.selectors[0].actions[0].signal, 10);
@@ -431,4 +447,142 @@ fn return_probes_with_args_are_fexit_where_btf_gives_the_parameters() {
         (1, op::EQUAL)
     );
     assert_eq!(hook.meta.return_position, Some(1));
+}
+
+const RAW_SYS_EXIT: &str = "ID: 442
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+\tfield:long id;\toffset:8;\tsize:8;\tsigned:1;
+\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;
+";
+
+const SYS_ENTER_UNSHARE: &str = "ID: 192
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:unsigned long unshare_flags;\toffset:16;\tsize:8;\tsigned:0;
+";
+
+fn id_policy(values: &str) -> String {
+    policy_with(&format!(
+        "    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: [{values}]
+      matchActions:
+      - action: Sigkill
+"
+    ))
+}
+
+#[test]
+fn a_syscall_name_is_listed_under_its_number_in_each_abi() {
+    let c = compile_yaml(&id_policy("unshare")).expect("compiles");
+    let hook = &c.hooks[0];
+    // x86_64 unshare is 272, i386 unshare 310; i386 272 (fadvise64_64) is not listed.
+    assert_eq!(hook.sub_ids, vec![272, 310 | ABI_I386]);
+    assert_eq!(hook.conf.args[0].kind, arg_kind::SYSCALL64);
+    let f = &hook.conf.selectors[0].arg_filters[0];
+    assert_eq!(f.op, op::EQUAL);
+    assert_eq!(&f.values[..2], &[272, u64::from(310 | ABI_I386)]);
+    let keys = hook.keys(1);
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[1].sub_id, 0x8000_0136);
+}
+
+#[test]
+fn a_restricted_abi_or_a_number_lists_one_entry() {
+    let only = |values: &str| {
+        compile_yaml(&id_policy(values)).expect("compiles").hooks[0]
+            .sub_ids
+            .clone()
+    };
+    assert_eq!(only("\"i386/unshare\""), vec![310 | ABI_I386]);
+    assert_eq!(only("\"x64/unshare\""), vec![272]);
+    assert_eq!(only("\"__x64_sys_unshare\""), vec![272]);
+    assert_eq!(only("\"272\""), vec![272]);
+    assert_eq!(only("\"0x80000136\""), vec![310 | ABI_I386]);
+    let err = compile_yaml(&id_policy("\"arm64/unshare\"")).expect_err("no such ABI here");
+    assert!(err.to_string().contains("unknown syscall"), "{err}");
+}
+
+#[test]
+fn names_past_four_numbers_become_a_set() {
+    // Three names are six numbers: more than an Equal filter holds.
+    let c = compile_yaml(&id_policy("unshare, setns, \"x64/mount\"")).expect("compiles");
+    let hook = &c.hooks[0];
+    let f = &hook.conf.selectors[0].arg_filters[0];
+    assert_eq!(f.op, op::IN_MAP);
+    assert_eq!(hook.arg_values.len(), 5);
+    assert_eq!(hook.sub_ids.len(), 5);
+    // Tetragon's limit still holds for what the policy writes.
+    let five = id_policy("\"1\", \"2\", \"3\", \"4\", \"5\"");
+    let err = policy::parse_policy(Path::new("t.yaml"), &five).expect_err("5 values");
+    assert!(err.to_string().contains("at most 4 values"), "{err}");
+}
+
+fn syscall_kprobe(call: &str) -> String {
+    kprobe(call, "").replace("syscall: false", "syscall: true")
+}
+
+#[test]
+fn syscall_kprobes_are_listed_under_both_entries() {
+    let c = compile_yaml(&syscall_kprobe("sys_unshare")).expect("compiles");
+    let hook = &c.hooks[0];
+    assert_eq!(
+        (hook.subsystem.as_str(), hook.event.as_str()),
+        ("raw_syscalls", "sys_enter")
+    );
+    assert_eq!(hook.sub_ids, vec![272, 310 | ABI_I386]);
+    let c = compile_yaml(&syscall_kprobe("__ia32_sys_unshare")).expect("compiles");
+    assert_eq!(c.hooks[0].sub_ids, vec![310 | ABI_I386]);
+}
+
+#[test]
+fn a_syscalls_tracepoint_gets_a_raw_twin_for_the_32_bit_entry() {
+    let yaml = "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: tp
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_unshare
+    args:
+    - index: 4
+      type: syscall64
+    - index: 5
+      type: uint64
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: Equal
+        values: [\"0\"]
+      matchActions:
+      - action: Sigkill
+";
+    let c = compile_yaml(yaml).expect("compiles");
+    assert_eq!(c.hooks.len(), 2);
+    let (hook, twin) = (&c.hooks[0], &c.hooks[1]);
+    assert_eq!(
+        (hook.subsystem.as_str(), hook.event.as_str()),
+        ("syscalls", "sys_enter_unshare")
+    );
+    assert_eq!(hook.sub_ids, vec![272]);
+    assert_eq!(
+        (twin.subsystem.as_str(), twin.event.as_str()),
+        ("raw_syscalls", "sys_enter")
+    );
+    assert_eq!(twin.sub_ids, vec![310 | ABI_I386]);
+    // The same record slots, the same selectors; events name the policy's tracepoint.
+    assert_eq!(twin.conf, hook.conf);
+    assert_eq!(twin.conf.args[0].kind, arg_kind::SYSCALL64);
+    assert_eq!(twin.meta.event, "sys_enter_unshare");
+    assert_eq!(c.sensors, vec!["generic_tracepoint".to_string()]);
 }

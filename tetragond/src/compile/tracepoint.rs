@@ -1,11 +1,19 @@
 //! `tracepoints` hooks: arguments read at the offsets the tracepoint's
 //! format gives, syscall tracepoints listed per syscall number.
+//!
+//! The kernel runs `syscalls/sys_enter_X` and `sys_exit_X` for 64-bit
+//! syscalls only; a 32-bit (`int 0x80`, compat) call of X reaches
+//! `raw_syscalls/sys_enter` and `sys_exit` alone. So a `syscalls` hook
+//! gets a twin there, listed under X's i386 numbers: the two records have
+//! one layout (the number at 8, each argument a register of 8 bytes from
+//! 16, the return value at 16), so the twin reads the same offsets.
 
-use tetragond_ebpf::{ArgSpec, HookConf, MAX_ARGS};
+use tetragond_ebpf::{arg_kind, ArgSpec, HookConf, ABI_I386, MAX_ARGS};
 
 use super::{
     meta,
-    selectors::{compile_selectors, syscall_number, HookArgs},
+    selectors::{compile_selectors, HookArgs},
+    syscalls::syscall_ids,
     CompiledHook, FormatSource, COMMON_FIELDS,
 };
 use crate::{
@@ -15,12 +23,14 @@ use crate::{
     sensors::tracefs,
 };
 
+/// The hook, and for a `syscalls` tracepoint its twin on the raw syscall
+/// tracepoint for the 32-bit entry.
 pub fn compile(
     policy: &TracingPolicy,
     hook_index: usize,
     tp: &TracepointSpec,
     formats: &dyn FormatSource,
-) -> Result<CompiledHook, CompileError> {
+) -> Result<Vec<CompiledHook>, CompileError> {
     let what = format!("tracepoints[{hook_index}] {}/{}", tp.subsystem, tp.event);
     let format = formats.format(&tp.subsystem, &tp.event)?;
     if tp.args.len() > MAX_ARGS {
@@ -50,7 +60,7 @@ pub fn compile(
         conf.args[i] = arg_spec(&what, field, arg.ty.as_str())?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
-    let syscall_id = tp
+    let syscall_id: Vec<usize> = tp
         .args
         .iter()
         .enumerate()
@@ -62,6 +72,12 @@ pub fn compile(
         })
         .map(|(i, _)| i)
         .collect();
+    // The kernel side marks the number of a 32-bit syscall (ABI_I386).
+    if matches!(tp.subsystem.as_str(), "raw_syscalls" | "syscalls") {
+        for &i in &syscall_id {
+            conf.args[i].kind = arg_kind::SYSCALL64;
+        }
+    }
     let hook_args = HookArgs {
         args: &tp.args,
         positional: true,
@@ -78,18 +94,18 @@ pub fn compile(
         &hook_args,
         tp.subsystem == "raw_syscalls",
     )?;
-    let sub_ids = match syscall_of_event(&tp.subsystem, &tp.event) {
-        Some(Ok(nr)) => vec![nr],
+    let (sub_ids, i386_ids) = match syscall_of_event(&tp.subsystem, &tp.event) {
+        Some(Ok(ids)) => ids,
         Some(Err(name)) => {
             return Err(CompileError::Unsupported(format!(
                 "{what}: unknown syscall {name}"
             )))
         }
-        None => sel.sub_ids,
+        None => (sel.sub_ids, vec![]),
     };
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
-    Ok(CompiledHook {
+    let hook = CompiledHook {
         subsystem: tp.subsystem.clone(),
         event: tp.event.clone(),
         conf,
@@ -106,19 +122,80 @@ pub fn compile(
             tags: tp.tags.clone(),
             ..meta(policy, &tp.subsystem, &tp.event, arg_types)
         },
-    })
+    };
+    if i386_ids.is_empty() {
+        return Ok(vec![hook]);
+    }
+    let twin = compat_twin(&what, &hook, &format, i386_ids, formats)?;
+    Ok(vec![hook, twin])
 }
 
+/// Syscall numbers: the x86_64 ones, the i386 ones (with `ABI_I386`).
+type ByAbi = (Vec<u32>, Vec<u32>);
+
 /// `syscalls/sys_enter_X` and `sys_exit_X` share one entry point: the
-/// hook is listed under X's number.
-fn syscall_of_event(subsystem: &str, event: &str) -> Option<Result<u32, String>> {
+/// hook is listed under X's x86_64 number; its i386 numbers (32-bit, with
+/// `ABI_I386`) are served by the raw syscall tracepoints.
+fn syscall_of_event(subsystem: &str, event: &str) -> Option<Result<ByAbi, String>> {
     if subsystem != "syscalls" {
         return None;
     }
     let name = event
         .strip_prefix("sys_enter_")
         .or_else(|| event.strip_prefix("sys_exit_"))?;
-    Some(syscall_number(name).ok_or_else(|| name.to_string()))
+    let ids = syscall_ids(name).unwrap_or_default();
+    let (i386, x64): (Vec<u32>, Vec<u32>) = ids.into_iter().partition(|id| id & ABI_I386 != 0);
+    // The kernel names these events after its 64-bit syscalls.
+    if x64.is_empty() {
+        return Some(Err(name.to_string()));
+    }
+    Some(Ok((x64, i386)))
+}
+
+/// The hook of a `syscalls/sys_{enter,exit}_X` tracepoint as
+/// `raw_syscalls/sys_{enter,exit}` serves it for the 32-bit entry: the
+/// same slots of the record (checked against the raw format), listed under
+/// `ids`. Its events still name the policy's tracepoint.
+fn compat_twin(
+    what: &str,
+    hook: &CompiledHook,
+    format: &tracefs::Format,
+    ids: Vec<u32>,
+    formats: &dyn FormatSource,
+) -> Result<CompiledHook, CompileError> {
+    let event = if hook.event.starts_with("sys_enter_") {
+        "sys_enter"
+    } else {
+        "sys_exit"
+    };
+    let raw = formats.format("raw_syscalls", event)?;
+    let unservable = |field: &str| {
+        CompileError::Unsupported(format!(
+            "{what}: field `{field}` is not where raw_syscalls/{event} has it, so 32-bit (int 0x80) calls could not be matched"
+        ))
+    };
+    let raw_id = raw.field("id").ok_or_else(|| unservable("id"))?;
+    // sys_enter: `unsigned long args[6]`; sys_exit: `long ret`.
+    let (lo, hi) = match raw.field(if event == "sys_enter" { "args" } else { "ret" }) {
+        Some(f) => (f.offset, f.offset + f.size),
+        None => return Err(unservable(event)),
+    };
+    for field in &format.fields[COMMON_FIELDS as usize..] {
+        let ok = if field.name == "__syscall_nr" {
+            field.offset == raw_id.offset
+        } else {
+            field.size == 8 && lo <= field.offset && field.offset + 8 <= hi
+        };
+        if !ok {
+            return Err(unservable(&field.name));
+        }
+    }
+    Ok(CompiledHook {
+        subsystem: "raw_syscalls".into(),
+        event: event.into(),
+        sub_ids: ids,
+        ..hook.clone()
+    })
 }
 
 pub(super) fn arg_spec(

@@ -27,6 +27,9 @@ use crate::events;
 
 /// Lines queued per client before it starts losing them.
 pub const CLIENT_QUEUE: usize = 16_384;
+/// Clients served at once (each may queue CLIENT_QUEUE lines); more are
+/// closed at once, so connections cannot exhaust memory or descriptors.
+pub const MAX_CLIENTS: usize = 16;
 
 struct Client {
     tx: mpsc::Sender<Arc<str>>,
@@ -85,6 +88,7 @@ pub fn serve(
 }
 
 async fn accept_loop(listener: UnixListener, tx: mpsc::UnboundedSender<Client>, node: String) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -93,6 +97,10 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::UnboundedSender<Client>, 
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("event stream: {MAX_CLIENTS} clients already, one refused");
+            continue;
         };
         let (line_tx, line_rx) = mpsc::channel(CLIENT_QUEUE);
         let missed = Arc::new(AtomicU64::new(0));
@@ -105,7 +113,11 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::UnboundedSender<Client>, 
         {
             return; // the hub is gone: the daemon is stopping
         }
-        tokio::spawn(client_loop(stream, line_rx, missed, node.clone()));
+        let node = node.clone();
+        tokio::spawn(async move {
+            client_loop(stream, line_rx, missed, node).await;
+            drop(slot);
+        });
     }
 }
 

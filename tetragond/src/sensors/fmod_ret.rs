@@ -110,6 +110,13 @@ pub struct ModifyReturn {
     _prog: OwnedFd,
 }
 
+impl ModifyReturn {
+    /// The BPF link, to pin it (see `pin.rs`).
+    pub fn link(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self._link)
+    }
+}
+
 /// Loads the program for kernel function `btf_id` (its BTF type id in
 /// vmlinux) and attaches it.
 pub fn attach(btf_id: u32, decision_map: RawFd) -> Result<ModifyReturn, String> {

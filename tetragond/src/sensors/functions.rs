@@ -6,34 +6,29 @@
 use std::{collections::HashMap, sync::Arc};
 
 use aya::{
-    programs::{
-        fentry::FEntryLinkId, fexit::FExitLinkId, kprobe::KProbeLinkId, lsm::LsmLinkId, FEntry,
-        FExit, KProbe, Lsm, ProgramError,
-    },
+    programs::{links::FdLink, FEntry, FExit, KProbe, Lsm, ProgramError},
     Btf, Ebpf,
 };
 use tetragond_ebpf::site;
 
-use super::btf::KernelBtf;
+use super::{
+    btf::KernelBtf,
+    pin::{Held, Pins},
+};
 use crate::{
     compile::{FunctionFamily, FunctionTarget},
     error::SensorError,
 };
 
-enum Link {
-    Kprobe(KProbeLinkId),
-    Fentry(FEntryLinkId),
-    Fexit(FExitLinkId),
-    Lsm(LsmLinkId),
-}
-
 struct Bound {
     slot: u32,
     users: usize,
-    link: Link,
+    /// Taken from aya and pinned (see `pin.rs`): released on detach.
+    link: Held,
     /// With an fentry program on a `security_*` function: the fmod_ret
-    /// program that returns the Override it decided (closed on drop).
-    _modify_return: Option<super::fmod_ret::ModifyReturn>,
+    /// program that returns the Override it decided (closed on drop), and
+    /// the name of its link's pin.
+    modify_return: Option<(super::fmod_ret::ModifyReturn, Option<String>)>,
 }
 
 pub struct FunctionAttachments {
@@ -43,6 +38,8 @@ pub struct FunctionAttachments {
     btf: Option<Btf>,
     /// Our parse of it (the daemon's, shared), for fmod_ret target ids.
     kernel_btf: Option<Arc<KernelBtf>>,
+    /// Where links are pinned.
+    pins: Pins,
 }
 
 /// Functions whose return value an fmod_ret program may replace (the
@@ -87,11 +84,12 @@ fn chain(e: &ProgramError) -> String {
 }
 
 impl FunctionAttachments {
-    pub fn new(kernel_btf: Option<Arc<KernelBtf>>) -> Self {
+    pub fn new(kernel_btf: Option<Arc<KernelBtf>>, pins: Pins) -> Self {
         Self {
             bound: HashMap::new(),
             btf: None,
             kernel_btf,
+            pins,
         }
     }
 
@@ -126,12 +124,21 @@ impl FunctionAttachments {
             tracepoint: describe(target),
             message,
         };
-        let link = self.bind(ebpf, &program, target).map_err(attach_err)?;
+        let what = format!("{program}-{}", target.name);
+        let link = match self.bind(ebpf, &program, target).map_err(attach_err)? {
+            Taken::Kprobe(l) => self.pins.hold_kprobe(&what, l),
+            Taken::Fd(l) => self.pins.hold_fd(&what, l),
+        };
         let modify_return = if modifiable(target) {
             match self.modify_return(target, decision_map) {
-                Ok(m) => Some(m),
+                Ok(m) => {
+                    let pin = self
+                        .pins
+                        .pin_fd(&format!("fmod_ret-{}", target.name), m.link());
+                    Some((m, pin))
+                }
                 Err(message) => {
-                    unbind(ebpf, &program, target, link);
+                    unbind(ebpf, &self.pins, &program, target, link);
                     return Err(attach_err(message));
                 }
             }
@@ -153,7 +160,7 @@ impl FunctionAttachments {
                 slot,
                 users: 1,
                 link,
-                _modify_return: modify_return,
+                modify_return,
             },
         );
         Ok(base + slot)
@@ -167,13 +174,14 @@ impl FunctionAttachments {
         self.btf.as_ref().ok_or_else(|| "no kernel BTF".to_string())
     }
 
-    /// Loads (for trampolines: against the target) and attaches `program`.
+    /// Loads (for trampolines: against the target) and attaches `program`;
+    /// returns the link, taken from aya (the caller holds it).
     fn bind(
         &mut self,
         ebpf: &mut Ebpf,
         program: &str,
         target: &FunctionTarget,
-    ) -> Result<Link, String> {
+    ) -> Result<Taken, String> {
         let name = target.name.as_str();
         let prog = ebpf
             .program_mut(program)
@@ -185,29 +193,36 @@ impl FunctionAttachments {
                     p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
                     super::kernel::log_verified(program, p.info().ok());
                 }
-                p.attach(name, 0).map(Link::Kprobe).map_err(|e| {
+                let id = p.attach(name, 0).map_err(|e| {
                     format!("{} (is {name} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)", chain(&e))
-                })
+                })?;
+                p.take_link(id).map(Taken::Kprobe).map_err(|e| chain(&e))
             }
             FunctionFamily::Fentry => {
                 let btf = self.aya_btf()?.clone();
                 let p: &mut FEntry = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
                 super::kernel::log_verified(program, p.info().ok());
-                p.attach().map(Link::Fentry).map_err(|e| {
-                    let _ = p.unload();
-                    chain(&e)
-                })
+                p.attach()
+                    .and_then(|id| p.take_link(id))
+                    .map(|l| Taken::Fd(l.into()))
+                    .map_err(|e| {
+                        let _ = p.unload();
+                        chain(&e)
+                    })
             }
             FunctionFamily::Fexit => {
                 let btf = self.aya_btf()?.clone();
                 let p: &mut FExit = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
                 super::kernel::log_verified(program, p.info().ok());
-                p.attach().map(Link::Fexit).map_err(|e| {
-                    let _ = p.unload();
-                    chain(&e)
-                })
+                p.attach()
+                    .and_then(|id| p.take_link(id))
+                    .map(|l| Taken::Fd(l.into()))
+                    .map_err(|e| {
+                        let _ = p.unload();
+                        chain(&e)
+                    })
             }
             FunctionFamily::Lsm => {
                 let btf = self.aya_btf()?.clone();
@@ -216,10 +231,13 @@ impl FunctionAttachments {
                     format!("{} (is {name} an LSM hook of this kernel?)", chain(&e))
                 })?;
                 super::kernel::log_verified(program, p.info().ok());
-                p.attach().map(Link::Lsm).map_err(|e| {
-                    let _ = p.unload();
-                    chain(&e)
-                })
+                p.attach()
+                    .and_then(|id| p.take_link(id))
+                    .map(|l| Taken::Fd(l.into()))
+                    .map_err(|e| {
+                        let _ = p.unload();
+                        chain(&e)
+                    })
             }
         }
     }
@@ -251,33 +269,41 @@ impl FunctionAttachments {
         };
         let (_, _, prefix) = family_slots(target.family);
         let program = format!("{prefix}_{}", b.slot);
-        // The fmod_ret program goes first (with `b`), then its fentry.
-        let Bound { link, .. } = b;
-        unbind(ebpf, &program, target, link);
+        // The fmod_ret program goes first, then its fentry.
+        let Bound {
+            link,
+            modify_return,
+            ..
+        } = b;
+        if let Some((m, pin)) = modify_return {
+            if let Some(pin) = pin {
+                self.pins.unpin(&pin);
+            }
+            drop(m);
+        }
+        unbind(ebpf, &self.pins, &program, target, link);
     }
 }
 
-/// Detaches `program` from `target`. Trampoline programs are bound to
-/// their target when loaded: they are unloaded so the slot can serve
-/// another target.
-fn unbind(ebpf: &mut Ebpf, program: &str, target: &FunctionTarget, link: Link) {
+/// A link just taken from aya, before it is held (and pinned).
+enum Taken {
+    Kprobe(aya::programs::kprobe::KProbeLink),
+    Fd(FdLink),
+}
+
+/// Detaches `program` from `target` (unpins and closes its link).
+/// Trampoline programs are bound to their target when loaded: they are
+/// unloaded so the slot can serve another target.
+fn unbind(ebpf: &mut Ebpf, pins: &Pins, program: &str, target: &FunctionTarget, link: Held) {
+    pins.release(link);
     let Some(prog) = ebpf.program_mut(program) else {
         return;
     };
-    let result = match link {
-        Link::Kprobe(id) => <&mut KProbe>::try_from(prog).and_then(|p| p.detach(id)),
-        Link::Fentry(id) => <&mut FEntry>::try_from(prog).and_then(|p| {
-            p.detach(id)?;
-            p.unload()
-        }),
-        Link::Fexit(id) => <&mut FExit>::try_from(prog).and_then(|p| {
-            p.detach(id)?;
-            p.unload()
-        }),
-        Link::Lsm(id) => <&mut Lsm>::try_from(prog).and_then(|p| {
-            p.detach(id)?;
-            p.unload()
-        }),
+    let result = match target.family {
+        FunctionFamily::Kprobe | FunctionFamily::Kretprobe => Ok(()),
+        FunctionFamily::Fentry => <&mut FEntry>::try_from(prog).and_then(|p| p.unload()),
+        FunctionFamily::Fexit => <&mut FExit>::try_from(prog).and_then(|p| p.unload()),
+        FunctionFamily::Lsm => <&mut Lsm>::try_from(prog).and_then(|p| p.unload()),
     };
     if let Err(e) = result {
         tracing::warn!("detaching {}: {}", describe(target), chain(&e));

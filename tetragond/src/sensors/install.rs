@@ -8,7 +8,7 @@
 
 use tetragond_ebpf::{ArgSetKey, HookKey, MAX_HOOKS, MAX_POLICIES};
 
-use super::Kernel;
+use super::ops::KernelOps;
 use crate::{
     compile::{AddrEntry, CompiledPolicy, FunctionTarget, StrEntry, SubstrEntry},
     error::SensorError,
@@ -91,7 +91,7 @@ pub struct Prepared {
 /// fail for lack of room or a missing attach point. On error nothing of
 /// `new` stays behind and the running version is untouched.
 pub fn prepare(
-    kernel: &mut Kernel,
+    kernel: &mut impl KernelOps,
     hook_slots: &mut SlotAllocator,
     policy_slot: u32,
     new: &CompiledPolicy,
@@ -108,7 +108,7 @@ pub fn prepare(
 /// of `old` (if any), then frees `old`. On error the lists are as they were,
 /// `old` runs on and the prepared version is released.
 pub fn commit(
-    kernel: &mut Kernel,
+    kernel: &mut impl KernelOps,
     hook_slots: &mut SlotAllocator,
     prepared: Prepared,
     old: Option<&Installed>,
@@ -125,12 +125,12 @@ pub fn commit(
 }
 
 /// Drops a prepared version that will not be committed.
-pub fn abort(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, prepared: &Prepared) {
+pub fn abort(kernel: &mut impl KernelOps, hook_slots: &mut SlotAllocator, prepared: &Prepared) {
     release(kernel, hook_slots, &prepared.installed);
 }
 
 /// Takes a policy version out of the dispatch lists, then frees its slots.
-pub fn remove(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, old: &Installed) {
+pub fn remove(kernel: &mut impl KernelOps, hook_slots: &mut SlotAllocator, old: &Installed) {
     if let Err(e) = kernel.swap_lists(&old.list_entries(), &[]) {
         tracing::error!("removing dispatch entries: {e}");
     }
@@ -138,7 +138,7 @@ pub fn remove(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, old: &Install
 }
 
 fn write_hooks(
-    kernel: &mut Kernel,
+    kernel: &mut impl KernelOps,
     hook_slots: &mut SlotAllocator,
     policy_slot: u32,
     new: &CompiledPolicy,
@@ -223,7 +223,7 @@ fn write_hooks(
     Ok(())
 }
 
-fn release(kernel: &mut Kernel, hook_slots: &mut SlotAllocator, installed: &Installed) {
+fn release(kernel: &mut impl KernelOps, hook_slots: &mut SlotAllocator, installed: &Installed) {
     for hook in &installed.hooks {
         for key in &hook.arg_values {
             kernel.remove_arg_value(key);

@@ -13,8 +13,7 @@ use aya::{
         Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
     },
     programs::{
-        trace_point::TracePointLinkId,
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
         TracePoint, UProbe,
     },
     Ebpf, EbpfLoader, VerifierLogLevel,
@@ -25,7 +24,12 @@ use tetragond_ebpf::{
     MAX_HOOKS_PER_KEY, PATH_LEN, STR_TRIE_HEADER_BITS,
 };
 
-use super::{btf::KernelBtf, functions::FunctionAttachments, tracefs};
+use super::{
+    btf::KernelBtf,
+    functions::FunctionAttachments,
+    pin::{Held, Pins},
+    tracefs,
+};
 use crate::{
     compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry},
     error::SensorError,
@@ -62,9 +66,9 @@ impl std::fmt::Display for UprobeLocation {
 
 /// A tracepoint attachment shared by every hook on it.
 struct Attachment {
-    program: String,
     site: u32,
-    link: TracePointLinkId,
+    /// Taken from aya (and pinned when it is a BPF link): released on detach.
+    link: Held,
     users: usize,
 }
 
@@ -111,7 +115,13 @@ pub struct Kernel {
     lists: BTreeMap<HookKey, Vec<u32>>,
     attachments: HashMap<(String, String), Attachment>,
     /// Uprobe links by hook slot (each uprobe hook attaches on its own).
-    uprobe_links: HashMap<u32, (&'static str, UProbeLinkId)>,
+    uprobe_links: HashMap<u32, Held>,
+    /// Process tracking (sched_process_exec, _fork, _exit): attached for
+    /// the daemon's life, pinned like every other link.
+    task_links: Vec<Held>,
+    /// Where links are pinned (this run's generation), shared with the
+    /// daemon, which commits or removes it.
+    pins: Pins,
     /// Binary path -> (id, users).
     binaries: HashMap<String, (u32, usize)>,
     next_binary_id: u32,
@@ -128,8 +138,9 @@ macro_rules! take {
 }
 
 impl Kernel {
-    /// Loads the object, its programs, and starts task tracking.
-    pub fn load() -> Result<Self, SensorError> {
+    /// Loads the object, its programs, and starts task tracking. Every
+    /// link made from now on is pinned in `pins` (when it is enabled).
+    pub fn load(pins: Pins) -> Result<Self, SensorError> {
         if BPF_OBJECT.is_empty() {
             return Err(SensorError::Load(
                 "this binary was built with TETRAGOND_SKIP_BPF=1 and carries no kernel programs"
@@ -186,7 +197,7 @@ impl Kernel {
                     })
                 }
             },
-            functions: FunctionAttachments::new(btf.clone()),
+            functions: FunctionAttachments::new(btf.clone(), pins.clone()),
             btf,
             task_offsets: None,
             struct_offsets: None,
@@ -194,6 +205,8 @@ impl Kernel {
             lists: BTreeMap::new(),
             attachments: HashMap::new(),
             uprobe_links: HashMap::new(),
+            task_links: Vec::new(),
+            pins,
             binaries: HashMap::new(),
             next_binary_id: 1,
         };
@@ -255,12 +268,19 @@ impl Kernel {
             ("task_fork", "sched_process_fork"),
             ("task_exit", "sched_process_exit"),
         ] {
-            program(&mut self.ebpf, prog)?
+            let attach_err = |message: String| SensorError::Attach {
+                tracepoint: format!("sched/{event}"),
+                message,
+            };
+            let p = program(&mut self.ebpf, prog)?;
+            let id = p
                 .attach("sched", event)
-                .map_err(|e| SensorError::Attach {
-                    tracepoint: format!("sched/{event}"),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| attach_err(e.to_string()))?;
+            let link = p.take_link(id).map_err(|e| attach_err(e.to_string()))?;
+            let held = self
+                .pins
+                .hold_tracepoint(&format!("task-sched-{event}"), link);
+            self.task_links.push(held);
         }
         Ok(())
     }
@@ -394,16 +414,21 @@ impl Kernel {
         if prog.fd().is_err() {
             load_program(&mut self.ebpf, &program_name)?;
         }
-        let link = program(&mut self.ebpf, &program_name)?
+        let attach_err = |message: String| SensorError::Attach {
+            tracepoint: format!("{subsystem}/{event}"),
+            message,
+        };
+        let prog = program(&mut self.ebpf, &program_name)?;
+        let id = prog
             .attach(subsystem, event)
-            .map_err(|e| SensorError::Attach {
-                tracepoint: format!("{subsystem}/{event}"),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| attach_err(e.to_string()))?;
+        let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
+        let link = self
+            .pins
+            .hold_tracepoint(&format!("tp-{subsystem}-{event}"), link);
         self.attachments.insert(
             key,
             Attachment {
-                program: program_name,
                 site,
                 link,
                 users: 1,
@@ -452,19 +477,21 @@ impl Kernel {
             location: at,
             cookie: Some(u64::from(hook_slot)),
         };
-        let link = prog
+        let id = prog
             .attach([point], binary, UProbeScope::AllProcesses)
             .map_err(|e| attach_err(e.to_string()))?;
-        self.uprobe_links.insert(hook_slot, (name, link));
+        let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
+        let kind = if ret { "uretprobe" } else { "uprobe" };
+        let link = self
+            .pins
+            .hold_uprobe(&format!("{kind}-{hook_slot}-{binary}:{location}"), link);
+        self.uprobe_links.insert(hook_slot, link);
         Ok(())
     }
 
     pub fn detach_uprobe(&mut self, hook_slot: u32) {
-        let Some((name, link)) = self.uprobe_links.remove(&hook_slot) else {
-            return;
-        };
-        if let Some(Ok(prog)) = self.ebpf.program_mut(name).map(<&mut UProbe>::try_from) {
-            let _ = prog.detach(link);
+        if let Some(link) = self.uprobe_links.remove(&hook_slot) {
+            self.pins.release(link);
         }
     }
 
@@ -485,9 +512,7 @@ impl Kernel {
         a.users -= 1;
         if a.users == 0 {
             if let Some(a) = self.attachments.remove(&key) {
-                if let Ok(p) = program(&mut self.ebpf, &a.program) {
-                    let _ = p.detach(a.link);
-                }
+                self.pins.release(a.link);
             }
         }
     }

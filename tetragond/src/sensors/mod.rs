@@ -9,6 +9,8 @@ pub mod kernel;
 pub mod memory;
 pub mod mounts;
 mod offsets;
+pub mod ops;
+pub mod pin;
 pub mod probe;
 pub mod tracefs;
 

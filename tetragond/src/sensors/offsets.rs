@@ -57,6 +57,11 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         upid_size: btf.member_offset("upid", &["ns"])?.offset + 8,
         upid_nr: at("upid", &["nr"])?,
         ns: namespaces(btf)?,
+        // x86-64 embeds `thread_info` in `task_struct`
+        // (CONFIG_THREAD_INFO_IN_TASK); `status` holds TS_COMPAT. Its
+        // offset moved (5.11 added `syscall_work` before it).
+        task_ti_status: at("task_struct", &["thread_info", "status"])?,
+        _pad: 0,
     })
 }
 
@@ -99,5 +104,8 @@ mod tests {
         assert_eq!(o.path_dentry, o.path_mnt + 8);
         assert_eq!(o.dentry_name, o.dentry_name_len + 4);
         assert!(o.sk_dport < o.sk_num);
+        // thread_info comes first in task_struct: `flags` (and, from 5.11,
+        // `syscall_work`) precede `status`.
+        assert!(matches!(o.task_ti_status, 8 | 16), "{}", o.task_ti_status);
     }
 }

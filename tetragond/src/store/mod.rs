@@ -10,6 +10,8 @@
 
 pub mod folder;
 mod last_good;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -29,7 +31,9 @@ use crate::{
     runtime_state::{self, RuntimeState},
     sensors::{
         install::{self, Installed, SlotAllocator},
-        memory, Kernel,
+        memory,
+        ops::KernelOps,
+        Kernel,
     },
 };
 
@@ -80,9 +84,10 @@ pub struct Entry {
     pub installed: Option<Installed>,
 }
 
-pub struct Store {
+/// `K` is the kernel: [`Kernel`] in the daemon, a fake in unit tests.
+pub struct Store<K: KernelOps = Kernel> {
     dir: PathBuf,
-    kernel: Kernel,
+    kernel: K,
     formats: Box<dyn FormatSource + Send>,
     entries: BTreeMap<PathBuf, Entry>,
     state_dir: PathBuf,
@@ -129,11 +134,11 @@ impl std::fmt::Display for Summary {
     }
 }
 
-impl Store {
+impl<K: KernelOps> Store<K> {
     pub fn new(
         dir: PathBuf,
         state_dir: PathBuf,
-        kernel: Kernel,
+        kernel: K,
         formats: Box<dyn FormatSource + Send>,
     ) -> Self {
         let runtime = load_runtime_state(&state_dir);
@@ -178,7 +183,7 @@ impl Store {
         &self.dir
     }
 
-    pub fn kernel(&self) -> &Kernel {
+    pub fn kernel(&self) -> &K {
         &self.kernel
     }
 
