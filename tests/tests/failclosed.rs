@@ -499,3 +499,49 @@ fn a_flood_of_unprivileged_reads_does_not_hold_up_root() {
     assert!(slowest < Duration::from_secs(1), "root waited {slowest:?}");
     assert_killed(nr, "the last SetMode (enforce) took effect");
 }
+
+/// A connection the daemon closed at once reads end-of-file; one it serves
+/// stays open (the read times out).
+fn closed_at_once(conn: &mut impl std::io::Read) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(conn.read(&mut byte), Ok(0))
+}
+
+#[test]
+fn connections_beyond_the_caps_are_closed_at_once() {
+    use std::os::unix::net::UnixStream;
+    let mut h = Harness::new();
+    h.daemon_args = vec!["--metrics-address".into(), "127.0.0.1:0".into()];
+    h.start_daemon();
+    let timeout = Some(Duration::from_millis(500));
+    // Event stream: 16 clients are served.
+    let mut clients: Vec<UnixStream> = (0..16)
+        .map(|_| UnixStream::connect(&h.events_socket).expect("connect to the stream"))
+        .collect();
+    let mut extra = UnixStream::connect(&h.events_socket).expect("connect");
+    extra.set_read_timeout(timeout).unwrap();
+    assert!(
+        closed_at_once(&mut extra),
+        "the 17th stream client is closed"
+    );
+    clients[0].set_read_timeout(timeout).unwrap();
+    assert!(!closed_at_once(&mut clients[0]), "the first 16 stay served");
+    drop(clients);
+    // Metrics: 32 connections are served.
+    let log = h.log();
+    let address = log
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+        .to_string();
+    let mut held: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| std::net::TcpStream::connect(&address).expect("connect to metrics"))
+        .collect();
+    // Accepted in order: once the 32nd is served (open), the next is over the cap.
+    held[31].set_read_timeout(timeout).unwrap();
+    assert!(!closed_at_once(&mut held[31]), "the 32nd scraper is served");
+    let mut extra = std::net::TcpStream::connect(&address).expect("connect");
+    extra.set_read_timeout(timeout).unwrap();
+    assert!(closed_at_once(&mut extra), "the 33rd scraper is closed");
+}
