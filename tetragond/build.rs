@@ -57,7 +57,8 @@ fn main() -> Result<()> {
         .env_remove("RUSTC")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTFLAGS")
-        // BTF (func_info) is required by the verifier for bpf_loop callbacks.
+        // BTF (func_info) is required by the verifier for the global
+        // functions the loops call.
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
             "-Cdebuginfo=2\x1f-Clink-arg=--btf",
@@ -70,7 +71,67 @@ fn main() -> Result<()> {
         bail!("building tetragond-ebpf failed; run scripts/setup to install the nightly and bpf-linker");
     }
     let built = target_dir.join("bpfel-unknown-none/release/tetragond");
-    fs::copy(&built, &object).with_context(|| format!("copying {}", built.display()))?;
+    let mut bytes = fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+    make_memory_builtins_static(&mut bytes)?;
+    fs::write(&object, bytes).with_context(|| format!("writing {}", object.display()))?;
+    Ok(())
+}
+
+/// LLVM calls `memset`/`memcpy` for some struct initialisations, and the
+/// linker exports them, so their BTF says global. The verifier checks a
+/// global function on its own with only its declared arguments, and Linux
+/// 5.10 refuses any pointer argument ("Unrecognized arg#0 type PTR"); a
+/// static one is checked inline with the caller's pointers, on every
+/// kernel. bpf-linker has no switch for this (`--disable-memory-builtins`
+/// leaves them exported by rustc), so the linkage is rewritten here.
+fn make_memory_builtins_static(elf: &mut [u8]) -> Result<()> {
+    use object::{Object, ObjectSection};
+    let (start, size) = {
+        let file = object::File::parse(&*elf).context("parsing the BPF object")?;
+        let section = file
+            .section_by_name(".BTF")
+            .context("the BPF object has no .BTF section")?;
+        section
+            .file_range()
+            .context(".BTF holds no file data")?
+    };
+    let btf = &mut elf[start as usize..(start + size) as usize];
+    let u32_at = |b: &[u8], at: usize| -> Result<u32> {
+        b.get(at..at + 4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .context("truncated BTF")
+    };
+    if btf.get(0..2) != Some(&[0x9f, 0xeb]) {
+        bail!(".BTF is not little-endian BTF");
+    }
+    let hdr_len = u32_at(btf, 4)? as usize;
+    let (type_off, type_len) = (u32_at(btf, 8)? as usize, u32_at(btf, 12)? as usize);
+    let str_off = u32_at(btf, 16)? as usize;
+    let types = hdr_len + type_off;
+    let strings = hdr_len + str_off;
+    let mut at = types;
+    while at < types + type_len {
+        let (name_off, info) = (u32_at(btf, at)? as usize, u32_at(btf, at + 4)?);
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        const FUNC: u32 = 12;
+        if kind == FUNC && vlen == 1 {
+            let name = btf
+                .get(strings + name_off..)
+                .and_then(|n| n.split(|&c| c == 0).next())
+                .unwrap_or_default();
+            if matches!(name, b"memset" | b"memcpy" | b"memmove" | b"memcmp" | b"bcmp") {
+                btf[at + 4..at + 8].copy_from_slice(&(info & !0xffff).to_le_bytes());
+            }
+        }
+        // The size of each kind's data after the 12-byte header (linux/btf.h).
+        at += 12 + match kind {
+            1 | 14 | 17 => 4,            // INT, VAR, DECL_TAG
+            3 => 12,                     // ARRAY
+            4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+            6 | 13 => 8 * vlen,          // ENUM, FUNC_PROTO
+            _ => 0,
+        };
+    }
     Ok(())
 }
 

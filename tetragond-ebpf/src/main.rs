@@ -23,7 +23,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         generated::{
             self as gen, bpf_get_attach_cookie, bpf_get_current_ancestor_cgroup_id,
-            bpf_get_current_task, bpf_loop, bpf_send_signal,
+            bpf_get_current_task, bpf_send_signal,
         },
     },
     macros::{fentry, fexit, kprobe, kretprobe, lsm, map, tracepoint, uprobe, uretprobe},
@@ -38,7 +38,7 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, BinarySetKey, Event,
+    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSpec, ArgSetKey, BinarySetKey, Event,
     EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
     OverrideDecision, PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
     TaskTrackingOffsets, ABI_I386, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
@@ -92,13 +92,18 @@ static SUBSTRINGS: HashMap<SubstrKey, SubstrValue> = HashMap::with_max_entries(4
 static WINDOW: PerCpuArray<[u64; SUBSTR_LEN / 8]> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static ADDR_TRIE: LpmTrie<AddrTrieData, u8> = LpmTrie::with_max_entries(4096, NO_PREALLOC);
-/// What the bpf_loop callbacks change, kept in map memory rather than in
-/// the walk structs on the stack: the verifier does not track map
-/// contents, so a callback's entry state repeats at once and newer
-/// verifiers (which explore a callback until its entry state repeats)
-/// check each body about once instead of once per distinct value.
+/// What the loop steps (see `repeat!`) read and change. They are global
+/// functions, which take scalars only, so the walk's state lives here, in
+/// map memory, rather than on the caller's stack.
 #[repr(C)]
 struct LoopState {
+    /// The program's context (a tracepoint record, pt_regs, or a
+    /// trampoline's argument array), read with probe reads by the steps.
+    ctx: u64,
+    /// The lists `run_lists` walks: every event's, then this syscall's.
+    list_keys: [HookKey; 2],
+    /// Entries of the first list; the second's follow.
+    list_first_len: u32,
     list_ret: i32,
     matched: i32,
     all_match: u32,
@@ -141,6 +146,66 @@ fn count_loss(kind: u32) {
 }
 
 const SIGKILL: u32 = 9;
+
+/// 0 when tracing programs cannot call `bpf_get_current_ancestor_cgroup_id`
+/// (Linux 5.10), set by user space at load (`EbpfLoader::override_global`).
+/// A constant of a frozen read-only map: the verifier drops the branch that
+/// calls the helper on a kernel without it, so the programs load there.
+/// Not 0 here, or the compiler would put it in writable `.bss`.
+#[no_mangle]
+static HAS_ANCESTOR_CGROUP_ID: u8 = 1;
+
+/// The same for `bpf_get_attach_cookie` (Linux 5.15), which the uprobe
+/// entry points need to know their hook.
+#[no_mangle]
+static HAS_ATTACH_COOKIE: u8 = 1;
+
+/// `&array[i]`, or None past its end, with the address computed here.
+/// 5.10's verifier forgets an index's bound when the index is spilled to
+/// the stack (across a helper call), but keeps a pointer's: so a loop
+/// step bounds its indices and takes the references at once, and
+/// `black_box` stops the optimiser from moving the check back above the
+/// map lookups or the address computation down to the use.
+#[inline(always)]
+pub fn at<T, const N: usize>(array: &[T; N], i: usize) -> Option<&T> {
+    array.get(core::hint::black_box(i)).map(core::hint::black_box)
+}
+
+/// `at` for a mutable element.
+#[inline(always)]
+pub fn at_mut<T, const N: usize>(array: &mut [T; N], i: usize) -> Option<&mut T> {
+    array
+        .get_mut(core::hint::black_box(i))
+        .map(core::hint::black_box)
+}
+
+#[inline(always)]
+fn load_constant(c: &'static u8) -> u8 {
+    unsafe { core::ptr::read_volatile(c) }
+}
+
+/// Calls `$step(i, args..)` for `i` in `0..min($n, $max)`, stopping at the
+/// first non-zero return. Every step is a global function
+/// (`#[no_mangle] pub extern "C"`, scalar arguments, state in `LoopState`):
+/// the verifier checks it once, on its own, so a turn costs the caller a
+/// few instructions whatever the step does. This is the one loop form all
+/// supported kernels accept at that cost: `bpf_loop` needs 5.17, and a
+/// static callee in a bounded loop is verified once per turn.
+#[macro_export]
+macro_rules! repeat {
+    ($n:expr, $max:expr, $step:ident($($arg:expr),*)) => {{
+        // Hidden from the optimiser, which would drop a clamp it can prove
+        // redundant and leave 5.10's verifier a loop it cannot bound.
+        let n: u32 = core::cmp::min(core::hint::black_box($n as u32), $max as u32);
+        let mut i: u32 = 0;
+        while i < n {
+            if $step(i as u64 $(, $arg)*) != 0 {
+                break;
+            }
+            i += 1;
+        }
+    }};
+}
 
 /// Runs `body` once per listed index, with no loop left in the program.
 /// Loops over these small fixed arrays compile to shapes older verifiers
@@ -210,10 +275,14 @@ generic_sites!(
 /// context points at, at offsets the compiler gives per calling convention.
 #[uprobe]
 pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
+    // User space attaches no uprobe on a kernel without cookies.
+    if load_constant(&HAS_ATTACH_COOKIE) == 0 {
+        return 0;
+    }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     if let (Some(hook), Some(state)) = (HOOKS.get(slot), loop_state()) {
         state.compat = 0;
-        run_hook(&TracePointContext::new(ctx.as_ptr()), slot, hook);
+        run_hook(ctx.as_ptr() as u64, slot, hook);
     }
     0
 }
@@ -326,10 +395,14 @@ function_sites!(
 /// Return uprobes (`return: true`): the same, at the function's return.
 #[uretprobe]
 pub fn uretprobe_dispatch(ctx: RetProbeContext) -> u32 {
+    // User space attaches no uprobe on a kernel without cookies.
+    if load_constant(&HAS_ATTACH_COOKIE) == 0 {
+        return 0;
+    }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     if let (Some(hook), Some(state)) = (HOOKS.get(slot), loop_state()) {
         state.compat = 0;
-        run_hook(&TracePointContext::new(ctx.as_ptr()), slot, hook);
+        run_hook(ctx.as_ptr() as u64, slot, hook);
     }
     0
 }
@@ -400,21 +473,8 @@ fn in_compat_syscall() -> u32 {
     u32::from(status.is_some_and(|s| s & TS_COMPAT != 0))
 }
 
-/// What a `bpf_loop` iteration over a hook list needs: the record's address
-/// and a copy of the list (so the callback reads plain stack memory).
-#[repr(C)]
-struct ListWalk {
-    ctx: *mut c_void,
-    /// The list for every event of the site, then the one for this
-    /// syscall; looked up again in the callback (a copy of the slots would
-    /// cost stack every nested callback also needs).
-    keys: [HookKey; 2],
-    /// Entries of the first list; the second's follow.
-    first_len: u32,
-}
-
-/// bpf_loop verifies the callback once, however many hooks the list holds;
-/// an unrolled loop would be verified once per hook and blow the limit.
+/// The lists hold at most `MAX_HOOKS_PER_KEY` hooks each; each hook is a
+/// call of the global `run_list_item`, checked once by the verifier.
 #[inline(always)]
 fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat: u32) -> i32 {
     let len = |key: &HookKey| {
@@ -431,31 +491,34 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
     // The first enforced Override's errno.
     state.list_ret = 0;
     state.compat = compat;
-    let mut walk = ListWalk {
-        ctx: ctx.as_ptr(),
-        keys: [any, sub.unwrap_or(any)],
-        first_len,
-    };
-    unsafe {
-        bpf_loop(
-            first_len + second_len,
-            run_list_item as *mut c_void,
-            (&mut walk as *mut ListWalk).cast(),
-            0,
-        )
-    };
+    state.ctx = ctx.as_ptr() as u64;
+    state.list_keys = [any, sub.unwrap_or(any)];
+    state.list_first_len = first_len;
+    repeat!(
+        first_len + second_len,
+        2 * MAX_HOOKS_PER_KEY,
+        run_list_item()
+    );
     loop_state().map_or(0, |state| state.list_ret)
 }
 
+/// Loop step: runs entry `index` of the lists `run_lists` set up.
+#[no_mangle]
 #[inline(never)]
-extern "C" fn run_list_item(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &*(walk as *const ListWalk) };
-    let (key, i) = if (index as u32) < walk.first_len {
-        (&walk.keys[0], index as usize)
-    } else {
-        (&walk.keys[1], index as usize - walk.first_len as usize)
+pub extern "C" fn run_list_item(index: u64) -> i64 {
+    let Some(state) = loop_state() else {
+        return 1;
     };
-    let Some(list) = (unsafe { HOOK_LISTS.get(key) }) else {
+    let (key, i) = if (index as u32) < state.list_first_len {
+        (state.list_keys[0], index as usize)
+    } else {
+        (
+            state.list_keys[1],
+            (index as usize).wrapping_sub(state.list_first_len as usize),
+        )
+    };
+    let ctx = state.ctx;
+    let Some(list) = (unsafe { HOOK_LISTS.get(&key) }) else {
         return 1;
     };
     if i >= MAX_HOOKS_PER_KEY || i as u32 >= list.len {
@@ -463,7 +526,7 @@ extern "C" fn run_list_item(index: u64, walk: *mut c_void) -> i64 {
     }
     let slot = list.slots[i];
     if let Some(hook) = HOOKS.get(slot) {
-        let ret = run_hook(&TracePointContext::new(walk.ctx), slot, hook);
+        let ret = run_hook(ctx, slot, hook);
         if let Some(state) = loop_state() {
             if state.list_ret == 0 {
                 state.list_ret = ret;
@@ -473,53 +536,29 @@ extern "C" fn run_list_item(index: u64, walk: *mut c_void) -> i64 {
     0
 }
 
-/// One hook's evaluation, shared with the per-argument and per-selector
-/// callbacks.
-#[repr(C)]
-struct HookWalk {
-    ctx: *mut c_void,
-    hook_slot: u32,
-}
-
 /// Evaluates one hook; returns the errno of an enforced Override, or 0.
+/// `ctx` is the program's context (see `LoopState::ctx`).
 #[inline(never)]
-fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) -> i32 {
-    let mut walk = HookWalk {
-        ctx: ctx.as_ptr(),
-        hook_slot,
-    };
+fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     if !in_cgroup_scope(hook) {
         return 0;
     }
-    // A callback per argument: verified once, whatever each one's kind.
-    let n = (hook.n_args as usize).min(MAX_ARGS) as u32;
-    unsafe {
-        bpf_loop(
-            n,
-            read_arg_step as *mut c_void,
-            (&mut walk as *mut HookWalk).cast(),
-            0,
-        )
+    let Some(state) = loop_state() else {
+        return 0;
     };
+    state.ctx = ctx;
+    repeat!(hook.n_args, MAX_ARGS, read_arg_step(hook_slot as u64));
     let data_len = (hook.data_slots as u32).min(MAX_ARGS as u32) * STR_LEN as u32;
     if hook.n_selectors == 0 {
         post(hook_slot, hook, None, 0, data_len);
         return 0;
     }
-    let n = (hook.n_selectors as usize).min(MAX_SELECTORS) as u32;
     let Some(state) = loop_state() else {
         return 0;
     };
     // Index of the first matching selector, or -1.
     state.matched = -1;
-    unsafe {
-        bpf_loop(
-            n,
-            eval_selector as *mut c_void,
-            (&mut walk as *mut HookWalk).cast(),
-            0,
-        )
-    };
+    repeat!(hook.n_selectors, MAX_SELECTORS, eval_selector(hook_slot as u64));
     let s = loop_state().map_or(-1, |state| state.matched);
     if (0..MAX_SELECTORS as i32).contains(&s) {
         return act(
@@ -533,25 +572,33 @@ fn run_hook(ctx: &TracePointContext, hook_slot: u32, hook: &HookConf) -> i32 {
     0
 }
 
-/// bpf_loop callback: reads argument `index` (and its data, if any).
+/// Loop step: reads argument `index` of hook `hook_slot` (and its data, if any).
+#[no_mangle]
 #[inline(never)]
-extern "C" fn read_arg_step(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &*(walk as *const HookWalk) };
+pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     let i = index as usize;
-    if i >= MAX_ARGS {
-        return 1;
-    }
-    let (Some(hook), Some(buf)) = (HOOKS.get(walk.hook_slot), EVENT_BUF.get_ptr_mut(0)) else {
+    let (Some(hook), Some(buf), Some(state)) = (
+        HOOKS.get(hook_slot as u32),
+        EVENT_BUF.get_ptr_mut(0),
+        loop_state(),
+    ) else {
         return 1;
     };
-    let ctx = TracePointContext::new(walk.ctx);
+    let buf = unsafe { &mut *buf };
+    let (Some(spec), Some(data), Some(slot)) = (
+        at(&hook.args, i),
+        at_mut(&mut buf.data, i),
+        at_mut(&mut buf.event.args, i),
+    ) else {
+        return 1;
+    };
+    let ctx = TracePointContext::new(state.ctx as *mut c_void);
     // A 32-bit syscall's registers are 32 bits wide: the kernel uses the
     // low half only, so an `int 0x80` from a 64-bit task cannot hide a
     // value behind high bits.
-    let compat = loop_state().map_or(0, |state| state.compat & 1);
+    let compat = state.compat & 1;
     let shift = compat * 32;
-    let raw = read_arg(&ctx, hook, i, shift);
-    let spec = &hook.args[i];
+    let raw = read_arg(&ctx, spec, shift);
     let kind = spec.kind;
     let value = if kind == arg_kind::SYSCALL64 {
         raw | u64::from(compat << 31)
@@ -562,49 +609,39 @@ extern "C" fn read_arg_step(index: u64, walk: *mut c_void) -> i64 {
         } else {
             STR_LEN as u64 - 1
         };
-        read_args::read_data(kind, raw, size, unsafe { (*buf).data[i].as_mut_ptr() })
+        read_args::read_data(kind, raw, size, data.as_mut_ptr())
     } else {
         raw
     };
     // Kept in map memory, not on the stack: the verifier does not track
     // map contents, so values read by different kinds do not multiply the
     // states it explores.
-    unsafe { (*buf).event.args[i] = value };
+    *slot = value;
     0
 }
 
-/// bpf_loop callback: does selector `index` match? Stops at the first that does.
+/// Loop step: does selector `index` of hook `hook_slot` match? Stops at
+/// the first that does.
+#[no_mangle]
 #[inline(never)]
-extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &*(walk as *const HookWalk) };
+pub extern "C" fn eval_selector(index: u64, hook_slot: u64) -> i64 {
     let s = index as usize;
-    if s >= MAX_SELECTORS {
-        return 1;
-    }
-    let Some(hook) = HOOKS.get(walk.hook_slot) else {
+    let hook_slot = hook_slot as u32;
+    let Some(sel) = HOOKS.get(hook_slot).and_then(|hook| at(&hook.selectors, s)) else {
         return 1;
     };
-    let sel = &hook.selectors[s];
-    if !match_process::process_matches(walk.hook_slot, s, sel) {
+    if !match_process::process_matches(hook_slot, s, sel) {
         return 0;
     }
     let Some(state) = loop_state() else {
         return 1;
     };
     state.all_match = 1;
-    let mut filters = FilterWalk {
-        hook_slot: walk.hook_slot,
-        selector: s as u32,
-    };
-    let n = (sel.n_arg_filters as usize).min(MAX_ARG_FILTERS) as u32;
-    unsafe {
-        bpf_loop(
-            n,
-            eval_filter as *mut c_void,
-            (&mut filters as *mut FilterWalk).cast(),
-            0,
-        )
-    };
+    repeat!(
+        sel.n_arg_filters,
+        MAX_ARG_FILTERS,
+        eval_filter(hook_slot as u64, s as u64)
+    );
     match loop_state() {
         Some(state) if state.all_match == 1 => {
             state.matched = s as i32;
@@ -615,36 +652,32 @@ extern "C" fn eval_selector(index: u64, walk: *mut c_void) -> i64 {
     0
 }
 
-#[repr(C)]
-struct FilterWalk {
-    hook_slot: u32,
-    selector: u32,
-}
-
-/// bpf_loop callback: does matchArgs filter `index` hold? Stops at the first that does not.
+/// Loop step: does matchArgs filter `index` of selector `selector` hold?
+/// Stops at the first that does not.
+#[no_mangle]
 #[inline(never)]
-extern "C" fn eval_filter(index: u64, walk: *mut c_void) -> i64 {
-    let walk = unsafe { &*(walk as *const FilterWalk) };
-    let (f, s) = (index as usize, walk.selector as usize);
-    if f >= MAX_ARG_FILTERS || s >= MAX_SELECTORS {
-        return 1;
-    }
-    let Some(hook) = HOOKS.get(walk.hook_slot) else {
+pub extern "C" fn eval_filter(index: u64, hook_slot: u64, selector: u64) -> i64 {
+    let (f, s) = (index as usize, selector as usize);
+    let hook_slot = hook_slot as u32;
+    let Some(filter) = HOOKS
+        .get(hook_slot)
+        .and_then(|hook| at(&hook.selectors, s))
+        .and_then(|sel| at(&sel.arg_filters, f))
+    else {
         return 1;
     };
-    let filter = &hook.selectors[s].arg_filters[f];
     let arg = filter.arg as usize;
     let ok = arg < MAX_ARGS
         && if filter.op >= op::STR_EQUAL {
             let at = FilterAt {
-                hook_slot: walk.hook_slot,
+                hook_slot,
                 selector: s as u8,
                 filter: f as u8,
                 arg,
             };
             data_filter_matches(&at, filter, arg_value(arg))
         } else {
-            filter_matches(walk.hook_slot, s as u8, f as u8, filter, arg_value(arg))
+            filter_matches(hook_slot, s as u8, f as u8, filter, arg_value(arg))
         };
     if ok {
         0
@@ -669,8 +702,7 @@ fn arg_value(arg: usize) -> u64 {
 /// registers) are cut to their low 32 bits and extended as the field's
 /// signedness says; 0 otherwise.
 #[inline(always)]
-fn read_arg(ctx: &TracePointContext, hook: &HookConf, i: usize, shift: u32) -> u64 {
-    let spec = &hook.args[i];
+fn read_arg(ctx: &TracePointContext, spec: &ArgSpec, shift: u32) -> u64 {
     let off = spec.offset as usize;
     let signed = spec.signed != 0;
     unsafe {
@@ -728,6 +760,10 @@ fn in_cgroup_scope(hook: &HookConf) -> bool {
     let n = hook.n_cgroup_scopes as usize;
     if n == 0 {
         return true;
+    }
+    // User space refuses namespaced policies on such a kernel.
+    if load_constant(&HAS_ANCESTOR_CGROUP_ID) == 0 {
+        return false;
     }
     let mut inside = false;
     unrolled!([0, 1, 2, 3], |i| if i < n {

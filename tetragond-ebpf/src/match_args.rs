@@ -2,9 +2,7 @@
 //! `STR_TRIE` LPM trie, socket addresses against `ADDR_TRIE`, ports,
 //! families and protocols against the filter's inline values.
 
-use core::ffi::c_void;
-
-use aya_ebpf::{helpers::generated::bpf_loop, maps::lpm_trie::Key};
+use aya_ebpf::maps::lpm_trie::Key;
 use tetragond_ebpf::{
     op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, MAX_ARGS, MAX_VALUES, STR_LEN, STR_MATCH_LEN,
     STR_TRIE_HEADER_BITS, SUBSTR_LEN,
@@ -30,13 +28,13 @@ pub struct FilterAt {
 /// `value` is the argument's value (a string's length).
 #[inline(always)]
 pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> bool {
-    if at.arg >= MAX_ARGS {
-        return false;
-    }
-    let Some(buf) = EVENT_BUF.get_ptr_mut(0) else {
+    let Some(slot) = EVENT_BUF
+        .get_ptr_mut(0)
+        .and_then(|buf| crate::at(unsafe { &(*buf).data }, at.arg))
+    else {
         return false;
     };
-    let slot = unsafe { (*buf).data[at.arg].as_ptr() };
+    let slot = slot.as_ptr();
     match filter.op {
         op::SUBSTRING | op::SUBSTRING_IGN_CASE => contains(at, filter, value),
         op::STR_EQUAL..=op::NOT_POSTFIX => {
@@ -74,18 +72,7 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
     }
     .min(STR_MATCH_LEN as u64);
     if matches!(code, op::POSTFIX | op::NOT_POSTFIX) {
-        let mut rev = Reverse {
-            arg: at.arg as u64,
-            len,
-        };
-        unsafe {
-            bpf_loop(
-                bytes as u32,
-                reverse_step as *mut c_void,
-                (&mut rev as *mut Reverse).cast(),
-                0,
-            )
-        };
+        crate::repeat!(bytes, STR_MATCH_LEN, reverse_step(at.arg as u64, len));
     } else {
         let src = unsafe { core::slice::from_raw_parts(slot, STR_MATCH_LEN) };
         if unsafe {
@@ -100,31 +87,27 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
     STR_TRIE.get(key).is_some()
 }
 
-#[repr(C)]
-struct Reverse {
-    arg: u64,
-    len: u64,
-}
-
-/// bpf_loop callback: `key.bytes[i] = source[len - 1 - i]`.
+/// Loop step: `key.bytes[index] = source[len - 1 - index]`, the source
+/// being argument `arg`'s data or `PATH_BUF`.
+#[no_mangle]
 #[inline(never)]
-extern "C" fn reverse_step(index: u64, ctx: *mut c_void) -> i64 {
-    let rev = unsafe { &*(ctx as *const Reverse) };
+pub extern "C" fn reverse_step(index: u64, arg: u64, len: u64) -> i64 {
     let (Some(buf), Some(key)) = (EVENT_BUF.get_ptr_mut(0), STR_KEY.get_ptr_mut(0)) else {
         return 1;
     };
-    let arg = rev.arg as usize;
-    if arg > PATH_BUF_SOURCE || index >= rev.len || index as usize >= STR_MATCH_LEN {
+    let arg = arg as usize;
+    if arg > PATH_BUF_SOURCE || index >= len || index as usize >= STR_MATCH_LEN {
         return 1;
     }
-    let from = (rev.len - 1 - index) as usize & (STR_LEN - 1);
-    let byte = if arg == PATH_BUF_SOURCE {
+    let from = (len - 1 - index) as usize & (STR_LEN - 1);
+    // The slot test first: 5.10's verifier learns no bound from `!=`.
+    let byte = if let Some(data) = crate::at(unsafe { &(*buf).data }, arg) {
+        data[from]
+    } else {
         match PATH_BUF.get(0) {
             Some(path) => path[from],
             None => return 1,
         }
-    } else {
-        unsafe { (*buf).data[arg][from] }
     };
     unsafe { (*key).data.bytes[index as usize] = byte };
     0
@@ -172,47 +155,31 @@ fn addr_lookup(at: &FilterAt, addr: &[u8; 16]) -> bool {
     ADDR_TRIE.get(&key).is_some()
 }
 
-/// A SubString search: each (value, start position) pair is one window
-/// compared with the value, eight bytes at a time.
-#[repr(C)]
-struct Search {
-    key: SubstrKey,
-    arg: u64,
-    len: u64,
-    fold: u64,
-}
-
 /// Does argument `at.arg` (`len` bytes) contain one of the filter's
 /// SubString values? One loop over every value and start position, so the
 /// verifier checks the window comparison once.
 #[inline(always)]
 fn contains(at: &FilterAt, filter: &ArgFilter, len: u64) -> bool {
     let n = (filter.n_values as u32).min(MAX_VALUES as u32);
-    let mut search = Search {
-        key: SubstrKey {
-            hook_slot: at.hook_slot,
-            selector: at.selector,
-            filter: at.filter,
-            index: 0,
-            _pad: 0,
-        },
-        arg: at.arg as u64,
-        len: len.min(STR_LEN as u64 - 1),
-        fold: (filter.op == op::SUBSTRING_IGN_CASE) as u64,
-    };
     let Some(state) = loop_state() else {
         return false;
     };
     state.found = 0;
-    unsafe {
-        bpf_loop(
-            n * STR_LEN as u32,
-            substr_step as *mut c_void,
-            (&mut search as *mut Search).cast(),
-            0,
-        )
-    };
+    let filter_at = substr_filter(at.hook_slot, at.selector, at.filter);
+    let fold = (filter.op == op::SUBSTRING_IGN_CASE) as u64;
+    crate::repeat!(
+        n * STR_LEN as u32,
+        MAX_VALUES * STR_LEN,
+        substr_step(filter_at, at.arg as u64, len.min(STR_LEN as u64 - 1), fold)
+    );
     loop_state().is_some_and(|state| state.found != 0)
+}
+
+/// `SubstrKey`'s hook slot, selector and filter in one scalar (a loop
+/// step takes scalars only).
+#[inline(always)]
+fn substr_filter(hook_slot: u32, selector: u8, filter: u8) -> u64 {
+    u64::from(hook_slot) | u64::from(selector) << 32 | u64::from(filter) << 40
 }
 
 /// ASCII upper case to lower case in each byte of `w`.
@@ -227,32 +194,39 @@ fn fold_case(w: u64) -> u64 {
     w | (upper >> 2)
 }
 
-/// bpf_loop callback: does value `index / STR_LEN` start at `index % STR_LEN`?
+/// Loop step of a SubString search: does value `index / STR_LEN` of the
+/// filter (`substr_filter`) occur in argument `arg` (`len` bytes) at
+/// `index % STR_LEN`? Each (value, start) pair is one window compared with
+/// the value eight bytes at a time; `fold` compares ignoring ASCII case.
+#[no_mangle]
 #[inline(never)]
-extern "C" fn substr_step(index: u64, ctx: *mut c_void) -> i64 {
-    let search = unsafe { &*(ctx as *const Search) };
-    let arg = search.arg as usize;
+pub extern "C" fn substr_step(index: u64, filter_at: u64, arg: u64, len: u64, fold: u64) -> i64 {
+    let arg = arg as usize;
     let start = index as usize & (STR_LEN - 1);
     let key = SubstrKey {
+        hook_slot: filter_at as u32,
+        selector: (filter_at >> 32) as u8,
+        filter: (filter_at >> 40) as u8,
         index: (index >> STR_LEN.trailing_zeros()) as u8,
-        ..search.key
+        _pad: 0,
     };
-    let (Some(buf), Some(value)) = (EVENT_BUF.get_ptr_mut(0), unsafe { SUBSTRINGS.get(&key) })
-    else {
+    let (Some(data), Some(value)) = (
+        EVENT_BUF
+            .get_ptr_mut(0)
+            .and_then(|buf| crate::at(unsafe { &(*buf).data }, arg)),
+        unsafe { SUBSTRINGS.get(&key) },
+    ) else {
         return 1;
     };
-    if arg >= MAX_ARGS {
-        return 1;
-    }
     // Past the last start for this value: on to the next value's turn.
-    if start as u64 + value.len as u64 > search.len {
+    if start as u64 + value.len as u64 > len {
         return 0;
     }
     let Some(window) = WINDOW.get_ptr_mut(0) else {
         return 1;
     };
     let window = unsafe { &mut *window };
-    let src = unsafe { (*buf).data[arg].as_ptr().add(start) };
+    let src = unsafe { data.as_ptr().add(start) };
     if unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             window.as_mut_ptr().cast(),
@@ -263,7 +237,7 @@ extern "C" fn substr_step(index: u64, ctx: *mut c_void) -> i64 {
     {
         return 0;
     }
-    if search.fold != 0 {
+    if fold != 0 {
         crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| window[i] =
             fold_case(window[i]));
     }

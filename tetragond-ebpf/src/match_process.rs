@@ -7,11 +7,11 @@ use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_probe_read_kernel,
-    generated::{self as gen, bpf_get_current_task, bpf_loop},
+    generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
     cap_set, ns_kind, op, set_op, BinarySetKey, Selector, StructOffsets, BINARY_FILTER,
-    MAX_ANCESTORS, MAX_PIDS, MAX_SELECTORS, PARENT_BINARIES, STR_MATCH_LEN,
+    MAX_ANCESTORS, MAX_PIDS, PARENT_BINARIES, STR_MATCH_LEN,
 };
 
 use crate::{
@@ -167,12 +167,6 @@ fn parent_binaries_match(hook_slot: u32, s: usize, sel: &Selector) -> bool {
 
 /// followForks / followChildren: walks the current task and its ancestors
 /// (the task reached and what was found live in `LoopState`).
-#[repr(C)]
-struct AncestorWalk {
-    hook_slot: u32,
-    selector: u32,
-}
-
 #[inline(always)]
 fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     let Some(state) = loop_state() else {
@@ -181,18 +175,11 @@ fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     state.ancestor = unsafe { bpf_get_current_task() };
     state.found_pid = 0;
     state.found_binary = 0;
-    let mut walk = AncestorWalk {
-        hook_slot,
-        selector: s as u32,
-    };
-    unsafe {
-        bpf_loop(
-            MAX_ANCESTORS,
-            ancestor_step as *mut c_void,
-            (&mut walk as *mut AncestorWalk).cast(),
-            0,
-        )
-    };
+    crate::repeat!(
+        MAX_ANCESTORS,
+        MAX_ANCESTORS,
+        ancestor_step(hook_slot as u64, s as u64)
+    );
     let Some(state) = loop_state() else {
         return false;
     };
@@ -202,21 +189,24 @@ fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     pids_ok && bins_ok
 }
 
+/// Loop step: checks the task reached (`LoopState::ancestor`) against
+/// selector `selector`'s followed pids and binaries, then moves to its parent.
+#[no_mangle]
 #[inline(never)]
-extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
-    let walk = unsafe { &*(ctx as *const AncestorWalk) };
-    let s = walk.selector as usize;
-    if s >= MAX_SELECTORS {
+pub extern "C" fn ancestor_step(index: u64, hook_slot: u64, selector: u64) -> i64 {
+    let s = selector as usize;
+    // Also keeps `index` used (see `path_step`).
+    if index >= u64::from(MAX_ANCESTORS) {
         return 1;
     }
-    let (Some(o), Some(hook), Some(state)) = (
+    let hook_slot = hook_slot as u32;
+    let (Some(o), Some(sel), Some(state)) = (
         STRUCT_OFFSETS.get(0),
-        HOOKS.get(walk.hook_slot),
+        HOOKS.get(hook_slot).and_then(|hook| crate::at(&hook.selectors, s)),
         loop_state(),
     ) else {
         return 1;
     };
-    let sel = &hook.selectors[s];
     let task = state.ancestor;
     let Some(tgid) = (unsafe { read::<u32>(task, o.task_tgid) }) else {
         return 1;
@@ -233,7 +223,7 @@ extern "C" fn ancestor_step(_index: u64, ctx: *mut c_void) -> i64 {
     if sel.pid_follow != 0 && pid_listed(sel, pid) {
         state.found_pid = 1;
     }
-    if sel.binary_follow != 0 && binary_found(walk.hook_slot, walk.selector, sel.binary_op, tgid) {
+    if sel.binary_follow != 0 && binary_found(hook_slot, s as u32, sel.binary_op, tgid) {
         // Re-fetched: binary_found may have run a loop of its own.
         if let Some(state) = loop_state() {
             state.found_binary = 1;

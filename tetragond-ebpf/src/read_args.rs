@@ -8,7 +8,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
     bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
-    generated::{self as gen, bpf_get_current_task, bpf_loop},
+    generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, STR_LEN};
 
@@ -201,18 +201,8 @@ fn walk_path(dentry: u64, mnt: u64, slot: *mut u8) -> u64 {
     state.path_dentry = dentry;
     state.path_mnt = mnt;
     state.path_pos = STR_LEN as u64;
-    // The walk's state is in `LoopState`; 6.1's verifier wants a stack
-    // pointer as the callback's context all the same.
-    let mut unused = 0u64;
-    unsafe {
-        *buf.add(STR_LEN) = 0;
-        bpf_loop(
-            MAX_PATH_COMPONENTS,
-            path_step as *mut c_void,
-            (&mut unused as *mut u64).cast(),
-            0,
-        );
-    }
+    unsafe { *buf.add(STR_LEN) = 0 };
+    crate::repeat!(MAX_PATH_COMPONENTS, MAX_PATH_COMPONENTS, path_step());
     let Some(state) = loop_state() else {
         return 0;
     };
@@ -231,10 +221,16 @@ fn walk_path(dentry: u64, mnt: u64, slot: *mut u8) -> u64 {
     STR_LEN as u64 - start as u64
 }
 
-/// bpf_loop callback: prepends one component, or crosses to the parent
-/// mount; stops at the root.
+/// Loop step: prepends one component, or crosses to the parent mount;
+/// stops at the root.
+#[no_mangle]
 #[inline(never)]
-extern "C" fn path_step(_index: u64, _ctx: *mut c_void) -> i64 {
+pub extern "C" fn path_step(index: u64) -> i64 {
+    // Also keeps `index` used: LLVM passes nothing for an unused argument,
+    // and the verifier refuses a global function's uninitialised register.
+    if index >= u64::from(MAX_PATH_COMPONENTS) {
+        return 1;
+    }
     let (Some(o), Some(buf), Some(walk)) =
         (STRUCT_OFFSETS.get(0), PATH_BUF.get_ptr_mut(0), loop_state())
     else {

@@ -138,6 +138,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     features.push(("pinned_perf_links", pins.perf_links()));
     tracing::info!("kernel features: {}", probe::describe(&features));
     let btf = kernel.btf();
+    let kernel_can_scope = features.contains(&("ancestor_cgroup_id", true));
     let caps = crate::compile::HookCaps {
         kernel_functions: config.kernel_functions,
         ..probe::hook_caps(&features)
@@ -150,7 +151,12 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
             kernel,
             Box::new(Tracefs { caps, btf }),
         )
-        .with_namespaces(config.namespaces.clone())
+        .with_namespaces(
+            config
+                .namespaces
+                .clone()
+                .with_kernel_scoping(kernel_can_scope),
+        )
         .with_trust(folder::Trust::of_this_process(config.max_policy_file_size)),
         exporter: Exporter::new(
             file,

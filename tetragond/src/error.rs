@@ -19,6 +19,9 @@ pub enum SensorError {
     Attach { tracepoint: String, message: String },
     #[error("out of kernel slots: {0}")]
     Full(String),
+    /// A hook this kernel cannot serve, and why.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]

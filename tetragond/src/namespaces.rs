@@ -14,6 +14,9 @@ use tetragond_ebpf::{CgroupScope, MAX_CGROUP_SCOPES};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NamespaceMap {
     by_name: BTreeMap<String, Vec<PathBuf>>,
+    /// The kernel's tracing programs cannot tell a task's cgroup ancestors
+    /// (no `bpf_get_current_ancestor_cgroup_id` there, as on Linux 5.10).
+    kernel_cannot_scope: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -22,6 +25,10 @@ pub enum ScopeError {
         "namespace {0:?} is not mapped to any cgroup: add `{0} = [\"/sys/fs/cgroup/...\"]` under [namespaces] in the daemon configuration"
     )]
     Unmapped(String),
+    #[error(
+        "namespaced policies need bpf_get_current_ancestor_cgroup_id in tracing programs, which this kernel lacks (Linux 5.10 has it for cgroup programs only)"
+    )]
+    KernelCannotScope,
     #[error("namespace {namespace:?}: at most {MAX_CGROUP_SCOPES} cgroups")]
     TooMany { namespace: String },
     #[error("namespace {namespace:?}: cgroup {path}: {reason}")]
@@ -34,7 +41,17 @@ pub enum ScopeError {
 
 impl NamespaceMap {
     pub fn new(by_name: BTreeMap<String, Vec<PathBuf>>) -> Self {
-        NamespaceMap { by_name }
+        NamespaceMap {
+            by_name,
+            kernel_cannot_scope: false,
+        }
+    }
+
+    /// Says whether the running kernel can scope a hook to cgroups; when it
+    /// cannot, every namespaced policy is refused rather than run unscoped.
+    pub fn with_kernel_scoping(mut self, kernel_can_scope: bool) -> Self {
+        self.kernel_cannot_scope = !kernel_can_scope;
+        self
     }
 
     /// Tetragon's FILTERID: a number per namespace, 0 for global policies.
@@ -48,6 +65,9 @@ impl NamespaceMap {
     /// The kernel scopes of `namespace`, read from cgroupfs now (a cgroup
     /// may be created after the daemon starts).
     pub fn scopes(&self, namespace: &str) -> Result<Vec<CgroupScope>, ScopeError> {
+        if self.kernel_cannot_scope {
+            return Err(ScopeError::KernelCannotScope);
+        }
         let paths = self
             .by_name
             .get(namespace)

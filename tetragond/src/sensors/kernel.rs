@@ -90,6 +90,7 @@ fn site_for(subsystem: &str, event: &str) -> Option<(u32, &'static str, &'static
 
 pub struct Kernel {
     ebpf: Ebpf,
+    helpers: Helpers,
     hooks: Array<MapData, HookConf>,
     hook_lists: BpfHashMap<MapData, HookKey, HookList>,
     event_info: BpfHashMap<MapData, u32, EventInfo>,
@@ -153,8 +154,15 @@ impl Kernel {
             Ok("debug") => VerifierLogLevel::DEBUG | VerifierLogLevel::STATS,
             _ => VerifierLogLevel::STATS,
         };
+        let helpers = Helpers::probe();
         let mut ebpf = EbpfLoader::new()
             .verifier_log_level(log_level)
+            .override_global(
+                "HAS_ANCESTOR_CGROUP_ID",
+                &u8::from(helpers.ancestor_cgroup_id),
+                true,
+            )
+            .override_global("HAS_ATTACH_COOKIE", &u8::from(helpers.attach_cookie), true)
             .load(BPF_OBJECT)
             .map_err(|e| SensorError::Load(e.to_string()))?;
         // Dispatch programs are verified when a site is first used: each
@@ -197,6 +205,7 @@ impl Kernel {
                     })
                 }
             },
+            helpers,
             functions: FunctionAttachments::new(btf.clone(), pins.clone()),
             btf,
             task_offsets: None,
@@ -447,6 +456,12 @@ impl Kernel {
         ret: bool,
         hook_slot: u32,
     ) -> Result<(), SensorError> {
+        if !self.helpers.attach_cookie {
+            return Err(SensorError::Unsupported(
+                "uprobes need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks"
+                    .into(),
+            ));
+        }
         let name = if ret {
             "uretprobe_dispatch"
         } else {
@@ -739,6 +754,8 @@ impl Kernel {
             ("bpf_trampolines", fentry),
             ("bpf_lsm_programs", lsm),
             ("bpf_override_return", override_return),
+            ("ancestor_cgroup_id", self.helpers.ancestor_cgroup_id),
+            ("attach_cookie", self.helpers.attach_cookie),
         ]
     }
 
@@ -752,6 +769,36 @@ impl Kernel {
             return 0;
         };
         array.get(&kind, 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+}
+
+/// Helpers the programs call only where the kernel has them (see
+/// `HAS_ANCESTOR_CGROUP_ID` in the BPF crate): probed before the object is
+/// loaded, since each becomes a constant of it.
+#[derive(Debug, Clone, Copy)]
+struct Helpers {
+    /// Namespaced policies' cgroup scopes (tracing programs: after 5.10).
+    ancestor_cgroup_id: bool,
+    /// Uprobes find their hook by cookie (Linux 5.15).
+    attach_cookie: bool,
+}
+
+impl Helpers {
+    fn probe() -> Self {
+        use aya::{
+            programs::ProgramType,
+            sys::{is_helper_supported, BpfHelper},
+        };
+        let has = |helper| {
+            is_helper_supported(ProgramType::TracePoint, helper).unwrap_or_else(|e| {
+                tracing::warn!("probing BPF helper {helper:?}: {e}; taken as missing");
+                false
+            })
+        };
+        Helpers {
+            ancestor_cgroup_id: has(BpfHelper::BPF_FUNC_get_current_ancestor_cgroup_id),
+            attach_cookie: has(BpfHelper::BPF_FUNC_get_attach_cookie),
+        }
     }
 }
 
