@@ -464,3 +464,83 @@ fn a_relative_exec_does_not_evade_match_binaries() {
         bin.display().to_string()
     );
 }
+
+/// This process's capability set NAME (`CapPrm`, ...) from /proc.
+fn own_caps(name: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:\t")))
+        .unwrap_or_else(|| panic!("no {name} in /proc/self/status"));
+    u64::from_str_radix(line.trim(), 16).expect("hex capability set")
+}
+
+/// matchCapabilities Permitted and Inheritable, and matchNamespaces Net,
+/// two-sided in the kernel: each input that must match differs from the
+/// one that must not in that set (or namespace) alone. Permitted is
+/// matched with an empty effective set, so a kernel side reading the
+/// effective set for it fails.
+#[test]
+fn permitted_and_inheritable_capabilities_and_the_net_namespace_are_matched_in_the_kernel() {
+    const CAP_NET_RAW: u32 = 13;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let prm = own_caps("CapPrm");
+    let bnd = own_caps("CapBnd");
+    assert!(
+        prm & (1 << CAP_SYS_ADMIN) != 0 && bnd & (1 << CAP_NET_RAW) != 0,
+        "the test needs CAP_SYS_ADMIN permitted and CAP_NET_RAW in the bounding set: CapPrm {prm:x} CapBnd {bnd:x}"
+    );
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let bin = bin.to_str().expect("utf-8 path");
+    let caps = |kind: &str, cap: &str| {
+        format!("      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n      matchCapabilities:\n      - type: {kind}\n        operator: In\n        values: [{cap}]\n")
+    };
+    h.write_policy(
+        "perm.yaml",
+        &selector_policy("sel-permitted", SYS_SYSINFO, &caps("Permitted", "CAP_SYS_ADMIN")),
+    );
+    h.write_policy(
+        "inh.yaml",
+        &selector_policy("sel-inheritable", SYS_TIMES, &caps("Inheritable", "CAP_NET_RAW")),
+    );
+    h.write_policy(
+        "net.yaml",
+        &selector_policy(
+            "sel-net",
+            SYS_GETPRIORITY,
+            &format!("      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n      matchNamespaces:\n      - namespace: Net\n        operator: In\n        values: [host_ns]\n"),
+        ),
+    );
+    for name in ["sel-permitted", "sel-inheritable", "sel-net"] {
+        h.wait_policy(name, "enabled", enabled);
+    }
+    let nr = |n: u32| n.to_string();
+    let hex = |v: u64| format!("0x{v:x}");
+    // testbin `caps EFF PERM INH ...` exits 1 when capset fails, so a
+    // survivor (status 0) really ran with those sets.
+    let with_caps = |eff: u64, perm: u64, inh: u64, n: u32| {
+        run(bin, &["caps", &hex(eff), &hex(perm), &hex(inh), "syscall", &nr(n)])
+    };
+    let no_admin = prm & !(1 << CAP_SYS_ADMIN);
+    // Permitted In CAP_SYS_ADMIN: effective empty, permitted with it: killed.
+    let st = with_caps(0, prm, 0, SYS_SYSINFO);
+    assert!(killed_by_sigkill(st), "permitted holds CAP_SYS_ADMIN: {st:?}");
+    // The same without it in permitted (effective full otherwise): survives.
+    let st = with_caps(no_admin, no_admin, 0, SYS_SYSINFO);
+    assert!(st.success(), "permitted lacks CAP_SYS_ADMIN: {st:?}");
+    // Inheritable In CAP_NET_RAW: the same sets, inheritable with or without it.
+    let st = with_caps(prm, prm, 1 << CAP_NET_RAW, SYS_TIMES);
+    assert!(killed_by_sigkill(st), "inheritable holds CAP_NET_RAW: {st:?}");
+    let st = with_caps(prm, prm, 0, SYS_TIMES);
+    assert!(st.success(), "inheritable empty: {st:?}");
+    // Net In host_ns: the host's network namespace, or a new one.
+    assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_GETPRIORITY)])));
+    let unshared = run("unshare", &["-n", bin, "syscall", &nr(SYS_GETPRIORITY)]);
+    assert!(unshared.success(), "unshare -n: {unshared:?}");
+    // Every kill was counted by its own policy.
+    for name in ["sel-permitted", "sel-inheritable", "sel-net"] {
+        h.wait_policy(name, "counted", |p| p["nenforce"] == 1);
+    }
+}

@@ -158,8 +158,16 @@ check_active() {
     expect "the start-up line 'tetragond ready' in journalctl -u tetragond" \
         wait_until 5 sh -c "journalctl -u tetragond -b -o cat | grep -q 'tetragond ready'" || { journal_dump; return 1; }
     note "StatusText: $(systemctl show -p StatusText --value tetragond)"
-    # Native journal fields (not stdout lines) show the journald logger is on.
-    note "journal transport: $(journalctl -u tetragond -b -o json | jq -r 'select(.MESSAGE | test("tetragond ready")) | ._TRANSPORT' | head -1)"
+    # Native journal fields (not stdout lines) show the journald logger is
+    # on: tracing-journald sends _TRANSPORT=journal with PRIORITY (INFO is
+    # 5), TARGET and CODE_FILE; a line on stderr would be _TRANSPORT=stdout
+    # with none of them.
+    local entry fields
+    entry=$(journalctl -u tetragond -b -o json | jq -c 'select((.MESSAGE | type) == "string" and (.MESSAGE | test("tetragond ready")))' | head -1)
+    fields=$(jq -r '"\(._TRANSPORT) \(.PRIORITY) \(.TARGET // "-" | split("::")[0]) \(.CODE_FILE != null) \(._SYSTEMD_UNIT)"' <<<"$entry" 2>/dev/null)
+    note "journal entry of 'tetragond ready': _TRANSPORT PRIORITY TARGET CODE_FILE? _SYSTEMD_UNIT = $fields"
+    expect "'tetragond ready' sent to journald natively: 'journal 5 tetragond true tetragond.service', it is '$fields'" \
+        test "$fields" = "journal 5 tetragond true tetragond.service"
 }
 
 check_unit_verifies() {
@@ -345,7 +353,11 @@ check_security() {
     echo "$out"
     echo "=== systemd-analyze security END"
     note "$(grep 'Overall exposure level' <<<"$out")"
-    expect "an overall exposure level" grep -q 'Overall exposure level' <<<"$out"
+    # The README says 2.2: the number, not the phrase.
+    local score
+    score=$(sed -n 's/.*Overall exposure level for tetragond\.service: \([0-9][0-9.]*\).*/\1/p' <<<"$out" | head -1)
+    expect "an overall exposure level of at most 2.2 (the README's figure), it is '${score:-missing}'" \
+        awk -v s="$score" 'BEGIN { exit !(s != "" && s + 0 <= 2.2) }'
 }
 
 check_reinstall_restarts() {

@@ -56,6 +56,9 @@ struct Expect {
     /// The modes the events come in, each at least once: `enforce` says
     /// `"enforced": true`, the others false.
     modes: &'static [&'static str],
+    /// The `return` object a return probe's event must carry (a subset
+    /// match); `None`: no `return` at all.
+    ret: Option<Value>,
 }
 
 /// A guest case run in enforce mode and again in monitor mode.
@@ -131,6 +134,15 @@ fn problems(e: &Expect, h: &Hook<'_>) -> Vec<String> {
     let args = b["args"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     if !args.iter().any(|a| contains(a, &e.arg)) {
         bad.push(format!("args {} hold no {}", b["args"], e.arg));
+    }
+    match (&e.ret, b.get("return")) {
+        (Some(want), Some(have)) if contains(have, want) => {}
+        (None, None) => {}
+        (want, have) => bad.push(format!(
+            "return {} (want {})",
+            have.map_or("none".into(), Value::to_string),
+            want.as_ref().map_or("none".into(), Value::to_string)
+        )),
     }
     let mode = b["mode"].as_str().unwrap_or("-");
     if !e.modes.contains(&mode) {
@@ -268,6 +280,7 @@ fn main() -> ExitCode {
             arguments: "open /tmp/secret/f",
             arg: serde_json::json!({"file_arg": {"path": "/tmp/secret/f"}}),
             modes: BOTH,
+            ret: None,
         },
         Expect {
             check: "events-lsm-bprm",
@@ -278,6 +291,7 @@ fn main() -> ExitCode {
             arguments: "exec /tmp/denied-bin probe 1",
             arg: serde_json::json!({"linux_binprm_arg": {"path": "/tmp/denied-bin"}}),
             modes: BOTH,
+            ret: None,
         },
         Expect {
             check: "events-lsm-connect",
@@ -288,6 +302,7 @@ fn main() -> ExitCode {
             arguments: "connect 127.0.0.1 4242",
             arg: serde_json::json!({"sockaddr_arg": {"family": "AF_INET", "addr": "127.0.0.1", "port": 4242}}),
             modes: BOTH,
+            ret: None,
         },
         Expect {
             check: "events-kprobe-sigkill",
@@ -301,6 +316,54 @@ fn main() -> ExitCode {
                 "saddr": "127.0.0.1", "daddr": "127.0.0.1", "dport": 4244,
             }}),
             modes: BOTH,
+            ret: None,
+        },
+        Expect {
+            check: "events-lsm-truncate",
+            policy: "lsm-truncate",
+            kind: "process_lsm",
+            function: "path_truncate",
+            action: "KPROBE_ACTION_OVERRIDE",
+            arguments: "truncate /tmp/trunc/f",
+            arg: serde_json::json!({"path_arg": {"path": "/tmp/trunc/f"}}),
+            modes: BOTH,
+            ret: None,
+        },
+        Expect {
+            check: "events-kprobe-override",
+            policy: "kprobe-override",
+            kind: "process_kprobe",
+            function: "security_file_permission",
+            action: "KPROBE_ACTION_OVERRIDE",
+            arguments: "read /tmp/perm/f",
+            arg: serde_json::json!({"file_arg": {"path": "/tmp/perm/f"}}),
+            modes: BOTH,
+            ret: None,
+        },
+        Expect {
+            check: "events-kprobe-return",
+            policy: "kprobe-return",
+            kind: "process_kprobe",
+            function: "security_file_open",
+            action: "KPROBE_ACTION_SIGKILL",
+            arguments: "open /tmp/fexit/f",
+            arg: serde_json::json!({"file_arg": {"path": "/tmp/fexit/f"}}),
+            modes: BOTH,
+            ret: Some(serde_json::json!({"int_arg": 0})),
+        },
+        Expect {
+            check: "events-kprobe-fentry",
+            policy: "kprobe-fentry",
+            kind: "process_kprobe",
+            function: "tcp_connect",
+            action: "KPROBE_ACTION_SIGKILL",
+            arguments: "connect 127.0.0.1 4244",
+            arg: serde_json::json!({"sock_arg": {
+                "family": "AF_INET", "protocol": "IPPROTO_TCP",
+                "saddr": "127.0.0.1", "daddr": "127.0.0.1", "dport": 4244,
+            }}),
+            modes: BOTH,
+            ret: None,
         },
         Expect {
             check: "events-uprobe-sigkill",
@@ -311,6 +374,7 @@ fn main() -> ExitCode {
             arguments: "probe 42",
             arg: serde_json::json!({"uint_arg": "42"}),
             modes: BOTH,
+            ret: None,
         },
         // The shipped examples (etc/policies.d) the guest triggers once.
         Expect {
@@ -322,6 +386,7 @@ fn main() -> ExitCode {
             arguments: "exec /etc/tetragond/forbidden/testbin probe 1",
             arg: serde_json::json!({"linux_binprm_arg": {"path": "/etc/tetragond/forbidden/testbin"}}),
             modes: &["enforce"],
+            ret: None,
         },
         Expect {
             check: "events-example-kprobe",
@@ -332,6 +397,7 @@ fn main() -> ExitCode {
             arguments: "read /etc/shadow",
             arg: serde_json::json!({"file_arg": {"path": "/etc/shadow"}}),
             modes: &["monitor_only"],
+            ret: None,
         },
         Expect {
             check: "events-example-socket",
@@ -345,6 +411,7 @@ fn main() -> ExitCode {
                 "saddr": "192.0.2.1", "daddr": "192.0.2.1", "dport": 4243,
             }}),
             modes: &["monitor_only"],
+            ret: None,
         },
     ];
     for e in &cases {

@@ -13,12 +13,18 @@
 //!   open prints `open-error ERRNO`.
 //! - `exec PATH [ARGS..]`: execv(PATH, [PATH, ARGS..]); on failure prints
 //!   `error ERRNO` (on success the new program prints).
-//! - `connect IP PORT`: TCP connect: `connected` or `error ERRNO`.
+//! - `connect IP PORT [SRC_IP [SRC_PORT]]`: TCP connect (IPv4 or IPv6),
+//!   first bound to SRC_IP:SRC_PORT when given (port 0: any; SO_REUSEADDR):
+//!   `connected` or `error ERRNO` (`bind-error ERRNO` when the bind fails).
 //! - `listen PORT`: binds 127.0.0.1:PORT, prints `listening`, then accepts
 //!   and closes connections forever.
 //! - `dropcaps SUBCMD..`: empties the effective, permitted and inheritable
 //!   capability sets (same uid), then runs SUBCMD in this process; when that
 //!   fails it prints `error ERRNO` and exits 1.
+//! - `caps EFF PERM INH SUBCMD..`: sets the effective, permitted and
+//!   inheritable capability sets to the given 64-bit masks (decimal or
+//!   0x-hex), then runs SUBCMD in this process; when capset fails it prints
+//!   `error ERRNO` and exits 1.
 //! - `setuid UID`: setuid(2): `ok` or `error ERRNO`.
 //! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
@@ -41,8 +47,9 @@ use std::{
 };
 
 const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | args NR ARG.. \
-| bench NR COUNT | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] | connect IP PORT \
-| listen PORT | dropcaps SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. \
+| bench NR COUNT | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] \
+| connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
+| caps EFF PERM INH SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk]";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
@@ -154,6 +161,78 @@ fn int80_open(path: &str, junk: bool) -> Result<(), i32> {
     Ok(())
 }
 
+/// A `sockaddr_in`/`sockaddr_in6` for `addr`, and its length.
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// TCP connect to `to` from a socket first bound to `src`: `Err` holds the
+/// line to print (`bind-error N` or `error N`).
+fn connect_from(src: SocketAddr, to: SocketAddr) -> Result<(), String> {
+    let family = if to.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket calls on a descriptor this function owns and closes.
+    unsafe {
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(format!("error {}", errno()));
+        }
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let (ss, len) = sockaddr(src);
+        if libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) != 0 {
+            let e = errno();
+            libc::close(fd);
+            return Err(format!("bind-error {e}"));
+        }
+        let (ss, len) = sockaddr(to);
+        let rc = libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len);
+        let e = errno();
+        libc::close(fd);
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(format!("error {e}"))
+        }
+    }
+}
+
 fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
@@ -191,11 +270,21 @@ struct CapData {
 
 /// Empties the effective, permitted and inheritable sets of this process.
 fn drop_caps() -> std::io::Result<()> {
+    set_caps(0, 0, 0)
+}
+
+/// Sets the effective, permitted and inheritable sets of this process.
+fn set_caps(effective: u64, permitted: u64, inheritable: u64) -> std::io::Result<()> {
     let header = CapHeader {
         version: CAP_VERSION_3,
         pid: 0,
     };
-    let data = [CapData::default(); 2];
+    let word = |mask: u64, i: u32| (mask >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| CapData {
+        effective: word(effective, i),
+        permitted: word(permitted, i),
+        inheritable: word(inheritable, i),
+    });
     // SAFETY: capset reads a header and two data words the kernel's v3 ABI defines.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
     if rc == 0 {
@@ -293,9 +382,21 @@ fn run(args: &[String]) -> i32 {
             ) else {
                 return usage();
             };
-            match TcpStream::connect(SocketAddr::new(ip, port)) {
-                Ok(_) => println!("connected"),
-                Err(e) => println!("{}", error_line(&e)),
+            let src = match (args.get(3), args.get(4)) {
+                (None, _) => None,
+                (Some(a), p) => match (a.parse::<IpAddr>(), p.map_or(Ok(0), |p| p.parse::<u16>())) {
+                    (Ok(a), Ok(p)) => Some(SocketAddr::new(a, p)),
+                    _ => return usage(),
+                },
+            };
+            let to = SocketAddr::new(ip, port);
+            let result = match src {
+                None => TcpStream::connect(to).map(drop).map_err(|e| error_line(&e)),
+                Some(src) => connect_from(src, to),
+            };
+            match result {
+                Ok(()) => println!("connected"),
+                Err(line) => println!("{line}"),
             }
         }
         Some("listen") => {
@@ -324,6 +425,19 @@ fn run(args: &[String]) -> i32 {
                 return 1;
             }
             return run(&args[1..]);
+        }
+        Some("caps") => {
+            let masks: Option<Vec<u64>> = args
+                .get(1..4)
+                .and_then(|m| m.iter().map(|s| int_arg(s).map(|v| v as u64)).collect());
+            let (Some(masks), true) = (masks, args.len() >= 5) else {
+                return usage();
+            };
+            if let Err(e) = set_caps(masks[0], masks[1], masks[2]) {
+                println!("{}", error_line(&e));
+                return 1;
+            }
+            return run(&args[4..]);
         }
         Some("truncate") => {
             let Some(path) = args.get(1) else {

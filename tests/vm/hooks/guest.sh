@@ -400,9 +400,11 @@ t_namespaced() {
     expect "survived" 0 $TB syscall 140
 }
 
-# 9. Every shipped example policy (etc/policies.d) loads; the LSM, kprobe
-# and socket examples are also triggered once (their events are checked on
-# the host: check-events' events-example-* cases).
+# 9. Every shipped example policy (etc/policies.d) loads and is triggered:
+# the LSM, kprobe and socket examples once (their events are checked on
+# the host: check-events' events-example-* cases); the Post-only ones with
+# one input that must post and one that must not (ex_post: events and
+# NPOST); deny-unshare-tool in monitor, then enforce (ex_unshare).
 exercise_example() {
     case "$1" in
         deny-exec-forbidden)
@@ -420,6 +422,31 @@ exercise_example() {
             # Not loopback by address, yet local: nothing listens there.
             expect "error 111" 0 $TB connect 192.0.2.1 4243
             expect "connected" 0 $TB connect 127.0.0.1 4243
+            ;;
+        audit-kernel-modules)
+            # delete_module(NULL, 0): EFAULT, harmless.
+            ex_post "$TB syscall 110" "$TB syscall 176"
+            ;;
+        deny-unshare-tool)
+            ex_unshare
+            ;;
+        trace-bash-readline)
+            # bash -i reads its commands with readline (a pipe is enough).
+            echo exit >/tmp/ex-stdin
+            ex_post "/bin/bash --norc -c true" "/bin/bash --norc -i" at-least
+            ;;
+        watch-ptrace)
+            # ptrace(-1): EIO. The policy exempts /usr/bin/strace.
+            cp $TB /usr/bin/strace
+            ex_post "/usr/bin/strace args 101 -1" "$TB args 101 -1"
+            rm -f /usr/bin/strace
+            ;;
+        watch-setuid-root)
+            ex_post "$TB setuid 65534" "$TB setuid 0"
+            ;;
+        watch-sigkill-senders)
+            # No such process: ESRCH.
+            ex_post "$TB args 62 4000000 15" "$TB args 62 4000000 9"
             ;;
     esac
 }
@@ -452,6 +479,221 @@ examples() {
         while [ -n "$(snapshot "$name")" ] && [ "$(now)" -lt "$deadline" ]; do sleep 0.2; done
         finish
     done
+}
+
+# --- socket operators in the kernel (issue 14) --------------------------------
+# tests/vm/hooks/policies/sock-ops.yaml: one selector (lane) per operator on
+# tcp_connect's `sock` argument, each lane limited by matchBinaries to a copy
+# of the test binary named /tmp/sk/LANE. Per operator, one connect that
+# must match (killed, 137) and one that must not (its own output, 0), both
+# through the same lane, so an operator that is always true or always false
+# fails. Listener: 127.0.0.1:4243 only; other addresses and ports refuse.
+SK_LANES="saddr notsaddr daddr notdaddr sport notsport dport notdport sportpriv notsportpriv dportpriv notdportpriv family protocol protocol-udp"
+
+# sk_op OPERATOR LANE MATCH_ARGS NOMATCH_OUTPUT NOMATCH_ARGS: the arguments
+# are `connect`'s (IP PORT [SRC_IP [SRC_PORT]]).
+sk_op() {
+    begin "sock-op/$1"
+    if [ "$SK_LOADED" = 1 ]; then
+        expect "" 137 /tmp/sk/$2 connect $3
+        expect "$4" 0 /tmp/sk/$2 connect $5
+    else
+        bad "the sock-ops policy did not load"
+    fi
+    finish
+}
+
+sock_ops() {
+    mkdir -p /tmp/sk
+    for lane in $SK_LANES; do cp $TB /tmp/sk/$lane; done
+    begin sock-ops/load
+    SK_LOADED=0
+    if load sock-ops "$SHARE/policies/sock-ops.yaml" enforce; then
+        SK_LOADED=1
+        before=$S_NENFORCE
+        echo "GUEST-INFO sock-ops: $(grep -o 'tcp_connect served by [a-z_ 0-9]*' "$LOG" | tail -1)"
+    fi
+    [ -z "$ERRS" ] || snap_list
+    finish
+    # Addresses: 127.0.0.0/8 is all local; a bind to 127.0.2.7 sets the source.
+    sk_op SAddr saddr "127.0.0.1 4243 127.0.2.7" connected "127.0.0.1 4243 127.0.0.1"
+    sk_op NotSAddr notsaddr "127.0.0.1 4243 127.0.2.7" connected "127.0.0.1 4243 127.0.0.1"
+    sk_op DAddr daddr "127.0.3.9 4243" connected "127.0.0.1 4243"
+    sk_op NotDAddr notdaddr "127.0.3.9 4243" connected "127.0.0.1 4243"
+    # Source ports bound explicitly (each used once per boot).
+    sk_op SPort sport "127.0.0.1 4243 127.0.0.1 40001" connected "127.0.0.1 4243 127.0.0.1 40002"
+    sk_op NotSPort notsport "127.0.0.1 4243 127.0.0.1 40004" connected "127.0.0.1 4243 127.0.0.1 40003"
+    sk_op DPort dport "127.0.0.1 4246" connected "127.0.0.1 4243"
+    sk_op NotDPort notdport "127.0.0.1 4246" connected "127.0.0.1 4243"
+    sk_op SPortPriv sportpriv "127.0.0.1 4243 127.0.0.1 1001" connected "127.0.0.1 4243"
+    sk_op NotSPortPriv notsportpriv "127.0.0.1 4243" connected "127.0.0.1 4243 127.0.0.1 1002"
+    sk_op DPortPriv dportpriv "127.0.0.1 1003" connected "127.0.0.1 4243"
+    sk_op NotDPortPriv notdportpriv "127.0.0.1 4243" "error 111" "127.0.0.1 1003"
+    sk_op Family family "::1 4243" connected "127.0.0.1 4243"
+    # tcp_connect sees TCP sockets only: the must-not-match side is a lane
+    # whose Protocol is IPPROTO_UDP, with the same TCP connect.
+    begin sock-op/Protocol
+    if [ "$SK_LOADED" = 1 ]; then
+        expect "" 137 /tmp/sk/protocol connect 127.0.0.1 4243
+        expect connected 0 /tmp/sk/protocol-udp connect 127.0.0.1 4243
+    else
+        bad "the sock-ops policy did not load"
+    fi
+    finish
+    # Each kill above was this policy's: 14 must-match connects, 14 enforcements.
+    begin sock-ops/counters
+    if [ "$SK_LOADED" = 1 ]; then
+        i=0
+        while read_snapshot sock-ops && [ "${S_NENFORCE:-0}" -lt $((before + 14)) ] && [ $i -lt 25 ]; do
+            sleep 0.2
+            i=$((i + 1))
+        done
+        [ "${S_NENFORCE:-0}" -eq $((before + 14)) ] || bad "NENFORCE is ${S_NENFORCE:-?}, want $((before + 14)) ($(counters))"
+        [ "${S_NMONITOR:-0}" -eq 0 ] || bad "NMONITOR grew in enforce mode ($(counters))"
+    else
+        bad "the sock-ops policy did not load"
+    fi
+    unload sock-ops
+    finish
+    rm -rf /tmp/sk
+}
+
+# --- Signal and NoPost on each hook kind (issue 14) ---------------------------
+# sig_case NAME SIGNAL_CMD NOPOST_CMD OTHER_OUTPUT OTHER_CMD: the policy
+# tests/vm/hooks/policies/NAME.yaml has a Signal (SIGUSR1) selector that
+# SIGNAL_CMD matches and a Sigkill + NoPost selector that NOPOST_CMD
+# matches. SIGNAL_CMD must end by signal 10 (status 138) with its event
+# (action KPROBE_ACTION_SIGNAL) in the events file; NOPOST_CMD must end
+# by signal 9 (137) and leave no event at all: it runs first, so once
+# SIGNAL_CMD's event (same ring buffer, same writer) is in the file,
+# anything NOPOST_CMD had posted would be too. OTHER_CMD matches neither.
+# Counters: NENFORCE +2, NPOST +1 (the Signal event only).
+events_of_pid() { # PID: event lines whose process is PID
+    cat /tmp/events.log* 2>/dev/null | grep "\"process\":{\"exec_id\":\"[^\"]*\",\"pid\":$1,"
+}
+sig_case() {
+    name=$1
+    begin "$name/enforce"
+    if load "$name" "$SHARE/policies/$name.yaml" enforce; then
+        post0=$S_NPOST enf0=$S_NENFORCE
+        rm -f /tmp/sig-s.pid /tmp/sig-n.pid
+        expect "" 137 sh -c 'echo $$ >/tmp/sig-n.pid; exec "$@"' sh $3
+        expect "" 138 sh -c 'echo $$ >/tmp/sig-s.pid; exec "$@"' sh $2
+        expect "$4" 0 $5
+        npid=$(cat /tmp/sig-n.pid 2>/dev/null)
+        spid=$(cat /tmp/sig-s.pid 2>/dev/null)
+        deadline=$(($(now) + 10))
+        while [ -z "$(events_of_pid "$spid" | grep "\"policy_name\":\"$name\"")" ] && [ "$(now)" -lt "$deadline" ]; do
+            sleep 0.2
+        done
+        sline=$(events_of_pid "$spid" | grep "\"policy_name\":\"$name\"" | head -1)
+        if [ -z "$sline" ]; then
+            bad "no event of policy $name for the Signal run (pid $spid) within 10 s"
+        else
+            case "$sline" in
+                *'"action":"KPROBE_ACTION_SIGNAL"'*) ;;
+                *) bad "the Signal run's event has another action: $(echo "$sline" | grep -o '"action":"[A-Z_]*"')" ;;
+            esac
+            nlines=$(events_of_pid "$npid" | wc -l)
+            [ "$nlines" = 0 ] || bad "NoPost run (pid $npid) has $nlines event lines: $(events_of_pid "$npid" | head -1 | head -c 300)"
+        fi
+        i=0
+        while read_snapshot "$name" && { [ "${S_NENFORCE:-0}" -lt $((enf0 + 2)) ] || [ "${S_NPOST:-0}" -lt $((post0 + 1)) ]; } && [ $i -lt 25 ]; do
+            sleep 0.2
+            i=$((i + 1))
+        done
+        [ "${S_NENFORCE:-0}" -eq $((enf0 + 2)) ] || bad "NENFORCE ${S_NENFORCE:-?}, want $((enf0 + 2)) ($(counters))"
+        [ "${S_NPOST:-0}" -eq $((post0 + 1)) ] || bad "NPOST ${S_NPOST:-?}, want $((post0 + 1)): one Signal event, none for NoPost ($(counters))"
+    fi
+    [ -z "$ERRS" ] || snap_list
+    unload "$name"
+    finish
+}
+sig_nopost() {
+    mkdir -p /tmp/sig-s /tmp/sig-n
+    echo s >/tmp/sig-s/f
+    echo n >/tmp/sig-n/f
+    sig_case sig-tracepoint "$TB args 36 7771" "$TB args 36 7772" survived "$TB args 36 7773"
+    sig_case sig-raw "$TB syscall 140" "$TB syscall 121" survived "$TB syscall 110"
+    sig_case sig-kprobe "$TB connect 127.0.0.1 4247" "$TB connect 127.0.0.1 4248" connected "$TB connect 127.0.0.1 4243"
+    sig_case sig-lsm "$TB open /tmp/sig-s/f" "$TB open /tmp/sig-n/f" opened "$TB open /tmp/other"
+    sig_case sig-uprobe "$TB probe 43" "$TB probe 44" survived "$TB probe 45"
+}
+
+# --- the examples that only post, triggered (issue 14) ------------------------
+# run_noting PIDFILE CMD..: runs CMD (30 s at most, stdin /tmp/ex-stdin)
+# with its PID written to PIDFILE; sets ST.
+run_noting() {
+    f=$1
+    shift
+    rm -f "$f"
+    timeout 30 sh -c 'echo $$ >"$0"; exec "$@"' "$f" "$@" </tmp/ex-stdin >/dev/null 2>&1
+    ST=$?
+}
+# ex_post NOMATCH_CMD MATCH_CMD [at-least]: the loaded example $name (Post
+# only: monitor_only, there is no enforce or monitor to switch) posts no
+# event for NOMATCH_CMD (run first) and one for MATCH_CMD (exactly one, or
+# at least one with `at-least`); NPOST grows by as much, NENFORCE and
+# NMONITOR stay 0. Absence is asserted only once MATCH_CMD's event is in
+# the file (same ring buffer, same writer).
+ex_post() {
+    read_snapshot "$name"
+    post0=$S_NPOST
+    [ "$S_MODE" = monitor_only ] || bad "mode '$S_MODE', want monitor_only"
+    run_noting /tmp/ex-n.pid $1
+    [ "$ST" = 0 ] || bad "'$1' exit status $ST, want 0"
+    run_noting /tmp/ex-m.pid $2
+    [ "$ST" = 0 ] || bad "'$2' exit status $ST, want 0"
+    : >/tmp/ex-stdin
+    npid=$(cat /tmp/ex-n.pid 2>/dev/null)
+    mpid=$(cat /tmp/ex-m.pid 2>/dev/null)
+    deadline=$(($(now) + 10))
+    while [ -z "$(events_of_pid "$mpid" | grep "\"policy_name\":\"$name\"")" ] && [ "$(now)" -lt "$deadline" ]; do
+        sleep 0.2
+    done
+    nm=$(events_of_pid "$mpid" | grep -c "\"policy_name\":\"$name\"")
+    if [ "$nm" = 0 ]; then
+        bad "no event of $name for '$2' (pid $mpid) within 10 s"
+    else
+        nn=$(events_of_pid "$npid" | grep -c "\"policy_name\":\"$name\"")
+        [ "$nn" = 0 ] || bad "'$1' (pid $npid) has $nn events of $name, want none"
+    fi
+    i=0
+    while read_snapshot "$name" && [ "${S_NPOST:-0}" -lt $((post0 + nm)) ] && [ $i -lt 25 ]; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    if [ "$3" = at-least ]; then
+        [ "$nm" -ge 1 ] || bad "want at least one event for '$2'"
+    else
+        [ "$nm" -le 1 ] || bad "$nm events of $name for '$2', want 1"
+    fi
+    [ "${S_NPOST:-0}" -eq $((post0 + nm)) ] || bad "NPOST ${S_NPOST:-?}, want $((post0 + nm)) ($(counters))"
+    [ "${S_NENFORCE:-0}" = 0 ] && [ "${S_NMONITOR:-0}" = 0 ] || bad "enforcement counted for a Post-only policy ($(counters))"
+    echo "GUEST-INFO examples/$name: $nm event(s) for '$2', none for '$1'; $(counters)"
+}
+# deny-unshare-tool: monitor by its own policy-mode, then enforce by
+# SetMode: /usr/bin/unshare survives then is killed; unshare(2) from
+# another binary is never counted.
+ex_unshare() {
+    read_snapshot "$name"
+    [ "$S_MODE" = monitor ] || bad "mode '$S_MODE' before SetMode, want monitor (the policy's option)"
+    m0=$S_NMONITOR e0=$S_NENFORCE
+    expect "survived" 0 $TB syscall 272
+    expect "" 0 /usr/bin/unshare -u /bin/true
+    tetra tp set-mode "$name" enforce >/dev/null 2>&1 || bad "tetra tp set-mode $name enforce failed"
+    i=0
+    while read_snapshot "$name" && [ "$S_MODE" != enforce ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    [ "$S_MODE" = enforce ] || bad "mode '$S_MODE' after SetMode, want enforce"
+    m1=$S_NMONITOR
+    [ "${m1:-0}" -eq $((m0 + 1)) ] || bad "NMONITOR ${m1:-?} after the monitor run, want $((m0 + 1)) ($(counters))"
+    expect "survived" 0 $TB syscall 272
+    expect "" 137 /usr/bin/unshare -u /bin/true
+    i=0
+    while read_snapshot "$name" && [ "${S_NENFORCE:-0}" -lt $((e0 + 1)) ] && [ $i -lt 25 ]; do sleep 0.2; i=$((i + 1)); done
+    [ "${S_NENFORCE:-0}" -eq $((e0 + 1)) ] || bad "NENFORCE ${S_NENFORCE:-?}, want $((e0 + 1)) ($(counters))"
+    [ "${S_NMONITOR:-0}" -eq "$m1" ] || bad "NMONITOR grew in enforce mode ($(counters))"
+    echo "GUEST-INFO examples/$name: monitor then enforce; $(counters)"
 }
 
 # --- the daemon ---------------------------------------------------------------
@@ -496,6 +738,7 @@ stop_daemon() {
 
 mkdir -p "$PDIR" "$STATE" "$CG"
 : >"$LOG"
+: >/tmp/ex-stdin
 start_daemon daemon-start
 if [ "$failed" -gt 0 ]; then
     echo "GUEST-SUMMARY $passed $failed"
@@ -538,6 +781,8 @@ both_modes sel-pids t_sel_pids start_helper stop_helper
 both_modes sel-namespaces t_sel_namespaces
 both_modes sel-caps t_sel_caps
 both_modes namespaced t_namespaced
+sock_ops
+sig_nopost
 examples
 
 stop_daemon daemon-stop
@@ -551,6 +796,7 @@ grep -o 'program [a-z_0-9]* verified ([0-9]* instructions processed)' "$LOG" | s
 # same tcp_connect Sigkill, now as an fentry program.
 start_daemon daemon-fentry-start 'kernel_functions = "fentry"'
 both_modes kprobe-fentry t_kprobe_fentry
+sig_case sig-fentry "$TB connect 127.0.0.1 4249" "$TB connect 127.0.0.1 4250" connected "$TB connect 127.0.0.1 4243"
 stop_daemon daemon-fentry-stop
 
 # --- the events file, for the host ----------------------------------------------
