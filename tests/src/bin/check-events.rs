@@ -4,7 +4,11 @@
 //! and uprobe cases of tests/vm/hooks/guest.sh for their process, parent,
 //! arguments, policy, action, mode and `enforced`.
 //!
-//!   check-events [--schema docs/events.schema.json] EVENTS.jsonl
+//!   check-events [--schema docs/events.schema.json] [--refused POLICY].. EVENTS.jsonl
+//!
+//! `--refused POLICY`: the guest saw POLICY refused, as this kernel must
+//! refuse it (no BPF LSM, no uprobe cookies): its check then asserts that
+//! no event of it exists.
 //!
 //! Prints one line per check in the guest's format, which the host script
 //! counts with the guest's own:
@@ -160,6 +164,25 @@ fn problems(e: &Expect, h: &Hook<'_>) -> Vec<String> {
 
 /// The case's events: one in enforce mode, one in monitor mode, each
 /// right in every field checked.
+/// A policy the kernel could not serve (the guest checked its refusal):
+/// none of its events may exist.
+fn check_refused(e: &Expect, hooks: &[Hook<'_>]) -> Result<String, String> {
+    match hooks
+        .iter()
+        .filter(|h| h.body["policy_name"] == e.policy)
+        .count()
+    {
+        0 => Ok(format!(
+            "policy {} was refused on this kernel; no event of it, as expected",
+            e.policy
+        )),
+        n => Err(format!(
+            "policy {} was refused on this kernel, yet {n} events of it",
+            e.policy
+        )),
+    }
+}
+
 fn check_case(e: &Expect, hooks: &[Hook<'_>]) -> Result<String, String> {
     let mine: Vec<&Hook<'_>> = hooks
         .iter()
@@ -201,10 +224,16 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut schema_path = PathBuf::from("docs/events.schema.json");
     let mut file = None;
+    // Policies the guest saw refused, as it must be on this kernel.
+    let mut refused: Vec<String> = vec![];
     while let Some(a) = args.next() {
         match a.as_str() {
             "--schema" => match args.next() {
                 Some(p) => schema_path = p.into(),
+                None => return usage(),
+            },
+            "--refused" => match args.next() {
+                Some(p) => refused.push(p),
                 None => return usage(),
             },
             _ if file.is_none() && !a.starts_with('-') => file = Some(PathBuf::from(a)),
@@ -415,7 +444,12 @@ fn main() -> ExitCode {
         },
     ];
     for e in &cases {
-        results.push((e.check, check_case(e, &hooks)));
+        let result = if refused.iter().any(|p| p == e.policy) {
+            check_refused(e, &hooks)
+        } else {
+            check_case(e, &hooks)
+        };
+        results.push((e.check, result));
     }
 
     let mut failed = 0;
@@ -436,6 +470,8 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: check-events [--schema docs/events.schema.json] EVENTS.jsonl");
+    eprintln!(
+        "usage: check-events [--schema docs/events.schema.json] [--refused POLICY].. EVENTS.jsonl"
+    );
     ExitCode::from(2)
 }

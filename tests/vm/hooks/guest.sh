@@ -229,6 +229,60 @@ both_modes() {
     done
 }
 
+# --- what this kernel cannot serve --------------------------------------------
+# has_feature NAME: the daemon's `kernel features:` log line says NAME=yes.
+has_feature() { grep -q "kernel features:.* $1=yes" "$LOG"; }
+
+# refused NAME SOURCE REASON: on a kernel without what the policy needs, it
+# must be listed load_error with exactly REASON (and print GUEST-REFUSED
+# NAME, so the host's events check expects none of its events).
+refused() {
+    name=$1
+    begin "$name/refused"
+    rm -f "$PDIR/$name.yaml" "$PDIR/$name.toml"
+    cp "$2" "$PDIR/.$name.yaml.tmp" && mv "$PDIR/.$name.yaml.tmp" "$PDIR/$name.yaml"
+    deadline=$(($(now) + WAIT))
+    while ! { read_snapshot "$name" && [ "$S_STATE" = load_error ]; } && [ "$(now)" -lt "$deadline" ]; do
+        sleep 0.2
+    done
+    if [ "$S_STATE" != load_error ]; then
+        bad "policy $name: state '${S_STATE:-not listed}', want load_error"
+    elif [ "$S_ERROR" != "$3" ]; then
+        bad "policy $name: error '$S_ERROR', want '$3'"
+    else
+        echo "GUEST-REFUSED $name"
+    fi
+    [ -z "$ERRS" ] || snap_list
+    unload "$name"
+    finish
+}
+
+# The refusals' exact texts (compile/lsm.rs, namespaces.rs, sensors/kernel.rs).
+LSM_REFUSAL="the BPF LSM is not active on this kernel (lsm=$(cat /sys/kernel/security/lsm), from /sys/kernel/security/lsm): add \`bpf\` to the \`lsm=\` boot parameter"
+UPROBE_REFUSAL="uprobes need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks"
+SCOPE_REFUSAL="namespaced policies need bpf_get_current_ancestor_cgroup_id in tracing programs, which this kernel lacks (Linux 5.10 has it for cgroup programs only)"
+
+# lsm_case NAME TEST HOOK: both modes where the BPF LSM is active, else the
+# refusal naming the kernel's lsm= list.
+lsm_case() {
+    if has_feature bpf_lsm_active; then
+        both_modes "$1" "$2"
+    else
+        echo "GUEST-INFO $1: the BPF LSM is not active here: the refusal is checked"
+        refused "$1" "$SHARE/policies/$1.yaml" "lsmhooks[0] $3: $LSM_REFUSAL"
+    fi
+}
+
+# uprobe_case NAME TEST: both modes where uprobes have BPF cookies (5.15).
+uprobe_case() {
+    if has_feature attach_cookie; then
+        both_modes "$1" "$2"
+    else
+        echo "GUEST-INFO $1: no BPF cookies here: the refusal is checked"
+        refused "$1" "$SHARE/policies/$1.yaml" "$UPROBE_REFUSAL"
+    fi
+}
+
 # --- the cases ----------------------------------------------------------------
 
 # 1. LSM file_open, Override -13 on /tmp/secret*.
@@ -450,6 +504,13 @@ exercise_example() {
             ;;
     esac
 }
+# example_refusal STEM: the refusal the example must get on this kernel, if any.
+example_refusal() {
+    case "$1" in
+        deny-exec-forbidden) has_feature bpf_lsm_active || echo "lsmhooks[0] bprm_check_security: $LSM_REFUSAL" ;;
+        trace-bash-readline) has_feature attach_cookie || echo "$UPROBE_REFUSAL" ;;
+    esac
+}
 examples() {
     for f in "$SHARE"/examples/*.yaml "$SHARE"/examples/*.yml; do
         [ -f "$f" ] || continue
@@ -468,7 +529,16 @@ examples() {
             [ "$(now)" -lt "$deadline" ] || break
             sleep 0.2
         done
-        if [ "$S_STATE" = enabled ]; then
+        want=$(example_refusal "$stem")
+        if [ -n "$want" ]; then
+            if [ "$S_STATE" = load_error ] && [ "$S_ERROR" = "$want" ]; then
+                echo "GUEST-REFUSED $name"
+                echo "GUEST-INFO examples/$file: refused as expected on this kernel: $want"
+            else
+                bad "policy $name: state '${S_STATE:-not listed}' error '$S_ERROR', want load_error '$want'"
+                snap_list
+            fi
+        elif [ "$S_STATE" = enabled ]; then
             exercise_example "$stem"
         else
             bad "policy $name not enabled (waited up to ${WAIT} s): state '${S_STATE:-not listed}' mode '$S_MODE' error '$S_ERROR'"
@@ -616,8 +686,16 @@ sig_nopost() {
     sig_case sig-tracepoint "$TB args 36 7771" "$TB args 36 7772" survived "$TB args 36 7773"
     sig_case sig-raw "$TB syscall 140" "$TB syscall 121" survived "$TB syscall 110"
     sig_case sig-kprobe "$TB connect 127.0.0.1 4247" "$TB connect 127.0.0.1 4248" connected "$TB connect 127.0.0.1 4243"
-    sig_case sig-lsm "$TB open /tmp/sig-s/f" "$TB open /tmp/sig-n/f" opened "$TB open /tmp/other"
-    sig_case sig-uprobe "$TB probe 43" "$TB probe 44" survived "$TB probe 45"
+    if has_feature bpf_lsm_active; then
+        sig_case sig-lsm "$TB open /tmp/sig-s/f" "$TB open /tmp/sig-n/f" opened "$TB open /tmp/other"
+    else
+        refused sig-lsm "$SHARE/policies/sig-lsm.yaml" "lsmhooks[0] file_open: $LSM_REFUSAL"
+    fi
+    if has_feature attach_cookie; then
+        sig_case sig-uprobe "$TB probe 43" "$TB probe 44" survived "$TB probe 45"
+    else
+        refused sig-uprobe "$SHARE/policies/sig-uprobe.yaml" "$UPROBE_REFUSAL"
+    fi
 }
 
 # --- the examples that only post, triggered (issue 14) ------------------------
@@ -768,19 +846,24 @@ while [ $i -lt 50 ]; do
 done
 
 # --- run ----------------------------------------------------------------------
-both_modes lsm-file-open t_lsm_file_open
-both_modes lsm-bprm t_lsm_bprm
-both_modes lsm-connect t_lsm_connect
-both_modes lsm-truncate t_lsm_truncate
+lsm_case lsm-file-open t_lsm_file_open file_open
+lsm_case lsm-bprm t_lsm_bprm bprm_check_security
+lsm_case lsm-connect t_lsm_connect socket_connect
+lsm_case lsm-truncate t_lsm_truncate path_truncate
 both_modes kprobe-override t_kprobe_override
 both_modes kprobe-sigkill t_kprobe_sigkill
 both_modes kprobe-return t_kprobe_return
-both_modes uprobe-sigkill t_uprobe_sigkill
+uprobe_case uprobe-sigkill t_uprobe_sigkill
 both_modes sel-binaries t_sel_binaries
 both_modes sel-pids t_sel_pids start_helper stop_helper
 both_modes sel-namespaces t_sel_namespaces
 both_modes sel-caps t_sel_caps
-both_modes namespaced t_namespaced
+if has_feature ancestor_cgroup_id; then
+    both_modes namespaced t_namespaced
+else
+    echo "GUEST-INFO namespaced: no cgroup ancestry in tracing programs here: the refusal is checked"
+    refused namespaced "$SHARE/policies/namespaced.yaml" "$SCOPE_REFUSAL"
+fi
 sock_ops
 sig_nopost
 examples

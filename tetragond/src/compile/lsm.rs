@@ -40,16 +40,21 @@ pub fn compile(
 }
 
 /// Why this kernel cannot run LSM programs, if it cannot.
-pub fn lsm_unavailable(caps: HookCaps) -> Option<&'static str> {
+pub fn lsm_unavailable(caps: HookCaps) -> Option<String> {
     if !caps.lsm_programs {
         return Some(
-            "BPF LSM programs cannot be loaded on this kernel (they need CONFIG_BPF_LSM and BPF trampolines; see `tetra status`)",
+            "BPF LSM programs cannot be loaded on this kernel (they need CONFIG_BPF_LSM and BPF trampolines; see `tetra status`)".into(),
         );
     }
     if !caps.lsm_active {
-        return Some(
-            "the BPF LSM is not active on this kernel: add `bpf` to the `lsm=` boot parameter (see /sys/kernel/security/lsm)",
-        );
+        // Named in full: the user's fix is this list with `bpf` added.
+        let active = std::fs::read_to_string(ACTIVE_LSMS).unwrap_or_default();
+        return Some(format!(
+            "the BPF LSM is not active on this kernel (lsm={}, from {ACTIVE_LSMS}): add `bpf` to the `lsm=` boot parameter",
+            active.trim()
+        ));
     }
     None
 }
+
+const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
