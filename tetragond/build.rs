@@ -91,9 +91,7 @@ fn make_memory_builtins_static(elf: &mut [u8]) -> Result<()> {
         let section = file
             .section_by_name(".BTF")
             .context("the BPF object has no .BTF section")?;
-        section
-            .file_range()
-            .context(".BTF holds no file data")?
+        section.file_range().context(".BTF holds no file data")?
     };
     let btf = &mut elf[start as usize..(start + size) as usize];
     let u32_at = |b: &[u8], at: usize| -> Result<u32> {
@@ -119,18 +117,22 @@ fn make_memory_builtins_static(elf: &mut [u8]) -> Result<()> {
                 .get(strings + name_off..)
                 .and_then(|n| n.split(|&c| c == 0).next())
                 .unwrap_or_default();
-            if matches!(name, b"memset" | b"memcpy" | b"memmove" | b"memcmp" | b"bcmp") {
+            if matches!(
+                name,
+                b"memset" | b"memcpy" | b"memmove" | b"memcmp" | b"bcmp"
+            ) {
                 btf[at + 4..at + 8].copy_from_slice(&(info & !0xffff).to_le_bytes());
             }
         }
         // The size of each kind's data after the 12-byte header (linux/btf.h).
-        at += 12 + match kind {
-            1 | 14 | 17 => 4,            // INT, VAR, DECL_TAG
-            3 => 12,                     // ARRAY
-            4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
-            6 | 13 => 8 * vlen,          // ENUM, FUNC_PROTO
-            _ => 0,
-        };
+        at += 12
+            + match kind {
+                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                3 => 12,                      // ARRAY
+                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+                _ => 0,
+            };
     }
     Ok(())
 }

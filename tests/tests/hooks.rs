@@ -499,11 +499,19 @@ fn permitted_and_inheritable_capabilities_and_the_net_namespace_are_matched_in_t
     };
     h.write_policy(
         "perm.yaml",
-        &selector_policy("sel-permitted", SYS_SYSINFO, &caps("Permitted", "CAP_SYS_ADMIN")),
+        &selector_policy(
+            "sel-permitted",
+            SYS_SYSINFO,
+            &caps("Permitted", "CAP_SYS_ADMIN"),
+        ),
     );
     h.write_policy(
         "inh.yaml",
-        &selector_policy("sel-inheritable", SYS_TIMES, &caps("Inheritable", "CAP_NET_RAW")),
+        &selector_policy(
+            "sel-inheritable",
+            SYS_TIMES,
+            &caps("Inheritable", "CAP_NET_RAW"),
+        ),
     );
     h.write_policy(
         "net.yaml",
@@ -521,22 +529,34 @@ fn permitted_and_inheritable_capabilities_and_the_net_namespace_are_matched_in_t
     // testbin `caps EFF PERM INH ...` exits 1 when capset fails, so a
     // survivor (status 0) really ran with those sets.
     let with_caps = |eff: u64, perm: u64, inh: u64, n: u32| {
-        run(bin, &["caps", &hex(eff), &hex(perm), &hex(inh), "syscall", &nr(n)])
+        run(
+            bin,
+            &["caps", &hex(eff), &hex(perm), &hex(inh), "syscall", &nr(n)],
+        )
     };
     let no_admin = prm & !(1 << CAP_SYS_ADMIN);
     // Permitted In CAP_SYS_ADMIN: effective empty, permitted with it: killed.
     let st = with_caps(0, prm, 0, SYS_SYSINFO);
-    assert!(killed_by_sigkill(st), "permitted holds CAP_SYS_ADMIN: {st:?}");
+    assert!(
+        killed_by_sigkill(st),
+        "permitted holds CAP_SYS_ADMIN: {st:?}"
+    );
     // The same without it in permitted (effective full otherwise): survives.
     let st = with_caps(no_admin, no_admin, 0, SYS_SYSINFO);
     assert!(st.success(), "permitted lacks CAP_SYS_ADMIN: {st:?}");
     // Inheritable In CAP_NET_RAW: the same sets, inheritable with or without it.
     let st = with_caps(prm, prm, 1 << CAP_NET_RAW, SYS_TIMES);
-    assert!(killed_by_sigkill(st), "inheritable holds CAP_NET_RAW: {st:?}");
+    assert!(
+        killed_by_sigkill(st),
+        "inheritable holds CAP_NET_RAW: {st:?}"
+    );
     let st = with_caps(prm, prm, 0, SYS_TIMES);
     assert!(st.success(), "inheritable empty: {st:?}");
     // Net In host_ns: the host's network namespace, or a new one.
-    assert!(killed_by_sigkill(run(bin, &["syscall", &nr(SYS_GETPRIORITY)])));
+    assert!(killed_by_sigkill(run(
+        bin,
+        &["syscall", &nr(SYS_GETPRIORITY)]
+    )));
     let unshared = run("unshare", &["-n", bin, "syscall", &nr(SYS_GETPRIORITY)]);
     assert!(unshared.success(), "unshare -n: {unshared:?}");
     // Every kill was counted by its own policy.

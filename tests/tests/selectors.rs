@@ -240,6 +240,98 @@ fn match_binaries_operators_tell_the_test_binary_from_its_copy() {
     assert_enforced(&h, &probes);
 }
 
+/// A process missing from the kernel's executable map (it exec'd before
+/// the daemon started, or a fork flood evicted it from the LRU) is still
+/// matched by matchBinaries In: the kernel then reads the task's own
+/// executable. Without that, a miss would let the listed binary through.
+#[test]
+fn match_binaries_in_holds_for_a_process_missing_from_the_exe_map() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let copy = testbin_copy(&h.root.join("copy"));
+    let key = 1100;
+    let filters = format!(
+        "      matchBinaries:\n      - operator: In\n        values: {}\n",
+        yaml_list(&[bin.display().to_string().as_str()])
+    );
+    h.write_policy(
+        "bin-missing.yaml",
+        &keyed_policy("bin-missing", "sys_enter_getitimer", key, &filters),
+    );
+    h.wait_policy("bin-missing", "enabled", enabled);
+    let task_exe = daemon_map_id(&h, "TASK_EXE");
+    for (program, killed) in [(&bin, true), (&copy, false)] {
+        let mut child = std::process::Command::new(program)
+            .args([
+                "wait-stdin",
+                "args",
+                &SYS_GETITIMER.to_string(),
+                &key.to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the test binary");
+        // Kept open to the end: the binary prints after the syscall.
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut out, &mut ready).expect("read ready");
+        assert_eq!(ready.trim(), "ready");
+        forget_exe(task_exe, child.id());
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, b"go\n").expect("write go");
+        drop(stdin);
+        let status = wait_child(&mut child, std::time::Duration::from_secs(10))
+            .expect("the test binary ended");
+        drop(out);
+        assert_eq!(
+            killed_by_sigkill(status),
+            killed,
+            "{} ({status:?}) after its TASK_EXE entry was removed",
+            program.display()
+        );
+    }
+}
+
+/// The id of the daemon's map named `name` (its own, among its fds).
+fn daemon_map_id(h: &Harness, name: &str) -> u32 {
+    fdinfo_values(h.daemon_pid(), "map_id:")
+        .into_iter()
+        .find(|id| {
+            std::process::Command::new("bpftool")
+                .args(["map", "show", "id", &id.to_string()])
+                .output()
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout).contains(&format!(" name {name} "))
+                })
+        })
+        .unwrap_or_else(|| panic!("the daemon holds no map named {name}"))
+}
+
+/// Removes `pid` from the map `TASK_EXE` and checks it is gone.
+fn forget_exe(map_id: u32, pid: u32) {
+    let key: Vec<String> = pid.to_le_bytes().iter().map(u8::to_string).collect();
+    let bpftool = |op: &str| {
+        std::process::Command::new("bpftool")
+            .args(["map", op, "id", &map_id.to_string(), "key"])
+            .args(&key)
+            .output()
+            .expect("run bpftool")
+    };
+    let lookup = bpftool("lookup");
+    assert!(
+        lookup.status.success(),
+        "pid {pid} not in TASK_EXE before the test: {lookup:?}"
+    );
+    let delete = bpftool("delete");
+    assert!(delete.status.success(), "{delete:?}");
+    assert!(
+        !bpftool("lookup").status.success(),
+        "pid {pid} still in TASK_EXE"
+    );
+}
+
 #[test]
 fn per_syscall_tracepoint_reads_its_arguments() {
     let mut h = Harness::new();

@@ -38,8 +38,8 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSpec, ArgSetKey, BinarySetKey, Event,
-    EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
+    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey,
+    Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
     OverrideDecision, PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
     TaskTrackingOffsets, ABI_I386, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
     MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
@@ -168,7 +168,9 @@ static HAS_ATTACH_COOKIE: u8 = 1;
 /// map lookups or the address computation down to the use.
 #[inline(always)]
 pub fn at<T, const N: usize>(array: &[T; N], i: usize) -> Option<&T> {
-    array.get(core::hint::black_box(i)).map(core::hint::black_box)
+    array
+        .get(core::hint::black_box(i))
+        .map(core::hint::black_box)
 }
 
 /// `at` for a mutable element.
@@ -558,7 +560,11 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     };
     // Index of the first matching selector, or -1.
     state.matched = -1;
-    repeat!(hook.n_selectors, MAX_SELECTORS, eval_selector(hook_slot as u64));
+    repeat!(
+        hook.n_selectors,
+        MAX_SELECTORS,
+        eval_selector(hook_slot as u64)
+    );
     let s = loop_state().map_or(-1, |state| state.matched);
     if (0..MAX_SELECTORS as i32).contains(&s) {
         return act(

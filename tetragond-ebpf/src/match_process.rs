@@ -10,14 +10,14 @@ use aya_ebpf::helpers::{
     generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
-    cap_set, ns_kind, op, set_op, BinarySetKey, Selector, StructOffsets, BINARY_FILTER,
+    cap_set, ns_kind, op, set_op, BinarySetKey, ExePath, Selector, StructOffsets, BINARY_FILTER,
     MAX_ANCESTORS, MAX_PIDS, PARENT_BINARIES, STR_MATCH_LEN,
 };
 
 use crate::{
     loop_state,
     match_args::{str_lookup, FilterAt, PATH_BUF_SOURCE},
-    BINARY_IDS, BINARY_SETS, HOOKS, PATH_BUF, STRUCT_OFFSETS, TASK_EXE,
+    BINARY_IDS, BINARY_SETS, HOOKS, PATH_BUF, PATH_SCRATCH, STRUCT_OFFSETS, TASK_EXE,
 };
 
 #[inline(always)]
@@ -85,14 +85,41 @@ fn ns_tgid(o: &StructOffsets, task: u64) -> u32 {
     unsafe { read::<u32>(pid, at) }.unwrap_or(0)
 }
 
+/// The executable of process `tgid`, from `TASK_EXE`. A miss for the
+/// current process (it exec'd before the daemon started, or the LRU
+/// evicted it: any user can fork enough to evict entries) is filled from
+/// the task's own `mm->exe_file` and put back, so matchBinaries does not
+/// fail open on a miss. Other processes (parents, ancestors) have no such
+/// fallback: their `struct file` is not reachable safely from here.
+#[inline(always)]
+fn exe_of(tgid: u32) -> Option<*const ExePath> {
+    if let Some(exe) = TASK_EXE.get_ptr(&tgid) {
+        return Some(exe);
+    }
+    if tgid != current_tgid() {
+        return None;
+    }
+    let scratch = PATH_SCRATCH.get_ptr_mut(0)?;
+    let path = unsafe { &mut *scratch };
+    // Zeroed first: the path is a hash key, so the tail must be stable.
+    for chunk in path.bytes.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&[0; 8]);
+    }
+    if crate::read_args::read_exe(path.bytes.as_mut_ptr()) == 0 {
+        return None;
+    }
+    let _ = TASK_EXE.insert(&tgid, path, 0);
+    Some(scratch)
+}
+
 /// Is the binary of process `tgid` in the selector's set? `selector` may
 /// carry `PARENT_BINARIES`.
 #[inline(always)]
 fn binary_listed(hook_slot: u32, selector: u32, tgid: u32) -> bool {
-    let Some(exe) = (unsafe { TASK_EXE.get(&tgid) }) else {
+    let Some(exe) = exe_of(tgid) else {
         return false;
     };
-    let Some(binary_id) = (unsafe { BINARY_IDS.get(exe) }).copied() else {
+    let Some(binary_id) = (unsafe { BINARY_IDS.get(&*exe) }).copied() else {
         return false;
     };
     let key = BinarySetKey {
@@ -116,7 +143,7 @@ fn binary_found(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool
 /// Prefix/Postfix on the executable's path, through the string trie.
 #[inline(always)]
 fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
-    let (Some(exe), Some(buf)) = (TASK_EXE.get_ptr(&tgid), PATH_BUF.get_ptr_mut(0)) else {
+    let (Some(exe), Some(buf)) = (exe_of(tgid), PATH_BUF.get_ptr_mut(0)) else {
         return false;
     };
     let n = unsafe {
@@ -202,7 +229,9 @@ pub extern "C" fn ancestor_step(index: u64, hook_slot: u64, selector: u64) -> i6
     let hook_slot = hook_slot as u32;
     let (Some(o), Some(sel), Some(state)) = (
         STRUCT_OFFSETS.get(0),
-        HOOKS.get(hook_slot).and_then(|hook| crate::at(&hook.selectors, s)),
+        HOOKS
+            .get(hook_slot)
+            .and_then(|hook| crate::at(&hook.selectors, s)),
         loop_state(),
     ) else {
         return 1;

@@ -50,7 +50,7 @@ const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | args NR ARG..
 | bench NR COUNT | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. \
-| int80 NR ARG.. | int80-open PATH [junk]";
+| int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
     args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -200,7 +200,11 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// TCP connect to `to` from a socket first bound to `src`: `Err` holds the
 /// line to print (`bind-error N` or `error N`).
 fn connect_from(src: SocketAddr, to: SocketAddr) -> Result<(), String> {
-    let family = if to.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if to.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket calls on a descriptor this function owns and closes.
     unsafe {
         let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
@@ -384,10 +388,12 @@ fn run(args: &[String]) -> i32 {
             };
             let src = match (args.get(3), args.get(4)) {
                 (None, _) => None,
-                (Some(a), p) => match (a.parse::<IpAddr>(), p.map_or(Ok(0), |p| p.parse::<u16>())) {
-                    (Ok(a), Ok(p)) => Some(SocketAddr::new(a, p)),
-                    _ => return usage(),
-                },
+                (Some(a), p) => {
+                    match (a.parse::<IpAddr>(), p.map_or(Ok(0), |p| p.parse::<u16>())) {
+                        (Ok(a), Ok(p)) => Some(SocketAddr::new(a, p)),
+                        _ => return usage(),
+                    }
+                }
             };
             let to = SocketAddr::new(ip, port);
             let result = match src {
@@ -413,6 +419,17 @@ fn run(args: &[String]) -> i32 {
                 }
                 Err(e) => println!("{}", error_line(&e)),
             }
+        }
+        Some("wait-stdin") => {
+            // "ready", then SUBCMD once a line comes on stdin: a test can
+            // change the kernel's view of this process in between.
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() || args.len() < 2 {
+                return usage();
+            }
+            return run(&args[1..]);
         }
         Some("dropcaps") => {
             if args.len() < 2 {
