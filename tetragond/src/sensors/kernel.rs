@@ -860,8 +860,12 @@ fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SensorError> {
 /// How much work the verifier did: the headroom left under its limit of a
 /// million instructions is worth watching as programs grow.
 pub(super) fn log_verified(name: &str, info: Option<aya::programs::ProgramInfo>) {
-    if let Some(n) = info.and_then(|i| i.verified_instruction_count()) {
-        tracing::info!("program {name} verified ({n} instructions processed)");
+    match info.and_then(|i| i.verified_instruction_count()) {
+        Some(n) => tracing::info!("program {name} verified ({n} instructions processed)"),
+        // aya keeps no verifier log of a program that loads.
+        None => tracing::info!(
+            "program {name} verified (this kernel does not report the count: verified_insns came in Linux 5.16)"
+        ),
     }
 }
 
