@@ -19,17 +19,19 @@ use tetragond_ebpf::record;
 
 use crate::{
     api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
+    clock::Clock,
     compile::Tracefs,
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
-    events::{self, Clock},
+    events,
     export::{
         self, dbus::EventsService, ring, DropReason, ExportConfig, ExportStats, Exporter,
         ProcessEvents, RateLimits, RotatingFile,
     },
+    kernel_info::probe,
     metrics, notify as sd, policy,
-    process::{procfs::ProcInfo, ProcessCache},
-    sensors::{mounts, pin::Pins, probe, Kernel},
+    process::{self, procfs::ProcInfo, ProcessCache},
+    sensors::{mounts, pin::Pins, Kernel},
     store::{folder, PolicyKey, Store, Summary},
     unit_job, watcher,
 };
@@ -47,7 +49,7 @@ pub struct DaemonConfig {
     /// Prometheus metrics are served here when set.
     pub metrics_address: Option<SocketAddr>,
     pub namespaces: crate::namespaces::NamespaceMap,
-    pub kernel_functions: crate::compile::KernelFunctions,
+    pub kernel_functions: crate::kernel_info::KernelFunctions,
     /// Policy and sidecar files larger than this are not read.
     pub max_policy_file_size: u64,
     /// Every BPF link is pinned in a generation folder under this bpffs
@@ -139,7 +141,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     tracing::info!("kernel features: {}", probe::describe(&features));
     let btf = kernel.btf();
     let kernel_can_scope = features.contains(&("ancestor_cgroup_id", true));
-    let caps = crate::compile::HookCaps {
+    let caps = crate::kernel_info::HookCaps {
         kernel_functions: config.kernel_functions,
         ..probe::hook_caps(&features)
     };
@@ -551,7 +553,7 @@ impl Daemon {
         if !self.exporter.admit(&meta.policy_name) {
             return;
         }
-        let exe = events::c_string(&ev.exe);
+        let exe = process::c_string(&ev.exe);
         let process = self.processes.get(ev.tgid, ev.ktime_ns, &exe, ev.uid);
         let parent = self.processes.parent(&process);
         if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {

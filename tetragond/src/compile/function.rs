@@ -8,11 +8,10 @@ use super::{
     args::{link_sizes, unsupported_arg, word_arg, Memory},
     meta,
     selectors::{compile_selectors, HookArgs},
-    CompiledHook, FunctionFamily, FunctionTarget,
+    CompiledHook, FunctionFamily, FunctionTarget, HookMeta,
 };
 use crate::{
     error::CompileError,
-    events::HookMeta,
     policy::model::{Arg, Selector, TracingPolicy},
 };
 

@@ -18,11 +18,11 @@ use super::{
     meta,
     selectors::{compile_selectors, HookArgs},
     syscalls::syscall_ids,
-    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, KernelFunctions,
+    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookMeta,
 };
 use crate::{
     error::CompileError,
-    events::HookMeta,
+    kernel_info::KernelFunctions,
     policy::model::{KprobeSpec, Selector, TracingPolicy},
 };
 

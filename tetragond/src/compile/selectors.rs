@@ -470,7 +470,7 @@ impl SelectorCtx<'_> {
     /// one); a syscall name as its numbers in the ABIs it covers.
     fn value(&self, raw: &str, syscall_names: bool) -> Result<Vec<u64>, CompileError> {
         let raw = raw.trim();
-        if let Some(v) = parse_int(raw) {
+        if let Some(v) = values::parse_int(raw) {
             return Ok(vec![v]);
         }
         if syscall_names {
@@ -758,14 +758,4 @@ fn set_operator(name: &str) -> Option<u8> {
         "NotIn" => Some(set_op::NOT_IN),
         _ => None,
     }
-}
-
-/// Decimal (possibly negative) or 0x-hex.
-pub fn parse_int(s: &str) -> Option<u64> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return u64::from_str_radix(hex, 16).ok();
-    }
-    s.parse::<u64>()
-        .ok()
-        .or_else(|| s.parse::<i64>().ok().map(|v| v as u64))
 }

@@ -14,13 +14,12 @@ use super::{
     meta,
     selectors::{compile_selectors, HookArgs},
     syscalls::syscall_ids,
-    CompiledHook, FormatSource, COMMON_FIELDS,
+    CompiledHook, FormatSource, HookMeta, COMMON_FIELDS,
 };
 use crate::{
     error::CompileError,
-    events::HookMeta,
+    kernel_info::tracefs,
     policy::model::{TracepointSpec, TracingPolicy},
-    sensors::tracefs,
 };
 
 /// The hook, and for a `syscalls` tracepoint its twin on the raw syscall

@@ -9,14 +9,29 @@ use super::{
     function::{return_view, ARG_REGISTERS, RETURN_REGISTER},
     meta,
     selectors::{compile_selectors, HookArgs},
-    CompiledHook,
+    CompiledHook, HookMeta,
 };
 use crate::{
     error::CompileError,
-    events::HookMeta,
     policy::model::{Arg, Selector, TracingPolicy, UprobeSpec},
-    sensors::kernel::UprobeLocation,
 };
+
+/// Where in a binary a uprobe goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UprobeLocation {
+    Symbol(String),
+    /// Offset in the file.
+    Offset(u64),
+}
+
+impl std::fmt::Display for UprobeLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UprobeLocation::Symbol(s) => f.write_str(s),
+            UprobeLocation::Offset(o) => write!(f, "{o:#x}"),
+        }
+    }
+}
 
 /// A uprobe's attachment point.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,8 +24,7 @@ use tetragond_ebpf::{MODE_ENFORCE, MODE_MONITOR};
 
 use crate::{
     api::{ApiError, PolicyInfo},
-    compile::{self, FormatSource},
-    events::HookMeta,
+    compile::{self, FormatSource, HookMeta},
     namespaces::NamespaceMap,
     policy::{self, EffectiveMode, Mode, Resolved},
     runtime_state::{self, RuntimeState},
@@ -269,7 +268,7 @@ impl<K: KernelOps> Store<K> {
                     .saved
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos());
-                let when = crate::events::rfc3339_nanos(i128::try_from(since_epoch).unwrap_or(0));
+                let when = crate::clock::rfc3339_nanos(i128::try_from(since_epoch).unwrap_or(0));
                 tracing::warn!(file = %entry.file.display(), "running its last good version, of {when}");
                 format!("{message}; running the last good version, of {when}")
             }

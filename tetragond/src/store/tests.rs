@@ -11,9 +11,9 @@ use tetragond_ebpf::{ArgSetKey, HookConf, HookKey, PolicyCounters, MODE_ENFORCE,
 
 use super::{State, Store};
 use crate::{
-    compile::{tests::Fixed, AddrEntry, FunctionTarget, StrEntry, SubstrEntry},
+    compile::{tests::Fixed, AddrEntry, FunctionTarget, StrEntry, SubstrEntry, UprobeLocation},
     error::SensorError,
-    sensors::{kernel::UprobeLocation, ops::KernelOps},
+    sensors::ops::KernelOps,
 };
 
 /// What the store asked of the kernel, in order (map entries for values
