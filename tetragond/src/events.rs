@@ -9,8 +9,10 @@ use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR
 use crate::{clock::Clock, compile::HookMeta, event_args::typed_arg, process::Process};
 
 /// A record from the kernel's ring buffer.
-// Policy events are the hot path: kept inline, not boxed per event.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "policy events are the hot path: kept inline, not boxed per event"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// The event and its arguments' data (`Event::data_len` bytes).
