@@ -2,7 +2,7 @@
 //! its hook slot as the BPF cookie. Arguments come from the registers of
 //! the x86-64 calling convention (the `pt_regs` layout is the ptrace ABI).
 
-use tetragond_ebpf::{HookConf, MAX_ARGS};
+use tetragond_ebpf::HookConf;
 
 use super::{
     args::{word_arg, Memory},
@@ -11,6 +11,7 @@ use super::{
     selectors::{compile_selectors, HookArgs},
     CompiledHook, HookMeta,
 };
+use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     policy::model::{Arg, Selector, TracingPolicy, UprobeSpec},
@@ -110,11 +111,9 @@ fn hook_conf(
     selectors: &[Selector],
     ret: bool,
 ) -> Result<Conf, CompileError> {
-    if args.len() > MAX_ARGS {
-        return Err(CompileError::Invalid(format!(
-            "{what}: at most {MAX_ARGS} args"
-        )));
-    }
+    OverLimit::Args
+        .check(args.len())
+        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
     let mut conf = HookConf {
         n_args: args.len() as u8,
         ..Default::default()

@@ -10,6 +10,7 @@ mod de;
 pub mod error;
 pub mod files;
 pub mod key;
+pub mod limits;
 pub mod location;
 pub mod mode;
 pub mod model;
