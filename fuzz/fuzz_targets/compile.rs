@@ -8,9 +8,12 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use tetragond::{
-    compile::{compile, FormatSource, HookCaps, KernelFunctions},
+    compile::{compile, FormatSource},
     error::CompileError,
-    sensors::tracefs::{parse_format, Format},
+    kernel_info::{
+        tracefs::{parse_format, Format},
+        HookCaps, KernelFunctions,
+    },
 };
 
 const COMMON: &str = "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;

@@ -169,7 +169,8 @@ fn untrusted_files_and_sidecars_are_load_errors_with_the_reason() {
 }
 
 fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let path = path.to_str().expect("a UTF-8 test path");
+    let c = std::ffi::CString::new(path).expect("no NUL in a test path");
     // SAFETY: a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }

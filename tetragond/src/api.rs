@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use zbus::zvariant::Type;
 
+use crate::policy::PolicyKey;
+
 pub const BUS_NAME: &str = "org.tetragond.Tetragond1";
 pub const OBJECT_PATH: &str = "/org/tetragond/Tetragond1";
 pub const MANAGER_INTERFACE: &str = "org.tetragond.Tetragond1.Manager";
@@ -83,10 +85,8 @@ pub type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 #[derive(Debug)]
 pub enum Request {
     ListPolicies(Reply<Vec<PolicyInfo>>),
-    /// `namespace` empty means global.
     SetMode {
-        namespace: String,
-        name: String,
+        key: PolicyKey,
         mode: String,
         reply: Reply<()>,
     },
@@ -99,27 +99,23 @@ pub enum Request {
     },
     /// Removes the policy's file (and sidecar) from the policy folder.
     DeletePolicy {
-        namespace: String,
-        name: String,
+        key: PolicyKey,
         reply: Reply<()>,
     },
     /// Rescans the policy folder; returns a one-line summary.
     Reload(Reply<String>),
     GetPolicy {
-        namespace: String,
-        name: String,
+        key: PolicyKey,
         reply: Reply<PolicyInfo>,
     },
     /// Drops the run-time mode (the sidecar's or the policy's applies again).
     ResetMode {
-        namespace: String,
-        name: String,
+        key: PolicyKey,
         reply: Reply<()>,
     },
     /// Enables or disables a policy at run time (stored, survives restarts).
     SetEnabled {
-        namespace: String,
-        name: String,
+        key: PolicyKey,
         enabled: bool,
         reply: Reply<()>,
     },

@@ -22,7 +22,7 @@ pub struct ConfigFile {
     pub export: ExportSection,
     /// `auto` (kprobes first), `kprobe` or `fentry`: the program family
     /// serving kernel-function kprobes where the kernel has both.
-    pub kernel_functions: Option<crate::compile::KernelFunctions>,
+    pub kernel_functions: Option<crate::kernel_info::KernelFunctions>,
     /// Largest policy or sidecar file read, in bytes (default 1 MiB).
     pub max_policy_file_size: Option<u64>,
     /// TracingPolicyNamespaced namespaces -> cgroup v2 directories.
@@ -110,7 +110,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             c.kernel_functions,
-            Some(crate::compile::KernelFunctions::Fentry)
+            Some(crate::kernel_info::KernelFunctions::Fentry)
         );
         assert_eq!(c.policy_dir.as_deref(), Some(Path::new("/p")));
         assert_eq!(c.bus.as_deref(), Some("session"));

@@ -19,18 +19,21 @@ use tetragond_ebpf::record;
 
 use crate::{
     api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
+    clock::Clock,
     compile::Tracefs,
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
-    events::{self, Clock},
+    events,
     export::{
         self, dbus::EventsService, ring, DropReason, ExportConfig, ExportStats, Exporter,
         ProcessEvents, RateLimits, RotatingFile,
     },
-    metrics, notify as sd, policy,
-    process::{procfs::ProcInfo, ProcessCache},
-    sensors::{mounts, pin::Pins, probe, Kernel},
-    store::{folder, PolicyKey, Store, Summary},
+    kernel_info::probe,
+    metrics, notify as sd,
+    policy::{self, PolicyKey},
+    process::{self, procfs::ProcInfo, ProcessCache},
+    sensors::{mounts, pin::Pins, Kernel},
+    store::{folder, Store, Summary},
     unit_job, watcher,
 };
 
@@ -47,7 +50,7 @@ pub struct DaemonConfig {
     /// Prometheus metrics are served here when set.
     pub metrics_address: Option<SocketAddr>,
     pub namespaces: crate::namespaces::NamespaceMap,
-    pub kernel_functions: crate::compile::KernelFunctions,
+    pub kernel_functions: crate::kernel_info::KernelFunctions,
     /// Policy and sidecar files larger than this are not read.
     pub max_policy_file_size: u64,
     /// Every BPF link is pinned in a generation folder under this bpffs
@@ -139,7 +142,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     tracing::info!("kernel features: {}", probe::describe(&features));
     let btf = kernel.btf();
     let kernel_can_scope = features.contains(&("ancestor_cgroup_id", true));
-    let caps = crate::compile::HookCaps {
+    let caps = crate::kernel_info::HookCaps {
         kernel_functions: config.kernel_functions,
         ..probe::hook_caps(&features)
     };
@@ -387,48 +390,30 @@ impl Daemon {
             Request::ListPolicies(reply) => {
                 let _ = reply.send(Ok(self.store.list()));
             }
-            Request::SetMode {
-                namespace,
-                name,
-                mode,
-                reply,
-            } => {
-                let _ = reply.send(self.store.set_mode(&(namespace, name), &mode));
+            Request::SetMode { key, mode, reply } => {
+                let _ = reply.send(self.store.set_mode(&key, &mode));
             }
             Request::AddPolicy { yaml, mode, reply } => {
                 let _ = reply.send(self.add_policy(&yaml, &mode));
             }
-            Request::DeletePolicy {
-                namespace,
-                name,
-                reply,
-            } => {
-                let _ = reply.send(self.delete_policy(&(namespace, name)));
+            Request::DeletePolicy { key, reply } => {
+                let _ = reply.send(self.delete_policy(&key));
             }
             Request::Reload(reply) => {
                 let _ = reply.send(Ok(self.reload().to_string()));
             }
-            Request::GetPolicy {
-                namespace,
-                name,
-                reply,
-            } => {
-                let _ = reply.send(self.store.get(&(namespace, name)));
+            Request::GetPolicy { key, reply } => {
+                let _ = reply.send(self.store.get(&key));
             }
-            Request::ResetMode {
-                namespace,
-                name,
-                reply,
-            } => {
-                let _ = reply.send(self.store.reset_mode(&(namespace, name)));
+            Request::ResetMode { key, reply } => {
+                let _ = reply.send(self.store.reset_mode(&key));
             }
             Request::SetEnabled {
-                namespace,
-                name,
+                key,
                 enabled,
                 reply,
             } => {
-                let _ = reply.send(self.store.set_enabled(&(namespace, name), enabled));
+                let _ = reply.send(self.store.set_enabled(&key, enabled));
             }
             Request::Status(reply) => {
                 let _ = reply.send(Ok(self.status()));
@@ -468,21 +453,16 @@ impl Daemon {
         let probe = dir.join(".tetra-add.yaml");
         let tp = policy::parse_policy(&probe, yaml)
             .map_err(|e| ApiError::InvalidPolicy(e.to_string()))?;
-        let key = policy::key(&tp);
+        let key = PolicyKey::of(&tp);
         if let Some(file) = self.store.file_of(&key) {
             return Err(ApiError::AlreadyExists(format!(
                 "policy {} already exists in {}",
-                crate::store::describe(&key),
+                key,
                 file.display()
             )));
         }
         self.store.check(&tp).map_err(ApiError::InvalidPolicy)?;
-        let stem = if key.0.is_empty() {
-            key.1.clone()
-        } else {
-            format!("{}.{}", key.0, key.1)
-        };
-        let path = dir.join(format!("{stem}.yaml"));
+        let path = dir.join(format!("{}.yaml", key.file_stem()));
         let sidecar = policy::sidecar_path(&path);
         // Never over another file: it may hold another policy (`a/b` and
         // `a.b` share a name) or a sidecar meant for one.
@@ -491,7 +471,7 @@ impl Daemon {
                 return Err(ApiError::AlreadyExists(format!(
                     "{} already exists; policy {} was not added",
                     file.display(),
-                    crate::store::describe(&key)
+                    key
                 )));
             }
         }
@@ -518,9 +498,10 @@ impl Daemon {
     }
 
     fn delete_policy(&mut self, key: &PolicyKey) -> Result<(), ApiError> {
-        let file = self.store.file_of(key).ok_or_else(|| {
-            ApiError::NotFound(format!("policy {} not found", crate::store::describe(key)))
-        })?;
+        let file = self
+            .store
+            .file_of(key)
+            .ok_or_else(|| ApiError::NotFound(format!("policy {key} not found")))?;
         std::fs::remove_file(&file)
             .map_err(|e| ApiError::Failed(format!("removing {}: {e}", file.display())))?;
         let _ = std::fs::remove_file(policy::sidecar_path(&file));
@@ -551,7 +532,7 @@ impl Daemon {
         if !self.exporter.admit(&meta.policy_name) {
             return;
         }
-        let exe = events::c_string(&ev.exe);
+        let exe = process::c_string(&ev.exe);
         let process = self.processes.get(ev.tgid, ev.ktime_ns, &exe, ev.uid);
         let parent = self.processes.parent(&process);
         if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {

@@ -21,6 +21,7 @@ use zbus::{interface, Connection};
 
 use crate::api::{ApiError, PolicyInfo, Reply, Request, BUS_NAME, OBJECT_PATH};
 use crate::dbus_limits::CallerLimits;
+use crate::policy::PolicyKey;
 
 /// Which message bus to use, as given on a command line: `system`,
 /// `session`, or a D-Bus address such as `unix:path=/run/x/bus`.
@@ -279,8 +280,7 @@ impl ManagerService {
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "set a policy's mode").await?;
         self.ask_as_root(|reply| Request::SetMode {
-            namespace,
-            name,
+            key: PolicyKey::new(namespace, name),
             mode,
             reply,
         })
@@ -314,8 +314,7 @@ impl ManagerService {
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "delete a policy").await?;
         self.ask_as_root(|reply| Request::DeletePolicy {
-            namespace,
-            name,
+            key: PolicyKey::new(namespace, name),
             reply,
         })
         .await
@@ -331,8 +330,7 @@ impl ManagerService {
         name: String,
     ) -> Result<PolicyInfo, DbusError> {
         self.ask_open(Some(&hdr), conn, |reply| Request::GetPolicy {
-            namespace,
-            name,
+            key: PolicyKey::new(namespace, name),
             reply,
         })
         .await
@@ -349,8 +347,7 @@ impl ManagerService {
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "reset a policy's mode").await?;
         self.ask_as_root(|reply| Request::ResetMode {
-            namespace,
-            name,
+            key: PolicyKey::new(namespace, name),
             reply,
         })
         .await
@@ -366,8 +363,7 @@ impl ManagerService {
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "enable a policy").await?;
         self.ask_as_root(|reply| Request::SetEnabled {
-            namespace,
-            name,
+            key: PolicyKey::new(namespace, name),
             enabled: true,
             reply,
         })
@@ -385,8 +381,7 @@ impl ManagerService {
     ) -> Result<(), DbusError> {
         require_root(&hdr, conn, "disable a policy").await?;
         self.ask_as_root(|reply| Request::SetEnabled {
-            namespace,
-            name,
+            key: PolicyKey::new(namespace, name),
             enabled: false,
             reply,
         })
@@ -544,6 +539,7 @@ pub(crate) mod testbus {
 
     use super::BusChoice;
     use crate::api::{ApiError, PolicyInfo, Request};
+    use crate::policy::PolicyKey;
 
     const DBUS_DAEMON: &str = "/usr/bin/dbus-daemon";
 
@@ -667,9 +663,9 @@ pub(crate) mod testbus {
     pub(crate) fn fake_daemon(rows: Vec<PolicyInfo>) -> mpsc::Sender<Request> {
         let (tx, mut rx) = mpsc::channel(8);
         tokio::spawn(async move {
-            let mut table: HashMap<(String, String), PolicyInfo> = rows
+            let mut table: HashMap<PolicyKey, PolicyInfo> = rows
                 .into_iter()
-                .map(|r| ((r.namespace.clone(), r.name.clone()), r))
+                .map(|r| (PolicyKey::new(&r.namespace, &r.name), r))
                 .collect();
             while let Some(request) = rx.recv().await {
                 answer(&mut table, request);
@@ -678,7 +674,7 @@ pub(crate) mod testbus {
         tx
     }
 
-    fn answer(table: &mut HashMap<(String, String), PolicyInfo>, request: Request) {
+    fn answer(table: &mut HashMap<PolicyKey, PolicyInfo>, request: Request) {
         // A dropped reply only means the caller went away.
         match request {
             Request::ListPolicies(reply) => {
@@ -686,13 +682,8 @@ pub(crate) mod testbus {
                 rows.sort_by_key(|r| r.id);
                 let _ = reply.send(Ok(rows));
             }
-            Request::SetMode {
-                namespace,
-                name,
-                mode,
-                reply,
-            } => {
-                let _ = reply.send(set_mode(table, namespace, name, mode));
+            Request::SetMode { key, mode, reply } => {
+                let _ = reply.send(set_mode(table, &key, mode));
             }
             Request::AddPolicy {
                 yaml,
@@ -707,58 +698,55 @@ pub(crate) mod testbus {
                     ))
                 });
             }
-            Request::DeletePolicy {
-                namespace,
-                name,
-                reply,
-            } => {
-                let found = table.remove(&(namespace, name.clone())).is_some();
+            Request::DeletePolicy { key, reply } => {
+                let found = table.remove(&key).is_some();
                 let _ = reply.send(if found {
                     Ok(())
                 } else {
-                    Err(ApiError::NotFound(format!("policy {name} not found")))
+                    Err(ApiError::NotFound(format!(
+                        "policy {} not found",
+                        key.name()
+                    )))
                 });
             }
             Request::Reload(reply) => {
                 let _ = reply.send(Ok(format!("{} policies loaded", table.len())));
             }
-            Request::GetPolicy {
-                namespace,
-                name,
-                reply,
-            } => {
-                let row = table.get(&(namespace, name.clone())).cloned();
-                let _ = reply.send(
-                    row.ok_or_else(|| ApiError::NotFound(format!("policy {name} not found"))),
-                );
+            Request::GetPolicy { key, reply } => {
+                let row = table.get(&key).cloned();
+                let _ =
+                    reply.send(row.ok_or_else(|| {
+                        ApiError::NotFound(format!("policy {} not found", key.name()))
+                    }));
             }
-            Request::ResetMode {
-                namespace,
-                name,
-                reply,
-            } => {
-                let row = table.get_mut(&(namespace, name.clone()));
+            Request::ResetMode { key, reply } => {
+                let row = table.get_mut(&key);
                 let _ = reply.send(match row {
                     Some(row) => {
                         row.mode_source = "policy".to_owned();
                         Ok(())
                     }
-                    None => Err(ApiError::NotFound(format!("policy {name} not found"))),
+                    None => Err(ApiError::NotFound(format!(
+                        "policy {} not found",
+                        key.name()
+                    ))),
                 });
             }
             Request::SetEnabled {
-                namespace,
-                name,
+                key,
                 enabled,
                 reply,
             } => {
-                let row = table.get_mut(&(namespace, name.clone()));
+                let row = table.get_mut(&key);
                 let _ = reply.send(match row {
                     Some(row) => {
                         row.state = if enabled { "enabled" } else { "disabled" }.to_owned();
                         Ok(())
                     }
-                    None => Err(ApiError::NotFound(format!("policy {name} not found"))),
+                    None => Err(ApiError::NotFound(format!(
+                        "policy {} not found",
+                        key.name()
+                    ))),
                 });
             }
             Request::Status(reply) => {
@@ -771,14 +759,13 @@ pub(crate) mod testbus {
     }
 
     fn set_mode(
-        table: &mut HashMap<(String, String), PolicyInfo>,
-        namespace: String,
-        name: String,
+        table: &mut HashMap<PolicyKey, PolicyInfo>,
+        key: &PolicyKey,
         mode: String,
     ) -> Result<(), ApiError> {
         let row = table
-            .get_mut(&(namespace, name.clone()))
-            .ok_or_else(|| ApiError::NotFound(format!("policy {name} not found")))?;
+            .get_mut(key)
+            .ok_or_else(|| ApiError::NotFound(format!("policy {} not found", key.name())))?;
         if row.mode == "monitor_only" {
             return Err(ApiError::MonitorOnly(
                 "cannot set policy mode on a policy that is monitor only".to_owned(),

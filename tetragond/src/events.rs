@@ -2,39 +2,17 @@
 //! in Tetragon's export shape (plus `mode` and `enforced`, so a monitor-mode
 //! event says its action was not carried out).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-
-use crate::event_args::typed_arg;
 use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR};
 
-use crate::process::Process;
-
-/// What user space knows about the hook an event came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookMeta {
-    pub policy_name: String,
-    pub namespace: String,
-    pub subsystem: String,
-    pub event: String,
-    /// (type, label) per hook arg, in order.
-    pub args: Vec<(String, Option<String>)>,
-    pub message: Option<String>,
-    pub tags: Vec<String>,
-    /// The policy has no enforcement action, whatever the kernel mode says.
-    pub monitor_only: bool,
-    /// Set for kprobe hooks: the event is a `process_kprobe`.
-    pub function_name: Option<String>,
-    /// Return probes: the arg holding the return value, exported as
-    /// `return` rather than among `args`.
-    pub return_position: Option<usize>,
-}
+use crate::{clock::Clock, compile::HookMeta, event_args::typed_arg, process::Process};
 
 /// A record from the kernel's ring buffer.
-// Policy events are the hot path: kept inline, not boxed per event.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "policy events are the hot path: kept inline, not boxed per event"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// The event and its arguments' data (`Event::data_len` bytes).
@@ -68,67 +46,6 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
     // SAFETY: T is plain data and the length was checked; read_unaligned
     // makes no assumption about the ring buffer's alignment.
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
-}
-
-/// Converts kernel monotonic time to wall-clock time.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    boot_ns: i128,
-}
-
-impl Clock {
-    pub fn now() -> Self {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid out pointer; CLOCK_MONOTONIC is what bpf_ktime_get_ns reads.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        let mono = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
-        Clock {
-            boot_ns: wall - mono,
-        }
-    }
-
-    pub fn rfc3339(&self, ktime_ns: u64) -> String {
-        rfc3339_nanos(self.boot_ns + ktime_ns as i128)
-    }
-}
-
-/// `2026-11-29T04:50:31.123456789Z`
-pub fn rfc3339_nanos(unix_ns: i128) -> String {
-    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
-    let nanos = unix_ns.rem_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-pub fn c_string(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 pub fn action_name(ev: &Event) -> &'static str {
@@ -502,15 +419,6 @@ pub fn signal_name(sig: i32) -> String {
         .map_or_else(|| format!("SIG{sig}"), |n| n.to_string())
 }
 
-/// The wall clock now, RFC 3339 with nanoseconds.
-pub fn now_rfc3339() -> String {
-    let ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    rfc3339_nanos(ns)
-}
-
 pub fn node_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -549,19 +457,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339_nanos(1_795_924_231_000_000_001),
-            "2026-11-29T03:50:31.000000001Z"
-        );
-        assert_eq!(
-            rfc3339_nanos(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000000000Z"
-        );
-    }
-
-    #[test]
     fn monitor_event_says_not_enforced() {
         let meta = HookMeta {
             policy_name: "deny".into(),
@@ -588,7 +483,7 @@ mod tests {
             &meta,
             &process,
             None,
-            &Clock { boot_ns: 0 },
+            &Clock::at_boot(0),
             "node",
         );
         assert_eq!(out.kind, "process_tracepoint");
@@ -630,7 +525,7 @@ mod tests {
             return_position: None,
         };
         let p = Process::default();
-        let clock = Clock { boot_ns: 0 };
+        let clock = Clock::at_boot(0);
         let v: Value = serde_json::from_str(
             &policy_event(&event(), &[], &meta, &p, Some(&p), &clock, "n").line,
         )

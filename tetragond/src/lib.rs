@@ -1,14 +1,16 @@
 //! tetragond: Tetragon's TracingPolicy enforced by eBPF, as a plain service.
 //!
-//! The modules follow the domain: the policy language (`policy`), its
-//! compilation into kernel maps (`compile`), the kernel programs and their
-//! attachment (`sensors`), the set of loaded policies (`store`), the policy
+//! The modules follow the domain: the policy language (`policy`), what the
+//! running kernel offers (`kernel_info`), the compilation of a policy into
+//! kernel maps (`compile`), the kernel programs and their attachment
+//! (`sensors`), the set of loaded policies (`store`), the policy
 //! folder (`watcher`), the control API (`api`, `dbus`), events (`events`,
 //! `process`, `export`, `metrics`) and the CLI.
 
 pub mod api;
 pub mod capabilities;
 pub mod cli;
+pub mod clock;
 pub mod compile;
 pub mod config;
 pub mod daemon;
@@ -19,6 +21,7 @@ pub mod error;
 pub mod event_args;
 pub mod events;
 pub mod export;
+pub mod kernel_info;
 pub mod metrics;
 pub mod namespaces;
 pub mod notify;

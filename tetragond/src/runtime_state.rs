@@ -15,7 +15,8 @@ use crate::policy::Mode;
 
 pub const FILE_NAME: &str = "runtime.json";
 
-/// Keyed by `namespace/name` (`/name` for a global policy).
+/// Keyed by [`crate::policy::PolicyKey::runtime_key`]: `namespace/name` (`/name` for a
+/// global policy).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeState {
@@ -23,10 +24,6 @@ pub struct RuntimeState {
     pub modes: BTreeMap<String, String>,
     #[serde(default)]
     pub enabled: BTreeMap<String, bool>,
-}
-
-pub fn key_string(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +84,7 @@ impl RuntimeState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::PolicyKey;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir =
@@ -103,8 +101,10 @@ mod tests {
             RuntimeState::default()
         );
         let mut s = RuntimeState::default();
-        s.modes.insert(key_string("", "p"), "monitor".into());
-        s.enabled.insert(key_string("ns", "q"), false);
+        s.modes
+            .insert(PolicyKey::new("", "p").runtime_key(), "monitor".into());
+        s.enabled
+            .insert(PolicyKey::new("ns", "q").runtime_key(), false);
         s.save(&dir).expect("save");
         let back = RuntimeState::load(&dir).expect("load");
         assert_eq!(back, s);

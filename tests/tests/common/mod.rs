@@ -5,7 +5,10 @@
 //! These tests load BPF programs: they need root, a kernel with BTF and
 //! tracepoints, dbus-daemon and busctl. A missing prerequisite panics with
 //! what to install; nothing is skipped.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test file uses only part of the shared harness"
+)]
 
 use std::{
     collections::BTreeSet,
@@ -82,9 +85,9 @@ fn require(tool: &str, package: &str) {
 
 pub fn require_root() {
     // SAFETY: plain libc call.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+        euid, 0,
         "the integration tests load BPF programs and must run as root"
     );
 }

@@ -4,6 +4,7 @@
 //! Everything prints through the `out`/`err` writers given to [`run`], so the
 //! commands can be tested without a terminal.
 
+pub mod completions;
 pub mod getevents;
 pub mod table;
 pub mod validate;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Stream the daemon's events as they happen
     #[command(name = "getevents")]
     GetEvents(getevents::GetEvents),
+    /// Print the completion script for SHELL (for packagers: hidden)
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
 }
 
 /// A policy named on the command line.
@@ -211,6 +215,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
         // Reads the daemon's event socket: no bus needed.
         Command::GetEvents(args) => {
             getevents::run(&args, out).await?;
+            return Ok(Outcome::Success);
+        }
+        Command::Completions { shell } => {
+            completions::write(shell, out)?;
             return Ok(Outcome::Success);
         }
     };

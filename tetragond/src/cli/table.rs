@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::api::PolicyInfo;
+use crate::{api::PolicyInfo, policy::display_namespace};
 
 /// The columns of Tetragon's listing, in its order.
 pub const HEADER: [&str; 12] = [
@@ -46,11 +46,7 @@ pub fn humanize_bytes(bytes: u64) -> String {
 
 /// The cells of one policy's row, in [`HEADER`] order.
 pub fn row_cells(p: &PolicyInfo) -> Vec<String> {
-    let namespace = if p.namespace.is_empty() {
-        "(global)"
-    } else {
-        p.namespace.as_str()
-    };
+    let namespace = display_namespace(&p.namespace);
     vec![
         p.id.to_string(),
         p.name.clone(),

@@ -122,6 +122,35 @@ fn parses_like_tetragon() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_name_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = tetra(&["completions", shell]).await;
+        assert!(matches!(ran.result, Ok(Outcome::Success)), "{shell}");
+        for word in [
+            "tracingpolicy",
+            "status",
+            "getevents",
+            "list",
+            "set-mode",
+            "reset-mode",
+            "enable",
+            "disable",
+            "add",
+            "delete",
+            "validate",
+            "reload",
+            "bus",
+            "namespace",
+            "enforce",
+            "monitor",
+        ] {
+            // Options without their dashes: fish spells `--bus` as `-l bus`.
+            assert!(ran.out.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_prints_the_table_and_json() {
     let (bus, _server) = daemon().await;
     let ran = tetra(&["--bus", &bus.address, "tp", "list"]).await;

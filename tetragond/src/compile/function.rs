@@ -2,17 +2,17 @@
 //! arguments from registers (kprobes) or the trampoline's argument array
 //! (fentry, fexit, LSM).
 
-use tetragond_ebpf::{HookConf, MAX_ARGS};
+use tetragond_ebpf::HookConf;
 
 use super::{
     args::{link_sizes, unsupported_arg, word_arg, Memory},
     meta,
     selectors::{compile_selectors, HookArgs},
-    CompiledHook, FunctionFamily, FunctionTarget,
+    CompiledHook, FunctionFamily, FunctionTarget, HookMeta,
 };
+use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
-    events::HookMeta,
     policy::model::{Arg, Selector, TracingPolicy},
 };
 
@@ -70,11 +70,9 @@ pub fn compile(
     hook: FunctionHook<'_>,
 ) -> Result<CompiledHook, CompileError> {
     let what = hook.what;
-    if hook.args.len() > MAX_ARGS {
-        return Err(CompileError::Invalid(format!(
-            "{what}: at most {MAX_ARGS} args"
-        )));
-    }
+    OverLimit::Args
+        .check(hook.args.len())
+        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
     let mut conf = HookConf {
         n_args: hook.args.len() as u8,
         ..Default::default()

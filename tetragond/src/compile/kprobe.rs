@@ -10,7 +10,7 @@
 //! `security_*` function is an fentry program that decides plus an
 //! fmod_ret program that returns the errno (`sensors/fmod_ret.rs`).
 
-use tetragond_ebpf::{HookConf, MAX_ARGS};
+use tetragond_ebpf::HookConf;
 
 use super::{
     args::{unsupported_arg, Memory},
@@ -18,11 +18,12 @@ use super::{
     meta,
     selectors::{compile_selectors, HookArgs},
     syscalls::syscall_ids,
-    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, KernelFunctions,
+    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookMeta,
 };
+use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
-    events::HookMeta,
+    kernel_info::KernelFunctions,
     policy::model::{KprobeSpec, Selector, TracingPolicy},
 };
 
@@ -203,11 +204,9 @@ fn syscall(
     let args_field = format.field("args").ok_or_else(|| {
         CompileError::Unsupported(format!("{what}: raw_syscalls/sys_enter has no args field"))
     })?;
-    if kp.args.len() > MAX_ARGS {
-        return Err(CompileError::Invalid(format!(
-            "{what}: at most {MAX_ARGS} args"
-        )));
-    }
+    OverLimit::Args
+        .check(kp.args.len())
+        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
     let mut conf = HookConf {
         n_args: kp.args.len() as u8,
         ..Default::default()

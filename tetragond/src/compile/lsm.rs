@@ -3,10 +3,11 @@
 
 use super::{
     function::{self, FunctionHook},
-    CompiledHook, FunctionFamily, FunctionTarget, HookCaps,
+    CompiledHook, FunctionFamily, FunctionTarget,
 };
 use crate::{
     error::CompileError,
+    kernel_info::HookCaps,
     policy::model::{LsmHookSpec, TracingPolicy},
 };
 

@@ -17,15 +17,18 @@ mod tracepoint;
 mod uprobe;
 mod values;
 
-pub use uprobe::UprobeTarget;
+pub use uprobe::{UprobeLocation, UprobeTarget};
 
 use tetragond_ebpf::{HookConf, SUB_ANY};
 
 use crate::{
     error::CompileError,
-    events::HookMeta,
+    kernel_info::{
+        btf::KernelBtf,
+        tracefs::{self, Format},
+        HookCaps,
+    },
     policy::model::TracingPolicy,
-    sensors::tracefs::{self, Format},
 };
 
 pub use syscalls::{split_id, syscall_ids, syscall_number};
@@ -58,6 +61,27 @@ pub struct CompiledHook {
     pub addrs: Vec<AddrEntry>,
     /// SubString values.
     pub substrings: Vec<SubstrEntry>,
+}
+
+/// What user space knows about the hook an event came from: compiled with
+/// the hook, read when its events are rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookMeta {
+    pub policy_name: String,
+    pub namespace: String,
+    pub subsystem: String,
+    pub event: String,
+    /// (type, label) per hook arg, in order.
+    pub args: Vec<(String, Option<String>)>,
+    pub message: Option<String>,
+    pub tags: Vec<String>,
+    /// The policy has no enforcement action, whatever the kernel mode says.
+    pub monitor_only: bool,
+    /// Set for kprobe hooks: the event is a `process_kprobe`.
+    pub function_name: Option<String>,
+    /// Return probes: the arg holding the return value, exported as
+    /// `return` rather than among `args`.
+    pub return_position: Option<usize>,
 }
 
 /// A SubString value: `SUBSTRINGS` entry (selector, filter, index).
@@ -113,32 +137,6 @@ pub struct FunctionTarget {
     pub name: String,
 }
 
-/// Which program serves a kernel-function kprobe when the kernel offers
-/// both (the daemon configuration's `kernel_functions`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KernelFunctions {
-    /// kprobes where the kernel has them, else fentry.
-    #[default]
-    Auto,
-    Kprobe,
-    /// fentry (a BPF trampoline: cheaper per call) where the kernel has
-    /// trampolines, else kprobes.
-    Fentry,
-}
-
-/// Hook mechanisms the running kernel offers (from the feature probe).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HookCaps {
-    pub kprobes: bool,
-    pub trampolines: bool,
-    /// The configured preference between the two.
-    pub kernel_functions: KernelFunctions,
-    /// LSM programs load and `bpf` is an active LSM.
-    pub lsm_programs: bool,
-    pub lsm_active: bool,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledPolicy {
     pub hooks: Vec<CompiledHook>,
@@ -165,7 +163,7 @@ pub trait FormatSource {
 pub struct Tracefs {
     pub caps: HookCaps,
     /// The daemon's parse (`Kernel::btf`); None when unreadable.
-    pub btf: Option<std::sync::Arc<crate::sensors::btf::KernelBtf>>,
+    pub btf: Option<std::sync::Arc<KernelBtf>>,
 }
 
 impl FormatSource for Tracefs {

@@ -2,9 +2,8 @@
 //! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
-    action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER, MAX_ACTIONS,
-    MAX_ARG_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_SELECTORS, MAX_VALUES, PARENT_BINARIES,
-    STR_MATCH_LEN, SUBSTR_LEN,
+    action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER, MAX_ARG_FILTERS,
+    MAX_NS_VALUES, MAX_PIDS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN, SUBSTR_LEN,
 };
 
 use super::{
@@ -12,6 +11,7 @@ use super::{
     syscalls::syscall_ids,
     values, AddrEntry, StrEntry, SubstrEntry,
 };
+use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     policy::model::{
@@ -72,11 +72,9 @@ pub fn compile_selectors(
     args: &HookArgs<'_>,
     indexable: bool,
 ) -> Result<CompiledSelectors, CompileError> {
-    if selectors.len() > MAX_SELECTORS {
-        return Err(CompileError::Invalid(
-            "no more than 5 selectors supported".into(),
-        ));
-    }
+    OverLimit::Selectors
+        .check(selectors.len())
+        .map_err(|e| CompileError::Invalid(e.to_string()))?;
     let mut out = CompiledSelectors {
         selectors: vec![],
         sub_ids: vec![],
@@ -470,7 +468,7 @@ impl SelectorCtx<'_> {
     /// one); a syscall name as its numbers in the ABIs it covers.
     fn value(&self, raw: &str, syscall_names: bool) -> Result<Vec<u64>, CompileError> {
         let raw = raw.trim();
-        if let Some(v) = parse_int(raw) {
+        if let Some(v) = values::parse_int(raw) {
             return Ok(vec![v]);
         }
         if syscall_names {
@@ -680,9 +678,9 @@ impl SelectorCtx<'_> {
         actions: &[ActionSelector],
         compiled: &mut Selector,
     ) -> Result<(), CompileError> {
-        if actions.len() > MAX_ACTIONS {
-            return Err(self.invalid(format!("at most {MAX_ACTIONS} actions per selector")));
-        }
+        OverLimit::Actions
+            .check(actions.len())
+            .map_err(|e| self.invalid(e.to_string()))?;
         for (i, a) in actions.iter().enumerate() {
             compiled.actions[i] = match a.action.as_str() {
                 "Post" => ActionSpec {
@@ -758,14 +756,4 @@ fn set_operator(name: &str) -> Option<u8> {
         "NotIn" => Some(set_op::NOT_IN),
         _ => None,
     }
-}
-
-/// Decimal (possibly negative) or 0x-hex.
-pub fn parse_int(s: &str) -> Option<u64> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return u64::from_str_radix(hex, 16).ok();
-    }
-    s.parse::<u64>()
-        .ok()
-        .or_else(|| s.parse::<i64>().ok().map(|v| v as u64))
 }

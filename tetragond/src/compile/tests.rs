@@ -3,7 +3,10 @@ use std::path::Path;
 use tetragond_ebpf::{action, arg_kind, op, set_op, ABI_I386, SUB_ANY};
 
 use super::*;
-use crate::{policy, sensors::tracefs::parse_format};
+use crate::{
+    kernel_info::{tracefs::parse_format, KernelFunctions},
+    policy,
+};
 
 const RAW_SYS_ENTER: &str = "ID: 443
 format:

@@ -8,19 +8,19 @@
 //! one layout (the number at 8, each argument a register of 8 bytes from
 //! 16, the return value at 16), so the twin reads the same offsets.
 
-use tetragond_ebpf::{arg_kind, ArgSpec, HookConf, ABI_I386, MAX_ARGS};
+use tetragond_ebpf::{arg_kind, ArgSpec, HookConf, ABI_I386};
 
 use super::{
     meta,
     selectors::{compile_selectors, HookArgs},
     syscalls::syscall_ids,
-    CompiledHook, FormatSource, COMMON_FIELDS,
+    CompiledHook, FormatSource, HookMeta, COMMON_FIELDS,
 };
+use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
-    events::HookMeta,
+    kernel_info::tracefs,
     policy::model::{TracepointSpec, TracingPolicy},
-    sensors::tracefs,
 };
 
 /// The hook, and for a `syscalls` tracepoint its twin on the raw syscall
@@ -33,11 +33,9 @@ pub fn compile(
 ) -> Result<Vec<CompiledHook>, CompileError> {
     let what = format!("tracepoints[{hook_index}] {}/{}", tp.subsystem, tp.event);
     let format = formats.format(&tp.subsystem, &tp.event)?;
-    if tp.args.len() > MAX_ARGS {
-        return Err(CompileError::Invalid(format!(
-            "{what}: at most {MAX_ARGS} args"
-        )));
-    }
+    OverLimit::Args
+        .check(tp.args.len())
+        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
     let mut conf = HookConf {
         n_args: tp.args.len() as u8,
         ..Default::default()

@@ -2,21 +2,37 @@
 //! its hook slot as the BPF cookie. Arguments come from the registers of
 //! the x86-64 calling convention (the `pt_regs` layout is the ptrace ABI).
 
-use tetragond_ebpf::{HookConf, MAX_ARGS};
+use tetragond_ebpf::HookConf;
 
 use super::{
     args::{word_arg, Memory},
     function::{return_view, ARG_REGISTERS, RETURN_REGISTER},
     meta,
     selectors::{compile_selectors, HookArgs},
-    CompiledHook,
+    CompiledHook, HookMeta,
 };
+use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
-    events::HookMeta,
     policy::model::{Arg, Selector, TracingPolicy, UprobeSpec},
-    sensors::kernel::UprobeLocation,
 };
+
+/// Where in a binary a uprobe goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UprobeLocation {
+    Symbol(String),
+    /// Offset in the file.
+    Offset(u64),
+}
+
+impl std::fmt::Display for UprobeLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UprobeLocation::Symbol(s) => f.write_str(s),
+            UprobeLocation::Offset(o) => write!(f, "{o:#x}"),
+        }
+    }
+}
 
 /// A uprobe's attachment point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,11 +111,9 @@ fn hook_conf(
     selectors: &[Selector],
     ret: bool,
 ) -> Result<Conf, CompileError> {
-    if args.len() > MAX_ARGS {
-        return Err(CompileError::Invalid(format!(
-            "{what}: at most {MAX_ARGS} args"
-        )));
-    }
+    OverLimit::Args
+        .check(args.len())
+        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
     let mut conf = HookConf {
         n_args: args.len() as u8,
         ..Default::default()

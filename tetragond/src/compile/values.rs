@@ -5,7 +5,15 @@ use std::net::IpAddr;
 
 use tetragond_ebpf::{SubstrValue, STR_MATCH_LEN, SUBSTR_LEN};
 
-use super::selectors::parse_int;
+/// Decimal (possibly negative) or 0x-hex.
+pub fn parse_int(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    s.parse::<u64>()
+        .ok()
+        .or_else(|| s.parse::<i64>().ok().map(|v| v as u64))
+}
 
 /// How a string value is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -192,7 +192,7 @@ impl Exporter {
     /// Once a second: report and log what was dropped since the last tick,
     /// forget idle rate-limit buckets, flush.
     pub fn tick(&mut self) {
-        let now = events::now_rfc3339();
+        let now = crate::clock::now_rfc3339();
         for ((reason, policy), n) in std::mem::take(&mut self.unreported) {
             tracing::warn!(
                 reason = reason.as_str(),

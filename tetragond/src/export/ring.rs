@@ -26,8 +26,10 @@ use crate::{
 const BATCH: usize = 4096;
 const BATCHES: usize = 16;
 
-// Policy events are the hot path: kept inline, not boxed per event.
-#[allow(clippy::large_enum_variant)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "policy events are the hot path: kept inline, not boxed per event"
+)]
 #[derive(Debug, Clone)]
 pub enum Item {
     Policy(Event, Vec<u8>),

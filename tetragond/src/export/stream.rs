@@ -147,7 +147,7 @@ async fn client_loop(
                 lost,
                 STREAM_SLOW_CLIENT,
                 "",
-                &events::now_rfc3339(),
+                &crate::clock::now_rfc3339(),
                 &node,
             );
             buf.extend_from_slice(notice.line.as_bytes());

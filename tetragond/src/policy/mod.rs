@@ -9,6 +9,8 @@
 mod de;
 pub mod error;
 pub mod files;
+pub mod key;
+pub mod limits;
 pub mod location;
 pub mod mode;
 pub mod model;
@@ -20,6 +22,7 @@ pub use error::PolicyError;
 pub use files::{
     is_ignored_name, is_policy_file, is_sidecar_file, policy_file_for_sidecar, policy_files_in,
 };
+pub use key::{display_namespace, PolicyKey};
 pub use location::{NodePath, Part, Position, Positions};
 pub use mode::{
     has_enforcement_action, policy_mode, resolve, EffectiveMode, InvalidMode, Mode, ModeSource,
@@ -29,20 +32,6 @@ pub use model::*;
 pub use parse::{load_policy_file, parse_policy};
 pub use sidecar::{load_sidecar, parse_sidecar, render_sidecar, sidecar_path, Sidecar};
 pub use validate::{validate, Issue};
-
-/// What identifies a policy: (namespace, "" for global; name).
-pub fn key(policy: &TracingPolicy) -> (String, String) {
-    (policy.namespace().to_string(), policy.name().to_string())
-}
-
-/// How a namespace is shown to users: `(global)` for none.
-pub fn display_namespace(ns: &str) -> &str {
-    if ns.is_empty() {
-        "(global)"
-    } else {
-        ns
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -63,8 +52,8 @@ spec: {}
 ";
         let g = parse_policy(Path::new("g.yaml"), global).unwrap();
         let n = parse_policy(Path::new("n.yaml"), namespaced).unwrap();
-        assert_eq!(key(&g), (String::new(), "g".to_string()));
-        assert_eq!(key(&n), ("web".to_string(), "n".to_string()));
+        assert_eq!(PolicyKey::of(&g), PolicyKey::new("", "g"));
+        assert_eq!(PolicyKey::of(&n), PolicyKey::new("web", "n"));
         assert_eq!(display_namespace(g.namespace()), "(global)");
         assert_eq!(display_namespace(n.namespace()), "web");
     }

@@ -10,15 +10,6 @@ use super::de::{nullable, scalars, string_enum};
 
 pub const API_VERSION: &str = "cilium.io/v1alpha1";
 
-/// Tetragon's limits (see the semantics contract).
-pub const MAX_SELECTORS: usize = 5;
-pub const MAX_ACTIONS: usize = 3;
-pub const MAX_ARGS: usize = 5;
-pub const MAX_NUMERIC_VALUES: usize = 4;
-pub const MAX_PREFIX_LEN: usize = 256;
-pub const MAX_POSTFIX_LEN: usize = 128;
-pub const MAX_TAGS: usize = 16;
-
 fn yes() -> bool {
     true
 }

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use super::limits::{OverLimit, MAX_POSTFIX_LEN, MAX_PREFIX_LEN, MAX_VALUES};
 use super::location::{NodePath, Part};
 use super::mode::{InvalidMode, Mode, POLICY_MODE_OPTION};
 use super::model::*;
@@ -180,17 +181,15 @@ fn check_list_ref(value: &str, lists: &HashSet<&str>, path: NodePath) -> Check {
 
 fn check_hook(hook: Hook<'_>, path: &NodePath, lists: &HashSet<&str>) -> Check {
     check_hook_fields(hook, path, lists)?;
-    if hook.args().len() > MAX_ARGS {
-        let message = format!("no more than {MAX_ARGS} args supported");
-        return Err(Issue::at(path.key("args"), Part::Key, message));
-    }
-    if hook.tags().len() > MAX_TAGS {
-        let message = format!("no more than {MAX_TAGS} tags supported");
-        return Err(Issue::at(path.key("tags"), Part::Key, message));
-    }
-    if hook.selectors().len() > MAX_SELECTORS {
-        let message = format!("no more than {MAX_SELECTORS} selectors supported");
-        return Err(Issue::at(path.key("selectors"), Part::Key, message));
+    let limits = [
+        ("args", OverLimit::Args, hook.args().len()),
+        ("tags", OverLimit::Tags, hook.tags().len()),
+        ("selectors", OverLimit::Selectors, hook.selectors().len()),
+    ];
+    for (key, limit, count) in limits {
+        limit
+            .check(count)
+            .map_err(|e| Issue::at(path.key(key), Part::Key, e.to_string()))?;
     }
     for (i, selector) in hook.selectors().iter().enumerate() {
         let here = path.key("selectors").index(i);
@@ -376,9 +375,9 @@ fn check_values(
 ) -> Check {
     let op = sel.operator;
     let numeric = ty.is_some_and(ArgType::is_numeric);
-    if numeric && op.is_inline_numeric() && sel.values.len() > MAX_NUMERIC_VALUES {
+    if numeric && op.is_inline_numeric() && sel.values.len() > MAX_VALUES {
         let message = format!(
-            "operator {op} takes at most {MAX_NUMERIC_VALUES} values for a numeric argument \
+            "operator {op} takes at most {MAX_VALUES} values for a numeric argument \
              (found {}); use InMap for more",
             sel.values.len()
         );
@@ -421,10 +420,9 @@ fn check_namespace_values(ns: &NamespaceSelector, path: &NodePath) -> Check {
 }
 
 fn check_actions(hook: Hook<'_>, actions: &[ActionSelector], path: &NodePath) -> Check {
-    if actions.len() > MAX_ACTIONS {
-        let message = format!("no more than {MAX_ACTIONS} actions per selector supported");
-        return Err(Issue::at(path.clone(), Part::Key, message));
-    }
+    OverLimit::Actions
+        .check(actions.len())
+        .map_err(|e| Issue::at(path.clone(), Part::Key, e.to_string()))?;
     for (i, action) in actions.iter().enumerate() {
         check_action(hook, action, &path.index(i))?;
     }

@@ -17,7 +17,7 @@ use std::{
 
 use tetragond_ebpf::{ExecRecord, ExitRecord};
 
-use crate::events::{c_string, Clock};
+use crate::clock::Clock;
 
 /// How long an exited process stays resolvable: events the kernel posted
 /// just before the exit can be drained after it.
@@ -298,6 +298,12 @@ fn flags(origin: &str, cwd: &str) -> String {
 /// argv joined by spaces; an argument that is empty or holds a space, a
 /// quote or a backslash is double-quoted with escapes, so the string can be
 /// split back unambiguously.
+/// A NUL-terminated buffer of a kernel record, as text.
+pub fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
 /// The arguments (argv without argv[0]): from the exec record, which the
 /// kernel filled at exec time, else from /proc (a process may be gone).
 fn arguments(rec: &ExecRecord, info: &procfs::ProcInfo) -> String {

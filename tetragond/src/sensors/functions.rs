@@ -11,13 +11,11 @@ use aya::{
 };
 use tetragond_ebpf::site;
 
-use super::{
-    btf::KernelBtf,
-    pin::{Held, Pins},
-};
+use super::pin::{Held, Pins};
 use crate::{
     compile::{FunctionFamily, FunctionTarget},
     error::SensorError,
+    kernel_info::btf::KernelBtf,
 };
 
 struct Bound {

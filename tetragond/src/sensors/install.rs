@@ -10,9 +10,8 @@ use tetragond_ebpf::{ArgSetKey, HookKey, MAX_HOOKS, MAX_POLICIES};
 
 use super::ops::KernelOps;
 use crate::{
-    compile::{AddrEntry, CompiledPolicy, FunctionTarget, StrEntry, SubstrEntry},
+    compile::{AddrEntry, CompiledPolicy, FunctionTarget, HookMeta, StrEntry, SubstrEntry},
     error::SensorError,
-    events::HookMeta,
 };
 
 /// Kernel slots of one installed policy version.

@@ -25,14 +25,16 @@ use tetragond_ebpf::{
 };
 
 use super::{
-    btf::KernelBtf,
     functions::FunctionAttachments,
     pin::{Held, Pins},
-    tracefs,
 };
 use crate::{
-    compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry},
+    compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry, UprobeLocation},
     error::SensorError,
+    kernel_info::{
+        btf::{self, KernelBtf},
+        offsets, tracefs,
+    },
 };
 
 /// The object built by build.rs from tetragond-ebpf.
@@ -44,23 +46,6 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
     move |e| SensorError::Map {
         map,
         message: e.to_string(),
-    }
-}
-
-/// Where in a binary a uprobe goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UprobeLocation {
-    Symbol(String),
-    /// Offset in the file.
-    Offset(u64),
-}
-
-impl std::fmt::Display for UprobeLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UprobeLocation::Symbol(s) => f.write_str(s),
-            UprobeLocation::Offset(o) => write!(f, "{o:#x}"),
-        }
     }
 }
 
@@ -297,7 +282,7 @@ impl Kernel {
     /// Struct member offsets for pointer arguments, from the kernel's BTF.
     /// Without BTF, only integer arguments are read (and a warning says so).
     fn set_struct_offsets(&mut self) -> Result<(), SensorError> {
-        let offsets = match self.btf.as_deref().map(super::offsets::struct_offsets) {
+        let offsets = match self.btf.as_deref().map(offsets::struct_offsets) {
             Some(Ok(o)) => o,
             Some(Err(e)) => {
                 tracing::warn!("kernel BTF: {e}; file, path and socket arguments cannot be read");
@@ -839,7 +824,7 @@ fn addr_key(hook_slot: u32, entry: &AddrEntry) -> Key<AddrTrieData> {
 
 /// task_struct.mm, mm_struct.arg_start, mm_struct.arg_end and
 /// task_struct.exit_code in the running kernel, from its BTF.
-fn task_offsets(btf: &KernelBtf) -> Result<(u32, u32, u32, u32), super::btf::BtfError> {
+fn task_offsets(btf: &KernelBtf) -> Result<(u32, u32, u32, u32), btf::BtfError> {
     let at = |s: &str, m: &str| btf.member_offset(s, &[m]).map(|o| o.offset);
     Ok((
         at("task_struct", "mm")?,

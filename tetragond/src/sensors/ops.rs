@@ -4,9 +4,9 @@
 
 use tetragond_ebpf::{ArgSetKey, HookConf, HookKey, PolicyCounters};
 
-use super::{kernel::UprobeLocation, Kernel};
+use super::Kernel;
 use crate::{
-    compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry},
+    compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry, UprobeLocation},
     error::SensorError,
 };
 

@@ -570,6 +570,7 @@ fn on_bpffs(path: &Path) -> io::Result<bool> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     // SAFETY: statfs fills the zeroed struct; the path is NUL terminated.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: a NUL-terminated path and a struct statfs to fill.
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return Err(io::Error::last_os_error());
     }

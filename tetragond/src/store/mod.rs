@@ -24,11 +24,10 @@ use tetragond_ebpf::{MODE_ENFORCE, MODE_MONITOR};
 
 use crate::{
     api::{ApiError, PolicyInfo},
-    compile::{self, FormatSource},
-    events::HookMeta,
+    compile::{self, FormatSource, HookMeta},
     namespaces::NamespaceMap,
-    policy::{self, EffectiveMode, Mode, Resolved},
-    runtime_state::{self, RuntimeState},
+    policy::{self, EffectiveMode, Mode, PolicyKey, Resolved},
+    runtime_state::RuntimeState,
     sensors::{
         install::{self, Installed, SlotAllocator},
         memory,
@@ -39,9 +38,6 @@ use crate::{
 
 use folder::{Snapshot, Trust};
 use last_good::LastGood;
-
-/// (namespace, name); namespace empty for a global policy.
-pub type PolicyKey = (String, String);
 
 /// How long the run-time settings of a policy whose file went away are kept
 /// for a file that defines it again (editor saves, `mv`, delete + create).
@@ -269,7 +265,7 @@ impl<K: KernelOps> Store<K> {
                     .saved
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos());
-                let when = crate::events::rfc3339_nanos(i128::try_from(since_epoch).unwrap_or(0));
+                let when = crate::clock::rfc3339_nanos(i128::try_from(since_epoch).unwrap_or(0));
                 tracing::warn!(file = %entry.file.display(), "running its last good version, of {when}");
                 format!("{message}; running the last good version, of {when}")
             }
@@ -288,8 +284,8 @@ impl<K: KernelOps> Store<K> {
         }
         if let Some(key) = &entry.key {
             // Kept a while: the file may come back under this or another name.
-            self.forgotten.insert(runtime_key(key), Instant::now());
-            tracing::info!(policy = %key.1, file = %entry.file.display(), "policy unloaded");
+            self.forgotten.insert(key.runtime_key(), Instant::now());
+            tracing::info!(policy = %key.name(), file = %entry.file.display(), "policy unloaded");
         }
     }
 
@@ -300,7 +296,7 @@ impl<K: KernelOps> Store<K> {
             .entries
             .values()
             .filter_map(|e| e.key.as_ref())
-            .map(runtime_key)
+            .map(PolicyKey::runtime_key)
             .collect();
         let orphans: Vec<String> = (self.runtime.modes.keys())
             .chain(self.runtime.enabled.keys())
@@ -400,11 +396,11 @@ impl<K: KernelOps> Store<K> {
     fn apply(&mut self, entry: &mut Entry, snapshot: &Snapshot) -> Result<(), String> {
         let yaml = snapshot.yaml.as_ref().map_err(ToString::to_string)?;
         let tp = policy::parse_policy(&entry.file, yaml).map_err(|e| e.to_string())?;
-        let key = policy::key(&tp);
+        let key = PolicyKey::of(&tp);
         if let Some(other) = self.entries.values().find(|e| e.key.as_ref() == Some(&key)) {
             return Err(format!(
                 "policy {} is already defined in {}",
-                describe(&key),
+                key,
                 other.file.display()
             ));
         }
@@ -420,7 +416,7 @@ impl<K: KernelOps> Store<K> {
         let has_enforcement = policy::has_enforcement_action(&tp);
         let sidecar_mode = sidecar.as_ref().and_then(|s| s.mode);
         self.take_over_departed(entry, &key);
-        self.forgotten.remove(&runtime_key(&key));
+        self.forgotten.remove(&key.runtime_key());
         if entry.key.as_ref().is_some_and(|k| k != &key) {
             // The file now defines another policy: the old one is gone.
             self.unload(entry);
@@ -429,7 +425,7 @@ impl<K: KernelOps> Store<K> {
         let enabled = self
             .runtime
             .enabled
-            .get(&runtime_key(&key))
+            .get(&key.runtime_key())
             .copied()
             .or(sidecar.as_ref().and_then(|s| s.enabled))
             .unwrap_or(true);
@@ -443,20 +439,23 @@ impl<K: KernelOps> Store<K> {
         let mut compiled =
             compile::compile(&tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
         if tp.is_namespaced() {
-            let scopes = self.namespaces.scopes(&key.0).map_err(|e| e.to_string())?;
+            let scopes = self
+                .namespaces
+                .scopes(key.namespace())
+                .map_err(|e| e.to_string())?;
             compiled.scope_to(&scopes);
         }
         let resolved = policy::resolve(
             policy_mode,
             sidecar_mode,
-            self.runtime.mode(&runtime_key(&key)),
+            self.runtime.mode(&key.runtime_key()),
             has_enforcement,
         );
         if let Some(w) = &resolved.warning {
-            tracing::warn!(policy = %key.1, "{w}");
+            tracing::warn!(policy = %key.name(), "{w}");
         }
         let installed = self.switch_in(entry, &compiled, kernel_mode(resolved.mode))?;
-        tracing::info!(policy = %key.1, mode = %resolved.mode, source = %resolved.source, file = %entry.file.display(), "policy loaded");
+        tracing::info!(policy = %key.name(), mode = %resolved.mode, source = %resolved.source, file = %entry.file.display(), "policy loaded");
         if let Some(old) = &entry.installed {
             self.forget_hooks(old);
         }
@@ -536,7 +535,7 @@ impl<K: KernelOps> Store<K> {
         entry.policy_mode = old.policy_mode;
         entry.sidecar_mode = old.sidecar_mode;
         entry.has_enforcement = old.has_enforcement;
-        tracing::info!(policy = %key.1, from = %old.file.display(), to = %entry.file.display(), "policy file renamed");
+        tracing::info!(policy = %key.name(), from = %old.file.display(), to = %entry.file.display(), "policy file renamed");
     }
 
     fn unload(&mut self, entry: &mut Entry) {
@@ -572,7 +571,7 @@ impl<K: KernelOps> Store<K> {
         let Some(resolved) = entry.resolved.clone() else {
             return Err(ApiError::Failed(format!(
                 "policy {} is not loaded ({})",
-                describe(key),
+                key,
                 entry.state.as_str()
             )));
         };
@@ -587,13 +586,13 @@ impl<K: KernelOps> Store<K> {
         // Stored first: a mode that could not be stored would be lost at
         // the next restart, so it is refused and nothing changes.
         let mut runtime = self.runtime.clone();
-        runtime.modes.insert(runtime_key(key), mode.to_string());
+        runtime.modes.insert(key.runtime_key(), mode.to_string());
         let previous = self.store_runtime(runtime)?;
         self.set_kernel_mode(slot, new.mode, previous)?;
         if let Some(entry) = self.find_mut(key) {
             entry.resolved = Some(new);
         }
-        tracing::info!(policy = %key.1, from = %resolved.mode, to = %mode, "mode set at run time");
+        tracing::info!(policy = %key.name(), from = %resolved.mode, to = %mode, "mode set at run time");
         Ok(())
     }
 
@@ -631,7 +630,7 @@ impl<K: KernelOps> Store<K> {
         );
         let loaded = entry.resolved.is_some();
         let mut runtime = self.runtime.clone();
-        runtime.modes.remove(&runtime_key(key));
+        runtime.modes.remove(&key.runtime_key());
         let previous = self.store_runtime(runtime)?;
         if loaded {
             let new = policy::resolve(policy_mode, sidecar_mode, None, has_enforcement);
@@ -640,7 +639,7 @@ impl<K: KernelOps> Store<K> {
                 entry.resolved = Some(new);
             }
         }
-        tracing::info!(policy = %key.1, "run-time mode reset");
+        tracing::info!(policy = %key.name(), "run-time mode reset");
         Ok(())
     }
 
@@ -650,10 +649,10 @@ impl<K: KernelOps> Store<K> {
         // Re-read the file on the next rescan, with the new setting.
         entry.fingerprint = None;
         let mut runtime = self.runtime.clone();
-        runtime.enabled.insert(runtime_key(key), enabled);
+        runtime.enabled.insert(key.runtime_key(), enabled);
         self.store_runtime(runtime)?;
         self.rescan();
-        tracing::info!(policy = %key.1, enabled, "enabled set at run time");
+        tracing::info!(policy = %key.name(), enabled, "enabled set at run time");
         Ok(())
     }
 
@@ -706,8 +705,8 @@ impl<K: KernelOps> Store<K> {
     }
 
     fn info(&self, e: &Entry, memory: u64, total_hooks: usize) -> PolicyInfo {
-        let (namespace, name) = e.key.clone().unwrap_or_default();
-        let filter_id = self.namespaces.filter_id(&namespace);
+        let key = e.key.clone().unwrap_or_default();
+        let filter_id = self.namespaces.filter_id(key.namespace());
         let counters = self.kernel.counters(e.policy_slot).unwrap_or_default();
         let hooks = e.installed.as_ref().map_or(0, |i| i.hooks.len());
         // Programs and maps are shared: each policy is charged its share by hooks.
@@ -718,12 +717,12 @@ impl<K: KernelOps> Store<K> {
         };
         PolicyInfo {
             id: e.id,
-            name: if name.is_empty() {
+            name: if key.name().is_empty() {
                 file_stem(&e.file)
             } else {
-                name
+                key.name().to_string()
             },
-            namespace,
+            namespace: key.namespace().to_string(),
             domain: "static".into(),
             state: e.state.as_str().into(),
             filter_id,
@@ -749,12 +748,8 @@ impl<K: KernelOps> Store<K> {
     }
 }
 
-fn runtime_key(key: &PolicyKey) -> String {
-    runtime_state::key_string(&key.0, &key.1)
-}
-
 fn not_found(key: &PolicyKey) -> ApiError {
-    ApiError::NotFound(format!("policy {} not found", describe(key)))
+    ApiError::NotFound(format!("policy {key} not found"))
 }
 
 /// A corrupt state file is set aside, not overwritten, and said loudly.
@@ -774,14 +769,6 @@ fn kernel_mode(mode: EffectiveMode) -> u32 {
     match mode {
         EffectiveMode::Monitor => MODE_MONITOR,
         _ => MODE_ENFORCE,
-    }
-}
-
-pub fn describe(key: &PolicyKey) -> String {
-    if key.0.is_empty() {
-        key.1.clone()
-    } else {
-        format!("{}/{}", key.0, key.1)
     }
 }
 

@@ -11,9 +11,10 @@ use tetragond_ebpf::{ArgSetKey, HookConf, HookKey, PolicyCounters, MODE_ENFORCE,
 
 use super::{State, Store};
 use crate::{
-    compile::{tests::Fixed, AddrEntry, FunctionTarget, StrEntry, SubstrEntry},
+    compile::{tests::Fixed, AddrEntry, FunctionTarget, StrEntry, SubstrEntry, UprobeLocation},
     error::SensorError,
-    sensors::{kernel::UprobeLocation, ops::KernelOps},
+    policy::PolicyKey,
+    sensors::ops::KernelOps,
 };
 
 /// What the store asked of the kernel, in order (map entries for values
@@ -178,7 +179,7 @@ impl Fixture {
         self.store
             .entries
             .values()
-            .find(|e| e.key.as_ref().is_some_and(|k| k.1 == name))
+            .find(|e| e.key.as_ref().is_some_and(|k| k.name() == name))
             .unwrap_or_else(|| panic!("no policy {name}"))
     }
 
@@ -348,7 +349,7 @@ fn a_rename_hands_the_running_version_over() {
 #[test]
 fn run_time_modes_outlive_a_delete_then_create() {
     let mut f = Fixture::new("runtime");
-    let key = (String::new(), "p".to_string());
+    let key = PolicyKey::new("", "p");
     f.write("p.yaml", &policy("p", 1, ""));
     f.store.rescan();
     f.store.set_mode(&key, "monitor").unwrap();
@@ -368,7 +369,7 @@ fn run_time_modes_outlive_a_delete_then_create() {
 #[test]
 fn a_mode_that_cannot_be_stored_is_refused_and_changes_nothing() {
     let mut f = Fixture::new("store");
-    let key = (String::new(), "p".to_string());
+    let key = PolicyKey::new("", "p");
     f.write("p.yaml", &policy("p", 1, ""));
     f.store.rescan();
     fs::remove_dir_all(f.root.join("state")).unwrap();

@@ -3,6 +3,8 @@
 
 use std::{fs, path::Path};
 
+use super::HookCaps;
+
 fn exists(path: &str) -> bool {
     Path::new(path).exists()
 }
@@ -48,9 +50,9 @@ pub fn probe() -> Vec<(&'static str, bool)> {
 }
 
 /// The hook mechanisms compiling may choose from.
-pub fn hook_caps(features: &[(&str, bool)]) -> crate::compile::HookCaps {
+pub fn hook_caps(features: &[(&str, bool)]) -> HookCaps {
     let has = |name: &str| features.iter().any(|(k, v)| *k == name && *v);
-    crate::compile::HookCaps {
+    HookCaps {
         kprobes: has("kprobes"),
         trampolines: has("bpf_trampolines"),
         lsm_programs: has("bpf_lsm_programs"),

@@ -1,0 +1,28 @@
+//! The hook mechanisms a policy may be compiled for on this kernel.
+
+/// Which program serves a kernel-function kprobe when the kernel offers
+/// both (the daemon configuration's `kernel_functions`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelFunctions {
+    /// kprobes where the kernel has them, else fentry.
+    #[default]
+    Auto,
+    Kprobe,
+    /// fentry (a BPF trampoline: cheaper per call) where the kernel has
+    /// trampolines, else kprobes.
+    Fentry,
+}
+
+/// Hook mechanisms the running kernel offers (from the feature probe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HookCaps {
+    pub kprobes: bool,
+    pub trampolines: bool,
+    /// The configured preference between the two: it rides along because
+    /// the choice can only be made against what the kernel offers.
+    pub kernel_functions: KernelFunctions,
+    /// LSM programs load and `bpf` is an active LSM.
+    pub lsm_programs: bool,
+    pub lsm_active: bool,
+}
