@@ -97,6 +97,108 @@ fn a_failed_edit_keeps_the_last_good_version_and_its_mode() {
     assert_eq!(p["nmonitor"], 0, "{p}");
 }
 
+/// An edit whose switch cannot write every hook list (the map is full, so
+/// the list of the syscall it adds cannot be) changes none: the list it
+/// rewrote first is put back, the old version keeps killing, the new one
+/// never fires, and the list says load_error in the mode the kernel runs.
+#[test]
+fn a_switch_that_cannot_write_every_list_changes_none() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let (old_nr, new_nr) = (SYS_SCHED_GETSCHEDULER, SYS_SCHED_GET_PRIORITY_MAX);
+    h.write_policy(
+        "lists.yaml",
+        &kill_policy("lists", old_nr, SIGKILL_ACTION, ""),
+    );
+    h.wait_policy("lists", "enabled", enabled);
+    assert_killed(old_nr, "the first version kills");
+    let map = daemon_map_id(&h, "HOOK_LISTS");
+    let filler = fill_map(map);
+    // The edit keeps old_nr (its list is rewritten) and adds new_nr (a
+    // list the full map has no room for).
+    let both = |options: &str| {
+        kill_policy("lists", old_nr, SIGKILL_ACTION, options).replace(
+            &format!("values: [\"{old_nr}\"]"),
+            &format!("values: [\"{old_nr}\", \"{new_nr}\"]"),
+        )
+    };
+    h.write_policy("lists.yaml", &both(""));
+    let p = h.wait_policy("lists", "load_error", |p| p["state"] == "load_error");
+    assert_eq!(
+        p["mode"], "enforce",
+        "listed in the mode the kernel runs: {p}"
+    );
+    assert!(
+        p["error"].as_str().unwrap_or("").contains("HOOK_LISTS"),
+        "{p}"
+    );
+    assert_killed(old_nr, "the old version's list was put back");
+    assert!(
+        !killed_by_sigkill(run_testbin(new_nr)),
+        "the new version's list was never written"
+    );
+    let deletes: String = filler
+        .iter()
+        .map(|key| format!("map delete id {map} key {key}\n"))
+        .collect();
+    bpftool_batch(&deletes);
+    h.write_policy("lists.yaml", &both("  # room again\n"));
+    h.wait_policy("lists", "enabled", enabled);
+    assert_killed(new_nr, "with room again the edit loads");
+}
+
+/// Fills the hash map `map` to its last entry with keys no program looks
+/// up (site 0xffff0000); returns the keys, as bpftool writes them.
+fn fill_map(map: u32) -> Vec<String> {
+    let json = |args: &[&str]| -> Value {
+        let out = std::process::Command::new("bpftool")
+            .args(["-j", "map"])
+            .args(args)
+            .arg("id")
+            .arg(map.to_string())
+            .output()
+            .expect("run bpftool");
+        serde_json::from_slice(&out.stdout).expect("bpftool JSON")
+    };
+    let show = json(&["show"]);
+    let max = show["max_entries"].as_u64().expect("max_entries");
+    let value_len = show["bytes_value"].as_u64().expect("bytes_value") as usize;
+    let used = json(&["dump"]).as_array().map_or(0, Vec::len) as u64;
+    let value = vec!["0"; value_len].join(" ");
+    let keys: Vec<String> = (0..max - used)
+        .map(|i| {
+            let bytes = [0xffff_0000u32.to_le_bytes(), (i as u32).to_le_bytes()].concat();
+            bytes
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let updates: String = keys
+        .iter()
+        .map(|key| format!("map update id {map} key {key} value {value} noexist\n"))
+        .collect();
+    bpftool_batch(&updates);
+    keys
+}
+
+fn bpftool_batch(commands: &str) {
+    let file = std::env::temp_dir().join(format!("tetragond-batch-{}", std::process::id()));
+    fs::write(&file, commands).expect("write the batch");
+    let out = std::process::Command::new("bpftool")
+        .args(["batch", "file"])
+        .arg(&file)
+        .output()
+        .expect("run bpftool batch");
+    let _ = fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "bpftool batch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn untrusted_files_and_sidecars_are_load_errors_with_the_reason() {
     let mut h = Harness::new();

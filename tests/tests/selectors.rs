@@ -294,21 +294,6 @@ fn match_binaries_in_holds_for_a_process_missing_from_the_exe_map() {
     }
 }
 
-/// The id of the daemon's map named `name` (its own, among its fds).
-fn daemon_map_id(h: &Harness, name: &str) -> u32 {
-    fdinfo_values(h.daemon_pid(), "map_id:")
-        .into_iter()
-        .find(|id| {
-            std::process::Command::new("bpftool")
-                .args(["map", "show", "id", &id.to_string()])
-                .output()
-                .is_ok_and(|o| {
-                    String::from_utf8_lossy(&o.stdout).contains(&format!(" name {name} "))
-                })
-        })
-        .unwrap_or_else(|| panic!("the daemon holds no map named {name}"))
-}
-
 /// Removes `pid` from the map `TASK_EXE` and checks it is gone.
 fn forget_exe(map_id: u32, pid: u32) {
     let key: Vec<String> = pid.to_le_bytes().iter().map(u8::to_string).collect();

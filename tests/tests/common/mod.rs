@@ -435,6 +435,21 @@ impl Drop for Harness {
     }
 }
 
+/// The id of the daemon's map named `name` (its own, among its fds).
+pub fn daemon_map_id(h: &Harness, name: &str) -> u32 {
+    fdinfo_values(h.daemon_pid(), "map_id:")
+        .into_iter()
+        .find(|id| {
+            std::process::Command::new("bpftool")
+                .args(["map", "show", "id", &id.to_string()])
+                .output()
+                .is_ok_and(|o| {
+                    String::from_utf8_lossy(&o.stdout).contains(&format!(" name {name} "))
+                })
+        })
+        .unwrap_or_else(|| panic!("the daemon holds no map named {name}"))
+}
+
 pub fn fdinfo_values(pid: u32, key: &str) -> BTreeSet<u32> {
     let dir = format!("/proc/{pid}/fdinfo");
     let mut out = BTreeSet::new();
