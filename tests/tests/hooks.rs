@@ -131,7 +131,7 @@ spec:
     );
     let p = h.wait_policy("path-args", "enforced 5", |p| p["npost"] == 5);
     assert_eq!(p["nenforce"], 5, "{p}");
-    let events = h.hook_events();
+    let events = h.wait_hook_events(5);
     let args: Vec<String> = events
         .iter()
         .filter_map(|e| e["process_kprobe"]["args"].get(0))
@@ -371,7 +371,7 @@ spec:
     assert!(run(bin, &["probe", "1"]).success());
     let p = h.wait_policy("uretprobe", "one post", |p| p["npost"] == 1);
     assert_eq!(p["nenforce"], 1, "{p}");
-    let ev = h.hook_events();
+    let ev = h.wait_hook_events(1);
     let ret = &ev[0]["process_uprobe"]["return"];
     assert_eq!(ret["uint_arg"], "43", "{}", ev[0]);
     assert_eq!(ret["label"], "ret");
@@ -425,7 +425,7 @@ spec:
     assert!(longer.success(), "{longer:?}");
     let p = h.wait_policy("write-buf", "one post", |p| p["npost"] == 1);
     assert_eq!(p["nenforce"], 1, "{p}");
-    let ev = h.hook_events();
+    let ev = h.wait_hook_events(1);
     let args = &ev[0]["process_kprobe"]["args"];
     assert_eq!(args[0]["bytes_arg"], "dGV0cmFnb25kLXNlY3JldA==", "{args}");
     assert_eq!(args[1]["size_arg"], "16", "{args}");
@@ -458,7 +458,7 @@ fn a_relative_exec_does_not_evade_match_binaries() {
         killed_by_sigkill(status),
         "executed as ./{name}: {status:?}"
     );
-    let ev = h.hook_events();
+    let ev = h.wait_hook_events(1);
     assert_eq!(
         ev[0]["process_tracepoint"]["process"]["binary"],
         bin.display().to_string()

@@ -353,7 +353,7 @@ spec:
     assert_eq!(p["mode"], "enforce");
     assert!(killed_by_sigkill(run_testbin(SYS_GETPGID)));
     assert!(run_testbin(SYS_GETSID).success(), "other syscalls pass");
-    let events = h.hook_events();
+    let events = h.wait_hook_events(1);
     let ev = &events.last().expect("an event")["process_tracepoint"];
     assert_eq!(ev["subsys"], "syscalls");
     assert_eq!(ev["event"], "sys_enter_getpgid");
@@ -529,7 +529,7 @@ spec:
     let p = h.wait_policy("kprobe-getpgid", "enabled", enabled);
     assert_eq!(p["sensors"][0], "generic_kprobe");
     assert!(killed_by_sigkill(run_testbin(SYS_GETPGID)));
-    let events = h.hook_events();
+    let events = h.wait_hook_events(1);
     let ev = &events.last().expect("an event")["process_kprobe"];
     assert_eq!(ev["function_name"], "sys_getpgid");
     assert_eq!(ev["args"][0]["int_arg"], 0);
@@ -601,7 +601,7 @@ spec:
     };
     assert!(killed_by_sigkill(run("42")), "the matching call is killed");
     assert!(run("7").success(), "another argument passes");
-    let events = h.hook_events();
+    let events = h.wait_hook_events(1);
     let ev = &events.last().expect("an event")["process_uprobe"];
     assert_eq!(ev["symbol"], "tetragond_testbin_probe", "{ev}");
     assert_eq!(ev["action"], "KPROBE_ACTION_SIGKILL");

@@ -376,6 +376,25 @@ impl Harness {
         }
     }
 
+    /// The hook events once at least `n` are in the file: the writer is
+    /// asynchronous, so a counter or a killed process can come before its line.
+    pub fn wait_hook_events(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let events = self.hook_events();
+            if events.len() >= n {
+                return events;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} hook events within {WAIT:?}, want {n}: {events:#?}\nlog:\n{}",
+                events.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Only the events posted by policy hooks (no process_exec/exit, no
     /// rate_limit_info).
     pub fn hook_events(&self) -> Vec<Value> {
