@@ -31,6 +31,8 @@ fn touch(path: &Path) {
     fs::write(path, "x\n").expect("write");
 }
 
+// Every selector is limited to `cat`: a broken operator (always true)
+// then kills cat alone, not every process on the host that reads.
 #[test]
 fn string_and_fd_arguments_are_matched_in_the_kernel() {
     let mut h = Harness::new();
@@ -66,24 +68,36 @@ spec:
       - index: 1
         operator: Prefix
         values: ["{deny}/"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/cat"]
       matchActions:
       - action: Sigkill
     - matchArgs:
       - index: 1
         operator: Postfix
         values: [".secret"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/cat"]
       matchActions:
       - action: Sigkill
     - matchArgs:
       - index: 1
         operator: SubString
         values: ["/middle-part/", "/other-part/"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/cat"]
       matchActions:
       - action: Sigkill
     - matchArgs:
       - index: 1
         operator: SubStringIgnCase
         values: ["ShOuT"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/cat"]
       matchActions:
       - action: Sigkill
   - call: sys_read
@@ -96,6 +110,9 @@ spec:
       - index: 0
         operator: Equal
         values: ["{exact}"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/cat"]
       matchActions:
       - action: Sigkill
 "#,
