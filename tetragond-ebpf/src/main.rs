@@ -913,6 +913,17 @@ fn post(hook_slot: u32, hook: &HookConf, outcome: Option<Outcome>, s: u8, data_l
     }
 }
 
+/// This CPU's `PATH_SCRATCH`, zeroed: an executable's path is a hash key
+/// (`TASK_EXE` values, `BINARY_IDS` keys), so the tail must be stable.
+#[inline(always)]
+fn zeroed_exe_scratch() -> Option<&'static mut ExePath> {
+    let path = unsafe { &mut *PATH_SCRATCH.get_ptr_mut(0)? };
+    for chunk in path.bytes.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&[0; 8]);
+    }
+    Some(path)
+}
+
 #[tracepoint]
 pub fn task_exec(ctx: TracePointContext) -> u32 {
     let Some(offsets) = TASK_OFFSETS.get(0) else {
@@ -921,14 +932,9 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
     let Ok(loc) = (unsafe { ctx.read_at::<u32>(offsets.exec_filename as usize) }) else {
         return 0;
     };
-    let Some(scratch) = PATH_SCRATCH.get_ptr_mut(0) else {
+    let Some(path) = zeroed_exe_scratch() else {
         return 0;
     };
-    let path = unsafe { &mut *scratch };
-    // Zeroed first: the path is a hash key, so the tail must be stable.
-    for chunk in path.bytes.chunks_exact_mut(8) {
-        chunk.copy_from_slice(&[0; 8]);
-    }
     let src = unsafe { (ctx.as_ptr() as *const u8).add((loc & 0xffff) as usize) };
     if unsafe { bpf_probe_read_kernel_str_bytes(src, &mut path.bytes[..PATH_LEN - 1]) }.is_err() {
         return 0;

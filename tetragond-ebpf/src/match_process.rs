@@ -17,7 +17,7 @@ use tetragond_ebpf::{
 use crate::{
     loop_state,
     match_args::{str_lookup, FilterAt, PATH_BUF_SOURCE},
-    BINARY_IDS, BINARY_SETS, HOOKS, PATH_BUF, PATH_SCRATCH, STRUCT_OFFSETS, TASK_EXE,
+    BINARY_IDS, BINARY_SETS, HOOKS, PATH_BUF, STRUCT_OFFSETS, TASK_EXE,
 };
 
 #[inline(always)]
@@ -99,17 +99,12 @@ fn exe_of(tgid: u32) -> Option<*const ExePath> {
     if tgid != current_tgid() {
         return None;
     }
-    let scratch = PATH_SCRATCH.get_ptr_mut(0)?;
-    let path = unsafe { &mut *scratch };
-    // Zeroed first: the path is a hash key, so the tail must be stable.
-    for chunk in path.bytes.chunks_exact_mut(8) {
-        chunk.copy_from_slice(&[0; 8]);
-    }
+    let path = crate::zeroed_exe_scratch()?;
     if crate::read_args::read_exe(path.bytes.as_mut_ptr()) == 0 {
         return None;
     }
     let _ = TASK_EXE.insert(&tgid, path, 0);
-    Some(scratch)
+    Some(path as *const ExePath)
 }
 
 /// Is the binary of process `tgid` in the selector's set? `selector` may

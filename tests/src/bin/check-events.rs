@@ -164,14 +164,18 @@ fn problems(e: &Expect, h: &Hook<'_>) -> Vec<String> {
 
 /// The case's events: one in enforce mode, one in monitor mode, each
 /// right in every field checked.
+/// The hook events of `policy`.
+fn of_policy<'a>(hooks: &'a [Hook<'a>], policy: &str) -> Vec<&'a Hook<'a>> {
+    hooks
+        .iter()
+        .filter(|h| h.body["policy_name"] == policy)
+        .collect()
+}
+
 /// A policy the kernel could not serve (the guest checked its refusal):
 /// none of its events may exist.
 fn check_refused(e: &Expect, hooks: &[Hook<'_>]) -> Result<String, String> {
-    match hooks
-        .iter()
-        .filter(|h| h.body["policy_name"] == e.policy)
-        .count()
-    {
+    match of_policy(hooks, e.policy).len() {
         0 => Ok(format!(
             "policy {} was refused on this kernel; no event of it, as expected",
             e.policy
@@ -184,10 +188,7 @@ fn check_refused(e: &Expect, hooks: &[Hook<'_>]) -> Result<String, String> {
 }
 
 fn check_case(e: &Expect, hooks: &[Hook<'_>]) -> Result<String, String> {
-    let mine: Vec<&Hook<'_>> = hooks
-        .iter()
-        .filter(|h| h.body["policy_name"] == e.policy)
-        .collect();
+    let mine = of_policy(hooks, e.policy);
     if mine.is_empty() {
         return Err(format!("no event of policy {}", e.policy));
     }

@@ -7,7 +7,10 @@ use super::{
 };
 use crate::{
     error::CompileError,
-    kernel_info::HookCaps,
+    kernel_info::{
+        probe::{self, ACTIVE_LSMS},
+        HookCaps,
+    },
     policy::model::{LsmHookSpec, TracingPolicy},
 };
 
@@ -49,7 +52,7 @@ pub fn lsm_unavailable(caps: HookCaps) -> Option<String> {
     }
     if !caps.lsm_active {
         // Named in full: the user's fix is this list with `bpf` added.
-        let active = std::fs::read_to_string(ACTIVE_LSMS).unwrap_or_default();
+        let active = probe::active_lsms();
         return Some(format!(
             "the BPF LSM is not active on this kernel (lsm={}, from {ACTIVE_LSMS}): add `bpf` to the `lsm=` boot parameter",
             active.trim()
@@ -57,5 +60,3 @@ pub fn lsm_unavailable(caps: HookCaps) -> Option<String> {
     }
     None
 }
-
-const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";

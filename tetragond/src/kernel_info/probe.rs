@@ -9,8 +9,12 @@ fn exists(path: &str) -> bool {
     Path::new(path).exists()
 }
 
-fn active_lsms() -> String {
-    fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default()
+/// Where the kernel lists its active LSMs (securityfs).
+pub const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
+
+/// The kernel's active LSMs, as `lsm=` names them; empty when unreadable.
+pub fn active_lsms() -> String {
+    fs::read_to_string(ACTIVE_LSMS).unwrap_or_default()
 }
 
 /// kprobes are there when tracefs lists them (CONFIG_KPROBES).
