@@ -9,7 +9,7 @@ mod common;
 
 use std::{
     fs,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, ExitStatus, Stdio},
 };
 
@@ -177,6 +177,125 @@ spec:
         )),
         "{args:#?}"
     );
+}
+
+/// `levels` directories named `d` under `base`, then `name`.
+fn nested(base: &Path, levels: usize, name: &str) -> PathBuf {
+    let mut path = base.to_path_buf();
+    path.extend(std::iter::repeat_n("d", levels));
+    path.join(name)
+}
+
+/// Five 100-byte directory names under `base`, then `name`.
+fn long(base: &Path, name: &str) -> PathBuf {
+    let mut path = base.to_path_buf();
+    path.extend(["a", "b", "c", "e", "g"].map(|c| c.repeat(100)));
+    path.join(name)
+}
+
+// The kernel builds a descriptor's path from its dentries: depth and length
+// must not evade a rule. Paths are matched whole up to 4096 bytes and 256
+// components; one the walk cannot finish counts as matching (fail closed).
+#[test]
+fn deep_and_long_fd_paths_do_not_evade_a_rule() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let dir = h.root.join("files");
+    let (deny, ok) = (dir.join("deny"), dir.join("ok"));
+    let (deep_denied, long_denied) = (nested(&deny, 60, "f"), long(&deny, "f"));
+    let (deep_ok, long_ok) = (nested(&ok, 60, "f"), long(&ok, "f"));
+    let (long_secret, too_deep) = (long(&ok, "x.secret"), nested(&ok, 300, "f"));
+    for p in [
+        &deep_denied,
+        &long_denied,
+        &deep_ok,
+        &long_ok,
+        &long_secret,
+        &too_deep,
+    ] {
+        touch(p);
+    }
+    assert!(
+        long_denied.as_os_str().len() >= 500,
+        "{}",
+        long_denied.display()
+    );
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: long-paths
+spec:
+  kprobes:
+  - call: sys_read
+    syscall: true
+    args:
+    - index: 0
+      type: fd
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: Prefix
+        values: ["{deny}/"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/cat"]
+      matchActions:
+      - action: Sigkill
+    - matchArgs:
+      - index: 0
+        operator: Postfix
+        values: [".secret"]
+      matchBinaries:
+      - operator: Postfix
+        values: ["/cat"]
+      matchActions:
+      - action: Sigkill
+"#,
+        deny = deny.display(),
+    );
+    h.write_policy("long.yaml", &policy);
+    h.wait_policy("long-paths", "enabled", enabled);
+    assert!(
+        killed_by_sigkill(cat(&deep_denied)),
+        "Prefix, 60 levels deep"
+    );
+    assert!(
+        killed_by_sigkill(cat(&long_denied)),
+        "Prefix, 500 bytes long"
+    );
+    assert!(
+        killed_by_sigkill(cat(&long_secret)),
+        "Postfix, 500 bytes long"
+    );
+    assert!(cat(&deep_ok).success(), "{}", deep_ok.display());
+    assert!(cat(&long_ok).success(), "{}", long_ok.display());
+    assert!(killed_by_sigkill(cat(&too_deep)), "a cut path fails closed");
+    let p = h.wait_policy("long-paths", "enforced 4", |p| p["npost"] == 4);
+    assert_eq!(p["nenforce"], 4, "{p}");
+    let paths: Vec<serde_json::Value> = h
+        .wait_hook_events(4)
+        .iter()
+        .map(|e| e["process_kprobe"]["args"][0]["file_arg"].clone())
+        .collect();
+    let deep = deep_denied.display().to_string();
+    assert!(
+        paths.contains(&serde_json::json!({ "path": deep })),
+        "{paths:#?}"
+    );
+    let head: String = long_denied
+        .display()
+        .to_string()
+        .chars()
+        .take(255)
+        .collect();
+    let truncated = serde_json::json!({ "path": head, "flags": "truncated" });
+    assert!(paths.contains(&truncated), "{paths:#?}");
+    let cut = paths
+        .iter()
+        .find(|p| p["path"].as_str().is_some_and(|p| p.starts_with("/d/d/")))
+        .expect("the cut path's event");
+    assert_eq!(cut["flags"], "truncated", "{cut}");
 }
 
 #[test]

@@ -41,7 +41,15 @@ pub const STR_MATCH_LEN: usize = 248;
 const _: () = assert!(PATH_LEN == STR_LEN);
 
 /// Path components walked up from a dentry before the path is cut.
-pub const MAX_PATH_COMPONENTS: u32 = 48;
+pub const MAX_PATH_COMPONENTS: u32 = 256;
+/// Bytes of a path the kernel's walk builds (Linux's `PATH_MAX`, a power
+/// of two): the string operators see its first and last `STR_LEN - 1`.
+pub const PATH_WALK_LEN: usize = 4096;
+/// Set in a path argument's value (its length in the low 32 bits) when
+/// the walk was cut before the root (deeper than `MAX_PATH_COMPONENTS` or
+/// longer than `PATH_WALK_LEN`): its beginning is unknown, so every string
+/// operator on it counts as matching (fail closed) and the event says so.
+pub const PATH_CUT: u64 = 1 << 32;
 
 /// `HookKey::sub_id` of the list that fires for every event of the hook.
 pub const SUB_ANY: u32 = u32::MAX;
@@ -701,6 +709,10 @@ pub struct EventBuf {
     pub data: [[u8; STR_LEN]; MAX_ARGS],
     /// Room for a SubString window read past the last slot's string.
     pub _tail: [u8; SUBSTR_LEN],
+    /// The last `STR_LEN - 1` bytes (NUL terminated) of each path argument
+    /// longer than its slot, which keeps the first: Postfix reads them.
+    /// Not sent to user space.
+    pub path_tails: [[u8; STR_LEN]; MAX_ARGS],
 }
 
 #[cfg(feature = "user")]

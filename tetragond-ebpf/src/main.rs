@@ -43,7 +43,8 @@ use tetragond_ebpf::{
     OverrideDecision, PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
     TaskTrackingOffsets, ABI_I386, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
     MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
-    MAX_VALUES, MODE_MONITOR, PATH_LEN, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY, TS_COMPAT,
+    MAX_VALUES, MODE_MONITOR, PATH_LEN, PATH_WALK_LEN, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY,
+    TS_COMPAT,
 };
 
 #[map]
@@ -75,9 +76,14 @@ static STRUCT_OFFSETS: Array<StructOffsets> = Array::with_max_entries(1, 0);
 /// The event being built, with its arguments' data (strings, paths, sockets).
 #[map]
 static EVENT_BUF: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(1, 0);
-/// A path is built here right to left, then copied to its data slot.
+/// A path is built here right to left, then copied to its data slot. Twice
+/// `PATH_WALK_LEN`: a component's copy starts at a masked position and may
+/// run past it.
 #[map]
-static PATH_BUF: PerCpuArray<[u8; 2 * STR_LEN]> = PerCpuArray::with_max_entries(1, 0);
+static WALK_BUF: PerCpuArray<[u8; 2 * PATH_WALK_LEN]> = PerCpuArray::with_max_entries(1, 0);
+/// An executable's path, for Prefix/Postfix matchBinaries.
+#[map]
+static EXE_BUF: PerCpuArray<[u8; STR_LEN]> = PerCpuArray::with_max_entries(1, 0);
 /// Scratch for the (264-byte) key of a string lookup.
 #[map]
 static STR_KEY: PerCpuArray<Key<StrTrieData>> = PerCpuArray::with_max_entries(1, 0);
@@ -118,7 +124,9 @@ struct LoopState {
     /// by the argument readers from here, so the verifier sees one
     /// unknown value instead of following each ABI through every hook.
     compat: u32,
-    _pad: u32,
+    /// 1 once a path walk reached the root: a walk that stops before it
+    /// leaves the path cut (`PATH_CUT`).
+    path_complete: u32,
 }
 
 #[map]
@@ -591,9 +599,10 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
         return 1;
     };
     let buf = unsafe { &mut *buf };
-    let (Some(spec), Some(data), Some(slot)) = (
+    let (Some(spec), Some(data), Some(tail), Some(slot)) = (
         at(&hook.args, i),
         at_mut(&mut buf.data, i),
+        at_mut(&mut buf.path_tails, i),
         at_mut(&mut buf.event.args, i),
     ) else {
         return 1;
@@ -615,7 +624,7 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
         } else {
             STR_LEN as u64 - 1
         };
-        read_args::read_data(kind, raw, size, data.as_mut_ptr())
+        read_args::read_data(kind, raw, size, data.as_mut_ptr(), tail.as_mut_ptr())
     } else {
         raw
     };

@@ -4,17 +4,17 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use tetragond_ebpf::{
-    op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, MAX_ARGS, MAX_VALUES, STR_LEN, STR_MATCH_LEN,
-    STR_TRIE_HEADER_BITS, SUBSTR_LEN,
+    op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, MAX_ARGS, MAX_VALUES, PATH_CUT, STR_LEN,
+    STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
 };
 
 use crate::{
-    any_value, loop_state, ADDR_TRIE, EVENT_BUF, PATH_BUF, STR_KEY, STR_TRIE, SUBSTRINGS, WINDOW,
+    any_value, loop_state, ADDR_TRIE, EVENT_BUF, EXE_BUF, STR_KEY, STR_TRIE, SUBSTRINGS, WINDOW,
 };
 
-/// `FilterAt::arg` of a string in `PATH_BUF` rather than an argument slot
+/// `FilterAt::arg` of a string in `EXE_BUF` rather than an argument slot
 /// (the executable's path for matchBinaries).
-pub const PATH_BUF_SOURCE: usize = MAX_ARGS;
+pub const EXE_BUF_SOURCE: usize = MAX_ARGS;
 
 /// Where the filter's argument is: hook slot, selector, filter, argument.
 pub struct FilterAt {
@@ -25,7 +25,10 @@ pub struct FilterAt {
 }
 
 /// Does a data operator (`op >= STR_EQUAL`) hold for the argument's data?
-/// `value` is the argument's value (a string's length).
+/// `value` is the argument's value (a string's length; a path's may carry
+/// `PATH_CUT`). A string operator on a path whose bytes it cannot all see
+/// (cut, or longer than a slot for SubString) holds, whichever its sense:
+/// fail closed.
 #[inline(always)]
 pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> bool {
     let Some(slot) = EVENT_BUF
@@ -35,8 +38,12 @@ pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> boo
         return false;
     };
     let slot = slot.as_ptr();
+    let cut = value & PATH_CUT != 0;
     match filter.op {
-        op::SUBSTRING | op::SUBSTRING_IGN_CASE => contains(at, filter, value),
+        op::SUBSTRING | op::SUBSTRING_IGN_CASE => {
+            cut || value >= STR_LEN as u64 || contains(at, filter, value)
+        }
+        op::STR_EQUAL..=op::NOT_POSTFIX if cut => true,
         op::STR_EQUAL..=op::NOT_POSTFIX => {
             let found = str_lookup(at, filter.op, slot, value);
             let negated = matches!(
@@ -53,7 +60,9 @@ pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> boo
 }
 
 /// Looks the string at `slot` (`len` bytes, from argument `at.arg` or
-/// `PATH_BUF_SOURCE`) up in `STR_TRIE` for this filter.
+/// `EXE_BUF_SOURCE`) up in `STR_TRIE` for this filter. A path longer than
+/// its slot is matched on its first bytes, or on its last (`path_tails`)
+/// for Postfix.
 #[inline(always)]
 pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
     let Some(key) = STR_KEY.get_ptr_mut(0) else {
@@ -64,6 +73,7 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
     key.data.selector = at.selector;
     key.data.filter = at.filter;
     key.data._pad = [0; 2];
+    let from_tail = (len >= STR_LEN as u64 && at.arg < MAX_ARGS) as u64;
     let len = len.min(STR_LEN as u64 - 1);
     let bytes = match code {
         // Equal entries include the NUL, so only the whole string matches.
@@ -72,7 +82,11 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
     }
     .min(STR_MATCH_LEN as u64);
     if matches!(code, op::POSTFIX | op::NOT_POSTFIX) {
-        crate::repeat!(bytes, STR_MATCH_LEN, reverse_step(at.arg as u64, len));
+        crate::repeat!(
+            bytes,
+            STR_MATCH_LEN,
+            reverse_step(at.arg as u64, len, from_tail)
+        );
     } else {
         let src = unsafe { core::slice::from_raw_parts(slot, STR_MATCH_LEN) };
         if unsafe {
@@ -88,23 +102,27 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
 }
 
 /// Loop step: `key.bytes[index] = source[len - 1 - index]`, the source
-/// being argument `arg`'s data or `PATH_BUF`.
+/// being argument `arg`'s data, its path tail (`from_tail`), or `EXE_BUF`.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn reverse_step(index: u64, arg: u64, len: u64) -> i64 {
+pub extern "C" fn reverse_step(index: u64, arg: u64, len: u64, from_tail: u64) -> i64 {
     let (Some(buf), Some(key)) = (EVENT_BUF.get_ptr_mut(0), STR_KEY.get_ptr_mut(0)) else {
         return 1;
     };
     let arg = arg as usize;
-    if arg > PATH_BUF_SOURCE || index >= len || index as usize >= STR_MATCH_LEN {
+    if arg > EXE_BUF_SOURCE || index >= len || index as usize >= STR_MATCH_LEN {
         return 1;
     }
     let from = (len - 1 - index) as usize & (STR_LEN - 1);
     // The slot test first: 5.10's verifier learns no bound from `!=`.
-    let byte = if let Some(data) = crate::at(unsafe { &(*buf).data }, arg) {
+    let byte = if let Some(tail) =
+        crate::at(unsafe { &(*buf).path_tails }, arg).filter(|_| from_tail != 0)
+    {
+        tail[from]
+    } else if let Some(data) = crate::at(unsafe { &(*buf).data }, arg) {
         data[from]
     } else {
-        match PATH_BUF.get(0) {
+        match EXE_BUF.get(0) {
             Some(path) => path[from],
             None => return 1,
         }

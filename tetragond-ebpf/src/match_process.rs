@@ -16,8 +16,8 @@ use tetragond_ebpf::{
 
 use crate::{
     loop_state,
-    match_args::{str_lookup, FilterAt, PATH_BUF_SOURCE},
-    BINARY_IDS, BINARY_SETS, HOOKS, PATH_BUF, STRUCT_OFFSETS, TASK_EXE,
+    match_args::{str_lookup, FilterAt, EXE_BUF_SOURCE},
+    BINARY_IDS, BINARY_SETS, EXE_BUF, HOOKS, STRUCT_OFFSETS, TASK_EXE,
 };
 
 #[inline(always)]
@@ -138,7 +138,7 @@ fn binary_found(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool
 /// Prefix/Postfix on the executable's path, through the string trie.
 #[inline(always)]
 fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
-    let (Some(exe), Some(buf)) = (exe_of(tgid), PATH_BUF.get_ptr_mut(0)) else {
+    let (Some(exe), Some(buf)) = (exe_of(tgid), EXE_BUF.get_ptr_mut(0)) else {
         return false;
     };
     let n = unsafe {
@@ -155,7 +155,7 @@ fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) 
         hook_slot,
         selector: selector as u8,
         filter: BINARY_FILTER,
-        arg: PATH_BUF_SOURCE,
+        arg: EXE_BUF_SOURCE,
     };
     str_lookup(&at, code, buf as *const u8, (n - 1) as u64)
 }

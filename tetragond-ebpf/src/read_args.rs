@@ -7,12 +7,15 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
-    bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+    bpf_probe_read_kernel,
     generated::{self as gen, bpf_get_current_task},
 };
-use tetragond_ebpf::{arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, STR_LEN};
+use tetragond_ebpf::{
+    arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, PATH_CUT, PATH_WALK_LEN,
+    STR_LEN,
+};
 
-use crate::{loop_state, PATH_BUF, STRUCT_OFFSETS};
+use crate::{loop_state, STRUCT_OFFSETS, WALK_BUF};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -26,10 +29,11 @@ unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
 }
 
 /// Reads what a pointer-kind argument points at into `slot` (`STR_LEN`
-/// bytes); returns the argument's value: the length of a string or path,
-/// (descriptors included), the family of a socket, the uid of a credential.
+/// bytes; a long path's end goes to `tail`); returns the argument's value:
+/// the length of a string or path (descriptors included, see `walk_path`),
+/// the family of a socket, the uid of a credential.
 #[inline(never)]
-pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8) -> u64 {
+pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8, tail: *mut u8) -> u64 {
     let Some(o) = STRUCT_OFFSETS.get(0) else {
         return 0;
     };
@@ -66,7 +70,7 @@ pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8) -> u64 {
     if dentry == 0 {
         return 0;
     }
-    walk_path(dentry, mnt, slot)
+    walk_path(dentry, mnt, slot, tail)
 }
 
 #[inline(always)]
@@ -119,7 +123,13 @@ pub fn read_cwd(slot: *mut u8) -> u64 {
     if dentry == 0 {
         return 0;
     }
-    walk_path(dentry, mnt, slot)
+    in_slot(walk_path(dentry, mnt, slot, core::ptr::null_mut()))
+}
+
+/// The bytes of a walked path that its slot holds.
+#[inline(always)]
+fn in_slot(walked: u64) -> u64 {
+    (walked & (PATH_CUT - 1)).min(STR_LEN as u64 - 1)
 }
 
 /// The current task's executable (`mm->exe_file`) into `slot` (`STR_LEN`
@@ -136,7 +146,7 @@ pub fn read_exe(slot: *mut u8) -> u64 {
     if dentry == 0 {
         return 0;
     }
-    walk_path(dentry, mnt, slot)
+    in_slot(walk_path(dentry, mnt, slot, core::ptr::null_mut()))
 }
 
 /// The current task's parent's process id.
@@ -182,16 +192,20 @@ fn fd_file(o: &StructOffsets, fd: u64) -> u64 {
 }
 
 // A path walk's state (`LoopState::path_*`): the dentry reached, the
-// `vfsmount` it is on (0 walks within one file system), and where in
-// `PATH_BUF[..STR_LEN]` the components written right to left begin.
+// `vfsmount` it is on (0 walks within one file system), where in
+// `WALK_BUF[..PATH_WALK_LEN]` the components written right to left begin,
+// and whether the walk reached the root.
 
 /// Builds the absolute path of `dentry` on `mnt` the way the kernel's
 /// `d_path` does, crossing mount points, at most `MAX_PATH_COMPONENTS`
-/// deep; copies it to `slot`; returns its length. A path too long for
-/// `STR_LEN` keeps its last components.
+/// deep and `PATH_WALK_LEN` long; copies its first `STR_LEN - 1` bytes to
+/// `slot` (NUL terminated, zeros beyond: an executable's path is a hash
+/// key) and, when it is longer and `tail` is not null, its last ones to
+/// `tail`. Returns its length, with `PATH_CUT` when the walk stopped
+/// before the root.
 #[inline(always)]
-fn walk_path(dentry: u64, mnt: u64, slot: *mut u8) -> u64 {
-    let Some(buf) = PATH_BUF.get_ptr_mut(0) else {
+fn walk_path(dentry: u64, mnt: u64, slot: *mut u8, tail: *mut u8) -> u64 {
+    let Some(buf) = WALK_BUF.get_ptr_mut(0) else {
         return 0;
     };
     let buf = buf as *mut u8;
@@ -200,29 +214,45 @@ fn walk_path(dentry: u64, mnt: u64, slot: *mut u8) -> u64 {
     };
     state.path_dentry = dentry;
     state.path_mnt = mnt;
-    state.path_pos = STR_LEN as u64;
-    unsafe { *buf.add(STR_LEN) = 0 };
+    state.path_pos = PATH_WALK_LEN as u64;
+    state.path_complete = 0;
+    unsafe { *buf.add(PATH_WALK_LEN) = 0 };
     crate::repeat!(MAX_PATH_COMPONENTS, MAX_PATH_COMPONENTS, path_step());
     let Some(state) = loop_state() else {
         return 0;
     };
+    let cut = if state.path_complete == 0 {
+        PATH_CUT
+    } else {
+        0
+    };
     let mut pos = state.path_pos;
-    if pos >= STR_LEN as u64 {
-        pos = STR_LEN as u64 - 1;
-        unsafe { *buf.add(STR_LEN - 1) = b'/' };
+    if pos >= PATH_WALK_LEN as u64 {
+        pos = PATH_WALK_LEN as u64 - 1;
+        unsafe { *buf.add(PATH_WALK_LEN - 1) = b'/' };
     }
-    let start = (pos as usize) & (STR_LEN - 1);
-    let src = unsafe { core::slice::from_raw_parts(buf.add(start), STR_LEN) };
-    let dst = unsafe { core::slice::from_raw_parts_mut(slot, STR_LEN) };
-    if unsafe { bpf_probe_read_kernel_buf(src.as_ptr(), dst) }.is_err() {
+    let start = (pos as usize) & (PATH_WALK_LEN - 1);
+    let len = (PATH_WALK_LEN - start) as u64;
+    // The NUL after the path comes along when it fits.
+    let head = (core::hint::black_box(len.min(STR_LEN as u64 - 1)) & (STR_LEN as u64 - 1)) + 1;
+    let copied = unsafe {
+        gen::bpf_probe_read_kernel(slot.cast(), head as u32, buf.add(start) as *const c_void)
+    };
+    if copied != 0 {
         unsafe { *slot = 0 };
         return 0;
     }
-    STR_LEN as u64 - start as u64
+    unsafe { *slot.add(STR_LEN - 1) = 0 };
+    if len >= STR_LEN as u64 && !tail.is_null() {
+        let src = unsafe { buf.add(PATH_WALK_LEN - (STR_LEN - 1)) };
+        unsafe { gen::bpf_probe_read_kernel(tail.cast(), STR_LEN as u32, src as *const c_void) };
+    }
+    len | cut
 }
 
 /// Loop step: prepends one component, or crosses to the parent mount;
-/// stops at the root.
+/// stops at the root (marking the walk complete), or when the path no
+/// longer fits.
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn path_step(index: u64) -> i64 {
@@ -232,7 +262,7 @@ pub extern "C" fn path_step(index: u64) -> i64 {
         return 1;
     }
     let (Some(o), Some(buf), Some(walk)) =
-        (STRUCT_OFFSETS.get(0), PATH_BUF.get_ptr_mut(0), loop_state())
+        (STRUCT_OFFSETS.get(0), WALK_BUF.get_ptr_mut(0), loop_state())
     else {
         return 1;
     };
@@ -243,11 +273,13 @@ pub extern "C" fn path_step(index: u64) -> i64 {
     let mnt_root = unsafe { read::<u64>(walk.path_mnt, o.vfsmount_root) }.unwrap_or(0);
     if walk.path_dentry == mnt_root || walk.path_dentry == parent {
         if walk.path_mnt == 0 || walk.path_dentry != mnt_root {
+            walk.path_complete = 1;
             return 1;
         }
         let mount = walk.path_mnt - o.mount_mnt as u64;
         let up = unsafe { read::<u64>(mount, o.mount_parent) }.unwrap_or(0);
         if up == 0 || up == mount {
+            walk.path_complete = 1;
             return 1;
         }
         walk.path_dentry = unsafe { read::<u64>(mount, o.mount_mountpoint) }.unwrap_or(0);
@@ -256,8 +288,8 @@ pub extern "C" fn path_step(index: u64) -> i64 {
     }
     let len = unsafe { read::<u32>(walk.path_dentry, o.dentry_name_len) }.unwrap_or(0) as u64;
     let name = unsafe { read::<u64>(walk.path_dentry, o.dentry_name) }.unwrap_or(0);
-    let at = walk.path_pos.min(STR_LEN as u64);
-    if name == 0 || len + 1 > at {
+    let at = walk.path_pos.min(PATH_WALK_LEN as u64);
+    if name == 0 || len >= STR_LEN as u64 || len + 1 > at {
         return 1;
     }
     let pos = at - len - 1;
@@ -265,8 +297,8 @@ pub extern "C" fn path_step(index: u64) -> i64 {
     // does not carry the bound from the comparison above.
     let len = core::hint::black_box(len) & (STR_LEN as u64 - 1);
     unsafe {
-        *buf.add(pos as usize & (STR_LEN - 1)) = b'/';
-        let dst = buf.add((pos as usize + 1) & (STR_LEN - 1));
+        *buf.add(pos as usize & (PATH_WALK_LEN - 1)) = b'/';
+        let dst = buf.add((pos as usize + 1) & (PATH_WALK_LEN - 1));
         if gen::bpf_probe_read_kernel(dst.cast(), len as u32, name as *const c_void) != 0 {
             return 1;
         }

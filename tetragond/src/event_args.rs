@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use serde_json::{json, Map, Value};
-use tetragond_ebpf::{CredInfo, SockInfo, STR_LEN};
+use tetragond_ebpf::{CredInfo, SockInfo, PATH_CUT, STR_LEN};
 
 /// The data slot of argument `i`, when the event carries one.
 pub fn slot(data: &[u8], i: usize) -> Option<&[u8]> {
@@ -22,6 +22,18 @@ fn text(slot: Option<&[u8]>, len: u64) -> String {
         .unwrap_or(bytes.len())
         .min(len as usize);
     String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// A path the kernel walked: its first `STR_LEN - 1` bytes, flagged
+/// `truncated` when that is not all of it (longer, or cut before the root:
+/// `PATH_CUT`).
+fn path_object(slot: Option<&[u8]>, raw: u64) -> Value {
+    let path = text(slot, raw & (PATH_CUT - 1));
+    if raw & PATH_CUT != 0 || raw & (PATH_CUT - 1) >= STR_LEN as u64 {
+        json!({ "path": path, "flags": "truncated" })
+    } else {
+        json!({ "path": path })
+    }
 }
 
 /// `T` is one of the plain-data records the kernel writes into a slot.
@@ -140,11 +152,11 @@ pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Valu
             let bytes = slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]);
             ("bytes_arg", json!(base64(bytes)))
         }
-        "file" => ("file_arg", json!({ "path": text(slot, raw) })),
+        "file" => ("file_arg", path_object(slot, raw)),
         // A descriptor is exported as the file it names.
-        "fd" => ("file_arg", json!({ "path": text(slot, raw) })),
-        "path" | "dentry" => ("path_arg", json!({ "path": text(slot, raw) })),
-        "linux_binprm" => ("linux_binprm_arg", json!({ "path": text(slot, raw) })),
+        "fd" => ("file_arg", path_object(slot, raw)),
+        "path" | "dentry" => ("path_arg", path_object(slot, raw)),
+        "linux_binprm" => ("linux_binprm_arg", path_object(slot, raw)),
         "sockaddr" => {
             let s: SockInfo = pod(slot);
             let mut v = Map::new();
@@ -200,6 +212,22 @@ mod tests {
         assert_eq!(
             typed_arg("char_buf", 5, slot(&data, 0)),
             ("bytes_arg", json!("aGVsbG8="))
+        );
+    }
+
+    #[test]
+    fn a_path_longer_than_its_slot_or_cut_is_flagged_truncated() {
+        let mut data = vec![0u8; STR_LEN];
+        data[..STR_LEN - 1].fill(b'a');
+        let (_, whole) = typed_arg("fd", STR_LEN as u64 - 1, slot(&data, 0));
+        assert_eq!(whole.get("flags"), None, "{whole}");
+        let (_, long) = typed_arg("fd", 500, slot(&data, 0));
+        assert_eq!(long["flags"], "truncated", "{long}");
+        assert_eq!(long["path"].as_str().map(str::len), Some(STR_LEN - 1));
+        let (_, cut) = typed_arg("path", PATH_CUT | 3, slot(&data, 0));
+        assert_eq!(
+            (cut["path"].as_str(), &cut["flags"]),
+            (Some("aaa"), &json!("truncated"))
         );
     }
 
