@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
+use std::{os::unix::process::ExitStatusExt, path::Path, process::ExitStatus};
 
 use common::*;
 
@@ -261,30 +261,9 @@ fn match_binaries_in_holds_for_a_process_missing_from_the_exe_map() {
     );
     h.wait_policy("bin-missing", "enabled", enabled);
     let task_exe = daemon_map_id(&h, "TASK_EXE");
+    let args = ["args", &SYS_GETITIMER.to_string(), &key.to_string()].map(String::from);
     for (program, killed) in [(&bin, true), (&copy, false)] {
-        let mut child = std::process::Command::new(program)
-            .args([
-                "wait-stdin",
-                "args",
-                &SYS_GETITIMER.to_string(),
-                &key.to_string(),
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the test binary");
-        // Kept open to the end: the binary prints after the syscall.
-        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-        let mut ready = String::new();
-        std::io::BufRead::read_line(&mut out, &mut ready).expect("read ready");
-        assert_eq!(ready.trim(), "ready");
-        forget_exe(task_exe, child.id());
-        let mut stdin = child.stdin.take().expect("stdin");
-        std::io::Write::write_all(&mut stdin, b"go\n").expect("write go");
-        drop(stdin);
-        let status = wait_child(&mut child, std::time::Duration::from_secs(10))
-            .expect("the test binary ended");
-        drop(out);
+        let (status, _) = run_forgotten(task_exe, program, &args);
         assert_eq!(
             killed_by_sigkill(status),
             killed,
@@ -292,6 +271,67 @@ fn match_binaries_in_holds_for_a_process_missing_from_the_exe_map() {
             program.display()
         );
     }
+}
+
+/// The same for matchParentBinaries: the parent, forgotten, forks the
+/// child that makes the call.
+#[test]
+fn match_parent_binaries_in_holds_for_a_parent_missing_from_the_exe_map() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let copy = testbin_copy(&h.root.join("copy"));
+    let key = 1101;
+    let filters = format!(
+        "      matchParentBinaries:\n      - operator: In\n        values: {}\n",
+        yaml_list(&[bin.display().to_string().as_str()])
+    );
+    h.write_policy(
+        "parent-missing.yaml",
+        &keyed_policy("parent-missing", "sys_enter_getitimer", key, &filters),
+    );
+    h.wait_policy("parent-missing", "enabled", enabled);
+    let task_exe = daemon_map_id(&h, "TASK_EXE");
+    let args = ["fork", "args", &SYS_GETITIMER.to_string(), &key.to_string()].map(String::from);
+    for (program, child) in [(&bin, "child-killed 9"), (&copy, "child-exited 0")] {
+        let (status, out) = run_forgotten(task_exe, program, &args);
+        assert!(status.success(), "{} {status:?}", program.display());
+        // The child's own line, if it lived, comes first.
+        assert_eq!(
+            out.lines().last(),
+            Some(child),
+            "the child of {} after the parent's TASK_EXE entry was removed",
+            program.display()
+        );
+    }
+}
+
+/// Starts `program wait-stdin ARGS..`, removes its process from
+/// `TASK_EXE` once it is ready, lets it go on, and returns how it ended
+/// with the rest of its output.
+fn run_forgotten(task_exe: u32, program: &Path, args: &[String]) -> (ExitStatus, String) {
+    let mut child = std::process::Command::new(program)
+        .arg("wait-stdin")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the test binary");
+    // Kept open to the end: the binary prints after the syscall.
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut out, &mut ready).expect("read ready");
+    assert_eq!(ready.trim(), "ready");
+    forget_exe(task_exe, child.id());
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, b"go\n").expect("write go");
+    drop(stdin);
+    let status =
+        wait_child(&mut child, std::time::Duration::from_secs(10)).expect("the test binary ended");
+    let mut rest = String::new();
+    // A killed binary prints nothing: an empty rest is an answer too.
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    (status, rest)
 }
 
 /// Removes `pid` from the map `TASK_EXE` and checks it is gone.

@@ -951,7 +951,7 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
     // A relative path (`./tool`) would let a binary evade matchBinaries:
     // use the executable's absolute path, from the kernel's path walk.
     if path.bytes[0] != b'/' {
-        read_args::read_exe(path.bytes.as_mut_ptr());
+        read_args::read_exe(unsafe { bpf_get_current_task() }, path.bytes.as_mut_ptr());
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;

@@ -38,7 +38,7 @@ pub fn process_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     }
     (sel.pid_follow != 0 || pids_match(sel))
         && (sel.binary_follow != 0
-            || binaries_match(hook_slot, s as u32, sel.binary_op, current_tgid()))
+            || binaries_match(hook_slot, s as u32, sel.binary_op, Task::current()))
         && parent_binaries_match(hook_slot, s, sel)
         && caps_match(sel)
         && namespaces_match(sel)
@@ -47,6 +47,24 @@ pub fn process_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
 #[inline(always)]
 fn current_tgid() -> u32 {
     (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// A task whose executable a selector checks: its `task_struct` and its
+/// process id.
+#[derive(Clone, Copy)]
+struct Task {
+    ptr: u64,
+    tgid: u32,
+}
+
+impl Task {
+    #[inline(always)]
+    fn current() -> Self {
+        Task {
+            ptr: unsafe { bpf_get_current_task() },
+            tgid: current_tgid(),
+        }
+    }
 }
 
 #[inline(always)]
@@ -85,33 +103,33 @@ fn ns_tgid(o: &StructOffsets, task: u64) -> u32 {
     unsafe { read::<u32>(pid, at) }.unwrap_or(0)
 }
 
-/// The executable of process `tgid`, from `TASK_EXE`. A miss for the
-/// current process (it exec'd before the daemon started, or the LRU
-/// evicted it: any user can fork enough to evict entries) is filled from
-/// the task's own `mm->exe_file` and put back, so matchBinaries does not
-/// fail open on a miss. Other processes (parents, ancestors) have no such
-/// fallback: their `struct file` is not reachable safely from here.
+/// The executable of `task`'s process, from `TASK_EXE`. A miss (the
+/// process exec'd before the daemon started, or the LRU evicted it: any
+/// user can fork enough to evict entries) is filled from the task's own
+/// `mm->exe_file`, so matchBinaries, matchParentBinaries and followChildren
+/// do not fail open on a miss. Only the current process's entry is put
+/// back: another may be exiting, and an entry written after its exit would
+/// outlive it.
 #[inline(always)]
-fn exe_of(tgid: u32) -> Option<*const ExePath> {
-    if let Some(exe) = TASK_EXE.get_ptr(&tgid) {
+fn exe_of(task: Task) -> Option<*const ExePath> {
+    if let Some(exe) = TASK_EXE.get_ptr(&task.tgid) {
         return Some(exe);
     }
-    if tgid != current_tgid() {
-        return None;
-    }
     let path = crate::zeroed_exe_scratch()?;
-    if crate::read_args::read_exe(path.bytes.as_mut_ptr()) == 0 {
+    if crate::read_args::read_exe(task.ptr, path.bytes.as_mut_ptr()) == 0 {
         return None;
     }
-    let _ = TASK_EXE.insert(&tgid, path, 0);
+    if task.tgid == current_tgid() {
+        let _ = TASK_EXE.insert(&task.tgid, path, 0);
+    }
     Some(path as *const ExePath)
 }
 
-/// Is the binary of process `tgid` in the selector's set? `selector` may
-/// carry `PARENT_BINARIES`.
+/// Is the binary of `task` in the selector's set? `selector` may carry
+/// `PARENT_BINARIES`.
 #[inline(always)]
-fn binary_listed(hook_slot: u32, selector: u32, tgid: u32) -> bool {
-    let Some(exe) = exe_of(tgid) else {
+fn binary_listed(hook_slot: u32, selector: u32, task: Task) -> bool {
+    let Some(exe) = exe_of(task) else {
         return false;
     };
     let Some(binary_id) = (unsafe { BINARY_IDS.get(&*exe) }).copied() else {
@@ -125,20 +143,20 @@ fn binary_listed(hook_slot: u32, selector: u32, tgid: u32) -> bool {
     unsafe { BINARY_SETS.get(&key) }.is_some()
 }
 
-/// Does the binary of `tgid` match the operator's positive form (In,
+/// Does the binary of `task` match the operator's positive form (In,
 /// Prefix, Postfix)?
 #[inline(always)]
-fn binary_found(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
+fn binary_found(hook_slot: u32, selector: u32, binary_op: u8, task: Task) -> bool {
     match binary_op {
-        set_op::IN | set_op::NOT_IN => binary_listed(hook_slot, selector, tgid),
-        _ => binary_path_matches(hook_slot, selector, binary_op, tgid),
+        set_op::IN | set_op::NOT_IN => binary_listed(hook_slot, selector, task),
+        _ => binary_path_matches(hook_slot, selector, binary_op, task),
     }
 }
 
 /// Prefix/Postfix on the executable's path, through the string trie.
 #[inline(always)]
-fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
-    let (Some(exe), Some(buf)) = (exe_of(tgid), EXE_BUF.get_ptr_mut(0)) else {
+fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, task: Task) -> bool {
+    let (Some(exe), Some(buf)) = (exe_of(task), EXE_BUF.get_ptr_mut(0)) else {
         return false;
     };
     let n = unsafe {
@@ -161,11 +179,11 @@ fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) 
 }
 
 #[inline(always)]
-fn binaries_match(hook_slot: u32, selector: u32, binary_op: u8, tgid: u32) -> bool {
+fn binaries_match(hook_slot: u32, selector: u32, binary_op: u8, task: Task) -> bool {
     if binary_op == set_op::NONE {
         return true;
     }
-    binary_found(hook_slot, selector, binary_op, tgid) == set_op::is_positive(binary_op)
+    binary_found(hook_slot, selector, binary_op, task) == set_op::is_positive(binary_op)
 }
 
 #[inline(always)]
@@ -178,12 +196,12 @@ fn parent_binaries_match(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     };
     let task = unsafe { bpf_get_current_task() };
     let parent = unsafe { read::<u64>(task, o.task_real_parent) }.unwrap_or(0);
-    let ptgid = unsafe { read::<u32>(parent, o.task_tgid) }.unwrap_or(0);
+    let tgid = unsafe { read::<u32>(parent, o.task_tgid) }.unwrap_or(0);
     binaries_match(
         hook_slot,
         s as u32 | PARENT_BINARIES,
         sel.parent_binary_op,
-        ptgid,
+        Task { ptr: parent, tgid },
     )
 }
 
@@ -247,7 +265,8 @@ pub extern "C" fn ancestor_step(index: u64, hook_slot: u64, selector: u64) -> i6
     if sel.pid_follow != 0 && pid_listed(sel, pid) {
         state.found_pid = 1;
     }
-    if sel.binary_follow != 0 && binary_found(hook_slot, s as u32, sel.binary_op, tgid) {
+    let ancestor = Task { ptr: task, tgid };
+    if sel.binary_follow != 0 && binary_found(hook_slot, s as u32, sel.binary_op, ancestor) {
         // Re-fetched: binary_found may have run a loop of its own.
         if let Some(state) = loop_state() {
             state.found_binary = 1;

@@ -132,14 +132,14 @@ fn in_slot(walked: u64) -> u64 {
     (walked & (PATH_CUT - 1)).min(STR_LEN as u64 - 1)
 }
 
-/// The current task's executable (`mm->exe_file`) into `slot` (`STR_LEN`
-/// bytes, NUL padded); returns its length, 0 when it could not be read.
+/// The executable (`mm->exe_file`) of `task` into `slot` (`STR_LEN`
+/// bytes, NUL padded); returns its length, 0 when it could not be read
+/// (a kernel thread, a task past its `exit_mm`).
 #[inline(never)]
-pub fn read_exe(slot: *mut u8) -> u64 {
+pub fn read_exe(task: u64, slot: *mut u8) -> u64 {
     let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
         return 0;
     };
-    let task = unsafe { bpf_get_current_task() };
     let mm = unsafe { read::<u64>(task, o.task_mm) }.unwrap_or(0);
     let file = unsafe { read::<u64>(mm, o.mm_exe_file) }.unwrap_or(0);
     let (dentry, mnt) = file_pair(o, file);
