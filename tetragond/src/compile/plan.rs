@@ -2,9 +2,11 @@
 //! ([`Attach`]), what its events are exported as ([`HookKind`]) and the
 //! entries it owns in the kernel's lookup maps ([`MapEntry`]).
 //!
-//! These are the only compile types the sensors layer reads, so a new
-//! map-backed operator is one [`MapEntry`] variant here, the selector code
-//! that produces it and the one write/remove path in `sensors/entries.rs`.
+//! These are the only compile types the sensors layer reads. So a new
+//! operator on an existing map is selector code alone (with the ABI and
+//! the kernel program); one on a new map adds a [`MapEntry`] variant here
+//! and its map to the one write/remove path, `sensors/entries.rs`, whose
+//! matches the compiler then points at.
 
 use tetragond_ebpf::SubstrValue;
 
