@@ -6,7 +6,12 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR};
 
-use crate::{clock::Clock, compile::HookMeta, event_args::typed_arg, process::Process};
+use crate::{
+    clock::Clock,
+    compile::{HookKind, HookMeta},
+    event_args::typed_arg,
+    process::Process,
+};
 
 /// A record from the kernel's ring buffer.
 #[allow(
@@ -68,15 +73,13 @@ pub mod kind {
     pub const RATE_LIMIT_INFO: &str = "rate_limit_info";
 }
 
-/// The event key for a hook. kprobe, LSM and uprobe hooks all set
-/// `function_name`; LSM hooks say `subsystem: "lsm"` and uprobes
-/// `subsystem: "uprobe"` (with the binary's path as `event`).
+/// The event key for a hook.
 pub fn hook_kind(meta: &HookMeta) -> &'static str {
-    match (&meta.function_name, meta.subsystem.as_str()) {
-        (None, _) => kind::TRACEPOINT,
-        (Some(_), "lsm") => kind::LSM,
-        (Some(_), "uprobe") => kind::UPROBE,
-        (Some(_), _) => kind::KPROBE,
+    match meta.kind {
+        HookKind::Tracepoint { .. } => kind::TRACEPOINT,
+        HookKind::Kprobe { .. } => kind::KPROBE,
+        HookKind::Lsm { .. } => kind::LSM,
+        HookKind::Uprobe { .. } => kind::UPROBE,
     }
 }
 
@@ -261,11 +264,14 @@ pub fn policy_event(
         (false, _) => "enforce",
     };
     let kind = hook_kind(meta);
-    let f = meta.function_name.as_deref();
-    let (function_name, subsys, event, path, symbol) = match kind {
-        kind::TRACEPOINT => (None, Some(&*meta.subsystem), Some(&*meta.event), None, None),
-        kind::UPROBE => (None, None, None, Some(&*meta.event), f),
-        _ => (f, None, None, None, None),
+    let (function_name, subsys, event, path, symbol) = match &meta.kind {
+        HookKind::Tracepoint { subsystem, event } => {
+            (None, Some(&**subsystem), Some(&**event), None, None)
+        }
+        HookKind::Uprobe { path, symbol } => (None, None, None, Some(&**path), Some(&**symbol)),
+        HookKind::Kprobe { function } | HookKind::Lsm { function } => {
+            (Some(&**function), None, None, None, None)
+        }
     };
     let body = HookEvent {
         process: ProcessJson::new(process, ev.tid),
@@ -461,13 +467,14 @@ mod tests {
         let meta = HookMeta {
             policy_name: "deny".into(),
             namespace: String::new(),
-            subsystem: "raw_syscalls".into(),
-            event: "sys_enter".into(),
+            kind: HookKind::Tracepoint {
+                subsystem: "raw_syscalls".into(),
+                event: "sys_enter".into(),
+            },
             args: vec![("syscall64".into(), Some("id".into()))],
             message: None,
             tags: vec![],
             monitor_only: false,
-            function_name: None,
             return_position: None,
         };
         let process = Process {
@@ -515,13 +522,13 @@ mod tests {
         let mut meta = HookMeta {
             policy_name: "p".into(),
             namespace: String::new(),
-            subsystem: "raw_syscalls".into(),
-            event: "sys_enter".into(),
+            kind: HookKind::Kprobe {
+                function: "sys_getpgid".into(),
+            },
             args: vec![],
             message: Some("m".into()),
             tags: vec!["t".into()],
             monitor_only: true,
-            function_name: Some("sys_getpgid".into()),
             return_position: None,
         };
         let p = Process::default();
@@ -537,10 +544,14 @@ mod tests {
         assert_eq!(body["message"], "m");
         assert_eq!(body["tags"][0], "t");
         assert!(body.get("parent").is_some());
-        meta.subsystem = "lsm".into();
+        meta.kind = HookKind::Lsm {
+            function: "file_open".into(),
+        };
         assert_eq!(hook_kind(&meta), "process_lsm");
-        meta.subsystem = "uprobe".into();
-        meta.event = "/bin/bash".into();
+        meta.kind = HookKind::Uprobe {
+            path: "/bin/bash".into(),
+            symbol: "sys_getpgid".into(),
+        };
         let v: Value =
             serde_json::from_str(&policy_event(&event(), &[], &meta, &p, None, &clock, "n").line)
                 .expect("JSON");

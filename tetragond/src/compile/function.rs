@@ -8,7 +8,7 @@ use super::{
     args::{link_sizes, unsupported_arg, word_arg, Memory},
     meta,
     selectors::{compile_selectors, HookArgs},
-    CompiledHook, FunctionFamily, FunctionTarget, HookMeta,
+    Attach, CompiledHook, FunctionFamily, FunctionTarget, HookKind, HookMeta,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
@@ -104,34 +104,27 @@ pub fn compile(
         .iter()
         .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
         .collect();
-    let subsystem = match hook.target.family {
-        FunctionFamily::Lsm => "lsm",
-        _ => "kprobe",
+    let function = hook.target.name.clone();
+    let kind = match hook.target.family {
+        FunctionFamily::Lsm => HookKind::Lsm { function },
+        _ => HookKind::Kprobe { function },
     };
     Ok(CompiledHook {
-        subsystem: subsystem.into(),
-        event: hook.target.name.clone(),
         conf,
         sub_ids: vec![],
-        arg_values: sel.arg_values,
-        binaries: sel.binaries,
-        strings: sel.strings,
-        addrs: sel.addrs,
-        substrings: sel.substrings,
-        uprobe: None,
+        entries: sel.entries,
         meta: HookMeta {
             message: hook.message,
             tags: hook.tags,
-            function_name: Some(hook.target.name.clone()),
             return_position: match hook.target.family {
                 FunctionFamily::Kretprobe => Some(0),
                 _ => hook
                     .return_offset
                     .map(|_| hook.args.len().saturating_sub(1)),
             },
-            ..meta(policy, subsystem, &hook.target.name, arg_types)
+            ..meta(policy, kind, arg_types)
         },
-        function: Some(hook.target),
+        attach: Attach::Function(hook.target),
     })
 }
 

@@ -18,7 +18,7 @@ use super::{
     meta,
     selectors::{compile_selectors, HookArgs},
     syscalls::syscall_ids,
-    CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookMeta,
+    Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind, HookMeta,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
@@ -135,7 +135,7 @@ fn kernel_function(
     if family == FunctionFamily::Kretprobe {
         return return_hook(policy, what, kp, target, None);
     }
-    let mut hook = function::compile(
+    function::compile(
         policy,
         FunctionHook {
             what,
@@ -147,9 +147,7 @@ fn kernel_function(
             override_denied: None,
             return_offset: None,
         },
-    )?;
-    hook.meta.function_name = Some(kp.call.clone());
-    Ok(hook)
+    )
 }
 
 /// A return probe: fexit when `return_offset` says where the return value
@@ -243,23 +241,21 @@ fn syscall(
     let sel = compile_selectors(what, policy, &kp.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    let kind = HookKind::Kprobe {
+        function: kp.call.clone(),
+    };
     Ok(Some(CompiledHook {
-        subsystem: "raw_syscalls".into(),
-        event: "sys_enter".into(),
+        attach: Attach::Tracepoint {
+            subsystem: "raw_syscalls".into(),
+            event: "sys_enter".into(),
+        },
         conf,
         sub_ids: ids,
-        arg_values: sel.arg_values,
-        binaries: sel.binaries,
-        strings: sel.strings,
-        addrs: sel.addrs,
-        substrings: sel.substrings,
-        uprobe: None,
-        function: None,
+        entries: sel.entries,
         meta: HookMeta {
             message: kp.message.clone(),
             tags: kp.tags.clone(),
-            function_name: Some(kp.call.clone()),
-            ..meta(policy, "raw_syscalls", "sys_enter", arg_types)
+            ..meta(policy, kind, arg_types)
         },
     }))
 }

@@ -1,6 +1,7 @@
 //! Selector compilation: a validated policy becomes the map entries the
-//! kernel programs read ([`HookConf`] per hook, plus InMap value sets and
-//! matchBinaries paths), and the dispatch keys it must be listed under.
+//! kernel programs read ([`HookConf`] per hook, plus the [`MapEntry`] list
+//! of its lookup-map entries), where each hook attaches ([`Attach`]) and
+//! the dispatch keys it must be listed under.
 //!
 //! Whatever the kernel side cannot serve fails here with a message naming
 //! the hook and the missing piece, so such a policy never loads silently.
@@ -9,6 +10,7 @@ mod args;
 mod function;
 mod kprobe;
 mod lsm;
+mod plan;
 mod selectors;
 mod syscalls;
 mod syscalls_i386;
@@ -17,7 +19,9 @@ mod tracepoint;
 mod uprobe;
 mod values;
 
-pub use uprobe::{UprobeLocation, UprobeTarget};
+pub use plan::{
+    Attach, FunctionFamily, FunctionTarget, HookKind, MapEntry, UprobeLocation, UprobeTarget,
+};
 
 use tetragond_ebpf::{HookConf, SUB_ANY};
 
@@ -39,28 +43,15 @@ const COMMON_FIELDS: u32 = 4;
 /// One compiled hook, not yet given kernel slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompiledHook {
-    pub subsystem: String,
-    pub event: String,
+    pub attach: Attach,
     /// `policy_slot` is filled in when installed.
     pub conf: HookConf,
     /// Syscall numbers to list the hook under (32-bit ones with
     /// `ABI_I386`, on the raw syscall tracepoints); empty = every event.
     pub sub_ids: Vec<u32>,
-    /// (selector, filter, value) for InMap / NotInMap.
-    pub arg_values: Vec<(u8, u8, u64)>,
-    /// (selector, path) for matchBinaries.
-    pub binaries: Vec<(u32, String)>,
+    /// The hook's entries in the lookup maps its selectors read.
+    pub entries: Vec<MapEntry>,
     pub meta: HookMeta,
-    /// Set for uprobe hooks, which attach per hook instead of being listed.
-    pub uprobe: Option<UprobeTarget>,
-    /// Set for kernel function and LSM hooks: the program family and target.
-    pub function: Option<FunctionTarget>,
-    /// String trie entries of the string operators.
-    pub strings: Vec<StrEntry>,
-    /// Address trie entries of SAddr/DAddr.
-    pub addrs: Vec<AddrEntry>,
-    /// SubString values.
-    pub substrings: Vec<SubstrEntry>,
 }
 
 /// What user space knows about the hook an event came from: compiled with
@@ -69,72 +60,16 @@ pub struct CompiledHook {
 pub struct HookMeta {
     pub policy_name: String,
     pub namespace: String,
-    pub subsystem: String,
-    pub event: String,
+    pub kind: HookKind,
     /// (type, label) per hook arg, in order.
     pub args: Vec<(String, Option<String>)>,
     pub message: Option<String>,
     pub tags: Vec<String>,
     /// The policy has no enforcement action, whatever the kernel mode says.
     pub monitor_only: bool,
-    /// Set for kprobe hooks: the event is a `process_kprobe`.
-    pub function_name: Option<String>,
     /// Return probes: the arg holding the return value, exported as
     /// `return` rather than among `args`.
     pub return_position: Option<usize>,
-}
-
-/// A SubString value: `SUBSTRINGS` entry (selector, filter, index).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubstrEntry {
-    pub selector: u8,
-    pub filter: u8,
-    pub index: u8,
-    pub value: tetragond_ebpf::SubstrValue,
-}
-
-/// A value of a string operator: `bytes` as the trie holds them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StrEntry {
-    pub selector: u8,
-    pub filter: u8,
-    pub bytes: Vec<u8>,
-}
-
-/// A CIDR of SAddr/DAddr (IPv4 mapped into IPv6; `prefix` in bits).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddrEntry {
-    pub selector: u8,
-    pub filter: u8,
-    pub prefix: u8,
-    pub addr: [u8; 16],
-}
-
-/// Program families bound to one kernel function or LSM hook per program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FunctionFamily {
-    Kprobe,
-    Kretprobe,
-    Fentry,
-    Fexit,
-    Lsm,
-}
-
-impl FunctionFamily {
-    /// The family's sensor name in `tetra tp list`.
-    pub fn sensor(self) -> &'static str {
-        match self {
-            FunctionFamily::Lsm => "generic_lsm",
-            _ => "generic_kprobe",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionTarget {
-    pub family: FunctionFamily,
-    /// The kernel function, or the LSM hook without `security_`.
-    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,8 +134,8 @@ pub fn compile(
     for (i, kp) in spec.kprobes.iter().enumerate() {
         if let Some(hook) = kprobe::compile(policy, i, kp, formats)? {
             let sensor = hook
-                .function
-                .as_ref()
+                .attach
+                .function()
                 .map_or("generic_kprobe", |f| f.family.sensor());
             push_once(&mut sensors, sensor);
             hooks.push(hook);
@@ -232,22 +167,15 @@ fn push_once(sensors: &mut Vec<String>, name: &str) {
 }
 
 /// The common part of a hook's event metadata.
-fn meta(
-    policy: &TracingPolicy,
-    subsystem: &str,
-    event: &str,
-    args: Vec<(String, Option<String>)>,
-) -> HookMeta {
+fn meta(policy: &TracingPolicy, kind: HookKind, args: Vec<(String, Option<String>)>) -> HookMeta {
     HookMeta {
         policy_name: policy.metadata.name.clone(),
         namespace: policy.metadata.namespace.clone().unwrap_or_default(),
-        subsystem: subsystem.to_string(),
-        event: event.to_string(),
+        kind,
         args,
         message: None,
         tags: vec![],
         monitor_only: !crate::policy::has_enforcement_action(policy),
-        function_name: None,
         return_position: None,
     }
 }

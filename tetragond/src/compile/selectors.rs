@@ -9,7 +9,7 @@ use tetragond_ebpf::{
 use super::{
     args::{kind_of, ArgClass, Memory},
     syscalls::syscall_ids,
-    values, AddrEntry, StrEntry, SubstrEntry,
+    values, MapEntry,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
@@ -20,14 +20,12 @@ use crate::{
     },
 };
 
+/// A hook's selectors as the kernel reads them: the [`Selector`] records
+/// and the lookup-map entries they refer to.
 pub struct CompiledSelectors {
     pub selectors: Vec<Selector>,
     pub sub_ids: Vec<u32>,
-    pub arg_values: Vec<(u8, u8, u64)>,
-    pub binaries: Vec<(u32, String)>,
-    pub strings: Vec<StrEntry>,
-    pub addrs: Vec<AddrEntry>,
-    pub substrings: Vec<SubstrEntry>,
+    pub entries: Vec<MapEntry>,
 }
 
 /// How a hook's selectors refer to its args.
@@ -78,11 +76,7 @@ pub fn compile_selectors(
     let mut out = CompiledSelectors {
         selectors: vec![],
         sub_ids: vec![],
-        arg_values: vec![],
-        binaries: vec![],
-        strings: vec![],
-        addrs: vec![],
-        substrings: vec![],
+        entries: vec![],
     };
     // Per selector: the syscall numbers it is limited to, if it is.
     let mut syscall_sets: Vec<Option<Vec<u32>>> = vec![];
@@ -261,7 +255,12 @@ impl SelectorCtx<'_> {
             };
         }
         if af.op == op::IN_MAP || af.op == op::NOT_IN_MAP {
-            out.arg_values.extend(values.iter().map(|v| (s, f, *v)));
+            out.entries
+                .extend(values.iter().map(|&value| MapEntry::ArgValue {
+                    selector: s,
+                    filter: f,
+                    value,
+                }));
         } else {
             if values.len() > MAX_VALUES {
                 return Err(self.invalid(format!(
@@ -310,7 +309,7 @@ impl SelectorCtx<'_> {
                     STR_MATCH_LEN - 1
                 ))
             })?;
-            out.strings.push(StrEntry {
+            out.entries.push(MapEntry::Str {
                 selector: s,
                 filter: f,
                 bytes,
@@ -342,7 +341,7 @@ impl SelectorCtx<'_> {
                     "SubString value `{v}` must be 1 to {SUBSTR_LEN} bytes"
                 ))
             })?;
-            out.substrings.push(SubstrEntry {
+            out.entries.push(MapEntry::Substr {
                 selector: s,
                 filter: f,
                 index: i as u8,
@@ -393,7 +392,7 @@ impl SelectorCtx<'_> {
                 for v in &filter.values {
                     let (addr, prefix) = values::cidr(v)
                         .ok_or_else(|| self.invalid(format!("`{v}` is not an IP address or CIDR")))?;
-                    out.addrs.push(AddrEntry { selector: s, filter: f, prefix, addr });
+                    out.entries.push(MapEntry::Addr { selector: s, filter: f, prefix, addr });
                 }
                 match name {
                     "SAddr" => op::SADDR,
@@ -544,7 +543,7 @@ impl SelectorCtx<'_> {
                     STR_MATCH_LEN - 1
                 ))
             })?;
-            out.strings.push(StrEntry {
+            out.entries.push(MapEntry::Str {
                 selector: self.s as u8,
                 filter: BINARY_FILTER,
                 bytes,
@@ -565,7 +564,10 @@ impl SelectorCtx<'_> {
                     "matchBinaries value `{path}` must be an absolute path"
                 )));
             }
-            out.binaries.push((self.s as u32, path.clone()));
+            out.entries.push(MapEntry::Binary {
+                selector: self.s as u32,
+                path: path.clone(),
+            });
         }
         Ok(())
     }
@@ -596,8 +598,10 @@ impl SelectorCtx<'_> {
                     "matchParentBinaries value `{path}` must be an absolute path"
                 )));
             }
-            out.binaries
-                .push((self.s as u32 | PARENT_BINARIES, path.clone()));
+            out.entries.push(MapEntry::Binary {
+                selector: self.s as u32 | PARENT_BINARIES,
+                path: path.clone(),
+            });
         }
         Ok(())
     }

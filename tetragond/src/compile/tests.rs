@@ -134,16 +134,24 @@ fn in_map_with_list_resolves_syscall_names() {
     // Each name in both ABIs: x86_64 sysinfo 99, getpgid 121; i386 116, 132.
     let i386 = |nr: u32| nr | ABI_I386;
     assert_eq!(hook.sub_ids, vec![99, 121, i386(116), i386(132)]);
+    let value = |value| MapEntry::ArgValue {
+        selector: 0,
+        filter: 0,
+        value,
+    };
     assert_eq!(
-        hook.arg_values,
+        hook.entries,
         vec![
-            (0, 0, 99),
-            (0, 0, u64::from(i386(116))),
-            (0, 0, 121),
-            (0, 0, u64::from(i386(132)))
+            value(99),
+            value(u64::from(i386(116))),
+            value(121),
+            value(u64::from(i386(132))),
+            MapEntry::Binary {
+                selector: 0,
+                path: "/usr/bin/true".into()
+            },
         ]
     );
-    assert_eq!(hook.binaries, vec![(0, "/usr/bin/true".to_string())]);
     assert_eq!(hook.conf.selectors[0].binary_op, set_op::IN);
     assert_eq!(hook.conf.selectors[0].actions[0].signal, 10);
 }
@@ -236,8 +244,8 @@ fn lsm_hook_compiles_to_an_lsm_program_with_path_entries() {
     let c = compile_on(LSM_OPEN, &Debian).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(
-        hook.function,
-        Some(FunctionTarget {
+        hook.attach,
+        Attach::Function(FunctionTarget {
             family: FunctionFamily::Lsm,
             name: "file_open".into()
         })
@@ -250,9 +258,21 @@ fn lsm_hook_compiles_to_an_lsm_program_with_path_entries() {
     assert_eq!(sel.arg_filters[1].op, op::POSTFIX);
     assert_eq!(sel.actions[0].kind, action::OVERRIDE);
     assert_eq!(sel.actions[0].signal as i32, -13);
-    assert_eq!(hook.strings[0].bytes, b"/etc/secret".to_vec());
-    assert_eq!(hook.strings[1].bytes, b"yek.".to_vec());
-    assert_eq!(hook.meta.subsystem, "lsm");
+    let strings: Vec<_> = hook
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            MapEntry::Str { bytes, .. } => Some(bytes.as_slice()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(strings, vec![&b"/etc/secret"[..], b"yek."]);
+    assert_eq!(
+        hook.meta.kind,
+        HookKind::Lsm {
+            function: "file_open".into()
+        }
+    );
 }
 
 #[test]
@@ -285,11 +305,15 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
     let c = compile_on(&kprobe("tcp_connect", sock), &Debian).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(
-        hook.function.as_ref().map(|f| f.family),
+        hook.attach.function().map(|f| f.family),
         Some(FunctionFamily::Kprobe)
     );
     assert_eq!(hook.conf.args[0].offset, 112, "rdi");
-    assert_eq!(hook.addrs[0].prefix, 104);
+    assert!(
+        matches!(hook.entries[..], [MapEntry::Addr { prefix: 104, .. }]),
+        "{:?}",
+        hook.entries
+    );
     assert_eq!(
         hook.conf.selectors[0].arg_filters[1].values[0],
         4242 | 4242 << 32
@@ -312,7 +336,7 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
     let c = compile_on(&kprobe("tcp_connect", sock), &Caps(fentry_only)).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(
-        hook.function.as_ref().map(|f| f.family),
+        hook.attach.function().map(|f| f.family),
         Some(FunctionFamily::Fentry)
     );
     assert_eq!(hook.conf.args[0].offset, 0, "first trampoline slot");
@@ -322,7 +346,7 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
     };
     let c = compile_on(&kprobe("tcp_connect", sock), &Caps(prefer_fentry)).expect("compiles");
     assert_eq!(
-        c.hooks[0].function.as_ref().map(|f| f.family),
+        c.hooks[0].attach.function().map(|f| f.family),
         Some(FunctionFamily::Fentry)
     );
 }
@@ -332,15 +356,17 @@ fn override_on_security_functions_is_fentry_with_fmod_ret() {
     let extra = "    args:\n    - index: 0\n      type: file\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n";
     let c = compile_on(&kprobe("security_file_permission", extra), &Debian).expect("compiles");
     assert_eq!(
-        c.hooks[0].function,
-        Some(FunctionTarget {
+        c.hooks[0].attach,
+        Attach::Function(FunctionTarget {
             family: FunctionFamily::Fentry,
             name: "security_file_permission".into()
         })
     );
     assert_eq!(
-        c.hooks[0].meta.function_name.as_deref(),
-        Some("security_file_permission")
+        c.hooks[0].meta.kind,
+        HookKind::Kprobe {
+            function: "security_file_permission".into()
+        }
     );
     assert_eq!(crate::events::hook_kind(&c.hooks[0].meta), "process_kprobe");
     let err = compile_on(&kprobe("do_unlinkat", extra), &Debian).expect_err("no fmod_ret");
@@ -356,7 +382,7 @@ fn return_probes_read_the_return_register() {
     let c = compile_on(&kprobe("do_sys_openat2", extra), &Debian).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(
-        hook.function.as_ref().map(|f| f.family),
+        hook.attach.function().map(|f| f.family),
         Some(FunctionFamily::Kretprobe)
     );
     assert_eq!(hook.conf.args[0].offset, 80, "rax");
@@ -399,8 +425,11 @@ fn process_selectors_compile_to_kernel_fields() {
     assert_eq!(sel.pid_follow, 1);
     assert_eq!(sel.parent_binary_op, set_op::IN);
     assert_eq!(
-        c.hooks[0].binaries,
-        vec![(tetragond_ebpf::PARENT_BINARIES, "/bin/sh".to_string())]
+        c.hooks[0].entries,
+        vec![MapEntry::Binary {
+            selector: tetragond_ebpf::PARENT_BINARIES,
+            path: "/bin/sh".into()
+        }]
     );
 }
 
@@ -431,7 +460,7 @@ fn return_probes_with_args_are_fexit_where_btf_gives_the_parameters() {
     let c = compile_on(&kprobe("do_sys_openat2", extra), &WithBtf).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(
-        hook.function.as_ref().map(|f| f.family),
+        hook.attach.function().map(|f| f.family),
         Some(FunctionFamily::Fexit)
     );
     assert_eq!(hook.conf.n_args, 2);
@@ -522,7 +551,7 @@ fn names_past_four_numbers_become_a_set() {
     let hook = &c.hooks[0];
     let f = &hook.conf.selectors[0].arg_filters[0];
     assert_eq!(f.op, op::IN_MAP);
-    assert_eq!(hook.arg_values.len(), 5);
+    assert_eq!(hook.entries.len(), 5);
     assert_eq!(hook.sub_ids.len(), 5);
     // Tetragon's limit still holds for what the policy writes.
     let five = id_policy("\"1\", \"2\", \"3\", \"4\", \"5\"");
@@ -538,10 +567,7 @@ fn syscall_kprobe(call: &str) -> String {
 fn syscall_kprobes_are_listed_under_both_entries() {
     let c = compile_yaml(&syscall_kprobe("sys_unshare")).expect("compiles");
     let hook = &c.hooks[0];
-    assert_eq!(
-        (hook.subsystem.as_str(), hook.event.as_str()),
-        ("raw_syscalls", "sys_enter")
-    );
+    assert_eq!(hook.attach, tracepoint("raw_syscalls", "sys_enter"));
     assert_eq!(hook.sub_ids, vec![272, 310 | ABI_I386]);
     let c = compile_yaml(&syscall_kprobe("__ia32_sys_unshare")).expect("compiles");
     assert_eq!(c.hooks[0].sub_ids, vec![310 | ABI_I386]);
@@ -573,19 +599,26 @@ spec:
     let c = compile_yaml(yaml).expect("compiles");
     assert_eq!(c.hooks.len(), 2);
     let (hook, twin) = (&c.hooks[0], &c.hooks[1]);
-    assert_eq!(
-        (hook.subsystem.as_str(), hook.event.as_str()),
-        ("syscalls", "sys_enter_unshare")
-    );
+    assert_eq!(hook.attach, tracepoint("syscalls", "sys_enter_unshare"));
     assert_eq!(hook.sub_ids, vec![272]);
-    assert_eq!(
-        (twin.subsystem.as_str(), twin.event.as_str()),
-        ("raw_syscalls", "sys_enter")
-    );
+    assert_eq!(twin.attach, tracepoint("raw_syscalls", "sys_enter"));
     assert_eq!(twin.sub_ids, vec![310 | ABI_I386]);
     // The same record slots, the same selectors; events name the policy's tracepoint.
     assert_eq!(twin.conf, hook.conf);
     assert_eq!(twin.conf.args[0].kind, arg_kind::SYSCALL64);
-    assert_eq!(twin.meta.event, "sys_enter_unshare");
+    assert_eq!(
+        twin.meta.kind,
+        HookKind::Tracepoint {
+            subsystem: "syscalls".into(),
+            event: "sys_enter_unshare".into()
+        }
+    );
     assert_eq!(c.sensors, vec!["generic_tracepoint".to_string()]);
+}
+
+fn tracepoint(subsystem: &str, event: &str) -> Attach {
+    Attach::Tracepoint {
+        subsystem: subsystem.into(),
+        event: event.into(),
+    }
 }

@@ -14,7 +14,7 @@ use super::{
     meta,
     selectors::{compile_selectors, HookArgs},
     syscalls::syscall_ids,
-    CompiledHook, FormatSource, HookMeta, COMMON_FIELDS,
+    Attach, CompiledHook, FormatSource, HookKind, HookMeta, COMMON_FIELDS,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
@@ -103,28 +103,28 @@ pub fn compile(
     };
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
-    let hook = CompiledHook {
+    let tracepoint = HookKind::Tracepoint {
         subsystem: tp.subsystem.clone(),
         event: tp.event.clone(),
+    };
+    let hook = CompiledHook {
+        attach: Attach::Tracepoint {
+            subsystem: tp.subsystem.clone(),
+            event: tp.event.clone(),
+        },
         conf,
         sub_ids,
-        arg_values: sel.arg_values,
-        binaries: sel.binaries,
-        strings: sel.strings,
-        addrs: sel.addrs,
-        substrings: sel.substrings,
-        uprobe: None,
-        function: None,
+        entries: sel.entries,
         meta: HookMeta {
             message: tp.message.clone(),
             tags: tp.tags.clone(),
-            ..meta(policy, &tp.subsystem, &tp.event, arg_types)
+            ..meta(policy, tracepoint, arg_types)
         },
     };
     if i386_ids.is_empty() {
         return Ok(vec![hook]);
     }
-    let twin = compat_twin(&what, &hook, &format, i386_ids, formats)?;
+    let twin = compat_twin(&what, &hook, &tp.event, &format, i386_ids, formats)?;
     Ok(vec![hook, twin])
 }
 
@@ -153,15 +153,16 @@ fn syscall_of_event(subsystem: &str, event: &str) -> Option<Result<ByAbi, String
 /// The hook of a `syscalls/sys_{enter,exit}_X` tracepoint as
 /// `raw_syscalls/sys_{enter,exit}` serves it for the 32-bit entry: the
 /// same slots of the record (checked against the raw format), listed under
-/// `ids`. Its events still name the policy's tracepoint.
+/// `ids`. Its events still name the policy's tracepoint (`syscall_event`).
 fn compat_twin(
     what: &str,
     hook: &CompiledHook,
+    syscall_event: &str,
     format: &tracefs::Format,
     ids: Vec<u32>,
     formats: &dyn FormatSource,
 ) -> Result<CompiledHook, CompileError> {
-    let event = if hook.event.starts_with("sys_enter_") {
+    let event = if syscall_event.starts_with("sys_enter_") {
         "sys_enter"
     } else {
         "sys_exit"
@@ -189,8 +190,10 @@ fn compat_twin(
         }
     }
     Ok(CompiledHook {
-        subsystem: "raw_syscalls".into(),
-        event: event.into(),
+        attach: Attach::Tracepoint {
+            subsystem: "raw_syscalls".into(),
+            event: event.into(),
+        },
         sub_ids: ids,
         ..hook.clone()
     })

@@ -9,39 +9,13 @@ use super::{
     function::{return_view, ARG_REGISTERS, RETURN_REGISTER},
     meta,
     selectors::{compile_selectors, HookArgs},
-    CompiledHook, HookMeta,
+    Attach, CompiledHook, HookKind, HookMeta, UprobeLocation, UprobeTarget,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     policy::model::{Arg, Selector, TracingPolicy, UprobeSpec},
 };
-
-/// Where in a binary a uprobe goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UprobeLocation {
-    Symbol(String),
-    /// Offset in the file.
-    Offset(u64),
-}
-
-impl std::fmt::Display for UprobeLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UprobeLocation::Symbol(s) => f.write_str(s),
-            UprobeLocation::Offset(o) => write!(f, "{o:#x}"),
-        }
-    }
-}
-
-/// A uprobe's attachment point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UprobeTarget {
-    pub binary: String,
-    pub location: UprobeLocation,
-    /// A return probe (uretprobe).
-    pub ret: bool,
-}
 
 pub fn compile(
     policy: &TracingPolicy,
@@ -76,24 +50,23 @@ pub fn compile(
         .collect();
     Ok(locations
         .map(|location| CompiledHook {
-            subsystem: "uprobe".into(),
-            event: up.path.clone(),
             conf: conf.0,
             sub_ids: vec![],
-            arg_values: conf.1.arg_values.clone(),
-            binaries: conf.1.binaries.clone(),
-            strings: conf.1.strings.clone(),
-            addrs: conf.1.addrs.clone(),
-            substrings: conf.1.substrings.clone(),
-            function: None,
+            entries: conf.1.entries.clone(),
             meta: HookMeta {
                 message: up.message.clone(),
                 tags: up.tags.clone(),
-                function_name: Some(location.to_string()),
                 return_position: ret.then_some(0),
-                ..meta(policy, "uprobe", &up.path, arg_types.clone())
+                ..meta(
+                    policy,
+                    HookKind::Uprobe {
+                        path: up.path.clone(),
+                        symbol: location.to_string(),
+                    },
+                    arg_types.clone(),
+                )
             },
-            uprobe: Some(UprobeTarget {
+            attach: Attach::Uprobe(UprobeTarget {
                 binary: up.path.clone(),
                 location,
                 ret,

@@ -6,11 +6,11 @@
 //! never leaves a moment without enforcement, and a failed one changes
 //! nothing.
 
-use tetragond_ebpf::{ArgSetKey, HookKey, MAX_HOOKS, MAX_POLICIES};
+use tetragond_ebpf::{HookKey, MAX_HOOKS, MAX_POLICIES};
 
 use super::ops::KernelOps;
 use crate::{
-    compile::{AddrEntry, CompiledPolicy, FunctionTarget, HookMeta, StrEntry, SubstrEntry},
+    compile::{Attach, CompiledHook, CompiledPolicy, HookMeta, MapEntry},
     error::SensorError,
 };
 
@@ -20,22 +20,18 @@ pub struct Installed {
     pub hooks: Vec<InstalledHook>,
 }
 
+/// A hook in its slot, with what was done for it, so that releasing it
+/// undoes exactly that (a half-written hook included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledHook {
     pub slot: u32,
-    pub subsystem: String,
-    pub event: String,
+    /// Where its program is attached; None until attached.
+    pub attached: Option<Attach>,
+    /// Dispatch keys it is listed under (none for uprobes).
     pub keys: Vec<HookKey>,
-    pub arg_values: Vec<ArgSetKey>,
-    pub binaries: Vec<(u32, String)>,
+    /// The map entries written for it, in order.
+    pub entries: Vec<MapEntry>,
     pub meta: HookMeta,
-    /// Attached as a uprobe (by slot) rather than listed under keys.
-    pub uprobe: bool,
-    /// The function or LSM hook the hook's program is bound to, once bound.
-    pub function: Option<FunctionTarget>,
-    pub strings: Vec<StrEntry>,
-    pub addrs: Vec<AddrEntry>,
-    pub substrings: Vec<SubstrEntry>,
 }
 
 impl Installed {
@@ -149,102 +145,49 @@ fn write_hooks(
             .ok_or_else(|| SensorError::Full(format!("all {MAX_HOOKS} hook slots in use")))?;
         let mut entry = InstalledHook {
             slot,
-            subsystem: hook.subsystem.clone(),
-            event: hook.event.clone(),
+            attached: None,
             keys: vec![],
-            arg_values: vec![],
-            binaries: vec![],
+            entries: vec![],
             meta: hook.meta.clone(),
-            uprobe: false,
-            function: None,
-            strings: vec![],
-            addrs: vec![],
-            substrings: vec![],
         };
-        let mut conf = hook.conf;
-        conf.policy_slot = policy_slot;
-        let step = (|| {
-            kernel.write_hook(slot, &conf)?;
-            for &(selector, filter, value) in &hook.arg_values {
-                let key = ArgSetKey {
-                    hook_slot: slot,
-                    selector,
-                    filter,
-                    _pad: [0; 2],
-                    value,
-                };
-                kernel.add_arg_value(key)?;
-                entry.arg_values.push(key);
-            }
-            for (selector, path) in &hook.binaries {
-                kernel.add_binary(slot, *selector, path)?;
-                entry.binaries.push((*selector, path.clone()));
-            }
-            for s in &hook.strings {
-                kernel.add_string(slot, s)?;
-                entry.strings.push(s.clone());
-            }
-            for a in &hook.addrs {
-                kernel.add_addr(slot, a)?;
-                entry.addrs.push(a.clone());
-            }
-            for v in &hook.substrings {
-                kernel.add_substring(slot, v)?;
-                entry.substrings.push(v.clone());
-            }
-            match (&hook.uprobe, &hook.function) {
-                (Some(target), _) => kernel
-                    .attach_uprobe(&target.binary, target.location.clone(), target.ret, slot)
-                    .map(|()| None),
-                (None, Some(target)) => {
-                    let site = kernel.attach_function(target)?;
-                    entry.function = Some(target.clone());
-                    Ok(Some(site))
-                }
-                (None, None) => kernel.attach(&hook.subsystem, &hook.event).map(Some),
-            }
-        })();
+        let step = write_hook(kernel, policy_slot, hook, &mut entry);
         // Record even a half-written hook, so release() undoes what was done.
-        match step {
-            Ok(Some(site)) => entry.keys = hook.keys(site),
-            Ok(None) => entry.uprobe = true,
-            Err(_) => {}
-        }
         installed.hooks.push(entry);
-        if let Err(e) = step.map(|_| ()) {
-            // Not attached: release() must not detach it.
-            if let Some(last) = installed.hooks.last_mut() {
-                last.subsystem.clear();
-            }
-            return Err(e);
-        }
+        step?;
+    }
+    Ok(())
+}
+
+/// Writes `hook` to `entry.slot` and attaches it, recording in `entry`
+/// each step as it succeeds.
+fn write_hook(
+    kernel: &mut impl KernelOps,
+    policy_slot: u32,
+    hook: &CompiledHook,
+    entry: &mut InstalledHook,
+) -> Result<(), SensorError> {
+    let mut conf = hook.conf;
+    conf.policy_slot = policy_slot;
+    kernel.write_hook(entry.slot, &conf)?;
+    for map_entry in &hook.entries {
+        kernel.add_entry(entry.slot, map_entry)?;
+        entry.entries.push(map_entry.clone());
+    }
+    let site = kernel.attach(&hook.attach, entry.slot)?;
+    entry.attached = Some(hook.attach.clone());
+    if let Some(site) = site {
+        entry.keys = hook.keys(site);
     }
     Ok(())
 }
 
 fn release(kernel: &mut impl KernelOps, hook_slots: &mut SlotAllocator, installed: &Installed) {
     for hook in &installed.hooks {
-        for key in &hook.arg_values {
-            kernel.remove_arg_value(key);
+        for map_entry in &hook.entries {
+            kernel.remove_entry(hook.slot, map_entry);
         }
-        for (selector, path) in &hook.binaries {
-            kernel.remove_binary(hook.slot, *selector, path);
-        }
-        for s in &hook.strings {
-            kernel.remove_string(hook.slot, s);
-        }
-        for a in &hook.addrs {
-            kernel.remove_addr(hook.slot, a);
-        }
-        for v in &hook.substrings {
-            kernel.remove_substring(hook.slot, v);
-        }
-        if hook.uprobe {
-            kernel.detach_uprobe(hook.slot);
-        } else if let Some(target) = &hook.function {
-            kernel.detach_function(target);
-        } else if !hook.subsystem.is_empty() {
-            kernel.detach(&hook.subsystem, &hook.event);
+        if let Some(attach) = &hook.attached {
+            kernel.detach(attach, hook.slot);
         }
         hook_slots.give_back(hook.slot);
     }
@@ -252,7 +195,178 @@ fn release(kernel: &mut impl KernelOps, hook_slots: &mut SlotAllocator, installe
 
 #[cfg(test)]
 mod tests {
-    use super::SlotAllocator;
+    use std::path::Path;
+
+    use tetragond_ebpf::{HookConf, HookKey, PolicyCounters, SubstrValue};
+
+    use super::{commit, prepare, remove, SlotAllocator};
+    use crate::{
+        compile::{compile, tests::Fixed, Attach, CompiledPolicy, MapEntry},
+        error::SensorError,
+        policy,
+        sensors::ops::KernelOps,
+    };
+
+    /// Keeps what is live in the maps and attachments, and refuses to
+    /// remove what is not there (a binary's id is shared by count).
+    #[derive(Default)]
+    struct LiveKernel {
+        entries: Vec<(u32, MapEntry)>,
+        attached: Vec<(u32, Attach)>,
+        /// How many more writes of entries (then attaches) succeed.
+        entries_left: Option<usize>,
+        attach_fails: bool,
+    }
+
+    impl KernelOps for LiveKernel {
+        fn write_hook(&mut self, _: u32, _: &HookConf) -> Result<(), SensorError> {
+            Ok(())
+        }
+        fn add_entry(&mut self, hook_slot: u32, entry: &MapEntry) -> Result<(), SensorError> {
+            if let Some(left) = &mut self.entries_left {
+                if *left == 0 {
+                    return Err(SensorError::Full("injected".into()));
+                }
+                *left -= 1;
+            }
+            self.entries.push((hook_slot, entry.clone()));
+            Ok(())
+        }
+        fn remove_entry(&mut self, hook_slot: u32, entry: &MapEntry) {
+            let at = self
+                .entries
+                .iter()
+                .position(|(s, e)| *s == hook_slot && e == entry)
+                .unwrap_or_else(|| panic!("removing {entry:?} of {hook_slot}: never written"));
+            self.entries.remove(at);
+        }
+        fn attach(&mut self, attach: &Attach, hook_slot: u32) -> Result<Option<u32>, SensorError> {
+            if self.attach_fails {
+                return Err(SensorError::Full("injected".into()));
+            }
+            self.attached.push((hook_slot, attach.clone()));
+            Ok(Some(tetragond_ebpf::site::RAW_SYS_ENTER))
+        }
+        fn detach(&mut self, attach: &Attach, hook_slot: u32) {
+            let at = self
+                .attached
+                .iter()
+                .position(|(s, a)| *s == hook_slot && a == attach)
+                .unwrap_or_else(|| panic!("detaching {attach:?} of {hook_slot}: never attached"));
+            self.attached.remove(at);
+        }
+        fn swap_lists(
+            &mut self,
+            _: &[(HookKey, u32)],
+            _: &[(HookKey, u32)],
+        ) -> Result<(), SensorError> {
+            Ok(())
+        }
+        fn set_mode(&mut self, _: u32, _: u32) -> Result<(), SensorError> {
+            Ok(())
+        }
+        fn counters(&self, _: u32) -> Result<PolicyCounters, SensorError> {
+            Ok(PolicyCounters::default())
+        }
+        fn reset_counters(&mut self, _: u32) -> Result<(), SensorError> {
+            Ok(())
+        }
+    }
+
+    /// Two hooks with entries of every kind: an InMap set and binaries
+    /// compiled from a policy, plus an address and a substring.
+    fn policy() -> CompiledPolicy {
+        let yaml = "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: entries
+spec:
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - index: 4
+      type: syscall64
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: InMap
+        values: [\"101\", \"102\"]
+      matchBinaries:
+      - operator: In
+        values: [/usr/bin/true]
+      matchParentBinaries:
+      - operator: NotIn
+        values: [/usr/bin/true]
+    - matchBinaries:
+      - operator: Prefix
+        values: [/usr/]
+";
+        let tp = policy::parse_policy(Path::new("t.yaml"), yaml).expect("parses");
+        let mut compiled = compile(&tp, &Fixed).expect("compiles");
+        let mut second = compiled.hooks[0].clone();
+        second.entries.extend([
+            MapEntry::Addr {
+                selector: 0,
+                filter: 1,
+                prefix: 104,
+                addr: [0; 16],
+            },
+            MapEntry::Substr {
+                selector: 0,
+                filter: 2,
+                index: 0,
+                value: SubstrValue::default(),
+            },
+        ]);
+        compiled.hooks.push(second);
+        compiled
+    }
+
+    #[test]
+    fn a_policys_entries_are_written_then_removed_through_one_path() {
+        let (mut kernel, mut slots) = (LiveKernel::default(), SlotAllocator::new(4));
+        let new = policy();
+        let written = new.hooks.iter().map(|h| h.entries.len()).sum::<usize>();
+        let prepared = prepare(&mut kernel, &mut slots, 0, &new).expect("prepares");
+        let installed = commit(&mut kernel, &mut slots, prepared, None).expect("commits");
+        assert_eq!(kernel.entries.len(), written);
+        assert!(written >= 9, "every kind of entry: {:?}", kernel.entries);
+        assert_eq!(kernel.attached.len(), 2);
+        assert_eq!(installed.hooks[1].entries, new.hooks[1].entries);
+        remove(&mut kernel, &mut slots, &installed);
+        assert!(kernel.entries.is_empty(), "{:?}", kernel.entries);
+        assert!(kernel.attached.is_empty(), "{:?}", kernel.attached);
+        assert_eq!(
+            (0..4).map(|_| slots.take()).filter(Option::is_some).count(),
+            4
+        );
+    }
+
+    #[test]
+    fn a_failed_entry_or_attach_leaves_nothing_behind() {
+        let new = policy();
+        let written = new.hooks.iter().map(|h| h.entries.len()).sum::<usize>();
+        let failures = (0..written)
+            .map(|n| LiveKernel {
+                entries_left: Some(n),
+                ..Default::default()
+            })
+            .chain([LiveKernel {
+                attach_fails: true,
+                ..Default::default()
+            }]);
+        for mut kernel in failures {
+            let mut slots = SlotAllocator::new(4);
+            prepare(&mut kernel, &mut slots, 0, &new).expect_err("injected failure");
+            assert!(kernel.entries.is_empty(), "{:?}", kernel.entries);
+            assert!(kernel.attached.is_empty(), "{:?}", kernel.attached);
+            assert_eq!(
+                (0..4).map(|_| slots.take()).filter(Option::is_some).count(),
+                4
+            );
+        }
+    }
 
     #[test]
     fn freed_slots_are_reused_last() {

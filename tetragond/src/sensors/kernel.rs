@@ -8,10 +8,7 @@ use std::{
 };
 
 use aya::{
-    maps::{
-        lpm_trie::{Key, LpmTrie},
-        Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
-    },
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
         TracePoint, UProbe,
@@ -19,17 +16,17 @@ use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
-    site, AddrTrieData, ArgSetKey, BinarySetKey, EventInfo, ExePath, HookConf, HookKey, HookList,
-    PolicyCounters, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets,
-    MAX_HOOKS_PER_KEY, PATH_LEN, STR_TRIE_HEADER_BITS,
+    site, EventInfo, ExePath, HookConf, HookKey, HookList, PolicyCounters, StructOffsets,
+    TaskTrackingOffsets, MAX_HOOKS_PER_KEY, PATH_LEN,
 };
 
 use super::{
+    entries::EntryMaps,
     functions::FunctionAttachments,
     pin::{Held, Pins},
 };
 use crate::{
-    compile::{AddrEntry, FunctionTarget, StrEntry, SubstrEntry, UprobeLocation},
+    compile::{Attach, FunctionTarget, MapEntry, UprobeLocation},
     error::SensorError,
     kernel_info::{
         btf::{self, KernelBtf},
@@ -42,7 +39,7 @@ static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.b
 
 const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
 
-fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
+pub(super) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
     move |e| SensorError::Map {
         map,
         message: e.to_string(),
@@ -81,13 +78,9 @@ pub struct Kernel {
     event_info: BpfHashMap<MapData, u32, EventInfo>,
     policy_mode: Array<MapData, u32>,
     counters: PerCpuArray<MapData, PolicyCounters>,
-    arg_sets: BpfHashMap<MapData, ArgSetKey, u8>,
-    binary_sets: BpfHashMap<MapData, BinarySetKey, u8>,
-    binary_ids: BpfHashMap<MapData, ExePath, u32>,
     task_exe: BpfHashMap<MapData, u32, ExePath>,
-    str_trie: LpmTrie<MapData, StrTrieData, u8>,
-    addr_trie: LpmTrie<MapData, AddrTrieData, u8>,
-    substrings: BpfHashMap<MapData, SubstrKey, SubstrValue>,
+    /// Where policies' map entries go.
+    entries: EntryMaps,
     /// Read by the hand-written fmod_ret programs (by descriptor).
     override_decision: MapData,
     functions: FunctionAttachments,
@@ -108,11 +101,9 @@ pub struct Kernel {
     /// Where links are pinned (this run's generation), shared with the
     /// daemon, which commits or removes it.
     pins: Pins,
-    /// Binary path -> (id, users).
-    binaries: HashMap<String, (u32, usize)>,
-    next_binary_id: u32,
 }
 
+/// Takes map `$name` out of the object as a `$kind` (or returns the error).
 macro_rules! take {
     ($ebpf:expr, $kind:ident, $name:literal) => {
         $kind::try_from($ebpf.take_map($name).ok_or_else(|| SensorError::Map {
@@ -122,6 +113,7 @@ macro_rules! take {
         .map_err(map_err($name))?
     };
 }
+pub(super) use take;
 
 impl Kernel {
     /// Loads the object, its programs, and starts task tracking. Every
@@ -174,13 +166,8 @@ impl Kernel {
             event_info: take!(ebpf, BpfHashMap, "EVENT_INFO"),
             policy_mode: take!(ebpf, Array, "POLICY_MODE"),
             counters: take!(ebpf, PerCpuArray, "POLICY_COUNTERS"),
-            arg_sets: take!(ebpf, BpfHashMap, "ARG_SETS"),
-            binary_sets: take!(ebpf, BpfHashMap, "BINARY_SETS"),
-            binary_ids: take!(ebpf, BpfHashMap, "BINARY_IDS"),
             task_exe: take!(ebpf, BpfHashMap, "TASK_EXE"),
-            str_trie: take!(ebpf, LpmTrie, "STR_TRIE"),
-            addr_trie: take!(ebpf, LpmTrie, "ADDR_TRIE"),
-            substrings: take!(ebpf, BpfHashMap, "SUBSTRINGS"),
+            entries: EntryMaps::take(&mut ebpf)?,
             override_decision: match ebpf.take_map("OVERRIDE_DECISION") {
                 Some(aya::maps::Map::PerCpuArray(data)) => data,
                 _ => {
@@ -201,8 +188,6 @@ impl Kernel {
             uprobe_links: HashMap::new(),
             task_links: Vec::new(),
             pins,
-            binaries: HashMap::new(),
-            next_binary_id: 1,
         };
         // Offsets first: exec records read the working directory with them.
         kernel.set_struct_offsets()?;
@@ -304,49 +289,53 @@ impl Kernel {
 
     /// Binds a program of `target`'s family to its function or LSM hook
     /// (once per target); returns the site its hooks are listed under.
-    pub fn attach_function(&mut self, target: &FunctionTarget) -> Result<u32, SensorError> {
+    fn attach_function(&mut self, target: &FunctionTarget) -> Result<u32, SensorError> {
         use std::os::fd::{AsFd, AsRawFd};
         let decision_map = self.override_decision.fd().as_fd().as_raw_fd();
         self.functions.attach(&mut self.ebpf, target, decision_map)
     }
 
-    pub fn detach_function(&mut self, target: &FunctionTarget) {
+    fn detach_function(&mut self, target: &FunctionTarget) {
         self.functions.detach(&mut self.ebpf, target);
     }
 
-    pub fn add_string(&mut self, hook_slot: u32, entry: &StrEntry) -> Result<(), SensorError> {
-        let key = str_key(hook_slot, entry);
-        self.str_trie
-            .insert(&key, &1, 0)
-            .map_err(map_err("STR_TRIE"))
+    /// Writes one of a hook's map entries.
+    pub fn add_entry(&mut self, hook_slot: u32, entry: &MapEntry) -> Result<(), SensorError> {
+        self.entries.add(hook_slot, entry)
     }
 
-    pub fn remove_string(&mut self, hook_slot: u32, entry: &StrEntry) {
-        let _ = self.str_trie.remove(&str_key(hook_slot, entry));
+    pub fn remove_entry(&mut self, hook_slot: u32, entry: &MapEntry) {
+        self.entries.remove(hook_slot, entry);
     }
 
-    pub fn add_addr(&mut self, hook_slot: u32, entry: &AddrEntry) -> Result<(), SensorError> {
-        self.addr_trie
-            .insert(&addr_key(hook_slot, entry), &1, 0)
-            .map_err(map_err("ADDR_TRIE"))
-    }
-
-    pub fn remove_addr(&mut self, hook_slot: u32, entry: &AddrEntry) {
-        let _ = self.addr_trie.remove(&addr_key(hook_slot, entry));
-    }
-
-    pub fn add_substring(
+    /// Attaches the program of the hook in `hook_slot`; returns the site its
+    /// dispatch keys are under, None for uprobes (found by their cookie).
+    pub fn attach_hook(
         &mut self,
+        attach: &Attach,
         hook_slot: u32,
-        entry: &SubstrEntry,
-    ) -> Result<(), SensorError> {
-        self.substrings
-            .insert(&substr_key(hook_slot, entry), &entry.value, 0)
-            .map_err(map_err("SUBSTRINGS"))
+    ) -> Result<Option<u32>, SensorError> {
+        match attach {
+            Attach::Tracepoint { subsystem, event } => self.attach(subsystem, event).map(Some),
+            Attach::Function(target) => self.attach_function(target).map(Some),
+            Attach::Uprobe(target) => self
+                .attach_uprobe(
+                    &target.binary,
+                    target.location.clone(),
+                    target.ret,
+                    hook_slot,
+                )
+                .map(|()| None),
+        }
     }
 
-    pub fn remove_substring(&mut self, hook_slot: u32, entry: &SubstrEntry) {
-        let _ = self.substrings.remove(&substr_key(hook_slot, entry));
+    /// Undoes [`Kernel::attach_hook`].
+    pub fn detach_hook(&mut self, attach: &Attach, hook_slot: u32) {
+        match attach {
+            Attach::Tracepoint { subsystem, event } => self.detach(subsystem, event),
+            Attach::Function(target) => self.detach_function(target),
+            Attach::Uprobe(_) => self.detach_uprobe(hook_slot),
+        }
     }
 
     /// Processes that started before us: their executables from /proc.
@@ -373,7 +362,7 @@ impl Kernel {
 
     /// Attaches the entry point serving a tracepoint (once per tracepoint);
     /// returns its site for the dispatch keys.
-    pub fn attach(&mut self, subsystem: &str, event: &str) -> Result<u32, SensorError> {
+    fn attach(&mut self, subsystem: &str, event: &str) -> Result<u32, SensorError> {
         let key = (subsystem.to_string(), event.to_string());
         if let Some(a) = self.attachments.get_mut(&key) {
             a.users += 1;
@@ -434,7 +423,7 @@ impl Kernel {
     /// Attaches the uprobe (or, with `ret`, uretprobe) entry point at
     /// `location` in `binary`, with `hook_slot` as its cookie (the program
     /// finds the hook by it).
-    pub fn attach_uprobe(
+    fn attach_uprobe(
         &mut self,
         binary: &str,
         location: UprobeLocation,
@@ -489,7 +478,7 @@ impl Kernel {
         Ok(())
     }
 
-    pub fn detach_uprobe(&mut self, hook_slot: u32) {
+    fn detach_uprobe(&mut self, hook_slot: u32) {
         if let Some(link) = self.uprobe_links.remove(&hook_slot) {
             self.pins.release(link);
         }
@@ -504,7 +493,7 @@ impl Kernel {
         })
     }
 
-    pub fn detach(&mut self, subsystem: &str, event: &str) {
+    fn detach(&mut self, subsystem: &str, event: &str) {
         let key = (subsystem.to_string(), event.to_string());
         let Some(a) = self.attachments.get_mut(&key) else {
             return;
@@ -635,77 +624,6 @@ impl Kernel {
             .map_err(map_err("POLICY_COUNTERS"))
     }
 
-    pub fn add_arg_value(&mut self, key: ArgSetKey) -> Result<(), SensorError> {
-        self.arg_sets
-            .insert(&key, &1, 0)
-            .map_err(map_err("ARG_SETS"))
-    }
-
-    pub fn remove_arg_value(&mut self, key: &ArgSetKey) {
-        let _ = self.arg_sets.remove(key);
-    }
-
-    /// Adds `path` to a selector's matchBinaries set.
-    pub fn add_binary(
-        &mut self,
-        hook_slot: u32,
-        selector: u32,
-        path: &str,
-    ) -> Result<(), SensorError> {
-        let binary_id = self.binary_id(path)?;
-        self.binary_sets
-            .insert(
-                &BinarySetKey {
-                    hook_slot,
-                    selector,
-                    binary_id,
-                },
-                &1,
-                0,
-            )
-            .map_err(map_err("BINARY_SETS"))
-    }
-
-    pub fn remove_binary(&mut self, hook_slot: u32, selector: u32, path: &str) {
-        let Some(&(binary_id, users)) = self.binaries.get(path) else {
-            return;
-        };
-        let _ = self.binary_sets.remove(&BinarySetKey {
-            hook_slot,
-            selector,
-            binary_id,
-        });
-        if users <= 1 {
-            self.binaries.remove(path);
-            if let Some(key) = exe_path(path) {
-                let _ = self.binary_ids.remove(&key);
-            }
-        } else {
-            self.binaries
-                .insert(path.to_string(), (binary_id, users - 1));
-        }
-    }
-
-    fn binary_id(&mut self, path: &str) -> Result<u32, SensorError> {
-        if let Some((id, users)) = self.binaries.get_mut(path) {
-            *users += 1;
-            return Ok(*id);
-        }
-        let key = exe_path(path).ok_or_else(|| {
-            SensorError::Full(format!(
-                "binary path longer than {} bytes: {path}",
-                PATH_LEN - 1
-            ))
-        })?;
-        let id = self.next_binary_id;
-        self.binary_ids
-            .insert(&key, &id, 0)
-            .map_err(map_err("BINARY_IDS"))?;
-        self.next_binary_id += 1;
-        self.binaries.insert(path.to_string(), (id, 1));
-        Ok(id)
-    }
-
     /// Whether this kernel verifies and loads an fentry and an LSM program:
     /// loads each probe program, then unloads it.
     pub fn probe_programs(&mut self) -> Vec<(&'static str, bool)> {
@@ -785,41 +703,6 @@ impl Helpers {
             attach_cookie: has(BpfHelper::BPF_FUNC_get_attach_cookie),
         }
     }
-}
-
-fn str_key(hook_slot: u32, entry: &StrEntry) -> Key<StrTrieData> {
-    let mut data = StrTrieData {
-        hook_slot,
-        selector: entry.selector,
-        filter: entry.filter,
-        ..Default::default()
-    };
-    let n = entry.bytes.len().min(data.bytes.len());
-    data.bytes[..n].copy_from_slice(&entry.bytes[..n]);
-    Key::new(STR_TRIE_HEADER_BITS + 8 * n as u32, data)
-}
-
-fn substr_key(hook_slot: u32, entry: &SubstrEntry) -> SubstrKey {
-    SubstrKey {
-        hook_slot,
-        selector: entry.selector,
-        filter: entry.filter,
-        index: entry.index,
-        _pad: 0,
-    }
-}
-
-fn addr_key(hook_slot: u32, entry: &AddrEntry) -> Key<AddrTrieData> {
-    Key::new(
-        STR_TRIE_HEADER_BITS + u32::from(entry.prefix),
-        AddrTrieData {
-            hook_slot,
-            selector: entry.selector,
-            filter: entry.filter,
-            _pad: [0; 2],
-            addr: entry.addr,
-        },
-    )
 }
 
 /// task_struct.mm, mm_struct.arg_start, mm_struct.arg_end and

@@ -7,11 +7,11 @@ use std::{
     path::PathBuf,
 };
 
-use tetragond_ebpf::{ArgSetKey, HookConf, HookKey, PolicyCounters, MODE_ENFORCE, MODE_MONITOR};
+use tetragond_ebpf::{HookConf, HookKey, PolicyCounters, MODE_ENFORCE, MODE_MONITOR};
 
 use super::{State, Store};
 use crate::{
-    compile::{tests::Fixed, AddrEntry, FunctionTarget, StrEntry, SubstrEntry, UprobeLocation},
+    compile::{tests::Fixed, Attach, MapEntry},
     error::SensorError,
     policy::PolicyKey,
     sensors::ops::KernelOps,
@@ -64,47 +64,25 @@ impl KernelOps for FakeKernel {
         self.ops.push(Op::WriteHook(slot));
         Ok(())
     }
-    fn add_arg_value(&mut self, _: ArgSetKey) -> Result<(), SensorError> {
+    fn add_entry(&mut self, _: u32, _: &MapEntry) -> Result<(), SensorError> {
         Ok(())
     }
-    fn remove_arg_value(&mut self, _: &ArgSetKey) {}
-    fn add_binary(&mut self, _: u32, _: u32, _: &str) -> Result<(), SensorError> {
-        Ok(())
+    fn remove_entry(&mut self, _: u32, _: &MapEntry) {}
+    /// Tracepoints attach (all on the raw syscall site); nothing else can.
+    fn attach(&mut self, attach: &Attach, _: u32) -> Result<Option<u32>, SensorError> {
+        match attach {
+            Attach::Tracepoint { .. } => {
+                self.ops.push(Op::Attach);
+                Ok(Some(tetragond_ebpf::site::RAW_SYS_ENTER))
+            }
+            _ => Err(full()),
+        }
     }
-    fn remove_binary(&mut self, _: u32, _: u32, _: &str) {}
-    fn add_string(&mut self, _: u32, _: &StrEntry) -> Result<(), SensorError> {
-        Ok(())
+    fn detach(&mut self, attach: &Attach, _: u32) {
+        if let Attach::Tracepoint { .. } = attach {
+            self.ops.push(Op::Detach);
+        }
     }
-    fn remove_string(&mut self, _: u32, _: &StrEntry) {}
-    fn add_addr(&mut self, _: u32, _: &AddrEntry) -> Result<(), SensorError> {
-        Ok(())
-    }
-    fn remove_addr(&mut self, _: u32, _: &AddrEntry) {}
-    fn add_substring(&mut self, _: u32, _: &SubstrEntry) -> Result<(), SensorError> {
-        Ok(())
-    }
-    fn remove_substring(&mut self, _: u32, _: &SubstrEntry) {}
-    fn attach(&mut self, _: &str, _: &str) -> Result<u32, SensorError> {
-        self.ops.push(Op::Attach);
-        Ok(tetragond_ebpf::site::RAW_SYS_ENTER)
-    }
-    fn detach(&mut self, _: &str, _: &str) {
-        self.ops.push(Op::Detach);
-    }
-    fn attach_uprobe(
-        &mut self,
-        _: &str,
-        _: UprobeLocation,
-        _: bool,
-        _: u32,
-    ) -> Result<(), SensorError> {
-        Err(full())
-    }
-    fn detach_uprobe(&mut self, _: u32) {}
-    fn attach_function(&mut self, _: &FunctionTarget) -> Result<u32, SensorError> {
-        Err(full())
-    }
-    fn detach_function(&mut self, _: &FunctionTarget) {}
     fn swap_lists(
         &mut self,
         old: &[(HookKey, u32)],
