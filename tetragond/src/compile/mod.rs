@@ -119,7 +119,6 @@ pub fn compile(
     policy: &TracingPolicy,
     formats: &dyn FormatSource,
 ) -> Result<CompiledPolicy, CompileError> {
-    reject_unsupported_sections(policy)?;
     let spec = &policy.spec;
     let mut hooks = Vec::new();
     let mut sensors = Vec::new();
@@ -178,27 +177,6 @@ fn meta(policy: &TracingPolicy, kind: HookKind, args: Vec<(String, Option<String
         monitor_only: !crate::policy::has_enforcement_action(policy),
         return_position: None,
     }
-}
-
-/// Hook kinds the kernel side does not serve yet: a clear load error.
-fn reject_unsupported_sections(policy: &TracingPolicy) -> Result<(), CompileError> {
-    let spec = &policy.spec;
-    let sections = [
-        ("usdts", spec.usdts.len()),
-        ("fentries", spec.fentries.len()),
-        ("enforcers", spec.enforcers.len()),
-    ];
-    if let Some((name, _)) = sections.iter().find(|(_, n)| *n > 0) {
-        return Err(CompileError::Unsupported(format!(
-            "spec.{name}: this version of tetragond serves `tracepoints`, `kprobes`, `lsmhooks` and `uprobes`; {name} are not supported yet"
-        )));
-    }
-    if spec.pod_selector.is_some() || spec.container_selector.is_some() {
-        return Err(CompileError::Unsupported(
-            "podSelector/containerSelector need Kubernetes pod information, which tetragond does not have".into(),
-        ));
-    }
-    Ok(())
 }
 
 impl CompiledPolicy {

@@ -134,18 +134,12 @@ impl SelectorCtx<'_> {
     }
 
     fn reject_unsupported(&self, sel: &PolicySelector) -> Result<(), CompileError> {
+        // The kinds refused on every hook are refused with their place by
+        // `policy::unsupported`; these are served on return hooks only,
+        // which take them out before.
         let unsupported = [
-            ("matchData", sel.match_data.is_empty()),
             ("matchReturnArgs", sel.match_return_args.is_empty()),
             ("matchReturnActions", sel.match_return_actions.is_empty()),
-            (
-                "matchNamespaceChanges",
-                sel.match_namespace_changes.is_empty(),
-            ),
-            (
-                "matchCapabilityChanges",
-                sel.match_capability_changes.is_empty(),
-            ),
         ];
         match unsupported.iter().find(|(_, empty)| !empty) {
             Some((name, _)) => Err(self.unsupported(format!("{name} is not supported yet"))),

@@ -9,6 +9,7 @@
 mod de;
 pub mod error;
 pub mod files;
+pub mod issue;
 pub mod key;
 pub mod limits;
 pub mod location;
@@ -16,12 +17,17 @@ pub mod mode;
 pub mod model;
 pub mod parse;
 pub mod sidecar;
+pub mod unsupported;
 pub mod validate;
+
+#[cfg(test)]
+mod fields_tests;
 
 pub use error::PolicyError;
 pub use files::{
     is_ignored_name, is_policy_file, is_sidecar_file, policy_file_for_sidecar, policy_files_in,
 };
+pub use issue::Issue;
 pub use key::{display_namespace, PolicyKey};
 pub use location::{NodePath, Part, Position, Positions};
 pub use mode::{
@@ -31,7 +37,7 @@ pub use mode::{
 pub use model::*;
 pub use parse::{load_policy_file, parse_policy};
 pub use sidecar::{load_sidecar, parse_sidecar, render_sidecar, sidecar_path, Sidecar};
-pub use validate::{validate, Issue};
+pub use validate::validate;
 
 #[cfg(test)]
 mod tests {

@@ -264,7 +264,7 @@ spec:
     fn enforcement_detection() {
         assert!(!has_enforcement_action(&policy("", "")));
         assert!(!has_enforcement_action(&policy(
-            "      matchActions: [{action: Post, rateLimit: 1m}, {action: NoPost}]",
+            "      matchActions: [{action: Post}, {action: NoPost}]",
             ""
         )));
         for action in [

@@ -7,9 +7,11 @@ use serde::Deserialize;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::error::PolicyError;
+use super::issue::Issue;
 use super::location::{NodePath, Part, Positions};
 use super::model::{Kind, TracingPolicy, API_VERSION};
-use super::validate::{validate, Issue};
+use super::unsupported;
+use super::validate::validate;
 
 /// Reads and checks the policy in `path`.
 pub fn load_policy_file(path: &Path) -> Result<TracingPolicy, PolicyError> {
@@ -17,8 +19,16 @@ pub fn load_policy_file(path: &Path) -> Result<TracingPolicy, PolicyError> {
     parse_policy(path, &text)
 }
 
-/// Parses and checks a policy; `path` is only used to name it in errors.
+/// Parses and checks a policy, refusing the fields tetragond does not
+/// serve; `path` is only used to name it in errors.
 pub fn parse_policy(path: &Path, text: &str) -> Result<TracingPolicy, PolicyError> {
+    let policy = parse_model(path, text)?;
+    unsupported::check(&policy).map_err(|issue| locate(path, text, &issue))?;
+    Ok(policy)
+}
+
+/// Parses and checks a policy against Tetragon's model alone.
+fn parse_model(path: &Path, text: &str) -> Result<TracingPolicy, PolicyError> {
     let header: Header = from_yaml(path, text)?;
     check_header(&header).map_err(|issue| locate(path, text, &issue))?;
     let policy: TracingPolicy = from_yaml(path, text)?;
@@ -109,6 +119,11 @@ mod tests {
 
     fn ok(text: &str) -> TracingPolicy {
         parse(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Parsed against Tetragon's model, with the fields tetragond refuses.
+    fn model(text: &str) -> TracingPolicy {
+        parse_model(Path::new(FILE), text).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The error text, checked to be located in FILE.
@@ -210,7 +225,7 @@ spec:
 
     #[test]
     fn docs_kprobe_policy_parses() {
-        let p = ok(DOCS_KPROBE);
+        let p = model(DOCS_KPROBE);
         assert_eq!(p.kind, Kind::TracingPolicy);
         assert_eq!(p.name(), "fd-install");
         assert_eq!(p.namespace(), "");
@@ -290,7 +305,8 @@ spec:
 
     #[test]
     fn other_hooks_parse() {
-        let p = ok(r#"apiVersion: cilium.io/v1alpha1
+        let p = model(
+            r#"apiVersion: cilium.io/v1alpha1
 kind: TracingPolicyNamespaced
 metadata:
   name: hooks
@@ -326,7 +342,8 @@ spec:
   fentries:
   - call: security_bprm_check
     ignore: {callNotFound: true}
-"#);
+"#,
+        );
         assert!(p.is_namespaced());
         assert_eq!(p.namespace(), "web");
         assert_eq!(p.spec.lsmhooks[0].hook, "file_open");

@@ -5,38 +5,13 @@
 //! a line and column.
 
 use std::collections::HashSet;
-use std::fmt;
+
+use super::issue::{Check, Issue};
 
 use super::limits::{OverLimit, MAX_POSTFIX_LEN, MAX_PREFIX_LEN, MAX_VALUES};
 use super::location::{NodePath, Part};
 use super::mode::{InvalidMode, Mode, POLICY_MODE_OPTION};
 use super::model::*;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    pub path: NodePath,
-    /// Point at the key (`selectors:`) or at the value.
-    pub part: Part,
-    pub message: String,
-}
-
-impl Issue {
-    fn at(path: NodePath, part: Part, message: impl Into<String>) -> Self {
-        Issue {
-            path,
-            part,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Issue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-type Check = Result<(), Issue>;
 
 /// The first problem of a policy, in document order where it matters.
 pub fn validate(policy: &TracingPolicy) -> Check {

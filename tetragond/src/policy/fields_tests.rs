@@ -1,0 +1,290 @@
+//! Never accept and ignore: walks every field of the policy model (the
+//! names serde's derive knows, so a field added to the model shows up here)
+//! and fails for one that is neither served nor refused. A refused field is
+//! parsed in a policy that sets it and must fail at its own line.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use serde::de::{DeserializeOwned, Error as _, Visitor};
+
+use super::model::*;
+use super::parse_policy;
+
+/// What tetragond does with a field.
+enum Verdict {
+    /// Has its effect; says where.
+    Served(&'static str),
+    /// Refused at its key when set: the lines under `spec:` that set it.
+    Refused(String),
+    /// Part of an object refused as a whole (named).
+    InRefused(&'static str),
+}
+use Verdict::*;
+
+/// A deserializer that only records the field names a derived struct asks
+/// for, then stops.
+struct Introspect<'a>(&'a Cell<&'static [&'static str]>);
+
+impl<'de> serde::Deserializer<'de> for Introspect<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(Self::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.set(fields);
+        Err(Self::Error::custom("fields read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    let fields = Cell::new(&[][..]);
+    let _ = T::deserialize(Introspect(&fields));
+    fields.get()
+}
+
+/// Every struct of the model with its fields.
+fn model() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        ("TracingPolicy", fields_of::<TracingPolicy>()),
+        ("Metadata", fields_of::<Metadata>()),
+        ("Spec", fields_of::<Spec>()),
+        ("KprobeSpec", fields_of::<KprobeSpec>()),
+        ("Ignore", fields_of::<Ignore>()),
+        ("TracepointSpec", fields_of::<TracepointSpec>()),
+        ("UprobeSpec", fields_of::<UprobeSpec>()),
+        ("LsmHookSpec", fields_of::<LsmHookSpec>()),
+        ("UsdtSpec", fields_of::<UsdtSpec>()),
+        ("Arg", fields_of::<Arg>()),
+        ("Selector", fields_of::<Selector>()),
+        ("ArgSelector", fields_of::<ArgSelector>()),
+        ("BinarySelector", fields_of::<BinarySelector>()),
+        ("PidSelector", fields_of::<PidSelector>()),
+        ("NamespaceSelector", fields_of::<NamespaceSelector>()),
+        (
+            "NamespaceChangesSelector",
+            fields_of::<NamespaceChangesSelector>(),
+        ),
+        ("CapabilitiesSelector", fields_of::<CapabilitiesSelector>()),
+        ("ActionSelector", fields_of::<ActionSelector>()),
+        ("ListSpec", fields_of::<ListSpec>()),
+        ("EnforcerSpec", fields_of::<EnforcerSpec>()),
+        ("OptionSpec", fields_of::<OptionSpec>()),
+        ("LabelSelector", fields_of::<LabelSelector>()),
+        (
+            "LabelSelectorRequirement",
+            fields_of::<LabelSelectorRequirement>(),
+        ),
+    ]
+}
+
+const KPROBE: &str = "  kprobes:\n  - call: sys_openat\n    args: [{index: 1, type: string}]\n";
+
+/// A kprobe with `lines` at the level of its fields.
+fn hook(lines: &str) -> String {
+    format!("{KPROBE}{lines}")
+}
+
+/// A kprobe selector with `lines` at the level of its filters.
+fn selector(lines: &str) -> String {
+    hook(&format!(
+        "    selectors:\n    - matchArgs: [{{index: 1, operator: Prefix, values: [/etc]}}]\n{lines}"
+    ))
+}
+
+/// A Post action with `lines` at the level of its fields.
+fn post(lines: &str) -> String {
+    selector(&format!(
+        "      matchActions:\n      - action: Post\n{lines}"
+    ))
+}
+
+fn refused(lines: impl Into<String>) -> Verdict {
+    Refused(lines.into())
+}
+
+fn verdict(model: &str, field: &str) -> Option<Verdict> {
+    let kubernetes = "Kubernetes object metadata, no effect in Tetragon either";
+    let selectors = "compile/selectors.rs, run in the kernel";
+    Some(match (model, field) {
+        ("TracingPolicy", "apiVersion" | "kind") => Served("parse.rs: checked"),
+        ("TracingPolicy", "metadata" | "spec") => Served("the policy"),
+        ("Metadata", "name" | "namespace") => Served("policy/key.rs: identity, scope"),
+        ("Metadata", "labels" | "annotations") => Served(kubernetes),
+        ("Spec", "kprobes" | "tracepoints" | "uprobes" | "lsmhooks") => Served("compile/"),
+        ("Spec", "lists") => Served("compile/selectors.rs: list: references"),
+        ("Spec", "options") => Served("mode.rs policy-mode; unsupported.rs the rest"),
+        ("Spec", "usdts") => refused("  usdts:\n  - {path: /bin/x, provider: p, name: n}\n"),
+        ("Spec", "fentries") => refused("  fentries:\n  - call: security_file_open\n"),
+        ("Spec", "enforcers") => refused("  enforcers:\n  - calls: [sys_symlinkat]\n"),
+        ("Spec", "podSelector") => refused("  podSelector: {matchLabels: {app: web}}\n"),
+        ("Spec", "containerSelector") => refused("  containerSelector: {}\n"),
+        ("Spec", "hostSelector") => refused("  hostSelector: {matchLabels: {a: b}}\n"),
+        ("Spec", "loader") => refused("  loader: true\n"),
+        ("KprobeSpec", "data") => refused(hook("    data: [{index: 0, type: int}]\n")),
+        ("KprobeSpec", "returnArgAction") => refused(hook(
+            "    return: true\n    returnArg: {index: 0, type: int}\n    returnArgAction: TrackSock\n",
+        )),
+        ("KprobeSpec", _) => Served("compile/kprobe.rs, compile/function.rs"),
+        ("Ignore", "callNotFound") => Served("compile/kprobe.rs: skipped"),
+        ("TracepointSpec", "raw") => refused(
+            "  tracepoints:\n  - subsystem: syscalls\n    event: sys_enter_openat\n    raw: true\n",
+        ),
+        ("TracepointSpec", _) => Served("compile/tracepoint.rs"),
+        ("UprobeSpec", "data") => refused(uprobe("    data: [{index: 0, type: int}]\n")),
+        ("UprobeSpec", "refCtrOffsets") => refused(uprobe("    refCtrOffsets: [8]\n")),
+        ("UprobeSpec", "btfPath") => refused(uprobe("    btfPath: /x.btf\n")),
+        ("UprobeSpec", _) => Served("compile/uprobe.rs"),
+        ("LsmHookSpec", _) => Served("compile/lsm.rs"),
+        ("UsdtSpec", _) => InRefused("spec.usdts"),
+        ("Arg", "index" | "type" | "label" | "sizeArgIndex") => Served("compile/args.rs"),
+        ("Arg", key @ ("resolve" | "source" | "btfType")) => {
+            refused(arg(&format!("{key}: x")))
+        }
+        ("Arg", key @ ("returnCopy" | "maxData")) => refused(arg(&format!("{key}: true"))),
+        ("Selector", "matchData") => refused(selector(
+            "      matchData: [{index: 0, operator: Equal, values: [1]}]\n",
+        )),
+        ("Selector", "matchNamespaceChanges") => refused(selector(
+            "      matchNamespaceChanges: [{operator: In, values: [Mnt]}]\n",
+        )),
+        ("Selector", "matchCapabilityChanges") => refused(selector(
+            "      matchCapabilityChanges: [{operator: In, values: [CAP_SYS_ADMIN]}]\n",
+        )),
+        ("Selector", _) => Served(selectors),
+        ("ArgSelector", "args") => refused(
+            selector("").replace("values: [/etc]}]", "values: [/etc], args: [0]}]"),
+        ),
+        ("ArgSelector", _) => Served(selectors),
+        ("BinarySelector" | "PidSelector" | "NamespaceSelector", _) => Served(selectors),
+        ("NamespaceChangesSelector", _) => InRefused("matchNamespaceChanges"),
+        ("CapabilitiesSelector", "isNamespaceCapability") => refused(selector(
+            "      matchCapabilities:\n      - operator: In\n        values: [CAP_SYS_ADMIN]\n        isNamespaceCapability: true\n",
+        )),
+        ("CapabilitiesSelector", _) => Served(selectors),
+        ("ActionSelector", "action") => Served(selectors),
+        ("ActionSelector", "argError") => refused(post("        argError: -1\n")),
+        ("ActionSelector", "argSig") => refused(post("        argSig: 9\n")),
+        ("ActionSelector", "argUrl") => refused(post("        argUrl: http://x\n")),
+        ("ActionSelector", "argFqdn") => refused(post("        argFqdn: x.org\n")),
+        ("ActionSelector", "argSock") => refused(post("        argSock: 0\n")),
+        ("ActionSelector", "argIndex") => refused(post("        argIndex: 0\n")),
+        ("ActionSelector", "argValue") => refused(post("        argValue: 0\n")),
+        ("ActionSelector", "argRegs") => refused(post("        argRegs: [rax]\n")),
+        ("ActionSelector", "rateLimit") => refused(post("        rateLimit: 1m\n")),
+        ("ActionSelector", "rateLimitScope") => refused(post("        rateLimitScope: process\n")),
+        ("ActionSelector", key @ ("kernelStackTrace" | "userStackTrace" | "imaHash")) => {
+            refused(post(&format!("        {key}: true\n")))
+        }
+        ("ListSpec", "name" | "type" | "values" | "pattern") => {
+            Served("validate.rs, compile/selectors.rs: list types other than syscalls refused")
+        }
+        ("ListSpec", "validated") => {
+            refused("  lists:\n  - name: l\n    values: [sys_dup]\n    validated: true\n")
+        }
+        ("EnforcerSpec", _) => InRefused("spec.enforcers"),
+        ("OptionSpec", _) => Served("mode.rs, unsupported.rs: names and values checked"),
+        ("LabelSelector" | "LabelSelectorRequirement", _) => {
+            InRefused("podSelector, containerSelector, a non-empty hostSelector")
+        }
+        _ => return None,
+    })
+}
+
+fn uprobe(lines: &str) -> String {
+    format!("  uprobes:\n  - path: /bin/true\n    symbols: [main]\n{lines}")
+}
+
+/// A kprobe whose argument has `field`.
+fn arg(field: &str) -> String {
+    format!("  kprobes:\n  - call: sys_openat\n    args: [{{index: 1, type: string, {field}}}]\n")
+}
+
+fn policy(spec: &str) -> String {
+    format!("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: fields\nspec:\n{spec}")
+}
+
+#[test]
+fn every_field_of_the_model_is_served_or_refused() {
+    let mut unclassified = Vec::new();
+    for (model, fields) in model() {
+        assert!(!fields.is_empty(), "{model}: no fields read");
+        for field in fields {
+            match verdict(model, field) {
+                None => unclassified.push(format!("{model}.{field}")),
+                // Each claim names the place that serves or refuses it.
+                Some(Served(place) | InRefused(place)) => assert!(!place.is_empty()),
+                Some(Refused(spec)) => assert!(spec.contains(*field), "{model}.{field}"),
+            }
+        }
+    }
+    assert!(
+        unclassified.is_empty(),
+        "fields with neither an effect nor a refusal: {unclassified:?}"
+    );
+}
+
+#[test]
+fn a_refused_field_fails_at_its_own_line() {
+    let mut checked = 0;
+    for (model, fields) in model() {
+        for field in fields {
+            let Some(Refused(spec)) = verdict(model, field) else {
+                continue;
+            };
+            let text = policy(&spec);
+            let err = parse_policy(Path::new("f.yaml"), &text)
+                .err()
+                .unwrap_or_else(|| panic!("{model}.{field} accepted:\n{text}"));
+            let (line, _) = err.position().unwrap_or_else(|| panic!("{err}"));
+            let key = format!("{field}:");
+            // The last: a key may also name an earlier, served field.
+            let lines: Vec<&str> = text.lines().collect();
+            let at = lines
+                .iter()
+                .rposition(|l| l.contains(&key))
+                .unwrap_or_else(|| panic!("{key} not in\n{text}"));
+            assert_eq!(line, at + 1, "{model}.{field}: {err}\n{text}");
+            assert!(err.message().contains(*field), "{model}.{field}: {err}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} refusals checked");
+}
+
+#[test]
+fn what_is_served_still_parses() {
+    let served = [
+        "  hostSelector: {}\n".to_string(),
+        "  options:\n  - {name: disable-kprobe-multi, value: \"1\"}\n".into(),
+        post(""),
+        hook("    return: true\n    returnArg: {index: 0, type: int}\n    returnArgAction: Post\n"),
+        selector("      matchActions:\n      - {action: Signal, argSig: 10}\n"),
+        selector("      matchActions:\n      - {action: Override, argError: -1}\n"),
+    ];
+    for spec in served {
+        let text = policy(&spec);
+        if let Err(e) = parse_policy(Path::new("f.yaml"), &text) {
+            panic!("{e}\n{text}");
+        }
+    }
+    let text = policy("  options:\n  - {name: disable-kprobe-multi, value: maybe}\n");
+    let err = parse_policy(Path::new("f.yaml"), &text).err();
+    assert!(err.is_some_and(|e| e.message().contains("true, false")));
+    let text = policy("  options:\n  - {name: bogus-option, value: \"1\"}\n");
+    let err = parse_policy(Path::new("f.yaml"), &text).err();
+    assert!(err.is_some_and(|e| e.message().contains("bogus-option")));
+}

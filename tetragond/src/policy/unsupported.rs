@@ -1,0 +1,297 @@
+//! Fields of Tetragon's model that tetragond parses but does not serve.
+//! Each one, when set, is refused at its key with the reason, so no field
+//! is accepted and then ignored. `fields_tests.rs` walks every field of
+//! the model and fails for one that is neither served nor refused here.
+//!
+//! Refusals that depend on the running kernel (a missing hook, a helper
+//! the kernel lacks) belong to the compile step instead.
+
+use super::issue::{Check, Issue};
+use super::location::{NodePath, Part};
+use super::mode::POLICY_MODE_OPTION;
+use super::model::*;
+
+/// `spec.options` that ask Tetragon not to attach kprobes or uprobes in
+/// bulk: tetragond never does, so they hold whatever their value.
+pub const ATTACH_OPTIONS: [&str; 2] = ["disable-kprobe-multi", "disable-uprobe-multi"];
+
+/// The first field of `policy` that tetragond cannot serve, in document
+/// order within each part.
+pub fn check(policy: &TracingPolicy) -> Check {
+    let spec = NodePath::root().key("spec");
+    check_spec(&policy.spec, &spec)?;
+    for (i, hook) in policy.spec.hooks() {
+        check_hook(hook, &spec.key(hook.section()).index(i))?;
+    }
+    Ok(())
+}
+
+fn refuse(path: NodePath, field: &str, why: &str) -> Issue {
+    Issue::at(
+        path,
+        Part::Key,
+        format!("{field} is not supported by tetragond: {why}"),
+    )
+}
+
+/// `Err` at `key` under `path` when `set`.
+fn refuse_if(set: bool, path: &NodePath, key: &str, why: &str) -> Check {
+    if set {
+        return Err(refuse(path.key(key), key, why));
+    }
+    Ok(())
+}
+
+fn check_spec(spec: &Spec, path: &NodePath) -> Check {
+    let sections = [
+        ("usdts", spec.usdts.is_empty()),
+        ("fentries", spec.fentries.is_empty()),
+        ("enforcers", spec.enforcers.is_empty()),
+    ];
+    for (key, empty) in sections {
+        let why = "the hooks served are tracepoints, kprobes, lsmhooks and uprobes";
+        refuse_if(!empty, path, key, why)?;
+    }
+    let pods = "it needs Kubernetes pod information, which tetragond does not have";
+    refuse_if(spec.pod_selector.is_some(), path, "podSelector", pods)?;
+    refuse_if(
+        spec.container_selector.is_some(),
+        path,
+        "containerSelector",
+        pods,
+    )?;
+    let host = spec.host_selector.as_ref().is_some_and(|s| !s.is_empty());
+    let why = "tetragond has no node labels to select on; only `{}` (every host) is served";
+    refuse_if(host, path, "hostSelector", why)?;
+    let why = "loader events (executable mappings) are not exported";
+    refuse_if(spec.loader, path, "loader", why)?;
+    for (i, list) in spec.lists.iter().enumerate() {
+        let why = "it records a check Tetragon made; tetragond checks lists itself";
+        refuse_if(
+            list.validated,
+            &path.key("lists").index(i),
+            "validated",
+            why,
+        )?;
+    }
+    check_options(&spec.options, &path.key("options"))
+}
+
+/// `policy-mode` is checked with the modes; the attach switches must hold
+/// a boolean; any other option is refused.
+fn check_options(options: &[OptionSpec], path: &NodePath) -> Check {
+    for (i, option) in options.iter().enumerate() {
+        let here = path.index(i);
+        if option.name == POLICY_MODE_OPTION {
+            continue;
+        }
+        if !ATTACH_OPTIONS.contains(&option.name.as_str()) {
+            let message = format!(
+                "option {:?} is not supported by tetragond (it serves {POLICY_MODE_OPTION}, {})",
+                option.name,
+                ATTACH_OPTIONS.join(", ")
+            );
+            return Err(Issue::at(here.key("name"), Part::Value, message));
+        }
+        if !matches!(option.value.trim(), "1" | "0" | "true" | "false") {
+            let message = format!(
+                "option {} takes true, false, 1 or 0, not {:?}",
+                option.name, option.value
+            );
+            return Err(Issue::at(here.key("value"), Part::Value, message));
+        }
+    }
+    Ok(())
+}
+
+fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
+    match hook {
+        Hook::Kprobe(k) | Hook::Fentry(k) => {
+            check_data(&k.data, path)?;
+            let tracking = matches!(
+                k.return_arg_action,
+                Some(ActionType::TrackSock | ActionType::UntrackSock)
+            );
+            let why = "socket tracking (TrackSock, UntrackSock) is not served; Post is";
+            refuse_if(tracking, path, "returnArgAction", why)?;
+            check_args(k.return_arg.iter(), &path.key("returnArg"), true)?;
+        }
+        Hook::Tracepoint(t) => {
+            let why = "raw tracepoint arguments are not read; name the fields instead";
+            refuse_if(t.raw, path, "raw", why)?;
+        }
+        Hook::Uprobe(u) => {
+            check_data(&u.data, path)?;
+            let why = "USDT semaphores are not set";
+            refuse_if(!u.ref_ctr_offsets.is_empty(), path, "refCtrOffsets", why)?;
+            let why = "arguments are read by position; a binary's BTF is not used";
+            refuse_if(u.btf_path.is_some(), path, "btfPath", why)?;
+            check_args(u.return_arg.iter(), &path.key("returnArg"), true)?;
+        }
+        Hook::LsmHook(_) | Hook::Usdt(_) => {}
+    }
+    check_args(hook.args().iter(), &path.key("args"), false)?;
+    for (i, selector) in hook.selectors().iter().enumerate() {
+        check_selector(selector, &path.key("selectors").index(i))?;
+    }
+    Ok(())
+}
+
+fn check_data(data: &[Arg], path: &NodePath) -> Check {
+    let why = "extra data (`data`, `matchData`) is not read";
+    refuse_if(!data.is_empty(), path, "data", why)
+}
+
+/// `single`: `path` names one argument (`returnArg`), not a list.
+fn check_args<'a>(args: impl Iterator<Item = &'a Arg>, path: &NodePath, single: bool) -> Check {
+    for (i, arg) in args.enumerate() {
+        let here = if single { path.clone() } else { path.index(i) };
+        let fields = [
+            (
+                "resolve",
+                arg.resolve.is_some(),
+                "fields behind an argument are not followed",
+            ),
+            (
+                "returnCopy",
+                arg.return_copy,
+                "buffers are read at entry only",
+            ),
+            ("maxData", arg.max_data, "a buffer is read up to 255 bytes"),
+            (
+                "source",
+                arg.source.is_some(),
+                "arguments are read from their hook only",
+            ),
+            (
+                "btfType",
+                arg.btf_type.is_some(),
+                "arguments are read as their `type` says",
+            ),
+        ];
+        for (key, set, why) in fields {
+            refuse_if(set, &here, key, why)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_selector(selector: &Selector, path: &NodePath) -> Check {
+    for (i, caps) in selector.match_capabilities.iter().enumerate() {
+        let why = "capabilities are checked against the task's own user namespace";
+        let here = path.key("matchCapabilities").index(i);
+        refuse_if(
+            caps.is_namespace_capability,
+            &here,
+            "isNamespaceCapability",
+            why,
+        )?;
+    }
+    let why = "extra data (`data`, `matchData`) is not read";
+    refuse_if(!selector.match_data.is_empty(), path, "matchData", why)?;
+    let changes = "changes of namespaces and capabilities are not tracked";
+    let namespace_changes = !selector.match_namespace_changes.is_empty();
+    refuse_if(namespace_changes, path, "matchNamespaceChanges", changes)?;
+    let capability_changes = !selector.match_capability_changes.is_empty();
+    refuse_if(capability_changes, path, "matchCapabilityChanges", changes)?;
+    let filters = [
+        ("matchArgs", &selector.match_args),
+        ("matchReturnArgs", &selector.match_return_args),
+    ];
+    for (key, list) in filters {
+        for (i, filter) in list.iter().enumerate() {
+            let why = "a filter applies to the one argument its `index` names";
+            refuse_if(
+                !filter.args.is_empty(),
+                &path.key(key).index(i),
+                "args",
+                why,
+            )?;
+        }
+    }
+    let actions = [
+        ("matchActions", &selector.match_actions),
+        ("matchReturnActions", &selector.match_return_actions),
+    ];
+    for (key, list) in actions {
+        for (i, action) in list.iter().enumerate() {
+            check_action(action, &path.key(key).index(i))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_action(action: &ActionSelector, path: &NodePath) -> Check {
+    check_action_arguments(action, path)?;
+    let fields = [
+        (
+            "rateLimit",
+            action.rate_limit.is_some(),
+            "events are not rate limited per action",
+        ),
+        (
+            "rateLimitScope",
+            action.rate_limit_scope.is_some(),
+            "events are not rate limited per action",
+        ),
+        (
+            "kernelStackTrace",
+            action.kernel_stack_trace,
+            "stack traces are not collected",
+        ),
+        (
+            "userStackTrace",
+            action.user_stack_trace,
+            "stack traces are not collected",
+        ),
+        ("imaHash", action.ima_hash, "IMA hashes are not collected"),
+        (
+            "argRegs",
+            !action.arg_regs.is_empty(),
+            "registers are not set",
+        ),
+    ];
+    for (key, set, why) in fields {
+        refuse_if(set, path, key, why)?;
+    }
+    Ok(())
+}
+
+/// An action's argument fields, each given only with an action that
+/// reads it.
+fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
+    use ActionType::*;
+    let fields: [(&str, bool, &[ActionType]); 7] = [
+        (
+            "argError",
+            action.arg_error.is_some(),
+            &[Override, NotifyEnforcer],
+        ),
+        (
+            "argSig",
+            action.arg_sig.is_some(),
+            &[Signal, NotifyEnforcer],
+        ),
+        ("argUrl", action.arg_url.is_some(), &[GetUrl]),
+        ("argFqdn", action.arg_fqdn.is_some(), &[DnsLookup]),
+        (
+            "argSock",
+            action.arg_sock.is_some(),
+            &[TrackSock, UntrackSock],
+        ),
+        ("argIndex", action.arg_index.is_some(), &[Set]),
+        ("argValue", action.arg_value.is_some(), &[Set]),
+    ];
+    for (key, set, takers) in fields {
+        if set && !takers.contains(&action.action) {
+            let takers: Vec<&str> = takers.iter().map(|t| t.as_str()).collect();
+            let message = format!(
+                "{key} has no effect on action {}: it is read by {}",
+                action.action.as_str(),
+                takers.join(" and ")
+            );
+            return Err(Issue::at(path.key(key), Part::Key, message));
+        }
+    }
+    Ok(())
+}
