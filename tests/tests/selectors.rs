@@ -415,6 +415,24 @@ fn tetra_add_delete_and_validate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Validate is load: a file that parses but does not compile on this
+    // kernel (no such tracepoint) fails validate as it fails AddPolicy.
+    let absent = h.root.join("absent.yaml");
+    let text = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata: {name: absent}\nspec:\n  tracepoints:\n  - {subsystem: syscalls, event: sys_enter_no_such_call}\n";
+    std::fs::write(&absent, text).expect("write");
+    let absent = absent.to_string_lossy().into_owned();
+    let out = h.tetra(&["tp", "validate", &absent]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "validate passed a policy that cannot load"
+    );
+    assert!(
+        err.starts_with(&format!("{absent}: ")) && err.contains("sys_enter_no_such_call"),
+        "{err}"
+    );
+    let out = h.tetra(&["tp", "add", &absent]);
+    assert!(!out.status.success(), "AddPolicy runs the same compile");
 
     let out = h.tetra(&["tp", "add", "--mode", "monitor", &path]);
     assert!(

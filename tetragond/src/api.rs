@@ -97,6 +97,12 @@ pub enum Request {
         mode: String,
         reply: Reply<String>,
     },
+    /// Runs on `yaml` the parse and the compile a load runs, against the
+    /// running kernel; writes nothing.
+    CheckPolicy {
+        yaml: String,
+        reply: Reply<()>,
+    },
     /// Removes the policy's file (and sidecar) from the policy folder.
     DeletePolicy {
         key: PolicyKey,

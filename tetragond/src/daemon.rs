@@ -396,6 +396,9 @@ impl Daemon {
             Request::AddPolicy { yaml, mode, reply } => {
                 let _ = reply.send(self.add_policy(&yaml, &mode));
             }
+            Request::CheckPolicy { yaml, reply } => {
+                let _ = reply.send(self.checked_policy(&yaml).map(drop));
+            }
             Request::DeletePolicy { key, reply } => {
                 let _ = reply.send(self.delete_policy(&key));
             }
@@ -441,6 +444,16 @@ impl Daemon {
 
     /// Validates, then writes the file (and sidecar) into the folder; the
     /// rescan that follows loads it like any dropped file.
+    /// The parse and the compile a load of `yaml` runs (CheckPolicy and
+    /// AddPolicy): what passes here loads.
+    fn checked_policy(&self, yaml: &str) -> Result<policy::TracingPolicy, ApiError> {
+        let probe = self.store.dir().join(".tetra-add.yaml");
+        let tp = policy::parse_policy(&probe, yaml)
+            .map_err(|e| ApiError::InvalidPolicy(e.to_string()))?;
+        self.store.check(&tp).map_err(ApiError::InvalidPolicy)?;
+        Ok(tp)
+    }
+
     fn add_policy(&mut self, yaml: &str, mode: &str) -> Result<String, ApiError> {
         let mode = match mode {
             "" => None,
@@ -449,10 +462,7 @@ impl Daemon {
                     .map_err(|_| ApiError::InvalidMode(format!("invalid mode: {m:?}")))?,
             ),
         };
-        let dir = self.store.dir().to_path_buf();
-        let probe = dir.join(".tetra-add.yaml");
-        let tp = policy::parse_policy(&probe, yaml)
-            .map_err(|e| ApiError::InvalidPolicy(e.to_string()))?;
+        let tp = self.checked_policy(yaml)?;
         let key = PolicyKey::of(&tp);
         if let Some(file) = self.store.file_of(&key) {
             return Err(ApiError::AlreadyExists(format!(
@@ -461,7 +471,7 @@ impl Daemon {
                 file.display()
             )));
         }
-        self.store.check(&tp).map_err(ApiError::InvalidPolicy)?;
+        let dir = self.store.dir().to_path_buf();
         let path = dir.join(format!("{}.yaml", key.file_stem()));
         let sidecar = policy::sidecar_path(&path);
         // Never over another file: it may hold another policy (`a/b` and

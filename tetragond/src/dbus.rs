@@ -303,6 +303,22 @@ impl ManagerService {
             .await
     }
 
+    /// Runs the parse and the compile a load of `yaml` would run, against
+    /// the running kernel, and writes nothing: `tetra tp validate`. Open
+    /// to every user.
+    async fn check_policy(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        yaml: String,
+    ) -> Result<(), DbusError> {
+        self.ask_open(Some(&hdr), conn, |reply| Request::CheckPolicy {
+            yaml,
+            reply,
+        })
+        .await
+    }
+
     /// Removes a policy's file (and sidecar) from the policy folder, which
     /// unloads it. `namespace` is empty for a global policy. Root only.
     async fn delete_policy(
@@ -509,6 +525,7 @@ pub trait Manager {
     fn list_policies(&self) -> Result<Vec<PolicyInfo>, DbusError>;
     fn set_mode(&self, namespace: &str, name: &str, mode: &str) -> Result<(), DbusError>;
     fn add_policy(&self, yaml: &str, mode: &str) -> Result<String, DbusError>;
+    fn check_policy(&self, yaml: &str) -> Result<(), DbusError>;
     fn delete_policy(&self, namespace: &str, name: &str) -> Result<(), DbusError>;
     fn reload(&self) -> Result<String, DbusError>;
     fn get_policy(&self, namespace: &str, name: &str) -> Result<PolicyInfo, DbusError>;
@@ -696,6 +713,17 @@ pub(crate) mod testbus {
                     Err(ApiError::InvalidPolicy(
                         "<yaml>:1:1: missing kind".to_owned(),
                     ))
+                });
+            }
+            // The fake compile: a policy naming a hook this "kernel"
+            // lacks is refused.
+            Request::CheckPolicy { yaml, reply } => {
+                let _ = reply.send(if yaml.contains("no-such-hook") {
+                    Err(ApiError::InvalidPolicy(
+                        "kprobes[0] no-such-hook: no such kernel function".to_owned(),
+                    ))
+                } else {
+                    Ok(())
                 });
             }
             Request::DeletePolicy { key, reply } => {

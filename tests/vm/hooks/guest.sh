@@ -257,9 +257,14 @@ refused() {
     finish
 }
 
-# The refusals' exact texts (compile/lsm.rs, namespaces.rs, sensors/kernel.rs).
+# The refusals' exact texts (compile/lsm.rs, namespaces.rs, compile/uprobe.rs).
 LSM_REFUSAL="the BPF LSM is not active on this kernel (lsm=$(cat /sys/kernel/security/lsm), from /sys/kernel/security/lsm): add \`bpf\` to the \`lsm=\` boot parameter"
 UPROBE_REFUSAL="uprobes need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks"
+# uprobe_refusal FILE: the refusal of the policy's first uprobe (compile/uprobe.rs).
+uprobe_refusal() {
+    path=$(sed -n 's/^ *- path: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$1" | head -1)
+    echo "uprobes[0] $path: $UPROBE_REFUSAL"
+}
 SCOPE_REFUSAL="namespaced policies need bpf_get_current_ancestor_cgroup_id in tracing programs, which this kernel lacks (Linux 5.10 has it for cgroup programs only)"
 
 # lsm_case NAME TEST HOOK: both modes where the BPF LSM is active, else the
@@ -279,7 +284,7 @@ uprobe_case() {
         both_modes "$1" "$2"
     else
         echo "GUEST-INFO $1: no BPF cookies here: the refusal is checked"
-        refused "$1" "$SHARE/policies/$1.yaml" "$UPROBE_REFUSAL"
+        refused "$1" "$SHARE/policies/$1.yaml" "$(uprobe_refusal "$SHARE/policies/$1.yaml")"
     fi
 }
 
@@ -508,7 +513,7 @@ exercise_example() {
 example_refusal() {
     case "$1" in
         deny-exec-forbidden) has_feature bpf_lsm_active || echo "lsmhooks[0] bprm_check_security: $LSM_REFUSAL" ;;
-        trace-bash-readline) has_feature attach_cookie || echo "$UPROBE_REFUSAL" ;;
+        trace-bash-readline) has_feature attach_cookie || uprobe_refusal "$SHARE/examples/$1.yaml" ;;
     esac
 }
 examples() {
@@ -694,7 +699,7 @@ sig_nopost() {
     if has_feature attach_cookie; then
         sig_case sig-uprobe "$TB probe 43" "$TB probe 44" survived "$TB probe 45"
     else
-        refused sig-uprobe "$SHARE/policies/sig-uprobe.yaml" "$UPROBE_REFUSAL"
+        refused sig-uprobe "$SHARE/policies/sig-uprobe.yaml" "$(uprobe_refusal "$SHARE/policies/sig-uprobe.yaml")"
     fi
 }
 

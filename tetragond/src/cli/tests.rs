@@ -246,21 +246,27 @@ spec:
 ";
 
 #[tokio::test]
-async fn validate_reports_each_file() {
+async fn validate_reports_each_file_with_the_daemons_compile() {
+    let (bus, _server) = daemon().await;
     let good = TempFile::new("good.yaml", GOOD_POLICY);
     let bad = TempFile::new(
         "bad.yaml",
         "apiVersion: cilium.io/v1alpha1\nkind: [TracingPolicy\n",
     );
+    // Parses, but the (fake) daemon's compile refuses it.
+    let refused = TempFile::new(
+        "refused.yaml",
+        &GOOD_POLICY.replace("openat-watch", "no-such-hook"),
+    );
     let missing = "/nonexistent/tetra-missing.yaml";
-    // No --bus reachable: validation must not need one.
     let ran = tetra(&[
         "--bus",
-        "unix:path=/nonexistent/bus",
+        &bus.address,
         "tp",
         "validate",
         good.path(),
         bad.path(),
+        refused.path(),
         missing,
     ])
     .await;
@@ -283,18 +289,70 @@ async fn validate_reports_each_file() {
             && located[2].parse::<u32>().is_ok(),
         "not FILE:LINE:COL: message: {bad_line}"
     );
+    let compile_error = format!("{}: kprobes[0] no-such-hook: ", refused.path());
+    assert!(
+        lines.iter().any(|l| l.starts_with(&compile_error)),
+        "{}",
+        ran.err
+    );
     assert!(
         lines.iter().any(|l| l.starts_with(&format!("{missing}: "))),
         "{}",
         ran.err
     );
+}
 
-    let ran = tetra(&["tp", "validate", good.path()]).await;
-    assert_eq!(
-        ran.result.as_ref().ok(),
-        Some(&Outcome::Success),
+/// With no daemon to compile, nothing is called ok: the file is reported
+/// not compiled, with the way to compile here.
+#[tokio::test]
+async fn validate_without_a_daemon_says_not_compiled() {
+    let good = TempFile::new("alone.yaml", GOOD_POLICY);
+    let ran = tetra(&[
+        "--bus",
+        "unix:path=/nonexistent/bus",
+        "tp",
+        "validate",
+        good.path(),
+    ])
+    .await;
+    assert_eq!(ran.result.as_ref().ok(), Some(&Outcome::Failure));
+    assert!(ran.out.is_empty(), "{}", ran.out);
+    assert!(
+        ran.err
+            .starts_with(&format!("{}: not compiled: ", good.path()))
+            && ran.err.contains("--kernel"),
         "{}",
         ran.err
+    );
+}
+
+/// `--kernel` compiles here against the stated features: an LSM policy
+/// compiles for a kernel with the BPF LSM, not for one with kprobes only.
+#[tokio::test]
+async fn validate_offline_compiles_for_the_stated_kernel() {
+    let lsm = TempFile::new(
+        "lsm.yaml",
+        "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata: {name: lsm}\nspec:\n  lsmhooks:\n  - hook: file_open\n    args: [{index: 0, type: file}]\n",
+    );
+    let offline = |kernel: &'static str| {
+        let path = lsm.path().to_owned();
+        async move { tetra(&["tp", "validate", "--kernel", kernel, &path]).await }
+    };
+    let all = offline("all").await;
+    assert_eq!(
+        all.result.as_ref().ok(),
+        Some(&Outcome::Success),
+        "{}",
+        all.err
+    );
+    let kprobes = offline("kprobes").await;
+    assert_eq!(kprobes.result.as_ref().ok(), Some(&Outcome::Failure));
+    assert!(kprobes.err.contains("LSM"), "{}", kprobes.err);
+    let bogus = offline("kprobes,warp_drive").await;
+    assert!(
+        error_text(&bogus).contains("unknown kernel feature \"warp_drive\""),
+        "{}",
+        error_text(&bogus)
     );
 }
 
@@ -304,7 +362,7 @@ async fn validate_uses_the_policy_parser_and_checks_the_sidecar() {
         "typo.yaml",
         &GOOD_POLICY.replace("  tracepoints:", "  tracepointz:"),
     );
-    let ran = tetra(&["tp", "validate", typo.path()]).await;
+    let ran = tetra(&["tp", "validate", "--kernel", "all", typo.path()]).await;
     assert_eq!(ran.result.as_ref().ok(), Some(&Outcome::Failure));
     assert!(
         ran.err.starts_with(&format!("{}:6:3: ", typo.path())),
@@ -316,7 +374,7 @@ async fn validate_uses_the_policy_parser_and_checks_the_sidecar() {
     let policy = TempFile::new("sided.yaml", GOOD_POLICY);
     let sidecar = TempFile(policy.0.with_extension("toml"));
     std::fs::write(&sidecar.0, "mode = \"loud\"\n").expect("write sidecar");
-    let ran = tetra(&["tp", "validate", policy.path()]).await;
+    let ran = tetra(&["tp", "validate", "--kernel", "all", policy.path()]).await;
     assert_eq!(ran.result.as_ref().ok(), Some(&Outcome::Failure));
     assert!(
         ran.err.starts_with(&format!("{}:1:", sidecar.path())),

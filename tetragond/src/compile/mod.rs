@@ -127,7 +127,7 @@ pub fn compile(
         push_once(&mut sensors, "generic_tracepoint");
     }
     for (i, up) in spec.uprobes.iter().enumerate() {
-        hooks.extend(uprobe::compile(policy, i, up)?);
+        hooks.extend(uprobe::compile(policy, i, up, formats.caps())?);
         push_once(&mut sensors, "generic_uprobe");
     }
     for (i, kp) in spec.kprobes.iter().enumerate() {

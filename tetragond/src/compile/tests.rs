@@ -36,6 +36,7 @@ impl FormatSource for Debian {
             trampolines: true,
             lsm_programs: true,
             lsm_active: true,
+            uprobe_cookies: true,
             kernel_functions: KernelFunctions::Auto,
         }
     }

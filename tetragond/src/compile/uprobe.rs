@@ -11,6 +11,7 @@ use super::{
     selectors::{compile_selectors, HookArgs},
     Attach, CompiledHook, HookKind, HookMeta, UprobeLocation, UprobeTarget,
 };
+use crate::kernel_info::HookCaps;
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
@@ -21,9 +22,15 @@ pub fn compile(
     policy: &TracingPolicy,
     hook_index: usize,
     up: &UprobeSpec,
+    caps: HookCaps,
 ) -> Result<Vec<CompiledHook>, CompileError> {
     let what = format!("uprobes[{hook_index}] {}", up.path);
     let unsupported = |msg: &str| Err(CompileError::Unsupported(format!("{what}: {msg}")));
+    if !caps.uprobe_cookies {
+        return unsupported(
+            "uprobes need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks",
+        );
+    }
     if !up.addrs.is_empty() {
         return unsupported("addrs are not supported yet; use symbols or offsets");
     }

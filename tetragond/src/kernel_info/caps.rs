@@ -25,4 +25,6 @@ pub struct HookCaps {
     /// LSM programs load and `bpf` is an active LSM.
     pub lsm_programs: bool,
     pub lsm_active: bool,
+    /// `bpf_get_attach_cookie` (Linux 5.15): a uprobe finds its hook by it.
+    pub uprobe_cookies: bool,
 }

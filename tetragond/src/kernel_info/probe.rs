@@ -61,6 +61,7 @@ pub fn hook_caps(features: &[(&str, bool)]) -> HookCaps {
         trampolines: has("bpf_trampolines"),
         lsm_programs: has("bpf_lsm_programs"),
         lsm_active: has("bpf_lsm_active"),
+        uprobe_cookies: has("attach_cookie"),
         kernel_functions: Default::default(),
     }
 }

@@ -430,12 +430,6 @@ impl Kernel {
         ret: bool,
         hook_slot: u32,
     ) -> Result<(), SensorError> {
-        if !self.helpers.attach_cookie {
-            return Err(SensorError::Unsupported(
-                "uprobes need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks"
-                    .into(),
-            ));
-        }
         let name = if ret {
             "uretprobe_dispatch"
         } else {
