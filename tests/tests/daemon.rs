@@ -322,10 +322,11 @@ fn rename_over_edits_leave_no_gap_and_delete_unloads() {
         })
     };
     for i in 0..20 {
-        // Each edit changes the policy (its tags), so each is a real reload.
+        // Each edit changes the policy (an annotation), so each is a real
+        // reload.
         let edited = policy.replace(
-            "spec:\n",
-            &format!("spec:\n  options:\n  - name: edit\n    value: \"{i}\"\n"),
+            "metadata:\n",
+            &format!("metadata:\n  annotations: {{edit: \"{i}\"}}\n"),
         );
         h.write_policy("gap.yaml", &edited);
         std::thread::sleep(Duration::from_millis(120));

@@ -8,6 +8,7 @@
 //! `process`, `export`, `metrics`) and the CLI.
 
 pub mod api;
+pub mod atomic_file;
 pub mod capabilities;
 pub mod cli;
 pub mod clock;

@@ -5,7 +5,6 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -63,17 +62,8 @@ impl RuntimeState {
             source,
         };
         fs::create_dir_all(state_dir).map_err(io)?;
-        let tmp = state_dir.join(format!(".{FILE_NAME}.tmp"));
         let text = serde_json::to_string_pretty(self).map_err(|e| io(std::io::Error::other(e)))?;
-        let mut f = fs::File::create(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(io)?;
-        fs::rename(&tmp, &file).map_err(io)?;
-        // The rename itself must reach the disk too.
-        fs::File::open(state_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)
+        crate::atomic_file::write(&file, text.as_bytes()).map_err(io)
     }
 
     pub fn mode(&self, key: &str) -> Option<Mode> {

@@ -2,7 +2,7 @@
 //! package managers and half-written files leave litter there; none of it
 //! may be loaded as a policy.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const POLICY_EXTENSIONS: [&str; 2] = ["yaml", "yml"];
 const SIDECAR_EXTENSION: &str = "toml";
@@ -38,31 +38,6 @@ pub fn is_ignored_name(name: &str) -> bool {
         || (name.len() > 1 && name.starts_with('#') && name.ends_with('#'))
         || SUFFIXES.iter().any(|s| name.ends_with(s))
         || INFIXES.iter().any(|s| name.contains(s))
-}
-
-/// The policy a sidecar belongs to: `x.yaml` if it exists, else `x.yml` if it
-/// exists (this looks at the file system). None for other files.
-pub fn policy_file_for_sidecar(path: &Path) -> Option<PathBuf> {
-    if !is_sidecar_file(path) {
-        return None;
-    }
-    POLICY_EXTENSIONS
-        .iter()
-        .map(|ext| path.with_extension(ext))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The policy files of `dir`, sorted by name (not recursive).
-pub fn policy_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if is_policy_file(&path) && path.is_file() {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 #[cfg(test)]
@@ -111,29 +86,5 @@ mod tests {
         assert!(!is_sidecar_file(Path::new("/d/.a.toml")));
         assert!(!is_sidecar_file(Path::new("/d/a.toml~")));
         assert!(!is_sidecar_file(Path::new("/d/a.yaml")));
-    }
-
-    #[test]
-    fn sidecar_owner_and_listing() {
-        let dir = std::env::temp_dir().join(format!("tetragond-files-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for name in [
-            "b.yml", "a.yaml", "a.toml", "b.toml", "c.toml", ".x.yaml", "d.yaml~",
-        ] {
-            std::fs::write(dir.join(name), "").unwrap();
-        }
-        assert_eq!(
-            policy_file_for_sidecar(&dir.join("a.toml")),
-            Some(dir.join("a.yaml"))
-        );
-        assert_eq!(
-            policy_file_for_sidecar(&dir.join("b.toml")),
-            Some(dir.join("b.yml"))
-        );
-        assert_eq!(policy_file_for_sidecar(&dir.join("c.toml")), None);
-        assert_eq!(policy_file_for_sidecar(&dir.join("a.yaml")), None);
-        let listed = policy_files_in(&dir).unwrap();
-        assert_eq!(listed, vec![dir.join("a.yaml"), dir.join("b.yml")]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,9 +24,7 @@ pub mod validate;
 mod fields_tests;
 
 pub use error::PolicyError;
-pub use files::{
-    is_ignored_name, is_policy_file, is_sidecar_file, policy_file_for_sidecar, policy_files_in,
-};
+pub use files::{is_ignored_name, is_policy_file, is_sidecar_file};
 pub use issue::Issue;
 pub use key::{display_namespace, PolicyKey};
 pub use location::{NodePath, Part, Position, Positions};

@@ -5,7 +5,6 @@
 
 use std::{
     fs,
-    io::Write,
     path::{Path, PathBuf},
     time::SystemTime,
 };
@@ -103,11 +102,7 @@ fn write_if_changed(path: &Path, text: Option<&str>) -> std::io::Result<()> {
     if fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
+    crate::atomic_file::write(path, text.as_bytes())
 }
 
 #[cfg(test)]
