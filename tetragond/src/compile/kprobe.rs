@@ -80,7 +80,7 @@ fn kernel_function(
 ) -> Result<CompiledHook, CompileError> {
     let caps = formats.caps();
     let unsupported = |msg: String| CompileError::Unsupported(format!("{what}: {msg}"));
-    let returns = kp.ret || kp.return_arg.is_some();
+    let returns = kp.ret;
     let (family, name) = if has_override(&kp.selectors) {
         if !kp.call.starts_with("security_") {
             return Err(unsupported(
@@ -186,7 +186,7 @@ fn syscall(
     formats: &dyn FormatSource,
 ) -> Result<Option<CompiledHook>, CompileError> {
     let unsupported = |msg: String| Err(CompileError::Unsupported(format!("{what}: {msg}")));
-    if kp.ret || kp.return_arg.is_some() {
+    if kp.ret {
         return unsupported("return probes on syscalls are not supported yet".into());
     }
     let Some(ids) = syscall_ids(&kp.call) else {

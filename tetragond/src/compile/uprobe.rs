@@ -39,7 +39,7 @@ pub fn compile(
             "{what}: path must be absolute"
         )));
     }
-    let ret = up.ret || up.return_arg.is_some();
+    let ret = up.ret;
     let (args, selectors) = if ret {
         return_view(&what, &up.args, up.return_arg.as_ref(), &up.selectors)?
     } else {

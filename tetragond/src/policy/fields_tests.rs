@@ -284,6 +284,9 @@ fn what_is_served_still_parses() {
     let text = policy("  options:\n  - {name: disable-kprobe-multi, value: maybe}\n");
     let err = parse_policy(Path::new("f.yaml"), &text).err();
     assert!(err.is_some_and(|e| e.message().contains("true, false")));
+    let text = policy(&hook("    returnArg: {index: 0, type: int}\n"));
+    let err = parse_policy(Path::new("f.yaml"), &text).err();
+    assert!(err.is_some_and(|e| e.message().contains("return: true")));
     let text = policy("  options:\n  - {name: bogus-option, value: \"1\"}\n");
     let err = parse_policy(Path::new("f.yaml"), &text).err();
     assert!(err.is_some_and(|e| e.message().contains("bogus-option")));

@@ -151,14 +151,15 @@ pub fn has_enforcement_action(policy: &TracingPolicy) -> bool {
         .any(|action| action.action.is_enforcement())
 }
 
-/// The mode `spec.options` asks for, if any. A parsed policy was already
-/// checked, so an error here only comes from policies built in code.
+/// The mode `spec.options` asks for, if any; of several, the last wins,
+/// as in Tetragon. A parsed policy was already checked, so an error here
+/// only comes from policies built in code.
 pub fn policy_mode(policy: &TracingPolicy) -> Result<Option<Mode>, PolicyError> {
     let Some(option) = policy
         .spec
         .options
         .iter()
-        .find(|o| o.name == POLICY_MODE_OPTION)
+        .rfind(|o| o.name == POLICY_MODE_OPTION)
     else {
         return Ok(None);
     };
@@ -258,6 +259,13 @@ spec:
             Ok(p) => p,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn of_several_policy_mode_options_the_last_wins() {
+        let options = "  options:\n  - {name: policy-mode, value: enforce}\n  - {name: policy-mode, value: monitor}";
+        let p = policy("", options);
+        assert_eq!(policy_mode(&p).ok(), Some(Some(Mode::Monitor)));
     }
 
     #[test]

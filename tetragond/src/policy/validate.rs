@@ -89,17 +89,12 @@ fn is_dns_label(label: &str, max: usize) -> bool {
     }
 }
 
+/// Every `policy-mode` value must be a mode; the last one given wins.
 fn check_options(spec: &Spec, path: &NodePath) -> Check {
-    let mut seen = false;
     for (i, option) in spec.options.iter().enumerate() {
         if option.name != POLICY_MODE_OPTION {
             continue;
         }
-        if seen {
-            let message = format!("option {POLICY_MODE_OPTION} is given more than once");
-            return Err(Issue::at(path.index(i).key("name"), Part::Value, message));
-        }
-        seen = true;
         option.value.parse::<Mode>().map_err(|e: InvalidMode| {
             Issue::at(path.index(i).key("value"), Part::Value, e.to_string())
         })?;
@@ -199,9 +194,20 @@ fn required(value: &str, key: &str, what: &str, path: &NodePath) -> Check {
     Err(Issue::at(path.key(key), Part::Value, message))
 }
 
+/// `returnArg` is read by a return probe only, as in Tetragon, where it
+/// alone does not make one: refused rather than ignored.
+fn check_return_arg(ret: bool, return_arg: Option<&Arg>, path: &NodePath) -> Check {
+    if return_arg.is_some() && !ret {
+        let message = "returnArg is read by a return probe only: add `return: true`";
+        return Err(Issue::at(path.key("returnArg"), Part::Key, message));
+    }
+    Ok(())
+}
+
 fn check_kprobe(k: &KprobeSpec, path: &NodePath, lists: &HashSet<&str>) -> Check {
     required(&k.call, "call", "a kprobe", path)?;
     check_list_ref(&k.call, lists, path.key("call"))?;
+    check_return_arg(k.ret, k.return_arg.as_ref(), path)?;
     match k.return_arg_action {
         None | Some(ActionType::Post | ActionType::TrackSock | ActionType::UntrackSock) => Ok(()),
         Some(other) => Err(Issue::at(
@@ -214,6 +220,7 @@ fn check_kprobe(k: &KprobeSpec, path: &NodePath, lists: &HashSet<&str>) -> Check
 
 fn check_uprobe(u: &UprobeSpec, path: &NodePath) -> Check {
     required(&u.path, "path", "a uprobe", path)?;
+    check_return_arg(u.ret, u.return_arg.as_ref(), path)?;
     let given = [
         !u.symbols.is_empty(),
         !u.offsets.is_empty(),
