@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::api::BUS_NAME;
 use crate::dbus::{BusChoice, DbusError, ManagerProxy};
+use crate::policy::PolicyKey;
 
 /// Command line of `tetra`.
 #[derive(Debug, Parser)]
@@ -62,6 +63,12 @@ pub struct PolicyName {
     pub namespace: String,
     /// Policy name (metadata.name)
     pub name: String,
+}
+
+impl PolicyName {
+    fn key(&self) -> PolicyKey {
+        PolicyKey::new(self.namespace.clone(), self.name.clone())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,7 +259,13 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
             connect(bus)
                 .await?
                 .set_mode(&namespace, &name, mode.as_str())
-                .await?
+                .await?;
+            let key = PolicyKey::new(namespace, name);
+            writeln!(
+                out,
+                "tracing policy \"{key}\" set to mode \"{}\"",
+                mode.as_str()
+            )?
         }
         PolicyCommand::Add { mode, file } => {
             // Read before connecting: a typo in the path needs no daemon.
@@ -262,7 +275,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
             writeln!(out, "{path}")?
         }
         PolicyCommand::Delete { namespace, name } => {
-            connect(bus).await?.delete_policy(&namespace, &name).await?
+            connect(bus).await?.delete_policy(&namespace, &name).await?;
+            let key = PolicyKey::new(namespace, name);
+            writeln!(out, "tracing policy \"{key}\" deleted")?
         }
         PolicyCommand::Reload => writeln!(out, "{}", connect(bus).await?.reload().await?)?,
         PolicyCommand::ResetMode(p) => {
@@ -275,13 +290,15 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
             connect(bus)
                 .await?
                 .enable_policy(&p.namespace, &p.name)
-                .await?
+                .await?;
+            writeln!(out, "tracing policy \"{}\" enabled", p.key())?
         }
         PolicyCommand::Disable(p) => {
             connect(bus)
                 .await?
                 .disable_policy(&p.namespace, &p.name)
-                .await?
+                .await?;
+            writeln!(out, "tracing policy \"{}\" disabled", p.key())?
         }
     }
     Ok(Outcome::Success)
