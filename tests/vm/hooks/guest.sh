@@ -790,7 +790,8 @@ VSTAT=
 # Why the ftrace route could not be set up (empty when it was).
 VSTAT_ERR=
 TRACEFS=
-# After verification, env first; 5.13 renamed fixup_bpf_calls. Only a
+# After verification, env first (fixup_bpf_calls was later renamed
+# do_misc_fixups; convert_ctx_accesses runs just before it). Only a
 # function that is a symbol (not inlined) can be probed.
 VSTAT_FUNCS="fixup_bpf_calls do_misc_fixups convert_ctx_accesses"
 
