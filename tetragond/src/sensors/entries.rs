@@ -17,7 +17,7 @@ use tetragond_ebpf::{
     STR_TRIE_HEADER_BITS,
 };
 
-use super::kernel::{exe_path, map_err, take};
+use super::object::{exe_path, map_err, take};
 use crate::{compile::MapEntry, error::SensorError};
 
 /// The maps [`MapEntry`] values go to, taken out of the loaded object.

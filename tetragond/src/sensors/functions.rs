@@ -189,7 +189,7 @@ impl FunctionAttachments {
                 let p: &mut KProbe = prog.try_into().map_err(|e| chain(&e))?;
                 if p.fd().is_err() {
                     p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
-                    super::kernel::log_verified(program, p.info().ok());
+                    super::object::log_verified(program, p.info().ok());
                 }
                 let id = p.attach(name, 0).map_err(|e| {
                     format!("{} (is {name} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)", chain(&e))
@@ -200,7 +200,7 @@ impl FunctionAttachments {
                 let btf = self.aya_btf()?.clone();
                 let p: &mut FEntry = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
-                super::kernel::log_verified(program, p.info().ok());
+                super::object::log_verified(program, p.info().ok());
                 p.attach()
                     .and_then(|id| p.take_link(id))
                     .map(|l| Taken::Fd(l.into()))
@@ -213,7 +213,7 @@ impl FunctionAttachments {
                 let btf = self.aya_btf()?.clone();
                 let p: &mut FExit = prog.try_into().map_err(|e| chain(&e))?;
                 p.load(name, &btf).map_err(|e| chain(&e))?;
-                super::kernel::log_verified(program, p.info().ok());
+                super::object::log_verified(program, p.info().ok());
                 p.attach()
                     .and_then(|id| p.take_link(id))
                     .map(|l| Taken::Fd(l.into()))
@@ -228,7 +228,7 @@ impl FunctionAttachments {
                 p.load(name, &btf).map_err(|e| {
                     format!("{} (is {name} an LSM hook of this kernel?)", chain(&e))
                 })?;
-                super::kernel::log_verified(program, p.info().ok());
+                super::object::log_verified(program, p.info().ok());
                 p.attach()
                     .and_then(|id| p.take_link(id))
                     .map(|l| Taken::Fd(l.into()))

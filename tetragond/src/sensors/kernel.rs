@@ -17,12 +17,13 @@ use aya::{
 };
 use tetragond_ebpf::{
     site, EventInfo, ExePath, HookConf, HookKey, HookList, PolicyCounters, StructOffsets,
-    TaskTrackingOffsets, MAX_HOOKS_PER_KEY, PATH_LEN,
+    TaskTrackingOffsets, MAX_HOOKS_PER_KEY,
 };
 
 use super::{
     entries::EntryMaps,
     functions::FunctionAttachments,
+    object::{exe_path, log_verified, map_err, take},
     pin::{Held, Pins},
 };
 use crate::{
@@ -38,13 +39,6 @@ use crate::{
 static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
 
 const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
-
-pub(super) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> SensorError {
-    move |e| SensorError::Map {
-        map,
-        message: e.to_string(),
-    }
-}
 
 /// A tracepoint attachment shared by every hook on it.
 struct Attachment {
@@ -102,18 +96,6 @@ pub struct Kernel {
     /// daemon, which commits or removes it.
     pins: Pins,
 }
-
-/// Takes map `$name` out of the object as a `$kind` (or returns the error).
-macro_rules! take {
-    ($ebpf:expr, $kind:ident, $name:literal) => {
-        $kind::try_from($ebpf.take_map($name).ok_or_else(|| SensorError::Map {
-            map: $name,
-            message: "missing from the BPF object".into(),
-        })?)
-        .map_err(map_err($name))?
-    };
-}
-pub(super) use take;
 
 impl Kernel {
     /// Loads the object, its programs, and starts task tracking. Every
@@ -719,32 +701,9 @@ fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SensorError> {
     Ok(())
 }
 
-/// How much work the verifier did: the headroom left under its limit of a
-/// million instructions is worth watching as programs grow.
-pub(super) fn log_verified(name: &str, info: Option<aya::programs::ProgramInfo>) {
-    match info.and_then(|i| i.verified_instruction_count()) {
-        Some(n) => tracing::info!("program {name} verified ({n} instructions processed)"),
-        // aya keeps no verifier log of a program that loads.
-        None => tracing::info!(
-            "program {name} verified (this kernel does not report the count: verified_insns came in Linux 5.16)"
-        ),
-    }
-}
-
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {
     ebpf.program_mut(name)
         .ok_or_else(|| SensorError::Load(format!("program {name} missing from the BPF object")))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| SensorError::Load(format!("{name}: {e}")))
-}
-
-/// A path as the kernel stores it: NUL padded; None when too long.
-pub fn exe_path(path: &str) -> Option<ExePath> {
-    let bytes = path.as_bytes();
-    if bytes.len() >= PATH_LEN {
-        return None;
-    }
-    let mut out = ExePath::default();
-    out.bytes[..bytes.len()].copy_from_slice(bytes);
-    Some(out)
 }

@@ -8,6 +8,7 @@ pub mod install;
 pub mod kernel;
 pub mod memory;
 pub mod mounts;
+mod object;
 pub mod ops;
 pub mod pin;
 
