@@ -117,6 +117,7 @@ fuzz_target!(|data: &[u8]| {
                 kernel_functions,
                 lsm_programs: true,
                 lsm_active: true,
+                uprobe_cookies: true,
             },
             btf: true,
         };

@@ -397,8 +397,9 @@ fn monitor_mode_kill_is_not_enforced_enforce_mode_is() {
 }
 
 /// Lines of the events file and its backups, oldest first; each file must
-/// end with a newline and hold no more than `max` bytes.
-fn lines_across_rotations(h: &Harness, backups: u32, max: u64) -> (Vec<Value>, usize) {
+/// end with a newline and hold no more than `max` bytes. `None` when a file
+/// was renamed away while it was read: the daemon was rotating, look again.
+fn lines_across_rotations(h: &Harness, backups: u32, max: u64) -> Option<(Vec<Value>, usize)> {
     let mut lines = vec![];
     let mut files = 0;
     let base = h.events_file.display().to_string();
@@ -418,10 +419,16 @@ fn lines_across_rotations(h: &Harness, backups: u32, max: u64) -> (Vec<Value>, u
                 .args(["-dc", &name])
                 .output()
                 .expect("gzip (apt-get install gzip)");
+            if !out.status.success() && !path.exists() {
+                return None;
+            }
             assert!(out.status.success(), "{name} is valid gzip");
             out.stdout
         } else {
-            let bytes = fs::read(&path).expect("read");
+            let bytes = match fs::read(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                read => read.expect("read"),
+            };
             assert!(bytes.len() as u64 <= max, "{name}: {} bytes", bytes.len());
             bytes
         };
@@ -436,7 +443,7 @@ fn lines_across_rotations(h: &Harness, backups: u32, max: u64) -> (Vec<Value>, u
             );
         }
     }
-    (lines, files)
+    Some((lines, files))
 }
 
 fn rotation_run(compress: bool) {
@@ -458,14 +465,15 @@ fn rotation_run(compress: bool) {
     h.wait_policy("many", "all posted", |p| p["npost"] == CALLS);
     // Its exit is the last line it causes.
     wait_for(&h, "the exit", || {
-        let (lines, _) = lines_across_rotations(&h, BACKUPS, MAX);
+        let (lines, _) = lines_across_rotations(&h, BACKUPS, MAX)?;
         lines
             .iter()
             .any(|e| e["process_exit"]["process"]["pid"] == pid)
             .then_some(())
     });
     assert!(h.stop_daemon().success());
-    let (lines, files) = lines_across_rotations(&h, BACKUPS, MAX);
+    let (lines, files) =
+        lines_across_rotations(&h, BACKUPS, MAX).expect("no rotation once the daemon stopped");
     let posted = lines
         .iter()
         .filter(|e| policy_of(e) == Some("many"))
