@@ -31,7 +31,7 @@ use crate::{
     kernel_info::probe,
     metrics, notify as sd,
     policy::{self, PolicyKey},
-    process::{self, procfs::ProcInfo, ProcessCache},
+    process::{procfs::ProcInfo, ProcessCache},
     sensors::{mounts, pin::Pins, Kernel},
     store::{folder, Store, Summary},
     unit_job, watcher,
@@ -69,6 +69,8 @@ struct Daemon {
     process_events: ProcessEvents,
     clock: Clock,
     node_name: String,
+    /// The policy event being rendered: one buffer, reused for every event.
+    line: Vec<u8>,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -172,6 +174,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         process_events: x.process_events,
         clock,
         node_name,
+        line: Vec::with_capacity(4096),
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -532,14 +535,15 @@ impl Daemon {
         if !self.exporter.admit(&meta.policy_name) {
             return;
         }
-        let exe = process::c_string(&ev.exe);
-        let process = self.processes.get(ev.tgid, ev.ktime_ns, &exe, ev.uid);
+        let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
         let parent = self.processes.parent(&process);
         if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {
             let exec = events::exec_event(&process, parent.as_deref(), &self.node_name);
             self.exporter.export(&exec);
         }
-        let line = events::policy_event(
+        self.line.clear();
+        let kind = events::write_policy_event(
+            &mut self.line,
             ev,
             data,
             meta,
@@ -548,7 +552,7 @@ impl Daemon {
             &self.clock,
             &self.node_name,
         );
-        self.exporter.write(&line);
+        self.exporter.write(kind, &self.line);
     }
 
     fn on_exec(&mut self, rec: &tetragond_ebpf::ExecRecord, info: Option<ProcInfo>) {
