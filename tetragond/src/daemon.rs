@@ -514,16 +514,33 @@ impl Daemon {
 
     /// Handles a batch of ring buffer records, in order: exec and exit
     /// records feed the process cache, policy events are exported with
-    /// their process.
-    fn drain_events(&mut self, batch: Vec<ring::Item>) {
-        for item in batch {
+    /// their process; then what the reader dropped is counted.
+    fn drain_events(&mut self, batch: ring::Batch) {
+        let ring::Batch {
+            items,
+            data,
+            backlog,
+            process_records_dropped,
+        } = batch;
+        for item in items {
             match item {
-                ring::Item::Policy(ev, data) => self.export_policy_event(&ev, &data),
+                ring::Item::Policy(ev, range) => {
+                    self.export_policy_event(&ev, data.get(range).unwrap_or_default())
+                }
                 ring::Item::Exec(rec, info) => self.on_exec(&rec, info),
                 ring::Item::Exit(rec, status) => self.on_exit(&rec, status),
                 ring::Item::Unknown => tracing::debug!("unknown ring buffer record"),
             }
         }
+        for ((policy_slot, hook_slot), n) in backlog {
+            let policy = self
+                .store
+                .hook_meta(policy_slot, hook_slot)
+                .map_or("", |meta| meta.policy_name.as_str());
+            self.exporter.dropped(DropReason::Backlog, policy, n);
+        }
+        self.exporter
+            .dropped(DropReason::ProcessRingBuffer, "", process_records_dropped);
         self.exporter.flush();
     }
 

@@ -20,22 +20,22 @@ use crate::{
     reason = "policy events are the hot path: kept inline, not boxed per event"
 )]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
+pub enum Record<'a> {
     /// The event and its arguments' data (`Event::data_len` bytes).
-    Policy(Event, Vec<u8>),
+    Policy(Event, &'a [u8]),
     /// Boxed: with its argv it is several times the size of the others.
     Exec(Box<ExecRecord>),
     Exit(ExitRecord),
 }
 
 /// Decodes a ring buffer record; None when it is unknown or too short.
-pub fn decode(bytes: &[u8]) -> Option<Record> {
+pub fn decode(bytes: &[u8]) -> Option<Record<'_>> {
     let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
     match kind {
         record::POLICY_EVENT => {
             let ev: Event = read_pod(bytes)?;
             let header = std::mem::size_of::<Event>();
-            let data = bytes.get(header..header + ev.data_len as usize)?.to_vec();
+            let data = bytes.get(header..header + ev.data_len as usize)?;
             Some(Record::Policy(ev, data))
         }
         record::EXEC => read_pod(bytes).map(|r| Record::Exec(Box::new(r))),
