@@ -135,8 +135,18 @@ async fn unload(args: &Args) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // The runtime's threads render, write and serve D-Bus: all of it
+        // can wait while the ring buffer reader drains the kernel's buffer.
+        .on_thread_start(tetragond::export::ring::yield_to_reader)
+        .build()
+        .context("starting the runtime")?
+        .block_on(run())
+}
+
+async fn run() -> Result<()> {
     let args = Args::parse();
     if args.unload {
         init_logging(None);

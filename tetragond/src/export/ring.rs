@@ -21,6 +21,7 @@ use std::{
     collections::HashMap,
     ops::Range,
     os::fd::{AsFd, AsRawFd},
+    sync::OnceLock,
     time::Duration,
 };
 
@@ -53,7 +54,7 @@ const BATCHES: usize = 8;
 /// After a drain that found records, wait this long before the next one:
 /// at high rates records then arrive by the hundred, not a wakeup (of this
 /// thread and the main loop) for every few. Short against the time the
-/// kernel's 1 MiB ring buffer takes to fill (5 ms at 500,000 events/s).
+/// kernel's ring buffer takes to fill (40 ms at 500,000 events/s).
 const COALESCE: Duration = Duration::from_micros(250);
 
 #[allow(
@@ -102,6 +103,38 @@ impl Batch {
     }
 }
 
+/// How much lower than the reader's the priority (nice value) of every
+/// other thread of the daemon is: the reader must get the CPU within a few
+/// milliseconds whenever the kernel's ring buffer has records (or they are
+/// lost in the kernel, whichever process they came from), while rendering
+/// and writing can fall behind, since the reader then drops fairly. Raising
+/// the reader's priority instead would need CAP_SYS_NICE, which the service
+/// does not have.
+const OTHERS_NICE: i32 = 5;
+
+/// Lowers the calling thread's priority below the reader's: for every
+/// thread but the reader (the runtime's workers, the main thread once the
+/// reader is started). Best effort: at worst the reader has to compete on
+/// equal terms.
+pub fn yield_to_reader() {
+    // The first caller (a runtime worker, at start) has the daemon's own
+    // priority: every thread is set relative to it, never twice lowered.
+    static BASE: OnceLock<i32> = OnceLock::new();
+    // SAFETY: gettid, getpriority and setpriority take and return plain
+    // integers.
+    let rc = unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let base = *BASE.get_or_init(|| libc::getpriority(libc::PRIO_PROCESS, tid));
+        libc::setpriority(libc::PRIO_PROCESS, tid, (base + OTHERS_NICE).min(19))
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "thread priority not lowered: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Starts the reader; batches arrive on the returned channel.
 pub fn spawn(ring: RingBuf<MapData>) -> std::io::Result<mpsc::Receiver<Batch>> {
     let (tx, rx) = mpsc::channel(BATCHES);
@@ -115,7 +148,10 @@ pub fn spawn(ring: RingBuf<MapData>) -> std::io::Result<mpsc::Receiver<Batch>> {
     };
     std::thread::Builder::new()
         .name("ring-reader".into())
-        .spawn(move || reader.run())?;
+        .spawn(move || {
+            ask_short_slice();
+            reader.run()
+        })?;
     Ok(rx)
 }
 
@@ -255,6 +291,49 @@ fn exit_item(rec: ExitRecord) -> Item {
         procfs::read_stat_only(rec.tgid).and_then(|i| i.exit_code)
     };
     Item::Exit(rec, status)
+}
+
+/// The time slice the reader asks for: with it, a kernel that schedules by
+/// EEVDF (6.12 and later) runs the reader as soon as it wakes instead of
+/// after the running task's slice (a few milliseconds, in which a flood
+/// fills the ring buffer).
+const SLICE_NS: u64 = 100_000;
+
+/// `struct sched_attr` of sched_setattr(2), its first version.
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+}
+
+/// Best effort: older kernels ignore or refuse it, no privilege is needed.
+fn ask_short_slice() {
+    // SAFETY: getpriority and gettid take and return plain integers.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+    let attr = SchedAttr {
+        size: size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice,
+        priority: 0,
+        runtime: SLICE_NS,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: a valid sched_attr of the size it states, for this thread (0).
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if rc != 0 {
+        tracing::debug!(
+            "ring reader keeps the default time slice: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// poll(2) on the ring buffer: level triggered, so data that arrived while
