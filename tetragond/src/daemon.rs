@@ -121,8 +121,6 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     let mut kernel = Kernel::load(pins.clone()).context("loading the kernel programs")?;
     let mut records =
         export::ring::spawn(kernel.take_events()?).context("starting the ring buffer reader")?;
-    // From here on, this thread (and what it starts) yields to the reader.
-    export::ring::yield_to_reader();
     let x = &config.export;
     let file = RotatingFile::open(&x.file, x.rotation.clone())
         .with_context(|| format!("opening events file {}", x.file.display()))?;

@@ -135,18 +135,8 @@ async fn unload(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // The runtime's threads render, write and serve D-Bus: all of it
-        // can wait while the ring buffer reader drains the kernel's buffer.
-        .on_thread_start(tetragond::export::ring::yield_to_reader)
-        .build()
-        .context("starting the runtime")?
-        .block_on(run())
-}
-
-async fn run() -> Result<()> {
+#[tokio::main]
+async fn main() -> Result<()> {
     let args = Args::parse();
     if args.unload {
         init_logging(None);

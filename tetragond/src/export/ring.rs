@@ -21,7 +21,6 @@ use std::{
     collections::HashMap,
     ops::Range,
     os::fd::{AsFd, AsRawFd},
-    sync::OnceLock,
     time::Duration,
 };
 
@@ -48,14 +47,14 @@ const SHARE: u32 = 64;
 /// `BATCHES` in flight, this bounds the reader's memory: about 4 MiB a
 /// batch (a record is some 400 bytes).
 const HARD_CAP: usize = BATCH + 2 * RESERVE;
-/// Batches in flight to the main loop: some 16,000 events, 30 ms at
+/// Batches in flight to the main loop: some 32,000 events, 65 ms at
 /// 500,000 events/s, absorb a stall of the main loop.
-const BATCHES: usize = 8;
+const BATCHES: usize = 16;
 /// After a drain that found records, wait this long before the next one:
 /// at high rates records then arrive by the hundred, not a wakeup (of this
 /// thread and the main loop) for every few. Short against the time the
 /// kernel's ring buffer takes to fill (40 ms at 500,000 events/s).
-const COALESCE: Duration = Duration::from_micros(250);
+const COALESCE: Duration = Duration::from_millis(1);
 
 #[allow(
     clippy::large_enum_variant,
@@ -100,38 +99,6 @@ impl Batch {
 
     fn is_empty(&self) -> bool {
         self.items.is_empty() && self.backlog.is_empty() && self.process_records_dropped == 0
-    }
-}
-
-/// How much lower than the reader's the priority (nice value) of every
-/// other thread of the daemon is: the reader must get the CPU within a few
-/// milliseconds whenever the kernel's ring buffer has records (or they are
-/// lost in the kernel, whichever process they came from), while rendering
-/// and writing can fall behind, since the reader then drops fairly. Raising
-/// the reader's priority instead would need CAP_SYS_NICE, which the service
-/// does not have.
-const OTHERS_NICE: i32 = 5;
-
-/// Lowers the calling thread's priority below the reader's: for every
-/// thread but the reader (the runtime's workers, the main thread once the
-/// reader is started). Best effort: at worst the reader has to compete on
-/// equal terms.
-pub fn yield_to_reader() {
-    // The first caller (a runtime worker, at start) has the daemon's own
-    // priority: every thread is set relative to it, never twice lowered.
-    static BASE: OnceLock<i32> = OnceLock::new();
-    // SAFETY: gettid, getpriority and setpriority take and return plain
-    // integers.
-    let rc = unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        let base = *BASE.get_or_init(|| libc::getpriority(libc::PRIO_PROCESS, tid));
-        libc::setpriority(libc::PRIO_PROCESS, tid, (base + OTHERS_NICE).min(19))
-    };
-    if rc != 0 {
-        tracing::debug!(
-            "thread priority not lowered: {}",
-            std::io::Error::last_os_error()
-        );
     }
 }
 
