@@ -28,7 +28,16 @@ impl Clock {
     }
 
     pub fn rfc3339(&self, ktime_ns: u64) -> String {
-        rfc3339_nanos(self.boot_ns + ktime_ns as i128)
+        rfc3339_nanos(self.unix_ns(ktime_ns))
+    }
+
+    /// Appends the RFC 3339 form of kernel time `ktime_ns` (no allocation).
+    pub fn write_rfc3339(&self, out: &mut Vec<u8>, ktime_ns: u64) {
+        write_rfc3339(out, self.unix_ns(ktime_ns));
+    }
+
+    fn unix_ns(&self, ktime_ns: u64) -> i128 {
+        self.boot_ns + ktime_ns as i128
     }
 
     /// A clock whose kernel time 0 is `boot_ns` after the epoch.
@@ -40,16 +49,44 @@ impl Clock {
 
 /// `2026-11-29T04:50:31.123456789Z`
 pub fn rfc3339_nanos(unix_ns: i128) -> String {
+    let mut out = Vec::with_capacity(30);
+    write_rfc3339(&mut out, unix_ns);
+    // Digits and ASCII punctuation only.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `2026-11-29T04:50:31.123456789Z`: per event, so written digit by
+/// digit rather than through `format!`.
+pub fn write_rfc3339(out: &mut Vec<u8>, unix_ns: i128) {
     let secs = unix_ns.div_euclid(1_000_000_000) as i64;
-    let nanos = unix_ns.rem_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let nanos = unix_ns.rem_euclid(1_000_000_000) as u64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u64);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // Years before 0 or after 9999 do not occur in kernel time.
+    digits(out, y.clamp(0, 9999) as u64, 4);
+    out.push(b'-');
+    digits(out, u64::from(m), 2);
+    out.push(b'-');
+    digits(out, u64::from(d), 2);
+    out.push(b'T');
+    digits(out, rem / 3600, 2);
+    out.push(b':');
+    digits(out, rem % 3600 / 60, 2);
+    out.push(b':');
+    digits(out, rem % 60, 2);
+    out.push(b'.');
+    digits(out, nanos, 9);
+    out.push(b'Z');
+}
+
+/// `n` in exactly `width` digits, zero-padded.
+fn digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -88,6 +125,11 @@ mod tests {
         assert_eq!(
             rfc3339_nanos(951_782_400_000_000_000),
             "2000-02-29T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            rfc3339_nanos(-1),
+            "1969-12-31T23:59:59.999999999Z",
+            "before the epoch"
         );
     }
 }

@@ -31,7 +31,7 @@ use crate::{
     kernel_info::probe,
     metrics, notify as sd,
     policy::{self, PolicyKey},
-    process::{self, procfs::ProcInfo, ProcessCache},
+    process::{procfs::ProcInfo, ProcessCache},
     sensors::{mounts, pin::Pins, Kernel},
     store::{folder, Store, Summary},
     unit_job, watcher,
@@ -69,6 +69,8 @@ struct Daemon {
     process_events: ProcessEvents,
     clock: Clock,
     node_name: String,
+    /// The policy event being rendered: one buffer, reused for every event.
+    line: Vec<u8>,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -172,6 +174,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         process_events: x.process_events,
         clock,
         node_name,
+        line: Vec::with_capacity(4096),
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -521,16 +524,33 @@ impl Daemon {
 
     /// Handles a batch of ring buffer records, in order: exec and exit
     /// records feed the process cache, policy events are exported with
-    /// their process.
-    fn drain_events(&mut self, batch: Vec<ring::Item>) {
-        for item in batch {
+    /// their process; then what the reader dropped is counted.
+    fn drain_events(&mut self, batch: ring::Batch) {
+        let ring::Batch {
+            items,
+            data,
+            backlog,
+            process_records_dropped,
+        } = batch;
+        for item in items {
             match item {
-                ring::Item::Policy(ev, data) => self.export_policy_event(&ev, &data),
+                ring::Item::Policy(ev, range) => {
+                    self.export_policy_event(&ev, data.get(range).unwrap_or_default())
+                }
                 ring::Item::Exec(rec, info) => self.on_exec(&rec, info),
                 ring::Item::Exit(rec, status) => self.on_exit(&rec, status),
                 ring::Item::Unknown => tracing::debug!("unknown ring buffer record"),
             }
         }
+        for ((policy_slot, hook_slot), n) in backlog {
+            let policy = self
+                .store
+                .hook_meta(policy_slot, hook_slot)
+                .map_or("", |meta| meta.policy_name.as_str());
+            self.exporter.dropped(DropReason::Backlog, policy, n);
+        }
+        self.exporter
+            .dropped(DropReason::ProcessRingBuffer, "", process_records_dropped);
         self.exporter.flush();
     }
 
@@ -542,14 +562,15 @@ impl Daemon {
         if !self.exporter.admit(&meta.policy_name) {
             return;
         }
-        let exe = process::c_string(&ev.exe);
-        let process = self.processes.get(ev.tgid, ev.ktime_ns, &exe, ev.uid);
+        let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
         let parent = self.processes.parent(&process);
         if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {
             let exec = events::exec_event(&process, parent.as_deref(), &self.node_name);
             self.exporter.export(&exec);
         }
-        let line = events::policy_event(
+        self.line.clear();
+        let kind = events::write_policy_event(
+            &mut self.line,
             ev,
             data,
             meta,
@@ -558,7 +579,7 @@ impl Daemon {
             &self.clock,
             &self.node_name,
         );
-        self.exporter.write(&line);
+        self.exporter.write(kind, &self.line);
     }
 
     fn on_exec(&mut self, rec: &tetragond_ebpf::ExecRecord, info: Option<ProcInfo>) {

@@ -1,39 +1,49 @@
 //! Hook arguments as Tetragon exports them: integers by width, and the
 //! data the kernel read behind pointers (strings, paths, sockets,
-//! credentials) from the event's data slots.
+//! credentials) from the event's data slots. Written straight into the
+//! event's JSON line; objects have their keys in sorted order, as
+//! serde_json's maps wrote them before.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::{
+    borrow::Cow,
+    io::Write,
+    net::{IpAddr, Ipv6Addr},
+};
 
-use serde_json::{json, Map, Value};
 use tetragond_ebpf::{CredInfo, SockInfo, PATH_CUT, STR_LEN};
+
+use crate::json::Json;
 
 /// The data slot of argument `i`, when the event carries one.
 pub fn slot(data: &[u8], i: usize) -> Option<&[u8]> {
     data.get(i * STR_LEN..(i + 1) * STR_LEN)
 }
 
-fn text(slot: Option<&[u8]>, len: u64) -> String {
+fn text(slot: Option<&[u8]>, len: u64) -> Cow<'_, str> {
     let Some(bytes) = slot else {
-        return String::new();
+        return Cow::Borrowed("");
     };
     let end = bytes
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(bytes.len())
         .min(len as usize);
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    String::from_utf8_lossy(&bytes[..end])
 }
 
 /// A path the kernel walked: its first `STR_LEN - 1` bytes, flagged
 /// `truncated` when that is not all of it (longer, or cut before the root:
 /// `PATH_CUT`).
-fn path_object(slot: Option<&[u8]>, raw: u64) -> Value {
+fn path_object(j: &mut Json, slot: Option<&[u8]>, raw: u64) {
     let path = text(slot, raw & (PATH_CUT - 1));
+    j.open(b'{');
     if raw & PATH_CUT != 0 || raw & (PATH_CUT - 1) >= STR_LEN as u64 {
-        json!({ "path": path, "flags": "truncated" })
-    } else {
-        json!({ "path": path })
+        j.key("flags");
+        j.str("truncated");
     }
+    j.key("path");
+    j.str(&path);
+    j.close(b'}');
 }
 
 /// `T` is one of the plain-data records the kernel writes into a slot.
@@ -47,74 +57,101 @@ fn pod<T: Copy + Default>(slot: Option<&[u8]>) -> T {
     }
 }
 
-fn family_name(family: u16) -> String {
-    match family {
-        0 => "AF_UNSPEC".into(),
-        1 => "AF_UNIX".into(),
-        2 => "AF_INET".into(),
-        10 => "AF_INET6".into(),
-        n => n.to_string(),
+/// A known name, else the number (as a string).
+fn name_or_number(j: &mut Json, name: Option<&str>, n: u16) {
+    match name {
+        Some(name) => j.str(name),
+        None => j.u64_string(u64::from(n)),
     }
 }
 
-fn protocol_name(protocol: u16) -> String {
-    match protocol {
-        0 => String::new(),
-        1 => "IPPROTO_ICMP".into(),
-        6 => "IPPROTO_TCP".into(),
-        17 => "IPPROTO_UDP".into(),
-        58 => "IPPROTO_ICMPV6".into(),
-        n => n.to_string(),
-    }
+fn family(j: &mut Json, family: u16) {
+    let name = match family {
+        0 => Some("AF_UNSPEC"),
+        1 => Some("AF_UNIX"),
+        2 => Some("AF_INET"),
+        10 => Some("AF_INET6"),
+        _ => None,
+    };
+    j.key("family");
+    name_or_number(j, name, family);
+}
+
+/// Protocol 0 (unknown) is left out.
+fn protocol(j: &mut Json, protocol: u16) {
+    let name = match protocol {
+        0 => return,
+        1 => Some("IPPROTO_ICMP"),
+        6 => Some("IPPROTO_TCP"),
+        17 => Some("IPPROTO_UDP"),
+        58 => Some("IPPROTO_ICMPV6"),
+        _ => None,
+    };
+    j.key("protocol");
+    name_or_number(j, name, protocol);
 }
 
 /// IPv4-mapped addresses print as IPv4.
-fn addr(bytes: [u8; 16]) -> String {
+fn addr(j: &mut Json, key: &str, bytes: [u8; 16]) {
     let v6 = Ipv6Addr::from(bytes);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4).to_string(),
-        None => IpAddr::V6(v6).to_string(),
-    }
+    let ip = match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    };
+    j.key(key);
+    let out = j.buf();
+    // An address is digits, dots, hex and colons: nothing to escape; and a
+    // Vec cannot fail to take it.
+    out.push(b'"');
+    let _ = write!(out, "{ip}");
+    out.push(b'"');
 }
 
-fn put_port(v: &mut Map<String, Value>, key: &str, port: u16) {
+fn port(j: &mut Json, key: &str, port: u16) {
     if port != 0 {
-        v.insert(key.into(), json!(port));
+        j.key(key);
+        j.u64(u64::from(port));
     }
 }
 
 /// A capability set as Tetragon exports it: the names of its bits, in bit
 /// order (`CAP_41` for a bit this table does not know).
-fn cap_names(set: u64) -> Vec<String> {
-    (0..64)
-        .filter(|bit| set & (1u64 << bit) != 0)
-        .map(|bit| {
-            crate::capabilities::NAMES
-                .get(bit as usize)
-                .map_or_else(|| format!("CAP_{bit}"), |n| n.to_string())
-        })
-        .collect()
-}
-
-/// `{effective, permitted, inheritable}`, an empty set left out.
-fn caps(c: &CredInfo) -> Value {
-    let mut v = Map::new();
-    for (key, set) in [
-        ("effective", c.cap_effective),
-        ("permitted", c.cap_permitted),
-        ("inheritable", c.cap_inheritable),
-    ] {
-        if set != 0 {
-            v.insert(key.into(), json!(cap_names(set)));
+fn cap_names(j: &mut Json, set: u64) {
+    j.open(b'[');
+    for bit in (0..64).filter(|bit| set & (1u64 << bit) != 0) {
+        j.element();
+        match crate::capabilities::NAMES.get(bit as usize) {
+            Some(name) => j.str(name),
+            None => {
+                let out = j.buf();
+                let _ = write!(out, "\"CAP_{bit}\"");
+            }
         }
     }
-    Value::Object(v)
+    j.close(b']');
 }
 
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
+/// `{effective, inheritable, permitted}`, an empty set left out.
+fn caps(j: &mut Json, c: &CredInfo) {
+    j.open(b'{');
+    for (key, set) in [
+        ("effective", c.cap_effective),
+        ("inheritable", c.cap_inheritable),
+        ("permitted", c.cap_permitted),
+    ] {
+        if set != 0 {
+            j.key(key);
+            cap_names(j, set);
+        }
+    }
+    j.close(b'}');
+}
+
+/// Standard base64 with padding, as a JSON string.
+fn base64(j: &mut Json, bytes: &[u8]) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    let out = j.buf();
+    out.push(b'"');
     for chunk in bytes.chunks(3) {
         let b = [
             chunk[0],
@@ -124,89 +161,222 @@ fn base64(bytes: &[u8]) -> String {
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
             } else {
-                out.push('=');
+                out.push(b'=');
             }
         }
     }
-    out
+    out.push(b'"');
 }
 
-/// The argument's key and value in Tetragon's export.
-pub fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
+/// The key of an argument of type `ty` in Tetragon's export.
+pub fn arg_key(ty: &str) -> &'static str {
     match ty {
-        "int" | "int32" | "int16" | "int8" => ("int_arg", json!(raw as i64 as i32)),
+        "int" | "int32" | "int16" | "int8" => "int_arg",
+        "uint32" | "uint16" | "uint8" | "uint64" => "uint_arg",
+        "size_t" => "size_arg",
+        "syscall64" => "syscall_id",
+        "string" | "filename" => "string_arg",
+        "char_buf" => "bytes_arg",
+        // A descriptor is exported as the file it names.
+        "file" | "fd" => "file_arg",
+        "path" | "dentry" => "path_arg",
+        "linux_binprm" => "linux_binprm_arg",
+        "sockaddr" => "sockaddr_arg",
+        "sock" | "socket" => "sock_arg",
+        "cred" => "process_credentials_arg",
+        _ => "long_arg",
+    }
+}
+
+/// One argument: `{key: value}`, with its `label` when it has one (the two
+/// keys in sorted order).
+pub fn write_arg(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>, label: Option<&str>) {
+    let key = arg_key(ty);
+    j.open(b'{');
+    let label_first = label.filter(|_| "label" < key);
+    if let Some(label) = label_first {
+        j.key("label");
+        j.str(label);
+    }
+    j.key(key);
+    arg_value(j, ty, raw, slot);
+    if let Some(label) = label.filter(|_| label_first.is_none()) {
+        j.key("label");
+        j.str(label);
+    }
+    j.close(b'}');
+}
+
+/// The argument's value in Tetragon's export.
+fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
+    match ty {
+        "int" | "int32" | "int16" | "int8" => j.i64(i64::from(raw as i64 as i32)),
         // Tetragon's uint_arg is a uint64, so protojson writes it as a string.
-        "uint32" | "uint16" | "uint8" => ("uint_arg", json!((raw as u32).to_string())),
-        "size_t" => ("size_arg", json!(raw.to_string())),
-        "uint64" => ("uint_arg", json!(raw.to_string())),
+        "uint32" | "uint16" | "uint8" => j.u64_string(u64::from(raw as u32)),
+        "size_t" | "uint64" => j.u64_string(raw),
         // Tetragon's SyscallId: the number in its ABI (bit 31 marks i386).
         "syscall64" => {
             let (abi, id) = crate::compile::split_id(raw);
-            ("syscall_id", json!({ "id": id, "abi": abi }))
+            j.open(b'{');
+            j.key("abi");
+            j.str(abi);
+            j.key("id");
+            j.u64(u64::from(id));
+            j.close(b'}');
         }
-        "string" | "filename" => ("string_arg", json!(text(slot, raw))),
+        "string" | "filename" => j.str(&text(slot, raw)),
         // Tetragon's bytes_arg: protojson writes bytes as base64.
-        "char_buf" => {
-            let bytes = slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]);
-            ("bytes_arg", json!(base64(bytes)))
-        }
-        "file" => ("file_arg", path_object(slot, raw)),
-        // A descriptor is exported as the file it names.
-        "fd" => ("file_arg", path_object(slot, raw)),
-        "path" | "dentry" => ("path_arg", path_object(slot, raw)),
-        "linux_binprm" => ("linux_binprm_arg", path_object(slot, raw)),
-        "sockaddr" => {
-            let s: SockInfo = pod(slot);
-            let mut v = Map::new();
-            v.insert("family".into(), json!(family_name(s.family)));
-            v.insert("addr".into(), json!(addr(s.daddr)));
-            put_port(&mut v, "port", s.dport);
-            ("sockaddr_arg", Value::Object(v))
-        }
-        // Empty and zero fields left out, as protojson does inside Tetragon's
-        // KprobeSock.
-        "sock" | "socket" => {
-            let s: SockInfo = pod(slot);
-            let mut v = Map::new();
-            v.insert("family".into(), json!(family_name(s.family)));
-            let protocol = protocol_name(s.protocol);
-            if !protocol.is_empty() {
-                v.insert("protocol".into(), json!(protocol));
-            }
-            v.insert("saddr".into(), json!(addr(s.saddr)));
-            v.insert("daddr".into(), json!(addr(s.daddr)));
-            put_port(&mut v, "sport", s.sport);
-            put_port(&mut v, "dport", s.dport);
-            ("sock_arg", Value::Object(v))
-        }
-        "cred" => {
-            let c: CredInfo = pod(slot);
-            (
-                "process_credentials_arg",
-                json!({
-                    "uid": c.uid, "gid": c.gid, "euid": c.euid, "egid": c.egid,
-                    "caps": caps(&c),
-                }),
-            )
-        }
+        "char_buf" => base64(
+            j,
+            slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]),
+        ),
+        "file" | "fd" | "path" | "dentry" | "linux_binprm" => path_object(j, slot, raw),
+        "sockaddr" => sockaddr(j, &pod(slot)),
+        "sock" | "socket" => sock(j, &pod(slot)),
+        "cred" => cred(j, &pod(slot)),
         // int64, long and anything integer-like: Tetragon writes 64-bit as strings.
-        _ => ("long_arg", json!((raw as i64).to_string())),
+        _ => j.i64_string(raw as i64),
     }
+}
+
+fn sockaddr(j: &mut Json, s: &SockInfo) {
+    j.open(b'{');
+    addr(j, "addr", s.daddr);
+    family(j, s.family);
+    port(j, "port", s.dport);
+    j.close(b'}');
+}
+
+/// Empty and zero fields left out, as protojson does inside Tetragon's
+/// KprobeSock.
+fn sock(j: &mut Json, s: &SockInfo) {
+    j.open(b'{');
+    addr(j, "daddr", s.daddr);
+    port(j, "dport", s.dport);
+    family(j, s.family);
+    protocol(j, s.protocol);
+    addr(j, "saddr", s.saddr);
+    port(j, "sport", s.sport);
+    j.close(b'}');
+}
+
+fn cred(j: &mut Json, c: &CredInfo) {
+    j.open(b'{');
+    j.key("caps");
+    caps(j, c);
+    for (key, id) in [
+        ("egid", c.egid),
+        ("euid", c.euid),
+        ("gid", c.gid),
+        ("uid", c.uid),
+    ] {
+        j.key(key);
+        j.u64(u64::from(id));
+    }
+    j.close(b'}');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// The argument rendered alone: its key and its value, parsed back. The
+    /// rendering is checked to be what serde_json writes for that value
+    /// (keys sorted, same number and string forms).
+    fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
+        let mut out = vec![];
+        write_arg(&mut Json::new(&mut out), ty, raw, slot, None);
+        let v: Value = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(
+            serde_json::to_string(&v).expect("JSON"),
+            String::from_utf8_lossy(&out),
+            "as serde_json writes it"
+        );
+        let key = arg_key(ty);
+        (key, v[key].clone())
+    }
+
+    fn caps_value(c: &CredInfo) -> Value {
+        typed_arg("cred", 0, Some(bytes_of(c))).1["caps"].clone()
+    }
+
+    fn bytes_of<T>(v: &T) -> &[u8] {
+        // SAFETY: plain data, read as bytes for as long as `v` lives.
+        unsafe {
+            std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+    }
+
+    #[test]
+    fn labels_sort_with_their_key() {
+        for (ty, expected) in [
+            ("int", r#"{"int_arg":-1,"label":"l"}"#),
+            (
+                "linux_binprm",
+                r#"{"label":"l","linux_binprm_arg":{"flags":"truncated","path":""}}"#,
+            ),
+            (
+                "uint64",
+                r#"{"label":"l","uint_arg":"18446744073709551615"}"#,
+            ),
+        ] {
+            let mut out = vec![];
+            write_arg(&mut Json::new(&mut out), ty, u64::MAX, None, Some("l"));
+            assert_eq!(String::from_utf8_lossy(&out), expected);
+        }
+    }
+
+    #[test]
+    fn every_type_renders_as_serde_json_would() {
+        let mut data = vec![0u8; STR_LEN];
+        // Escapes, UTF-8, and a byte that is not UTF-8.
+        let text = b"a\"b\\c\n\x01\xc3\xa9z\xffz";
+        data[..text.len()].copy_from_slice(text);
+        for ty in [
+            "int",
+            "int8",
+            "uint8",
+            "uint32",
+            "uint64",
+            "size_t",
+            "syscall64",
+            "string",
+            "filename",
+            "char_buf",
+            "file",
+            "fd",
+            "path",
+            "dentry",
+            "linux_binprm",
+            "sockaddr",
+            "sock",
+            "socket",
+            "cred",
+            "long",
+            "int64",
+        ] {
+            for raw in [0, 5, 12, 300, PATH_CUT | 4, u64::MAX] {
+                typed_arg(ty, raw, slot(&data, 0));
+                typed_arg(ty, raw, None);
+            }
+        }
+    }
 
     #[test]
     fn bytes_are_base64() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        let b64 = |bytes: &[u8]| {
+            let mut out = vec![];
+            base64(&mut Json::new(&mut out), bytes);
+            String::from_utf8(out).expect("ASCII")
+        };
+        assert_eq!(b64(b""), r#""""#);
+        assert_eq!(b64(b"f"), r#""Zg==""#);
+        assert_eq!(b64(b"fo"), r#""Zm8=""#);
+        assert_eq!(b64(b"foo"), r#""Zm9v""#);
+        assert_eq!(b64(b"foobar"), r#""Zm9vYmFy""#);
         let mut data = vec![0u8; STR_LEN];
         data[..5].copy_from_slice(b"hello");
         assert_eq!(
@@ -249,13 +419,7 @@ mod tests {
                 .to_ipv6_mapped()
                 .octets(),
         };
-        // SAFETY: SockInfo is plain data.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&sock as *const SockInfo).cast::<u8>(),
-                std::mem::size_of::<SockInfo>(),
-            )
-        };
+        let bytes = bytes_of(&sock);
         data[STR_LEN..STR_LEN + bytes.len()].copy_from_slice(bytes);
         let (key, v) = typed_arg("sock", 2, slot(&data, 1));
         assert_eq!(key, "sock_arg");
@@ -291,7 +455,7 @@ mod tests {
             cap_permitted: 1 << 63,
             ..CredInfo::default()
         };
-        let v = caps(&c);
+        let v = caps_value(&c);
         assert_eq!(v["effective"], json!(["CAP_CHOWN", "CAP_SYS_ADMIN"]));
         assert_eq!(v["permitted"], json!(["CAP_63"]));
         assert!(v.get("inheritable").is_none());

@@ -1,15 +1,16 @@
 //! Posted events: read from the kernel's ring buffer, written as JSON lines
 //! in Tetragon's export shape (plus `mode` and `enforced`, so a monitor-mode
-//! event says its action was not carried out).
+//! event says its action was not carried out). Lines are written by hand
+//! (see `json`), field by field in Tetragon's order, with no value tree in
+//! between: this is the per-event cost of the daemon.
 
-use serde::Serialize;
-use serde_json::{json, Map, Value};
 use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR};
 
 use crate::{
     clock::Clock,
     compile::{HookKind, HookMeta},
-    event_args::typed_arg,
+    event_args::{slot, write_arg},
+    json::Json,
     process::Process,
 };
 
@@ -19,22 +20,22 @@ use crate::{
     reason = "policy events are the hot path: kept inline, not boxed per event"
 )]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
+pub enum Record<'a> {
     /// The event and its arguments' data (`Event::data_len` bytes).
-    Policy(Event, Vec<u8>),
+    Policy(Event, &'a [u8]),
     /// Boxed: with its argv it is several times the size of the others.
     Exec(Box<ExecRecord>),
     Exit(ExitRecord),
 }
 
 /// Decodes a ring buffer record; None when it is unknown or too short.
-pub fn decode(bytes: &[u8]) -> Option<Record> {
+pub fn decode(bytes: &[u8]) -> Option<Record<'_>> {
     let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
     match kind {
         record::POLICY_EVENT => {
             let ev: Event = read_pod(bytes)?;
             let header = std::mem::size_of::<Event>();
-            let data = bytes.get(header..header + ev.data_len as usize)?.to_vec();
+            let data = bytes.get(header..header + ev.data_len as usize)?;
             Some(Record::Policy(ev, data))
         }
         record::EXEC => read_pod(bytes).map(|r| Record::Exec(Box::new(r))),
@@ -83,154 +84,180 @@ pub fn hook_kind(meta: &HookMeta) -> &'static str {
     }
 }
 
-/// A process as Tetragon exports it. `pid`, `uid`, `tid` and `auid` are
-/// wrapper messages in Tetragon's protobuf, so they appear even when zero;
-/// every other empty field is left out.
-#[derive(Serialize)]
-struct ProcessJson<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    exec_id: &'a str,
-    pid: u32,
-    uid: u32,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    cwd: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    binary: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    arguments: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    flags: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    start_time: &'a str,
-    auid: u32,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    parent_exec_id: &'a str,
-    tid: u32,
-}
-
-impl<'a> ProcessJson<'a> {
-    fn new(p: &'a Process, tid: u32) -> Self {
-        ProcessJson {
-            exec_id: &p.exec_id,
-            pid: p.pid,
-            uid: p.uid,
-            cwd: &p.cwd,
-            binary: &p.binary,
-            arguments: &p.arguments,
-            flags: &p.flags,
-            start_time: &p.start_time,
-            auid: p.auid,
-            parent_exec_id: &p.parent_exec_id,
-            tid,
-        }
-    }
-}
-
-/// `process_kprobe`, `process_tracepoint`, `process_lsm`, `process_uprobe`.
-#[derive(Serialize)]
-struct HookEvent<'a> {
-    process: ProcessJson<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent: Option<ProcessJson<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subsys: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    symbol: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    args: Vec<Value>,
-    #[serde(rename = "return", skip_serializing_if = "Option::is_none")]
-    ret: Option<Value>,
-    action: &'static str,
-    policy_name: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    policy_namespace: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    tags: &'a [String],
-    /// Beyond Tetragon: the mode at the time of the event, and whether the
-    /// action was carried out. `enforced` is written even when false: that
-    /// is the point of it.
-    mode: &'static str,
-    enforced: bool,
-}
-
-#[derive(Serialize)]
-struct ExecEvent<'a> {
-    process: ProcessJson<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent: Option<ProcessJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct ExitEvent<'a> {
-    process: ProcessJson<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parent: Option<ProcessJson<'a>>,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    signal: &'a str,
-    #[serde(skip_serializing_if = "is_zero")]
-    status: u32,
-    time: &'a str,
-}
-
-#[derive(Serialize)]
-struct RateLimitInfo<'a> {
-    /// uint64: a string, as protojson writes it.
-    number_of_dropped_process_events: String,
-    /// Beyond Tetragon: why (`ring_buffer`, `rate_limit`, ...).
-    reason: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    policy_name: &'a str,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Body<'a> {
-    ProcessKprobe(HookEvent<'a>),
-    ProcessTracepoint(HookEvent<'a>),
-    ProcessLsm(HookEvent<'a>),
-    ProcessUprobe(HookEvent<'a>),
-    ProcessExec(ExecEvent<'a>),
-    ProcessExit(ExitEvent<'a>),
-    RateLimitInfo(RateLimitInfo<'a>),
-}
-
-#[derive(Serialize)]
-struct Line<'a> {
-    #[serde(flatten)]
-    body: Body<'a>,
-    node_name: &'a str,
-    time: &'a str,
-}
-
-fn render(line: &Line<'_>) -> String {
-    // Cannot fail: plain structs with string keys.
-    serde_json::to_string(line).unwrap_or_default()
-}
-
 /// An exported line and what the exporter needs to know about it without
-/// parsing it again (rate limits, counters).
+/// parsing it again (rate limits, counters). For the rarer lines (process
+/// events, reports); policy events are rendered into a reused buffer
+/// instead ([`write_policy_event`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exported {
     pub kind: &'static str,
     /// Empty for process and rate-limit events.
     pub policy_name: String,
-    pub line: String,
+    pub line: Vec<u8>,
 }
 
-/// One posted policy event as a JSON line.
-pub fn policy_event(
+/// `{"<kind>":{`: every line is one event keyed by its kind.
+fn open_line(j: &mut Json, kind: &str) {
+    j.open(b'{');
+    j.key(kind);
+    j.open(b'{');
+}
+
+/// An event's `time`.
+enum Time<'a> {
+    /// Kernel clock nanoseconds.
+    Kernel(&'a Clock, u64),
+    Text(&'a str),
+}
+
+/// `},"node_name":...,"time":...}`.
+fn close_line(j: &mut Json, node_name: &str, time: Time) {
+    j.close(b'}');
+    j.key("node_name");
+    j.str(node_name);
+    j.key("time");
+    match time {
+        Time::Kernel(clock, ktime_ns) => {
+            // Digits and punctuation: nothing to escape.
+            let out = j.buf();
+            out.push(b'"');
+            clock.write_rfc3339(out, ktime_ns);
+            out.push(b'"');
+        }
+        Time::Text(text) => j.str(text),
+    }
+    j.close(b'}');
+}
+
+/// A process as Tetragon exports it. `pid`, `uid`, `tid` and `auid` are
+/// wrapper messages in Tetragon's protobuf, so they appear even when zero;
+/// every other empty field is left out. All but `tid` (which is the
+/// event's) is rendered once per process and kept with it.
+fn process_json(j: &mut Json, p: &Process, tid: u32) {
+    j.raw(p.json.get_or_init(|| render_process_fields(p)));
+    j.key("tid");
+    j.u64(u64::from(tid));
+    j.close(b'}');
+}
+
+/// `{"exec_id":...,"parent_exec_id":...`: the process object up to `tid`.
+fn render_process_fields(p: &Process) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let mut j = Json::new(&mut out);
+    j.open(b'{');
+    let text = |j: &mut Json, key: &str, value: &str| {
+        if !value.is_empty() {
+            j.key(key);
+            j.str(value);
+        }
+    };
+    text(&mut j, "exec_id", &p.exec_id);
+    j.key("pid");
+    j.u64(u64::from(p.pid));
+    j.key("uid");
+    j.u64(u64::from(p.uid));
+    text(&mut j, "cwd", &p.cwd);
+    text(&mut j, "binary", &p.binary);
+    text(&mut j, "arguments", &p.arguments);
+    text(&mut j, "flags", &p.flags);
+    text(&mut j, "start_time", &p.start_time);
+    j.key("auid");
+    j.u64(u64::from(p.auid));
+    text(&mut j, "parent_exec_id", &p.parent_exec_id);
+    out
+}
+
+/// `"process":{...}` and, when known, `"parent":{...}` (whose `tid` is its pid).
+fn processes(j: &mut Json, process: &Process, tid: u32, parent: Option<&Process>) {
+    j.key("process");
+    process_json(j, process, tid);
+    if let Some(p) = parent {
+        j.key("parent");
+        process_json(j, p, p.pid);
+    }
+}
+
+/// Where the hook is: `function_name`, `subsys` and `event`, or `path`
+/// and `symbol`.
+fn hook_place(j: &mut Json, kind: &HookKind) {
+    let fields: [(&str, &str); 2] = match kind {
+        HookKind::Tracepoint { subsystem, event } => [("subsys", subsystem), ("event", event)],
+        HookKind::Uprobe { path, symbol } => [("path", path), ("symbol", symbol)],
+        HookKind::Kprobe { function } | HookKind::Lsm { function } => {
+            [("function_name", function), ("", "")]
+        }
+    };
+    for (key, value) in fields.into_iter().filter(|(key, _)| !key.is_empty()) {
+        j.key(key);
+        j.str(value);
+    }
+}
+
+/// `args` (left out when empty) and `return` (return probes: the arg at
+/// `return_position`, taken out of `args`).
+fn hook_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta) {
+    let n = meta.args.len().min(ev.args.len());
+    let ret = meta.return_position.filter(|&i| i < n);
+    let arg = |j: &mut Json, i: usize| {
+        let (ty, label) = &meta.args[i];
+        write_arg(j, ty, ev.args[i], slot(data, i), label.as_deref());
+    };
+    if n > usize::from(ret.is_some()) {
+        j.key("args");
+        j.open(b'[');
+        for i in (0..n).filter(|&i| Some(i) != ret) {
+            j.element();
+            arg(j, i);
+        }
+        j.close(b']');
+    }
+    if let Some(i) = ret {
+        j.key("return");
+        arg(j, i);
+    }
+}
+
+/// The policy's fields: `policy_name`, `policy_namespace`, `message` and
+/// `tags` (the last three left out when empty).
+fn policy_fields(j: &mut Json, meta: &HookMeta) {
+    j.key("policy_name");
+    j.str(&meta.policy_name);
+    if !meta.namespace.is_empty() {
+        j.key("policy_namespace");
+        j.str(&meta.namespace);
+    }
+    if let Some(message) = &meta.message {
+        j.key("message");
+        j.str(message);
+    }
+    if !meta.tags.is_empty() {
+        j.key("tags");
+        j.open(b'[');
+        for tag in &meta.tags {
+            j.element();
+            j.str(tag);
+        }
+        j.close(b']');
+    }
+}
+
+/// Beyond Tetragon: the mode at the time of the event.
+fn mode(ev: &Event, meta: &HookMeta) -> &'static str {
+    match (meta.monitor_only, ev.mode as u32) {
+        (true, _) => "monitor_only",
+        (false, MODE_MONITOR) => "monitor",
+        (false, _) => "enforce",
+    }
+}
+
+/// One posted policy event, appended to `out` as a JSON line (without its
+/// newline). Returns the event's kind.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the event, its hook and its process: each a separate source"
+)]
+pub fn write_policy_event(
+    out: &mut Vec<u8>,
     ev: &Event,
     data: &[u8],
     meta: &HookMeta,
@@ -238,92 +265,42 @@ pub fn policy_event(
     parent: Option<&Process>,
     clock: &Clock,
     node_name: &str,
-) -> Exported {
-    let mut args: Vec<Value> = meta
-        .args
-        .iter()
-        .zip(ev.args.iter())
-        .enumerate()
-        .map(|(i, ((ty, label), raw))| {
-            let (key, value) = typed_arg(ty, *raw, crate::event_args::slot(data, i));
-            let mut obj = Map::new();
-            obj.insert(key.into(), value);
-            if let Some(label) = label {
-                obj.insert("label".into(), json!(label));
-            }
-            Value::Object(obj)
-        })
-        .collect();
-    let ret = meta
-        .return_position
-        .filter(|&i| i < args.len())
-        .map(|i| args.remove(i));
-    let mode = match (meta.monitor_only, ev.mode as u32) {
-        (true, _) => "monitor_only",
-        (false, MODE_MONITOR) => "monitor",
-        (false, _) => "enforce",
-    };
+) -> &'static str {
     let kind = hook_kind(meta);
-    let (function_name, subsys, event, path, symbol) = match &meta.kind {
-        HookKind::Tracepoint { subsystem, event } => {
-            (None, Some(&**subsystem), Some(&**event), None, None)
-        }
-        HookKind::Uprobe { path, symbol } => (None, None, None, Some(&**path), Some(&**symbol)),
-        HookKind::Kprobe { function } | HookKind::Lsm { function } => {
-            (Some(&**function), None, None, None, None)
-        }
-    };
-    let body = HookEvent {
-        process: ProcessJson::new(process, ev.tid),
-        parent: parent.map(|p| ProcessJson::new(p, p.pid)),
-        function_name,
-        subsys,
-        event,
-        path,
-        symbol,
-        args,
-        ret,
-        action: action_name(ev),
-        policy_name: &meta.policy_name,
-        policy_namespace: &meta.namespace,
-        message: meta.message.as_deref(),
-        tags: &meta.tags,
-        mode,
-        enforced: ev.enforced != 0,
-    };
-    let body = match kind {
-        kind::TRACEPOINT => Body::ProcessTracepoint(body),
-        kind::LSM => Body::ProcessLsm(body),
-        kind::UPROBE => Body::ProcessUprobe(body),
-        _ => Body::ProcessKprobe(body),
-    };
-    let time = clock.rfc3339(ev.ktime_ns);
+    let mut j = Json::new(out);
+    open_line(&mut j, kind);
+    processes(&mut j, process, ev.tid, parent);
+    hook_place(&mut j, &meta.kind);
+    hook_args(&mut j, ev, data, meta);
+    j.key("action");
+    j.str(action_name(ev));
+    policy_fields(&mut j, meta);
+    j.key("mode");
+    j.str(mode(ev, meta));
+    // Written even when false: that is the point of it.
+    j.key("enforced");
+    j.bool(ev.enforced != 0);
+    close_line(&mut j, node_name, Time::Kernel(clock, ev.ktime_ns));
+    kind
+}
+
+/// A line of a process or report event.
+fn exported(kind: &'static str, line: Vec<u8>) -> Exported {
     Exported {
         kind,
-        policy_name: meta.policy_name.clone(),
-        line: render(&Line {
-            body,
-            node_name,
-            time: &time,
-        }),
+        policy_name: String::new(),
+        line,
     }
 }
 
 /// A `process_exec`, dated at the exec.
 pub fn exec_event(process: &Process, parent: Option<&Process>, node_name: &str) -> Exported {
-    let body = Body::ProcessExec(ExecEvent {
-        process: ProcessJson::new(process, process.pid),
-        parent: parent.map(|p| ProcessJson::new(p, p.pid)),
-    });
-    Exported {
-        kind: kind::EXEC,
-        policy_name: String::new(),
-        line: render(&Line {
-            body,
-            node_name,
-            time: &process.start_time,
-        }),
-    }
+    let mut out = Vec::with_capacity(1024);
+    let mut j = Json::new(&mut out);
+    open_line(&mut j, kind::EXEC);
+    processes(&mut j, process, process.pid, parent);
+    close_line(&mut j, node_name, Time::Text(&process.start_time));
+    exported(kind::EXEC, out)
 }
 
 /// A `process_exit`. `wait_status` is the exit status as wait(2) gives it,
@@ -340,22 +317,22 @@ pub fn exit_event(
         Some(w) => (String::new(), ((w >> 8) & 0xff) as u32),
         None => (String::new(), 0),
     };
-    let body = Body::ProcessExit(ExitEvent {
-        process: ProcessJson::new(process, process.pid),
-        parent: parent.map(|p| ProcessJson::new(p, p.pid)),
-        signal: &signal,
-        status,
-        time,
-    });
-    Exported {
-        kind: kind::EXIT,
-        policy_name: String::new(),
-        line: render(&Line {
-            body,
-            node_name,
-            time,
-        }),
+    let mut out = Vec::with_capacity(1024);
+    let mut j = Json::new(&mut out);
+    open_line(&mut j, kind::EXIT);
+    processes(&mut j, process, process.pid, parent);
+    if !signal.is_empty() {
+        j.key("signal");
+        j.str(&signal);
     }
+    if status != 0 {
+        j.key("status");
+        j.u64(u64::from(status));
+    }
+    j.key("time");
+    j.str(time);
+    close_line(&mut j, node_name, Time::Text(time));
+    exported(kind::EXIT, out)
 }
 
 /// Events that were dropped, and why; `policy_name` for a policy's limit.
@@ -366,20 +343,21 @@ pub fn rate_limit_info(
     time: &str,
     node_name: &str,
 ) -> Exported {
-    let body = Body::RateLimitInfo(RateLimitInfo {
-        number_of_dropped_process_events: dropped.to_string(),
-        reason,
-        policy_name,
-    });
-    Exported {
-        kind: kind::RATE_LIMIT_INFO,
-        policy_name: String::new(),
-        line: render(&Line {
-            body,
-            node_name,
-            time,
-        }),
+    let mut out = Vec::with_capacity(256);
+    let mut j = Json::new(&mut out);
+    open_line(&mut j, kind::RATE_LIMIT_INFO);
+    // uint64: a string, as protojson writes it.
+    j.key("number_of_dropped_process_events");
+    j.u64_string(dropped);
+    // Beyond Tetragon: why (`ring_buffer`, `rate_limit`, ...).
+    j.key("reason");
+    j.str(reason);
+    if !policy_name.is_empty() {
+        j.key("policy_name");
+        j.str(policy_name);
     }
+    close_line(&mut j, node_name, Time::Text(time));
+    exported(kind::RATE_LIMIT_INFO, out)
 }
 
 /// `SIGKILL` for 9, as Tetragon names exit signals.
@@ -432,9 +410,29 @@ pub fn node_name() -> String {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use tetragond_ebpf::{COMM_LEN, PATH_LEN};
+
+    /// A policy event's kind and line.
+    fn policy_event(
+        ev: &Event,
+        data: &[u8],
+        meta: &HookMeta,
+        process: &Process,
+        parent: Option<&Process>,
+        clock: &Clock,
+        node_name: &str,
+    ) -> (&'static str, Vec<u8>) {
+        let mut out = b"left alone".to_vec();
+        let kind = write_policy_event(&mut out, ev, data, meta, process, parent, clock, node_name);
+        assert_eq!(&out[..10], b"left alone", "appended");
+        (kind, out.split_off(10))
+    }
 
     fn event() -> Event {
         let mut exe = [0u8; PATH_LEN];
@@ -493,9 +491,8 @@ mod tests {
             &Clock::at_boot(0),
             "node",
         );
-        assert_eq!(out.kind, "process_tracepoint");
-        assert_eq!(out.policy_name, "deny");
-        let v: Value = serde_json::from_str(&out.line).expect("JSON");
+        assert_eq!(out.0, "process_tracepoint");
+        let v: Value = serde_json::from_slice(&out.1).expect("JSON");
         let body = &v["process_tracepoint"];
         assert_eq!(body["action"], "KPROBE_ACTION_SIGKILL");
         assert_eq!(body["enforced"], false);
@@ -533,8 +530,8 @@ mod tests {
         };
         let p = Process::default();
         let clock = Clock::at_boot(0);
-        let v: Value = serde_json::from_str(
-            &policy_event(&event(), &[], &meta, &p, Some(&p), &clock, "n").line,
+        let v: Value = serde_json::from_slice(
+            &policy_event(&event(), &[], &meta, &p, Some(&p), &clock, "n").1,
         )
         .expect("JSON");
         let body = &v["process_kprobe"];
@@ -553,7 +550,7 @@ mod tests {
             symbol: "sys_getpgid".into(),
         };
         let v: Value =
-            serde_json::from_str(&policy_event(&event(), &[], &meta, &p, None, &clock, "n").line)
+            serde_json::from_slice(&policy_event(&event(), &[], &meta, &p, None, &clock, "n").1)
                 .expect("JSON");
         assert_eq!(v["process_uprobe"]["path"], "/bin/bash");
         assert_eq!(v["process_uprobe"]["symbol"], "sys_getpgid");
@@ -563,11 +560,11 @@ mod tests {
     fn exit_signal_and_status() {
         let p = Process::default();
         let v: Value =
-            serde_json::from_str(&exit_event(&p, None, Some(9), "t", "n").line).expect("JSON");
+            serde_json::from_slice(&exit_event(&p, None, Some(9), "t", "n").line).expect("JSON");
         assert_eq!(v["process_exit"]["signal"], "SIGKILL");
         assert!(v["process_exit"].get("status").is_none());
-        let v: Value =
-            serde_json::from_str(&exit_event(&p, None, Some(3 << 8), "t", "n").line).expect("JSON");
+        let v: Value = serde_json::from_slice(&exit_event(&p, None, Some(3 << 8), "t", "n").line)
+            .expect("JSON");
         assert_eq!(v["process_exit"]["status"], 3);
         assert!(v["process_exit"].get("signal").is_none());
         assert_eq!(signal_name(64), "SIG64");
@@ -575,14 +572,133 @@ mod tests {
 
     #[test]
     fn rate_limit_info_counts_as_string() {
-        let v: Value = serde_json::from_str(&rate_limit_info(12, "ring_buffer", "", "t", "n").line)
-            .expect("JSON");
+        let v: Value =
+            serde_json::from_slice(&rate_limit_info(12, "ring_buffer", "", "t", "n").line)
+                .expect("JSON");
         assert_eq!(
             v["rate_limit_info"]["number_of_dropped_process_events"],
             "12"
         );
         assert_eq!(v["rate_limit_info"]["reason"], "ring_buffer");
         assert!(v["rate_limit_info"].get("policy_name").is_none());
+    }
+
+    /// Processes with every field empty or full, and text that needs
+    /// escaping.
+    fn processes_to_render() -> Vec<Process> {
+        let full = Process {
+            exec_id: "aWQ6MTIz".into(),
+            pid: 7,
+            uid: 1000,
+            auid: u32::MAX,
+            cwd: "/home/é \"q\"".into(),
+            binary: "/bin/\\odd\tname".into(),
+            arguments: "-c \"echo \\\"hi\\\"\" \u{1}".into(),
+            flags: "execve rootcwd".into(),
+            start_ns: 9,
+            start_time: "2026-12-02T10:00:00.000000001Z".into(),
+            ppid: 1,
+            parent_exec_id: "cGFyZW50".into(),
+            json: Default::default(),
+        };
+        vec![full, Process::default()]
+    }
+
+    fn hook_metas() -> Vec<HookMeta> {
+        let all_args: Vec<(String, Option<String>)> =
+            ["int", "uint64", "string", "file", "sock", "cred"]
+                .iter()
+                .enumerate()
+                .map(|(i, ty)| (ty.to_string(), (i % 2 == 0).then(|| format!("l{i}\""))))
+                .collect();
+        let kinds = [
+            HookKind::Tracepoint {
+                subsystem: "raw_syscalls".into(),
+                event: "sys_enter".into(),
+            },
+            HookKind::Kprobe {
+                function: String::new(),
+            },
+            HookKind::Lsm {
+                function: "file_open".into(),
+            },
+            HookKind::Uprobe {
+                path: "/bin/ba\"sh".into(),
+                symbol: "readline".into(),
+            },
+        ];
+        let mut metas = vec![];
+        for (n, kind) in kinds.into_iter().enumerate() {
+            metas.push(HookMeta {
+                policy_name: format!("policy-{n}"),
+                namespace: if n % 2 == 0 {
+                    String::new()
+                } else {
+                    "ns".into()
+                },
+                kind,
+                args: all_args[..n + 2].to_vec(),
+                message: (n != 1).then(|| "a \"message\"\n".into()),
+                tags: (0..n).map(|t| format!("tag{t}")).collect(),
+                monitor_only: n == 3,
+                return_position: [None, Some(0), Some(3), Some(99)][n],
+            });
+        }
+        metas.push(HookMeta {
+            args: all_args[..1].to_vec(),
+            return_position: Some(0),
+            ..metas[0].clone()
+        });
+        metas
+    }
+
+    /// The hand-written lines are byte for byte what the serde rendering
+    /// (kept in `reference`) wrote, for every kind of line.
+    #[test]
+    fn lines_are_byte_identical_to_the_serde_rendering() {
+        let clock = Clock::at_boot(1_795_924_231_000_000_001);
+        let mut data = vec![0u8; 6 * tetragond_ebpf::STR_LEN];
+        data[2 * tetragond_ebpf::STR_LEN..][..8].copy_from_slice(b"str\"\xffin\n");
+        data[3 * tetragond_ebpf::STR_LEN..][..9].copy_from_slice(b"/etc/pass");
+        let mut ev = event();
+        ev.args = [u64::MAX, 77, 8, 9, 0];
+        let procs = processes_to_render();
+        let mut compared = 0;
+        for meta in hook_metas() {
+            for (mode, enforced) in [(MODE_MONITOR as u8, 0), (0, 1)] {
+                ev.mode = mode;
+                ev.enforced = enforced;
+                for parent in [None, Some(&procs[0])] {
+                    for process in &procs {
+                        let old = reference::policy_event(
+                            &ev, &data, &meta, process, parent, &clock, "nó\"de",
+                        );
+                        let new =
+                            policy_event(&ev, &data, &meta, process, parent, &clock, "nó\"de");
+                        assert_eq!(new.0, old.kind);
+                        assert_eq!(String::from_utf8_lossy(&new.1), old.line);
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 5 * 2 * 2 * 2);
+        for parent in [None, Some(&procs[1])] {
+            for process in &procs {
+                let old = reference::exec_event(process, parent, "n");
+                assert_eq!(exec_event(process, parent, "n").line, old.line.as_bytes());
+                for status in [None, Some(9), Some(3 << 8), Some(0)] {
+                    let old = reference::exit_event(process, parent, status, "t\"", "n");
+                    let new = exit_event(process, parent, status, "t\"", "n");
+                    assert_eq!(String::from_utf8_lossy(&new.line), old.line);
+                }
+            }
+        }
+        for policy in ["", "p\\"] {
+            let old = reference::rate_limit_info(u64::MAX, "ring_buffer", policy, "t", "n");
+            let new = rate_limit_info(u64::MAX, "ring_buffer", policy, "t", "n");
+            assert_eq!(String::from_utf8_lossy(&new.line), old.line);
+        }
     }
 
     #[test]

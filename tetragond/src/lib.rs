@@ -5,7 +5,7 @@
 //! kernel maps (`compile`), the kernel programs and their attachment
 //! (`sensors`), the set of loaded policies (`store`), the policy
 //! folder (`watcher`), the control API (`api`, `dbus`), events (`events`,
-//! `process`, `export`, `metrics`) and the CLI.
+//! `json`, `process`, `export`, `metrics`) and the CLI.
 
 pub mod api;
 pub mod atomic_file;
@@ -22,6 +22,7 @@ pub mod error;
 pub mod event_args;
 pub mod events;
 pub mod export;
+pub mod json;
 pub mod kernel_info;
 pub mod metrics;
 pub mod namespaces;

@@ -4,6 +4,8 @@
 //!
 //! - `syscall NR [COUNT]`: makes syscall NR COUNT times (default 1), prints
 //!   `survived`.
+//! - `paced NR COUNT MS`: makes syscall NR COUNT times, MS milliseconds
+//!   apart (a process with a few events a second), prints `survived`.
 //! - `args NR ARG..`: makes syscall NR once with up to 6 integer arguments
 //!   (decimal, negative, or 0x-hex; missing ones are 0), prints `survived`.
 //! - `bench NR COUNT`: prints the best-of-5 ns per syscall NR.
@@ -46,7 +48,8 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str = "usage: tetragond-testbin syscall NR [COUNT] | args NR ARG.. \
+const USAGE: &str =
+    "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
 | bench NR COUNT | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. \
@@ -310,6 +313,15 @@ fn run(args: &[String]) -> i32 {
             let nr = arg(args, 1, libc::SYS_getppid as u64);
             for _ in 0..arg(args, 2, 1) {
                 call(nr);
+            }
+            println!("survived");
+        }
+        Some("paced") => {
+            let nr = arg(args, 1, libc::SYS_getppid as u64);
+            let pause = std::time::Duration::from_millis(arg(args, 3, 100));
+            for _ in 0..arg(args, 2, 1) {
+                call(nr);
+                std::thread::sleep(pause);
             }
             println!("survived");
         }

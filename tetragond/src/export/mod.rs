@@ -115,6 +115,9 @@ impl Exporter {
     /// Whether an event of `policy` would pass the rate limits now; when it
     /// would not, the drop is counted. Takes a token when it passes.
     pub fn admit(&mut self, policy: &str) -> bool {
+        if self.limits.unlimited() {
+            return true;
+        }
         match self.limits.check(policy, Instant::now()) {
             Ok(()) => true,
             Err(reason) => {
@@ -124,26 +127,26 @@ impl Exporter {
         }
     }
 
-    /// Writes an event that was admitted (see [`Exporter::admit`]).
-    pub fn write(&mut self, ev: &Exported) {
-        match self.file.write_line(&ev.line) {
+    /// Writes a line of `kind` that was admitted (see [`Exporter::admit`]).
+    pub fn write(&mut self, kind: &'static str, line: &[u8]) {
+        match self.file.write_line(line) {
             Ok(rotated) => {
                 if rotated {
                     self.stats.rotations.fetch_add(1, Relaxed);
                 }
-                self.stats.count_exported(ev.kind);
+                self.stats.count_exported(kind);
             }
             Err(e) => self.write_failed(e),
         }
         if let Some(stream) = &mut self.stream {
-            stream.send(&ev.line);
+            stream.send(line);
         }
     }
 
     /// Admits then writes.
     pub fn export(&mut self, ev: &Exported) {
         if self.admit(&ev.policy_name) {
-            self.write(ev);
+            self.write(ev.kind, &ev.line);
         }
     }
 
@@ -202,7 +205,7 @@ impl Exporter {
             );
             let info = events::rate_limit_info(n, reason.as_str(), &policy, &now, &self.node_name);
             // Reports are never rate limited themselves.
-            self.write(&info);
+            self.write(info.kind, &info.line);
         }
         self.limits.prune(Instant::now());
         self.flush();
@@ -254,7 +257,7 @@ mod tests {
         Exported {
             kind: events::kind::TRACEPOINT,
             policy_name: policy.into(),
-            line: format!(r#"{{"process_tracepoint":{{"policy_name":"{policy}"}}}}"#),
+            line: format!(r#"{{"process_tracepoint":{{"policy_name":"{policy}"}}}}"#).into_bytes(),
         }
     }
 

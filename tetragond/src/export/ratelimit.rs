@@ -53,6 +53,11 @@ impl RateLimits {
         }
     }
 
+    /// Whether no limit is set: then no event needs the clock read.
+    pub fn unlimited(&self) -> bool {
+        self.global.is_none() && self.per_policy == 0
+    }
+
     /// Whether an event of `policy` (empty for process events) may go out.
     /// The policy's own limit is checked first, so an event refused by it
     /// does not use up the global budget.
@@ -122,6 +127,8 @@ mod tests {
     #[test]
     fn unlimited_by_default() {
         let mut l = RateLimits::new(0, 0);
+        assert!(l.unlimited());
+        assert!(!RateLimits::new(0, 1).unlimited());
         let t0 = Instant::now();
         assert!((0..10_000).all(|_| l.check("a", t0).is_ok()));
     }

@@ -10,8 +10,9 @@ use crate::events::kind;
 pub enum DropReason {
     /// The kernel's ring buffer was full (`LOSSES`, summed over CPUs).
     RingBuffer,
-    /// Exec/exit records lost the same way: later events of those processes
-    /// carry less context (read from /proc instead).
+    /// Exec/exit records lost the same way, or dropped by the reader when
+    /// the daemon was far behind: later events of those processes carry
+    /// less context (read from /proc instead).
     ProcessRingBuffer,
     /// The global `rate_limit_per_minute`.
     RateLimit,
@@ -22,16 +23,21 @@ pub enum DropReason {
     /// The kernel posted for a hook no loaded policy owns any more
     /// (unloaded between the event and its reading).
     UnknownPolicy,
+    /// The daemon was behind and the event's process had more than its
+    /// share waiting: dropped by the ring buffer reader so that other
+    /// processes' events still get through (see `ring`).
+    Backlog,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::RingBuffer,
         DropReason::ProcessRingBuffer,
         DropReason::RateLimit,
         DropReason::PolicyRateLimit,
         DropReason::WriteError,
         DropReason::UnknownPolicy,
+        DropReason::Backlog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +48,7 @@ impl DropReason {
             DropReason::PolicyRateLimit => "policy_rate_limit",
             DropReason::WriteError => "write_error",
             DropReason::UnknownPolicy => "unknown_policy",
+            DropReason::Backlog => "backlog",
         }
     }
 

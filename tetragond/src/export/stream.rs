@@ -32,7 +32,7 @@ pub const CLIENT_QUEUE: usize = 16_384;
 pub const MAX_CLIENTS: usize = 16;
 
 struct Client {
-    tx: mpsc::Sender<Arc<str>>,
+    tx: mpsc::Sender<Arc<[u8]>>,
     missed: Arc<AtomicU64>,
 }
 
@@ -124,18 +124,18 @@ async fn accept_loop(listener: UnixListener, tx: mpsc::UnboundedSender<Client>, 
 /// Writes queued lines to one client, a batch per write.
 async fn client_loop(
     mut stream: UnixStream,
-    mut rx: mpsc::Receiver<Arc<str>>,
+    mut rx: mpsc::Receiver<Arc<[u8]>>,
     missed: Arc<AtomicU64>,
     node: String,
 ) {
     let mut buf = Vec::with_capacity(64 * 1024);
     while let Some(line) = rx.recv().await {
-        buf.extend_from_slice(line.as_bytes());
+        buf.extend_from_slice(&line);
         buf.push(b'\n');
         while buf.len() < 64 * 1024 {
             match rx.try_recv() {
                 Ok(line) => {
-                    buf.extend_from_slice(line.as_bytes());
+                    buf.extend_from_slice(&line);
                     buf.push(b'\n');
                 }
                 Err(_) => break,
@@ -150,7 +150,7 @@ async fn client_loop(
                 &crate::clock::now_rfc3339(),
                 &node,
             );
-            buf.extend_from_slice(notice.line.as_bytes());
+            buf.extend_from_slice(&notice.line);
             buf.push(b'\n');
         }
         if stream.write_all(&buf).await.is_err() {
@@ -165,13 +165,14 @@ impl StreamHub {
         &self.path
     }
 
-    /// Hands `line` to every client without waiting.
-    pub fn send(&mut self, line: &str) {
-        self.accept_new();
+    /// Hands `line` to every client without waiting. Clients that connected
+    /// since the last [`StreamHub::accept_new`] (once per ring buffer drain)
+    /// get the lines after it: no check per line.
+    pub fn send(&mut self, line: &[u8]) {
         if self.clients.is_empty() {
             return;
         }
-        let line: Arc<str> = Arc::from(line);
+        let line: Arc<[u8]> = Arc::from(line);
         let stats = &self.stats;
         self.clients.retain(|c| match c.tx.try_send(line.clone()) {
             Ok(()) => true,
@@ -231,7 +232,7 @@ mod tests {
         let line = format!("{{\"x\":\"{}\"}}", "y".repeat(200));
         let total = CLIENT_QUEUE as u64 * 4;
         for _ in 0..total {
-            hub.send(&line);
+            hub.send(line.as_bytes());
         }
         let missed = stats.stream_dropped.load(Relaxed);
         assert!(missed > 0, "lines were dropped for the slow client");

@@ -79,7 +79,7 @@ impl RotatingFile {
 
     /// Appends one line (without its newline). Returns whether the file was
     /// rotated first.
-    pub fn write_line(&mut self, line: &str) -> Result<bool, WriteFailure> {
+    pub fn write_line(&mut self, line: &[u8]) -> Result<bool, WriteFailure> {
         let len = line.len() as u64 + 1;
         let mut rotated = false;
         if self.rotation.max_size_bytes > 0
@@ -90,7 +90,7 @@ impl RotatingFile {
             self.rotate().map_err(|source| self.failure(1, source))?;
             rotated = true;
         }
-        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.extend_from_slice(line);
         self.buf.push(b'\n');
         self.buffered_lines += 1;
         self.size += len;
@@ -238,7 +238,7 @@ mod tests {
         let mut rotations = 0;
         for i in 0..100 {
             rotations += usize::from(
-                f.write_line(&format!("line {i:04} {}", "x".repeat(40)))
+                f.write_line(format!("line {i:04} {}", "x".repeat(40)).as_bytes())
                     .expect("write"),
             );
         }
@@ -276,7 +276,7 @@ mod tests {
         )
         .expect("open");
         for i in 0..30 {
-            f.write_line(&format!("{i:03} {}", "y".repeat(60)))
+            f.write_line(format!("{i:03} {}", "y".repeat(60)).as_bytes())
                 .expect("write");
         }
         drop(f);
@@ -307,7 +307,7 @@ mod tests {
         )
         .expect("open");
         for _ in 0..1000 {
-            assert!(!f.write_line("abc").expect("write"));
+            assert!(!f.write_line(b"abc").expect("write"));
         }
         f.flush().expect("flush");
         assert_eq!(lines_of(&path).len(), 1000);

@@ -11,6 +11,7 @@ pub mod procfs;
 
 use std::{
     collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -44,7 +45,35 @@ pub struct Process {
     pub start_time: String,
     pub ppid: u32,
     pub parent_exec_id: String,
+    /// Its fields as exported, rendered at its first event.
+    pub json: crate::json::JsonCache,
 }
+
+/// Pids hashed by one multiply and shift: a lookup per event, where
+/// SipHash showed; its resistance to chosen keys buys nothing for keys the
+/// kernel hands out.
+#[derive(Default)]
+struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u32(u32::from(b) ^ (self.0 as u32).rotate_left(8));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        let h = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The table indexes by the low bits: fold the high ones in.
+        self.0 = h ^ (h >> 29);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type ByPid<V> = HashMap<u32, V, BuildHasherDefault<PidHasher>>;
 
 struct Entry {
     process: Arc<Process>,
@@ -58,7 +87,7 @@ pub struct ProcessCache {
     node_name: String,
     clock: Clock,
     max_entries: usize,
-    entries: HashMap<u32, Entry>,
+    entries: ByPid<Entry>,
     use_counter: u64,
 }
 
@@ -68,7 +97,7 @@ impl ProcessCache {
             node_name: node_name.to_string(),
             clock,
             max_entries: max_entries.max(16),
-            entries: HashMap::new(),
+            entries: ByPid::default(),
             use_counter: 0,
         }
     }
@@ -142,6 +171,7 @@ impl ProcessCache {
             start_time: self.clock.rfc3339(rec.ktime_ns),
             ppid: info.ppid,
             parent_exec_id,
+            json: Default::default(),
         };
         self.insert(process, false)
     }
@@ -155,8 +185,9 @@ impl ProcessCache {
     }
 
     /// The process `pid` as of an event at `ktime_ns`: from the cache, else
-    /// from /proc, else what the event itself says (`exe`, `uid`).
-    pub fn get(&mut self, pid: u32, ktime_ns: u64, exe: &str, uid: u32) -> Arc<Process> {
+    /// from /proc, else what the event itself says (`exe`, NUL-terminated,
+    /// and `uid`).
+    pub fn get(&mut self, pid: u32, ktime_ns: u64, exe: &[u8], uid: u32) -> Arc<Process> {
         self.use_counter += 1;
         let counter = self.use_counter;
         if let Some(entry) = self.entries.get_mut(&pid) {
@@ -168,7 +199,7 @@ impl ProcessCache {
                 let parent_exec_id = self.exec_id_of(info.ppid);
                 let mut p = self.process_from_proc(pid, &info, parent_exec_id);
                 if p.binary.is_empty() {
-                    p.binary = exe.to_string();
+                    p.binary = c_string(exe);
                 }
                 p
             }
@@ -179,7 +210,7 @@ impl ProcessCache {
                 pid,
                 uid,
                 auid: u32::MAX,
-                binary: exe.to_string(),
+                binary: c_string(exe),
                 flags: "procFS".into(),
                 start_ns: ktime_ns,
                 start_time: self.clock.rfc3339(ktime_ns),
@@ -283,6 +314,7 @@ impl ProcessCache {
             start_time: self.clock.rfc3339(info.start_ns),
             ppid: info.ppid,
             parent_exec_id,
+            json: Default::default(),
         }
     }
 }

@@ -65,7 +65,7 @@ fn exec_of_ourselves_reads_proc() {
     assert!(p.flags.starts_with("execve"));
     assert!(!p.parent_exec_id.is_empty(), "our parent is in /proc");
     // Later events resolve to the same execution.
-    assert_eq!(c.get(me, 5_000, "", 0).exec_id, p.exec_id);
+    assert_eq!(c.get(me, 5_000, b"", 0).exec_id, p.exec_id);
 }
 
 #[test]
@@ -81,11 +81,11 @@ fn gone_process_gets_a_stable_id_from_its_first_event() {
     let mut c = cache(100);
     // Pid beyond pid_max: never in /proc.
     let pid = 0x7fff_fff0;
-    let a = c.get(pid, 77, "/bin/gone", 1000);
+    let a = c.get(pid, 77, b"/bin/gone", 1000);
     assert_eq!(a.binary, "/bin/gone");
     assert_eq!(a.uid, 1000);
     assert_eq!(a.auid, u32::MAX);
-    assert_eq!(c.get(pid, 99, "/bin/gone", 1000).exec_id, a.exec_id);
+    assert_eq!(c.get(pid, 99, b"/bin/gone", 1000).exec_id, a.exec_id);
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn exited_kept_for_grace_then_pruned() {
     };
     assert!(c.on_exit(&exit).is_some());
     c.prune(Instant::now());
-    assert_eq!(c.get(pid, 3, "", 0).binary, "/bin/a", "still resolvable");
+    assert_eq!(c.get(pid, 3, b"", 0).binary, "/bin/a", "still resolvable");
     c.prune(Instant::now() + EXITED_GRACE);
     assert!(!c.entries.contains_key(&pid));
 }
@@ -126,7 +126,7 @@ fn bounded_lru_evicts_exited_then_least_used() {
         c.on_exec(&exec_record(base + i, 1, "/bin/x"), None);
     }
     // Touch the first, exit the second.
-    c.get(base, 2, "", 0);
+    c.get(base, 2, b"", 0);
     c.on_exit(&ExitRecord {
         kind: record::EXIT,
         tgid: base + 1,
@@ -151,7 +151,7 @@ fn parent_resolves_only_the_same_execution() {
     let me = std::process::id();
     let ppid = procfs::read(me).expect("us").ppid;
     c.seed_from_proc();
-    let p = c.get(me, 1, "", 0);
+    let p = c.get(me, 1, b"", 0);
     let parent = c.parent(&p).expect("our parent is cached");
     assert_eq!(parent.pid, ppid);
     assert_eq!(parent.exec_id, p.parent_exec_id);

@@ -40,6 +40,12 @@ static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.b
 
 const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
 
+/// The size of the kernel's event ring buffer, set here over the object's
+/// own (1 MiB): 8 MiB hold some 20,000 events, 40 ms at 500,000 a second,
+/// so a reader kept off the CPU for a while (a loaded machine) loses
+/// nothing in the kernel. A power of two, as the kernel requires.
+const EVENTS_BYTES: u32 = 8 << 20;
+
 /// A tracepoint attachment shared by every hook on it.
 struct Attachment {
     site: u32,
@@ -116,6 +122,7 @@ impl Kernel {
         let helpers = Helpers::probe();
         let mut ebpf = EbpfLoader::new()
             .verifier_log_level(log_level)
+            .map_max_entries("EVENTS", EVENTS_BYTES)
             .override_global(
                 "HAS_ANCESTOR_CGROUP_ID",
                 &u8::from(helpers.ancestor_cgroup_id),
