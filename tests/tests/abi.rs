@@ -206,7 +206,7 @@ spec:
         body["args"][0]["syscall_id"],
         json!({"id": 310, "abi": "i386"})
     );
-    assert_eq!(body["args"][1]["uint_arg"], "0");
+    assert_eq!(body["args"][1]["size_arg"], "0", "{ev}");
 }
 
 #[test]

@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/schema.rs"]
 mod schema;
+#[path = "common/tetragon.rs"]
+mod tetragon;
 
 use std::{
     fs,
@@ -40,6 +42,11 @@ fn assert_valid(schema: &schema::Schema, events: &[Value]) {
         assert!(
             errors.is_empty(),
             "{ev}\ndoes not match the schema: {errors:#?}"
+        );
+        let errors = tetragon::shape_errors(ev);
+        assert!(
+            errors.is_empty(),
+            "{ev}\nis not shaped as Tetragon's: {errors:#?}"
         );
     }
 }
@@ -181,7 +188,7 @@ fn schema_checker_rejects_what_the_schema_forbids() {
                         "tid": 2, "flags": "execve", "start_time": "2026-01-01T00:00:00.000000001Z",
                         "binary": "/bin/x"},
             "subsys": "raw_syscalls", "event": "sys_enter",
-            "args": [{"uint_arg": "39", "label": "id"}],
+            "args": [{"uint_arg": 39, "label": "id"}],
             "action": "KPROBE_ACTION_POST", "policy_name": "p", "mode": "enforce", "enforced": false
         },
         "node_name": "n", "time": "2026-01-01T00:00:00.000000001Z"
@@ -195,8 +202,8 @@ fn schema_checker_rejects_what_the_schema_forbids() {
     v["process_tracepoint"]["process"]["pid"] = json!("2");
     bad.push(("pid as a string", v));
     let mut v = good.clone();
-    v["process_tracepoint"]["args"][0]["uint_arg"] = json!(39);
-    bad.push(("uint64 as a number", v));
+    v["process_tracepoint"]["args"][0]["uint_arg"] = json!("39");
+    bad.push(("uint32 as a string", v));
     let mut v = good.clone();
     v["process_tracepoint"]["processName"] = json!("x");
     bad.push(("unknown key", v));
@@ -215,6 +222,39 @@ fn schema_checker_rejects_what_the_schema_forbids() {
     for (what, v) in bad {
         assert!(!s.validate(&v).is_empty(), "{what} must be rejected");
     }
+}
+
+#[test]
+fn tetragon_shape_check_rejects_what_tetragon_would_not_write() {
+    let good = serde_json::json!({
+        "process_kprobe": {
+            "process": {"pid": 1, "exec_id": "eA==", "start_time": "2026-12-03T00:00:00Z"},
+            "args": [{"uint_arg": 7}, {"size_arg": "18446744073709551615"}, {"long_arg": "-1"}],
+            "action": "KPROBE_ACTION_POST", "policy_name": "p", "mode": "enforce", "enforced": true
+        },
+        "node_name": "h", "time": "2026-12-03T00:00:00Z"
+    });
+    assert_eq!(tetragon::shape_errors(&good), Vec::<String>::new());
+    for (pointer, bad) in [
+        ("/process_kprobe/args/0/uint_arg", serde_json::json!("7")),
+        ("/process_kprobe/args/1/size_arg", serde_json::json!(1)),
+        ("/process_kprobe/process/pid", serde_json::json!("1")),
+        ("/process_kprobe/process/pid", serde_json::json!(-1)),
+        ("/process_kprobe/args/2/long_arg", serde_json::json!("x")),
+    ] {
+        let mut v = good.clone();
+        *v.pointer_mut(pointer).expect("a field of the sample") = bad;
+        assert!(
+            !tetragon::shape_errors(&v).is_empty(),
+            "{pointer} must be refused"
+        );
+    }
+    let mut extra = good.clone();
+    extra["process_kprobe"]["process"]["comm"] = serde_json::json!("x");
+    assert!(
+        !tetragon::shape_errors(&extra).is_empty(),
+        "a field Tetragon lacks"
+    );
 }
 
 #[test]

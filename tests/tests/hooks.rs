@@ -509,7 +509,7 @@ spec:
     assert_eq!(p["nenforce"], 1, "{p}");
     let ev = h.wait_hook_events(1);
     let ret = &ev[0]["process_uprobe"]["return"];
-    assert_eq!(ret["uint_arg"], "43", "{}", ev[0]);
+    assert_eq!(ret["size_arg"], "43", "{}", ev[0]);
     assert_eq!(ret["label"], "ret");
 }
 

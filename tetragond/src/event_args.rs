@@ -174,8 +174,9 @@ fn base64(j: &mut Json, bytes: &[u8]) {
 pub fn arg_key(ty: &str) -> &'static str {
     match ty {
         "int" | "int32" | "int16" | "int8" => "int_arg",
-        "uint32" | "uint16" | "uint8" | "uint64" => "uint_arg",
-        "size_t" => "size_arg",
+        "uint32" | "uint16" | "uint8" => "uint_arg",
+        // Tetragon exports every unsigned 64-bit type as its size_arg.
+        "size_t" | "uint64" | "ulong" => "size_arg",
         "syscall64" => "syscall_id",
         "string" | "filename" => "string_arg",
         "char_buf" => "bytes_arg",
@@ -213,9 +214,9 @@ pub fn write_arg(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>, label: O
 fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
     match ty {
         "int" | "int32" | "int16" | "int8" => j.i64(i64::from(raw as i64 as i32)),
-        // Tetragon's uint_arg is a uint64, so protojson writes it as a string.
-        "uint32" | "uint16" | "uint8" => j.u64_string(u64::from(raw as u32)),
-        "size_t" | "uint64" => j.u64_string(raw),
+        // uint_arg is a uint32 in tetragon.proto: protojson writes a number.
+        "uint32" | "uint16" | "uint8" => j.u64(u64::from(raw as u32)),
+        "size_t" | "uint64" | "ulong" => j.u64_string(raw),
         // Tetragon's SyscallId: the number in its ABI (bit 31 marks i386).
         "syscall64" => {
             let (abi, id) = crate::compile::split_id(raw);
@@ -320,7 +321,7 @@ mod tests {
             ),
             (
                 "uint64",
-                r#"{"label":"l","uint_arg":"18446744073709551615"}"#,
+                r#"{"label":"l","size_arg":"18446744073709551615"}"#,
             ),
         ] {
             let mut out = vec![];

@@ -18,6 +18,8 @@
 
 #[path = "../../tests/common/schema.rs"]
 mod schema;
+#[path = "../../tests/common/tetragon.rs"]
+mod tetragon;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -265,7 +267,8 @@ fn main() -> ExitCode {
         lines += 1;
         match serde_json::from_str::<Value>(line) {
             Ok(v) => {
-                let e = schema.validate(&v);
+                let mut e = schema.validate(&v);
+                e.extend(tetragon::shape_errors(&v));
                 if !e.is_empty() {
                     errs.push(format!("line {}: {}", n + 1, e.join(" / ")));
                 }
@@ -402,7 +405,7 @@ fn main() -> ExitCode {
             function: "tetragond_testbin_probe",
             action: "KPROBE_ACTION_SIGKILL",
             arguments: "probe 42",
-            arg: serde_json::json!({"uint_arg": "42"}),
+            arg: serde_json::json!({"size_arg": "42"}),
             modes: BOTH,
             ret: None,
         },

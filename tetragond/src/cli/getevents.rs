@@ -243,7 +243,7 @@ mod tests {
         );
         let post = json!({"process_tracepoint": {
             "process": {"binary": "/bin/x"}, "subsys": "raw_syscalls", "event": "sys_enter",
-            "args": [{"uint_arg": "39", "label": "id"}],
+            "args": [{"uint_arg": 39, "label": "id"}],
             "action": "KPROBE_ACTION_POST", "policy_name": "p", "enforced": false}});
         assert_eq!(
             compact(&post).expect("line"),

@@ -141,10 +141,9 @@ fn base64(bytes: &[u8]) -> String {
 fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
     match ty {
         "int" | "int32" | "int16" | "int8" => ("int_arg", json!(raw as i64 as i32)),
-        // Tetragon's uint_arg is a uint64, so protojson writes it as a string.
-        "uint32" | "uint16" | "uint8" => ("uint_arg", json!((raw as u32).to_string())),
-        "size_t" => ("size_arg", json!(raw.to_string())),
-        "uint64" => ("uint_arg", json!(raw.to_string())),
+        // uint_arg is a uint32 in tetragon.proto: protojson writes a number.
+        "uint32" | "uint16" | "uint8" => ("uint_arg", json!(raw as u32)),
+        "size_t" | "uint64" | "ulong" => ("size_arg", json!(raw.to_string())),
         // Tetragon's SyscallId: the number in its ABI (bit 31 marks i386).
         "syscall64" => {
             let (abi, id) = crate::compile::split_id(raw);
