@@ -17,8 +17,8 @@ use super::{
     function::{self, FunctionHook},
     meta,
     selectors::{compile_selectors, HookArgs},
-    syscalls::syscall_ids,
-    Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind, HookMeta,
+    syscall_ids, Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind,
+    HookMeta,
 };
 use crate::policy::limits::OverLimit;
 use crate::{

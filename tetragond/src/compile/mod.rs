@@ -12,9 +12,6 @@ mod kprobe;
 mod lsm;
 mod plan;
 mod selectors;
-mod syscalls;
-mod syscalls_i386;
-mod syscalls_x86_64;
 mod tracepoint;
 mod uprobe;
 mod values;
@@ -35,7 +32,7 @@ use crate::{
     policy::model::TracingPolicy,
 };
 
-pub use syscalls::{split_id, syscall_ids, syscall_number};
+pub use crate::syscalls::{split_id, syscall_ids, syscall_number};
 
 /// common_type, common_flags, common_preempt_count, common_pid.
 const COMMON_FIELDS: u32 = 4;

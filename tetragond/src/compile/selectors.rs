@@ -8,8 +8,7 @@ use tetragond_ebpf::{
 
 use super::{
     args::{kind_of, ArgClass, Memory},
-    syscalls::syscall_ids,
-    values, MapEntry,
+    syscall_ids, values, MapEntry,
 };
 use crate::policy::limits::OverLimit;
 use crate::{

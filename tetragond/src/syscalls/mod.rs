@@ -15,7 +15,8 @@
 
 use tetragond_ebpf::ABI_I386;
 
-use super::{syscalls_i386, syscalls_x86_64};
+mod i386;
+mod x86_64;
 
 /// The entries a syscall name may be restricted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,17 +143,17 @@ pub fn syscall_ids(name: &str) -> Option<Vec<u32>> {
     let (abis, bare) = parse(name)?;
     let mut ids = Vec::new();
     if abis != Abis::I386 {
-        ids.extend(lookup(syscalls_x86_64::SYSCALLS, bare));
+        ids.extend(lookup(x86_64::SYSCALLS, bare));
     }
     if abis != Abis::X64 {
-        ids.extend(lookup(syscalls_i386::SYSCALLS, bare).map(|nr| nr | ABI_I386));
+        ids.extend(lookup(i386::SYSCALLS, bare).map(|nr| nr | ABI_I386));
     }
     if abis == Abis::Both {
         let more = I386_EQUIVALENTS
             .iter()
             .filter(|(n, _)| *n == bare)
             .flat_map(|(_, names)| names.iter())
-            .filter_map(|n| lookup(syscalls_i386::SYSCALLS, n));
+            .filter_map(|n| lookup(i386::SYSCALLS, n));
         ids.extend(more.map(|nr| nr | ABI_I386));
     }
     ids.sort_unstable();
@@ -164,7 +165,7 @@ pub fn syscall_ids(name: &str) -> Option<Vec<u32>> {
 pub fn syscall_number(name: &str) -> Option<u32> {
     let (abis, bare) = parse(name)?;
     (abis != Abis::I386)
-        .then(|| lookup(syscalls_x86_64::SYSCALLS, bare))
+        .then(|| lookup(x86_64::SYSCALLS, bare))
         .flatten()
 }
 
@@ -223,12 +224,12 @@ mod tests {
         assert_eq!(syscall_ids("newfstatat"), Some(vec![262, 300 | I386]));
         for (x64, names) in I386_EQUIVALENTS {
             assert!(
-                lookup(syscalls_x86_64::SYSCALLS, x64).is_some(),
+                lookup(x86_64::SYSCALLS, x64).is_some(),
                 "{x64} is an x86-64 syscall"
             );
             for n in *names {
                 assert!(
-                    lookup(syscalls_i386::SYSCALLS, n).is_some(),
+                    lookup(i386::SYSCALLS, n).is_some(),
                     "{n} is an i386 syscall"
                 );
             }
