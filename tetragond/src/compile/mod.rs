@@ -128,7 +128,7 @@ pub fn compile(
         push_once(&mut sensors, "generic_uprobe");
     }
     for (i, kp) in spec.kprobes.iter().enumerate() {
-        if let Some(hook) = kprobe::compile(policy, i, kp, formats)? {
+        for hook in kprobe::compile(policy, i, kp, formats)? {
             let sensor = hook
                 .attach
                 .function()
