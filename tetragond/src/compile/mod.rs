@@ -10,6 +10,7 @@ mod args;
 mod function;
 mod kprobe;
 mod lsm;
+mod nop;
 mod plan;
 mod selectors;
 mod tracepoint;
@@ -116,6 +117,7 @@ pub fn compile(
     policy: &TracingPolicy,
     formats: &dyn FormatSource,
 ) -> Result<CompiledPolicy, CompileError> {
+    let policy = &*nop::strip(policy)?;
     let spec = &policy.spec;
     let mut hooks = Vec::new();
     let mut sensors = Vec::new();

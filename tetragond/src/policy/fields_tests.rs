@@ -275,6 +275,7 @@ fn what_is_served_still_parses() {
         selector("      matchActions:\n      - {action: Signal, argSig: 10}\n"),
         selector("      matchActions:\n      - {action: Override, argError: -1}\n"),
         "  lists:\n  - {name: l, type: syscalls, values: [sys_dup]}\n  - {name: all, type: generated_syscalls}\n  kprobes:\n  - call: list:l\n  - call: list:all\n".into(),
+        "  kprobes:\n  - call: sys_dup3\n    args: [{index: 0, type: nop}, {index: 1, type: int}]\n".into(),
     ];
     for spec in served {
         let text = policy(&spec);

@@ -291,6 +291,7 @@ fn check_list_ref(value: &str, lists: &HashSet<&str>, path: NodePath) -> Check {
 
 fn check_hook(hook: Hook<'_>, path: &NodePath, lists: &HashSet<&str>) -> Check {
     check_hook_fields(hook, path, lists)?;
+    check_nops(hook, path)?;
     let limits = [
         ("args", OverLimit::Args, hook.args().len()),
         ("tags", OverLimit::Tags, hook.tags().len()),
@@ -304,6 +305,37 @@ fn check_hook(hook: Hook<'_>, path: &NodePath, lists: &HashSet<&str>) -> Check {
     for (i, selector) in hook.selectors().iter().enumerate() {
         let here = path.key("selectors").index(i);
         check_selector(hook, selector, &here, lists)?;
+    }
+    Ok(())
+}
+
+/// `nop` args are placeholders: nothing is read and the event leaves them
+/// out (as Tetragon's does), so what would describe their value is refused
+/// rather than ignored, and a return value cannot be one.
+fn check_nops(hook: Hook<'_>, path: &NodePath) -> Check {
+    for (i, arg) in hook.args().iter().enumerate() {
+        if arg.ty != ArgType::Nop {
+            continue;
+        }
+        let here = path.key("args").index(i);
+        if arg.label.is_some() {
+            let message =
+                "a nop argument is left out of the event, so its label would show nowhere";
+            return Err(Issue::at(here.key("label"), Part::Key, message));
+        }
+        if arg.size_arg_index != 0 {
+            let message =
+                "sizeArgIndex is read by char_buf arguments; a nop argument reads nothing";
+            return Err(Issue::at(here.key("sizeArgIndex"), Part::Key, message));
+        }
+    }
+    if return_type(hook) == Some(ArgType::Nop) {
+        let message = "returnArg of type nop would read nothing; leave returnArg out instead";
+        return Err(Issue::at(
+            path.key("returnArg").key("type"),
+            Part::Value,
+            message,
+        ));
     }
     Ok(())
 }
@@ -385,6 +417,14 @@ fn check_selector(hook: Hook<'_>, sel: &Selector, path: &NodePath, lists: &HashS
     for (i, arg_sel) in sel.match_args.iter().enumerate() {
         let here = path.key("matchArgs").index(i);
         let target = check_arg_target(hook, arg_sel, &here)?;
+        if target.is_some_and(|a| a.ty == ArgType::Nop) {
+            let message = format!(
+                "matchArgs index {} names a nop argument, a placeholder that is not read: \
+                 there is no value to compare; give the argument its type",
+                arg_sel.index
+            );
+            return Err(Issue::at(here.key("index"), Part::Value, message));
+        }
         check_values(arg_sel, target.map(|a| a.ty), &here, lists)?;
     }
     for (i, arg_sel) in sel.match_data.iter().enumerate() {
