@@ -680,6 +680,41 @@ spec:
     assert_eq!(ev["policy_name"], "kprobe-all");
 }
 
+/// `tetra tp generate` prints policies that validate, against the daemon
+/// and offline, and that the daemon loads (780 syscall hooks each).
+#[test]
+fn generated_policies_validate_and_load() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    for what in ["all-syscalls", "all-syscalls-list", "empty"] {
+        let out = h.tetra(&["tp", "generate", "-m", "/nonexistent/bin", what]);
+        assert!(out.status.success(), "{what}: {out:?}");
+        let file = h.root.join(format!("{what}.yaml"));
+        std::fs::write(&file, &out.stdout).expect("write");
+        let path = file.to_string_lossy().into_owned();
+        for validate in [
+            &["tp", "validate", &path][..],
+            &["tp", "validate", "--kernel", "all", &path],
+        ] {
+            let out = h.tetra(validate);
+            assert!(
+                out.status.success(),
+                "{what} {validate:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let list = h.tetra(&[
+        "tp",
+        "generate",
+        "-m",
+        "/nonexistent/bin",
+        "all-syscalls-list",
+    ]);
+    h.write_policy("generated.yaml", &String::from_utf8_lossy(&list.stdout));
+    h.wait_policy("syscalls", "enabled", enabled);
+}
+
 #[test]
 fn hooks_this_kernel_cannot_serve_are_load_errors_with_the_reason() {
     let mut h = Harness::new();
