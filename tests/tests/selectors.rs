@@ -594,6 +594,127 @@ spec:
     assert_eq!(ev["action"], "KPROBE_ACTION_SIGKILL");
 }
 
+/// `call: list:NAME` hooks each syscall of the list as a syscall kprobe:
+/// both listed calls are killed, an unlisted one is not, and each event
+/// names the syscall that was made, not the list.
+#[test]
+fn a_kprobe_on_a_list_of_syscalls_enforces_on_each_and_names_it() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: kprobe-list
+spec:
+  lists:
+  - name: pair
+    type: syscalls
+    values: [sys_sysinfo, times]
+  kprobes:
+  - call: list:pair
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["{}"]
+      matchActions:
+      - action: Sigkill
+"#,
+        testbin().display()
+    );
+    h.write_policy("list.yaml", &policy);
+    let p = h.wait_policy("kprobe-list", "enabled", enabled);
+    assert_eq!(p["sensors"][0], "generic_kprobe");
+    assert!(killed_by_sigkill(run_testbin(SYS_SYSINFO)));
+    assert!(killed_by_sigkill(run_testbin(SYS_TIMES)));
+    assert!(
+        run_testbin(SYS_GETPGRP).success(),
+        "getpgrp is not in the list"
+    );
+    h.wait_policy("kprobe-list", "counted", |p| p["nenforce"] == 2);
+    let events = h.wait_hook_events(2);
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["process_kprobe"]["action"], "KPROBE_ACTION_SIGKILL");
+            e["process_kprobe"]["function_name"].as_str().unwrap_or("")
+        })
+        .collect();
+    assert_eq!(names, ["sys_sysinfo", "times"], "{events:#?}");
+}
+
+/// A `generated_syscalls` list hooks every syscall (780 hooks, one per
+/// name): the test binary dies at its first syscall, and the event names
+/// that syscall.
+#[test]
+fn a_kprobe_on_generated_syscalls_hooks_every_syscall() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: kprobe-all
+spec:
+  lists:
+  - name: all
+    type: generated_syscalls
+  kprobes:
+  - call: list:all
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["{}"]
+      matchActions:
+      - action: Sigkill
+"#,
+        testbin().display()
+    );
+    h.write_policy("all.yaml", &policy);
+    h.wait_policy("kprobe-all", "enabled", enabled);
+    assert!(killed_by_sigkill(run_testbin(SYS_GETPGRP)));
+    let events = h.wait_hook_events(1);
+    let ev = &events[0]["process_kprobe"];
+    let name = ev["function_name"].as_str().unwrap_or("");
+    assert!(name.starts_with("sys_"), "{ev}");
+    assert_eq!(ev["policy_name"], "kprobe-all");
+}
+
+/// `tetra tp generate` prints policies that validate, against the daemon
+/// and offline, and that the daemon loads (780 syscall hooks each).
+#[test]
+fn generated_policies_validate_and_load() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    for what in ["all-syscalls", "all-syscalls-list", "empty"] {
+        let out = h.tetra(&["tp", "generate", "-m", "/nonexistent/bin", what]);
+        assert!(out.status.success(), "{what}: {out:?}");
+        let file = h.root.join(format!("{what}.yaml"));
+        std::fs::write(&file, &out.stdout).expect("write");
+        let path = file.to_string_lossy().into_owned();
+        for validate in [
+            &["tp", "validate", &path][..],
+            &["tp", "validate", "--kernel", "all", &path],
+        ] {
+            let out = h.tetra(validate);
+            assert!(
+                out.status.success(),
+                "{what} {validate:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let list = h.tetra(&[
+        "tp",
+        "generate",
+        "-m",
+        "/nonexistent/bin",
+        "all-syscalls-list",
+    ]);
+    h.write_policy("generated.yaml", &String::from_utf8_lossy(&list.stdout));
+    h.wait_policy("syscalls", "enabled", enabled);
+}
+
 #[test]
 fn hooks_this_kernel_cannot_serve_are_load_errors_with_the_reason() {
     let mut h = Harness::new();

@@ -32,5 +32,6 @@ pub mod process;
 pub mod runtime_state;
 pub mod sensors;
 pub mod store;
+pub mod syscalls;
 pub mod unit_job;
 pub mod watcher;

@@ -5,6 +5,7 @@
 //! commands can be tested without a terminal.
 
 pub mod completions;
+pub mod generate;
 pub mod getevents;
 pub mod table;
 pub mod validate;
@@ -114,6 +115,14 @@ pub enum PolicyCommand {
         kernel: Option<String>,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Print a generated policy (Tetragon's generators) to stdout
+    Generate {
+        /// Limit each kprobe to this binary (a matchBinaries In selector)
+        #[arg(long, short = 'm', global = true, value_name = "PATH")]
+        match_binary: Option<String>,
+        #[command(subcommand)]
+        what: generate::Generate,
     },
     /// Make the daemon rescan its policy folder now
     Reload,
@@ -239,6 +248,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
         }
     };
     match command {
+        // Prints YAML: no bus needed.
+        PolicyCommand::Generate { match_binary, what } => {
+            out.write_all(generate::policy(what, match_binary.as_deref()).as_bytes())?;
+        }
         PolicyCommand::Validate { files, kernel } => {
             let proxy;
             let compiler = match kernel {

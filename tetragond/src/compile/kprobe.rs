@@ -5,6 +5,9 @@
 //! `x64/NAME` and `__x64_sys_NAME` name one entry), with arg `index: i`
 //! read from the record's `args[i]` (the registers of the entry's
 //! convention: rdi, rsi, rdx, r10, r8, r9 or ebx, ecx, edx, esi, edi, ebp).
+//! `call: list:NAME` over a list of syscalls makes one such hook per value
+//! (per syscall for `generated_syscalls`), each listed under the numbers
+//! no earlier value covers, and each naming its syscall in its events.
 //! Other kernel functions get a kprobe (kretprobe for `return: true`)
 //! where the kernel has kprobes, else an fentry program. Override on a
 //! `security_*` function is an fentry program that decides plus an
@@ -17,40 +20,122 @@ use super::{
     function::{self, FunctionHook},
     meta,
     selectors::{compile_selectors, HookArgs},
-    syscalls::syscall_ids,
-    Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind, HookMeta,
+    syscall_ids, Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind,
+    HookMeta,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     kernel_info::KernelFunctions,
-    policy::model::{KprobeSpec, Selector, TracingPolicy},
+    policy::model::{KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
+    syscalls::{self, Share},
 };
 
 /// A syscall has at most six arguments.
 const SYSCALL_ARGS: u32 = 6;
 
-/// None when the hook is skipped (`ignore.callNotFound` on an unknown call).
+/// The hooks of one kprobe: none when it is skipped (`ignore.callNotFound`
+/// on an unknown call), one per syscall for `call: list:NAME`.
 pub fn compile(
     policy: &TracingPolicy,
     hook_index: usize,
     kp: &KprobeSpec,
     formats: &dyn FormatSource,
-) -> Result<Option<CompiledHook>, CompileError> {
+) -> Result<Vec<CompiledHook>, CompileError> {
     let what = format!("kprobes[{hook_index}] {}", kp.call);
-    if kp.call.starts_with("list:") {
-        return Err(CompileError::Unsupported(format!(
-            "{what}: calls from a list are not supported yet"
-        )));
+    if let Some(name) = kp.call.strip_prefix("list:") {
+        return call_list(policy, &what, kp, name, formats);
     }
     if kp.syscall {
-        return syscall(policy, &what, kp, formats);
+        let Some(ids) = syscall_ids(&kp.call) else {
+            if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) {
+                tracing::warn!("{what}: no such syscall; skipped (ignore.callNotFound)");
+                return Ok(vec![]);
+            }
+            return Err(CompileError::Invalid(format!(
+                "{what}: no such syscall on x86-64 (x86_64 or i386)"
+            )));
+        };
+        return syscall(policy, &what, kp, &kp.call, ids, formats).map(|h| vec![h]);
     }
     if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) && !kernel_has_symbol(&kp.call) {
         tracing::warn!("{what}: no such kernel function; skipped (ignore.callNotFound)");
-        return Ok(None);
+        return Ok(vec![]);
     }
-    kernel_function(policy, &what, kp, formats).map(Some)
+    kernel_function(policy, &what, kp, formats).map(|h| vec![h])
+}
+
+/// `call: list:NAME` over a list of syscalls: one syscall hook per value
+/// (every syscall for `generated_syscalls`), as Tetragon makes one kprobe
+/// per value, so each event names the syscall that was made. A number is
+/// served by the first value that covers it only, so no call is hooked
+/// twice. The policy checks refuse the rest with their place; the errors
+/// here guard a policy that did not pass them.
+fn call_list(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    name: &str,
+    formats: &dyn FormatSource,
+) -> Result<Vec<CompiledHook>, CompileError> {
+    let list = policy.spec.list(name).ok_or_else(|| {
+        CompileError::Invalid(format!(
+            "{what}: list {name:?} is not defined in spec.lists"
+        ))
+    })?;
+    let members = match list.ty {
+        Some(ListType::Syscalls) => list_members(what, list, skips_unknown(kp))?,
+        Some(ListType::GeneratedSyscalls) => syscalls::every_syscall(),
+        other => {
+            let ty = other.map_or("(none)", |t| t.as_str());
+            return Err(CompileError::Unsupported(format!(
+                "{what}: list {name:?} of type {ty} cannot be hooked as calls; lists of type syscalls and generated_syscalls can"
+            )));
+        }
+    };
+    members
+        .into_iter()
+        .map(|(call, ids)| {
+            let what = format!("{what} ({call})");
+            syscall(policy, &what, kp, &call, ids, formats)
+        })
+        .collect()
+}
+
+fn skips_unknown(kp: &KprobeSpec) -> bool {
+    kp.ignore.as_ref().is_some_and(|i| i.call_not_found)
+}
+
+/// The values of a `syscalls` list with the numbers each one serves;
+/// unknown ones are skipped with `skip_unknown` (`ignore.callNotFound`).
+fn list_members(
+    what: &str,
+    list: &ListSpec,
+    skip_unknown: bool,
+) -> Result<Vec<(String, Vec<u32>)>, CompileError> {
+    let shares = syscalls::share_out(list.values.iter().map(String::as_str));
+    let mut members = Vec::new();
+    for (value, share) in list.values.iter().zip(shares) {
+        match share {
+            Share::Ids(ids) => members.push((value.clone(), ids)),
+            Share::Unknown if skip_unknown => {
+                tracing::warn!("{what}: no such syscall {value:?}; skipped (ignore.callNotFound)");
+            }
+            Share::Unknown => {
+                return Err(CompileError::Invalid(format!(
+                    "{what}: {value:?} in list {:?} is not a syscall",
+                    list.name
+                )))
+            }
+            Share::Covered => {
+                return Err(CompileError::Invalid(format!(
+                    "{what}: {value:?} in list {:?} names syscalls the values before it cover",
+                    list.name
+                )))
+            }
+        }
+    }
+    Ok(members)
 }
 
 /// Whether the running kernel has function `name` (from /proc/kallsyms).
@@ -179,25 +264,20 @@ fn return_hook(
     )
 }
 
+/// A syscall hook on `raw_syscalls/sys_enter`, listed under `ids`; its
+/// events name `call`.
 fn syscall(
     policy: &TracingPolicy,
     what: &str,
     kp: &KprobeSpec,
+    call: &str,
+    ids: Vec<u32>,
     formats: &dyn FormatSource,
-) -> Result<Option<CompiledHook>, CompileError> {
+) -> Result<CompiledHook, CompileError> {
     let unsupported = |msg: String| Err(CompileError::Unsupported(format!("{what}: {msg}")));
     if kp.ret {
         return unsupported("return probes on syscalls are not supported yet".into());
     }
-    let Some(ids) = syscall_ids(&kp.call) else {
-        if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) {
-            tracing::warn!("{what}: no such syscall; skipped (ignore.callNotFound)");
-            return Ok(None);
-        }
-        return Err(CompileError::Invalid(format!(
-            "{what}: no such syscall on x86-64 (x86_64 or i386)"
-        )));
-    };
     let format = formats.format("raw_syscalls", "sys_enter")?;
     let args_field = format.field("args").ok_or_else(|| {
         CompileError::Unsupported(format!("{what}: raw_syscalls/sys_enter has no args field"))
@@ -242,9 +322,9 @@ fn syscall(
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
     let kind = HookKind::Kprobe {
-        function: kp.call.clone(),
+        function: call.to_string(),
     };
-    Ok(Some(CompiledHook {
+    Ok(CompiledHook {
         attach: Attach::Tracepoint {
             subsystem: "raw_syscalls".into(),
             event: "sys_enter".into(),
@@ -257,5 +337,236 @@ fn syscall(
             tags: kp.tags.clone(),
             ..meta(policy, kind, arg_types)
         },
-    }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tetragond_ebpf::{action, ABI_I386};
+
+    use crate::compile::{compile, tests::Fixed, Attach, CompiledPolicy, HookKind};
+    use crate::policy::{parse_policy, PolicyError};
+    use crate::syscalls::every_syscall;
+
+    fn list_policy(list: &str, kprobe: &str) -> String {
+        format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: lists
+spec:
+  lists:
+{list}  kprobes:
+{kprobe}"
+        )
+    }
+
+    const DUPS: &str = "  - name: dups
+    type: syscalls
+    values: [sys_dup, getppid]
+";
+
+    const KILL_TEST: &str = "  - call: list:dups
+    args:
+    - index: 0
+      type: int
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: [/usr/bin/test-bin]
+      matchActions:
+      - action: Sigkill
+";
+
+    fn compiled(yaml: &str) -> CompiledPolicy {
+        let tp = parse_policy(Path::new("t.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+        compile(&tp, &Fixed).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn refused(yaml: &str) -> PolicyError {
+        parse_policy(Path::new("t.yaml"), yaml).expect_err("refused")
+    }
+
+    /// (line, column) of the first line holding `text`, 1-based.
+    fn at(yaml: &str, text: &str) -> (usize, usize) {
+        yaml.lines()
+            .enumerate()
+            .find_map(|(i, l)| l.find(text).map(|c| (i + 1, c + 1)))
+            .unwrap_or_else(|| panic!("{text} not in\n{yaml}"))
+    }
+
+    #[test]
+    fn a_list_of_syscalls_is_one_syscall_hook_per_value() {
+        let c = compiled(&list_policy(DUPS, KILL_TEST));
+        assert_eq!(c.hooks.len(), 2);
+        let (dup, getppid) = (&c.hooks[0], &c.hooks[1]);
+        assert_eq!(dup.sub_ids, vec![32, 41 | ABI_I386]);
+        assert_eq!(getppid.sub_ids, vec![110, 64 | ABI_I386]);
+        for (hook, name) in [(dup, "sys_dup"), (getppid, "getppid")] {
+            let raw = Attach::Tracepoint {
+                subsystem: "raw_syscalls".into(),
+                event: "sys_enter".into(),
+            };
+            assert_eq!(hook.attach, raw);
+            // Events name the syscall, not the list.
+            let function = name.to_string();
+            assert_eq!(hook.meta.kind, HookKind::Kprobe { function });
+            assert_eq!(hook.conf.n_args, 1);
+            assert_eq!(hook.conf.n_selectors, 1);
+            assert_eq!(hook.conf.selectors[0].actions[0].kind, action::SIGKILL);
+            // Each hook has its own matchBinaries entry.
+            assert_eq!(hook.entries.len(), 1, "{:?}", hook.entries);
+        }
+        assert_eq!(c.sensors, ["generic_kprobe"]);
+    }
+
+    #[test]
+    fn a_number_is_served_by_the_first_value_that_covers_it() {
+        let list = "  - name: dups\n    type: syscalls\n    values: [i386/setuid32, setuid]\n";
+        let c = compiled(&list_policy(list, "  - call: list:dups\n"));
+        assert_eq!(c.hooks[0].sub_ids, vec![213 | ABI_I386]);
+        assert_eq!(c.hooks[1].sub_ids, vec![105, 23 | ABI_I386]);
+    }
+
+    #[test]
+    fn generated_syscalls_hook_every_syscall_once() {
+        let list = "  - name: all\n    type: generated_syscalls\n";
+        let c = compiled(&list_policy(list, "  - call: list:all\n"));
+        let every = every_syscall();
+        assert_eq!(c.hooks.len(), every.len());
+        let mut ids: Vec<u32> = c.hooks.iter().flat_map(|h| h.sub_ids.clone()).collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "a syscall hooked twice");
+        assert!(ids.contains(&272) && ids.contains(&(310 | ABI_I386)));
+        let names: Vec<_> = c.hooks.iter().map(|h| h.meta.kind.clone()).collect();
+        assert!(names.contains(&HookKind::Kprobe {
+            function: "sys_unshare".into()
+        }));
+    }
+
+    #[test]
+    fn generated_syscalls_serve_in_map() {
+        let yaml = "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: lists
+spec:
+  lists:
+  - name: all
+    type: generated_syscalls
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args: [{index: 4, type: syscall64}]
+    selectors:
+    - matchArgs: [{index: 0, operator: InMap, values: [\"list:all\"]}]
+";
+        let c = compiled(yaml);
+        let every: usize = every_syscall().iter().map(|(_, ids)| ids.len()).sum();
+        assert_eq!(c.hooks[0].entries.len(), every);
+    }
+
+    #[test]
+    fn list_calls_are_refused_with_their_place() {
+        let cases = [
+            (
+                list_policy(DUPS, "  - call: list:nope\n"),
+                "list:nope",
+                "list \"nope\" is not defined in spec.lists",
+            ),
+            (
+                list_policy("  - name: dups\n    values: [sys_dup]\n", "  - call: list:dups\n"),
+                "list:dups",
+                "has no type, so its values are kernel functions",
+            ),
+            (
+                list_policy(
+                    "  - name: ksys\n    type: generated_ftrace\n    pattern: ^ksys_\n",
+                    "  - call: list:ksys\n",
+                ),
+                "generated_ftrace",
+                "generated_ftrace lists are not supported by tetragond: each function the pattern matches needs a kernel-function program of its own",
+            ),
+            (
+                list_policy(
+                    "  - name: dups\n    type: syscalls\n    values: [sys_dup, sys_nope]\n",
+                    "  - call: list:dups\n",
+                ),
+                "sys_nope",
+                "unknown syscall \"sys_nope\" in list \"dups\"",
+            ),
+            (
+                list_policy(
+                    "  - name: dups\n    type: syscalls\n    values: [sys_dup, \"42\"]\n",
+                    "  - call: list:dups\n",
+                ),
+                "\"42\"",
+                "\"42\" is not a syscall name",
+            ),
+            (
+                list_policy(
+                    "  - name: dups\n    type: syscalls\n    values: [setuid, setuid32]\n",
+                    "  - call: list:dups\n",
+                ),
+                "setuid32",
+                "\"setuid32\" names syscalls the values before it in list \"dups\" already cover",
+            ),
+            (
+                list_policy(DUPS, "  - call: list:dups\n    syscall: false\n"),
+                "false",
+                "`syscall: false` contradicts it",
+            ),
+            (
+                list_policy(
+                    "  - name: all\n    type: generated_syscalls\n    values: [sys_dup]\n",
+                    "  - call: list:all\n",
+                ),
+                "values",
+                "generated_syscalls, which holds every syscall: it takes no values",
+            ),
+            (
+                list_policy(
+                    "  - name: all\n    type: generated_syscalls\n    pattern: dup\n",
+                    "  - call: list:all\n",
+                ),
+                "pattern",
+                "pattern is read by generated_ftrace lists only",
+            ),
+        ];
+        for (yaml, place, text) in cases {
+            let err = refused(&yaml);
+            assert!(err.message().contains(text), "{err}\n{yaml}");
+            let position = err.position().unwrap_or_else(|| panic!("{err}"));
+            assert_eq!(position, at(&yaml, place), "{err}\n{yaml}");
+        }
+    }
+
+    #[test]
+    fn call_not_found_skips_unknown_values() {
+        let list = "  - name: dups\n    type: syscalls\n    values: [sys_dup, sys_nope]\n";
+        let kprobe = "  - call: list:dups\n    ignore: {callNotFound: true}\n";
+        let c = compiled(&list_policy(list, kprobe));
+        assert_eq!(c.hooks.len(), 1);
+        let function = "sys_dup".to_string();
+        assert_eq!(c.hooks[0].meta.kind, HookKind::Kprobe { function });
+    }
+
+    #[test]
+    fn return_probes_on_a_list_are_refused_as_on_syscalls() {
+        let tp = parse_policy(
+            Path::new("t.yaml"),
+            &list_policy(DUPS, "  - call: list:dups\n    return: true\n"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let err = compile(&tp, &Fixed).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("kprobes[0] list:dups (sys_dup): return probes on syscalls"),
+            "{err}"
+        );
+    }
 }

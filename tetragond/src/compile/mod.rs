@@ -10,11 +10,9 @@ mod args;
 mod function;
 mod kprobe;
 mod lsm;
+mod nop;
 mod plan;
 mod selectors;
-mod syscalls;
-mod syscalls_i386;
-mod syscalls_x86_64;
 mod tracepoint;
 mod uprobe;
 mod values;
@@ -35,7 +33,7 @@ use crate::{
     policy::model::TracingPolicy,
 };
 
-pub use syscalls::{split_id, syscall_ids, syscall_number};
+pub use crate::syscalls::{split_id, syscall_ids, syscall_number};
 
 /// common_type, common_flags, common_preempt_count, common_pid.
 const COMMON_FIELDS: u32 = 4;
@@ -119,6 +117,7 @@ pub fn compile(
     policy: &TracingPolicy,
     formats: &dyn FormatSource,
 ) -> Result<CompiledPolicy, CompileError> {
+    let policy = &*nop::strip(policy)?;
     let spec = &policy.spec;
     let mut hooks = Vec::new();
     let mut sensors = Vec::new();
@@ -131,7 +130,7 @@ pub fn compile(
         push_once(&mut sensors, "generic_uprobe");
     }
     for (i, kp) in spec.kprobes.iter().enumerate() {
-        if let Some(hook) = kprobe::compile(policy, i, kp, formats)? {
+        for hook in kprobe::compile(policy, i, kp, formats)? {
             let sensor = hook
                 .attach
                 .function()

@@ -8,15 +8,14 @@ use tetragond_ebpf::{
 
 use super::{
     args::{kind_of, ArgClass, Memory},
-    syscalls::syscall_ids,
-    values, MapEntry,
+    syscall_ids, values, MapEntry,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     policy::model::{
-        ActionSelector, Arg, ArgSelector, BinarySelector, CapabilitiesSelector, NamespaceSelector,
-        PidSelector, Selector as PolicySelector, TracingPolicy,
+        ActionSelector, Arg, ArgSelector, BinarySelector, CapabilitiesSelector, ListType,
+        NamespaceSelector, PidSelector, Selector as PolicySelector, TracingPolicy,
     },
 };
 
@@ -438,6 +437,9 @@ impl SelectorCtx<'_> {
                 out.extend(self.value(raw, is_syscall_id)?);
             }
         }
+        // Names overlap (`setuid` covers `setuid32`): one map entry each.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|v| seen.insert(*v));
         Ok(out)
     }
 
@@ -449,11 +451,16 @@ impl SelectorCtx<'_> {
             .iter()
             .find(|l| l.name == name)
             .ok_or_else(|| self.invalid(format!("list {name} is not defined in spec.lists")))?;
-        match list.ty.map_or("syscalls", |t| t.as_str()) {
-            "syscalls" => Ok(list.values.clone()),
-            other => {
-                Err(self.unsupported(format!("list {name} of type {other} is not supported yet")))
-            }
+        match list.ty {
+            None | Some(ListType::Syscalls) => Ok(list.values.clone()),
+            // Every syscall, by the names that cover each number once.
+            Some(ListType::GeneratedSyscalls) => Ok(crate::syscalls::every_syscall()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()),
+            Some(other) => Err(self.unsupported(format!(
+                "list {name} of type {other} holds kernel functions, not syscall numbers"
+            ))),
         }
     }
 

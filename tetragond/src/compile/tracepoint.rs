@@ -13,8 +13,7 @@ use tetragond_ebpf::{arg_kind, ArgSpec, HookConf, ABI_I386};
 use super::{
     meta,
     selectors::{compile_selectors, HookArgs},
-    syscalls::syscall_ids,
-    Attach, CompiledHook, FormatSource, HookKind, HookMeta, COMMON_FIELDS,
+    syscall_ids, Attach, CompiledHook, FormatSource, HookKind, HookMeta, COMMON_FIELDS,
 };
 use crate::policy::limits::OverLimit;
 use crate::{

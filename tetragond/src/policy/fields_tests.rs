@@ -125,7 +125,7 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ("Metadata", "name" | "namespace") => Served("policy/key.rs: identity, scope"),
         ("Metadata", "labels" | "annotations") => Served(kubernetes),
         ("Spec", "kprobes" | "tracepoints" | "uprobes" | "lsmhooks") => Served("compile/"),
-        ("Spec", "lists") => Served("compile/selectors.rs: list: references"),
+        ("Spec", "lists") => Served("compile/selectors.rs: InMap list:; compile/kprobe.rs: call: list:"),
         ("Spec", "options") => Served("mode.rs policy-mode; unsupported.rs the rest"),
         ("Spec", "usdts") => refused("  usdts:\n  - {path: /bin/x, provider: p, name: n}\n"),
         ("Spec", "fentries") => refused("  fentries:\n  - call: security_file_open\n"),
@@ -190,7 +190,7 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
             refused(post(&format!("        {key}: true\n")))
         }
         ("ListSpec", "name" | "type" | "values" | "pattern") => {
-            Served("validate.rs, compile/selectors.rs: list types other than syscalls refused")
+            Served("validate.rs, compile/kprobe.rs, compile/selectors.rs; unsupported.rs: generated_ftrace refused")
         }
         ("ListSpec", "validated") => {
             refused("  lists:\n  - name: l\n    values: [sys_dup]\n    validated: true\n")
@@ -274,6 +274,8 @@ fn what_is_served_still_parses() {
         hook("    return: true\n    returnArg: {index: 0, type: int}\n    returnArgAction: Post\n"),
         selector("      matchActions:\n      - {action: Signal, argSig: 10}\n"),
         selector("      matchActions:\n      - {action: Override, argError: -1}\n"),
+        "  lists:\n  - {name: l, type: syscalls, values: [sys_dup]}\n  - {name: all, type: generated_syscalls}\n  kprobes:\n  - call: list:l\n  - call: list:all\n".into(),
+        "  kprobes:\n  - call: sys_dup3\n    args: [{index: 0, type: nop}, {index: 1, type: int}]\n".into(),
     ];
     for spec in served {
         let text = policy(&spec);

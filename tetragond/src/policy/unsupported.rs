@@ -66,15 +66,30 @@ fn check_spec(spec: &Spec, path: &NodePath) -> Check {
     let why = "loader events (executable mappings) are not exported";
     refuse_if(spec.loader, path, "loader", why)?;
     for (i, list) in spec.lists.iter().enumerate() {
+        let here = path.key("lists").index(i);
         let why = "it records a check Tetragon made; tetragond checks lists itself";
-        refuse_if(
-            list.validated,
-            &path.key("lists").index(i),
-            "validated",
-            why,
-        )?;
+        refuse_if(list.validated, &here, "validated", why)?;
+        check_list_type(list, &here)?;
     }
     check_options(&spec.options, &path.key("options"))
+}
+
+/// A generated_ftrace list expands to every kernel function matching its
+/// pattern, each one a kprobe (or fentry) program of its own in Tetragon;
+/// tetragond binds at most 8 kprobe (8 fentry) functions at once (its
+/// function slots), and a pattern routinely matches hundreds, so such a list could
+/// only ever load in part: it is refused where its type is given.
+fn check_list_type(list: &ListSpec, path: &NodePath) -> Check {
+    if list.ty != Some(ListType::GeneratedFtrace) {
+        return Ok(());
+    }
+    let message = format!(
+        "list {:?}: generated_ftrace lists are not supported by tetragond: each function the \
+         pattern matches needs a kernel-function program of its own, and tetragond binds at \
+         most 8 kprobe (8 fentry) functions at once; name the functions as kprobes instead",
+        list.name
+    );
+    Err(Issue::at(path.key("type"), Part::Value, message))
 }
 
 /// `policy-mode` is checked with the modes; the attach switches must hold

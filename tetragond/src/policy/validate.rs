@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use super::issue::{Check, Issue};
+use crate::syscalls;
 
 use super::limits::{OverLimit, MAX_POSTFIX_LEN, MAX_PREFIX_LEN, MAX_VALUES};
 use super::location::{NodePath, Part};
@@ -23,6 +24,9 @@ pub fn validate(policy: &TracingPolicy) -> Check {
     for (i, hook) in policy.spec.hooks() {
         let path = spec.key(hook.section()).index(i);
         check_hook(hook, &path, &lists)?;
+        if let Hook::Kprobe(kp) = hook {
+            check_call_list(kp, &policy.spec, &path)?;
+        }
     }
     Ok(())
 }
@@ -117,23 +121,159 @@ fn check_lists<'a>(spec: &'a Spec, path: &NodePath) -> Result<HashSet<&'a str>, 
             let message = format!("list {:?} is defined more than once", list.name);
             return Err(Issue::at(here.key("name"), Part::Value, message));
         }
-        check_list_content(list, &here)?;
+        check_list_content(list, &here, skips_unknown(spec, &list.name))?;
     }
     Ok(names)
 }
 
-fn check_list_content(list: &ListSpec, path: &NodePath) -> Check {
-    let generated = matches!(
-        list.ty,
-        Some(ListType::GeneratedSyscalls | ListType::GeneratedFtrace)
-    );
-    if generated && list.pattern.is_none() && list.values.is_empty() {
-        let message = format!("list {:?} is generated but has no pattern", list.name);
-        return Err(Issue::at(path.clone(), Part::Value, message));
+/// Whether a kprobe with `ignore.callNotFound` hooks list `name` as calls:
+/// its unknown values are then skipped (compile/kprobe.rs), as that kprobe
+/// would skip an unknown call of its own.
+fn skips_unknown(spec: &Spec, name: &str) -> bool {
+    spec.kprobes.iter().any(|k| {
+        k.call.strip_prefix("list:") == Some(name)
+            && k.ignore.as_ref().is_some_and(|i| i.call_not_found)
+    })
+}
+
+/// What each type of list holds, as Tetragon reads them: `syscalls` lists
+/// (and untyped ones) their values, `generated_syscalls` every syscall (no
+/// values, no pattern: Tetragon ignores one there; tetragond refuses it
+/// rather than accept and ignore it), `generated_ftrace` the kernel
+/// functions matching `pattern` (no values).
+fn check_list_content(list: &ListSpec, path: &NodePath, skips_unknown: bool) -> Check {
+    let name = &list.name;
+    match list.ty {
+        Some(ListType::GeneratedSyscalls) => {
+            if !list.values.is_empty() {
+                let message = format!(
+                    "list {name:?} is generated_syscalls, which holds every syscall: it takes no values"
+                );
+                return Err(Issue::at(path.key("values"), Part::Key, message));
+            }
+            if list.pattern.is_some() {
+                let message = "pattern is read by generated_ftrace lists only; a generated_syscalls list holds every syscall";
+                return Err(Issue::at(path.key("pattern"), Part::Key, message));
+            }
+            Ok(())
+        }
+        Some(ListType::GeneratedFtrace) => {
+            if !list.values.is_empty() {
+                let message = format!(
+                    "list {name:?} is generated_ftrace, generated from its pattern: it takes no values"
+                );
+                return Err(Issue::at(path.key("values"), Part::Key, message));
+            }
+            if list.pattern.as_deref().is_none_or(str::is_empty) {
+                let message = format!("generated_ftrace list {name:?} needs a pattern");
+                return Err(Issue::at(path.clone(), Part::Value, message));
+            }
+            Ok(())
+        }
+        Some(ListType::Syscalls) | None => {
+            if list.pattern.is_some() {
+                let message = "pattern is read by generated_ftrace lists only";
+                return Err(Issue::at(path.key("pattern"), Part::Key, message));
+            }
+            if list.ty == Some(ListType::Syscalls) && !skips_unknown {
+                return check_syscall_values(list, path);
+            }
+            Ok(())
+        }
     }
-    if !generated && list.pattern.is_some() {
-        let message = "pattern is only used by generated_syscalls and generated_ftrace lists";
-        return Err(Issue::at(path.key("pattern"), Part::Key, message));
+}
+
+/// Every value of a `syscalls` list is a syscall name (or a number, which
+/// `matchArgs` takes as written).
+fn check_syscall_values(list: &ListSpec, path: &NodePath) -> Check {
+    for (i, value) in list.values.iter().enumerate() {
+        if is_number(value) || syscalls::syscall_ids(value).is_some() {
+            continue;
+        }
+        let message = format!(
+            "unknown syscall {value:?} in list {:?} (x86_64 or i386 names; `x64/NAME` or `i386/NAME` names one ABI)",
+            list.name
+        );
+        return Err(Issue::at(path.key("values").index(i), Part::Value, message));
+    }
+    Ok(())
+}
+
+/// A number as the compile step reads one (decimal, negative or `0x` hex).
+fn is_number(value: &str) -> bool {
+    let value = value.trim();
+    match value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        Some(hex) => u64::from_str_radix(hex, 16).is_ok(),
+        None => value.parse::<u64>().is_ok() || value.parse::<i64>().is_ok(),
+    }
+}
+
+/// `call: list:NAME`: the list's type decides what is hooked. Lists of
+/// syscalls hook each value as a syscall (`syscall: false` contradicts
+/// that); an untyped list names kernel functions in Tetragon, which is not
+/// served as a call (generated_ftrace lists are refused with the list).
+fn check_call_list(kp: &KprobeSpec, spec: &Spec, path: &NodePath) -> Check {
+    let Some(name) = kp.call.strip_prefix("list:") else {
+        return Ok(());
+    };
+    // An undefined list was refused by check_list_ref.
+    let Some((i, list)) = spec.lists.iter().enumerate().find(|(_, l)| l.name == name) else {
+        return Ok(());
+    };
+    let syscall_list = matches!(
+        list.ty,
+        Some(ListType::Syscalls | ListType::GeneratedSyscalls)
+    );
+    if list.ty.is_none() {
+        let message = format!(
+            "list {name:?} has no type, so its values are kernel functions (as in Tetragon); \
+             tetragond serves lists of type syscalls or generated_syscalls as calls: give the \
+             list `type: syscalls` if its values are syscalls"
+        );
+        return Err(Issue::at(path.key("call"), Part::Value, message));
+    }
+    if syscall_list && !kp.syscall {
+        let message = format!(
+            "list {name:?} holds syscalls, which are hooked as syscalls: `syscall: false` contradicts it"
+        );
+        return Err(Issue::at(path.key("syscall"), Part::Value, message));
+    }
+    if list.ty == Some(ListType::Syscalls) {
+        let values = NodePath::root()
+            .key("spec")
+            .key("lists")
+            .index(i)
+            .key("values");
+        let skip_unknown = kp.ignore.as_ref().is_some_and(|i| i.call_not_found);
+        return check_call_values(list, &values, skip_unknown);
+    }
+    Ok(())
+}
+
+/// Each value of a list hooked as calls is one hook: a name, and not one
+/// whose syscalls the values before it already cover (it would be hooked
+/// twice, so its actions would run twice).
+fn check_call_values(list: &ListSpec, path: &NodePath, skip_unknown: bool) -> Check {
+    let shares = syscalls::share_out(list.values.iter().map(String::as_str));
+    for (i, (value, share)) in list.values.iter().zip(shares).enumerate() {
+        let message = match share {
+            syscalls::Share::Ids(_) => continue,
+            syscalls::Share::Unknown if skip_unknown => continue,
+            syscalls::Share::Unknown => format!(
+                "list {:?} is hooked as calls (`call: list:{}`): {value:?} is not a syscall name",
+                list.name, list.name
+            ),
+            syscalls::Share::Covered => format!(
+                "{value:?} names syscalls the values before it in list {:?} already cover \
+                 (a name covers the 64-bit and 32-bit entries and the i386 variants); \
+                 hooked as calls, they would be hooked twice",
+                list.name
+            ),
+        };
+        return Err(Issue::at(path.index(i), Part::Value, message));
     }
     Ok(())
 }
@@ -151,6 +291,7 @@ fn check_list_ref(value: &str, lists: &HashSet<&str>, path: NodePath) -> Check {
 
 fn check_hook(hook: Hook<'_>, path: &NodePath, lists: &HashSet<&str>) -> Check {
     check_hook_fields(hook, path, lists)?;
+    check_nops(hook, path)?;
     let limits = [
         ("args", OverLimit::Args, hook.args().len()),
         ("tags", OverLimit::Tags, hook.tags().len()),
@@ -164,6 +305,37 @@ fn check_hook(hook: Hook<'_>, path: &NodePath, lists: &HashSet<&str>) -> Check {
     for (i, selector) in hook.selectors().iter().enumerate() {
         let here = path.key("selectors").index(i);
         check_selector(hook, selector, &here, lists)?;
+    }
+    Ok(())
+}
+
+/// `nop` args are placeholders: nothing is read and the event leaves them
+/// out (as Tetragon's does), so what would describe their value is refused
+/// rather than ignored, and a return value cannot be one.
+fn check_nops(hook: Hook<'_>, path: &NodePath) -> Check {
+    for (i, arg) in hook.args().iter().enumerate() {
+        if arg.ty != ArgType::Nop {
+            continue;
+        }
+        let here = path.key("args").index(i);
+        if arg.label.is_some() {
+            let message =
+                "a nop argument is left out of the event, so its label would show nowhere";
+            return Err(Issue::at(here.key("label"), Part::Key, message));
+        }
+        if arg.size_arg_index != 0 {
+            let message =
+                "sizeArgIndex is read by char_buf arguments; a nop argument reads nothing";
+            return Err(Issue::at(here.key("sizeArgIndex"), Part::Key, message));
+        }
+    }
+    if return_type(hook) == Some(ArgType::Nop) {
+        let message = "returnArg of type nop would read nothing; leave returnArg out instead";
+        return Err(Issue::at(
+            path.key("returnArg").key("type"),
+            Part::Value,
+            message,
+        ));
     }
     Ok(())
 }
@@ -245,6 +417,14 @@ fn check_selector(hook: Hook<'_>, sel: &Selector, path: &NodePath, lists: &HashS
     for (i, arg_sel) in sel.match_args.iter().enumerate() {
         let here = path.key("matchArgs").index(i);
         let target = check_arg_target(hook, arg_sel, &here)?;
+        if target.is_some_and(|a| a.ty == ArgType::Nop) {
+            let message = format!(
+                "matchArgs index {} names a nop argument, a placeholder that is not read: \
+                 there is no value to compare; give the argument its type",
+                arg_sel.index
+            );
+            return Err(Issue::at(here.key("index"), Part::Value, message));
+        }
         check_values(arg_sel, target.map(|a| a.ty), &here, lists)?;
     }
     for (i, arg_sel) in sel.match_data.iter().enumerate() {

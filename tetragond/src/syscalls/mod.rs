@@ -15,7 +15,8 @@
 
 use tetragond_ebpf::ABI_I386;
 
-use super::{syscalls_i386, syscalls_x86_64};
+mod i386;
+mod x86_64;
 
 /// The entries a syscall name may be restricted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,17 +143,17 @@ pub fn syscall_ids(name: &str) -> Option<Vec<u32>> {
     let (abis, bare) = parse(name)?;
     let mut ids = Vec::new();
     if abis != Abis::I386 {
-        ids.extend(lookup(syscalls_x86_64::SYSCALLS, bare));
+        ids.extend(lookup(x86_64::SYSCALLS, bare));
     }
     if abis != Abis::X64 {
-        ids.extend(lookup(syscalls_i386::SYSCALLS, bare).map(|nr| nr | ABI_I386));
+        ids.extend(lookup(i386::SYSCALLS, bare).map(|nr| nr | ABI_I386));
     }
     if abis == Abis::Both {
         let more = I386_EQUIVALENTS
             .iter()
             .filter(|(n, _)| *n == bare)
             .flat_map(|(_, names)| names.iter())
-            .filter_map(|n| lookup(syscalls_i386::SYSCALLS, n));
+            .filter_map(|n| lookup(i386::SYSCALLS, n));
         ids.extend(more.map(|nr| nr | ABI_I386));
     }
     ids.sort_unstable();
@@ -160,11 +161,71 @@ pub fn syscall_ids(name: &str) -> Option<Vec<u32>> {
     (!ids.is_empty()).then_some(ids)
 }
 
+/// What one value of a list of syscalls adds to the values before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Share {
+    /// The numbers no earlier value covers (never empty).
+    Ids(Vec<u32>),
+    /// No entry has such a syscall.
+    Unknown,
+    /// Every number it names is covered by the earlier values (a name
+    /// covers both entries and the i386 variants: `setuid` covers
+    /// `__ia32_sys_setuid32`).
+    Covered,
+}
+
+/// Each name's share of the syscalls `names` cover, in order, so that a
+/// number belongs to one value only: a list hooked as calls makes one hook
+/// per value, and a call hooked twice would be counted and acted on twice.
+pub fn share_out<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<Share> {
+    let mut covered = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .map(|name| match syscall_ids(name) {
+            None => Share::Unknown,
+            Some(ids) => {
+                let ids: Vec<u32> = ids.into_iter().filter(|id| covered.insert(*id)).collect();
+                if ids.is_empty() {
+                    Share::Covered
+                } else {
+                    Share::Ids(ids)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Every syscall of both tables once, under the name a policy would give
+/// it: `sys_NAME` for each x86-64 syscall (which covers its i386
+/// counterparts too), then `__ia32_sys_NAME` for each i386 syscall no such
+/// name covers (`socketcall`, `ipc`, ...). What a `generated_syscalls`
+/// list holds, and what `tetra tp generate all-syscalls` writes.
+pub fn every_syscall() -> Vec<(String, Vec<u32>)> {
+    let names: Vec<String> = x86_64::SYSCALLS
+        .iter()
+        .map(|(n, _)| format!("sys_{n}"))
+        .chain(
+            i386::SYSCALLS
+                .iter()
+                .map(|(n, _)| format!("__ia32_sys_{n}")),
+        )
+        .collect();
+    let shares = share_out(names.iter().map(String::as_str));
+    names
+        .into_iter()
+        .zip(shares)
+        .filter_map(|(name, share)| match share {
+            Share::Ids(ids) => Some((name, ids)),
+            Share::Unknown | Share::Covered => None,
+        })
+        .collect()
+}
+
 /// The x86-64 number of `name` (`openat`, `sys_openat`, `__x64_sys_openat`).
 pub fn syscall_number(name: &str) -> Option<u32> {
     let (abis, bare) = parse(name)?;
     (abis != Abis::I386)
-        .then(|| lookup(syscalls_x86_64::SYSCALLS, bare))
+        .then(|| lookup(x86_64::SYSCALLS, bare))
         .flatten()
 }
 
@@ -223,15 +284,54 @@ mod tests {
         assert_eq!(syscall_ids("newfstatat"), Some(vec![262, 300 | I386]));
         for (x64, names) in I386_EQUIVALENTS {
             assert!(
-                lookup(syscalls_x86_64::SYSCALLS, x64).is_some(),
+                lookup(x86_64::SYSCALLS, x64).is_some(),
                 "{x64} is an x86-64 syscall"
             );
             for n in *names {
                 assert!(
-                    lookup(syscalls_i386::SYSCALLS, n).is_some(),
+                    lookup(i386::SYSCALLS, n).is_some(),
                     "{n} is an i386 syscall"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_list_shares_out_its_numbers() {
+        let shares = share_out(["sys_dup", "nope", "setuid", "__ia32_sys_setuid32", "dup"]);
+        assert_eq!(shares[0], Share::Ids(vec![32, 41 | I386]));
+        assert_eq!(shares[1], Share::Unknown);
+        assert_eq!(shares[2], Share::Ids(vec![105, 23 | I386, 213 | I386]));
+        assert_eq!(shares[3], Share::Covered);
+        assert_eq!(shares[4], Share::Covered);
+        // The other order: the i386 name keeps its number, `setuid` the rest.
+        let shares = share_out(["i386/setuid32", "setuid"]);
+        assert_eq!(shares[0], Share::Ids(vec![213 | I386]));
+        assert_eq!(shares[1], Share::Ids(vec![105, 23 | I386]));
+    }
+
+    #[test]
+    fn every_syscall_is_covered_once() {
+        let all = every_syscall();
+        let mut ids: Vec<u32> = all
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "a number under two names");
+        let expected = x86_64::SYSCALLS.len() + i386::SYSCALLS.len();
+        assert_eq!(n, expected, "every number of both tables");
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"sys_unshare"));
+        assert!(names.contains(&"__ia32_sys_socketcall"));
+        assert!(
+            !names.contains(&"__ia32_sys_unshare"),
+            "covered by sys_unshare"
+        );
+        for (name, ids) in &all {
+            assert!(syscall_ids(name).is_some_and(|all| ids.iter().all(|i| all.contains(i))));
         }
     }
 

@@ -1,0 +1,180 @@
+//! `nop` arguments: Tetragon's placeholders, which keep an argument's
+//! place without reading it. They are taken out before anything is
+//! compiled, so the kernel reads nothing for them and the event leaves
+//! them out of `args`, as Tetragon's does. A filter on one is refused by
+//! `policy::validate`, with its place.
+//!
+//! A tracepoint's `matchArgs.index` is a position in its `args` list
+//! (nops count), so those positions are renumbered; the other hooks'
+//! filters name an argument by its `index`, which does not move.
+
+use std::borrow::Cow;
+
+use crate::{
+    error::CompileError,
+    policy::model::{Arg, ArgType, Selector, TracepointSpec, TracingPolicy},
+};
+
+/// `policy` without its nop arguments; borrowed when it has none.
+pub fn strip(policy: &TracingPolicy) -> Result<Cow<'_, TracingPolicy>, CompileError> {
+    let spec = &policy.spec;
+    let has_nop = spec.hooks().any(|(_, h)| h.args().iter().any(is_nop));
+    if !has_nop {
+        return Ok(Cow::Borrowed(policy));
+    }
+    let mut out = policy.clone();
+    for kp in &mut out.spec.kprobes {
+        kp.args.retain(|a| !is_nop(a));
+    }
+    for up in &mut out.spec.uprobes {
+        up.args.retain(|a| !is_nop(a));
+    }
+    for lsm in &mut out.spec.lsmhooks {
+        lsm.args.retain(|a| !is_nop(a));
+    }
+    for (i, tp) in out.spec.tracepoints.iter_mut().enumerate() {
+        strip_tracepoint(i, tp)?;
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn is_nop(arg: &Arg) -> bool {
+    arg.ty == ArgType::Nop
+}
+
+/// Drops the nops of a tracepoint and moves its filters' positions to the
+/// arguments' new places.
+fn strip_tracepoint(i: usize, tp: &mut TracepointSpec) -> Result<(), CompileError> {
+    // Old position -> new position, None for a nop.
+    let mut kept = 0u32;
+    let moved: Vec<Option<u32>> = tp
+        .args
+        .iter()
+        .map(|a| {
+            (!is_nop(a)).then(|| {
+                kept += 1;
+                kept - 1
+            })
+        })
+        .collect();
+    for (s, selector) in tp.selectors.iter_mut().enumerate() {
+        renumber(selector, &moved).map_err(|index| {
+            CompileError::Invalid(format!(
+                "tracepoints[{i}] selectors[{s}]: matchArgs index {index} names a nop argument"
+            ))
+        })?;
+    }
+    tp.args.retain(|a| !is_nop(a));
+    Ok(())
+}
+
+/// `Err(index)` for a filter on a nop.
+fn renumber(selector: &mut Selector, moved: &[Option<u32>]) -> Result<(), u32> {
+    for filter in &mut selector.match_args {
+        match moved.get(filter.index as usize) {
+            Some(Some(new)) => filter.index = *new,
+            Some(None) => return Err(filter.index),
+            // Past the old list is past the shorter one too: the compile
+            // of the selectors says so.
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tetragond_ebpf::op;
+
+    use crate::compile::{compile, tests::Fixed, CompiledPolicy};
+    use crate::policy::parse_policy;
+
+    fn compiled(yaml: &str) -> CompiledPolicy {
+        let tp = parse_policy(Path::new("t.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+        compile(&tp, &Fixed).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn policy(spec: &str) -> String {
+        format!("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: nop\nspec:\n{spec}")
+    }
+
+    #[test]
+    fn a_nop_is_neither_read_nor_in_the_event() {
+        let c = compiled(&policy(
+            "  kprobes:
+  - call: sys_dup3
+    args:
+    - {index: 0, type: nop}
+    - {index: 1, type: int, label: new}
+    selectors:
+    - matchArgs: [{index: 1, operator: Equal, values: [\"9\"]}]
+",
+        ));
+        let hook = &c.hooks[0];
+        assert_eq!(hook.conf.n_args, 1);
+        // The int is read from its own register (args[1] of the record).
+        assert_eq!(hook.conf.args[0].offset, 16 + 8);
+        assert_eq!(
+            hook.meta.args,
+            [("int".to_string(), Some("new".to_string()))]
+        );
+        let filter = &hook.conf.selectors[0].arg_filters[0];
+        assert_eq!((filter.op, filter.values[0]), (op::EQUAL, 9));
+        assert_eq!(filter.arg, 0);
+    }
+
+    #[test]
+    fn tracepoint_filters_move_with_their_argument() {
+        let c = compiled(&policy(
+            "  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - {index: 5, type: nop}
+    - {index: 4, type: syscall64}
+    selectors:
+    - matchArgs: [{index: 1, operator: Equal, values: [\"99\"]}]
+",
+        ));
+        let hook = &c.hooks[0];
+        assert_eq!(hook.conf.n_args, 1);
+        assert_eq!(hook.meta.args.len(), 1);
+        // The filter on position 1 is the syscall id, now at position 0.
+        assert_eq!(hook.sub_ids, vec![99]);
+        assert_eq!(hook.conf.selectors[0].arg_filters[0].arg, 0);
+    }
+
+    #[test]
+    fn what_would_read_a_nop_is_refused_with_its_place() {
+        let cases = [
+            (
+                "  kprobes:\n  - call: sys_dup3\n    args:\n    - {index: 0, type: nop}\n    selectors:\n    - matchArgs: [{index: 0, operator: Equal, values: [\"1\"]}]\n",
+                "0, operator",
+                "names a nop argument",
+            ),
+            (
+                "  kprobes:\n  - call: sys_dup3\n    args:\n    - {index: 0, type: nop, label: fd}\n",
+                "label",
+                "label would show nowhere",
+            ),
+            (
+                "  uprobes:\n  - path: /bin/true\n    symbols: [main]\n    return: true\n    returnArg: {index: 0, type: nop}\n",
+                "nop}",
+                "returnArg of type nop",
+            ),
+        ];
+        for (spec, place, text) in cases {
+            let yaml = policy(spec);
+            let err = parse_policy(Path::new("t.yaml"), &yaml).expect_err("refused");
+            assert!(err.message().contains(text), "{err}");
+            // The line and column of the last `place`.
+            let lines: Vec<&str> = yaml.lines().collect();
+            let position = (0..lines.len())
+                .rev()
+                .find_map(|i| lines[i].find(place).map(|c| (i + 1, c + 1)));
+            assert_eq!(err.position(), position, "{err}\n{yaml}");
+        }
+    }
+}
