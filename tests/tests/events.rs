@@ -884,3 +884,95 @@ fn getevents_compact_shows_a_live_kill() {
     let _ = compact.wait();
     let _ = json_out.wait();
 }
+
+/// Calls each process makes in the Post `rateLimit` tests.
+const RATE_CALLS: u64 = 50;
+
+/// The Post `rateLimit` tests: a policy on `nr` from the test binary
+/// whose Post has `rate_lines` (none: no rateLimit). Two processes make
+/// `RATE_CALLS` identical calls each; returns the events the policy posted
+/// after each, and its `nratelimited` at the end. Every line is checked
+/// against the schema.
+fn rate_limit_run(name: &str, nr: u32, rate_lines: &str) -> (usize, usize, u64) {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let actions = format!("{POST_ACTION}{rate_lines}");
+    h.write_policy(
+        &format!("{name}.yaml"),
+        &kill_policy(name, nr, &actions, ""),
+    );
+    h.wait_policy(name, "enabled", enabled);
+    let posted = |h: &Harness| {
+        h.hook_events()
+            .iter()
+            .filter(|e| policy_of(e) == Some(name))
+            .count()
+    };
+    let mut after = vec![];
+    for round in 1..=2u64 {
+        let (_, status) = run_bin(&["syscall", &nr.to_string(), &RATE_CALLS.to_string()]);
+        assert!(status.success());
+        // Every call is either posted or limited, in the kernel's counters.
+        let p = h.wait_policy(name, "every call counted", |p| {
+            p["npost"].as_u64().unwrap_or(0) + p["nratelimited"].as_u64().unwrap_or(0)
+                == round * RATE_CALLS
+        });
+        // The writer is asynchronous: wait for what the kernel posted (a
+        // process without events has no exit line to wait for).
+        let npost = p["npost"].as_u64().unwrap_or(0) as usize;
+        wait_for(&h, "the posted events", || {
+            (posted(&h) >= npost).then_some(())
+        });
+        after.push(posted(&h));
+    }
+    let p = h.policy(name).expect("listed");
+    assert_eq!(p["npost"].as_u64(), Some(after[1] as u64), "{p}");
+    assert_valid(&schema(), &h.events());
+    (
+        after[0],
+        after[1],
+        p["nratelimited"].as_u64().unwrap_or(u64::MAX),
+    )
+}
+
+#[test]
+fn post_rate_limit_thread_scope_posts_once_per_thread() {
+    // Tetragon's default scope is the thread.
+    let (first, both, limited) =
+        rate_limit_run("rl-thread", SYS_GETPRIORITY, "        rateLimit: 1m\n");
+    assert_eq!(
+        (first, both),
+        (1, 2),
+        "one event per process (one thread each)"
+    );
+    assert_eq!(limited, 2 * RATE_CALLS - 2);
+}
+
+#[test]
+fn post_rate_limit_process_scope_posts_once_per_process() {
+    let (first, both, limited) = rate_limit_run(
+        "rl-process",
+        SYS_GETPGRP,
+        "        rateLimit: 1m\n        rateLimitScope: process\n",
+    );
+    assert_eq!((first, both), (1, 2), "one event per process");
+    assert_eq!(limited, 2 * RATE_CALLS - 2);
+}
+
+#[test]
+fn post_rate_limit_global_scope_posts_once() {
+    let (first, both, limited) = rate_limit_run(
+        "rl-global",
+        SYS_SCHED_GETSCHEDULER,
+        "        rateLimit: 1m\n        rateLimitScope: global\n",
+    );
+    assert_eq!((first, both), (1, 1), "the second process posts nothing");
+    assert_eq!(limited, 2 * RATE_CALLS - 1);
+}
+
+#[test]
+fn post_without_rate_limit_posts_every_call() {
+    let (first, both, limited) = rate_limit_run("rl-none", SYS_TIMES, "");
+    assert_eq!((first as u64, both as u64), (RATE_CALLS, 2 * RATE_CALLS));
+    assert_eq!(limited, 0);
+}

@@ -219,10 +219,52 @@ pub struct ArgFilter {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ActionSpec {
     pub kind: u8,
-    pub _pad: [u8; 3],
+    /// `POST` with a rate limit: whose identical events share it
+    /// (`rate_scope::*`).
+    pub rate_limit_scope: u8,
+    pub _pad: [u8; 2],
     /// Signal number for `SIGNAL` (and 9 for `SIGKILL`); for `OVERRIDE`
     /// the negative errno, as two's complement.
     pub signal: u32,
+    /// `POST`: an identical event (same hook, selector, scope and argument
+    /// values) is posted at most once per this many nanoseconds; 0 posts
+    /// every event. Tetragon's `rateLimit`.
+    pub rate_limit_ns: u64,
+}
+
+/// `ActionSpec::rate_limit_scope`: Tetragon's `rateLimitScope`.
+pub mod rate_scope {
+    /// Each thread has its own limit (Tetragon's default).
+    pub const THREAD: u8 = 0;
+    /// The threads of a process share one.
+    pub const PROCESS: u8 = 1;
+    /// Every task shares one.
+    pub const GLOBAL: u8 = 2;
+}
+
+/// Entries of `RATE_LIMITS`, the last post time of each (hook, selector,
+/// scope, arguments) a rate-limited Post has seen. An LRU: when more keys
+/// are live within their periods, the oldest is forgotten and its next
+/// event posted again (more events, never fewer).
+pub const RATE_LIMIT_ENTRIES: u32 = 16384;
+
+/// Key of `RATE_LIMITS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RateLimitKey {
+    /// `HookConf::install_id` of the hook: a slot reused by another hook
+    /// never inherits the previous one's limits.
+    pub install_id: u32,
+    pub selector: u8,
+    /// Index of the Post action in the selector.
+    pub action: u8,
+    pub _pad: [u8; 2],
+    /// Thread id, process id (tgid), or 0 for the global scope.
+    pub scope_id: u32,
+    pub _pad2: u32,
+    /// A hash of the event's argument values and of the bytes (up to
+    /// `STR_LEN - 1`) each data argument read.
+    pub args_hash: u64,
 }
 
 #[repr(C)]
@@ -318,7 +360,9 @@ pub struct HookConf {
     /// A TracingPolicyNamespaced applies only inside these cgroup v2
     /// subtrees; 0 scopes means everywhere.
     pub n_cgroup_scopes: u32,
-    pub _pad3: u32,
+    /// Unique for every hook user space installs while its maps live:
+    /// keys `RATE_LIMITS` (slots are reused; this is not).
+    pub install_id: u32,
     pub cgroup_scopes: [CgroupScope; MAX_CGROUP_SCOPES],
 }
 
@@ -603,6 +647,8 @@ pub struct PolicyCounters {
     pub post: u64,
     pub enforce: u64,
     pub monitor: u64,
+    /// Events a Post `rateLimit` kept from being posted.
+    pub rate_limited: u64,
 }
 
 /// Offsets the kernel side reads from tracepoint formats, set at load time.
@@ -734,4 +780,5 @@ mod pod {
     unsafe impl aya::Pod for SubstrKey {}
     unsafe impl aya::Pod for OverrideDecision {}
     unsafe impl aya::Pod for SubstrValue {}
+    unsafe impl aya::Pod for RateLimitKey {}
 }

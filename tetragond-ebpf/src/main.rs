@@ -38,13 +38,13 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, op, record, site, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey,
-    Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf, HookKey, HookList,
-    OverrideDecision, PolicyCounters, Selector, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
-    TaskTrackingOffsets, ABI_I386, ARGS_LEN, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
-    MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
-    MAX_VALUES, MODE_MONITOR, PATH_LEN, PATH_WALK_LEN, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY,
-    TS_COMPAT,
+    action, arg_kind, op, rate_scope, record, site, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec,
+    BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf,
+    HookKey, HookList, OverrideDecision, PolicyCounters, RateLimitKey, Selector, SockInfo,
+    StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, ABI_I386, ARGS_LEN,
+    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY,
+    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN,
+    PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY, TS_COMPAT,
 };
 
 #[map]
@@ -127,6 +127,12 @@ struct LoopState {
     /// 1 once a path walk reached the root: a walk that stops before it
     /// leaves the path cut (`PATH_CUT`).
     path_complete: u32,
+    /// A rate-limited Post: the key being built, and the argument whose
+    /// data `rate_hash_word` mixes into `rate_key.args_hash` (its index
+    /// and the bytes of its slot that count).
+    rate_key: RateLimitKey,
+    rate_arg: u32,
+    rate_len: u32,
 }
 
 #[map]
@@ -136,6 +142,12 @@ static LOOP: PerCpuArray<LoopState> = PerCpuArray::with_max_entries(1, 0);
 fn loop_state() -> Option<&'static mut LoopState> {
     LOOP.get_ptr_mut(0).map(|p| unsafe { &mut *p })
 }
+
+/// Last post time (`bpf_ktime_get_ns`) of each identical event of a
+/// rate-limited Post (see `rate_limited`).
+#[map]
+static RATE_LIMITS: LruHashMap<RateLimitKey, u64> =
+    LruHashMap::with_max_entries(RATE_LIMIT_ENTRIES, 0);
 
 #[map]
 static OVERRIDE_DECISION: PerCpuArray<OverrideDecision> = PerCpuArray::with_max_entries(1, 0);
@@ -814,10 +826,13 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     let mut post_it = true;
     let mut signal = 0u32;
     let mut errno = 0i32;
+    // The first Post with a rate limit, by index.
+    let mut rate_action = MAX_ACTIONS;
     let n = sel.n_actions as usize;
     unrolled!([0, 1, 2], |i| if i < n {
         let a = &sel.actions[i];
         match a.kind {
+            action::POST if a.rate_limit_ns != 0 && rate_action == MAX_ACTIONS => rate_action = i,
             action::NO_POST => post_it = false,
             action::SIGKILL => signal = SIGKILL,
             action::SIGNAL if signal == 0 => signal = a.signal,
@@ -858,10 +873,161 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             },
         });
     }
+    // Only the event is limited: the enforcement above has been done
+    // (or counted as elided) whatever the limit says.
+    if post_it
+        && rate_action < MAX_ACTIONS
+        && rate_limited(hook_slot as u64, s as u64, rate_action as u64) != 0
+    {
+        count(hook.policy_slot, |c| c.rate_limited += 1);
+        post_it = false;
+    }
     if post_it {
         post(hook_slot, hook, outcome, s, data_len);
     }
     ret
+}
+
+/// Tetragon's Post `rateLimit`: 1 when an identical event (same hook,
+/// selector and Post action, same thread, process or none as the scope
+/// says, same argument values) was posted less than the action's period
+/// ago, so this one is not posted; 0 when it is to be posted, its time
+/// then recorded. The period runs from the last event posted, as in
+/// Tetragon. A global function: verified once, whatever calls it.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rate_limited(hook_slot: u64, selector: u64, action_index: u64) -> i64 {
+    let Some(hook) = HOOKS.get(hook_slot as u32) else {
+        return 0;
+    };
+    let Some(a) = at(&hook.selectors, selector as usize)
+        .and_then(|sel| at(&sel.actions, action_index as usize))
+    else {
+        return 0;
+    };
+    let (period, scope) = (a.rate_limit_ns, a.rate_limit_scope);
+    let n_args = hook.n_args;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let scope_id = match scope {
+        rate_scope::GLOBAL => 0,
+        rate_scope::PROCESS => (pid_tgid >> 32) as u32,
+        _ => pid_tgid as u32,
+    };
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    state.rate_key = RateLimitKey {
+        install_id: hook.install_id,
+        selector: selector as u8,
+        action: action_index as u8,
+        _pad: [0; 2],
+        scope_id,
+        _pad2: 0,
+        args_hash: HASH_SEED,
+    };
+    repeat!(n_args, MAX_ARGS, rate_hash_arg(hook_slot));
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(last) = RATE_LIMITS.get_ptr_mut(&state.rate_key) {
+        // SAFETY: a value of this map, live while the program runs.
+        let last = unsafe { &mut *last };
+        if now.wrapping_sub(*last) < period {
+            return 1;
+        }
+        *last = now;
+        return 0;
+    }
+    // A full LRU forgets its oldest key: at worst an extra event.
+    let _ = RATE_LIMITS.insert(&state.rate_key, &now, 0);
+    0
+}
+
+const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Mixes one 64-bit word into a hash (a multiply-xorshift step): the
+/// hash only tells identical events apart; nothing depends on its value.
+#[inline(always)]
+fn mix(hash: u64, word: u64) -> u64 {
+    let h = (hash ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 29)
+}
+
+/// The bytes of argument data slot that hold an argument of `kind` whose
+/// value is `value` (see `read_args::read_data`): a string's or a path's
+/// (at most the slot), a socket's or a credential's record, none for
+/// integers.
+#[inline(always)]
+fn data_bytes(kind: u8, value: u64) -> u32 {
+    match kind {
+        arg_kind::INT | arg_kind::SYSCALL64 => 0,
+        arg_kind::SOCKADDR | arg_kind::SOCK | arg_kind::SOCKET => {
+            core::mem::size_of::<SockInfo>() as u32
+        }
+        arg_kind::CRED => core::mem::size_of::<CredInfo>() as u32,
+        _ => (value & (PATH_CUT - 1)).min(STR_LEN as u64 - 1) as u32,
+    }
+}
+
+// Argument data slots are read as u64 words.
+const _: () = assert!(
+    core::mem::size_of::<Event>() % 8 == 0
+        && STR_LEN % 8 == 0
+        && core::mem::size_of::<SockInfo>() < STR_LEN
+        && core::mem::size_of::<CredInfo>() < STR_LEN
+);
+const SLOT_WORDS: usize = STR_LEN / 8;
+
+/// Loop step: mixes argument `index` (its value, then its data) into
+/// `rate_key.args_hash`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rate_hash_arg(index: u64, hook_slot: u64) -> i64 {
+    let i = index as usize;
+    let (Some(hook), Some(buf), Some(state)) = (
+        HOOKS.get(hook_slot as u32),
+        EVENT_BUF.get_ptr(0),
+        loop_state(),
+    ) else {
+        return 1;
+    };
+    let (Some(spec), Some(value)) = (at(&hook.args, i), at(unsafe { &(*buf).event.args }, i))
+    else {
+        return 1;
+    };
+    let len = data_bytes(spec.kind, *value);
+    state.rate_key.args_hash = mix(state.rate_key.args_hash, *value);
+    state.rate_arg = i as u32;
+    state.rate_len = len;
+    repeat!(len.div_ceil(8), SLOT_WORDS, rate_hash_word());
+    0
+}
+
+/// Loop step: mixes word `index` of the data slot `rate_arg`, without the
+/// bytes past `rate_len` (leftovers of earlier events).
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn rate_hash_word(index: u64) -> i64 {
+    let (Some(buf), Some(state)) = (EVENT_BUF.get_ptr(0), loop_state()) else {
+        return 1;
+    };
+    let Some(slot) = at(unsafe { &(*buf).data }, state.rate_arg as usize) else {
+        return 1;
+    };
+    // SAFETY: the slot is 8-byte aligned (asserted above) and STR_LEN long.
+    let words = unsafe { &*(slot as *const [u8; STR_LEN] as *const [u64; SLOT_WORDS]) };
+    let Some(word) = at(words, index as usize) else {
+        return 1;
+    };
+    let valid = (state.rate_len as u64).saturating_sub(index * 8);
+    let word = if valid < 8 {
+        *word & ((1u64 << (valid * 8)) - 1)
+    } else {
+        *word
+    };
+    state.rate_key.args_hash = mix(state.rate_key.args_hash, word);
+    0
 }
 
 #[inline(always)]

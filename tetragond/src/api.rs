@@ -38,6 +38,8 @@ pub struct PolicyInfo {
     pub npost: u64,
     pub nenforce: u64,
     pub nmonitor: u64,
+    /// Events a Post `rateLimit` kept from being posted.
+    pub nratelimited: u64,
     /// Load error text, empty when none.
     pub error: String,
     /// The YAML file the policy came from.

@@ -662,6 +662,7 @@ pub(crate) mod testbus {
             npost: 5,
             nenforce: 1,
             nmonitor: 0,
+            nratelimited: 0,
             error: String::new(),
             file: format!("/etc/tetragond/policies/{name}.yaml"),
         }

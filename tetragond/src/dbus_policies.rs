@@ -105,6 +105,11 @@ impl PolicyObject {
     fn nmonitor(&self) -> u64 {
         self.read(|p| p.nmonitor)
     }
+    /// Events a Post `rateLimit` kept from being posted.
+    #[zbus(property(emits_changed_signal = "false"), name = "NRateLimited")]
+    fn nratelimited(&self) -> u64 {
+        self.read(|p| p.nratelimited)
+    }
     /// The YAML file the policy came from.
     #[zbus(property)]
     fn file(&self) -> String {

@@ -158,6 +158,12 @@ pub fn render(stats: &ExportStats, policies: &[PolicyInfo]) -> String {
         per_policy(|p| p.nmonitor),
     );
     family(
+        "tetragond_policy_events_rate_limited_total",
+        "counter",
+        "Events a Post rateLimit kept from being posted (NRATELIMITED).",
+        per_policy(|p| p.nratelimited),
+    );
+    family(
         "tetragond_policy_kernel_memory_bytes",
         "gauge",
         "Kernel memory charged to the policy (KERNELMEMORY).",
@@ -263,6 +269,7 @@ mod tests {
             npost: 7,
             nenforce: 3,
             nmonitor: 0,
+            nratelimited: 0,
             error: String::new(),
             file: String::new(),
         }

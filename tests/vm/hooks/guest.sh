@@ -36,7 +36,7 @@ now() { cut -d. -f1 /proc/uptime; }
 # A child that exited stays a zombie until waited for: kill -0 still works.
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
-# `state|mode|npost|nenforce|nmonitor|error` of the policy named $1 from
+# `state|mode|npost|nenforce|nmonitor|nratelimited|error` of the policy named $1 from
 # `tetra tp list -o json` (pretty-printed: objects at 2 spaces, keys at 4);
 # empty when it is not listed.
 snapshot() {
@@ -44,7 +44,7 @@ snapshot() {
         /^  \{/ { split("", v); next }
         /^  \}/ {
             if (v["name"] == want) {
-                printf "%s|%s|%s|%s|%s|%s\n", v["state"], v["mode"], v["npost"], v["nenforce"], v["nmonitor"], v["error"]
+                printf "%s|%s|%s|%s|%s|%s|%s\n", v["state"], v["mode"], v["npost"], v["nenforce"], v["nmonitor"], v["nratelimited"], v["error"]
                 exit
             }
             next
@@ -62,12 +62,13 @@ snapshot() {
         }'
 }
 
-# Sets S_STATE S_MODE S_NPOST S_NENFORCE S_NMONITOR S_ERROR for policy $1.
+# Sets S_STATE S_MODE S_NPOST S_NENFORCE S_NMONITOR S_NRATELIMITED S_ERROR
+# for policy $1.
 read_snapshot() {
     snap=$(snapshot "$1")
-    S_STATE= S_MODE= S_NPOST=0 S_NENFORCE=0 S_NMONITOR=0 S_ERROR=
+    S_STATE= S_MODE= S_NPOST=0 S_NENFORCE=0 S_NMONITOR=0 S_NRATELIMITED=0 S_ERROR=
     [ -n "$snap" ] || return 1
-    IFS='|' read -r S_STATE S_MODE S_NPOST S_NENFORCE S_NMONITOR S_ERROR <<EOF
+    IFS='|' read -r S_STATE S_MODE S_NPOST S_NENFORCE S_NMONITOR S_NRATELIMITED S_ERROR <<EOF
 $snap
 EOF
     return 0
@@ -703,6 +704,29 @@ sig_nopost() {
     fi
 }
 
+# --- Post rateLimit, in the kernel (issues 10, 13) -------------------------------
+# rate-raw posts the test binary's sched_get_priority_max (146) at most once
+# a minute per process: two runs of 50 calls give NPOST 2 and NRATELIMITED
+# 98 (without the kernel's check: NPOST 100).
+rate_limit_case() {
+    name=rate-raw
+    begin "$name"
+    if load "$name" "$SHARE/policies/$name.yaml" ""; then
+        expect survived 0 $TB syscall 146 50
+        expect survived 0 $TB syscall 146 50
+        i=0
+        while read_snapshot "$name" && [ $((S_NPOST + S_NRATELIMITED)) -lt 100 ] && [ $i -lt 25 ]; do
+            sleep 0.2
+            i=$((i + 1))
+        done
+        [ "$S_NPOST" = 2 ] || bad "NPOST $S_NPOST, want 2: one event per process ($(counters) nratelimited=$S_NRATELIMITED)"
+        [ "$S_NRATELIMITED" = 98 ] || bad "NRATELIMITED $S_NRATELIMITED, want 98 ($(counters))"
+    fi
+    [ -z "$ERRS" ] || snap_list
+    unload "$name"
+    finish
+}
+
 # --- the examples that only post, triggered (issue 14) ------------------------
 # run_noting PIDFILE CMD..: runs CMD (30 s at most, stdin /tmp/ex-stdin)
 # with its PID written to PIDFILE; sets ST.
@@ -976,6 +1000,7 @@ else
 fi
 sock_ops
 sig_nopost
+rate_limit_case
 examples
 
 stop_daemon daemon-stop

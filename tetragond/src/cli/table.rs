@@ -119,6 +119,7 @@ struct JsonRow<'a> {
     npost: u64,
     nenforce: u64,
     nmonitor: u64,
+    nratelimited: u64,
     error: &'a str,
 }
 
@@ -138,6 +139,7 @@ impl<'a> From<&'a PolicyInfo> for JsonRow<'a> {
             npost: p.npost,
             nenforce: p.nenforce,
             nmonitor: p.nmonitor,
+            nratelimited: p.nratelimited,
             error: &p.error,
         }
     }
@@ -180,6 +182,7 @@ mod tests {
             npost,
             nenforce: 0,
             nmonitor: 0,
+            nratelimited: 0,
             error: String::new(),
             file: format!("/etc/tetragond/policies/{name}.yaml"),
         }
@@ -301,6 +304,7 @@ ID   NAME                  DOMAIN   STATE     FILTERID   NAMESPACE   SENSORS    
             "npost",
             "nenforce",
             "nmonitor",
+            "nratelimited",
             "error",
         ];
         want.sort_unstable();

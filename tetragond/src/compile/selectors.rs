@@ -2,8 +2,9 @@
 //! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
-    action, cap_set, op, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER, MAX_ARG_FILTERS,
-    MAX_NS_VALUES, MAX_PIDS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN, SUBSTR_LEN,
+    action, cap_set, op, rate_scope, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER,
+    MAX_ARG_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN,
+    SUBSTR_LEN,
 };
 
 use super::{
@@ -15,7 +16,7 @@ use crate::{
     error::CompileError,
     policy::model::{
         ActionSelector, Arg, ArgSelector, BinarySelector, CapabilitiesSelector, ListType,
-        NamespaceSelector, PidSelector, Selector as PolicySelector, TracingPolicy,
+        NamespaceSelector, PidSelector, RateLimitScope, Selector as PolicySelector, TracingPolicy,
     },
 };
 
@@ -690,6 +691,12 @@ impl SelectorCtx<'_> {
             compiled.actions[i] = match a.action.as_str() {
                 "Post" => ActionSpec {
                     kind: action::POST,
+                    rate_limit_ns: a.rate_limit_ns().map_err(|e| self.invalid(e))?.unwrap_or(0),
+                    rate_limit_scope: match a.rate_limit_scope {
+                        None | Some(RateLimitScope::Thread) => rate_scope::THREAD,
+                        Some(RateLimitScope::Process) => rate_scope::PROCESS,
+                        Some(RateLimitScope::Global) => rate_scope::GLOBAL,
+                    },
                     ..Default::default()
                 },
                 "NoPost" => ActionSpec {

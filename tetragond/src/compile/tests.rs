@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use tetragond_ebpf::{action, arg_kind, op, set_op, ABI_I386, SUB_ANY};
+use tetragond_ebpf::{action, arg_kind, op, rate_scope, set_op, ABI_I386, SUB_ANY};
 
 use super::*;
 use crate::{
@@ -621,5 +621,94 @@ fn tracepoint(subsystem: &str, event: &str) -> Attach {
     Attach::Tracepoint {
         subsystem: subsystem.into(),
         event: event.into(),
+    }
+}
+
+/// A raw_syscalls policy whose one selector has `actions` (matchActions items).
+fn post_policy(actions: &str) -> String {
+    policy_with(&format!(
+        "    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: [\"99\"]\n      matchActions:\n{actions}"
+    ))
+}
+
+#[test]
+fn post_rate_limit_reaches_the_kernel_selector() {
+    let cases = [
+        ("        rateLimit: \"30\"\n", 30, rate_scope::THREAD),
+        ("        rateLimit: 5m\n", 300, rate_scope::THREAD),
+        (
+            "        rateLimit: 1h\n        rateLimitScope: thread\n",
+            3600,
+            rate_scope::THREAD,
+        ),
+        (
+            "        rateLimit: 30s\n        rateLimitScope: process\n",
+            30,
+            rate_scope::PROCESS,
+        ),
+        (
+            "        rateLimit: 1m\n        rateLimitScope: global\n",
+            60,
+            rate_scope::GLOBAL,
+        ),
+    ];
+    for (lines, secs, scope) in cases {
+        let c = compile_yaml(&post_policy(&format!("      - action: Post\n{lines}")))
+            .unwrap_or_else(|e| panic!("{lines}: {e}"));
+        let post = c.hooks[0].conf.selectors[0].actions[0];
+        assert_eq!(post.kind, action::POST, "{lines}");
+        assert_eq!(post.rate_limit_ns, secs * 1_000_000_000, "{lines}");
+        assert_eq!(post.rate_limit_scope, scope, "{lines}");
+    }
+    // Without rateLimit every event posts; an enforcement action next to
+    // a limited Post carries no limit (it is never rate limited).
+    let c = compile_yaml(&post_policy(
+        "      - action: Sigkill\n      - action: Post\n        rateLimit: 1m\n",
+    ))
+    .expect("compiles");
+    let actions = c.hooks[0].conf.selectors[0].actions;
+    assert_eq!(
+        (actions[0].kind, actions[0].rate_limit_ns),
+        (action::SIGKILL, 0)
+    );
+    assert_eq!(actions[1].rate_limit_ns, 60_000_000_000);
+    let c = compile_yaml(&post_policy("      - action: Post\n")).expect("compiles");
+    assert_eq!(c.hooks[0].conf.selectors[0].actions[0].rate_limit_ns, 0);
+}
+
+#[test]
+fn bad_rate_limits_are_refused_at_their_place() {
+    let cases = [
+        (
+            "      - action: Post\n        rateLimit: 1d\n",
+            "t.yaml:24:20: invalid rateLimit \"1d\": use a number of seconds, or N followed by s, m or h",
+        ),
+        (
+            "      - action: Post\n        rateLimit: \"0\"\n",
+            "t.yaml:24:20: invalid rateLimit \"0\": a period of 0 limits nothing; give at least 1 second",
+        ),
+        (
+            "      - action: Post\n        rateLimit: 9999999999h\n",
+            "t.yaml:24:20: invalid rateLimit \"9999999999h\": longer than the kernel's clock counts (584 years)",
+        ),
+        (
+            "      - action: Sigkill\n        rateLimit: 1m\n",
+            "t.yaml:24:9: rateLimit has no effect on action Sigkill: it is read by Post",
+        ),
+        (
+            "      - action: Signal\n        argSig: 10\n        rateLimitScope: global\n",
+            "t.yaml:25:9: rateLimitScope has no effect on action Signal: it is read by Post",
+        ),
+        (
+            "      - action: Post\n        rateLimitScope: process\n",
+            "t.yaml:24:9: rateLimitScope has no effect without rateLimit",
+        ),
+    ];
+    for (actions, want) in cases {
+        let yaml = post_policy(actions);
+        let err = policy::parse_policy(Path::new("t.yaml"), &yaml)
+            .expect_err("must not load")
+            .to_string();
+        assert_eq!(err, want, "\n{yaml}");
     }
 }

@@ -184,8 +184,9 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ("ActionSelector", "argIndex") => refused(post("        argIndex: 0\n")),
         ("ActionSelector", "argValue") => refused(post("        argValue: 0\n")),
         ("ActionSelector", "argRegs") => refused(post("        argRegs: [rax]\n")),
-        ("ActionSelector", "rateLimit") => refused(post("        rateLimit: 1m\n")),
-        ("ActionSelector", "rateLimitScope") => refused(post("        rateLimitScope: process\n")),
+        ("ActionSelector", "rateLimit" | "rateLimitScope") => {
+            Served("compile/selectors.rs: ActionSpec.rate_limit_*, run in the kernel (rate_limited)")
+        }
         ("ActionSelector", key @ ("kernelStackTrace" | "userStackTrace" | "imaHash")) => {
             refused(post(&format!("        {key}: true\n")))
         }

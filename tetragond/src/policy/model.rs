@@ -575,6 +575,33 @@ impl ActionSelector {
     pub fn rate_limit_secs(&self) -> Option<u64> {
         self.rate_limit.as_deref().and_then(parse_rate_limit)
     }
+
+    /// `rateLimit` as the period the kernel counts (nanoseconds of
+    /// `bpf_ktime_get_ns`); None when absent.
+    pub fn rate_limit_ns(&self) -> Result<Option<u64>, InvalidRateLimit> {
+        let Some(text) = self.rate_limit.as_deref() else {
+            return Ok(None);
+        };
+        let secs =
+            parse_rate_limit(text).ok_or_else(|| InvalidRateLimit::Syntax(text.to_string()))?;
+        if secs == 0 {
+            return Err(InvalidRateLimit::Zero(text.to_string()));
+        }
+        secs.checked_mul(1_000_000_000)
+            .map(Some)
+            .ok_or_else(|| InvalidRateLimit::TooLong(text.to_string()))
+    }
+}
+
+/// Why a `rateLimit` cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRateLimit {
+    #[error("invalid rateLimit {0:?}: use a number of seconds, or N followed by s, m or h")]
+    Syntax(String),
+    #[error("invalid rateLimit {0:?}: a period of 0 limits nothing; give at least 1 second")]
+    Zero(String),
+    #[error("invalid rateLimit {0:?}: longer than the kernel's clock counts (584 years)")]
+    TooLong(String),
 }
 
 /// `N`, `Ns`, `Nm` or `Nh` as seconds.

@@ -240,16 +240,6 @@ fn check_action(action: &ActionSelector, path: &NodePath) -> Check {
     check_action_arguments(action, path)?;
     let fields = [
         (
-            "rateLimit",
-            action.rate_limit.is_some(),
-            "events are not rate limited per action",
-        ),
-        (
-            "rateLimitScope",
-            action.rate_limit_scope.is_some(),
-            "events are not rate limited per action",
-        ),
-        (
             "kernelStackTrace",
             action.kernel_stack_trace,
             "stack traces are not collected",
@@ -276,7 +266,7 @@ fn check_action(action: &ActionSelector, path: &NodePath) -> Check {
 /// reads it.
 fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
     use ActionType::*;
-    let fields: [(&str, bool, &[ActionType]); 7] = [
+    let fields: [(&str, bool, &[ActionType]); 9] = [
         (
             "argError",
             action.arg_error.is_some(),
@@ -296,6 +286,10 @@ fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
         ),
         ("argIndex", action.arg_index.is_some(), &[Set]),
         ("argValue", action.arg_value.is_some(), &[Set]),
+        // Only the posting of an event is rate limited, never an
+        // enforcement action.
+        ("rateLimit", action.rate_limit.is_some(), &[Post]),
+        ("rateLimitScope", action.rate_limit_scope.is_some(), &[Post]),
     ];
     for (key, set, takers) in fields {
         if set && !takers.contains(&action.action) {

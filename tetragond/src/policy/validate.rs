@@ -617,15 +617,18 @@ fn check_action_values(action: &ActionSelector, path: &NodePath) -> Check {
             return Err(Issue::at(path.key("argSig"), Part::Value, message));
         }
     }
-    match &action.rate_limit {
-        Some(text) if action.rate_limit_secs().is_none() => Err(Issue::at(
-            path.key("rateLimit"),
-            Part::Value,
-            format!(
-                "invalid rateLimit {text:?}: use a number of seconds, or N followed by s, m or h"
-            ),
-        )),
-        _ => Ok(()),
+    match action.rate_limit_ns() {
+        Err(e) => Err(Issue::at(path.key("rateLimit"), Part::Value, e.to_string())),
+        // A scope alone would be accepted and do nothing (on other
+        // actions both fields are refused as unread).
+        Ok(None) if action.action == ActionType::Post && action.rate_limit_scope.is_some() => {
+            Err(Issue::at(
+                path.key("rateLimitScope"),
+                Part::Key,
+                "rateLimitScope has no effect without rateLimit",
+            ))
+        }
+        Ok(_) => Ok(()),
     }
 }
 

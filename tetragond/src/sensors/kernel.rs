@@ -101,6 +101,8 @@ pub struct Kernel {
     /// Where links are pinned (this run's generation), shared with the
     /// daemon, which commits or removes it.
     pins: Pins,
+    /// The last `HookConf::install_id` given (see `write_hook`).
+    next_install_id: u32,
 }
 
 impl Kernel {
@@ -177,6 +179,7 @@ impl Kernel {
             uprobe_links: HashMap::new(),
             task_links: Vec::new(),
             pins,
+            next_install_id: 0,
         };
         // Offsets first: exec records read the working directory with them.
         kernel.set_struct_offsets()?;
@@ -496,7 +499,14 @@ impl Kernel {
     }
 
     pub fn write_hook(&mut self, slot: u32, conf: &HookConf) -> Result<(), SensorError> {
-        self.hooks.set(slot, conf, 0).map_err(map_err("HOOKS"))
+        // A fresh id per write: the kernel's rate limit state of whatever
+        // hook had this slot before does not carry over.
+        self.next_install_id = self.next_install_id.wrapping_add(1);
+        let conf = HookConf {
+            install_id: self.next_install_id,
+            ..*conf
+        };
+        self.hooks.set(slot, &conf, 0).map_err(map_err("HOOKS"))
     }
 
     /// Removes `old` slots and adds `new` ones. Each key's list is rewritten
@@ -589,6 +599,7 @@ impl Kernel {
                 post: acc.post + c.post,
                 enforce: acc.enforce + c.enforce,
                 monitor: acc.monitor + c.monitor,
+                rate_limited: acc.rate_limited + c.rate_limited,
             }))
     }
 

@@ -733,6 +733,7 @@ impl<K: KernelOps> Store<K> {
             npost: counters.post,
             nenforce: counters.enforce,
             nmonitor: counters.monitor,
+            nratelimited: counters.rate_limited,
             error: e.error.clone().unwrap_or_default(),
             file: e.file.display().to_string(),
         }
