@@ -354,6 +354,9 @@ const OURS: &[(&str, &str, Kind)] = &[
     ("ProcessUprobe", "mode", Str),
     ("ProcessUprobe", "enforced", Bool),
     ("ProcessUprobe", "policy_namespace", Str),
+    // Tetragon's uprobes only post; ours also enforce and return.
+    ("ProcessUprobe", "action", Enum),
+    ("ProcessUprobe", "return", Msg("KprobeArgument")),
     ("RateLimitInfo", "reason", Str),
     ("RateLimitInfo", "policy_name", Str),
 ];
