@@ -4,10 +4,6 @@
 //! Real daemon, real kernel programs.
 
 mod common;
-#[path = "common/schema.rs"]
-mod schema;
-#[path = "common/tetragon.rs"]
-mod tetragon;
 
 use std::{
     fs,

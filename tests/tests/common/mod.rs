@@ -26,6 +26,11 @@ use std::{
 
 use serde_json::Value;
 
+#[path = "schema.rs"]
+pub mod schema;
+#[path = "tetragon.rs"]
+pub mod tetragon;
+
 /// A guard against hangs, not a speed goal: CI machines can be busy.
 pub const WAIT: Duration = Duration::from_secs(60);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -449,7 +454,32 @@ impl Drop for Harness {
         let _ = self.bus.kill();
         let _ = self.bus.wait();
         if !std::thread::panicking() {
+            self.assert_lines_are_tetragon_shaped();
             let _ = fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+impl Harness {
+    /// Every line the daemon wrote matches docs/events.schema.json and
+    /// Tetragon's field types: checked for every test, once the daemon is
+    /// gone and the file complete.
+    fn assert_lines_are_tetragon_shaped(&self) {
+        let Ok(text) = fs::read_to_string(&self.events_file) else {
+            return;
+        };
+        let schema = schema::Schema::load(&repo_dir().join("docs/events.schema.json"));
+        // Whole lines only: a test may have killed the daemon mid-line.
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let ev: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {line}"));
+            let ev = &ev;
+            let mut errors = schema.validate(ev);
+            errors.extend(tetragon::shape_errors(ev));
+            assert!(
+                errors.is_empty(),
+                "{ev}\nis not a valid event line: {errors:#?}"
+            );
         }
     }
 }
