@@ -1,11 +1,14 @@
 //! The ABI shared by tetragond's kernel programs and user space.
 //!
 //! User space compiles each policy hook into a [`HookConf`] stored in the
-//! `HOOKS` array map, and lists the hook slots that can fire for an event in
-//! `HOOK_LISTS` (keyed by [`HookKey`]). One program per kernel hook serves every
-//! policy on it: it looks up only the lists for the event (and, for
-//! `raw_syscalls`, the syscall number), so the cost stays flat as policies
-//! that cannot match are added.
+//! `HOOKS` array map, and lists the hook slots that can fire for an event as
+//! [`HookSet`]s: in `HOOK_LISTS` (keyed by [`HookKey`]) the hooks that run
+//! for every event of the key, in `BINARY_GATES` (keyed by [`GateKey`]) the
+//! hooks that can only match one of a few executables. One program per
+//! kernel hook serves every policy on it: it looks up only the sets for the
+//! event (and, for `raw_syscalls`, the syscall number) and the running
+//! executable, so the cost stays flat as policies that cannot match are
+//! added.
 //!
 //! Every type is `#[repr(C)]`, padded explicitly, and `Copy`, so both sides
 //! agree on the layout byte for byte.
@@ -15,8 +18,15 @@
 pub const MAX_POLICIES: u32 = 1024;
 /// Hook slots: index into `HOOKS`. A policy version uses one per hook.
 pub const MAX_HOOKS: u32 = 4096;
-/// Hook slots one event (or one syscall of `raw_syscalls`) can dispatch to.
-pub const MAX_HOOKS_PER_KEY: usize = 16;
+/// Dispatch keys with hooks listed (`HOOK_LISTS`): a site, or a site and
+/// one syscall of one ABI. Every syscall of both ABIs on both raw syscall
+/// sites takes about 1,600.
+pub const HOOK_LIST_ENTRIES: u32 = 2048;
+/// (dispatch key, executable) pairs hooks are gated on (`BINARY_GATES`).
+pub const BINARY_GATE_ENTRIES: u32 = 4096;
+/// Words of a [`HookSet`]: one bit per hook slot.
+pub const HOOK_SET_WORDS: usize = MAX_HOOKS as usize / 64;
+const _: () = assert!(HOOK_SET_WORDS <= 64, "HookSet::summary has a bit per word");
 /// Tetragon's limits.
 pub const MAX_SELECTORS: usize = 5;
 pub const MAX_ARGS: usize = 5;
@@ -412,11 +422,45 @@ pub struct HookKey {
     pub sub_id: u32,
 }
 
+/// A set of hook slots, as a bitmap: the value of `HOOK_LISTS` and
+/// `BINARY_GATES`. An event runs the union of the sets for its keys, in
+/// slot order, so its cost follows the hooks that can match it, never the
+/// hooks on the same key that cannot.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HookList {
-    pub len: u32,
-    pub slots: [u32; MAX_HOOKS_PER_KEY],
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookSet {
+    /// Bit `w` set when `words[w]` is not zero: a sparse set is walked in
+    /// a few steps.
+    pub summary: u64,
+    /// In `HOOK_LISTS` only: 1 when `BINARY_GATES` holds sets for this key,
+    /// so the executable is looked up only where a gate can use it.
+    pub gated: u32,
+    pub _pad: u32,
+    pub words: [u64; HOOK_SET_WORDS],
+}
+
+impl Default for HookSet {
+    fn default() -> Self {
+        Self {
+            summary: 0,
+            gated: 0,
+            _pad: 0,
+            words: [0; HOOK_SET_WORDS],
+        }
+    }
+}
+
+/// Key of `BINARY_GATES`: the hooks of a dispatch key whose every selector
+/// has a matchBinaries `In` listing `binary_id` (a `BINARY_IDS` value).
+/// They are looked up by the running executable instead of being run one
+/// by one, so a thousand policies for a thousand binaries on one syscall
+/// cost one lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GateKey {
+    pub site: u32,
+    pub sub_id: u32,
+    pub binary_id: u32,
 }
 
 /// Per-site facts the program needs, keyed by site in `EVENT_INFO`.
@@ -767,7 +811,8 @@ mod pod {
     // SAFETY: all are repr(C), Copy, with explicit padding and no pointers.
     unsafe impl aya::Pod for HookConf {}
     unsafe impl aya::Pod for HookKey {}
-    unsafe impl aya::Pod for HookList {}
+    unsafe impl aya::Pod for HookSet {}
+    unsafe impl aya::Pod for GateKey {}
     unsafe impl aya::Pod for EventInfo {}
     unsafe impl aya::Pod for ArgSetKey {}
     unsafe impl aya::Pod for BinarySetKey {}

@@ -39,18 +39,21 @@ use aya_ebpf::{
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
     action, arg_kind, op, rate_scope, record, site, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec,
-    BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, HookConf,
-    HookKey, HookList, OverrideDecision, PolicyCounters, RateLimitKey, Selector, SockInfo,
+    BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, GateKey,
+    HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, Selector, SockInfo,
     StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, ABI_I386, ARGS_LEN,
-    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_HOOKS_PER_KEY,
-    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN,
-    PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY, TS_COMPAT,
+    BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
+    MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
+    PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN,
+    SUB_ANY, TS_COMPAT,
 };
 
 #[map]
 static HOOKS: Array<HookConf> = Array::with_max_entries(MAX_HOOKS, 0);
 #[map]
-static HOOK_LISTS: HashMap<HookKey, HookList> = HashMap::with_max_entries(8192, 0);
+static HOOK_LISTS: HashMap<HookKey, HookSet> = HashMap::with_max_entries(HOOK_LIST_ENTRIES, 0);
+#[map]
+static BINARY_GATES: HashMap<GateKey, HookSet> = HashMap::with_max_entries(BINARY_GATE_ENTRIES, 0);
 #[map]
 static EVENT_INFO: HashMap<u32, EventInfo> = HashMap::with_max_entries(1024, 0);
 #[map]
@@ -106,10 +109,12 @@ struct LoopState {
     /// The program's context (a tracepoint record, pt_regs, or a
     /// trampoline's argument array), read with probe reads by the steps.
     ctx: u64,
-    /// The lists `run_lists` walks: every event's, then this syscall's.
-    list_keys: [HookKey; 2],
-    /// Entries of the first list; the second's follow.
-    list_first_len: u32,
+    /// The sets `run_lists` walks, in order: every event's, then this
+    /// syscall's, each as listed and as gated by the executable.
+    sets: [SetRef; SETS_PER_EVENT],
+    /// Summary bits of the set being walked that `walk_word` has not
+    /// reached yet.
+    words_left: u64,
     list_ret: i32,
     matched: i32,
     all_match: u32,
@@ -133,6 +138,58 @@ struct LoopState {
     rate_key: RateLimitKey,
     rate_arg: u32,
     rate_len: u32,
+}
+
+/// Dispatch sets one event walks: (every event, this syscall) x (listed,
+/// gated by the executable).
+const SETS_PER_EVENT: usize = 4;
+
+/// One set of hooks `run_lists` walks: a `HOOK_LISTS` entry (`binary_id`
+/// 0) or a `BINARY_GATES` one; `present` 0 for none.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SetRef {
+    key: GateKey,
+    present: u32,
+}
+
+impl SetRef {
+    const NONE: SetRef = SetRef {
+        key: GateKey {
+            site: 0,
+            sub_id: 0,
+            binary_id: 0,
+        },
+        present: 0,
+    };
+
+    #[inline(always)]
+    fn new(key: HookKey, binary_id: u32) -> SetRef {
+        SetRef {
+            key: GateKey {
+                site: key.site,
+                sub_id: key.sub_id,
+                binary_id,
+            },
+            present: 1,
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self) -> Option<&'static HookSet> {
+        if self.present == 0 {
+            return None;
+        }
+        if self.key.binary_id == 0 {
+            let key = HookKey {
+                site: self.key.site,
+                sub_id: self.key.sub_id,
+            };
+            unsafe { HOOK_LISTS.get(&key) }
+        } else {
+            unsafe { BINARY_GATES.get(&self.key) }
+        }
+    }
 }
 
 #[map]
@@ -495,18 +552,26 @@ fn in_compat_syscall() -> u32 {
     u32::from(status.is_some_and(|s| s & TS_COMPAT != 0))
 }
 
-/// The lists hold at most `MAX_HOOKS_PER_KEY` hooks each; each hook is a
-/// call of the global `run_list_item`, checked once by the verifier.
+/// Runs every hook in the sets of `any` and `sub`: those listed for the
+/// key, and those gated on the running executable when the key has gates
+/// (see `HookSet`). A set is walked by its non-zero words only, each word
+/// by its set bits, so hooks that cannot match cost nothing.
 #[inline(always)]
 fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat: u32) -> i32 {
-    let len = |key: &HookKey| {
-        unsafe { HOOK_LISTS.get(key) }.map_or(0, |l| l.len.min(MAX_HOOKS_PER_KEY as u32))
-    };
-    let first_len = len(&any);
-    let second_len = sub.as_ref().map_or(0, len);
-    if first_len + second_len == 0 {
+    let any_set = unsafe { HOOK_LISTS.get(&any) };
+    let sub_set = sub.as_ref().and_then(|key| unsafe { HOOK_LISTS.get(key) });
+    // Tested apart: LLVM would OR the two pointers, which the verifier
+    // refuses.
+    if core::hint::black_box(any_set.is_none()) && sub_set.is_none() {
         return 0;
     }
+    let any_gated = any_set.is_some_and(|s| s.gated != 0);
+    let sub_gated = sub_set.is_some_and(|s| s.gated != 0);
+    let binary_id = if any_gated || sub_gated {
+        match_process::current_binary_id()
+    } else {
+        0
+    };
     let Some(state) = loop_state() else {
         return 0;
     };
@@ -514,39 +579,91 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
     state.list_ret = 0;
     state.compat = compat;
     state.ctx = ctx.as_ptr() as u64;
-    state.list_keys = [any, sub.unwrap_or(any)];
-    state.list_first_len = first_len;
-    repeat!(
-        first_len + second_len,
-        2 * MAX_HOOKS_PER_KEY,
-        run_list_item()
-    );
+    let gate = |key: HookKey, gated: bool| {
+        if gated && binary_id != 0 {
+            SetRef::new(key, binary_id)
+        } else {
+            SetRef::NONE
+        }
+    };
+    state.sets = [
+        any_set.map_or(SetRef::NONE, |_| SetRef::new(any, 0)),
+        gate(any, any_gated),
+        match (sub, sub_set) {
+            (Some(key), Some(_)) => SetRef::new(key, 0),
+            _ => SetRef::NONE,
+        },
+        sub.map_or(SetRef::NONE, |key| gate(key, sub_gated)),
+    ];
+    unrolled!([0, 1, 2, 3], |i| walk_set(i));
     loop_state().map_or(0, |state| state.list_ret)
 }
 
-/// Loop step: runs entry `index` of the lists `run_lists` set up.
+/// Runs the hooks of set `i` of `LoopState::sets`, word by word.
+#[inline(always)]
+fn walk_set(i: usize) {
+    let Some(state) = loop_state() else {
+        return;
+    };
+    let Some(set) = state.sets.get(i).and_then(SetRef::get) else {
+        return;
+    };
+    state.words_left = set.summary;
+    repeat!(HOOK_SET_WORDS, HOOK_SET_WORDS, walk_word(i as u64));
+}
+
+/// Index of the lowest set bit of `x` (not 0), without branches: the
+/// bits below it, counted. A branch per bit would multiply the paths the
+/// verifier follows, and LLVM lowers `trailing_zeros` through a table.
+#[inline(always)]
+fn lowest_bit(x: u64) -> u64 {
+    let mut v = (x & x.wrapping_neg()).wrapping_sub(1);
+    v -= (v >> 1) & 0x5555_5555_5555_5555;
+    v = (v & 0x3333_3333_3333_3333) + ((v >> 2) & 0x3333_3333_3333_3333);
+    v = (v + (v >> 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    (v.wrapping_mul(0x0101_0101_0101_0101) >> 56) & 63
+}
+
+/// Loop step: runs the hooks of the next non-zero word of set `set`;
+/// returns 1 when none is left.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn run_list_item(index: u64) -> i64 {
+pub extern "C" fn walk_word(_turn: u64, set: u64) -> i64 {
     let Some(state) = loop_state() else {
         return 1;
     };
-    let (key, i) = if (index as u32) < state.list_first_len {
-        (state.list_keys[0], index as usize)
-    } else {
-        (
-            state.list_keys[1],
-            (index as usize).wrapping_sub(state.list_first_len as usize),
-        )
-    };
-    let ctx = state.ctx;
-    let Some(list) = (unsafe { HOOK_LISTS.get(&key) }) else {
+    let left = state.words_left;
+    if left == 0 {
+        return 1;
+    }
+    let w = lowest_bit(left);
+    state.words_left = left & (left - 1);
+    let Some(hooks) = at(&state.sets, set as usize).and_then(SetRef::get) else {
         return 1;
     };
-    if i >= MAX_HOOKS_PER_KEY || i as u32 >= list.len {
-        return 0;
+    let Some(&word) = at(&hooks.words, w as usize) else {
+        return 1;
+    };
+    let mut bits = word;
+    let mut turn = 0;
+    while turn < 64 && bits != 0 {
+        let slot = w * 64 + lowest_bit(bits);
+        bits &= bits - 1;
+        run_list_item(slot);
+        turn += 1;
     }
-    let slot = list.slots[i];
+    0
+}
+
+/// Runs the hook in `slot`, keeping the first enforced Override's errno.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn run_list_item(slot: u64) -> i64 {
+    let slot = slot as u32;
+    let Some(state) = loop_state() else {
+        return 1;
+    };
+    let ctx = state.ctx;
     if let Some(hook) = HOOKS.get(slot) {
         let ret = run_hook(ctx, slot, hook);
         if let Some(state) = loop_state() {

@@ -125,6 +125,19 @@ fn exe_of(task: Task) -> Option<*const ExePath> {
     Some(path as *const ExePath)
 }
 
+/// The `BINARY_IDS` id of the current process's executable, 0 when no
+/// policy lists it (ids start at 1): the key `run_lists` looks up the
+/// hooks gated on binaries with. A global function, so the verifier checks
+/// the executable's path walk once rather than in every entry point.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn current_binary_id() -> u32 {
+    let Some(exe) = exe_of(Task::current()) else {
+        return 0;
+    };
+    unsafe { BINARY_IDS.get(&*exe) }.copied().unwrap_or(0)
+}
+
 /// Is the binary of `task` in the selector's set? `selector` may carry
 /// `PARENT_BINARIES`.
 #[inline(always)]

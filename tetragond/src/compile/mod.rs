@@ -190,6 +190,35 @@ impl CompiledPolicy {
 }
 
 impl CompiledHook {
+    /// The executables this hook can only match: when every selector has
+    /// a matchBinaries `In` (without followChildren), it matches only if
+    /// the current executable is in the union of their lists, so the
+    /// kernel dispatches it by the executable instead of running it for
+    /// every event (see `HookSet`). The hook still checks its selectors.
+    pub fn binary_gate(&self) -> Option<Vec<String>> {
+        let selectors = self.conf.selectors.get(..self.conf.n_selectors as usize)?;
+        let gated = !selectors.is_empty()
+            && selectors
+                .iter()
+                .all(|s| s.binary_op == tetragond_ebpf::set_op::IN && s.binary_follow == 0);
+        if !gated {
+            return None;
+        }
+        let paths: std::collections::BTreeSet<&String> = self
+            .entries
+            .iter()
+            .filter_map(|entry| match entry {
+                MapEntry::Binary { selector, path }
+                    if selector & tetragond_ebpf::PARENT_BINARIES == 0 =>
+                {
+                    Some(path)
+                }
+                _ => None,
+            })
+            .collect();
+        Some(paths.into_iter().cloned().collect())
+    }
+
     /// The dispatch keys this hook is listed under, once attached at `site`.
     pub fn keys(&self, site: u32) -> Vec<tetragond_ebpf::HookKey> {
         let subs = if self.sub_ids.is_empty() {

@@ -174,6 +174,11 @@ impl EntryMaps {
         }
     }
 
+    /// The id `path` has while a hook lists it.
+    pub fn binary_id_of(&self, path: &str) -> Option<u32> {
+        self.binaries.get(path).map(|(id, _)| *id)
+    }
+
     fn binary_id(&mut self, path: &str) -> Result<u32, SensorError> {
         if let Some((id, users)) = self.binaries.get_mut(path) {
             *users += 1;

@@ -29,17 +29,40 @@ pub struct InstalledHook {
     pub attached: Option<Attach>,
     /// Dispatch keys it is listed under (none for uprobes).
     pub keys: Vec<HookKey>,
+    /// The executables it can only match, when it is gated on them (see
+    /// [`CompiledHook::binary_gate`]).
+    pub gate: Option<Vec<String>>,
     /// The map entries written for it, in order.
     pub entries: Vec<MapEntry>,
     pub meta: HookMeta,
 }
 
+/// Where a hook slot is dispatched from: the set of `key` that runs for
+/// every event, or (`binary`) the one that runs only for that executable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listing {
+    pub key: HookKey,
+    pub binary: Option<String>,
+    pub slot: u32,
+}
+
 impl Installed {
-    fn list_entries(&self) -> Vec<(HookKey, u32)> {
-        self.hooks
-            .iter()
-            .flat_map(|h| h.keys.iter().map(move |k| (*k, h.slot)))
-            .collect()
+    fn list_entries(&self) -> Vec<Listing> {
+        let mut listings = Vec::new();
+        for hook in &self.hooks {
+            for key in &hook.keys {
+                let listing = |binary| Listing {
+                    key: *key,
+                    binary,
+                    slot: hook.slot,
+                };
+                match &hook.gate {
+                    None => listings.push(listing(None)),
+                    Some(paths) => listings.extend(paths.iter().map(|p| listing(Some(p.clone())))),
+                }
+            }
+        }
+        listings
     }
 }
 
@@ -147,6 +170,7 @@ fn write_hooks(
             slot,
             attached: None,
             keys: vec![],
+            gate: None,
             entries: vec![],
             meta: hook.meta.clone(),
         };
@@ -177,6 +201,7 @@ fn write_hook(
     entry.attached = Some(hook.attach.clone());
     if let Some(site) = site {
         entry.keys = hook.keys(site);
+        entry.gate = hook.binary_gate();
     }
     Ok(())
 }
@@ -197,9 +222,9 @@ fn release(kernel: &mut impl KernelOps, hook_slots: &mut SlotAllocator, installe
 mod tests {
     use std::path::Path;
 
-    use tetragond_ebpf::{HookConf, HookKey, PolicyCounters, SubstrValue};
+    use tetragond_ebpf::{HookConf, PolicyCounters, SubstrValue};
 
-    use super::{commit, prepare, remove, SlotAllocator};
+    use super::{commit, prepare, remove, Listing, SlotAllocator};
     use crate::{
         compile::{compile, tests::Fixed, Attach, CompiledPolicy, MapEntry},
         error::SensorError,
@@ -255,11 +280,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("detaching {attach:?} of {hook_slot}: never attached"));
             self.attached.remove(at);
         }
-        fn swap_lists(
-            &mut self,
-            _: &[(HookKey, u32)],
-            _: &[(HookKey, u32)],
-        ) -> Result<(), SensorError> {
+        fn swap_lists(&mut self, _: &[Listing], _: &[Listing]) -> Result<(), SensorError> {
             Ok(())
         }
         fn set_mode(&mut self, _: u32, _: u32) -> Result<(), SensorError> {

@@ -2,10 +2,7 @@
 //! them. One instance per daemon; every policy shares the programs and owns
 //! entries in the maps.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
@@ -16,14 +13,16 @@ use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
-    site, EventInfo, ExePath, HookConf, HookKey, HookList, PolicyCounters, StructOffsets,
-    TaskTrackingOffsets, MAX_HOOKS_PER_KEY,
+    site, EventInfo, ExePath, GateKey, HookConf, HookKey, HookSet, PolicyCounters, StructOffsets,
+    TaskTrackingOffsets, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES,
 };
 
 use super::{
+    dispatch::{DispatchSets, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
-    object::{exe_path, log_verified, map_err, take},
+    install::Listing,
+    object::{exe_path, log_verified, map_err, map_full, take},
     pin::{Held, Pins},
 };
 use crate::{
@@ -74,7 +73,8 @@ pub struct Kernel {
     ebpf: Ebpf,
     helpers: Helpers,
     hooks: Array<MapData, HookConf>,
-    hook_lists: BpfHashMap<MapData, HookKey, HookList>,
+    hook_lists: BpfHashMap<MapData, HookKey, HookSet>,
+    binary_gates: BpfHashMap<MapData, GateKey, HookSet>,
     event_info: BpfHashMap<MapData, u32, EventInfo>,
     policy_mode: Array<MapData, u32>,
     counters: PerCpuArray<MapData, PolicyCounters>,
@@ -90,8 +90,9 @@ pub struct Kernel {
     btf: Option<Arc<KernelBtf>>,
     task_offsets: Option<Array<MapData, TaskTrackingOffsets>>,
     struct_offsets: Option<Array<MapData, StructOffsets>>,
-    /// Mirror of `HOOK_LISTS`, so a list can be rewritten in one update.
-    lists: BTreeMap<HookKey, Vec<u32>>,
+    /// Mirror of `HOOK_LISTS` and `BINARY_GATES`, so a set can be
+    /// rewritten in one update.
+    dispatch: DispatchSets,
     attachments: HashMap<(String, String), Attachment>,
     /// Uprobe links by hook slot (each uprobe hook attaches on its own).
     uprobe_links: HashMap<u32, Held>,
@@ -154,6 +155,7 @@ impl Kernel {
         let mut kernel = Kernel {
             hooks: take!(ebpf, Array, "HOOKS"),
             hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),
+            binary_gates: take!(ebpf, BpfHashMap, "BINARY_GATES"),
             event_info: take!(ebpf, BpfHashMap, "EVENT_INFO"),
             policy_mode: take!(ebpf, Array, "POLICY_MODE"),
             counters: take!(ebpf, PerCpuArray, "POLICY_COUNTERS"),
@@ -174,7 +176,7 @@ impl Kernel {
             task_offsets: None,
             struct_offsets: None,
             ebpf,
-            lists: BTreeMap::new(),
+            dispatch: DispatchSets::default(),
             attachments: HashMap::new(),
             uprobe_links: HashMap::new(),
             task_links: Vec::new(),
@@ -509,76 +511,74 @@ impl Kernel {
         self.hooks.set(slot, &conf, 0).map_err(map_err("HOOKS"))
     }
 
-    /// Removes `old` slots and adds `new` ones. Each key's list is rewritten
-    /// in one map update, so an event sees either the old hooks or the new
-    /// ones, never neither; if one key fails, the keys already rewritten are
-    /// put back, so a failed swap leaves every list as it was.
-    pub fn swap_lists(
-        &mut self,
-        old: &[(HookKey, u32)],
-        new: &[(HookKey, u32)],
-    ) -> Result<(), SensorError> {
-        let mut touched: BTreeMap<HookKey, Vec<u32>> = BTreeMap::new();
-        for (key, _) in old.iter().chain(new) {
-            touched
-                .entry(*key)
-                .or_insert_with(|| self.lists.get(key).cloned().unwrap_or_default());
-        }
-        for (key, slot) in old {
-            if let Some(list) = touched.get_mut(key) {
-                list.retain(|s| s != slot);
-            }
-        }
-        for (key, slot) in new {
-            if let Some(list) = touched.get_mut(key) {
-                if !list.contains(slot) {
-                    list.push(*slot);
-                }
-            }
-        }
-        if let Some((key, _)) = touched.iter().find(|(_, l)| l.len() > MAX_HOOKS_PER_KEY) {
-            return Err(SensorError::Full(format!(
-                "more than {MAX_HOOKS_PER_KEY} policy hooks on one tracepoint (site {}, syscall {})",
-                key.site, key.sub_id
-            )));
-        }
-        let mut written: Vec<(HookKey, Vec<u32>)> = Vec::new();
-        for (key, slots) in touched {
-            let before = self.lists.get(&key).cloned().unwrap_or_default();
-            if let Err(e) = self.write_list(key, slots) {
-                // All lists or none: put back the ones already rewritten.
-                for (key, before) in written.into_iter().rev() {
-                    if let Err(e) = self.write_list(key, before) {
-                        tracing::error!(
-                            "restoring hook list (site {}, syscall {}): {e}",
-                            key.site,
-                            key.sub_id
-                        );
+    /// Takes `old` listings out of the dispatch sets and puts `new` ones
+    /// in, make before break (see [`DispatchSets`]); if one update fails,
+    /// the sets already rewritten are put back, so a failed swap leaves
+    /// every set as it was.
+    pub fn swap_lists(&mut self, old: &[Listing], new: &[Listing]) -> Result<(), SensorError> {
+        let old = self.set_ids(old);
+        let new = self.set_ids(new);
+        let swap = self.dispatch.plan(&old, &new);
+        for stage in swap.stages() {
+            let writes = self.dispatch.writes(stage);
+            if let Err(e) = self.write_sets(&writes) {
+                let restore = self.dispatch.writes(swap.before());
+                for write in restore {
+                    if let Err(e) = self.write_set(&write) {
+                        tracing::error!("restoring dispatch set {:?}: {e}", write.id);
                     }
                 }
                 return Err(e);
             }
-            written.push((key, before));
         }
         Ok(())
     }
 
-    fn write_list(&mut self, key: HookKey, slots: Vec<u32>) -> Result<(), SensorError> {
-        if slots.is_empty() {
-            let _ = self.hook_lists.remove(&key);
-            self.lists.remove(&key);
-            return Ok(());
+    /// A listing's set: gated ones by their executable's id. A path with
+    /// no id (its hook's entries were not written) is listed for every
+    /// event: the hook still checks its binaries itself.
+    fn set_ids(&self, listings: &[Listing]) -> Vec<(SetId, u32)> {
+        listings
+            .iter()
+            .map(|l| {
+                let id = l
+                    .binary
+                    .as_deref()
+                    .and_then(|path| self.entries.binary_id_of(path))
+                    .map_or(SetId::Every(l.key), |binary_id| {
+                        SetId::gate(l.key, binary_id)
+                    });
+                (id, l.slot)
+            })
+            .collect()
+    }
+
+    fn write_sets(&mut self, writes: &[SetWrite]) -> Result<(), SensorError> {
+        writes.iter().try_for_each(|w| self.write_set(w))
+    }
+
+    fn write_set(&mut self, write: &SetWrite) -> Result<(), SensorError> {
+        match (write.id, &write.value) {
+            (SetId::Every(key), Some(set)) => self
+                .hook_lists
+                .insert(&key, set, 0)
+                .map_err(map_full("HOOK_LISTS", HOOK_LIST_ENTRIES, "dispatch keys")),
+            (SetId::Gate(key), Some(set)) => {
+                self.binary_gates.insert(&key, set, 0).map_err(map_full(
+                    "BINARY_GATES",
+                    BINARY_GATE_ENTRIES,
+                    "(dispatch key, binary) gates",
+                ))
+            }
+            (SetId::Every(key), None) => {
+                let _ = self.hook_lists.remove(&key);
+                Ok(())
+            }
+            (SetId::Gate(key), None) => {
+                let _ = self.binary_gates.remove(&key);
+                Ok(())
+            }
         }
-        let mut list = HookList {
-            len: slots.len() as u32,
-            ..Default::default()
-        };
-        list.slots[..slots.len()].copy_from_slice(&slots);
-        self.hook_lists
-            .insert(&key, &list, 0)
-            .map_err(map_err("HOOK_LISTS"))?;
-        self.lists.insert(key, slots);
-        Ok(())
     }
 
     pub fn set_mode(&mut self, policy_slot: u32, mode: u32) -> Result<(), SensorError> {

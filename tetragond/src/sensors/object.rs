@@ -13,6 +13,20 @@ pub(super) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> Sens
     }
 }
 
+/// As `map_err`, but a full map (E2BIG) is `Full`, naming the limit.
+pub(super) fn map_full(
+    map: &'static str,
+    limit: u32,
+    what: &'static str,
+) -> impl Fn(aya::maps::MapError) -> SensorError {
+    move |e| match &e {
+        aya::maps::MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::E2BIG) => {
+            SensorError::Full(format!("at most {limit} {what} ({map})"))
+        }
+        _ => map_err(map)(e),
+    }
+}
+
 /// Takes map `$name` out of the object as a `$kind` (or returns the error).
 macro_rules! take {
     ($ebpf:expr, $kind:ident, $name:literal) => {

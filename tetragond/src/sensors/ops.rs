@@ -2,9 +2,9 @@
 //! is written to and the attachments it needs. [`Kernel`] is the real one;
 //! the store's unit tests run against a recording fake.
 
-use tetragond_ebpf::{HookConf, HookKey, PolicyCounters};
+use tetragond_ebpf::{HookConf, PolicyCounters};
 
-use super::Kernel;
+use super::{install::Listing, Kernel};
 use crate::{
     compile::{Attach, MapEntry},
     error::SensorError,
@@ -20,12 +20,8 @@ pub trait KernelOps {
     /// None when it is not listed (uprobes).
     fn attach(&mut self, attach: &Attach, hook_slot: u32) -> Result<Option<u32>, SensorError>;
     fn detach(&mut self, attach: &Attach, hook_slot: u32);
-    /// All dispatch lists or none.
-    fn swap_lists(
-        &mut self,
-        old: &[(HookKey, u32)],
-        new: &[(HookKey, u32)],
-    ) -> Result<(), SensorError>;
+    /// All dispatch sets or none.
+    fn swap_lists(&mut self, old: &[Listing], new: &[Listing]) -> Result<(), SensorError>;
     fn set_mode(&mut self, policy_slot: u32, mode: u32) -> Result<(), SensorError>;
     fn counters(&self, policy_slot: u32) -> Result<PolicyCounters, SensorError>;
     fn reset_counters(&mut self, policy_slot: u32) -> Result<(), SensorError>;
@@ -49,11 +45,7 @@ impl KernelOps for Kernel {
     fn detach(&mut self, attach: &Attach, hook_slot: u32) {
         Kernel::detach_hook(self, attach, hook_slot);
     }
-    fn swap_lists(
-        &mut self,
-        old: &[(HookKey, u32)],
-        new: &[(HookKey, u32)],
-    ) -> Result<(), SensorError> {
+    fn swap_lists(&mut self, old: &[Listing], new: &[Listing]) -> Result<(), SensorError> {
         Kernel::swap_lists(self, old, new)
     }
     fn set_mode(&mut self, policy_slot: u32, mode: u32) -> Result<(), SensorError> {

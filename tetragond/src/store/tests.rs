@@ -14,7 +14,7 @@ use crate::{
     compile::{tests::Fixed, Attach, MapEntry},
     error::SensorError,
     policy::PolicyKey,
-    sensors::ops::KernelOps,
+    sensors::{install::Listing, ops::KernelOps},
 };
 
 /// What the store asked of the kernel, in order (map entries for values
@@ -83,24 +83,23 @@ impl KernelOps for FakeKernel {
             self.ops.push(Op::Detach);
         }
     }
-    fn swap_lists(
-        &mut self,
-        old: &[(HookKey, u32)],
-        new: &[(HookKey, u32)],
-    ) -> Result<(), SensorError> {
+    fn swap_lists(&mut self, old: &[Listing], new: &[Listing]) -> Result<(), SensorError> {
         if std::mem::take(&mut self.fail_next_swap) {
             return Err(full());
         }
-        for (key, slot) in old {
-            self.lists.entry(*key).or_default().retain(|s| s != slot);
+        for l in old {
+            self.lists
+                .entry(l.key)
+                .or_default()
+                .retain(|s| *s != l.slot);
         }
-        for (key, slot) in new {
-            self.lists.entry(*key).or_default().push(*slot);
+        for l in new {
+            self.lists.entry(l.key).or_default().push(l.slot);
         }
         self.lists.retain(|_, l| !l.is_empty());
         self.ops.push(Op::Swap {
-            removed: old.iter().map(|(_, s)| *s).collect(),
-            added: new.iter().map(|(_, s)| *s).collect(),
+            removed: old.iter().map(|l| l.slot).collect(),
+            added: new.iter().map(|l| l.slot).collect(),
         });
         Ok(())
     }
