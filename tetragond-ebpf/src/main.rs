@@ -112,9 +112,8 @@ struct LoopState {
     /// The sets `run_lists` walks, in order: every event's, then this
     /// syscall's, each as listed and as gated by the executable.
     sets: [SetRef; SETS_PER_EVENT],
-    /// Summary bits of the set being walked that `walk_word` has not
-    /// reached yet.
-    words_left: u64,
+    /// Summary bits of each set that `walk_word` has not reached yet.
+    words_left: [u64; SETS_PER_EVENT],
     list_ret: i32,
     matched: i32,
     all_match: u32,
@@ -143,6 +142,7 @@ struct LoopState {
 /// Dispatch sets one event walks: (every event, this syscall) x (listed,
 /// gated by the executable).
 const SETS_PER_EVENT: usize = 4;
+const _: () = assert!(SETS_PER_EVENT.is_power_of_two() && HOOK_SET_WORDS.is_power_of_two());
 
 /// One set of hooks `run_lists` walks: a `HOOK_LISTS` entry (`binary_id`
 /// 0) or a `BINARY_GATES` one; `present` 0 for none.
@@ -359,9 +359,10 @@ pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
         return 0;
     }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    if let (Some(hook), Some(state)) = (HOOKS.get(slot), loop_state()) {
+    if let Some(state) = loop_state() {
         state.compat = 0;
-        run_hook(ctx.as_ptr() as u64, slot, hook);
+        state.ctx = ctx.as_ptr() as u64;
+        run_list_item(u64::from(slot));
     }
     0
 }
@@ -479,9 +480,10 @@ pub fn uretprobe_dispatch(ctx: RetProbeContext) -> u32 {
         return 0;
     }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
-    if let (Some(hook), Some(state)) = (HOOKS.get(slot), loop_state()) {
+    if let Some(state) = loop_state() {
         state.compat = 0;
-        run_hook(ctx.as_ptr() as u64, slot, hook);
+        state.ctx = ctx.as_ptr() as u64;
+        run_list_item(u64::from(slot));
     }
     0
 }
@@ -556,22 +558,14 @@ fn in_compat_syscall() -> u32 {
 /// key, and those gated on the running executable when the key has gates
 /// (see `HookSet`). A set is walked by its non-zero words only, each word
 /// by its set bits, so hooks that cannot match cost nothing.
+///
+/// 5.10 allows 512 bytes of stack along a chain of calls, each frame
+/// rounded up to 32, and the deepest chain (a hook's selector, its filter,
+/// a substring step) leaves room for the program, one walking step and
+/// the hook: so the sets are prepared by a call that returns first, and
+/// the hook is evaluated inside the walking step, not in a call of its own.
 #[inline(always)]
 fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat: u32) -> i32 {
-    let any_set = unsafe { HOOK_LISTS.get(&any) };
-    let sub_set = sub.as_ref().and_then(|key| unsafe { HOOK_LISTS.get(key) });
-    // Tested apart: LLVM would OR the two pointers, which the verifier
-    // refuses.
-    if core::hint::black_box(any_set.is_none()) && sub_set.is_none() {
-        return 0;
-    }
-    let any_gated = any_set.is_some_and(|s| s.gated != 0);
-    let sub_gated = sub_set.is_some_and(|s| s.gated != 0);
-    let binary_id = if any_gated || sub_gated {
-        match_process::current_binary_id()
-    } else {
-        0
-    };
     let Some(state) = loop_state() else {
         return 0;
     };
@@ -579,6 +573,47 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
     state.list_ret = 0;
     state.compat = compat;
     state.ctx = ctx.as_ptr() as u64;
+    let (sub_id, has_sub) = sub.map_or((0, 0), |key| (key.sub_id, 1));
+    if prepare_sets(u64::from(any.site), u64::from(sub_id), has_sub) == 0 {
+        return 0;
+    }
+    repeat!(
+        SETS_PER_EVENT * HOOK_SET_WORDS,
+        SETS_PER_EVENT * HOOK_SET_WORDS,
+        walk_word()
+    );
+    loop_state().map_or(0, |state| state.list_ret)
+}
+
+/// Fills `LoopState::sets` and `words_left` for an event of `site` (and
+/// syscall `sub_id` when `has_sub`); returns 0 when no set has hooks.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn prepare_sets(site: u64, sub_id: u64, has_sub: u64) -> i64 {
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    let any = HookKey {
+        site: site as u32,
+        sub_id: SUB_ANY,
+    };
+    let sub = HookKey {
+        site: site as u32,
+        sub_id: sub_id as u32,
+    };
+    let any_set = unsafe { HOOK_LISTS.get(&any) };
+    let sub_set = if has_sub != 0 {
+        unsafe { HOOK_LISTS.get(&sub) }
+    } else {
+        None
+    };
+    let any_gated = any_set.is_some_and(|s| s.gated != 0);
+    let sub_gated = sub_set.is_some_and(|s| s.gated != 0);
+    let binary_id = if any_gated || sub_gated {
+        match_process::current_binary_id()
+    } else {
+        0
+    };
     let gate = |key: HookKey, gated: bool| {
         if gated && binary_id != 0 {
             SetRef::new(key, binary_id)
@@ -586,30 +621,17 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
             SetRef::NONE
         }
     };
-    state.sets = [
-        any_set.map_or(SetRef::NONE, |_| SetRef::new(any, 0)),
-        gate(any, any_gated),
-        match (sub, sub_set) {
-            (Some(key), Some(_)) => SetRef::new(key, 0),
-            _ => SetRef::NONE,
-        },
-        sub.map_or(SetRef::NONE, |key| gate(key, sub_gated)),
-    ];
-    unrolled!([0, 1, 2, 3], |i| walk_set(i));
-    loop_state().map_or(0, |state| state.list_ret)
-}
-
-/// Runs the hooks of set `i` of `LoopState::sets`, word by word.
-#[inline(always)]
-fn walk_set(i: usize) {
-    let Some(state) = loop_state() else {
-        return;
-    };
-    let Some(set) = state.sets.get(i).and_then(SetRef::get) else {
-        return;
-    };
-    state.words_left = set.summary;
-    repeat!(HOOK_SET_WORDS, HOOK_SET_WORDS, walk_word(i as u64));
+    state.sets[0] = any_set.map_or(SetRef::NONE, |_| SetRef::new(any, 0));
+    state.sets[1] = gate(any, any_gated);
+    state.sets[2] = sub_set.map_or(SetRef::NONE, |_| SetRef::new(sub, 0));
+    state.sets[3] = gate(sub, sub_gated);
+    let mut any_words = 0;
+    unrolled!([0, 1, 2, 3], |i| {
+        let words = state.sets[i].get().map_or(0, |set| set.summary);
+        state.words_left[i] = words;
+        any_words |= words;
+    });
+    i64::from(any_words != 0)
 }
 
 /// Index of the lowest set bit of `x` (not 0), without branches: the
@@ -624,27 +646,29 @@ fn lowest_bit(x: u64) -> u64 {
     (v.wrapping_mul(0x0101_0101_0101_0101) >> 56) & 63
 }
 
-/// Loop step: runs the hooks of the next non-zero word of set `set`;
-/// returns 1 when none is left.
+/// Loop step: runs the hooks of the next non-zero word of the sets
+/// `prepare_sets` found, in order; returns 1 when none is left.
 #[no_mangle]
 #[inline(never)]
-pub extern "C" fn walk_word(_turn: u64, set: u64) -> i64 {
+pub extern "C" fn walk_word(_turn: u64) -> i64 {
     let Some(state) = loop_state() else {
         return 1;
     };
-    let left = state.words_left;
-    if left == 0 {
+    let mut set = SETS_PER_EVENT;
+    unrolled!([3, 2, 1, 0], |i| if state.words_left[i] != 0 {
+        set = i;
+    });
+    if set >= SETS_PER_EVENT {
         return 1;
     }
+    let left = state.words_left[set];
     let w = lowest_bit(left);
-    state.words_left = left & (left - 1);
-    let Some(hooks) = at(&state.sets, set as usize).and_then(SetRef::get) else {
-        return 1;
+    state.words_left[set] = left & (left - 1);
+    // Masked, not checked: both arrays are a power of two long.
+    let Some(hooks) = state.sets[set % SETS_PER_EVENT].get() else {
+        return 0;
     };
-    let Some(&word) = at(&hooks.words, w as usize) else {
-        return 1;
-    };
-    let mut bits = word;
+    let mut bits = hooks.words[w as usize % HOOK_SET_WORDS];
     let mut turn = 0;
     while turn < 64 && bits != 0 {
         let slot = w * 64 + lowest_bit(bits);
@@ -655,7 +679,9 @@ pub extern "C" fn walk_word(_turn: u64, set: u64) -> i64 {
     0
 }
 
-/// Runs the hook in `slot`, keeping the first enforced Override's errno.
+/// Runs the hook in `slot` on the context in `LoopState::ctx`, keeping
+/// the first enforced Override's errno. The hook is evaluated here, not in
+/// a call of its own (see `run_lists`).
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn run_list_item(slot: u64) -> i64 {
@@ -677,7 +703,7 @@ pub extern "C" fn run_list_item(slot: u64) -> i64 {
 
 /// Evaluates one hook; returns the errno of an enforced Override, or 0.
 /// `ctx` is the program's context (see `LoopState::ctx`).
-#[inline(never)]
+#[inline(always)]
 fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     if !in_cgroup_scope(hook) {
         return 0;
