@@ -566,6 +566,12 @@ fn in_compat_syscall() -> u32 {
 /// the hook is evaluated inside the walking step, not in a call of its own.
 #[inline(always)]
 fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat: u32) -> i32 {
+    // Most events have no hook: they stop in this call, which leaves no
+    // state behind.
+    let (sub_id, has_sub) = sub.map_or((0, 0), |key| (key.sub_id, 1));
+    if prepare_sets(u64::from(any.site), u64::from(sub_id), has_sub) == 0 {
+        return 0;
+    }
     let Some(state) = loop_state() else {
         return 0;
     };
@@ -573,10 +579,6 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
     state.list_ret = 0;
     state.compat = compat;
     state.ctx = ctx.as_ptr() as u64;
-    let (sub_id, has_sub) = sub.map_or((0, 0), |key| (key.sub_id, 1));
-    if prepare_sets(u64::from(any.site), u64::from(sub_id), has_sub) == 0 {
-        return 0;
-    }
     repeat!(
         SETS_PER_EVENT * HOOK_SET_WORDS,
         SETS_PER_EVENT * HOOK_SET_WORDS,

@@ -712,3 +712,45 @@ fn bad_rate_limits_are_refused_at_their_place() {
         assert_eq!(err, want, "\n{yaml}");
     }
 }
+
+fn binaries(operator: &str, follow: bool, values: &str) -> String {
+    format!(
+        "    - matchBinaries:
+      - operator: {operator}
+        followChildren: {follow}
+        values: [{values}]
+"
+    )
+}
+
+#[test]
+fn hooks_whose_every_selector_lists_binaries_are_gated_on_them() {
+    let gate = |selectors: &str| {
+        compile_yaml(&policy_with(selectors))
+            .expect("compiles")
+            .hooks[0]
+            .binary_gate()
+    };
+    let two = format!(
+        "{}{}",
+        binaries("In", false, "/bin/a, /bin/b"),
+        binaries("In", false, "/bin/c")
+    );
+    assert_eq!(
+        gate(&two),
+        Some(vec!["/bin/a".into(), "/bin/b".into(), "/bin/c".into()])
+    );
+    // One selector that any binary can match makes the hook run for all.
+    let open = format!(
+        "{}    - matchPIDs:\n      - operator: In\n        values: [7]\n",
+        binaries("In", false, "/bin/a")
+    );
+    assert_eq!(gate(&open), None);
+    assert_eq!(gate(&binaries("NotIn", false, "/bin/a")), None);
+    assert_eq!(gate(&binaries("Prefix", false, "/bin/")), None);
+    // followChildren matches the binary's descendants, whatever they run.
+    assert_eq!(gate(&binaries("In", true, "/bin/a")), None);
+    // matchParentBinaries paths are not the running executable.
+    let parent = "    - matchBinaries:\n      - operator: In\n        values: [/bin/a]\n      matchParentBinaries:\n      - operator: In\n        values: [/bin/sh]\n";
+    assert_eq!(gate(parent), Some(vec!["/bin/a".into()]));
+}
