@@ -923,12 +923,30 @@ fn rate_limit_run(name: &str, nr: u32, rate_lines: &str) -> (usize, usize, u64) 
     }
     let p = h.policy(name).expect("listed");
     assert_eq!(p["npost"].as_u64(), Some(after[1] as u64), "{p}");
+    let limited = p["nratelimited"].as_u64().unwrap_or(u64::MAX);
+    if limited > 0 {
+        // The stream says how many it did not carry, once a second.
+        wait_for(&h, "the rate-limited events reported in the stream", || {
+            (post_rate_limit_reported(&h, name) == limited).then_some(())
+        });
+    }
     assert_valid(&schema(), &h.events());
-    (
-        after[0],
-        after[1],
-        p["nratelimited"].as_u64().unwrap_or(u64::MAX),
-    )
+    (after[0], after[1], limited)
+}
+
+/// The sum of `post_rate_limit` reports for `policy` in the events file.
+fn post_rate_limit_reported(h: &Harness, policy: &str) -> u64 {
+    h.events()
+        .iter()
+        .filter_map(|e| e.get("rate_limit_info"))
+        .filter(|i| i["reason"] == "post_rate_limit" && i["policy_name"] == policy)
+        .filter_map(|i| {
+            i["number_of_dropped_process_events"]
+                .as_str()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 #[test]

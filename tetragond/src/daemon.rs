@@ -618,6 +618,9 @@ impl Daemon {
         let process_records = kernel.losses(record::EXEC) + kernel.losses(record::EXIT);
         self.exporter
             .kernel_losses(kernel.losses(record::POLICY_EVENT), process_records);
+        for (slot, policy, total) in self.store.rate_limited() {
+            self.exporter.post_rate_limited(slot, &policy, total);
+        }
         self.exporter.tick();
         self.processes.prune(Instant::now());
         self.exporter

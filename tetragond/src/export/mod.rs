@@ -11,7 +11,7 @@ pub mod stream;
 pub mod writer;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     path::PathBuf,
     sync::{atomic::Ordering::Relaxed, Arc},
     time::Instant,
@@ -87,6 +87,8 @@ pub struct Exporter {
     /// policy (empty for drops not tied to one).
     unreported: BTreeMap<(DropReason, String), u64>,
     kernel_losses_seen: Option<(u64, u64)>,
+    /// Each policy slot's `rate_limited` total when last looked at.
+    post_rate_limited_seen: HashMap<u32, u64>,
 }
 
 impl Exporter {
@@ -105,6 +107,7 @@ impl Exporter {
             node_name: node_name.to_string(),
             unreported: BTreeMap::new(),
             kernel_losses_seen: None,
+            post_rate_limited_seen: HashMap::new(),
         }
     }
 
@@ -179,6 +182,21 @@ impl Exporter {
             DropReason::ProcessRingBuffer,
             "",
             process_records.saturating_sub(seen_process),
+        );
+    }
+
+    /// The running total of Post events the `rateLimit` of the policy in
+    /// `policy_slot` kept in the kernel; the increase since the last call
+    /// is reported (a slot given to a new policy starts again from 0).
+    pub fn post_rate_limited(&mut self, policy_slot: u32, policy: &str, total: u64) {
+        let seen = self
+            .post_rate_limited_seen
+            .insert(policy_slot, total)
+            .unwrap_or(0);
+        self.dropped(
+            DropReason::PostRateLimit,
+            policy,
+            total.saturating_sub(seen),
         );
     }
 

@@ -27,10 +27,14 @@ pub enum DropReason {
     /// share waiting: dropped by the ring buffer reader so that other
     /// processes' events still get through (see `ring`).
     Backlog,
+    /// Identical events a Post action's `rateLimit` kept in the kernel
+    /// (the policy's `nratelimited`), reported here so the stream says
+    /// how many it did not carry.
+    PostRateLimit,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::RingBuffer,
         DropReason::ProcessRingBuffer,
         DropReason::RateLimit,
@@ -38,6 +42,7 @@ impl DropReason {
         DropReason::WriteError,
         DropReason::UnknownPolicy,
         DropReason::Backlog,
+        DropReason::PostRateLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +54,7 @@ impl DropReason {
             DropReason::WriteError => "write_error",
             DropReason::UnknownPolicy => "unknown_policy",
             DropReason::Backlog => "backlog",
+            DropReason::PostRateLimit => "post_rate_limit",
         }
     }
 

@@ -739,6 +739,20 @@ impl<K: KernelOps> Store<K> {
         }
     }
 
+    /// (policy slot, policy name, events its Post `rateLimit` kept in the
+    /// kernel) of each installed policy that kept any.
+    pub fn rate_limited(&self) -> Vec<(u32, String, u64)> {
+        self.entries
+            .values()
+            .filter(|e| e.installed.is_some())
+            .filter_map(|e| {
+                let total = self.kernel.counters(e.policy_slot).ok()?.rate_limited;
+                let name = e.key.as_ref()?.name().to_string();
+                (total > 0).then_some((e.policy_slot, name, total))
+            })
+            .collect()
+    }
+
     /// Unloads everything (shutdown); run-time settings stay stored.
     pub fn clear(&mut self) {
         for (_, entry) in std::mem::take(&mut self.entries) {
