@@ -45,7 +45,15 @@ fn sigkill_policy_kills_counts_and_posts() {
     assert_eq!(p["nmonitor"], 0);
     assert_eq!(p["mode"], "enforce");
     assert_eq!(p["sensors"][0], "generic_tracepoint");
-    assert!(p["kernel_memory"].as_u64() > Some(0), "{p}");
+    // The policy's own slot and entries, not a share of the programs.
+    let own = p["kernel_memory"].as_u64().unwrap_or(0);
+    assert!(own > 0 && own < 100_000, "{p}");
+    let status = String::from_utf8_lossy(&h.tetra(&["status"]).stdout).to_string();
+    let shared = status
+        .lines()
+        .find_map(|l| l.strip_prefix("kernel memory:"))
+        .unwrap_or_else(|| panic!("no kernel memory line in:\n{status}"));
+    assert!(shared.contains(" MB (programs and maps"), "{status}");
 
     let events = wait_for_events(&h, |e| {
         e["process_tracepoint"]["policy_name"] == "kill-sysinfo"

@@ -144,4 +144,7 @@ pub struct DaemonStatus {
     /// Why the policy folder cannot be read (nothing changes until it can);
     /// empty when it can.
     pub policy_directory_error: String,
+    /// Bytes the kernel charges for the daemon's programs and maps, shared
+    /// by every policy (each policy's own share is its `kernel_memory`).
+    pub kernel_memory: u64,
 }

@@ -442,6 +442,7 @@ impl Daemon {
             load_errors: count(summary.errors),
             disabled: count(summary.disabled),
             policy_directory_error: summary.folder_error.unwrap_or_default(),
+            kernel_memory: crate::sensors::memory::bpf_memlock_total(),
         }
     }
 

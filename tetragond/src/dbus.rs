@@ -439,6 +439,19 @@ impl ManagerService {
             .map(|s| s.policy_directory_error)
     }
 
+    /// Bytes the kernel charges for the daemon's programs and maps, shared
+    /// by every policy.
+    #[zbus(property)]
+    async fn kernel_memory(
+        &self,
+        #[zbus(header)] hdr: Option<Header<'_>>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<u64> {
+        self.status(hdr.as_ref(), conn)
+            .await
+            .map(|s| s.kernel_memory)
+    }
+
     /// What the running kernel offers, as `name=yes|no` entries.
     #[zbus(property)]
     async fn kernel_features(
@@ -540,6 +553,8 @@ pub trait Manager {
     fn policy_directory_error(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn kernel_features(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn kernel_memory(&self) -> zbus::Result<u64>;
 }
 
 /// A private bus and a fake daemon for tests of this module and of the CLI.

@@ -369,6 +369,11 @@ async fn status(proxy: &ManagerProxy<'_>, out: &mut dyn Write) -> Result<(), Cli
         "kernel features:  {}",
         proxy.kernel_features().await?.join(" ")
     )?;
+    writeln!(
+        out,
+        "kernel memory:    {} (programs and maps, shared by all policies)",
+        table::humanize_bytes(proxy.kernel_memory().await?)
+    )?;
     events_status(proxy, out).await
 }
 

@@ -662,8 +662,7 @@ impl<K: KernelOps> Store<K> {
             .values()
             .find(|e| e.key.as_ref() == Some(key))
             .ok_or_else(|| not_found(key))?;
-        let total_hooks = self.installed_hooks().max(1);
-        Ok(self.info(entry, memory::bpf_memlock_total(), total_hooks))
+        Ok(self.info(entry))
     }
 
     fn persist(&self) {
@@ -688,29 +687,16 @@ impl<K: KernelOps> Store<K> {
     }
 
     pub fn list(&self) -> Vec<PolicyInfo> {
-        let total_hooks: usize = self.installed_hooks().max(1);
-        let memory = memory::bpf_memlock_total();
-        self.entries
-            .values()
-            .map(|e| self.info(e, memory, total_hooks))
-            .collect()
+        self.entries.values().map(|e| self.info(e)).collect()
     }
 
-    fn installed_hooks(&self) -> usize {
-        self.entries
-            .values()
-            .filter_map(|e| e.installed.as_ref())
-            .map(|i| i.hooks.len())
-            .sum()
-    }
-
-    fn info(&self, e: &Entry, memory: u64, total_hooks: usize) -> PolicyInfo {
+    fn info(&self, e: &Entry) -> PolicyInfo {
         let key = e.key.clone().unwrap_or_default();
         let filter_id = self.namespaces.filter_id(key.namespace());
         let counters = self.kernel.counters(e.policy_slot).unwrap_or_default();
-        let hooks = e.installed.as_ref().map_or(0, |i| i.hooks.len());
-        // Programs and maps are shared: each policy is charged its share by hooks.
-        let kernel_memory = memory * hooks as u64 / total_hooks as u64;
+        // Its own slots and entries; the programs and the maps' capacity
+        // are shared, shown once (`tetra status`).
+        let kernel_memory = e.installed.as_ref().map_or(0, memory::policy_bytes);
         let (mode, mode_source) = match (&e.resolved, e.installed.is_some()) {
             (Some(r), true) => (r.mode.to_string(), r.source.to_string()),
             _ => ("unknown".to_string(), String::new()),
