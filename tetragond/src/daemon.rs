@@ -215,6 +215,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     pins.commit();
     sd::ready(&summary.to_string());
     tracing::info!(dir = %config.policy_dir.display(), "tetragond ready");
+    daemon.store.warm_up();
 
     let Signals {
         mut hup,

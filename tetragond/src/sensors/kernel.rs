@@ -139,9 +139,6 @@ impl Kernel {
         for name in TASK_PROGRAMS {
             load_program(&mut ebpf, name)?;
         }
-        // Most policies hook raw syscalls: verify that entry point now, so
-        // the first such policy is enforced without the verifier's delay.
-        load_program(&mut ebpf, "tp_raw_sys_enter")?;
         // Struct offsets, kernel-function parameters and fmod_ret targets
         // all come from it.
         let btf = KernelBtf::from_sys_fs()
@@ -498,6 +495,19 @@ impl Kernel {
         self.event_info
             .insert(&event_id, &info, 0)
             .map_err(map_err("EVENT_INFO"))
+    }
+
+    /// Verifies the raw syscall entry point if no policy did yet: most
+    /// policies hook it, and this spares the first one the verifier's
+    /// delay (a fifth of a second here). Called once the daemon is ready,
+    /// so that start-up does not wait for it.
+    pub fn warm_up(&mut self) {
+        let loaded = program(&mut self.ebpf, "tp_raw_sys_enter").is_ok_and(|p| p.fd().is_ok());
+        if !loaded {
+            if let Err(e) = load_program(&mut self.ebpf, "tp_raw_sys_enter") {
+                tracing::warn!("verifying tp_raw_sys_enter ahead of use: {e}");
+            }
+        }
     }
 
     pub fn write_hook(&mut self, slot: u32, conf: &HookConf) -> Result<(), SensorError> {

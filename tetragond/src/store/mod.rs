@@ -749,6 +749,13 @@ impl<K: KernelOps> Store<K> {
     }
 }
 
+impl Store<Kernel> {
+    /// See [`Kernel::warm_up`].
+    pub fn warm_up(&mut self) {
+        self.kernel.warm_up();
+    }
+}
+
 fn not_found(key: &PolicyKey) -> ApiError {
     ApiError::NotFound(format!("policy {key} not found"))
 }
