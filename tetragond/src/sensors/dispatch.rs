@@ -11,6 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tetragond_ebpf::{GateKey, HookKey, HookSet, HOOK_SET_WORDS, MAX_HOOKS};
 
+/// Where a hook slot is dispatched from: the set of `key` that runs for
+/// every event, or (`binary`) the one that runs only for that executable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listing {
+    pub key: HookKey,
+    pub binary: Option<String>,
+    pub slot: u32,
+}
+
 /// A dispatch set: the hooks a key runs for every event, or those it runs
 /// only when the executable is `binary_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

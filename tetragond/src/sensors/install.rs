@@ -8,6 +8,7 @@
 
 use tetragond_ebpf::{HookKey, MAX_HOOKS, MAX_POLICIES};
 
+use super::dispatch::Listing;
 use super::ops::KernelOps;
 use crate::{
     compile::{Attach, CompiledHook, CompiledPolicy, HookMeta, MapEntry},
@@ -35,15 +36,6 @@ pub struct InstalledHook {
     /// The map entries written for it, in order.
     pub entries: Vec<MapEntry>,
     pub meta: HookMeta,
-}
-
-/// Where a hook slot is dispatched from: the set of `key` that runs for
-/// every event, or (`binary`) the one that runs only for that executable.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Listing {
-    pub key: HookKey,
-    pub binary: Option<String>,
-    pub slot: u32,
 }
 
 impl Installed {

@@ -18,10 +18,9 @@ use tetragond_ebpf::{
 };
 
 use super::{
-    dispatch::{DispatchSets, SetId, SetWrite},
+    dispatch::{DispatchSets, Listing, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
-    install::Listing,
     object::{exe_path, log_verified, map_err, map_full, take},
     pin::{Held, Pins},
 };

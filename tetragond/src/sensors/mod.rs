@@ -1,7 +1,7 @@
 //! Sensors: the kernel programs, where they attach, and the maps policies
 //! are compiled into.
 
-mod dispatch;
+pub mod dispatch;
 mod entries;
 mod fmod_ret;
 mod functions;

@@ -4,7 +4,7 @@
 
 use tetragond_ebpf::{HookConf, PolicyCounters};
 
-use super::{install::Listing, Kernel};
+use super::{dispatch::Listing, Kernel};
 use crate::{
     compile::{Attach, MapEntry},
     error::SensorError,

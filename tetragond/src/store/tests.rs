@@ -14,7 +14,7 @@ use crate::{
     compile::{tests::Fixed, Attach, MapEntry},
     error::SensorError,
     policy::PolicyKey,
-    sensors::{install::Listing, ops::KernelOps},
+    sensors::{dispatch::Listing, ops::KernelOps},
 };
 
 /// What the store asked of the kernel, in order (map entries for values
