@@ -22,6 +22,9 @@ pub const MAX_HOOKS: u32 = 4096;
 /// one syscall of one ABI. Every syscall of both ABIs on both raw syscall
 /// sites takes about 1,600.
 pub const HOOK_LIST_ENTRIES: u32 = 2048;
+/// Addresses in `KPROBE_SITES`: two per kernel function `kprobe_any`
+/// serves (see there).
+pub const KPROBE_SITE_ENTRIES: u32 = 2 * site::KPROBE_ANY_SLOTS;
 /// (dispatch key, executable) pairs hooks are gated on (`BINARY_GATES`).
 pub const BINARY_GATE_ENTRIES: u32 = 4096;
 /// Words of a [`HookSet`]: one bit per hook slot.
@@ -401,6 +404,10 @@ pub mod site {
     /// `<FAMILY>_BASE + k` is served by program `<family>_k`.
     pub const KPROBE_BASE: u32 = 32;
     pub const KPROBE_SLOTS: u32 = 8;
+    /// Kernel functions served by `kprobe_any`, one site each, found by
+    /// the probed address (`KPROBE_SITES`).
+    pub const KPROBE_ANY_BASE: u32 = 0x1_0000;
+    pub const KPROBE_ANY_SLOTS: u32 = 4096;
     pub const KRETPROBE_BASE: u32 = 48;
     pub const KRETPROBE_SLOTS: u32 = 4;
     pub const FENTRY_BASE: u32 = 64;

@@ -42,10 +42,10 @@ use tetragond_ebpf::{
     BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, GateKey,
     HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, Selector, SockInfo,
     StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, ABI_I386, ARGS_LEN,
-    BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
-    MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
-    PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN,
-    SUB_ANY, TS_COMPAT,
+    BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS,
+    MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
+    MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS,
+    STR_LEN, SUBSTR_LEN, SUB_ANY, TS_COMPAT,
 };
 
 #[map]
@@ -54,6 +54,9 @@ static HOOKS: Array<HookConf> = Array::with_max_entries(MAX_HOOKS, 0);
 static HOOK_LISTS: HashMap<HookKey, HookSet> = HashMap::with_max_entries(HOOK_LIST_ENTRIES, 0);
 #[map]
 static BINARY_GATES: HashMap<GateKey, HookSet> = HashMap::with_max_entries(BINARY_GATE_ENTRIES, 0);
+/// Probed address -> site of the kernel function `kprobe_any` serves there.
+#[map]
+static KPROBE_SITES: HashMap<u64, u32> = HashMap::with_max_entries(KPROBE_SITE_ENTRIES, 0);
 #[map]
 static EVENT_INFO: HashMap<u32, EventInfo> = HashMap::with_max_entries(1024, 0);
 #[map]
@@ -378,6 +381,22 @@ macro_rules! function_sites {
             errno_or_zero(dispatch_function(ctx.as_ptr(), $base + $k)) as $ret
         }
     )*};
+}
+
+/// Kprobes on any number of kernel functions: this one program is attached
+/// to each, and finds which one fired by the probed address. A kprobe
+/// hands its program the registers with `ip` just past the breakpoint
+/// (int3, or the ftrace call it replaces): `ip - 1` is where the probe sits,
+/// the function's first byte, or the byte after its `endbr64` on kernels
+/// built with IBT; user space lists both. Works from 5.10 (no
+/// `bpf_get_func_ip`, no cookies needed).
+#[kprobe]
+pub fn kprobe_any(ctx: ProbeContext) -> u32 {
+    let ip = unsafe { (*ctx.regs).rip };
+    let Some(site) = (unsafe { KPROBE_SITES.get(&ip.wrapping_sub(1)) }).copied() else {
+        return 0;
+    };
+    errno_or_zero(dispatch_function(ctx.as_ptr(), site)) as u32
 }
 
 /// The kernel (6.12 on) checks an LSM program returns 0 or -4095..-1.

@@ -8,6 +8,7 @@
 
 pub mod btf;
 pub mod caps;
+pub mod kallsyms;
 pub mod offsets;
 pub mod probe;
 pub mod tracefs;

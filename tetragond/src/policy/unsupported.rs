@@ -75,18 +75,18 @@ fn check_spec(spec: &Spec, path: &NodePath) -> Check {
 }
 
 /// A generated_ftrace list expands to every kernel function matching its
-/// pattern, each one a kprobe (or fentry) program of its own in Tetragon;
-/// tetragond binds at most 8 kprobe (8 fentry) functions at once (its
-/// function slots), and a pattern routinely matches hundreds, so such a list could
-/// only ever load in part: it is refused where its type is given.
+/// pattern, each one a kprobe (or fentry) program of its own in Tetragon.
+/// tetragond does not expand such patterns (a pattern routinely matches
+/// hundreds of functions, past its 4,096 kprobe sites and its 8 fentry
+/// slots alike), so such a list is refused where its type is given.
 fn check_list_type(list: &ListSpec, path: &NodePath) -> Check {
     if list.ty != Some(ListType::GeneratedFtrace) {
         return Ok(());
     }
     let message = format!(
         "list {:?}: generated_ftrace lists are not supported by tetragond: each function the \
-         pattern matches needs a kernel-function program of its own, and tetragond binds at \
-         most 8 kprobe (8 fentry) functions at once; name the functions as kprobes instead",
+         pattern matches needs a kernel-function program of its own, and tetragond does not \
+         expand patterns over the kernel's functions; name the functions as kprobes instead",
         list.name
     );
     Err(Issue::at(path.key("type"), Part::Value, message))

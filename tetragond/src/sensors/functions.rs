@@ -1,25 +1,42 @@
-//! Programs bound to one kernel function or LSM hook each: kprobes,
-//! kretprobes, fentry, fexit and LSM programs come in numbered slots
-//! (`kprobe_0`, `lsm_3`, ...). A target in use holds a slot; policies on
-//! the same target share it, listed under its site like tracepoint hooks.
+//! Programs bound to kernel functions and LSM hooks. Kprobes are served by
+//! one program, `kprobe_any`, attached to every target: it finds its site
+//! by the probed address, which user space lists from /proc/kallsyms, so
+//! there is no count of them but the site range. Kretprobes, fentry, fexit
+//! and LSM programs (and kprobes on a name several functions share) come
+//! in numbered slots (`kprobe_0`, `lsm_3`, ...). A target in use holds a
+//! site; policies on the same target share it, listed under its site like
+//! tracepoint hooks.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{cell::OnceCell, collections::HashMap, sync::Arc};
 
 use aya::{
+    maps::HashMap as BpfHashMap,
     programs::{links::FdLink, FEntry, FExit, KProbe, Lsm, ProgramError},
     Btf, Ebpf,
 };
-use tetragond_ebpf::site;
+use tetragond_ebpf::{site, KPROBE_SITE_ENTRIES};
 
-use super::pin::{Held, Pins};
+use super::{
+    object::{map_err, map_full},
+    pin::{Held, Pins},
+};
 use crate::{
     compile::{FunctionFamily, FunctionTarget},
     error::SensorError,
-    kernel_info::btf::KernelBtf,
+    kernel_info::{btf::KernelBtf, kallsyms::Kallsyms},
 };
 
+/// The program that serves every kprobe it can find the address of.
+const KPROBE_ANY: &str = "kprobe_any";
+/// `endbr64`: on kernels built with IBT a probe on a function's entry
+/// sits past it.
+const ENDBR_LEN: u64 = 4;
+
 struct Bound {
-    slot: u32,
+    site: u32,
+    program: String,
+    /// `KPROBE_SITES` keys written for it (`kprobe_any` only).
+    addresses: Vec<u64>,
     users: usize,
     /// Taken from aya and pinned (see `pin.rs`): released on detach.
     link: Held,
@@ -38,6 +55,8 @@ pub struct FunctionAttachments {
     kernel_btf: Option<Arc<KernelBtf>>,
     /// Where links are pinned.
     pins: Pins,
+    /// Function addresses, read at the first kprobe (None: unreadable).
+    kallsyms: OnceCell<Option<Kallsyms>>,
 }
 
 /// Functions whose return value an fmod_ret program may replace (the
@@ -88,6 +107,7 @@ impl FunctionAttachments {
             btf: None,
             kernel_btf,
             pins,
+            kallsyms: OnceCell::new(),
         }
     }
 
@@ -99,19 +119,24 @@ impl FunctionAttachments {
         target: &FunctionTarget,
         decision_map: std::os::fd::RawFd,
     ) -> Result<u32, SensorError> {
-        let (base, slots, prefix) = family_slots(target.family);
         let key = (target.family, target.name.clone());
         if let Some(b) = self.bound.get_mut(&key) {
             b.users += 1;
-            return Ok(base + b.slot);
+            return Ok(b.site);
         }
+        if target.family == FunctionFamily::Kprobe {
+            let address = self
+                .kallsyms
+                .get_or_init(Kallsyms::read)
+                .as_ref()
+                .and_then(|k| k.unique(&target.name));
+            if let Some(address) = address {
+                return self.attach_any_kprobe(ebpf, target, address);
+            }
+        }
+        let (base, slots, prefix) = family_slots(target.family);
         let slot = (0..slots)
-            .find(|k| {
-                !self
-                    .bound
-                    .iter()
-                    .any(|((f, _), b)| *f == target.family && b.slot == *k)
-            })
+            .find(|k| !self.bound.values().any(|b| b.site == base + k))
             .ok_or_else(|| {
                 SensorError::Full(format!(
                     "at most {slots} distinct {prefix} targets can be hooked at once"
@@ -155,13 +180,78 @@ impl FunctionAttachments {
         self.bound.insert(
             key,
             Bound {
-                slot,
+                site: base + slot,
+                program,
+                addresses: vec![],
                 users: 1,
                 link,
                 modify_return,
             },
         );
         Ok(base + slot)
+    }
+
+    /// Serves a kprobe on the function at `address` by `kprobe_any`: a
+    /// site of its own, listed under the addresses its probe can sit at.
+    fn attach_any_kprobe(
+        &mut self,
+        ebpf: &mut Ebpf,
+        target: &FunctionTarget,
+        address: u64,
+    ) -> Result<u32, SensorError> {
+        let site = (0..site::KPROBE_ANY_SLOTS)
+            .map(|k| site::KPROBE_ANY_BASE + k)
+            .find(|s| !self.bound.values().any(|b| b.site == *s))
+            .ok_or_else(|| {
+                SensorError::Full(format!(
+                    "at most {} distinct kprobe targets can be hooked at once",
+                    site::KPROBE_ANY_SLOTS
+                ))
+            })?;
+        let addresses = vec![address, address + ENDBR_LEN];
+        for (i, a) in addresses.iter().enumerate() {
+            if let Err(e) = kprobe_sites(ebpf).and_then(|mut m| {
+                m.insert(a, &site, 0).map_err(map_full(
+                    "KPROBE_SITES",
+                    KPROBE_SITE_ENTRIES,
+                    "kprobe addresses",
+                ))
+            }) {
+                forget_addresses(ebpf, &addresses[..i]);
+                return Err(e);
+            }
+        }
+        let link = match self.bind(ebpf, KPROBE_ANY, target) {
+            Ok(Taken::Kprobe(l)) => self
+                .pins
+                .hold_kprobe(&format!("{KPROBE_ANY}-{}", target.name), l),
+            Ok(Taken::Fd(l)) => self
+                .pins
+                .hold_fd(&format!("{KPROBE_ANY}-{}", target.name), l),
+            Err(message) => {
+                forget_addresses(ebpf, &addresses);
+                return Err(SensorError::Attach {
+                    tracepoint: describe(target),
+                    message,
+                });
+            }
+        };
+        tracing::info!(
+            "{} served by program {KPROBE_ANY} (site {site})",
+            describe(target)
+        );
+        self.bound.insert(
+            (target.family, target.name.clone()),
+            Bound {
+                site,
+                program: KPROBE_ANY.to_string(),
+                addresses,
+                users: 1,
+                link,
+                modify_return: None,
+            },
+        );
+        Ok(site)
     }
 
     /// aya's parse of the kernel's BTF, made once.
@@ -265,12 +355,12 @@ impl FunctionAttachments {
         let Some(b) = self.bound.remove(&key) else {
             return;
         };
-        let (_, _, prefix) = family_slots(target.family);
-        let program = format!("{prefix}_{}", b.slot);
         // The fmod_ret program goes first, then its fentry.
         let Bound {
             link,
             modify_return,
+            program,
+            addresses,
             ..
         } = b;
         if let Some((m, pin)) = modify_return {
@@ -280,6 +370,29 @@ impl FunctionAttachments {
             drop(m);
         }
         unbind(ebpf, &self.pins, &program, target, link);
+        forget_addresses(ebpf, &addresses);
+    }
+}
+
+fn kprobe_sites(
+    ebpf: &mut Ebpf,
+) -> Result<BpfHashMap<&mut aya::maps::MapData, u64, u32>, SensorError> {
+    let map = ebpf.map_mut("KPROBE_SITES").ok_or(SensorError::Map {
+        map: "KPROBE_SITES",
+        message: "missing from the BPF object".into(),
+    })?;
+    BpfHashMap::try_from(map).map_err(map_err("KPROBE_SITES"))
+}
+
+/// Takes `addresses` out of `KPROBE_SITES` (after the probe is detached).
+fn forget_addresses(ebpf: &mut Ebpf, addresses: &[u64]) {
+    if addresses.is_empty() {
+        return;
+    }
+    if let Ok(mut sites) = kprobe_sites(ebpf) {
+        for a in addresses {
+            let _ = sites.remove(a);
+        }
     }
 }
 
