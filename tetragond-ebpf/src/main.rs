@@ -646,13 +646,14 @@ pub extern "C" fn prepare_sets(site: u64, sub_id: u64, has_sub: u64) -> i64 {
     state.sets[1] = gate(any, any_gated);
     state.sets[2] = sub_set.map_or(SetRef::NONE, |_| SetRef::new(sub, 0));
     state.sets[3] = gate(sub, sub_gated);
-    let mut any_words = 0;
-    unrolled!([0, 1, 2, 3], |i| {
-        let words = state.sets[i].get().map_or(0, |set| set.summary);
-        state.words_left[i] = words;
-        any_words |= words;
-    });
-    i64::from(any_words != 0)
+    // The listed sets are in hand; only the gates are looked up.
+    let summary = |set: Option<&HookSet>| set.map_or(0, |set| set.summary);
+    state.words_left[0] = summary(any_set);
+    state.words_left[1] = summary(state.sets[1].get());
+    state.words_left[2] = summary(sub_set);
+    state.words_left[3] = summary(state.sets[3].get());
+    let [a, b, c, d] = state.words_left;
+    i64::from(a | b | c | d != 0)
 }
 
 /// Index of the lowest set bit of `x` (not 0), without branches: the

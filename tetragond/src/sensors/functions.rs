@@ -209,18 +209,7 @@ impl FunctionAttachments {
                 ))
             })?;
         let addresses = vec![address, address + ENDBR_LEN];
-        for (i, a) in addresses.iter().enumerate() {
-            if let Err(e) = kprobe_sites(ebpf).and_then(|mut m| {
-                m.insert(a, &site, 0).map_err(map_full(
-                    "KPROBE_SITES",
-                    KPROBE_SITE_ENTRIES,
-                    "kprobe addresses",
-                ))
-            }) {
-                forget_addresses(ebpf, &addresses[..i]);
-                return Err(e);
-            }
-        }
+        list_addresses(ebpf, &addresses, site)?;
         let link = match self.bind(ebpf, KPROBE_ANY, target) {
             Ok(Taken::Kprobe(l)) => self
                 .pins
@@ -382,6 +371,24 @@ fn kprobe_sites(
         message: "missing from the BPF object".into(),
     })?;
     BpfHashMap::try_from(map).map_err(map_err("KPROBE_SITES"))
+}
+
+/// Lists `addresses` under `site` in `KPROBE_SITES`, all or none.
+fn list_addresses(ebpf: &mut Ebpf, addresses: &[u64], site: u32) -> Result<(), SensorError> {
+    let mut sites = kprobe_sites(ebpf)?;
+    for (i, a) in addresses.iter().enumerate() {
+        if let Err(e) = sites.insert(a, &site, 0) {
+            for written in &addresses[..i] {
+                let _ = sites.remove(written);
+            }
+            return Err(map_full(
+                "KPROBE_SITES",
+                KPROBE_SITE_ENTRIES,
+                "kprobe addresses",
+            )(e));
+        }
+    }
+    Ok(())
 }
 
 /// Takes `addresses` out of `KPROBE_SITES` (after the probe is detached).
