@@ -255,6 +255,11 @@ pub mod rate_scope {
     pub const GLOBAL: u8 = 2;
 }
 
+/// Processes whose executable `TASK_EXE` caches (an LRU). A process it
+/// has forgotten (more are alive) has its executable read from its own
+/// `mm->exe_file` when a selector needs it: slower, never wrong.
+pub const TASK_EXE_ENTRIES: u32 = 8192;
+
 /// Entries of `RATE_LIMITS`, the last post time of each (hook, selector,
 /// scope, arguments) a rate-limited Post has seen. An LRU: when more keys
 /// are live within their periods, the oldest is forgotten and its next
@@ -416,6 +421,11 @@ pub mod site {
     pub const FEXIT_SLOTS: u32 = 4;
     pub const LSM_BASE: u32 = 96;
     pub const LSM_SLOTS: u32 = 8;
+    /// LSM hooks, fentry and fexit targets served by `lsm_any`,
+    /// `fentry_any` and `fexit_any` (Linux 5.19 on): the program is loaded
+    /// once per target and its link carries the site as the BPF cookie.
+    pub const COOKIE_BASE: u32 = 0x2_0000;
+    pub const COOKIE_SLOTS: u32 = 4096;
 }
 
 /// Key of `HOOK_LISTS`.

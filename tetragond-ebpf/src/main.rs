@@ -45,7 +45,7 @@ use tetragond_ebpf::{
     BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS,
     MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
     MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS,
-    STR_LEN, SUBSTR_LEN, SUB_ANY, TS_COMPAT,
+    STR_LEN, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -71,7 +71,7 @@ static BINARY_SETS: HashMap<BinarySetKey, u8> = HashMap::with_max_entries(16384,
 #[map]
 static BINARY_IDS: HashMap<ExePath, u32> = HashMap::with_max_entries(4096, 0);
 #[map]
-static TASK_EXE: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(32768, 0);
+static TASK_EXE: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(TASK_EXE_ENTRIES, 0);
 #[map]
 static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 /// Scratch for building a path key: too big for the 512-byte stack.
@@ -439,20 +439,25 @@ function_sites!(
 );
 // fentry programs leave an enforced Override for the fmod_ret program
 // attached after them to the same function (see `OverrideDecision`).
+#[inline(always)]
+fn fentry_decide(ctx: *mut c_void, site: u32) -> i32 {
+    let errno = errno_or_zero(dispatch_function(ctx, site));
+    if errno != 0 {
+        if let Some(d) = OVERRIDE_DECISION.get_ptr_mut(0) {
+            unsafe {
+                (*d).pid_tgid = bpf_get_current_pid_tgid();
+                (*d).errno = errno;
+            }
+        }
+    }
+    0
+}
+
 macro_rules! fentry_sites {
     ($($name:ident = $k:expr),* $(,)?) => {$(
         #[fentry]
         pub fn $name(ctx: FEntryContext) -> i32 {
-            let errno = errno_or_zero(dispatch_function(ctx.as_ptr(), site::FENTRY_BASE + $k));
-            if errno != 0 {
-                if let Some(d) = OVERRIDE_DECISION.get_ptr_mut(0) {
-                    unsafe {
-                        (*d).pid_tgid = bpf_get_current_pid_tgid();
-                        (*d).errno = errno;
-                    }
-                }
-            }
-            0
+            fentry_decide(ctx.as_ptr(), site::FENTRY_BASE + $k)
         }
     )*};
 }
@@ -467,6 +472,33 @@ fentry_sites!(
     fentry_6 = 6,
     fentry_7 = 7,
 );
+
+// LSM hooks, fentry and fexit on any number of targets, where trampoline
+// links carry a BPF cookie (Linux 5.19): each program below is loaded once
+// per target, and the link's cookie is the site. Only loaded on such
+// kernels; older ones use the numbered slots.
+
+/// The site in the cookie of the link that ran the program.
+#[inline(always)]
+fn cookie_site(ctx: *mut c_void) -> u32 {
+    unsafe { bpf_get_attach_cookie(ctx) as u32 }
+}
+
+#[lsm]
+pub fn lsm_any(ctx: LsmContext) -> i32 {
+    errno_or_zero(dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr())))
+}
+
+#[fentry]
+pub fn fentry_any(ctx: FEntryContext) -> i32 {
+    fentry_decide(ctx.as_ptr(), cookie_site(ctx.as_ptr()))
+}
+
+#[fexit]
+pub fn fexit_any(ctx: FExitContext) -> i32 {
+    errno_or_zero(dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr())))
+}
+
 function_sites!(
     fexit,
     FExitContext,

@@ -340,7 +340,7 @@ t_kprobe_override() {
         expect "read" 0 $TB read /tmp/perm/f
     fi
     expect "read" 0 $TB read /tmp/other
-    grep -q "fentry security_file_permission served by program fentry_[0-9] and an fmod_ret program" "$LOG" ||
+    grep -q "fentry security_file_permission served by program fentry_[0-9a-z]*\( (site [0-9]*)\)\{0,1\} and an fmod_ret program" "$LOG" ||
         bad "the log does not say security_file_permission is served by fentry + fmod_ret"
 }
 
@@ -380,38 +380,109 @@ t_kprobe_return() {
 # on Debian 11's 5.10, rmdir(2) does not reach its kprobe: inlined into
 # do_rmdir there, it seems.)
 MANY_FUNCTIONS="vfs_mkdir security_inode_rmdir vfs_unlink vfs_symlink vfs_link vfs_rename vfs_read vfs_write do_filp_open do_truncate do_exit wake_up_new_task"
-t_kprobe_many() {
+# What the many-targets cases trigger, all from one busybox copy.
+many_actions() {
     B=/tmp/manybin/busybox
     $B mkdir /tmp/many/d
     $B rmdir /tmp/many/d
     $B sh -c 'echo x >/tmp/many/f; echo y >/tmp/many/f'
     $B wc -c /tmp/many/f >/dev/null
     $B sh -c 'read x </tmp/many/f'
+    $B chmod 600 /tmp/many/f
     $B ln -s f /tmp/many/s
     $B ln /tmp/many/f /tmp/many/h
     $B mv /tmp/many/h /tmp/many/h2
-    $B rm /tmp/many/h2 /tmp/many/s
+    $B rm /tmp/many/h2 /tmp/many/s /tmp/many/f
     $B sh -c "$B true; :"
-    for f in $MANY_FUNCTIONS; do
-        grep -q "kprobe $f served by program kprobe_any" "$LOG" ||
-            bad "the log does not say $f is served by kprobe_any"
+}
+
+# many_posted POLICY WHAT PROGRAM NAMES...: the daemon's log says each of
+# NAMES ("WHAT NAME") is served by PROGRAM, and each posted an event of
+# POLICY.
+many_posted() {
+    policy=$1
+    what=$2
+    program=$3
+    shift 3
+    for f in "$@"; do
+        grep -q "$what $f served by program $program" "$LOG" ||
+            bad "the log does not say $what $f is served by $program"
         i=0
-        while ! cat /tmp/events.log* 2>/dev/null | grep -q "\"function_name\":\"$f\".*\"policy_name\":\"kprobe-many\""; do
-            [ $i -ge 50 ] && { bad "no kprobe-many event for $f"; break; }
+        while ! cat /tmp/events.log* 2>/dev/null | grep -q "\"function_name\":\"$f\".*\"policy_name\":\"$policy\""; do
+            [ $i -ge 50 ] && { bad "no $policy event for $f"; break; }
             sleep 0.2
             i=$((i + 1))
         done
     done
 }
 
-kprobe_many_case() {
-    begin kprobe-many/post
-    if load kprobe-many "$SHARE/policies/kprobe-many.yaml" ""; then
-        t_kprobe_many
+t_kprobe_many() {
+    many_actions
+    # shellcheck disable=SC2086
+    many_posted kprobe-many kprobe kprobe_any $MANY_FUNCTIONS
+}
+
+# many_case NAME TEST: the policy loads and TEST passes, posting.
+many_case() {
+    begin "$1/post"
+    if load "$1" "$SHARE/policies/$1.yaml" ""; then
+        "$2"
     fi
     [ -z "$ERRS" ] || snap_list
-    unload kprobe-many
+    unload "$1"
     finish
+}
+
+# slots_refused NAME TEXT: without trampoline cookies (before 5.19) the
+# policy needs more slot programs than there are: load_error naming the
+# limit, and nothing of it attached.
+slots_refused() {
+    begin "$1/refused"
+    cp "$SHARE/policies/$1.yaml" "$PDIR/.$1.yaml.tmp" && mv "$PDIR/.$1.yaml.tmp" "$PDIR/$1.yaml"
+    deadline=$(($(now) + WAIT))
+    while ! { read_snapshot "$1" && [ "$S_STATE" = load_error ]; } && [ "$(now)" -lt "$deadline" ]; do
+        sleep 0.2
+    done
+    case "$S_STATE/$S_ERROR" in
+        "load_error/"*"$2"*) echo "GUEST-REFUSED $1" ;;
+        *) bad "policy $1: state '${S_STATE:-not listed}' error '$S_ERROR', want load_error naming '$2'" ;;
+    esac
+    [ -z "$ERRS" ] || snap_list
+    unload "$1"
+    finish
+}
+
+# 5e. More LSM hooks than the LSM program slots (8): twelve, each posting
+# for the busybox copy, all served by lsm_any where links carry cookies.
+MANY_LSM_HOOKS="file_open file_permission inode_create inode_mkdir inode_rmdir inode_unlink inode_symlink inode_link inode_rename bprm_check_security task_alloc inode_setattr"
+t_lsm_many() {
+    many_actions
+    # shellcheck disable=SC2086
+    many_posted lsm-many "LSM hook" lsm_any $MANY_LSM_HOOKS
+}
+
+# 5f. More return probes than the fexit program slots (4): six, served by
+# fexit_any where links carry cookies.
+t_fexit_many() {
+    many_actions
+    many_posted fexit-many fexit fexit_any vfs_mkdir security_inode_rmdir vfs_unlink vfs_symlink vfs_link vfs_rename
+}
+
+trampolines_many_cases() {
+    if ! has_feature bpf_lsm_active; then
+        echo "GUEST-INFO lsm-many: the BPF LSM is not active here: the refusal is checked"
+        refused lsm-many "$SHARE/policies/lsm-many.yaml" "lsmhooks[0] file_open: $LSM_REFUSAL"
+    elif has_feature trampoline_cookies; then
+        many_case lsm-many t_lsm_many
+    else
+        slots_refused lsm-many "at most 8 distinct lsm targets can be hooked at once"
+    fi
+    if has_feature trampoline_cookies; then
+        many_case fexit-many t_fexit_many
+    else
+        echo "GUEST-INFO fexit-many: no trampoline cookies here: the slot limit is checked"
+        slots_refused fexit-many "at most 4 distinct fexit targets can be hooked at once"
+    fi
 }
 
 # 6. uprobe on the test binary's tetragond_testbin_probe, Sigkill on 42.
@@ -1029,7 +1100,8 @@ lsm_case lsm-truncate t_lsm_truncate path_truncate
 both_modes kprobe-override t_kprobe_override
 both_modes kprobe-sigkill t_kprobe_sigkill
 both_modes kprobe-return t_kprobe_return
-kprobe_many_case
+many_case kprobe-many t_kprobe_many
+trampolines_many_cases
 uprobe_case uprobe-sigkill t_uprobe_sigkill
 both_modes sel-binaries t_sel_binaries
 both_modes sel-pids t_sel_pids start_helper stop_helper

@@ -6,7 +6,9 @@
 //! that errno for the task it was meant for (and clears it), so the
 //! function is skipped and fails with the policy's errno.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
+
+use super::bpf_syscall::bpf;
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
@@ -91,16 +93,6 @@ fn instructions(decision_map: RawFd) -> Vec<u64> {
         insn(0xb7, 0, 0, 0, 0),   // 16: r0 = 0
         insn(0x95, 0, 0, 0, 0),   // 17: exit
     ]
-}
-
-fn bpf(cmd: libc::c_long, attr: *mut libc::c_void, size: usize) -> std::io::Result<OwnedFd> {
-    // SAFETY: attr points at a live, zero-padded bpf_attr of `size` bytes.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// A loaded and attached fmod_ret program: both descriptors close on drop,

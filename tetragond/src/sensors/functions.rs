@@ -1,11 +1,14 @@
 //! Programs bound to kernel functions and LSM hooks. Kprobes are served by
 //! one program, `kprobe_any`, attached to every target: it finds its site
 //! by the probed address, which user space lists from /proc/kallsyms, so
-//! there is no count of them but the site range. Kretprobes, fentry, fexit
-//! and LSM programs (and kprobes on a name several functions share) come
-//! in numbered slots (`kprobe_0`, `lsm_3`, ...). A target in use holds a
-//! site; policies on the same target share it, listed under its site like
-//! tracepoint hooks.
+//! there is no count of them but the site range. Where trampoline links
+//! carry a BPF cookie (Linux 5.19), LSM hooks, fentry and fexit are served
+//! the same way by `lsm_any`, `fentry_any` and `fexit_any`: each loaded
+//! once per target, its link's cookie naming the site. Kretprobes (and, on
+//! older kernels, trampolines and LSM hooks, and kprobes on a name several
+//! functions share) come in numbered slots (`kprobe_0`, `lsm_3`, ...). A
+//! target in use holds a site; policies on the same target share it,
+//! listed under its site like tracepoint hooks.
 
 use std::{cell::OnceCell, collections::HashMap, sync::Arc};
 
@@ -17,6 +20,7 @@ use aya::{
 use tetragond_ebpf::{site, KPROBE_SITE_ENTRIES};
 
 use super::{
+    bpf_syscall::{link_with_cookie, TrampolineAttach},
     object::{map_err, map_full},
     pin::{Held, Pins},
 };
@@ -44,6 +48,10 @@ struct Bound {
     /// program that returns the Override it decided (closed on drop), and
     /// the name of its link's pin.
     modify_return: Option<(super::fmod_ret::ModifyReturn, Option<String>)>,
+    /// Served by a numbered slot program, unbound when the target goes
+    /// (trampolines and LSM hooks: unloaded, so the slot can serve
+    /// another); the `*_any` programs only drop their link.
+    slot: bool,
 }
 
 pub struct FunctionAttachments {
@@ -57,6 +65,25 @@ pub struct FunctionAttachments {
     pins: Pins,
     /// Function addresses, read at the first kprobe (None: unreadable).
     kallsyms: OnceCell<Option<Kallsyms>>,
+    /// Trampoline and LSM links carry a BPF cookie here.
+    cookies: bool,
+}
+
+/// Trampoline and LSM links carry a BPF cookie (Linux 5.19): the kernel's
+/// `struct bpf_tramp_link` has one.
+fn trampoline_cookies(btf: Option<&KernelBtf>) -> bool {
+    btf.is_some_and(|b| b.member_offset("bpf_tramp_link", &["cookie"]).is_ok())
+}
+
+/// The program serving every target of `family` by cookie, and how its
+/// link is made.
+fn cookie_program(family: FunctionFamily) -> Option<(&'static str, TrampolineAttach)> {
+    match family {
+        FunctionFamily::Lsm => Some(("lsm_any", TrampolineAttach::Lsm)),
+        FunctionFamily::Fentry => Some(("fentry_any", TrampolineAttach::Fentry)),
+        FunctionFamily::Fexit => Some(("fexit_any", TrampolineAttach::Fexit)),
+        FunctionFamily::Kprobe | FunctionFamily::Kretprobe => None,
+    }
 }
 
 /// Functions whose return value an fmod_ret program may replace (the
@@ -102,13 +129,21 @@ fn chain(e: &ProgramError) -> String {
 
 impl FunctionAttachments {
     pub fn new(kernel_btf: Option<Arc<KernelBtf>>, pins: Pins) -> Self {
+        let cookies = trampoline_cookies(kernel_btf.as_deref());
         Self {
             bound: HashMap::new(),
             btf: None,
             kernel_btf,
             pins,
             kallsyms: OnceCell::new(),
+            cookies,
         }
+    }
+
+    /// LSM hooks, fentry and fexit are served by one program each (links
+    /// with cookies), not by slots.
+    pub fn trampoline_cookies(&self) -> bool {
+        self.cookies
     }
 
     /// Binds a program slot to `target` (or shares the one bound to it);
@@ -134,6 +169,9 @@ impl FunctionAttachments {
                 return self.attach_any_kprobe(ebpf, target, address);
             }
         }
+        if let Some(program) = cookie_program(target.family).filter(|_| self.cookies) {
+            return self.attach_by_cookie(ebpf, target, program, decision_map);
+        }
         let (base, slots, prefix) = family_slots(target.family);
         let slot = (0..slots)
             .find(|k| !self.bound.values().any(|b| b.site == base + k))
@@ -152,21 +190,12 @@ impl FunctionAttachments {
             Taken::Kprobe(l) => self.pins.hold_kprobe(&what, l),
             Taken::Fd(l) => self.pins.hold_fd(&what, l),
         };
-        let modify_return = if modifiable(target) {
-            match self.modify_return(target, decision_map) {
-                Ok(m) => {
-                    let pin = self
-                        .pins
-                        .pin_fd(&format!("fmod_ret-{}", target.name), m.link());
-                    Some((m, pin))
-                }
-                Err(message) => {
-                    unbind(ebpf, &self.pins, &program, target, link);
-                    return Err(attach_err(message));
-                }
+        let modify_return = match self.modify_return_for(target, decision_map) {
+            Ok(m) => m,
+            Err(message) => {
+                unbind(ebpf, &self.pins, &program, target, link);
+                return Err(attach_err(message));
             }
-        } else {
-            None
         };
         tracing::info!(
             "{} served by program {program}{}",
@@ -186,9 +215,132 @@ impl FunctionAttachments {
                 users: 1,
                 link,
                 modify_return,
+                slot: true,
             },
         );
         Ok(base + slot)
+    }
+
+    /// Serves `target` (an LSM hook, fentry or fexit) by `program`, loaded
+    /// for it alone and linked with its site as the cookie. aya then lets
+    /// go of the program (the link holds it), so the next target can load
+    /// it again.
+    fn attach_by_cookie(
+        &mut self,
+        ebpf: &mut Ebpf,
+        target: &FunctionTarget,
+        (program, attach): (&'static str, TrampolineAttach),
+        decision_map: std::os::fd::RawFd,
+    ) -> Result<u32, SensorError> {
+        let site = (0..site::COOKIE_SLOTS)
+            .map(|k| site::COOKIE_BASE + k)
+            .find(|s| !self.bound.values().any(|b| b.site == *s))
+            .ok_or_else(|| {
+                SensorError::Full(format!(
+                    "at most {} distinct LSM hooks, fentry and fexit targets can be hooked at once",
+                    site::COOKIE_SLOTS
+                ))
+            })?;
+        let attach_err = |message| SensorError::Attach {
+            tracepoint: describe(target),
+            message,
+        };
+        let link = self
+            .load_and_link(ebpf, program, target, attach, site)
+            .map_err(attach_err)?;
+        let link = self
+            .pins
+            .hold_owned(&format!("{program}-{}", target.name), link);
+        let modify_return = match self.modify_return_for(target, decision_map) {
+            Ok(m) => m,
+            Err(message) => {
+                self.pins.release(link);
+                return Err(attach_err(message));
+            }
+        };
+        tracing::info!(
+            "{} served by program {program} (site {site}){}",
+            describe(target),
+            if modify_return.is_some() {
+                " and an fmod_ret program"
+            } else {
+                ""
+            }
+        );
+        self.bound.insert(
+            (target.family, target.name.clone()),
+            Bound {
+                site,
+                program: program.to_string(),
+                addresses: vec![],
+                users: 1,
+                link,
+                modify_return,
+                slot: false,
+            },
+        );
+        Ok(site)
+    }
+
+    /// Loads `program` for `target`, links it with `site` as its cookie,
+    /// and unloads it from aya (the link keeps the kernel's program).
+    fn load_and_link(
+        &mut self,
+        ebpf: &mut Ebpf,
+        program: &str,
+        target: &FunctionTarget,
+        attach: TrampolineAttach,
+        site: u32,
+    ) -> Result<std::os::fd::OwnedFd, String> {
+        let btf = self.aya_btf()?.clone();
+        let name = target.name.as_str();
+        let prog = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("program {program} missing from the BPF object"))?;
+        macro_rules! load_link {
+            ($ty:ty, $hint:expr) => {{
+                let p: &mut $ty = prog.try_into().map_err(|e| chain(&e))?;
+                p.load(name, &btf)
+                    .map_err(|e| format!("{}{}", chain(&e), $hint))?;
+                super::object::log_verified(program, p.info().ok());
+                let link = p.fd().map_err(|e| chain(&e)).and_then(|fd| {
+                    link_with_cookie(std::os::fd::AsFd::as_fd(fd), attach, u64::from(site))
+                        .map_err(|e| format!("linking {program} to {name}: {e}"))
+                });
+                // Unloaded either way: linked, the kernel keeps it.
+                if let Err(e) = p.unload() {
+                    tracing::warn!("unloading {program} after {name}: {}", chain(&e));
+                }
+                link
+            }};
+        }
+        match target.family {
+            FunctionFamily::Lsm => {
+                load_link!(Lsm, format!(" (is {name} an LSM hook of this kernel?)"))
+            }
+            FunctionFamily::Fentry => load_link!(FEntry, String::new()),
+            FunctionFamily::Fexit => load_link!(FExit, String::new()),
+            FunctionFamily::Kprobe | FunctionFamily::Kretprobe => {
+                Err(format!("{program} cannot serve {}", describe(target)))
+            }
+        }
+    }
+
+    /// For an fentry on a `security_*` function: the fmod_ret program that
+    /// returns the Override it decides, attached and pinned.
+    fn modify_return_for(
+        &mut self,
+        target: &FunctionTarget,
+        decision_map: std::os::fd::RawFd,
+    ) -> Result<Option<(super::fmod_ret::ModifyReturn, Option<String>)>, String> {
+        if !modifiable(target) {
+            return Ok(None);
+        }
+        let m = self.modify_return(target, decision_map)?;
+        let pin = self
+            .pins
+            .pin_fd(&format!("fmod_ret-{}", target.name), m.link());
+        Ok(Some((m, pin)))
     }
 
     /// Serves a kprobe on the function at `address` by `kprobe_any`: a
@@ -238,6 +390,7 @@ impl FunctionAttachments {
                 users: 1,
                 link,
                 modify_return: None,
+                slot: false,
             },
         );
         Ok(site)
@@ -350,6 +503,7 @@ impl FunctionAttachments {
             modify_return,
             program,
             addresses,
+            slot,
             ..
         } = b;
         if let Some((m, pin)) = modify_return {
@@ -358,7 +512,11 @@ impl FunctionAttachments {
             }
             drop(m);
         }
-        unbind(ebpf, &self.pins, &program, target, link);
+        if slot {
+            unbind(ebpf, &self.pins, &program, target, link);
+        } else {
+            self.pins.release(link);
+        }
         forget_addresses(ebpf, &addresses);
     }
 }

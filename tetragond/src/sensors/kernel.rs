@@ -2,7 +2,7 @@
 //! them. One instance per daemon; every policy shares the programs and owns
 //! entries in the maps.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
@@ -21,6 +21,7 @@ use super::{
     dispatch::{DispatchSets, Listing, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
+    map_flags,
     object::{exe_path, log_verified, map_err, map_full, take},
     pin::{Held, Pins},
 };
@@ -34,7 +35,7 @@ use crate::{
 };
 
 /// The object built by build.rs from tetragond-ebpf.
-static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
+pub(super) static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
 
 const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
 
@@ -122,6 +123,27 @@ impl Kernel {
             _ => VerifierLogLevel::STATS,
         };
         let helpers = Helpers::probe();
+        // Struct offsets, kernel-function parameters, fmod_ret targets and
+        // the maps' allocation all come from it.
+        let btf = KernelBtf::from_sys_fs()
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "kernel BTF: {e}; exec arguments, exit codes and pointer arguments cannot be read"
+                )
+            })
+            .ok()
+            .map(Arc::new);
+        let object = if map_flags::allocates_on_demand(btf.as_deref()) {
+            Cow::Owned(
+                map_flags::with_flags(BPF_OBJECT, &map_flags::ON_DEMAND, map_flags::NO_PREALLOC)
+                    .map_err(SensorError::Load)?,
+            )
+        } else {
+            tracing::info!(
+                "this kernel predates the BPF memory allocator (Linux 6.1): policy maps are preallocated"
+            );
+            Cow::Borrowed(BPF_OBJECT)
+        };
         let mut ebpf = EbpfLoader::new()
             .verifier_log_level(log_level)
             .map_max_entries("EVENTS", EVENTS_BYTES)
@@ -131,23 +153,13 @@ impl Kernel {
                 true,
             )
             .override_global("HAS_ATTACH_COOKIE", &u8::from(helpers.attach_cookie), true)
-            .load(BPF_OBJECT)
+            .load(&object)
             .map_err(|e| SensorError::Load(e.to_string()))?;
         // Dispatch programs are verified when a site is first used: each
         // takes the verifier a noticeable fraction of a second.
         for name in TASK_PROGRAMS {
             load_program(&mut ebpf, name)?;
         }
-        // Struct offsets, kernel-function parameters and fmod_ret targets
-        // all come from it.
-        let btf = KernelBtf::from_sys_fs()
-            .inspect_err(|e| {
-                tracing::warn!(
-                    "kernel BTF: {e}; exec arguments, exit codes and pointer arguments cannot be read"
-                )
-            })
-            .ok()
-            .map(Arc::new);
         let mut kernel = Kernel {
             hooks: take!(ebpf, Array, "HOOKS"),
             hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),
@@ -662,6 +674,7 @@ impl Kernel {
             ("bpf_override_return", override_return),
             ("ancestor_cgroup_id", self.helpers.ancestor_cgroup_id),
             ("attach_cookie", self.helpers.attach_cookie),
+            ("trampoline_cookies", self.functions.trampoline_cookies()),
         ]
     }
 

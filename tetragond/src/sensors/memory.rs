@@ -14,7 +14,9 @@ use crate::compile::MapEntry;
 /// The kernel's bookkeeping per hash map element (`struct htab_elem`, key
 /// and value each rounded up to 8) or LPM trie node (`struct
 /// lpm_trie_node`), rounded: the estimate below is of what a policy
-/// occupies, not of a separate charge (hash maps are preallocated).
+/// occupies (from Linux 6.1 the policy maps allocate as entries are
+/// written, so the kernel's charge grows by about as much; before, they
+/// are preallocated and the charge does not move).
 const ELEMENT_OVERHEAD: u64 = 48;
 
 /// Total bytes the kernel charges for every BPF program and map this process holds.

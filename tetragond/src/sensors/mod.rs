@@ -1,12 +1,14 @@
 //! Sensors: the kernel programs, where they attach, and the maps policies
 //! are compiled into.
 
+mod bpf_syscall;
 pub mod dispatch;
 mod entries;
 mod fmod_ret;
 mod functions;
 pub mod install;
 pub mod kernel;
+mod map_flags;
 pub mod memory;
 pub mod mounts;
 mod object;

@@ -131,6 +131,8 @@ enum HeldLink {
     KProbe(KProbeLink),
     UProbe(UProbeLink),
     Fds(Vec<FdLink>),
+    /// A link made with bpf(2) directly (see `bpf_syscall.rs`).
+    Owned(OwnedFd),
 }
 
 impl Held {
@@ -338,6 +340,12 @@ impl Pins {
     pub fn hold_fd(&self, what: &str, link: FdLink) -> Held {
         let pins = self.pin_link(what, &link).into_iter().collect();
         Held::new(HeldLink::Fd(link), pins)
+    }
+
+    /// Holds a BPF link made with bpf(2) directly, pinned as `what`.
+    pub fn hold_owned(&self, what: &str, link: OwnedFd) -> Held {
+        let pins = self.pin_fd(what, link.as_fd()).into_iter().collect();
+        Held::new(HeldLink::Owned(link), pins)
     }
 
     fn pin_link(&self, what: &str, link: &FdLink) -> Option<String> {
