@@ -4,7 +4,16 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
+/// `enum bpf_link_type`, `enum bpf_perf_event_type`.
+const BPF_LINK_TYPE_PERF_EVENT: u32 = 7;
+const BPF_PERF_EVENT_KPROBE: u32 = 3;
+/// In `struct bpf_link_info`: `type`, then in the union (at 16)
+/// `perf_event.type`, and `perf_event.kprobe.addr` (Linux 6.6).
+const LINK_TYPE_AT: usize = 0;
+const PERF_EVENT_TYPE_AT: usize = 16;
+const KPROBE_ADDR_AT: usize = 40;
 
 /// The attach types of the trampoline programs linked with a cookie.
 #[derive(Clone, Copy, Debug)]
@@ -61,9 +70,67 @@ pub fn link_with_cookie(
     )
 }
 
+/// `union bpf_attr` for BPF_OBJ_GET_INFO_BY_FD.
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// Where the kernel put the kprobe of perf-event link `link`: the address
+/// it reports (Linux 6.6 on), None where it reports none.
+pub fn kprobe_address(link: BorrowedFd<'_>) -> std::io::Result<Option<u64>> {
+    // Larger than any `struct bpf_link_info` so far; the kernel fills what
+    // it knows and leaves the rest zero.
+    let mut info = [0u8; 256];
+    let mut attr = InfoAttr {
+        bpf_fd: link.as_raw_fd() as u32,
+        info_len: info.len() as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // SAFETY: attr is a live bpf_attr prefix of the size passed, and
+    // `info` outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr as *mut InfoAttr,
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(kprobe_address_in(&info))
+}
+
+fn kprobe_address_in(info: &[u8]) -> Option<u64> {
+    let u32_at = |at: usize| Some(u32::from_le_bytes(info.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(info.get(at..at + 8)?.try_into().ok()?));
+    if u32_at(LINK_TYPE_AT)? != BPF_LINK_TYPE_PERF_EVENT
+        || u32_at(PERF_EVENT_TYPE_AT)? != BPF_PERF_EVENT_KPROBE
+    {
+        return None;
+    }
+    u64_at(KPROBE_ADDR_AT).filter(|addr| *addr != 0)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::TracingLinkAttr;
+    use super::{kprobe_address_in, TracingLinkAttr};
+
+    #[test]
+    fn a_kprobe_links_address_is_read_where_6_6_puts_it() {
+        let mut info = [0u8; 256];
+        info[0..4].copy_from_slice(&7u32.to_le_bytes());
+        info[16..20].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(kprobe_address_in(&info), None, "no address: before 6.6");
+        info[40..48].copy_from_slice(&0xffff_ffff_8123_4564u64.to_le_bytes());
+        assert_eq!(kprobe_address_in(&info), Some(0xffff_ffff_8123_4564));
+        info[16..20].copy_from_slice(&5u32.to_le_bytes());
+        assert_eq!(kprobe_address_in(&info), None, "a tracepoint link");
+    }
 
     #[test]
     fn the_cookie_sits_where_the_kernel_reads_link_create_tracing_cookie() {

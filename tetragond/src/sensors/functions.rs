@@ -377,9 +377,22 @@ impl FunctionAttachments {
                 });
             }
         };
+        let mut addresses = addresses;
+        let confirmed = match confirm_address(ebpf, &link, &mut addresses, site) {
+            Ok(confirmed) => confirmed,
+            Err(e) => {
+                self.pins.release(link);
+                forget_addresses(ebpf, &addresses);
+                return Err(e);
+            }
+        };
         tracing::info!(
-            "{} served by program {KPROBE_ANY} (site {site})",
-            describe(target)
+            "{} served by program {KPROBE_ANY} (site {site}; {})",
+            describe(target),
+            match confirmed {
+                Some(at) => format!("the kernel says the probe is at {at:#x}"),
+                None => "the kernel does not say where the probe is".into(),
+            }
         );
         self.bound.insert(
             (target.family, target.name.clone()),
@@ -547,6 +560,38 @@ fn list_addresses(ebpf: &mut Ebpf, addresses: &[u64], site: u32) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Lists the address the kernel says it put the probe at (Linux 6.6 on),
+/// when it is not one of `addresses` already: `kprobe_any` then finds its
+/// site wherever the probe sits. Older kernels do not say; there the entry
+/// and the byte past `endbr64` are where x86-64 puts it. The address the
+/// kernel gave, if it gave one.
+fn confirm_address(
+    ebpf: &mut Ebpf,
+    link: &Held,
+    addresses: &mut Vec<u64>,
+    site: u32,
+) -> Result<Option<u64>, SensorError> {
+    let Some(fd) = link.link_fd() else {
+        return Ok(None);
+    };
+    let probed = match super::bpf_syscall::kprobe_address(std::os::fd::AsFd::as_fd(&fd)) {
+        Ok(Some(probed)) => probed,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::debug!("kprobe link info: {e}");
+            return Ok(None);
+        }
+    };
+    if !addresses.contains(&probed) {
+        tracing::info!(
+            "the kernel put a kprobe at {probed:#x}, not where expected: listed there too"
+        );
+        list_addresses(ebpf, &[probed], site)?;
+        addresses.push(probed);
+    }
+    Ok(Some(probed))
 }
 
 /// Takes `addresses` out of `KPROBE_SITES` (after the probe is detached).

@@ -144,6 +144,15 @@ impl Held {
     pub fn pins(&self) -> &[String] {
         &self.pins
     }
+
+    /// A new descriptor of the BPF link held (None when it is not one), to
+    /// ask the kernel about it.
+    pub fn link_fd(&self) -> Option<OwnedFd> {
+        let HeldLink::Fd(link) = &self._link else {
+            return None;
+        };
+        link_fd_by_id(link.info().ok()?.id()).ok()
+    }
 }
 
 /// The daemon's generation: shared by the kernel (which pins and unpins as
