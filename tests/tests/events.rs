@@ -984,6 +984,65 @@ fn post_rate_limit_global_scope_posts_once() {
     assert_eq!(limited, 2 * RATE_CALLS - 1);
 }
 
+/// A burst of `BURST` identical calls, a pause longer than the window,
+/// then one more, from one process, on a policy whose Post `actions` are
+/// limited (by `rateLimit` or the daemon's window, per `config`): the first
+/// call is posted, the burst's other calls stay in the kernel, and the last
+/// call's event says how many.
+fn burst_run(name: &str, nr: u32, actions: &str, config: &str) -> Vec<Value> {
+    const BURST: u64 = 20;
+    let mut h = Harness::new();
+    h.write_config(config);
+    h.start_daemon();
+    h.write_policy(&format!("{name}.yaml"), &kill_policy(name, nr, actions, ""));
+    h.wait_policy(name, "enabled", enabled);
+    let (_, status) = run_bin(&["burst", &nr.to_string(), &BURST.to_string(), "1500"]);
+    assert!(status.success());
+    let p = h.wait_policy(name, "every call counted", |p| {
+        p["npost"].as_u64().unwrap_or(0) + p["nratelimited"].as_u64().unwrap_or(0) == BURST + 1
+    });
+    assert_eq!(p["npost"].as_u64(), Some(2), "{p}");
+    let events = wait_for(&h, "both events", || {
+        let mine: Vec<Value> = h
+            .hook_events()
+            .into_iter()
+            .filter(|e| policy_of(e) == Some(name))
+            .collect();
+        (mine.len() == 2).then_some(mine)
+    });
+    assert_valid(&schema(), &h.events());
+    let repeats: Vec<Option<u64>> = events
+        .iter()
+        .map(|e| body(e).and_then(|(_, b)| b["repeats"].as_u64()))
+        .collect();
+    assert_eq!(
+        repeats,
+        vec![None, Some(BURST - 1)],
+        "the first event stands alone, the next carries the burst's others"
+    );
+    events
+}
+
+#[test]
+fn post_rate_limit_folds_the_repeats_into_the_next_event() {
+    burst_run(
+        "rl-repeats",
+        SYS_GETSID,
+        "      - action: Post\n        rateLimit: 1s\n        rateLimitScope: process\n",
+        "",
+    );
+}
+
+#[test]
+fn the_aggregation_window_folds_identical_events_of_a_plain_post() {
+    burst_run(
+        "aggregated",
+        SYS_SCHED_GET_PRIORITY_MAX,
+        POST_ACTION,
+        "[export]\naggregate_window_ms = 1000\n",
+    );
+}
+
 #[test]
 fn post_without_rate_limit_posts_every_call() {
     let (first, both, limited) = rate_limit_run("rl-none", SYS_TIMES, "");

@@ -266,6 +266,16 @@ pub const TASK_EXE_ENTRIES: u32 = 8192;
 /// event posted again (more events, never fewer).
 pub const RATE_LIMIT_ENTRIES: u32 = 16384;
 
+/// Value of `RATE_LIMITS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateLimitState {
+    /// When the last identical event was posted.
+    pub last_ns: u64,
+    /// Identical events kept back since (added to atomically).
+    pub repeats: u64,
+}
+
 /// Key of `RATE_LIMITS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -274,7 +284,8 @@ pub struct RateLimitKey {
     /// never inherits the previous one's limits.
     pub install_id: u32,
     pub selector: u8,
-    /// Index of the Post action in the selector.
+    /// Index of the Post action in the selector; `MAX_ACTIONS` for the
+    /// daemon's aggregation window (a Post without `rateLimit`).
     pub action: u8,
     pub _pad: [u8; 2],
     /// Thread id, process id (tgid), or 0 for the global scope.
@@ -802,6 +813,11 @@ pub struct Event {
     pub mode: u8,
     pub selector: u8,
     pub signal: u32,
+    /// Identical events (same hook, selector, scope and argument values)
+    /// a Post `rateLimit` or the daemon's aggregation window kept in the
+    /// kernel since the last one posted: folded into this one.
+    pub repeats: u32,
+    pub _pad: u32,
     pub args: [u64; MAX_ARGS],
     pub comm: [u8; COMM_LEN],
     pub exe: [u8; PATH_LEN],
@@ -843,4 +859,5 @@ mod pod {
     unsafe impl aya::Pod for OverrideDecision {}
     unsafe impl aya::Pod for SubstrValue {}
     unsafe impl aya::Pod for RateLimitKey {}
+    unsafe impl aya::Pod for RateLimitState {}
 }

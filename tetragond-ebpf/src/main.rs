@@ -10,12 +10,16 @@
 //! the executable) for matchBinaries.
 #![no_std]
 #![no_main]
+// For `atomic_add` (below): core's atomic types have no read-modify-write
+// operations on the bpf target.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod match_args;
 mod match_process;
 mod read_args;
 
-use core::ffi::c_void;
+use core::{ffi::c_void, intrinsics::AtomicOrdering};
 
 use aya_ebpf::{
     helpers::{
@@ -40,12 +44,13 @@ use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
     action, arg_kind, op, rate_scope, record, site, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec,
     BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, GateKey,
-    HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, Selector, SockInfo,
-    StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, ABI_I386, ARGS_LEN,
-    BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS,
-    MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
-    MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS,
-    STR_LEN, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, RateLimitState,
+    Selector, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets,
+    ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS,
+    KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS,
+    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN,
+    PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY,
+    TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -140,6 +145,8 @@ struct LoopState {
     rate_key: RateLimitKey,
     rate_arg: u32,
     rate_len: u32,
+    /// Identical events folded into the one being posted (`Event::repeats`).
+    repeats: u32,
 }
 
 /// Dispatch sets one event walks: (every event, this syscall) x (listed,
@@ -206,9 +213,13 @@ fn loop_state() -> Option<&'static mut LoopState> {
 /// Last post time (`bpf_ktime_get_ns`) of each identical event of a
 /// rate-limited Post (see `rate_limited`).
 #[map]
-static RATE_LIMITS: LruHashMap<RateLimitKey, u64> =
+static RATE_LIMITS: LruHashMap<RateLimitKey, RateLimitState> =
     LruHashMap::with_max_entries(RATE_LIMIT_ENTRIES, 0);
 
+/// The daemon's aggregation window in ns (0: off): a Post without its own
+/// `rateLimit` is limited per process by it, its repeats counted.
+#[map]
+static AGGREGATE_WINDOW: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static OVERRIDE_DECISION: PerCpuArray<OverrideDecision> = PerCpuArray::with_max_entries(1, 0);
 #[map]
@@ -1071,11 +1082,14 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
         });
     }
     // Only the event is limited: the enforcement above has been done
-    // (or counted as elided) whatever the limit says.
-    if post_it
-        && rate_action < MAX_ACTIONS
-        && rate_limited(hook_slot as u64, s as u64, rate_action as u64) != 0
-    {
+    // (or counted as elided) whatever the limit says. A Post without its
+    // own rateLimit is aggregated when the daemon sets a window.
+    if let Some(state) = loop_state() {
+        state.repeats = 0;
+    }
+    let limited =
+        rate_action < MAX_ACTIONS || AGGREGATE_WINDOW.get(0).is_some_and(|window| *window != 0);
+    if post_it && limited && rate_limited(hook_slot as u64, s as u64, rate_action as u64) != 0 {
         count(hook.policy_slot, |c| c.rate_limited += 1);
         post_it = false;
     }
@@ -1097,12 +1111,21 @@ pub extern "C" fn rate_limited(hook_slot: u64, selector: u64, action_index: u64)
     let Some(hook) = HOOKS.get(hook_slot as u32) else {
         return 0;
     };
-    let Some(a) = at(&hook.selectors, selector as usize)
-        .and_then(|sel| at(&sel.actions, action_index as usize))
-    else {
+    let Some(sel) = at(&hook.selectors, selector as usize) else {
         return 0;
     };
-    let (period, scope) = (a.rate_limit_ns, a.rate_limit_scope);
+    // No Post with a rateLimit (`MAX_ACTIONS`): the aggregation window,
+    // per process.
+    let (period, scope) = match at(&sel.actions, action_index as usize) {
+        Some(a) => (a.rate_limit_ns, a.rate_limit_scope),
+        None => (
+            AGGREGATE_WINDOW.get(0).copied().unwrap_or(0),
+            rate_scope::PROCESS,
+        ),
+    };
+    if period == 0 {
+        return 0;
+    }
     let n_args = hook.n_args;
     let pid_tgid = bpf_get_current_pid_tgid();
     let scope_id = match scope {
@@ -1127,18 +1150,40 @@ pub extern "C" fn rate_limited(hook_slot: u64, selector: u64, action_index: u64)
         return 0;
     };
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(last) = RATE_LIMITS.get_ptr_mut(&state.rate_key) {
-        // SAFETY: a value of this map, live while the program runs.
-        let last = unsafe { &mut *last };
-        if now.wrapping_sub(*last) < period {
+    if let Some(entry) = RATE_LIMITS.get_ptr_mut(&state.rate_key) {
+        // SAFETY: a value of this map, live while the program runs; other
+        // CPUs change `repeats` only by atomic adds.
+        let repeats = unsafe { &raw mut (*entry).repeats };
+        if now.wrapping_sub(unsafe { (*entry).last_ns }) < period {
+            atomic_add(repeats, 1);
             return 1;
         }
-        *last = now;
+        unsafe { (*entry).last_ns = now };
+        // Those counted since the last post go with this one; any counted
+        // meanwhile stay for the next (an add, never a lost store).
+        let folded = unsafe { core::ptr::read_volatile(repeats) };
+        if folded != 0 {
+            atomic_add(repeats, folded.wrapping_neg());
+        }
+        state.repeats = folded.min(u64::from(u32::MAX)) as u32;
         return 0;
     }
     // A full LRU forgets its oldest key: at worst an extra event.
-    let _ = RATE_LIMITS.insert(&state.rate_key, &now, 0);
+    let fresh = RateLimitState {
+        last_ns: now,
+        repeats: 0,
+    };
+    let _ = RATE_LIMITS.insert(&state.rate_key, &fresh, 0);
     0
+}
+
+/// Adds `n` to a map value other CPUs add to as well: a BPF atomic add
+/// whose old value is not asked for, which Linux 5.10 has (XADD).
+#[inline(always)]
+fn atomic_add(dst: *mut u64, n: u64) {
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(dst, n);
+    }
 }
 
 const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
@@ -1268,6 +1313,7 @@ fn post(hook_slot: u32, hook: &HookConf, outcome: Option<Outcome>, s: u8, data_l
         ev.mode = mode as u8;
         ev.selector = s;
         ev.signal = outcome.value;
+        ev.repeats = loop_state().map_or(0, |state| state.repeats);
         ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         match TASK_EXE.get_ptr(&tgid) {
             Some(exe) => {

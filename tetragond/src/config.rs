@@ -52,6 +52,11 @@ pub struct ExportSection {
     pub process_cache_size: Option<usize>,
     /// The live stream's Unix socket; an empty path turns it off.
     pub socket: Option<PathBuf>,
+    /// Aggregation: within this many milliseconds of a posted event, the
+    /// kernel keeps back identical ones (same hook, selector, process and
+    /// argument values) of a Post without its own `rateLimit`, and the
+    /// next one posted says how many (`repeats`). 0 or unset: off.
+    pub aggregate_window_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]

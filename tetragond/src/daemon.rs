@@ -119,6 +119,9 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state folder {}", config.state_dir.display()))?;
     let mut kernel = Kernel::load(pins.clone()).context("loading the kernel programs")?;
+    kernel
+        .set_aggregate_window(Duration::from_millis(config.export.aggregate_window_ms))
+        .context("setting the aggregation window")?;
     let mut records =
         export::ring::spawn(kernel.take_events()?).context("starting the ring buffer reader")?;
     let x = &config.export;

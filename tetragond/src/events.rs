@@ -280,6 +280,10 @@ pub fn write_policy_event(
     // Written even when false: that is the point of it.
     j.key("enforced");
     j.bool(ev.enforced != 0);
+    if ev.repeats != 0 {
+        j.key("repeats");
+        j.u64(u64::from(ev.repeats));
+    }
     close_line(&mut j, node_name, Time::Kernel(clock, ev.ktime_ns));
     kind
 }
@@ -454,6 +458,8 @@ mod tests {
             mode: MODE_MONITOR as u8,
             selector: 0,
             signal: 9,
+            repeats: 0,
+            _pad: 0,
             args: [39, 0, 0, 0, 0],
             comm,
             exe,

@@ -349,6 +349,16 @@ fn run(args: &[String]) -> i32 {
             std::hint::black_box(tetragond_testbin_probe(arg(args, 1, 0)));
             println!("survived");
         }
+        // N identical calls, a pause of PAUSE_MS, then one more.
+        Some("burst") => {
+            let nr = arg(args, 1, libc::SYS_getppid as u64);
+            for _ in 0..arg(args, 2, 1) {
+                call(nr);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(arg(args, 3, 100)));
+            call(nr);
+            println!("survived");
+        }
         Some("bench") => {
             let nr = arg(args, 1, libc::SYS_getppid as u64);
             println!("{:.1}", bench(nr, arg(args, 2, 200_000)));

@@ -275,6 +275,9 @@ struct HookEvent<'a> {
     /// is the point of it.
     mode: &'static str,
     enforced: bool,
+    /// Beyond Tetragon: identical events folded into this one.
+    #[serde(skip_serializing_if = "is_zero")]
+    repeats: u32,
 }
 
 #[derive(Serialize)]
@@ -402,6 +405,7 @@ pub(super) fn policy_event(
         tags: &meta.tags,
         mode,
         enforced: ev.enforced != 0,
+        repeats: ev.repeats,
     };
     let body = match kind {
         kind::TRACEPOINT => Body::ProcessTracepoint(body),

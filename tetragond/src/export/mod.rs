@@ -57,6 +57,8 @@ pub struct ExportConfig {
     pub process_cache_size: usize,
     /// The live stream's socket; None: no stream.
     pub socket: Option<PathBuf>,
+    /// Identical events folded in the kernel within this window; 0: off.
+    pub aggregate_window_ms: u64,
 }
 
 impl Default for ExportConfig {
@@ -73,6 +75,7 @@ impl Default for ExportConfig {
             process_events: ProcessEvents::Policy,
             process_cache_size: crate::process::DEFAULT_MAX_ENTRIES,
             socket: Some(DEFAULT_SOCKET.into()),
+            aggregate_window_ms: 0,
         }
     }
 }

@@ -532,6 +532,21 @@ impl Kernel {
         self.hooks.set(slot, &conf, 0).map_err(map_err("HOOKS"))
     }
 
+    /// The aggregation window (`AGGREGATE_WINDOW`; zero: off).
+    pub fn set_aggregate_window(&mut self, window: std::time::Duration) -> Result<(), SensorError> {
+        let map = self
+            .ebpf
+            .map_mut("AGGREGATE_WINDOW")
+            .ok_or(SensorError::Map {
+                map: "AGGREGATE_WINDOW",
+                message: "missing from the BPF object".into(),
+            })?;
+        let mut array: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(map_err("AGGREGATE_WINDOW"))?;
+        let ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        array.set(0, &ns, 0).map_err(map_err("AGGREGATE_WINDOW"))
+    }
+
     /// Takes `old` listings out of the dispatch sets and puts `new` ones
     /// in, make before break (see [`DispatchSets`]); if one update fails,
     /// the sets already rewritten are put back, so a failed swap leaves
