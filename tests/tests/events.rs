@@ -786,6 +786,80 @@ fn a_flood_does_not_cost_a_trickle_its_events() {
         .all(|r| r["rate_limit_info"]["policy_name"] == "flood"));
 }
 
+/// The same flood and trickle with the daemon's aggregation window (100 ms,
+/// shorter than the trickle's pace): the flood's identical calls are folded
+/// in the kernel, so nothing is dropped anywhere; every flood event posted
+/// is written, and together they say how many calls they stand for.
+#[test]
+fn an_aggregated_flood_is_folded_and_leaves_a_trickle_alone() {
+    const TRICKLE: u64 = 8;
+    let mut h = Harness::new();
+    h.write_config("[export]\nmax_size_bytes = 0\naggregate_window_ms = 100\n");
+    h.start_daemon();
+    for (name, nr) in [("flood", SYS_GETPGRP), ("trickle", SYS_GETSID)] {
+        h.write_policy(
+            &format!("{name}.yaml"),
+            &kill_policy(name, nr, POST_ACTION, ""),
+        );
+        h.wait_policy(name, "enabled", enabled);
+    }
+    let mut flood = Command::new(testbin())
+        .args(["syscall", &SYS_GETPGRP.to_string(), "10000000000"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the flood");
+    h.wait_policy("flood", "flooding", |p| {
+        p["nratelimited"].as_u64().is_some_and(|n| n > 100_000)
+    });
+    let (_, status) = run_bin(&[
+        "paced",
+        &SYS_GETSID.to_string(),
+        &TRICKLE.to_string(),
+        "150",
+    ]);
+    let _ = flood.kill();
+    let _ = flood.wait();
+    assert!(status.success());
+    // The listed counters catch up within a second or so.
+    let (events, posted, folded) = wait_for(&h, "every posted event written", || {
+        let flood = h.policy("flood")?;
+        let (posted, folded) = (flood["npost"].as_u64()?, flood["nratelimited"].as_u64()?);
+        let events = h.events();
+        // Hook events only: a rate_limit_info line names its policy too.
+        let of = |name: &str| {
+            events
+                .iter()
+                .filter(|e| e.get("rate_limit_info").is_none() && policy_of(e) == Some(name))
+                .count() as u64
+        };
+        (of("flood") == posted && of("trickle") == TRICKLE).then_some((events, posted, folded))
+    });
+    assert!(
+        posted * 1000 < folded,
+        "a few events stand for the flood: {posted} posted, {folded} folded"
+    );
+    let repeats: u64 = events
+        .iter()
+        .filter(|e| policy_of(e) == Some("flood"))
+        .filter_map(|e| body(e).and_then(|(_, b)| b["repeats"].as_u64()))
+        .sum();
+    // The last window's count waits in the kernel for an event that never
+    // comes; the stream's post_rate_limit reports count it.
+    assert!(
+        repeats > 0 && repeats <= folded,
+        "{repeats} repeats carried of {folded}"
+    );
+    assert_eq!(
+        reported(&events, "ring_buffer") + reported(&events, "backlog"),
+        0
+    );
+    assert!(events
+        .iter()
+        .filter(|e| policy_of(e) == Some("trickle"))
+        .all(|e| body(e).is_some_and(|(_, b)| b.get("repeats").is_none())));
+    assert_valid(&schema(), &events);
+}
+
 #[test]
 fn policy_rate_limit_drops_are_reported() {
     let mut h = Harness::new();
