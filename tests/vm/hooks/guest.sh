@@ -477,6 +477,86 @@ t_fexit_many() {
     many_posted fexit-many fexit fexit_any vfs_mkdir security_inode_rmdir vfs_unlink vfs_symlink vfs_link vfs_rename
 }
 
+# 5g. A hundred policies, each on a kernel function of its own, all
+# served by kprobe_any (sites, not slots): all enabled at once, then all
+# gone. The functions: the first hundred security_* ones tracefs can
+# trace, built in (not in a module), and named by no other function.
+HUNDRED=100
+hundred_functions() {
+    for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do
+        [ -r "$t/available_filter_functions" ] && break
+    done
+    awk 'NF == 3 && $3 ~ /^security_/ { n[$3]++ } END { for (f in n) if (n[f] == 1) print f }' /proc/kallsyms >/tmp/unique-security
+    grep -E '^security_[a-z0-9_]+$' "$t/available_filter_functions" |
+        awk 'NR == FNR { u[$1] = 1; next } ($1 in u) && !seen[$1]++' /tmp/unique-security - |
+        head -n $HUNDRED
+}
+
+# hundred_state STATE: how many hundred-* policies `tetra tp list` shows
+# in STATE.
+hundred_state() {
+    tetra tp list -o json 2>/dev/null | awk -v want="$1" '
+        /^  \{/ { name = ""; state = ""; next }
+        /^  \}/ { if (name ~ /^hundred-/ && state == want) n++; next }
+        /^    "name": / { name = $2; gsub(/[",]/, "", name) }
+        /^    "state": / { state = $2; gsub(/[",]/, "", state) }
+        END { print n + 0 }'
+}
+
+# hundred_policy NAME FUNCTION: a Post policy on FUNCTION for a binary
+# that never runs.
+hundred_policy() {
+    printf '%s\n' \
+        "apiVersion: cilium.io/v1alpha1" \
+        "kind: TracingPolicy" \
+        "metadata:" \
+        "  name: $1" \
+        "spec:" \
+        "  kprobes:" \
+        "  - call: \"$2\"" \
+        "    syscall: false" \
+        "    selectors:" \
+        "    - matchBinaries:" \
+        "      - operator: In" \
+        "        values: [\"/nonexistent/hundred\"]" \
+        "      matchActions:" \
+        "      - action: Post"
+}
+
+hundred_case() {
+    begin kprobe-hundred/enabled
+    names=$(hundred_functions)
+    found=$(echo "$names" | grep -c .)
+    if [ "$found" -lt $HUNDRED ]; then
+        bad "fewer than $HUNDRED traceable security_* functions here: $found"
+    else
+        i=0
+        for f in $names; do
+            hundred_policy "hundred-$i" "$f" >"$PDIR/.hundred-$i.yaml.tmp"
+            mv "$PDIR/.hundred-$i.yaml.tmp" "$PDIR/hundred-$i.yaml"
+            i=$((i + 1))
+        done
+        deadline=$(($(now) + 3 * WAIT))
+        while [ "$(hundred_state enabled)" -lt $HUNDRED ] && [ "$(now)" -lt "$deadline" ]; do
+            sleep 1
+        done
+        n=$(hundred_state enabled)
+        [ "$n" -eq $HUNDRED ] || bad "$n of $HUNDRED one-function policies enabled; load_error: $(hundred_state load_error)"
+        for f in $names; do
+            grep -q "kprobe $f served by program kprobe_any" "$LOG" ||
+                bad "the log does not say $f is served by kprobe_any"
+        done
+    fi
+    [ -z "$ERRS" ] || snap_list
+    rm -f "$PDIR"/hundred-*.yaml
+    deadline=$(($(now) + 3 * WAIT))
+    while [ "$(hundred_state enabled)" -gt 0 ] && [ "$(now)" -lt "$deadline" ]; do
+        sleep 1
+    done
+    [ "$(hundred_state enabled)" -eq 0 ] || bad "one-function policies still listed after their files went"
+    finish
+}
+
 trampolines_many_cases() {
     if ! has_feature bpf_lsm_active; then
         echo "GUEST-INFO lsm-many: the BPF LSM is not active here: the refusal is checked"
@@ -1110,6 +1190,7 @@ both_modes kprobe-override t_kprobe_override
 both_modes kprobe-sigkill t_kprobe_sigkill
 both_modes kprobe-return t_kprobe_return
 many_case kprobe-many t_kprobe_many
+hundred_case
 trampolines_many_cases
 uprobe_case uprobe-sigkill t_uprobe_sigkill
 both_modes sel-binaries t_sel_binaries
