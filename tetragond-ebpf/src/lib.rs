@@ -285,7 +285,7 @@ pub struct RateLimitKey {
     pub install_id: u32,
     pub selector: u8,
     /// Index of the Post action in the selector; `MAX_ACTIONS` for the
-    /// daemon's aggregation window (a Post without `rateLimit`).
+    /// daemon's aggregation window (a selector without a Post `rateLimit`).
     pub action: u8,
     pub _pad: [u8; 2],
     /// Thread id, process id (tgid), or 0 for the global scope.

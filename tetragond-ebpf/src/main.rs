@@ -211,13 +211,15 @@ fn loop_state() -> Option<&'static mut LoopState> {
 }
 
 /// Last post time (`bpf_ktime_get_ns`) of each identical event of a
-/// rate-limited Post (see `rate_limited`).
+/// rate-limited Post or of the aggregation window, and the repeats kept
+/// back since (see `rate_limited`).
 #[map]
 static RATE_LIMITS: LruHashMap<RateLimitKey, RateLimitState> =
     LruHashMap::with_max_entries(RATE_LIMIT_ENTRIES, 0);
 
-/// The daemon's aggregation window in ns (0: off): a Post without its own
-/// `rateLimit` is limited per process by it, its repeats counted.
+/// The daemon's aggregation window in ns (0: off): the events of a
+/// selector without a Post `rateLimit` are limited per process by it,
+/// their repeats counted (the actions are taken every time).
 #[map]
 static AGGREGATE_WINDOW: Array<u64> = Array::with_max_entries(1, 0);
 #[map]

@@ -54,7 +54,7 @@ pub struct ExportSection {
     pub socket: Option<PathBuf>,
     /// Aggregation: within this many milliseconds of a posted event, the
     /// kernel keeps back identical ones (same hook, selector, process and
-    /// argument values) of a Post without its own `rateLimit`, and the
+    /// argument values) of a selector without a Post `rateLimit`, and the
     /// next one posted says how many (`repeats`). 0 or unset: off.
     pub aggregate_window_ms: Option<u64>,
 }
