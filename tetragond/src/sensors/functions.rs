@@ -140,6 +140,11 @@ impl FunctionAttachments {
         }
     }
 
+    /// The first of the `count` sites from `base` no bound target holds.
+    fn free_site(&self, base: u32, count: u32) -> Option<u32> {
+        (base..base + count).find(|s| !self.bound.values().any(|b| b.site == *s))
+    }
+
     /// LSM hooks, fentry and fexit are served by one program each (links
     /// with cookies), not by slots.
     pub fn trampoline_cookies(&self) -> bool {
@@ -173,8 +178,9 @@ impl FunctionAttachments {
             return self.attach_by_cookie(ebpf, target, program, decision_map);
         }
         let (base, slots, prefix) = family_slots(target.family);
-        let slot = (0..slots)
-            .find(|k| !self.bound.values().any(|b| b.site == base + k))
+        let slot = self
+            .free_site(base, slots)
+            .map(|site| site - base)
             .ok_or_else(|| {
                 SensorError::Full(format!(
                     "at most {slots} distinct {prefix} targets can be hooked at once"
@@ -232,9 +238,8 @@ impl FunctionAttachments {
         (program, attach): (&'static str, TrampolineAttach),
         decision_map: std::os::fd::RawFd,
     ) -> Result<u32, SensorError> {
-        let site = (0..site::COOKIE_SLOTS)
-            .map(|k| site::COOKIE_BASE + k)
-            .find(|s| !self.bound.values().any(|b| b.site == *s))
+        let site = self
+            .free_site(site::COOKIE_BASE, site::COOKIE_SLOTS)
             .ok_or_else(|| {
                 SensorError::Full(format!(
                     "at most {} distinct LSM hooks, fentry and fexit targets can be hooked at once",
@@ -351,9 +356,8 @@ impl FunctionAttachments {
         target: &FunctionTarget,
         address: u64,
     ) -> Result<u32, SensorError> {
-        let site = (0..site::KPROBE_ANY_SLOTS)
-            .map(|k| site::KPROBE_ANY_BASE + k)
-            .find(|s| !self.bound.values().any(|b| b.site == *s))
+        let site = self
+            .free_site(site::KPROBE_ANY_BASE, site::KPROBE_ANY_SLOTS)
             .ok_or_else(|| {
                 SensorError::Full(format!(
                     "at most {} distinct kprobe targets can be hooked at once",
