@@ -39,13 +39,25 @@ struct TracingLinkAttr {
     cookie: u64,
 }
 
-/// bpf(2) with `attr` of `size` bytes; the descriptor it returns.
-pub fn bpf(cmd: libc::c_long, attr: *mut libc::c_void, size: usize) -> std::io::Result<OwnedFd> {
-    // SAFETY: attr points at a live, zero-padded bpf_attr of `size` bytes.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) };
-    if fd < 0 {
+/// bpf(2) with `attr` of `size` bytes, which must be a live, zero-padded
+/// `union bpf_attr` prefix (and what it points at live for the call); the
+/// kernel's return value.
+pub fn bpf_call(
+    cmd: libc::c_long,
+    attr: *mut libc::c_void,
+    size: usize,
+) -> std::io::Result<libc::c_long> {
+    // SAFETY: see above: every caller passes its own attr struct.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, size) };
+    if ret < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(ret)
+}
+
+/// bpf(2) with `attr` of `size` bytes; the descriptor it returns.
+pub fn bpf(cmd: libc::c_long, attr: *mut libc::c_void, size: usize) -> std::io::Result<OwnedFd> {
+    let fd = bpf_call(cmd, attr, size)?;
     // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -89,19 +101,12 @@ pub fn kprobe_address(link: BorrowedFd<'_>) -> std::io::Result<Option<u64>> {
         info_len: info.len() as u32,
         info: info.as_mut_ptr() as u64,
     };
-    // SAFETY: attr is a live bpf_attr prefix of the size passed, and
     // `info` outlives the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &mut attr as *mut InfoAttr,
-            std::mem::size_of::<InfoAttr>(),
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    bpf_call(
+        BPF_OBJ_GET_INFO_BY_FD,
+        (&mut attr as *mut InfoAttr).cast(),
+        std::mem::size_of::<InfoAttr>(),
+    )?;
     Ok(kprobe_address_in(&info))
 }
 

@@ -28,7 +28,7 @@ use std::{
     ffi::CString,
     fs, io,
     os::{
-        fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
+        fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
         unix::{ffi::OsStrExt, fs::DirBuilderExt},
     },
     path::{Path, PathBuf},
@@ -38,6 +38,8 @@ use std::{
 use aya::programs::{
     kprobe::KProbeLink, links::FdLink, trace_point::TracePointLink, uprobe::UProbeLink, Link as _,
 };
+
+use super::bpf_syscall::{bpf, bpf_call};
 
 /// Where generations are pinned unless told otherwise.
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/tetragond";
@@ -606,20 +608,11 @@ fn link_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     // union bpf_attr for BPF_LINK_GET_FD_BY_ID: link_id, next_id, open_flags.
     let mut attr = [0u32; 4];
     attr[0] = id;
-    // SAFETY: attr is a zeroed bpf_attr prefix of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_LINK_GET_FD_BY_ID,
-            attr.as_mut_ptr(),
-            std::mem::size_of_val(&attr),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    bpf(
+        BPF_LINK_GET_FD_BY_ID,
+        attr.as_mut_ptr().cast(),
+        std::mem::size_of_val(&attr),
+    )
 }
 
 fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
@@ -641,21 +634,13 @@ fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
         path_fd: 0,
         _pad: 0,
     };
-    // SAFETY: attr is a zero-padded bpf_attr prefix of the size passed; the
-    // path outlives the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_PIN,
-            &mut attr as *mut ObjAttr,
-            std::mem::size_of::<ObjAttr>(),
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    // The path outlives the call.
+    bpf_call(
+        BPF_OBJ_PIN,
+        (&mut attr as *mut ObjAttr).cast(),
+        std::mem::size_of::<ObjAttr>(),
+    )
+    .map(drop)
 }
 
 #[cfg(test)]
