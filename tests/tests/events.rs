@@ -709,18 +709,14 @@ fn burst_beyond_the_ring_buffer_is_counted() {
     assert_valid(&schema(), &h.events());
 }
 
-/// Issue #13: a flood from one process does not cost another process its
-/// events. The flood (getpgrp as fast as this machine goes, one process)
-/// outruns the daemon; meanwhile a trickle (getsid a few times a second,
-/// another process under another policy) must get every event exported,
-/// and every flood event is either written or reported dropped. Nothing
-/// here depends on timing: the trickle only has to overlap the flood.
-#[test]
-fn a_flood_does_not_cost_a_trickle_its_events() {
-    const TRICKLE: u64 = 8;
+/// A daemon with `config` and two Post policies, `flood` (getpgrp) and
+/// `trickle` (getsid), for the test binary: one process calls getpgrp
+/// without pause until the flood policy's `counter` passes 100,000, and
+/// meanwhile another calls getsid `trickle` times, 150 ms apart; then the
+/// flood stops.
+fn flood_and_trickle(config: &str, counter: &str, trickle: u64) -> Harness {
     let mut h = Harness::new();
-    // Every line stays in one file, to be counted.
-    h.write_config("[export]\nmax_size_bytes = 0\n");
+    h.write_config(config);
     h.start_daemon();
     for (name, nr) in [("flood", SYS_GETPGRP), ("trickle", SYS_GETSID)] {
         h.write_policy(
@@ -735,17 +731,31 @@ fn a_flood_does_not_cost_a_trickle_its_events() {
         .spawn()
         .expect("start the flood");
     h.wait_policy("flood", "flooding", |p| {
-        p["npost"].as_u64().is_some_and(|n| n > 100_000)
+        p[counter].as_u64().is_some_and(|n| n > 100_000)
     });
     let (_, status) = run_bin(&[
         "paced",
         &SYS_GETSID.to_string(),
-        &TRICKLE.to_string(),
+        &trickle.to_string(),
         "150",
     ]);
     let _ = flood.kill();
     let _ = flood.wait();
     assert!(status.success());
+    h
+}
+
+/// Issue #13: a flood from one process does not cost another process its
+/// events. The flood (getpgrp as fast as this machine goes, one process)
+/// outruns the daemon; meanwhile a trickle (getsid a few times a second,
+/// another process under another policy) must get every event exported,
+/// and every flood event is either written or reported dropped. Nothing
+/// here depends on timing: the trickle only has to overlap the flood.
+#[test]
+fn a_flood_does_not_cost_a_trickle_its_events() {
+    const TRICKLE: u64 = 8;
+    // Every line stays in one file, to be counted.
+    let h = flood_and_trickle("[export]\nmax_size_bytes = 0\n", "npost", TRICKLE);
     let posted = |name: &str| {
         h.policy(name)
             .and_then(|p| p["npost"].as_u64())
@@ -793,33 +803,11 @@ fn a_flood_does_not_cost_a_trickle_its_events() {
 #[test]
 fn an_aggregated_flood_is_folded_and_leaves_a_trickle_alone() {
     const TRICKLE: u64 = 8;
-    let mut h = Harness::new();
-    h.write_config("[export]\nmax_size_bytes = 0\naggregate_window_ms = 100\n");
-    h.start_daemon();
-    for (name, nr) in [("flood", SYS_GETPGRP), ("trickle", SYS_GETSID)] {
-        h.write_policy(
-            &format!("{name}.yaml"),
-            &kill_policy(name, nr, POST_ACTION, ""),
-        );
-        h.wait_policy(name, "enabled", enabled);
-    }
-    let mut flood = Command::new(testbin())
-        .args(["syscall", &SYS_GETPGRP.to_string(), "10000000000"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the flood");
-    h.wait_policy("flood", "flooding", |p| {
-        p["nratelimited"].as_u64().is_some_and(|n| n > 100_000)
-    });
-    let (_, status) = run_bin(&[
-        "paced",
-        &SYS_GETSID.to_string(),
-        &TRICKLE.to_string(),
-        "150",
-    ]);
-    let _ = flood.kill();
-    let _ = flood.wait();
-    assert!(status.success());
+    let h = flood_and_trickle(
+        "[export]\nmax_size_bytes = 0\naggregate_window_ms = 100\n",
+        "nratelimited",
+        TRICKLE,
+    );
     // The listed counters catch up within a second or so.
     let (events, posted, folded) = wait_for(&h, "every posted event written", || {
         let flood = h.policy("flood")?;
