@@ -107,6 +107,37 @@ still_loaded() {
     return 0
 }
 
+# stop_service: `systemctl stop tetragond`, bounded at 120 s. Past 15 s the
+# kernel stacks of tetragond's and tetragond-unload's threads are printed
+# (what a slow stop waits on), and the time it took always.
+stop_service() {
+    local start pids p p2 t said=0
+    start=$(date +%s%N)
+    systemctl stop tetragond &
+    p=$!
+    while kill -0 "$p" 2>/dev/null; do
+        if ((said == 0 && $(ms_since "$start") > 15000)); then
+            said=1
+            pids="$(main_pid) $(systemctl show -p MainPID --value tetragond-unload) $(pgrep -x tetragond | tr '\n' ' ')"
+            for p2 in $pids; do
+                [[ $p2 == 0 ]] && continue
+                for t in /proc/"$p2"/task/*; do
+                    note "15 s into the stop: $p2/${t##*/} ($(cat "$t"/comm 2>/dev/null), $(awk '/^State/{print $2}' "$t"/status 2>/dev/null)): $(tr '\n' ' ' <"$t"/stack 2>/dev/null)"
+                done
+            done
+            journal_dump 15
+        fi
+        if (($(ms_since "$start") > 120000)); then
+            note "systemctl stop still waiting after 120 s"
+            kill "$p" 2>/dev/null
+            return 1
+        fi
+        sleep 0.2
+    done
+    wait "$p" || return 1
+    note "systemctl stop took $(ms_since "$start") ms"
+}
+
 journal_dump() { journalctl -u tetragond -u tetragond-unload -b --no-pager -o short-monotonic | tail -n "${1:-25}" | indent; }
 
 # Generation folders under $PINS, space separated (empty: none).
@@ -297,7 +328,7 @@ check_stop_start() {
     note "pinned: generation $(generations): $(ls "$PINS"/*/ 2>/dev/null | tr '\n' ' ')"
     expect "one pinned generation while running (have: $(generations))" \
         sh -c "test \$(ls $PINS | wc -l) -eq 1" || return 1
-    expect "systemctl stop to succeed" systemctl stop tetragond || return 1
+    expect "systemctl stop to succeed" stop_service || return 1
     left=$(still_loaded "${ids[@]}" | tr '\n' ' ')
     expect "none of them loaded after stop (left: $left)" test -z "$left" || return 1
     expect "no pinned generation after stop (have: $(generations))" test -z "$(generations)" || return 1
@@ -323,7 +354,7 @@ check_tracefs_missing() {
     # On systems where nothing mounts tracefs the daemon mounts it: that must
     # work inside the unit's sandbox (it lands in the service's own mount
     # namespace). Mask systemd's mount unit so Wants= cannot bring it back.
-    expect "systemctl stop" systemctl stop tetragond || return 1
+    expect "systemctl stop" stop_service || return 1
     systemctl mask --runtime --quiet sys-kernel-tracing.mount
     umount /sys/kernel/tracing 2>/dev/null || true
     local rc=0
@@ -458,7 +489,7 @@ check_stop_after_crash() {
     sleep 0.3
     note "after kill -9: $(systemctl show -p ActiveState,SubState --value tetragond | tr '\n' ' ')"
     expect "still enforced with the daemon dead" testbin_is killed || return 1
-    expect "systemctl stop" systemctl stop tetragond || return 1
+    expect "systemctl stop" stop_service || return 1
     # `systemctl stop` waits for tetragond.service's job; the companion's
     # stop job, of the same transaction, ends right after it.
     expect "no pinned generation after the stop (have: $(generations))" \
@@ -477,7 +508,7 @@ check_stop_unloads() {
     before=$(our_progs)
     note "ours before the stop: $before"
     expect "programs of ours loaded while running" test -n "$before" || return 1
-    expect "systemctl stop" systemctl stop tetragond || return 1
+    expect "systemctl stop" stop_service || return 1
     expect "no pinned generation (have: $(generations))" test -z "$(generations)" || return 1
     expect "bpftool prog to show none of ours (shows: $(our_progs))" wait_until 10 no_progs_of_ours || return 1
     note "bpftool prog after the stop: $(bpftool prog show | grep -c '^[0-9]*:') programs, none of ours"
