@@ -436,6 +436,76 @@ fn process_selectors_follow_ancestry_capabilities_and_namespaces() {
     assert!(run(bin, &["syscall", &nr(SYS_GETSID)]).success());
 }
 
+/// Several matchNamespaces and matchCapabilities entries in one selector
+/// must all hold (as in Tetragon), each input that must not match failing
+/// one entry alone; and matchNamespaces `Pid` is the task's own pid
+/// namespace: `unshare -p` without --fork changes only the one its
+/// children get, so the process it runs is still in the host's.
+#[test]
+fn several_namespace_and_capability_entries_must_all_hold() {
+    const CAP_NET_RAW: u32 = 13;
+    let prm = own_caps("CapPrm");
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let bin = bin.to_str().expect("utf-8 path");
+    h.write_policy(
+        "all.yaml",
+        &selector_policy(
+            "sel-all-entries",
+            SYS_TIMES,
+            &format!(
+                "      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]
+      matchNamespaces:
+      - namespace: Pid
+        operator: In
+        values: [host_ns]
+      - namespace: Mnt
+        operator: In
+        values: [host_ns]
+      matchCapabilities:
+      - type: Effective
+        operator: In
+        values: [CAP_SYS_ADMIN]
+      - type: Inheritable
+        operator: NotIn
+        values: [CAP_NET_RAW]
+"
+            ),
+        ),
+    );
+    h.wait_policy("sel-all-entries", "enabled", enabled);
+    let nr = SYS_TIMES.to_string();
+    let st = run(bin, &["syscall", &nr]);
+    assert!(killed_by_sigkill(st), "every entry holds: {st:?}");
+    let st = run("unshare", &["-m", bin, "syscall", &nr]);
+    assert!(
+        st.success(),
+        "the second namespace entry fails (unshare -m): {st:?}"
+    );
+    let st = run("unshare", &["-p", bin, "syscall", &nr]);
+    assert!(
+        killed_by_sigkill(st),
+        "unshare -p leaves the process in the host's pid namespace: {st:?}"
+    );
+    let hex = |v: u64| format!("0x{v:x}");
+    let st = run(
+        bin,
+        &[
+            "caps",
+            &hex(prm),
+            &hex(prm),
+            &hex(1 << CAP_NET_RAW),
+            "syscall",
+            &nr,
+        ],
+    );
+    assert!(st.success(), "the second capability entry fails: {st:?}");
+    let st = run(bin, &["dropcaps", "syscall", &nr]);
+    assert!(st.success(), "the first capability entry fails: {st:?}");
+    h.wait_policy("sel-all-entries", "counted", |p| p["nenforce"] == 2);
+}
+
 #[test]
 fn match_pids_follow_forks_covers_descendants() {
     use std::io::Write;

@@ -318,19 +318,45 @@ pub struct Selector {
     /// Set operator of matchParentBinaries, against `BINARY_SETS` entries
     /// whose selector has [`PARENT_BINARIES`] set.
     pub parent_binary_op: u8,
-    /// matchCapabilities: set operator and which set (`cap_set::*`).
-    pub cap_op: u8,
-    pub cap_set: u8,
-    /// matchNamespaces: set operator, namespace kind (`ns_kind::*`), values used.
-    pub ns_op: u8,
-    pub ns_kind: u8,
-    pub n_ns: u8,
-    /// Capability bits (1 << CAP_*).
-    pub caps: u64,
-    /// Namespace inode numbers.
-    pub ns_values: [u32; MAX_NS_VALUES],
+    pub _pad2: [u8; 5],
+    /// matchCapabilities entries, all of which must hold (unused: `op` NONE).
+    pub caps: [CapFilter; MAX_CAP_FILTERS],
+    /// matchNamespaces entries, all of which must hold (unused: `op` NONE).
+    pub namespaces: [NsFilter; MAX_NS_FILTERS],
 }
 
+/// One matchCapabilities entry: In holds when the set has any of `mask`'s
+/// capabilities, NotIn when it has none.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapFilter {
+    /// Capability bits (1 << CAP_*).
+    pub mask: u64,
+    pub op: u8,
+    /// Which set (`cap_set::*`).
+    pub set: u8,
+    pub _pad: [u8; 6],
+}
+
+/// One matchNamespaces entry: the namespace of `kind` is (In) or is not
+/// (NotIn) one of `values`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NsFilter {
+    pub op: u8,
+    /// `ns_kind::*`.
+    pub kind: u8,
+    /// Values used.
+    pub n: u8,
+    pub _pad: u8,
+    /// Namespace inode numbers.
+    pub values: [u32; MAX_NS_VALUES],
+}
+
+/// matchCapabilities entries one selector can hold (one per set, and more).
+pub const MAX_CAP_FILTERS: usize = 3;
+/// matchNamespaces entries one selector can hold.
+pub const MAX_NS_FILTERS: usize = 4;
 /// Namespace inode numbers one matchNamespaces entry can list.
 pub const MAX_NS_VALUES: usize = 4;
 /// Bit of `BinarySetKey::selector` marking a matchParentBinaries set.
@@ -357,7 +383,11 @@ pub mod ns_kind {
     pub const CGROUP: u8 = 7;
     /// Read from the task's credentials, not its nsproxy.
     pub const USER: u8 = 8;
+    /// Entries of `StructOffsets::ns`.
     pub const KINDS: usize = 9;
+    /// The task's own pid namespace (Tetragon's `Pid`), read from its
+    /// `thread_pid`, not from nsproxy.
+    pub const PID: u8 = 9;
 }
 
 /// Where a namespace's inode number is: `task->nsproxy->{member}->ns.inum`.
@@ -705,11 +735,11 @@ pub struct StructOffsets {
     pub pid_numbers: u32,
     pub upid_size: u32,
     pub upid_nr: u32,
+    pub upid_ns: u32,
     pub ns: [NsOffsets; ns_kind::KINDS],
     /// `task_struct.thread_info.status` (x86-64: [`TS_COMPAT`] marks a
     /// 32-bit syscall). Read only when `valid`.
     pub task_ti_status: u32,
-    pub _pad: u32,
 }
 
 /// Per-CPU counters of a policy slot.

@@ -10,8 +10,8 @@ use aya_ebpf::helpers::{
     generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
-    cap_set, ns_kind, op, set_op, BinarySetKey, ExePath, Selector, StructOffsets, BINARY_FILTER,
-    MAX_ANCESTORS, MAX_PIDS, PARENT_BINARIES, STR_MATCH_LEN,
+    cap_set, ns_kind, op, set_op, BinarySetKey, CapFilter, ExePath, NsFilter, Selector,
+    StructOffsets, BINARY_FILTER, MAX_ANCESTORS, MAX_PIDS, PARENT_BINARIES, STR_MATCH_LEN,
 };
 
 use crate::{
@@ -295,22 +295,33 @@ pub extern "C" fn ancestor_step(index: u64, hook_slot: u64, selector: u64) -> i6
     0
 }
 
+/// Every matchCapabilities entry holds. The credentials are read once.
 #[inline(always)]
 fn caps_match(sel: &Selector) -> bool {
-    if sel.cap_op == set_op::NONE {
+    if sel.caps[0].op == set_op::NONE {
         return true;
     }
     let Some(o) = STRUCT_OFFSETS.get(0) else {
         return false;
     };
-    let offset = match sel.cap_set {
+    let cred = current_cred(o);
+    let mut ok = true;
+    crate::unrolled!([0, 1, 2], |i| ok &= cap_holds(o, cred, &sel.caps[i]));
+    ok
+}
+
+#[inline(always)]
+fn cap_holds(o: &StructOffsets, cred: u64, f: &CapFilter) -> bool {
+    if f.op == set_op::NONE {
+        return true;
+    }
+    let offset = match f.set {
         cap_set::INHERITABLE => o.cred_cap_inheritable,
         cap_set::PERMITTED => o.cred_cap_permitted,
         _ => o.cred_cap_effective,
     };
-    let cred = current_cred(o);
     let caps = unsafe { read::<u64>(cred, offset) }.unwrap_or(0);
-    (caps & sel.caps != 0) == (sel.cap_op == set_op::IN)
+    (caps & f.mask != 0) == (f.op == set_op::IN)
 }
 
 #[inline(always)]
@@ -319,31 +330,64 @@ fn current_cred(o: &StructOffsets) -> u64 {
     unsafe { read::<u64>(task, o.task_cred) }.unwrap_or(0)
 }
 
+/// Every matchNamespaces entry holds.
 #[inline(always)]
 fn namespaces_match(sel: &Selector) -> bool {
-    if sel.ns_op == set_op::NONE {
+    if sel.namespaces[0].op == set_op::NONE {
         return true;
     }
     let Some(o) = STRUCT_OFFSETS.get(0) else {
         return false;
     };
-    let kind = sel.ns_kind as usize;
-    if kind >= ns_kind::KINDS {
-        return false;
+    let mut ok = true;
+    crate::unrolled!([0, 1, 2, 3], |i| ok &=
+        namespace_holds(o, &sel.namespaces[i]));
+    ok
+}
+
+#[inline(always)]
+fn namespace_holds(o: &StructOffsets, f: &NsFilter) -> bool {
+    if f.op == set_op::NONE {
+        return true;
     }
-    let at = o.ns[kind];
-    let holder = if sel.ns_kind == ns_kind::USER {
+    let inum = namespace_inum(o, f.kind);
+    let n = f.n as usize;
+    let mut found = false;
+    crate::unrolled!([0, 1, 2, 3], |i| found |= i < n && f.values[i] == inum);
+    found == (f.op == set_op::IN)
+}
+
+/// The inode number of the current task's namespace of `kind`; 0 when it
+/// cannot be read (no namespace has inode 0: In fails, NotIn holds).
+#[inline(always)]
+fn namespace_inum(o: &StructOffsets, kind: u8) -> u32 {
+    let task = unsafe { bpf_get_current_task() };
+    if kind == ns_kind::PID {
+        // task_active_pid_ns(): thread_pid->numbers[level].ns.
+        let pid = unsafe { read::<u64>(task, o.task_thread_pid) }.unwrap_or(0);
+        let level = unsafe { read::<u32>(pid, o.pid_level) }.unwrap_or(0) & 31;
+        let at = o.pid_numbers + level * o.upid_size + o.upid_ns;
+        let ns = unsafe { read::<u64>(pid, at) }.unwrap_or(0);
+        let inum_at = o.ns[ns_kind::PID_FOR_CHILDREN as usize].inum;
+        return unsafe { read::<u32>(ns, inum_at) }.unwrap_or(0);
+    }
+    let k = kind as usize;
+    if k >= ns_kind::KINDS {
+        return 0;
+    }
+    let at = o.ns[k];
+    let holder = if kind == ns_kind::USER {
         current_cred(o)
     } else {
-        let task = unsafe { bpf_get_current_task() };
         unsafe { read::<u64>(task, o.task_nsproxy) }.unwrap_or(0)
     };
     let ns = unsafe { read::<u64>(holder, at.member) }.unwrap_or(0);
-    let inum = unsafe { read::<u32>(ns, at.inum) }.unwrap_or(0);
-    let n = sel.n_ns as usize;
-    let mut found = false;
-    crate::unrolled!([0, 1, 2, 3], |i| found |= i < n && sel.ns_values[i] == inum);
-    found == (sel.ns_op == set_op::IN)
+    unsafe { read::<u32>(ns, at.inum) }.unwrap_or(0)
 }
 
-const _: () = assert!(MAX_PIDS == 8 && tetragond_ebpf::MAX_NS_VALUES == 4);
+const _: () = assert!(
+    MAX_PIDS == 8
+        && tetragond_ebpf::MAX_NS_VALUES == 4
+        && tetragond_ebpf::MAX_NS_FILTERS == 4
+        && tetragond_ebpf::MAX_CAP_FILTERS == 3
+);

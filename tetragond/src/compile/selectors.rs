@@ -3,8 +3,8 @@
 
 use tetragond_ebpf::{
     action, cap_set, op, rate_scope, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER,
-    MAX_ARG_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_VALUES, PARENT_BINARIES, STR_MATCH_LEN,
-    SUBSTR_LEN,
+    MAX_ARG_FILTERS, MAX_CAP_FILTERS, MAX_NS_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_VALUES,
+    PARENT_BINARIES, STR_MATCH_LEN, SUBSTR_LEN,
 };
 
 use super::{
@@ -483,6 +483,9 @@ impl SelectorCtx<'_> {
         Err(self.invalid(format!("`{raw}` is not an integer")))
     }
 
+    /// Several entries are ANDed, as in Tetragon: they fold into one set
+    /// (the In sets intersected, less every NotIn value; NotIn alone: the
+    /// union), so the kernel checks one list.
     fn compile_pids(
         &self,
         pids: &[PidSelector],
@@ -491,24 +494,51 @@ impl SelectorCtx<'_> {
         let Some(first) = pids.first() else {
             return Ok(());
         };
-        if pids.len() > 1 {
-            return Err(self.unsupported("more than one matchPIDs entry per selector"));
+        if pids.iter().any(|p| {
+            p.follow_forks != first.follow_forks || p.is_namespace_pid != first.is_namespace_pid
+        }) {
+            return Err(self.unsupported(
+                "matchPIDs entries that differ in followForks or isNamespacePID cannot be combined in one selector",
+            ));
+        }
+        let mut within: Option<Vec<u32>> = None;
+        let mut excluded: Vec<u32> = Vec::new();
+        for entry in pids {
+            match set_operator(entry.operator.as_str()) {
+                Some(set_op::IN) => {
+                    within = Some(match within {
+                        None => entry.values.clone(),
+                        Some(v) => v.into_iter().filter(|p| entry.values.contains(p)).collect(),
+                    })
+                }
+                Some(_) => excluded.extend(&entry.values),
+                None => {
+                    return Err(self.invalid(format!(
+                        "matchPIDs operator {} (expected In or NotIn)",
+                        entry.operator.as_str()
+                    )))
+                }
+            }
+        }
+        let (operator, mut values) = match within {
+            Some(v) => (
+                set_op::IN,
+                v.into_iter().filter(|p| !excluded.contains(p)).collect(),
+            ),
+            None => (set_op::NOT_IN, excluded),
+        };
+        let mut seen = std::collections::HashSet::new();
+        values.retain(|p| seen.insert(*p));
+        if values.len() > MAX_PIDS {
+            return Err(self.invalid(format!("at most {MAX_PIDS} matchPIDs values")));
         }
         compiled.pid_follow = u8::from(first.follow_forks);
         compiled.pid_in_ns = u8::from(first.is_namespace_pid);
-        compiled.pid_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.invalid(format!(
-                "matchPIDs operator {} (expected In or NotIn)",
-                first.operator.as_str()
-            ))
-        })?;
-        if first.values.len() > MAX_PIDS {
-            return Err(self.invalid(format!("at most {MAX_PIDS} matchPIDs values")));
-        }
-        for (i, v) in first.values.iter().enumerate() {
+        compiled.pid_op = operator;
+        for (i, v) in values.iter().enumerate() {
             compiled.pids[i] = *v;
         }
-        compiled.n_pids = first.values.len() as u8;
+        compiled.n_pids = values.len() as u8;
         Ok(())
     }
 
@@ -608,74 +638,77 @@ impl SelectorCtx<'_> {
         Ok(())
     }
 
+    /// Each entry is one kernel filter; all must hold (ANDed, as Tetragon).
     fn compile_capabilities(
         &self,
         caps: &[CapabilitiesSelector],
         compiled: &mut Selector,
     ) -> Result<(), CompileError> {
-        let Some(first) = caps.first() else {
-            return Ok(());
-        };
-        if caps.len() > 1 {
-            return Err(self.unsupported("more than one matchCapabilities entry per selector"));
+        if caps.len() > MAX_CAP_FILTERS {
+            return Err(self.invalid(format!(
+                "at most {MAX_CAP_FILTERS} matchCapabilities entries per selector"
+            )));
         }
-        if first.is_namespace_capability {
-            return Err(
-                self.unsupported("matchCapabilities isNamespaceCapability is not supported yet")
-            );
-        }
-        compiled.cap_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.invalid(format!(
-                "matchCapabilities operator {} (expected In or NotIn)",
-                first.operator.as_str()
-            ))
-        })?;
-        compiled.cap_set = match first.ty.as_str() {
-            "Inheritable" => cap_set::INHERITABLE,
-            "Permitted" => cap_set::PERMITTED,
-            _ => cap_set::EFFECTIVE,
-        };
-        for name in &first.values {
-            let bit = values::capability(name).ok_or_else(|| {
-                self.invalid(format!("`{name}` is not a capability (CAP_SYS_ADMIN, ...)"))
+        for (entry, filter) in caps.iter().zip(compiled.caps.iter_mut()) {
+            if entry.is_namespace_capability {
+                return Err(self
+                    .unsupported("matchCapabilities isNamespaceCapability is not supported yet"));
+            }
+            filter.op = set_operator(entry.operator.as_str()).ok_or_else(|| {
+                self.invalid(format!(
+                    "matchCapabilities operator {} (expected In or NotIn)",
+                    entry.operator.as_str()
+                ))
             })?;
-            compiled.caps |= 1u64 << bit;
+            filter.set = match entry.ty.as_str() {
+                "Inheritable" => cap_set::INHERITABLE,
+                "Permitted" => cap_set::PERMITTED,
+                _ => cap_set::EFFECTIVE,
+            };
+            for name in &entry.values {
+                let bit = values::capability(name).ok_or_else(|| {
+                    self.invalid(format!("`{name}` is not a capability (CAP_SYS_ADMIN, ...)"))
+                })?;
+                filter.mask |= 1u64 << bit;
+            }
         }
         Ok(())
     }
 
+    /// Each entry is one kernel filter; all must hold (ANDed, as Tetragon).
     fn compile_namespaces(
         &self,
         namespaces: &[NamespaceSelector],
         compiled: &mut Selector,
     ) -> Result<(), CompileError> {
-        let Some(first) = namespaces.first() else {
-            return Ok(());
-        };
-        if namespaces.len() > 1 {
-            return Err(self.unsupported("more than one matchNamespaces entry per selector"));
+        if namespaces.len() > MAX_NS_FILTERS {
+            return Err(self.invalid(format!(
+                "at most {MAX_NS_FILTERS} matchNamespaces entries per selector"
+            )));
         }
-        compiled.ns_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.invalid(format!(
-                "matchNamespaces operator {} (expected In or NotIn)",
-                first.operator.as_str()
-            ))
-        })?;
-        let kind = first.namespace.as_str();
-        compiled.ns_kind = values::namespace_kind(kind);
-        if first.values.len() > MAX_NS_VALUES {
-            return Err(self.invalid(format!("at most {MAX_NS_VALUES} matchNamespaces values")));
+        for (entry, filter) in namespaces.iter().zip(compiled.namespaces.iter_mut()) {
+            filter.op = set_operator(entry.operator.as_str()).ok_or_else(|| {
+                self.invalid(format!(
+                    "matchNamespaces operator {} (expected In or NotIn)",
+                    entry.operator.as_str()
+                ))
+            })?;
+            let kind = entry.namespace.as_str();
+            filter.kind = values::namespace_kind(kind);
+            if entry.values.len() > MAX_NS_VALUES {
+                return Err(self.invalid(format!("at most {MAX_NS_VALUES} matchNamespaces values")));
+            }
+            for (i, v) in entry.values.iter().enumerate() {
+                filter.values[i] = match v.trim() {
+                    "host_ns" => values::host_namespace(kind)
+                        .map_err(|e| self.unsupported(format!("host_ns of {kind}: {e}")))?,
+                    n => n.parse::<u32>().map_err(|_| {
+                        self.invalid(format!("`{n}` is not a namespace inode number or host_ns"))
+                    })?,
+                };
+            }
+            filter.n = entry.values.len() as u8;
         }
-        for (i, v) in first.values.iter().enumerate() {
-            compiled.ns_values[i] = match v.trim() {
-                "host_ns" => values::host_namespace(kind)
-                    .map_err(|e| self.unsupported(format!("host_ns of {kind}: {e}")))?,
-                n => n.parse::<u32>().map_err(|_| {
-                    self.invalid(format!("`{n}` is not a namespace inode number or host_ns"))
-                })?,
-            };
-        }
-        compiled.n_ns = first.values.len() as u8;
         Ok(())
     }
 

@@ -415,14 +415,17 @@ fn process_selectors_compile_to_kernel_fields() {
     ))
     .expect("compiles");
     let sel = &c.hooks[0].conf.selectors[0];
-    assert_eq!(sel.cap_op, set_op::NOT_IN);
-    assert_eq!(sel.cap_set, tetragond_ebpf::cap_set::PERMITTED);
-    assert_eq!(sel.caps, 1 << 21 | 1 << 39);
+    assert_eq!(sel.caps[0].op, set_op::NOT_IN);
+    assert_eq!(sel.caps[0].set, tetragond_ebpf::cap_set::PERMITTED);
+    assert_eq!(sel.caps[0].mask, 1 << 21 | 1 << 39);
+    assert_eq!(sel.caps[1].op, set_op::NONE);
+    let ns = &sel.namespaces[0];
     assert_eq!(
-        (sel.ns_op, sel.ns_kind, sel.n_ns),
+        (ns.op, ns.kind, ns.n),
         (set_op::IN, tetragond_ebpf::ns_kind::NET, 1)
     );
-    assert_eq!(sel.ns_values[0], 4026531840);
+    assert_eq!(ns.values[0], 4026531840);
+    assert_eq!(sel.namespaces[1].op, set_op::NONE);
     assert_eq!(sel.pid_follow, 1);
     assert_eq!(sel.parent_binary_op, set_op::IN);
     assert_eq!(
@@ -432,6 +435,100 @@ fn process_selectors_compile_to_kernel_fields() {
             path: "/bin/sh".into()
         }]
     );
+}
+
+/// Several entries of one kind in a selector are ANDed, as in Tetragon.
+#[test]
+fn several_process_entries_in_one_selector_must_all_hold() {
+    let c = compile_yaml(&policy_with(
+        "    - matchCapabilities:
+      - operator: In
+        values: [CAP_SYS_ADMIN]
+      - type: Permitted
+        operator: NotIn
+        values: [CAP_BPF]
+      matchNamespaces:
+      - namespace: Pid
+        operator: In
+        values: [\"4026531836\"]
+      - namespace: Mnt
+        operator: NotIn
+        values: [\"4026531841\", \"4026531842\"]
+      matchPIDs:
+      - operator: In
+        values: [1, 2, 3]
+      - operator: In
+        values: [2, 3, 4]
+      - operator: NotIn
+        values: [3]
+",
+    ))
+    .expect("compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    use tetragond_ebpf::{cap_set, ns_kind};
+    let caps: Vec<_> = sel.caps.iter().map(|f| (f.op, f.set, f.mask)).collect();
+    assert_eq!(
+        caps,
+        vec![
+            (set_op::IN, cap_set::EFFECTIVE, 1 << 21),
+            (set_op::NOT_IN, cap_set::PERMITTED, 1 << 39),
+            (set_op::NONE, 0, 0),
+        ]
+    );
+    let ns: Vec<_> = sel.namespaces.iter().map(|f| (f.op, f.kind, f.n)).collect();
+    assert_eq!(
+        ns,
+        vec![
+            (set_op::IN, ns_kind::PID, 1),
+            (set_op::NOT_IN, ns_kind::MNT, 2),
+            (set_op::NONE, 0, 0),
+            (set_op::NONE, 0, 0),
+        ]
+    );
+    assert_eq!(sel.namespaces[1].values[..2], [4026531841, 4026531842]);
+    // In {1,2,3} and In {2,3,4} and NotIn {3}: only 2.
+    assert_eq!((sel.pid_op, sel.n_pids, sel.pids[0]), (set_op::IN, 1, 2));
+}
+
+#[test]
+fn not_in_pid_entries_fold_into_their_union() {
+    let c = compile_yaml(&policy_with(
+        "    - matchPIDs:
+      - operator: NotIn
+        values: [1, 2]
+      - operator: NotIn
+        values: [2, 5]
+",
+    ))
+    .expect("compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    assert_eq!((sel.pid_op, sel.n_pids), (set_op::NOT_IN, 3));
+    assert_eq!(sel.pids[..3], [1, 2, 5]);
+}
+
+#[test]
+fn process_entries_past_the_kernel_limits_are_refused() {
+    let entry = "      - namespace: Net\n        operator: In\n        values: [\"1\"]\n";
+    let e = compile_yaml(&policy_with(&format!(
+        "    - matchNamespaces:\n{}",
+        entry.repeat(5)
+    )))
+    .expect_err("5 entries");
+    assert!(
+        e.to_string().contains("at most 4 matchNamespaces entries"),
+        "{e}"
+    );
+    let e = compile_yaml(&policy_with(
+        "    - matchPIDs:
+      - operator: In
+        values: [1]
+      - operator: In
+        followForks: true
+        values: [1]
+",
+    ))
+    .expect_err("followForks differs");
+    assert!(e.to_string().contains("differ in followForks"), "{e}");
 }
 
 #[test]

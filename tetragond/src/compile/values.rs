@@ -127,9 +127,11 @@ pub fn namespace_kind(name: &str) -> u8 {
         "Uts" => UTS,
         "Ipc" => IPC,
         "Mnt" => MNT,
-        // The kernel reads nsproxy's pid namespace for children, which is
-        // the task's own unless it called unshare(CLONE_NEWPID).
-        "Pid" | "PidForChildren" => PID_FOR_CHILDREN,
+        // The task's own (thread_pid's), as Tetragon reads it; nsproxy's
+        // is the one its next children get, which unshare(CLONE_NEWPID)
+        // changes.
+        "Pid" => PID,
+        "PidForChildren" => PID_FOR_CHILDREN,
         "Net" => NET,
         "Time" => TIME,
         "TimeForChildren" => TIME_FOR_CHILDREN,

@@ -56,12 +56,12 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         pid_numbers: at("pid", &["numbers"])?,
         upid_size: btf.member_offset("upid", &["ns"])?.offset + 8,
         upid_nr: at("upid", &["nr"])?,
+        upid_ns: at("upid", &["ns"])?,
         ns: namespaces(btf)?,
         // x86-64 embeds `thread_info` in `task_struct`
         // (CONFIG_THREAD_INFO_IN_TASK); `status` holds TS_COMPAT. Its
         // offset moved (5.11 added `syscall_work` before it).
         task_ti_status: at("task_struct", &["thread_info", "status"])?,
-        _pad: 0,
     })
 }
 
