@@ -506,6 +506,55 @@ fn several_namespace_and_capability_entries_must_all_hold() {
     h.wait_policy("sel-all-entries", "counted", |p| p["nenforce"] == 2);
 }
 
+/// matchParentBinaries Postfix and NotPostfix on the parent's executable,
+/// two-sided, beside a matchBinaries Prefix of the same selector (their
+/// trie entries must not meet): testbin started by /bin/sh has a parent
+/// whose path ends in `sh`; started here, its parent is this test.
+#[test]
+fn parent_binaries_postfix_is_matched_on_the_parents_path() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let dir = bin.parent().expect("folder").display().to_string();
+    let bin = bin.to_str().expect("utf-8 path");
+    let parent = |operator: &str| {
+        format!("      matchBinaries:\n      - operator: Prefix\n        values: [\"{dir}/\"]\n      matchParentBinaries:\n      - operator: {operator}\n        values: [\"sh\"]\n")
+    };
+    h.write_policy(
+        "postfix.yaml",
+        &selector_policy("sel-parent-postfix", SYS_GETSID, &parent("Postfix")),
+    );
+    h.write_policy(
+        "notpostfix.yaml",
+        &selector_policy("sel-parent-notpostfix", SYS_GETPGID, &parent("NotPostfix")),
+    );
+    for name in ["sel-parent-postfix", "sel-parent-notpostfix"] {
+        h.wait_policy(name, "enabled", enabled);
+    }
+    let nr = |n: u32| n.to_string();
+    assert_eq!(
+        via_shell(SYS_GETSID).code(),
+        Some(128 + 9),
+        "parent sh, Postfix"
+    );
+    assert!(
+        run(bin, &["syscall", &nr(SYS_GETSID)]).success(),
+        "parent not sh, Postfix"
+    );
+    assert!(
+        killed_by_sigkill(run(bin, &["syscall", &nr(SYS_GETPGID)])),
+        "parent not sh, NotPostfix"
+    );
+    assert_eq!(
+        via_shell(SYS_GETPGID).code(),
+        Some(0),
+        "parent sh, NotPostfix"
+    );
+    for name in ["sel-parent-postfix", "sel-parent-notpostfix"] {
+        h.wait_policy(name, "counted", |p| p["nenforce"] == 1);
+    }
+}
+
 #[test]
 fn match_pids_follow_forks_covers_descendants() {
     use std::io::Write;

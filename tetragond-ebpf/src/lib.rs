@@ -186,6 +186,8 @@ pub mod set_op {
 /// `StrTrieData::filter` of matchBinaries path entries (matchArgs
 /// filters are numbered from 0).
 pub const BINARY_FILTER: u8 = 0xf0;
+/// `StrTrieData::filter` of matchParentBinaries path entries.
+pub const PARENT_BINARY_FILTER: u8 = 0xf1;
 
 /// Action kinds (`ActionSpec::kind`, `Event::action`).
 pub mod action {

@@ -11,7 +11,8 @@ use aya_ebpf::helpers::{
 };
 use tetragond_ebpf::{
     cap_set, ns_kind, op, set_op, BinarySetKey, CapFilter, ExePath, NsFilter, Selector,
-    StructOffsets, BINARY_FILTER, MAX_ANCESTORS, MAX_PIDS, PARENT_BINARIES, STR_MATCH_LEN,
+    StructOffsets, BINARY_FILTER, MAX_ANCESTORS, MAX_PIDS, PARENT_BINARIES, PARENT_BINARY_FILTER,
+    STR_MATCH_LEN,
 };
 
 use crate::{
@@ -182,10 +183,15 @@ fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, task: Task)
         set_op::PREFIX | set_op::NOT_PREFIX => op::PREFIX,
         _ => op::POSTFIX,
     };
+    let filter = if selector & PARENT_BINARIES != 0 {
+        PARENT_BINARY_FILTER
+    } else {
+        BINARY_FILTER
+    };
     let at = FilterAt {
         hook_slot,
         selector: selector as u8,
-        filter: BINARY_FILTER,
+        filter,
         arg: EXE_BUF_SOURCE,
     };
     str_lookup(&at, code, buf as *const u8, (n - 1) as u64)

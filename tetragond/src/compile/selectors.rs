@@ -4,7 +4,7 @@
 use tetragond_ebpf::{
     action, cap_set, op, rate_scope, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER,
     MAX_ARG_FILTERS, MAX_CAP_FILTERS, MAX_NS_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_VALUES,
-    PARENT_BINARIES, STR_MATCH_LEN, SUBSTR_LEN,
+    PARENT_BINARIES, PARENT_BINARY_FILTER, STR_MATCH_LEN, SUBSTR_LEN,
 };
 
 use super::{
@@ -555,52 +555,7 @@ impl SelectorCtx<'_> {
             return Err(self.unsupported("more than one matchBinaries entry per selector"));
         }
         compiled.binary_follow = u8::from(first.follow_children);
-        let (code, shape) = match first.operator.as_str() {
-            "Prefix" => (set_op::PREFIX, values::StrShape::Prefix),
-            "NotPrefix" => (set_op::NOT_PREFIX, values::StrShape::Prefix),
-            "Postfix" => (set_op::POSTFIX, values::StrShape::Postfix),
-            "NotPostfix" => (set_op::NOT_POSTFIX, values::StrShape::Postfix),
-            other => {
-                compiled.binary_op = set_operator(other).ok_or_else(|| {
-                    self.unsupported(format!("matchBinaries operator {other} is not supported"))
-                })?;
-                return self.binary_paths(first, out);
-            }
-        };
-        compiled.binary_op = code;
-        for v in &first.values {
-            let bytes = values::str_key(v, shape).ok_or_else(|| {
-                self.invalid(format!(
-                    "matchBinaries value `{v}` is longer than the {} bytes the kernel compares",
-                    STR_MATCH_LEN - 1
-                ))
-            })?;
-            out.entries.push(MapEntry::Str {
-                selector: self.s as u8,
-                filter: BINARY_FILTER,
-                bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// In/NotIn: exact executable paths, each given a binary id.
-    fn binary_paths(
-        &self,
-        first: &BinarySelector,
-        out: &mut CompiledSelectors,
-    ) -> Result<(), CompileError> {
-        for path in &first.values {
-            if !path.starts_with('/') {
-                return Err(self.invalid(format!(
-                    "matchBinaries value `{path}` must be an absolute path"
-                )));
-            }
-            out.entries.push(MapEntry::Binary {
-                selector: self.s as u32,
-                path: path.clone(),
-            });
-        }
+        compiled.binary_op = self.binary_entry(Whose::Own, first, out)?;
         Ok(())
     }
 
@@ -618,24 +573,56 @@ impl SelectorCtx<'_> {
                 self.unsupported("matchParentBinaries takes one entry without followChildren")
             );
         }
-        compiled.parent_binary_op = set_operator(first.operator.as_str()).ok_or_else(|| {
-            self.unsupported(format!(
-                "matchParentBinaries operator {} is not supported yet (In, NotIn are)",
-                first.operator.as_str()
-            ))
-        })?;
-        for path in &first.values {
-            if !path.starts_with('/') {
-                return Err(self.invalid(format!(
-                    "matchParentBinaries value `{path}` must be an absolute path"
-                )));
+        compiled.parent_binary_op = self.binary_entry(Whose::Parent, first, out)?;
+        Ok(())
+    }
+
+    /// One matchBinaries or matchParentBinaries entry: its map entries, and
+    /// the operator's code. In/NotIn list exact paths (each given a binary
+    /// id); Prefix/Postfix and their Not forms go to the string trie.
+    fn binary_entry(
+        &self,
+        whose: Whose,
+        entry: &BinarySelector,
+        out: &mut CompiledSelectors,
+    ) -> Result<u8, CompileError> {
+        let field = whose.field();
+        let (code, shape) = match entry.operator.as_str() {
+            "Prefix" => (set_op::PREFIX, values::StrShape::Prefix),
+            "NotPrefix" => (set_op::NOT_PREFIX, values::StrShape::Prefix),
+            "Postfix" => (set_op::POSTFIX, values::StrShape::Postfix),
+            "NotPostfix" => (set_op::NOT_POSTFIX, values::StrShape::Postfix),
+            other => {
+                let code = set_operator(other).ok_or_else(|| {
+                    self.unsupported(format!("{field} operator {other} is not supported"))
+                })?;
+                for path in &entry.values {
+                    if !path.starts_with('/') {
+                        return Err(self
+                            .invalid(format!("{field} value `{path}` must be an absolute path")));
+                    }
+                    out.entries.push(MapEntry::Binary {
+                        selector: whose.set_selector(self.s as u32),
+                        path: path.clone(),
+                    });
+                }
+                return Ok(code);
             }
-            out.entries.push(MapEntry::Binary {
-                selector: self.s as u32 | PARENT_BINARIES,
-                path: path.clone(),
+        };
+        for v in &entry.values {
+            let bytes = values::str_key(v, shape).ok_or_else(|| {
+                self.invalid(format!(
+                    "{field} value `{v}` is longer than the {} bytes the kernel compares",
+                    STR_MATCH_LEN - 1
+                ))
+            })?;
+            out.entries.push(MapEntry::Str {
+                selector: self.s as u8,
+                filter: whose.trie_filter(),
+                bytes,
             });
         }
-        Ok(())
+        Ok(code)
     }
 
     /// Each entry is one kernel filter; all must hold (ANDed, as Tetragon).
@@ -793,6 +780,40 @@ fn operator_code(name: &str) -> Option<u8> {
         "NotInMap" => op::NOT_IN_MAP,
         _ => return None,
     })
+}
+
+/// Whose executable a binary entry is matched against.
+#[derive(Clone, Copy)]
+enum Whose {
+    /// The task's (matchBinaries).
+    Own,
+    /// Its parent's (matchParentBinaries).
+    Parent,
+}
+
+impl Whose {
+    fn field(self) -> &'static str {
+        match self {
+            Whose::Own => "matchBinaries",
+            Whose::Parent => "matchParentBinaries",
+        }
+    }
+
+    /// `BinarySetKey::selector` of its exact paths.
+    fn set_selector(self, selector: u32) -> u32 {
+        match self {
+            Whose::Own => selector,
+            Whose::Parent => selector | PARENT_BINARIES,
+        }
+    }
+
+    /// `StrTrieData::filter` of its prefixes and postfixes.
+    fn trie_filter(self) -> u8 {
+        match self {
+            Whose::Own => BINARY_FILTER,
+            Whose::Parent => PARENT_BINARY_FILTER,
+        }
+    }
 }
 
 fn set_operator(name: &str) -> Option<u8> {

@@ -491,6 +491,38 @@ fn several_process_entries_in_one_selector_must_all_hold() {
 }
 
 #[test]
+fn parent_binaries_prefix_and_postfix_use_their_own_trie_filter() {
+    let c = compile_yaml(&policy_with(
+        "    - matchBinaries:
+      - operator: Prefix
+        values: [/usr/]
+      matchParentBinaries:
+      - operator: NotPostfix
+        values: [sh]
+",
+    ))
+    .expect("compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    assert_eq!(sel.binary_op, set_op::PREFIX);
+    assert_eq!(sel.parent_binary_op, set_op::NOT_POSTFIX);
+    let filters: Vec<u8> = c.hooks[0]
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            MapEntry::Str { filter, .. } => Some(*filter),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        filters,
+        vec![
+            tetragond_ebpf::BINARY_FILTER,
+            tetragond_ebpf::PARENT_BINARY_FILTER
+        ]
+    );
+}
+
+#[test]
 fn not_in_pid_entries_fold_into_their_union() {
     let c = compile_yaml(&policy_with(
         "    - matchPIDs:
