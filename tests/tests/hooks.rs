@@ -819,3 +819,61 @@ fn permitted_and_inheritable_capabilities_and_the_net_namespace_are_matched_in_t
         h.wait_policy(name, "counted", |p| p["nenforce"] == 1);
     }
 }
+
+/// `raw: true`: the tracepoint's own arguments (TP_PROTO, typed by BTF),
+/// read by a BTF tracepoint program. raw_syscalls/sys_enter passes
+/// `(struct pt_regs *regs, long id)`: a Sigkill on `id` kills that call
+/// only. sched/sched_process_exec passes `(struct task_struct *p, pid_t
+/// old_pid, struct linux_binprm *bprm)`: the event reads the pid and
+/// follows the binprm to the file executed.
+#[test]
+fn raw_tracepoints_read_their_own_arguments() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let bin = bin.to_str().expect("utf-8 path");
+    let head = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: NAME\nspec:\n  tracepoints:\n";
+    h.write_policy(
+        "raw-kill.yaml",
+        &format!(
+            "{}  - subsystem: raw_syscalls\n    event: sys_enter\n    raw: true\n    args:\n    - index: 1\n      type: int64\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: [\"{SYS_GETSID}\"]\n      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n      matchActions:\n      - action: Sigkill\n",
+            head.replace("NAME", "raw-kill")
+        ),
+    );
+    h.write_policy(
+        "raw-exec.yaml",
+        &format!(
+            "{}  - subsystem: sched\n    event: sched_process_exec\n    raw: true\n    args:\n    - index: 1\n      type: int\n    - index: 2\n      type: linux_binprm\n    selectors:\n    - matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n",
+            head.replace("NAME", "raw-exec")
+        ),
+    );
+    for name in ["raw-kill", "raw-exec"] {
+        let p = h.wait_policy(name, "enabled", enabled);
+        assert_eq!(p["sensors"][0], "generic_tracepoint", "{p}");
+    }
+    let nr = |n: u32| n.to_string();
+    let st = run(bin, &["syscall", &nr(SYS_GETSID)]);
+    assert!(killed_by_sigkill(st), "the id matched: {st:?}");
+    let st = run(bin, &["syscall", &nr(SYS_GETPGID)]);
+    assert!(st.success(), "another id: {st:?}");
+    h.wait_policy("raw-kill", "counted", |p| p["nenforce"] == 1);
+    let kill = h.wait_event("the raw sys_enter event", |e| {
+        e["process_tracepoint"]["policy_name"] == "raw-kill"
+    });
+    let tp = &kill["process_tracepoint"];
+    assert_eq!(
+        (tp["subsys"].as_str(), tp["event"].as_str()),
+        (Some("raw_syscalls"), Some("sys_enter"))
+    );
+    assert_eq!(tp["args"][0]["long_arg"], SYS_GETSID.to_string(), "{kill}");
+    let exec = h.wait_event("the raw exec event", |e| {
+        e["process_tracepoint"]["policy_name"] == "raw-exec"
+    });
+    let tp = &exec["process_tracepoint"];
+    assert_eq!(tp["event"], "sched_process_exec", "{exec}");
+    assert_eq!(
+        tp["args"][0]["int_arg"], tp["process"]["pid"],
+        "old_pid: {exec}"
+    );
+    assert_eq!(tp["args"][1]["linux_binprm_arg"]["path"], bin, "{exec}");
+}

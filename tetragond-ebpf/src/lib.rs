@@ -464,9 +464,13 @@ pub mod site {
     pub const FEXIT_SLOTS: u32 = 4;
     pub const LSM_BASE: u32 = 96;
     pub const LSM_SLOTS: u32 = 8;
+    /// Raw tracepoints (`raw: true`), BTF-typed (tp_btf), by slot.
+    pub const TP_BTF_BASE: u32 = 112;
+    pub const TP_BTF_SLOTS: u32 = 8;
     /// LSM hooks, fentry and fexit targets served by `lsm_any`,
-    /// `fentry_any` and `fexit_any` (Linux 5.19 on): the program is loaded
-    /// once per target and its link carries the site as the BPF cookie.
+    /// `fentry_any` and `fexit_any` (Linux 5.19 on), raw tracepoints by
+    /// `tp_btf_any` (Linux 6.10 on): the program is loaded once per target
+    /// and its link carries the site as the BPF cookie.
     pub const COOKIE_BASE: u32 = 0x2_0000;
     pub const COOKIE_SLOTS: u32 = 4096;
 }

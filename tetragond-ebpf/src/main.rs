@@ -30,13 +30,16 @@ use aya_ebpf::{
             bpf_get_current_task, bpf_send_signal,
         },
     },
-    macros::{fentry, fexit, kprobe, kretprobe, lsm, map, tracepoint, uprobe, uretprobe},
+    macros::{
+        btf_tracepoint, fentry, fexit, kprobe, kretprobe, lsm, map, tracepoint, uprobe, uretprobe,
+    },
     maps::{
         lpm_trie::{Key, LpmTrie},
         Array, HashMap, LruHashMap, PerCpuArray, RingBuf,
     },
     programs::{
-        FEntryContext, FExitContext, LsmContext, ProbeContext, RetProbeContext, TracePointContext,
+        BtfTracePointContext, FEntryContext, FExitContext, LsmContext, ProbeContext,
+        RetProbeContext, TracePointContext,
     },
     EbpfContext,
 };
@@ -511,6 +514,38 @@ pub fn fentry_any(ctx: FEntryContext) -> i32 {
 pub fn fexit_any(ctx: FExitContext) -> i32 {
     errno_or_zero(dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr())))
 }
+
+/// Raw tracepoints on any number of events, where their links carry a
+/// BPF cookie (Linux 6.10).
+#[btf_tracepoint]
+pub fn tp_btf_any(ctx: BtfTracePointContext) -> i32 {
+    dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr()));
+    0
+}
+
+// Raw tracepoints (`raw: true`), one per program, before 6.10: the
+// context is the tracepoint's arguments, as for fentry. Their return
+// value means nothing to the kernel.
+macro_rules! tp_btf_sites {
+    ($($name:ident = $k:expr),* $(,)?) => {$(
+        #[btf_tracepoint]
+        pub fn $name(ctx: BtfTracePointContext) -> i32 {
+            dispatch_function(ctx.as_ptr(), site::TP_BTF_BASE + $k);
+            0
+        }
+    )*};
+}
+
+tp_btf_sites!(
+    tp_btf_0 = 0,
+    tp_btf_1 = 1,
+    tp_btf_2 = 2,
+    tp_btf_3 = 3,
+    tp_btf_4 = 4,
+    tp_btf_5 = 5,
+    tp_btf_6 = 6,
+    tp_btf_7 = 7,
+);
 
 function_sites!(
     fexit,

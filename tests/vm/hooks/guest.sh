@@ -891,6 +891,13 @@ sig_nopost() {
     echo n >/tmp/sig-n/f
     sig_case sig-tracepoint "$TB args 36 7771" "$TB args 36 7772" survived "$TB args 36 7773"
     sig_case sig-raw "$TB syscall 140" "$TB syscall 121" survived "$TB syscall 110"
+    sig_case sig-tp-btf "$TB syscall 140" "$TB syscall 121" survived "$TB syscall 110"
+    # Linux 6.10 on: one program by cookie; before, a numbered slot.
+    begin sig-tp-btf/program
+    if has_feature raw_tracepoint_cookies; then program='tp_btf_any (site [0-9]*)'; else program='tp_btf_[0-7]'; fi
+    grep -q "raw tracepoint sys_enter served by program $program" "$LOG" ||
+        bad "no 'raw tracepoint sys_enter served by program $program' in the log: $(grep 'raw tracepoint' "$LOG" | tail -2)"
+    finish
     sig_case sig-kprobe "$TB connect 127.0.0.1 4247" "$TB connect 127.0.0.1 4248" connected "$TB connect 127.0.0.1 4243"
     if has_feature bpf_lsm_active; then
         sig_case sig-lsm "$TB open /tmp/sig-s/f" "$TB open /tmp/sig-n/f" opened "$TB open /tmp/other"

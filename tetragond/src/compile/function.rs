@@ -36,6 +36,12 @@ pub struct FunctionHook<'a> {
     pub override_denied: Option<String>,
     /// fexit: where the return value is (after the function's parameters).
     pub return_offset: Option<u16>,
+    /// What its events are exported as, when not named by the target
+    /// (`process_kprobe`, `process_lsm`): a raw tracepoint's subsystem.
+    pub exported_as: Option<HookKind>,
+    /// matchArgs.index is a position in `args` (tracepoints), not the
+    /// `index` of one of them.
+    pub positional: bool,
 }
 
 /// Where argument `arg` is in the program's context.
@@ -56,7 +62,10 @@ fn arg_offset(
         // The return probe's only argument is its return value.
         FunctionFamily::Kretprobe if position == 0 => Ok(RETURN_REGISTER),
         FunctionFamily::Kretprobe => Err("a kretprobe sees only the return value".into()),
-        FunctionFamily::Fentry | FunctionFamily::Fexit | FunctionFamily::Lsm => {
+        FunctionFamily::Fentry
+        | FunctionFamily::Fexit
+        | FunctionFamily::Lsm
+        | FunctionFamily::RawTracepoint => {
             if arg.index >= 12 {
                 return Err("BPF trampolines pass at most 12 arguments".into());
             }
@@ -91,7 +100,7 @@ pub fn compile(
     })?;
     let hook_args = HookArgs {
         args: hook.args,
-        positional: false,
+        positional: hook.positional,
         syscall_id: vec![],
         memory: Some(Memory::Kernel),
         override_denied: hook.override_denied.clone(),
@@ -105,9 +114,10 @@ pub fn compile(
         .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
         .collect();
     let function = hook.target.name.clone();
-    let kind = match hook.target.family {
-        FunctionFamily::Lsm => HookKind::Lsm { function },
-        _ => HookKind::Kprobe { function },
+    let kind = match (hook.exported_as, hook.target.family) {
+        (Some(kind), _) => kind,
+        (None, FunctionFamily::Lsm) => HookKind::Lsm { function },
+        (None, _) => HookKind::Kprobe { function },
     };
     Ok(CompiledHook {
         conf,

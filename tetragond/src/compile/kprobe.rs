@@ -231,6 +231,8 @@ fn kernel_function(
             tags: kp.tags.clone(),
             override_denied: None,
             return_offset: None,
+            exported_as: None,
+            positional: false,
         },
     )
 }
@@ -260,6 +262,8 @@ fn return_hook(
             tags: kp.tags.clone(),
             override_denied: None,
             return_offset,
+            exported_as: None,
+            positional: false,
         },
     )
 }

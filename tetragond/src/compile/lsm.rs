@@ -39,6 +39,8 @@ pub fn compile(
             tags: spec.tags.clone(),
             override_denied: None,
             return_offset: None,
+            exported_as: None,
+            positional: false,
         },
     )
 }

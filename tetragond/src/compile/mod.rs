@@ -90,6 +90,12 @@ pub trait FormatSource {
     fn function_params(&self, _name: &str) -> Option<u32> {
         None
     }
+
+    /// How many arguments a raw tracepoint passes (from BTF); None when
+    /// the kernel has no such tracepoint, or no BTF.
+    fn raw_tracepoint_args(&self, _event: &str) -> Option<u32> {
+        None
+    }
 }
 
 /// The running kernel: its tracefs, its probed features and its BTF.
@@ -110,6 +116,10 @@ impl FormatSource for Tracefs {
 
     fn function_params(&self, name: &str) -> Option<u32> {
         self.btf.as_ref()?.function_params(name).ok()
+    }
+
+    fn raw_tracepoint_args(&self, event: &str) -> Option<u32> {
+        self.btf.as_ref()?.raw_tracepoint_args(event).ok()
     }
 }
 

@@ -95,6 +95,8 @@ pub enum FunctionFamily {
     Fentry,
     Fexit,
     Lsm,
+    /// A raw tracepoint (`raw: true`), read by a BTF-typed program.
+    RawTracepoint,
 }
 
 impl FunctionFamily {
@@ -102,6 +104,7 @@ impl FunctionFamily {
     pub fn sensor(self) -> &'static str {
         match self {
             FunctionFamily::Lsm => "generic_lsm",
+            FunctionFamily::RawTracepoint => "generic_tracepoint",
             _ => "generic_kprobe",
         }
     }

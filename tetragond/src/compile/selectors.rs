@@ -15,7 +15,7 @@ use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     policy::model::{
-        ActionSelector, Arg, ArgSelector, BinarySelector, CapabilitiesSelector, ListType,
+        ActionSelector, Arg, ArgSelector, ArgType, BinarySelector, CapabilitiesSelector, ListType,
         NamespaceSelector, PidSelector, RateLimitScope, Selector as PolicySelector, TracingPolicy,
     },
 };
@@ -45,6 +45,12 @@ pub struct HookArgs<'a> {
 impl HookArgs<'_> {
     fn class(&self, position: usize) -> ArgClass {
         match (self.memory, self.args.get(position)) {
+            // A tracepoint field is its integer value, but for a string
+            // read where a pointer field points (raw tracepoints read
+            // kernel memory, as functions do).
+            (Some(Memory::User), Some(arg)) if self.positional && arg.ty != ArgType::String => {
+                ArgClass::Integer
+            }
             (Some(memory), Some(arg)) => kind_of(arg.ty, memory)
                 .map(|(_, class)| class)
                 .unwrap_or(ArgClass::Integer),

@@ -11,16 +11,21 @@
 use tetragond_ebpf::{arg_kind, ArgSpec, HookConf, ABI_I386};
 
 use super::{
+    args::Memory,
+    function::{self, FunctionHook},
     meta,
     selectors::{compile_selectors, HookArgs},
-    syscall_ids, Attach, CompiledHook, FormatSource, HookKind, HookMeta, COMMON_FIELDS,
+    syscall_ids, Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind,
+    HookMeta, COMMON_FIELDS,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     kernel_info::tracefs,
-    policy::model::{TracepointSpec, TracingPolicy},
+    policy::model::{ArgType, TracepointSpec, TracingPolicy},
 };
+
+const OVERRIDE_DENIED: &str = "Override cannot be honoured on a tracepoint: the kernel lets only LSM hooks, fmod_ret and kprobes with CONFIG_BPF_KPROBE_OVERRIDE change a return value";
 
 /// The hook, and for a `syscalls` tracepoint its twin on the raw syscall
 /// tracepoint for the 32-bit entry.
@@ -30,6 +35,9 @@ pub fn compile(
     tp: &TracepointSpec,
     formats: &dyn FormatSource,
 ) -> Result<Vec<CompiledHook>, CompileError> {
+    if tp.raw {
+        return raw(policy, hook_index, tp, formats).map(|hook| vec![hook]);
+    }
     let what = format!("tracepoints[{hook_index}] {}/{}", tp.subsystem, tp.event);
     let format = formats.format(&tp.subsystem, &tp.event)?;
     OverLimit::Args
@@ -54,7 +62,7 @@ pub fn compile(
                 format.fields.len()
             ))
         })?;
-        conf.args[i] = arg_spec(&what, field, arg.ty.as_str())?;
+        conf.args[i] = arg_spec(&what, field, arg.ty)?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
     let syscall_id: Vec<usize> = tp
@@ -79,10 +87,10 @@ pub fn compile(
         args: &tp.args,
         positional: true,
         syscall_id,
-        memory: None,
-        override_denied: Some(
-            "Override cannot be honoured on a tracepoint: the kernel lets only LSM hooks, fmod_ret and kprobes with CONFIG_BPF_KPROBE_OVERRIDE change a return value".into(),
-        ),
+        // Only strings are read through a pointer field (user or kernel
+        // memory alike); no structure is followed.
+        memory: Some(Memory::User),
+        override_denied: Some(OVERRIDE_DENIED.into()),
     };
     let sel = compile_selectors(
         &what,
@@ -125,6 +133,55 @@ pub fn compile(
     }
     let twin = compat_twin(&what, &hook, &tp.event, &format, i386_ids, formats)?;
     Ok(vec![hook, twin])
+}
+
+/// `raw: true`: the tracepoint's own arguments (its `TP_PROTO`, which BTF
+/// gives), read by a BTF tracepoint program as fentry reads a function's:
+/// `args` indexes count those arguments, and kernel structures can be
+/// followed. Its events are `process_tracepoint` like any tracepoint's.
+fn raw(
+    policy: &TracingPolicy,
+    hook_index: usize,
+    tp: &TracepointSpec,
+    formats: &dyn FormatSource,
+) -> Result<CompiledHook, CompileError> {
+    let what = format!(
+        "tracepoints[{hook_index}] {}/{} (raw)",
+        tp.subsystem, tp.event
+    );
+    let n = formats.raw_tracepoint_args(&tp.event).ok_or_else(|| {
+        CompileError::Unsupported(format!(
+            "{what}: the kernel's BTF has no raw tracepoint {} (no btf_trace_{})",
+            tp.event, tp.event
+        ))
+    })?;
+    if let Some(arg) = tp.args.iter().find(|a| a.index >= n) {
+        return Err(CompileError::Invalid(format!(
+            "{what}: arg index {} is past the tracepoint's {n} arguments",
+            arg.index
+        )));
+    }
+    function::compile(
+        policy,
+        FunctionHook {
+            what: &what,
+            target: FunctionTarget {
+                family: FunctionFamily::RawTracepoint,
+                name: tp.event.clone(),
+            },
+            args: &tp.args,
+            selectors: &tp.selectors,
+            message: tp.message.clone(),
+            tags: tp.tags.clone(),
+            override_denied: Some(OVERRIDE_DENIED.into()),
+            return_offset: None,
+            exported_as: Some(HookKind::Tracepoint {
+                subsystem: tp.subsystem.clone(),
+                event: tp.event.clone(),
+            }),
+            positional: true,
+        },
+    )
 }
 
 /// Syscall numbers: the x86_64 ones, the i386 ones (with `ABI_I386`).
@@ -201,8 +258,25 @@ fn compat_twin(
 pub(super) fn arg_spec(
     what: &str,
     field: &tracefs::Field,
-    ty: &str,
+    arg_type: ArgType,
 ) -> Result<ArgSpec, CompileError> {
+    // A string where a pointer field points (`const char * filename`):
+    // read as the kprobe on the same syscall reads it.
+    if arg_type == ArgType::String {
+        if field.size != 8 || !field.c_type.contains('*') {
+            return Err(CompileError::Unsupported(format!(
+                "{what}: arg `{}` of type string: field `{} {}` is not a pointer (a `__data_loc` string is not read yet)",
+                field.name, field.c_type, field.name
+            )));
+        }
+        return Ok(ArgSpec {
+            offset: field.offset,
+            size: 8,
+            kind: arg_kind::STRING,
+            ..Default::default()
+        });
+    }
+    let ty = arg_type.as_str();
     const INTEGER_TYPES: &[&str] = &[
         "int",
         "int8",
@@ -220,7 +294,7 @@ pub(super) fn arg_spec(
     ];
     if !INTEGER_TYPES.contains(&ty) {
         return Err(CompileError::Unsupported(format!(
-            "{what}: arg `{}` of type {ty}: only integer arg types are supported on tracepoints so far",
+            "{what}: arg `{}` of type {ty}: only integer and string arg types are supported on tracepoints so far",
             field.name
         )));
     }

@@ -139,7 +139,8 @@ enum Ty {
         bits: u8,
         bit_offset: u8,
     },
-    Ptr,
+    /// A pointer: the type it points to.
+    Ptr(u32),
     Array {
         elem: u32,
         nelems: u32,
@@ -152,8 +153,13 @@ enum Ty {
         kind_flag: bool,
     },
     Fwd,
-    /// typedef, const, volatile, restrict, type_tag: the referenced type.
+    /// const, volatile, restrict, type_tag: the referenced type.
     Ref(u32),
+    /// A typedef: its name and the type it names.
+    Typedef {
+        name_off: u32,
+        target: u32,
+    },
     /// enum, enum64, float.
     Sized(u32),
     /// A function: its name and its prototype's type id.
@@ -351,7 +357,7 @@ impl KernelBtf {
                         4,
                     )
                 }
-                BTF_KIND_PTR => (Ty::Ptr, 0),
+                BTF_KIND_PTR => (Ty::Ptr(size_or_type), 0),
                 BTF_KIND_ARRAY => {
                     let elem = word(extra)?;
                     let nelems = word(extra + 8)?;
@@ -389,8 +395,16 @@ impl KernelBtf {
                 BTF_KIND_ENUM => (Ty::Sized(size_or_type), vlen * 8),
                 BTF_KIND_ENUM64 => (Ty::Sized(size_or_type), vlen * 12),
                 BTF_KIND_FWD => (Ty::Fwd, 0),
-                BTF_KIND_TYPEDEF | BTF_KIND_VOLATILE | BTF_KIND_CONST | BTF_KIND_RESTRICT
-                | BTF_KIND_TYPE_TAG => (Ty::Ref(size_or_type), 0),
+                BTF_KIND_TYPEDEF => (
+                    Ty::Typedef {
+                        name_off,
+                        target: size_or_type,
+                    },
+                    0,
+                ),
+                BTF_KIND_VOLATILE | BTF_KIND_CONST | BTF_KIND_RESTRICT | BTF_KIND_TYPE_TAG => {
+                    (Ty::Ref(size_or_type), 0)
+                }
                 BTF_KIND_FUNC => (
                     Ty::Func {
                         name_off,
@@ -448,6 +462,31 @@ impl KernelBtf {
             _ => Err(malformed(format!(
                 "function {name}: its type is not a prototype"
             ))),
+        }
+    }
+
+    /// How many arguments raw tracepoint `event` passes (its `TP_PROTO`):
+    /// the kernel's `btf_trace_<event>` is a pointer to a prototype whose
+    /// first parameter (`void *__data`) is not one of them.
+    pub fn raw_tracepoint_args(&self, event: &str) -> Result<u32, BtfError> {
+        let name = format!("btf_trace_{event}");
+        let target = self
+            .types
+            .iter()
+            .find_map(|ty| match ty {
+                Ty::Typedef { name_off, target } if self.name_eq(*name_off, name.as_bytes()) => {
+                    Some(*target)
+                }
+                _ => None,
+            })
+            .ok_or_else(|| BtfError::StructNotFound(format!("raw tracepoint {event} ({name})")))?;
+        let bad = || malformed(format!("{name} is not a pointer to a prototype"));
+        let Ty::Ptr(proto) = self.resolve(target)?.1 else {
+            return Err(bad());
+        };
+        match self.resolve(proto)?.1 {
+            Ty::FuncProto { params } if params > 0 => Ok(u32::from(params) - 1),
+            _ => Err(bad()),
         }
     }
 
@@ -625,7 +664,7 @@ impl KernelBtf {
     fn resolve(&self, mut id: u32) -> Result<(u32, Ty), BtfError> {
         for _ in 0..MAX_RESOLVE_DEPTH {
             match self.ty(id)? {
-                Ty::Ref(next) => id = next,
+                Ty::Ref(next) | Ty::Typedef { target: next, .. } => id = next,
                 ty => return Ok((id, ty)),
             }
         }
@@ -649,11 +688,14 @@ impl KernelBtf {
                     continue;
                 }
                 Ty::Int { size, .. } | Ty::Sized(size) | Ty::Composite { size, .. } => size,
-                Ty::Ptr => POINTER_SIZE,
-                // `resolve` never returns a Ref.
-                Ty::Fwd | Ty::Other | Ty::Ref(_) | Ty::Func { .. } | Ty::FuncProto { .. } => {
-                    return Ok(None)
-                }
+                Ty::Ptr(_) => POINTER_SIZE,
+                // `resolve` never returns a Ref or a Typedef.
+                Ty::Fwd
+                | Ty::Other
+                | Ty::Ref(_)
+                | Ty::Typedef { .. }
+                | Ty::Func { .. }
+                | Ty::FuncProto { .. } => return Ok(None),
             };
             return u32::try_from(count * u64::from(elem_size))
                 .map(Some)
@@ -900,6 +942,7 @@ mod tests {
     /// typedef loop1 loop2; typedef loop2 loop1;            // 15, 16
     /// struct cyc { loop1 x; };                             // 17
     /// struct outer;                                        // 18: fwd (after the real one)
+    /// typedef void (*btf_trace_ev)(int, int);              // 19: ptr to 6, 20
     /// ```
     fn synthetic() -> Vec<u8> {
         let mut b = Builder::new();
@@ -939,13 +982,22 @@ mod tests {
         b.ty("cyc", BTF_KIND_STRUCT, false, 1, 4); // 17
         b.member("x", 16, 0);
         b.ty("outer", BTF_KIND_FWD, false, 0, 0); // 18
+        b.ty("", BTF_KIND_PTR, false, 0, 6); // 19
+        b.ty("btf_trace_ev", BTF_KIND_TYPEDEF, false, 0, 19); // 20
         b.build()
+    }
+
+    #[test]
+    fn raw_tracepoint_arguments_leave_out_the_data_pointer() {
+        let btf = KernelBtf::parse(&synthetic()).expect("parse");
+        assert_eq!(btf.raw_tracepoint_args("ev").expect("found"), 1);
+        assert!(btf.raw_tracepoint_args("none").is_err());
     }
 
     #[test]
     fn synthetic_blob() {
         let btf = KernelBtf::parse(&synthetic()).expect("parse");
-        assert_eq!(btf.type_count(), 18);
+        assert_eq!(btf.type_count(), 20);
         let get = |s: &str, p: &[&str]| btf.member_offset(s, p);
         assert_eq!(
             get("outer", &["a"]).unwrap(),

@@ -140,9 +140,6 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         )),
         ("KprobeSpec", _) => Served("compile/kprobe.rs, compile/function.rs"),
         ("Ignore", "callNotFound") => Served("compile/kprobe.rs: skipped"),
-        ("TracepointSpec", "raw") => refused(
-            "  tracepoints:\n  - subsystem: syscalls\n    event: sys_enter_openat\n    raw: true\n",
-        ),
         ("TracepointSpec", _) => Served("compile/tracepoint.rs"),
         ("UprobeSpec", "data") => refused(uprobe("    data: [{index: 0, type: int}]\n")),
         ("UprobeSpec", "refCtrOffsets") => refused(uprobe("    refCtrOffsets: [8]\n")),

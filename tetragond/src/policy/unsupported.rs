@@ -131,10 +131,7 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
             refuse_if(tracking, path, "returnArgAction", why)?;
             check_args(k.return_arg.iter(), &path.key("returnArg"), true)?;
         }
-        Hook::Tracepoint(t) => {
-            let why = "raw tracepoint arguments are not read; name the fields instead";
-            refuse_if(t.raw, path, "raw", why)?;
-        }
+        Hook::Tracepoint(_) => {}
         Hook::Uprobe(u) => {
             check_data(&u.data, path)?;
             let why = "USDT semaphores are not set";

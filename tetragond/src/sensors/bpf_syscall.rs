@@ -15,10 +15,13 @@ const LINK_TYPE_AT: usize = 0;
 const PERF_EVENT_TYPE_AT: usize = 16;
 const KPROBE_ADDR_AT: usize = 40;
 
-/// The attach types of the trampoline programs linked with a cookie.
+/// The attach types of the programs linked with a cookie (trampolines,
+/// LSM hooks, BTF tracepoints).
 #[derive(Clone, Copy, Debug)]
 #[repr(u32)]
 pub enum TrampolineAttach {
+    /// BPF_TRACE_RAW_TP: a tp_btf program (its link's cookie: Linux 6.10).
+    RawTracepoint = 23,
     Fentry = 24,
     Fexit = 25,
     Lsm = 27,

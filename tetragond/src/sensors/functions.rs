@@ -14,7 +14,7 @@ use std::{cell::OnceCell, collections::HashMap, sync::Arc};
 
 use aya::{
     maps::HashMap as BpfHashMap,
-    programs::{links::FdLink, FEntry, FExit, KProbe, Lsm, ProgramError},
+    programs::{links::FdLink, BtfTracePoint, FEntry, FExit, KProbe, Lsm, ProgramError},
     Btf, Ebpf,
 };
 use tetragond_ebpf::{site, KPROBE_SITE_ENTRIES};
@@ -67,6 +67,8 @@ pub struct FunctionAttachments {
     kallsyms: OnceCell<Option<Kallsyms>>,
     /// Trampoline and LSM links carry a BPF cookie here.
     cookies: bool,
+    /// Raw tracepoint links carry a BPF cookie here.
+    raw_tracepoint_cookies: bool,
 }
 
 /// Trampoline and LSM links carry a BPF cookie (Linux 5.19): the kernel's
@@ -82,8 +84,15 @@ fn cookie_program(family: FunctionFamily) -> Option<(&'static str, TrampolineAtt
         FunctionFamily::Lsm => Some(("lsm_any", TrampolineAttach::Lsm)),
         FunctionFamily::Fentry => Some(("fentry_any", TrampolineAttach::Fentry)),
         FunctionFamily::Fexit => Some(("fexit_any", TrampolineAttach::Fexit)),
+        FunctionFamily::RawTracepoint => Some(("tp_btf_any", TrampolineAttach::RawTracepoint)),
         FunctionFamily::Kprobe | FunctionFamily::Kretprobe => None,
     }
+}
+
+/// Raw tracepoint links carry a BPF cookie (Linux 6.10): the kernel's
+/// `struct bpf_raw_tp_link` has one.
+fn raw_tracepoint_cookies(btf: Option<&KernelBtf>) -> bool {
+    btf.is_some_and(|b| b.member_offset("bpf_raw_tp_link", &["cookie"]).is_ok())
 }
 
 /// Functions whose return value an fmod_ret program may replace (the
@@ -101,6 +110,7 @@ fn family_slots(family: FunctionFamily) -> (u32, u32, &'static str) {
         FunctionFamily::Fentry => (site::FENTRY_BASE, site::FENTRY_SLOTS, "fentry"),
         FunctionFamily::Fexit => (site::FEXIT_BASE, site::FEXIT_SLOTS, "fexit"),
         FunctionFamily::Lsm => (site::LSM_BASE, site::LSM_SLOTS, "lsm"),
+        FunctionFamily::RawTracepoint => (site::TP_BTF_BASE, site::TP_BTF_SLOTS, "tp_btf"),
     }
 }
 
@@ -111,6 +121,7 @@ fn describe(target: &FunctionTarget) -> String {
         FunctionFamily::Kretprobe => format!("kretprobe {}", target.name),
         FunctionFamily::Fentry => format!("fentry {}", target.name),
         FunctionFamily::Fexit => format!("fexit {}", target.name),
+        FunctionFamily::RawTracepoint => format!("raw tracepoint {}", target.name),
     }
 }
 
@@ -130,6 +141,7 @@ fn chain(e: &ProgramError) -> String {
 impl FunctionAttachments {
     pub fn new(kernel_btf: Option<Arc<KernelBtf>>, pins: Pins) -> Self {
         let cookies = trampoline_cookies(kernel_btf.as_deref());
+        let raw_tracepoint_cookies = raw_tracepoint_cookies(kernel_btf.as_deref());
         Self {
             bound: HashMap::new(),
             btf: None,
@@ -137,6 +149,7 @@ impl FunctionAttachments {
             pins,
             kallsyms: OnceCell::new(),
             cookies,
+            raw_tracepoint_cookies,
         }
     }
 
@@ -149,6 +162,11 @@ impl FunctionAttachments {
     /// with cookies), not by slots.
     pub fn trampoline_cookies(&self) -> bool {
         self.cookies
+    }
+
+    /// Raw tracepoints are served by one program (links with cookies).
+    pub fn raw_tracepoint_cookies(&self) -> bool {
+        self.raw_tracepoint_cookies
     }
 
     /// Binds a program slot to `target` (or shares the one bound to it);
@@ -174,7 +192,11 @@ impl FunctionAttachments {
                 return self.attach_any_kprobe(ebpf, target, address);
             }
         }
-        if let Some(program) = cookie_program(target.family).filter(|_| self.cookies) {
+        let cookies = match target.family {
+            FunctionFamily::RawTracepoint => self.raw_tracepoint_cookies,
+            _ => self.cookies,
+        };
+        if let Some(program) = cookie_program(target.family).filter(|_| cookies) {
             return self.attach_by_cookie(ebpf, target, program, decision_map);
         }
         let (base, slots, prefix) = family_slots(target.family);
@@ -325,6 +347,10 @@ impl FunctionAttachments {
             }
             FunctionFamily::Fentry => load_link!(FEntry, String::new()),
             FunctionFamily::Fexit => load_link!(FExit, String::new()),
+            FunctionFamily::RawTracepoint => load_link!(
+                BtfTracePoint,
+                format!(" (is {name} a tracepoint of this kernel?)")
+            ),
             FunctionFamily::Kprobe | FunctionFamily::Kretprobe => {
                 Err(format!("{program} cannot serve {}", describe(target)))
             }
@@ -430,9 +456,30 @@ impl FunctionAttachments {
         target: &FunctionTarget,
     ) -> Result<Taken, String> {
         let name = target.name.as_str();
+        let btf = match target.family {
+            FunctionFamily::Kprobe | FunctionFamily::Kretprobe => None,
+            _ => Some(self.aya_btf()?.clone()),
+        };
         let prog = ebpf
             .program_mut(program)
             .ok_or_else(|| format!("program {program} missing from the BPF object"))?;
+        // Trampoline and BTF tracepoint programs: loaded against the target.
+        macro_rules! load_attach {
+            ($ty:ty, $hint:expr) => {{
+                let btf = btf.as_ref().ok_or("no kernel BTF")?;
+                let p: &mut $ty = prog.try_into().map_err(|e| chain(&e))?;
+                p.load(name, btf)
+                    .map_err(|e| format!("{}{}", chain(&e), $hint))?;
+                super::object::log_verified(program, p.info().ok());
+                p.attach()
+                    .and_then(|id| p.take_link(id))
+                    .map(|l| Taken::Fd(l.into()))
+                    .map_err(|e| {
+                        let _ = p.unload();
+                        chain(&e)
+                    })
+            }};
+        }
         match target.family {
             FunctionFamily::Kprobe | FunctionFamily::Kretprobe => {
                 let p: &mut KProbe = prog.try_into().map_err(|e| chain(&e))?;
@@ -445,46 +492,11 @@ impl FunctionAttachments {
                 })?;
                 p.take_link(id).map(Taken::Kprobe).map_err(|e| chain(&e))
             }
-            FunctionFamily::Fentry => {
-                let btf = self.aya_btf()?.clone();
-                let p: &mut FEntry = prog.try_into().map_err(|e| chain(&e))?;
-                p.load(name, &btf).map_err(|e| chain(&e))?;
-                super::object::log_verified(program, p.info().ok());
-                p.attach()
-                    .and_then(|id| p.take_link(id))
-                    .map(|l| Taken::Fd(l.into()))
-                    .map_err(|e| {
-                        let _ = p.unload();
-                        chain(&e)
-                    })
-            }
-            FunctionFamily::Fexit => {
-                let btf = self.aya_btf()?.clone();
-                let p: &mut FExit = prog.try_into().map_err(|e| chain(&e))?;
-                p.load(name, &btf).map_err(|e| chain(&e))?;
-                super::object::log_verified(program, p.info().ok());
-                p.attach()
-                    .and_then(|id| p.take_link(id))
-                    .map(|l| Taken::Fd(l.into()))
-                    .map_err(|e| {
-                        let _ = p.unload();
-                        chain(&e)
-                    })
-            }
-            FunctionFamily::Lsm => {
-                let btf = self.aya_btf()?.clone();
-                let p: &mut Lsm = prog.try_into().map_err(|e| chain(&e))?;
-                p.load(name, &btf).map_err(|e| {
-                    format!("{} (is {name} an LSM hook of this kernel?)", chain(&e))
-                })?;
-                super::object::log_verified(program, p.info().ok());
-                p.attach()
-                    .and_then(|id| p.take_link(id))
-                    .map(|l| Taken::Fd(l.into()))
-                    .map_err(|e| {
-                        let _ = p.unload();
-                        chain(&e)
-                    })
+            FunctionFamily::Fentry => load_attach!(FEntry, ""),
+            FunctionFamily::Fexit => load_attach!(FExit, ""),
+            FunctionFamily::Lsm => load_attach!(Lsm, " (is it an LSM hook of this kernel?)"),
+            FunctionFamily::RawTracepoint => {
+                load_attach!(BtfTracePoint, " (is it a tracepoint of this kernel?)")
             }
         }
     }
@@ -629,6 +641,9 @@ fn unbind(ebpf: &mut Ebpf, pins: &Pins, program: &str, target: &FunctionTarget, 
         FunctionFamily::Fentry => <&mut FEntry>::try_from(prog).and_then(|p| p.unload()),
         FunctionFamily::Fexit => <&mut FExit>::try_from(prog).and_then(|p| p.unload()),
         FunctionFamily::Lsm => <&mut Lsm>::try_from(prog).and_then(|p| p.unload()),
+        FunctionFamily::RawTracepoint => {
+            <&mut BtfTracePoint>::try_from(prog).and_then(|p| p.unload())
+        }
     };
     if let Err(e) = result {
         tracing::warn!("detaching {}: {}", describe(target), chain(&e));

@@ -690,6 +690,10 @@ impl Kernel {
             ("ancestor_cgroup_id", self.helpers.ancestor_cgroup_id),
             ("attach_cookie", self.helpers.attach_cookie),
             ("trampoline_cookies", self.functions.trampoline_cookies()),
+            (
+                "raw_tracepoint_cookies",
+                self.functions.raw_tracepoint_cookies(),
+            ),
         ]
     }
 
