@@ -74,8 +74,7 @@ fn corpus() -> Vec<Case> {
 }
 
 /// The reason after the file's name (`PATH/NAME.yaml:L:C: reason` keeps
-/// `L:C: reason`; validate names the file of a compile error, the daemon
-/// does not), so texts about two copies of one file compare.
+/// `L:C: reason`), so texts about two copies of one file compare.
 fn after_file<'a>(text: &'a str, name: &str) -> &'a str {
     let file = format!("{name}.yaml");
     text.find(&file)

@@ -427,8 +427,9 @@ fn tetra_add_delete_and_validate() {
         !out.status.success(),
         "validate passed a policy that cannot load"
     );
+    // At the hook's line and column, as the parser's errors are.
     assert!(
-        err.starts_with(&format!("{absent}: ")) && err.contains("sys_enter_no_such_call"),
+        err.starts_with(&format!("{absent}:6:5: ")) && err.contains("sys_enter_no_such_call"),
         "{err}"
     );
     let out = h.tetra(&["tp", "add", &absent]);

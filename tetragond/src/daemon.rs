@@ -456,9 +456,10 @@ impl Daemon {
     /// AddPolicy): what passes here loads.
     fn checked_policy(&self, yaml: &str) -> Result<policy::TracingPolicy, ApiError> {
         let probe = self.store.dir().join(".tetra-add.yaml");
-        let tp = policy::parse_policy(&probe, yaml)
-            .map_err(|e| ApiError::InvalidPolicy(e.to_string()))?;
-        self.store.check(&tp).map_err(ApiError::InvalidPolicy)?;
+        // The caller has the file: errors give the line and column only.
+        let invalid = |e: policy::PolicyError| ApiError::InvalidPolicy(e.without_file());
+        let tp = policy::parse_policy(&probe, yaml).map_err(invalid)?;
+        self.store.check(&tp, &probe, yaml).map_err(invalid)?;
         Ok(tp)
     }
 

@@ -3,6 +3,8 @@
 
 use thiserror::Error;
 
+use crate::policy::location::NodePath;
+
 #[derive(Debug, Error)]
 pub enum SensorError {
     #[error("tracepoint {0} does not exist on this kernel")]
@@ -31,4 +33,35 @@ pub enum CompileError {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    /// One of the above about the policy node at `path` (a hook, a
+    /// selector), so it can be reported at its line and column.
+    #[error("{error}")]
+    At {
+        path: NodePath,
+        error: Box<CompileError>,
+    },
+}
+
+impl CompileError {
+    /// The error, placed at `prefix` followed by the path it has so far.
+    pub fn within(self, prefix: NodePath) -> Self {
+        match self {
+            CompileError::At { path, error } => CompileError::At {
+                path: prefix.join(&path),
+                error,
+            },
+            error => CompileError::At {
+                path: prefix,
+                error: Box::new(error),
+            },
+        }
+    }
+
+    /// The policy node it is about, when known.
+    pub fn node(&self) -> Option<&NodePath> {
+        match self {
+            CompileError::At { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }

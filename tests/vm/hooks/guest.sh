@@ -234,9 +234,66 @@ both_modes() {
 # has_feature NAME: the daemon's `kernel features:` log line says NAME=yes.
 has_feature() { grep -q "kernel features:.* $1=yes" "$LOG"; }
 
+# reason_in FILE: the reason of S_ERROR when it is placed in FILE
+# (FILE:LINE:COL: REASON); else the whole error, marked unplaced.
+reason_in() {
+    case "$S_ERROR" in
+        "$1:"[0-9]*:[0-9]*": "*) echo "$S_ERROR" | sed "s|^$1:[0-9]*:[0-9]*: ||" ;;
+        *) echo "unplaced: $S_ERROR" ;;
+    esac
+}
+
+# without_place FILE TEXT: TEXT without a leading `FILE:LINE:COL: ` or `FILE: `.
+without_place() { echo "$2" | sed "s|^$1:[0-9]*:[0-9]*: ||; s|^$1: ||"; }
+
+# The policy corpus (tests/corpus): each file loads or is refused as its
+# first line says (`# expect: load`, `refuse: TEXT`, or `kernel`: must load
+# where the BPF LSM is active, may be refused elsewhere), and `tetra tp
+# validate`, which runs the daemon's compile, agrees with the daemon
+# loading it from its folder: both accept, or both give the same reason at
+# the same line and column. One case for the whole corpus.
+corpus_case() {
+    begin corpus
+    n=0
+    for f in "$SHARE"/corpus/*.yaml; do
+        name=$(basename "$f" .yaml)
+        want=$(head -1 "$f" | sed 's/^# expect: //')
+        cp "$f" "$PDIR/.$name.yaml.tmp" && mv "$PDIR/.$name.yaml.tmp" "$PDIR/$name.yaml"
+        deadline=$(($(now) + WAIT))
+        while ! { read_snapshot "$name" && { [ "$S_STATE" = enabled ] || [ "$S_STATE" = load_error ]; }; } && [ "$(now)" -lt "$deadline" ]; do
+            sleep 0.2
+        done
+        daemon=
+        [ "$S_STATE" = enabled ] || daemon=$(without_place "$PDIR/$name.yaml" "${S_ERROR:-state ${S_STATE:-not listed}}")
+        validated=$(tetra tp validate "$f" 2>&1 >/dev/null) && validated=
+        validated=$(without_place "$f" "$validated")
+        [ "$validated" = "$daemon" ] || bad "$name: validate says '$validated', the daemon '$daemon'"
+        case "$want" in
+            load) [ -z "$daemon" ] || bad "$name: refused: $daemon" ;;
+            kernel)
+                if has_feature bpf_lsm_active; then
+                    [ -z "$daemon" ] || bad "$name: refused here: $daemon"
+                fi
+                ;;
+            refuse:*)
+                case "$daemon" in
+                    *"${want#refuse: }"*) ;;
+                    *) bad "$name: '${daemon:-loaded}', want a refusal naming '${want#refuse: }'" ;;
+                esac
+                ;;
+        esac
+        echo "GUEST-INFO corpus/$name: ${daemon:-enabled}"
+        unload "$name"
+        n=$((n + 1))
+    done
+    [ "$n" -ge 30 ] || bad "only $n corpus files"
+    finish
+}
+
 # refused NAME SOURCE REASON: on a kernel without what the policy needs, it
-# must be listed load_error with exactly REASON (and print GUEST-REFUSED
-# NAME, so the host's events check expects none of its events).
+# must be listed load_error with exactly REASON, placed at the line and
+# column of its hook (FILE:LINE:COL: REASON), and print GUEST-REFUSED NAME,
+# so the host's events check expects none of its events.
 refused() {
     name=$1
     begin "$name/refused"
@@ -248,8 +305,8 @@ refused() {
     done
     if [ "$S_STATE" != load_error ]; then
         bad "policy $name: state '${S_STATE:-not listed}', want load_error"
-    elif [ "$S_ERROR" != "$3" ]; then
-        bad "policy $name: error '$S_ERROR', want '$3'"
+    elif [ "$(reason_in "$PDIR/$name.yaml")" != "$3" ]; then
+        bad "policy $name: error '$S_ERROR', want '$PDIR/$name.yaml:LINE:COL: $3'"
     else
         echo "GUEST-REFUSED $name"
     fi
@@ -737,7 +794,7 @@ examples() {
         done
         want=$(example_refusal "$stem")
         if [ -n "$want" ]; then
-            if [ "$S_STATE" = load_error ] && [ "$S_ERROR" = "$want" ]; then
+            if [ "$S_STATE" = load_error ] && [ "$(reason_in "$PDIR/$file")" = "$want" ]; then
                 echo "GUEST-REFUSED $name"
                 echo "GUEST-INFO examples/$file: refused as expected on this kernel: $want"
             else
@@ -1227,6 +1284,8 @@ sock_ops
 sig_nopost
 rate_limit_case
 examples
+
+corpus_case
 
 stop_daemon daemon-stop
 # The verifier's work per program on this kernel (its limit is 1,000,000):

@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::api::BUS_NAME;
 use crate::dbus::{BusChoice, DbusError, ManagerProxy};
-use crate::policy::PolicyKey;
+use crate::policy::{error::in_file, PolicyKey};
 
 /// Command line of `tetra`.
 #[derive(Debug, Parser)]
@@ -284,7 +284,15 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<O
             // Read before connecting: a typo in the path needs no daemon.
             let yaml = read_policy(&file)?;
             let mode = mode.map(Mode::as_str).unwrap_or("");
-            let path = connect(bus).await?.add_policy(&yaml, mode).await?;
+            let path = connect(bus)
+                .await?
+                .add_policy(&yaml, mode)
+                .await
+                .map_err(|e| match e {
+                    // Placed in the file the caller named.
+                    DbusError::InvalidPolicy(why) => CliError::Daemon(in_file(&file, &why)),
+                    e => e.into(),
+                })?;
             writeln!(out, "{path}")?
         }
         PolicyCommand::Delete { namespace, name } => {

@@ -12,7 +12,7 @@ use super::Outcome;
 use crate::compile::{self, Tracefs};
 use crate::dbus::ManagerProxy;
 use crate::kernel_info::{btf::KernelBtf, probe};
-use crate::policy::{load_policy_file, load_sidecar};
+use crate::policy::{error::in_file, load_policy_file, load_sidecar};
 
 /// The kernel features `--kernel` may name: those `tetra status` lists
 /// that decide how a policy compiles.
@@ -66,10 +66,11 @@ impl Compiler<'_> {
     async fn compile(&self, file: &Path) -> Result<(), String> {
         match self {
             Compiler::Offline(kernel) => {
-                let tp = load_policy_file(file).map_err(|e| e.to_string())?;
+                let tp = load_policy_file(file).map_err(|e| e.without_file())?;
+                let yaml = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
                 compile::compile(&tp, kernel)
                     .map(drop)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| compile::located(&e, file, &yaml).without_file())
             }
             Compiler::Daemon(Err(why)) => Err(format!(
                 "not compiled: {why}; --kernel all (or a list of features) compiles here"
@@ -88,7 +89,7 @@ impl Compiler<'_> {
 /// Checks every file (and the TOML sidecar next to it, if any, since the
 /// daemon reads both), then compiles it with `compiler`, printing
 /// `FILE: ok` to `out` for a good one and each error to `err` as
-/// `FILE:LINE:COL: message` (`FILE: message` for the compile's). Fails
+/// `FILE:LINE:COL: message` (`FILE: message` when it has no place). Fails
 /// (exit 1) if any file has an error.
 pub async fn validate_files(
     files: &[impl AsRef<Path>],
@@ -102,7 +103,7 @@ pub async fn validate_files(
         let mut errors = check_file(file);
         if errors.is_empty() {
             if let Err(why) = compiler.compile(file).await {
-                errors.push(format!("{}: {why}", file.display()));
+                errors.push(in_file(file, &why));
             }
         }
         if errors.is_empty() {

@@ -30,7 +30,7 @@ use crate::{
         tracefs::{self, Format},
         HookCaps,
     },
-    policy::model::TracingPolicy,
+    policy::{model::TracingPolicy, NodePath, Part, PolicyError, Positions},
 };
 
 pub use crate::syscalls::{split_id, syscall_ids, syscall_number};
@@ -131,16 +131,21 @@ pub fn compile(
     let spec = &policy.spec;
     let mut hooks = Vec::new();
     let mut sensors = Vec::new();
+    // Errors are placed at their hook (and selector) of the policy.
+    let at = |section: &str, i: usize| {
+        let path = NodePath::root().key("spec").key(section).index(i);
+        move |e: CompileError| e.within(path)
+    };
     for (i, tp) in spec.tracepoints.iter().enumerate() {
-        hooks.extend(tracepoint::compile(policy, i, tp, formats)?);
+        hooks.extend(tracepoint::compile(policy, i, tp, formats).map_err(at("tracepoints", i))?);
         push_once(&mut sensors, "generic_tracepoint");
     }
     for (i, up) in spec.uprobes.iter().enumerate() {
-        hooks.extend(uprobe::compile(policy, i, up, formats.caps())?);
+        hooks.extend(uprobe::compile(policy, i, up, formats.caps()).map_err(at("uprobes", i))?);
         push_once(&mut sensors, "generic_uprobe");
     }
     for (i, kp) in spec.kprobes.iter().enumerate() {
-        for hook in kprobe::compile(policy, i, kp, formats)? {
+        for hook in kprobe::compile(policy, i, kp, formats).map_err(at("kprobes", i))? {
             let sensor = hook
                 .attach
                 .function()
@@ -150,13 +155,28 @@ pub fn compile(
         }
     }
     for (i, hook) in spec.lsmhooks.iter().enumerate() {
-        hooks.push(lsm::compile(policy, i, hook, formats.caps())?);
+        hooks.push(lsm::compile(policy, i, hook, formats.caps()).map_err(at("lsmhooks", i))?);
         push_once(&mut sensors, "generic_lsm");
     }
     for hook in &mut hooks {
         hook.conf.data_slots = data_slots(&hook.conf);
     }
     Ok(CompiledPolicy { hooks, sensors })
+}
+
+/// A compile error of the policy read from `file` (whose text is `yaml`)
+/// as the policy's errors read: `FILE:LINE:COL: MESSAGE` at its hook or
+/// selector, the message alone when it has no place.
+pub fn located(error: &CompileError, file: &std::path::Path, yaml: &str) -> PolicyError {
+    match error.node() {
+        Some(path) => {
+            let at = Positions::index(yaml).find(path, Part::Key);
+            PolicyError::located(file, at.line, at.column, error.to_string())
+        }
+        None => PolicyError::Invalid {
+            message: error.to_string(),
+        },
+    }
 }
 
 /// How many leading args' data slots an event of the hook carries.

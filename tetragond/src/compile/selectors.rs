@@ -11,7 +11,7 @@ use super::{
     args::{kind_of, ArgClass, Memory},
     syscall_ids, values, MapEntry,
 };
-use crate::policy::limits::OverLimit;
+use crate::policy::{limits::OverLimit, NodePath};
 use crate::{
     error::CompileError,
     policy::model::{
@@ -93,7 +93,9 @@ pub fn compile_selectors(
             args,
             s,
         };
-        let (compiled, syscalls) = ctx.compile(sel, &mut out)?;
+        let (compiled, syscalls) = ctx
+            .compile(sel, &mut out)
+            .map_err(|e| e.within(NodePath::root().key("selectors").index(s)))?;
         out.selectors.push(compiled);
         syscall_sets.push(syscalls);
     }

@@ -522,6 +522,38 @@ fn parent_binaries_prefix_and_postfix_use_their_own_trie_filter() {
     );
 }
 
+/// A compile error names its file, line and column: the selector (or
+/// hook) it is about, as the parser's errors do.
+#[test]
+fn compile_errors_are_placed_at_their_selector() {
+    let yaml = policy_with(
+        "    - matchPIDs:
+      - operator: In
+        values: [1]
+    - matchPIDs:
+      - operator: In
+        values: [1]
+      - operator: In
+        followForks: true
+        values: [1]
+",
+    );
+    let e = compile_yaml(&yaml).expect_err("refused");
+    let second = yaml
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("    - matchPIDs"))
+        .nth(1)
+        .map(|(n, _)| n + 1)
+        .expect("two selectors");
+    let placed = super::located(&e, Path::new("t.yaml"), &yaml).to_string();
+    assert!(
+        placed.starts_with(&format!("t.yaml:{second}:")),
+        "{placed} (selector at line {second})"
+    );
+    assert!(placed.contains("differ in followForks"), "{placed}");
+}
+
 #[test]
 fn not_in_pid_entries_fold_into_their_union() {
     let c = compile_yaml(&policy_with(

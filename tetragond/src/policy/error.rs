@@ -61,6 +61,17 @@ impl PolicyError {
         }
     }
 
+    /// `LINE:COL: MESSAGE` (the message alone without a position): the
+    /// error of a text that came without its file's name (AddPolicy,
+    /// CheckPolicy), for the caller to put its file in front
+    /// ([`in_file`]).
+    pub fn without_file(&self) -> String {
+        match self.position() {
+            Some((line, column)) => format!("{line}:{column}: {}", self.message()),
+            None => self.message(),
+        }
+    }
+
     /// `(line, column)`, both 1-based, when the error has a position.
     pub fn position(&self) -> Option<(usize, usize)> {
         match self {
@@ -70,9 +81,34 @@ impl PolicyError {
     }
 }
 
+/// `FILE:LINE:COL: MESSAGE` from a reason [`PolicyError::without_file`]
+/// gave (`FILE: MESSAGE` when it has no position).
+pub fn in_file(file: &Path, reason: &str) -> String {
+    let mut parts = reason.splitn(3, ':');
+    let number =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if number(parts.next()) && number(parts.next()) {
+        format!("{}:{reason}", file.display())
+    } else {
+        format!("{}: {reason}", file.display())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_without_its_file_gets_it_back() {
+        let e = PolicyError::located(Path::new("/probe.yaml"), 4, 3, "bad: thing");
+        assert_eq!(e.without_file(), "4:3: bad: thing");
+        let file = Path::new("mine.yaml");
+        assert_eq!(
+            in_file(file, &e.without_file()),
+            "mine.yaml:4:3: bad: thing"
+        );
+        assert_eq!(in_file(file, "no place: here"), "mine.yaml: no place: here");
+    }
 
     #[test]
     fn located_display_is_file_line_column_message() {

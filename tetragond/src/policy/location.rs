@@ -34,6 +34,13 @@ impl NodePath {
         &self.0
     }
 
+    /// This path followed by `rest`.
+    pub fn join(&self, rest: &NodePath) -> Self {
+        let mut path = self.clone();
+        path.0.extend(rest.0.iter().cloned());
+        path
+    }
+
     /// Drops the last segment; false at the root.
     pub fn pop(&mut self) -> bool {
         self.0.pop().is_some()

@@ -26,7 +26,7 @@ use crate::{
     api::{ApiError, PolicyInfo},
     compile::{self, FormatSource, HookMeta},
     namespaces::NamespaceMap,
-    policy::{self, EffectiveMode, Mode, PolicyKey, Resolved},
+    policy::{self, EffectiveMode, Mode, PolicyError, PolicyKey, Resolved},
     runtime_state::RuntimeState,
     sensors::{
         install::{self, Installed, SlotAllocator},
@@ -310,13 +310,22 @@ impl<K: KernelOps> Store<K> {
     }
 
     /// The compile a load runs, without touching the kernel: AddPolicy
-    /// refuses what the folder would refuse.
-    pub fn check(&self, tp: &policy::TracingPolicy) -> Result<(), String> {
-        compile::compile(tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
+    /// refuses what the folder would refuse. `file` and `yaml` place the
+    /// error.
+    pub fn check(
+        &self,
+        tp: &policy::TracingPolicy,
+        file: &Path,
+        yaml: &str,
+    ) -> Result<(), PolicyError> {
+        compile::compile(tp, self.formats.as_ref())
+            .map_err(|e| compile::located(&e, file, yaml))?;
         if tp.is_namespaced() {
             self.namespaces
                 .scopes(tp.namespace())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| PolicyError::Invalid {
+                    message: e.to_string(),
+                })?;
         }
         Ok(())
     }
@@ -436,8 +445,8 @@ impl<K: KernelOps> Store<K> {
             entry.resolved = None;
             return Ok(());
         }
-        let mut compiled =
-            compile::compile(&tp, self.formats.as_ref()).map_err(|e| e.to_string())?;
+        let mut compiled = compile::compile(&tp, self.formats.as_ref())
+            .map_err(|e| compile::located(&e, &entry.file, yaml).to_string())?;
         if tp.is_namespaced() {
             let scopes = self
                 .namespaces
