@@ -877,3 +877,44 @@ fn raw_tracepoints_read_their_own_arguments() {
     );
     assert_eq!(tp["args"][1]["linux_binprm_arg"]["path"], bin, "{exec}");
 }
+
+/// A tracepoint's `__data_loc` string field (`type: data_loc`, or
+/// `string`): sched/sched_process_exec's `filename` is in the record, at
+/// the offset the field gives. A Postfix on it posts testbin's exec and
+/// not another's.
+#[test]
+fn data_loc_string_fields_are_read_from_the_record() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let name = bin
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("utf-8 name");
+    h.write_policy(
+        "exec.yaml",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: exec-data-loc\nspec:\n  tracepoints:\n  - subsystem: sched\n    event: sched_process_exec\n    args:\n    - index: 4\n      type: data_loc\n      label: filename\n    - index: 5\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Postfix\n        values: [\"/{name}\"]\n"
+        ),
+    );
+    h.wait_policy("exec-data-loc", "enabled", enabled);
+    assert!(run("/bin/true", &[]).success());
+    assert!(run(bin.to_str().expect("utf-8"), &["syscall", "39"]).success());
+    let ev = h.wait_event("testbin's exec", |e| {
+        e["process_tracepoint"]["policy_name"] == "exec-data-loc"
+    });
+    let tp = &ev["process_tracepoint"];
+    assert_eq!(
+        tp["args"][0]["string_arg"],
+        bin.display().to_string(),
+        "{ev}"
+    );
+    assert_eq!(tp["args"][0]["label"], "filename", "{ev}");
+    assert_eq!(tp["args"][1]["int_arg"], tp["process"]["pid"], "{ev}");
+    let posted: Vec<_> = h
+        .hook_events()
+        .into_iter()
+        .filter(|e| e["process_tracepoint"]["policy_name"] == "exec-data-loc")
+        .collect();
+    assert_eq!(posted.len(), 1, "only testbin's exec: {posted:?}");
+}

@@ -158,6 +158,9 @@ pub mod arg_kind {
     /// [`ABI_I386`](crate::ABI_I386) set when the call came through the
     /// 32-bit entry.
     pub const SYSCALL64: u8 = 13;
+    /// A tracepoint's `__data_loc` field (32 bits: the string's offset in
+    /// the record, and its length above): the string.
+    pub const DATA_LOC: u8 = 14;
 
     /// Kinds that fill the argument's data slot.
     pub const fn has_data(kind: u8) -> bool {

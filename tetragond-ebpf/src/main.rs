@@ -875,6 +875,12 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     let value = if kind == arg_kind::SYSCALL64 {
         raw | u64::from(compat << 31)
     } else if arg_kind::has_data(kind) {
+        // A `__data_loc` field says where in the record its string is.
+        let (kind, raw) = if kind == arg_kind::DATA_LOC {
+            (arg_kind::STRING, state.ctx.wrapping_add(raw & 0xffff))
+        } else {
+            (kind, raw)
+        };
         let size = if spec.has_size != 0 {
             let size = unsafe { ctx.read_at::<u64>(spec.size_offset as usize) }.unwrap_or(0);
             (size << shift) >> shift

@@ -178,7 +178,7 @@ pub fn arg_key(ty: &str) -> &'static str {
         // Tetragon exports every unsigned 64-bit type as its size_arg.
         "size_t" | "uint64" | "ulong" => "size_arg",
         "syscall64" => "syscall_id",
-        "string" | "filename" => "string_arg",
+        "string" | "filename" | "data_loc" => "string_arg",
         "char_buf" => "bytes_arg",
         // A descriptor is exported as the file it names.
         "file" | "fd" => "file_arg",
@@ -227,7 +227,7 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
             j.u64(u64::from(id));
             j.close(b'}');
         }
-        "string" | "filename" => j.str(&text(slot, raw)),
+        "string" | "filename" | "data_loc" => j.str(&text(slot, raw)),
         // Tetragon's bytes_arg: protojson writes bytes as base64.
         "char_buf" => base64(
             j,
@@ -346,6 +346,7 @@ mod tests {
             "syscall64",
             "string",
             "filename",
+            "data_loc",
             "char_buf",
             "file",
             "fd",

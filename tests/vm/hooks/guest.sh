@@ -264,7 +264,8 @@ corpus_case() {
             sleep 0.2
         done
         daemon=
-        [ "$S_STATE" = enabled ] || daemon=$(without_place "$PDIR/$name.yaml" "${S_ERROR:-state ${S_STATE:-not listed}}")
+        # (S_ERROR is the JSON string's text: its quotes stay escaped.)
+        [ "$S_STATE" = enabled ] || daemon=$(without_place "$PDIR/$name.yaml" "${S_ERROR:-state ${S_STATE:-not listed}}" | sed 's/\\"/"/g')
         validated=$(tetra tp validate "$f" 2>&1 >/dev/null) && validated=
         validated=$(without_place "$f" "$validated")
         [ "$validated" = "$daemon" ] || bad "$name: validate says '$validated', the daemon '$daemon'"

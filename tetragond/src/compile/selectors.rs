@@ -46,11 +46,11 @@ impl HookArgs<'_> {
     fn class(&self, position: usize) -> ArgClass {
         match (self.memory, self.args.get(position)) {
             // A tracepoint field is its integer value, but for a string
-            // read where a pointer field points (raw tracepoints read
-            // kernel memory, as functions do).
-            (Some(Memory::User), Some(arg)) if self.positional && arg.ty != ArgType::String => {
-                ArgClass::Integer
-            }
+            // (raw tracepoints read kernel memory, as functions do).
+            (Some(Memory::User), Some(arg)) if self.positional => match arg.ty {
+                ArgType::String | ArgType::DataLoc => ArgClass::Text,
+                _ => ArgClass::Integer,
+            },
             (Some(memory), Some(arg)) => kind_of(arg.ty, memory)
                 .map(|(_, class)| class)
                 .unwrap_or(ArgClass::Integer),

@@ -255,26 +255,43 @@ fn compat_twin(
     })
 }
 
+/// A string field: a `__data_loc` one (the string is in the record), or,
+/// for `string`, where a pointer field points (`const char * filename`),
+/// read as the kprobe on the same syscall reads it.
+fn string_field(
+    what: &str,
+    field: &tracefs::Field,
+    arg_type: ArgType,
+) -> Result<ArgSpec, CompileError> {
+    let (size, kind) = if field.c_type.starts_with("__data_loc") && field.size == 4 {
+        (4, arg_kind::DATA_LOC)
+    } else if arg_type == ArgType::String && field.size == 8 && field.c_type.contains('*') {
+        (8, arg_kind::STRING)
+    } else {
+        return Err(CompileError::Unsupported(format!(
+            "{what}: arg `{}` of type {}: field `{} {}` is neither a `__data_loc` string nor{} a pointer",
+            field.name,
+            arg_type.as_str(),
+            field.c_type,
+            field.name,
+            if arg_type == ArgType::DataLoc { " (for type string)" } else { "" }
+        )));
+    };
+    Ok(ArgSpec {
+        offset: field.offset,
+        size,
+        kind,
+        ..Default::default()
+    })
+}
+
 pub(super) fn arg_spec(
     what: &str,
     field: &tracefs::Field,
     arg_type: ArgType,
 ) -> Result<ArgSpec, CompileError> {
-    // A string where a pointer field points (`const char * filename`):
-    // read as the kprobe on the same syscall reads it.
-    if arg_type == ArgType::String {
-        if field.size != 8 || !field.c_type.contains('*') {
-            return Err(CompileError::Unsupported(format!(
-                "{what}: arg `{}` of type string: field `{} {}` is not a pointer (a `__data_loc` string is not read yet)",
-                field.name, field.c_type, field.name
-            )));
-        }
-        return Ok(ArgSpec {
-            offset: field.offset,
-            size: 8,
-            kind: arg_kind::STRING,
-            ..Default::default()
-        });
+    if matches!(arg_type, ArgType::String | ArgType::DataLoc) {
+        return string_field(what, field, arg_type);
     }
     let ty = arg_type.as_str();
     const INTEGER_TYPES: &[&str] = &[
@@ -294,7 +311,7 @@ pub(super) fn arg_spec(
     ];
     if !INTEGER_TYPES.contains(&ty) {
         return Err(CompileError::Unsupported(format!(
-            "{what}: arg `{}` of type {ty}: only integer and string arg types are supported on tracepoints so far",
+            "{what}: arg `{}` of type {ty}: only integer, string and data_loc arg types are supported on tracepoints so far",
             field.name
         )));
     }

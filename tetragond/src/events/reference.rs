@@ -149,7 +149,7 @@ fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
             let (abi, id) = crate::compile::split_id(raw);
             ("syscall_id", json!({ "id": id, "abi": abi }))
         }
-        "string" | "filename" => ("string_arg", json!(text(slot, raw))),
+        "string" | "filename" | "data_loc" => ("string_arg", json!(text(slot, raw))),
         // Tetragon's bytes_arg: protojson writes bytes as base64.
         "char_buf" => {
             let bytes = slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]);

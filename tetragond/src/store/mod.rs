@@ -318,16 +318,29 @@ impl<K: KernelOps> Store<K> {
         file: &Path,
         yaml: &str,
     ) -> Result<(), PolicyError> {
-        compile::compile(tp, self.formats.as_ref())
+        self.compile(tp, file, yaml).map(drop)
+    }
+
+    /// The policy compiled, and scoped to its namespace's cgroups; an
+    /// error is placed in `file` (whose text is `yaml`): at its hook or
+    /// selector, or at `metadata.namespace` for the scope.
+    fn compile(
+        &self,
+        tp: &policy::TracingPolicy,
+        file: &Path,
+        yaml: &str,
+    ) -> Result<compile::CompiledPolicy, PolicyError> {
+        let mut compiled = compile::compile(tp, self.formats.as_ref())
             .map_err(|e| compile::located(&e, file, yaml))?;
         if tp.is_namespaced() {
-            self.namespaces
-                .scopes(tp.namespace())
-                .map_err(|e| PolicyError::Invalid {
-                    message: e.to_string(),
-                })?;
+            let scopes = self.namespaces.scopes(tp.namespace()).map_err(|e| {
+                let path = policy::NodePath::root().key("metadata").key("namespace");
+                let at = policy::Positions::index(yaml).find(&path, policy::Part::Value);
+                PolicyError::located(file, at.line, at.column, e.to_string())
+            })?;
+            compiled.scope_to(&scopes);
         }
-        Ok(())
+        Ok(compiled)
     }
 
     /// Drops the run-time settings of policies gone for longer than the grace.
@@ -445,15 +458,9 @@ impl<K: KernelOps> Store<K> {
             entry.resolved = None;
             return Ok(());
         }
-        let mut compiled = compile::compile(&tp, self.formats.as_ref())
-            .map_err(|e| compile::located(&e, &entry.file, yaml).to_string())?;
-        if tp.is_namespaced() {
-            let scopes = self
-                .namespaces
-                .scopes(key.namespace())
-                .map_err(|e| e.to_string())?;
-            compiled.scope_to(&scopes);
-        }
+        let compiled = self
+            .compile(&tp, &entry.file, yaml)
+            .map_err(|e| e.to_string())?;
         let resolved = policy::resolve(
             policy_mode,
             sidecar_mode,
