@@ -15,8 +15,9 @@ use crate::policy::{limits::OverLimit, NodePath};
 use crate::{
     error::CompileError,
     policy::model::{
-        ActionSelector, Arg, ArgSelector, ArgType, BinarySelector, CapabilitiesSelector, ListType,
-        NamespaceSelector, PidSelector, RateLimitScope, Selector as PolicySelector, TracingPolicy,
+        ActionSelector, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
+        CapabilitiesSelector, ListType, NamespaceSelector, PidSelector, RateLimitScope,
+        Selector as PolicySelector, TracingPolicy,
     },
 };
 
@@ -559,12 +560,63 @@ impl SelectorCtx<'_> {
         let Some(first) = bins.first() else {
             return Ok(());
         };
-        if bins.len() > 1 {
-            return Err(self.unsupported("more than one matchBinaries entry per selector"));
-        }
         compiled.binary_follow = u8::from(first.follow_children);
-        compiled.binary_op = self.binary_entry(Whose::Own, first, out)?;
+        if bins.len() == 1 {
+            compiled.binary_op = self.binary_entry(Whose::Own, first, out)?;
+            return Ok(());
+        }
+        let folded = self.fold_binaries(bins)?;
+        compiled.binary_op = self.binary_entry(Whose::Own, &folded, out)?;
         Ok(())
+    }
+
+    /// Several matchBinaries entries are ANDed, as in Tetragon. In and
+    /// NotIn entries (exact paths) fold into one list, as matchPIDs do:
+    /// the In lists intersected, less every NotIn path; NotIn alone, their
+    /// union. Prefix and Postfix entries do not fold into one set.
+    fn fold_binaries(&self, bins: &[BinarySelector]) -> Result<BinarySelector, CompileError> {
+        let first = &bins[0];
+        if bins
+            .iter()
+            .any(|b| b.follow_children != first.follow_children)
+        {
+            return Err(self.unsupported(
+                "matchBinaries entries that differ in followChildren cannot be combined in one selector",
+            ));
+        }
+        let mut within: Option<Vec<String>> = None;
+        let mut excluded: Vec<String> = Vec::new();
+        for entry in bins {
+            match set_operator(entry.operator.as_str()) {
+                Some(set_op::IN) => {
+                    within = Some(match within {
+                        None => entry.values.clone(),
+                        Some(v) => v.into_iter().filter(|p| entry.values.contains(p)).collect(),
+                    })
+                }
+                Some(_) => excluded.extend(entry.values.iter().cloned()),
+                None => {
+                    return Err(self.unsupported(format!(
+                        "several matchBinaries entries combine only with In and NotIn, not {}",
+                        entry.operator.as_str()
+                    )))
+                }
+            }
+        }
+        let (operator, mut values) = match within {
+            Some(v) => (
+                BinaryOperator::In,
+                v.into_iter().filter(|p| !excluded.contains(p)).collect(),
+            ),
+            None => (BinaryOperator::NotIn, excluded),
+        };
+        let mut seen = std::collections::HashSet::new();
+        values.retain(|p: &String| seen.insert(p.clone()));
+        Ok(BinarySelector {
+            operator,
+            values,
+            follow_children: first.follow_children,
+        })
     }
 
     fn compile_parent_binaries(

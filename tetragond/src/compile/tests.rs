@@ -554,6 +554,50 @@ fn compile_errors_are_placed_at_their_selector() {
     assert!(placed.contains("differ in followForks"), "{placed}");
 }
 
+/// Several matchBinaries entries are ANDed: In and NotIn fold into one
+/// list of exact paths; a Prefix among several is refused with the reason.
+#[test]
+fn several_binary_entries_fold_into_one_list() {
+    let c = compile_yaml(&policy_with(
+        "    - matchBinaries:
+      - operator: In
+        values: [/bin/a, /bin/b, /bin/c]
+      - operator: NotIn
+        values: [/bin/b]
+",
+    ))
+    .expect("compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    assert_eq!(sel.binary_op, set_op::IN);
+    let paths: Vec<&str> = c.hooks[0]
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            MapEntry::Binary { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paths, ["/bin/a", "/bin/c"]);
+    assert_eq!(
+        c.hooks[0].binary_gate(),
+        Some(vec!["/bin/a".to_string(), "/bin/c".to_string()])
+    );
+    let e = compile_yaml(&policy_with(
+        "    - matchBinaries:
+      - operator: In
+        values: [/bin/a]
+      - operator: Prefix
+        values: [/usr/]
+",
+    ))
+    .expect_err("a Prefix among several");
+    assert!(
+        e.to_string()
+            .contains("combine only with In and NotIn, not Prefix"),
+        "{e}"
+    );
+}
+
 #[test]
 fn not_in_pid_entries_fold_into_their_union() {
     let c = compile_yaml(&policy_with(
