@@ -918,3 +918,35 @@ fn data_loc_string_fields_are_read_from_the_record() {
         .collect();
     assert_eq!(posted.len(), 1, "only testbin's exec: {posted:?}");
 }
+
+/// A syscall return probe (`syscall: true`, `return: true`) runs at
+/// raw_syscalls/sys_exit on the syscall's numbers: getpgid of a pid that
+/// does not exist returns -ESRCH (-3), which matchReturnArgs kill; getpgid
+/// of itself (0) returns its group and survives. The event names the
+/// syscall and carries the return value.
+#[test]
+fn syscall_return_probes_match_the_return_value() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let bin_str = bin.to_str().expect("utf-8 path");
+    h.write_policy(
+        "ret.yaml",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: getpgid-ret\nspec:\n  kprobes:\n  - call: getpgid\n    syscall: true\n    return: true\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchBinaries:\n      - operator: In\n        values: [\"{bin_str}\"]\n      matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-3\"]\n      matchReturnActions:\n      - action: Sigkill\n"
+        ),
+    );
+    h.wait_policy("getpgid-ret", "enabled", enabled);
+    let st = run_syscall_args(&bin, SYS_GETPGID, &[999_999_999]);
+    assert!(killed_by_sigkill(st), "-ESRCH returned: {st:?}");
+    let st = run_syscall_args(&bin, SYS_GETPGID, &[0]);
+    assert!(st.success(), "its own group returned: {st:?}");
+    h.wait_policy("getpgid-ret", "counted", |p| p["nenforce"] == 1);
+    let ev = h.wait_event("the return event", |e| {
+        e["process_kprobe"]["policy_name"] == "getpgid-ret"
+    });
+    let kp = &ev["process_kprobe"];
+    assert_eq!(kp["function_name"], "getpgid", "{ev}");
+    assert_eq!(kp["return"]["int_arg"], -3, "{ev}");
+    assert_eq!(kp["action"], "KPROBE_ACTION_SIGKILL", "{ev}");
+}

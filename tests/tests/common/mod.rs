@@ -13,7 +13,7 @@
 use std::{
     collections::BTreeSet,
     fs,
-    io::{BufRead, BufReader, Read},
+    io::Read,
     os::unix::{
         net::UnixDatagram,
         process::{CommandExt, ExitStatusExt},
@@ -348,15 +348,17 @@ impl Harness {
         write_rename(&self.policy_dir.join(file), text);
     }
 
+    /// The events file's whole lines: a line still being written (a reader
+    /// can see part of a write) is left for the next look.
     pub fn events(&self) -> Vec<Value> {
-        let Ok(f) = fs::File::open(&self.events_file) else {
+        let Ok(text) = fs::read_to_string(&self.events_file) else {
             return vec![];
         };
-        BufReader::new(f)
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
             .lines()
-            .map_while(Result::ok)
             .map(|l| {
-                serde_json::from_str(&l)
+                serde_json::from_str(l)
                     .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}"))
             })
             .collect()

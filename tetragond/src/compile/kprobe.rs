@@ -268,6 +268,66 @@ fn return_hook(
     )
 }
 
+const SYSCALL_OVERRIDE_DENIED: &str = "Override on a syscall needs bpf_override_return; tetragond serves syscall hooks through the syscall tracepoints, which cannot change a return value: use an LSM hook (lsmhooks) or a security_* kprobe to deny";
+
+/// A syscall return probe (`return: true`) on `raw_syscalls/sys_exit`,
+/// listed under `ids`: as a kretprobe, it sees the return value alone
+/// (`returnArg`, the record's `ret`), which matchReturnArgs filter and
+/// matchReturnActions act on; its events name `call`, with `return`.
+fn syscall_return(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    call: &str,
+    ids: Vec<u32>,
+    formats: &dyn FormatSource,
+) -> Result<CompiledHook, CompileError> {
+    let format = formats.format("raw_syscalls", "sys_exit")?;
+    let ret_field = format.field("ret").ok_or_else(|| {
+        CompileError::Unsupported(format!("{what}: raw_syscalls/sys_exit has no ret field"))
+    })?;
+    let (args, selectors) =
+        function::return_view(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
+    let mut conf = HookConf {
+        n_args: args.len() as u8,
+        ..Default::default()
+    };
+    let mut arg_types = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        conf.args[i] = super::args::word_arg(arg.ty, ret_field.offset, Memory::User)
+            .map_err(|m| unsupported_arg(what, arg.index, m))?;
+        arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
+    }
+    let hook_args = HookArgs {
+        args: &args,
+        positional: false,
+        syscall_id: vec![],
+        memory: Some(Memory::User),
+        override_denied: Some(SYSCALL_OVERRIDE_DENIED.into()),
+    };
+    let sel = compile_selectors(what, policy, &selectors, &hook_args, false)?;
+    conf.n_selectors = sel.selectors.len() as u8;
+    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    let kind = HookKind::Kprobe {
+        function: call.to_string(),
+    };
+    Ok(CompiledHook {
+        attach: Attach::Tracepoint {
+            subsystem: "raw_syscalls".into(),
+            event: "sys_exit".into(),
+        },
+        conf,
+        sub_ids: ids,
+        entries: sel.entries,
+        meta: HookMeta {
+            message: kp.message.clone(),
+            tags: kp.tags.clone(),
+            return_position: Some(0),
+            ..meta(policy, kind, arg_types)
+        },
+    })
+}
+
 /// A syscall hook on `raw_syscalls/sys_enter`, listed under `ids`; its
 /// events name `call`.
 fn syscall(
@@ -278,9 +338,8 @@ fn syscall(
     ids: Vec<u32>,
     formats: &dyn FormatSource,
 ) -> Result<CompiledHook, CompileError> {
-    let unsupported = |msg: String| Err(CompileError::Unsupported(format!("{what}: {msg}")));
     if kp.ret {
-        return unsupported("return probes on syscalls are not supported yet".into());
+        return syscall_return(policy, what, kp, call, ids, formats);
     }
     let format = formats.format("raw_syscalls", "sys_enter")?;
     let args_field = format.field("args").ok_or_else(|| {
@@ -318,9 +377,7 @@ fn syscall(
         positional: false,
         syscall_id: vec![],
         memory: Some(Memory::User),
-        override_denied: Some(
-            "Override on a syscall needs bpf_override_return; tetragond serves syscall hooks through the syscall tracepoints, which cannot change a return value: use an LSM hook (lsmhooks) or a security_* kprobe to deny".into(),
-        ),
+        override_denied: Some(SYSCALL_OVERRIDE_DENIED.into()),
     };
     let sel = compile_selectors(what, policy, &kp.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
@@ -560,7 +617,22 @@ spec:
     }
 
     #[test]
-    fn return_probes_on_a_list_are_refused_as_on_syscalls() {
+    fn syscall_return_probes_read_the_return_value_at_sys_exit() {
+        let ret = "  - call: list:dups\n    return: true\n    returnArg: {index: 0, type: int}\n    selectors:\n    - matchReturnArgs: [{index: 0, operator: Equal, values: [\"-9\"]}]\n";
+        let tp = parse_policy(Path::new("t.yaml"), &list_policy(DUPS, ret))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = compile(&tp, &Fixed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.hooks.is_empty());
+        for hook in &c.hooks {
+            assert!(
+                matches!(&hook.attach, Attach::Tracepoint { subsystem, event } if subsystem == "raw_syscalls" && event == "sys_exit"),
+                "{:?}",
+                hook.attach
+            );
+            assert_eq!(hook.meta.return_position, Some(0));
+            assert_eq!(hook.conf.selectors[0].arg_filters[0].values[0] as i64, -9);
+        }
+        // Without returnArg, or with entry args, it is refused with the reason.
         let tp = parse_policy(
             Path::new("t.yaml"),
             &list_policy(DUPS, "  - call: list:dups\n    return: true\n"),
@@ -568,8 +640,7 @@ spec:
         .unwrap_or_else(|e| panic!("{e}"));
         let err = compile(&tp, &Fixed).expect_err("refused");
         assert!(
-            err.to_string()
-                .contains("kprobes[0] list:dups (sys_dup): return probes on syscalls"),
+            err.to_string().contains("return: true needs returnArg"),
             "{err}"
         );
     }
