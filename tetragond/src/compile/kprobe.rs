@@ -292,40 +292,17 @@ fn syscall_return(
         n_args: args.len() as u8,
         ..Default::default()
     };
-    let mut arg_types = Vec::new();
     for (i, arg) in args.iter().enumerate() {
         conf.args[i] = super::args::word_arg(arg.ty, ret_field.offset, Memory::User)
             .map_err(|m| unsupported_arg(what, arg.index, m))?;
-        arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
-    let hook_args = HookArgs {
+    let end = SyscallEnd {
+        event: "sys_exit",
         args: &args,
-        positional: false,
-        syscall_id: vec![],
-        memory: Some(Memory::User),
-        override_denied: Some(SYSCALL_OVERRIDE_DENIED.into()),
+        selectors: &selectors,
+        return_position: Some(0),
     };
-    let sel = compile_selectors(what, policy, &selectors, &hook_args, false)?;
-    conf.n_selectors = sel.selectors.len() as u8;
-    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
-    let kind = HookKind::Kprobe {
-        function: call.to_string(),
-    };
-    Ok(CompiledHook {
-        attach: Attach::Tracepoint {
-            subsystem: "raw_syscalls".into(),
-            event: "sys_exit".into(),
-        },
-        conf,
-        sub_ids: ids,
-        entries: sel.entries,
-        meta: HookMeta {
-            message: kp.message.clone(),
-            tags: kp.tags.clone(),
-            return_position: Some(0),
-            ..meta(policy, kind, arg_types)
-        },
-    })
+    syscall_hook(policy, what, kp, call, ids, conf, end)
 }
 
 /// A syscall hook on `raw_syscalls/sys_enter`, listed under `ids`; its
@@ -352,7 +329,6 @@ fn syscall(
         n_args: kp.args.len() as u8,
         ..Default::default()
     };
-    let mut arg_types = Vec::new();
     for (i, arg) in kp.args.iter().enumerate() {
         if arg.index >= SYSCALL_ARGS {
             return Err(CompileError::Invalid(format!(
@@ -366,29 +342,64 @@ fn syscall(
             Memory::User,
         )
         .map_err(|m| unsupported_arg(what, arg.index, m))?;
-        arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
     let base = args_field.offset;
     super::args::link_sizes(what, &mut conf, &kp.args, |index| {
         (index < SYSCALL_ARGS).then_some(base + 8 * index as u16)
     })?;
-    let hook_args = HookArgs {
+    let end = SyscallEnd {
+        event: "sys_enter",
         args: &kp.args,
+        selectors: &kp.selectors,
+        return_position: None,
+    };
+    syscall_hook(policy, what, kp, call, ids, conf, end)
+}
+
+/// Which end of a syscall a hook is on, and what it reads there.
+struct SyscallEnd<'a> {
+    /// `sys_enter` or `sys_exit` of `raw_syscalls`.
+    event: &'static str,
+    args: &'a [crate::policy::model::Arg],
+    selectors: &'a [Selector],
+    /// Where the return value is among `args`, at the exit.
+    return_position: Option<usize>,
+}
+
+/// A syscall hook whose args are read (`conf.args`): its selectors, and
+/// the hook on `raw_syscalls/<end.event>`, listed under `ids`, whose events
+/// name `call`.
+fn syscall_hook(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    call: &str,
+    ids: Vec<u32>,
+    mut conf: HookConf,
+    end: SyscallEnd<'_>,
+) -> Result<CompiledHook, CompileError> {
+    let hook_args = HookArgs {
+        args: end.args,
         positional: false,
         syscall_id: vec![],
         memory: Some(Memory::User),
         override_denied: Some(SYSCALL_OVERRIDE_DENIED.into()),
     };
-    let sel = compile_selectors(what, policy, &kp.selectors, &hook_args, false)?;
+    let sel = compile_selectors(what, policy, end.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    let arg_types = end
+        .args
+        .iter()
+        .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
+        .collect();
     let kind = HookKind::Kprobe {
         function: call.to_string(),
     };
     Ok(CompiledHook {
         attach: Attach::Tracepoint {
             subsystem: "raw_syscalls".into(),
-            event: "sys_enter".into(),
+            event: end.event.into(),
         },
         conf,
         sub_ids: ids,
@@ -396,6 +407,7 @@ fn syscall(
         meta: HookMeta {
             message: kp.message.clone(),
             tags: kp.tags.clone(),
+            return_position: end.return_position,
             ..meta(policy, kind, arg_types)
         },
     })

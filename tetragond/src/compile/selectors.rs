@@ -510,34 +510,18 @@ impl SelectorCtx<'_> {
                 "matchPIDs entries that differ in followForks or isNamespacePID cannot be combined in one selector",
             ));
         }
-        let mut within: Option<Vec<u32>> = None;
-        let mut excluded: Vec<u32> = Vec::new();
+        let mut entries = Vec::new();
         for entry in pids {
-            match set_operator(entry.operator.as_str()) {
-                Some(set_op::IN) => {
-                    within = Some(match within {
-                        None => entry.values.clone(),
-                        Some(v) => v.into_iter().filter(|p| entry.values.contains(p)).collect(),
-                    })
-                }
-                Some(_) => excluded.extend(&entry.values),
-                None => {
-                    return Err(self.invalid(format!(
-                        "matchPIDs operator {} (expected In or NotIn)",
-                        entry.operator.as_str()
-                    )))
-                }
-            }
+            let op = set_operator(entry.operator.as_str()).ok_or_else(|| {
+                self.invalid(format!(
+                    "matchPIDs operator {} (expected In or NotIn)",
+                    entry.operator.as_str()
+                ))
+            })?;
+            entries.push((op == set_op::IN, entry.values.as_slice()));
         }
-        let (operator, mut values) = match within {
-            Some(v) => (
-                set_op::IN,
-                v.into_iter().filter(|p| !excluded.contains(p)).collect(),
-            ),
-            None => (set_op::NOT_IN, excluded),
-        };
-        let mut seen = std::collections::HashSet::new();
-        values.retain(|p| seen.insert(*p));
+        let (within, values) = fold_in_not_in(entries);
+        let operator = if within { set_op::IN } else { set_op::NOT_IN };
         if values.len() > MAX_PIDS {
             return Err(self.invalid(format!("at most {MAX_PIDS} matchPIDs values")));
         }
@@ -584,34 +568,22 @@ impl SelectorCtx<'_> {
                 "matchBinaries entries that differ in followChildren cannot be combined in one selector",
             ));
         }
-        let mut within: Option<Vec<String>> = None;
-        let mut excluded: Vec<String> = Vec::new();
+        let mut entries = Vec::new();
         for entry in bins {
-            match set_operator(entry.operator.as_str()) {
-                Some(set_op::IN) => {
-                    within = Some(match within {
-                        None => entry.values.clone(),
-                        Some(v) => v.into_iter().filter(|p| entry.values.contains(p)).collect(),
-                    })
-                }
-                Some(_) => excluded.extend(entry.values.iter().cloned()),
-                None => {
-                    return Err(self.unsupported(format!(
-                        "several matchBinaries entries combine only with In and NotIn, not {}",
-                        entry.operator.as_str()
-                    )))
-                }
-            }
+            let op = set_operator(entry.operator.as_str()).ok_or_else(|| {
+                self.unsupported(format!(
+                    "several matchBinaries entries combine only with In and NotIn, not {}",
+                    entry.operator.as_str()
+                ))
+            })?;
+            entries.push((op == set_op::IN, entry.values.as_slice()));
         }
-        let (operator, mut values) = match within {
-            Some(v) => (
-                BinaryOperator::In,
-                v.into_iter().filter(|p| !excluded.contains(p)).collect(),
-            ),
-            None => (BinaryOperator::NotIn, excluded),
+        let (within, values) = fold_in_not_in(entries);
+        let operator = if within {
+            BinaryOperator::In
+        } else {
+            BinaryOperator::NotIn
         };
-        let mut seen = std::collections::HashSet::new();
-        values.retain(|p: &String| seen.insert(p.clone()));
         Ok(BinarySelector {
             operator,
             values,
@@ -840,6 +812,35 @@ fn operator_code(name: &str) -> Option<u8> {
         "NotInMap" => op::NOT_IN_MAP,
         _ => return None,
     })
+}
+
+/// ANDed In and NotIn entries (`(is_in, values)`) as one set: the In
+/// lists intersected, less every NotIn value (`(true, ..)`, In); with no
+/// In entry, the union of the NotIn lists (`(false, ..)`, NotIn). In the
+/// order first seen, each value once.
+fn fold_in_not_in<T: Clone + Eq + std::hash::Hash>(entries: Vec<(bool, &[T])>) -> (bool, Vec<T>) {
+    let mut within: Option<Vec<T>> = None;
+    let mut excluded: Vec<T> = Vec::new();
+    for (is_in, values) in entries {
+        if is_in {
+            within = Some(match within {
+                None => values.to_vec(),
+                Some(v) => v.into_iter().filter(|x| values.contains(x)).collect(),
+            });
+        } else {
+            excluded.extend_from_slice(values);
+        }
+    }
+    let (is_in, mut all): (bool, Vec<T>) = match within {
+        Some(v) => (
+            true,
+            v.into_iter().filter(|x| !excluded.contains(x)).collect(),
+        ),
+        None => (false, excluded),
+    };
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|x| seen.insert(x.clone()));
+    (is_in, all)
 }
 
 /// Whose executable a binary entry is matched against.
