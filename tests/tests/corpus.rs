@@ -11,6 +11,12 @@
 //! For every file, `tetra tp validate` (the daemon's compile, run on its
 //! request) and the daemon loading it from its folder agree: both accept,
 //! or both refuse with the same text at the same FILE:LINE:COLUMN.
+//!
+//! A file that loads also says how to make it fire and what it then
+//! writes: `# trigger: COMMAND` (run by `sh -c`, with `$TB` the test
+//! binary and `/tmp/corpus/tool` a copy of it) and `# event: KIND`. Every
+//! enabled file is triggered and must write an event of that kind, which
+//! matches the schema and Tetragon's field names and JSON types.
 
 mod common;
 
@@ -30,6 +36,16 @@ struct Case {
     file: PathBuf,
     text: String,
     expect: Expect,
+    /// `# trigger:` and `# event:` (files that load).
+    trigger: Option<(String, String)>,
+}
+
+/// The value of the header line `# KEY: VALUE` of `text`.
+fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let prefix = format!("# {key}: ");
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
 }
 
 fn corpus() -> Vec<Case> {
@@ -63,11 +79,22 @@ fn corpus() -> Vec<Case> {
                 .and_then(|s| s.to_str())
                 .expect("utf-8 name")
                 .to_string();
+            let trigger = header(&text, "trigger").map(|command| {
+                let kind = header(&text, "event")
+                    .unwrap_or_else(|| panic!("{}: a trigger and no `# event:`", file.display()));
+                (command.to_string(), kind.to_string())
+            });
+            assert!(
+                trigger.is_some() || matches!(expect, Expect::Refuse(_)),
+                "{}: a file that loads says how to trigger it (`# trigger:`)",
+                file.display()
+            );
             Case {
                 name,
                 file,
                 text,
                 expect,
+                trigger,
             }
         })
         .collect()
@@ -106,10 +133,42 @@ fn daemon_verdict(h: &Harness, case: &Case) -> Option<String> {
     Some(after_file(err, &case.name).to_string())
 }
 
+/// Where the triggers find their copy of the test binary (a path of its
+/// own, for matchBinaries and uprobes); it exists before the daemon starts.
+const TOOL_DIR: &str = "/tmp/corpus";
+
+/// Runs the trigger of `case`, then waits for its event of the stated kind;
+/// returns what is wrong with that event (schema, Tetragon's shape).
+fn trigger(h: &Harness, case: &Case, command: &str, kind: &str) -> Vec<String> {
+    let out = std::process::Command::new("sh")
+        .args(["-c", command])
+        .env("TB", testbin())
+        .output()
+        .expect("sh");
+    let policy = case.name.as_str();
+    let ev = h.wait_event(
+        &format!("{kind} of {policy} after `{command}` ({out:?})"),
+        |ev| ev[kind]["policy_name"] == policy,
+    );
+    let mut wrong = schema().validate(&ev);
+    wrong.extend(tetragon::shape_errors(&ev));
+    wrong
+        .into_iter()
+        .map(|w| format!("{policy}: its event: {w}"))
+        .collect()
+}
+
+fn schema() -> schema::Schema {
+    schema::Schema::load(&repo_dir().join("docs/events.schema.json"))
+}
+
 #[test]
 fn validate_and_the_daemon_agree_on_every_corpus_file() {
     let cases = corpus();
     assert!(cases.len() >= 30, "the corpus has {} files", cases.len());
+    let _ = std::fs::remove_dir_all(TOOL_DIR);
+    std::fs::create_dir_all(TOOL_DIR).expect("mkdir /tmp/corpus");
+    std::fs::copy(testbin(), format!("{TOOL_DIR}/tool")).expect("copy the test binary");
     let mut h = Harness::new();
     h.start_daemon();
     for case in &cases {
@@ -136,6 +195,9 @@ fn validate_and_the_daemon_agree_on_every_corpus_file() {
                 wrong.push(format!("{}: refused for another reason: {why}", case.name))
             }
             _ => {}
+        }
+        if let (None, Some((command, kind))) = (&loaded, &case.trigger) {
+            wrong.extend(trigger(&h, case, command, kind));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -251,9 +251,14 @@ without_place() { echo "$2" | sed "s|^$1:[0-9]*:[0-9]*: ||; s|^$1: ||"; }
 # where the BPF LSM is active, may be refused elsewhere), and `tetra tp
 # validate`, which runs the daemon's compile, agrees with the daemon
 # loading it from its folder: both accept, or both give the same reason at
-# the same line and column. One case for the whole corpus.
+# the same line and column. A file that is enabled is then triggered (its
+# `# trigger:` line, run by sh with $TB the test binary and /tmp/corpus/tool
+# a copy of it) and must write an event of its `# event:` kind, which the
+# host checks with all the others against the schema. One case for the
+# whole corpus.
 corpus_case() {
     begin corpus
+    mkdir -p /tmp/corpus && cp "$TB" /tmp/corpus/tool
     n=0
     for f in "$SHARE"/corpus/*.yaml; do
         name=$(basename "$f" .yaml)
@@ -284,11 +289,33 @@ corpus_case() {
                 ;;
         esac
         echo "GUEST-INFO corpus/$name: ${daemon:-enabled}"
+        [ -n "$daemon" ] || corpus_trigger "$f" "$name"
         unload "$name"
         n=$((n + 1))
     done
     [ "$n" -ge 30 ] || bad "only $n corpus files"
     finish
+}
+
+# corpus_trigger FILE NAME: runs the file's trigger, then waits for an event
+# of its kind from policy NAME.
+corpus_trigger() {
+    trigger=$(sed -n '2,3s/^# trigger: //p' "$1")
+    kind=$(sed -n '2,4s/^# event: //p' "$1")
+    if [ -z "$trigger" ] || [ -z "$kind" ]; then
+        bad "$2: enabled, and no '# trigger:' and '# event:' lines"
+        return
+    fi
+    TB=$TB sh -c "$trigger" >/dev/null 2>&1
+    deadline=$(($(now) + 10))
+    while ! cat /tmp/events.log* 2>/dev/null | grep -q "^{\"$kind\":{.*\"policy_name\":\"$2\""; do
+        if [ "$(now)" -ge "$deadline" ]; then
+            bad "$2: no $kind event 10 s after: $trigger"
+            return
+        fi
+        sleep 0.2
+    done
+    echo "GUEST-INFO corpus/$2: $kind after: $trigger"
 }
 
 # refused NAME SOURCE REASON: on a kernel without what the policy needs, it

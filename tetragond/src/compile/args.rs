@@ -64,7 +64,7 @@ pub fn word_arg(ty: ArgType, offset: u16, memory: Memory) -> Result<ArgSpec, Str
     let (kind, _) = kind_of(ty, memory)?;
     Ok(ArgSpec {
         offset,
-        size: 8,
+        size: int_width(ty).unwrap_or(8),
         signed: u8::from(is_signed(ty)),
         kind,
         ..Default::default()
@@ -97,6 +97,21 @@ pub fn link_sizes(
         spec.size_offset = offset;
     }
     Ok(())
+}
+
+/// The bytes an integer type holds: an `int` is read as the low 4 bytes of
+/// its register or record slot (a caller may leave the high half zero, as
+/// for AT_FDCWD), as Tetragon reads it and as the event prints it. `None`
+/// for types that are not integers.
+pub fn int_width(ty: ArgType) -> Option<u8> {
+    use ArgType::*;
+    match ty {
+        Int8 | Sint8 | Uint8 => Some(1),
+        Int16 | Sint16 | Uint16 => Some(2),
+        Int | Int32 | Sint32 | Uint32 => Some(4),
+        _ if ty.is_numeric() => Some(8),
+        _ => None,
+    }
 }
 
 pub fn is_signed(ty: ArgType) -> bool {

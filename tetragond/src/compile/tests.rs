@@ -959,3 +959,31 @@ fn hooks_whose_every_selector_lists_binaries_are_gated_on_them() {
     let parent = "    - matchBinaries:\n      - operator: In\n        values: [/bin/a]\n      matchParentBinaries:\n      - operator: In\n        values: [/bin/sh]\n";
     assert_eq!(gate(parent), Some(vec!["/bin/a".into()]));
 }
+
+/// An `int` in an 8-byte syscall slot is its low 4 bytes, sign-extended:
+/// AT_FDCWD arrives as 0x00000000ffffff9c and must equal -100.
+#[test]
+fn int_args_are_read_at_their_width() {
+    let yaml = "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: widths
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_unshare
+    args:
+    - index: 5
+      type: int
+    - index: 5
+      type: uint16
+    - index: 5
+      type: uint64
+";
+    let c = compile_yaml(yaml).expect("compiles");
+    let args = &c.hooks[0].conf.args;
+    assert_eq!((args[0].size, args[0].signed), (4, 1));
+    assert_eq!((args[1].size, args[1].signed), (2, 0));
+    assert_eq!(args[2].size, 8);
+    assert_eq!(args[0].offset, args[2].offset);
+}

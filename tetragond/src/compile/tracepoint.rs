@@ -324,10 +324,21 @@ pub(super) fn arg_spec(
             field.c_type, field.name, field.size
         )));
     }
-    Ok(ArgSpec {
-        offset: field.offset,
-        size: field.size as u8,
-        signed: field.signed as u8,
-        ..Default::default()
+    // A type narrower than its field (`int dfd` in an 8-byte syscall
+    // slot) is read as that type; else as the field is.
+    let size = field.size as u8;
+    Ok(match super::args::int_width(arg_type) {
+        Some(width) if width < size => ArgSpec {
+            offset: field.offset,
+            size: width,
+            signed: u8::from(super::args::is_signed(arg_type)),
+            ..Default::default()
+        },
+        _ => ArgSpec {
+            offset: field.offset,
+            size,
+            signed: field.signed as u8,
+            ..Default::default()
+        },
     })
 }

@@ -268,6 +268,7 @@ fn what_is_served_still_parses() {
     let served = [
         "  hostSelector: {}\n".to_string(),
         "  options:\n  - {name: disable-kprobe-multi, value: \"1\"}\n".into(),
+        "  options:\n  - {name: override-method, value: fmod-ret}\n".into(),
         post(""),
         hook("    return: true\n    returnArg: {index: 0, type: int}\n    returnArgAction: Post\n"),
         selector("      matchActions:\n      - {action: Signal, argSig: 10}\n"),
@@ -287,6 +288,12 @@ fn what_is_served_still_parses() {
     let text = policy(&hook("    returnArg: {index: 0, type: int}\n"));
     let err = parse_policy(Path::new("f.yaml"), &text).err();
     assert!(err.is_some_and(|e| e.message().contains("return: true")));
+    let text = policy("  options:\n  - {name: override-method, value: override-return}\n");
+    let err = parse_policy(Path::new("f.yaml"), &text).err();
+    assert!(err.is_some_and(|e| e.message().contains("never with bpf_override_return")));
+    let text = policy("  options:\n  - {name: override-method, value: fmodret}\n");
+    let err = parse_policy(Path::new("f.yaml"), &text).err();
+    assert!(err.is_some_and(|e| e.message().contains("takes fmod-ret or override-return")));
     let text = policy("  options:\n  - {name: bogus-option, value: \"1\"}\n");
     let err = parse_policy(Path::new("f.yaml"), &text).err();
     assert!(err.is_some_and(|e| e.message().contains("bogus-option")));

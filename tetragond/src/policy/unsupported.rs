@@ -15,6 +15,11 @@ use super::model::*;
 /// bulk: tetragond never does, so they hold whatever their value.
 pub const ATTACH_OPTIONS: [&str; 2] = ["disable-kprobe-multi", "disable-uprobe-multi"];
 
+/// `spec.options` naming how Override changes a kernel function's return.
+/// tetragond uses fmod_ret (security_* functions; LSM hooks return the
+/// error themselves), never bpf_override_return.
+pub const OVERRIDE_METHOD_OPTION: &str = "override-method";
+
 /// The first field of `policy` that tetragond cannot serve, in document
 /// order within each part.
 pub fn check(policy: &TracingPolicy) -> Check {
@@ -100,9 +105,13 @@ fn check_options(options: &[OptionSpec], path: &NodePath) -> Check {
         if option.name == POLICY_MODE_OPTION {
             continue;
         }
+        if option.name == OVERRIDE_METHOD_OPTION {
+            check_override_method(option, &here)?;
+            continue;
+        }
         if !ATTACH_OPTIONS.contains(&option.name.as_str()) {
             let message = format!(
-                "option {:?} is not supported by tetragond (it serves {POLICY_MODE_OPTION}, {})",
+                "option {:?} is not supported by tetragond (it serves {POLICY_MODE_OPTION}, {OVERRIDE_METHOD_OPTION}, {})",
                 option.name,
                 ATTACH_OPTIONS.join(", ")
             );
@@ -117,6 +126,22 @@ fn check_options(options: &[OptionSpec], path: &NodePath) -> Check {
         }
     }
     Ok(())
+}
+
+/// `fmod-ret` is what tetragond does; `override-return` it cannot honour.
+fn check_override_method(option: &OptionSpec, path: &NodePath) -> Check {
+    let message = match option.value.trim() {
+        "fmod-ret" => return Ok(()),
+        "override-return" => format!(
+            "option {OVERRIDE_METHOD_OPTION} override-return is not supported by tetragond: it \
+             overrides with fmod_ret (security_* functions) and LSM hooks, never with \
+             bpf_override_return; use fmod-ret"
+        ),
+        other => format!(
+            "option {OVERRIDE_METHOD_OPTION} takes fmod-ret or override-return, not {other:?}"
+        ),
+    };
+    Err(Issue::at(path.key("value"), Part::Value, message))
 }
 
 fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
