@@ -467,3 +467,47 @@ fn tetra_list_prints_tetragons_columns() {
     let alias = h.tetra(&["tp", "list"]);
     assert_eq!(alias.stdout, out.stdout);
 }
+
+/// Entries of BPF map `id` (`bpftool map dump`).
+fn map_entries(id: u32) -> usize {
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", "map", "dump", "id", &id.to_string()])
+        .output()
+        .expect("bpftool");
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool's JSON");
+    dump.as_array().map_or(0, Vec::len)
+}
+
+/// This kernel has the BPF memory allocator (Linux 6.1 on): the hook slots
+/// are a hash map holding only the slots in use. A removed policy's slot is
+/// given back at the next swap of the dispatch lists, not at once.
+#[test]
+fn hook_slots_take_kernel_memory_only_while_in_use() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let hooks = daemon_map_id(&h, "HOOKS");
+    let show = std::process::Command::new("bpftool")
+        .args(["map", "show", "id", &hooks.to_string()])
+        .output()
+        .expect("bpftool");
+    let show = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(show.contains(": hash "), "HOOKS is a hash map here: {show}");
+    assert_eq!(map_entries(hooks), 0, "no policy, no slot");
+    for (i, name) in ["slots-a", "slots-b", "slots-c"].iter().enumerate() {
+        let policy = kill_policy(name, 230 + i as u32, POST_ACTION, "");
+        h.write_policy(&format!("{name}.yaml"), &policy);
+        h.wait_policy(name, "enabled", enabled);
+    }
+    assert_eq!(map_entries(hooks), 3);
+    for name in ["slots-a", "slots-b"] {
+        std::fs::remove_file(h.policy_dir.join(format!("{name}.yaml"))).expect("rm");
+        h.wait_policy_gone(name);
+    }
+    // The next change swaps the lists: the two freed slots go then.
+    h.write_policy(
+        "slots-d.yaml",
+        &kill_policy("slots-d", 233, POST_ACTION, ""),
+    );
+    h.wait_policy("slots-d", "enabled", enabled);
+    assert_eq!(map_entries(hooks), 2, "slots-c and slots-d");
+}

@@ -299,16 +299,39 @@ fn policy_objects_appear_change_and_vanish() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("gdbus (libglib2.0-bin)");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(h.set_mode("obj", "monitor").status.success());
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let _ = monitor.kill();
+    // Its lines, as they come: it subscribes before it says who owns the
+    // name, and the signal may take a while on a loaded machine.
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = monitor.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut signals = String::new();
-    std::io::Read::read_to_string(&mut monitor.stdout.take().expect("stdout"), &mut signals)
-        .expect("read");
+    let mut wait_for = |what: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !signals.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    signals.push_str(&line);
+                    signals.push('\n');
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    assert!(wait_for("is owned by"), "gdbus monitor never started");
+    assert!(h.set_mode("obj", "monitor").status.success());
+    let changed = wait_for("'Mode': <'monitor'>");
+    let _ = monitor.kill();
     let _ = monitor.wait();
     assert!(
-        signals.contains("PropertiesChanged") && signals.contains("'Mode': <'monitor'>"),
+        changed && signals.contains("PropertiesChanged"),
         "PropertiesChanged for Mode:\n{signals}"
     );
     assert_eq!(get("ModeSource"), "s \"runtime\"");

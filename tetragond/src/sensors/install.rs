@@ -206,6 +206,7 @@ fn release(kernel: &mut impl KernelOps, hook_slots: &mut SlotAllocator, installe
         if let Some(attach) = &hook.attached {
             kernel.detach(attach, hook.slot);
         }
+        kernel.free_hook(hook.slot);
         hook_slots.give_back(hook.slot);
     }
 }
@@ -239,6 +240,7 @@ mod tests {
         fn write_hook(&mut self, _: u32, _: &HookConf) -> Result<(), SensorError> {
             Ok(())
         }
+        fn free_hook(&mut self, _: u32) {}
         fn add_entry(&mut self, hook_slot: u32, entry: &MapEntry) -> Result<(), SensorError> {
             if let Some(left) = &mut self.entries_left {
                 if *left == 0 {

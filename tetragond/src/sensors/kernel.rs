@@ -21,6 +21,7 @@ use super::{
     dispatch::{DispatchSets, Listing, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
+    hook_table::HookTable,
     map_flags,
     object::{exe_path, log_verified, map_err, map_full, take},
     pin::{Held, Pins},
@@ -72,7 +73,7 @@ fn site_for(subsystem: &str, event: &str) -> Option<(u32, &'static str, &'static
 pub struct Kernel {
     ebpf: Ebpf,
     helpers: Helpers,
-    hooks: Array<MapData, HookConf>,
+    hooks: HookTable,
     hook_lists: BpfHashMap<MapData, HookKey, HookSet>,
     binary_gates: BpfHashMap<MapData, GateKey, HookSet>,
     event_info: BpfHashMap<MapData, u32, EventInfo>,
@@ -134,10 +135,7 @@ impl Kernel {
             .ok()
             .map(Arc::new);
         let object = if map_flags::allocates_on_demand(btf.as_deref()) {
-            Cow::Owned(
-                map_flags::with_flags(BPF_OBJECT, &map_flags::ON_DEMAND, map_flags::NO_PREALLOC)
-                    .map_err(SensorError::Load)?,
-            )
+            Cow::Owned(map_flags::allocated_on_demand(BPF_OBJECT).map_err(SensorError::Load)?)
         } else {
             tracing::info!(
                 "this kernel predates the BPF memory allocator (Linux 6.1): policy maps are preallocated"
@@ -161,7 +159,10 @@ impl Kernel {
             load_program(&mut ebpf, name)?;
         }
         let mut kernel = Kernel {
-            hooks: take!(ebpf, Array, "HOOKS"),
+            hooks: HookTable::new(ebpf.take_map("HOOKS").ok_or_else(|| SensorError::Map {
+                map: "HOOKS",
+                message: "missing from the BPF object".into(),
+            })?)?,
             hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),
             binary_gates: take!(ebpf, BpfHashMap, "BINARY_GATES"),
             event_info: take!(ebpf, BpfHashMap, "EVENT_INFO"),
@@ -529,7 +530,12 @@ impl Kernel {
             install_id: self.next_install_id,
             ..*conf
         };
-        self.hooks.set(slot, &conf, 0).map_err(map_err("HOOKS"))
+        self.hooks.write(slot, &conf)
+    }
+
+    /// `slot` holds no hook any more (it is in no dispatch list).
+    pub fn free_hook(&mut self, slot: u32) {
+        self.hooks.retire(slot);
     }
 
     /// The aggregation window (`AGGREGATE_WINDOW`; zero: off).
@@ -552,6 +558,7 @@ impl Kernel {
     /// the sets already rewritten are put back, so a failed swap leaves
     /// every set as it was.
     pub fn swap_lists(&mut self, old: &[Listing], new: &[Listing]) -> Result<(), SensorError> {
+        self.hooks.delete_retired();
         let old = self.set_ids(old);
         let new = self.set_ids(new);
         let swap = self.dispatch.plan(&old, &new);

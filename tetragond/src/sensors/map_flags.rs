@@ -1,12 +1,13 @@
-//! Map flags chosen when the object is loaded. The hash maps that hold
-//! policies' dispatch sets and entries take memory as entries are written
-//! (`BPF_F_NO_PREALLOC`) where the kernel allocates safely from tracing
-//! programs (`bpf_mem_alloc`, Linux 6.1). Before that, a tracing program
-//! using such a map makes the kernel print a warning (WARN_ONCE) at its
-//! load, so there they stay preallocated, their whole capacity charged
-//! from the start. aya (0.16) sets a map's size at load but not its flags:
-//! the object's map definitions (the `maps` section's `struct
-//! bpf_map_def`) are patched before it is loaded.
+//! Map definitions chosen when the object is loaded. The hash maps that
+//! hold policies' dispatch sets and entries take memory as entries are
+//! written (`BPF_F_NO_PREALLOC`) where the kernel allocates safely from
+//! tracing programs (`bpf_mem_alloc`, Linux 6.1), and there the hook array
+//! becomes a hash map keyed by slot, so only the slots in use take memory.
+//! Before that, a tracing program using such a map makes the kernel print a
+//! warning (WARN_ONCE) at its load, so there they stay preallocated, their
+//! whole capacity charged from the start. aya (0.16) sets a map's size at
+//! load but not its type or flags: the object's map definitions (the `maps`
+//! section's `struct bpf_map_def`) are patched before it is loaded.
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
@@ -14,9 +15,14 @@ use crate::kernel_info::btf::KernelBtf;
 
 /// `BPF_F_NO_PREALLOC`.
 pub const NO_PREALLOC: u32 = 1;
-/// `map_flags` in `struct bpf_map_def` (after type, key, value and
-/// max_entries, each a u32).
-const MAP_FLAGS_OFFSET: u64 = 16;
+/// `BPF_MAP_TYPE_HASH`, `BPF_MAP_TYPE_ARRAY`.
+const MAP_TYPE_HASH: u32 = 1;
+const MAP_TYPE_ARRAY: u32 = 2;
+/// `struct bpf_map_def`: type, key_size, value_size, max_entries and
+/// map_flags, each a u32.
+const DEF_WORDS: usize = 5;
+const TYPE: usize = 0;
+const FLAGS: usize = 4;
 
 /// The hash maps of dispatch sets and policy entries: allocated as they are
 /// written where the kernel allows it.
@@ -31,14 +37,41 @@ pub const ON_DEMAND: [&str; 8] = [
     "SUBSTRINGS",
 ];
 
+/// Arrays indexed by slot that become hash maps keyed by slot (allocated as
+/// written): `HOOKS`, 4,096 hook slots of 2.2 kB each. The programs look a
+/// slot up with the same helper call on either type, and treat a missing
+/// slot as no hook.
+pub const SLOT_TABLES: [&str; 1] = ["HOOKS"];
+
 /// The kernel allocates map elements safely from tracing programs: it has
 /// the BPF memory allocator (Linux 6.1).
 pub fn allocates_on_demand(btf: Option<&KernelBtf>) -> bool {
     btf.is_some_and(|b| b.member_offset("bpf_mem_alloc", &[]).is_ok())
 }
 
-/// `object` with `flags` added to the definitions of `maps`.
-pub fn with_flags(object: &[u8], maps: &[&str], flags: u32) -> Result<Vec<u8>, String> {
+/// `object` with its policy maps allocated on demand: `ON_DEMAND` flagged
+/// `BPF_F_NO_PREALLOC`, `SLOT_TABLES` turned into such hash maps.
+pub fn allocated_on_demand(object: &[u8]) -> Result<Vec<u8>, String> {
+    let object = patch_defs(object, &ON_DEMAND, |_, def| {
+        def[FLAGS] |= NO_PREALLOC;
+        Ok(())
+    })?;
+    patch_defs(&object, &SLOT_TABLES, |name, def| {
+        if def[TYPE] != MAP_TYPE_ARRAY {
+            return Err(format!("map {name} is not an array (type {})", def[TYPE]));
+        }
+        def[TYPE] = MAP_TYPE_HASH;
+        def[FLAGS] |= NO_PREALLOC;
+        Ok(())
+    })
+}
+
+/// `object` with `edit` applied to the definitions of `maps`.
+fn patch_defs(
+    object: &[u8],
+    maps: &[&str],
+    edit: impl Fn(&str, &mut [u32; DEF_WORDS]) -> Result<(), String>,
+) -> Result<Vec<u8>, String> {
     let file = object::File::parse(object).map_err(|e| format!("parsing the BPF object: {e}"))?;
     let section = file
         .section_by_name("maps")
@@ -52,18 +85,25 @@ pub fn with_flags(object: &[u8], maps: &[&str], flags: u32) -> Result<Vec<u8>, S
             .symbols()
             .find(|s| s.name() == Ok(name) && s.section_index() == Some(section.index()))
             .ok_or_else(|| format!("map {name} missing from the BPF object"))?;
-        let offset = symbol.address() + MAP_FLAGS_OFFSET;
-        if offset + 4 > size {
+        let len = (4 * DEF_WORDS) as u64;
+        if symbol.address() + len > size {
             return Err(format!(
                 "map {name}: its definition ends past the `maps` section"
             ));
         }
-        let at = usize::try_from(start + offset).map_err(|e| e.to_string())?;
-        let field = patched
-            .get_mut(at..at + 4)
+        let at = usize::try_from(start + symbol.address()).map_err(|e| e.to_string())?;
+        let bytes = patched
+            .get_mut(at..at + 4 * DEF_WORDS)
             .ok_or_else(|| format!("map {name}: its definition ends past the object"))?;
-        let current = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
-        field.copy_from_slice(&(current | flags).to_le_bytes());
+        let (words, _) = bytes.as_chunks_mut::<4>();
+        let mut def = [0u32; DEF_WORDS];
+        for (word, chunk) in def.iter_mut().zip(words.iter()) {
+            *word = u32::from_le_bytes(*chunk);
+        }
+        edit(name, &mut def)?;
+        for (word, chunk) in def.iter().zip(words.iter_mut()) {
+            *chunk = word.to_le_bytes();
+        }
     }
     Ok(patched)
 }
@@ -72,29 +112,51 @@ pub fn with_flags(object: &[u8], maps: &[&str], flags: u32) -> Result<Vec<u8>, S
 mod tests {
     use object::{Object, ObjectSection, ObjectSymbol};
 
-    use super::{with_flags, NO_PREALLOC, ON_DEMAND};
+    use super::{allocated_on_demand, patch_defs, NO_PREALLOC, ON_DEMAND, SLOT_TABLES};
 
-    fn flags_of(object: &[u8], name: &str) -> u32 {
+    /// Word `word` of map `name`'s definition.
+    fn def_word(object: &[u8], name: &str, word: usize) -> u32 {
         let file = object::File::parse(object).unwrap();
         let section = file.section_by_name("maps").unwrap();
         let symbol = file.symbols().find(|s| s.name() == Ok(name)).unwrap();
         let data = section.data().unwrap();
-        let at = (symbol.address() + 16) as usize;
+        let at = symbol.address() as usize + 4 * word;
         u32::from_le_bytes(data[at..at + 4].try_into().unwrap())
     }
 
     #[test]
-    fn only_the_named_maps_are_flagged() {
+    fn only_the_named_maps_are_changed() {
         let object = crate::sensors::kernel::BPF_OBJECT;
         assert!(!object.is_empty(), "built with TETRAGOND_SKIP_BPF=1");
-        let patched = with_flags(object, &ON_DEMAND, NO_PREALLOC).unwrap();
+        let patched = allocated_on_demand(object).unwrap();
         for name in ON_DEMAND {
-            assert_eq!(flags_of(&patched, name), NO_PREALLOC, "{name}");
-            assert_eq!(flags_of(object, name), 0, "{name}");
+            assert_eq!(def_word(&patched, name, 4), NO_PREALLOC, "{name}");
+            assert_eq!(def_word(object, name, 4), 0, "{name}");
+            assert_eq!(
+                def_word(&patched, name, 0),
+                def_word(object, name, 0),
+                "{name}"
+            );
+        }
+        for name in SLOT_TABLES {
+            assert_eq!(def_word(object, name, 0), 2, "{name} is built as an array");
+            assert_eq!(
+                def_word(&patched, name, 0),
+                1,
+                "{name} is loaded as a hash map"
+            );
+            assert_eq!(def_word(&patched, name, 4), NO_PREALLOC, "{name}");
+            // Key, value and capacity stay.
+            for word in 1..4 {
+                assert_eq!(def_word(&patched, name, word), def_word(object, name, word));
+            }
         }
         // An LRU map and the ring buffer are left as they were.
-        assert_eq!(flags_of(&patched, "TASK_EXE"), flags_of(object, "TASK_EXE"));
-        assert_eq!(flags_of(&patched, "EVENTS"), flags_of(object, "EVENTS"));
-        assert!(with_flags(object, &["NO_SUCH_MAP"], NO_PREALLOC).is_err());
+        for name in ["TASK_EXE", "EVENTS"] {
+            for word in 0..5 {
+                assert_eq!(def_word(&patched, name, word), def_word(object, name, word));
+            }
+        }
+        assert!(patch_defs(object, &["NO_SUCH_MAP"], |_, _| Ok(())).is_err());
     }
 }

@@ -6,6 +6,7 @@ pub mod dispatch;
 mod entries;
 mod fmod_ret;
 mod functions;
+mod hook_table;
 pub mod install;
 pub mod kernel;
 mod map_flags;

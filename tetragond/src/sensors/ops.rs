@@ -13,6 +13,8 @@ use crate::{
 /// What installing, switching and removing policy versions needs.
 pub trait KernelOps {
     fn write_hook(&mut self, slot: u32, conf: &HookConf) -> Result<(), SensorError>;
+    /// `slot`, out of every dispatch list, holds no hook any more.
+    fn free_hook(&mut self, slot: u32);
     /// Writes one of the map entries of the hook in `hook_slot`.
     fn add_entry(&mut self, hook_slot: u32, entry: &MapEntry) -> Result<(), SensorError>;
     fn remove_entry(&mut self, hook_slot: u32, entry: &MapEntry);
@@ -32,6 +34,9 @@ pub trait KernelOps {
 impl KernelOps for Kernel {
     fn write_hook(&mut self, slot: u32, conf: &HookConf) -> Result<(), SensorError> {
         Kernel::write_hook(self, slot, conf)
+    }
+    fn free_hook(&mut self, slot: u32) {
+        Kernel::free_hook(self, slot)
     }
     fn add_entry(&mut self, hook_slot: u32, entry: &MapEntry) -> Result<(), SensorError> {
         Kernel::add_entry(self, hook_slot, entry)

@@ -22,6 +22,7 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
     WriteHook(u32),
+    FreeHook(u32),
     Attach,
     Detach,
     Swap { removed: Vec<u32>, added: Vec<u32> },
@@ -63,6 +64,9 @@ impl KernelOps for FakeKernel {
         }
         self.ops.push(Op::WriteHook(slot));
         Ok(())
+    }
+    fn free_hook(&mut self, slot: u32) {
+        self.ops.push(Op::FreeHook(slot));
     }
     fn add_entry(&mut self, _: u32, _: &MapEntry) -> Result<(), SensorError> {
         Ok(())
@@ -218,8 +222,17 @@ fn an_edit_is_prepared_then_switched_with_its_mode_then_the_old_one_freed() {
     let written = k.position(|op| *op == Op::WriteHook(new[0]));
     let mode = k.position(|op| matches!(op, Op::SetMode(_, m) if *m == MODE_MONITOR));
     let swap = k.position(|op| matches!(op, Op::Swap { .. }));
-    let freed = k.position(|op| *op == Op::Detach);
-    assert!(written < mode && mode < swap && swap < freed, "{:?}", k.ops);
+    let detached = k.position(|op| *op == Op::Detach);
+    let freed = k.position(|op| *op == Op::FreeHook(old[0]));
+    assert!(
+        written < mode && mode < swap && swap < detached && detached < freed,
+        "{:?}",
+        k.ops
+    );
+    assert!(
+        !k.ops.contains(&Op::FreeHook(new[0])),
+        "the running version's slot is kept"
+    );
     assert_eq!(
         k.ops[swap],
         Op::Swap {
