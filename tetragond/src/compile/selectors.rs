@@ -549,30 +549,36 @@ impl SelectorCtx<'_> {
             compiled.binary_op = self.binary_entry(Whose::Own, first, out)?;
             return Ok(());
         }
-        let folded = self.fold_binaries(bins)?;
+        let folded = self.fold_binaries(Whose::Own, bins)?;
         compiled.binary_op = self.binary_entry(Whose::Own, &folded, out)?;
         Ok(())
     }
 
-    /// Several matchBinaries entries are ANDed, as in Tetragon. In and
-    /// NotIn entries (exact paths) fold into one list, as matchPIDs do:
-    /// the In lists intersected, less every NotIn path; NotIn alone, their
-    /// union. Prefix and Postfix entries do not fold into one set.
-    fn fold_binaries(&self, bins: &[BinarySelector]) -> Result<BinarySelector, CompileError> {
+    /// Several matchBinaries (or matchParentBinaries) entries are ANDed, as
+    /// in Tetragon. In and NotIn entries (exact paths) fold into one list,
+    /// as matchPIDs do: the In lists intersected, less every NotIn path;
+    /// NotIn alone, their union. Prefix and Postfix entries do not fold
+    /// into one set.
+    fn fold_binaries(
+        &self,
+        whose: Whose,
+        bins: &[BinarySelector],
+    ) -> Result<BinarySelector, CompileError> {
+        let field = whose.field();
         let first = &bins[0];
         if bins
             .iter()
             .any(|b| b.follow_children != first.follow_children)
         {
-            return Err(self.unsupported(
-                "matchBinaries entries that differ in followChildren cannot be combined in one selector",
-            ));
+            return Err(self.unsupported(format!(
+                "{field} entries that differ in followChildren cannot be combined in one selector"
+            )));
         }
         let mut entries = Vec::new();
         for entry in bins {
             let op = set_operator(entry.operator.as_str()).ok_or_else(|| {
                 self.unsupported(format!(
-                    "several matchBinaries entries combine only with In and NotIn, not {}",
+                    "several {field} entries combine only with In and NotIn, not {}",
                     entry.operator.as_str()
                 ))
             })?;
@@ -600,12 +606,15 @@ impl SelectorCtx<'_> {
         let Some(first) = bins.first() else {
             return Ok(());
         };
-        if bins.len() > 1 || first.follow_children {
-            return Err(
-                self.unsupported("matchParentBinaries takes one entry without followChildren")
-            );
+        if first.follow_children {
+            return Err(self.unsupported("matchParentBinaries followChildren is not supported yet"));
         }
-        compiled.parent_binary_op = self.binary_entry(Whose::Parent, first, out)?;
+        if bins.len() == 1 {
+            compiled.parent_binary_op = self.binary_entry(Whose::Parent, first, out)?;
+            return Ok(());
+        }
+        let folded = self.fold_binaries(Whose::Parent, bins)?;
+        compiled.parent_binary_op = self.binary_entry(Whose::Parent, &folded, out)?;
         Ok(())
     }
 

@@ -490,6 +490,58 @@ fn several_process_entries_in_one_selector_must_all_hold() {
     assert_eq!((sel.pid_op, sel.n_pids, sel.pids[0]), (set_op::IN, 1, 2));
 }
 
+/// Several matchParentBinaries entries fold as matchBinaries ones do, into
+/// the parent's own set; followChildren on them is refused.
+#[test]
+fn several_parent_binary_entries_fold_into_one_list() {
+    let c = compile_yaml(&policy_with(
+        "    - matchParentBinaries:
+      - operator: NotIn
+        values: [/bin/a]
+      - operator: NotIn
+        values: [/bin/b]
+",
+    ))
+    .expect("compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    assert_eq!((sel.parent_binary_op, sel.binary_op), (set_op::NOT_IN, 0));
+    let parents: Vec<&str> = c.hooks[0]
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            MapEntry::Binary { selector, path } if *selector == tetragond_ebpf::PARENT_BINARIES => {
+                Some(path.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parents, ["/bin/a", "/bin/b"]);
+    assert_eq!(c.hooks[0].binary_gate(), None, "not the running executable");
+    let e = compile_yaml(&policy_with(
+        "    - matchParentBinaries:
+      - operator: In
+        values: [/bin/a]
+      - operator: Postfix
+        values: [sh]
+",
+    ))
+    .expect_err("a Postfix among several");
+    assert!(
+        e.to_string()
+            .contains("several matchParentBinaries entries combine only with In and NotIn"),
+        "{e}"
+    );
+    let e = compile_yaml(&policy_with(
+        "    - matchParentBinaries:
+      - operator: In
+        followChildren: true
+        values: [/bin/a]
+",
+    ))
+    .expect_err("followChildren");
+    assert!(e.to_string().contains("followChildren"), "{e}");
+}
+
 #[test]
 fn parent_binaries_prefix_and_postfix_use_their_own_trie_filter() {
     let c = compile_yaml(&policy_with(
