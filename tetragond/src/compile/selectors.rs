@@ -545,13 +545,25 @@ impl SelectorCtx<'_> {
             return Ok(());
         };
         compiled.binary_follow = u8::from(first.follow_children);
-        if bins.len() == 1 {
-            compiled.binary_op = self.binary_entry(Whose::Own, first, out)?;
-            return Ok(());
-        }
-        let folded = self.fold_binaries(Whose::Own, bins)?;
-        compiled.binary_op = self.binary_entry(Whose::Own, &folded, out)?;
+        compiled.binary_op = self.binary_entries(Whose::Own, bins, out)?;
         Ok(())
+    }
+
+    /// The operator code of a non-empty matchBinaries or
+    /// matchParentBinaries field: one entry as it is, several folded.
+    fn binary_entries(
+        &self,
+        whose: Whose,
+        bins: &[BinarySelector],
+        out: &mut CompiledSelectors,
+    ) -> Result<u8, CompileError> {
+        match bins {
+            [only] => self.binary_entry(whose, only, out),
+            _ => {
+                let folded = self.fold_binaries(whose, bins)?;
+                self.binary_entry(whose, &folded, out)
+            }
+        }
     }
 
     /// Several matchBinaries (or matchParentBinaries) entries are ANDed, as
@@ -609,12 +621,7 @@ impl SelectorCtx<'_> {
         if first.follow_children {
             return Err(self.unsupported("matchParentBinaries followChildren is not supported yet"));
         }
-        if bins.len() == 1 {
-            compiled.parent_binary_op = self.binary_entry(Whose::Parent, first, out)?;
-            return Ok(());
-        }
-        let folded = self.fold_binaries(Whose::Parent, bins)?;
-        compiled.parent_binary_op = self.binary_entry(Whose::Parent, &folded, out)?;
+        compiled.parent_binary_op = self.binary_entries(Whose::Parent, bins, out)?;
         Ok(())
     }
 

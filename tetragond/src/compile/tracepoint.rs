@@ -326,19 +326,14 @@ pub(super) fn arg_spec(
     }
     // A type narrower than its field (`int dfd` in an 8-byte syscall
     // slot) is read as that type; else as the field is.
-    let size = field.size as u8;
-    Ok(match super::args::int_width(arg_type) {
-        Some(width) if width < size => ArgSpec {
-            offset: field.offset,
-            size: width,
-            signed: u8::from(super::args::is_signed(arg_type)),
-            ..Default::default()
-        },
-        _ => ArgSpec {
-            offset: field.offset,
-            size,
-            signed: field.signed as u8,
-            ..Default::default()
-        },
+    let (size, signed) = match super::args::int_width(arg_type) {
+        Some(width) if width < field.size as u8 => (width, super::args::is_signed(arg_type)),
+        _ => (field.size as u8, field.signed),
+    };
+    Ok(ArgSpec {
+        offset: field.offset,
+        size,
+        signed: u8::from(signed),
+        ..Default::default()
     })
 }

@@ -23,7 +23,7 @@ use super::{
     functions::FunctionAttachments,
     hook_table::HookTable,
     map_flags,
-    object::{exe_path, log_verified, map_err, map_full, take},
+    object::{exe_path, log_verified, map_err, map_full, take, taken},
     pin::{Held, Pins},
 };
 use crate::{
@@ -159,10 +159,7 @@ impl Kernel {
             load_program(&mut ebpf, name)?;
         }
         let mut kernel = Kernel {
-            hooks: HookTable::new(ebpf.take_map("HOOKS").ok_or_else(|| SensorError::Map {
-                map: "HOOKS",
-                message: "missing from the BPF object".into(),
-            })?)?,
+            hooks: HookTable::new(taken(ebpf.take_map("HOOKS"), "HOOKS")?)?,
             hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),
             binary_gates: take!(ebpf, BpfHashMap, "BINARY_GATES"),
             event_info: take!(ebpf, BpfHashMap, "EVENT_INFO"),

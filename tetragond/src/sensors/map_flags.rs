@@ -52,15 +52,14 @@ pub fn allocates_on_demand(btf: Option<&KernelBtf>) -> bool {
 /// `object` with its policy maps allocated on demand: `ON_DEMAND` flagged
 /// `BPF_F_NO_PREALLOC`, `SLOT_TABLES` turned into such hash maps.
 pub fn allocated_on_demand(object: &[u8]) -> Result<Vec<u8>, String> {
-    let object = patch_defs(object, &ON_DEMAND, |_, def| {
-        def[FLAGS] |= NO_PREALLOC;
-        Ok(())
-    })?;
-    patch_defs(&object, &SLOT_TABLES, |name, def| {
-        if def[TYPE] != MAP_TYPE_ARRAY {
-            return Err(format!("map {name} is not an array (type {})", def[TYPE]));
+    let maps: Vec<&str> = ON_DEMAND.iter().chain(&SLOT_TABLES).copied().collect();
+    patch_defs(object, &maps, |name, def| {
+        if SLOT_TABLES.contains(&name) {
+            if def[TYPE] != MAP_TYPE_ARRAY {
+                return Err(format!("map {name} is not an array (type {})", def[TYPE]));
+            }
+            def[TYPE] = MAP_TYPE_HASH;
         }
-        def[TYPE] = MAP_TYPE_HASH;
         def[FLAGS] |= NO_PREALLOC;
         Ok(())
     })

@@ -27,13 +27,25 @@ pub(super) fn map_full(
     }
 }
 
+/// Map `name` as taken out of the object (`Ebpf::take_map`), whatever its
+/// type, or the error saying it is missing.
+pub(super) fn taken(
+    map: Option<aya::maps::Map>,
+    name: &'static str,
+) -> Result<aya::maps::Map, SensorError> {
+    map.ok_or_else(|| SensorError::Map {
+        map: name,
+        message: "missing from the BPF object".into(),
+    })
+}
+
 /// Takes map `$name` out of the object as a `$kind` (or returns the error).
 macro_rules! take {
     ($ebpf:expr, $kind:ident, $name:literal) => {
-        $kind::try_from($ebpf.take_map($name).ok_or_else(|| SensorError::Map {
-            map: $name,
-            message: "missing from the BPF object".into(),
-        })?)
+        $kind::try_from($crate::sensors::object::taken(
+            $ebpf.take_map($name),
+            $name,
+        )?)
         .map_err(map_err($name))?
     };
 }
