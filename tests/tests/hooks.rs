@@ -887,10 +887,8 @@ fn data_loc_string_fields_are_read_from_the_record() {
     let mut h = Harness::new();
     h.start_daemon();
     let bin = testbin();
-    let name = bin
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("utf-8 name");
+    let name = file_name(&bin);
+    let name = name.as_str();
     h.write_policy(
         "exec.yaml",
         &format!(
@@ -949,4 +947,110 @@ fn syscall_return_probes_match_the_return_value() {
     assert_eq!(kp["function_name"], "getpgid", "{ev}");
     assert_eq!(kp["return"]["int_arg"], -3, "{ev}");
     assert_eq!(kp["action"], "KPROBE_ACTION_SIGKILL", "{ev}");
+}
+
+/// `resolve`: fields behind a raw tracepoint's pointer argument, walked
+/// through BTF. sched_process_exec passes the task: its `comm` (an array,
+/// read in place), the executable's name four pointers away, its parent's
+/// tgid, and `mm.exe_file` as a file; `bprm` with `type: auto` is read as
+/// the `linux_binprm` BTF declares. A Sigkill on the executable's name
+/// kills the test binary's exec and lets /bin/true's run.
+#[test]
+fn resolved_fields_are_read_behind_raw_tracepoint_arguments() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let bin = testbin();
+    let name = file_name(&bin);
+    let name = name.as_str();
+    h.write_policy(
+        "resolve.yaml",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: resolve\nspec:\n  tracepoints:\n  - subsystem: sched\n    event: sched_process_exec\n    raw: true\n    args:\n    - index: 0\n      type: string\n      resolve: comm\n    - index: 0\n      type: string\n      resolve: mm.exe_file.f_path.dentry.d_name.name\n    - index: 0\n      type: int\n      resolve: real_parent.tgid\n    - index: 0\n      type: file\n      resolve: mm.exe_file\n    - index: 2\n      type: auto\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Equal\n        values: [\"{name}\"]\n      matchActions:\n      - action: Sigkill\n"
+        ),
+    );
+    h.wait_policy("resolve", "enabled", enabled);
+    assert!(run("/bin/true", &[]).success(), "another executable runs");
+    let st = run(bin.to_str().expect("utf-8"), &["syscall", "39"]);
+    assert!(killed_by_sigkill(st), "the resolved name matched: {st:?}");
+    let ev = h.wait_event("the test binary's exec", |e| {
+        e["process_tracepoint"]["policy_name"] == "resolve"
+    });
+    let args = &ev["process_tracepoint"]["args"];
+    // The kernel keeps 15 bytes of the name in `comm`.
+    let comm: String = name.chars().take(15).collect();
+    assert_eq!(args[0]["string_arg"], comm.as_str(), "{ev}");
+    assert_eq!(args[1]["string_arg"], name, "{ev}");
+    assert_eq!(args[2]["int_arg"], std::process::id(), "parent tgid: {ev}");
+    assert_eq!(
+        args[3]["file_arg"]["path"],
+        bin.to_str().expect("utf-8"),
+        "{ev}"
+    );
+    // `auto`: BTF declares a `struct linux_binprm *`.
+    let binprm = &args[4]["linux_binprm_arg"]["path"];
+    assert_eq!(binprm, bin.to_str().expect("utf-8"), "{ev}");
+    let posted = h.events();
+    let others = posted
+        .iter()
+        .filter(|e| e["process_tracepoint"]["policy_name"] == "resolve")
+        .filter(|e| e["process_tracepoint"]["args"][1]["string_arg"] != name);
+    assert_eq!(others.count(), 0, "only the named executable matched");
+}
+
+/// More distinct non-syscall tracepoints than the 8 numbered programs:
+/// where tracepoint links carry a BPF cookie (Linux 5.15, this kernel),
+/// one program serves them all, each link's cookie naming its site. Ten
+/// policies on ten tracepoints a forking, exec'ing, exiting test binary
+/// fires are all enabled, and each posts the test binary's events.
+#[test]
+fn more_tracepoints_than_numbered_programs_are_served_by_cookie() {
+    let tracepoints = [
+        ("sched", "sched_process_fork"),
+        ("task", "task_newtask"),
+        ("sched", "sched_wakeup_new"),
+        ("sched", "sched_process_exec"),
+        ("task", "task_rename"),
+        ("sched", "sched_process_exit"),
+        ("sched", "sched_process_wait"),
+        ("signal", "signal_generate"),
+        ("sched", "sched_switch"),
+        ("sched", "sched_wakeup"),
+    ];
+    let bin = testbin().display().to_string();
+    let bin = bin.as_str();
+    let mut h = Harness::new();
+    h.start_daemon();
+    // Policy names take no underscores.
+    let name = |event: &str| format!("tp-{}", event.replace('_', "-"));
+    for (subsystem, event) in tracepoints {
+        let name = name(event);
+        h.write_policy(
+            &format!("{event}.yaml"),
+            &format!(
+                "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: {name}\nspec:\n  tracepoints:\n  - subsystem: {subsystem}\n    event: {event}\n    selectors:\n    - matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n"
+            ),
+        );
+    }
+    for (_, event) in tracepoints {
+        h.wait_policy(&name(event), "enabled", enabled);
+    }
+    for _ in 0..3 {
+        // The child execs the test binary again: every event is its.
+        let st = run(bin, &["fork", "exec", bin, "syscall", "39"]);
+        assert!(st.success(), "{st:?}");
+    }
+    for (_, event) in tracepoints {
+        let name = name(event);
+        h.wait_event(&format!("an event of {name}"), |e| {
+            e["process_tracepoint"]["policy_name"] == name.as_str()
+        });
+    }
+}
+
+/// The last component of `path` (the test binary's name).
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("utf-8 name")
+        .to_string()
 }

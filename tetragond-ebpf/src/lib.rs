@@ -220,6 +220,33 @@ pub struct ArgSpec {
     pub has_size: u8,
     /// `CHAR_BUF`: where the size argument is in the context.
     pub size_offset: u16,
+    /// A field behind the argument (a policy's `resolve`): the value read
+    /// from the context is a pointer to a struct, and the field is
+    /// [`FieldPath`]'s; its value, not the argument's, is what `kind`
+    /// reads.
+    pub field: FieldPath,
+}
+
+/// Pointers followed in a field path behind an argument, at most
+/// (`mm.exe_file.f_path.dentry.d_name.name` follows three).
+pub const MAX_FIELD_LOADS: usize = 8;
+
+/// A field path behind a pointer argument, as offsets from the running
+/// kernel's BTF: `loads` pointers are followed in turn (each loaded at its
+/// offset in the struct the previous one points at), then the field at
+/// `offset` is loaded (`size` bytes) or taken by address (`size` 0: an
+/// array or an embedded struct, read by `kind`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldPath {
+    /// 1 when the argument has a field path.
+    pub present: u8,
+    pub n_loads: u8,
+    /// 0, 1, 2, 4 or 8.
+    pub size: u8,
+    pub _pad: u8,
+    pub offset: u16,
+    pub loads: [u16; MAX_FIELD_LOADS],
 }
 
 #[repr(C)]
@@ -451,6 +478,11 @@ pub mod site {
     /// `GENERIC_BASE + k`: the k-th other tracepoint in use.
     pub const GENERIC_BASE: u32 = 16;
     pub const GENERIC_SLOTS: u32 = 8;
+    /// `GENERIC_ANY_BASE + k`: the k-th other tracepoint in use where
+    /// tracepoint links carry a BPF cookie (Linux 5.15), all served by
+    /// `tp_generic_any`, its cookie `k`.
+    pub const GENERIC_ANY_BASE: u32 = 0x3_0000;
+    pub const GENERIC_ANY_SLOTS: u32 = 4096;
     /// Programs bound to one kernel function (or LSM hook) each, by slot:
     /// `<FAMILY>_BASE + k` is served by program `<family>_k`.
     pub const KPROBE_BASE: u32 = 32;

@@ -50,10 +50,10 @@ use tetragond_ebpf::{
     HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, RateLimitState,
     Selector, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets,
     ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS,
-    KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_HOOKS,
-    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN,
-    PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN, SUB_ANY,
-    TASK_EXE_ENTRIES, TS_COMPAT,
+    KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
+    MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
+    PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN,
+    SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -150,6 +150,9 @@ struct LoopState {
     rate_len: u32,
     /// Identical events folded into the one being posted (`Event::repeats`).
     repeats: u32,
+    /// The pointer a field path behind an argument has reached (see
+    /// `follow_field`); 0 once a load failed.
+    field: u64,
 }
 
 /// Dispatch sets one event walks: (every event, this syscall) x (listed,
@@ -367,6 +370,16 @@ generic_sites!(
     tp_generic_6 = 6,
     tp_generic_7 = 7,
 );
+
+/// Every other tracepoint, where its link carries a BPF cookie (Linux
+/// 5.15): the cookie is the tracepoint's site, so one program serves them
+/// all. Loaded only where the kernel has cookies; elsewhere the numbered
+/// programs above serve 8.
+#[tracepoint]
+pub fn tp_generic_any(ctx: TracePointContext) -> u32 {
+    let k = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    dispatch(&ctx, site::GENERIC_ANY_BASE + k % site::GENERIC_ANY_SLOTS)
+}
 
 /// Uprobes: each attachment carries its hook slot as the BPF cookie, so one
 /// program serves every uprobe hook. Arguments are read from the pt_regs the
@@ -871,6 +884,11 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     let compat = state.compat & 1;
     let shift = compat * 32;
     let raw = read_arg(&ctx, spec, shift);
+    let raw = if spec.field.present != 0 {
+        follow_field(spec, hook_slot, index, raw)
+    } else {
+        raw
+    };
     let kind = spec.kind;
     let value = if kind == arg_kind::SYSCALL64 {
         raw | u64::from(compat << 31)
@@ -896,6 +914,66 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     // states it explores.
     *slot = value;
     0
+}
+
+/// The field `spec.field` names behind pointer `base`: the pointers on its
+/// path followed (one loop step each), then the field loaded, or its
+/// address for arrays and embedded structs. 0 when a pointer on the way
+/// is NULL or unreadable.
+#[inline(always)]
+fn follow_field(spec: &ArgSpec, hook_slot: u64, arg: u64, base: u64) -> u64 {
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    state.field = base;
+    let field = &spec.field;
+    repeat!(
+        field.n_loads,
+        MAX_FIELD_LOADS,
+        load_field_pointer(hook_slot, arg)
+    );
+    let at = match loop_state() {
+        Some(state) if state.field != 0 => state.field.wrapping_add(u64::from(field.offset)),
+        _ => return 0,
+    };
+    let src = at as *const u8;
+    let signed = spec.signed != 0;
+    unsafe {
+        match field.size {
+            0 => Some(at),
+            1 if signed => read_kernel::<i8>(src).map(|v| v as i64 as u64),
+            1 => read_kernel::<u8>(src).map(u64::from),
+            2 if signed => read_kernel::<i16>(src).map(|v| v as i64 as u64),
+            2 => read_kernel::<u16>(src).map(u64::from),
+            4 if signed => read_kernel::<i32>(src).map(|v| v as i64 as u64),
+            4 => read_kernel::<u32>(src).map(u64::from),
+            _ => read_kernel::<u64>(src),
+        }
+    }
+    .unwrap_or(0)
+}
+
+/// Loop step: follows pointer `turn` of the field path of argument `arg`
+/// of hook `hook_slot` from `LoopState::field`; stops at a NULL.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn load_field_pointer(turn: u64, hook_slot: u64, arg: u64) -> i64 {
+    let Some(offset) = HOOKS
+        .get(hook_slot as u32)
+        .and_then(|hook| at(&hook.args, arg as usize))
+        .and_then(|spec| at(&spec.field.loads, turn as usize))
+    else {
+        return 1;
+    };
+    let Some(state) = loop_state() else {
+        return 1;
+    };
+    let next = match state.field {
+        0 => None,
+        base => unsafe { read_kernel::<u64>(base.wrapping_add(u64::from(*offset)) as *const u8) },
+    };
+    state.field = next.unwrap_or(0);
+    i64::from(state.field == 0)
 }
 
 /// Loop step: does selector `index` of hook `hook_slot` match? Stops at

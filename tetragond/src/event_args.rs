@@ -180,13 +180,15 @@ pub fn arg_key(ty: &str) -> &'static str {
         "syscall64" => "syscall_id",
         "string" | "filename" | "data_loc" => "string_arg",
         "char_buf" => "bytes_arg",
-        // A descriptor is exported as the file it names.
-        "file" | "fd" => "file_arg",
+        // A descriptor is exported as the file it names, a kiocb as the
+        // file it is for.
+        "file" | "fd" | "kiocb" => "file_arg",
         "path" | "dentry" => "path_arg",
         "linux_binprm" => "linux_binprm_arg",
         "sockaddr" => "sockaddr_arg",
         "sock" | "socket" => "sock_arg",
         "cred" => "process_credentials_arg",
+        "net_device" => "net_dev_arg",
         _ => "long_arg",
     }
 }
@@ -233,10 +235,16 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
             j,
             slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]),
         ),
-        "file" | "fd" | "path" | "dentry" | "linux_binprm" => path_object(j, slot, raw),
+        "file" | "fd" | "kiocb" | "path" | "dentry" | "linux_binprm" => path_object(j, slot, raw),
         "sockaddr" => sockaddr(j, &pod(slot)),
         "sock" | "socket" => sock(j, &pod(slot)),
         "cred" => cred(j, &pod(slot)),
+        "net_device" => {
+            j.open(b'{');
+            j.key("name");
+            j.str(&text(slot, raw));
+            j.close(b'}');
+        }
         // int64, long and anything integer-like: Tetragon writes 64-bit as strings.
         _ => j.i64_string(raw as i64),
     }
@@ -357,6 +365,8 @@ mod tests {
             "sock",
             "socket",
             "cred",
+            "net_device",
+            "kiocb",
             "long",
             "int64",
         ] {

@@ -34,7 +34,9 @@ tetra() { /usr/bin/tetra --bus "$BUS" "$@"; }
 now() { cut -d. -f1 /proc/uptime; }
 
 # A child that exited stays a zombie until waited for: kill -0 still works.
-alive() { [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+# Alive: its status reads and says neither zombie (Z) nor dead (X: being
+# reaped, for an instant, which once read as alive after a Z had not).
+alive() { grep -q '^State:[[:space:]]*[^ZX[:space:]]' "/proc/$1/status" 2>/dev/null; }
 
 # `state|mode|npost|nenforce|nmonitor|nratelimited|error` of the policy named $1 from
 # `tetra tp list -o json` (pretty-printed: objects at 2 spaces, keys at 4);

@@ -54,6 +54,13 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
         Sock => kernel_only(arg_kind::SOCK, ArgClass::Socket),
         Socket => kernel_only(arg_kind::SOCKET, ArgClass::Socket),
         Cred => kernel_only(arg_kind::CRED, ArgClass::Opaque),
+        // Its `name`, a string in place (see `fields::member_read`).
+        NetDevice => kernel_only(arg_kind::STRING, ArgClass::Text),
+        // The file its `ki_filp` points at.
+        Kiocb => kernel_only(arg_kind::FILE, ArgClass::Text),
+        Auto => Err(
+            "type auto takes the type BTF declares, on kernel functions, LSM hooks and raw tracepoints; name the type here".into(),
+        ),
         other => Err(format!("arguments of type {other} are not supported yet")),
     }
 }

@@ -2,10 +2,11 @@
 //! arguments from registers (kprobes) or the trampoline's argument array
 //! (fentry, fexit, LSM).
 
-use tetragond_ebpf::HookConf;
+use tetragond_ebpf::{ArgSpec, HookConf};
 
 use super::{
     args::{link_sizes, unsupported_arg, word_arg, Memory},
+    fields::{concrete_type, read_member, resolve_field},
     meta,
     selectors::{compile_selectors, HookArgs},
     Attach, CompiledHook, FunctionFamily, FunctionTarget, HookKind, HookMeta,
@@ -13,7 +14,11 @@ use super::{
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
-    policy::model::{Arg, Selector, TracingPolicy},
+    kernel_info::btf::{ArgOrigin, KernelBtf},
+    policy::{
+        model::{Arg, ArgType, Selector, TracingPolicy},
+        NodePath,
+    },
 };
 
 /// Offsets in x86-64 `struct pt_regs` of rdi, rsi, rdx, rcx, r8, r9: the
@@ -42,6 +47,24 @@ pub struct FunctionHook<'a> {
     /// matchArgs.index is a position in `args` (tracepoints), not the
     /// `index` of one of them.
     pub positional: bool,
+    /// The running kernel's BTF, for args with `resolve`.
+    pub btf: Option<&'a KernelBtf>,
+}
+
+/// Where the type of argument `index` of `target` is declared in BTF;
+/// None for a return value.
+fn arg_origin(target: &FunctionTarget, index: u32) -> Option<ArgOrigin<'_>> {
+    let name = target.name.as_str();
+    match target.family {
+        FunctionFamily::Kprobe | FunctionFamily::Fentry | FunctionFamily::Fexit
+            if index != RETURN_INDEX =>
+        {
+            Some(ArgOrigin::Function { name, index })
+        }
+        FunctionFamily::Lsm => Some(ArgOrigin::Lsm { hook: name, index }),
+        FunctionFamily::RawTracepoint => Some(ArgOrigin::RawTracepoint { event: name, index }),
+        _ => None,
+    }
 }
 
 /// Where argument `arg` is in the program's context.
@@ -74,6 +97,54 @@ fn arg_offset(
     }
 }
 
+/// The hook's args with `type: auto` replaced by the type BTF declares.
+fn concrete_args(hook: &FunctionHook<'_>) -> Result<Vec<Arg>, CompileError> {
+    let concrete = |(i, arg): (usize, &Arg)| {
+        if arg.ty != ArgType::Auto {
+            return Ok(arg.clone());
+        }
+        let ty = arg_origin(&hook.target, arg.index)
+            .ok_or_else(|| {
+                "type auto takes an argument's type from BTF; a return value's type must be named"
+                    .to_string()
+            })
+            .and_then(|origin| concrete_type(arg, origin, hook.btf))
+            .map_err(|m| {
+                unsupported_arg(hook.what, arg.index, m)
+                    .within(NodePath::root().key("args").index(i).key("type"))
+            })?;
+        Ok(Arg { ty, ..arg.clone() })
+    };
+    hook.args.iter().enumerate().map(concrete).collect()
+}
+
+/// How `arg` (at position `i`) is read: its place in the context, then
+/// the field behind it (`resolve`) and the member its type reads.
+fn arg_spec(hook: &FunctionHook<'_>, i: usize, arg: &Arg) -> Result<ArgSpec, CompileError> {
+    let what = hook.what;
+    let at = |key: &'static str| {
+        move |m: String| {
+            unsupported_arg(what, arg.index, m)
+                .within(NodePath::root().key("args").index(i).key(key))
+        }
+    };
+    let offset = arg_offset(hook.target.family, arg, i, hook.return_offset)
+        .map_err(|m| unsupported_arg(what, arg.index, m))?;
+    let mut spec = word_arg(arg.ty, offset, Memory::Kernel)
+        .map_err(|m| unsupported_arg(what, arg.index, m))?;
+    if arg.resolve.is_some() {
+        arg_origin(&hook.target, arg.index)
+            .ok_or_else(|| {
+                "resolve follows the fields behind a function's arguments, not its return value"
+                    .to_string()
+            })
+            .and_then(|origin| resolve_field(&mut spec, arg, origin, hook.btf))
+            .map_err(at("resolve"))?;
+    }
+    read_member(&mut spec, arg.ty, hook.btf).map_err(at("type"))?;
+    Ok(spec)
+}
+
 pub fn compile(
     policy: &TracingPolicy,
     hook: FunctionHook<'_>,
@@ -82,24 +153,22 @@ pub fn compile(
     OverLimit::Args
         .check(hook.args.len())
         .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
+    let args = &concrete_args(&hook)?;
     let mut conf = HookConf {
-        n_args: hook.args.len() as u8,
+        n_args: args.len() as u8,
         ..Default::default()
     };
-    for (i, arg) in hook.args.iter().enumerate() {
-        let offset = arg_offset(hook.target.family, arg, i, hook.return_offset)
-            .map_err(|m| unsupported_arg(what, arg.index, m))?;
-        conf.args[i] = word_arg(arg.ty, offset, Memory::Kernel)
-            .map_err(|m| unsupported_arg(what, arg.index, m))?;
+    for (i, arg) in args.iter().enumerate() {
+        conf.args[i] = arg_spec(&hook, i, arg)?;
     }
     let family = hook.target.family;
-    link_sizes(what, &mut conf, hook.args, |index| match family {
+    link_sizes(what, &mut conf, args, |index| match family {
         FunctionFamily::Kprobe => ARG_REGISTERS.get(index as usize).copied(),
         FunctionFamily::Kretprobe => None,
         _ => (index < 12).then_some(8 * index as u16),
     })?;
     let hook_args = HookArgs {
-        args: hook.args,
+        args,
         positional: hook.positional,
         syscall_id: vec![],
         memory: Some(Memory::Kernel),
@@ -108,8 +177,7 @@ pub fn compile(
     let sel = compile_selectors(what, policy, hook.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
     conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
-    let arg_types = hook
-        .args
+    let arg_types = args
         .iter()
         .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
         .collect();
@@ -128,9 +196,7 @@ pub fn compile(
             tags: hook.tags,
             return_position: match hook.target.family {
                 FunctionFamily::Kretprobe => Some(0),
-                _ => hook
-                    .return_offset
-                    .map(|_| hook.args.len().saturating_sub(1)),
+                _ => hook.return_offset.map(|_| args.len().saturating_sub(1)),
             },
             ..meta(policy, kind, arg_types)
         },

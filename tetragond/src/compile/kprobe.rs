@@ -197,7 +197,7 @@ fn kernel_function(
                 family: FunctionFamily::Fexit,
                 name: kp.call.clone(),
             };
-            return return_hook(policy, what, kp, target, Some(8 * params as u16));
+            return return_hook(policy, what, kp, target, Some(8 * params as u16), formats);
         }
         if !caps.kprobes {
             return Err(unsupported(
@@ -218,7 +218,7 @@ fn kernel_function(
     };
     let target = FunctionTarget { family, name };
     if family == FunctionFamily::Kretprobe {
-        return return_hook(policy, what, kp, target, None);
+        return return_hook(policy, what, kp, target, None, formats);
     }
     function::compile(
         policy,
@@ -233,6 +233,7 @@ fn kernel_function(
             return_offset: None,
             exported_as: None,
             positional: false,
+            btf: formats.btf(),
         },
     )
 }
@@ -245,6 +246,7 @@ fn return_hook(
     kp: &KprobeSpec,
     target: FunctionTarget,
     return_offset: Option<u16>,
+    formats: &dyn FormatSource,
 ) -> Result<CompiledHook, CompileError> {
     let view = match return_offset {
         Some(_) => function::return_with_args,
@@ -264,6 +266,7 @@ fn return_hook(
             return_offset,
             exported_as: None,
             positional: false,
+            btf: formats.btf(),
         },
     )
 }

@@ -3,7 +3,7 @@
 
 use super::{
     function::{self, FunctionHook},
-    CompiledHook, FunctionFamily, FunctionTarget,
+    CompiledHook, FormatSource, FunctionFamily, FunctionTarget,
 };
 use crate::{
     error::CompileError,
@@ -18,10 +18,10 @@ pub fn compile(
     policy: &TracingPolicy,
     hook_index: usize,
     spec: &LsmHookSpec,
-    caps: HookCaps,
+    formats: &dyn FormatSource,
 ) -> Result<CompiledHook, CompileError> {
     let what = format!("lsmhooks[{hook_index}] {}", spec.hook);
-    if let Some(why) = lsm_unavailable(caps) {
+    if let Some(why) = lsm_unavailable(formats.caps()) {
         return Err(CompileError::Unsupported(format!("{what}: {why}")));
     }
     let name = spec.hook.strip_prefix("bpf_lsm_").unwrap_or(&spec.hook);
@@ -41,6 +41,7 @@ pub fn compile(
             return_offset: None,
             exported_as: None,
             positional: false,
+            btf: formats.btf(),
         },
     )
 }

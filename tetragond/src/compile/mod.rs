@@ -7,6 +7,7 @@
 //! the hook and the missing piece, so such a policy never loads silently.
 
 mod args;
+mod fields;
 mod function;
 mod kprobe;
 mod lsm;
@@ -91,6 +92,11 @@ pub trait FormatSource {
         None
     }
 
+    /// The kernel's BTF, for arguments read through `resolve`.
+    fn btf(&self) -> Option<&KernelBtf> {
+        None
+    }
+
     /// How many arguments a raw tracepoint passes (from BTF); None when
     /// the kernel has no such tracepoint, or no BTF.
     fn raw_tracepoint_args(&self, _event: &str) -> Option<u32> {
@@ -116,6 +122,10 @@ impl FormatSource for Tracefs {
 
     fn function_params(&self, name: &str) -> Option<u32> {
         self.btf.as_ref()?.function_params(name).ok()
+    }
+
+    fn btf(&self) -> Option<&KernelBtf> {
+        self.btf.as_deref()
     }
 
     fn raw_tracepoint_args(&self, event: &str) -> Option<u32> {
@@ -155,7 +165,7 @@ pub fn compile(
         }
     }
     for (i, hook) in spec.lsmhooks.iter().enumerate() {
-        hooks.push(lsm::compile(policy, i, hook, formats.caps()).map_err(at("lsmhooks", i))?);
+        hooks.push(lsm::compile(policy, i, hook, formats).map_err(at("lsmhooks", i))?);
         push_once(&mut sensors, "generic_lsm");
     }
     for hook in &mut hooks {

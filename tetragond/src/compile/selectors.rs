@@ -59,13 +59,30 @@ impl HookArgs<'_> {
         }
     }
 
-    fn position(&self, selector_index: u32) -> Option<usize> {
+    /// The position of the arg a filter's `index` names: an error when it
+    /// names none, or several (args of one index read different fields,
+    /// `resolve`, and a filter would silently take the first).
+    fn position(&self, selector_index: u32) -> Result<usize, String> {
         if self.positional {
-            (selector_index as usize)
+            return (selector_index as usize)
                 .lt(&self.args.len())
                 .then_some(selector_index as usize)
-        } else {
-            self.args.iter().position(|a| a.index == selector_index)
+                .ok_or_else(|| {
+                    format!("matchArgs index {selector_index} does not name one of the hook's args")
+                });
+        }
+        let mut named = self
+            .args
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.index == selector_index)
+            .map(|(position, _)| position);
+        match (named.next(), named.next()) {
+            (Some(position), None) => Ok(position),
+            (None, _) => Err(format!("matchArgs index {selector_index} does not name one of the hook's args")),
+            (Some(_), Some(_)) => Err(format!(
+                "matchArgs index {selector_index} names several of the hook's args (read with different `resolve` paths or types); a filter must name exactly one"
+            )),
         }
     }
 }
@@ -169,12 +186,10 @@ impl SelectorCtx<'_> {
         }
         let mut syscalls = None;
         for (f, filter) in filters.iter().enumerate() {
-            let position = self.args.position(filter.index).ok_or_else(|| {
-                self.invalid(format!(
-                    "matchArgs index {} does not name one of the hook's args",
-                    filter.index
-                ))
-            })?;
+            let position = self
+                .args
+                .position(filter.index)
+                .map_err(|why| self.invalid(why))?;
             let at = (self.s as u8, f as u8);
             let af = match self.args.class(position) {
                 ArgClass::Integer => {

@@ -180,6 +180,7 @@ fn raw(
                 event: tp.event.clone(),
             }),
             positional: true,
+            btf: formats.btf(),
         },
     )
 }

@@ -16,6 +16,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod fields;
+pub use fields::{ArgOrigin, FieldKind, FieldWalk, Pointee};
+
 /// Where the running kernel exposes its own BTF.
 pub const VMLINUX_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
@@ -103,6 +106,9 @@ pub enum BtfError {
     },
     #[error("member {path} of struct {struct_name} has a type without a size")]
     Unsized { struct_name: String, path: String },
+    /// A field path from a hook's argument (`resolve`) cannot be walked.
+    #[error("{0}")]
+    Field(String),
 }
 
 fn malformed(msg: impl Into<String>) -> BtfError {
@@ -138,6 +144,7 @@ enum Ty {
         size: u32,
         bits: u8,
         bit_offset: u8,
+        signed: bool,
     },
     /// A pointer: the type it points to.
     Ptr(u32),
@@ -160,16 +167,19 @@ enum Ty {
         name_off: u32,
         target: u32,
     },
-    /// enum, enum64, float.
-    Sized(u32),
+    /// enum, enum64: their size.
+    Enum(u32),
+    Float(u32),
     /// A function: its name and its prototype's type id.
     Func {
         name_off: u32,
         proto: u32,
     },
-    /// A function prototype: its parameter count.
+    /// A function prototype: its parameter count, and where their types
+    /// start in `KernelBtf::params`.
     FuncProto {
         params: u16,
+        first_param: u32,
     },
 }
 
@@ -188,6 +198,8 @@ pub struct KernelBtf {
     members: Vec<Member>,
     /// Ids of the named structs and unions, in id order.
     named_composites: Vec<u32>,
+    /// The parameter types of every prototype, in order.
+    params: Vec<u32>,
 }
 
 impl fmt::Debug for KernelBtf {
@@ -307,6 +319,7 @@ impl KernelBtf {
             types: Vec::with_capacity(types.len() / 32 + 1),
             members: Vec::with_capacity(types.len() / 24),
             named_composites: Vec::new(),
+            params: Vec::new(),
         };
         btf.types.push(Ty::Other); // id 0: void
         btf.parse_types(&rd, types)?;
@@ -353,6 +366,8 @@ impl KernelBtf {
                             size: size_or_type,
                             bits: (enc & 0xff) as u8,
                             bit_offset: ((enc >> 16) & 0xff) as u8,
+                            // BTF_INT_SIGNED in the encoding nibble.
+                            signed: (enc >> 24) & 1 == 1,
                         },
                         4,
                     )
@@ -392,8 +407,8 @@ impl KernelBtf {
                         len,
                     )
                 }
-                BTF_KIND_ENUM => (Ty::Sized(size_or_type), vlen * 8),
-                BTF_KIND_ENUM64 => (Ty::Sized(size_or_type), vlen * 12),
+                BTF_KIND_ENUM => (Ty::Enum(size_or_type), vlen * 8),
+                BTF_KIND_ENUM64 => (Ty::Enum(size_or_type), vlen * 12),
                 BTF_KIND_FWD => (Ty::Fwd, 0),
                 BTF_KIND_TYPEDEF => (
                     Ty::Typedef {
@@ -412,15 +427,22 @@ impl KernelBtf {
                     },
                     0,
                 ),
-                BTF_KIND_FUNC_PROTO => (
-                    Ty::FuncProto {
+                BTF_KIND_FUNC_PROTO => {
+                    let first_param = u32::try_from(self.params.len())
+                        .map_err(|_| malformed("too many prototype parameters"))?;
+                    for i in 0..vlen {
+                        // `struct btf_param`: name_off, then type.
+                        self.params.push(word(extra + i * 8 + 4)?);
+                    }
+                    let proto = Ty::FuncProto {
                         params: vlen as u16,
-                    },
-                    vlen * 8,
-                ),
+                        first_param,
+                    };
+                    (proto, vlen * 8)
+                }
                 BTF_KIND_VAR => (Ty::Other, 4),
                 BTF_KIND_DATASEC => (Ty::Other, vlen * 12),
-                BTF_KIND_FLOAT => (Ty::Sized(size_or_type), 0),
+                BTF_KIND_FLOAT => (Ty::Float(size_or_type), 0),
                 BTF_KIND_DECL_TAG => (Ty::Other, 4),
                 other => {
                     return Err(malformed(format!(
@@ -458,7 +480,7 @@ impl KernelBtf {
             return Err(malformed(format!("function {name}: not a function")));
         };
         match self.ty(proto)? {
-            Ty::FuncProto { params } => Ok(u32::from(params)),
+            Ty::FuncProto { params, .. } => Ok(u32::from(params)),
             _ => Err(malformed(format!(
                 "function {name}: its type is not a prototype"
             ))),
@@ -485,7 +507,7 @@ impl KernelBtf {
             return Err(bad());
         };
         match self.resolve(proto)?.1 {
-            Ty::FuncProto { params } if params > 0 => Ok(u32::from(params) - 1),
+            Ty::FuncProto { params, .. } if params > 0 => Ok(u32::from(params) - 1),
             _ => Err(bad()),
         }
     }
@@ -553,6 +575,7 @@ impl KernelBtf {
                 size,
                 bits: int_bits,
                 bit_offset,
+                ..
             },
         ) = self.resolve(type_id)?
         {
@@ -687,7 +710,10 @@ impl KernelBtf {
                     id = elem;
                     continue;
                 }
-                Ty::Int { size, .. } | Ty::Sized(size) | Ty::Composite { size, .. } => size,
+                Ty::Int { size, .. }
+                | Ty::Enum(size)
+                | Ty::Float(size)
+                | Ty::Composite { size, .. } => size,
                 Ty::Ptr(_) => POINTER_SIZE,
                 // `resolve` never returns a Ref or a Typedef.
                 Ty::Fwd

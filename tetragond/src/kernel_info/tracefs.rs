@@ -39,6 +39,17 @@ fn event_dir(subsystem: &str, event: &str) -> PathBuf {
         .join(event)
 }
 
+/// The tracepoint's id (`events/<subsystem>/<event>/id`), what a perf
+/// event names it by.
+pub fn event_id(subsystem: &str, event: &str) -> Result<u64, SensorError> {
+    let path = event_dir(subsystem, event).join("id");
+    let text =
+        fs::read_to_string(&path).map_err(|e| SensorError::Io(path.display().to_string(), e))?;
+    text.trim()
+        .parse()
+        .map_err(|_| SensorError::BadFormat(path.display().to_string()))
+}
+
 /// Reads `events/<subsystem>/<event>/format`.
 pub fn read_format(subsystem: &str, event: &str) -> Result<Format, SensorError> {
     let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');

@@ -148,9 +148,11 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ("LsmHookSpec", _) => Served("compile/lsm.rs"),
         ("UsdtSpec", _) => InRefused("spec.usdts"),
         ("Arg", "index" | "type" | "label" | "sizeArgIndex") => Served("compile/args.rs"),
-        ("Arg", key @ ("resolve" | "source" | "btfType")) => {
-            refused(arg(&format!("{key}: x")))
-        }
+        ("Arg", "resolve" | "btfType") => Served(
+            "compile/fields.rs on kernel functions, LSM hooks and raw tracepoints; \
+             refused on user memory by policy/unsupported.rs",
+        ),
+        ("Arg", "source") => refused(arg("source: x")),
         ("Arg", key @ ("returnCopy" | "maxData")) => refused(arg(&format!("{key}: true"))),
         ("Selector", "matchData") => refused(selector(
             "      matchData: [{index: 0, operator: Equal, values: [1]}]\n",

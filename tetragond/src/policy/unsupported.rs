@@ -144,7 +144,26 @@ fn check_override_method(option: &OptionSpec, path: &NodePath) -> Check {
     Err(Issue::at(path.key("value"), Part::Value, message))
 }
 
+/// Why `resolve` cannot be served on the args of `hook`, if it cannot.
+fn resolve_refusal(hook: &Hook<'_>) -> Option<&'static str> {
+    match hook {
+        Hook::Kprobe(k) | Hook::Fentry(k) if k.syscall => Some(
+            "a syscall's arguments point into user memory; resolve follows kernel structures \
+             (on kernel functions, LSM hooks and raw: true tracepoints)",
+        ),
+        Hook::Tracepoint(t) if !t.raw => Some(
+            "a tracepoint's args are fields of its record; resolve follows the arguments of \
+             raw: true tracepoints",
+        ),
+        Hook::Uprobe(_) | Hook::Usdt(_) => {
+            Some("a uprobe's arguments point into user memory; resolve follows kernel structures")
+        }
+        _ => None,
+    }
+}
+
 fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
+    let not_resolved = resolve_refusal(&hook);
     match hook {
         Hook::Kprobe(k) | Hook::Fentry(k) => {
             check_data(&k.data, path)?;
@@ -154,7 +173,7 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
             );
             let why = "socket tracking (TrackSock, UntrackSock) is not served; Post is";
             refuse_if(tracking, path, "returnArgAction", why)?;
-            check_args(k.return_arg.iter(), &path.key("returnArg"), true)?;
+            check_return_arg(k.return_arg.as_ref(), path)?;
         }
         Hook::Tracepoint(_) => {}
         Hook::Uprobe(u) => {
@@ -163,11 +182,13 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
             refuse_if(!u.ref_ctr_offsets.is_empty(), path, "refCtrOffsets", why)?;
             let why = "arguments are read by position; a binary's BTF is not used";
             refuse_if(u.btf_path.is_some(), path, "btfPath", why)?;
-            check_args(u.return_arg.iter(), &path.key("returnArg"), true)?;
+            check_return_arg(u.return_arg.as_ref(), path)?;
         }
         Hook::LsmHook(_) | Hook::Usdt(_) => {}
     }
-    check_args(hook.args().iter(), &path.key("args"), false)?;
+    for (i, arg) in hook.args().iter().enumerate() {
+        check_arg(arg, &path.key("args").index(i), not_resolved)?;
+    }
     for (i, selector) in hook.selectors().iter().enumerate() {
         check_selector(selector, &path.key("selectors").index(i))?;
     }
@@ -179,36 +200,38 @@ fn check_data(data: &[Arg], path: &NodePath) -> Check {
     refuse_if(!data.is_empty(), path, "data", why)
 }
 
-/// `single`: `path` names one argument (`returnArg`), not a list.
-fn check_args<'a>(args: impl Iterator<Item = &'a Arg>, path: &NodePath, single: bool) -> Check {
-    for (i, arg) in args.enumerate() {
-        let here = if single { path.clone() } else { path.index(i) };
-        let fields = [
-            (
-                "resolve",
-                arg.resolve.is_some(),
-                "fields behind an argument are not followed",
-            ),
-            (
-                "returnCopy",
-                arg.return_copy,
-                "buffers are read at entry only",
-            ),
-            ("maxData", arg.max_data, "a buffer is read up to 255 bytes"),
-            (
-                "source",
-                arg.source.is_some(),
-                "arguments are read from their hook only",
-            ),
-            (
-                "btfType",
-                arg.btf_type.is_some(),
-                "arguments are read as their `type` says",
-            ),
-        ];
-        for (key, set, why) in fields {
-            refuse_if(set, &here, key, why)?;
-        }
+fn check_return_arg(arg: Option<&Arg>, path: &NodePath) -> Check {
+    let why = "resolve follows the fields behind a function's arguments, not its return value";
+    arg.map_or(Ok(()), |arg| {
+        check_arg(arg, &path.key("returnArg"), Some(why))
+    })
+}
+
+/// `not_resolved`: why `resolve` cannot be served here, if it cannot.
+fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
+    if let Some(why) = not_resolved {
+        refuse_if(arg.resolve.is_some(), here, "resolve", why)?;
+    }
+    let fields = [
+        (
+            "returnCopy",
+            arg.return_copy,
+            "buffers are read at entry only",
+        ),
+        ("maxData", arg.max_data, "a buffer is read up to 255 bytes"),
+        (
+            "source",
+            arg.source.is_some(),
+            "arguments are read from their hook only",
+        ),
+        (
+            "btfType",
+            arg.btf_type.is_some() && arg.resolve.is_none(),
+            "btfType names the struct that resolve starts from; without resolve the argument is read as its type says",
+        ),
+    ];
+    for (key, set, why) in fields {
+        refuse_if(set, here, key, why)?;
     }
     Ok(())
 }

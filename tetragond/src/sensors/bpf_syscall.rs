@@ -1,6 +1,6 @@
 //! The few bpf(2) commands aya 0.16 does not offer, made directly: loading
-//! an fmod_ret program (see `fmod_ret.rs`) and linking a trampoline or LSM
-//! program with a BPF cookie.
+//! an fmod_ret program (see `fmod_ret.rs`), and linking a trampoline, LSM
+//! or tracepoint program with a BPF cookie.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -40,6 +40,84 @@ struct TracingLinkAttr {
     target_btf_id: u32,
     _pad: u32,
     cookie: u64,
+}
+
+/// `union bpf_attr` for BPF_LINK_CREATE of a perf event
+/// (`link_create.perf_event`, Linux 5.15).
+#[repr(C)]
+#[derive(Default)]
+struct PerfLinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    bpf_cookie: u64,
+}
+
+/// `enum bpf_attach_type`: BPF_PERF_EVENT.
+const BPF_PERF_EVENT: u32 = 41;
+const PERF_TYPE_TRACEPOINT: u32 = 2;
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+
+/// `struct perf_event_attr` as its first version (PERF_ATTR_SIZE_VER0,
+/// 64 bytes): all a tracepoint event needs.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    kind: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+}
+
+/// Links the loaded tracepoint program `prog` to tracepoint `id` (its
+/// tracefs `id`), with `cookie` for `bpf_get_attach_cookie`: a perf event
+/// on CPU 0, which runs the program on every CPU, as aya opens one, held
+/// by the link (its descriptor here is closed).
+pub fn tracepoint_link(prog: BorrowedFd<'_>, id: u64, cookie: u64) -> std::io::Result<OwnedFd> {
+    let attr = PerfEventAttr {
+        kind: PERF_TYPE_TRACEPOINT,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config: id,
+        sample_period: 1,
+        wakeup_events: 1,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a complete PERF_ATTR_SIZE_VER0 struct that
+    // outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            -1 as libc::c_int,
+            0 as libc::c_int,
+            -1 as libc::c_int,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel just returned.
+    let event = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let mut link = PerfLinkAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_fd: event.as_raw_fd() as u32,
+        attach_type: BPF_PERF_EVENT,
+        bpf_cookie: cookie,
+        ..Default::default()
+    };
+    bpf(
+        BPF_LINK_CREATE,
+        (&mut link as *mut PerfLinkAttr).cast(),
+        std::mem::size_of::<PerfLinkAttr>(),
+    )
 }
 
 /// bpf(2) with `attr` of `size` bytes, which must be a live, zero-padded
@@ -126,7 +204,17 @@ fn kprobe_address_in(info: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{kprobe_address_in, TracingLinkAttr};
+    use super::{kprobe_address_in, PerfEventAttr, PerfLinkAttr, TracingLinkAttr};
+
+    #[test]
+    fn perf_event_attrs_sit_where_the_kernel_reads_them() {
+        // PERF_ATTR_SIZE_VER0, with wakeup_events after the flag bits.
+        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 64);
+        assert_eq!(std::mem::offset_of!(PerfEventAttr, config), 8);
+        assert_eq!(std::mem::offset_of!(PerfEventAttr, wakeup_events), 48);
+        // link_create.perf_event.bpf_cookie follows the four u32s.
+        assert_eq!(std::mem::offset_of!(PerfLinkAttr, bpf_cookie), 16);
+    }
 
     #[test]
     fn a_kprobe_links_address_is_read_where_6_6_puts_it() {

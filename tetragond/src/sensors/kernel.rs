@@ -2,7 +2,7 @@
 //! them. One instance per daemon; every policy shares the programs and owns
 //! entries in the maps.
 
-use std::{borrow::Cow, collections::HashMap, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, os::fd::AsFd, sync::Arc};
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
@@ -18,6 +18,7 @@ use tetragond_ebpf::{
 };
 
 use super::{
+    bpf_syscall::tracepoint_link,
     dispatch::{DispatchSets, Listing, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
@@ -368,7 +369,7 @@ impl Kernel {
             a.users += 1;
             return Ok(a.site);
         }
-        let (site, program_name) = match site_for(subsystem, event) {
+        let (site, link) = match site_for(subsystem, event) {
             Some((site, program, nr_field)) => {
                 let format = tracefs::read_format(subsystem, event)?;
                 let offset = format.field(nr_field).map(|f| f.offset).ok_or_else(|| {
@@ -381,34 +382,25 @@ impl Kernel {
                         _pad: [0; 6],
                     },
                 )?;
-                (site, program.to_string())
+                (site, self.attach_program(program, subsystem, event)?)
             }
+            None if self.helpers.attach_cookie => self.attach_by_cookie(subsystem, event)?,
             None => {
-                let k = self.free_generic_slot().ok_or_else(|| {
-                    SensorError::Full(format!(
-                        "at most {} distinct non-syscall tracepoints can be hooked at once",
-                        site::GENERIC_SLOTS
-                    ))
-                })?;
-                (site::GENERIC_BASE + k, format!("tp_generic_{k}"))
+                let k = free_site(&self.attachments, site::GENERIC_BASE, site::GENERIC_SLOTS)
+                    .ok_or_else(|| {
+                        SensorError::Full(format!(
+                            "at most {} distinct non-syscall tracepoints can be hooked at once on \
+                             a kernel without BPF cookies (Linux 5.15 has them)",
+                            site::GENERIC_SLOTS
+                        ))
+                    })?;
+                let program = format!("tp_generic_{k}");
+                (
+                    site::GENERIC_BASE + k,
+                    self.attach_program(&program, subsystem, event)?,
+                )
             }
         };
-        let prog = program(&mut self.ebpf, &program_name)?;
-        if prog.fd().is_err() {
-            load_program(&mut self.ebpf, &program_name)?;
-        }
-        let attach_err = |message: String| SensorError::Attach {
-            tracepoint: format!("{subsystem}/{event}"),
-            message,
-        };
-        let prog = program(&mut self.ebpf, &program_name)?;
-        let id = prog
-            .attach(subsystem, event)
-            .map_err(|e| attach_err(e.to_string()))?;
-        let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
-        let link = self
-            .pins
-            .hold_tracepoint(&format!("tp-{subsystem}-{event}"), link);
         self.attachments.insert(
             key,
             Attachment {
@@ -418,6 +410,65 @@ impl Kernel {
             },
         );
         Ok(site)
+    }
+
+    /// Attaches tracepoint program `name` (loaded on first use) to
+    /// `subsystem/event`.
+    fn attach_program(
+        &mut self,
+        name: &str,
+        subsystem: &str,
+        event: &str,
+    ) -> Result<Held, SensorError> {
+        let prog = self.loaded_program(name)?;
+        let attach_err = |e: aya::programs::ProgramError| attach_error(subsystem, event, e);
+        let id = prog.attach(subsystem, event).map_err(attach_err)?;
+        let link = prog.take_link(id).map_err(attach_err)?;
+        Ok(self
+            .pins
+            .hold_tracepoint(&format!("tp-{subsystem}-{event}"), link))
+    }
+
+    /// Attaches `tp_generic_any` to `subsystem/event` with the next free
+    /// site's number as the link's cookie.
+    fn attach_by_cookie(
+        &mut self,
+        subsystem: &str,
+        event: &str,
+    ) -> Result<(u32, Held), SensorError> {
+        let k = free_site(
+            &self.attachments,
+            site::GENERIC_ANY_BASE,
+            site::GENERIC_ANY_SLOTS,
+        )
+        .ok_or_else(|| {
+            SensorError::Full(format!(
+                "at most {} distinct non-syscall tracepoints can be hooked at once",
+                site::GENERIC_ANY_SLOTS
+            ))
+        })?;
+        let id = tracefs::event_id(subsystem, event)?;
+        let prog = self.loaded_program(GENERIC_ANY)?;
+        let fd = prog
+            .fd()
+            .map_err(|e| SensorError::Load(format!("{GENERIC_ANY}: {e}")))?;
+        let link =
+            tracepoint_link(fd.as_fd(), id, u64::from(k)).map_err(|e| SensorError::Attach {
+                tracepoint: format!("{subsystem}/{event}"),
+                message: format!("linking {GENERIC_ANY} with a cookie: {e}"),
+            })?;
+        let held = self
+            .pins
+            .hold_owned(&format!("tp-{subsystem}-{event}"), link);
+        Ok((site::GENERIC_ANY_BASE + k, held))
+    }
+
+    /// Tracepoint program `name`, loaded on first use.
+    fn loaded_program(&mut self, name: &str) -> Result<&mut TracePoint, SensorError> {
+        if program(&mut self.ebpf, name)?.fd().is_err() {
+            load_program(&mut self.ebpf, name)?;
+        }
+        program(&mut self.ebpf, name)
     }
 
     /// Attaches the uprobe (or, with `ret`, uretprobe) entry point at
@@ -476,15 +527,6 @@ impl Kernel {
         if let Some(link) = self.uprobe_links.remove(&hook_slot) {
             self.pins.release(link);
         }
-    }
-
-    fn free_generic_slot(&self) -> Option<u32> {
-        (0..site::GENERIC_SLOTS).find(|k| {
-            !self
-                .attachments
-                .values()
-                .any(|a| a.site == site::GENERIC_BASE + k)
-        })
     }
 
     fn detach(&mut self, subsystem: &str, event: &str) {
@@ -763,6 +805,25 @@ fn load_program(ebpf: &mut Ebpf, name: &str) -> Result<(), SensorError> {
     log_verified(name, prog.info().ok());
     Ok(())
 }
+
+/// The first of `slots` sites from `base` no attachment uses.
+fn free_site(
+    attachments: &HashMap<(String, String), Attachment>,
+    base: u32,
+    slots: u32,
+) -> Option<u32> {
+    (0..slots).find(|k| !attachments.values().any(|a| a.site == base + k))
+}
+
+fn attach_error(subsystem: &str, event: &str, e: aya::programs::ProgramError) -> SensorError {
+    SensorError::Attach {
+        tracepoint: format!("{subsystem}/{event}"),
+        message: e.to_string(),
+    }
+}
+
+/// The program serving every non-syscall tracepoint by cookie.
+const GENERIC_ANY: &str = "tp_generic_any";
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {
     ebpf.program_mut(name)
