@@ -1054,3 +1054,33 @@ fn file_name(path: &std::path::Path) -> String {
         .expect("utf-8 name")
         .to_string()
 }
+
+/// A `user_namespace` argument, here the exec'ing task's `cred.user_ns`
+/// (`resolve`), is written as Tetragon writes it: its level, owner, group
+/// and inode number, with `is_host` for the initial namespace.
+#[test]
+fn user_namespace_args_are_read_as_tetragon_writes_them() {
+    use std::os::unix::fs::MetadataExt;
+    let bin = testbin().display().to_string();
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy(
+        "userns.yaml",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: userns\nspec:\n  tracepoints:\n  - subsystem: sched\n    event: sched_process_exec\n    raw: true\n    args:\n    - index: 0\n      type: user_namespace\n      resolve: cred.user_ns\n    selectors:\n    - matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n"
+        ),
+    );
+    h.wait_policy("userns", "enabled", enabled);
+    assert!(run(&bin, &["syscall", "39"]).success());
+    let ev = h.wait_event("the test binary's exec", |e| {
+        e["process_tracepoint"]["policy_name"] == "userns"
+    });
+    let ns = &ev["process_tracepoint"]["args"][0]["user_ns_arg"];
+    let inum = std::fs::metadata("/proc/self/ns/user")
+        .expect("own user ns")
+        .ino();
+    let want = serde_json::json!({
+        "level": 0, "uid": 0, "gid": 0, "ns": {"inum": inum, "is_host": true}
+    });
+    assert_eq!(*ns, want, "{ev}");
+}

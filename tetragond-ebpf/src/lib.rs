@@ -161,6 +161,9 @@ pub mod arg_kind {
     /// A tracepoint's `__data_loc` field (32 bits: the string's offset in
     /// the record, and its length above): the string.
     pub const DATA_LOC: u8 = 14;
+    /// `struct user_namespace *`: the value is its inode number; the data
+    /// slot a [`UserNsInfo`](crate::UserNsInfo).
+    pub const USER_NS: u8 = 15;
 
     /// Kinds that fill the argument's data slot.
     pub const fn has_data(kind: u8) -> bool {
@@ -716,6 +719,18 @@ pub struct CredInfo {
     pub cap_inheritable: u64,
 }
 
+/// A `user_namespace` argument as the kernel side fills its data slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserNsInfo {
+    /// Nesting depth: 0 for the initial user namespace.
+    pub level: i32,
+    /// The namespace's owner and group (`owner`, `group`).
+    pub uid: u32,
+    pub gid: u32,
+    pub inum: u32,
+}
+
 /// Kernel struct member offsets, from the running kernel's BTF at load
 /// time (`STRUCT_OFFSETS[0]`). `valid` is 0 when BTF was unreadable: then
 /// only integer arguments are read.
@@ -758,6 +773,11 @@ pub struct StructOffsets {
     pub cred_cap_permitted: u32,
     pub cred_cap_effective: u32,
     pub cred_user_ns: u32,
+    /// `user_namespace.level`, `.owner` and `.group` (its inode number is
+    /// `ns[ns_kind::USER].inum`).
+    pub user_ns_level: u32,
+    pub user_ns_owner: u32,
+    pub user_ns_group: u32,
     pub task_real_parent: u32,
     pub task_tgid: u32,
     pub task_cred: u32,

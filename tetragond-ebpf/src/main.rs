@@ -49,7 +49,7 @@ use tetragond_ebpf::{
     BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, GateKey,
     HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, RateLimitState,
     Selector, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets,
-    ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS,
+    UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS,
     KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
     MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
     PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN,
@@ -1329,6 +1329,7 @@ fn data_bytes(kind: u8, value: u64) -> u32 {
             core::mem::size_of::<SockInfo>() as u32
         }
         arg_kind::CRED => core::mem::size_of::<CredInfo>() as u32,
+        arg_kind::USER_NS => core::mem::size_of::<UserNsInfo>() as u32,
         _ => (value & (PATH_CUT - 1)).min(STR_LEN as u64 - 1) as u32,
     }
 }

@@ -11,8 +11,8 @@ use aya_ebpf::helpers::{
     generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
-    arg_kind, CredInfo, SockInfo, StructOffsets, MAX_PATH_COMPONENTS, PATH_CUT, PATH_WALK_LEN,
-    STR_LEN,
+    arg_kind, ns_kind, CredInfo, SockInfo, StructOffsets, UserNsInfo, MAX_PATH_COMPONENTS,
+    PATH_CUT, PATH_WALK_LEN, STR_LEN,
 };
 
 use crate::{loop_state, STRUCT_OFFSETS, WALK_BUF};
@@ -55,6 +55,7 @@ pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8, tail: *mut u8) ->
             return read_sock(o, sk, slot.cast());
         }
         arg_kind::CRED => return read_cred(o, raw, slot.cast()),
+        arg_kind::USER_NS => return read_user_ns(o, raw, slot.cast()),
         _ => {}
     }
     // The path kinds: find the (dentry, vfsmount) pair, then one walk, so
@@ -369,6 +370,21 @@ fn read_sock(o: &StructOffsets, sk: u64, out: *mut SockInfo) -> u64 {
 }
 
 #[inline(always)]
+/// A user namespace's level, owner, group and inode number; returns the
+/// inode number.
+#[inline(always)]
+fn read_user_ns(o: &StructOffsets, ns: u64, out: *mut UserNsInfo) -> u64 {
+    let inum = o.ns[ns_kind::USER as usize].inum;
+    unsafe {
+        let out = &mut *out;
+        copy((&mut out.level as *mut i32).cast(), 4, ns, o.user_ns_level);
+        copy((&mut out.uid as *mut u32).cast(), 4, ns, o.user_ns_owner);
+        copy((&mut out.gid as *mut u32).cast(), 4, ns, o.user_ns_group);
+        copy((&mut out.inum as *mut u32).cast(), 4, ns, inum);
+        u64::from(out.inum)
+    }
+}
+
 fn read_cred(o: &StructOffsets, cred: u64, out: *mut CredInfo) -> u64 {
     unsafe {
         let out = &mut *out;

@@ -10,7 +10,7 @@ use std::{
     net::{IpAddr, Ipv6Addr},
 };
 
-use tetragond_ebpf::{CredInfo, SockInfo, PATH_CUT, STR_LEN};
+use tetragond_ebpf::{CredInfo, SockInfo, UserNsInfo, PATH_CUT, STR_LEN};
 
 use crate::json::Json;
 
@@ -189,6 +189,7 @@ pub fn arg_key(ty: &str) -> &'static str {
         "sock" | "socket" => "sock_arg",
         "cred" => "process_credentials_arg",
         "net_device" => "net_dev_arg",
+        "user_namespace" => "user_ns_arg",
         _ => "long_arg",
     }
 }
@@ -239,6 +240,7 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
         "sockaddr" => sockaddr(j, &pod(slot)),
         "sock" | "socket" => sock(j, &pod(slot)),
         "cred" => cred(j, &pod(slot)),
+        "user_namespace" => user_ns(j, &pod(slot), host_user_ns()),
         "net_device" => {
             j.open(b'{');
             j.key("name");
@@ -268,6 +270,35 @@ fn sock(j: &mut Json, s: &SockInfo) {
     protocol(j, s.protocol);
     addr(j, "saddr", s.saddr);
     port(j, "sport", s.sport);
+    j.close(b'}');
+}
+
+/// The initial user namespace's inode number (0 when unreadable): what
+/// makes a `user_namespace` argument's `is_host`.
+fn host_user_ns() -> u32 {
+    static HOST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *HOST.get_or_init(|| crate::compile::host_namespace("User").unwrap_or(0))
+}
+
+/// Tetragon's UserNamespace: `is_host` written only when true, as
+/// protobuf's JSON leaves a false bool out.
+fn user_ns(j: &mut Json, u: &UserNsInfo, host: u32) {
+    j.open(b'{');
+    j.key("gid");
+    j.u64(u64::from(u.gid));
+    j.key("level");
+    j.i64(i64::from(u.level));
+    j.key("ns");
+    j.open(b'{');
+    j.key("inum");
+    j.u64(u64::from(u.inum));
+    if u.inum != 0 && u.inum == host {
+        j.key("is_host");
+        j.bool(true);
+    }
+    j.close(b'}');
+    j.key("uid");
+    j.u64(u64::from(u.uid));
     j.close(b'}');
 }
 
@@ -367,6 +398,7 @@ mod tests {
             "cred",
             "net_device",
             "kiocb",
+            "user_namespace",
             "long",
             "int64",
         ] {
@@ -471,5 +503,25 @@ mod tests {
         assert_eq!(v["effective"], json!(["CAP_CHOWN", "CAP_SYS_ADMIN"]));
         assert_eq!(v["permitted"], json!(["CAP_63"]));
         assert!(v.get("inheritable").is_none());
+    }
+
+    #[test]
+    fn a_user_namespace_is_host_only_when_it_is_the_initial_one() {
+        let u = UserNsInfo {
+            level: 1,
+            uid: 1000,
+            gid: 1000,
+            inum: 4026532001,
+        };
+        let render = |host| {
+            let mut out = vec![];
+            user_ns(&mut Json::new(&mut out), &u, host);
+            serde_json::from_slice::<Value>(&out).expect("valid JSON")
+        };
+        let nested = json!({"gid": 1000, "level": 1, "ns": {"inum": 4026532001u32}, "uid": 1000});
+        assert_eq!(render(4026531837), nested);
+        let mut host = nested;
+        host["ns"]["is_host"] = json!(true);
+        assert_eq!(render(4026532001), host);
     }
 }

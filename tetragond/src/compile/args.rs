@@ -58,6 +58,7 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
         NetDevice => kernel_only(arg_kind::STRING, ArgClass::Text),
         // The file its `ki_filp` points at.
         Kiocb => kernel_only(arg_kind::FILE, ArgClass::Text),
+        UserNamespace => kernel_only(arg_kind::USER_NS, ArgClass::Opaque),
         Auto => Err(
             "type auto takes the type BTF declares, on kernel functions, LSM hooks and raw tracepoints; name the type here".into(),
         ),

@@ -154,6 +154,7 @@ fn auto_type(kind: FieldKind, type_name: &str, btf: &KernelBtf) -> Result<ArgTyp
             "filename" => Filename,
             "net_device" => NetDevice,
             "kiocb" => Kiocb,
+            "user_namespace" => UserNamespace,
             _ => return None,
         })
     };
@@ -236,6 +237,7 @@ fn field_size(ty: ArgType, walk: &FieldWalk, btf: &KernelBtf) -> Result<u8, Stri
         Filename => "filename",
         NetDevice => "net_device",
         Kiocb => "kiocb",
+        UserNamespace => "user_namespace",
         // Refused by the type's own check, before this one.
         _ => return Err(format!("type {ty} cannot be read from a field")),
     };

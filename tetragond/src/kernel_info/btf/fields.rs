@@ -112,7 +112,7 @@ impl KernelBtf {
             )));
         }
         self.params
-            .get((first_param + index) as usize)
+            .get(first_param as usize + index as usize)
             .copied()
             .ok_or_else(|| malformed(format!("{what}: parameters out of range")))
     }
@@ -273,5 +273,58 @@ impl KernelBtf {
             .position(|ty| matches!(ty, Ty::Typedef { name_off, .. } if self.name_eq(*name_off, name.as_bytes())))
             .map(|p| p as u32)
             .ok_or_else(|| BtfError::StructNotFound(format!("raw tracepoint {event} ({name})")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz target's seed: `struct s { struct s *a; int b; char c[8]; }`,
+    /// `int f(struct s *p)`, `bpf_lsm_f` and raw tracepoint `f`.
+    fn tiny() -> KernelBtf {
+        KernelBtf::parse(include_bytes!("../../../../fuzz/corpus/btf/tiny")).expect("tiny BTF")
+    }
+
+    #[test]
+    fn fields_are_walked_through_pointers_and_read_as_their_kind() {
+        let btf = tiny();
+        for origin in [
+            ArgOrigin::Function {
+                name: "f",
+                index: 0,
+            },
+            ArgOrigin::Lsm {
+                hook: "f",
+                index: 0,
+            },
+            ArgOrigin::RawTracepoint {
+                event: "f",
+                index: 0,
+            },
+            ArgOrigin::Struct("s"),
+        ] {
+            let start = btf.arg_struct(origin).expect("struct s");
+            let walk = btf.walk_fields(start, &["a", "a", "b"]).expect("a.a.b");
+            assert_eq!(walk.loads, vec![0, 0], "{origin:?}");
+            assert_eq!(walk.offset, 8);
+            assert_eq!(
+                walk.kind,
+                FieldKind::Int {
+                    size: 4,
+                    signed: true
+                }
+            );
+            let c = btf.walk_fields(start, &["c"]).expect("c");
+            assert_eq!((c.offset, c.kind), (16, FieldKind::Inline(Pointee::Chars)));
+            assert_eq!(c.type_name, "u8[8]");
+        }
+        let err = btf.walk_fields(2, &["b", "x"]).expect_err("b is an int");
+        assert!(err.to_string().contains("which has no member x"), "{err}");
+        let err = btf.arg_struct(ArgOrigin::Function {
+            name: "f",
+            index: 1,
+        });
+        assert!(err.is_err(), "f takes one argument");
     }
 }
