@@ -95,7 +95,11 @@ impl KernelBtf {
                     return Err(malformed(format!("btf_trace_{event} is not a pointer")));
                 };
                 // The first parameter is the probe's `void *__data`.
-                (proto, index + 1, format!("raw tracepoint {event}"))
+                (
+                    proto,
+                    index.saturating_add(1),
+                    format!("raw tracepoint {event}"),
+                )
             }
         };
         let Ty::FuncProto {
@@ -208,7 +212,9 @@ impl KernelBtf {
         match self.ty(id) {
             Ok(Ty::Other) if id == 0 => "void".into(),
             Ok(Ty::Int { size, signed, .. }) => {
-                format!("{}{}", if signed { "s" } else { "u" }, size * 8)
+                // u64: a malformed size must not overflow (found by fuzzing).
+                let bits = u64::from(size) * 8;
+                format!("{}{bits}", if signed { "s" } else { "u" })
             }
             Ok(Ty::Ptr(target)) => format!("{} *", self.type_name_at(target, depth + 1)),
             Ok(Ty::Array { elem, nelems }) => {
@@ -262,7 +268,8 @@ impl KernelBtf {
     fn is_bitfield(&self, id: u32) -> Result<bool, BtfError> {
         Ok(matches!(
             self.resolve(id)?.1,
-            Ty::Int { size, bits, bit_offset, .. } if bit_offset != 0 || u32::from(bits) != size * 8
+            Ty::Int { size, bits, bit_offset, .. }
+                if bit_offset != 0 || u64::from(bits) != u64::from(size) * 8
         ))
     }
 
