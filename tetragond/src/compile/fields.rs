@@ -132,6 +132,32 @@ fn walk(
         .map_err(|e| format!("resolve `{path}`: {e}"))
 }
 
+/// The arg types that read a kernel struct (embedded or pointed at), with
+/// the struct's name: what a resolved field must be for them, and what
+/// `type: auto` makes of one.
+const STRUCT_TYPES: [(ArgType, &str); 12] = [
+    (ArgType::File, "file"),
+    (ArgType::Path, "path"),
+    (ArgType::Dentry, "dentry"),
+    (ArgType::LinuxBinprm, "linux_binprm"),
+    (ArgType::Sock, "sock"),
+    (ArgType::Socket, "socket"),
+    (ArgType::Sockaddr, "sockaddr"),
+    (ArgType::Cred, "cred"),
+    (ArgType::Filename, "filename"),
+    (ArgType::NetDevice, "net_device"),
+    (ArgType::Kiocb, "kiocb"),
+    (ArgType::UserNamespace, "user_namespace"),
+];
+
+/// The name of the struct `pointee` is, if it is one.
+fn composite_of(btf: &KernelBtf, pointee: Pointee) -> Option<std::string::String> {
+    match pointee {
+        Pointee::Composite(id) => btf.composite_name(id),
+        _ => None,
+    }
+}
+
 /// `type: auto`: the arg type a value of BTF kind `kind` (`type_name`)
 /// is read as, as its declaration says: integers by width and sign,
 /// characters as a string, the structs tetragond reads by their own type,
@@ -139,24 +165,11 @@ fn walk(
 fn auto_type(kind: FieldKind, type_name: &str, btf: &KernelBtf) -> Result<ArgType, String> {
     use ArgType::*;
     let by_struct = |pointee: Pointee| {
-        let Pointee::Composite(id) = pointee else {
-            return None;
-        };
-        Some(match btf.composite_name(id)?.as_str() {
-            "file" => File,
-            "path" => Path,
-            "dentry" => Dentry,
-            "linux_binprm" => LinuxBinprm,
-            "sock" => Sock,
-            "socket" => Socket,
-            "sockaddr" => Sockaddr,
-            "cred" => Cred,
-            "filename" => Filename,
-            "net_device" => NetDevice,
-            "kiocb" => Kiocb,
-            "user_namespace" => UserNamespace,
-            _ => return None,
-        })
+        let name = composite_of(btf, pointee)?;
+        STRUCT_TYPES
+            .iter()
+            .find(|(_, of)| *of == name)
+            .map(|(ty, _)| *ty)
     };
     let found = match kind {
         FieldKind::Int { size, signed } => match (size, signed) {
@@ -203,10 +216,6 @@ pub fn concrete_type(
 /// where it is, by address).
 fn field_size(ty: ArgType, walk: &FieldWalk, btf: &KernelBtf) -> Result<u8, String> {
     use ArgType::*;
-    let struct_of = |pointee: Pointee| match pointee {
-        Pointee::Composite(id) => btf.composite_name(id),
-        _ => None,
-    };
     let integer = match ty {
         Fd | Capability => Some(4),
         _ => int_width(ty),
@@ -226,24 +235,15 @@ fn field_size(ty: ArgType, walk: &FieldWalk, btf: &KernelBtf) -> Result<u8, Stri
                 _ => Err(format!("type {ty} reads a character array or pointer")),
             }
         }
-        File => "file",
-        Path => "path",
-        Dentry => "dentry",
-        LinuxBinprm => "linux_binprm",
-        Sock => "sock",
-        Socket => "socket",
-        Sockaddr => "sockaddr",
-        Cred => "cred",
-        Filename => "filename",
-        NetDevice => "net_device",
-        Kiocb => "kiocb",
-        UserNamespace => "user_namespace",
-        // Refused by the type's own check, before this one.
-        _ => return Err(format!("type {ty} cannot be read from a field")),
+        _ => match STRUCT_TYPES.iter().find(|(t, _)| *t == ty) {
+            Some((_, name)) => *name,
+            // Refused by the type's own check, before this one.
+            None => return Err(format!("type {ty} cannot be read from a field")),
+        },
     };
     match walk.kind {
-        FieldKind::PointerTo(p) if struct_of(p).as_deref() == Some(expected) => Ok(8),
-        FieldKind::Inline(p) if struct_of(p).as_deref() == Some(expected) => Ok(0),
+        FieldKind::PointerTo(p) if composite_of(btf, p).as_deref() == Some(expected) => Ok(8),
+        FieldKind::Inline(p) if composite_of(btf, p).as_deref() == Some(expected) => Ok(0),
         _ => Err(format!(
             "type {ty} reads a struct {expected} (or a pointer to one)"
         )),
