@@ -16,7 +16,12 @@
 //! writes: `# trigger: COMMAND` (run by `sh -c`, with `$TB` the test
 //! binary and `/tmp/corpus/tool` a copy of it) and `# event: KIND`. Every
 //! enabled file is triggered and must write an event of that kind, which
-//! matches the schema and Tetragon's field names and JSON types.
+//! matches the schema and Tetragon's field names and JSON types. Each
+//! `# matches: REGEX` line (an extended regular expression, which
+//! `grep -E` reads alike in the guests) must then match one of the
+//! policy's events of that kind, as a JSON line: the values the hook read;
+//! a `# never: REGEX` line must match none of them once those are in (what
+//! the trigger did that the selectors must not post).
 
 mod common;
 
@@ -46,6 +51,37 @@ fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
         .take_while(|l| l.starts_with('#'))
         .find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+/// Whether a line of the events file, as written, is an event of `kind`
+/// from `policy` that `pattern` matches (waiting a while for it).
+fn matching_line(h: &Harness, kind: &str, policy: &str, pattern: &str) -> bool {
+    let re = regex_lite::Regex::new(pattern)
+        .unwrap_or_else(|e| panic!("{policy}: `# matches: {pattern}`: {e}"));
+    let (start, from) = (
+        format!("{{\"{kind}\":"),
+        format!("\"policy_name\":\"{policy}\""),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = h
+            .event_lines()
+            .iter()
+            .any(|l| l.starts_with(&start) && l.contains(&from) && re.is_match(l));
+        if found || std::time::Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Every `# KEY: VALUE` header line's value.
+fn headers<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    let prefix = format!("# {key}: ");
+    text.lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
 }
 
 fn corpus() -> Vec<Case> {
@@ -152,6 +188,23 @@ fn trigger(h: &Harness, case: &Case, command: &str, kind: &str) -> Vec<String> {
     );
     let mut wrong = schema().validate(&ev);
     wrong.extend(tetragon::shape_errors(&ev));
+    for pattern in headers(&case.text, "matches") {
+        if !matching_line(h, kind, policy, pattern) {
+            wrong.push(format!("{policy}: no {kind} event matching {pattern}"));
+        }
+    }
+    for pattern in headers(&case.text, "never") {
+        let re = regex_lite::Regex::new(pattern)
+            .unwrap_or_else(|e| panic!("{policy}: `# never: {pattern}`: {e}"));
+        let from = format!("\"policy_name\":\"{policy}\"");
+        if let Some(line) = h
+            .event_lines()
+            .into_iter()
+            .find(|l| l.contains(&from) && re.is_match(l))
+        {
+            wrong.push(format!("{policy}: an event it must not post: {line}"));
+        }
+    }
     wrong
         .into_iter()
         .map(|w| format!("{policy}: its event: {w}"))

@@ -164,12 +164,154 @@ pub mod arg_kind {
     /// `struct user_namespace *`: the value is its inode number; the data
     /// slot a [`UserNsInfo`](crate::UserNsInfo).
     pub const USER_NS: u8 = 15;
+    /// `struct sk_buff *`: a [`SkbInfo`](crate::SkbInfo) (its socket
+    /// part matched by the socket operators); the value is the family.
+    pub const SKB: u8 = 22;
+    /// Kernel objects read as a record of their members into the data
+    /// slot, as [`StructOffsets::records`] lays them out: the record is
+    /// `kind - RECORD_FIRST` (`record_kind::*`), the value 0.
+    pub const RECORD_FIRST: u8 = 16;
+    pub const BPF_ATTR: u8 = RECORD_FIRST + crate::record_kind::BPF_ATTR as u8;
+    pub const BPF_PROG: u8 = RECORD_FIRST + crate::record_kind::BPF_PROG as u8;
+    pub const BPF_MAP: u8 = RECORD_FIRST + crate::record_kind::BPF_MAP as u8;
+    pub const PERF_EVENT: u8 = RECORD_FIRST + crate::record_kind::PERF_EVENT as u8;
+    pub const MODULE: u8 = RECORD_FIRST + crate::record_kind::MODULE as u8;
+    pub const LOAD_INFO: u8 = RECORD_FIRST + crate::record_kind::LOAD_INFO as u8;
+
+    /// The record a kind reads, if it reads one.
+    pub const fn record(kind: u8) -> Option<usize> {
+        let r = kind.wrapping_sub(RECORD_FIRST) as usize;
+        if kind >= RECORD_FIRST && r < crate::record_kind::KINDS {
+            Some(r)
+        } else {
+            None
+        }
+    }
 
     /// Kinds that fill the argument's data slot.
     pub const fn has_data(kind: u8) -> bool {
         kind != INT && kind != SYSCALL64
     }
 }
+
+/// Kernel objects read as records (`arg_kind::RECORD_FIRST`), each
+/// into its own `*Info` layout below.
+pub mod record_kind {
+    /// `union bpf_attr` of BPF_PROG_LOAD: a [`BpfProgInfo`](crate::BpfProgInfo).
+    pub const BPF_ATTR: usize = 0;
+    /// `struct bpf_prog`: a [`BpfProgInfo`](crate::BpfProgInfo).
+    pub const BPF_PROG: usize = 1;
+    /// `struct bpf_map`: a [`BpfMapInfo`](crate::BpfMapInfo).
+    pub const BPF_MAP: usize = 2;
+    /// `struct perf_event`: a [`PerfEventInfo`](crate::PerfEventInfo).
+    pub const PERF_EVENT: usize = 3;
+    /// `struct module`: a [`ModuleInfo`](crate::ModuleInfo).
+    pub const MODULE: usize = 4;
+    /// `struct load_info` (a module being loaded): a [`ModuleInfo`](crate::ModuleInfo).
+    pub const LOAD_INFO: usize = 5;
+    pub const KINDS: usize = 6;
+}
+
+/// Members copied into a record, at most.
+pub const RECORD_PIECES: usize = 6;
+/// Bytes of a record in the argument's data slot.
+pub const RECORD_LEN: usize = 128;
+/// `RecordPiece::hop` when the member is in the object itself.
+pub const NO_HOP: u16 = u16::MAX;
+
+/// One member copied into a record: from the object (or from the object a
+/// pointer member at `hop` points at), `size` bytes at `offset`, to `dst`
+/// in the record; with `string` set, the member is a pointer to a
+/// NUL-terminated string, and that string is copied (at most `size`
+/// bytes). `dst + size` is at most [`RECORD_LEN`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordPiece {
+    pub hop: u16,
+    pub offset: u16,
+    pub size: u8,
+    pub string: u8,
+    pub dst: u8,
+    /// 0: this kernel has no such member; the record keeps zeros there.
+    pub present: u8,
+}
+
+/// A BPF program (a `bpf_attr` of BPF_PROG_LOAD, or a `bpf_prog`): its
+/// type, instruction count and name (`BPF_OBJ_NAME_LEN`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BpfProgInfo {
+    pub prog_type: u32,
+    pub insn_cnt: u32,
+    pub name: [u8; 16],
+}
+
+/// A BPF map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BpfMapInfo {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub name: [u8; 16],
+}
+
+/// A perf event: its attr's `type`, `config`, `config2` (a kprobe's
+/// offset) and the string `config1` points at (a kprobe's function, in
+/// the caller's memory).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PerfEventInfo {
+    pub event_type: u32,
+    pub _pad: u32,
+    pub config: u64,
+    pub probe_offset: u64,
+    pub kprobe_func: [u8; RECORD_LEN - 24],
+}
+
+/// A kernel module: its taints, whether its signature checked out (a
+/// `load_info`, on kernels with CONFIG_MODULE_SIG) and its name
+/// (`MODULE_NAME_LEN`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleInfo {
+    pub taints: u64,
+    pub sig_ok: u8,
+    pub _pad: [u8; 7],
+    pub name: [u8; 56],
+}
+
+impl Default for PerfEventInfo {
+    fn default() -> Self {
+        Self {
+            event_type: 0,
+            _pad: 0,
+            config: 0,
+            probe_offset: 0,
+            kprobe_func: [0; RECORD_LEN - 24],
+        }
+    }
+}
+
+impl Default for ModuleInfo {
+    fn default() -> Self {
+        Self {
+            taints: 0,
+            sig_ok: 0,
+            _pad: [0; 7],
+            name: [0; 56],
+        }
+    }
+}
+
+const _: () = assert!(
+    core::mem::size_of::<BpfProgInfo>() <= RECORD_LEN
+        && core::mem::size_of::<BpfMapInfo>() <= RECORD_LEN
+        && core::mem::size_of::<PerfEventInfo>() == RECORD_LEN
+        && core::mem::size_of::<ModuleInfo>() <= RECORD_LEN
+        && RECORD_LEN <= STR_LEN
+);
 
 /// Set operators for `matchPIDs` and `matchBinaries`.
 pub mod set_op {
@@ -706,6 +848,19 @@ pub struct SockInfo {
     pub daddr: [u8; 16],
 }
 
+/// An `sk_buff` argument: the addresses, ports and IP protocol of its
+/// packet (from its network and transport headers) as a [`SockInfo`],
+/// then the buffer's own fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SkbInfo {
+    pub sock: SockInfo,
+    pub hash: u32,
+    pub len: u32,
+    pub priority: u32,
+    pub mark: u32,
+}
+
 /// A `cred` argument as the kernel side fills an argument's data slot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -801,6 +956,18 @@ pub struct StructOffsets {
     /// `task_struct.thread_info.status` (x86-64: [`TS_COMPAT`] marks a
     /// 32-bit syscall). Read only when `valid`.
     pub task_ti_status: u32,
+    /// `sk_buff.hash`, `.len`, `.priority`, `.mark`, `.head` and the
+    /// `u16` header offsets from `head`.
+    pub skb_hash: u32,
+    pub skb_len: u32,
+    pub skb_priority: u32,
+    pub skb_mark: u32,
+    pub skb_head: u32,
+    pub skb_network_header: u32,
+    pub skb_transport_header: u32,
+    /// Per `record_kind`: how its record is read (all pieces absent when
+    /// this kernel's BTF lacks the object).
+    pub records: [[RecordPiece; RECORD_PIECES]; record_kind::KINDS],
 }
 
 /// Per-CPU counters of a policy slot.

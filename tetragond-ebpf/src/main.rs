@@ -48,12 +48,12 @@ use tetragond_ebpf::{
     action, arg_kind, op, rate_scope, record, site, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec,
     BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, GateKey,
     HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, RateLimitState,
-    Selector, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets,
-    UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, HOOK_SET_WORDS,
-    KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
+    Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
+    TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES,
+    HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
     MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
-    PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, STR_LEN, SUBSTR_LEN,
-    SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, STR_LEN,
+    SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -1329,7 +1329,9 @@ fn data_bytes(kind: u8, value: u64) -> u32 {
             core::mem::size_of::<SockInfo>() as u32
         }
         arg_kind::CRED => core::mem::size_of::<CredInfo>() as u32,
+        arg_kind::SKB => core::mem::size_of::<SkbInfo>() as u32,
         arg_kind::USER_NS => core::mem::size_of::<UserNsInfo>() as u32,
+        _ if arg_kind::record(kind).is_some() => RECORD_LEN as u32,
         _ => (value & (PATH_CUT - 1)).min(STR_LEN as u64 - 1) as u32,
     }
 }

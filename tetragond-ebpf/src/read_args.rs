@@ -11,8 +11,8 @@ use aya_ebpf::helpers::{
     generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
-    arg_kind, ns_kind, CredInfo, SockInfo, StructOffsets, UserNsInfo, MAX_PATH_COMPONENTS,
-    PATH_CUT, PATH_WALK_LEN, STR_LEN,
+    arg_kind, ns_kind, CredInfo, SkbInfo, SockInfo, StructOffsets, UserNsInfo, MAX_PATH_COMPONENTS,
+    NO_HOP, PATH_CUT, PATH_WALK_LEN, RECORD_LEN, STR_LEN,
 };
 
 use crate::{loop_state, STRUCT_OFFSETS, WALK_BUF};
@@ -55,8 +55,13 @@ pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8, tail: *mut u8) ->
             return read_sock(o, sk, slot.cast());
         }
         arg_kind::CRED => return read_cred(o, raw, slot.cast()),
+        arg_kind::SKB => return read_skb(o, raw, slot.cast()),
         arg_kind::USER_NS => return read_user_ns(o, raw, slot.cast()),
         _ => {}
+    }
+    if let Some(record) = arg_kind::record(kind) {
+        read_record(o, record, raw, slot);
+        return 0;
     }
     // The path kinds: find the (dentry, vfsmount) pair, then one walk, so
     // the verifier checks the walk once.
@@ -370,6 +375,63 @@ fn read_sock(o: &StructOffsets, sk: u64, out: *mut SockInfo) -> u64 {
 }
 
 #[inline(always)]
+/// A packet: the buffer's hash, length, priority and mark, then from its
+/// IPv4 or IPv6 header the addresses and protocol, and for TCP and UDP the
+/// ports; returns the family (0 for another network protocol).
+#[inline(always)]
+fn read_skb(o: &StructOffsets, skb: u64, out: *mut SkbInfo) -> u64 {
+    const UNSET: u16 = u16::MAX;
+    let out = unsafe { &mut *out };
+    *out = SkbInfo::default();
+    if skb == 0 {
+        return 0;
+    }
+    unsafe {
+        out.hash = read::<u32>(skb, o.skb_hash).unwrap_or(0);
+        out.len = read::<u32>(skb, o.skb_len).unwrap_or(0);
+        out.priority = read::<u32>(skb, o.skb_priority).unwrap_or(0);
+        out.mark = read::<u32>(skb, o.skb_mark).unwrap_or(0);
+    }
+    let head = unsafe { read::<u64>(skb, o.skb_head) }.unwrap_or(0);
+    let network = unsafe { read::<u16>(skb, o.skb_network_header) }.unwrap_or(UNSET);
+    let transport = unsafe { read::<u16>(skb, o.skb_transport_header) }.unwrap_or(UNSET);
+    if head == 0 || network == UNSET {
+        return 0;
+    }
+    let ip = head + u64::from(network);
+    let first = unsafe { read::<u8>(ip, 0) }.unwrap_or(0);
+    let sock = &mut out.sock;
+    let (family, protocol, after_ip) = match first >> 4 {
+        4 => {
+            v4_mapped(&mut sock.saddr, ip, 12);
+            v4_mapped(&mut sock.daddr, ip, 16);
+            let header = u64::from(first & 0xf) * 4;
+            (AF_INET, unsafe { read::<u8>(ip, 9) }, ip + header)
+        }
+        6 => {
+            copy(sock.saddr.as_mut_ptr(), 16, ip, 8);
+            copy(sock.daddr.as_mut_ptr(), 16, ip, 24);
+            (AF_INET6, unsafe { read::<u8>(ip, 6) }, ip + 40)
+        }
+        _ => return 0,
+    };
+    let protocol = protocol.unwrap_or(0);
+    sock.family = family;
+    sock.protocol = u16::from(protocol);
+    // The transport header where the stack has set it, else right after
+    // the IP header (an IPv6 extension header then reads as no ports).
+    let l4 = if transport != UNSET && transport > network {
+        head + u64::from(transport)
+    } else {
+        after_ip
+    };
+    if protocol == 6 || protocol == 17 {
+        sock.sport = u16::from_be(unsafe { read::<u16>(l4, 0) }.unwrap_or(0));
+        sock.dport = u16::from_be(unsafe { read::<u16>(l4, 2) }.unwrap_or(0));
+    }
+    family as u64
+}
+
 /// A user namespace's level, owner, group and inode number; returns the
 /// inode number.
 #[inline(always)]
@@ -382,6 +444,54 @@ fn read_user_ns(o: &StructOffsets, ns: u64, out: *mut UserNsInfo) -> u64 {
         copy((&mut out.gid as *mut u32).cast(), 4, ns, o.user_ns_group);
         copy((&mut out.inum as *mut u32).cast(), 4, ns, inum);
         u64::from(out.inum)
+    }
+}
+
+/// Copies the members of object `base` that record `record` lists into
+/// `slot` (`RECORD_LEN` bytes, zeros where a member is missing or
+/// unreadable).
+#[inline(always)]
+fn read_record(o: &StructOffsets, record: usize, base: u64, slot: *mut u8) {
+    let words = slot.cast::<u64>();
+    for w in 0..RECORD_LEN / 8 {
+        unsafe { *words.add(w) = 0 };
+    }
+    // An opaque copy, bounds-checked where it is used: LLVM would
+    // otherwise index with the caller's form of it (`kind - 16`), which
+    // the verifier cannot bound.
+    let record = unsafe { core::ptr::read_volatile(&record) };
+    let (Some(pieces), true) = (o.records.get(record), base != 0) else {
+        return;
+    };
+    for piece in pieces.iter() {
+        if piece.present == 0 {
+            continue;
+        }
+        let from = if piece.hop == NO_HOP {
+            base
+        } else {
+            unsafe { read::<u64>(base, u32::from(piece.hop)) }.unwrap_or(0)
+        };
+        if from == 0 {
+            continue;
+        }
+        // Masked so the verifier sees the copy inside the slot (user
+        // space keeps `dst + size` within RECORD_LEN).
+        let dst = unsafe { slot.add(usize::from(piece.dst & 0x7f)) };
+        let n = u32::from(piece.size & 0x7f);
+        let at = from + u64::from(piece.offset);
+        unsafe {
+            if piece.string != 0 {
+                let s = read::<u64>(at, 0).unwrap_or(0);
+                if s != 0 {
+                    // The legacy helper: the string may be in the
+                    // caller's memory (a perf event's kprobe function).
+                    gen::bpf_probe_read_str(dst.cast(), n, s as *const c_void);
+                }
+            } else {
+                gen::bpf_probe_read_kernel(dst.cast(), n, at as *const c_void);
+            }
+        }
     }
 }
 

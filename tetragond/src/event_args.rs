@@ -10,9 +10,11 @@ use std::{
     net::{IpAddr, Ipv6Addr},
 };
 
-use tetragond_ebpf::{CredInfo, SockInfo, UserNsInfo, PATH_CUT, STR_LEN};
+use tetragond_ebpf::{CredInfo, SkbInfo, SockInfo, UserNsInfo, PATH_CUT, STR_LEN};
 
 use crate::json::Json;
+
+mod records;
 
 /// The data slot of argument `i`, when the event carries one.
 pub fn slot(data: &[u8], i: usize) -> Option<&[u8]> {
@@ -178,6 +180,7 @@ pub fn arg_key(ty: &str) -> &'static str {
         // Tetragon exports every unsigned 64-bit type as its size_arg.
         "size_t" | "uint64" | "ulong" => "size_arg",
         "syscall64" => "syscall_id",
+        "bpf_cmd" => "bpf_cmd_arg",
         "string" | "filename" | "data_loc" => "string_arg",
         "char_buf" => "bytes_arg",
         // A descriptor is exported as the file it names, a kiocb as the
@@ -187,10 +190,11 @@ pub fn arg_key(ty: &str) -> &'static str {
         "linux_binprm" => "linux_binprm_arg",
         "sockaddr" => "sockaddr_arg",
         "sock" | "socket" => "sock_arg",
+        "skb" => "skb_arg",
         "cred" => "process_credentials_arg",
         "net_device" => "net_dev_arg",
         "user_namespace" => "user_ns_arg",
-        _ => "long_arg",
+        _ => records::key(ty).unwrap_or("long_arg"),
     }
 }
 
@@ -230,6 +234,7 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
             j.u64(u64::from(id));
             j.close(b'}');
         }
+        "bpf_cmd" => records::bpf_cmd(j, raw as u32),
         "string" | "filename" | "data_loc" => j.str(&text(slot, raw)),
         // Tetragon's bytes_arg: protojson writes bytes as base64.
         "char_buf" => base64(
@@ -239,6 +244,7 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
         "file" | "fd" | "kiocb" | "path" | "dentry" | "linux_binprm" => path_object(j, slot, raw),
         "sockaddr" => sockaddr(j, &pod(slot)),
         "sock" | "socket" => sock(j, &pod(slot)),
+        "skb" => skb(j, &pod(slot)),
         "cred" => cred(j, &pod(slot)),
         "user_namespace" => user_ns(j, &pod(slot), host_user_ns()),
         "net_device" => {
@@ -247,6 +253,7 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
             j.str(&text(slot, raw));
             j.close(b'}');
         }
+        _ if records::write(j, ty, slot) => {}
         // int64, long and anything integer-like: Tetragon writes 64-bit as strings.
         _ => j.i64_string(raw as i64),
     }
@@ -270,6 +277,37 @@ fn sock(j: &mut Json, s: &SockInfo) {
     protocol(j, s.protocol);
     addr(j, "saddr", s.saddr);
     port(j, "sport", s.sport);
+    j.close(b'}');
+}
+
+/// Tetragon's KprobeSkb: `proto` the IP protocol's number, `protocol`
+/// its name; zeros and the IPsec path lengths (not read) left out.
+fn skb(j: &mut Json, s: &SkbInfo) {
+    let n = &s.sock;
+    let number = |j: &mut Json, key: &str, v: u32| {
+        if v != 0 {
+            j.key(key);
+            j.u64(u64::from(v));
+        }
+    };
+    j.open(b'{');
+    if n.family != 0 {
+        addr(j, "daddr", n.daddr);
+    }
+    port(j, "dport", n.dport);
+    if n.family != 0 {
+        family(j, n.family);
+    }
+    number(j, "hash", s.hash);
+    number(j, "len", s.len);
+    number(j, "mark", s.mark);
+    number(j, "priority", s.priority);
+    number(j, "proto", u32::from(n.protocol));
+    protocol(j, n.protocol);
+    if n.family != 0 {
+        addr(j, "saddr", n.saddr);
+    }
+    port(j, "sport", n.sport);
     j.close(b'}');
 }
 
@@ -399,6 +437,14 @@ mod tests {
             "net_device",
             "kiocb",
             "user_namespace",
+            "bpf_cmd",
+            "skb",
+            "bpf_attr",
+            "bpf_prog",
+            "bpf_map",
+            "perf_event",
+            "module",
+            "load_info",
             "long",
             "int64",
         ] {
@@ -478,6 +524,38 @@ mod tests {
             v,
             json!({"family": "AF_UNSPEC", "saddr": "::", "daddr": "::"})
         );
+    }
+
+    #[test]
+    fn packets_are_written_as_tetragons_kprobe_skb() {
+        let packet = SkbInfo {
+            sock: SockInfo {
+                family: 2,
+                protocol: 6,
+                sport: 40000,
+                dport: 4251,
+                saddr: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets(),
+                daddr: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets(),
+            },
+            hash: 0,
+            len: 60,
+            priority: 0,
+            mark: 7,
+        };
+        let mut data = vec![0u8; STR_LEN];
+        let bytes = bytes_of(&packet);
+        data[..bytes.len()].copy_from_slice(bytes);
+        assert_eq!(
+            typed_arg("skb", 2, slot(&data, 0)),
+            (
+                "skb_arg",
+                json!({"daddr": "127.0.0.1", "dport": 4251, "family": "AF_INET", "len": 60,
+                       "mark": 7, "proto": 6, "protocol": "IPPROTO_TCP",
+                       "saddr": "127.0.0.1", "sport": 40000})
+            )
+        );
+        // Not an IP packet: nothing but the buffer's own fields.
+        assert_eq!(typed_arg("skb", 0, None).1, json!({}));
     }
 
     #[test]

@@ -27,6 +27,17 @@
 //!   inheritable capability sets to the given 64-bit masks (decimal or
 //!   0x-hex), then runs SUBCMD in this process; when capset fails it prints
 //!   `error ERRNO` and exits 1.
+//! - `bpf-prog NAME`: loads a 2-instruction socket filter named NAME:
+//!   `loaded` or `error ERRNO`.
+//! - `bpf-map NAME`: creates an array map (4-byte keys, 8-byte values, 3
+//!   entries) named NAME: `created` or `error ERRNO`.
+//! - `perf-event`: opens a software dummy perf event on itself: `opened` or
+//!   `error ERRNO`.
+//! - `perf-kprobe FUNC`: opens a kprobe perf event on kernel function FUNC
+//!   (the `kprobe` PMU, the name in this process's memory): `opened` or
+//!   `error ERRNO`.
+//! - `load-module PATH`: finit_module(2) of the module file at PATH:
+//!   `loaded` or `error ERRNO`.
 //! - `setuid UID`: setuid(2): `ok` or `error ERRNO`.
 //! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
@@ -490,6 +501,31 @@ fn run(args: &[String]) -> i32 {
                 println!("error {}", errno());
             }
         }
+        Some("bpf-prog") => {
+            let Some(name) = args.get(1) else {
+                return usage();
+            };
+            report(bpf_prog_load(name), "loaded");
+        }
+        Some("bpf-map") => {
+            let Some(name) = args.get(1) else {
+                return usage();
+            };
+            report(bpf_map_create(name), "created");
+        }
+        Some("perf-event") => report(perf_event_open(), "opened"),
+        Some("perf-kprobe") => {
+            let Some(func) = args.get(1) else {
+                return usage();
+            };
+            report(perf_kprobe_open(func), "opened");
+        }
+        Some("load-module") => {
+            let Some(path) = args.get(1) else {
+                return usage();
+            };
+            report(load_module(path), "loaded");
+        }
         Some("setuid") => {
             let Some(uid) = args.get(1).and_then(|s| s.parse::<libc::uid_t>().ok()) else {
                 return usage();
@@ -576,4 +612,97 @@ fn main() {
         .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
         .collect();
     std::process::exit(run(&args));
+}
+
+/// Prints `ok` for a call that returned a descriptor, else `error ERRNO`.
+fn report(ret: libc::c_long, ok: &str) {
+    if ret >= 0 {
+        println!("{ok}");
+    } else {
+        println!("error {}", errno());
+    }
+}
+
+/// A `union bpf_attr` as bytes, with `name` (at most 15 bytes) at `at`.
+fn bpf_attr(name: &str, at: usize) -> [u8; 128] {
+    let mut attr = [0u8; 128];
+    let n = name.len().min(15);
+    attr[at..at + n].copy_from_slice(&name.as_bytes()[..n]);
+    attr
+}
+
+fn bpf(cmd: libc::c_long, attr: &[u8; 128]) -> libc::c_long {
+    // Before Linux 5.11, BPF memory is charged to the user's locked memory
+    // (the daemon's maps included) against this process's limit.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a plain setrlimit(2); failing, the call below reports it.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+    // SAFETY: the attr buffer outlives the call and is as long as said.
+    unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), attr.len()) }
+}
+
+/// BPF_PROG_LOAD of `r0 = 0; exit` as BPF_PROG_TYPE_SOCKET_FILTER.
+fn bpf_prog_load(name: &str) -> libc::c_long {
+    let insns: [u8; 16] = [0xb7, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let license = b"GPL\0";
+    let mut attr = bpf_attr(name, 48);
+    attr[0..4].copy_from_slice(&1u32.to_ne_bytes());
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    bpf(5, &attr)
+}
+
+/// BPF_MAP_CREATE of a BPF_MAP_TYPE_ARRAY.
+fn bpf_map_create(name: &str) -> libc::c_long {
+    let mut attr = bpf_attr(name, 28);
+    for (i, v) in [2u32, 4, 8, 3].into_iter().enumerate() {
+        attr[4 * i..4 * i + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    bpf(0, &attr)
+}
+
+/// perf_event_open(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY) on this task.
+fn perf_event_open() -> libc::c_long {
+    perf_open(1, 9, 0)
+}
+
+/// perf_event_open of a perf_event_attr (PERF_ATTR_SIZE_VER1) with this
+/// type, config and config1, on this task.
+fn perf_open(event_type: u32, config: u64, config1: u64) -> libc::c_long {
+    let mut attr = [0u8; 72];
+    attr[0..4].copy_from_slice(&event_type.to_ne_bytes());
+    attr[4..8].copy_from_slice(&72u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&config.to_ne_bytes());
+    attr[56..64].copy_from_slice(&config1.to_ne_bytes());
+    // SAFETY: an attr of the size it says, that outlives the call.
+    unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0, -1, -1, 0) }
+}
+
+/// A kprobe perf event on `func`: the `kprobe` PMU's type, and the
+/// function's name (config1, `kprobe_func`) in this process's memory.
+fn perf_kprobe_open(func: &str) -> libc::c_long {
+    let Some(pmu) = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/type")
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+    else {
+        // SAFETY: sets errno for `report`, as a failed call would.
+        unsafe { *libc::__errno_location() = libc::ENOENT };
+        return -1;
+    };
+    let name = cstring(func);
+    perf_open(pmu, 0, name.as_ptr() as u64)
+}
+
+/// finit_module(2) of the file at `path`, with no parameters.
+fn load_module(path: &str) -> libc::c_long {
+    let Ok(file) = std::fs::File::open(path) else {
+        return -1;
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: a descriptor this function owns, and an empty C string.
+    unsafe { libc::syscall(libc::SYS_finit_module, file.as_raw_fd(), c"".as_ptr(), 0) }
 }

@@ -351,17 +351,22 @@ impl Harness {
     /// The events file's whole lines: a line still being written (a reader
     /// can see part of a write) is left for the next look.
     pub fn events(&self) -> Vec<Value> {
-        let Ok(text) = fs::read_to_string(&self.events_file) else {
-            return vec![];
-        };
-        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
-        whole
-            .lines()
+        self.event_lines()
+            .iter()
             .map(|l| {
                 serde_json::from_str(l)
                     .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}"))
             })
             .collect()
+    }
+
+    /// The whole lines of the events file, as the daemon wrote them.
+    pub fn event_lines(&self) -> Vec<String> {
+        let Ok(text) = fs::read_to_string(&self.events_file) else {
+            return vec![];
+        };
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole.lines().map(str::to_string).collect()
     }
 
     /// Polls the events file until an event satisfies `pred`; returns it.

@@ -238,6 +238,9 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
             ("sock_arg", Msg("KprobeSock")),
             ("cred_arg", Msg("KprobeCred")),
             ("long_arg", I64),
+            ("bpf_attr_arg", Msg("KprobeBpfAttr")),
+            ("perf_event_arg", Msg("KprobePerfEvent")),
+            ("bpf_map_arg", Msg("KprobeBpfMap")),
             ("uint_arg", U32),
             ("capability_arg", Msg("KprobeCapability")),
             ("process_credentials_arg", Msg("ProcessCredentials")),
@@ -334,6 +337,29 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
         &[("name", Str), ("signature_ok", Bool), ("tainted", CAPS)],
     ),
     ("KprobeNetDev", &[("name", Str)]),
+    (
+        "KprobeBpfAttr",
+        &[("ProgType", Str), ("InsnCnt", U32), ("ProgName", Str)],
+    ),
+    (
+        "KprobeBpfMap",
+        &[
+            ("MapType", Str),
+            ("KeySize", U32),
+            ("ValueSize", U32),
+            ("MaxEntries", U32),
+            ("MapName", Str),
+        ],
+    ),
+    (
+        "KprobePerfEvent",
+        &[
+            ("KprobeFunc", Str),
+            ("Type", Str),
+            ("Config", U64),
+            ("ProbeOffset", U64),
+        ],
+    ),
     (
         "RateLimitInfo",
         &[("number_of_dropped_process_events", U64)],

@@ -318,6 +318,26 @@ corpus_trigger() {
         sleep 0.2
     done
     echo "GUEST-INFO corpus/$2: $kind after: $trigger"
+    # Each `# matches: REGEX` must match one of the policy's events.
+    # (Read from a file, not a pipe: `bad` must run in this shell.)
+    sed -n '2,12s/^# matches: //p' "$1" >/tmp/corpus-matches
+    while IFS= read -r re; do
+        deadline=$(($(now) + 10))
+        until cat /tmp/events.log* 2>/dev/null | grep "^{\"$kind\":{.*\"policy_name\":\"$2\"" | grep -Eq -- "$re"; do
+            if [ "$(now)" -ge "$deadline" ]; then
+                bad "$2: no $kind event matching: $re"
+                break
+            fi
+            sleep 0.2
+        done
+    done </tmp/corpus-matches
+    # ... and each `# never: REGEX` none of them.
+    sed -n '2,12s/^# never: //p' "$1" >/tmp/corpus-never
+    while IFS= read -r re; do
+        if cat /tmp/events.log* 2>/dev/null | grep "\"policy_name\":\"$2\"" | grep -Eq -- "$re"; then
+            bad "$2: an event it must not post: $re"
+        fi
+    done </tmp/corpus-never
 }
 
 # refused NAME SOURCE REASON: on a kernel without what the policy needs, it

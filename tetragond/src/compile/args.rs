@@ -53,12 +53,21 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
         Sockaddr => kernel_only(arg_kind::SOCKADDR, ArgClass::Socket),
         Sock => kernel_only(arg_kind::SOCK, ArgClass::Socket),
         Socket => kernel_only(arg_kind::SOCKET, ArgClass::Socket),
+        // Its packet's addresses, ports and protocol, as a socket's.
+        Skb => kernel_only(arg_kind::SKB, ArgClass::Socket),
         Cred => kernel_only(arg_kind::CRED, ArgClass::Opaque),
         // Its `name`, a string in place (see `fields::member_read`).
         NetDevice => kernel_only(arg_kind::STRING, ArgClass::Text),
         // The file its `ki_filp` points at.
         Kiocb => kernel_only(arg_kind::FILE, ArgClass::Text),
         UserNamespace => kernel_only(arg_kind::USER_NS, ArgClass::Opaque),
+        // Records of their members, for the event (`kernel_info::records`).
+        BpfAttr => kernel_only(arg_kind::BPF_ATTR, ArgClass::Opaque),
+        BpfProg => kernel_only(arg_kind::BPF_PROG, ArgClass::Opaque),
+        BpfMap => kernel_only(arg_kind::BPF_MAP, ArgClass::Opaque),
+        PerfEvent => kernel_only(arg_kind::PERF_EVENT, ArgClass::Opaque),
+        Module => kernel_only(arg_kind::MODULE, ArgClass::Opaque),
+        LoadInfo => kernel_only(arg_kind::LOAD_INFO, ArgClass::Opaque),
         Auto => Err(
             "type auto takes the type BTF declares, on kernel functions, LSM hooks and raw tracepoints; name the type here".into(),
         ),
@@ -116,7 +125,7 @@ pub fn int_width(ty: ArgType) -> Option<u8> {
     match ty {
         Int8 | Sint8 | Uint8 => Some(1),
         Int16 | Sint16 | Uint16 => Some(2),
-        Int | Int32 | Sint32 | Uint32 => Some(4),
+        Int | Int32 | Sint32 | Uint32 | BpfCmd => Some(4),
         _ if ty.is_numeric() => Some(8),
         _ => None,
     }
@@ -151,6 +160,7 @@ mod tests {
             kind_of(ArgType::Sockaddr, Memory::Kernel),
             Ok((arg_kind::SOCKADDR, ArgClass::Socket))
         );
-        assert!(kind_of(ArgType::Skb, Memory::Kernel).is_err());
+        assert!(kind_of(ArgType::Skb, Memory::User).is_err());
+        assert!(kind_of(ArgType::IovIter, Memory::Kernel).is_err());
     }
 }

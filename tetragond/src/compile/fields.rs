@@ -3,11 +3,14 @@
 //! running kernel's BTF into the offsets the kernel side follows
 //! ([`FieldPath`]).
 
-use tetragond_ebpf::{ArgSpec, FieldPath, MAX_FIELD_LOADS};
+use tetragond_ebpf::{arg_kind, ArgSpec, FieldPath, MAX_FIELD_LOADS};
 
 use super::args::int_width;
 use crate::{
-    kernel_info::btf::{ArgOrigin, FieldKind, FieldWalk, KernelBtf, Pointee},
+    kernel_info::{
+        btf::{ArgOrigin, FieldKind, FieldWalk, KernelBtf, Pointee},
+        records::record_layout,
+    },
     policy::model::{Arg, ArgType},
 };
 
@@ -99,6 +102,18 @@ pub fn read_member(spec: &mut ArgSpec, ty: ArgType, btf: Option<&KernelBtf>) -> 
     Ok(())
 }
 
+/// A type read as a record (a BPF program, map, perf event, module):
+/// refused, with what is missing, where this kernel's BTF lacks its object.
+pub fn check_record(spec: &ArgSpec, ty: ArgType, btf: Option<&KernelBtf>) -> Result<(), String> {
+    let Some(record) = arg_kind::record(spec.kind) else {
+        return Ok(());
+    };
+    let btf = need_btf(btf, &format!("type {ty}"))?;
+    record_layout(btf, record)
+        .map(|_| ())
+        .map_err(|e| format!("type {ty} cannot be read on this kernel: {e}"))
+}
+
 fn small(offset: u32) -> Result<u16, String> {
     u16::try_from(offset).map_err(|_| format!("offset {offset} is past 65535 bytes"))
 }
@@ -135,19 +150,26 @@ fn walk(
 /// The arg types that read a kernel struct (embedded or pointed at), with
 /// the struct's name: what a resolved field must be for them, and what
 /// `type: auto` makes of one.
-const STRUCT_TYPES: [(ArgType, &str); 12] = [
+const STRUCT_TYPES: [(ArgType, &str); 19] = [
     (ArgType::File, "file"),
     (ArgType::Path, "path"),
     (ArgType::Dentry, "dentry"),
     (ArgType::LinuxBinprm, "linux_binprm"),
     (ArgType::Sock, "sock"),
     (ArgType::Socket, "socket"),
+    (ArgType::Skb, "sk_buff"),
     (ArgType::Sockaddr, "sockaddr"),
     (ArgType::Cred, "cred"),
     (ArgType::Filename, "filename"),
     (ArgType::NetDevice, "net_device"),
     (ArgType::Kiocb, "kiocb"),
     (ArgType::UserNamespace, "user_namespace"),
+    (ArgType::BpfAttr, "bpf_attr"),
+    (ArgType::BpfProg, "bpf_prog"),
+    (ArgType::BpfMap, "bpf_map"),
+    (ArgType::PerfEvent, "perf_event"),
+    (ArgType::Module, "module"),
+    (ArgType::LoadInfo, "load_info"),
 ];
 
 /// The name of the struct `pointee` is, if it is one.
@@ -375,7 +397,8 @@ mod tests {
             ),
             (ArgType::Int, "pid.x", "which has no member x"),
             (ArgType::String, "mm..owner", "separated by single dots"),
-            (ArgType::Skb, "mm", "cannot be read from a field"),
+            (ArgType::Skb, "mm", "type skb reads a struct sk_buff"),
+            (ArgType::IovIter, "mm", "cannot be read from a field"),
         ];
         for (ty, path, want) in cases {
             let err = resolve(&btf, &arg(ty, path), EXEC_TASK).expect_err(path);

@@ -11,6 +11,7 @@ pub mod caps;
 pub mod kallsyms;
 pub mod offsets;
 pub mod probe;
+pub mod records;
 pub mod tracefs;
 
 pub use caps::{HookCaps, KernelFunctions};

@@ -65,6 +65,14 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         // (CONFIG_THREAD_INFO_IN_TASK); `status` holds TS_COMPAT. Its
         // offset moved (5.11 added `syscall_work` before it).
         task_ti_status: at("task_struct", &["thread_info", "status"])?,
+        skb_hash: at("sk_buff", &["hash"])?,
+        skb_len: at("sk_buff", &["len"])?,
+        skb_priority: at("sk_buff", &["priority"])?,
+        skb_mark: at("sk_buff", &["mark"])?,
+        skb_head: at("sk_buff", &["head"])?,
+        skb_network_header: at("sk_buff", &["network_header"])?,
+        skb_transport_header: at("sk_buff", &["transport_header"])?,
+        records: super::records::record_layouts(btf),
     })
 }
 

@@ -320,6 +320,7 @@ impl ArgType {
                 | CapInheritable
                 | CapPermitted
                 | CapEffective
+                | BpfCmd
         )
     }
 }
