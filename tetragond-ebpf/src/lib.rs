@@ -63,6 +63,10 @@ pub const PATH_WALK_LEN: usize = 4096;
 /// longer than `PATH_WALK_LEN`): its beginning is unknown, so every string
 /// operator on it counts as matching (fail closed) and the event says so.
 pub const PATH_CUT: u64 = 1 << 32;
+/// Where a path argument's value carries its file's type (`i_mode >> 12`:
+/// 8 a regular file, 4 a directory, ...; 0 unknown), above its length.
+pub const FILE_TYPE_SHIFT: u32 = 48;
+pub const FILE_TYPE_BITS: u64 = 0xf << FILE_TYPE_SHIFT;
 
 /// `HookKey::sub_id` of the list that fires for every event of the hook.
 pub const SUB_ANY: u32 = u32::MAX;
@@ -106,6 +110,9 @@ pub mod op {
     pub const SUBSTRING: u8 = 22;
     /// The same, ASCII case folded (values are stored lower case).
     pub const SUBSTRING_IGN_CASE: u8 = 23;
+    /// A path argument's file type (`FILE_TYPE_SHIFT`) is one of `values`.
+    pub const FILE_TYPE: u8 = 24;
+    pub const NOT_FILE_TYPE: u8 = 25;
     /// Socket operators on a [`SockInfo`](crate::SockInfo) argument. Address
     /// operators look up `ADDR_TRIE`; ports take `values` as (low | high << 32) ranges.
     pub const SADDR: u8 = 32;
@@ -900,6 +907,9 @@ pub struct StructOffsets {
     /// `dentry.d_name.name` and `dentry.d_name.len`.
     pub dentry_name: u32,
     pub dentry_name_len: u32,
+    /// `dentry.d_inode` and `inode.i_mode`: a path's file type.
+    pub dentry_d_inode: u32,
+    pub inode_i_mode: u32,
     /// `mount.mnt` (the embedded `vfsmount`), `mount.mnt_parent`, `mount.mnt_mountpoint`.
     pub mount_mnt: u32,
     pub mount_parent: u32,

@@ -4,8 +4,8 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use tetragond_ebpf::{
-    op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, MAX_ARGS, MAX_VALUES, PATH_CUT, STR_LEN,
-    STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
+    op, AddrTrieData, ArgFilter, SockInfo, SubstrKey, FILE_TYPE_BITS, FILE_TYPE_SHIFT, MAX_ARGS,
+    MAX_VALUES, PATH_CUT, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
 };
 
 use crate::{
@@ -38,8 +38,20 @@ pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> boo
         return false;
     };
     let slot = slot.as_ptr();
+    let file_type = (value & FILE_TYPE_BITS) >> FILE_TYPE_SHIFT;
+    let value = value & !FILE_TYPE_BITS;
     let cut = value & PATH_CUT != 0;
     match filter.op {
+        // An unknown type (0) is none of the values: NotFileType holds.
+        op::FILE_TYPE | op::NOT_FILE_TYPE => {
+            let n = usize::from(filter.n_values);
+            let found = filter
+                .values
+                .iter()
+                .enumerate()
+                .any(|(i, &v)| i < n && v == file_type);
+            found == (filter.op == op::FILE_TYPE)
+        }
         op::SUBSTRING | op::SUBSTRING_IGN_CASE => {
             cut || value >= STR_LEN as u64 || contains(at, filter, value)
         }

@@ -11,8 +11,8 @@ use aya_ebpf::helpers::{
     generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
-    arg_kind, ns_kind, CredInfo, SkbInfo, SockInfo, StructOffsets, UserNsInfo, MAX_PATH_COMPONENTS,
-    NO_HOP, PATH_CUT, PATH_WALK_LEN, RECORD_LEN, STR_LEN,
+    arg_kind, ns_kind, CredInfo, SkbInfo, SockInfo, StructOffsets, UserNsInfo, FILE_TYPE_BITS,
+    FILE_TYPE_SHIFT, MAX_PATH_COMPONENTS, NO_HOP, PATH_CUT, PATH_WALK_LEN, RECORD_LEN, STR_LEN,
 };
 
 use crate::{loop_state, STRUCT_OFFSETS, WALK_BUF};
@@ -76,7 +76,16 @@ pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8, tail: *mut u8) ->
     if dentry == 0 {
         return 0;
     }
-    walk_path(dentry, mnt, slot, tail)
+    walk_path(dentry, mnt, slot, tail) | file_type(o, dentry)
+}
+
+/// The file type bits of a path's value (see `FILE_TYPE_SHIFT`): 0 for a
+/// negative dentry.
+#[inline(always)]
+fn file_type(o: &StructOffsets, dentry: u64) -> u64 {
+    let inode = unsafe { read::<u64>(dentry, o.dentry_d_inode) }.unwrap_or(0);
+    let mode = unsafe { read::<u16>(inode, o.inode_i_mode) }.unwrap_or(0);
+    (u64::from(mode >> 12) << FILE_TYPE_SHIFT) & FILE_TYPE_BITS
 }
 
 #[inline(always)]
@@ -374,7 +383,6 @@ fn read_sock(o: &StructOffsets, sk: u64, out: *mut SockInfo) -> u64 {
     family as u64
 }
 
-#[inline(always)]
 /// A packet: the buffer's hash, length, priority and mark, then from its
 /// IPv4 or IPv6 header the addresses and protocol, and for TCP and UDP the
 /// ports; returns the family (0 for another network protocol).

@@ -261,6 +261,13 @@ without_place() { echo "$2" | sed "s|^$1:[0-9]*:[0-9]*: ||; s|^$1: ||"; }
 corpus_case() {
     begin corpus
     mkdir -p /tmp/corpus && cp "$TB" /tmp/corpus/tool
+    # This kernel's module (its version's, 6.1 for 6.1.x), for module hooks.
+    release=$(uname -r)
+    for m in "$SHARE"/modules/*/crc7.ko; do
+        v=$(basename "$(dirname "$m")")
+        case "$release" in "$v".*) cp "$m" /tmp/corpus/module.ko ;; esac
+    done
+    [ -f /tmp/corpus/module.ko ] || bad "no module for kernel $release in $SHARE/modules"
     n=0
     for f in "$SHARE"/corpus/*.yaml; do
         name=$(basename "$f" .yaml)

@@ -303,6 +303,9 @@ impl SelectorCtx<'_> {
         if matches!(name, "SubString" | "SubStringIgnCase") {
             return self.substring_filter(filter, position, (s, f), out);
         }
+        if matches!(name, "FileType" | "NotFileType") {
+            return self.file_type_filter(filter, position);
+        }
         let (code, shape) = match name {
             // A set of whole strings is what Equal's trie entries are.
             "Equal" | "InMap" => (op::STR_EQUAL, values::StrShape::Whole),
@@ -338,6 +341,44 @@ impl SelectorCtx<'_> {
             op: code,
             ..Default::default()
         })
+    }
+
+    /// FileType and NotFileType, on an arg the kernel reads a path of:
+    /// up to four of Tetragon's file type names, as `i_mode >> 12`.
+    fn file_type_filter(
+        &self,
+        filter: &ArgSelector,
+        position: usize,
+    ) -> Result<ArgFilter, CompileError> {
+        use crate::policy::model::ArgType::*;
+        let name = filter.operator.as_str();
+        let ty = self.args.args[position].ty;
+        if !matches!(ty, File | Path | Fd | Kiocb | Dentry | LinuxBinprm) {
+            return Err(self.invalid(format!(
+                "matchArgs {name} matches the file of a file, path, fd, kiocb, dentry or linux_binprm arg, not a {ty}"
+            )));
+        }
+        if filter.values.is_empty() || filter.values.len() > MAX_VALUES {
+            return Err(self.invalid(format!("{name} takes 1 to {MAX_VALUES} values")));
+        }
+        let mut af = ArgFilter {
+            arg: position as u8,
+            op: if name == "FileType" {
+                op::FILE_TYPE
+            } else {
+                op::NOT_FILE_TYPE
+            },
+            n_values: filter.values.len() as u8,
+            ..Default::default()
+        };
+        for (slot, v) in af.values.iter_mut().zip(&filter.values) {
+            *slot = values::file_type(v).ok_or_else(|| {
+                self.invalid(format!(
+                    "unknown file type `{v}` (reg, dir, lnk, chr, blk, fifo, sock, or regular, link, char, block, pipe, socket)"
+                ))
+            })?;
+        }
+        Ok(af)
     }
 
     /// SubString: up to four values of up to 64 bytes, searched in the

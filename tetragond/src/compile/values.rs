@@ -171,6 +171,20 @@ pub fn host_namespace(name: &str) -> std::io::Result<u32> {
         .map(|m| m.ino() as u32)
 }
 
+/// A file type as Tetragon names it (FileType), as `i_mode >> 12`.
+pub fn file_type(name: &str) -> Option<u64> {
+    Some(match name {
+        "fifo" | "pipe" => 0o01,
+        "chr" | "char" => 0o02,
+        "dir" => 0o04,
+        "blk" | "block" => 0o06,
+        "reg" | "regular" => 0o10,
+        "lnk" | "link" => 0o12,
+        "sock" | "socket" => 0o14,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +244,13 @@ mod tests {
             .expect("readable as root")
             .ino() as u32;
         assert_eq!(host_namespace("Mnt").expect("host mnt ns"), kthreadd);
+    }
+
+    #[test]
+    fn file_types_are_named_as_tetragon_names_them() {
+        assert_eq!(file_type("reg"), Some(8));
+        assert_eq!(file_type("dir"), Some(4));
+        assert_eq!(file_type("socket"), file_type("sock"));
+        assert_eq!(file_type("directory"), None);
     }
 }

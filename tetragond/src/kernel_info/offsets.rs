@@ -16,6 +16,8 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         dentry_d_parent: at("dentry", &["d_parent"])?,
         dentry_name: at("dentry", &["d_name", "name"])?,
         dentry_name_len: at("dentry", &["d_name", "len"])?,
+        dentry_d_inode: at("dentry", &["d_inode"])?,
+        inode_i_mode: at("inode", &["i_mode"])?,
         mount_mnt: at("mount", &["mnt"])?,
         mount_parent: at("mount", &["mnt_parent"])?,
         mount_mountpoint: at("mount", &["mnt_mountpoint"])?,
