@@ -129,6 +129,8 @@ pub mod op {
     pub const NOT_DPORT_PRIV: u8 = 43;
     pub const FAMILY: u8 = 44;
     pub const PROTOCOL: u8 = 45;
+    /// The socket's TCP state is one of `values`.
+    pub const STATE: u8 = 46;
 }
 
 /// How an argument is read (`ArgSpec::kind`). Integers are the value
@@ -853,6 +855,11 @@ pub struct SockInfo {
     /// IPv6, or IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
+    /// A socket's TCP state (`TCP_ESTABLISHED` 1, ...) and type
+    /// (`SOCK_STREAM` 1, ...); 0 for addresses and packets.
+    pub state: u8,
+    pub _pad: u8,
+    pub sock_type: u16,
 }
 
 /// An `sk_buff` argument: the addresses, ports and IP protocol of its
@@ -923,6 +930,9 @@ pub struct StructOffsets {
     /// `sock.__sk_common.*` and `sock.sk_protocol`.
     pub sk_family: u32,
     pub sk_protocol: u32,
+    /// `sock.__sk_common.skc_state` and `sock.sk_type`.
+    pub sk_state: u32,
+    pub sk_type: u32,
     pub sk_num: u32,
     pub sk_dport: u32,
     pub sk_rcv_saddr: u32,

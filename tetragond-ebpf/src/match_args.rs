@@ -166,6 +166,7 @@ fn sock_matches(at: &FilterAt, filter: &ArgFilter, sock: &SockInfo) -> bool {
         op::NOT_DPORT_PRIV => sock.dport >= 1024,
         op::FAMILY => any_value(filter, |v| v == sock.family as u64),
         op::PROTOCOL => any_value(filter, |v| v == sock.protocol as u64),
+        op::STATE => any_value(filter, |v| v == sock.state as u64),
         _ => false,
     }
 }

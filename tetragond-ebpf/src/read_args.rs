@@ -370,6 +370,8 @@ fn read_sock(o: &StructOffsets, sk: u64, out: *mut SockInfo) -> u64 {
     unsafe {
         (*out).family = family;
         (*out).protocol = read::<u16>(sk, o.sk_protocol).unwrap_or(0);
+        (*out).state = read::<u8>(sk, o.sk_state).unwrap_or(0);
+        (*out).sock_type = read::<u16>(sk, o.sk_type).unwrap_or(0);
         (*out).sport = read::<u16>(sk, o.sk_num).unwrap_or(0);
         (*out).dport = u16::from_be(read::<u16>(sk, o.sk_dport).unwrap_or(0));
         if family == AF_INET6 {

@@ -277,6 +277,28 @@ fn sock(j: &mut Json, s: &SockInfo) {
     protocol(j, s.protocol);
     addr(j, "saddr", s.saddr);
     port(j, "sport", s.sport);
+    if s.state != 0 {
+        let states = &crate::compile::TCP_STATES;
+        j.key("state");
+        match states.get(usize::from(s.state) - 1) {
+            Some(name) => j.str(name),
+            None => j.str(&s.state.to_string()),
+        }
+    }
+    if s.sock_type != 0 {
+        let name = match s.sock_type {
+            1 => Some("SOCK_STREAM"),
+            2 => Some("SOCK_DGRAM"),
+            3 => Some("SOCK_RAW"),
+            4 => Some("SOCK_RDM"),
+            5 => Some("SOCK_SEQPACKET"),
+            6 => Some("SOCK_DCCP"),
+            10 => Some("SOCK_PACKET"),
+            _ => None,
+        };
+        j.key("type");
+        name_or_number(j, name, s.sock_type);
+    }
     j.close(b'}');
 }
 
@@ -508,6 +530,9 @@ mod tests {
             daddr: std::net::Ipv4Addr::new(10, 0, 0, 1)
                 .to_ipv6_mapped()
                 .octets(),
+            state: 2,
+            sock_type: 1,
+            ..Default::default()
         };
         let bytes = bytes_of(&sock);
         data[STR_LEN..STR_LEN + bytes.len()].copy_from_slice(bytes);
@@ -517,6 +542,10 @@ mod tests {
         assert_eq!(v["daddr"], "10.0.0.1");
         assert_eq!(v["dport"], 4242);
         assert_eq!(v["protocol"], "IPPROTO_TCP");
+        assert_eq!(
+            (&v["state"], &v["type"]),
+            (&json!("TCP_SYN_SENT"), &json!("SOCK_STREAM"))
+        );
         assert_eq!(typed_arg("string", 3, None).1, "");
         // A socket not yet bound: no source port, no protocol.
         let (_, v) = typed_arg("sock", 2, None);
@@ -536,6 +565,7 @@ mod tests {
                 dport: 4251,
                 saddr: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets(),
                 daddr: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets(),
+                ..Default::default()
             },
             hash: 0,
             len: 60,

@@ -35,7 +35,7 @@ use crate::{
 };
 
 pub use crate::syscalls::{split_id, syscall_ids, syscall_number};
-pub use values::host_namespace;
+pub use values::{host_namespace, TCP_STATES};
 
 /// common_type, common_flags, common_preempt_count, common_pid.
 const COMMON_FIELDS: u32 = 4;

@@ -481,9 +481,20 @@ impl SelectorCtx<'_> {
                 inline(&mut af, parse_all(values::protocol, "a protocol (IPPROTO_TCP, IPPROTO_UDP or a number)")?)?;
                 op::PROTOCOL
             }
+            "State" => {
+                use crate::policy::model::ArgType;
+                let ty = self.args.args[position].ty;
+                if !matches!(ty, ArgType::Sock | ArgType::Socket) {
+                    return Err(self.invalid(format!(
+                        "matchArgs State matches a sock or socket arg's TCP state, not a {ty}'s"
+                    )));
+                }
+                inline(&mut af, parse_all(values::tcp_state, "a TCP state (TCP_ESTABLISHED, TCP_SYN_SENT, ... or a number)")?)?;
+                op::STATE
+            }
             _ => {
                 return Err(self.unsupported(format!(
-                    "matchArgs operator {name} does not apply to socket args (SAddr, DAddr, SPort, DPort, their Not forms, *PortPriv, Family, Protocol do)"
+                    "matchArgs operator {name} does not apply to socket args (SAddr, DAddr, SPort, DPort, their Not forms, *PortPriv, Family, Protocol, State do)"
                 )))
             }
         };

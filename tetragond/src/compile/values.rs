@@ -110,6 +110,32 @@ pub fn protocol(value: &str) -> Option<u64> {
     }
 }
 
+/// The TCP states (include/net/tcp_states.h), from 1.
+pub const TCP_STATES: [&str; 13] = [
+    "TCP_ESTABLISHED",
+    "TCP_SYN_SENT",
+    "TCP_SYN_RECV",
+    "TCP_FIN_WAIT1",
+    "TCP_FIN_WAIT2",
+    "TCP_TIME_WAIT",
+    "TCP_CLOSE",
+    "TCP_CLOSE_WAIT",
+    "TCP_LAST_ACK",
+    "TCP_LISTEN",
+    "TCP_CLOSING",
+    "TCP_NEW_SYN_RECV",
+    "TCP_BOUND_INACTIVE",
+];
+
+/// A TCP state by its name (`TCP_SYN_SENT`) or number.
+pub fn tcp_state(value: &str) -> Option<u64> {
+    let value = value.trim();
+    match TCP_STATES.iter().position(|s| *s == value) {
+        Some(i) => Some(i as u64 + 1),
+        None => parse_int(value),
+    }
+}
+
 /// The bit of a capability (`CAP_SYS_ADMIN` or a number).
 pub fn capability(name: &str) -> Option<u32> {
     let name = name.trim();

@@ -29,6 +29,8 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         fdtable_max_fds: at("fdtable", &["max_fds"])?,
         sk_family: sk("skc_family")?,
         sk_protocol: at("sock", &["sk_protocol"])?,
+        sk_state: sk("skc_state")?,
+        sk_type: at("sock", &["sk_type"])?,
         sk_num: sk("skc_num")?,
         sk_dport: sk("skc_dport")?,
         sk_rcv_saddr: sk("skc_rcv_saddr")?,
