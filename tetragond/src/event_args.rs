@@ -306,12 +306,6 @@ fn sock(j: &mut Json, s: &SockInfo) {
 /// its name; zeros and the IPsec path lengths (not read) left out.
 fn skb(j: &mut Json, s: &SkbInfo) {
     let n = &s.sock;
-    let number = |j: &mut Json, key: &str, v: u32| {
-        if v != 0 {
-            j.key(key);
-            j.u64(u64::from(v));
-        }
-    };
     j.open(b'{');
     if n.family != 0 {
         addr(j, "daddr", n.daddr);
@@ -320,11 +314,11 @@ fn skb(j: &mut Json, s: &SkbInfo) {
     if n.family != 0 {
         family(j, n.family);
     }
-    number(j, "hash", s.hash);
-    number(j, "len", s.len);
-    number(j, "mark", s.mark);
-    number(j, "priority", s.priority);
-    number(j, "proto", u32::from(n.protocol));
+    records::nonzero(j, "hash", s.hash);
+    records::nonzero(j, "len", s.len);
+    records::nonzero(j, "mark", s.mark);
+    records::nonzero(j, "priority", s.priority);
+    records::nonzero(j, "proto", u32::from(n.protocol));
     protocol(j, n.protocol);
     if n.family != 0 {
         addr(j, "saddr", n.saddr);

@@ -167,7 +167,8 @@ fn named(j: &mut Json, prefix: &str, names: &[&str], value: u32) {
     }
 }
 
-fn nonzero(j: &mut Json, key: &str, n: u32) {
+/// `key: n`, left out when `n` is 0 (as protojson leaves out a zero).
+pub(super) fn nonzero(j: &mut Json, key: &str, n: u32) {
     if n != 0 {
         j.key(key);
         j.u64(u64::from(n));
