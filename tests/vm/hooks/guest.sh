@@ -325,9 +325,10 @@ corpus_trigger() {
         sleep 0.2
     done
     echo "GUEST-INFO corpus/$2: $kind after: $trigger"
-    # Each `# matches: REGEX` must match one of the policy's events.
+    # Each `# matches: REGEX` of the leading comment lines (as the host
+    # test reads them) must match one of the policy's events.
     # (Read from a file, not a pipe: `bad` must run in this shell.)
-    sed -n '2,12s/^# matches: //p' "$1" >/tmp/corpus-matches
+    sed -n '/^#/!q; s/^# matches: //p' "$1" >/tmp/corpus-matches
     while IFS= read -r re; do
         deadline=$(($(now) + 10))
         until cat /tmp/events.log* 2>/dev/null | grep "^{\"$kind\":{.*\"policy_name\":\"$2\"" | grep -Eq -- "$re"; do
@@ -339,7 +340,7 @@ corpus_trigger() {
         done
     done </tmp/corpus-matches
     # ... and each `# never: REGEX` none of them.
-    sed -n '2,12s/^# never: //p' "$1" >/tmp/corpus-never
+    sed -n '/^#/!q; s/^# never: //p' "$1" >/tmp/corpus-never
     while IFS= read -r re; do
         if cat /tmp/events.log* 2>/dev/null | grep "\"policy_name\":\"$2\"" | grep -Eq -- "$re"; then
             bad "$2: an event it must not post: $re"
