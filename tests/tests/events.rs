@@ -616,6 +616,30 @@ fn status_text(h: &Harness) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `[export] ring_buffer_size` sizes the kernel's ring buffer: the
+/// daemon's one ring buffer map has that many bytes.
+#[test]
+fn the_configured_ring_buffer_size_is_the_kernels() {
+    const RINGBUF: &str = "27";
+    let mut h = Harness::new();
+    h.write_config("[export]\nring_buffer_size = 262144\n");
+    h.start_daemon();
+    let fdinfo = format!("/proc/{}/fdinfo", h.daemon_pid());
+    let field = |info: &str, name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let rings: Vec<String> = fs::read_dir(&fdinfo)
+        .expect("daemon fdinfo")
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .filter(|info| field(info, "map_type:").as_deref() == Some(RINGBUF))
+        .filter_map(|info| field(&info, "max_entries:"))
+        .collect();
+    assert_eq!(rings, ["262144"]);
+}
+
 #[test]
 fn burst_beyond_the_ring_buffer_is_counted() {
     let calls: u64 = std::env::var("BURST_CALLS")

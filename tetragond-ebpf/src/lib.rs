@@ -441,9 +441,11 @@ pub mod rate_scope {
     pub const GLOBAL: u8 = 2;
 }
 
-/// Processes whose executable `TASK_EXE` caches (an LRU). A process it
-/// has forgotten (more are alive) has its executable read from its own
-/// `mm->exe_file` when a selector needs it: slower, never wrong.
+/// Tasks whose executable `TASK_EXE` caches (an LRU; from Linux 6.1 a hash
+/// map allocated as written, emptied as tasks exit). A process it has
+/// forgotten or could not hold (more are alive) has its executable read
+/// from its own `mm->exe_file` when a selector needs it: slower, never
+/// wrong.
 pub const TASK_EXE_ENTRIES: u32 = 8192;
 
 /// Entries of `RATE_LIMITS`, the last post time of each (hook, selector,

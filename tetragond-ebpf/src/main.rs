@@ -1557,9 +1557,16 @@ pub fn task_fork(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if let Some(exe) = TASK_EXE.get_ptr(&tgid) {
+    match TASK_EXE.get_ptr(&tgid) {
         // Threads get an entry too; task_exit removes it by thread id.
-        let _ = TASK_EXE.insert(&child, unsafe { &*exe }, 0);
+        Some(exe) => {
+            let _ = TASK_EXE.insert(&child, unsafe { &*exe }, 0);
+        }
+        // No entry may outlive its task under a reused pid: a miss reads
+        // the child's own executable.
+        None => {
+            let _ = TASK_EXE.remove(&child);
+        }
     }
     0
 }

@@ -57,6 +57,31 @@ pub struct ExportSection {
     /// argument values) of a selector without a Post `rateLimit`, and the
     /// next one posted says how many (`repeats`). 0 or unset: off.
     pub aggregate_window_ms: Option<u64>,
+    /// Bytes of the kernel's event ring buffer. Unset: 1 MiB per CPU,
+    /// 2 MiB to 32 MiB.
+    pub ring_buffer_size: Option<RingBufferSize>,
+}
+
+/// `[export] ring_buffer_size`: a power of two from 64 KiB to 1 GiB, as
+/// the kernel takes a ring buffer's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct RingBufferSize(pub u32);
+
+impl TryFrom<u64> for RingBufferSize {
+    type Error = String;
+
+    fn try_from(bytes: u64) -> Result<Self, String> {
+        let range = crate::sensors::ring_size::RING_BYTES;
+        match u32::try_from(bytes) {
+            Ok(b) if range.contains(&bytes) && b.is_power_of_two() => Ok(Self(b)),
+            _ => Err(format!(
+                "ring_buffer_size {bytes}: must be a power of two from {} (64 KiB) to {} (1 GiB)",
+                range.start(),
+                range.end()
+            )),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +165,26 @@ mod tests {
             Some(crate::export::ProcessEvents::All)
         );
         assert_eq!(c.export.socket.as_deref(), Some(Path::new("")));
+    }
+
+    #[test]
+    fn ring_buffer_size_is_a_power_of_two_in_range() {
+        let c = parse(
+            Path::new("t.toml"),
+            "[export]\nring_buffer_size = 4194304\n",
+        )
+        .expect("valid");
+        assert_eq!(c.export.ring_buffer_size, Some(RingBufferSize(4 << 20)));
+        for bad in ["3000000", "32768", "2147483648", "0"] {
+            let text = format!("[export]\nring_buffer_size = {bad}\n");
+            let err = parse(Path::new("t.toml"), &text).expect_err(bad);
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "t.toml:2:20: ring_buffer_size {bad}: must be a power of two"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -118,7 +118,8 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         .with_context(|| format!("creating policy folder {}", config.policy_dir.display()))?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state folder {}", config.state_dir.display()))?;
-    let mut kernel = Kernel::load(pins.clone()).context("loading the kernel programs")?;
+    let mut kernel = Kernel::load(pins.clone(), config.export.ring_buffer_bytes)
+        .context("loading the kernel programs")?;
     kernel
         .set_aggregate_window(Duration::from_millis(config.export.aggregate_window_ms))
         .context("setting the aggregation window")?;

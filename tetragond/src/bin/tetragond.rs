@@ -196,5 +196,6 @@ fn export_config(
         process_cache_size: x.process_cache_size.unwrap_or(d.process_cache_size),
         socket: socket.filter(|p| !p.as_os_str().is_empty()),
         aggregate_window_ms: x.aggregate_window_ms.unwrap_or(d.aggregate_window_ms),
+        ring_buffer_bytes: x.ring_buffer_size.map_or(d.ring_buffer_bytes, |s| s.0),
     }
 }

@@ -59,6 +59,8 @@ pub struct ExportConfig {
     pub socket: Option<PathBuf>,
     /// Identical events folded in the kernel within this window; 0: off.
     pub aggregate_window_ms: u64,
+    /// Bytes of the kernel's event ring buffer.
+    pub ring_buffer_bytes: u32,
 }
 
 impl Default for ExportConfig {
@@ -76,6 +78,7 @@ impl Default for ExportConfig {
             process_cache_size: crate::process::DEFAULT_MAX_ENTRIES,
             socket: Some(DEFAULT_SOCKET.into()),
             aggregate_window_ms: 0,
+            ring_buffer_bytes: crate::sensors::ring_size::default_ring_bytes(),
         }
     }
 }

@@ -41,12 +41,6 @@ pub(super) static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/
 
 const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
 
-/// The size of the kernel's event ring buffer, set here over the object's
-/// own (1 MiB): 8 MiB hold some 20,000 events, 40 ms at 500,000 a second,
-/// so a reader kept off the CPU for a while (a loaded machine) loses
-/// nothing in the kernel. A power of two, as the kernel requires.
-const EVENTS_BYTES: u32 = 8 << 20;
-
 /// A tracepoint attachment shared by every hook on it.
 struct Attachment {
     site: u32,
@@ -111,7 +105,9 @@ pub struct Kernel {
 impl Kernel {
     /// Loads the object, its programs, and starts task tracking. Every
     /// link made from now on is pinned in `pins` (when it is enabled).
-    pub fn load(pins: Pins) -> Result<Self, SensorError> {
+    /// Loads the programs and maps, with an event ring buffer of
+    /// `ring_bytes` (a power of two in [`super::ring_size::RING_BYTES`]).
+    pub fn load(pins: Pins, ring_bytes: u32) -> Result<Self, SensorError> {
         if BPF_OBJECT.is_empty() {
             return Err(SensorError::Load(
                 "this binary was built with TETRAGOND_SKIP_BPF=1 and carries no kernel programs"
@@ -145,7 +141,7 @@ impl Kernel {
         };
         let mut ebpf = EbpfLoader::new()
             .verifier_log_level(log_level)
-            .map_max_entries("EVENTS", EVENTS_BYTES)
+            .map_max_entries("EVENTS", ring_bytes)
             .override_global(
                 "HAS_ANCESTOR_CGROUP_ID",
                 &u8::from(helpers.ancestor_cgroup_id),

@@ -2,7 +2,8 @@
 //! hold policies' dispatch sets and entries take memory as entries are
 //! written (`BPF_F_NO_PREALLOC`) where the kernel allocates safely from
 //! tracing programs (`bpf_mem_alloc`, Linux 6.1), and there the hook array
-//! becomes a hash map keyed by slot, so only the slots in use take memory.
+//! becomes a hash map keyed by slot, so only the slots in use take memory,
+//! and the executable cache becomes a hash map holding the live tasks only.
 //! Before that, a tracing program using such a map makes the kernel print a
 //! warning (WARN_ONCE) at its load, so there they stay preallocated, their
 //! whole capacity charged from the start. aya (0.16) sets a map's size at
@@ -15,9 +16,10 @@ use crate::kernel_info::btf::KernelBtf;
 
 /// `BPF_F_NO_PREALLOC`.
 pub const NO_PREALLOC: u32 = 1;
-/// `BPF_MAP_TYPE_HASH`, `BPF_MAP_TYPE_ARRAY`.
+/// `BPF_MAP_TYPE_HASH`, `BPF_MAP_TYPE_ARRAY`, `BPF_MAP_TYPE_LRU_HASH`.
 const MAP_TYPE_HASH: u32 = 1;
 const MAP_TYPE_ARRAY: u32 = 2;
+const MAP_TYPE_LRU_HASH: u32 = 9;
 /// `struct bpf_map_def`: type, key_size, value_size, max_entries and
 /// map_flags, each a u32.
 const DEF_WORDS: usize = 5;
@@ -43,6 +45,13 @@ pub const ON_DEMAND: [&str; 8] = [
 /// slot as no hook.
 pub const SLOT_TABLES: [&str; 1] = ["HOOKS"];
 
+/// LRU caches whose entries also go when their task exits: `TASK_EXE`,
+/// whose preallocated 8,192 entries (2.7 MB) become a hash map holding the
+/// live tasks. Full (8,192 live tasks and threads), a new task goes
+/// uncached and a selector reads its executable from `mm->exe_file`, as on
+/// any miss: slower, never wrong.
+pub const EXIT_CLEARED_CACHES: [&str; 1] = ["TASK_EXE"];
+
 /// The kernel allocates map elements safely from tracing programs: it has
 /// the BPF memory allocator (Linux 6.1).
 pub fn allocates_on_demand(btf: Option<&KernelBtf>) -> bool {
@@ -50,13 +59,26 @@ pub fn allocates_on_demand(btf: Option<&KernelBtf>) -> bool {
 }
 
 /// `object` with its policy maps allocated on demand: `ON_DEMAND` flagged
-/// `BPF_F_NO_PREALLOC`, `SLOT_TABLES` turned into such hash maps.
+/// `BPF_F_NO_PREALLOC`, `SLOT_TABLES` and `EXIT_CLEARED_CACHES` turned
+/// into such hash maps.
 pub fn allocated_on_demand(object: &[u8]) -> Result<Vec<u8>, String> {
-    let maps: Vec<&str> = ON_DEMAND.iter().chain(&SLOT_TABLES).copied().collect();
+    let maps: Vec<&str> = ON_DEMAND
+        .iter()
+        .chain(&SLOT_TABLES)
+        .chain(&EXIT_CLEARED_CACHES)
+        .copied()
+        .collect();
     patch_defs(object, &maps, |name, def| {
-        if SLOT_TABLES.contains(&name) {
-            if def[TYPE] != MAP_TYPE_ARRAY {
-                return Err(format!("map {name} is not an array (type {})", def[TYPE]));
+        let built_as = if SLOT_TABLES.contains(&name) {
+            Some((MAP_TYPE_ARRAY, "an array"))
+        } else if EXIT_CLEARED_CACHES.contains(&name) {
+            Some((MAP_TYPE_LRU_HASH, "an LRU hash map"))
+        } else {
+            None
+        };
+        if let Some((kind, what)) = built_as {
+            if def[TYPE] != kind {
+                return Err(format!("map {name} is not {what} (type {})", def[TYPE]));
             }
             def[TYPE] = MAP_TYPE_HASH;
         }
@@ -111,7 +133,9 @@ fn patch_defs(
 mod tests {
     use object::{Object, ObjectSection, ObjectSymbol};
 
-    use super::{allocated_on_demand, patch_defs, NO_PREALLOC, ON_DEMAND, SLOT_TABLES};
+    use super::{
+        allocated_on_demand, patch_defs, EXIT_CLEARED_CACHES, NO_PREALLOC, ON_DEMAND, SLOT_TABLES,
+    };
 
     /// Word `word` of map `name`'s definition.
     fn def_word(object: &[u8], name: &str, word: usize) -> u32 {
@@ -137,8 +161,12 @@ mod tests {
                 "{name}"
             );
         }
-        for name in SLOT_TABLES {
-            assert_eq!(def_word(object, name, 0), 2, "{name} is built as an array");
+        for (name, built_as) in SLOT_TABLES
+            .iter()
+            .map(|n| (n, 2))
+            .chain(EXIT_CLEARED_CACHES.iter().map(|n| (n, 9)))
+        {
+            assert_eq!(def_word(object, name, 0), built_as, "{name}'s built type");
             assert_eq!(
                 def_word(&patched, name, 0),
                 1,
@@ -150,8 +178,8 @@ mod tests {
                 assert_eq!(def_word(&patched, name, word), def_word(object, name, word));
             }
         }
-        // An LRU map and the ring buffer are left as they were.
-        for name in ["TASK_EXE", "EVENTS"] {
+        // The rate limits' LRU and the ring buffer are left as they were.
+        for name in ["RATE_LIMITS", "EVENTS"] {
             for word in 0..5 {
                 assert_eq!(def_word(&patched, name, word), def_word(object, name, word));
             }

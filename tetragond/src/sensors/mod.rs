@@ -15,5 +15,6 @@ pub mod mounts;
 mod object;
 pub mod ops;
 pub mod pin;
+pub mod ring_size;
 
 pub use kernel::Kernel;
