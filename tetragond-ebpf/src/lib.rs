@@ -46,6 +46,18 @@ pub const ARGS_LEN: usize = 512;
 pub const MAX_CGROUP_SCOPES: usize = 4;
 /// Bytes kept of a string or path argument (a power of two).
 pub const STR_LEN: usize = 256;
+/// Frames of a stack trace (Post `kernelStackTrace`, `userStackTrace`) an
+/// event carries: the innermost 32 of each (Tetragon keeps up to 127).
+pub const STACK_DEPTH: usize = 32;
+/// Bytes of those frames.
+pub const STACK_BYTES: usize = STACK_DEPTH * 8;
+
+/// Bits of `ActionSpec::stacks` and `HookSet::stacks`: which stacks a Post
+/// carries.
+pub mod stack {
+    pub const KERNEL: u8 = 1;
+    pub const USER: u8 = 2;
+}
 /// Bytes of a string compared by the string operators: an LPM trie key
 /// holds at most 256 bytes, 8 of which name the filter.
 pub const STR_MATCH_LEN: usize = 248;
@@ -421,7 +433,10 @@ pub struct ActionSpec {
     /// `POST` with a rate limit: whose identical events share it
     /// (`rate_scope::*`).
     pub rate_limit_scope: u8,
-    pub _pad: [u8; 2],
+    /// `POST`: the stacks the event carries (`stack::*`:
+    /// `kernelStackTrace`, `userStackTrace`).
+    pub stacks: u8,
+    pub _pad: u8,
     /// Signal number for `SIGNAL` (and 9 for `SIGKILL`); for `OVERRIDE`
     /// the negative errno, as two's complement.
     pub signal: u32,
@@ -690,7 +705,10 @@ pub struct HookSet {
     /// In `HOOK_LISTS` only: 1 when `BINARY_GATES` holds sets for this key,
     /// so the executable is looked up only where a gate can use it.
     pub gated: u32,
-    pub _pad: u32,
+    /// The stacks (`stack::*`) a hook of the set may post: the entry point
+    /// takes them before the hooks run (only it holds the context the
+    /// stack walk needs).
+    pub stacks: u32,
     pub words: [u64; HOOK_SET_WORDS],
 }
 
@@ -699,7 +717,7 @@ impl Default for HookSet {
         Self {
             summary: 0,
             gated: 0,
-            _pad: 0,
+            stacks: 0,
             words: [0; HOOK_SET_WORDS],
         }
     }
@@ -1097,7 +1115,10 @@ pub struct Event {
     /// a Post `rateLimit` or the daemon's aggregation window kept in the
     /// kernel since the last one posted: folded into this one.
     pub repeats: u32,
-    pub _pad: u32,
+    /// Bytes of kernel stack frames (u64 addresses, innermost first)
+    /// following the argument data, then of user stack frames.
+    pub kernel_stack_len: u16,
+    pub user_stack_len: u16,
     pub args: [u64; MAX_ARGS],
     pub comm: [u8; COMM_LEN],
     pub exe: [u8; PATH_LEN],
@@ -1110,13 +1131,20 @@ pub struct Event {
 pub struct EventBuf {
     pub event: Event,
     pub data: [[u8; STR_LEN]; MAX_ARGS],
-    /// Room for a SubString window read past the last slot's string.
+    /// Room for a SubString window read past the last slot's string, and
+    /// (with `path_tails`, used up by then) for the stack frames copied
+    /// after the argument data when the event is posted.
     pub _tail: [u8; SUBSTR_LEN],
     /// The last `STR_LEN - 1` bytes (NUL terminated) of each path argument
     /// longer than its slot, which keeps the first: Postfix reads them.
     /// Not sent to user space.
     pub path_tails: [[u8; STR_LEN]; MAX_ARGS],
 }
+
+const _: () = assert!(
+    SUBSTR_LEN + MAX_ARGS * STR_LEN >= 2 * STACK_BYTES,
+    "both stacks fit after a full event's argument data"
+);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -27,7 +27,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         generated::{
             self as gen, bpf_get_attach_cookie, bpf_get_current_ancestor_cgroup_id,
-            bpf_get_current_task, bpf_send_signal,
+            bpf_get_current_task, bpf_get_stack, bpf_send_signal,
         },
     },
     macros::{
@@ -45,15 +45,16 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, op, rate_scope, record, site, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec,
-    BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord, GateKey,
-    HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey, RateLimitState,
-    Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
-    TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES,
-    HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
-    MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
-    PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, STR_LEN,
-    SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    action, arg_kind, op, rate_scope, record, site, stack, AddrTrieData, ArgFilter, ArgSetKey,
+    ArgSpec, BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord,
+    GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey,
+    RateLimitState, Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey,
+    SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES,
+    HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
+    MAX_CGROUP_SCOPES, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
+    MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS,
+    RECORD_LEN, STACK_BYTES, STACK_DEPTH, STR_LEN, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES,
+    TS_COMPAT,
 };
 
 #[map]
@@ -142,6 +143,9 @@ struct LoopState {
     /// 1 once a path walk reached the root: a walk that stops before it
     /// leaves the path cut (`PATH_CUT`).
     path_complete: u32,
+    /// The stacks a hook of the event's sets may post
+    /// (`HookSet::stacks`): `run_lists` takes them.
+    stacks: u32,
     /// A rate-limited Post: the key being built, and the argument whose
     /// data `rate_hash_word` mixes into `rate_key.args_hash` (its index
     /// and the bytes of its slot that count).
@@ -210,6 +214,59 @@ impl SetRef {
 
 #[map]
 static LOOP: PerCpuArray<LoopState> = PerCpuArray::with_max_entries(1, 0);
+
+/// The stacks of the event being dispatched, taken by `run_lists` when a
+/// hook may post them; a length 0 for one not taken.
+#[repr(C)]
+struct Stacks {
+    kernel_len: u32,
+    user_len: u32,
+    kernel: [u64; STACK_DEPTH],
+    user: [u64; STACK_DEPTH],
+}
+
+#[map]
+static STACKS: PerCpuArray<Stacks> = PerCpuArray::with_max_entries(1, 0);
+
+/// Takes the stacks `wanted` (`stack::*`) into `STACKS`, marking the
+/// others empty. Here, in the entry point's own code: the stack walk needs
+/// the program's context, which the hooks' global functions do not have.
+#[inline(always)]
+fn take_stacks(ctx: &TracePointContext, wanted: u32) {
+    let Some(stacks) = STACKS.get_ptr_mut(0) else {
+        return;
+    };
+    let stacks = unsafe { &mut *stacks };
+    stacks.kernel_len = 0;
+    stacks.user_len = 0;
+    if wanted & u32::from(stack::KERNEL) != 0 {
+        stacks.kernel_len = take_stack(ctx, &mut stacks.kernel, 0);
+    }
+    if wanted & u32::from(stack::USER) != 0 {
+        stacks.user_len = take_stack(ctx, &mut stacks.user, BPF_F_USER_STACK);
+    }
+}
+
+/// `BPF_F_USER_STACK`: bpf_get_stack walks the user stack.
+const BPF_F_USER_STACK: u64 = 1 << 8;
+
+/// Bytes of frames bpf_get_stack wrote (0 on failure).
+#[inline(always)]
+fn take_stack(ctx: &TracePointContext, frames: &mut [u64; STACK_DEPTH], flags: u64) -> u32 {
+    let n = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            frames.as_mut_ptr() as *mut c_void,
+            STACK_BYTES as u32,
+            flags,
+        )
+    };
+    if n > 0 {
+        (n as u32).min(STACK_BYTES as u32)
+    } else {
+        0
+    }
+}
 
 #[inline(always)]
 fn loop_state() -> Option<&'static mut LoopState> {
@@ -687,6 +744,7 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
     let Some(state) = loop_state() else {
         return 0;
     };
+    take_stacks(ctx, state.stacks);
     // The first enforced Override's errno.
     state.list_ret = 0;
     state.compat = compat;
@@ -745,6 +803,11 @@ pub extern "C" fn prepare_sets(site: u64, sub_id: u64, has_sub: u64) -> i64 {
     state.words_left[1] = summary(state.sets[1].get());
     state.words_left[2] = summary(sub_set);
     state.words_left[3] = summary(state.sets[3].get());
+    let stacks = |set: Option<&HookSet>| set.map_or(0, |set| set.stacks);
+    state.stacks = stacks(any_set)
+        | stacks(state.sets[1].get())
+        | stacks(sub_set)
+        | stacks(state.sets[3].get());
     let [a, b, c, d] = state.words_left;
     i64::from(a | b | c | d != 0)
 }
@@ -830,7 +893,7 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     repeat!(hook.n_args, MAX_ARGS, read_arg_step(hook_slot as u64));
     let data_len = (hook.data_slots as u32).min(MAX_ARGS as u32) * STR_LEN as u32;
     if hook.n_selectors == 0 {
-        post(hook_slot, hook, None, 0, data_len);
+        post(hook_slot, hook, None, 0, data_len, 0);
         return 0;
     }
     let Some(state) = loop_state() else {
@@ -1157,9 +1220,13 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     let mut errno = 0i32;
     // The first Post with a rate limit, by index.
     let mut rate_action = MAX_ACTIONS;
+    let mut stacks = 0u8;
     let n = sel.n_actions as usize;
     unrolled!([0, 1, 2], |i| if i < n {
         let a = &sel.actions[i];
+        if a.kind == action::POST {
+            stacks |= a.stacks;
+        }
         match a.kind {
             action::POST if a.rate_limit_ns != 0 && rate_action == MAX_ACTIONS => rate_action = i,
             action::NO_POST => post_it = false,
@@ -1215,7 +1282,7 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
         post_it = false;
     }
     if post_it {
-        post(hook_slot, hook, outcome, s, data_len);
+        post(hook_slot, hook, outcome, s, data_len, stacks);
     }
     ret
 }
@@ -1403,10 +1470,18 @@ fn count(policy_slot: u32, bump: impl FnOnce(&mut PolicyCounters)) {
     }
 }
 
-/// Writes an event, with `data_len` bytes of argument data, to the ring
-/// buffer. `outcome` is the enforcement action taken (or elided).
+/// Writes an event, with `data_len` bytes of argument data and the
+/// `stacks` (`stack::*`) `run_lists` took, to the ring buffer.
+/// `outcome` is the enforcement action taken (or elided).
 #[inline(always)]
-fn post(hook_slot: u32, hook: &HookConf, outcome: Option<Outcome>, s: u8, data_len: u32) {
+fn post(
+    hook_slot: u32,
+    hook: &HookConf,
+    outcome: Option<Outcome>,
+    s: u8,
+    data_len: u32,
+    stacks: u8,
+) {
     count(hook.policy_slot, |c| c.post += 1);
     let Some(buf) = EVENT_BUF.get_ptr_mut(0) else {
         return;
@@ -1447,11 +1522,69 @@ fn post(hook_slot: u32, hook: &HookConf, outcome: Option<Outcome>, s: u8, data_l
             }
             None => ev.exe[0] = 0,
         }
-        let len = core::mem::size_of::<Event>() + data_len as usize;
+        (ev.kernel_stack_len, ev.user_stack_len) = if stacks != 0 {
+            copy_stacks(buf, data_len, stacks)
+        } else {
+            (0, 0)
+        };
+        let len = core::mem::size_of::<Event>()
+            + data_len as usize
+            + ev.kernel_stack_len as usize
+            + ev.user_stack_len as usize;
         let bytes = core::slice::from_raw_parts(buf as *const u8, len);
         if EVENTS.output(bytes, 0).is_err() {
             count_loss(record::POLICY_EVENT);
         }
+    }
+}
+
+/// Copies the stacks `wanted` (`stack::*`) that `run_lists` took to just
+/// after the event's argument data, the kernel's first; returns the bytes
+/// of each.
+#[inline(always)]
+fn copy_stacks(buf: *mut EventBuf, data_len: u32, wanted: u8) -> (u16, u16) {
+    let Some(stacks) = STACKS.get_ptr(0) else {
+        return (0, 0);
+    };
+    let (kernel, user) = unsafe { (&(*stacks).kernel, &(*stacks).user) };
+    let mut at = data_len;
+    let kernel_len = if wanted & stack::KERNEL != 0 {
+        copy_frames(buf, at, unsafe { (*stacks).kernel_len }, kernel)
+    } else {
+        0
+    };
+    at += kernel_len;
+    let user_len = if wanted & stack::USER != 0 {
+        copy_frames(buf, at, unsafe { (*stacks).user_len }, user)
+    } else {
+        0
+    };
+    (kernel_len as u16, user_len as u16)
+}
+
+/// Copies `len` bytes of `frames` to `at` in the event's data; returns
+/// the bytes copied.
+#[inline(always)]
+fn copy_frames(buf: *mut EventBuf, at: u32, len: u32, frames: &[u64; STACK_DEPTH]) -> u32 {
+    // Opaque copies, bounded where they are used (the verifier follows
+    // the checked values, not other forms LLVM may derive from them).
+    let len = unsafe { core::ptr::read_volatile(&len) } as usize;
+    let at = unsafe { core::ptr::read_volatile(&at) } as usize;
+    if len == 0 || len > STACK_BYTES || at > MAX_ARGS * STR_LEN + STACK_BYTES {
+        return 0;
+    }
+    let dst = unsafe { ((*buf).data.as_mut_ptr() as *mut u8).add(at) };
+    let copied = unsafe {
+        gen::bpf_probe_read_kernel(
+            dst as *mut c_void,
+            len as u32,
+            frames.as_ptr() as *const c_void,
+        )
+    };
+    if copied == 0 {
+        len as u32
+    } else {
+        0
     }
 }
 

@@ -28,10 +28,10 @@ use crate::{
         self, dbus::EventsService, ring, DropReason, ExportConfig, ExportStats, Exporter,
         ProcessEvents, RateLimits, RotatingFile,
     },
-    kernel_info::probe,
+    kernel_info::{kallsyms::KernelSymbols, probe},
     metrics, notify as sd,
     policy::{self, PolicyKey},
-    process::{procfs::ProcInfo, ProcessCache},
+    process::{procfs::ProcInfo, user_symbols::UserSymbols, ProcessCache},
     sensors::{mounts, pin::Pins, Kernel},
     store::{folder, Store, Summary},
     unit_job, watcher,
@@ -71,6 +71,11 @@ struct Daemon {
     node_name: String,
     /// The policy event being rendered: one buffer, reused for every event.
     line: Vec<u8>,
+    /// Kernel functions by address, read at the first event with a kernel
+    /// stack (None inside when /proc/kallsyms cannot be read).
+    kernel_symbols: std::sync::OnceLock<Option<KernelSymbols>>,
+    /// The functions of the files user stack frames were last named in.
+    user_symbols: UserSymbols,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -179,6 +184,8 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         clock,
         node_name,
         line: Vec::with_capacity(4096),
+        kernel_symbols: std::sync::OnceLock::new(),
+        user_symbols: UserSymbols::default(),
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -575,6 +582,22 @@ impl Daemon {
             let exec = events::exec_event(&process, parent.as_deref(), &self.node_name);
             self.exporter.export(&exec);
         }
+        let kernel_symbols = if ev.kernel_stack_len != 0 {
+            self.kernel_symbols
+                .get_or_init(|| {
+                    let symbols = KernelSymbols::read();
+                    if symbols.is_none() {
+                        tracing::warn!(
+                            "/proc/kallsyms cannot be read: kernel stack traces are left out of events"
+                        );
+                    }
+                    symbols
+                })
+                .as_ref()
+        } else {
+            None
+        };
+        let stacks = events::StackFrames::of(ev, data, kernel_symbols, &mut self.user_symbols);
         self.line.clear();
         let kind = events::write_policy_event(
             &mut self.line,
@@ -585,6 +608,7 @@ impl Daemon {
             parent.as_deref(),
             &self.clock,
             &self.node_name,
+            &stacks,
         );
         self.exporter.write(kind, &self.line);
     }

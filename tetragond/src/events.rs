@@ -11,7 +11,11 @@ use crate::{
     compile::{HookKind, HookMeta},
     event_args::{slot, write_arg},
     json::Json,
-    process::Process,
+    kernel_info::kallsyms::KernelSymbols,
+    process::{
+        user_symbols::{UserFrame, UserSymbols},
+        Process,
+    },
 };
 
 /// A record from the kernel's ring buffer.
@@ -21,7 +25,8 @@ use crate::{
 )]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
-    /// The event and its arguments' data (`Event::data_len` bytes).
+    /// The event and its payload: its arguments' data (`Event::data_len`
+    /// bytes), then its kernel and user stacks (see [`split_payload`]).
     Policy(Event, &'a [u8]),
     /// Boxed: with its argv it is several times the size of the others.
     Exec(Box<ExecRecord>),
@@ -35,8 +40,11 @@ pub fn decode(bytes: &[u8]) -> Option<Record<'_>> {
         record::POLICY_EVENT => {
             let ev: Event = read_pod(bytes)?;
             let header = std::mem::size_of::<Event>();
-            let data = bytes.get(header..header + ev.data_len as usize)?;
-            Some(Record::Policy(ev, data))
+            let len = ev.data_len as usize
+                + usize::from(ev.kernel_stack_len)
+                + usize::from(ev.user_stack_len);
+            let payload = bytes.get(header..header + len)?;
+            Some(Record::Policy(ev, payload))
         }
         record::EXEC => read_pod(bytes).map(|r| Record::Exec(Box::new(r))),
         record::EXIT => read_pod(bytes).map(Record::Exit),
@@ -259,14 +267,16 @@ fn mode(ev: &Event, meta: &HookMeta) -> &'static str {
 pub fn write_policy_event(
     out: &mut Vec<u8>,
     ev: &Event,
-    data: &[u8],
+    payload: &[u8],
     meta: &HookMeta,
     process: &Process,
     parent: Option<&Process>,
     clock: &Clock,
     node_name: &str,
+    stacks: &StackFrames,
 ) -> &'static str {
     let kind = hook_kind(meta);
+    let (data, _, _) = split_payload(ev, payload);
     let mut j = Json::new(out);
     open_line(&mut j, kind);
     processes(&mut j, process, ev.tid, parent);
@@ -274,7 +284,17 @@ pub fn write_policy_event(
     hook_args(&mut j, ev, data, meta);
     j.key("action");
     j.str(action_name(ev));
+    stack_trace(
+        &mut j,
+        "kernel_stack_trace",
+        stacks.kernel.iter().map(Frame::from),
+    );
     policy_fields(&mut j, meta);
+    stack_trace(
+        &mut j,
+        "user_stack_trace",
+        stacks.user.iter().map(Frame::from),
+    );
     j.key("mode");
     j.str(mode(ev, meta));
     // Written even when false: that is the point of it.
@@ -286,6 +306,117 @@ pub fn write_policy_event(
     }
     close_line(&mut j, node_name, Time::Kernel(clock, ev.ktime_ns));
     kind
+}
+
+/// A policy event's payload: its argument data, its kernel stack frames
+/// and its user stack frames (each as many bytes as the event says, cut
+/// short by a short payload).
+fn split_payload<'a>(ev: &Event, payload: &'a [u8]) -> (&'a [u8], &'a [u8], &'a [u8]) {
+    let (data, rest) = payload.split_at((ev.data_len as usize).min(payload.len()));
+    let (kernel, rest) = rest.split_at(usize::from(ev.kernel_stack_len).min(rest.len()));
+    let user = &rest[..usize::from(ev.user_stack_len).min(rest.len())];
+    (data, kernel, user)
+}
+
+/// The addresses of stack frame bytes, innermost first, zeros left out.
+fn frame_addresses(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .map(|b| u64::from_ne_bytes(*b))
+        .filter(|addr| *addr != 0)
+}
+
+/// An event's stack frames, named: kernel frames by function and offset,
+/// user frames by file, offset and function.
+#[derive(Debug, Default)]
+pub struct StackFrames<'a> {
+    pub kernel: Vec<(&'a str, u64)>,
+    pub user: Vec<UserFrame>,
+}
+
+impl<'a> StackFrames<'a> {
+    /// The frames of `ev`'s stacks in `payload`: kernel frames named from
+    /// `kernel` (none without it), user frames from the maps and files of
+    /// the event's process. Frames that cannot be named are left out, as
+    /// Tetragon does.
+    pub fn of(
+        ev: &Event,
+        payload: &[u8],
+        kernel: Option<&'a KernelSymbols>,
+        user: &mut UserSymbols,
+    ) -> Self {
+        let (_, kernel_bytes, user_bytes) = split_payload(ev, payload);
+        let kernel = kernel.map_or_else(Vec::new, |symbols| {
+            frame_addresses(kernel_bytes)
+                .filter_map(|addr| symbols.lookup(addr))
+                .collect()
+        });
+        let addresses: Vec<u64> = frame_addresses(user_bytes).collect();
+        let user = if addresses.is_empty() {
+            vec![]
+        } else {
+            user.frames(ev.tgid, &addresses)
+        };
+        StackFrames { kernel, user }
+    }
+}
+
+/// A `StackTraceEntry`: its fields as Tetragon writes them, empty ones
+/// left out.
+struct Frame<'a> {
+    offset: u64,
+    symbol: &'a str,
+    module: &'a str,
+}
+
+impl<'a> From<&'a (&'a str, u64)> for Frame<'a> {
+    fn from((symbol, offset): &'a (&'a str, u64)) -> Self {
+        Frame {
+            offset: *offset,
+            symbol,
+            module: "",
+        }
+    }
+}
+
+impl<'a> From<&'a UserFrame> for Frame<'a> {
+    fn from(f: &'a UserFrame) -> Self {
+        Frame {
+            offset: f.offset,
+            symbol: &f.symbol,
+            module: &f.module,
+        }
+    }
+}
+
+/// `kernel_stack_trace` or `user_stack_trace`, innermost frame first;
+/// left out when there is no frame.
+fn stack_trace<'a>(j: &mut Json, key: &str, frames: impl ExactSizeIterator<Item = Frame<'a>>) {
+    if frames.len() == 0 {
+        return;
+    }
+    j.key(key);
+    j.open(b'[');
+    for f in frames {
+        j.element();
+        j.open(b'{');
+        if f.offset != 0 {
+            j.key("offset");
+            j.u64_string(f.offset);
+        }
+        if !f.symbol.is_empty() {
+            j.key("symbol");
+            j.str(f.symbol);
+        }
+        if !f.module.is_empty() {
+            j.key("module");
+            j.str(f.module);
+        }
+        j.close(b'}');
+    }
+    j.close(b']');
 }
 
 /// A line of a process or report event.
@@ -420,7 +551,7 @@ mod reference;
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use tetragond_ebpf::{COMM_LEN, PATH_LEN};
+    use tetragond_ebpf::{COMM_LEN, PATH_LEN, STR_LEN};
 
     /// A policy event's kind and line.
     fn policy_event(
@@ -433,7 +564,22 @@ mod tests {
         node_name: &str,
     ) -> (&'static str, Vec<u8>) {
         let mut out = b"left alone".to_vec();
-        let kind = write_policy_event(&mut out, ev, data, meta, process, parent, clock, node_name);
+        // As decoded: the payload is the argument data, no stack.
+        let ev = &Event {
+            data_len: data.len() as u32,
+            ..*ev
+        };
+        let kind = write_policy_event(
+            &mut out,
+            ev,
+            data,
+            meta,
+            process,
+            parent,
+            clock,
+            node_name,
+            &StackFrames::default(),
+        );
         assert_eq!(&out[..10], b"left alone", "appended");
         (kind, out.split_off(10))
     }
@@ -459,7 +605,8 @@ mod tests {
             selector: 0,
             signal: 9,
             repeats: 0,
-            _pad: 0,
+            kernel_stack_len: 0,
+            user_stack_len: 0,
             args: [39, 0, 0, 0, 0],
             comm,
             exe,
@@ -518,6 +665,68 @@ mod tests {
         assert!(body.get("parent").is_none());
         assert!(body.get("message").is_none());
         assert!(body.get("tags").is_none());
+    }
+
+    /// The stacks after the argument data are written as Tetragon writes
+    /// them: the kernel's after `action` (function and offset per frame,
+    /// innermost first, frames no function covers left out), the user's
+    /// after `tags` (file, offset into it, function).
+    #[test]
+    fn stack_frames_are_named_where_tetragon_writes_them() {
+        let meta = HookMeta {
+            policy_name: "p".into(),
+            namespace: String::new(),
+            kind: HookKind::Kprobe {
+                function: "sys_truncate".into(),
+            },
+            args: vec![("int".into(), None)],
+            message: None,
+            tags: vec!["t".into()],
+            monitor_only: false,
+            return_position: None,
+        };
+        let symbols = KernelSymbols::parse(
+            "ffffffff81000000 T do_syscall_64\nffffffff81234560 T vfs_truncate\n",
+        );
+        // A user frame in this test's own code.
+        let here = stack_frames_are_named_where_tetragon_writes_them as *const () as usize as u64;
+        let kernel: [u64; 3] = [0xffff_ffff_8123_4575, 0x10, 0xffff_ffff_8100_0000];
+        let mut payload = vec![0u8; STR_LEN];
+        payload.extend(kernel.iter().flat_map(|f| f.to_ne_bytes()));
+        payload.extend(here.to_ne_bytes());
+        let ev = Event {
+            data_len: STR_LEN as u32,
+            kernel_stack_len: 24,
+            user_stack_len: 8,
+            tgid: std::process::id(),
+            ..event()
+        };
+        let (data, k, u) = split_payload(&ev, &payload);
+        assert_eq!((data.len(), k.len(), u.len()), (STR_LEN, 24, 8));
+        let mut user = UserSymbols::default();
+        let frames = StackFrames::of(&ev, &payload, Some(&symbols), &mut user);
+        assert_eq!(
+            frames.kernel,
+            [("vfs_truncate", 0x15), ("do_syscall_64", 0)]
+        );
+        assert_eq!(frames.user.len(), 1);
+        let mut out = Vec::new();
+        let process = Process::default();
+        let clock = Clock::at_boot(0);
+        write_policy_event(
+            &mut out, &ev, &payload, &meta, &process, None, &clock, "n", &frames,
+        );
+        let line = String::from_utf8(out).expect("UTF-8");
+        let expected = r#""action":"KPROBE_ACTION_SIGKILL","kernel_stack_trace":[{"offset":"21","symbol":"vfs_truncate"},{"symbol":"do_syscall_64"}],"policy_name":"p","tags":["t"],"user_stack_trace":[{"offset":""#;
+        assert!(line.contains(expected), "{line}");
+        let module = std::fs::read_link("/proc/self/exe").expect("exe");
+        assert!(
+            line.contains(&format!(r#"","module":"{}"}}],"mode""#, module.display())),
+            "{line}"
+        );
+        // Without kallsyms, no kernel frames.
+        let frames = StackFrames::of(&ev, &payload, None, &mut user);
+        assert!(frames.kernel.is_empty());
     }
 
     #[test]

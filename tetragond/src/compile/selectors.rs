@@ -2,7 +2,7 @@
 //! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
-    action, cap_set, op, rate_scope, set_op, ActionSpec, ArgFilter, Selector, BINARY_FILTER,
+    action, cap_set, op, rate_scope, set_op, stack, ActionSpec, ArgFilter, Selector, BINARY_FILTER,
     MAX_ARG_FILTERS, MAX_CAP_FILTERS, MAX_NS_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_VALUES,
     PARENT_BINARIES, PARENT_BINARY_FILTER, STR_MATCH_LEN, SUBSTR_LEN,
 };
@@ -832,6 +832,11 @@ impl SelectorCtx<'_> {
                         Some(RateLimitScope::Process) => rate_scope::PROCESS,
                         Some(RateLimitScope::Global) => rate_scope::GLOBAL,
                     },
+                    stacks: if a.kernel_stack_trace {
+                        stack::KERNEL
+                    } else {
+                        0
+                    } | if a.user_stack_trace { stack::USER } else { 0 },
                     ..Default::default()
                 },
                 "NoPost" => ActionSpec {

@@ -186,9 +186,10 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ("ActionSelector", "rateLimit" | "rateLimitScope") => {
             Served("compile/selectors.rs: ActionSpec.rate_limit_*, run in the kernel (rate_limited)")
         }
-        ("ActionSelector", key @ ("kernelStackTrace" | "userStackTrace" | "imaHash")) => {
-            refused(post(&format!("        {key}: true\n")))
-        }
+        ("ActionSelector", "kernelStackTrace" | "userStackTrace") => Served(
+            "compile/selectors.rs: ActionSpec.stacks, taken in the kernel (take_stacks), events.rs: StackFrames",
+        ),
+        ("ActionSelector", "imaHash") => refused(post("        imaHash: true\n")),
         ("ListSpec", "name" | "type" | "values" | "pattern") => {
             Served("validate.rs, compile/kprobe.rs, compile/selectors.rs; unsupported.rs: generated_ftrace refused")
         }

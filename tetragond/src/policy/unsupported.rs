@@ -189,8 +189,9 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
     for (i, arg) in hook.args().iter().enumerate() {
         check_arg(arg, &path.key("args").index(i), not_resolved)?;
     }
+    let kprobe_events = matches!(hook, Hook::Kprobe(_) | Hook::Fentry(_));
     for (i, selector) in hook.selectors().iter().enumerate() {
-        check_selector(selector, &path.key("selectors").index(i))?;
+        check_selector(selector, &path.key("selectors").index(i), kprobe_events)?;
     }
     Ok(())
 }
@@ -236,7 +237,9 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
     Ok(())
 }
 
-fn check_selector(selector: &Selector, path: &NodePath) -> Check {
+/// `kprobe_events`: the hook's events are `process_kprobe`, the one kind
+/// that carries stack traces in Tetragon's events.
+fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> Check {
     for (i, caps) in selector.match_capabilities.iter().enumerate() {
         let why = "capabilities are checked against the task's own user namespace";
         let here = path.key("matchCapabilities").index(i);
@@ -275,7 +278,17 @@ fn check_selector(selector: &Selector, path: &NodePath) -> Check {
     ];
     for (key, list) in actions {
         for (i, action) in list.iter().enumerate() {
-            check_action(action, &path.key(key).index(i))?;
+            let here = path.key(key).index(i);
+            check_action(action, &here)?;
+            let why =
+                "a stack trace is written on process_kprobe events only (kprobes), as in Tetragon";
+            let stacks = [
+                ("kernelStackTrace", action.kernel_stack_trace),
+                ("userStackTrace", action.user_stack_trace),
+            ];
+            for (field, set) in stacks {
+                refuse_if(set && !kprobe_events, &here, field, why)?;
+            }
         }
     }
     Ok(())
@@ -284,16 +297,6 @@ fn check_selector(selector: &Selector, path: &NodePath) -> Check {
 fn check_action(action: &ActionSelector, path: &NodePath) -> Check {
     check_action_arguments(action, path)?;
     let fields = [
-        (
-            "kernelStackTrace",
-            action.kernel_stack_trace,
-            "stack traces are not collected",
-        ),
-        (
-            "userStackTrace",
-            action.user_stack_trace,
-            "stack traces are not collected",
-        ),
         ("imaHash", action.ima_hash, "IMA hashes are not collected"),
         (
             "argRegs",
@@ -311,7 +314,7 @@ fn check_action(action: &ActionSelector, path: &NodePath) -> Check {
 /// reads it.
 fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
     use ActionType::*;
-    let fields: [(&str, bool, &[ActionType]); 9] = [
+    let fields: [(&str, bool, &[ActionType]); 11] = [
         (
             "argError",
             action.arg_error.is_some(),
@@ -335,6 +338,8 @@ fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
         // enforcement action.
         ("rateLimit", action.rate_limit.is_some(), &[Post]),
         ("rateLimitScope", action.rate_limit_scope.is_some(), &[Post]),
+        ("kernelStackTrace", action.kernel_stack_trace, &[Post]),
+        ("userStackTrace", action.user_stack_trace, &[Post]),
     ];
     for (key, set, takers) in fields {
         if set && !takers.contains(&action.action) {

@@ -8,6 +8,7 @@
 
 pub mod exec_id;
 pub mod procfs;
+pub mod user_symbols;
 
 use std::{
     collections::HashMap,

@@ -18,6 +18,8 @@ pub struct Listing {
     pub key: HookKey,
     pub binary: Option<String>,
     pub slot: u32,
+    /// The stacks the hook may post (see `HookSet::stacks`).
+    pub stacks: u8,
 }
 
 /// A dispatch set: the hooks a key runs for every event, or those it runs
@@ -60,6 +62,8 @@ pub struct SetWrite {
 #[derive(Debug, Default)]
 pub struct DispatchSets {
     sets: BTreeMap<SetId, BTreeSet<u32>>,
+    /// The stacks each slot's hook may post, where it may post any.
+    stacks: BTreeMap<u32, u8>,
 }
 
 /// The sets one swap touches, in each of its states.
@@ -110,6 +114,16 @@ impl DispatchSets {
         }
     }
 
+    /// Records the stacks the hook in `slot` may post, for the sets
+    /// written from now on (a slot is listed anew when reused).
+    pub fn set_stacks(&mut self, slot: u32, stacks: u8) {
+        if stacks != 0 {
+            self.stacks.insert(slot, stacks);
+        } else {
+            self.stacks.remove(&slot);
+        }
+    }
+
     /// The map updates that take the kernel to `state` (sets of one
     /// swap), gates before the every-event entries that announce them;
     /// the mirror follows.
@@ -126,7 +140,7 @@ impl DispatchSets {
             if let SetId::Gate(_) = id {
                 writes.push(SetWrite {
                     id: *id,
-                    value: self.sets.get(id).map(|set| encode(set, false)),
+                    value: self.sets.get(id).map(|set| self.encode(set, false)),
                 });
             }
         }
@@ -135,12 +149,21 @@ impl DispatchSets {
                 let gated = self.has_gates(*key);
                 let value = match self.sets.get(id) {
                     None if !gated => None,
-                    set => Some(encode(set.unwrap_or(&BTreeSet::new()), gated)),
+                    set => Some(self.encode(set.unwrap_or(&BTreeSet::new()), gated)),
                 };
                 writes.push(SetWrite { id: *id, value });
             }
         }
         writes
+    }
+
+    fn encode(&self, slots: &BTreeSet<u32>, gated: bool) -> HookSet {
+        let mut set = encode(slots, gated);
+        set.stacks = slots
+            .iter()
+            .filter_map(|slot| self.stacks.get(slot))
+            .fold(0, |stacks, s| stacks | u32::from(*s));
+        set
     }
 
     fn has_gates(&self, key: HookKey) -> bool {
@@ -230,6 +253,44 @@ mod tests {
         // After: the key's entry stays, empty, to announce its gate.
         assert_eq!(slots(&stages[1][1]), Vec::<u32>::new());
         assert_eq!(stages[1][1].value.map(|v| v.gated), Some(1));
+    }
+
+    /// A set says which stacks its hooks may post, so the entry point
+    /// takes only those; a set without such hooks takes none.
+    #[test]
+    fn a_set_carries_the_stacks_its_hooks_post() {
+        use tetragond_ebpf::stack;
+        let mut sets = DispatchSets::default();
+        let other = HookKey { site: 1, sub_id: 8 };
+        sets.set_stacks(3, stack::KERNEL);
+        sets.set_stacks(4, stack::USER);
+        let stages = apply(
+            &mut sets,
+            &[],
+            &[
+                (SetId::Every(KEY), 3),
+                (SetId::Every(KEY), 4),
+                (SetId::Every(other), 5),
+            ],
+        );
+        let stacks = |id: SetId| {
+            stages[1]
+                .iter()
+                .find(|w| w.id == id)
+                .and_then(|w| w.value)
+                .map(|v| v.stacks)
+        };
+        assert_eq!(
+            stacks(SetId::Every(KEY)),
+            Some(u32::from(stack::KERNEL | stack::USER))
+        );
+        assert_eq!(stacks(SetId::Every(other)), Some(0));
+        // The hook posting the user stack gone, only the kernel's is taken.
+        let stages = apply(&mut sets, &[(SetId::Every(KEY), 4)], &[]);
+        assert_eq!(
+            stages[1][0].value.map(|v| v.stacks),
+            Some(u32::from(stack::KERNEL))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! never leaves a moment without enforcement, and a failed one changes
 //! nothing.
 
-use tetragond_ebpf::{HookKey, MAX_HOOKS, MAX_POLICIES};
+use tetragond_ebpf::{action, HookConf, HookKey, MAX_HOOKS, MAX_POLICIES};
 
 use super::dispatch::Listing;
 use super::ops::KernelOps;
@@ -36,6 +36,9 @@ pub struct InstalledHook {
     /// The map entries written for it, in order.
     pub entries: Vec<MapEntry>,
     pub meta: HookMeta,
+    /// The stacks (`stack::*`) a Post of its selectors carries: its
+    /// dispatch sets say so, and the entry point takes them for it.
+    pub stacks: u8,
 }
 
 impl Installed {
@@ -47,6 +50,7 @@ impl Installed {
                     key: *key,
                     binary,
                     slot: hook.slot,
+                    stacks: hook.stacks,
                 };
                 match &hook.gate {
                     None => listings.push(listing(None)),
@@ -165,6 +169,7 @@ fn write_hooks(
             gate: None,
             entries: vec![],
             meta: hook.meta.clone(),
+            stacks: posted_stacks(&hook.conf),
         };
         let step = write_hook(kernel, policy_slot, hook, &mut entry);
         // Record even a half-written hook, so release() undoes what was done.
@@ -172,6 +177,15 @@ fn write_hooks(
         step?;
     }
     Ok(())
+}
+
+/// The stacks (`stack::*`) the Post actions of `conf`'s selectors carry.
+fn posted_stacks(conf: &HookConf) -> u8 {
+    let selectors = conf.selectors.iter().take(conf.n_selectors.into());
+    selectors
+        .flat_map(|s| s.actions.iter().take(s.n_actions.into()))
+        .filter(|a| a.kind == action::POST)
+        .fold(0, |stacks, a| stacks | a.stacks)
 }
 
 /// Writes `hook` to `entry.slot` and attaches it, recording in `entry`

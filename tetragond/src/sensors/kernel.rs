@@ -594,6 +594,9 @@ impl Kernel {
     /// every set as it was.
     pub fn swap_lists(&mut self, old: &[Listing], new: &[Listing]) -> Result<(), SensorError> {
         self.hooks.delete_retired();
+        for listing in new {
+            self.dispatch.set_stacks(listing.slot, listing.stacks);
+        }
         let old = self.set_ids(old);
         let new = self.set_ids(new);
         let swap = self.dispatch.plan(&old, &new);

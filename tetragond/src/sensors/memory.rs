@@ -92,6 +92,7 @@ mod tests {
                 gate: None,
                 entries: hook.entries.clone(),
                 meta: hook.meta.clone(),
+                stacks: 0,
             }],
         };
         assert!(matches!(hook.entries[..], [MapEntry::Binary { .. }]));
