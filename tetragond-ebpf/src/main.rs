@@ -797,17 +797,12 @@ pub extern "C" fn prepare_sets(site: u64, sub_id: u64, has_sub: u64) -> i64 {
     state.sets[1] = gate(any, any_gated);
     state.sets[2] = sub_set.map_or(SetRef::NONE, |_| SetRef::new(sub, 0));
     state.sets[3] = gate(sub, sub_gated);
-    // The listed sets are in hand; only the gates are looked up.
+    // The listed sets are in hand; only the gates are looked up, once.
+    let sets = [any_set, state.sets[1].get(), sub_set, state.sets[3].get()];
     let summary = |set: Option<&HookSet>| set.map_or(0, |set| set.summary);
-    state.words_left[0] = summary(any_set);
-    state.words_left[1] = summary(state.sets[1].get());
-    state.words_left[2] = summary(sub_set);
-    state.words_left[3] = summary(state.sets[3].get());
     let stacks = |set: Option<&HookSet>| set.map_or(0, |set| set.stacks);
-    state.stacks = stacks(any_set)
-        | stacks(state.sets[1].get())
-        | stacks(sub_set)
-        | stacks(state.sets[3].get());
+    state.words_left = sets.map(summary);
+    state.stacks = sets.into_iter().fold(0, |all, set| all | stacks(set));
     let [a, b, c, d] = state.words_left;
     i64::from(a | b | c | d != 0)
 }

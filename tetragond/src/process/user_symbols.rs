@@ -2,8 +2,8 @@
 //! address in the process (`module`), the offset into that file, and the
 //! ELF function symbol whose bytes hold it (`symbol`, when there is one).
 //!
-//! Read when the event is rendered, from /proc/PID/maps and the file as
-//! the process sees it (/proc/PID/root): a process gone by then (killed by
+//! Read when the event is rendered, from /proc/PID/maps and the mapped
+//! file itself (/proc/PID/map_files): a process gone by then (killed by
 //! the policy, say) has its frames left out, as in Tetragon.
 
 use std::{
@@ -16,8 +16,9 @@ use object::{Object, ObjectSection, ObjectSymbol, SectionIndex, SymbolKind};
 
 /// Files whose functions are kept, the least recently read going first.
 const MODULES_KEPT: usize = 32;
-/// Larger files are named without their symbols.
-const MAX_MODULE_BYTES: u64 = 256 << 20;
+/// Larger files are named without their symbols: each is read whole, on
+/// the daemon's main loop.
+const MAX_MODULE_BYTES: u64 = 64 << 20;
 
 /// One frame of a user stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,8 @@ struct Mapping {
     start: u64,
     end: u64,
     offset: u64,
+    /// The file's device and inode: with the path, which file it is.
+    dev: String,
     inode: u64,
     path: String,
 }
@@ -85,8 +88,8 @@ impl Functions {
 /// The functions of recently named files.
 #[derive(Debug, Default)]
 pub struct UserSymbols {
-    modules: HashMap<(String, u64), Arc<Functions>>,
-    order: VecDeque<(String, u64)>,
+    modules: HashMap<(String, String, u64), Arc<Functions>>,
+    order: VecDeque<(String, String, u64)>,
 }
 
 impl UserSymbols {
@@ -120,17 +123,12 @@ impl UserSymbols {
         if !m.path.starts_with('/') {
             return None;
         }
-        let key = (m.path.clone(), m.inode);
+        let key = (m.path.clone(), m.dev.clone(), m.inode);
         if let Some(f) = self.modules.get(&key) {
             return Some(f.clone());
         }
-        let path = format!("/proc/{pid}/root{}", m.path);
-        let functions = match fs::metadata(&path) {
-            Ok(meta) if meta.len() <= MAX_MODULE_BYTES => {
-                fs::read(&path).map_or_else(|_| Functions::default(), |d| Functions::parse(&d))
-            }
-            _ => Functions::default(),
-        };
+        let functions =
+            read_mapped(pid, m).map_or_else(Functions::default, |d| Functions::parse(&d));
         let functions = Arc::new(functions);
         if self.order.len() >= MODULES_KEPT {
             if let Some(old) = self.order.pop_front() {
@@ -143,12 +141,36 @@ impl UserSymbols {
     }
 }
 
+/// The bytes of the file `m` maps in `pid`, through /proc/PID/map_files:
+/// the very file mapped, not whatever its path names now. None when it is
+/// not a regular file (a FIFO swapped in cannot block the daemon: it is
+/// opened non-blocking and refused), not that inode, or too large.
+fn read_mapped(pid: u32, m: &Mapping) -> Option<Vec<u8>> {
+    use std::{
+        io::Read,
+        os::unix::fs::{MetadataExt, OpenOptionsExt},
+    };
+    let link = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(link)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.ino() != m.inode || meta.len() > MAX_MODULE_BYTES {
+        return None;
+    }
+    let mut data = Vec::new();
+    file.take(MAX_MODULE_BYTES).read_to_end(&mut data).ok()?;
+    Some(data)
+}
+
 /// /proc/PID/maps: `start-end perms offset dev inode path`.
 fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
-            let (range, _perms, offset, _dev, inode) = (
+            let (range, _perms, offset, dev, inode) = (
                 fields.next()?,
                 fields.next()?,
                 fields.next()?,
@@ -160,6 +182,7 @@ fn parse_maps(text: &str) -> Vec<Mapping> {
                 start: u64::from_str_radix(start, 16).ok()?,
                 end: u64::from_str_radix(end, 16).ok()?,
                 offset: u64::from_str_radix(offset, 16).ok()?,
+                dev: dev.to_string(),
                 inode: inode.parse().ok()?,
                 // Paths may hold spaces: the rest of the line.
                 path: fields.collect::<Vec<_>>().join(" "),
@@ -170,7 +193,7 @@ fn parse_maps(text: &str) -> Vec<Mapping> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_maps, Functions, UserSymbols};
+    use super::{parse_maps, read_mapped, Functions, Mapping, UserSymbols};
 
     #[test]
     fn maps_lines_give_ranges_offsets_and_paths() {
@@ -208,6 +231,29 @@ mod tests {
         assert!(frames[0].offset > 0);
         // A process that is gone: no frames.
         assert!(symbols.frames(u32::MAX, &[addr]).is_empty());
+    }
+
+    /// Only the very file mapped is read: a mapping whose inode differs
+    /// (the path now names another file) is not, nor is anonymous memory.
+    #[test]
+    fn only_the_mapped_file_itself_is_read() {
+        let pid = std::process::id();
+        let maps = parse_maps(&std::fs::read_to_string("/proc/self/maps").expect("maps"));
+        let exe = std::fs::read_link("/proc/self/exe").expect("exe");
+        let mapped = maps
+            .iter()
+            .find(|m| m.path == exe.to_string_lossy())
+            .expect("the test binary is mapped");
+        assert!(read_mapped(pid, mapped).is_some_and(|d| d.starts_with(b"\x7fELF")));
+        let other = Mapping {
+            inode: mapped.inode + 1,
+            ..mapped.clone()
+        };
+        assert!(read_mapped(pid, &other).is_none());
+        let anonymous = maps
+            .iter()
+            .find(|m| m.path.is_empty() || m.path == "[stack]");
+        assert!(anonymous.is_none_or(|m| read_mapped(pid, m).is_none()));
     }
 
     #[test]
