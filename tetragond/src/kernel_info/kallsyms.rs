@@ -80,7 +80,8 @@ impl KernelSymbols {
         (!symbols.functions.is_empty()).then_some(symbols)
     }
 
-    pub(crate) fn parse(text: &str) -> Self {
+    /// Kallsyms text's functions (unreadable lines skipped).
+    pub fn parse(text: &str) -> Self {
         let mut symbols = KernelSymbols::default();
         for (addr, name) in text_symbols(text) {
             let begin = symbols.names.len();

@@ -34,7 +34,7 @@ pub struct UserFrame {
 
 /// A mapping of /proc/PID/maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Mapping {
+pub struct Mapping {
     start: u64,
     end: u64,
     offset: u64,
@@ -44,15 +44,17 @@ struct Mapping {
     path: String,
 }
 
-/// A file's functions, by the file offsets of their bytes.
+/// An ELF file's functions (symtab and dynsym), by the file offsets of
+/// their bytes. The file is the user's: anything that does not parse has
+/// no functions.
 #[derive(Debug, Default)]
-struct Functions {
+pub struct ElfFunctions {
     /// (start, end, name), sorted by start.
     ranges: Vec<(u64, u64, String)>,
 }
 
-impl Functions {
-    fn parse(data: &[u8]) -> Self {
+impl ElfFunctions {
+    pub fn parse(data: &[u8]) -> Self {
         let Ok(file) = object::File::parse(data) else {
             return Self::default();
         };
@@ -73,10 +75,11 @@ impl Functions {
             .collect();
         ranges.sort();
         ranges.dedup_by_key(|(start, _, _)| *start);
-        Functions { ranges }
+        ElfFunctions { ranges }
     }
 
-    fn name_at(&self, offset: u64) -> Option<&str> {
+    /// The function whose bytes hold file offset `offset`.
+    pub fn name_at(&self, offset: u64) -> Option<&str> {
         let after = self
             .ranges
             .partition_point(|(start, _, _)| *start <= offset);
@@ -88,7 +91,7 @@ impl Functions {
 /// The functions of recently named files.
 #[derive(Debug, Default)]
 pub struct UserSymbols {
-    modules: HashMap<(String, String, u64), Arc<Functions>>,
+    modules: HashMap<(String, String, u64), Arc<ElfFunctions>>,
     order: VecDeque<(String, String, u64)>,
 }
 
@@ -119,7 +122,7 @@ impl UserSymbols {
             .collect()
     }
 
-    fn functions(&mut self, pid: u32, m: &Mapping) -> Option<Arc<Functions>> {
+    fn functions(&mut self, pid: u32, m: &Mapping) -> Option<Arc<ElfFunctions>> {
         if !m.path.starts_with('/') {
             return None;
         }
@@ -128,7 +131,7 @@ impl UserSymbols {
             return Some(f.clone());
         }
         let functions =
-            read_mapped(pid, m).map_or_else(Functions::default, |d| Functions::parse(&d));
+            read_mapped(pid, m).map_or_else(ElfFunctions::default, |d| ElfFunctions::parse(&d));
         let functions = Arc::new(functions);
         if self.order.len() >= MODULES_KEPT {
             if let Some(old) = self.order.pop_front() {
@@ -166,7 +169,7 @@ fn read_mapped(pid: u32, m: &Mapping) -> Option<Vec<u8>> {
 }
 
 /// /proc/PID/maps: `start-end perms offset dev inode path`.
-fn parse_maps(text: &str) -> Vec<Mapping> {
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
@@ -193,7 +196,7 @@ fn parse_maps(text: &str) -> Vec<Mapping> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_maps, read_mapped, Functions, Mapping, UserSymbols};
+    use super::{parse_maps, read_mapped, ElfFunctions, Mapping, UserSymbols};
 
     #[test]
     fn maps_lines_give_ranges_offsets_and_paths() {
@@ -258,7 +261,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_elf_have_no_functions() {
-        assert!(Functions::parse(b"not an elf").ranges.is_empty());
-        assert_eq!(Functions::default().name_at(4), None);
+        assert!(ElfFunctions::parse(b"not an elf").ranges.is_empty());
+        assert_eq!(ElfFunctions::default().name_at(4), None);
     }
 }
