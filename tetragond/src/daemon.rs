@@ -73,7 +73,7 @@ struct Daemon {
     line: Vec<u8>,
     /// Kernel functions by address, read at the first event with a kernel
     /// stack (None inside when /proc/kallsyms cannot be read).
-    kernel_symbols: std::sync::OnceLock<Option<KernelSymbols>>,
+    kernel_symbols: std::cell::OnceCell<Option<KernelSymbols>>,
     /// The functions of the files user stack frames were last named in.
     user_symbols: UserSymbols,
 }
@@ -184,7 +184,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         clock,
         node_name,
         line: Vec::with_capacity(4096),
-        kernel_symbols: std::sync::OnceLock::new(),
+        kernel_symbols: std::cell::OnceCell::new(),
         user_symbols: UserSymbols::default(),
     };
 

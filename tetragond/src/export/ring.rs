@@ -56,8 +56,9 @@ const BATCHES: usize = 16;
 /// (scripts/bench-events: 1.86 % of a core per 10k events/s at 100k/s with
 /// a 1 ms pause, 1.42 % with 4 ms). After a large drain the pause is
 /// short against the time the kernel's ring buffer takes to fill (10 ms at
-/// 500,000 events/s with the 2 MiB of a 2-CPU machine); after a small one (a low rate) it is longer. The
-/// first record after a quiet spell is read at once (the wait below).
+/// 500,000 events/s with the 2 MiB of a 2-CPU machine); after a small one
+/// (a low rate) it is longer. The first record after a quiet spell is
+/// read at once (the wait below).
 const COALESCE: Duration = Duration::from_millis(4);
 const COALESCE_QUIET: Duration = Duration::from_millis(16);
 /// Records in a drain from which the rate counts as high.
