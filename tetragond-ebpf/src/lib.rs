@@ -27,6 +27,8 @@ pub const HOOK_LIST_ENTRIES: u32 = 2048;
 pub const KPROBE_SITE_ENTRIES: u32 = 2 * site::KPROBE_ANY_SLOTS;
 /// (dispatch key, executable) pairs hooks are gated on (`BINARY_GATES`).
 pub const BINARY_GATE_ENTRIES: u32 = 4096;
+/// (dispatch key, string prefix) pairs hooks are gated on (`PREFIX_GATES`).
+pub const PREFIX_GATE_ENTRIES: u32 = 16384;
 /// Words of a [`HookSet`]: one bit per hook slot.
 pub const HOOK_SET_WORDS: usize = MAX_HOOKS as usize / 64;
 const _: () = assert!(HOOK_SET_WORDS <= 64, "HookSet::summary has a bit per word");
@@ -692,23 +694,30 @@ pub struct HookKey {
     pub sub_id: u32,
 }
 
-/// A set of hook slots, as a bitmap: the value of `HOOK_LISTS` and
-/// `BINARY_GATES`. An event runs the union of the sets for its keys, in
-/// slot order, so its cost follows the hooks that can match it, never the
-/// hooks on the same key that cannot.
+/// A set of hook slots, as a bitmap: the value of `HOOK_LISTS`,
+/// `BINARY_GATES` and `PREFIX_GATES`. An event runs the union of the sets
+/// for its keys, so its cost follows the hooks that can match it, never
+/// the hooks on the same key that cannot.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HookSet {
     /// Bit `w` set when `words[w]` is not zero: a sparse set is walked in
     /// a few steps.
     pub summary: u64,
-    /// In `HOOK_LISTS` only: 1 when `BINARY_GATES` holds sets for this key,
-    /// so the executable is looked up only where a gate can use it.
+    /// In `HOOK_LISTS` only: the gates (`gate::*`) this key has, so the
+    /// executable is looked up, or the argument read, only where a gate
+    /// can use it.
     pub gated: u32,
     /// The stacks (`stack::*`) a hook of the set may post: the entry point
     /// takes them before the hooks run (only it holds the context the
     /// stack walk needs).
     pub stacks: u32,
+    /// In `HOOK_LISTS`, with `gate::PREFIX`: a hook of the key's prefix
+    /// gates and the argument of it they are keyed by. Every hook in
+    /// those gates reads that argument alike (user space keeps them so),
+    /// so the entry point reads it as this hook does.
+    pub prefix_hook: u32,
+    pub prefix_arg: u32,
     pub words: [u64; HOOK_SET_WORDS],
 }
 
@@ -718,9 +727,19 @@ impl Default for HookSet {
             summary: 0,
             gated: 0,
             stacks: 0,
+            prefix_hook: 0,
+            prefix_arg: 0,
             words: [0; HOOK_SET_WORDS],
         }
     }
+}
+
+/// Bits of `HookSet::gated`.
+pub mod gate {
+    /// `BINARY_GATES` holds sets for the key.
+    pub const BINARY: u32 = 1;
+    /// `PREFIX_GATES` holds sets for the key.
+    pub const PREFIX: u32 = 2;
 }
 
 /// Key of `BINARY_GATES`: the hooks of a dispatch key whose every selector
@@ -735,6 +754,36 @@ pub struct GateKey {
     pub sub_id: u32,
     pub binary_id: u32,
 }
+
+/// Data of a `PREFIX_GATES` key (an LPM trie; the prefix length counts
+/// bits from `site`): the hooks of a dispatch key whose every selector
+/// has a string `Prefix` (or `Equal`) on one argument, by those strings.
+/// An entry holds the hooks of its own prefix and of every shorter one
+/// that is a prefix of it, so the longest match is all the hooks the
+/// argument can match.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixGateData {
+    /// The dispatch key's site; with [`PREFIX_GATE_ALL`] the entry (of no
+    /// string) holding every prefix-gated hook of the key, run for a path
+    /// the kernel could not read whole.
+    pub site: u32,
+    pub sub_id: u32,
+    pub bytes: [u8; STR_MATCH_LEN],
+}
+
+impl Default for PrefixGateData {
+    fn default() -> Self {
+        Self {
+            site: 0,
+            sub_id: 0,
+            bytes: [0; STR_MATCH_LEN],
+        }
+    }
+}
+
+/// `PrefixGateData::site` bit of a key's every-prefix entry.
+pub const PREFIX_GATE_ALL: u32 = 1 << 31;
 
 /// Per-site facts the program needs, keyed by site in `EVENT_INFO`.
 /// On the raw syscall sites the dispatch key's `sub_id` is the syscall
@@ -1161,6 +1210,7 @@ mod pod {
     unsafe impl aya::Pod for PolicyCounters {}
     unsafe impl aya::Pod for TaskTrackingOffsets {}
     unsafe impl aya::Pod for StrTrieData {}
+    unsafe impl aya::Pod for PrefixGateData {}
     unsafe impl aya::Pod for AddrTrieData {}
     unsafe impl aya::Pod for StructOffsets {}
     unsafe impl aya::Pod for SubstrKey {}

@@ -45,16 +45,17 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, op, rate_scope, record, site, stack, AddrTrieData, ArgFilter, ArgSetKey,
-    ArgSpec, BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord, ExitRecord,
-    GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, RateLimitKey,
-    RateLimitState, Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey,
-    SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES,
-    HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
-    MAX_CGROUP_SCOPES, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
-    MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN, PATH_WALK_LEN, RATE_LIMIT_ENTRIES, RECORD_KINDS,
-    RECORD_LEN, STACK_BYTES, STACK_DEPTH, STR_LEN, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES,
-    TS_COMPAT,
+    action, arg_kind, gate, op, rate_scope, record, site, stack, AddrTrieData, ArgFilter,
+    ArgSetKey, ArgSpec, BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord,
+    ExitRecord, GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters,
+    PrefixGateData, RateLimitKey, RateLimitState, Selector, SkbInfo, SockInfo, StrTrieData,
+    StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN,
+    BINARY_GATE_ENTRIES, FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES,
+    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_FIELD_LOADS, MAX_HOOKS,
+    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN,
+    PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS,
+    RECORD_LEN, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
+    SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -111,6 +112,13 @@ static SUBSTRINGS: HashMap<SubstrKey, SubstrValue> = HashMap::with_max_entries(4
 /// A SubString window (kept off the nested callbacks' stack).
 #[map]
 static WINDOW: PerCpuArray<[u64; SUBSTR_LEN / 8]> = PerCpuArray::with_max_entries(1, 0);
+/// Hooks gated on an argument's string prefix (see `PrefixGateData`).
+#[map]
+static PREFIX_GATES: LpmTrie<PrefixGateData, HookSet> =
+    LpmTrie::with_max_entries(PREFIX_GATE_ENTRIES, NO_PREALLOC);
+/// Scratch for the (256-byte) key of a prefix gate lookup.
+#[map]
+static GATE_KEY: PerCpuArray<Key<PrefixGateData>> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static ADDR_TRIE: LpmTrie<AddrTrieData, u8> = LpmTrie::with_max_entries(4096, NO_PREALLOC);
 /// What the loop steps (see `repeat!`) read and change. They are global
@@ -122,8 +130,18 @@ struct LoopState {
     /// trampoline's argument array), read with probe reads by the steps.
     ctx: u64,
     /// The sets `run_lists` walks, in order: every event's, then this
-    /// syscall's, each as listed and as gated by the executable.
+    /// syscall's, each as listed and as gated by the executable; then
+    /// both as gated by an argument's prefix.
     sets: [SetRef; SETS_PER_EVENT],
+    /// The prefix gates' sets found for this event (every event's, this
+    /// syscall's): copied, as a trie's values are found by a key too big
+    /// to keep for each step of the walk.
+    prefix_sets: [HookSet; 2],
+    /// Per key (every event's, this syscall's): its gates (`gate::*`),
+    /// and the hook and argument its prefix gates are read by.
+    key_gates: [u32; 2],
+    prefix_hooks: [u32; 2],
+    prefix_args: [u32; 2],
     /// Summary bits of each set that `walk_word` has not reached yet.
     words_left: [u64; SETS_PER_EVENT],
     list_ret: i32,
@@ -160,18 +178,26 @@ struct LoopState {
 }
 
 /// Dispatch sets one event walks: (every event, this syscall) x (listed,
-/// gated by the executable).
-const SETS_PER_EVENT: usize = 4;
+/// gated by the executable, gated by a prefix), and two unused (a power
+/// of two: indices are masked).
+const SETS_PER_EVENT: usize = 8;
+/// `sets` index of the first prefix gate.
+const PREFIX_SETS_AT: usize = 4;
 const _: () = assert!(SETS_PER_EVENT.is_power_of_two() && HOOK_SET_WORDS.is_power_of_two());
 
 /// One set of hooks `run_lists` walks: a `HOOK_LISTS` entry (`binary_id`
-/// 0) or a `BINARY_GATES` one; `present` 0 for none.
+/// 0) or a `BINARY_GATES` one, or (`present` `IN_LOOP`) the prefix gate's
+/// set copied to `LoopState::prefix_sets[key.binary_id]`; `present` 0 for
+/// none.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct SetRef {
     key: GateKey,
     present: u32,
 }
+
+const IN_MAP: u32 = 1;
+const IN_LOOP: u32 = 2;
 
 impl SetRef {
     const NONE: SetRef = SetRef {
@@ -191,12 +217,28 @@ impl SetRef {
                 sub_id: key.sub_id,
                 binary_id,
             },
-            present: 1,
+            present: IN_MAP,
+        }
+    }
+
+    #[inline(always)]
+    fn in_loop(index: u32) -> SetRef {
+        SetRef {
+            key: GateKey {
+                site: 0,
+                sub_id: 0,
+                binary_id: index,
+            },
+            present: IN_LOOP,
         }
     }
 
     #[inline(always)]
     fn get(&self) -> Option<&'static HookSet> {
+        if self.present == IN_LOOP {
+            let state = loop_state()?;
+            return at(&state.prefix_sets, self.key.binary_id as usize);
+        }
         if self.present == 0 {
             return None;
         }
@@ -735,9 +777,15 @@ fn in_compat_syscall() -> u32 {
 /// the hook is evaluated inside the walking step, not in a call of its own.
 #[inline(always)]
 fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat: u32) -> i32 {
-    // Most events have no hook: they stop in this call, which leaves no
-    // state behind.
     let (sub_id, has_sub) = sub.map_or((0, 0), |key| (key.sub_id, 1));
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    // The argument readers find the context and the ABI here (a prefix
+    // gate reads an argument before any hook runs).
+    state.compat = compat;
+    state.ctx = ctx.as_ptr() as u64;
+    // Most events have no hook: they stop in this call.
     if prepare_sets(u64::from(any.site), u64::from(sub_id), has_sub) == 0 {
         return 0;
     }
@@ -747,8 +795,6 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
     take_stacks(ctx, state.stacks);
     // The first enforced Override's errno.
     state.list_ret = 0;
-    state.compat = compat;
-    state.ctx = ctx.as_ptr() as u64;
     repeat!(
         SETS_PER_EVENT * HOOK_SET_WORDS,
         SETS_PER_EVENT * HOOK_SET_WORDS,
@@ -758,13 +804,22 @@ fn run_lists(ctx: &TracePointContext, any: HookKey, sub: Option<HookKey>, compat
 }
 
 /// Fills `LoopState::sets` and `words_left` for an event of `site` (and
-/// syscall `sub_id` when `has_sub`); returns 0 when no set has hooks.
+/// syscall `sub_id` when `has_sub`) on the context in `LoopState::ctx`;
+/// returns 0 when no set has hooks.
+///
+/// Each set found is recorded in map memory at once, so the verifier
+/// never holds several map values (each found or not) at the same time:
+/// their combinations would multiply the paths it follows.
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn prepare_sets(site: u64, sub_id: u64, has_sub: u64) -> i64 {
     let Some(state) = loop_state() else {
         return 0;
     };
+    state.sets = [SetRef::NONE; SETS_PER_EVENT];
+    state.words_left = [0; SETS_PER_EVENT];
+    state.stacks = 0;
+    state.key_gates = [0; 2];
     let any = HookKey {
         site: site as u32,
         sub_id: SUB_ANY,
@@ -773,38 +828,121 @@ pub extern "C" fn prepare_sets(site: u64, sub_id: u64, has_sub: u64) -> i64 {
         site: site as u32,
         sub_id: sub_id as u32,
     };
-    let any_set = unsafe { HOOK_LISTS.get(&any) };
-    let sub_set = if has_sub != 0 {
-        unsafe { HOOK_LISTS.get(&sub) }
-    } else {
-        None
-    };
-    let any_gated = any_set.is_some_and(|s| s.gated != 0);
-    let sub_gated = sub_set.is_some_and(|s| s.gated != 0);
-    let binary_id = if any_gated || sub_gated {
-        match_process::current_binary_id()
-    } else {
-        0
-    };
-    let gate = |key: HookKey, gated: bool| {
-        if gated && binary_id != 0 {
-            SetRef::new(key, binary_id)
-        } else {
-            SetRef::NONE
+    list_set(state, 0, any);
+    if has_sub != 0 {
+        list_set(state, 1, sub);
+    }
+    let gates = state.key_gates[0] | state.key_gates[1];
+    if gates & gate::BINARY != 0 {
+        let binary_id = match_process::current_binary_id();
+        if binary_id != 0 {
+            if state.key_gates[0] & gate::BINARY != 0 {
+                let set = SetRef::new(any, binary_id);
+                record(state, 1, set, set.get());
+            }
+            if state.key_gates[1] & gate::BINARY != 0 {
+                let set = SetRef::new(sub, binary_id);
+                record(state, 3, set, set.get());
+            }
         }
+    }
+    if state.key_gates[0] & gate::PREFIX != 0 {
+        prefix_gate(site, u64::from(SUB_ANY), 0);
+    }
+    let Some(state) = loop_state() else {
+        return 0;
     };
-    state.sets[0] = any_set.map_or(SetRef::NONE, |_| SetRef::new(any, 0));
-    state.sets[1] = gate(any, any_gated);
-    state.sets[2] = sub_set.map_or(SetRef::NONE, |_| SetRef::new(sub, 0));
-    state.sets[3] = gate(sub, sub_gated);
-    // The listed sets are in hand; only the gates are looked up, once.
-    let sets = [any_set, state.sets[1].get(), sub_set, state.sets[3].get()];
-    let summary = |set: Option<&HookSet>| set.map_or(0, |set| set.summary);
-    let stacks = |set: Option<&HookSet>| set.map_or(0, |set| set.stacks);
-    state.words_left = sets.map(summary);
-    state.stacks = sets.into_iter().fold(0, |all, set| all | stacks(set));
-    let [a, b, c, d] = state.words_left;
-    i64::from(a | b | c | d != 0)
+    if state.key_gates[1] & gate::PREFIX != 0 {
+        prefix_gate(site, sub_id, 1);
+    }
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    let mut left = 0;
+    unrolled!([0, 1, 2, 3, 4, 5], |i| left |= state.words_left[i]);
+    i64::from(left != 0)
+}
+
+/// Records the `HOOK_LISTS` set of `key` as key `k`'s listed set (`sets`
+/// index `2 * k`), with the gates it announces.
+#[inline(always)]
+fn list_set(state: &mut LoopState, k: usize, key: HookKey) {
+    let Some(set) = (unsafe { HOOK_LISTS.get(&key) }) else {
+        return;
+    };
+    state.key_gates[k] = set.gated;
+    state.prefix_hooks[k] = set.prefix_hook;
+    state.prefix_args[k] = set.prefix_arg;
+    record(state, 2 * k, SetRef::new(key, 0), Some(set));
+}
+
+/// Records `set`, found as `at`, in `sets[i]`: its words to walk and the
+/// stacks its hooks may post.
+#[inline(always)]
+fn record(state: &mut LoopState, i: usize, at: SetRef, set: Option<&HookSet>) {
+    let Some(set) = set else {
+        return;
+    };
+    state.sets[i] = at;
+    state.words_left[i] = set.summary;
+    state.stacks |= set.stacks;
+}
+
+/// Reads the argument key `k`'s prefix gates are keyed by, as their hook
+/// `LoopState::prefix_hooks[k]` does, and looks the gates of (`site`,
+/// `sub_id`) up by its string. The set found is copied to
+/// `LoopState::prefix_sets[k]` and recorded as `sets[PREFIX_SETS_AT + k]`.
+/// A path cut short (its first bytes unknown) takes the key's
+/// every-prefix entry: each of those hooks then holds, as it would.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn prefix_gate(site: u64, sub_id: u64, k: u64) -> i64 {
+    let k = (k & 1) as usize;
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    let (hook_slot, arg) = (state.prefix_hooks[k], state.prefix_args[k]);
+    if read_arg_step(u64::from(arg), u64::from(hook_slot)) != 0 {
+        return 0;
+    }
+    let (Some(buf), Some(key)) = (EVENT_BUF.get_ptr_mut(0), GATE_KEY.get_ptr_mut(0)) else {
+        return 0;
+    };
+    let (buf, key) = unsafe { (&*buf, &mut *key) };
+    let (Some(value), Some(slot)) = (
+        at(&buf.event.args, arg as usize),
+        at(&buf.data, arg as usize),
+    ) else {
+        return 0;
+    };
+    let value = value & !FILE_TYPE_BITS;
+    let len = if value & PATH_CUT != 0 {
+        key.data.site = site as u32 | PREFIX_GATE_ALL;
+        0
+    } else {
+        key.data.site = site as u32;
+        value.min(STR_MATCH_LEN as u64) as u32
+    };
+    key.data.sub_id = sub_id as u32;
+    let src = unsafe { core::slice::from_raw_parts(slot.as_ptr(), STR_MATCH_LEN) };
+    if unsafe { bpf_probe_read_kernel_buf(src.as_ptr(), &mut key.data.bytes) }.is_err() {
+        return 0;
+    }
+    key.prefix_len = STR_TRIE_HEADER_BITS + 8 * len;
+    let Some(found) = (unsafe { PREFIX_GATES.get(key) }) else {
+        return 0;
+    };
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    state.prefix_sets[k] = *found;
+    let set = &state.prefix_sets[k];
+    let (summary, stacks) = (set.summary, set.stacks);
+    let i = PREFIX_SETS_AT + k;
+    state.sets[i] = SetRef::in_loop(k as u32);
+    state.words_left[i] = summary;
+    state.stacks |= stacks;
+    0
 }
 
 /// Index of the lowest set bit of `x` (not 0), without branches: the
@@ -828,7 +966,7 @@ pub extern "C" fn walk_word(_turn: u64) -> i64 {
         return 1;
     };
     let mut set = SETS_PER_EVENT;
-    unrolled!([3, 2, 1, 0], |i| if state.words_left[i] != 0 {
+    unrolled!([7, 6, 5, 4, 3, 2, 1, 0], |i| if state.words_left[i] != 0 {
         set = i;
     });
     if set >= SETS_PER_EVENT {

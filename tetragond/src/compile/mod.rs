@@ -230,6 +230,31 @@ impl CompiledPolicy {
     }
 }
 
+/// How a prefix gate's argument is read: hooks whose gates read it alike
+/// can share a dispatch key's gates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixReader {
+    /// Index into the hook's args.
+    pub arg: u8,
+    pub spec: tetragond_ebpf::ArgSpec,
+}
+
+/// A hook's prefix gate: see [`CompiledHook::prefix_gate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixGate {
+    pub reader: PrefixReader,
+    pub prefixes: Vec<Vec<u8>>,
+}
+
+/// Kinds whose data the string operators read as a string.
+fn is_string_kind(kind: u8) -> bool {
+    use tetragond_ebpf::arg_kind::*;
+    matches!(
+        kind,
+        STRING | FILE | PATH | DENTRY | BINPRM | FD | FILENAME | CHAR_BUF | DATA_LOC
+    )
+}
+
 impl CompiledHook {
     /// The executables this hook can only match: when every selector has
     /// a matchBinaries `In` (without followChildren), it matches only if
@@ -258,6 +283,58 @@ impl CompiledHook {
             })
             .collect();
         Some(paths.into_iter().cloned().collect())
+    }
+
+    /// The strings this hook can only match, when it is not gated on
+    /// binaries and every selector has a string `Prefix` or `Equal` on one
+    /// argument: it matches only if that argument starts with one of them
+    /// (an `Equal` value gates as a prefix of itself), so the kernel
+    /// dispatches it by the argument's string (see `PrefixGateData`). The
+    /// hook still checks its selectors.
+    pub fn prefix_gate(&self) -> Option<PrefixGate> {
+        use tetragond_ebpf::op;
+        let conf = &self.conf;
+        let selectors = conf.selectors.get(..conf.n_selectors as usize)?;
+        if selectors.is_empty() || self.binary_gate().is_some() {
+            return None;
+        }
+        let gating = |sel: &tetragond_ebpf::Selector, arg: usize| {
+            let filters = sel.arg_filters.get(..sel.n_arg_filters as usize)?;
+            filters.iter().position(|f| {
+                usize::from(f.arg) == arg && matches!(f.op, op::PREFIX | op::STR_EQUAL)
+            })
+        };
+        let args = conf.args.get(..conf.n_args as usize)?;
+        let arg = (0..args.len()).find(|&arg| {
+            is_string_kind(args[arg].kind) && selectors.iter().all(|s| gating(s, arg).is_some())
+        })?;
+        let filters: Vec<(u8, u8)> = selectors
+            .iter()
+            .enumerate()
+            .filter_map(|(s, sel)| Some((s as u8, gating(sel, arg)? as u8)))
+            .collect();
+        let prefixes = self
+            .entries
+            .iter()
+            .filter_map(|entry| match entry {
+                MapEntry::Str {
+                    selector,
+                    filter,
+                    bytes,
+                } if filters.contains(&(*selector, *filter)) => {
+                    // Equal's entries end with the NUL.
+                    Some(bytes.strip_suffix(&[0]).unwrap_or(bytes).to_vec())
+                }
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>();
+        Some(PrefixGate {
+            reader: PrefixReader {
+                arg: arg as u8,
+                spec: args[arg],
+            },
+            prefixes: prefixes.into_iter().collect(),
+        })
     }
 
     /// The dispatch keys this hook is listed under, once attached at `site`.

@@ -1039,3 +1039,71 @@ spec:
     assert_eq!(args[2].size, 8);
     assert_eq!(args[0].offset, args[2].offset);
 }
+
+/// A hook whose every selector has a Prefix or Equal on one string arg is
+/// gated on those strings (Equal's without its NUL); one selector without
+/// such a filter, or binaries to gate on, leaves it ungated.
+#[test]
+fn string_prefixes_on_one_arg_gate_the_hook() {
+    let with = |selectors: &str| {
+        kprobe(
+            "sys_openat",
+            &format!(
+                "    syscall: true
+    args:
+    - index: 0
+      type: int
+    - index: 1
+      type: string
+    selectors:
+{selectors}"
+            ),
+        )
+        .replace("    syscall: false\n", "")
+    };
+    let c = compile_yaml(&with(
+        "    - matchArgs:
+      - index: 1
+        operator: Prefix
+        values: [/etc/, /tmp/]
+    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: [3]
+      - index: 1
+        operator: Equal
+        values: [/root/x]
+",
+    ))
+    .expect("compiles");
+    let gate = c.hooks[0].prefix_gate().expect("gated");
+    assert_eq!(gate.reader.arg, 1);
+    assert_eq!(gate.reader.spec, c.hooks[0].conf.args[1]);
+    let prefixes: Vec<&[u8]> = gate.prefixes.iter().map(Vec::as_slice).collect();
+    assert_eq!(prefixes, [&b"/etc/"[..], b"/root/x", b"/tmp/"]);
+    let c = compile_yaml(&with(
+        "    - matchArgs:
+      - index: 1
+        operator: Prefix
+        values: [/etc/]
+    - matchArgs:
+      - index: 1
+        operator: NotPrefix
+        values: [/tmp/]
+",
+    ))
+    .expect("compiles");
+    assert_eq!(c.hooks[0].prefix_gate(), None, "a selector not gated");
+    let c = compile_yaml(&with(
+        "    - matchArgs:
+      - index: 1
+        operator: Prefix
+        values: [/etc/]
+      matchBinaries:
+      - operator: In
+        values: [/bin/a]
+",
+    ))
+    .expect("compiles");
+    assert_eq!(c.hooks[0].prefix_gate(), None, "gated on the binary");
+}

@@ -8,10 +8,10 @@
 
 use tetragond_ebpf::{action, HookConf, HookKey, MAX_HOOKS, MAX_POLICIES};
 
-use super::dispatch::Listing;
+use super::dispatch::{Listing, ListingGate};
 use super::ops::KernelOps;
 use crate::{
-    compile::{Attach, CompiledHook, CompiledPolicy, HookMeta, MapEntry},
+    compile::{Attach, CompiledHook, CompiledPolicy, HookMeta, MapEntry, PrefixGate},
     error::SensorError,
 };
 
@@ -30,9 +30,9 @@ pub struct InstalledHook {
     pub attached: Option<Attach>,
     /// Dispatch keys it is listed under (none for uprobes).
     pub keys: Vec<HookKey>,
-    /// The executables it can only match, when it is gated on them (see
-    /// [`CompiledHook::binary_gate`]).
-    pub gate: Option<Vec<String>>,
+    /// What it can only match, when it is gated on it (see
+    /// [`CompiledHook::binary_gate`], [`CompiledHook::prefix_gate`]).
+    pub gate: HookGate,
     /// The map entries written for it, in order.
     pub entries: Vec<MapEntry>,
     pub meta: HookMeta,
@@ -46,19 +46,55 @@ impl Installed {
         let mut listings = Vec::new();
         for hook in &self.hooks {
             for key in &hook.keys {
-                let listing = |binary| Listing {
+                let listing = |gate| Listing {
                     key: *key,
-                    binary,
+                    gate,
                     slot: hook.slot,
                     stacks: hook.stacks,
                 };
                 match &hook.gate {
-                    None => listings.push(listing(None)),
-                    Some(paths) => listings.extend(paths.iter().map(|p| listing(Some(p.clone())))),
+                    HookGate::None => listings.push(listing(ListingGate::None)),
+                    HookGate::Binaries(paths) => listings.extend(
+                        paths
+                            .iter()
+                            .map(|p| listing(ListingGate::Binary(p.clone()))),
+                    ),
+                    HookGate::Prefixes(gate) => {
+                        listings.extend(gate.prefixes.iter().map(|bytes| {
+                            listing(ListingGate::Prefix {
+                                reader: gate.reader,
+                                bytes: bytes.clone(),
+                            })
+                        }))
+                    }
                 }
             }
         }
         listings
+    }
+}
+
+/// What a hook is dispatched by, besides its keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HookGate {
+    /// Run for every event of its keys.
+    #[default]
+    None,
+    /// Run only for these executables.
+    Binaries(Vec<String>),
+    /// Run only when an argument starts with one of these strings.
+    Prefixes(PrefixGate),
+}
+
+impl HookGate {
+    fn of(hook: &CompiledHook) -> Self {
+        if let Some(paths) = hook.binary_gate() {
+            HookGate::Binaries(paths)
+        } else if let Some(gate) = hook.prefix_gate() {
+            HookGate::Prefixes(gate)
+        } else {
+            HookGate::None
+        }
     }
 }
 
@@ -166,7 +202,7 @@ fn write_hooks(
             slot,
             attached: None,
             keys: vec![],
-            gate: None,
+            gate: HookGate::None,
             entries: vec![],
             meta: hook.meta.clone(),
             stacks: posted_stacks(&hook.conf),
@@ -207,7 +243,7 @@ fn write_hook(
     entry.attached = Some(hook.attach.clone());
     if let Some(site) = site {
         entry.keys = hook.keys(site);
-        entry.gate = hook.binary_gate();
+        entry.gate = HookGate::of(hook);
     }
     Ok(())
 }

@@ -2,10 +2,18 @@
 //! them. One instance per daemon; every policy shares the programs and owns
 //! entries in the maps.
 
-use std::{borrow::Cow, collections::HashMap, os::fd::AsFd, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap},
+    os::fd::AsFd,
+    sync::Arc,
+};
 
 use aya::{
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{
+        lpm_trie::{Key, LpmTrie},
+        Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
+    },
     programs::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
         TracePoint, UProbe,
@@ -13,13 +21,14 @@ use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
-    site, EventInfo, ExePath, GateKey, HookConf, HookKey, HookSet, PolicyCounters, StructOffsets,
-    TaskTrackingOffsets, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES,
+    site, EventInfo, ExePath, GateKey, HookConf, HookKey, HookSet, PolicyCounters, PrefixGateData,
+    StructOffsets, TaskTrackingOffsets, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, PREFIX_GATE_ALL,
+    PREFIX_GATE_ENTRIES, STR_TRIE_HEADER_BITS,
 };
 
 use super::{
     bpf_syscall::tracepoint_link,
-    dispatch::{DispatchSets, Listing, SetId, SetWrite},
+    dispatch::{DispatchSets, Listing, ListingGate, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
     hook_table::HookTable,
@@ -71,6 +80,7 @@ pub struct Kernel {
     hooks: HookTable,
     hook_lists: BpfHashMap<MapData, HookKey, HookSet>,
     binary_gates: BpfHashMap<MapData, GateKey, HookSet>,
+    prefix_gates: LpmTrie<MapData, PrefixGateData, HookSet>,
     event_info: BpfHashMap<MapData, u32, EventInfo>,
     policy_mode: Array<MapData, u32>,
     counters: PerCpuArray<MapData, PolicyCounters>,
@@ -86,7 +96,7 @@ pub struct Kernel {
     btf: Option<Arc<KernelBtf>>,
     task_offsets: Option<Array<MapData, TaskTrackingOffsets>>,
     struct_offsets: Option<Array<MapData, StructOffsets>>,
-    /// Mirror of `HOOK_LISTS` and `BINARY_GATES`, so a set can be
+    /// Mirror of `HOOK_LISTS`, `BINARY_GATES` and `PREFIX_GATES`, so a set can be
     /// rewritten in one update.
     dispatch: DispatchSets,
     attachments: HashMap<(String, String), Attachment>,
@@ -159,6 +169,7 @@ impl Kernel {
             hooks: HookTable::new(taken(ebpf.take_map("HOOKS"), "HOOKS")?)?,
             hook_lists: take!(ebpf, BpfHashMap, "HOOK_LISTS"),
             binary_gates: take!(ebpf, BpfHashMap, "BINARY_GATES"),
+            prefix_gates: take!(ebpf, LpmTrie, "PREFIX_GATES"),
             event_info: take!(ebpf, BpfHashMap, "EVENT_INFO"),
             policy_mode: take!(ebpf, Array, "POLICY_MODE"),
             counters: take!(ebpf, PerCpuArray, "POLICY_COUNTERS"),
@@ -595,10 +606,14 @@ impl Kernel {
     pub fn swap_lists(&mut self, old: &[Listing], new: &[Listing]) -> Result<(), SensorError> {
         self.hooks.delete_retired();
         for listing in new {
-            self.dispatch.set_stacks(listing.slot, listing.stacks);
+            let reader = match &listing.gate {
+                ListingGate::Prefix { reader, .. } => Some(*reader),
+                _ => None,
+            };
+            self.dispatch.set_slot(listing.slot, listing.stacks, reader);
         }
-        let old = self.set_ids(old);
-        let new = self.set_ids(new);
+        let old = self.old_set_ids(old);
+        let new = self.new_set_ids(new);
         let swap = self.dispatch.plan(&old, &new);
         for stage in swap.stages() {
             let writes = self.dispatch.writes(stage);
@@ -615,23 +630,53 @@ impl Kernel {
         Ok(())
     }
 
-    /// A listing's set: gated ones by their executable's id. A path with
-    /// no id (its hook's entries were not written) is listed for every
-    /// event: the hook still checks its binaries itself.
-    fn set_ids(&self, listings: &[Listing]) -> Vec<(SetId, u32)> {
+    /// The sets new listings go to: gated ones by their executable's id,
+    /// or by their prefix. A path with no id (its hook's entries were not
+    /// written), or a prefix gate read otherwise than the key's gates
+    /// read theirs, is listed for every event: the hook still checks its
+    /// selectors itself.
+    fn new_set_ids(&self, listings: &[Listing]) -> Vec<(SetId, u32)> {
+        let mut adopted = BTreeMap::new();
         listings
             .iter()
             .map(|l| {
-                let id = l
-                    .binary
-                    .as_deref()
-                    .and_then(|path| self.entries.binary_id_of(path))
-                    .map_or(SetId::Every(l.key), |binary_id| {
-                        SetId::gate(l.key, binary_id)
-                    });
-                (id, l.slot)
+                let id = match &l.gate {
+                    ListingGate::None => None,
+                    ListingGate::Binary(path) => self
+                        .entries
+                        .binary_id_of(path)
+                        .map(|binary_id| SetId::gate(l.key, binary_id)),
+                    ListingGate::Prefix { reader, bytes } => self
+                        .dispatch
+                        .joins_prefix_gates(l.key, reader, &mut adopted)
+                        .then(|| SetId::prefix(l.key, bytes)),
+                };
+                (id.unwrap_or(SetId::Every(l.key)), l.slot)
             })
             .collect()
+    }
+
+    /// The sets old listings are taken from: where [`Self::new_set_ids`]
+    /// put them. A prefix-gated one may have been listed for every event
+    /// instead: it is taken from both.
+    fn old_set_ids(&self, listings: &[Listing]) -> Vec<(SetId, u32)> {
+        let mut ids = Vec::new();
+        for l in listings {
+            match &l.gate {
+                ListingGate::None => ids.push((SetId::Every(l.key), l.slot)),
+                ListingGate::Binary(path) => ids.push((
+                    self.entries
+                        .binary_id_of(path)
+                        .map_or(SetId::Every(l.key), |id| SetId::gate(l.key, id)),
+                    l.slot,
+                )),
+                ListingGate::Prefix { bytes, .. } => {
+                    ids.push((SetId::prefix(l.key, bytes), l.slot));
+                    ids.push((SetId::Every(l.key), l.slot));
+                }
+            }
+        }
+        ids
     }
 
     fn write_sets(&mut self, writes: &[SetWrite]) -> Result<(), SensorError> {
@@ -639,24 +684,36 @@ impl Kernel {
     }
 
     fn write_set(&mut self, write: &SetWrite) -> Result<(), SensorError> {
-        match (write.id, &write.value) {
+        match (&write.id, &write.value) {
             (SetId::Every(key), Some(set)) => self
                 .hook_lists
-                .insert(&key, set, 0)
+                .insert(key, set, 0)
                 .map_err(map_full("HOOK_LISTS", HOOK_LIST_ENTRIES, "dispatch keys")),
             (SetId::Gate(key), Some(set)) => {
-                self.binary_gates.insert(&key, set, 0).map_err(map_full(
+                self.binary_gates.insert(key, set, 0).map_err(map_full(
                     "BINARY_GATES",
                     BINARY_GATE_ENTRIES,
                     "(dispatch key, binary) gates",
                 ))
             }
+            (SetId::Prefix(_) | SetId::PrefixAll(_), Some(set)) => self
+                .prefix_gates
+                .insert(&prefix_gate_key(&write.id), set, 0)
+                .map_err(map_full(
+                    "PREFIX_GATES",
+                    PREFIX_GATE_ENTRIES,
+                    "(dispatch key, string prefix) gates",
+                )),
             (SetId::Every(key), None) => {
-                let _ = self.hook_lists.remove(&key);
+                let _ = self.hook_lists.remove(key);
                 Ok(())
             }
             (SetId::Gate(key), None) => {
-                let _ = self.binary_gates.remove(&key);
+                let _ = self.binary_gates.remove(key);
+                Ok(())
+            }
+            (SetId::Prefix(_) | SetId::PrefixAll(_), None) => {
+                let _ = self.prefix_gates.remove(&prefix_gate_key(&write.id));
                 Ok(())
             }
         }
@@ -829,4 +886,25 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, Sen
         .ok_or_else(|| SensorError::Load(format!("program {name} missing from the BPF object")))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| SensorError::Load(format!("{name}: {e}")))
+}
+
+/// The trie key of a prefix gate entry (`SetId::Prefix` or `PrefixAll`).
+fn prefix_gate_key(id: &SetId) -> Key<PrefixGateData> {
+    let mut data = PrefixGateData::default();
+    let bits = match id {
+        SetId::Prefix(p) => {
+            data.site = p.key.site;
+            data.sub_id = p.key.sub_id;
+            let n = p.bytes.len().min(data.bytes.len());
+            data.bytes[..n].copy_from_slice(&p.bytes[..n]);
+            8 * n as u32
+        }
+        SetId::PrefixAll(key) => {
+            data.site = key.site | PREFIX_GATE_ALL;
+            data.sub_id = key.sub_id;
+            0
+        }
+        SetId::Every(_) | SetId::Gate(_) => 0,
+    };
+    Key::new(STR_TRIE_HEADER_BITS + bits, data)
 }

@@ -5,10 +5,11 @@
 use std::{fs, mem::size_of};
 
 use tetragond_ebpf::{
-    AddrTrieData, ArgSetKey, BinarySetKey, ExePath, HookConf, SubstrKey, SubstrValue,
+    AddrTrieData, ArgSetKey, BinarySetKey, ExePath, GateKey, HookConf, HookSet, SubstrKey,
+    SubstrValue,
 };
 
-use super::install::Installed;
+use super::install::{HookGate, Installed};
 use crate::compile::MapEntry;
 
 /// The kernel's bookkeeping per hash map element (`struct htab_elem`, key
@@ -32,23 +33,41 @@ pub fn bpf_memlock_total() -> u64 {
 }
 
 /// Bytes of the shared maps one installed policy version occupies: its
-/// hooks' `HOOKS` slots and their selector entries (the programs and the
-/// maps' unused capacity are shared by all policies and shown once, by
-/// [`bpf_memlock_total`]).
+/// hooks' `HOOKS` slots, their selector entries and the gate entries that
+/// dispatch them (the programs and the maps' unused capacity are shared
+/// by all policies and shown once, by [`bpf_memlock_total`]).
 pub fn policy_bytes(installed: &Installed) -> u64 {
     installed
         .hooks
         .iter()
         .map(|hook| {
-            size_of::<HookConf>() as u64 + hook.entries.iter().map(entry_bytes).sum::<u64>()
+            size_of::<HookConf>() as u64
+                + hook.entries.iter().map(entry_bytes).sum::<u64>()
+                + hook.keys.len() as u64 * gate_bytes(&hook.gate)
         })
         .sum()
 }
 
+/// Bytes of one key's gate entries for a hook (a gate's set may be shared
+/// with other hooks of the key: each is charged in full).
+fn gate_bytes(gate: &HookGate) -> u64 {
+    let set = size_of::<HookSet>();
+    match gate {
+        HookGate::None => 0,
+        HookGate::Binaries(paths) => paths.len() as u64 * element(size_of::<GateKey>(), set),
+        HookGate::Prefixes(gate) => gate
+            .prefixes
+            .iter()
+            .map(|p| element(8 + p.len(), set))
+            .sum(),
+    }
+}
+
+fn element(key: usize, value: usize) -> u64 {
+    (key.next_multiple_of(8) + value.next_multiple_of(8)) as u64 + ELEMENT_OVERHEAD
+}
+
 fn entry_bytes(entry: &MapEntry) -> u64 {
-    let element = |key: usize, value: usize| {
-        (key.next_multiple_of(8) + value.next_multiple_of(8)) as u64 + ELEMENT_OVERHEAD
-    };
     match entry {
         MapEntry::ArgValue { .. } => element(size_of::<ArgSetKey>(), 1),
         // The set entry and the path's id (shared by the hooks naming it).
@@ -75,7 +94,7 @@ mod tests {
     use crate::{
         compile::{tests::Fixed, MapEntry},
         policy,
-        sensors::install::{Installed, InstalledHook},
+        sensors::install::{HookGate, Installed, InstalledHook},
     };
 
     #[test]
@@ -89,7 +108,7 @@ mod tests {
                 slot: 0,
                 attached: None,
                 keys: vec![],
-                gate: None,
+                gate: Default::default(),
                 entries: hook.entries.clone(),
                 meta: hook.meta.clone(),
                 stacks: 0,
@@ -105,6 +124,16 @@ mod tests {
             "{bytes}: a one-hook policy is charged a few hundred bytes past its slot"
         );
         assert_eq!(policy_bytes(&Installed::default()), 0);
+        // Listed under a key and gated on its binary: the gate's entry too.
+        let mut gated = installed.clone();
+        gated.hooks[0].keys = vec![tetragond_ebpf::HookKey { site: 1, sub_id: 2 }];
+        gated.hooks[0].gate = HookGate::Binaries(vec!["/bin/a".into()]);
+        let set = std::mem::size_of::<tetragond_ebpf::HookSet>() as u64;
+        assert_eq!(
+            policy_bytes(&gated) - bytes,
+            16 + set + ELEMENT_OVERHEAD,
+            "the (key, binary) gate's set"
+        );
     }
 
     #[test]
