@@ -465,6 +465,27 @@ pub mod rate_scope {
 /// wrong.
 pub const TASK_EXE_ENTRIES: u32 = 8192;
 
+/// Processes whose credentials at exec `EXEC_CREDS` keeps (an LRU; from
+/// Linux 6.1 a hash map allocated as written, emptied as tasks exit), for
+/// matchCapabilityChanges and matchNamespaceChanges. A process it does not
+/// hold matches neither, as in Tetragon.
+pub const EXEC_CREDS_ENTRIES: u32 = 16384;
+
+/// Namespace kinds `ExecCreds` keeps: `ns_kind::KINDS` and `ns_kind::PID`.
+pub const NS_CHANGE_KINDS: usize = ns_kind::KINDS + 1;
+
+/// A process's capabilities and namespaces at exec (value of
+/// `EXEC_CREDS`), refreshed when a change selector has matched them, so a
+/// change is reported once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecCreds {
+    /// By `cap_set::*`.
+    pub caps: [u64; 3],
+    /// Inode numbers, by `ns_kind::*`; 0 when unreadable (not compared).
+    pub ns: [u32; NS_CHANGE_KINDS],
+}
+
 /// Entries of `RATE_LIMITS`, the last post time of each (hook, selector,
 /// scope, arguments) a rate-limited Post has seen. An LRU: when more keys
 /// are live within their periods, the oldest is forgotten and its next
@@ -523,11 +544,23 @@ pub struct Selector {
     /// Set operator of matchParentBinaries, against `BINARY_SETS` entries
     /// whose selector has [`PARENT_BINARIES`] set.
     pub parent_binary_op: u8,
-    pub _pad2: [u8; 5],
+    /// matchParentBinaries followChildren: any ancestor's binary matches,
+    /// not only the parent's.
+    pub parent_binary_follow: u8,
+    pub _pad2: [u8; 4],
     /// matchCapabilities entries, all of which must hold (unused: `op` NONE).
     pub caps: [CapFilter; MAX_CAP_FILTERS],
     /// matchNamespaces entries, all of which must hold (unused: `op` NONE).
     pub namespaces: [NsFilter; MAX_NS_FILTERS],
+    /// matchCapabilityChanges (unused: `op` NONE): against the process's
+    /// capabilities at exec (`EXEC_CREDS`), as Tetragon compares them.
+    pub cap_change: CapFilter,
+    /// matchNamespaceChanges: bits (`1 << ns_kind::*`, `PID` included) of
+    /// the namespaces whose change since exec makes it hold (In), or of
+    /// those it ignores (NotIn); `ns_change_op` NONE for none.
+    pub ns_change_mask: u32,
+    pub ns_change_op: u8,
+    pub _pad3: [u8; 3],
 }
 
 /// One matchCapabilities entry: In holds when the set has any of `mask`'s
@@ -540,7 +573,11 @@ pub struct CapFilter {
     pub op: u8,
     /// Which set (`cap_set::*`).
     pub set: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// isNamespaceCapability: the host's user namespace (its inode
+    /// number); the entry holds only for a task outside it, as in
+    /// Tetragon. 0 for any task.
+    pub host_user_ns: u32,
 }
 
 /// One matchNamespaces entry: the namespace of `kind` is (In) or is not
@@ -1211,6 +1248,7 @@ mod pod {
     unsafe impl aya::Pod for TaskTrackingOffsets {}
     unsafe impl aya::Pod for StrTrieData {}
     unsafe impl aya::Pod for PrefixGateData {}
+    unsafe impl aya::Pod for ExecCreds {}
     unsafe impl aya::Pod for AddrTrieData {}
     unsafe impl aya::Pod for StructOffsets {}
     unsafe impl aya::Pod for SubstrKey {}

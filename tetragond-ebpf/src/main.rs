@@ -46,16 +46,16 @@ use aya_ebpf::{
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
     action, arg_kind, gate, op, rate_scope, record, site, stack, AddrTrieData, ArgFilter,
-    ArgSetKey, ArgSpec, BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecRecord,
-    ExitRecord, GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters,
+    ArgSetKey, ArgSpec, BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecCreds,
+    ExecRecord, ExitRecord, GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters,
     PrefixGateData, RateLimitKey, RateLimitState, Selector, SkbInfo, SockInfo, StrTrieData,
     StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN,
-    BINARY_GATE_ENTRIES, FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES,
-    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_FIELD_LOADS, MAX_HOOKS,
-    MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN,
-    PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS,
-    RECORD_LEN, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
-    SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    BINARY_GATE_ENTRIES, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS,
+    KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
+    MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
+    PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES,
+    RECORD_KINDS, RECORD_LEN, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN,
+    STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -82,6 +82,9 @@ static BINARY_SETS: HashMap<BinarySetKey, u8> = HashMap::with_max_entries(16384,
 static BINARY_IDS: HashMap<ExePath, u32> = HashMap::with_max_entries(4096, 0);
 #[map]
 static TASK_EXE: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(TASK_EXE_ENTRIES, 0);
+/// Each process's credentials at exec (see `ExecCreds`).
+#[map]
+static EXEC_CREDS: LruHashMap<u32, ExecCreds> = LruHashMap::with_max_entries(EXEC_CREDS_ENTRIES, 0);
 #[map]
 static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 /// Scratch for building a path key: too big for the 512-byte stack.
@@ -150,6 +153,7 @@ struct LoopState {
     found: u32,
     found_pid: u32,
     found_binary: u32,
+    found_parent_binary: u32,
     ancestor: u64,
     path_dentry: u64,
     path_mnt: u64,
@@ -1197,6 +1201,7 @@ pub extern "C" fn eval_selector(index: u64, hook_slot: u64) -> i64 {
     match loop_state() {
         Some(state) if state.all_match == 1 => {
             state.matched = s as i32;
+            match_process::note_changes(sel);
             return 1;
         }
         _ => {}
@@ -1755,6 +1760,7 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let _ = TASK_EXE.insert(&tgid, path, 0);
+    match_process::record_exec_creds(u64::from(tgid));
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         count_loss(record::EXEC);
         return 0;
@@ -1834,6 +1840,15 @@ pub fn task_fork(ctx: TracePointContext) -> u32 {
             let _ = TASK_EXE.remove(&child);
         }
     }
+    // The child starts from its parent's reference, as Tetragon's.
+    match EXEC_CREDS.get_ptr(&tgid) {
+        Some(creds) => {
+            let _ = EXEC_CREDS.insert(&child, unsafe { &*creds }, 0);
+        }
+        None => {
+            let _ = EXEC_CREDS.remove(&child);
+        }
+    }
     0
 }
 
@@ -1842,6 +1857,7 @@ pub fn task_exit(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
     let _ = TASK_EXE.remove(&tid);
+    let _ = EXEC_CREDS.remove(&tid);
     // Only the leader's exit ends the process (for the process cache).
     if tid != tgid {
         return 0;

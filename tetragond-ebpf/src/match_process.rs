@@ -1,7 +1,8 @@
 //! Selectors on the current process: matchPIDs (with followForks),
 //! matchBinaries (with followChildren), matchParentBinaries,
-//! matchCapabilities and matchNamespaces. Task fields are read at offsets
-//! from the running kernel's BTF (`STRUCT_OFFSETS`).
+//! matchCapabilities, matchNamespaces and their changes since exec. Task
+//! fields are read at offsets from the running kernel's BTF
+//! (`STRUCT_OFFSETS`).
 
 use core::ffi::c_void;
 
@@ -10,7 +11,7 @@ use aya_ebpf::helpers::{
     generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
-    cap_set, ns_kind, op, set_op, BinarySetKey, CapFilter, ExePath, NsFilter, Selector,
+    cap_set, ns_kind, op, set_op, BinarySetKey, CapFilter, ExePath, ExecCreds, NsFilter, Selector,
     StructOffsets, BINARY_FILTER, MAX_ANCESTORS, MAX_PIDS, PARENT_BINARIES, PARENT_BINARY_FILTER,
     STR_MATCH_LEN,
 };
@@ -18,7 +19,7 @@ use tetragond_ebpf::{
 use crate::{
     loop_state,
     match_args::{str_lookup, FilterAt, EXE_BUF_SOURCE},
-    BINARY_IDS, BINARY_SETS, EXE_BUF, HOOKS, STRUCT_OFFSETS, TASK_EXE,
+    BINARY_IDS, BINARY_SETS, EXEC_CREDS, EXE_BUF, HOOKS, STRUCT_OFFSETS, TASK_EXE,
 };
 
 #[inline(always)]
@@ -32,7 +33,7 @@ unsafe fn read<T>(base: u64, offset: u32) -> Option<T> {
 /// Do the selector's process filters hold for the current task?
 #[inline(always)]
 pub fn process_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
-    if sel.pid_follow != 0 || sel.binary_follow != 0 {
+    if sel.pid_follow != 0 || sel.binary_follow != 0 || sel.parent_binary_follow != 0 {
         if !ancestry_matches(hook_slot, s, sel) {
             return false;
         }
@@ -40,9 +41,150 @@ pub fn process_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     (sel.pid_follow != 0 || pids_match(sel))
         && (sel.binary_follow != 0
             || binaries_match(hook_slot, s as u32, sel.binary_op, Task::current()))
-        && parent_binaries_match(hook_slot, s, sel)
+        && (sel.parent_binary_follow != 0 || parent_binaries_match(hook_slot, s, sel))
         && caps_match(sel)
         && namespaces_match(sel)
+        && (!has_change_filters(sel) || changes_hold(u64::from(hook_slot), s as u64) != 0)
+}
+
+#[inline(always)]
+fn has_change_filters(sel: &Selector) -> bool {
+    sel.cap_change.op != set_op::NONE || sel.ns_change_op != set_op::NONE
+}
+
+/// Do selector `selector`'s matchNamespaceChanges and
+/// matchCapabilityChanges hold, against the process's credentials at exec
+/// (or at the last change a selector matched)? A process without them
+/// matches neither, as in Tetragon. A call of its own: its frame stays off
+/// the selector's, which 5.10's 512 bytes of stack along a call chain
+/// cannot spare.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn changes_hold(hook_slot: u64, selector: u64) -> i64 {
+    let (Some(o), Some(sel)) = (
+        STRUCT_OFFSETS.get(0),
+        HOOKS
+            .get(hook_slot as u32)
+            .and_then(|hook| crate::at(&hook.selectors, selector as usize)),
+    ) else {
+        return 0;
+    };
+    let Some(base) = (unsafe { EXEC_CREDS.get(&current_tgid()) }) else {
+        return 0;
+    };
+    i64::from(ns_changes_hold(o, base, sel) && cap_change_holds(o, base, &sel.cap_change))
+}
+
+/// In: a namespace of the mask changed; NotIn: one outside it did.
+/// Namespaces unreadable at exec (0) are not compared.
+#[inline(always)]
+fn ns_changes_hold(o: &StructOffsets, base: &ExecCreds, sel: &Selector) -> bool {
+    if sel.ns_change_op == set_op::NONE {
+        return true;
+    }
+    let watched = if sel.ns_change_op == set_op::IN {
+        sel.ns_change_mask
+    } else {
+        !sel.ns_change_mask
+    };
+    let mut changed = 0;
+    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], |k| {
+        let was = base.ns[k];
+        let now = namespace_inum(o, k as u8);
+        // Arithmetic, not branches: each would double the verifier's paths.
+        changed |= (watched >> k) & 1 & u32::from(was != 0) & u32::from(now != was);
+    });
+    changed != 0
+}
+
+/// Tetragon's rule: a change among the listed capabilities makes In hold;
+/// a change among the others only, NotIn.
+#[inline(always)]
+fn cap_change_holds(o: &StructOffsets, base: &ExecCreds, f: &CapFilter) -> bool {
+    if f.op == set_op::NONE {
+        return true;
+    }
+    if f.host_user_ns != 0 && namespace_inum(o, ns_kind::USER) == f.host_user_ns {
+        return false;
+    }
+    let was = match f.set {
+        cap_set::INHERITABLE => base.caps[usize::from(cap_set::INHERITABLE)],
+        cap_set::PERMITTED => base.caps[usize::from(cap_set::PERMITTED)],
+        _ => base.caps[usize::from(cap_set::EFFECTIVE)],
+    };
+    let now = unsafe { read::<u64>(current_cred(o), cap_offset(o, f.set)) }.unwrap_or(0);
+    if was & f.mask != now & f.mask {
+        f.op == set_op::IN
+    } else {
+        was != now && f.op == set_op::NOT_IN
+    }
+}
+
+/// The current task's capabilities and namespaces, as `EXEC_CREDS` keeps
+/// them.
+#[inline(always)]
+pub fn snapshot(o: &StructOffsets, out: &mut ExecCreds) {
+    let cred = current_cred(o);
+    crate::unrolled!([0, 1, 2], |i| {
+        out.caps[i] = unsafe { read::<u64>(cred, cap_offset(o, i as u8)) }.unwrap_or(0);
+    });
+    crate::unrolled!([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], |k| {
+        out.ns[k] = namespace_inum(o, k as u8);
+    });
+}
+
+/// After a selector with change filters matched: the current credentials
+/// become the process's reference, so a change is reported once.
+#[inline(always)]
+pub fn note_changes(sel: &Selector) {
+    if has_change_filters(sel) {
+        refresh_exec_creds();
+    }
+}
+
+/// Records process `tgid`'s credentials as its reference, at exec. The
+/// values are written straight into the map entry: the verifier does not
+/// track map memory, where on the stack each value read or not would
+/// multiply the states it follows (near a million instructions on 5.10).
+/// The entry is briefly zero: no other thread of the process runs during
+/// its exec.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn record_exec_creds(tgid: u64) -> i64 {
+    let tgid = tgid as u32;
+    let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
+        return 0;
+    };
+    if EXEC_CREDS.insert(&tgid, &ExecCreds::default(), 0).is_err() {
+        return 0;
+    }
+    if let Some(creds) = EXEC_CREDS.get_ptr_mut(&tgid) {
+        snapshot(o, unsafe { &mut *creds });
+    }
+    0
+}
+
+/// See `note_changes`; a call of its own, as `changes_hold`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn refresh_exec_creds() -> i64 {
+    let (Some(o), Some(base)) = (
+        STRUCT_OFFSETS.get(0),
+        EXEC_CREDS.get_ptr_mut(&current_tgid()),
+    ) else {
+        return 0;
+    };
+    snapshot(o, unsafe { &mut *base });
+    0
+}
+
+#[inline(always)]
+fn cap_offset(o: &StructOffsets, set: u8) -> u32 {
+    match set {
+        cap_set::INHERITABLE => o.cred_cap_inheritable,
+        cap_set::PERMITTED => o.cred_cap_permitted,
+        _ => o.cred_cap_effective,
+    }
 }
 
 #[inline(always)]
@@ -225,7 +367,8 @@ fn parent_binaries_match(hook_slot: u32, s: usize, sel: &Selector) -> bool {
 }
 
 /// followForks / followChildren: walks the current task and its ancestors
-/// (the task reached and what was found live in `LoopState`).
+/// (the task reached and what was found live in `LoopState`). For
+/// matchParentBinaries the current task itself does not count.
 #[inline(always)]
 fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     let Some(state) = loop_state() else {
@@ -234,6 +377,7 @@ fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     state.ancestor = unsafe { bpf_get_current_task() };
     state.found_pid = 0;
     state.found_binary = 0;
+    state.found_parent_binary = 0;
     crate::repeat!(
         MAX_ANCESTORS,
         MAX_ANCESTORS,
@@ -245,11 +389,14 @@ fn ancestry_matches(hook_slot: u32, s: usize, sel: &Selector) -> bool {
     let pids_ok = sel.pid_follow == 0 || (state.found_pid != 0) == (sel.pid_op == set_op::IN);
     let bins_ok =
         sel.binary_follow == 0 || (state.found_binary != 0) == set_op::is_positive(sel.binary_op);
-    pids_ok && bins_ok
+    let parents_ok = sel.parent_binary_follow == 0
+        || (state.found_parent_binary != 0) == set_op::is_positive(sel.parent_binary_op);
+    pids_ok && bins_ok && parents_ok
 }
 
 /// Loop step: checks the task reached (`LoopState::ancestor`) against
-/// selector `selector`'s followed pids and binaries, then moves to its parent.
+/// selector `selector`'s followed pids and binaries (and, past the
+/// current task, parent binaries), then moves to its parent.
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn ancestor_step(index: u64, hook_slot: u64, selector: u64) -> i64 {
@@ -291,6 +438,15 @@ pub extern "C" fn ancestor_step(index: u64, hook_slot: u64, selector: u64) -> i6
             state.found_binary = 1;
         }
     }
+    let parent_op = sel.parent_binary_op;
+    if sel.parent_binary_follow != 0
+        && index > 0
+        && binary_found(hook_slot, s as u32 | PARENT_BINARIES, parent_op, ancestor)
+    {
+        if let Some(state) = loop_state() {
+            state.found_parent_binary = 1;
+        }
+    }
     let parent = unsafe { read::<u64>(task, o.task_real_parent) }.unwrap_or(0);
     if parent == 0 || parent == task {
         return 1;
@@ -321,12 +477,10 @@ fn cap_holds(o: &StructOffsets, cred: u64, f: &CapFilter) -> bool {
     if f.op == set_op::NONE {
         return true;
     }
-    let offset = match f.set {
-        cap_set::INHERITABLE => o.cred_cap_inheritable,
-        cap_set::PERMITTED => o.cred_cap_permitted,
-        _ => o.cred_cap_effective,
-    };
-    let caps = unsafe { read::<u64>(cred, offset) }.unwrap_or(0);
+    if f.host_user_ns != 0 && namespace_inum(o, ns_kind::USER) == f.host_user_ns {
+        return false;
+    }
+    let caps = unsafe { read::<u64>(cred, cap_offset(o, f.set)) }.unwrap_or(0);
     (caps & f.mask != 0) == (f.op == set_op::IN)
 }
 

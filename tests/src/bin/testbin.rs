@@ -8,7 +8,8 @@
 //!   apart (a process with a few events a second), prints `survived`.
 //! - `args NR ARG..`: makes syscall NR once with up to 6 integer arguments
 //!   (decimal, negative, or 0x-hex; missing ones are 0), prints `survived`.
-//! - `bench NR COUNT`: prints the best-of-5 ns per syscall NR.
+//! - `bench NR COUNT [STRING]`: prints the best-of-5 ns per syscall NR
+//!   (its first argument STRING, when given).
 //! - `probe VALUE`: calls `tetragond_testbin_probe(VALUE)`, prints `survived`.
 //! - `open PATH`: open(2) O_RDONLY: `opened` or `error ERRNO`.
 //! - `read PATH`: open, then read 1 byte: `read` or `error ERRNO`; a failed
@@ -40,6 +41,7 @@
 //!   `loaded` or `error ERRNO`.
 //! - `setuid UID`: setuid(2): `ok` or `error ERRNO`.
 //! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
+//! - `userns SUBCMD..`: runs SUBCMD in a new user namespace.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
 //!   `child-killed SIGNAL` or `child-exited STATUS`.
 //! - `int80 NR ARG..`: makes i386 syscall NR through `int 0x80` (the
@@ -61,9 +63,9 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] \
+| bench NR COUNT [STRING] | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
-| caps EFF PERM INH SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. \
+| caps EFF PERM INH SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
@@ -403,6 +405,16 @@ fn run(args: &[String]) -> i32 {
                 }
                 Err(e) => println!("open-error {}", io_errno(&e)),
             }
+        }
+        // The rest of the command in a new user namespace (where the
+        // task holds every capability).
+        Some("userns") => {
+            // SAFETY: plain unshare(2) of this single-threaded process.
+            if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+                println!("error {}", errno());
+                return 1;
+            }
+            return run(&args[1..]);
         }
         Some("exec") => {
             let Some(path) = args.get(1) else {

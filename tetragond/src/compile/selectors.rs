@@ -2,9 +2,9 @@
 //! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
-    action, cap_set, op, rate_scope, set_op, stack, ActionSpec, ArgFilter, Selector, BINARY_FILTER,
-    MAX_ARG_FILTERS, MAX_CAP_FILTERS, MAX_NS_FILTERS, MAX_NS_VALUES, MAX_PIDS, MAX_VALUES,
-    PARENT_BINARIES, PARENT_BINARY_FILTER, STR_MATCH_LEN, SUBSTR_LEN,
+    action, cap_set, op, rate_scope, set_op, stack, ActionSpec, ArgFilter, CapFilter, Selector,
+    BINARY_FILTER, MAX_ARG_FILTERS, MAX_CAP_FILTERS, MAX_NS_FILTERS, MAX_NS_VALUES, MAX_PIDS,
+    MAX_VALUES, PARENT_BINARIES, PARENT_BINARY_FILTER, STR_MATCH_LEN, SUBSTR_LEN,
 };
 
 use super::{
@@ -155,6 +155,7 @@ impl SelectorCtx<'_> {
         self.compile_parent_binaries(&sel.match_parent_binaries, &mut compiled, out)?;
         self.compile_capabilities(&sel.match_capabilities, &mut compiled)?;
         self.compile_namespaces(&sel.match_namespaces, &mut compiled)?;
+        self.compile_changes(sel, &mut compiled)?;
         self.compile_actions(&sel.match_actions, &mut compiled)?;
         Ok((compiled, syscalls))
     }
@@ -685,10 +686,9 @@ impl SelectorCtx<'_> {
         let Some(first) = bins.first() else {
             return Ok(());
         };
-        if first.follow_children {
-            return Err(self.unsupported("matchParentBinaries followChildren is not supported yet"));
-        }
         compiled.parent_binary_op = self.binary_entries(Whose::Parent, bins, out)?;
+        // The entries agree on it (`fold_binaries`).
+        compiled.parent_binary_follow = u8::from(first.follow_children);
         Ok(())
     }
 
@@ -752,27 +752,71 @@ impl SelectorCtx<'_> {
             )));
         }
         for (entry, filter) in caps.iter().zip(compiled.caps.iter_mut()) {
-            if entry.is_namespace_capability {
-                return Err(self
-                    .unsupported("matchCapabilities isNamespaceCapability is not supported yet"));
-            }
-            filter.op = set_operator(entry.operator.as_str()).ok_or_else(|| {
+            *filter = self.cap_filter("matchCapabilities", entry)?;
+        }
+        Ok(())
+    }
+
+    /// One matchCapabilities or matchCapabilityChanges entry.
+    fn cap_filter(
+        &self,
+        field: &str,
+        entry: &CapabilitiesSelector,
+    ) -> Result<CapFilter, CompileError> {
+        let mut filter = CapFilter::default();
+        if entry.is_namespace_capability {
+            filter.host_user_ns = values::host_namespace("User").map_err(|e| {
+                self.unsupported(format!(
+                    "isNamespaceCapability needs the host's user namespace: {e}"
+                ))
+            })?;
+        }
+        filter.op = set_operator(entry.operator.as_str()).ok_or_else(|| {
+            self.invalid(format!(
+                "{field} operator {} (expected In or NotIn)",
+                entry.operator.as_str()
+            ))
+        })?;
+        filter.set = match entry.ty.as_str() {
+            "Inheritable" => cap_set::INHERITABLE,
+            "Permitted" => cap_set::PERMITTED,
+            _ => cap_set::EFFECTIVE,
+        };
+        for name in &entry.values {
+            let bit = values::capability(name).ok_or_else(|| {
+                self.invalid(format!("`{name}` is not a capability (CAP_SYS_ADMIN, ...)"))
+            })?;
+            filter.mask |= 1u64 << bit;
+        }
+        Ok(filter)
+    }
+
+    /// matchNamespaceChanges and matchCapabilityChanges: one entry each,
+    /// the one Tetragon's kernel side reads (a second would be ignored
+    /// there, so it is refused here).
+    fn compile_changes(
+        &self,
+        sel: &PolicySelector,
+        compiled: &mut Selector,
+    ) -> Result<(), CompileError> {
+        if sel.match_namespace_changes.len() > 1 || sel.match_capability_changes.len() > 1 {
+            return Err(self.unsupported(
+                "one matchNamespaceChanges and one matchCapabilityChanges entry per selector (Tetragon reads only the first)",
+            ));
+        }
+        if let Some(entry) = sel.match_namespace_changes.first() {
+            compiled.ns_change_op = set_operator(entry.operator.as_str()).ok_or_else(|| {
                 self.invalid(format!(
-                    "matchCapabilities operator {} (expected In or NotIn)",
+                    "matchNamespaceChanges operator {} (expected In or NotIn)",
                     entry.operator.as_str()
                 ))
             })?;
-            filter.set = match entry.ty.as_str() {
-                "Inheritable" => cap_set::INHERITABLE,
-                "Permitted" => cap_set::PERMITTED,
-                _ => cap_set::EFFECTIVE,
-            };
-            for name in &entry.values {
-                let bit = values::capability(name).ok_or_else(|| {
-                    self.invalid(format!("`{name}` is not a capability (CAP_SYS_ADMIN, ...)"))
-                })?;
-                filter.mask |= 1u64 << bit;
+            for ns in &entry.values {
+                compiled.ns_change_mask |= 1 << values::namespace_kind(ns.as_str());
             }
+        }
+        if let Some(entry) = sel.match_capability_changes.first() {
+            compiled.cap_change = self.cap_filter("matchCapabilityChanges", entry)?;
         }
         Ok(())
     }

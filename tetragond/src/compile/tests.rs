@@ -491,7 +491,7 @@ fn several_process_entries_in_one_selector_must_all_hold() {
 }
 
 /// Several matchParentBinaries entries fold as matchBinaries ones do, into
-/// the parent's own set; followChildren on them is refused.
+/// the parent's own set; followChildren extends them to every ancestor.
 #[test]
 fn several_parent_binary_entries_fold_into_one_list() {
     let c = compile_yaml(&policy_with(
@@ -531,15 +531,23 @@ fn several_parent_binary_entries_fold_into_one_list() {
             .contains("several matchParentBinaries entries combine only with In and NotIn"),
         "{e}"
     );
-    let e = compile_yaml(&policy_with(
+    let c = compile_yaml(&policy_with(
         "    - matchParentBinaries:
       - operator: In
         followChildren: true
         values: [/bin/a]
 ",
     ))
-    .expect_err("followChildren");
-    assert!(e.to_string().contains("followChildren"), "{e}");
+    .expect("followChildren compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    assert_eq!(
+        (
+            sel.parent_binary_op,
+            sel.parent_binary_follow,
+            sel.binary_follow
+        ),
+        (set_op::IN, 1, 0)
+    );
 }
 
 #[test]
@@ -1106,4 +1114,43 @@ fn string_prefixes_on_one_arg_gate_the_hook() {
     ))
     .expect("compiles");
     assert_eq!(c.hooks[0].prefix_gate(), None, "gated on the binary");
+}
+
+/// matchNamespaceChanges compiles to a mask of namespace kinds and
+/// matchCapabilityChanges to one capability filter; a second entry of
+/// either, which Tetragon's kernel side would not read, is refused.
+#[test]
+fn change_selectors_compile_to_one_filter_each() {
+    use tetragond_ebpf::ns_kind;
+    let c = compile_yaml(&policy_with(
+        "    - matchNamespaceChanges:
+      - operator: In
+        values: [Mnt, User, Pid]
+      matchCapabilityChanges:
+      - type: Permitted
+        operator: NotIn
+        values: [CAP_SYS_ADMIN, CAP_NET_RAW]
+",
+    ))
+    .expect("compiles");
+    let sel = &c.hooks[0].conf.selectors[0];
+    assert_eq!(sel.ns_change_op, set_op::IN);
+    assert_eq!(
+        sel.ns_change_mask,
+        1 << ns_kind::MNT | 1 << ns_kind::USER | 1 << ns_kind::PID
+    );
+    let caps = sel.cap_change;
+    assert_eq!((caps.op, caps.set), (set_op::NOT_IN, tetragond_ebpf::cap_set::PERMITTED));
+    assert_eq!(caps.mask, 1 << 21 | 1 << 13);
+    assert_eq!(caps.host_user_ns, 0);
+    let e = compile_yaml(&policy_with(
+        "    - matchCapabilityChanges:
+      - operator: In
+        values: [CAP_SYS_ADMIN]
+      - operator: In
+        values: [CAP_NET_RAW]
+",
+    ))
+    .expect_err("two entries");
+    assert!(e.to_string().contains("Tetragon reads only the first"), "{e}");
 }

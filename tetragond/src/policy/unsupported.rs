@@ -240,23 +240,8 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
 /// `kprobe_events`: the hook's events are `process_kprobe`, the one kind
 /// that carries stack traces in Tetragon's events.
 fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> Check {
-    for (i, caps) in selector.match_capabilities.iter().enumerate() {
-        let why = "capabilities are checked against the task's own user namespace";
-        let here = path.key("matchCapabilities").index(i);
-        refuse_if(
-            caps.is_namespace_capability,
-            &here,
-            "isNamespaceCapability",
-            why,
-        )?;
-    }
     let why = "extra data (`data`, `matchData`) is not read";
     refuse_if(!selector.match_data.is_empty(), path, "matchData", why)?;
-    let changes = "changes of namespaces and capabilities are not tracked";
-    let namespace_changes = !selector.match_namespace_changes.is_empty();
-    refuse_if(namespace_changes, path, "matchNamespaceChanges", changes)?;
-    let capability_changes = !selector.match_capability_changes.is_empty();
-    refuse_if(capability_changes, path, "matchCapabilityChanges", changes)?;
     let filters = [
         ("matchArgs", &selector.match_args),
         ("matchReturnArgs", &selector.match_return_args),

@@ -135,6 +135,48 @@ pub fn split_argv(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// A running process's capabilities and namespaces, as the kernel's
+/// `EXEC_CREDS` keeps them (for processes that started before us). None
+/// when the process is gone or its status unreadable.
+pub fn exec_creds(pid: u32) -> Option<tetragond_ebpf::ExecCreds> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Path::new("/proc").join(pid.to_string());
+    let status = fs::read_to_string(dir.join("status")).ok()?;
+    let mut creds = tetragond_ebpf::ExecCreds {
+        caps: parse_caps(&status)?,
+        ..Default::default()
+    };
+    for (kind, name) in NS_FILES.iter().enumerate() {
+        creds.ns[kind] = fs::metadata(dir.join("ns").join(name)).map_or(0, |m| m.ino() as u32);
+    }
+    Some(creds)
+}
+
+/// /proc/PID/ns entries by `ns_kind::*`.
+const NS_FILES: [&str; tetragond_ebpf::NS_CHANGE_KINDS] = [
+    "uts",
+    "ipc",
+    "mnt",
+    "pid_for_children",
+    "net",
+    "time",
+    "time_for_children",
+    "cgroup",
+    "user",
+    "pid",
+];
+
+/// `CapEff`, `CapInh` and `CapPrm` of /proc/PID/status, by `cap_set::*`.
+pub fn parse_caps(status: &str) -> Option<[u64; 3]> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    Some([field("CapEff:")?, field("CapInh:")?, field("CapPrm:")?])
+}
+
 /// Process ids under /proc.
 pub fn pids() -> Vec<u32> {
     fs::read_dir("/proc")
@@ -182,5 +224,23 @@ mod tests {
         assert!(!me.argv.is_empty());
         assert!(me.start_ns > 0);
         assert!(me.ppid > 0);
+    }
+
+    #[test]
+    fn capabilities_by_set() {
+        let status = "Name:\tcat\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t0000000000200000\nCapBnd:\t000001ffffffffff\n";
+        assert_eq!(parse_caps(status), Some([1 << 21, 0, 0x1ff_ffff_ffff]));
+        assert_eq!(parse_caps("CapEff:\tzz\n"), None);
+    }
+
+    /// Our own namespaces, as the kernel's inode numbers of them.
+    #[test]
+    fn reads_own_exec_creds() {
+        use std::os::unix::fs::MetadataExt;
+        let creds = exec_creds(std::process::id()).expect("we exist");
+        let user = fs::metadata("/proc/self/ns/user").expect("ns").ino() as u32;
+        assert_eq!(creds.ns[usize::from(tetragond_ebpf::ns_kind::USER)], user);
+        let pid = fs::metadata("/proc/self/ns/pid").expect("ns").ino() as u32;
+        assert_eq!(creds.ns[usize::from(tetragond_ebpf::ns_kind::PID)], pid);
     }
 }

@@ -21,9 +21,9 @@ use aya::{
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
-    site, EventInfo, ExePath, GateKey, HookConf, HookKey, HookSet, PolicyCounters, PrefixGateData,
-    StructOffsets, TaskTrackingOffsets, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES, PREFIX_GATE_ALL,
-    PREFIX_GATE_ENTRIES, STR_TRIE_HEADER_BITS,
+    site, EventInfo, ExePath, ExecCreds, GateKey, HookConf, HookKey, HookSet, PolicyCounters,
+    PrefixGateData, StructOffsets, TaskTrackingOffsets, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES,
+    PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, STR_TRIE_HEADER_BITS,
 };
 
 use super::{
@@ -269,7 +269,27 @@ impl Kernel {
                 .hold_tracepoint(&format!("task-sched-{event}"), link);
             self.task_links.push(held);
         }
+        self.seed_exec_creds();
         Ok(())
+    }
+
+    /// Processes that started before us: their credentials from /proc, as
+    /// references for the change selectors. After the exec program is
+    /// attached, and without replacing its entries: a process that execs
+    /// meanwhile keeps the kernel's fresher one.
+    fn seed_exec_creds(&mut self) {
+        let Some(map) = self.ebpf.map_mut("EXEC_CREDS") else {
+            return;
+        };
+        let Ok(mut map) = BpfHashMap::<_, u32, ExecCreds>::try_from(map) else {
+            return;
+        };
+        for pid in crate::process::procfs::pids() {
+            if let Some(creds) = crate::process::procfs::exec_creds(pid) {
+                // BPF_NOEXIST: an entry the kernel wrote stays.
+                let _ = map.insert(&pid, &creds, 1);
+            }
+        }
     }
 
     /// Struct member offsets for pointer arguments, from the kernel's BTF.

@@ -45,12 +45,13 @@ pub const ON_DEMAND: [&str; 8] = [
 /// slot as no hook.
 pub const SLOT_TABLES: [&str; 1] = ["HOOKS"];
 
-/// LRU caches whose entries also go when their task exits: `TASK_EXE`,
-/// whose preallocated 8,192 entries (2.7 MB) become a hash map holding the
-/// live tasks. Full (8,192 live tasks and threads), a new task goes
-/// uncached and a selector reads its executable from `mm->exe_file`, as on
-/// any miss: slower, never wrong.
-pub const EXIT_CLEARED_CACHES: [&str; 1] = ["TASK_EXE"];
+/// LRU caches whose entries also go when their task exits, which become
+/// hash maps holding the live tasks: `TASK_EXE`, 8,192 preallocated
+/// entries (2.7 MB; full, a new task goes uncached and a selector reads its
+/// executable from `mm->exe_file`, as on any miss: slower, never wrong),
+/// and `EXEC_CREDS`, 16,384 (1.6 MB; full, a new process has no reference
+/// and matches no change selector, as one Tetragon has not seen).
+pub const EXIT_CLEARED_CACHES: [&str; 2] = ["TASK_EXE", "EXEC_CREDS"];
 
 /// The kernel allocates map elements safely from tracing programs: it has
 /// the BPF memory allocator (Linux 6.1).
