@@ -1140,7 +1140,10 @@ fn change_selectors_compile_to_one_filter_each() {
         1 << ns_kind::MNT | 1 << ns_kind::USER | 1 << ns_kind::PID
     );
     let caps = sel.cap_change;
-    assert_eq!((caps.op, caps.set), (set_op::NOT_IN, tetragond_ebpf::cap_set::PERMITTED));
+    assert_eq!(
+        (caps.op, caps.set),
+        (set_op::NOT_IN, tetragond_ebpf::cap_set::PERMITTED)
+    );
     assert_eq!(caps.mask, 1 << 21 | 1 << 13);
     assert_eq!(caps.host_user_ns, 0);
     let e = compile_yaml(&policy_with(
@@ -1152,5 +1155,8 @@ fn change_selectors_compile_to_one_filter_each() {
 ",
     ))
     .expect_err("two entries");
-    assert!(e.to_string().contains("Tetragon reads only the first"), "{e}");
+    assert!(
+        e.to_string().contains("Tetragon reads only the first"),
+        "{e}"
+    );
 }
