@@ -589,6 +589,10 @@ fn match_pids_follow_forks_covers_descendants() {
     assert_eq!(status.code(), Some(128 + 9), "the shell's child is killed");
 }
 
+/// A return uprobe: the uprobe reads the argument at the call, the
+/// uretprobe the return value (tetragond_testbin_probe(v) returns v + 1),
+/// which matchReturnArgs filter and matchReturnActions kill on; one event
+/// per call, written at the return.
 #[test]
 fn uretprobe_matches_the_return_value() {
     let mut h = Harness::new();
@@ -603,6 +607,9 @@ spec:
   - path: "{}"
     symbols: [tetragond_testbin_probe]
     return: true
+    args:
+    - index: 0
+      type: uint64
     returnArg:
       index: 0
       type: uint64
@@ -630,6 +637,16 @@ spec:
     let ret = &ev[0]["process_uprobe"]["return"];
     assert_eq!(ret["size_arg"], "43", "{}", ev[0]);
     assert_eq!(ret["label"], "ret");
+    // The call's argument, read by the uprobe at entry; the kill is the
+    // return's action.
+    let uprobe = &ev[0]["process_uprobe"];
+    assert_eq!(uprobe["args"][0]["size_arg"], "42", "{}", ev[0]);
+    assert_eq!(uprobe["action"], "KPROBE_ACTION_POST", "{}", ev[0]);
+    assert_eq!(
+        uprobe["return_action"], "KPROBE_ACTION_SIGKILL",
+        "{}",
+        ev[0]
+    );
 }
 
 #[test]
@@ -946,7 +963,10 @@ fn syscall_return_probes_match_the_return_value() {
     let kp = &ev["process_kprobe"];
     assert_eq!(kp["function_name"], "getpgid", "{ev}");
     assert_eq!(kp["return"]["int_arg"], -3, "{ev}");
-    assert_eq!(kp["action"], "KPROBE_ACTION_SIGKILL", "{ev}");
+    // The kill is a matchReturnActions one: the call's return_action; its
+    // action is the one of the selector's matchActions at the call.
+    assert_eq!(kp["action"], "KPROBE_ACTION_POST", "{ev}");
+    assert_eq!(kp["return_action"], "KPROBE_ACTION_SIGKILL", "{ev}");
 }
 
 /// `resolve`: fields behind a raw tracepoint's pointer argument, walked

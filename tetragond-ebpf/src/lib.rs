@@ -190,6 +190,11 @@ pub mod arg_kind {
     /// `struct sk_buff *`: a [`SkbInfo`](crate::SkbInfo) (its socket
     /// part matched by the socket operators); the value is the family.
     pub const SKB: u8 = 22;
+    /// `struct iovec *` (user or kernel memory) with the vector's count in
+    /// the size argument (`sizeArgIndex`): the first bytes of its buffers,
+    /// one after the other (at most [`IOVECS_READ`](crate::IOVECS_READ)
+    /// of them), as a `CHAR_BUF`.
+    pub const CHAR_IOVEC: u8 = 23;
     /// Kernel objects read as a record of their members into the data
     /// slot, as [`StructOffsets::records`] lays them out: the record is
     /// `kind - RECORD_FIRST` (`record_kind::*`), the value 0.
@@ -384,15 +389,32 @@ pub struct ArgSpec {
     pub signed: u8,
     /// `arg_kind::*`.
     pub kind: u8,
-    /// `CHAR_BUF`: 1 when `size_offset` holds the buffer's size argument.
-    pub has_size: u8,
-    /// `CHAR_BUF`: where the size argument is in the context.
+    /// `CHAR_BUF`: where its size comes from (`size_from::*`).
+    pub size_from: u8,
+    /// `CHAR_BUF`: where the size (an argument, or the return value) is
+    /// in the context.
     pub size_offset: u16,
     /// A field behind the argument (a policy's `resolve`): the value read
     /// from the context is a pointer to a struct, and the field is
     /// [`FieldPath`]'s; its value, not the argument's, is what `kind`
     /// reads.
     pub field: FieldPath,
+}
+
+/// The buffers of a `char_iovec` read, at most: the event holds
+/// `STR_LEN - 1` bytes anyway.
+pub const IOVECS_READ: usize = 8;
+
+/// Where a `CHAR_BUF` argument's size comes from (`ArgSpec::size_from`).
+pub mod size_from {
+    /// `STR_LEN - 1` bytes.
+    pub const NONE: u8 = 0;
+    /// The argument at `size_offset` (`sizeArgIndex`).
+    pub const ARG: u8 = 1;
+    /// `returnCopy`, at the exit half of a return hook: the buffer is the
+    /// one the entry half saw ([`ReturnArmed::copy_ptr`]), its size the
+    /// return value at `size_offset` (nothing when negative).
+    pub const RETURN_COPY: u8 = 2;
 }
 
 /// Pointers followed in a field path behind an argument, at most
@@ -655,7 +677,8 @@ pub struct HookConf {
     /// Args up to and including the last one with data (its data slots
     /// are copied into the event).
     pub data_slots: u8,
-    pub _pad: u8,
+    /// Which half of a return hook this is (`return_half::*`).
+    pub return_half: u8,
     pub args: [ArgSpec; MAX_ARGS],
     pub selectors: [Selector; MAX_SELECTORS],
     /// A TracingPolicyNamespaced applies only inside these cgroup v2
@@ -664,7 +687,53 @@ pub struct HookConf {
     /// Unique for every hook user space installs while its maps live:
     /// keys `RATE_LIMITS` (slots are reused; this is not).
     pub install_id: u32,
+    /// `return_half::EXIT`: the slot of its entry half.
+    pub pair_slot: u32,
+    /// `return_half::ENTRY`: 1 + the index of the arg whose pointer the
+    /// exit half reads (`returnCopy`); 0 for none.
+    pub copy_arg: u8,
+    pub _pad2: [u8; 3],
     pub cgroup_scopes: [CgroupScope; MAX_CGROUP_SCOPES],
+}
+
+/// The halves of a return hook (`return: true`), as Tetragon runs it: the
+/// entry half reads the args, filters and acts at the call; when a
+/// selector matched, it records so in `RETURN_ARMED` and its event waits
+/// in user space for the exit half's, which reads the return value,
+/// filters it with that selector's matchReturnArgs, runs its
+/// matchReturnActions, and completes the event.
+pub mod return_half {
+    pub const NONE: u8 = 0;
+    pub const ENTRY: u8 = 1;
+    pub const EXIT: u8 = 2;
+}
+
+/// Calls in flight on a return hook, at most (`RETURN_ARMED`, an LRU: the
+/// oldest call forgotten gets no return half).
+pub const RETURN_ARMED_ENTRIES: u32 = 8192;
+
+/// Key of `RETURN_ARMED`: a thread inside a call an entry half matched.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReturnKey {
+    pub pid_tgid: u64,
+    /// The entry half's slot.
+    pub slot: u32,
+    pub _pad: u32,
+}
+
+/// What the exit half needs of its entry half's match.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReturnArmed {
+    /// The entry half's `install_id`: a slot written again since does not
+    /// complete this call.
+    pub install_id: u32,
+    /// The selector that matched at entry: the exit half evaluates its
+    /// return filters only.
+    pub selector: u32,
+    /// The `returnCopy` argument's pointer, read at entry.
+    pub copy_ptr: u64,
 }
 
 /// A cgroup v2 subtree: a task is inside when its ancestor at `level` is `id`.
@@ -1205,6 +1274,12 @@ pub struct Event {
     /// following the argument data, then of user stack frames.
     pub kernel_stack_len: u16,
     pub user_stack_len: u16,
+    /// `return_half::EXIT`: the slot of the entry half whose event this
+    /// one completes.
+    pub pair_slot: u32,
+    /// `HookConf::return_half` of the hook.
+    pub return_half: u8,
+    pub _pad: [u8; 3],
     pub args: [u64; MAX_ARGS],
     pub comm: [u8; COMM_LEN],
     pub exe: [u8; PATH_LEN],

@@ -45,17 +45,18 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, gate, op, rate_scope, record, site, stack, AddrTrieData, ArgFilter,
-    ArgSetKey, ArgSpec, BinarySetKey, CredInfo, Event, EventBuf, EventInfo, ExePath, ExecCreds,
-    ExecRecord, ExitRecord, GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters,
-    PrefixGateData, RateLimitKey, RateLimitState, Selector, SkbInfo, SockInfo, StrTrieData,
-    StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN,
-    BINARY_GATE_ENTRIES, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS,
-    KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
-    MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR,
-    PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES,
-    RECORD_KINDS, RECORD_LEN, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN,
-    STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    action, arg_kind, gate, op, rate_scope, record, return_half, site, size_from, stack,
+    AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo, Event, EventBuf,
+    EventInfo, ExePath, ExecCreds, ExecRecord, ExitRecord, GateKey, HookConf, HookKey, HookSet,
+    OverrideDecision, PolicyCounters, PrefixGateData, RateLimitKey, RateLimitState, ReturnArmed,
+    ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
+    TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, EXEC_CREDS_ENTRIES,
+    FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS,
+    MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES,
+    MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL,
+    PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES,
+    STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY,
+    TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -179,6 +180,8 @@ struct LoopState {
     /// The pointer a field path behind an argument has reached (see
     /// `follow_field`); 0 once a load failed.
     field: u64,
+    /// The exit half of a return hook: what its entry half recorded.
+    armed: ReturnArmed,
 }
 
 /// Dispatch sets one event walks: (every event, this syscall) x (listed,
@@ -325,6 +328,13 @@ fn loop_state() -> Option<&'static mut LoopState> {
 #[map]
 static RATE_LIMITS: LruHashMap<RateLimitKey, RateLimitState> =
     LruHashMap::with_max_entries(RATE_LIMIT_ENTRIES, 0);
+
+/// Calls an entry half of a return hook matched, until their exit (see
+/// `return_half`). An LRU: a thread that never returns (exit_group) is
+/// forgotten in time.
+#[map]
+static RETURN_ARMED: LruHashMap<ReturnKey, ReturnArmed> =
+    LruHashMap::with_max_entries(RETURN_ARMED_ENTRIES, 0);
 
 /// The daemon's aggregation window in ns (0: off): the events of a
 /// selector without a Post `rateLimit` are limited per process by it,
@@ -1027,9 +1037,14 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
         return 0;
     };
     state.ctx = ctx;
+    let exit_half = hook.return_half == return_half::EXIT;
+    if exit_half && take_armed(hook.pair_slot as u64) == 0 {
+        return 0;
+    }
     repeat!(hook.n_args, MAX_ARGS, read_arg_step(hook_slot as u64));
     let data_len = (hook.data_slots as u32).min(MAX_ARGS as u32) * STR_LEN as u32;
     if hook.n_selectors == 0 {
+        arm(hook_slot as u64, 0);
         post(hook_slot, hook, None, 0, data_len, 0);
         return 0;
     }
@@ -1038,13 +1053,19 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     };
     // Index of the first matching selector, or -1.
     state.matched = -1;
-    repeat!(
-        hook.n_selectors,
-        MAX_SELECTORS,
-        eval_selector(hook_slot as u64)
-    );
+    if exit_half {
+        // Only the selector that matched at entry.
+        eval_selector(u64::from(state.armed.selector), hook_slot as u64);
+    } else {
+        repeat!(
+            hook.n_selectors,
+            MAX_SELECTORS,
+            eval_selector(hook_slot as u64)
+        );
+    }
     let s = loop_state().map_or(-1, |state| state.matched);
     if (0..MAX_SELECTORS as i32).contains(&s) {
+        arm(hook_slot as u64, s as u64);
         return act(
             hook_slot,
             hook,
@@ -1054,6 +1075,64 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
         );
     }
     0
+}
+
+/// The entry half of a return hook (else nothing): records that selector
+/// `selector` matched this thread's call, for the exit half.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn arm(hook_slot: u64, selector: u64) -> i64 {
+    let Some(hook) = HOOKS.get(hook_slot as u32) else {
+        return 0;
+    };
+    if hook.return_half != return_half::ENTRY {
+        return 0;
+    }
+    let copy_ptr = match (hook.copy_arg as usize).checked_sub(1) {
+        Some(i) => EVENT_BUF
+            .get(0)
+            .and_then(|buf| at(&buf.event.args, i).copied())
+            .unwrap_or(0),
+        None => 0,
+    };
+    let key = ReturnKey {
+        pid_tgid: bpf_get_current_pid_tgid(),
+        slot: hook_slot as u32,
+        _pad: 0,
+    };
+    let armed = ReturnArmed {
+        install_id: hook.install_id,
+        selector: selector as u32,
+        copy_ptr,
+    };
+    let _ = RETURN_ARMED.insert(&key, &armed, 0);
+    0
+}
+
+/// The exit half of a return hook: 1 when its entry half (in `entry_slot`,
+/// as written then) matched this thread's call, whose record it takes
+/// into `LoopState::armed`; 0 otherwise.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn take_armed(entry_slot: u64) -> i64 {
+    let key = ReturnKey {
+        pid_tgid: bpf_get_current_pid_tgid(),
+        slot: entry_slot as u32,
+        _pad: 0,
+    };
+    let Some(armed) = (unsafe { RETURN_ARMED.get(&key) }).copied() else {
+        return 0;
+    };
+    let _ = RETURN_ARMED.remove(&key);
+    let current = HOOKS.get(entry_slot as u32).map(|h| h.install_id);
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    if current != Some(armed.install_id) || armed.selector >= MAX_SELECTORS as u32 {
+        return 0;
+    }
+    state.armed = armed;
+    1
 }
 
 /// Loop step: reads argument `index` of hook `hook_slot` (and its data, if any).
@@ -1099,11 +1178,17 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
         } else {
             (kind, raw)
         };
-        let size = if spec.has_size != 0 {
-            let size = unsafe { ctx.read_at::<u64>(spec.size_offset as usize) }.unwrap_or(0);
-            (size << shift) >> shift
-        } else {
-            STR_LEN as u64 - 1
+        let (raw, size) = match spec.size_from {
+            size_from::NONE => (raw, STR_LEN as u64 - 1),
+            size_from::RETURN_COPY => {
+                let ret = unsafe { ctx.read_at::<i64>(spec.size_offset as usize) }.unwrap_or(0);
+                let ptr = loop_state().map_or(0, |state| state.armed.copy_ptr);
+                (ptr, ret.max(0) as u64)
+            }
+            _ => {
+                let size = unsafe { ctx.read_at::<u64>(spec.size_offset as usize) }.unwrap_or(0);
+                (raw, (size << shift) >> shift)
+            }
         };
         read_args::read_data(kind, raw, size, data.as_mut_ptr(), tail.as_mut_ptr())
     } else {
@@ -1620,7 +1705,10 @@ fn post(
     data_len: u32,
     stacks: u8,
 ) {
-    count(hook.policy_slot, |c| c.post += 1);
+    // A call counts once, when its exit half posts.
+    if hook.return_half != return_half::ENTRY {
+        count(hook.policy_slot, |c| c.post += 1);
+    }
     let Some(buf) = EVENT_BUF.get_ptr_mut(0) else {
         return;
     };
@@ -1651,6 +1739,8 @@ fn post(
         ev.selector = s;
         ev.signal = outcome.value;
         ev.repeats = loop_state().map_or(0, |state| state.repeats);
+        ev.return_half = hook.return_half;
+        ev.pair_slot = hook.pair_slot;
         ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         match TASK_EXE.get_ptr(&tgid) {
             Some(exe) => {

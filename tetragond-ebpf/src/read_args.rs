@@ -12,10 +12,11 @@ use aya_ebpf::helpers::{
 };
 use tetragond_ebpf::{
     arg_kind, ns_kind, CredInfo, SkbInfo, SockInfo, StructOffsets, UserNsInfo, FILE_TYPE_BITS,
-    FILE_TYPE_SHIFT, MAX_PATH_COMPONENTS, NO_HOP, PATH_CUT, PATH_WALK_LEN, RECORD_LEN, STR_LEN,
+    FILE_TYPE_SHIFT, IOVECS_READ, MAX_PATH_COMPONENTS, NO_HOP, PATH_CUT, PATH_WALK_LEN, RECORD_LEN,
+    STR_LEN,
 };
 
-use crate::{loop_state, STRUCT_OFFSETS, WALK_BUF};
+use crate::{loop_state, unrolled, STRUCT_OFFSETS, WALK_BUF};
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
@@ -43,6 +44,7 @@ pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8, tail: *mut u8) ->
     match kind {
         arg_kind::STRING => return read_string(raw, slot),
         arg_kind::CHAR_BUF => return read_buf(raw, size, slot),
+        arg_kind::CHAR_IOVEC => return read_iovec(raw, size, slot),
         arg_kind::FILENAME => {
             let name = unsafe { read::<u64>(raw, 0) }.unwrap_or(0);
             return read_string(name, slot);
@@ -117,6 +119,50 @@ fn read_buf(ptr: u64, size: u64, slot: *mut u8) -> u64 {
     }
     unsafe { *slot.add(n as usize) = 0 };
     n
+}
+
+// `read_iovec`'s unrolled list is written for this count.
+const _: () = assert!(IOVECS_READ == 8);
+
+/// The buffers of the `count` iovecs at `iov`, one after the other, into
+/// `slot` up to `STR_LEN - 1` bytes (at most `IOVECS_READ` buffers), NUL
+/// terminated; returns the count. An unreadable iovec ends the read.
+#[inline(always)]
+fn read_iovec(iov: u64, count: u64, slot: *mut u8) -> u64 {
+    if iov == 0 {
+        return 0;
+    }
+    let room = STR_LEN as u64 - 1;
+    let mut len: u64 = 0;
+    unrolled!(
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        |i| if (i as u64) < count && len < room {
+            let mut vec = [0u64; 2];
+            let at = (iov + 16 * i as u64) as *const c_void;
+            if unsafe { gen::bpf_probe_read(vec.as_mut_ptr().cast(), 16, at) } != 0 {
+                return finish(slot, len);
+            }
+            let [base, vec_len] = vec;
+            // Masked for the verifier: `len + n` stays below `2 * STR_LEN`,
+            // inside the event buffer, and is below `STR_LEN` in fact.
+            let n = vec_len.min(room - len) & (STR_LEN as u64 - 1);
+            let to = unsafe { slot.add((len & (STR_LEN as u64 - 1)) as usize) };
+            if n != 0
+                && unsafe { gen::bpf_probe_read(to.cast(), n as u32, base as *const c_void) } != 0
+            {
+                return finish(slot, len);
+            }
+            len += n;
+        }
+    );
+    finish(slot, len)
+}
+
+#[inline(always)]
+fn finish(slot: *mut u8, len: u64) -> u64 {
+    let len = len.min(STR_LEN as u64 - 1);
+    unsafe { *slot.add(len as usize) = 0 };
+    len
 }
 
 /// The current task's working directory into `slot` (`STR_LEN` bytes);

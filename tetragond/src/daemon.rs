@@ -15,7 +15,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-use tetragond_ebpf::record;
+use tetragond_ebpf::{record, return_half};
 
 use crate::{
     api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
@@ -23,7 +23,7 @@ use crate::{
     compile::Tracefs,
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
-    events,
+    events::{self, calls::CallsInFlight},
     export::{
         self, dbus::EventsService, ring, DropReason, ExportConfig, ExportStats, Exporter,
         ProcessEvents, RateLimits, RotatingFile,
@@ -76,6 +76,8 @@ struct Daemon {
     kernel_symbols: std::cell::OnceCell<Option<KernelSymbols>>,
     /// The functions of the files user stack frames were last named in.
     user_symbols: UserSymbols,
+    /// Return hooks' entry events waiting for their exit half's.
+    calls: CallsInFlight,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -186,6 +188,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         line: Vec::with_capacity(4096),
         kernel_symbols: std::cell::OnceCell::new(),
         user_symbols: UserSymbols::default(),
+        calls: CallsInFlight::default(),
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -569,6 +572,42 @@ impl Daemon {
     }
 
     fn export_policy_event(&mut self, ev: &tetragond_ebpf::Event, data: &[u8]) {
+        match ev.return_half {
+            return_half::ENTRY => self.calls.hold(ev, data),
+            return_half::EXIT => self.export_call(ev, data),
+            _ => self.export_hook_event(ev, data, None),
+        }
+    }
+
+    /// A return hook's call: the entry half's event held for it, completed
+    /// by the exit half's `ret`. An exit without its entry event (not
+    /// posted, or posted before the daemon read events) is not written.
+    fn export_call(&mut self, ret: &tetragond_ebpf::Event, ret_data: &[u8]) {
+        let Some(call) = self.calls.take(ret) else {
+            return;
+        };
+        let Some(ret_meta) = self
+            .store
+            .hook_meta(ret.policy_slot, ret.hook_slot)
+            .cloned()
+        else {
+            self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
+            return;
+        };
+        let part = events::ReturnPart {
+            event: ret,
+            payload: ret_data,
+            meta: &ret_meta,
+        };
+        self.export_hook_event(&call.event, &call.payload, Some(part));
+    }
+
+    fn export_hook_event(
+        &mut self,
+        ev: &tetragond_ebpf::Event,
+        data: &[u8],
+        ret: Option<events::ReturnPart<'_>>,
+    ) {
         let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {
             self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
             return;
@@ -609,6 +648,7 @@ impl Daemon {
             &self.clock,
             &self.node_name,
             &stacks,
+            ret,
         );
         self.exporter.write(kind, &self.line);
     }

@@ -8,7 +8,7 @@ use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR
 
 use crate::{
     clock::Clock,
-    compile::{HookKind, HookMeta},
+    compile::{HookKind, HookMeta, ReturnHalf},
     event_args::{slot, write_arg},
     json::Json,
     kernel_info::kallsyms::KernelSymbols,
@@ -201,6 +201,50 @@ fn hook_place(j: &mut Json, kind: &HookKind) {
     }
 }
 
+/// The exit half of a return hook's call (see [`ReturnHalf`]): its event
+/// completes the entry half's.
+#[derive(Debug, Clone, Copy)]
+pub struct ReturnPart<'a> {
+    pub event: &'a Event,
+    pub payload: &'a [u8],
+    pub meta: &'a HookMeta,
+}
+
+/// A call's `args`, as the entry half read them (the `returnCopy` one as
+/// the exit half read it), and its `return`.
+fn call_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, ret: &ReturnPart<'_>) {
+    let copy = match meta.return_half {
+        ReturnHalf::Entry { copy } => copy,
+        _ => None,
+    };
+    let (ret_data, _, _) = split_payload(ret.event, ret.payload);
+    let n = meta.args.len().min(ev.args.len());
+    if n > 0 {
+        j.key("args");
+        j.open(b'[');
+        for (i, (ty, label)) in meta.args.iter().take(n).enumerate() {
+            j.element();
+            let (raw, slot) = if copy == Some(i) {
+                (ret.event.args[1], slot(ret_data, 1))
+            } else {
+                (ev.args[i], slot(data, i))
+            };
+            write_arg(j, ty, raw, slot, label.as_deref());
+        }
+        j.close(b']');
+    }
+    if let Some((ty, label)) = ret.meta.args.first() {
+        j.key("return");
+        write_arg(
+            j,
+            ty,
+            ret.event.args[0],
+            slot(ret_data, 0),
+            label.as_deref(),
+        );
+    }
+}
+
 /// `args` (left out when empty) and `return` (return probes: the arg at
 /// `return_position`, taken out of `args`).
 fn hook_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta) {
@@ -225,14 +269,19 @@ fn hook_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta) {
     }
 }
 
-/// The policy's fields: `policy_name`, `policy_namespace`, `message` and
-/// `tags` (the last three left out when empty).
-fn policy_fields(j: &mut Json, meta: &HookMeta) {
+/// The policy's fields: `policy_name`, `policy_namespace`, a return
+/// hook's `return_action`, `message` and `tags` (all but the first left
+/// out when empty).
+fn policy_fields(j: &mut Json, meta: &HookMeta, ret: Option<&ReturnPart<'_>>) {
     j.key("policy_name");
     j.str(&meta.policy_name);
     if !meta.namespace.is_empty() {
         j.key("policy_namespace");
         j.str(&meta.namespace);
+    }
+    if let Some(ret) = ret {
+        j.key("return_action");
+        j.str(action_name(ret.event));
     }
     if let Some(message) = &meta.message {
         j.key("message");
@@ -274,6 +323,7 @@ pub fn write_policy_event(
     clock: &Clock,
     node_name: &str,
     stacks: &StackFrames,
+    ret: Option<ReturnPart<'_>>,
 ) -> &'static str {
     let kind = hook_kind(meta);
     let (data, _, _) = split_payload(ev, payload);
@@ -281,7 +331,10 @@ pub fn write_policy_event(
     open_line(&mut j, kind);
     processes(&mut j, process, ev.tid, parent);
     hook_place(&mut j, &meta.kind);
-    hook_args(&mut j, ev, data, meta);
+    match &ret {
+        Some(ret) => call_args(&mut j, ev, data, meta, ret),
+        None => hook_args(&mut j, ev, data, meta),
+    }
     j.key("action");
     j.str(action_name(ev));
     stack_trace(
@@ -289,7 +342,7 @@ pub fn write_policy_event(
         "kernel_stack_trace",
         stacks.kernel.iter().map(Frame::from),
     );
-    policy_fields(&mut j, meta);
+    policy_fields(&mut j, meta, ret.as_ref());
     stack_trace(
         &mut j,
         "user_stack_trace",
@@ -297,9 +350,10 @@ pub fn write_policy_event(
     );
     j.key("mode");
     j.str(mode(ev, meta));
-    // Written even when false: that is the point of it.
+    // Written even when false: that is the point of it. A call's is
+    // either half's.
     j.key("enforced");
-    j.bool(ev.enforced != 0);
+    j.bool(ev.enforced != 0 || ret.is_some_and(|r| r.event.enforced != 0));
     if ev.repeats != 0 {
         j.key("repeats");
         j.u64(u64::from(ev.repeats));
@@ -544,6 +598,7 @@ pub fn node_name() -> String {
         .unwrap_or_default()
 }
 
+pub mod calls;
 #[cfg(test)]
 mod reference;
 
@@ -579,6 +634,7 @@ mod tests {
             clock,
             node_name,
             &StackFrames::default(),
+            None,
         );
         assert_eq!(&out[..10], b"left alone", "appended");
         (kind, out.split_off(10))
@@ -607,10 +663,86 @@ mod tests {
             repeats: 0,
             kernel_stack_len: 0,
             user_stack_len: 0,
+            pair_slot: 0,
+            return_half: 0,
+            _pad: [0; 3],
             args: [39, 0, 0, 0, 0],
             comm,
             exe,
         }
+    }
+
+    /// A return hook's call is one event: the entry's args (the
+    /// returnCopy one as the exit read it), its action, the exit's return
+    /// value and action.
+    #[test]
+    fn a_call_is_written_as_one_event_with_its_return() {
+        let kind = HookKind::Kprobe {
+            function: "sys_read".into(),
+        };
+        let entry_meta = HookMeta {
+            policy_name: "reads".into(),
+            namespace: String::new(),
+            kind,
+            args: vec![
+                ("int".into(), None),
+                ("char_buf".into(), Some("buf".into())),
+            ],
+            message: None,
+            tags: vec![],
+            monitor_only: false,
+            return_position: None,
+            return_half: ReturnHalf::Entry { copy: Some(1) },
+        };
+        let exit_meta = HookMeta {
+            args: vec![("int".into(), None), ("char_buf".into(), None)],
+            return_position: Some(0),
+            return_half: ReturnHalf::Exit,
+            ..entry_meta.clone()
+        };
+        let entry = Event {
+            action: action::POST,
+            args: [3, 0x7fff_0000, 0, 0, 0],
+            ..event()
+        };
+        let mut data = vec![0u8; 2 * STR_LEN];
+        data[STR_LEN..STR_LEN + 5].copy_from_slice(b"hello");
+        let exit = Event {
+            action: action::SIGKILL,
+            enforced: 1,
+            data_len: data.len() as u32,
+            args: [5, 5, 0, 0, 0],
+            ..event()
+        };
+        let part = ReturnPart {
+            event: &exit,
+            payload: &data,
+            meta: &exit_meta,
+        };
+        let mut out = Vec::new();
+        let (process, clock) = (Process::default(), Clock::at_boot(0));
+        write_policy_event(
+            &mut out,
+            &entry,
+            &[],
+            &entry_meta,
+            &process,
+            None,
+            &clock,
+            "n",
+            &StackFrames::default(),
+            Some(part),
+        );
+        let line: Value = serde_json::from_slice(&out).expect("JSON");
+        let kprobe = &line["process_kprobe"];
+        assert_eq!(
+            kprobe["args"],
+            json!([{"int_arg": 3}, {"bytes_arg": "aGVsbG8=", "label": "buf"}])
+        );
+        assert_eq!(kprobe["return"], json!({"int_arg": 5}));
+        assert_eq!(kprobe["action"], "KPROBE_ACTION_POST");
+        assert_eq!(kprobe["return_action"], "KPROBE_ACTION_SIGKILL");
+        assert_eq!(kprobe["enforced"], true);
     }
 
     #[test]
@@ -627,6 +759,7 @@ mod tests {
             tags: vec![],
             monitor_only: false,
             return_position: None,
+            return_half: ReturnHalf::None,
         };
         let process = Process {
             exec_id: "aWQ=".into(),
@@ -684,6 +817,7 @@ mod tests {
             tags: vec!["t".into()],
             monitor_only: false,
             return_position: None,
+            return_half: ReturnHalf::None,
         };
         let symbols = KernelSymbols::parse(
             "ffffffff81000000 T do_syscall_64\nffffffff81234560 T vfs_truncate\n",
@@ -714,7 +848,7 @@ mod tests {
         let process = Process::default();
         let clock = Clock::at_boot(0);
         write_policy_event(
-            &mut out, &ev, &payload, &meta, &process, None, &clock, "n", &frames,
+            &mut out, &ev, &payload, &meta, &process, None, &clock, "n", &frames, None,
         );
         let line = String::from_utf8(out).expect("UTF-8");
         let expected = r#""action":"KPROBE_ACTION_SIGKILL","kernel_stack_trace":[{"offset":"21","symbol":"vfs_truncate"},{"symbol":"do_syscall_64"}],"policy_name":"p","tags":["t"],"user_stack_trace":[{"offset":""#;
@@ -742,6 +876,7 @@ mod tests {
             tags: vec!["t".into()],
             monitor_only: true,
             return_position: None,
+            return_half: ReturnHalf::None,
         };
         let p = Process::default();
         let clock = Clock::at_boot(0);
@@ -857,6 +992,7 @@ mod tests {
                 tags: (0..n).map(|t| format!("tag{t}")).collect(),
                 monitor_only: n == 3,
                 return_position: [None, Some(0), Some(3), Some(99)][n],
+                return_half: ReturnHalf::None,
             });
         }
         metas.push(HookMeta {

@@ -12,7 +12,9 @@
 //!   (its first argument STRING, when given).
 //! - `probe VALUE`: calls `tetragond_testbin_probe(VALUE)`, prints `survived`.
 //! - `open PATH`: open(2) O_RDONLY: `opened` or `error ERRNO`.
-//! - `read PATH`: open, then read 1 byte: `read` or `error ERRNO`; a failed
+//! - `writev PATH PART..`: create PATH, then one writev(2) of the parts:
+//!   `wrote N` or `error ERRNO`.
+//! - `read PATH [COUNT]`: open, then one read of COUNT bytes (1): `read` or `error ERRNO`; a failed
 //!   open prints `open-error ERRNO`.
 //! - `exec PATH [ARGS..]`: execv(PATH, [PATH, ARGS..]); on failure prints
 //!   `error ERRNO` (on success the new program prints).
@@ -63,7 +65,7 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT [STRING] | probe VALUE | open PATH | read PATH | exec PATH [ARGS..] \
+| bench NR COUNT [STRING] | probe VALUE | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
@@ -396,9 +398,11 @@ fn run(args: &[String]) -> i32 {
             };
             match std::fs::File::open(path) {
                 Ok(mut f) => {
-                    let mut byte = [0u8; 1];
+                    // One read(2) of COUNT bytes (1 unless given).
+                    let count = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1);
+                    let mut bytes = vec![0u8; count];
                     // Any count, even 0 at end of file: the read was allowed.
-                    match f.read(&mut byte) {
+                    match f.read(&mut bytes) {
                         Ok(_n) => println!("read"),
                         Err(e) => println!("{}", error_line(&e)),
                     }
@@ -516,6 +520,27 @@ fn run(args: &[String]) -> i32 {
                 println!("truncated");
             } else {
                 println!("error {}", errno());
+            }
+        }
+        Some("writev") => {
+            let (Some(path), parts) = (args.get(1), &args[2.min(args.len())..]) else {
+                return usage();
+            };
+            let file = match std::fs::File::create(path) {
+                Ok(file) => file,
+                Err(e) => {
+                    println!("{}", error_line(&e));
+                    return 1;
+                }
+            };
+            let slices: Vec<std::io::IoSlice> = parts
+                .iter()
+                .map(|p| std::io::IoSlice::new(p.as_bytes()))
+                .collect();
+            // One writev(2) of every part.
+            match (&file).write_vectored(&slices) {
+                Ok(n) => println!("wrote {n}"),
+                Err(e) => println!("{}", error_line(&e)),
             }
         }
         Some("bpf-prog") => {

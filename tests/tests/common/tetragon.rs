@@ -387,6 +387,7 @@ const OURS: &[(&str, &str, Kind)] = &[
     // Tetragon's uprobes only post; ours also enforce and return.
     ("ProcessUprobe", "action", Enum),
     ("ProcessUprobe", "return", Msg("KprobeArgument")),
+    ("ProcessUprobe", "return_action", Enum),
     ("RateLimitInfo", "reason", Str),
     ("RateLimitInfo", "policy_name", Str),
 ];

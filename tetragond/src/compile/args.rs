@@ -44,6 +44,7 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
     match ty {
         String => Ok((arg_kind::STRING, ArgClass::Text)),
         CharBuf => Ok((arg_kind::CHAR_BUF, ArgClass::Text)),
+        CharIovec => Ok((arg_kind::CHAR_IOVEC, ArgClass::Text)),
         Fd => Ok((arg_kind::FD, ArgClass::Text)),
         Filename => kernel_only(arg_kind::FILENAME, ArgClass::Text),
         File => kernel_only(arg_kind::FILE, ArgClass::Text),
@@ -88,7 +89,8 @@ pub fn word_arg(ty: ArgType, offset: u16, memory: Memory) -> Result<ArgSpec, Str
     })
 }
 
-/// `char_buf` args with `sizeArgIndex` (1-based, as Tetragon counts):
+/// `char_buf` and `char_iovec` args with `sizeArgIndex` (1-based, as
+/// Tetragon counts; a char_iovec's counts its iovecs):
 /// where the size argument is, by `offset_of(index)`.
 pub fn link_sizes(
     what: &str,
@@ -97,7 +99,14 @@ pub fn link_sizes(
     offset_of: impl Fn(u32) -> Option<u16>,
 ) -> Result<(), CompileError> {
     for (spec, arg) in conf.args.iter_mut().zip(args) {
-        if arg.ty != ArgType::CharBuf || arg.size_arg_index == 0 {
+        if arg.ty == ArgType::CharIovec && arg.size_arg_index == 0 {
+            return Err(unsupported_arg(
+                what,
+                arg.index,
+                "a char_iovec needs sizeArgIndex: the argument that counts its iovecs".into(),
+            ));
+        }
+        if !matches!(arg.ty, ArgType::CharBuf | ArgType::CharIovec) || arg.size_arg_index == 0 {
             continue;
         }
         let offset = offset_of(arg.size_arg_index - 1).ok_or_else(|| {
@@ -110,7 +119,7 @@ pub fn link_sizes(
                 ),
             )
         })?;
-        spec.has_size = 1;
+        spec.size_from = tetragond_ebpf::size_from::ARG;
         spec.size_offset = offset;
     }
     Ok(())

@@ -13,21 +13,21 @@
 //! `security_*` function is an fentry program that decides plus an
 //! fmod_ret program that returns the errno (`sensors/fmod_ret.rs`).
 
-use tetragond_ebpf::HookConf;
+use tetragond_ebpf::{return_half, size_from, HookConf};
 
 use super::{
     args::{unsupported_arg, Memory},
     function::{self, FunctionHook},
-    meta,
+    meta, returns,
     selectors::{compile_selectors, HookArgs},
     syscall_ids, Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind,
-    HookMeta,
+    HookMeta, ReturnHalf,
 };
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     kernel_info::KernelFunctions,
-    policy::model::{KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
+    policy::model::{Arg, ArgType, KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
     syscalls::{self, Share},
 };
 
@@ -56,13 +56,13 @@ pub fn compile(
                 "{what}: no such syscall on x86-64 (x86_64 or i386)"
             )));
         };
-        return syscall(policy, &what, kp, &kp.call, ids, formats).map(|h| vec![h]);
+        return syscall(policy, &what, kp, &kp.call, ids, formats);
     }
     if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) && !kernel_has_symbol(&kp.call) {
         tracing::warn!("{what}: no such kernel function; skipped (ignore.callNotFound)");
         return Ok(vec![]);
     }
-    kernel_function(policy, &what, kp, formats).map(|h| vec![h])
+    kernel_function(policy, &what, kp, formats)
 }
 
 /// `call: list:NAME` over a list of syscalls: one syscall hook per value
@@ -93,13 +93,12 @@ fn call_list(
             )));
         }
     };
-    members
-        .into_iter()
-        .map(|(call, ids)| {
-            let what = format!("{what} ({call})");
-            syscall(policy, &what, kp, &call, ids, formats)
-        })
-        .collect()
+    let mut hooks = Vec::new();
+    for (call, ids) in members {
+        let what = format!("{what} ({call})");
+        hooks.extend(syscall(policy, &what, kp, &call, ids, formats)?);
+    }
+    Ok(hooks)
 }
 
 fn skips_unknown(kp: &KprobeSpec) -> bool {
@@ -150,23 +149,70 @@ fn kernel_has_symbol(name: &str) -> bool {
     })
 }
 
-fn has_override(selectors: &[Selector]) -> bool {
-    selectors
-        .iter()
-        .flat_map(|s| s.match_actions.iter().chain(&s.match_return_actions))
-        .any(|a| a.action.as_str() == "Override")
+fn has_override<'a>(
+    actions: impl IntoIterator<Item = &'a crate::policy::model::ActionSelector>,
+) -> bool {
+    actions.into_iter().any(|a| a.action.as_str() == "Override")
 }
 
+/// A kernel function's hooks: one at its entry, or for `return: true` the
+/// entry half and the exit half (see [`ReturnHalf`]).
 fn kernel_function(
     policy: &TracingPolicy,
     what: &str,
     kp: &KprobeSpec,
     formats: &dyn FormatSource,
+) -> Result<Vec<CompiledHook>, CompileError> {
+    if !kp.ret {
+        return function_entry(policy, what, kp, &kp.selectors, formats).map(|h| vec![h]);
+    }
+    let unsupported = |msg: &str| CompileError::Unsupported(format!("{what}: {msg}"));
+    if has_override(kp.selectors.iter().flat_map(|s| &s.match_return_actions)) {
+        return Err(unsupported(
+            "Override in matchReturnActions: the call is over when they run; Override in matchActions acts at the call",
+        ));
+    }
+    let entry_selectors = returns::entry_selectors(&kp.selectors);
+    let mut entry = function_entry(policy, what, kp, &entry_selectors, formats)?;
+    entry.conf.return_half = return_half::ENTRY;
+    entry.meta.return_half = ReturnHalf::Entry { copy: None };
+    let caps = formats.caps();
+    // fexit where the kernel has trampolines; a kretprobe sees the return
+    // value as well.
+    let params = caps
+        .trampolines
+        .then(|| formats.function_params(&kp.call))
+        .flatten();
+    let (family, return_offset) = match params {
+        Some(params) => (FunctionFamily::Fexit, Some(8 * params as u16)),
+        None if caps.kprobes => (FunctionFamily::Kretprobe, None),
+        None => {
+            return Err(unsupported(
+                "return probes need BPF trampolines (fexit) or kprobes (kretprobe); this kernel has neither",
+            ))
+        }
+    };
+    let target = FunctionTarget {
+        family,
+        name: kp.call.clone(),
+    };
+    let mut exit = return_hook(policy, what, kp, target, return_offset, formats)?;
+    exit.conf.return_half = return_half::EXIT;
+    exit.meta.return_half = ReturnHalf::Exit;
+    Ok(vec![entry, exit])
+}
+
+/// The hook at a kernel function's entry, with `selectors`.
+fn function_entry(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    selectors: &[Selector],
+    formats: &dyn FormatSource,
 ) -> Result<CompiledHook, CompileError> {
     let caps = formats.caps();
     let unsupported = |msg: String| CompileError::Unsupported(format!("{what}: {msg}"));
-    let returns = kp.ret;
-    let (family, name) = if has_override(&kp.selectors) {
+    let family = if has_override(selectors.iter().flat_map(|s| &s.match_actions)) {
         if !kp.call.starts_with("security_") {
             return Err(unsupported(
                 "Override on a kernel function needs bpf_override_return or fmod_ret; tetragond honours Override on LSM hooks and, with fmod_ret, on security_* functions".into(),
@@ -178,55 +224,31 @@ fn kernel_function(
                 kp.call
             )));
         }
-        if returns {
-            return Err(unsupported(
-                "Override cannot be combined with a return probe".into(),
-            ));
-        }
         // The fentry program decides; an fmod_ret program on the same
         // function returns the errno (sensors/fmod_ret.rs).
-        (FunctionFamily::Fentry, kp.call.clone())
-    } else if returns {
-        // fexit sees the args and the return value; a kretprobe only the latter.
-        let params = caps
-            .trampolines
-            .then(|| formats.function_params(&kp.call))
-            .flatten();
-        if let Some(params) = params {
-            let target = FunctionTarget {
-                family: FunctionFamily::Fexit,
-                name: kp.call.clone(),
-            };
-            return return_hook(policy, what, kp, target, Some(8 * params as u16), formats);
-        }
-        if !caps.kprobes {
-            return Err(unsupported(
-                "return probes need BPF trampolines (fexit) or kprobes (kretprobe); this kernel has neither".into(),
-            ));
-        }
-        (FunctionFamily::Kretprobe, kp.call.clone())
+        FunctionFamily::Fentry
     } else if caps.kprobes
         && !(caps.trampolines && caps.kernel_functions == KernelFunctions::Fentry)
     {
-        (FunctionFamily::Kprobe, kp.call.clone())
+        FunctionFamily::Kprobe
     } else if caps.trampolines {
-        (FunctionFamily::Fentry, kp.call.clone())
+        FunctionFamily::Fentry
     } else {
         return Err(unsupported(
             "kernel functions need kprobes (CONFIG_KPROBES) or BPF trampolines (fentry); this kernel has neither (see `tetra status`); only syscall hooks (syscall: true) can be served here".into(),
         ));
     };
-    let target = FunctionTarget { family, name };
-    if family == FunctionFamily::Kretprobe {
-        return return_hook(policy, what, kp, target, None, formats);
-    }
+    let target = FunctionTarget {
+        family,
+        name: kp.call.clone(),
+    };
     function::compile(
         policy,
         FunctionHook {
             what,
             target,
             args: &kp.args,
-            selectors: &kp.selectors,
+            selectors,
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             override_denied: None,
@@ -238,8 +260,10 @@ fn kernel_function(
     )
 }
 
-/// A return probe: fexit when `return_offset` says where the return value
-/// is after the args, else a kretprobe (the return value only).
+/// The exit half of a kernel function's return hook: the return value
+/// alone, at fexit when `return_offset` says where it is after the args,
+/// else at a kretprobe; each selector's matchReturnArgs and
+/// matchReturnActions.
 fn return_hook(
     policy: &TracingPolicy,
     what: &str,
@@ -252,7 +276,8 @@ fn return_hook(
         Some(_) => function::return_with_args,
         None => function::return_view,
     };
-    let (args, selectors) = view(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
+    let selectors = returns::return_selectors(&kp.selectors);
+    let (args, selectors) = view(what, &[], kp.return_arg.as_ref(), &selectors)?;
     function::compile(
         policy,
         FunctionHook {
@@ -273,10 +298,11 @@ fn return_hook(
 
 const SYSCALL_OVERRIDE_DENIED: &str = "Override on a syscall needs bpf_override_return; tetragond serves syscall hooks through the syscall tracepoints, which cannot change a return value: use an LSM hook (lsmhooks) or a security_* kprobe to deny";
 
-/// A syscall return probe (`return: true`) on `raw_syscalls/sys_exit`,
-/// listed under `ids`: as a kretprobe, it sees the return value alone
-/// (`returnArg`, the record's `ret`), which matchReturnArgs filter and
-/// matchReturnActions act on; its events name `call`, with `return`.
+/// A syscall return probe (`return: true`), in two halves (see
+/// [`ReturnHalf`]): the entry half on `raw_syscalls/sys_enter`, as any
+/// syscall hook, and the exit half on `raw_syscalls/sys_exit`, both listed
+/// under `ids`. The exit half reads the return value (`returnArg`, the
+/// record's `ret`) and a `returnCopy` buffer; its events name `call`.
 fn syscall_return(
     policy: &TracingPolicy,
     what: &str,
@@ -284,28 +310,63 @@ fn syscall_return(
     call: &str,
     ids: Vec<u32>,
     formats: &dyn FormatSource,
-) -> Result<CompiledHook, CompileError> {
+) -> Result<Vec<CompiledHook>, CompileError> {
+    let copy = returns::copy_arg(what, &kp.args, &kp.selectors)?;
+    let entry_selectors = returns::entry_selectors(&kp.selectors);
+    let mut entry = syscall_entry(
+        policy,
+        what,
+        kp,
+        call,
+        ids.clone(),
+        formats,
+        &entry_selectors,
+        copy,
+    )?;
+    entry.conf.return_half = return_half::ENTRY;
+    entry.conf.copy_arg = copy.map_or(0, |i| i as u8 + 1);
+    entry.meta.return_half = ReturnHalf::Entry { copy };
     let format = formats.format("raw_syscalls", "sys_exit")?;
     let ret_field = format.field("ret").ok_or_else(|| {
         CompileError::Unsupported(format!("{what}: raw_syscalls/sys_exit has no ret field"))
     })?;
-    let (args, selectors) =
-        function::return_view(what, &kp.args, kp.return_arg.as_ref(), &kp.selectors)?;
+    let mut ret = kp
+        .return_arg
+        .clone()
+        .ok_or_else(|| CompileError::Invalid(format!("{what}: return: true needs returnArg")))?;
+    ret.index = 0;
+    let mut args = vec![ret];
+    if let Some(i) = copy {
+        args.push(Arg {
+            index: 1,
+            return_copy: false,
+            size_arg_index: 0,
+            ..kp.args[i].clone()
+        });
+    }
     let mut conf = HookConf {
         n_args: args.len() as u8,
+        return_half: return_half::EXIT,
         ..Default::default()
     };
     for (i, arg) in args.iter().enumerate() {
         conf.args[i] = super::args::word_arg(arg.ty, ret_field.offset, Memory::User)
             .map_err(|m| unsupported_arg(what, arg.index, m))?;
     }
+    if copy.is_some() {
+        conf.args[1].size_from = size_from::RETURN_COPY;
+        conf.args[1].size_offset = ret_field.offset;
+    }
+    let selectors = returns::exit_selectors(&kp.selectors);
     let end = SyscallEnd {
         event: "sys_exit",
         args: &args,
         selectors: &selectors,
         return_position: Some(0),
     };
-    syscall_hook(policy, what, kp, call, ids, conf, end)
+    let mut exit = syscall_hook(policy, what, kp, call, ids, conf, end)?;
+    exit.meta.return_half = ReturnHalf::Exit;
+    Ok(vec![entry, exit])
 }
 
 /// A syscall hook on `raw_syscalls/sys_enter`, listed under `ids`; its
@@ -317,10 +378,30 @@ fn syscall(
     call: &str,
     ids: Vec<u32>,
     formats: &dyn FormatSource,
-) -> Result<CompiledHook, CompileError> {
+) -> Result<Vec<CompiledHook>, CompileError> {
     if kp.ret {
         return syscall_return(policy, what, kp, call, ids, formats);
     }
+    syscall_entry(policy, what, kp, call, ids, formats, &kp.selectors, None).map(|h| vec![h])
+}
+
+/// The hook on `raw_syscalls/sys_enter` of a syscall hook with
+/// `selectors`; `copy`: the position of an arg read as its pointer only
+/// (a `returnCopy` buffer, read at the exit).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the hook as written, and the two things a return hook's entry half changes"
+)]
+fn syscall_entry(
+    policy: &TracingPolicy,
+    what: &str,
+    kp: &KprobeSpec,
+    call: &str,
+    ids: Vec<u32>,
+    formats: &dyn FormatSource,
+    selectors: &[Selector],
+    copy: Option<usize>,
+) -> Result<CompiledHook, CompileError> {
     let format = formats.format("raw_syscalls", "sys_enter")?;
     let args_field = format.field("args").ok_or_else(|| {
         CompileError::Unsupported(format!("{what}: raw_syscalls/sys_enter has no args field"))
@@ -339,21 +420,27 @@ fn syscall(
                 arg.index
             )));
         }
-        conf.args[i] = super::args::word_arg(
-            arg.ty,
-            args_field.offset + 8 * arg.index as u16,
-            Memory::User,
-        )
-        .map_err(|m| unsupported_arg(what, arg.index, m))?;
+        // The pointer, for the exit half.
+        let ty = if copy == Some(i) {
+            ArgType::Uint64
+        } else {
+            arg.ty
+        };
+        conf.args[i] =
+            super::args::word_arg(ty, args_field.offset + 8 * arg.index as u16, Memory::User)
+                .map_err(|m| unsupported_arg(what, arg.index, m))?;
     }
     let base = args_field.offset;
     super::args::link_sizes(what, &mut conf, &kp.args, |index| {
         (index < SYSCALL_ARGS).then_some(base + 8 * index as u16)
     })?;
+    if let Some(i) = copy {
+        conf.args[i].size_from = size_from::NONE;
+    }
     let end = SyscallEnd {
         event: "sys_enter",
         args: &kp.args,
-        selectors: &kp.selectors,
+        selectors,
         return_position: None,
     };
     syscall_hook(policy, what, kp, call, ids, conf, end)
@@ -420,9 +507,11 @@ fn syscall_hook(
 mod tests {
     use std::path::Path;
 
-    use tetragond_ebpf::{action, ABI_I386};
+    use tetragond_ebpf::{action, return_half, size_from, ABI_I386};
 
-    use crate::compile::{compile, tests::Fixed, Attach, CompiledPolicy, HookKind};
+    use crate::compile::{
+        compile, tests::Fixed, Attach, CompiledHook, CompiledPolicy, HookKind, ReturnHalf,
+    };
     use crate::policy::{parse_policy, PolicyError};
     use crate::syscalls::every_syscall;
 
@@ -631,23 +720,63 @@ spec:
         assert_eq!(c.hooks[0].meta.kind, HookKind::Kprobe { function });
     }
 
+    /// Each syscall of the list gets an entry half on sys_enter (the args,
+    /// matchArgs, matchActions) followed by its exit half on sys_exit (the
+    /// return value, the selector's matchReturnArgs and matchReturnActions,
+    /// the returnCopy buffer read from the pointer the entry half keeps).
     #[test]
-    fn syscall_return_probes_read_the_return_value_at_sys_exit() {
-        let ret = "  - call: list:dups\n    return: true\n    returnArg: {index: 0, type: int}\n    selectors:\n    - matchReturnArgs: [{index: 0, operator: Equal, values: [\"-9\"]}]\n";
+    fn syscall_return_probes_split_into_an_entry_and_an_exit_half() {
+        let ret = "  - call: list:dups
+    return: true
+    args: [{index: 0, type: int}, {index: 1, type: char_buf, returnCopy: true}]
+    returnArg: {index: 0, type: int}
+    selectors:
+    - matchArgs: [{index: 0, operator: Equal, values: [\"3\"]}]
+      matchActions: [{action: Sigkill}]
+      matchReturnArgs: [{index: 0, operator: Equal, values: [\"-9\"]}]
+    - matchArgs: [{index: 0, operator: Equal, values: [\"4\"]}]
+";
         let tp = parse_policy(Path::new("t.yaml"), &list_policy(DUPS, ret))
             .unwrap_or_else(|e| panic!("{e}"));
         let c = compile(&tp, &Fixed).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!c.hooks.is_empty());
-        for hook in &c.hooks {
-            assert!(
-                matches!(&hook.attach, Attach::Tracepoint { subsystem, event } if subsystem == "raw_syscalls" && event == "sys_exit"),
-                "{:?}",
-                hook.attach
+        assert_eq!(c.hooks.len(), 4, "two halves per syscall");
+        for pair in c.hooks.chunks(2) {
+            let [entry, exit] = pair else { unreachable!() };
+            let on = |hook: &CompiledHook| match &hook.attach {
+                Attach::Tracepoint { event, .. } => event.clone(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                (on(entry).as_str(), on(exit).as_str()),
+                ("sys_enter", "sys_exit")
             );
-            assert_eq!(hook.meta.return_position, Some(0));
-            assert_eq!(hook.conf.selectors[0].arg_filters[0].values[0] as i64, -9);
+            assert_eq!(entry.sub_ids, exit.sub_ids);
+            assert_eq!(entry.conf.return_half, return_half::ENTRY);
+            assert_eq!(entry.conf.copy_arg, 2);
+            assert_eq!(entry.meta.return_half, ReturnHalf::Entry { copy: Some(1) });
+            assert_eq!(
+                entry.conf.args[1].size_from,
+                size_from::NONE,
+                "the pointer only"
+            );
+            assert_eq!(entry.conf.n_selectors, 2);
+            assert_eq!(entry.conf.selectors[0].arg_filters[0].values[0], 3);
+            assert_eq!(entry.conf.selectors[0].actions[0].kind, action::SIGKILL);
+            assert_eq!(exit.conf.return_half, return_half::EXIT);
+            assert_eq!(exit.meta.return_half, ReturnHalf::Exit);
+            assert_eq!(exit.meta.return_position, Some(0));
+            assert_eq!(exit.conf.n_args, 2);
+            assert_eq!(exit.conf.args[1].size_from, size_from::RETURN_COPY);
+            assert_eq!(exit.conf.args[1].size_offset, exit.conf.args[0].offset);
+            assert_eq!(exit.conf.n_selectors, 2);
+            assert_eq!(exit.conf.selectors[0].arg_filters[0].values[0] as i64, -9);
+            assert_eq!(
+                exit.conf.selectors[0].n_actions, 0,
+                "posts, as any selector without actions"
+            );
+            assert_eq!(exit.conf.selectors[1].n_arg_filters, 0);
         }
-        // Without returnArg, or with entry args, it is refused with the reason.
+        // Without returnArg it is refused with the reason.
         let tp = parse_policy(
             Path::new("t.yaml"),
             &list_policy(DUPS, "  - call: list:dups\n    return: true\n"),

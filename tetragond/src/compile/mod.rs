@@ -13,6 +13,7 @@ mod kprobe;
 mod lsm;
 mod nop;
 mod plan;
+mod returns;
 mod selectors;
 mod tracepoint;
 mod uprobe;
@@ -70,6 +71,28 @@ pub struct HookMeta {
     /// Return probes: the arg holding the return value, exported as
     /// `return` rather than among `args`.
     pub return_position: Option<usize>,
+    /// Which half of a return hook it is, if it is one (its events are
+    /// merged into one, see [`ReturnHalf`]).
+    pub return_half: ReturnHalf,
+}
+
+/// The halves of a return hook (`return: true`) compiled as two kernel
+/// hooks, as Tetragon runs them: the entry half reads the args and runs
+/// matchActions at the call, the exit half reads the return value
+/// (arg 0, and a `returnCopy` buffer as arg 1), filters it with the
+/// matchReturnArgs of the selector that matched at entry and runs its
+/// matchReturnActions. Their events make one, written at the exit. In a
+/// [`CompiledPolicy`] the exit half follows its entry half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReturnHalf {
+    #[default]
+    None,
+    /// `copy`: the position among the args of the one the exit half's
+    /// buffer replaces (`returnCopy`).
+    Entry {
+        copy: Option<usize>,
+    },
+    Exit,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,6 +239,7 @@ fn meta(policy: &TracingPolicy, kind: HookKind, args: Vec<(String, Option<String
         tags: vec![],
         monitor_only: !crate::policy::has_enforcement_action(policy),
         return_position: None,
+        return_half: ReturnHalf::None,
     }
 }
 
@@ -251,7 +275,7 @@ fn is_string_kind(kind: u8) -> bool {
     use tetragond_ebpf::arg_kind::*;
     matches!(
         kind,
-        STRING | FILE | PATH | DENTRY | BINPRM | FD | FILENAME | CHAR_BUF | DATA_LOC
+        STRING | FILE | PATH | DENTRY | BINPRM | FD | FILENAME | CHAR_BUF | CHAR_IOVEC | DATA_LOC
     )
 }
 

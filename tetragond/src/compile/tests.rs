@@ -381,11 +381,21 @@ fn override_on_security_functions_is_fentry_with_fmod_ret() {
 fn return_probes_read_the_return_register() {
     let extra = "    return: true\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
     let c = compile_on(&kprobe("do_sys_openat2", extra), &Debian).expect("compiles");
-    let hook = &c.hooks[0];
+    let families: Vec<_> = c
+        .hooks
+        .iter()
+        .map(|h| h.attach.function().map(|f| f.family))
+        .collect();
     assert_eq!(
-        hook.attach.function().map(|f| f.family),
-        Some(FunctionFamily::Kretprobe)
+        families,
+        [
+            Some(FunctionFamily::Kprobe),
+            Some(FunctionFamily::Kretprobe)
+        ],
+        "the entry half, then the exit half"
     );
+    let hook = &c.hooks[1];
+    assert_eq!(hook.conf.return_half, tetragond_ebpf::return_half::EXIT);
     assert_eq!(hook.conf.args[0].offset, 80, "rax");
     assert_eq!(
         hook.conf.selectors[0].arg_filters[0].values[0],
@@ -724,27 +734,39 @@ fn return_probes_with_args_are_fexit_where_btf_gives_the_parameters() {
     }
     let extra = "    return: true\n    args:\n    - index: 1\n      type: string\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Prefix\n        values: [/etc/]\n      matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
     let c = compile_on(&kprobe("do_sys_openat2", extra), &WithBtf).expect("compiles");
-    let hook = &c.hooks[0];
+    let [entry, exit] = c.hooks.as_slice() else {
+        panic!("two halves: {:?}", c.hooks.len());
+    };
+    // The entry half reads the args and runs matchArgs at the call.
     assert_eq!(
-        hook.attach.function().map(|f| f.family),
+        entry.attach.function().map(|f| f.family),
+        Some(FunctionFamily::Kprobe)
+    );
+    assert_eq!(entry.conf.n_args, 1);
+    assert_eq!(entry.conf.args[0].offset, 104, "rsi");
+    let sel = &entry.conf.selectors[0];
+    assert_eq!((sel.n_arg_filters, sel.arg_filters[0].op), (1, op::PREFIX));
+    // The exit half reads the return value after the 4 parameters, and
+    // filters it.
+    assert_eq!(
+        exit.attach.function().map(|f| f.family),
         Some(FunctionFamily::Fexit)
     );
-    assert_eq!(hook.conf.n_args, 2);
-    assert_eq!(hook.conf.args[0].offset, 8, "the entry arg");
+    assert_eq!(exit.conf.n_args, 1);
     assert_eq!(
-        hook.conf.args[1].offset, 32,
+        exit.conf.args[0].offset, 32,
         "the return value after 4 parameters"
     );
-    let sel = &hook.conf.selectors[0];
+    let sel = &exit.conf.selectors[0];
     assert_eq!(
-        (sel.arg_filters[0].arg, sel.arg_filters[0].op),
-        (0, op::PREFIX)
+        (
+            sel.n_arg_filters,
+            sel.arg_filters[0].arg,
+            sel.arg_filters[0].op
+        ),
+        (1, 0, op::EQUAL)
     );
-    assert_eq!(
-        (sel.arg_filters[1].arg, sel.arg_filters[1].op),
-        (1, op::EQUAL)
-    );
-    assert_eq!(hook.meta.return_position, Some(1));
+    assert_eq!(exit.meta.return_position, Some(0));
 }
 
 const RAW_SYS_EXIT: &str = "ID: 442
@@ -1159,4 +1181,19 @@ fn change_selectors_compile_to_one_filter_each() {
         e.to_string().contains("Tetragon reads only the first"),
         "{e}"
     );
+}
+
+/// A char_iovec reads its vector's count from the argument its
+/// sizeArgIndex names (1-based), and is refused without one.
+#[test]
+fn char_iovec_reads_the_count_its_size_argument_gives() {
+    let args = "    args:\n    - index: 1\n      type: char_iovec\n      sizeArgIndex: 3\n";
+    let yaml = syscall_kprobe("sys_writev") + args;
+    let c = compile_yaml(&yaml).expect("compiles");
+    let spec = &c.hooks[0].conf.args[0];
+    assert_eq!(spec.kind, tetragond_ebpf::arg_kind::CHAR_IOVEC);
+    assert_eq!(spec.size_from, tetragond_ebpf::size_from::ARG);
+    assert_eq!(spec.size_offset, spec.offset + 8, "args[2], after args[1]");
+    let err = compile_yaml(&yaml.replace("      sizeArgIndex: 3\n", "")).expect_err("no count");
+    assert!(err.to_string().contains("needs sizeArgIndex"), "{err}");
 }

@@ -2,14 +2,14 @@
 //! its hook slot as the BPF cookie. Arguments come from the registers of
 //! the x86-64 calling convention (the `pt_regs` layout is the ptrace ABI).
 
-use tetragond_ebpf::HookConf;
+use tetragond_ebpf::{return_half, HookConf};
 
 use super::{
     args::{word_arg, Memory},
     function::{return_view, ARG_REGISTERS, RETURN_REGISTER},
-    meta,
+    meta, returns,
     selectors::{compile_selectors, HookArgs},
-    Attach, CompiledHook, HookKind, HookMeta, UprobeLocation, UprobeTarget,
+    Attach, CompiledHook, HookKind, HookMeta, ReturnHalf, UprobeLocation, UprobeTarget,
 };
 use crate::kernel_info::HookCaps;
 use crate::policy::limits::OverLimit;
@@ -39,47 +39,100 @@ pub fn compile(
             "{what}: path must be absolute"
         )));
     }
-    let ret = up.ret;
-    let (args, selectors) = if ret {
-        return_view(&what, &up.args, up.return_arg.as_ref(), &up.selectors)?
-    } else {
-        (up.args.clone(), up.selectors.clone())
-    };
-    let conf = hook_conf(&what, policy, &args, &selectors, ret)?;
-    let locations = up
+    let locations: Vec<UprobeLocation> = up
         .symbols
         .iter()
         .map(|s| UprobeLocation::Symbol(s.clone()))
-        .chain(up.offsets.iter().map(|o| UprobeLocation::Offset(*o)));
-    let arg_types: Vec<_> = args
-        .iter()
-        .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
+        .chain(up.offsets.iter().map(|o| UprobeLocation::Offset(*o)))
         .collect();
+    let entry_selectors;
+    let selectors = if up.ret {
+        entry_selectors = returns::entry_selectors(&up.selectors);
+        &entry_selectors
+    } else {
+        &up.selectors
+    };
+    let mut entry = Half::new(&what, policy, &up.args, selectors, false)?;
+    if !up.ret {
+        return Ok(locations
+            .iter()
+            .map(|l| entry.hook(policy, up, l))
+            .collect());
+    }
+    // A return hook: at each location, the entry half then the exit half
+    // (see `ReturnHalf`).
+    entry.conf.0.return_half = return_half::ENTRY;
+    entry.half = ReturnHalf::Entry { copy: None };
+    let return_selectors = returns::return_selectors(&up.selectors);
+    let (args, selectors) = return_view(&what, &[], up.return_arg.as_ref(), &return_selectors)?;
+    let mut exit = Half::new(&what, policy, &args, &selectors, true)?;
+    exit.conf.0.return_half = return_half::EXIT;
+    exit.half = ReturnHalf::Exit;
     Ok(locations
-        .map(|location| CompiledHook {
-            conf: conf.0,
+        .iter()
+        .flat_map(|l| [entry.hook(policy, up, l), exit.hook(policy, up, l)])
+        .collect())
+}
+
+/// A uprobe, or one half of a return uprobe, as compiled for every
+/// location.
+struct Half {
+    conf: Conf,
+    arg_types: Vec<(String, Option<String>)>,
+    ret: bool,
+    half: ReturnHalf,
+}
+
+impl Half {
+    fn new(
+        what: &str,
+        policy: &TracingPolicy,
+        args: &[Arg],
+        selectors: &[Selector],
+        ret: bool,
+    ) -> Result<Self, CompileError> {
+        Ok(Self {
+            conf: hook_conf(what, policy, args, selectors, ret)?,
+            arg_types: args
+                .iter()
+                .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
+                .collect(),
+            ret,
+            half: ReturnHalf::None,
+        })
+    }
+
+    fn hook(
+        &self,
+        policy: &TracingPolicy,
+        up: &UprobeSpec,
+        location: &UprobeLocation,
+    ) -> CompiledHook {
+        CompiledHook {
+            conf: self.conf.0,
             sub_ids: vec![],
-            entries: conf.1.entries.clone(),
+            entries: self.conf.1.entries.clone(),
             meta: HookMeta {
                 message: up.message.clone(),
                 tags: up.tags.clone(),
-                return_position: ret.then_some(0),
+                return_position: self.ret.then_some(0),
+                return_half: self.half,
                 ..meta(
                     policy,
                     HookKind::Uprobe {
                         path: up.path.clone(),
                         symbol: location.to_string(),
                     },
-                    arg_types.clone(),
+                    self.arg_types.clone(),
                 )
             },
             attach: Attach::Uprobe(UprobeTarget {
                 binary: up.path.clone(),
-                location,
-                ret,
+                location: location.clone(),
+                ret: self.ret,
             }),
-        })
-        .collect())
+        }
+    }
 }
 
 type Conf = (HookConf, super::selectors::CompiledSelectors);

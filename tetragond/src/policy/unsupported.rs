@@ -162,6 +162,20 @@ fn resolve_refusal(hook: &Hook<'_>) -> Option<&'static str> {
     }
 }
 
+/// Why `returnCopy` cannot be served on the args of `hook`, if it cannot.
+fn return_copy_refusal(hook: &Hook<'_>) -> Option<&'static str> {
+    match hook {
+        Hook::Kprobe(k) if k.syscall && k.ret => None,
+        Hook::Kprobe(k) | Hook::Fentry(k) if !k.ret => {
+            Some("returnCopy reads a buffer when the call returns: the hook needs return: true")
+        }
+        Hook::Kprobe(k) | Hook::Fentry(k) if !k.syscall => Some(
+            "returnCopy is served on syscall return hooks (syscall: true); a kernel function's return hook reads its args at return",
+        ),
+        _ => Some("returnCopy is served on syscall return hooks (kprobes with syscall: true, return: true)"),
+    }
+}
+
 fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
     let not_resolved = resolve_refusal(&hook);
     match hook {
@@ -186,8 +200,13 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
         }
         Hook::LsmHook(_) | Hook::Usdt(_) => {}
     }
+    let not_copied = return_copy_refusal(&hook);
     for (i, arg) in hook.args().iter().enumerate() {
-        check_arg(arg, &path.key("args").index(i), not_resolved)?;
+        let here = path.key("args").index(i);
+        check_arg(arg, &here, not_resolved)?;
+        if let Some(why) = not_copied {
+            refuse_if(arg.return_copy, &here, "returnCopy", why)?;
+        }
     }
     let kprobe_events = matches!(hook, Hook::Kprobe(_) | Hook::Fentry(_));
     for (i, selector) in hook.selectors().iter().enumerate() {
@@ -214,11 +233,6 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
         refuse_if(arg.resolve.is_some(), here, "resolve", why)?;
     }
     let fields = [
-        (
-            "returnCopy",
-            arg.return_copy,
-            "buffers are read at entry only",
-        ),
         ("maxData", arg.max_data, "a buffer is read up to 255 bytes"),
         (
             "source",

@@ -6,7 +6,7 @@
 //! never leaves a moment without enforcement, and a failed one changes
 //! nothing.
 
-use tetragond_ebpf::{action, HookConf, HookKey, MAX_HOOKS, MAX_POLICIES};
+use tetragond_ebpf::{action, return_half, HookConf, HookKey, MAX_HOOKS, MAX_POLICIES};
 
 use super::dispatch::{Listing, ListingGate};
 use super::ops::KernelOps;
@@ -207,7 +207,12 @@ fn write_hooks(
             meta: hook.meta.clone(),
             stacks: posted_stacks(&hook.conf),
         };
-        let step = write_hook(kernel, policy_slot, hook, &mut entry);
+        // An exit half follows its entry half (see `ReturnHalf`).
+        let pair_slot = match hook.conf.return_half {
+            return_half::EXIT => installed.hooks.last().map_or(u32::MAX, |h| h.slot),
+            _ => 0,
+        };
+        let step = write_hook(kernel, policy_slot, pair_slot, hook, &mut entry);
         // Record even a half-written hook, so release() undoes what was done.
         installed.hooks.push(entry);
         step?;
@@ -229,11 +234,13 @@ fn posted_stacks(conf: &HookConf) -> u8 {
 fn write_hook(
     kernel: &mut impl KernelOps,
     policy_slot: u32,
+    pair_slot: u32,
     hook: &CompiledHook,
     entry: &mut InstalledHook,
 ) -> Result<(), SensorError> {
     let mut conf = hook.conf;
     conf.policy_slot = policy_slot;
+    conf.pair_slot = pair_slot;
     kernel.write_hook(entry.slot, &conf)?;
     for map_entry in &hook.entries {
         kernel.add_entry(entry.slot, map_entry)?;

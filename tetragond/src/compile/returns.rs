@@ -1,0 +1,92 @@
+//! The two halves of a return hook (see [`ReturnHalf`](super::ReturnHalf)):
+//! what each half's selectors hold, and the `returnCopy` argument.
+
+use crate::{
+    error::CompileError,
+    policy::model::{Arg, ArgType, Selector},
+};
+
+/// The entry half's selectors: each as written, without its return
+/// filters and actions.
+pub fn entry_selectors(selectors: &[Selector]) -> Vec<Selector> {
+    selectors
+        .iter()
+        .map(|s| Selector {
+            match_return_args: vec![],
+            match_return_actions: vec![],
+            ..s.clone()
+        })
+        .collect()
+}
+
+/// The exit half's selectors, one per selector (the exit half evaluates
+/// the one that matched at entry): its matchReturnArgs, on the return
+/// value (arg 0), and its matchReturnActions (a Post when there are none).
+pub fn exit_selectors(selectors: &[Selector]) -> Vec<Selector> {
+    selectors
+        .iter()
+        .map(|s| Selector {
+            match_args: s
+                .match_return_args
+                .iter()
+                .map(|a| {
+                    let mut a = a.clone();
+                    a.index = 0;
+                    a
+                })
+                .collect(),
+            match_actions: s.match_return_actions.clone(),
+            ..Selector::default()
+        })
+        .collect()
+}
+
+/// The exit half's selectors where the return value is read by
+/// `function::with_return`: one per selector, its matchReturnArgs and
+/// matchReturnActions alone.
+pub fn return_selectors(selectors: &[Selector]) -> Vec<Selector> {
+    selectors
+        .iter()
+        .map(|s| Selector {
+            match_return_args: s.match_return_args.clone(),
+            match_return_actions: s.match_return_actions.clone(),
+            ..Selector::default()
+        })
+        .collect()
+}
+
+/// The position among `args` of the one `returnCopy` marks, if any: a
+/// `char_buf` whose pointer the entry half keeps, and whose first bytes,
+/// as many as the call returns, the exit half reads. Tetragon keeps one.
+pub fn copy_arg(
+    what: &str,
+    args: &[Arg],
+    selectors: &[Selector],
+) -> Result<Option<usize>, CompileError> {
+    let marked: Vec<usize> = (0..args.len()).filter(|&i| args[i].return_copy).collect();
+    let refuse = |msg: String| Err(CompileError::Unsupported(format!("{what}: {msg}")));
+    let &[position] = marked.as_slice() else {
+        return match marked.len() {
+            0 => Ok(None),
+            _ => refuse("returnCopy is given on more than one argument; one buffer is read at return, as in Tetragon".into()),
+        };
+    };
+    let arg = &args[position];
+    if arg.ty != ArgType::CharBuf {
+        return refuse(format!(
+            "arg {}: returnCopy reads a char_buf at return, not a {}",
+            arg.index, arg.ty
+        ));
+    }
+    let filtered = selectors
+        .iter()
+        .flat_map(|s| &s.match_args)
+        .any(|f| f.index == arg.index);
+    if filtered {
+        return refuse(format!(
+            "arg {}: a returnCopy buffer is read at return, after matchArgs ran at the call; it cannot be filtered",
+            arg.index
+        ));
+    }
+    Ok(Some(position))
+}
