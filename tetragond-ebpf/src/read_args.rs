@@ -144,23 +144,33 @@ fn read_iovec(iov: u64, count: u64, slot: *mut u8) -> u64 {
             }
             let [base, vec_len] = vec;
             // Masked for the verifier: `len + n` stays below `2 * STR_LEN`,
-            // inside the event buffer, and is below `STR_LEN` in fact.
-            let n = vec_len.min(room - len) & (STR_LEN as u64 - 1);
+            // inside the event buffer, and is below `STR_LEN` in fact. The
+            // mask is hidden from the optimiser, which drops it as redundant
+            // after the `min`: 5.10's verifier does not carry a bound learnt
+            // on one register to its copies.
+            let n = core::hint::black_box(vec_len.min(room - len)) & (STR_LEN as u64 - 1);
             let to = unsafe { slot.add((len & (STR_LEN as u64 - 1)) as usize) };
             if n != 0
                 && unsafe { gen::bpf_probe_read(to.cast(), n as u32, base as *const c_void) } != 0
             {
                 return finish(slot, len);
             }
-            len += n;
+            // `len + n` never passes `room`; the mask (a no-op) keeps the
+            // verifier's bounds of `len` within the slot, so that 5.10's,
+            // which follows a compare's impossible branch when the
+            // constant is on its left, never meets contradictory ones.
+            len = (len + n) & (STR_LEN as u64 - 1);
         }
     );
     finish(slot, len)
 }
 
+/// NUL terminates `len` (at most `STR_LEN - 1`) bytes of `slot`. A mask,
+/// not a `min`: 5.10's verifier follows the `min`'s branch that cannot be
+/// taken, and an offset with such bounds makes the pointer a scalar.
 #[inline(always)]
 fn finish(slot: *mut u8, len: u64) -> u64 {
-    let len = len.min(STR_LEN as u64 - 1);
+    let len = len & (STR_LEN as u64 - 1);
     unsafe { *slot.add(len as usize) = 0 };
     len
 }

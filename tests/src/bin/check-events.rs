@@ -54,6 +54,7 @@ struct Expect {
     kind: &'static str,
     /// `function_name` (kprobe, LSM) or `symbol` (uprobe).
     function: &'static str,
+    /// `action`, or for a return probe `return_action`.
     action: &'static str,
     /// `process.arguments` of the triggering testbin run.
     arguments: &'static str,
@@ -103,8 +104,14 @@ fn problems(e: &Expect, h: &Hook<'_>) -> Vec<String> {
     if function != e.function {
         bad.push(format!("function {} (want {})", s(function), e.function));
     }
-    if b["action"] != e.action {
-        bad.push(format!("action {} (want {})", s(&b["action"]), e.action));
+    // A return probe's enforcement is its return's (matchReturnActions).
+    let action = if e.ret.is_some() {
+        "return_action"
+    } else {
+        "action"
+    };
+    if b[action] != e.action {
+        bad.push(format!("{action} {} (want {})", s(&b[action]), e.action));
     }
     let p = &b["process"];
     if p["binary"] != TESTBIN {

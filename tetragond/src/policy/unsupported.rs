@@ -170,7 +170,7 @@ fn return_copy_refusal(hook: &Hook<'_>) -> Option<&'static str> {
             Some("returnCopy reads a buffer when the call returns: the hook needs return: true")
         }
         Hook::Kprobe(k) | Hook::Fentry(k) if !k.syscall => Some(
-            "returnCopy is served on syscall return hooks (syscall: true); a kernel function's return hook reads its args at return",
+            "returnCopy is served on syscall return hooks (syscall: true), not yet on kernel functions",
         ),
         _ => Some("returnCopy is served on syscall return hooks (kprobes with syscall: true, return: true)"),
     }
