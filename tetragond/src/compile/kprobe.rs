@@ -172,10 +172,20 @@ fn kernel_function(
             "Override in matchReturnActions: the call is over when they run; Override in matchActions acts at the call",
         ));
     }
+    let copy = returns::copy_arg(what, &kp.args, &kp.selectors)?;
     let entry_selectors = returns::entry_selectors(&kp.selectors);
-    let mut entry = function_entry(policy, what, kp, &entry_selectors, formats)?;
+    let entry_kp = KprobeSpec {
+        args: returns::pointer_only(&kp.args, copy),
+        ..kp.clone()
+    };
+    let mut entry = function_entry(policy, what, &entry_kp, &entry_selectors, formats)?;
     entry.conf.return_half = return_half::ENTRY;
-    entry.meta.return_half = ReturnHalf::Entry { copy: None };
+    entry.conf.copy_arg = copy.map_or(0, |i| i as u8 + 1);
+    entry.meta.return_half = ReturnHalf::Entry { copy };
+    if let Some(i) = copy {
+        // Written as the buffer the exit half reads.
+        entry.meta.args[i].0 = ArgType::CharBuf.as_str().to_string();
+    }
     let caps = formats.caps();
     // fexit where the kernel has trampolines; a kretprobe sees the return
     // value as well.
@@ -199,6 +209,9 @@ fn kernel_function(
     let mut exit = return_hook(policy, what, kp, target, return_offset, formats)?;
     exit.conf.return_half = return_half::EXIT;
     exit.meta.return_half = ReturnHalf::Exit;
+    if let Some(i) = copy {
+        returns::read_copy_at_return(&mut exit, &kp.args[i]);
+    }
     Ok(vec![entry, exit])
 }
 

@@ -1,6 +1,9 @@
 //! The two halves of a return hook (see [`ReturnHalf`](super::ReturnHalf)):
 //! what each half's selectors hold, and the `returnCopy` argument.
 
+use tetragond_ebpf::{arg_kind, size_from, ArgSpec};
+
+use super::CompiledHook;
 use crate::{
     error::CompileError,
     policy::model::{Arg, ArgType, Selector},
@@ -89,4 +92,35 @@ pub fn copy_arg(
         ));
     }
     Ok(Some(position))
+}
+
+/// The entry half's args: the `returnCopy` one (at `copy`) read as its
+/// pointer only, kept for the exit half.
+pub fn pointer_only(args: &[Arg], copy: Option<usize>) -> Vec<Arg> {
+    let mut args = args.to_vec();
+    if let Some(arg) = copy.and_then(|i| args.get_mut(i)) {
+        arg.ty = ArgType::Uint64;
+        arg.size_arg_index = 0;
+        arg.return_copy = false;
+    }
+    args
+}
+
+/// Gives the exit half `exit` (whose arg 0 is the return value) the
+/// `returnCopy` buffer as arg 1: the pointer the entry half kept, as many
+/// bytes as the return value says.
+pub fn read_copy_at_return(exit: &mut CompiledHook, copy: &Arg) {
+    let ret = exit.conf.args[0];
+    exit.conf.args[1] = ArgSpec {
+        offset: ret.offset,
+        size: 8,
+        kind: arg_kind::CHAR_BUF,
+        size_from: size_from::RETURN_COPY,
+        size_offset: ret.offset,
+        ..Default::default()
+    };
+    exit.conf.n_args = 2;
+    exit.meta
+        .args
+        .push((ArgType::CharBuf.as_str().to_string(), copy.label.clone()));
 }

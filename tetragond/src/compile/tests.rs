@@ -1197,3 +1197,38 @@ fn char_iovec_reads_the_count_its_size_argument_gives() {
     let err = compile_yaml(&yaml.replace("      sizeArgIndex: 3\n", "")).expect_err("no count");
     assert!(err.to_string().contains("needs sizeArgIndex"), "{err}");
 }
+
+/// returnCopy on a kernel function: the entry half keeps the buffer's
+/// pointer, the exit half (a kretprobe here) reads the buffer, as many
+/// bytes as the return value in rax says; the event names it char_buf.
+#[test]
+fn return_copy_on_a_kernel_function_is_read_by_the_exit_half() {
+    let extra = "    return: true
+    args:
+    - index: 0
+      type: file
+    - index: 1
+      type: char_buf
+      returnCopy: true
+    returnArg:
+      index: 0
+      type: int
+";
+    let c = compile_on(&kprobe("vfs_read", extra), &Debian).expect("compiles");
+    let [entry, exit] = c.hooks.as_slice() else {
+        panic!("two halves: {:?}", c.hooks.len());
+    };
+    assert_eq!(entry.conf.copy_arg, 2);
+    assert_eq!(
+        entry.conf.args[1].kind,
+        tetragond_ebpf::arg_kind::INT,
+        "the pointer"
+    );
+    assert_eq!(entry.meta.args[1].0, "char_buf");
+    assert_eq!(exit.conf.n_args, 2);
+    let copy = &exit.conf.args[1];
+    assert_eq!(copy.kind, tetragond_ebpf::arg_kind::CHAR_BUF);
+    assert_eq!(copy.size_from, tetragond_ebpf::size_from::RETURN_COPY);
+    assert_eq!(copy.size_offset, 80, "rax");
+    assert_eq!(exit.conf.data_slots, 2);
+}

@@ -154,7 +154,7 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ),
         ("Arg", "source") => refused(arg("source: x")),
         ("Arg", "returnCopy") => Served(
-            "compile/returns.rs on syscall return hooks; refused elsewhere by policy/unsupported.rs",
+            "compile/returns.rs on kprobe return hooks; refused elsewhere by policy/unsupported.rs",
         ),
         ("Arg", "maxData") => refused(arg("maxData: true")),
         ("Selector", "matchData") => refused(selector(

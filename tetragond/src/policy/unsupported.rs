@@ -165,14 +165,13 @@ fn resolve_refusal(hook: &Hook<'_>) -> Option<&'static str> {
 /// Why `returnCopy` cannot be served on the args of `hook`, if it cannot.
 fn return_copy_refusal(hook: &Hook<'_>) -> Option<&'static str> {
     match hook {
-        Hook::Kprobe(k) if k.syscall && k.ret => None,
-        Hook::Kprobe(k) | Hook::Fentry(k) if !k.ret => {
+        Hook::Kprobe(k) | Hook::Fentry(k) if k.ret => None,
+        Hook::Kprobe(_) | Hook::Fentry(_) => {
             Some("returnCopy reads a buffer when the call returns: the hook needs return: true")
         }
-        Hook::Kprobe(k) | Hook::Fentry(k) if !k.syscall => Some(
-            "returnCopy is served on syscall return hooks (syscall: true), not yet on kernel functions",
+        _ => Some(
+            "returnCopy is served on kprobes with return: true (syscalls and kernel functions)",
         ),
-        _ => Some("returnCopy is served on syscall return hooks (kprobes with syscall: true, return: true)"),
     }
 }
 
