@@ -13,7 +13,7 @@
 //! `security_*` function is an fentry program that decides plus an
 //! fmod_ret program that returns the errno (`sensors/fmod_ret.rs`).
 
-use tetragond_ebpf::{return_half, size_from, HookConf};
+use tetragond_ebpf::{return_half, HookConf};
 
 use super::{
     args::{unsupported_arg, Memory},
@@ -27,7 +27,7 @@ use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     kernel_info::KernelFunctions,
-    policy::model::{Arg, ArgType, KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
+    policy::model::{KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
     syscalls::{self, Share},
 };
 
@@ -172,20 +172,9 @@ fn kernel_function(
             "Override in matchReturnActions: the call is over when they run; Override in matchActions acts at the call",
         ));
     }
-    let copy = returns::copy_arg(what, &kp.args, &kp.selectors)?;
-    let entry_selectors = returns::entry_selectors(&kp.selectors);
-    let entry_kp = KprobeSpec {
-        args: returns::pointer_only(&kp.args, copy),
-        ..kp.clone()
-    };
-    let mut entry = function_entry(policy, what, &entry_kp, &entry_selectors, formats)?;
-    entry.conf.return_half = return_half::ENTRY;
-    entry.conf.copy_arg = copy.map_or(0, |i| i as u8 + 1);
-    entry.meta.return_half = ReturnHalf::Entry { copy };
-    if let Some(i) = copy {
-        // Written as the buffer the exit half reads.
-        entry.meta.args[i].0 = ArgType::CharBuf.as_str().to_string();
-    }
+    let (entry, copy) = returns::entry_half(what, kp, |kp, selectors| {
+        function_entry(policy, what, kp, selectors, formats)
+    })?;
     let caps = formats.caps();
     // fexit where the kernel has trampolines; a kretprobe sees the return
     // value as well.
@@ -324,21 +313,9 @@ fn syscall_return(
     ids: Vec<u32>,
     formats: &dyn FormatSource,
 ) -> Result<Vec<CompiledHook>, CompileError> {
-    let copy = returns::copy_arg(what, &kp.args, &kp.selectors)?;
-    let entry_selectors = returns::entry_selectors(&kp.selectors);
-    let mut entry = syscall_entry(
-        policy,
-        what,
-        kp,
-        call,
-        ids.clone(),
-        formats,
-        &entry_selectors,
-        copy,
-    )?;
-    entry.conf.return_half = return_half::ENTRY;
-    entry.conf.copy_arg = copy.map_or(0, |i| i as u8 + 1);
-    entry.meta.return_half = ReturnHalf::Entry { copy };
+    let (entry, copy) = returns::entry_half(what, kp, |kp, selectors| {
+        syscall_entry(policy, what, kp, call, ids.clone(), formats, selectors)
+    })?;
     let format = formats.format("raw_syscalls", "sys_exit")?;
     let ret_field = format.field("ret").ok_or_else(|| {
         CompileError::Unsupported(format!("{what}: raw_syscalls/sys_exit has no ret field"))
@@ -348,28 +325,14 @@ fn syscall_return(
         .clone()
         .ok_or_else(|| CompileError::Invalid(format!("{what}: return: true needs returnArg")))?;
     ret.index = 0;
-    let mut args = vec![ret];
-    if let Some(i) = copy {
-        args.push(Arg {
-            index: 1,
-            return_copy: false,
-            size_arg_index: 0,
-            ..kp.args[i].clone()
-        });
-    }
     let mut conf = HookConf {
-        n_args: args.len() as u8,
+        n_args: 1,
         return_half: return_half::EXIT,
         ..Default::default()
     };
-    for (i, arg) in args.iter().enumerate() {
-        conf.args[i] = super::args::word_arg(arg.ty, ret_field.offset, Memory::User)
-            .map_err(|m| unsupported_arg(what, arg.index, m))?;
-    }
-    if copy.is_some() {
-        conf.args[1].size_from = size_from::RETURN_COPY;
-        conf.args[1].size_offset = ret_field.offset;
-    }
+    conf.args[0] = super::args::word_arg(ret.ty, ret_field.offset, Memory::User)
+        .map_err(|m| unsupported_arg(what, ret.index, m))?;
+    let args = [ret];
     let selectors = returns::exit_selectors(&kp.selectors);
     let end = SyscallEnd {
         event: "sys_exit",
@@ -379,6 +342,9 @@ fn syscall_return(
     };
     let mut exit = syscall_hook(policy, what, kp, call, ids, conf, end)?;
     exit.meta.return_half = ReturnHalf::Exit;
+    if let Some(i) = copy {
+        returns::read_copy_at_return(&mut exit, &kp.args[i]);
+    }
     Ok(vec![entry, exit])
 }
 
@@ -395,16 +361,11 @@ fn syscall(
     if kp.ret {
         return syscall_return(policy, what, kp, call, ids, formats);
     }
-    syscall_entry(policy, what, kp, call, ids, formats, &kp.selectors, None).map(|h| vec![h])
+    syscall_entry(policy, what, kp, call, ids, formats, &kp.selectors).map(|h| vec![h])
 }
 
 /// The hook on `raw_syscalls/sys_enter` of a syscall hook with
-/// `selectors`; `copy`: the position of an arg read as its pointer only
-/// (a `returnCopy` buffer, read at the exit).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the hook as written, and the two things a return hook's entry half changes"
-)]
+/// `selectors` (a return hook's entry half has its own).
 fn syscall_entry(
     policy: &TracingPolicy,
     what: &str,
@@ -413,7 +374,6 @@ fn syscall_entry(
     ids: Vec<u32>,
     formats: &dyn FormatSource,
     selectors: &[Selector],
-    copy: Option<usize>,
 ) -> Result<CompiledHook, CompileError> {
     let format = formats.format("raw_syscalls", "sys_enter")?;
     let args_field = format.field("args").ok_or_else(|| {
@@ -433,23 +393,17 @@ fn syscall_entry(
                 arg.index
             )));
         }
-        // The pointer, for the exit half.
-        let ty = if copy == Some(i) {
-            ArgType::Uint64
-        } else {
-            arg.ty
-        };
-        conf.args[i] =
-            super::args::word_arg(ty, args_field.offset + 8 * arg.index as u16, Memory::User)
-                .map_err(|m| unsupported_arg(what, arg.index, m))?;
+        conf.args[i] = super::args::word_arg(
+            arg.ty,
+            args_field.offset + 8 * arg.index as u16,
+            Memory::User,
+        )
+        .map_err(|m| unsupported_arg(what, arg.index, m))?;
     }
     let base = args_field.offset;
     super::args::link_sizes(what, &mut conf, &kp.args, |index| {
         (index < SYSCALL_ARGS).then_some(base + 8 * index as u16)
     })?;
-    if let Some(i) = copy {
-        conf.args[i].size_from = size_from::NONE;
-    }
     let end = SyscallEnd {
         event: "sys_enter",
         args: &kp.args,

@@ -3,10 +3,10 @@
 
 use tetragond_ebpf::{arg_kind, size_from, ArgSpec};
 
-use super::CompiledHook;
+use super::{CompiledHook, ReturnHalf};
 use crate::{
     error::CompileError,
-    policy::model::{Arg, ArgType, Selector},
+    policy::model::{Arg, ArgType, KprobeSpec, Selector},
 };
 
 /// The entry half's selectors: each as written, without its return
@@ -94,9 +94,34 @@ pub fn copy_arg(
     Ok(Some(position))
 }
 
+/// The entry half of return hook `kp`, compiled by `compile` from a copy
+/// of `kp` whose `returnCopy` argument is read as its pointer only (kept
+/// for the exit half) and from its entry selectors; and the position of
+/// that argument, if any.
+pub fn entry_half(
+    what: &str,
+    kp: &KprobeSpec,
+    compile: impl FnOnce(&KprobeSpec, &[Selector]) -> Result<CompiledHook, CompileError>,
+) -> Result<(CompiledHook, Option<usize>), CompileError> {
+    let copy = copy_arg(what, &kp.args, &kp.selectors)?;
+    let entry_kp = KprobeSpec {
+        args: pointer_only(&kp.args, copy),
+        ..kp.clone()
+    };
+    let mut entry = compile(&entry_kp, &entry_selectors(&kp.selectors))?;
+    entry.conf.return_half = tetragond_ebpf::return_half::ENTRY;
+    entry.conf.copy_arg = copy.map_or(0, |i| i as u8 + 1);
+    entry.meta.return_half = ReturnHalf::Entry { copy };
+    if let Some(i) = copy {
+        // Written as the buffer the exit half reads.
+        entry.meta.args[i].0 = ArgType::CharBuf.as_str().to_string();
+    }
+    Ok((entry, copy))
+}
+
 /// The entry half's args: the `returnCopy` one (at `copy`) read as its
 /// pointer only, kept for the exit half.
-pub fn pointer_only(args: &[Arg], copy: Option<usize>) -> Vec<Arg> {
+fn pointer_only(args: &[Arg], copy: Option<usize>) -> Vec<Arg> {
     let mut args = args.to_vec();
     if let Some(arg) = copy.and_then(|i| args.get_mut(i)) {
         arg.ty = ArgType::Uint64;
