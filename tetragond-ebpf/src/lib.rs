@@ -112,6 +112,9 @@ pub mod op {
     /// `values` hold up to two (low, high) pairs, inclusive.
     pub const IN_RANGE: u8 = 8;
     pub const NOT_IN_RANGE: u8 = 9;
+    /// Capability sets: the argument holds one not in argument `values[0]`
+    /// (CapabilitiesGained: the new set, then the old).
+    pub const CAPS_GAINED: u8 = 10;
     /// String operators: against `STR_TRIE` entries of (hook, selector, filter).
     pub const STR_EQUAL: u8 = 16;
     pub const STR_NOT_EQUAL: u8 = 17;

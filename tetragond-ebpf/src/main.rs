@@ -1383,6 +1383,7 @@ fn filter_matches(hook_slot: u32, s: u8, f: u8, filter: &ArgFilter, value: u64) 
         op::GREATER_THAN => any_value(filter, |v| (value as i64) > (v as i64)),
         op::LESS_THAN => any_value(filter, |v| (value as i64) < (v as i64)),
         op::MASK => any_value(filter, |v| value & v != 0),
+        op::CAPS_GAINED => value & !arg_value(filter.values[0] as usize) != 0,
         op::IN_RANGE | op::NOT_IN_RANGE => {
             let x = value as i64;
             let n = filter.n_values;

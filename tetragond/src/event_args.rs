@@ -194,6 +194,10 @@ pub fn arg_key(ty: &str) -> &'static str {
         "cred" => "process_credentials_arg",
         "net_device" => "net_dev_arg",
         "user_namespace" => "user_ns_arg",
+        "kernel_cap_t" => "kernel_cap_t_arg",
+        "cap_inheritable" => "cap_inheritable_arg",
+        "cap_permitted" => "cap_permitted_arg",
+        "cap_effective" => "cap_effective_arg",
         _ => records::key(ty).unwrap_or("long_arg"),
     }
 }
@@ -224,6 +228,10 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
         // uint_arg is a uint32 in tetragon.proto: protojson writes a number.
         "uint32" | "uint16" | "uint8" => j.u64(u64::from(raw as u32)),
         "size_t" | "uint64" | "ulong" => j.u64_string(raw),
+        // Tetragon's capability sets: 16 hex digits.
+        "kernel_cap_t" | "cap_inheritable" | "cap_permitted" | "cap_effective" => {
+            j.str(&format!("{raw:016x}"))
+        }
         // Tetragon's SyscallId: the number in its ABI (bit 31 marks i386).
         "syscall64" => {
             let (abi, id) = crate::compile::split_id(raw);
@@ -415,6 +423,10 @@ mod tests {
             (
                 "uint64",
                 r#"{"label":"l","size_arg":"18446744073709551615"}"#,
+            ),
+            (
+                "cap_effective",
+                r#"{"cap_effective_arg":"ffffffffffffffff","label":"l"}"#,
             ),
         ] {
             let mut out = vec![];

@@ -30,9 +30,6 @@ pub enum Memory {
 /// The kernel reading kind of an argument type, and its class.
 pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
     use ArgType::*;
-    if ty.is_numeric() || ty == Capability {
-        return Ok((arg_kind::INT, ArgClass::Integer));
-    }
     let kernel_only = |kind, class| {
         match memory {
         Memory::Kernel => Ok((kind, class)),
@@ -41,6 +38,14 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
         )),
     }
     };
+    // A pointer to a kernel_cap_t, whose 8 bytes are the value (see
+    // `fields::read_member`), as Tetragon reads it.
+    if ty.is_capability_set() {
+        return kernel_only(arg_kind::INT, ArgClass::Integer);
+    }
+    if ty.is_numeric() || ty == Capability {
+        return Ok((arg_kind::INT, ArgClass::Integer));
+    }
     match ty {
         String => Ok((arg_kind::STRING, ArgClass::Text)),
         CharBuf => Ok((arg_kind::CHAR_BUF, ArgClass::Text)),

@@ -36,21 +36,27 @@ pub fn resolve_field(
     Ok(())
 }
 
+const KERNEL_CAP_T: &str = "kernel_cap_t";
+
 /// A type read as a member of the struct its pointer names.
 struct Through {
-    /// The struct and the member.
+    /// The struct and the member (none: the struct's first bytes).
     of: &'static str,
     member: &'static [&'static str],
-    /// The member is a pointer, loaded (else read in place).
+    /// The member's 8 bytes are loaded (a pointer, or a capability set);
+    /// else it is read in place.
     load: bool,
 }
 
 /// A `net_device` is its `name`; a `kiocb` the file its `ki_filp` points
-/// at, as Tetragon reads them.
+/// at; a capability set the 8 bytes of the kernel_cap_t it points at
+/// (5.10's `__u32 cap[2]` and 6.x's `u64 val` alike), as Tetragon reads
+/// them.
 fn read_through(ty: ArgType) -> Option<Through> {
     let (of, member, load): (_, &'static [&'static str], _) = match ty {
         ArgType::NetDevice => ("net_device", &["name"], false),
         ArgType::Kiocb => ("kiocb", &["ki_filp"], true),
+        _ if ty.is_capability_set() => (KERNEL_CAP_T, &[], true),
         _ => return None,
     };
     Some(Through { of, member, load })
@@ -62,11 +68,15 @@ pub fn read_member(spec: &mut ArgSpec, ty: ArgType, btf: Option<&KernelBtf>) -> 
     let Some(through) = read_through(ty) else {
         return Ok(());
     };
-    let btf = need_btf(btf, &format!("type {ty}"))?;
-    let member = btf
-        .member_offset(through.of, through.member)
-        .map_err(|e| format!("type {ty}: {e}"))?;
-    let offset = small(member.offset)?;
+    let offset = if through.member.is_empty() {
+        0
+    } else {
+        let btf = need_btf(btf, &format!("type {ty}"))?;
+        let member = btf
+            .member_offset(through.of, through.member)
+            .map_err(|e| format!("type {ty}: {e}"))?;
+        small(member.offset)?
+    };
     let size = if through.load { 8 } else { 0 };
     let field = &mut spec.field;
     if field.present == 0 {
@@ -238,6 +248,17 @@ pub fn concrete_type(
 /// where it is, by address).
 fn field_size(ty: ArgType, walk: &FieldWalk, btf: &KernelBtf) -> Result<u8, String> {
     use ArgType::*;
+    if ty.is_capability_set() {
+        // By its typedef's name: the struct inside is anonymous.
+        let pointer = format!("{KERNEL_CAP_T} *");
+        return match walk.kind {
+            FieldKind::Inline(_) if walk.type_name == KERNEL_CAP_T => Ok(0),
+            FieldKind::PointerTo(_) if walk.type_name == pointer => Ok(8),
+            _ => Err(format!(
+                "type {ty} reads a {KERNEL_CAP_T} (or a pointer to one)"
+            )),
+        };
+    }
     let integer = match ty {
         Fd | Capability => Some(4),
         _ => int_width(ty),

@@ -16,7 +16,7 @@ use crate::{
     error::CompileError,
     policy::model::{
         ActionSelector, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
-        CapabilitiesSelector, ListType, NamespaceSelector, PidSelector, RateLimitScope,
+        CapabilitiesSelector, ListType, NamespaceSelector, Operator, PidSelector, RateLimitScope,
         Selector as PolicySelector, TracingPolicy,
     },
 };
@@ -82,6 +82,43 @@ impl HookArgs<'_> {
             (None, _) => Err(format!("matchArgs index {selector_index} does not name one of the hook's args")),
             (Some(_), Some(_)) => Err(format!(
                 "matchArgs index {selector_index} names several of the hook's args (read with different `resolve` paths or types); a filter must name exactly one"
+            )),
+        }
+    }
+
+    /// The positions in `args` a filter applies to: the one its `index`
+    /// names, or, as newer Tetragon writes it, `args: [p]`; CapabilitiesGained
+    /// takes two (`args: [new, old]`), the second returned beside.
+    fn filter_positions(&self, filter: &ArgSelector) -> Result<(usize, Option<usize>), String> {
+        let gained = filter.operator == Operator::CapabilitiesGained;
+        let at = |p: u32| {
+            (p as usize)
+                .lt(&self.args.len())
+                .then_some(p as usize)
+                .ok_or_else(|| {
+                    format!(
+                        "matchArgs args position {p} is not one of the hook's {} args",
+                        self.args.len()
+                    )
+                })
+        };
+        match (filter.args.as_slice(), gained) {
+            ([], false) => Ok((self.position(filter.index)?, None)),
+            ([], true) => Err("CapabilitiesGained compares two capability sets: name them with `args: [NEW, OLD]`, positions in the hook's args".into()),
+            (_, _) if filter.index != 0 => Err(format!(
+                "matchArgs gives both index {} and args: Tetragon filters the argument `args` names and ignores `index`; give one of them",
+                filter.index
+            )),
+            ([p], false) => Ok((at(*p)?, None)),
+            ([new, old], true) => Ok((at(*new)?, Some(at(*old)?))),
+            (more, true) => Err(format!(
+                "CapabilitiesGained takes two args positions, the new capability set and the old one ({} given)",
+                more.len()
+            )),
+            (more, false) => Err(format!(
+                "operator {} applies to one argument: args takes one position ({} given)",
+                filter.operator.as_str(),
+                more.len()
             )),
         }
     }
@@ -187,27 +224,28 @@ impl SelectorCtx<'_> {
         }
         let mut syscalls = None;
         for (f, filter) in filters.iter().enumerate() {
-            let position = self
+            let (position, old) = self
                 .args
-                .position(filter.index)
+                .filter_positions(filter)
                 .map_err(|why| self.invalid(why))?;
             let at = (self.s as u8, f as u8);
-            let af = match self.args.class(position) {
-                ArgClass::Integer => {
+            let af = match (self.args.class(position), old) {
+                (_, Some(old)) => self.caps_gained_filter(filter, position, old)?,
+                (ArgClass::Integer, None) => {
                     let is_syscall_id = self.args.syscall_id.contains(&position);
                     let af = self.integer_filter(filter, position, at, is_syscall_id, out)?;
                     if is_syscall_id && (af.op == op::EQUAL || af.op == op::IN_MAP) {
                         let ids = match af.op {
                             op::EQUAL => af.values[..af.n_values as usize].to_vec(),
-                            _ => self.values(filter, true)?,
+                            _ => self.values(filter, ValueKind::SyscallId)?,
                         };
                         syscalls = Some(ids.iter().map(|v| *v as u32).collect());
                     }
                     af
                 }
-                ArgClass::Text => self.text_filter(filter, position, at, out)?,
-                ArgClass::Socket => self.socket_filter(filter, position, at, out)?,
-                ArgClass::Opaque => {
+                (ArgClass::Text, None) => self.text_filter(filter, position, at, out)?,
+                (ArgClass::Socket, None) => self.socket_filter(filter, position, at, out)?,
+                (ArgClass::Opaque, None) => {
                     return Err(self.unsupported(format!(
                         "matchArgs on arg {} of type {}: its fields cannot be matched yet",
                         filter.index, self.args.args[position].ty
@@ -218,6 +256,36 @@ impl SelectorCtx<'_> {
         }
         compiled.n_arg_filters = filters.len() as u8;
         Ok(syscalls)
+    }
+
+    /// CapabilitiesGained: the set at `new` holds a capability the set at
+    /// `old` does not (both capability-typed, as Tetragon requires).
+    fn caps_gained_filter(
+        &self,
+        filter: &ArgSelector,
+        new: usize,
+        old: usize,
+    ) -> Result<ArgFilter, CompileError> {
+        for position in [new, old] {
+            let ty = self.args.args[position].ty;
+            if !ty.is_capability_set() {
+                return Err(self.invalid(format!(
+                    "CapabilitiesGained compares capability sets; args position {position} is of type {ty} (kernel_cap_t, cap_effective, cap_permitted or cap_inheritable)"
+                )));
+            }
+        }
+        if !filter.values.is_empty() {
+            return Err(self.invalid(
+                "CapabilitiesGained takes no values: it compares the two sets args names",
+            ));
+        }
+        let mut af = ArgFilter {
+            arg: new as u8,
+            op: op::CAPS_GAINED,
+            ..Default::default()
+        };
+        af.values[0] = old as u64;
+        Ok(af)
     }
 
     fn integer_filter(
@@ -262,7 +330,19 @@ impl SelectorCtx<'_> {
                 "matchArgs operator {name} does not apply to integer args"
             ))
         })?;
-        let values = self.values(filter, is_syscall_id)?;
+        let kind = if is_syscall_id {
+            ValueKind::SyscallId
+        } else if self
+            .args
+            .args
+            .get(position)
+            .is_some_and(|a| a.ty.is_capability_set())
+        {
+            ValueKind::CapabilitySet
+        } else {
+            ValueKind::Integer
+        };
+        let values = self.values(filter, kind)?;
         // A syscall name stands for its number in each ABI: a set of
         // names within Tetragon's 4 values can grow past what fits in the
         // selector, and is then a set in `ARG_SETS` (the same test).
@@ -502,17 +582,17 @@ impl SelectorCtx<'_> {
         Ok(af)
     }
 
-    /// Integer values, `list:NAME` references, and syscall names for ids
-    /// (each name gives its number in every ABI it covers).
-    fn values(&self, filter: &ArgSelector, is_syscall_id: bool) -> Result<Vec<u64>, CompileError> {
+    /// Integer values, `list:NAME` references (syscall names), and, as
+    /// `kind` says, syscall names for ids or capability names for sets.
+    fn values(&self, filter: &ArgSelector, kind: ValueKind) -> Result<Vec<u64>, CompileError> {
         let mut out = Vec::new();
         for raw in &filter.values {
             if let Some(list) = raw.strip_prefix("list:") {
                 for v in self.list_values(list)? {
-                    out.extend(self.value(&v, true)?);
+                    out.extend(self.value(&v, ValueKind::SyscallId)?);
                 }
             } else {
-                out.extend(self.value(raw, is_syscall_id)?);
+                out.extend(self.value(raw, kind)?);
             }
         }
         // Names overlap (`setuid` covers `setuid32`): one map entry each.
@@ -543,21 +623,26 @@ impl SelectorCtx<'_> {
     }
 
     /// A number as written (a syscall number without bit 31 is a 64-bit
-    /// one); a syscall name as its numbers in the ABIs it covers.
-    fn value(&self, raw: &str, syscall_names: bool) -> Result<Vec<u64>, CompileError> {
+    /// one); a syscall name as its numbers in the ABIs it covers; a
+    /// capability set as `CAP_A,CAP_B` (Tetragon's mask syntax).
+    fn value(&self, raw: &str, kind: ValueKind) -> Result<Vec<u64>, CompileError> {
         let raw = raw.trim();
         if let Some(v) = values::parse_int(raw) {
             return Ok(vec![v]);
         }
-        if syscall_names {
-            if let Some(ids) = syscall_ids(raw) {
-                return Ok(ids.into_iter().map(u64::from).collect());
-            }
-            return Err(self.invalid(format!(
-                "unknown syscall `{raw}` (x86_64 or i386; `x64/NAME` or `i386/NAME` names one ABI)"
-            )));
+        match kind {
+            ValueKind::SyscallId => syscall_ids(raw)
+                .map(|ids| ids.into_iter().map(u64::from).collect())
+                .ok_or_else(|| self.invalid(format!(
+                    "unknown syscall `{raw}` (x86_64 or i386; `x64/NAME` or `i386/NAME` names one ABI)"
+                ))),
+            ValueKind::CapabilitySet => values::capability_mask(raw).map(|m| vec![m]).ok_or_else(|| {
+                self.invalid(format!(
+                    "`{raw}` is neither a mask nor capability names separated by commas (CAP_CHOWN,CAP_SYS_ADMIN)"
+                ))
+            }),
+            ValueKind::Integer => Err(self.invalid(format!("`{raw}` is not an integer"))),
         }
-        Err(self.invalid(format!("`{raw}` is not an integer")))
     }
 
     /// Several entries are ANDed, as in Tetragon: they fold into one set
@@ -931,6 +1016,16 @@ impl SelectorCtx<'_> {
         compiled.n_actions = actions.len() as u8;
         Ok(())
     }
+}
+
+/// What an integer filter's values may name besides numbers.
+#[derive(Clone, Copy)]
+enum ValueKind {
+    Integer,
+    /// Syscall names (the `id` of raw_syscalls, syscall64 args, lists).
+    SyscallId,
+    /// Capability names, for `kernel_cap_t` and the `cap_*` sets.
+    CapabilitySet,
 }
 
 fn operator_code(name: &str) -> Option<u8> {

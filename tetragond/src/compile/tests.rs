@@ -1232,3 +1232,157 @@ fn return_copy_on_a_kernel_function_is_read_by_the_exit_half() {
     assert_eq!(copy.size_offset, 80, "rax");
     assert_eq!(exit.conf.data_slots, 2);
 }
+
+/// The running kernel, as the daemon sees it: raw tracepoints and
+/// `resolve` read this machine's BTF.
+fn host() -> Tracefs {
+    let btf = crate::kernel_info::btf::KernelBtf::from_sys_fs()
+        .expect("these tests need /sys/kernel/btf/vmlinux");
+    Tracefs {
+        caps: Debian.caps(),
+        btf: Some(std::sync::Arc::new(btf)),
+    }
+}
+
+/// sched_process_fork's parent (the task forking): its effective and
+/// inheritable capability sets, then its pid.
+fn fork_caps(filters: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: caps
+spec:
+  tracepoints:
+  - subsystem: sched
+    event: sched_process_fork
+    raw: true
+    args:
+    - index: 0
+      type: cap_effective
+      resolve: cred.cap_effective
+    - index: 0
+      type: cap_inheritable
+      resolve: cred.cap_inheritable
+    - index: 0
+      type: int
+      resolve: tgid
+    selectors:
+    - matchArgs:
+{filters}"
+    )
+}
+
+#[test]
+fn capabilities_gained_compares_the_two_sets_args_names() {
+    let filters = "      - args: [0, 1]\n        operator: CapabilitiesGained\n";
+    let c = compile_on(&fork_caps(filters), &host()).expect("compiles");
+    let hook = &c.hooks[0];
+    let filter = &hook.conf.selectors[0].arg_filters[0];
+    assert_eq!(
+        (filter.op, filter.arg, filter.values[0]),
+        (op::CAPS_GAINED, 0, 1)
+    );
+    // Each set is the 8 bytes of the kernel_cap_t embedded in the cred.
+    let cred = crate::kernel_info::btf::KernelBtf::from_sys_fs()
+        .expect("btf")
+        .member_offset("cred", &["cap_effective"])
+        .expect("cap_effective");
+    let field = &hook.conf.args[0].field;
+    assert_eq!(
+        (field.n_loads, field.size),
+        (1, 8),
+        "task.cred, then the set"
+    );
+    assert_eq!(u32::from(field.offset), cred.offset);
+
+    let refused = [
+        (
+            "      - args: [0]\n        operator: CapabilitiesGained\n",
+            "takes two args positions",
+        ),
+        (
+            "      - args: [0, 2]\n        operator: CapabilitiesGained\n",
+            "position 2 is of type int",
+        ),
+        (
+            "      - index: 0\n        operator: CapabilitiesGained\n",
+            "name them with `args: [NEW, OLD]`",
+        ),
+        (
+            "      - args: [0, 1]\n        operator: CapabilitiesGained\n        values: [CAP_CHOWN]\n",
+            "takes no values",
+        ),
+    ];
+    for (filters, want) in refused {
+        let err = compile_on(&fork_caps(filters), &host()).expect_err(filters);
+        assert!(err.to_string().contains(want), "{filters}: {err}");
+    }
+}
+
+#[test]
+fn args_positions_name_the_filtered_argument() {
+    // `args: [2]` is the third entry; `index: 2` names the same one here
+    // (tracepoints count positions), and both together are refused.
+    let by_position = "      - args: [2]\n        operator: Equal\n        values: [\"1\"]\n";
+    let c = compile_on(&fork_caps(by_position), &host()).expect("compiles");
+    assert_eq!(c.hooks[0].conf.selectors[0].arg_filters[0].arg, 2);
+    let both =
+        "      - index: 1\n        args: [2]\n        operator: Equal\n        values: [\"1\"]\n";
+    let err = compile_on(&fork_caps(both), &host()).expect_err("both");
+    assert!(err.to_string().contains("give one of them"), "{err}");
+    let two = "      - args: [1, 2]\n        operator: Equal\n        values: [\"1\"]\n";
+    let err = compile_on(&fork_caps(two), &host()).expect_err("two");
+    assert!(err.to_string().contains("args takes one position"), "{err}");
+
+    // On a kernel function `index` names an entry by its own `index`,
+    // `args` by its place in the list.
+    let extra = "    args:\n    - index: 1\n      type: int\n    - index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - FILTER\n        operator: Equal\n        values: [\"7\"]\n";
+    let filtered = |filter: &str| {
+        let c = compile_on(
+            &kprobe("security_file_permission", &extra.replace("FILTER", filter)),
+            &Debian,
+        )
+        .expect("compiles");
+        c.hooks[0].conf.selectors[0].arg_filters[0].arg
+    };
+    assert_eq!(filtered("index: 0"), 1);
+    assert_eq!(filtered("args: [0]"), 0);
+}
+
+#[test]
+fn capability_sets_take_masks_or_capability_names() {
+    let names = "      - index: 0\n        operator: Mask\n        values: [\"CAP_CHOWN,cap_kill\", \"0x100\"]\n";
+    let c = compile_on(&fork_caps(names), &host()).expect("compiles");
+    let filter = &c.hooks[0].conf.selectors[0].arg_filters[0];
+    assert_eq!(filter.values[..2], [1 | 1 << 5, 0x100]);
+    let bad = "      - index: 0\n        operator: Mask\n        values: [\"CAP_CHOWN,nope\"]\n";
+    let err = compile_on(&fork_caps(bad), &host()).expect_err("unknown name");
+    assert!(
+        err.to_string()
+            .contains("capability names separated by commas"),
+        "{err}"
+    );
+}
+
+#[test]
+fn capability_sets_are_read_through_their_pointer_in_kernel_memory() {
+    let extra = "    args:\n    - index: 2\n      type: kernel_cap_t\n";
+    let c = compile_on(&kprobe("security_capset", extra), &Debian).expect("compiles");
+    let spec = &c.hooks[0].conf.args[0];
+    assert_eq!(spec.kind, arg_kind::INT);
+    assert_eq!(
+        (
+            spec.field.present,
+            spec.field.n_loads,
+            spec.field.offset,
+            spec.field.size
+        ),
+        (1, 0, 0, 8)
+    );
+    assert_eq!(c.hooks[0].meta.args[0].0, "kernel_cap_t");
+    let user =
+        syscall_kprobe("sys_capset") + "    args:\n    - index: 1\n      type: cap_effective\n";
+    let err = compile_yaml(&user).expect_err("user memory");
+    assert!(err.to_string().contains("is a kernel structure"), "{err}");
+}

@@ -146,6 +146,19 @@ pub fn capability(name: &str) -> Option<u32> {
         .or_else(|| name.parse::<u32>().ok().filter(|n| *n < 64))
 }
 
+/// A capability set written as names, `CAP_CHOWN,CAP_SYS_ADMIN`, as its
+/// mask (Tetragon's `parseCapabilitiesMask`; a number is taken as the mask
+/// itself before this).
+pub fn capability_mask(names: &str) -> Option<u64> {
+    names.split(',').try_fold(0u64, |mask, name| {
+        let name = name.trim();
+        let bit = crate::capabilities::NAMES
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))?;
+        Some(mask | 1u64 << bit)
+    })
+}
+
 /// `ns_kind::*` of a matchNamespaces namespace name.
 pub fn namespace_kind(name: &str) -> u8 {
     use tetragond_ebpf::ns_kind::*;

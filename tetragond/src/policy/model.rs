@@ -295,6 +295,15 @@ string_enum! {
 }
 
 impl ArgType {
+    /// A `kernel_cap_t` (a set of capabilities, read through its pointer).
+    pub fn is_capability_set(self) -> bool {
+        use ArgType::*;
+        matches!(
+            self,
+            KernelCapT | CapInheritable | CapPermitted | CapEffective
+        )
+    }
+
     /// Integer types, matched by value (Equal, GT, Mask, ...).
     pub fn is_numeric(self) -> bool {
         use ArgType::*;

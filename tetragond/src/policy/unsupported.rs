@@ -255,20 +255,15 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
 fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> Check {
     let why = "extra data (`data`, `matchData`) is not read";
     refuse_if(!selector.match_data.is_empty(), path, "matchData", why)?;
-    let filters = [
-        ("matchArgs", &selector.match_args),
-        ("matchReturnArgs", &selector.match_return_args),
-    ];
-    for (key, list) in filters {
-        for (i, filter) in list.iter().enumerate() {
-            let why = "a filter applies to the one argument its `index` names";
-            refuse_if(
-                !filter.args.is_empty(),
-                &path.key(key).index(i),
-                "args",
-                why,
-            )?;
-        }
+    for (i, filter) in selector.match_return_args.iter().enumerate() {
+        let why =
+            "matchReturnArgs filters the return value; there are no argument positions to name";
+        refuse_if(
+            !filter.args.is_empty(),
+            &path.key("matchReturnArgs").index(i),
+            "args",
+            why,
+        )?;
     }
     let actions = [
         ("matchActions", &selector.match_actions),
