@@ -8,6 +8,7 @@ mod common;
 use std::{
     fs,
     io::{BufRead, BufReader, Read, Write},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Command, ExitStatus, Stdio},
     sync::mpsc,
@@ -339,6 +340,85 @@ fn hook_events_name_process_and_parent_and_match_the_schema() {
         json!({"int_arg": 0, "label": "pid"})
     );
     assert_valid(&schema(), &h.events());
+}
+
+/// `enable_process_cred` and `enable_process_ns`, as Tetragon's flags: the
+/// process objects carry `cap`, `ns` and (for a process seen executing)
+/// `process_credentials`; without them, none of the three.
+#[test]
+fn process_identity_is_written_when_the_configuration_asks() {
+    let identity = ["cap", "ns", "process_credentials"];
+    let mut h = Harness::new();
+    h.write_config("[export]\nenable_process_cred = true\nenable_process_ns = true\n");
+    h.start_daemon();
+    // A copy any uid can run: the build folder may be private.
+    let dir = std::env::temp_dir().join(format!("tetragond-identity-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = dir.join("tool").display().to_string();
+    fs::copy(testbin(), &bin).expect("copy the test binary");
+    let policy =
+        post_tracepoint_policy("tp-identity").replace(&testbin().display().to_string(), &bin);
+    h.write_policy("tp.yaml", &policy);
+    h.wait_policy("tp-identity", "enabled", enabled);
+    // Credentials are the exec's: changed first, then the program runs.
+    let nr = SYS_GETSID.to_string();
+    let (pid, status) = run_in(
+        Path::new("/"),
+        &bin,
+        // A new user namespace resets securebits: they are set inside.
+        &[
+            "setuid",
+            "4242",
+            "userns",
+            "securebits",
+            "0x4",
+            "exec",
+            &bin,
+            "syscall",
+            &nr,
+            CALLS,
+        ],
+    );
+    assert!(status.success());
+    let ev = hook_event_of(&h, "tp-identity", pid);
+    let p = &ev["process_tracepoint"]["process"];
+    let c = &p["process_credentials"];
+    assert_eq!(
+        (c["uid"].clone(), c["euid"].clone()),
+        (json!(4242), json!(4242)),
+        "{ev}"
+    );
+    assert_eq!(c["securebits"], json!(["SecBitNoSetUidFixup"]), "{ev}");
+    assert_eq!(c["user_ns"]["level"], 1, "the new user namespace: {ev}");
+    assert!(c["user_ns"]["ns"].get("is_host").is_none(), "{ev}");
+    assert_eq!(p["ns"]["user"]["inum"], c["user_ns"]["ns"]["inum"], "{ev}");
+    assert!(p["ns"]["user"].get("is_host").is_none(), "{ev}");
+    assert_eq!(p["ns"]["mnt"]["is_host"], true, "{ev}");
+    assert!(p["cap"].is_object(), "{ev}");
+    // The test itself started before the daemon: found in /proc.
+    let parent = &ev["process_tracepoint"]["parent"];
+    assert!(
+        parent["ns"]["pid"]["is_host"] == true && parent["cap"]["effective"].is_array(),
+        "{ev}"
+    );
+    assert!(parent.get("process_credentials").is_none(), "{ev}");
+    assert_valid(&schema(), &h.events());
+    h.stop_daemon();
+    let _ = fs::remove_dir_all(&dir);
+
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy("tp.yaml", &post_tracepoint_policy("tp-plain"));
+    h.wait_policy("tp-plain", "enabled", enabled);
+    let (pid, _) = run_bin(&["syscall", &SYS_GETSID.to_string(), CALLS]);
+    let ev = hook_event_of(&h, "tp-plain", pid);
+    for key in identity {
+        assert!(
+            ev["process_tracepoint"]["process"].get(key).is_none(),
+            "{key}: {ev}"
+        );
+    }
 }
 
 #[test]

@@ -1064,6 +1064,15 @@ pub struct CredInfo {
     pub cap_effective: u64,
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
+    pub suid: u32,
+    pub sgid: u32,
+    pub fsuid: u32,
+    pub fsgid: u32,
+    /// `SECBIT_*` bits.
+    pub securebits: u32,
+    /// The user namespace the credentials belong to.
+    pub user_ns: UserNsInfo,
+    pub _pad: u32,
 }
 
 /// A `user_namespace` argument as the kernel side fills its data slot.
@@ -1122,6 +1131,11 @@ pub struct StructOffsets {
     pub cred_gid: u32,
     pub cred_euid: u32,
     pub cred_egid: u32,
+    pub cred_suid: u32,
+    pub cred_sgid: u32,
+    pub cred_fsuid: u32,
+    pub cred_fsgid: u32,
+    pub cred_securebits: u32,
     pub cred_cap_inheritable: u32,
     pub cred_cap_permitted: u32,
     pub cred_cap_effective: u32,
@@ -1231,6 +1245,10 @@ pub struct ExecRecord {
     pub args: [u8; ARGS_LEN],
     /// The working directory (`fs->pwd`), built by the kernel's path walk.
     pub cwd: [u8; STR_LEN],
+    /// The new program's credentials (`task->cred`), zero when unreadable.
+    pub cred: CredInfo,
+    /// Its namespaces' inode numbers, by `ns_kind::*` (0: unknown).
+    pub ns: [u32; NS_CHANGE_KINDS],
 }
 
 /// A process (its thread group leader) exited.

@@ -53,10 +53,10 @@ use tetragond_ebpf::{
     TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, EXEC_CREDS_ENTRIES,
     FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS,
     MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES,
-    MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL,
-    PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES,
-    STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY,
-    TASK_EXE_ENTRIES, TS_COMPAT,
+    MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN, PATH_WALK_LEN,
+    PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN,
+    RETURN_ARMED_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS,
+    SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -1038,13 +1038,16 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     };
     state.ctx = ctx;
     let exit_half = hook.return_half == return_half::EXIT;
+    let entry_half = hook.return_half == return_half::ENTRY;
     if exit_half && take_armed(hook.pair_slot as u64) == 0 {
         return 0;
     }
     repeat!(hook.n_args, MAX_ARGS, read_arg_step(hook_slot as u64));
     let data_len = (hook.data_slots as u32).min(MAX_ARGS as u32) * STR_LEN as u32;
     if hook.n_selectors == 0 {
-        arm(hook_slot as u64, 0);
+        if entry_half {
+            arm(hook_slot as u64, 0);
+        }
         post(hook_slot, hook, None, 0, data_len, 0);
         return 0;
     }
@@ -1065,7 +1068,9 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     }
     let s = loop_state().map_or(-1, |state| state.matched);
     if (0..MAX_SELECTORS as i32).contains(&s) {
-        arm(hook_slot as u64, s as u64);
+        if entry_half {
+            arm(hook_slot as u64, s as u64);
+        }
         return act(
             hook_slot,
             hook,
@@ -1077,17 +1082,14 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     0
 }
 
-/// The entry half of a return hook (else nothing): records that selector
-/// `selector` matched this thread's call, for the exit half.
+/// Called by the entry half of a return hook (`run_hook` checks): records
+/// that selector `selector` matched this thread's call, for the exit half.
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn arm(hook_slot: u64, selector: u64) -> i64 {
     let Some(hook) = HOOKS.get(hook_slot as u32) else {
         return 0;
     };
-    if hook.return_half != return_half::ENTRY {
-        return 0;
-    }
     let copy_ptr = match (hook.copy_arg as usize).checked_sub(1) {
         Some(i) => EVENT_BUF
             .get(0)
@@ -1871,9 +1873,29 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
         (*rec).args_len = read_argv(offsets, (*rec).args.as_mut_ptr());
         (*rec).ppid = read_args::parent_tgid();
         (*rec).cwd_len = read_args::read_cwd((*rec).cwd.as_mut_ptr()) as u32;
+        read_exec_identity(tgid, &mut (*rec).cred, &mut (*rec).ns);
     }
     entry.submit(0);
     0
+}
+
+/// The credentials and namespaces a program starts with, for its
+/// process's `process_credentials` and `ns` (the namespaces as
+/// `record_exec_creds` just took them).
+#[inline(always)]
+fn read_exec_identity(tgid: u32, cred: &mut CredInfo, ns: &mut [u32; NS_CHANGE_KINDS]) {
+    *cred = CredInfo::default();
+    *ns = match unsafe { EXEC_CREDS.get(&tgid) } {
+        Some(snapshot) => snapshot.ns,
+        None => [0; NS_CHANGE_KINDS],
+    };
+    let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
+        return;
+    };
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    if let Some(task_cred) = unsafe { read_kernel::<u64>(task.add(o.task_cred as usize)) } {
+        read_args::read_cred(o, task_cred, cred);
+    }
 }
 
 /// Copies the new program's argv (from `mm->arg_start` to `arg_end`) to

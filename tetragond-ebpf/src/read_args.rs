@@ -561,13 +561,26 @@ fn read_record(o: &StructOffsets, record: usize, base: u64, slot: *mut u8) {
     }
 }
 
-fn read_cred(o: &StructOffsets, cred: u64, out: *mut CredInfo) -> u64 {
+pub fn read_cred(o: &StructOffsets, cred: u64, out: *mut CredInfo) -> u64 {
     unsafe {
         let out = &mut *out;
         copy((&mut out.uid as *mut u32).cast(), 4, cred, o.cred_uid);
         copy((&mut out.gid as *mut u32).cast(), 4, cred, o.cred_gid);
         copy((&mut out.euid as *mut u32).cast(), 4, cred, o.cred_euid);
         copy((&mut out.egid as *mut u32).cast(), 4, cred, o.cred_egid);
+        copy((&mut out.suid as *mut u32).cast(), 4, cred, o.cred_suid);
+        copy((&mut out.sgid as *mut u32).cast(), 4, cred, o.cred_sgid);
+        copy((&mut out.fsuid as *mut u32).cast(), 4, cred, o.cred_fsuid);
+        copy((&mut out.fsgid as *mut u32).cast(), 4, cred, o.cred_fsgid);
+        copy(
+            (&mut out.securebits as *mut u32).cast(),
+            4,
+            cred,
+            o.cred_securebits,
+        );
+        let mut user_ns = 0u64;
+        copy((&mut user_ns as *mut u64).cast(), 8, cred, o.cred_user_ns);
+        read_user_ns(o, user_ns, &mut out.user_ns);
         copy(
             (&mut out.cap_effective as *mut u64).cast(),
             8,

@@ -50,6 +50,11 @@ pub struct ExportSection {
     pub process_events: Option<crate::export::ProcessEvents>,
     /// Processes the process cache holds at most.
     pub process_cache_size: Option<usize>,
+    /// Process objects carry `cap` and `process_credentials` (Tetragon's
+    /// `--enable-process-cred`).
+    pub enable_process_cred: Option<bool>,
+    /// Process objects carry `ns` (Tetragon's `--enable-process-ns`).
+    pub enable_process_ns: Option<bool>,
     /// The live stream's Unix socket; an empty path turns it off.
     pub socket: Option<PathBuf>,
     /// Aggregation: within this many milliseconds of a posted event, the

@@ -144,7 +144,8 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
             .ok()
     });
     let clock = Clock::now();
-    let mut processes = ProcessCache::new(&node_name, clock, x.process_cache_size);
+    let mut processes = ProcessCache::new(&node_name, clock, x.process_cache_size)
+        .with_identity(x.process_identity);
     // After the kernel's exec records started flowing, so no process falls
     // between the two.
     processes.seed_from_proc();

@@ -10,7 +10,7 @@ use std::{
     net::{IpAddr, Ipv6Addr},
 };
 
-use tetragond_ebpf::{CredInfo, SkbInfo, SockInfo, UserNsInfo, PATH_CUT, STR_LEN};
+use tetragond_ebpf::{CredInfo, SkbInfo, SockInfo, UserNsInfo, NS_CHANGE_KINDS, PATH_CUT, STR_LEN};
 
 use crate::json::Json;
 
@@ -134,7 +134,7 @@ fn cap_names(j: &mut Json, set: u64) {
 }
 
 /// `{effective, inheritable, permitted}`, an empty set left out.
-fn caps(j: &mut Json, c: &CredInfo) {
+pub(crate) fn caps(j: &mut Json, c: &CredInfo) {
     j.open(b'{');
     for (key, set) in [
         ("effective", c.cap_effective),
@@ -364,21 +364,117 @@ fn user_ns(j: &mut Json, u: &UserNsInfo, host: u32) {
     j.close(b'}');
 }
 
-fn cred(j: &mut Json, c: &CredInfo) {
+/// Tetragon's ProcessCredentials, keys in sorted order; `securebits` by
+/// Tetragon's names (SecureBitsType), left out when none is set.
+pub(crate) fn cred(j: &mut Json, c: &CredInfo) {
     j.open(b'{');
     j.key("caps");
     caps(j, c);
-    for (key, id) in [
-        ("egid", c.egid),
-        ("euid", c.euid),
-        ("gid", c.gid),
-        ("uid", c.uid),
+    let ids = |j: &mut Json, list: &[(&str, u32)]| {
+        for &(key, id) in list {
+            j.key(key);
+            j.u64(u64::from(id));
+        }
+    };
+    ids(
+        j,
+        &[
+            ("egid", c.egid),
+            ("euid", c.euid),
+            ("fsgid", c.fsgid),
+            ("fsuid", c.fsuid),
+            ("gid", c.gid),
+        ],
+    );
+    if c.securebits & 0xff != 0 {
+        j.key("securebits");
+        j.open(b'[');
+        for (bit, name) in SECURE_BITS.iter().enumerate() {
+            if c.securebits & (1 << bit) != 0 {
+                j.element();
+                j.str(name);
+            }
+        }
+        j.close(b']');
+    }
+    ids(j, &[("sgid", c.sgid), ("suid", c.suid), ("uid", c.uid)]);
+    j.key("user_ns");
+    user_ns(j, &c.user_ns, host_user_ns());
+    j.close(b'}');
+}
+
+/// Tetragon's Namespaces: `{inum, is_host}` of each kind (by `ns_kind::*`
+/// in `ns`), keys in sorted order; an unknown one (0) left out.
+pub(crate) fn namespaces(j: &mut Json, ns: &[u32; NS_CHANGE_KINDS]) {
+    use tetragond_ebpf::ns_kind::*;
+    let host = host_namespaces();
+    j.open(b'{');
+    for (key, kind) in [
+        ("cgroup", CGROUP),
+        ("ipc", IPC),
+        ("mnt", MNT),
+        ("net", NET),
+        ("pid", PID),
+        ("pid_for_children", PID_FOR_CHILDREN),
+        ("time", TIME),
+        ("time_for_children", TIME_FOR_CHILDREN),
+        ("user", USER),
+        ("uts", UTS),
     ] {
+        let kind = usize::from(kind);
+        let inum = ns[kind];
+        if inum == 0 {
+            continue;
+        }
         j.key(key);
-        j.u64(u64::from(id));
+        j.open(b'{');
+        j.key("inum");
+        j.u64(u64::from(inum));
+        if inum == host[kind] {
+            j.key("is_host");
+            j.bool(true);
+        }
+        j.close(b'}');
     }
     j.close(b'}');
 }
+
+/// The host's namespaces by `ns_kind::*`, as `host_ns` reads them (pid
+/// 1's); 0 where unreadable.
+pub(crate) fn host_namespaces() -> [u32; NS_CHANGE_KINDS] {
+    static HOST: std::sync::OnceLock<[u32; NS_CHANGE_KINDS]> = std::sync::OnceLock::new();
+    *HOST.get_or_init(|| {
+        let mut host = [0; NS_CHANGE_KINDS];
+        for name in [
+            "Uts",
+            "Ipc",
+            "Mnt",
+            "Pid",
+            "PidForChildren",
+            "Net",
+            "Time",
+            "TimeForChildren",
+            "Cgroup",
+            "User",
+        ] {
+            let kind = usize::from(crate::compile::namespace_kind(name));
+            host[kind] = crate::compile::host_namespace(name).unwrap_or(0);
+        }
+        host
+    })
+}
+
+/// Tetragon's SecureBitsType names, by bit (`SECBIT_*` of securebits.h).
+pub const SECURE_BITS: [&str; 8] = [
+    "SecBitNoRoot",
+    "SecBitNoRootLocked",
+    "SecBitNoSetUidFixup",
+    "SecBitNoSetUidFixupLocked",
+    "SecBitKeepCaps",
+    "SecBitKeepCapsLocked",
+    "SecBitNoCapAmbientRaise",
+    "SecBitNoCapAmbientRaiseLocked",
+];
 
 #[cfg(test)]
 mod tests {
@@ -617,6 +713,40 @@ mod tests {
         assert_eq!(v["effective"], json!(["CAP_CHOWN", "CAP_SYS_ADMIN"]));
         assert_eq!(v["permitted"], json!(["CAP_63"]));
         assert!(v.get("inheritable").is_none());
+    }
+
+    #[test]
+    fn credentials_carry_every_id_their_securebits_and_user_namespace() {
+        let c = CredInfo {
+            uid: 1,
+            gid: 2,
+            euid: 3,
+            egid: 4,
+            suid: 5,
+            sgid: 6,
+            fsuid: 7,
+            fsgid: 8,
+            securebits: 0x10 | 0x80,
+            user_ns: UserNsInfo {
+                level: 1,
+                uid: 9,
+                gid: 10,
+                inum: 4026532001,
+            },
+            ..CredInfo::default()
+        };
+        let (key, v) = typed_arg("cred", 0, Some(bytes_of(&c)));
+        assert_eq!(key, "process_credentials_arg");
+        let want = json!({
+            "caps": {}, "uid": 1, "gid": 2, "euid": 3, "egid": 4, "suid": 5, "sgid": 6,
+            "fsuid": 7, "fsgid": 8,
+            "securebits": ["SecBitKeepCaps", "SecBitNoCapAmbientRaiseLocked"],
+            "user_ns": {"level": 1, "uid": 9, "gid": 10, "ns": {"inum": 4026532001u32}},
+        });
+        assert_eq!(v, want);
+        let plain = CredInfo::default();
+        let (_, v) = typed_arg("cred", 0, Some(bytes_of(&plain)));
+        assert!(v.get("securebits").is_none(), "none set: left out");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR
 use crate::{
     clock::Clock,
     compile::{HookKind, HookMeta, ReturnHalf},
-    event_args::{slot, write_arg},
+    event_args::{self, slot, write_arg},
     json::Json,
     kernel_info::kallsyms::KernelSymbols,
     process::{
@@ -172,7 +172,30 @@ fn render_process_fields(p: &Process) -> Vec<u8> {
     j.key("auid");
     j.u64(u64::from(p.auid));
     text(&mut j, "parent_exec_id", &p.parent_exec_id);
+    if let Some(caps) = &p.caps {
+        j.key("cap");
+        event_args::caps(&mut j, &caps_of(caps));
+    }
+    if let Some(ns) = &p.ns {
+        j.key("ns");
+        event_args::namespaces(&mut j, ns);
+    }
+    if let Some(cred) = &p.cred {
+        j.key("process_credentials");
+        event_args::cred(&mut j, cred);
+    }
     out
+}
+
+/// Capability sets by `cap_set::*` as a credential's.
+pub(crate) fn caps_of(caps: &[u64; 3]) -> tetragond_ebpf::CredInfo {
+    use tetragond_ebpf::cap_set::*;
+    tetragond_ebpf::CredInfo {
+        cap_effective: caps[usize::from(EFFECTIVE)],
+        cap_inheritable: caps[usize::from(INHERITABLE)],
+        cap_permitted: caps[usize::from(PERMITTED)],
+        ..Default::default()
+    }
 }
 
 /// `"process":{...}` and, when known, `"parent":{...}` (whose `tid` is its pid).
@@ -949,6 +972,28 @@ mod tests {
             start_time: "2026-12-02T10:00:00.000000001Z".into(),
             ppid: 1,
             parent_exec_id: "cGFyZW50".into(),
+            caps: Some([1 << 21, 0, 1 | 1 << 21]),
+            cred: Some(tetragond_ebpf::CredInfo {
+                uid: 1000,
+                euid: 0,
+                suid: 2,
+                fsgid: 3,
+                securebits: 0x10,
+                cap_effective: 1,
+                user_ns: tetragond_ebpf::UserNsInfo {
+                    level: 2,
+                    uid: 1000,
+                    gid: 1000,
+                    inum: 4026532001,
+                },
+                ..Default::default()
+            }),
+            ns: Some({
+                let mut ns = crate::event_args::host_namespaces();
+                ns[usize::from(tetragond_ebpf::ns_kind::NET)] = 4026532999;
+                ns[usize::from(tetragond_ebpf::ns_kind::TIME)] = 0;
+                ns
+            }),
             json: Default::default(),
         };
         vec![full, Process::default()]

@@ -11,6 +11,8 @@
 //! - `bench NR COUNT [STRING]`: prints the best-of-5 ns per syscall NR
 //!   (its first argument STRING, when given).
 //! - `probe VALUE`: calls `tetragond_testbin_probe(VALUE)`, prints `survived`.
+//! - `fill COUNT`: calls `tetragond_testbin_fill` on a zeroed buffer for
+//!   COUNT bytes (at most 32): `filled N`.
 //! - `open PATH`: open(2) O_RDONLY: `opened` or `error ERRNO`.
 //! - `writev PATH PART..`: create PATH, then one writev(2) of the parts:
 //!   `wrote N` or `error ERRNO`.
@@ -41,7 +43,11 @@
 //!   `error ERRNO`.
 //! - `load-module PATH`: finit_module(2) of the module file at PATH:
 //!   `loaded` or `error ERRNO`.
-//! - `setuid UID`: setuid(2): `ok` or `error ERRNO`.
+//! - `setuid UID [SUBCMD..]`: setuid(2), then SUBCMD in this process (else
+//!   prints `ok`); on failure prints `error ERRNO` (and exits 1 when SUBCMD
+//!   was given).
+//! - `securebits BITS SUBCMD..`: prctl(PR_SET_SECUREBITS, BITS), then SUBCMD
+//!   in this process; on failure prints `error ERRNO` and exits 1.
 //! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
 //! - `userns SUBCMD..`: runs SUBCMD in a new user namespace.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
@@ -65,9 +71,9 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT [STRING] | probe VALUE | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
+| bench NR COUNT [STRING] | probe VALUE | fill COUNT | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
-| caps EFF PERM INH SUBCMD.. | setuid UID | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
+| caps EFF PERM INH SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
@@ -106,6 +112,18 @@ fn bench(nr: u64, count: u64, first: usize) -> f64 {
 #[inline(never)]
 pub extern "C" fn tetragond_testbin_probe(value: u64) -> u64 {
     std::hint::black_box(value).wrapping_add(1)
+}
+
+/// A function for return uprobes with `returnCopy`: fills `buf` with up to
+/// `len` bytes of `secret-words` and returns how many.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn tetragond_testbin_fill(buf: *mut u8, len: usize) -> isize {
+    const TEXT: &[u8] = b"secret-words";
+    let n = len.min(TEXT.len());
+    // SAFETY: the caller passes a buffer of at least `len` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(TEXT.as_ptr(), std::hint::black_box(buf), n) };
+    n as isize
 }
 
 /// A syscall through the 32-bit entry (`int 0x80`): i386 number `nr`,
@@ -365,6 +383,13 @@ fn run(args: &[String]) -> i32 {
             std::hint::black_box(tetragond_testbin_probe(arg(args, 1, 0)));
             println!("survived");
         }
+        Some("fill") => {
+            // Zeroed first: the uprobe must read what the call wrote.
+            let mut buf = [0u8; 32];
+            let len = (arg(args, 1, 0) as usize).min(buf.len());
+            let n = tetragond_testbin_fill(buf.as_mut_ptr(), len);
+            println!("filled {n}");
+        }
         // N identical calls, a pause of PAUSE_MS, then one more.
         Some("burst") => {
             let nr = arg(args, 1, libc::SYS_getppid as u64);
@@ -573,11 +598,27 @@ fn run(args: &[String]) -> i32 {
                 return usage();
             };
             // SAFETY: plain setuid(2).
-            if unsafe { libc::setuid(uid) } == 0 {
-                println!("ok");
-            } else {
+            if unsafe { libc::setuid(uid) } != 0 {
                 println!("error {}", errno());
+                // Not 0 when a subcommand was to run without privileges.
+                return i32::from(args.len() > 2);
             }
+            if args.len() > 2 {
+                return run(&args[2..]);
+            }
+            println!("ok");
+        }
+        Some("securebits") => {
+            let (Some(bits), true) = (args.get(1).and_then(|s| int_arg(s)), args.len() >= 3) else {
+                return usage();
+            };
+            // SAFETY: prctl(2) with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) } != 0
+            {
+                println!("error {}", errno());
+                return 1;
+            }
+            return run(&args[2..]);
         }
         Some("fork") => {
             if args.len() < 2 {

@@ -194,6 +194,10 @@ fn export_config(
         policy_rate_limit_per_minute: x.policy_rate_limit_per_minute.unwrap_or(0),
         process_events: x.process_events.unwrap_or(d.process_events),
         process_cache_size: x.process_cache_size.unwrap_or(d.process_cache_size),
+        process_identity: tetragond::process::Identity {
+            cred: x.enable_process_cred.unwrap_or(d.process_identity.cred),
+            ns: x.enable_process_ns.unwrap_or(d.process_identity.ns),
+        },
         socket: socket.filter(|p| !p.as_os_str().is_empty()),
         aggregate_window_ms: x.aggregate_window_ms.unwrap_or(d.aggregate_window_ms),
         ring_buffer_bytes: x.ring_buffer_size.map_or(d.ring_buffer_bytes, |s| s.0),

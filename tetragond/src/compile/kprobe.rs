@@ -199,7 +199,7 @@ fn kernel_function(
     exit.conf.return_half = return_half::EXIT;
     exit.meta.return_half = ReturnHalf::Exit;
     if let Some(i) = copy {
-        returns::read_copy_at_return(&mut exit, &kp.args[i]);
+        returns::read_copy_at_return(&mut exit.conf, &mut exit.meta.args, &kp.args[i]);
     }
     Ok(vec![entry, exit])
 }
@@ -343,7 +343,7 @@ fn syscall_return(
     let mut exit = syscall_hook(policy, what, kp, call, ids, conf, end)?;
     exit.meta.return_half = ReturnHalf::Exit;
     if let Some(i) = copy {
-        returns::read_copy_at_return(&mut exit, &kp.args[i]);
+        returns::read_copy_at_return(&mut exit.conf, &mut exit.meta.args, &kp.args[i]);
     }
     Ok(vec![entry, exit])
 }

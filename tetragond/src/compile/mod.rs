@@ -36,7 +36,7 @@ use crate::{
 };
 
 pub use crate::syscalls::{split_id, syscall_ids, syscall_number};
-pub use values::{host_namespace, TCP_STATES};
+pub use values::{host_namespace, namespace_kind, TCP_STATES};
 
 /// common_type, common_flags, common_preempt_count, common_pid.
 const COMMON_FIELDS: u32 = 4;

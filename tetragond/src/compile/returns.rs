@@ -1,7 +1,7 @@
 //! The two halves of a return hook (see [`ReturnHalf`](super::ReturnHalf)):
 //! what each half's selectors hold, and the `returnCopy` argument.
 
-use tetragond_ebpf::{arg_kind, size_from, ArgSpec};
+use tetragond_ebpf::{arg_kind, return_half, size_from, ArgSpec, HookConf};
 
 use super::{CompiledHook, ReturnHalf};
 use crate::{
@@ -103,20 +103,52 @@ pub fn entry_half(
     kp: &KprobeSpec,
     compile: impl FnOnce(&KprobeSpec, &[Selector]) -> Result<CompiledHook, CompileError>,
 ) -> Result<(CompiledHook, Option<usize>), CompileError> {
-    let copy = copy_arg(what, &kp.args, &kp.selectors)?;
+    let view = entry_view(what, &kp.args, &kp.selectors)?;
     let entry_kp = KprobeSpec {
-        args: pointer_only(&kp.args, copy),
+        args: view.args,
         ..kp.clone()
     };
-    let mut entry = compile(&entry_kp, &entry_selectors(&kp.selectors))?;
-    entry.conf.return_half = tetragond_ebpf::return_half::ENTRY;
-    entry.conf.copy_arg = copy.map_or(0, |i| i as u8 + 1);
-    entry.meta.return_half = ReturnHalf::Entry { copy };
-    if let Some(i) = copy {
+    let mut entry = compile(&entry_kp, &view.selectors)?;
+    entry.meta.return_half = mark_entry(&mut entry.conf, &mut entry.meta.args, view.copy);
+    Ok((entry, view.copy))
+}
+
+/// What the entry half of a return hook compiles: its args (the
+/// `returnCopy` one as its pointer), its selectors, and where the
+/// `returnCopy` argument is.
+pub struct EntryView {
+    pub args: Vec<Arg>,
+    pub selectors: Vec<Selector>,
+    pub copy: Option<usize>,
+}
+
+pub fn entry_view(
+    what: &str,
+    args: &[Arg],
+    selectors: &[Selector],
+) -> Result<EntryView, CompileError> {
+    let copy = copy_arg(what, args, selectors)?;
+    Ok(EntryView {
+        args: pointer_only(args, copy),
+        selectors: entry_selectors(selectors),
+        copy,
+    })
+}
+
+/// Makes a compiled hook (`conf`, its args' types) the entry half, which
+/// keeps the `returnCopy` pointer at `copy`; returns its `ReturnHalf`.
+pub fn mark_entry(
+    conf: &mut HookConf,
+    arg_types: &mut [(String, Option<String>)],
+    copy: Option<usize>,
+) -> ReturnHalf {
+    conf.return_half = return_half::ENTRY;
+    conf.copy_arg = copy.map_or(0, |i| i as u8 + 1);
+    if let Some(ty) = copy.and_then(|i| arg_types.get_mut(i)) {
         // Written as the buffer the exit half reads.
-        entry.meta.args[i].0 = ArgType::CharBuf.as_str().to_string();
+        ty.0 = ArgType::CharBuf.as_str().to_string();
     }
-    Ok((entry, copy))
+    ReturnHalf::Entry { copy }
 }
 
 /// The entry half's args: the `returnCopy` one (at `copy`) read as its
@@ -131,12 +163,16 @@ fn pointer_only(args: &[Arg], copy: Option<usize>) -> Vec<Arg> {
     args
 }
 
-/// Gives the exit half `exit` (whose arg 0 is the return value) the
-/// `returnCopy` buffer as arg 1: the pointer the entry half kept, as many
-/// bytes as the return value says.
-pub fn read_copy_at_return(exit: &mut CompiledHook, copy: &Arg) {
-    let ret = exit.conf.args[0];
-    exit.conf.args[1] = ArgSpec {
+/// Gives the exit half (`conf`, whose arg 0 is the return value, and its
+/// args' types) the `returnCopy` buffer as arg 1: the pointer the entry
+/// half kept, as many bytes as the return value says.
+pub fn read_copy_at_return(
+    conf: &mut HookConf,
+    arg_types: &mut Vec<(String, Option<String>)>,
+    copy: &Arg,
+) {
+    let ret = conf.args[0];
+    conf.args[1] = ArgSpec {
         offset: ret.offset,
         size: 8,
         kind: arg_kind::CHAR_BUF,
@@ -144,8 +180,6 @@ pub fn read_copy_at_return(exit: &mut CompiledHook, copy: &Arg) {
         size_offset: ret.offset,
         ..Default::default()
     };
-    exit.conf.n_args = 2;
-    exit.meta
-        .args
-        .push((ArgType::CharBuf.as_str().to_string(), copy.label.clone()));
+    conf.n_args = 2;
+    arg_types.push((ArgType::CharBuf.as_str().to_string(), copy.label.clone()));
 }

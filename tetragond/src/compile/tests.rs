@@ -1386,3 +1386,38 @@ fn capability_sets_are_read_through_their_pointer_in_kernel_memory() {
     let err = compile_yaml(&user).expect_err("user memory");
     assert!(err.to_string().contains("is a kernel structure"), "{err}");
 }
+
+/// returnCopy on a user function: the uprobe keeps the buffer's pointer,
+/// the uretprobe reads as many bytes as rax says.
+#[test]
+fn return_copy_on_a_uprobe_is_read_by_the_uretprobe() {
+    let yaml = "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: up
+spec:
+  uprobes:
+  - path: /bin/true
+    symbols: [fill]
+    return: true
+    args:
+    - index: 0
+      type: char_buf
+      returnCopy: true
+    returnArg:
+      index: 0
+      type: int
+";
+    let c = compile_on(yaml, &Debian).expect("compiles");
+    let [entry, exit] = c.hooks.as_slice() else {
+        panic!("two halves: {:?}", c.hooks.len());
+    };
+    assert_eq!(entry.conf.copy_arg, 1);
+    assert_eq!(entry.conf.args[0].kind, arg_kind::INT, "the pointer");
+    assert_eq!(entry.meta.args[0].0, "char_buf");
+    assert_eq!(entry.meta.return_half, ReturnHalf::Entry { copy: Some(0) });
+    let copy = &exit.conf.args[1];
+    assert_eq!((exit.conf.n_args, copy.kind), (2, arg_kind::CHAR_BUF));
+    assert_eq!(copy.size_from, tetragond_ebpf::size_from::RETURN_COPY);
+    assert_eq!(copy.size_offset, exit.conf.args[0].offset, "rax");
+}

@@ -45,15 +45,8 @@ pub fn compile(
         .map(|s| UprobeLocation::Symbol(s.clone()))
         .chain(up.offsets.iter().map(|o| UprobeLocation::Offset(*o)))
         .collect();
-    let entry_selectors;
-    let selectors = if up.ret {
-        entry_selectors = returns::entry_selectors(&up.selectors);
-        &entry_selectors
-    } else {
-        &up.selectors
-    };
-    let mut entry = Half::new(&what, policy, &up.args, selectors, false)?;
     if !up.ret {
+        let entry = Half::new(&what, policy, &up.args, &up.selectors, false)?;
         return Ok(locations
             .iter()
             .map(|l| entry.hook(policy, up, l))
@@ -61,13 +54,17 @@ pub fn compile(
     }
     // A return hook: at each location, the entry half then the exit half
     // (see `ReturnHalf`).
-    entry.conf.0.return_half = return_half::ENTRY;
-    entry.half = ReturnHalf::Entry { copy: None };
+    let view = returns::entry_view(&what, &up.args, &up.selectors)?;
+    let mut entry = Half::new(&what, policy, &view.args, &view.selectors, false)?;
+    entry.half = returns::mark_entry(&mut entry.conf.0, &mut entry.arg_types, view.copy);
     let return_selectors = returns::return_selectors(&up.selectors);
     let (args, selectors) = return_view(&what, &[], up.return_arg.as_ref(), &return_selectors)?;
     let mut exit = Half::new(&what, policy, &args, &selectors, true)?;
     exit.conf.0.return_half = return_half::EXIT;
     exit.half = ReturnHalf::Exit;
+    if let Some(i) = view.copy {
+        returns::read_copy_at_return(&mut exit.conf.0, &mut exit.arg_types, &up.args[i]);
+    }
     Ok(locations
         .iter()
         .flat_map(|l| [entry.hook(policy, up, l), exit.hook(policy, up, l)])

@@ -100,6 +100,33 @@ fn cap_names(set: u64) -> Vec<String> {
         .collect()
 }
 
+/// Tetragon's ProcessCredentials: `securebits` left out when empty,
+/// `is_host` when false.
+fn cred_json(c: &CredInfo) -> Value {
+    let mut v = json!({
+        "uid": c.uid, "gid": c.gid, "euid": c.euid, "egid": c.egid,
+        "suid": c.suid, "sgid": c.sgid, "fsuid": c.fsuid, "fsgid": c.fsgid,
+        "caps": caps(c),
+    });
+    let bits: Vec<&str> = crate::event_args::SECURE_BITS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| c.securebits & (1 << bit) != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if !bits.is_empty() {
+        v["securebits"] = json!(bits);
+    }
+    let u = &c.user_ns;
+    let mut ns = json!({"inum": u.inum});
+    let host = crate::compile::host_namespace("User").unwrap_or(0);
+    if u.inum != 0 && u.inum == host {
+        ns["is_host"] = json!(true);
+    }
+    v["user_ns"] = json!({"level": u.level, "uid": u.uid, "gid": u.gid, "ns": ns});
+    v
+}
+
 /// `{effective, permitted, inheritable}`, an empty set left out.
 fn caps(c: &CredInfo) -> Value {
     let mut v = Map::new();
@@ -186,13 +213,7 @@ fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
         }
         "cred" => {
             let c: CredInfo = pod(slot);
-            (
-                "process_credentials_arg",
-                json!({
-                    "uid": c.uid, "gid": c.gid, "euid": c.euid, "egid": c.egid,
-                    "caps": caps(&c),
-                }),
-            )
+            ("process_credentials_arg", cred_json(&c))
         }
         // int64, long and anything integer-like: Tetragon writes 64-bit as strings.
         _ => ("long_arg", json!((raw as i64).to_string())),
@@ -221,6 +242,12 @@ struct ProcessJson<'a> {
     auid: u32,
     #[serde(skip_serializing_if = "str::is_empty")]
     parent_exec_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cap: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ns: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process_credentials: Option<Value>,
     tid: u32,
 }
 
@@ -237,9 +264,42 @@ impl<'a> ProcessJson<'a> {
             start_time: &p.start_time,
             auid: p.auid,
             parent_exec_id: &p.parent_exec_id,
+            cap: p.caps.map(|c| caps(&crate::events::caps_of(&c))),
+            ns: p.ns.map(|ns| namespaces_json(&ns)),
+            process_credentials: p.cred.map(|c| cred_json(&c)),
             tid,
         }
     }
+}
+
+/// Tetragon's Namespaces: an unknown kind (0) left out, `is_host` when true.
+fn namespaces_json(ns: &[u32; tetragond_ebpf::NS_CHANGE_KINDS]) -> Value {
+    use tetragond_ebpf::ns_kind::*;
+    let host = crate::event_args::host_namespaces();
+    let mut v = Map::new();
+    for (key, kind) in [
+        ("uts", UTS),
+        ("ipc", IPC),
+        ("mnt", MNT),
+        ("pid", PID),
+        ("pid_for_children", PID_FOR_CHILDREN),
+        ("net", NET),
+        ("time", TIME),
+        ("time_for_children", TIME_FOR_CHILDREN),
+        ("cgroup", CGROUP),
+        ("user", USER),
+    ] {
+        let inum = ns[usize::from(kind)];
+        if inum == 0 {
+            continue;
+        }
+        let mut one = json!({"inum": inum});
+        if inum == host[usize::from(kind)] {
+            one["is_host"] = json!(true);
+        }
+        v.insert(key.into(), one);
+    }
+    Value::Object(v)
 }
 
 /// `process_kprobe`, `process_tracepoint`, `process_lsm`, `process_uprobe`.

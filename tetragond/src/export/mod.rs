@@ -55,6 +55,8 @@ pub struct ExportConfig {
     pub policy_rate_limit_per_minute: u64,
     pub process_events: ProcessEvents,
     pub process_cache_size: usize,
+    /// What process objects carry beyond Tetragon's defaults.
+    pub process_identity: crate::process::Identity,
     /// The live stream's socket; None: no stream.
     pub socket: Option<PathBuf>,
     /// Identical events folded in the kernel within this window; 0: off.
@@ -76,6 +78,7 @@ impl Default for ExportConfig {
             policy_rate_limit_per_minute: 0,
             process_events: ProcessEvents::Policy,
             process_cache_size: crate::process::DEFAULT_MAX_ENTRIES,
+            process_identity: crate::process::Identity::default(),
             socket: Some(DEFAULT_SOCKET.into()),
             aggregate_window_ms: 0,
             ring_buffer_bytes: crate::sensors::ring_size::default_ring_bytes(),

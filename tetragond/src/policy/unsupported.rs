@@ -166,11 +166,12 @@ fn resolve_refusal(hook: &Hook<'_>) -> Option<&'static str> {
 fn return_copy_refusal(hook: &Hook<'_>) -> Option<&'static str> {
     match hook {
         Hook::Kprobe(k) | Hook::Fentry(k) if k.ret => None,
-        Hook::Kprobe(_) | Hook::Fentry(_) => {
+        Hook::Uprobe(u) if u.ret => None,
+        Hook::Kprobe(_) | Hook::Fentry(_) | Hook::Uprobe(_) => {
             Some("returnCopy reads a buffer when the call returns: the hook needs return: true")
         }
         _ => Some(
-            "returnCopy is served on kprobes with return: true (syscalls and kernel functions)",
+            "returnCopy is served on kprobes and uprobes with return: true (syscalls, kernel functions, user functions)",
         ),
     }
 }

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tetragond_ebpf::{ExecRecord, ExitRecord};
+use tetragond_ebpf::{cap_set, CredInfo, ExecRecord, ExitRecord, NS_CHANGE_KINDS};
 
 use crate::clock::Clock;
 
@@ -46,8 +46,27 @@ pub struct Process {
     pub start_time: String,
     pub ppid: u32,
     pub parent_exec_id: String,
+    /// Its capability sets by `cap_set::*` (`cap`), with `enable_process_cred`.
+    pub caps: Option<[u64; 3]>,
+    /// The credentials it executed with (`process_credentials`), with
+    /// `enable_process_cred`; None for a process found in /proc, whose
+    /// securebits and user namespace /proc does not tell.
+    pub cred: Option<CredInfo>,
+    /// Its namespaces' inode numbers by `ns_kind::*` (`ns`), with
+    /// `enable_process_ns`.
+    pub ns: Option<[u32; NS_CHANGE_KINDS]>,
     /// Its fields as exported, rendered at its first event.
     pub json: crate::json::JsonCache,
+}
+
+/// What the process objects carry beyond Tetragon's defaults, as its
+/// `--enable-process-cred` and `--enable-process-ns` add them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `cap` and `process_credentials`.
+    pub cred: bool,
+    /// `ns`.
+    pub ns: bool,
 }
 
 /// Pids hashed by one multiply and shift: a lookup per event, where
@@ -87,6 +106,7 @@ struct Entry {
 pub struct ProcessCache {
     node_name: String,
     clock: Clock,
+    identity: Identity,
     max_entries: usize,
     entries: ByPid<Entry>,
     use_counter: u64,
@@ -97,10 +117,17 @@ impl ProcessCache {
         ProcessCache {
             node_name: node_name.to_string(),
             clock,
+            identity: Identity::default(),
             max_entries: max_entries.max(16),
             entries: ByPid::default(),
             use_counter: 0,
         }
+    }
+
+    /// Processes added from now on carry what `identity` asks for.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -172,6 +199,9 @@ impl ProcessCache {
             start_time: self.clock.rfc3339(rec.ktime_ns),
             ppid: info.ppid,
             parent_exec_id,
+            caps: self.identity.cred.then_some(exec_caps(&rec.cred)),
+            cred: self.identity.cred.then_some(rec.cred),
+            ns: self.identity.ns.then_some(rec.ns),
             json: Default::default(),
         };
         self.insert(process, false)
@@ -302,7 +332,13 @@ impl ProcessCache {
         info: &procfs::ProcInfo,
         parent_exec_id: String,
     ) -> Process {
+        let found = (self.identity.cred || self.identity.ns)
+            .then(|| procfs::exec_creds(pid))
+            .flatten();
         Process {
+            caps: found.filter(|_| self.identity.cred).map(|c| c.caps),
+            ns: found.filter(|_| self.identity.ns).map(|c| c.ns),
+            cred: None,
             exec_id: exec_id::exec_id(&self.node_name, info.start_ns, pid),
             pid,
             uid: info.uid,
@@ -318,6 +354,15 @@ impl ProcessCache {
             json: Default::default(),
         }
     }
+}
+
+/// A credential's capability sets by `cap_set::*`.
+fn exec_caps(c: &CredInfo) -> [u64; 3] {
+    let mut caps = [0; 3];
+    caps[usize::from(cap_set::EFFECTIVE)] = c.cap_effective;
+    caps[usize::from(cap_set::INHERITABLE)] = c.cap_inheritable;
+    caps[usize::from(cap_set::PERMITTED)] = c.cap_permitted;
+    caps
 }
 
 fn flags(origin: &str, cwd: &str) -> String {

@@ -17,6 +17,8 @@ fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
         filename: name,
         args: [0; ARGS_LEN],
         cwd: [0; STR_LEN],
+        cred: CredInfo::default(),
+        ns: [0; NS_CHANGE_KINDS],
     }
 }
 
@@ -156,4 +158,38 @@ fn parent_resolves_only_the_same_execution() {
     assert_eq!(parent.pid, ppid);
     assert_eq!(parent.exec_id, p.parent_exec_id);
     assert!(parent.flags.starts_with("procFS"));
+}
+
+#[test]
+fn identity_is_kept_only_as_the_configuration_asks() {
+    let mut rec = exec_record(4243, 5, "/bin/tool");
+    rec.cred.euid = 1000;
+    rec.cred.cap_permitted = 1 << 21;
+    rec.ns[usize::from(tetragond_ebpf::ns_kind::MNT)] = 4026531841;
+    let p = cache(16).on_exec(&rec, None);
+    assert_eq!(
+        (p.caps, p.cred, p.ns),
+        (None, None, None),
+        "Tetragon's defaults"
+    );
+    let mut c = cache(16).with_identity(Identity {
+        cred: true,
+        ns: true,
+    });
+    let p = c.on_exec(&rec, None);
+    assert_eq!(p.cred.map(|c| c.euid), Some(1000));
+    assert_eq!(
+        p.caps.map(|c| c[usize::from(cap_set::PERMITTED)]),
+        Some(1 << 21)
+    );
+    assert_eq!(
+        p.ns.map(|ns| ns[usize::from(tetragond_ebpf::ns_kind::MNT)]),
+        Some(4026531841)
+    );
+    // Found in /proc: capabilities and namespaces, no credentials.
+    let me = c.get(std::process::id(), 0, b"\0", 0);
+    assert!(
+        me.caps.is_some() && me.ns.is_some() && me.cred.is_none(),
+        "{me:?}"
+    );
 }
