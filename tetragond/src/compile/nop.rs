@@ -4,15 +4,16 @@
 //! them out of `args`, as Tetragon's does. A filter on one is refused by
 //! `policy::validate`, with its place.
 //!
-//! A tracepoint's `matchArgs.index` is a position in its `args` list
-//! (nops count), so those positions are renumbered; the other hooks'
-//! filters name an argument by its `index`, which does not move.
+//! A filter's `args: [P]` positions, and a tracepoint's `matchArgs.index`,
+//! are positions in the hook's `args` list (nops count), so they are
+//! renumbered; the other hooks' `index` names an argument by its own
+//! `index`, which does not move.
 
 use std::borrow::Cow;
 
 use crate::{
     error::CompileError,
-    policy::model::{Arg, ArgType, Selector, TracepointSpec, TracingPolicy},
+    policy::model::{Arg, ArgType, Selector, TracingPolicy},
 };
 
 /// `policy` without its nop arguments; borrowed when it has none.
@@ -23,17 +24,18 @@ pub fn strip(policy: &TracingPolicy) -> Result<Cow<'_, TracingPolicy>, CompileEr
         return Ok(Cow::Borrowed(policy));
     }
     let mut out = policy.clone();
-    for kp in &mut out.spec.kprobes {
-        kp.args.retain(|a| !is_nop(a));
+    let spec = &mut out.spec;
+    for (i, kp) in spec.kprobes.iter_mut().enumerate() {
+        strip_hook(("kprobes", i), &mut kp.args, &mut kp.selectors, false)?;
     }
-    for up in &mut out.spec.uprobes {
-        up.args.retain(|a| !is_nop(a));
+    for (i, up) in spec.uprobes.iter_mut().enumerate() {
+        strip_hook(("uprobes", i), &mut up.args, &mut up.selectors, false)?;
     }
-    for lsm in &mut out.spec.lsmhooks {
-        lsm.args.retain(|a| !is_nop(a));
+    for (i, lsm) in spec.lsmhooks.iter_mut().enumerate() {
+        strip_hook(("lsmhooks", i), &mut lsm.args, &mut lsm.selectors, false)?;
     }
-    for (i, tp) in out.spec.tracepoints.iter_mut().enumerate() {
-        strip_tracepoint(i, tp)?;
+    for (i, tp) in spec.tracepoints.iter_mut().enumerate() {
+        strip_hook(("tracepoints", i), &mut tp.args, &mut tp.selectors, true)?;
     }
     Ok(Cow::Owned(out))
 }
@@ -42,13 +44,18 @@ fn is_nop(arg: &Arg) -> bool {
     arg.ty == ArgType::Nop
 }
 
-/// Drops the nops of a tracepoint and moves its filters' positions to the
+/// Drops the nops of a hook (`section[i]`) and moves its filters'
+/// positions (`args`, and `index` where `index_is_position`) to the
 /// arguments' new places.
-fn strip_tracepoint(i: usize, tp: &mut TracepointSpec) -> Result<(), CompileError> {
+fn strip_hook(
+    (section, i): (&str, usize),
+    args: &mut Vec<Arg>,
+    selectors: &mut [Selector],
+    index_is_position: bool,
+) -> Result<(), CompileError> {
     // Old position -> new position, None for a nop.
     let mut kept = 0u32;
-    let moved: Vec<Option<u32>> = tp
-        .args
+    let moved: Vec<Option<u32>> = args
         .iter()
         .map(|a| {
             (!is_nop(a)).then(|| {
@@ -57,26 +64,38 @@ fn strip_tracepoint(i: usize, tp: &mut TracepointSpec) -> Result<(), CompileErro
             })
         })
         .collect();
-    for (s, selector) in tp.selectors.iter_mut().enumerate() {
-        renumber(selector, &moved).map_err(|index| {
+    for (s, selector) in selectors.iter_mut().enumerate() {
+        renumber(selector, &moved, index_is_position).map_err(|what| {
             CompileError::Invalid(format!(
-                "tracepoints[{i}] selectors[{s}]: matchArgs index {index} names a nop argument"
+                "{section}[{i}] selectors[{s}]: matchArgs {what} names a nop argument"
             ))
         })?;
     }
-    tp.args.retain(|a| !is_nop(a));
+    args.retain(|a| !is_nop(a));
     Ok(())
 }
 
-/// `Err(index)` for a filter on a nop.
-fn renumber(selector: &mut Selector, moved: &[Option<u32>]) -> Result<(), u32> {
+/// `Err(what)` for a filter on a nop.
+fn renumber(
+    selector: &mut Selector,
+    moved: &[Option<u32>],
+    index_is_position: bool,
+) -> Result<(), String> {
+    // Past the old list is past the shorter one too: the compile of the
+    // selectors says so.
+    let place = |p: u32| match moved.get(p as usize) {
+        Some(Some(new)) => Ok(*new),
+        Some(None) => Err(()),
+        None => Ok(p),
+    };
     for filter in &mut selector.match_args {
-        match moved.get(filter.index as usize) {
-            Some(Some(new)) => filter.index = *new,
-            Some(None) => return Err(filter.index),
-            // Past the old list is past the shorter one too: the compile
-            // of the selectors says so.
-            None => {}
+        if index_is_position {
+            let index = filter.index;
+            filter.index = place(index).map_err(|()| format!("index {index}"))?;
+        }
+        for p in &mut filter.args {
+            let position = *p;
+            *p = place(position).map_err(|()| format!("args position {position}"))?;
         }
     }
     Ok(())
@@ -147,12 +166,32 @@ mod tests {
     }
 
     #[test]
+    fn args_positions_move_with_their_argument() {
+        let c = compiled(&policy(
+            "  kprobes:
+  - call: sys_dup3
+    args:
+    - {index: 0, type: nop}
+    - {index: 1, type: int}
+    selectors:
+    - matchArgs: [{args: [1], operator: Equal, values: [\"9\"]}]
+",
+        ));
+        assert_eq!(c.hooks[0].conf.selectors[0].arg_filters[0].arg, 0);
+    }
+
+    #[test]
     fn what_would_read_a_nop_is_refused_with_its_place() {
         let cases = [
             (
                 "  kprobes:\n  - call: sys_dup3\n    args:\n    - {index: 0, type: nop}\n    selectors:\n    - matchArgs: [{index: 0, operator: Equal, values: [\"1\"]}]\n",
                 "0, operator",
                 "names a nop argument",
+            ),
+            (
+                "  kprobes:\n  - call: sys_dup3\n    args:\n    - {index: 0, type: nop}\n    - {index: 1, type: int}\n    selectors:\n    - matchArgs: [{args: [0], operator: Equal, values: [\"1\"]}]\n",
+                "0], operator",
+                "position 0 names a nop argument",
             ),
             (
                 "  kprobes:\n  - call: sys_dup3\n    args:\n    - {index: 0, type: nop, label: fd}\n",

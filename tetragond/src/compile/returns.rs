@@ -84,7 +84,10 @@ pub fn copy_arg(
     let filtered = selectors
         .iter()
         .flat_map(|s| &s.match_args)
-        .any(|f| f.index == arg.index);
+        .any(|f| match f.args.as_slice() {
+            [] => f.index == arg.index,
+            positions => positions.contains(&(position as u32)),
+        });
     if filtered {
         return refuse(format!(
             "arg {}: a returnCopy buffer is read at return, after matchArgs ran at the call; it cannot be filtered",

@@ -246,10 +246,11 @@ impl SelectorCtx<'_> {
                 (ArgClass::Text, None) => self.text_filter(filter, position, at, out)?,
                 (ArgClass::Socket, None) => self.socket_filter(filter, position, at, out)?,
                 (ArgClass::Opaque, None) => {
+                    let arg = &self.args.args[position];
                     return Err(self.unsupported(format!(
                         "matchArgs on arg {} of type {}: its fields cannot be matched yet",
-                        filter.index, self.args.args[position].ty
-                    )))
+                        arg.index, arg.ty
+                    )));
                 }
             };
             compiled.arg_filters[f] = af;

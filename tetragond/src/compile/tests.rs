@@ -1420,4 +1420,16 @@ spec:
     assert_eq!((exit.conf.n_args, copy.kind), (2, arg_kind::CHAR_BUF));
     assert_eq!(copy.size_from, tetragond_ebpf::size_from::RETURN_COPY);
     assert_eq!(copy.size_offset, exit.conf.args[0].offset, "rax");
+    // Read at the return, after matchArgs ran: a filter on it, by its
+    // position as by its index, is refused.
+    for filter in ["index: 0", "args: [0]"] {
+        let filtered = format!(
+            "{yaml}    selectors:\n    - matchArgs: [{{{filter}, operator: Prefix, values: [x]}}]\n"
+        );
+        let err = compile_on(&filtered, &Debian).expect_err(filter);
+        assert!(
+            err.to_string().contains("cannot be filtered"),
+            "{filter}: {err}"
+        );
+    }
 }

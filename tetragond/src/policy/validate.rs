@@ -510,13 +510,18 @@ fn check_data_target<'a>(
 /// `args: [..]` of a selector are positions in the hook's list.
 fn check_positions(list: &[Arg], sel: &ArgSelector, path: &NodePath) -> Check {
     for (i, &pos) in sel.args.iter().enumerate() {
-        if pos as usize >= list.len() {
-            let message = format!(
+        let message = match list.get(pos as usize) {
+            None => format!(
                 "position {pos} is out of range: the list has {} entries",
                 list.len()
-            );
-            return Err(Issue::at(path.key("args").index(i), Part::Value, message));
-        }
+            ),
+            Some(arg) if arg.ty == ArgType::Nop => format!(
+                "position {pos} names a nop argument, a placeholder that is not read: \
+                 there is no value to compare"
+            ),
+            Some(_) => continue,
+        };
+        return Err(Issue::at(path.key("args").index(i), Part::Value, message));
     }
     Ok(())
 }
