@@ -198,6 +198,10 @@ pub mod arg_kind {
     /// one after the other (at most [`IOVECS_READ`](crate::IOVECS_READ)
     /// of them), as a `CHAR_BUF`.
     pub const CHAR_IOVEC: u8 = 23;
+    /// `struct iov_iter *`: the first bytes of its data (its user buffer,
+    /// or its first iovec or kvec), as a `CHAR_BUF` (see
+    /// [`IovIterOffsets`](crate::IovIterOffsets)).
+    pub const IOV_ITER: u8 = 24;
     /// Kernel objects read as a record of their members into the data
     /// slot, as [`StructOffsets::records`] lays them out: the record is
     /// `kind - RECORD_FIRST` (`record_kind::*`), the value 0.
@@ -1180,7 +1184,34 @@ pub struct StructOffsets {
     /// Per `record_kind`: how its record is read (all pieces absent when
     /// this kernel's BTF lacks the object).
     pub records: [[RecordPiece; RECORD_PIECES]; record_kind::KINDS],
+    pub iov_iter: IovIterOffsets,
 }
+
+/// How this kernel lays out a `struct iov_iter` (from BTF; the kinds'
+/// numbers from its `enum iter_type`, which changed in 5.14 and 6.5).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IovIterOffsets {
+    /// 0 when its layout is not the one read here: iov_iter args refused.
+    pub valid: u32,
+    /// `iter_type` (a byte, from 5.14) or `type` (4 bytes, before).
+    pub type_offset: u32,
+    pub type_size: u32,
+    /// The bits of that field naming the kind (5.10's bit 0 is the
+    /// direction).
+    pub type_mask: u32,
+    pub count: u32,
+    /// The union holding the user buffer (`ubuf`) and the vectors
+    /// (`__iov`/`iov`, `kvec`).
+    pub data: u32,
+    /// The kinds read; [`NO_ITER`] where the kernel lacks one.
+    pub ubuf: u32,
+    pub iovec: u32,
+    pub kvec: u32,
+}
+
+/// `IovIterOffsets` kind of a kernel without it (ITER_UBUF before 6.0).
+pub const NO_ITER: u32 = u32::MAX;
 
 /// Per-CPU counters of a policy slot.
 #[repr(C)]

@@ -11,9 +11,9 @@ use aya_ebpf::helpers::{
     generated::{self as gen, bpf_get_current_task},
 };
 use tetragond_ebpf::{
-    arg_kind, ns_kind, CredInfo, SkbInfo, SockInfo, StructOffsets, UserNsInfo, FILE_TYPE_BITS,
-    FILE_TYPE_SHIFT, IOVECS_READ, MAX_PATH_COMPONENTS, NO_HOP, PATH_CUT, PATH_WALK_LEN, RECORD_LEN,
-    STR_LEN,
+    arg_kind, ns_kind, CredInfo, IovIterOffsets, SkbInfo, SockInfo, StructOffsets, UserNsInfo,
+    FILE_TYPE_BITS, FILE_TYPE_SHIFT, IOVECS_READ, MAX_PATH_COMPONENTS, NO_HOP, PATH_CUT,
+    PATH_WALK_LEN, RECORD_LEN, STR_LEN,
 };
 
 use crate::{loop_state, unrolled, STRUCT_OFFSETS, WALK_BUF};
@@ -57,6 +57,7 @@ pub fn read_data(kind: u8, raw: u64, size: u64, slot: *mut u8, tail: *mut u8) ->
             return read_sock(o, sk, slot.cast());
         }
         arg_kind::CRED => return read_cred(o, raw, slot.cast()),
+        arg_kind::IOV_ITER => return read_iov_iter(&o.iov_iter, raw, slot),
         arg_kind::SKB => return read_skb(o, raw, slot.cast()),
         arg_kind::USER_NS => return read_user_ns(o, raw, slot.cast()),
         _ => {}
@@ -119,6 +120,37 @@ fn read_buf(ptr: u64, size: u64, slot: *mut u8) -> u64 {
     }
     unsafe { *slot.add(n as usize) = 0 };
     n
+}
+
+/// The first bytes of the data of iov_iter `iter`: its user buffer, or
+/// its first iovec or kvec segment (both `{base, len}`), at most `count`
+/// bytes, as `read_buf`; 0 for the other kinds.
+#[inline(always)]
+fn read_iov_iter(v: &IovIterOffsets, iter: u64, slot: *mut u8) -> u64 {
+    if v.valid == 0 {
+        return 0;
+    }
+    let mut kind: u32 = 0;
+    let kind_ptr = (&mut kind as *mut u32).cast();
+    if v.type_size == 1 {
+        copy(kind_ptr, 1, iter, v.type_offset);
+    } else {
+        copy(kind_ptr, 4, iter, v.type_offset);
+    }
+    let kind = kind & v.type_mask;
+    let mut count: u64 = 0;
+    copy((&mut count as *mut u64).cast(), 8, iter, v.count);
+    let mut data: u64 = 0;
+    copy((&mut data as *mut u64).cast(), 8, iter, v.data);
+    if kind == v.ubuf {
+        return read_buf(data, count, slot);
+    }
+    if kind != v.iovec && kind != v.kvec {
+        return 0;
+    }
+    let mut segment = [0u64; 2];
+    copy(segment.as_mut_ptr().cast(), 16, data, 0);
+    read_buf(segment[0], segment[1].min(count), slot)
 }
 
 // `read_iovec`'s unrolled list is written for this count.

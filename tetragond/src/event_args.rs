@@ -182,7 +182,7 @@ pub fn arg_key(ty: &str) -> &'static str {
         "syscall64" => "syscall_id",
         "bpf_cmd" => "bpf_cmd_arg",
         "string" | "filename" | "data_loc" => "string_arg",
-        "char_buf" | "char_iovec" => "bytes_arg",
+        "char_buf" | "char_iovec" | "iov_iter" => "bytes_arg",
         // A descriptor is exported as the file it names, a kiocb as the
         // file it is for.
         "file" | "fd" | "kiocb" => "file_arg",
@@ -245,7 +245,7 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
         "bpf_cmd" => records::bpf_cmd(j, raw as u32),
         "string" | "filename" | "data_loc" => j.str(&text(slot, raw)),
         // Tetragon's bytes_arg: protojson writes bytes as base64.
-        "char_buf" | "char_iovec" => base64(
+        "char_buf" | "char_iovec" | "iov_iter" => base64(
             j,
             slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]),
         ),

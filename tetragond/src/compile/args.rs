@@ -66,6 +66,8 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
         NetDevice => kernel_only(arg_kind::STRING, ArgClass::Text),
         // The file its `ki_filp` points at.
         Kiocb => kernel_only(arg_kind::FILE, ArgClass::Text),
+        // Its data's first bytes, as a char_buf's.
+        IovIter => kernel_only(arg_kind::IOV_ITER, ArgClass::Text),
         UserNamespace => kernel_only(arg_kind::USER_NS, ArgClass::Opaque),
         // Records of their members, for the event (`kernel_info::records`).
         BpfAttr => kernel_only(arg_kind::BPF_ATTR, ArgClass::Opaque),
@@ -175,6 +177,6 @@ mod tests {
             Ok((arg_kind::SOCKADDR, ArgClass::Socket))
         );
         assert!(kind_of(ArgType::Skb, Memory::User).is_err());
-        assert!(kind_of(ArgType::IovIter, Memory::Kernel).is_err());
+        assert!(kind_of(ArgType::IovIter, Memory::User).is_err());
     }
 }

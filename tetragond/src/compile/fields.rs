@@ -124,6 +124,19 @@ pub fn check_record(spec: &ArgSpec, ty: ArgType, btf: Option<&KernelBtf>) -> Res
         .map_err(|e| format!("type {ty} cannot be read on this kernel: {e}"))
 }
 
+/// An `iov_iter`: refused where this kernel lays it out otherwise than
+/// `kernel_info::offsets` reads it.
+pub fn check_iov_iter(ty: ArgType, btf: Option<&KernelBtf>) -> Result<(), String> {
+    if ty != ArgType::IovIter {
+        return Ok(());
+    }
+    let btf = need_btf(btf, "type iov_iter")?;
+    match crate::kernel_info::offsets::iov_iter(btf).valid {
+        0 => Err("type iov_iter cannot be read on this kernel: its struct iov_iter is laid out otherwise (no iter_type/type, count and iovec/kvec union, or no ITER_IOVEC and ITER_KVEC)".into()),
+        _ => Ok(()),
+    }
+}
+
 fn small(offset: u32) -> Result<u16, String> {
     u16::try_from(offset).map_err(|_| format!("offset {offset} is past 65535 bytes"))
 }
@@ -160,7 +173,7 @@ fn walk(
 /// The arg types that read a kernel struct (embedded or pointed at), with
 /// the struct's name: what a resolved field must be for them, and what
 /// `type: auto` makes of one.
-const STRUCT_TYPES: [(ArgType, &str); 19] = [
+const STRUCT_TYPES: [(ArgType, &str); 20] = [
     (ArgType::File, "file"),
     (ArgType::Path, "path"),
     (ArgType::Dentry, "dentry"),
@@ -180,6 +193,7 @@ const STRUCT_TYPES: [(ArgType, &str); 19] = [
     (ArgType::PerfEvent, "perf_event"),
     (ArgType::Module, "module"),
     (ArgType::LoadInfo, "load_info"),
+    (ArgType::IovIter, "iov_iter"),
 ];
 
 /// The name of the struct `pointee` is, if it is one.
@@ -419,7 +433,11 @@ mod tests {
             (ArgType::Int, "pid.x", "which has no member x"),
             (ArgType::String, "mm..owner", "separated by single dots"),
             (ArgType::Skb, "mm", "type skb reads a struct sk_buff"),
-            (ArgType::IovIter, "mm", "cannot be read from a field"),
+            (
+                ArgType::IovIter,
+                "mm",
+                "type iov_iter reads a struct iov_iter",
+            ),
         ];
         for (ty, path, want) in cases {
             let err = resolve(&btf, &arg(ty, path), EXEC_TASK).expect_err(path);

@@ -6,7 +6,7 @@ use tetragond_ebpf::{ArgSpec, HookConf};
 
 use super::{
     args::{link_sizes, unsupported_arg, word_arg, Memory},
-    fields::{check_record, concrete_type, read_member, resolve_field},
+    fields::{check_iov_iter, check_record, concrete_type, read_member, resolve_field},
     meta,
     selectors::{compile_selectors, HookArgs},
     Attach, CompiledHook, FunctionFamily, FunctionTarget, HookKind, HookMeta,
@@ -143,6 +143,7 @@ fn arg_spec(hook: &FunctionHook<'_>, i: usize, arg: &Arg) -> Result<ArgSpec, Com
     }
     read_member(&mut spec, arg.ty, hook.btf).map_err(at("type"))?;
     check_record(&spec, arg.ty, hook.btf).map_err(at("type"))?;
+    check_iov_iter(arg.ty, hook.btf).map_err(at("type"))?;
     Ok(spec)
 }
 

@@ -275,7 +275,17 @@ fn is_string_kind(kind: u8) -> bool {
     use tetragond_ebpf::arg_kind::*;
     matches!(
         kind,
-        STRING | FILE | PATH | DENTRY | BINPRM | FD | FILENAME | CHAR_BUF | CHAR_IOVEC | DATA_LOC
+        STRING
+            | FILE
+            | PATH
+            | DENTRY
+            | BINPRM
+            | FD
+            | FILENAME
+            | CHAR_BUF
+            | CHAR_IOVEC
+            | IOV_ITER
+            | DATA_LOC
     )
 }
 

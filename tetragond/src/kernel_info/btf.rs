@@ -200,6 +200,8 @@ pub struct KernelBtf {
     named_composites: Vec<u32>,
     /// The parameter types of every prototype, in order.
     params: Vec<u32>,
+    /// Every enum's enumerators: name offset and value.
+    enumerators: Vec<(u32, i64)>,
 }
 
 impl fmt::Debug for KernelBtf {
@@ -320,6 +322,7 @@ impl KernelBtf {
             members: Vec::with_capacity(types.len() / 24),
             named_composites: Vec::new(),
             params: Vec::new(),
+            enumerators: Vec::new(),
         };
         btf.types.push(Ty::Other); // id 0: void
         btf.parse_types(&rd, types)?;
@@ -407,8 +410,22 @@ impl KernelBtf {
                         len,
                     )
                 }
-                BTF_KIND_ENUM => (Ty::Enum(size_or_type), vlen * 8),
-                BTF_KIND_ENUM64 => (Ty::Enum(size_or_type), vlen * 12),
+                BTF_KIND_ENUM => {
+                    for i in 0..vlen {
+                        let at = extra + i * 8;
+                        let value = i64::from(word(at + 4)? as i32);
+                        self.enumerators.push((word(at)?, value));
+                    }
+                    (Ty::Enum(size_or_type), vlen * 8)
+                }
+                BTF_KIND_ENUM64 => {
+                    for i in 0..vlen {
+                        let at = extra + i * 12;
+                        let value = u64::from(word(at + 8)?) << 32 | u64::from(word(at + 4)?);
+                        self.enumerators.push((word(at)?, value as i64));
+                    }
+                    (Ty::Enum(size_or_type), vlen * 12)
+                }
                 BTF_KIND_FWD => (Ty::Fwd, 0),
                 BTF_KIND_TYPEDEF => (
                     Ty::Typedef {
@@ -601,6 +618,14 @@ impl KernelBtf {
 
     /// The first struct or union of that name with members; failing that,
     /// the first complete one (an empty struct); never a forward declaration.
+    /// The value of enumerator `name` (`ITER_UBUF`), in whichever enum.
+    pub fn enumerator(&self, name: &str) -> Option<i64> {
+        self.enumerators
+            .iter()
+            .find(|(name_off, _)| self.name_eq(*name_off, name.as_bytes()))
+            .map(|(_, value)| *value)
+    }
+
     fn find_composite(&self, name: &str) -> Result<u32, BtfError> {
         let mut empty = None;
         for &id in &self.named_composites {

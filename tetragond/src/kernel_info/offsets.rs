@@ -1,7 +1,7 @@
 //! Kernel struct member offsets the argument readers need, from the
 //! running kernel's BTF: nothing is baked in for one kernel.
 
-use tetragond_ebpf::{ns_kind, NsOffsets, StructOffsets};
+use tetragond_ebpf::{ns_kind, IovIterOffsets, NsOffsets, StructOffsets, NO_ITER};
 
 use super::btf::{BtfError, KernelBtf};
 
@@ -82,7 +82,45 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
         skb_network_header: at("sk_buff", &["network_header"])?,
         skb_transport_header: at("sk_buff", &["transport_header"])?,
         records: super::records::record_layouts(btf),
+        iov_iter: iov_iter(btf),
     })
+}
+
+/// `struct iov_iter` as this kernel has it; not `valid` when it is laid
+/// out otherwise (then `iov_iter` args are refused).
+pub fn iov_iter(btf: &KernelBtf) -> IovIterOffsets {
+    let at = |path: &[&str]| btf.member_offset("iov_iter", path).ok().map(|m| m.offset);
+    let kind = |name: &str| {
+        btf.enumerator(name)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(NO_ITER)
+    };
+    // From 5.14 a byte of `enum iter_type`; before, `type`, which also
+    // holds the direction (READ 0, WRITE 1) in bit 0.
+    let (type_offset, type_size, type_mask) = match (at(&["iter_type"]), at(&["type"])) {
+        (Some(offset), _) => (offset, 1, 0xff),
+        (None, Some(offset)) => (offset, 4, !1),
+        (None, None) => return IovIterOffsets::default(),
+    };
+    let vectors = at(&["__iov"]).or_else(|| at(&["iov"]));
+    let (Some(count), Some(data), Some(iov)) = (at(&["count"]), at(&["kvec"]), vectors) else {
+        return IovIterOffsets::default();
+    };
+    let ubuf = kind("ITER_UBUF");
+    // One union holds them all; the buffer, where it exists, too.
+    let same_union = iov == data && (ubuf == NO_ITER || at(&["ubuf"]) == Some(data));
+    let (iovec, kvec) = (kind("ITER_IOVEC"), kind("ITER_KVEC"));
+    IovIterOffsets {
+        valid: u32::from(same_union && iovec != NO_ITER && kvec != NO_ITER),
+        type_offset,
+        type_size,
+        type_mask,
+        count,
+        data,
+        ubuf,
+        iovec,
+        kvec,
+    }
 }
 
 /// Per `ns_kind`: the namespace pointer's holder member and its struct.
@@ -127,5 +165,13 @@ mod tests {
         // thread_info comes first in task_struct: `flags` (and, from 5.11,
         // `syscall_work`) precede `status`.
         assert!(matches!(o.task_ti_status, 8 | 16), "{}", o.task_ti_status);
+        // 6.5 on: ITER_UBUF first, then ITER_IOVEC; a byte of kind.
+        let v = o.iov_iter;
+        assert_eq!(
+            (v.valid, v.type_size, v.ubuf, v.iovec),
+            (1, 1, 0, 1),
+            "{v:?}"
+        );
+        assert_eq!(btf.enumerator("ITER_KVEC"), Some(i64::from(v.kvec)));
     }
 }
