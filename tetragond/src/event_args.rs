@@ -335,13 +335,6 @@ fn skb(j: &mut Json, s: &SkbInfo) {
     j.close(b'}');
 }
 
-/// The initial user namespace's inode number (0 when unreadable): what
-/// makes a `user_namespace` argument's `is_host`.
-fn host_user_ns() -> u32 {
-    static HOST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *HOST.get_or_init(|| crate::compile::host_namespace("User").unwrap_or(0))
-}
-
 /// Tetragon's UserNamespace: `is_host` written only when true, as
 /// protobuf's JSON leaves a false bool out.
 fn user_ns(j: &mut Json, u: &UserNsInfo, host: u32) {
@@ -437,6 +430,12 @@ pub(crate) fn namespaces(j: &mut Json, ns: &[u32; NS_CHANGE_KINDS]) {
         j.close(b'}');
     }
     j.close(b'}');
+}
+
+/// The initial user namespace's inode number (0 when unreadable): what
+/// makes a user namespace's `is_host`.
+pub(crate) fn host_user_ns() -> u32 {
+    host_namespaces()[usize::from(tetragond_ebpf::ns_kind::USER)]
 }
 
 /// The host's namespaces by `ns_kind::*`, as `host_ns` reads them (pid

@@ -119,7 +119,7 @@ fn cred_json(c: &CredInfo) -> Value {
     }
     let u = &c.user_ns;
     let mut ns = json!({"inum": u.inum});
-    let host = crate::compile::host_namespace("User").unwrap_or(0);
+    let host = crate::event_args::host_user_ns();
     if u.inum != 0 && u.inum == host {
         ns["is_host"] = json!(true);
     }
