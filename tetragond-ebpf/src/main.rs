@@ -372,6 +372,12 @@ static HAS_ANCESTOR_CGROUP_ID: u8 = 1;
 #[no_mangle]
 static HAS_ATTACH_COOKIE: u8 = 1;
 
+/// 0 unless process objects carry `process_credentials`
+/// (`enable_process_cred`): the exec's credentials cost about fifteen
+/// probe reads per exec, paid only when asked for.
+#[no_mangle]
+static EXEC_CREDENTIALS: u8 = 1;
+
 /// `&array[i]`, or None past its end, with the address computed here.
 /// 5.10's verifier forgets an index's bound when the index is spilled to
 /// the stack (across a helper call), but keeps a pointer's: so a loop
@@ -1889,6 +1895,9 @@ fn read_exec_identity(tgid: u32, cred: &mut CredInfo, ns: &mut [u32; NS_CHANGE_K
         Some(snapshot) => snapshot.ns,
         None => [0; NS_CHANGE_KINDS],
     };
+    if load_constant(&EXEC_CREDENTIALS) == 0 {
+        return;
+    }
     let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
         return;
     };

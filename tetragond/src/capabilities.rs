@@ -1,5 +1,35 @@
-//! Linux capability names: matchCapabilities values are parsed with them,
-//! credential args in events are named with them.
+//! Linux capabilities: names (matchCapabilities values are parsed with
+//! them, events name sets with them) and a task's three sets.
+
+use tetragond_ebpf::{cap_set, CredInfo};
+
+/// A task's effective, inheritable and permitted capability sets, as a
+/// process's `cap` and a credential's `caps` write them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub effective: u64,
+    pub inheritable: u64,
+    pub permitted: u64,
+}
+
+impl CapSets {
+    pub fn of_cred(c: &CredInfo) -> Self {
+        CapSets {
+            effective: c.cap_effective,
+            inheritable: c.cap_inheritable,
+            permitted: c.cap_permitted,
+        }
+    }
+
+    /// From the kernel's by-`cap_set::*` array (`ExecCreds::caps`).
+    pub fn by_cap_set(sets: &[u64; 3]) -> Self {
+        CapSets {
+            effective: sets[usize::from(cap_set::EFFECTIVE)],
+            inheritable: sets[usize::from(cap_set::INHERITABLE)],
+            permitted: sets[usize::from(cap_set::PERMITTED)],
+        }
+    }
+}
 
 /// Linux capabilities (capability.h), indexed by their bit number.
 pub const NAMES: [&str; 41] = [

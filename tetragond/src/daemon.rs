@@ -32,7 +32,7 @@ use crate::{
     metrics, notify as sd,
     policy::{self, PolicyKey},
     process::{procfs::ProcInfo, user_symbols::UserSymbols, ProcessCache},
-    sensors::{mounts, pin::Pins, Kernel},
+    sensors::{mounts, pin::Pins, Kernel, LoadOptions},
     store::{folder, Store, Summary},
     unit_job, watcher,
 };
@@ -125,8 +125,11 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         .with_context(|| format!("creating policy folder {}", config.policy_dir.display()))?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating state folder {}", config.state_dir.display()))?;
-    let mut kernel = Kernel::load(pins.clone(), config.export.ring_buffer_bytes)
-        .context("loading the kernel programs")?;
+    let options = LoadOptions {
+        ring_bytes: config.export.ring_buffer_bytes,
+        exec_credentials: config.export.process_identity.cred,
+    };
+    let mut kernel = Kernel::load(pins.clone(), options).context("loading the kernel programs")?;
     kernel
         .set_aggregate_window(Duration::from_millis(config.export.aggregate_window_ms))
         .context("setting the aggregation window")?;

@@ -12,7 +12,7 @@ use std::{
 
 use tetragond_ebpf::{CredInfo, SkbInfo, SockInfo, UserNsInfo, NS_CHANGE_KINDS, PATH_CUT, STR_LEN};
 
-use crate::json::Json;
+use crate::{capabilities::CapSets, json::Json};
 
 mod records;
 
@@ -134,12 +134,12 @@ fn cap_names(j: &mut Json, set: u64) {
 }
 
 /// `{effective, inheritable, permitted}`, an empty set left out.
-pub(crate) fn caps(j: &mut Json, c: &CredInfo) {
+pub(crate) fn caps(j: &mut Json, c: &CapSets) {
     j.open(b'{');
     for (key, set) in [
-        ("effective", c.cap_effective),
-        ("inheritable", c.cap_inheritable),
-        ("permitted", c.cap_permitted),
+        ("effective", c.effective),
+        ("inheritable", c.inheritable),
+        ("permitted", c.permitted),
     ] {
         if set != 0 {
             j.key(key);
@@ -362,7 +362,7 @@ fn user_ns(j: &mut Json, u: &UserNsInfo, host: u32) {
 pub(crate) fn cred(j: &mut Json, c: &CredInfo) {
     j.open(b'{');
     j.key("caps");
-    caps(j, c);
+    caps(j, &CapSets::of_cred(c));
     let ids = |j: &mut Json, list: &[(&str, u32)]| {
         for &(key, id) in list {
             j.key(key);

@@ -174,7 +174,7 @@ fn render_process_fields(p: &Process) -> Vec<u8> {
     text(&mut j, "parent_exec_id", &p.parent_exec_id);
     if let Some(caps) = &p.caps {
         j.key("cap");
-        event_args::caps(&mut j, &caps_of(caps));
+        event_args::caps(&mut j, caps);
     }
     if let Some(ns) = &p.ns {
         j.key("ns");
@@ -185,17 +185,6 @@ fn render_process_fields(p: &Process) -> Vec<u8> {
         event_args::cred(&mut j, cred);
     }
     out
-}
-
-/// Capability sets by `cap_set::*` as a credential's.
-pub(crate) fn caps_of(caps: &[u64; 3]) -> tetragond_ebpf::CredInfo {
-    use tetragond_ebpf::cap_set::*;
-    tetragond_ebpf::CredInfo {
-        cap_effective: caps[usize::from(EFFECTIVE)],
-        cap_inheritable: caps[usize::from(INHERITABLE)],
-        cap_permitted: caps[usize::from(PERMITTED)],
-        ..Default::default()
-    }
 }
 
 /// `"process":{...}` and, when known, `"parent":{...}` (whose `tid` is its pid).
@@ -972,7 +961,11 @@ mod tests {
             start_time: "2026-12-02T10:00:00.000000001Z".into(),
             ppid: 1,
             parent_exec_id: "cGFyZW50".into(),
-            caps: Some([1 << 21, 0, 1 | 1 << 21]),
+            caps: Some(crate::capabilities::CapSets {
+                effective: 1 << 21,
+                inheritable: 0,
+                permitted: 1 | 1 << 21,
+            }),
             cred: Some(tetragond_ebpf::CredInfo {
                 uid: 1000,
                 euid: 0,

@@ -10,6 +10,7 @@ use tetragond_ebpf::{CredInfo, Event, SockInfo, MODE_MONITOR, PATH_CUT, STR_LEN}
 
 use super::{action_name, hook_kind, kind, signal_name};
 use crate::{
+    capabilities::CapSets,
     clock::Clock,
     compile::{HookKind, HookMeta},
     event_args::slot,
@@ -106,7 +107,7 @@ fn cred_json(c: &CredInfo) -> Value {
     let mut v = json!({
         "uid": c.uid, "gid": c.gid, "euid": c.euid, "egid": c.egid,
         "suid": c.suid, "sgid": c.sgid, "fsuid": c.fsuid, "fsgid": c.fsgid,
-        "caps": caps(c),
+        "caps": caps(&CapSets::of_cred(c)),
     });
     let bits: Vec<&str> = crate::event_args::SECURE_BITS
         .iter()
@@ -128,12 +129,12 @@ fn cred_json(c: &CredInfo) -> Value {
 }
 
 /// `{effective, permitted, inheritable}`, an empty set left out.
-fn caps(c: &CredInfo) -> Value {
+fn caps(c: &CapSets) -> Value {
     let mut v = Map::new();
     for (key, set) in [
-        ("effective", c.cap_effective),
-        ("permitted", c.cap_permitted),
-        ("inheritable", c.cap_inheritable),
+        ("effective", c.effective),
+        ("permitted", c.permitted),
+        ("inheritable", c.inheritable),
     ] {
         if set != 0 {
             v.insert(key.into(), json!(cap_names(set)));
@@ -264,7 +265,7 @@ impl<'a> ProcessJson<'a> {
             start_time: &p.start_time,
             auid: p.auid,
             parent_exec_id: &p.parent_exec_id,
-            cap: p.caps.map(|c| caps(&crate::events::caps_of(&c))),
+            cap: p.caps.as_ref().map(caps),
             ns: p.ns.map(|ns| namespaces_json(&ns)),
             process_credentials: p.cred.map(|c| cred_json(&c)),
             tid,

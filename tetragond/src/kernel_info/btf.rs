@@ -200,9 +200,15 @@ pub struct KernelBtf {
     named_composites: Vec<u32>,
     /// The parameter types of every prototype, in order.
     params: Vec<u32>,
-    /// Every enum's enumerators: name offset and value.
-    enumerators: Vec<(u32, i64)>,
+    /// The enumerators of the enums in [`KEPT_ENUMS`]: enum name offset,
+    /// enumerator name offset, value.
+    enumerators: Vec<(u32, u32, i64)>,
 }
+
+/// The enums whose enumerators are kept for [`KernelBtf::enumerator`]
+/// (`offsets::iov_iter`); a kernel's BTF has some 19,000 enumerators, 0.3 MB
+/// held for the daemon's life if all were kept.
+const KEPT_ENUMS: [&str; 1] = ["iter_type"];
 
 impl fmt::Debug for KernelBtf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -411,18 +417,22 @@ impl KernelBtf {
                     )
                 }
                 BTF_KIND_ENUM => {
-                    for i in 0..vlen {
-                        let at = extra + i * 8;
-                        let value = i64::from(word(at + 4)? as i32);
-                        self.enumerators.push((word(at)?, value));
+                    if self.keeps_enum(name_off) {
+                        for i in 0..vlen {
+                            let at = extra + i * 8;
+                            let value = i64::from(word(at + 4)? as i32);
+                            self.enumerators.push((name_off, word(at)?, value));
+                        }
                     }
                     (Ty::Enum(size_or_type), vlen * 8)
                 }
                 BTF_KIND_ENUM64 => {
-                    for i in 0..vlen {
-                        let at = extra + i * 12;
-                        let value = u64::from(word(at + 8)?) << 32 | u64::from(word(at + 4)?);
-                        self.enumerators.push((word(at)?, value as i64));
+                    if self.keeps_enum(name_off) {
+                        for i in 0..vlen {
+                            let at = extra + i * 12;
+                            let value = u64::from(word(at + 8)?) << 32 | u64::from(word(at + 4)?);
+                            self.enumerators.push((name_off, word(at)?, value as i64));
+                        }
                     }
                     (Ty::Enum(size_or_type), vlen * 12)
                 }
@@ -618,12 +628,24 @@ impl KernelBtf {
 
     /// The first struct or union of that name with members; failing that,
     /// the first complete one (an empty struct); never a forward declaration.
-    /// The value of enumerator `name` (`ITER_UBUF`), in whichever enum.
-    pub fn enumerator(&self, name: &str) -> Option<i64> {
+    /// The value of enumerator `name` of `enum enum_name` (`ITER_UBUF` of
+    /// `iter_type`), which must be one of [`KEPT_ENUMS`].
+    pub fn enumerator(&self, enum_name: &str, name: &str) -> Option<i64> {
+        debug_assert!(KEPT_ENUMS.contains(&enum_name), "{enum_name} is not kept");
         self.enumerators
             .iter()
-            .find(|(name_off, _)| self.name_eq(*name_off, name.as_bytes()))
-            .map(|(_, value)| *value)
+            .find(|(enum_off, name_off, _)| {
+                self.name_eq(*enum_off, enum_name.as_bytes())
+                    && self.name_eq(*name_off, name.as_bytes())
+            })
+            .map(|(_, _, value)| *value)
+    }
+
+    fn keeps_enum(&self, name_off: u32) -> bool {
+        name_off != 0
+            && KEPT_ENUMS
+                .iter()
+                .any(|e| self.name_eq(name_off, e.as_bytes()))
     }
 
     fn find_composite(&self, name: &str) -> Result<u32, BtfError> {

@@ -91,7 +91,7 @@ pub fn struct_offsets(btf: &KernelBtf) -> Result<StructOffsets, BtfError> {
 pub fn iov_iter(btf: &KernelBtf) -> IovIterOffsets {
     let at = |path: &[&str]| btf.member_offset("iov_iter", path).ok().map(|m| m.offset);
     let kind = |name: &str| {
-        btf.enumerator(name)
+        btf.enumerator("iter_type", name)
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(NO_ITER)
     };
@@ -172,6 +172,9 @@ mod tests {
             (1, 1, 0, 1),
             "{v:?}"
         );
-        assert_eq!(btf.enumerator("ITER_KVEC"), Some(i64::from(v.kvec)));
+        assert_eq!(
+            btf.enumerator("iter_type", "ITER_KVEC"),
+            Some(i64::from(v.kvec))
+        );
     }
 }

@@ -17,9 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tetragond_ebpf::{cap_set, CredInfo, ExecRecord, ExitRecord, NS_CHANGE_KINDS};
+use tetragond_ebpf::{CredInfo, ExecRecord, ExitRecord, NS_CHANGE_KINDS};
 
-use crate::clock::Clock;
+use crate::{capabilities::CapSets, clock::Clock};
 
 /// How long an exited process stays resolvable: events the kernel posted
 /// just before the exit can be drained after it.
@@ -46,8 +46,8 @@ pub struct Process {
     pub start_time: String,
     pub ppid: u32,
     pub parent_exec_id: String,
-    /// Its capability sets by `cap_set::*` (`cap`), with `enable_process_cred`.
-    pub caps: Option<[u64; 3]>,
+    /// Its capability sets (`cap`), with `enable_process_cred`.
+    pub caps: Option<CapSets>,
     /// The credentials it executed with (`process_credentials`), with
     /// `enable_process_cred`; None for a process found in /proc, whose
     /// securebits and user namespace /proc does not tell.
@@ -199,7 +199,7 @@ impl ProcessCache {
             start_time: self.clock.rfc3339(rec.ktime_ns),
             ppid: info.ppid,
             parent_exec_id,
-            caps: self.identity.cred.then_some(exec_caps(&rec.cred)),
+            caps: self.identity.cred.then(|| CapSets::of_cred(&rec.cred)),
             cred: self.identity.cred.then_some(rec.cred),
             ns: self.identity.ns.then_some(rec.ns),
             json: Default::default(),
@@ -336,7 +336,9 @@ impl ProcessCache {
             .then(|| procfs::exec_creds(pid))
             .flatten();
         Process {
-            caps: found.filter(|_| self.identity.cred).map(|c| c.caps),
+            caps: found
+                .filter(|_| self.identity.cred)
+                .map(|c| CapSets::by_cap_set(&c.caps)),
             ns: found.filter(|_| self.identity.ns).map(|c| c.ns),
             cred: None,
             exec_id: exec_id::exec_id(&self.node_name, info.start_ns, pid),
@@ -354,15 +356,6 @@ impl ProcessCache {
             json: Default::default(),
         }
     }
-}
-
-/// A credential's capability sets by `cap_set::*`.
-fn exec_caps(c: &CredInfo) -> [u64; 3] {
-    let mut caps = [0; 3];
-    caps[usize::from(cap_set::EFFECTIVE)] = c.cap_effective;
-    caps[usize::from(cap_set::INHERITABLE)] = c.cap_inheritable;
-    caps[usize::from(cap_set::PERMITTED)] = c.cap_permitted;
-    caps
 }
 
 fn flags(origin: &str, cwd: &str) -> String {

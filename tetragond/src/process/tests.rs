@@ -178,10 +178,7 @@ fn identity_is_kept_only_as_the_configuration_asks() {
     });
     let p = c.on_exec(&rec, None);
     assert_eq!(p.cred.map(|c| c.euid), Some(1000));
-    assert_eq!(
-        p.caps.map(|c| c[usize::from(cap_set::PERMITTED)]),
-        Some(1 << 21)
-    );
+    assert_eq!(p.caps.map(|c| c.permitted), Some(1 << 21));
     assert_eq!(
         p.ns.map(|ns| ns[usize::from(tetragond_ebpf::ns_kind::MNT)]),
         Some(4026531841)

@@ -112,12 +112,21 @@ pub struct Kernel {
     next_install_id: u32,
 }
 
+/// What the daemon's configuration decides about the kernel side, fixed
+/// for its life.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// The event ring buffer's size, a power of two in
+    /// [`super::ring_size::RING_BYTES`].
+    pub ring_bytes: u32,
+    /// Whether exec records carry the credentials (`enable_process_cred`).
+    pub exec_credentials: bool,
+}
+
 impl Kernel {
-    /// Loads the object, its programs, and starts task tracking. Every
-    /// link made from now on is pinned in `pins` (when it is enabled).
-    /// Loads the programs and maps, with an event ring buffer of
-    /// `ring_bytes` (a power of two in [`super::ring_size::RING_BYTES`]).
-    pub fn load(pins: Pins, ring_bytes: u32) -> Result<Self, SensorError> {
+    /// Loads the object, its programs and maps, and starts task tracking.
+    /// Every link made from now on is pinned in `pins` (when it is enabled).
+    pub fn load(pins: Pins, options: LoadOptions) -> Result<Self, SensorError> {
         if BPF_OBJECT.is_empty() {
             return Err(SensorError::Load(
                 "this binary was built with TETRAGOND_SKIP_BPF=1 and carries no kernel programs"
@@ -151,13 +160,18 @@ impl Kernel {
         };
         let mut ebpf = EbpfLoader::new()
             .verifier_log_level(log_level)
-            .map_max_entries("EVENTS", ring_bytes)
+            .map_max_entries("EVENTS", options.ring_bytes)
             .override_global(
                 "HAS_ANCESTOR_CGROUP_ID",
                 &u8::from(helpers.ancestor_cgroup_id),
                 true,
             )
             .override_global("HAS_ATTACH_COOKIE", &u8::from(helpers.attach_cookie), true)
+            .override_global(
+                "EXEC_CREDENTIALS",
+                &u8::from(options.exec_credentials),
+                true,
+            )
             .load(&object)
             .map_err(|e| SensorError::Load(e.to_string()))?;
         // Dispatch programs are verified when a site is first used: each

@@ -17,4 +17,4 @@ pub mod ops;
 pub mod pin;
 pub mod ring_size;
 
-pub use kernel::Kernel;
+pub use kernel::{Kernel, LoadOptions};
