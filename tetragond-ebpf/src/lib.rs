@@ -441,7 +441,10 @@ pub struct FieldPath {
     pub n_loads: u8,
     /// 0, 1, 2, 4 or 8.
     pub size: u8,
-    pub _pad: u8,
+    /// 1: the field is in user memory, at `offset` read as an i16 from
+    /// the argument's value (a USDT argument in memory, `-16(%rbp)`);
+    /// `n_loads` is 0.
+    pub user: u8,
     pub offset: u16,
     pub loads: [u16; MAX_FIELD_LOADS],
 }
@@ -699,7 +702,11 @@ pub struct HookConf {
     /// `return_half::ENTRY`: 1 + the index of the arg whose pointer the
     /// exit half reads (`returnCopy`); 0 for none.
     pub copy_arg: u8,
-    pub _pad2: [u8; 3],
+    /// 1 + the index of the arg (a `CHAR_BUF` or `IOV_ITER`) whose buffer
+    /// is posted whole, up to `MAX_DATA` bytes, in `DataRecord`s
+    /// (`maxData`); 0 for none.
+    pub max_data_arg: u8,
+    pub _pad2: [u8; 2],
     pub cgroup_scopes: [CgroupScope; MAX_CGROUP_SCOPES],
 }
 
@@ -1249,10 +1256,45 @@ pub mod record {
     pub const POLICY_EVENT: u32 = 1;
     pub const EXEC: u32 = 2;
     pub const EXIT: u32 = 3;
+    /// A piece of a `maxData` buffer ([`DataRecord`](crate::DataRecord)).
+    pub const DATA: u32 = 4;
 }
 
 /// Entries of the `LOSSES` map, indexed by `record::*`.
-pub const RECORD_KINDS: u32 = 4;
+pub const RECORD_KINDS: u32 = 5;
+
+/// `maxData`: the most bytes of one buffer argument an event carries
+/// (Tetragon's limit: ten pieces of 32,736 bytes).
+pub const MAX_DATA: u32 = 327_360;
+/// Buffer bytes per [`DataRecord`]: small pieces keep the per-CPU buffer
+/// that builds them (one record) small.
+pub const DATA_CHUNK: usize = 4096;
+/// Pieces of a `MAX_DATA` buffer, at most.
+pub const DATA_CHUNKS: u32 = MAX_DATA.div_ceil(DATA_CHUNK as u32);
+/// Bytes of a [`DataRecord`] before its `bytes`.
+pub const DATA_HEADER_LEN: usize = 24;
+
+/// A piece of the buffer of a hook's `maxData` argument
+/// (`HookConf::max_data_arg`), posted just before the event it belongs to,
+/// which has the same `tid` and `ktime_ns`. Only `DATA_HEADER_LEN + len`
+/// bytes are posted.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DataRecord {
+    /// `record::DATA`.
+    pub kind: u32,
+    pub tid: u32,
+    pub ktime_ns: u64,
+    /// Where `bytes` start in the buffer.
+    pub offset: u32,
+    /// Bytes of `bytes` used.
+    pub len: u16,
+    /// The index of the argument among the hook's.
+    pub arg: u16,
+    pub bytes: [u8; DATA_CHUNK],
+}
+
+const _: () = assert!(core::mem::offset_of!(DataRecord, bytes) == DATA_HEADER_LEN);
 
 /// A process executed a program (`sched_process_exec`).
 #[repr(C)]

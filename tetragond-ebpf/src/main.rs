@@ -46,17 +46,18 @@ use aya_ebpf::{
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
     action, arg_kind, gate, op, rate_scope, record, return_half, site, size_from, stack,
-    AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo, Event, EventBuf,
-    EventInfo, ExePath, ExecCreds, ExecRecord, ExitRecord, GateKey, HookConf, HookKey, HookSet,
-    OverrideDecision, PolicyCounters, PrefixGateData, RateLimitKey, RateLimitState, ReturnArmed,
-    ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
-    TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, EXEC_CREDS_ENTRIES,
-    FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS,
-    MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES,
-    MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN, PATH_WALK_LEN,
-    PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN,
-    RETURN_ARMED_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS,
-    SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo, DataRecord, Event,
+    EventBuf, EventInfo, ExePath, ExecCreds, ExecRecord, ExitRecord, GateKey, HookConf, HookKey,
+    HookSet, OverrideDecision, PolicyCounters, PrefixGateData, RateLimitKey, RateLimitState,
+    ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey,
+    SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES,
+    DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS,
+    HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
+    MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
+    MAX_VALUES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL,
+    PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES,
+    STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY,
+    TASK_EXE_ENTRIES, TS_COMPAT,
 };
 
 #[map]
@@ -96,6 +97,9 @@ static STRUCT_OFFSETS: Array<StructOffsets> = Array::with_max_entries(1, 0);
 /// The event being built, with its arguments' data (strings, paths, sockets).
 #[map]
 static EVENT_BUF: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(1, 0);
+/// Where `post_data_step` builds each piece of a `maxData` buffer.
+#[map]
+static DATA_BUF: PerCpuArray<DataRecord> = PerCpuArray::with_max_entries(1, 0);
 /// A path is built here right to left, then copied to its data slot. Twice
 /// `PATH_WALK_LEN`: a component's copy starts at a masked position and may
 /// run past it.
@@ -182,6 +186,10 @@ struct LoopState {
     field: u64,
     /// The exit half of a return hook: what its entry half recorded.
     armed: ReturnArmed,
+    /// The buffer of the hook's `maxData` argument (`read_arg_step`), and
+    /// its size (at most `MAX_DATA`), which `post_data` posts.
+    data_ptr: u64,
+    data_len: u64,
 }
 
 /// Dispatch sets one event walks: (every event, this syscall) x (listed,
@@ -1198,6 +1206,9 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
                 (raw, (size << shift) >> shift)
             }
         };
+        if u64::from(hook.max_data_arg) == index + 1 {
+            note_max_data(kind, raw, size);
+        }
         read_args::read_data(kind, raw, size, data.as_mut_ptr(), tail.as_mut_ptr())
     } else {
         raw
@@ -1206,6 +1217,69 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     // map contents, so values read by different kinds do not multiply the
     // states it explores.
     *slot = value;
+    0
+}
+
+/// Keeps where the buffer of the hook's `maxData` argument is, for
+/// `post_data` to post it whole if the event is posted.
+#[inline(always)]
+fn note_max_data(kind: u8, raw: u64, size: u64) {
+    let (ptr, len) = read_args::buffer_of(kind, raw, size);
+    if let Some(state) = loop_state() {
+        state.data_ptr = ptr;
+        state.data_len = len.min(u64::from(MAX_DATA));
+    }
+}
+
+/// Posts the buffer `note_max_data` kept, in `DataRecord`s with the
+/// event's `tid` and `ktime_ns` and the argument's index `arg`, before the
+/// event: user space puts the pieces together when the event comes. A
+/// global function: verified once, not at every place an event is posted.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn post_data(tid: u64, ktime_ns: u64, arg: u64) -> i64 {
+    let (Some(state), Some(rec)) = (loop_state(), DATA_BUF.get_ptr_mut(0)) else {
+        return 1;
+    };
+    unsafe {
+        (*rec).kind = record::DATA;
+        (*rec).tid = tid as u32;
+        (*rec).ktime_ns = ktime_ns;
+        (*rec).arg = arg as u16;
+    }
+    let pieces = state.data_len.div_ceil(DATA_CHUNK as u64);
+    repeat!(pieces, DATA_CHUNKS, post_data_step());
+    0
+}
+
+/// Loop step: posts piece `piece` of the `maxData` buffer.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn post_data_step(piece: u64) -> i64 {
+    let (Some(state), Some(rec)) = (loop_state(), DATA_BUF.get_ptr_mut(0)) else {
+        return 1;
+    };
+    let offset = piece * DATA_CHUNK as u64;
+    let left = state.data_len.saturating_sub(offset);
+    if left == 0 {
+        return 1;
+    }
+    // 1..=DATA_CHUNK, in a form every verifier bounds.
+    let n = ((left.min(DATA_CHUNK as u64) - 1) & (DATA_CHUNK as u64 - 1)) + 1;
+    let from = state.data_ptr.wrapping_add(offset) as *const c_void;
+    unsafe {
+        (*rec).offset = offset as u32;
+        (*rec).len = n as u16;
+        // The legacy helper, as for every buffer: user and kernel memory.
+        if gen::bpf_probe_read((*rec).bytes.as_mut_ptr().cast(), n as u32, from) != 0 {
+            return 1;
+        }
+        let bytes = core::slice::from_raw_parts(rec as *const u8, DATA_HEADER_LEN + n as usize);
+        if EVENTS.output(bytes, 0).is_err() {
+            count_loss(record::DATA);
+            return 1;
+        }
+    }
     0
 }
 
@@ -1225,8 +1299,14 @@ fn follow_field(spec: &ArgSpec, hook_slot: u64, arg: u64, base: u64) -> u64 {
         MAX_FIELD_LOADS,
         load_field_pointer(hook_slot, arg)
     );
+    let user = field.user != 0;
+    let offset = if user {
+        field.offset as i16 as i64 as u64
+    } else {
+        u64::from(field.offset)
+    };
     let at = match loop_state() {
-        Some(state) if state.field != 0 => state.field.wrapping_add(u64::from(field.offset)),
+        Some(state) if state.field != 0 => state.field.wrapping_add(offset),
         _ => return 0,
     };
     let src = at as *const u8;
@@ -1234,16 +1314,26 @@ fn follow_field(spec: &ArgSpec, hook_slot: u64, arg: u64, base: u64) -> u64 {
     unsafe {
         match field.size {
             0 => Some(at),
-            1 if signed => read_kernel::<i8>(src).map(|v| v as i64 as u64),
-            1 => read_kernel::<u8>(src).map(u64::from),
-            2 if signed => read_kernel::<i16>(src).map(|v| v as i64 as u64),
-            2 => read_kernel::<u16>(src).map(u64::from),
-            4 if signed => read_kernel::<i32>(src).map(|v| v as i64 as u64),
-            4 => read_kernel::<u32>(src).map(u64::from),
-            _ => read_kernel::<u64>(src),
+            1 if signed => read_field::<i8>(user, src).map(|v| v as i64 as u64),
+            1 => read_field::<u8>(user, src).map(u64::from),
+            2 if signed => read_field::<i16>(user, src).map(|v| v as i64 as u64),
+            2 => read_field::<u16>(user, src).map(u64::from),
+            4 if signed => read_field::<i32>(user, src).map(|v| v as i64 as u64),
+            4 => read_field::<u32>(user, src).map(u64::from),
+            _ => read_field::<u64>(user, src),
         }
     }
     .unwrap_or(0)
+}
+
+/// A field's value, from user memory (`FieldPath::user`) or kernel memory.
+#[inline(always)]
+unsafe fn read_field<T>(user: bool, src: *const u8) -> Option<T> {
+    if user {
+        unsafe { aya_ebpf::helpers::bpf_probe_read_user(src.cast::<T>()) }.ok()
+    } else {
+        unsafe { read_kernel(src) }
+    }
 }
 
 /// Loop step: follows pointer `turn` of the field path of argument `arg`
@@ -1728,6 +1818,12 @@ fn post(
         value: 0,
         enforced: false,
     });
+    let ktime_ns = unsafe { bpf_ktime_get_ns() };
+    // Before the event, and before its lengths are worked out: the
+    // verifier keeps their bounds through no calls.
+    if hook.max_data_arg != 0 {
+        post_data(pid_tgid, ktime_ns, u64::from(hook.max_data_arg - 1));
+    }
     let mode = POLICY_MODE.get(hook.policy_slot).copied().unwrap_or(0);
     let data_len = data_len.min((MAX_ARGS * STR_LEN) as u32);
     let tgid = (pid_tgid >> 32) as u32;
@@ -1735,7 +1831,7 @@ fn post(
         let ev = &mut (*buf).event;
         ev.kind = record::POLICY_EVENT;
         ev.data_len = data_len;
-        ev.ktime_ns = bpf_ktime_get_ns();
+        ev.ktime_ns = ktime_ns;
         ev.policy_slot = hook.policy_slot;
         ev.hook_slot = hook_slot;
         ev.tgid = tgid;

@@ -122,13 +122,32 @@ fn read_buf(ptr: u64, size: u64, slot: *mut u8) -> u64 {
     n
 }
 
-/// The first bytes of the data of iov_iter `iter`: its user buffer, or
-/// its first iovec or kvec segment (both `{base, len}`), at most `count`
-/// bytes, as `read_buf`; 0 for the other kinds.
+/// The buffer (pointer, size) of a `CHAR_BUF` of `size` bytes at `raw`,
+/// or of an `IOV_ITER` at `raw`; (0, 0) for other kinds.
+#[inline(always)]
+pub fn buffer_of(kind: u8, raw: u64, size: u64) -> (u64, u64) {
+    match (kind, STRUCT_OFFSETS.get(0)) {
+        (arg_kind::CHAR_BUF, _) => (raw, size),
+        (arg_kind::IOV_ITER, Some(o)) if o.valid != 0 => iov_iter_buffer(&o.iov_iter, raw),
+        _ => (0, 0),
+    }
+}
+
+/// The first bytes of the data of iov_iter `iter` (see `iov_iter_buffer`),
+/// as `read_buf`.
 #[inline(always)]
 fn read_iov_iter(v: &IovIterOffsets, iter: u64, slot: *mut u8) -> u64 {
+    let (ptr, len) = iov_iter_buffer(v, iter);
+    read_buf(ptr, len, slot)
+}
+
+/// The data of iov_iter `iter`: its user buffer, or its first iovec or
+/// kvec segment (both `{base, len}`), at most `count` bytes; (0, 0) for
+/// the other kinds.
+#[inline(always)]
+fn iov_iter_buffer(v: &IovIterOffsets, iter: u64) -> (u64, u64) {
     if v.valid == 0 {
-        return 0;
+        return (0, 0);
     }
     let mut kind: u32 = 0;
     let kind_ptr = (&mut kind as *mut u32).cast();
@@ -143,14 +162,14 @@ fn read_iov_iter(v: &IovIterOffsets, iter: u64, slot: *mut u8) -> u64 {
     let mut data: u64 = 0;
     copy((&mut data as *mut u64).cast(), 8, iter, v.data);
     if kind == v.ubuf {
-        return read_buf(data, count, slot);
+        return (data, count);
     }
     if kind != v.iovec && kind != v.kvec {
-        return 0;
+        return (0, 0);
     }
     let mut segment = [0u64; 2];
     copy(segment.as_mut_ptr().cast(), 16, data, 0);
-    read_buf(segment[0], segment[1].min(count), slot)
+    (segment[0], segment[1].min(count))
 }
 
 // `read_iovec`'s unrolled list is written for this count.

@@ -555,8 +555,14 @@ impl Daemon {
         } = batch;
         for item in items {
             match item {
-                ring::Item::Policy(ev, range) => {
-                    self.export_policy_event(&ev, data.get(range).unwrap_or_default())
+                ring::Item::Policy(ev, range, whole) => {
+                    let whole = whole.and_then(|w| {
+                        Some(events::WholeArg {
+                            arg: w.arg,
+                            bytes: data.get(w.range)?,
+                        })
+                    });
+                    self.export_policy_event(&ev, data.get(range).unwrap_or_default(), whole)
                 }
                 ring::Item::Exec(rec, info) => self.on_exec(&rec, info),
                 ring::Item::Exit(rec, status) => self.on_exit(&rec, status),
@@ -575,11 +581,17 @@ impl Daemon {
         self.exporter.flush();
     }
 
-    fn export_policy_event(&mut self, ev: &tetragond_ebpf::Event, data: &[u8]) {
+    /// `whole`: its `maxData` argument's buffer (never on return hooks).
+    fn export_policy_event(
+        &mut self,
+        ev: &tetragond_ebpf::Event,
+        data: &[u8],
+        whole: Option<events::WholeArg<'_>>,
+    ) {
         match ev.return_half {
             return_half::ENTRY => self.calls.hold(ev, data),
             return_half::EXIT => self.export_call(ev, data),
-            _ => self.export_hook_event(ev, data, None),
+            _ => self.export_hook_event(ev, data, None, whole),
         }
     }
 
@@ -603,7 +615,7 @@ impl Daemon {
             payload: ret_data,
             meta: &ret_meta,
         };
-        self.export_hook_event(&call.event, &call.payload, Some(part));
+        self.export_hook_event(&call.event, &call.payload, Some(part), None);
     }
 
     fn export_hook_event(
@@ -611,6 +623,7 @@ impl Daemon {
         ev: &tetragond_ebpf::Event,
         data: &[u8],
         ret: Option<events::ReturnPart<'_>>,
+        whole: Option<events::WholeArg<'_>>,
     ) {
         let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {
             self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
@@ -653,6 +666,7 @@ impl Daemon {
             &self.node_name,
             &stacks,
             ret,
+            whole,
         );
         self.exporter.write(kind, &self.line);
     }
@@ -690,9 +704,11 @@ impl Daemon {
     /// Once a second: kernel losses, drop reports, cache upkeep.
     fn export_tick(&mut self) {
         let kernel = self.store.kernel();
-        let process_records = kernel.losses(record::EXEC) + kernel.losses(record::EXIT);
-        self.exporter
-            .kernel_losses(kernel.losses(record::POLICY_EVENT), process_records);
+        self.exporter.kernel_losses(export::KernelLosses {
+            policy_events: kernel.losses(record::POLICY_EVENT),
+            process_records: kernel.losses(record::EXEC) + kernel.losses(record::EXIT),
+            data_pieces: kernel.losses(record::DATA),
+        });
         for (slot, policy, total) in self.store.rate_limited() {
             self.exporter.post_rate_limited(slot, &policy, total);
         }

@@ -4,7 +4,9 @@
 //! (see `json`), field by field in Tetragon's order, with no value tree in
 //! between: this is the per-event cost of the daemon.
 
-use tetragond_ebpf::{action, record, Event, ExecRecord, ExitRecord, MODE_MONITOR};
+use tetragond_ebpf::{
+    action, record, DataRecord, Event, ExecRecord, ExitRecord, DATA_HEADER_LEN, MODE_MONITOR,
+};
 
 use crate::{
     clock::Clock,
@@ -31,6 +33,30 @@ pub enum Record<'a> {
     /// Boxed: with its argv it is several times the size of the others.
     Exec(Box<ExecRecord>),
     Exit(ExitRecord),
+    /// A piece of a `maxData` buffer.
+    Data(Piece<'a>),
+}
+
+/// The buffer of a hook's `maxData` argument, put together from its pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeArg<'a> {
+    /// The argument's index among the hook's.
+    pub arg: usize,
+    pub bytes: &'a [u8],
+}
+
+/// A piece of the buffer of a hook's `maxData` argument, as the kernel
+/// posted it (a `DataRecord`), just before its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece<'a> {
+    /// The event's thread and time.
+    pub tid: u32,
+    pub ktime_ns: u64,
+    /// The argument's index among the hook's.
+    pub arg: u16,
+    /// Where `bytes` go in the buffer.
+    pub offset: u32,
+    pub bytes: &'a [u8],
 }
 
 /// Decodes a ring buffer record; None when it is unknown or too short.
@@ -48,8 +74,26 @@ pub fn decode(bytes: &[u8]) -> Option<Record<'_>> {
         }
         record::EXEC => read_pod(bytes).map(|r| Record::Exec(Box::new(r))),
         record::EXIT => read_pod(bytes).map(Record::Exit),
+        record::DATA => decode_piece(bytes).map(Record::Data),
         _ => None,
     }
+}
+
+/// A `DataRecord`, of which only the used bytes were posted.
+fn decode_piece(bytes: &[u8]) -> Option<Piece<'_>> {
+    use std::mem::offset_of;
+    let field = |at: usize, n: usize| bytes.get(at..at + n);
+    let u16_at = |at| Some(u16::from_ne_bytes(field(at, 2)?.try_into().ok()?));
+    let u32_at = |at| Some(u32::from_ne_bytes(field(at, 4)?.try_into().ok()?));
+    let u64_at = |at| Some(u64::from_ne_bytes(field(at, 8)?.try_into().ok()?));
+    let len = usize::from(u16_at(offset_of!(DataRecord, len))?);
+    Some(Piece {
+        tid: u32_at(offset_of!(DataRecord, tid))?,
+        ktime_ns: u64_at(offset_of!(DataRecord, ktime_ns))?,
+        arg: u16_at(offset_of!(DataRecord, arg))?,
+        offset: u32_at(offset_of!(DataRecord, offset))?,
+        bytes: field(DATA_HEADER_LEN, len)?,
+    })
 }
 
 /// `T` must be one of the repr(C) plain-data records of tetragond-ebpf.
@@ -77,6 +121,7 @@ pub mod kind {
     pub const TRACEPOINT: &str = "process_tracepoint";
     pub const LSM: &str = "process_lsm";
     pub const UPROBE: &str = "process_uprobe";
+    pub const USDT: &str = "process_usdt";
     pub const EXEC: &str = "process_exec";
     pub const EXIT: &str = "process_exit";
     pub const RATE_LIMIT_INFO: &str = "rate_limit_info";
@@ -89,6 +134,7 @@ pub fn hook_kind(meta: &HookMeta) -> &'static str {
         HookKind::Kprobe { .. } => kind::KPROBE,
         HookKind::Lsm { .. } => kind::LSM,
         HookKind::Uprobe { .. } => kind::UPROBE,
+        HookKind::Usdt { .. } => kind::USDT,
     }
 }
 
@@ -197,14 +243,21 @@ fn processes(j: &mut Json, process: &Process, tid: u32, parent: Option<&Process>
     }
 }
 
-/// Where the hook is: `function_name`, `subsys` and `event`, or `path`
-/// and `symbol`.
+/// Where the hook is: `function_name`, `subsys` and `event`, `path` and
+/// `symbol`, or `path`, `provider` and `name`.
 fn hook_place(j: &mut Json, kind: &HookKind) {
-    let fields: [(&str, &str); 2] = match kind {
-        HookKind::Tracepoint { subsystem, event } => [("subsys", subsystem), ("event", event)],
-        HookKind::Uprobe { path, symbol } => [("path", path), ("symbol", symbol)],
+    let fields: [(&str, &str); 3] = match kind {
+        HookKind::Tracepoint { subsystem, event } => {
+            [("subsys", subsystem), ("event", event), ("", "")]
+        }
+        HookKind::Uprobe { path, symbol } => [("path", path), ("symbol", symbol), ("", "")],
+        HookKind::Usdt {
+            path,
+            provider,
+            name,
+        } => [("path", path), ("provider", provider), ("name", name)],
         HookKind::Kprobe { function } | HookKind::Lsm { function } => {
-            [("function_name", function), ("", "")]
+            [("function_name", function), ("", ""), ("", "")]
         }
     };
     for (key, value) in fields.into_iter().filter(|(key, _)| !key.is_empty()) {
@@ -258,13 +311,18 @@ fn call_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, ret: &Retur
 }
 
 /// `args` (left out when empty) and `return` (return probes: the arg at
-/// `return_position`, taken out of `args`).
-fn hook_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta) {
+/// `return_position`, taken out of `args`); the `maxData` argument's
+/// buffer whole when it came.
+fn hook_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, whole: Option<WholeArg>) {
     let n = meta.args.len().min(ev.args.len());
     let ret = meta.return_position.filter(|&i| i < n);
     let arg = |j: &mut Json, i: usize| {
         let (ty, label) = &meta.args[i];
-        write_arg(j, ty, ev.args[i], slot(data, i), label.as_deref());
+        let (raw, bytes) = match whole {
+            Some(w) if w.arg == i => (w.bytes.len() as u64, Some(w.bytes)),
+            _ => (ev.args[i], slot(data, i)),
+        };
+        write_arg(j, ty, raw, bytes, label.as_deref());
     };
     if n > usize::from(ret.is_some()) {
         j.key("args");
@@ -336,6 +394,7 @@ pub fn write_policy_event(
     node_name: &str,
     stacks: &StackFrames,
     ret: Option<ReturnPart<'_>>,
+    whole: Option<WholeArg<'_>>,
 ) -> &'static str {
     let kind = hook_kind(meta);
     let (data, _, _) = split_payload(ev, payload);
@@ -345,7 +404,7 @@ pub fn write_policy_event(
     hook_place(&mut j, &meta.kind);
     match &ret {
         Some(ret) => call_args(&mut j, ev, data, meta, ret),
-        None => hook_args(&mut j, ev, data, meta),
+        None => hook_args(&mut j, ev, data, meta, whole),
     }
     j.key("action");
     j.str(action_name(ev));
@@ -647,6 +706,7 @@ mod tests {
             node_name,
             &StackFrames::default(),
             None,
+            None,
         );
         assert_eq!(&out[..10], b"left alone", "appended");
         (kind, out.split_off(10))
@@ -744,6 +804,7 @@ mod tests {
             "n",
             &StackFrames::default(),
             Some(part),
+            None,
         );
         let line: Value = serde_json::from_slice(&out).expect("JSON");
         let kprobe = &line["process_kprobe"];
@@ -860,7 +921,7 @@ mod tests {
         let process = Process::default();
         let clock = Clock::at_boot(0);
         write_policy_event(
-            &mut out, &ev, &payload, &meta, &process, None, &clock, "n", &frames, None,
+            &mut out, &ev, &payload, &meta, &process, None, &clock, "n", &frames, None, None,
         );
         let line = String::from_utf8(out).expect("UTF-8");
         let expected = r#""action":"KPROBE_ACTION_SIGKILL","kernel_stack_trace":[{"offset":"21","symbol":"vfs_truncate"},{"symbol":"do_syscall_64"}],"policy_name":"p","tags":["t"],"user_stack_trace":[{"offset":""#;

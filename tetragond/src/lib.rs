@@ -34,4 +34,5 @@ pub mod sensors;
 pub mod store;
 pub mod syscalls;
 pub mod unit_job;
+pub mod usdt;
 pub mod watcher;

@@ -13,6 +13,9 @@
 //! - `probe VALUE`: calls `tetragond_testbin_probe(VALUE)`, prints `survived`.
 //! - `fill COUNT`: calls `tetragond_testbin_fill` on a zeroed buffer for
 //!   COUNT bytes (at most 32): `filled N`.
+//! - `usdt INT U64 TEXT`: fires the USDT probe `tetragond:probe` (an SDT
+//!   note in this binary) with INT in a register, U64 in memory below a
+//!   register and TEXT's address in a register: `fired`.
 //! - `open PATH`: open(2) O_RDONLY: `opened` or `error ERRNO`.
 //! - `writev PATH PART..`: create PATH, then one writev(2) of the parts:
 //!   `wrote N` or `error ERRNO`.
@@ -71,7 +74,7 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT [STRING] | probe VALUE | fill COUNT | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
+| bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
@@ -124,6 +127,47 @@ pub extern "C" fn tetragond_testbin_fill(buf: *mut u8, len: usize) -> isize {
     // SAFETY: the caller passes a buffer of at least `len` bytes.
     unsafe { std::ptr::copy_nonoverlapping(TEXT.as_ptr(), std::hint::black_box(buf), n) };
     n as isize
+}
+
+/// Fires the USDT probe `tetragond:probe`, as `<sys/sdt.h>` writes one:
+/// a `nop` where the uprobe goes, and a `.note.stapsdt` note naming it and
+/// saying where its arguments are: `number` in a 32-bit register (signed),
+/// `words[0]` in memory 8 bytes below a register holding `&words[1]`, and
+/// `text` (a C string's address) in a register.
+#[inline(never)]
+fn fire_usdt(number: i32, words: &[u64; 2], text: *const libc::c_char) {
+    // SAFETY: a nop, and notes in sections of their own; the registers
+    // are only read.
+    unsafe {
+        std::arch::asm!(
+            "990: nop",
+            ".pushsection .note.stapsdt,\"\",\"note\"",
+            ".balign 4",
+            ".4byte 992f-991f, 994f-993f, 3",
+            "991: .asciz \"stapsdt\"",
+            "992: .balign 4",
+            "993: .8byte 990b",
+            ".8byte _.stapsdt.base",
+            ".8byte 0",
+            ".asciz \"tetragond\"",
+            ".asciz \"probe\"",
+            ".asciz \"-4@{number:e} 8@-8({upper}) 8@{text}\"",
+            "994: .balign 4",
+            ".popsection",
+            ".ifndef _.stapsdt.base",
+            ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat",
+            ".weak _.stapsdt.base",
+            ".hidden _.stapsdt.base",
+            "_.stapsdt.base: .space 1",
+            ".size _.stapsdt.base, 1",
+            ".popsection",
+            ".endif",
+            number = in(reg) number,
+            upper = in(reg) &words[1],
+            text = in(reg) text,
+            options(att_syntax, nostack, readonly, preserves_flags),
+        );
+    }
 }
 
 /// A syscall through the 32-bit entry (`int 0x80`): i386 number `nr`,
@@ -389,6 +433,13 @@ fn run(args: &[String]) -> i32 {
             let len = (arg(args, 1, 0) as usize).min(buf.len());
             let n = tetragond_testbin_fill(buf.as_mut_ptr(), len);
             println!("filled {n}");
+        }
+        Some("usdt") => {
+            let number = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let words = [arg(args, 2, 0), 0];
+            let text = cstring(args.get(3).map_or("", String::as_str));
+            fire_usdt(number, std::hint::black_box(&words), text.as_ptr());
+            println!("fired");
         }
         // N identical calls, a pause of PAUSE_MS, then one more.
         Some("burst") => {

@@ -216,6 +216,22 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "ProcessUsdt",
+        &[
+            ("process", PROCESS),
+            ("parent", PROCESS),
+            ("path", Str),
+            ("provider", Str),
+            ("name", Str),
+            ("policy_name", Str),
+            ("action", Enum),
+            ("args", ARGS),
+            ("tags", TAGS),
+            ("message", Str),
+            ("ancestors", ANCESTORS),
+        ],
+    ),
+    (
         "StackTraceEntry",
         &[
             ("address", U64),
@@ -380,6 +396,10 @@ const OURS: &[(&str, &str, Kind)] = &[
     ("ProcessLsm", "enforced", Bool),
     ("ProcessLsm", "policy_namespace", Str),
     ("ProcessLsm", "repeats", U32),
+    ("ProcessUsdt", "mode", Str),
+    ("ProcessUsdt", "enforced", Bool),
+    ("ProcessUsdt", "policy_namespace", Str),
+    ("ProcessUsdt", "repeats", U32),
     ("ProcessUprobe", "mode", Str),
     ("ProcessUprobe", "enforced", Bool),
     ("ProcessUprobe", "policy_namespace", Str),

@@ -98,7 +98,8 @@ pub fn word_arg(ty: ArgType, offset: u16, memory: Memory) -> Result<ArgSpec, Str
 
 /// `char_buf` and `char_iovec` args with `sizeArgIndex` (1-based, as
 /// Tetragon counts; a char_iovec's counts its iovecs):
-/// where the size argument is, by `offset_of(index)`.
+/// where the size argument is, by `offset_of(index)`; and the `maxData`
+/// arg, if any (see [`mark_max_data`]).
 pub fn link_sizes(
     what: &str,
     conf: &mut tetragond_ebpf::HookConf,
@@ -129,6 +130,46 @@ pub fn link_sizes(
         spec.size_from = tetragond_ebpf::size_from::ARG;
         spec.size_offset = offset;
     }
+    mark_max_data(what, conf, args)
+}
+
+/// The arg whose buffer the kernel posts whole (`maxData`, up to
+/// `MAX_DATA` bytes): a `char_buf` of `sizeArgIndex` bytes or an
+/// `iov_iter`, one per hook. Where the hook kind cannot serve it,
+/// `policy::unsupported` refused it before.
+fn mark_max_data(
+    what: &str,
+    conf: &mut tetragond_ebpf::HookConf,
+    args: &[crate::policy::model::Arg],
+) -> Result<(), CompileError> {
+    let marked: Vec<usize> = (0..args.len()).filter(|&i| args[i].max_data).collect();
+    let &[position] = marked.as_slice() else {
+        if marked.len() > 1 {
+            return Err(CompileError::Unsupported(format!(
+                "{what}: maxData is given on more than one argument; one buffer per hook is read whole"
+            )));
+        }
+        return Ok(());
+    };
+    let (arg, spec) = (&args[position], &conf.args[position]);
+    let refuse = |msg: String| Err(unsupported_arg(what, arg.index, msg));
+    match spec.kind {
+        arg_kind::IOV_ITER => {}
+        arg_kind::CHAR_BUF if spec.size_from == tetragond_ebpf::size_from::ARG => {}
+        arg_kind::CHAR_BUF => {
+            return refuse(
+                "maxData reads a char_buf of sizeArgIndex bytes; without sizeArgIndex its size is unknown"
+                    .into(),
+            )
+        }
+        _ => {
+            return refuse(format!(
+                "maxData reads a char_buf or an iov_iter whole, not a {}",
+                arg.ty
+            ))
+        }
+    }
+    conf.max_data_arg = position as u8 + 1;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ mod returns;
 mod selectors;
 mod tracepoint;
 mod uprobe;
+mod usdt;
 mod values;
 
 pub use plan::{
@@ -191,6 +192,10 @@ pub fn compile(
     for (i, hook) in spec.lsmhooks.iter().enumerate() {
         hooks.push(lsm::compile(policy, i, hook, formats).map_err(at("lsmhooks", i))?);
         push_once(&mut sensors, "generic_lsm");
+    }
+    for (i, probe) in spec.usdts.iter().enumerate() {
+        hooks.extend(usdt::compile(policy, i, probe, formats.caps()).map_err(at("usdts", i))?);
+        push_once(&mut sensors, "generic_usdt");
     }
     for hook in &mut hooks {
         hook.conf.data_slots = data_slots(&hook.conf);

@@ -85,6 +85,13 @@ pub enum HookKind {
     Lsm { function: String },
     /// `process_uprobe`: the binary's `path` and the `symbol` (or offset).
     Uprobe { path: String, symbol: String },
+    /// `process_usdt`: the binary's `path`, the probe's `provider` and
+    /// `name`.
+    Usdt {
+        path: String,
+        provider: String,
+        name: String,
+    },
 }
 
 /// Program families bound to one kernel function or LSM hook per program.

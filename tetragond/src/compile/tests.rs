@@ -1433,3 +1433,40 @@ spec:
         );
     }
 }
+
+/// maxData marks the one argument whose buffer the kernel posts whole: a
+/// char_buf of sizeArgIndex bytes (or an iov_iter); refused without a
+/// size, on other types, on two args, and on return hooks.
+#[test]
+fn max_data_marks_the_one_buffer_posted_whole() {
+    let write = |extra: &str| {
+        syscall_kprobe("sys_write")
+            + "    args:\n    - index: 0\n      type: int\n    - index: 1\n      type: char_buf\n"
+            + extra
+    };
+    let whole = "      sizeArgIndex: 3\n      maxData: true\n";
+    let c = compile_yaml(&write(whole)).expect("compiles");
+    assert_eq!(c.hooks[0].conf.max_data_arg, 2);
+    let c = compile_yaml(&write("      sizeArgIndex: 3\n")).expect("compiles");
+    assert_eq!(c.hooks[0].conf.max_data_arg, 0, "not asked for");
+    let refusal = |yaml: &str| match policy::parse_policy(Path::new("t.yaml"), yaml) {
+        Ok(tp) => compile(&tp, &Fixed).expect_err("refused").to_string(),
+        Err(e) => e.to_string(),
+    };
+    let e = refusal(&write("      maxData: true\n"));
+    assert!(
+        e.contains("without sizeArgIndex its size is unknown"),
+        "{e}"
+    );
+    let two = write(whole) + "    - index: 1\n      type: char_buf\n" + whole;
+    assert!(refusal(&two).contains("more than one argument"));
+    let int = syscall_kprobe("sys_write")
+        + "    args:\n    - index: 0\n      type: int\n      maxData: true\n";
+    assert!(refusal(&int).contains("not a int"), "{}", refusal(&int));
+    let ret = write(whole).replace("    args:\n", "    return: true\n    args:\n");
+    assert!(
+        refusal(&ret).contains("return: true hooks"),
+        "{}",
+        refusal(&ret)
+    );
+}

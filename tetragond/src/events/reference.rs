@@ -319,6 +319,10 @@ struct HookEvent<'a> {
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     symbol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     args: Vec<Value>,
     #[serde(rename = "return", skip_serializing_if = "Option::is_none")]
@@ -381,6 +385,7 @@ enum Body<'a> {
     ProcessTracepoint(HookEvent<'a>),
     ProcessLsm(HookEvent<'a>),
     ProcessUprobe(HookEvent<'a>),
+    ProcessUsdt(HookEvent<'a>),
     ProcessExec(ExecEvent<'a>),
     ProcessExit(ExitEvent<'a>),
     RateLimitInfo(RateLimitInfo<'a>),
@@ -440,15 +445,24 @@ pub(super) fn policy_event(
         (false, _) => "enforce",
     };
     let kind = hook_kind(meta);
-    let (function_name, subsys, event, path, symbol) = match &meta.kind {
-        HookKind::Tracepoint { subsystem, event } => {
-            (None, Some(&**subsystem), Some(&**event), None, None)
-        }
-        HookKind::Uprobe { path, symbol } => (None, None, None, Some(&**path), Some(&**symbol)),
+    let (mut function_name, mut subsys, mut event, mut path, mut symbol) =
+        (None, None, None, None, None);
+    let (mut provider, mut name) = (None, None);
+    match &meta.kind {
+        HookKind::Tracepoint {
+            subsystem,
+            event: e,
+        } => (subsys, event) = (Some(&**subsystem), Some(&**e)),
+        HookKind::Uprobe { path: p, symbol: s } => (path, symbol) = (Some(&**p), Some(&**s)),
+        HookKind::Usdt {
+            path: p,
+            provider: v,
+            name: n,
+        } => (path, provider, name) = (Some(&**p), Some(&**v), Some(&**n)),
         HookKind::Kprobe { function } | HookKind::Lsm { function } => {
-            (Some(&**function), None, None, None, None)
+            function_name = Some(&**function)
         }
-    };
+    }
     let body = HookEvent {
         process: ProcessJson::new(process, ev.tid),
         parent: parent.map(|p| ProcessJson::new(p, p.pid)),
@@ -457,6 +471,8 @@ pub(super) fn policy_event(
         event,
         path,
         symbol,
+        provider,
+        name,
         args,
         ret,
         action: action_name(ev),
@@ -472,6 +488,7 @@ pub(super) fn policy_event(
         kind::TRACEPOINT => Body::ProcessTracepoint(body),
         kind::LSM => Body::ProcessLsm(body),
         kind::UPROBE => Body::ProcessUprobe(body),
+        kind::USDT => Body::ProcessUsdt(body),
         _ => Body::ProcessKprobe(body),
     };
     let time = clock.rfc3339(ev.ktime_ns);

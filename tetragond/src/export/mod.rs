@@ -8,6 +8,7 @@ pub mod ratelimit;
 pub mod ring;
 pub mod stats;
 pub mod stream;
+pub mod whole_buffers;
 pub mod writer;
 
 use std::{
@@ -86,6 +87,17 @@ impl Default for ExportConfig {
     }
 }
 
+/// The kernel's ring-buffer loss counters (`LOSSES`, summed over CPUs),
+/// by kind of record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelLosses {
+    pub policy_events: u64,
+    /// Exec and exit records: they cost process context, not events.
+    pub process_records: u64,
+    /// Pieces of `maxData` buffers: their events carry the buffer cut.
+    pub data_pieces: u64,
+}
+
 pub struct Exporter {
     file: RotatingFile,
     limits: RateLimits,
@@ -95,7 +107,7 @@ pub struct Exporter {
     /// Drops not yet reported in a `rate_limit_info` event, by reason and
     /// policy (empty for drops not tied to one).
     unreported: BTreeMap<(DropReason, String), u64>,
-    kernel_losses_seen: Option<(u64, u64)>,
+    kernel_losses_seen: KernelLosses,
     /// Each policy slot's `rate_limited` total when last looked at.
     post_rate_limited_seen: HashMap<u32, u64>,
 }
@@ -115,7 +127,7 @@ impl Exporter {
             stream,
             node_name: node_name.to_string(),
             unreported: BTreeMap::new(),
-            kernel_losses_seen: None,
+            kernel_losses_seen: KernelLosses::default(),
             post_rate_limited_seen: HashMap::new(),
         }
     }
@@ -174,24 +186,31 @@ impl Exporter {
             .or_default() += n;
     }
 
-    /// The kernel's running total of records that did not fit in the ring
-    /// buffer; the increase since the last call is counted as dropped.
-    /// The kernel's ring-buffer loss counters: policy events, and exec/exit
-    /// records (those cost process context, not events).
-    pub fn kernel_losses(&mut self, policy_events: u64, process_records: u64) {
+    /// The kernel's running totals of records that did not fit in the
+    /// ring buffer; the increase since the last call is counted as
+    /// dropped, by what the records were.
+    pub fn kernel_losses(&mut self, totals: KernelLosses) {
         // The counters live as long as the BPF object, which is ours alone.
-        let (seen_events, seen_process) = self.kernel_losses_seen.unwrap_or((0, 0));
-        self.kernel_losses_seen = Some((policy_events, process_records));
-        self.dropped(
-            DropReason::RingBuffer,
-            "",
-            policy_events.saturating_sub(seen_events),
-        );
-        self.dropped(
-            DropReason::ProcessRingBuffer,
-            "",
-            process_records.saturating_sub(seen_process),
-        );
+        let seen = std::mem::replace(&mut self.kernel_losses_seen, totals);
+        for (reason, total, seen) in [
+            (
+                DropReason::RingBuffer,
+                totals.policy_events,
+                seen.policy_events,
+            ),
+            (
+                DropReason::ProcessRingBuffer,
+                totals.process_records,
+                seen.process_records,
+            ),
+            (
+                DropReason::DataRingBuffer,
+                totals.data_pieces,
+                seen.data_pieces,
+            ),
+        ] {
+            self.dropped(reason, "", total.saturating_sub(seen));
+        }
     }
 
     /// The running total of Post events the `rateLimit` of the policy in
@@ -314,12 +333,17 @@ mod tests {
     #[test]
     fn kernel_losses_are_deltas() {
         let (mut x, path) = exporter("losses", RateLimits::new(0, 0));
-        x.kernel_losses(5, 0);
-        x.kernel_losses(5, 2);
-        x.kernel_losses(12, 2);
+        let losses = |policy_events, process_records, data_pieces| KernelLosses {
+            policy_events,
+            process_records,
+            data_pieces,
+        };
+        x.kernel_losses(losses(5, 0, 0));
+        x.kernel_losses(losses(5, 2, 3));
+        x.kernel_losses(losses(12, 2, 3));
         x.tick();
         let out = lines(&path);
-        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out.len(), 3, "{out:?}");
         let count = |reason: &str| {
             out.iter()
                 .find(|l| l["rate_limit_info"]["reason"] == reason)
@@ -327,5 +351,6 @@ mod tests {
         };
         assert_eq!(count("ring_buffer"), Some("12".into()));
         assert_eq!(count("process_ring_buffer"), Some("2".into()));
+        assert_eq!(count("data_ring_buffer"), Some("3".into()));
     }
 }

@@ -30,6 +30,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::{
     events::{self, Record},
+    export::whole_buffers::WholeBuffers,
     process::procfs::{self, ProcInfo},
 };
 
@@ -70,13 +71,22 @@ const LARGE_DRAIN: usize = BATCH / 2;
 )]
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// The event, and where its data is in [`Batch::data`].
-    Policy(Event, Range<usize>),
+    /// The event, where its data is in [`Batch::data`], and its `maxData`
+    /// argument's buffer, if it has one and it came.
+    Policy(Event, Range<usize>, Option<WholeArg>),
     /// With /proc as read right after the exec (None: already gone).
     Exec(Box<ExecRecord>, Option<ProcInfo>),
     /// With the wait status read right after the exit, when still there.
     Exit(ExitRecord, Option<i32>),
     Unknown,
+}
+
+/// A `maxData` buffer: the argument's index, and where its bytes are in
+/// [`Batch::data`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WholeArg {
+    pub arg: usize,
+    pub range: Range<usize>,
 }
 
 /// Records in ring buffer order, and what was dropped on the way.
@@ -119,6 +129,7 @@ pub fn spawn(ring: RingBuf<MapData>) -> std::io::Result<mpsc::Receiver<Batch>> {
             tx,
             batch: Batch::with_capacity(),
             shares: HashMap::new(),
+            buffers: WholeBuffers::default(),
         },
     };
     std::thread::Builder::new()
@@ -142,6 +153,8 @@ struct Outbox {
     batch: Batch,
     /// Policy events each process added beyond `BATCH` to this batch.
     shares: HashMap<u32, u32>,
+    /// `maxData` buffers whose events have not come yet.
+    buffers: WholeBuffers,
 }
 
 /// Whether the main loop is still there to take batches.
@@ -213,6 +226,7 @@ impl Outbox {
         let full = self.batch.size() >= HARD_CAP;
         let item = match events::decode(bytes) {
             Some(Record::Policy(ev, data)) => return self.take_policy_event(ev, data),
+            Some(Record::Data(piece)) => return self.buffers.add(piece),
             _ if full => {
                 self.batch.process_records_dropped += 1;
                 return;
@@ -225,6 +239,7 @@ impl Outbox {
     }
 
     fn take_policy_event(&mut self, ev: Event, data: &[u8]) {
+        let whole = self.buffers.take(ev.tid, ev.ktime_ns);
         if !self.admit_policy_event(ev.tgid) {
             *self
                 .batch
@@ -236,7 +251,15 @@ impl Outbox {
         let start = self.batch.data.len();
         self.batch.data.extend_from_slice(data);
         let range = start..self.batch.data.len();
-        self.batch.items.push(Item::Policy(ev, range));
+        let whole = whole.map(|w| {
+            let start = self.batch.data.len();
+            self.batch.data.extend_from_slice(&w.bytes);
+            WholeArg {
+                arg: w.arg,
+                range: start..self.batch.data.len(),
+            }
+        });
+        self.batch.items.push(Item::Policy(ev, range, whole));
     }
 
     /// Always while the batch is below `BATCH`; then within the process's
@@ -340,6 +363,7 @@ mod tests {
             tx,
             batch: Batch::with_capacity(),
             shares: HashMap::new(),
+            buffers: WholeBuffers::default(),
         };
         (out, rx)
     }
@@ -362,10 +386,54 @@ mod tests {
             .items
             .iter()
             .filter_map(|i| match i {
-                Item::Policy(ev, _) => Some(ev.tgid),
+                Item::Policy(ev, ..) => Some(ev.tgid),
                 _ => None,
             })
             .collect()
+    }
+
+    fn data_record(tid: u32, offset: u32, bytes: &[u8]) -> Vec<u8> {
+        let mut rec = tetragond_ebpf::DataRecord {
+            kind: record::DATA,
+            tid,
+            ktime_ns: 0,
+            offset,
+            len: bytes.len() as u16,
+            arg: 2,
+            bytes: [0; tetragond_ebpf::DATA_CHUNK],
+        };
+        rec.bytes[..bytes.len()].copy_from_slice(bytes);
+        // SAFETY: plain data, read as bytes while `rec` lives; only the
+        // used part is posted, as the kernel does.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&rec as *const tetragond_ebpf::DataRecord).cast::<u8>(),
+                tetragond_ebpf::DATA_HEADER_LEN + bytes.len(),
+            )
+        }
+        .to_vec()
+    }
+
+    #[test]
+    fn a_max_data_buffer_comes_with_its_event() {
+        let (mut out, _rx) = outbox(BATCHES);
+        out.take(&data_record(0, 0, b"first piece, "));
+        out.take(&data_record(0, 13, b"second piece"));
+        out.take(&policy_record(1, 7));
+        out.take(&policy_record(1, 7));
+        let items = &out.batch.items;
+        let Item::Policy(_, _, Some(whole)) = &items[0] else {
+            panic!("no buffer with the event: {:?}", items[0]);
+        };
+        assert_eq!(whole.arg, 2);
+        assert_eq!(
+            &out.batch.data[whole.range.clone()],
+            b"first piece, second piece"
+        );
+        assert!(
+            matches!(items[1], Item::Policy(_, _, None)),
+            "the next event of the thread has none"
+        );
     }
 
     /// The main loop behind: a flood fills the batch, a quiet process's

@@ -14,6 +14,9 @@ pub enum DropReason {
     /// the daemon was far behind: later events of those processes carry
     /// less context (read from /proc instead).
     ProcessRingBuffer,
+    /// Pieces of `maxData` buffers lost the same way: their events carry
+    /// the buffer up to the first piece lost.
+    DataRingBuffer,
     /// The global `rate_limit_per_minute`.
     RateLimit,
     /// A policy's `policy_rate_limit_per_minute`.
@@ -34,9 +37,10 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::RingBuffer,
         DropReason::ProcessRingBuffer,
+        DropReason::DataRingBuffer,
         DropReason::RateLimit,
         DropReason::PolicyRateLimit,
         DropReason::WriteError,
@@ -49,6 +53,7 @@ impl DropReason {
         match self {
             DropReason::RingBuffer => "ring_buffer",
             DropReason::ProcessRingBuffer => "process_ring_buffer",
+            DropReason::DataRingBuffer => "data_ring_buffer",
             DropReason::RateLimit => "rate_limit",
             DropReason::PolicyRateLimit => "policy_rate_limit",
             DropReason::WriteError => "write_error",
@@ -69,11 +74,12 @@ impl DropReason {
 pub const STREAM_SLOW_CLIENT: &str = "stream_slow_client";
 
 /// Event kinds counted separately when exported.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     kind::KPROBE,
     kind::TRACEPOINT,
     kind::LSM,
     kind::UPROBE,
+    kind::USDT,
     kind::EXEC,
     kind::EXIT,
     kind::RATE_LIMIT_INFO,

@@ -49,12 +49,11 @@ fn refuse_if(set: bool, path: &NodePath, key: &str, why: &str) -> Check {
 
 fn check_spec(spec: &Spec, path: &NodePath) -> Check {
     let sections = [
-        ("usdts", spec.usdts.is_empty()),
         ("fentries", spec.fentries.is_empty()),
         ("enforcers", spec.enforcers.is_empty()),
     ];
     for (key, empty) in sections {
-        let why = "the hooks served are tracepoints, kprobes, lsmhooks and uprobes";
+        let why = "the hooks served are tracepoints, kprobes, lsmhooks, uprobes and usdts";
         refuse_if(!empty, path, key, why)?;
     }
     let pods = "it needs Kubernetes pod information, which tetragond does not have";
@@ -176,6 +175,19 @@ fn return_copy_refusal(hook: &Hook<'_>) -> Option<&'static str> {
     }
 }
 
+/// Why `maxData` cannot be served on the args of `hook`, if it cannot.
+fn max_data_refusal(hook: &Hook<'_>) -> Option<&'static str> {
+    match hook {
+        Hook::Kprobe(k) | Hook::Fentry(k) if k.ret => Some(RETURN_HOOK_MAX_DATA),
+        Hook::Uprobe(u) if u.ret => Some(RETURN_HOOK_MAX_DATA),
+        Hook::Kprobe(_) | Hook::Fentry(_) | Hook::Uprobe(_) | Hook::LsmHook(_) => None,
+        _ => Some("maxData reads a buffer argument of a kprobe, uprobe or LSM hook whole"),
+    }
+}
+
+const RETURN_HOOK_MAX_DATA: &str =
+    "maxData is not read on return: true hooks, whose events are completed at return";
+
 fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
     let not_resolved = resolve_refusal(&hook);
     match hook {
@@ -198,14 +210,23 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
             refuse_if(u.btf_path.is_some(), path, "btfPath", why)?;
             check_return_arg(u.return_arg.as_ref(), path)?;
         }
-        Hook::LsmHook(_) | Hook::Usdt(_) => {}
+        Hook::LsmHook(_) => {}
+        Hook::Usdt(u) => {
+            let why =
+                "arguments are read where the probe's note puts them; a binary's BTF is not used";
+            refuse_if(u.btf_path.is_some(), path, "btfPath", why)?;
+        }
     }
     let not_copied = return_copy_refusal(&hook);
+    let not_whole = max_data_refusal(&hook);
     for (i, arg) in hook.args().iter().enumerate() {
         let here = path.key("args").index(i);
         check_arg(arg, &here, not_resolved)?;
         if let Some(why) = not_copied {
             refuse_if(arg.return_copy, &here, "returnCopy", why)?;
+        }
+        if let Some(why) = not_whole {
+            refuse_if(arg.max_data, &here, "maxData", why)?;
         }
     }
     let kprobe_events = matches!(hook, Hook::Kprobe(_) | Hook::Fentry(_));
@@ -233,7 +254,6 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
         refuse_if(arg.resolve.is_some(), here, "resolve", why)?;
     }
     let fields = [
-        ("maxData", arg.max_data, "a buffer is read up to 255 bytes"),
         (
             "source",
             arg.source.is_some(),

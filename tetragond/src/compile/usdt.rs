@@ -1,0 +1,182 @@
+//! `usdts`: a uprobe at every site of the probe `provider:name` that the
+//! binary's SDT notes list, each carrying its hook slot as the BPF cookie.
+//! Each argument is read where that site's note puts it: a register, or
+//! user memory at a register plus a displacement (`usdt::Operand`).
+
+use std::path::Path;
+
+use tetragond_ebpf::{ArgSpec, FieldPath, HookConf};
+
+use super::{
+    args::{kind_of, link_sizes, unsupported_arg, Memory},
+    meta,
+    selectors::{compile_selectors, HookArgs},
+    Attach, CompiledHook, HookKind, HookMeta, UprobeLocation, UprobeTarget,
+};
+use crate::{
+    error::CompileError,
+    kernel_info::HookCaps,
+    policy::{
+        limits::OverLimit,
+        model::{Arg, TracingPolicy, UsdtSpec},
+    },
+    usdt::{self, Location, Probe},
+};
+
+pub fn compile(
+    policy: &TracingPolicy,
+    hook_index: usize,
+    spec: &UsdtSpec,
+    caps: HookCaps,
+) -> Result<Vec<CompiledHook>, CompileError> {
+    let what = format!("usdts[{hook_index}] {}:{}", spec.provider, spec.name);
+    let unsupported = |msg: String| CompileError::Unsupported(format!("{what}: {msg}"));
+    if !spec.path.starts_with('/') {
+        return Err(CompileError::Invalid(format!(
+            "{what}: path must be absolute"
+        )));
+    }
+    let probes = usdt::probes_of(Path::new(&spec.path)).map_err(|e| unsupported(e.to_string()))?;
+    let sites: Vec<&Probe> = probes
+        .iter()
+        .filter(|p| p.provider == spec.provider && p.name == spec.name)
+        .collect();
+    if sites.is_empty() {
+        return Err(unsupported(format!(
+            "{} has no USDT probe {}:{} (no such SDT note)",
+            spec.path, spec.provider, spec.name
+        )));
+    }
+    if !caps.uprobe_cookies {
+        return Err(unsupported(
+            "USDT probes are uprobes, which need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks".into(),
+        ));
+    }
+    sites
+        .into_iter()
+        .map(|site| {
+            if site.semaphore != 0 {
+                return Err(unsupported(format!(
+                    "the probe is guarded by a semaphore (at {:#x}), which tetragond does not raise",
+                    site.semaphore
+                )));
+            }
+            site_hook(&what, policy, spec, site)
+        })
+        .collect()
+}
+
+/// The hook of one site of the probe.
+fn site_hook(
+    what: &str,
+    policy: &TracingPolicy,
+    spec: &UsdtSpec,
+    site: &Probe,
+) -> Result<CompiledHook, CompileError> {
+    OverLimit::Args
+        .check(spec.args.len())
+        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
+    let mut conf = HookConf {
+        n_args: spec.args.len() as u8,
+        ..Default::default()
+    };
+    for (i, arg) in spec.args.iter().enumerate() {
+        conf.args[i] = arg_spec(what, arg, site)?;
+    }
+    // A size argument must be a register: its value is read as is.
+    link_sizes(what, &mut conf, &spec.args, |index| {
+        match site.args.get(index as usize) {
+            Some(Ok(usdt::Operand {
+                location: Location::Register { pt_regs },
+                ..
+            })) => Some(*pt_regs),
+            _ => None,
+        }
+    })?;
+    let hook_args = HookArgs {
+        args: &spec.args,
+        positional: false,
+        syscall_id: vec![],
+        memory: Some(Memory::User),
+        override_denied: Some("Override cannot change what a USDT probe does".into()),
+    };
+    let sel = compile_selectors(what, policy, &spec.selectors, &hook_args, false)?;
+    conf.n_selectors = sel.selectors.len() as u8;
+    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    let arg_types = spec
+        .args
+        .iter()
+        .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
+        .collect();
+    let kind = HookKind::Usdt {
+        path: spec.path.clone(),
+        provider: spec.provider.clone(),
+        name: spec.name.clone(),
+    };
+    Ok(CompiledHook {
+        conf,
+        sub_ids: vec![],
+        entries: sel.entries,
+        meta: HookMeta {
+            message: spec.message.clone(),
+            tags: spec.tags.clone(),
+            ..meta(policy, kind, arg_types)
+        },
+        attach: Attach::Uprobe(UprobeTarget {
+            binary: spec.path.clone(),
+            location: UprobeLocation::Offset(site.file_offset),
+            ret: false,
+        }),
+    })
+}
+
+/// Argument `arg.index` of the probe at `site`, read as its note says and
+/// interpreted as `arg.ty` says.
+fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError> {
+    let refuse = |msg: String| unsupported_arg(what, arg.index, msg);
+    let operand = match site.args.get(arg.index as usize) {
+        Some(Ok(operand)) => *operand,
+        Some(Err(e)) => return Err(refuse(e.to_string())),
+        None => {
+            return Err(refuse(format!(
+                "the probe has {} arguments",
+                site.args.len()
+            )))
+        }
+    };
+    let (kind, _) = kind_of(arg.ty, Memory::User).map_err(refuse)?;
+    let signed = u8::from(operand.signed);
+    Ok(match operand.location {
+        Location::Register { pt_regs } => ArgSpec {
+            offset: pt_regs,
+            size: operand.size,
+            signed,
+            kind,
+            ..Default::default()
+        },
+        Location::Memory {
+            base_pt_regs,
+            displacement,
+        } => {
+            let displacement = i16::try_from(displacement).map_err(|_| {
+                refuse(format!(
+                    "its displacement {displacement} is beyond the ±32 KiB read"
+                ))
+            })?;
+            ArgSpec {
+                offset: base_pt_regs,
+                size: 8,
+                signed,
+                kind,
+                field: FieldPath {
+                    present: 1,
+                    size: operand.size,
+                    user: 1,
+                    offset: displacement as u16,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        }
+    })
+}

@@ -1,0 +1,412 @@
+//! USDT probes (SystemTap SDT notes, `.note.stapsdt`) of an ELF file:
+//! where each probe is, as the file offset a uprobe attaches at, and where
+//! its arguments are, from the note's argument specs (`-4@%edi
+//! 8@-16(%rbp)`: size, signedness, and an x86-64 AT&T operand).
+
+use std::{fs, path::Path};
+
+use object::{Object, ObjectSection, ObjectSegment};
+
+/// One probe site (a probe may have several, one per inlined copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub provider: String,
+    pub name: String,
+    /// Where in the file the probe's instruction is: the uprobe offset.
+    pub file_offset: u64,
+    /// The address of its semaphore (a counter the probe's users raise so
+    /// the program runs the probe's argument set-up); 0 for none.
+    pub semaphore: u64,
+    /// Its arguments in order, or why one cannot be read.
+    pub args: Vec<Result<Operand, OperandError>>,
+}
+
+/// Where a probe argument is, and how wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operand {
+    /// 1, 2, 4 or 8 bytes.
+    pub size: u8,
+    pub signed: bool,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// In a register: its byte offset in the uprobe's `struct pt_regs`
+    /// (`%ah` is the byte after `%al`).
+    Register { pt_regs: u16 },
+    /// In memory at a register's value plus `displacement` (`-16(%rbp)`).
+    Memory {
+        base_pt_regs: u16,
+        displacement: i32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperandError {
+    #[error("`{0}` is not SIZE@OPERAND")]
+    Malformed(String),
+    #[error("`{0}` is a constant, which is not read")]
+    Constant(String),
+    #[error("`{0}` is addressed relative to %rip or with an index register, which is not read")]
+    Addressing(String),
+    #[error("`{0}` names no x86-64 general-purpose register")]
+    Register(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsdtError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not an ELF file this machine runs: {1}")]
+    NotElf(String, String),
+    #[error("malformed .note.stapsdt: {0}")]
+    Malformed(&'static str),
+}
+
+/// The probes of the ELF file at `path`.
+pub fn probes_of(path: &Path) -> Result<Vec<Probe>, UsdtError> {
+    let data = fs::read(path).map_err(|source| UsdtError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&data).map_err(|e| match e {
+        UsdtError::NotElf(_, why) => UsdtError::NotElf(path.display().to_string(), why),
+        other => other,
+    })
+}
+
+/// The probes of an ELF file's bytes; none when it has no SDT notes.
+pub fn parse(data: &[u8]) -> Result<Vec<Probe>, UsdtError> {
+    let file =
+        object::File::parse(data).map_err(|e| UsdtError::NotElf(String::new(), e.to_string()))?;
+    let Some(notes) = file.section_by_name(".note.stapsdt") else {
+        return Ok(Vec::new());
+    };
+    let notes = notes
+        .data()
+        .map_err(|_| UsdtError::Malformed("section data out of the file"))?;
+    // Prelinking moves the file after the notes were written: the notes
+    // record `.stapsdt.base`'s address then, the section has it now.
+    let base_now = file.section_by_name(".stapsdt.base").map(|s| s.address());
+    let mut probes = Vec::new();
+    for note in Notes(notes) {
+        let note = note?;
+        if note.name != b"stapsdt" || note.kind != 3 {
+            continue;
+        }
+        let desc = Desc::parse(note.desc)?;
+        let pc = match base_now {
+            Some(now) if desc.base != 0 => desc.pc.wrapping_add(now).wrapping_sub(desc.base),
+            _ => desc.pc,
+        };
+        let file_offset = file_offset(&file, pc).ok_or(UsdtError::Malformed(
+            "a probe's address is in no loaded segment",
+        ))?;
+        probes.push(Probe {
+            provider: desc.provider,
+            name: desc.name,
+            file_offset,
+            semaphore: desc.semaphore,
+            args: desc.args.split_whitespace().map(parse_operand).collect(),
+        });
+    }
+    Ok(probes)
+}
+
+/// The file offset of address `vaddr`, by the loaded segment holding it.
+fn file_offset(file: &object::File<'_>, vaddr: u64) -> Option<u64> {
+    file.segments().find_map(|s| {
+        let (offset, size) = s.file_range();
+        let start = s.address();
+        (vaddr >= start && vaddr - start < size).then(|| offset + (vaddr - start))
+    })
+}
+
+struct Note<'a> {
+    name: &'a [u8],
+    kind: u32,
+    desc: &'a [u8],
+}
+
+/// ELF notes, one after the other: name size, descriptor size, type,
+/// then the name and the descriptor, each padded to 4 bytes.
+struct Notes<'a>(&'a [u8]);
+
+impl<'a> Iterator for Notes<'a> {
+    type Item = Result<Note<'a>, UsdtError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let bytes = self.0;
+        let word = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .map(|w| u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) as usize)
+        };
+        let padded = |n: usize| n.checked_add(3).map(|n| n & !3);
+        let note = (|| {
+            let (name_len, desc_len, kind) = (word(0)?, word(4)?, word(8)? as u32);
+            let desc_at = 12usize.checked_add(padded(name_len)?)?;
+            let end = desc_at.checked_add(padded(desc_len)?)?;
+            let name = bytes.get(12..12 + name_len)?;
+            let note = Note {
+                // The name's NUL is part of its size.
+                name: name.strip_suffix(b"\0").unwrap_or(name),
+                kind,
+                desc: bytes.get(desc_at..desc_at + desc_len)?,
+            };
+            Some((note, bytes.get(end..).unwrap_or_default()))
+        })();
+        match note {
+            Some((note, rest)) => {
+                self.0 = rest;
+                Some(Ok(note))
+            }
+            None => {
+                self.0 = &[];
+                Some(Err(UsdtError::Malformed("a note runs past the section")))
+            }
+        }
+    }
+}
+
+/// A stapsdt note's descriptor: three addresses, then the provider, the
+/// name and the argument specs, each NUL-terminated.
+struct Desc {
+    pc: u64,
+    base: u64,
+    semaphore: u64,
+    provider: String,
+    name: String,
+    args: String,
+}
+
+impl Desc {
+    fn parse(desc: &[u8]) -> Result<Self, UsdtError> {
+        let address = |at: usize| {
+            desc.get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_ne_bytes)
+                .ok_or(UsdtError::Malformed("a probe's descriptor is short"))
+        };
+        let mut texts = desc
+            .get(24..)
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .map(|t| String::from_utf8_lossy(t).into_owned());
+        let mut text = || {
+            texts
+                .next()
+                .ok_or(UsdtError::Malformed("a probe's descriptor lacks its names"))
+        };
+        Ok(Desc {
+            pc: address(0)?,
+            base: address(8)?,
+            semaphore: address(16)?,
+            provider: text()?,
+            name: text()?,
+            args: text().unwrap_or_default(),
+        })
+    }
+}
+
+/// One argument spec: `[-]SIZE@OPERAND`, where the operand is `%REG`,
+/// `DISP(%REG)` or `(%REG)`; constants (`$5`), `%rip`-relative and
+/// indexed operands are refused.
+pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
+    let malformed = || OperandError::Malformed(spec.to_string());
+    let (size, operand) = spec.split_once('@').ok_or_else(malformed)?;
+    let (signed, size) = match size.strip_prefix('-') {
+        Some(size) => (true, size),
+        None => (false, size),
+    };
+    let size: u8 = size.parse().map_err(|_| malformed())?;
+    if !matches!(size, 1 | 2 | 4 | 8) {
+        return Err(malformed());
+    }
+    let location = if operand.starts_with('$') {
+        return Err(OperandError::Constant(spec.to_string()));
+    } else if let Some(register) = operand.strip_prefix('%') {
+        Location::Register {
+            pt_regs: register_at(register)
+                .ok_or_else(|| OperandError::Register(spec.to_string()))?
+                .0,
+        }
+    } else {
+        let (displacement, rest) = operand.split_once('(').ok_or_else(malformed)?;
+        let register = rest.strip_suffix(')').ok_or_else(malformed)?;
+        let register = register.strip_prefix('%').ok_or_else(malformed)?;
+        if register.contains(',') || register == "rip" {
+            return Err(OperandError::Addressing(spec.to_string()));
+        }
+        let displacement = match displacement {
+            "" => 0,
+            d => d
+                .parse()
+                .map_err(|_| OperandError::Addressing(spec.to_string()))?,
+        };
+        Location::Memory {
+            // Addresses are 64 bits wide.
+            base_pt_regs: register_at(register)
+                .filter(|&(_, width)| width == 8)
+                .ok_or_else(|| OperandError::Register(spec.to_string()))?
+                .0,
+            displacement,
+        }
+    };
+    Ok(Operand {
+        size,
+        signed,
+        location,
+    })
+}
+
+/// The byte offset in x86-64's `struct pt_regs` of a general-purpose
+/// register by any of its names (`rax`, `eax`, `ax`, `al`, `ah`, `r8d`,
+/// ...), and the name's width in bytes: the low bytes of a register are
+/// at its offset (little endian).
+fn register_at(name: &str) -> Option<(u16, u8)> {
+    // Names by width (8, 4, 2, 1 bytes), and the pt_regs offset.
+    const REGISTERS: [([&str; 4], u16); 16] = [
+        (["r15", "r15d", "r15w", "r15b"], 0),
+        (["r14", "r14d", "r14w", "r14b"], 8),
+        (["r13", "r13d", "r13w", "r13b"], 16),
+        (["r12", "r12d", "r12w", "r12b"], 24),
+        (["rbp", "ebp", "bp", "bpl"], 32),
+        (["rbx", "ebx", "bx", "bl"], 40),
+        (["r11", "r11d", "r11w", "r11b"], 48),
+        (["r10", "r10d", "r10w", "r10b"], 56),
+        (["r9", "r9d", "r9w", "r9b"], 64),
+        (["r8", "r8d", "r8w", "r8b"], 72),
+        (["rax", "eax", "ax", "al"], 80),
+        (["rcx", "ecx", "cx", "cl"], 88),
+        (["rdx", "edx", "dx", "dl"], 96),
+        (["rsi", "esi", "si", "sil"], 104),
+        (["rdi", "edi", "di", "dil"], 112),
+        (["rsp", "esp", "sp", "spl"], 152),
+    ];
+    const WIDTHS: [u8; 4] = [8, 4, 2, 1];
+    // The second byte of the first four.
+    if let Some(i) = ["ah", "ch", "dh", "bh"].iter().position(|&h| h == name) {
+        let low = ["al", "cl", "dl", "bl"][i];
+        return register_at(low).map(|(offset, _)| (offset + 1, 1));
+    }
+    REGISTERS.iter().find_map(|(names, offset)| {
+        let i = names.iter().position(|&n| n == name)?;
+        Some((*offset, WIDTHS[i]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operands_name_a_register_or_memory_behind_one() {
+        let op = |s| parse_operand(s);
+        assert_eq!(
+            op("-4@%edi"),
+            Ok(Operand {
+                size: 4,
+                signed: true,
+                location: Location::Register { pt_regs: 112 }
+            })
+        );
+        assert_eq!(
+            op("1@%ah").map(|o| o.location),
+            Ok(Location::Register { pt_regs: 81 })
+        );
+        assert_eq!(
+            op("8@%r9").map(|o| o.location),
+            Ok(Location::Register { pt_regs: 64 })
+        );
+        assert_eq!(
+            op("8@-16(%rbp)"),
+            Ok(Operand {
+                size: 8,
+                signed: false,
+                location: Location::Memory {
+                    base_pt_regs: 32,
+                    displacement: -16
+                }
+            })
+        );
+        assert_eq!(
+            op("2@(%rsp)").map(|o| o.location),
+            Ok(Location::Memory {
+                base_pt_regs: 152,
+                displacement: 0
+            })
+        );
+        assert!(matches!(op("4@$5"), Err(OperandError::Constant(_))));
+        assert!(matches!(
+            op("8@counter(%rip)"),
+            Err(OperandError::Addressing(_))
+        ));
+        assert!(matches!(
+            op("4@8(%rax,%rbx,4)"),
+            Err(OperandError::Addressing(_))
+        ));
+        assert!(matches!(op("4@%xmm0"), Err(OperandError::Register(_))));
+        assert!(matches!(op("3@%eax"), Err(OperandError::Malformed(_))));
+        assert!(matches!(op("%eax"), Err(OperandError::Malformed(_))));
+        assert!(matches!(op("8@-4(%eax)"), Err(OperandError::Register(_))));
+    }
+
+    /// A static ELF whose one note says `tiny:probe` is at 0x401000, in
+    /// the segment loaded from file offset 0x1000 (the fuzz seed, after
+    /// its first byte).
+    #[test]
+    fn a_probe_is_found_at_its_file_offset() {
+        let file = &include_bytes!("../../fuzz/corpus/usdt/elf-tiny")[1..];
+        let probes = parse(file).expect("parses");
+        let [probe] = probes.as_slice() else {
+            panic!("one probe: {probes:?}");
+        };
+        assert_eq!(
+            (probe.provider.as_str(), probe.name.as_str()),
+            ("tiny", "probe")
+        );
+        assert_eq!(probe.file_offset, 0x1000);
+        assert_eq!(probe.semaphore, 0);
+        assert_eq!(probe.args.len(), 4);
+        assert!(probe.args[..3].iter().all(Result::is_ok));
+        assert!(matches!(probe.args[3], Err(OperandError::Constant(_))));
+        assert!(parse(b"not an ELF file").is_err());
+    }
+
+    #[test]
+    fn notes_are_read_one_after_the_other() {
+        let mut section = Vec::new();
+        let mut note = |name: &[u8], kind: u32, desc: &[u8]| {
+            section.extend((name.len() as u32).to_ne_bytes());
+            section.extend((desc.len() as u32).to_ne_bytes());
+            section.extend(kind.to_ne_bytes());
+            section.extend(name);
+            section.resize(section.len().next_multiple_of(4), 0);
+            section.extend(desc);
+            section.resize(section.len().next_multiple_of(4), 0);
+        };
+        let mut desc = Vec::new();
+        for address in [0x1139u64, 0x2004, 0] {
+            desc.extend(address.to_ne_bytes());
+        }
+        desc.extend(b"prov\0probe\0-4@%edi 8@-8(%rbp)\0");
+        note(b"stapsdt\0", 3, &desc);
+        note(b"GNU\0", 1, b"abcd");
+        let notes: Vec<Note<'_>> = Notes(&section).map(|n| n.expect("a note")).collect();
+        assert_eq!(notes.len(), 2);
+        assert_eq!(notes[0].name, b"stapsdt");
+        let d = Desc::parse(notes[0].desc).expect("a descriptor");
+        assert_eq!((d.pc, d.base, d.semaphore), (0x1139, 0x2004, 0));
+        assert_eq!((d.provider.as_str(), d.name.as_str()), ("prov", "probe"));
+        assert_eq!(d.args, "-4@%edi 8@-8(%rbp)");
+        assert!(Notes(&section[..section.len() - 2]).any(|n| n.is_err()));
+    }
+}
