@@ -2,7 +2,10 @@
 //! serde structs and `serde_json::Value` arguments. Kept, in tests only, as
 //! the oracle the writer's lines must match byte for byte.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    sync::Arc,
+};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -331,6 +334,8 @@ struct HookEvent<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tags: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ancestors: Vec<ProcessJson<'a>>,
     /// Beyond Tetragon: the mode at the time of the event, and whether the
     /// action was carried out. `enforced` is written even when false: that
     /// is the point of it.
@@ -346,6 +351,8 @@ struct ExecEvent<'a> {
     process: ProcessJson<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<ProcessJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ancestors: Vec<ProcessJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -358,6 +365,8 @@ struct ExitEvent<'a> {
     #[serde(skip_serializing_if = "is_zero")]
     status: u32,
     time: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ancestors: Vec<ProcessJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -368,6 +377,14 @@ struct RateLimitInfo<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     policy_name: &'a str,
+}
+
+/// Each ancestor as `parent` is written: its pid as `tid`.
+fn ancestors_json(ancestors: &[Arc<Process>]) -> Vec<ProcessJson<'_>> {
+    ancestors
+        .iter()
+        .map(|a| ProcessJson::new(a, a.pid))
+        .collect()
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -406,12 +423,17 @@ pub(super) struct Exported {
 }
 
 /// One posted policy event as a JSON line.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the same inputs as the writer's, for comparison"
+)]
 pub(super) fn policy_event(
     ev: &Event,
     data: &[u8],
     meta: &HookMeta,
     process: &Process,
     parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
     clock: &Clock,
     node_name: &str,
 ) -> Exported {
@@ -464,6 +486,7 @@ pub(super) fn policy_event(
         policy_namespace: &meta.namespace,
         message: meta.message.as_deref(),
         tags: &meta.tags,
+        ancestors: ancestors_json(ancestors),
         mode,
         enforced: ev.enforced != 0,
         repeats: ev.repeats,
@@ -486,10 +509,16 @@ pub(super) fn policy_event(
 }
 
 /// A `process_exec`, dated at the exec.
-pub(super) fn exec_event(process: &Process, parent: Option<&Process>, node_name: &str) -> Exported {
+pub(super) fn exec_event(
+    process: &Process,
+    parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
+    node_name: &str,
+) -> Exported {
     let body = Body::ProcessExec(ExecEvent {
         process: ProcessJson::new(process, process.pid),
         parent: parent.map(|p| ProcessJson::new(p, p.pid)),
+        ancestors: ancestors_json(ancestors),
     });
     Exported {
         kind: kind::EXEC,
@@ -506,6 +535,7 @@ pub(super) fn exec_event(process: &Process, parent: Option<&Process>, node_name:
 pub(super) fn exit_event(
     process: &Process,
     parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
     wait_status: Option<i32>,
     time: &str,
     node_name: &str,
@@ -521,6 +551,7 @@ pub(super) fn exit_event(
         signal: &signal,
         status,
         time,
+        ancestors: ancestors_json(ancestors),
     });
     Exported {
         kind: kind::EXIT,
