@@ -213,6 +213,19 @@ fn schema_checker_rejects_what_the_schema_forbids() {
     let mut v = good.clone();
     v["process_kprobe"] = v["process_tracepoint"].clone();
     bad.push(("two event keys", v));
+    let mut v = good.clone();
+    v["process_tracepoint"]["ancestors"] = json!([]);
+    bad.push(("an empty ancestors list (left out instead)", v));
+    let mut v = good.clone();
+    v["process_tracepoint"]["ancestors"] = json!([{"pid": 1}]);
+    bad.push(("an ancestor that is not a whole process", v));
+    let mut v = good.clone();
+    v["process_tracepoint"]["ancestors"] = json!([v["process_tracepoint"]["process"].clone()]);
+    assert_eq!(
+        s.validate(&v),
+        Vec::<String>::new(),
+        "a process as ancestor"
+    );
     let mut v = good;
     v["process_tracepoint"]["action"] = json!("KILL");
     bad.push(("unknown action", v));
@@ -418,6 +431,120 @@ fn process_identity_is_written_when_the_configuration_asks() {
             ev["process_tracepoint"]["process"].get(key).is_none(),
             "{key}: {ev}"
         );
+    }
+}
+
+/// The parent pid in /proc/PID/stat (after the command's closing paren).
+fn ppid_in_proc(pid: u64) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// This process and its ancestors by /proc, up to pid 1 or 2 (or the
+/// last one whose parent /proc does not show): all were running when the
+/// daemon started, so its cache has them all from /proc.
+fn our_lineage() -> Vec<u64> {
+    let mut chain = vec![u64::from(std::process::id())];
+    while let Some(&pid) = chain.last().filter(|&&pid| pid > 2) {
+        match ppid_in_proc(pid).filter(|&ppid| ppid_in_proc(ppid).is_some()) {
+            Some(ppid) => chain.push(ppid),
+            None => break,
+        }
+    }
+    chain
+}
+
+/// Runs the test binary's getsid calls under two shells (outer, inner):
+/// returns the outer one's pid. The trailing `true`s keep each shell from
+/// replacing itself with its last command.
+fn run_under_two_shells() -> u32 {
+    let inner = format!("{} syscall {SYS_GETSID} {CALLS}; true", testbin().display());
+    let (outer, status) = run_in(
+        Path::new("/"),
+        "/bin/sh",
+        &["-c", &format!("/bin/sh -c '{inner}'; true")],
+    );
+    assert!(status.success());
+    outer
+}
+
+fn first_hook_event(h: &Harness, policy: &str) -> Value {
+    wait_for(h, &format!("an event of {policy}"), || {
+        h.events()
+            .into_iter()
+            .find(|e| is_hook_event(e) && policy_of(e) == Some(policy))
+    })
+}
+
+/// `enable_ancestors`, as Tetragon's `--enable-ancestors`: the events of
+/// the types named (`base`: process_exec and process_exit) carry the
+/// process's ancestors beyond its parent, nearest first, each linked to the
+/// one before by `parent_exec_id`, up to pid 1 or 2; without it, none.
+#[test]
+fn ancestors_are_written_when_the_configuration_asks() {
+    let mut h = Harness::new();
+    // A few events only: the lines are long, and the exec's line must not
+    // be rotated away.
+    h.write_config(
+        "[export]\nenable_ancestors = [\"base\", \"tracepoint\"]\npolicy_rate_limit_per_minute = 10\n",
+    );
+    h.start_daemon();
+    h.write_policy("tp.yaml", &post_tracepoint_policy("tp-ancestors"));
+    h.wait_policy("tp-ancestors", "enabled", enabled);
+    let outer = run_under_two_shells();
+    let ev = first_hook_event(&h, "tp-ancestors");
+    let tp = &ev["process_tracepoint"];
+    let exec_id = tp["process"]["exec_id"].as_str().expect("exec_id");
+    let exec = process_event(&h, "process_exec", exec_id);
+    let exit = process_event(&h, "process_exit", exec_id);
+    let parent = &tp["parent"];
+    assert_eq!(parent["binary"], "/bin/sh", "the inner shell: {ev}");
+    let lineage = our_lineage();
+    for (what, line) in [("hook", &ev), ("exec", &exec), ("exit", &exit)] {
+        let (_, b) = body(line).expect("an event");
+        let chain = b["ancestors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{what}: {line}"));
+        assert_eq!(
+            chain[0]["exec_id"], parent["parent_exec_id"],
+            "{what}: {line}"
+        );
+        assert_eq!(chain[0]["pid"], outer, "the outer shell: {line}");
+        assert_eq!(chain[0]["tid"], outer, "{line}");
+        for pair in chain.windows(2) {
+            assert_eq!(pair[1]["exec_id"], pair[0]["parent_exec_id"], "{line}");
+        }
+        // Then this test and its own ancestors, found in /proc at start.
+        let pids: Vec<u64> = chain[1..]
+            .iter()
+            .filter_map(|a| a["pid"].as_u64())
+            .collect();
+        assert_eq!(pids, lineage, "{what}: {line}");
+    }
+    assert_eq!(exec["process_exec"]["ancestors"], tp["ancestors"]);
+    assert_valid(&schema(), &h.events());
+    h.stop_daemon();
+
+    let mut h = Harness::new();
+    h.write_config("[export]\npolicy_rate_limit_per_minute = 10\n");
+    h.start_daemon();
+    h.write_policy("tp.yaml", &post_tracepoint_policy("tp-no-ancestors"));
+    h.wait_policy("tp-no-ancestors", "enabled", enabled);
+    run_under_two_shells();
+    let ev = first_hook_event(&h, "tp-no-ancestors");
+    let exec_id = ev["process_tracepoint"]["process"]["exec_id"]
+        .as_str()
+        .expect("exec_id");
+    let exec = process_event(&h, "process_exec", exec_id);
+    assert!(ev["process_tracepoint"]["parent"].is_object(), "{ev}");
+    for line in [&ev, &exec] {
+        let (_, b) = body(line).expect("an event");
+        assert!(b.get("ancestors").is_none(), "{line}");
     }
 }
 

@@ -55,6 +55,10 @@ pub struct ExportSection {
     pub enable_process_cred: Option<bool>,
     /// Process objects carry `ns` (Tetragon's `--enable-process-ns`).
     pub enable_process_ns: Option<bool>,
+    /// Events that carry `ancestors`, by Tetragon's `--enable-ancestors`
+    /// names: `base` (process_exec and process_exit), `kprobe`,
+    /// `tracepoint`, `uprobe`, `lsm`; `base` is needed with any other.
+    pub enable_ancestors: Option<crate::export::AncestorEvents>,
     /// The live stream's Unix socket; an empty path turns it off.
     pub socket: Option<PathBuf>,
     /// Aggregation: within this many milliseconds of a posted event, the
@@ -189,6 +193,32 @@ mod tests {
                 )),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn enable_ancestors_takes_tetragons_names_with_base() {
+        let c = parse(
+            Path::new("t.toml"),
+            "[export]\nenable_ancestors = [\"base\", \"tracepoint\"]\n",
+        )
+        .expect("valid");
+        let a = c.export.enable_ancestors.expect("set");
+        assert!(a.base && a.tracepoint && !a.kprobe && !a.uprobe && !a.lsm);
+        for (list, message) in [
+            (
+                "[\"base\", \"fork\"]",
+                "t.toml:2:20: enable_ancestors: unknown event type \"fork\"",
+            ),
+            (
+                "[\"kprobe\"]",
+                "t.toml:2:20: enable_ancestors: kprobe, tracepoint, uprobe, lsm and usdt need base",
+            ),
+            ("\"base\"", "t.toml:2:20: invalid type: string"),
+        ] {
+            let text = format!("[export]\nenable_ancestors = {list}\n");
+            let err = parse(Path::new("t.toml"), &text).expect_err(list);
+            assert!(err.to_string().starts_with(message), "{err}");
         }
     }
 

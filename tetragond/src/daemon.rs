@@ -25,13 +25,13 @@ use crate::{
     dbus_policies::PolicyObjects,
     events::{self, calls::CallsInFlight},
     export::{
-        self, dbus::EventsService, ring, DropReason, ExportConfig, ExportStats, Exporter,
-        ProcessEvents, RateLimits, RotatingFile,
+        self, dbus::EventsService, ring, AncestorEvents, DropReason, ExportConfig, ExportStats,
+        Exporter, ProcessEvents, RateLimits, RotatingFile,
     },
     kernel_info::{kallsyms::KernelSymbols, probe},
     metrics, notify as sd,
     policy::{self, PolicyKey},
-    process::{procfs::ProcInfo, user_symbols::UserSymbols, ProcessCache},
+    process::{procfs::ProcInfo, user_symbols::UserSymbols, Process, ProcessCache},
     sensors::{mounts, pin::Pins, Kernel, LoadOptions},
     store::{folder, Store, Summary},
     unit_job, watcher,
@@ -67,6 +67,8 @@ struct Daemon {
     exporter: Exporter,
     processes: ProcessCache,
     process_events: ProcessEvents,
+    /// The events that carry `ancestors`.
+    ancestors: AncestorEvents,
     clock: Clock,
     node_name: String,
     /// The policy event being rendered: one buffer, reused for every event.
@@ -187,6 +189,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         ),
         processes,
         process_events: x.process_events,
+        ancestors: x.ancestors,
         clock,
         node_name,
         line: Vec::with_capacity(4096),
@@ -635,9 +638,11 @@ impl Daemon {
         let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
         let parent = self.processes.parent(&process);
         if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {
-            let exec = events::exec_event(&process, parent.as_deref(), &self.node_name);
+            let ancestors = self.ancestors_if(self.ancestors.base, &process);
+            let exec = events::exec_event(&process, parent.as_deref(), &ancestors, &self.node_name);
             self.exporter.export(&exec);
         }
+        let ancestors = self.ancestors_if(self.ancestors.hook(&meta.kind), &process);
         let kernel_symbols = if ev.kernel_stack_len != 0 {
             self.kernel_symbols
                 .get_or_init(|| {
@@ -662,6 +667,7 @@ impl Daemon {
             meta,
             &process,
             parent.as_deref(),
+            &ancestors,
             &self.clock,
             &self.node_name,
             &stacks,
@@ -676,8 +682,19 @@ impl Daemon {
         if self.process_events == ProcessEvents::All {
             self.processes.mark_exported(rec.tgid);
             let parent = self.processes.parent(&process);
-            let exec = events::exec_event(&process, parent.as_deref(), &self.node_name);
+            let ancestors = self.ancestors_if(self.ancestors.base, &process);
+            let exec = events::exec_event(&process, parent.as_deref(), &ancestors, &self.node_name);
             self.exporter.export(&exec);
+        }
+    }
+
+    /// `process`'s ancestors when its event carries them: no cache lookup
+    /// when it does not (an empty Vec does not allocate).
+    fn ancestors_if(&self, wanted: bool, process: &Process) -> Vec<Arc<Process>> {
+        if wanted {
+            self.processes.ancestors(process)
+        } else {
+            Vec::new()
         }
     }
 
@@ -696,8 +713,16 @@ impl Daemon {
             return;
         }
         let parent = self.processes.parent(&process);
+        let ancestors = self.ancestors_if(self.ancestors.base, &process);
         let time = self.clock.rfc3339(rec.ktime_ns);
-        let exit = events::exit_event(&process, parent.as_deref(), status, &time, &self.node_name);
+        let exit = events::exit_event(
+            &process,
+            parent.as_deref(),
+            &ancestors,
+            status,
+            &time,
+            &self.node_name,
+        );
         self.exporter.export(&exit);
     }
 

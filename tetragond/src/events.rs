@@ -4,6 +4,8 @@
 //! (see `json`), field by field in Tetragon's order, with no value tree in
 //! between: this is the per-event cost of the daemon.
 
+use std::sync::Arc;
+
 use tetragond_ebpf::{
     action, record, DataRecord, Event, ExecRecord, ExitRecord, DATA_HEADER_LEN, MODE_MONITOR,
 };
@@ -243,6 +245,22 @@ fn processes(j: &mut Json, process: &Process, tid: u32, parent: Option<&Process>
     }
 }
 
+/// `"ancestors":[...]`, nearest first, each rendered as `parent` is (its
+/// `tid` is its pid); left out when empty, as protojson leaves out an
+/// empty repeated field.
+fn ancestors_json(j: &mut Json, ancestors: &[Arc<Process>]) {
+    if ancestors.is_empty() {
+        return;
+    }
+    j.key("ancestors");
+    j.open(b'[');
+    for a in ancestors {
+        j.element();
+        process_json(j, a, a.pid);
+    }
+    j.close(b']');
+}
+
 /// Where the hook is: `function_name`, `subsys` and `event`, `path` and
 /// `symbol`, or `path`, `provider` and `name`.
 fn hook_place(j: &mut Json, kind: &HookKind) {
@@ -390,6 +408,7 @@ pub fn write_policy_event(
     meta: &HookMeta,
     process: &Process,
     parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
     clock: &Clock,
     node_name: &str,
     stacks: &StackFrames,
@@ -419,6 +438,8 @@ pub fn write_policy_event(
         "user_stack_trace",
         stacks.user.iter().map(Frame::from),
     );
+    // Tetragon's last field of every hook event.
+    ancestors_json(&mut j, ancestors);
     j.key("mode");
     j.str(mode(ev, meta));
     // Written even when false: that is the point of it. A call's is
@@ -554,11 +575,17 @@ fn exported(kind: &'static str, line: Vec<u8>) -> Exported {
 }
 
 /// A `process_exec`, dated at the exec.
-pub fn exec_event(process: &Process, parent: Option<&Process>, node_name: &str) -> Exported {
+pub fn exec_event(
+    process: &Process,
+    parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
+    node_name: &str,
+) -> Exported {
     let mut out = Vec::with_capacity(1024);
     let mut j = Json::new(&mut out);
     open_line(&mut j, kind::EXEC);
     processes(&mut j, process, process.pid, parent);
+    ancestors_json(&mut j, ancestors);
     close_line(&mut j, node_name, Time::Text(&process.start_time));
     exported(kind::EXEC, out)
 }
@@ -568,6 +595,7 @@ pub fn exec_event(process: &Process, parent: Option<&Process>, node_name: &str) 
 pub fn exit_event(
     process: &Process,
     parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
     wait_status: Option<i32>,
     time: &str,
     node_name: &str,
@@ -591,6 +619,7 @@ pub fn exit_event(
     }
     j.key("time");
     j.str(time);
+    ancestors_json(&mut j, ancestors);
     close_line(&mut j, node_name, Time::Text(time));
     exported(kind::EXIT, out)
 }
@@ -680,12 +709,17 @@ mod tests {
     use tetragond_ebpf::{COMM_LEN, PATH_LEN, STR_LEN};
 
     /// A policy event's kind and line.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "write_policy_event's inputs, less the stacks and return"
+    )]
     fn policy_event(
         ev: &Event,
         data: &[u8],
         meta: &HookMeta,
         process: &Process,
         parent: Option<&Process>,
+        ancestors: &[Arc<Process>],
         clock: &Clock,
         node_name: &str,
     ) -> (&'static str, Vec<u8>) {
@@ -702,6 +736,7 @@ mod tests {
             meta,
             process,
             parent,
+            ancestors,
             clock,
             node_name,
             &StackFrames::default(),
@@ -800,6 +835,7 @@ mod tests {
             &entry_meta,
             &process,
             None,
+            &[],
             &clock,
             "n",
             &StackFrames::default(),
@@ -847,6 +883,7 @@ mod tests {
             &meta,
             &process,
             None,
+            &[],
             &Clock::at_boot(0),
             "node",
         );
@@ -921,7 +958,18 @@ mod tests {
         let process = Process::default();
         let clock = Clock::at_boot(0);
         write_policy_event(
-            &mut out, &ev, &payload, &meta, &process, None, &clock, "n", &frames, None, None,
+            &mut out,
+            &ev,
+            &payload,
+            &meta,
+            &process,
+            None,
+            &[],
+            &clock,
+            "n",
+            &frames,
+            None,
+            None,
         );
         let line = String::from_utf8(out).expect("UTF-8");
         let expected = r#""action":"KPROBE_ACTION_SIGKILL","kernel_stack_trace":[{"offset":"21","symbol":"vfs_truncate"},{"symbol":"do_syscall_64"}],"policy_name":"p","tags":["t"],"user_stack_trace":[{"offset":""#;
@@ -954,7 +1002,7 @@ mod tests {
         let p = Process::default();
         let clock = Clock::at_boot(0);
         let v: Value = serde_json::from_slice(
-            &policy_event(&event(), &[], &meta, &p, Some(&p), &clock, "n").1,
+            &policy_event(&event(), &[], &meta, &p, Some(&p), &[], &clock, "n").1,
         )
         .expect("JSON");
         let body = &v["process_kprobe"];
@@ -972,22 +1020,72 @@ mod tests {
             path: "/bin/bash".into(),
             symbol: "sys_getpgid".into(),
         };
-        let v: Value =
-            serde_json::from_slice(&policy_event(&event(), &[], &meta, &p, None, &clock, "n").1)
-                .expect("JSON");
+        let v: Value = serde_json::from_slice(
+            &policy_event(&event(), &[], &meta, &p, None, &[], &clock, "n").1,
+        )
+        .expect("JSON");
         assert_eq!(v["process_uprobe"]["path"], "/bin/bash");
         assert_eq!(v["process_uprobe"]["symbol"], "sys_getpgid");
+    }
+
+    /// `ancestors` is each event's last Tetragon field (after `parent` in
+    /// process_exec, `time` in process_exit, `user_stack_trace` and `tags`
+    /// in hook events, before our own `mode`), each ancestor with its pid as
+    /// `tid`; an empty chain writes no key.
+    #[test]
+    fn ancestors_are_written_last_of_tetragons_fields() {
+        let named = |pid: u32, exec_id: &str| {
+            Arc::new(Process {
+                exec_id: exec_id.into(),
+                pid,
+                ..Process::default()
+            })
+        };
+        let chain = [named(100, "Zw=="), named(1, "aW5pdA==")];
+        let (p, parent) = (Process::default(), named(200, "cA=="));
+        let text = |line: &[u8]| String::from_utf8_lossy(line).into_owned();
+        let exec = text(&exec_event(&p, Some(&parent), &chain, "n").line);
+        let first = r#""ancestors":[{"exec_id":"Zw==","pid":100,"uid":0,"auid":0,"tid":100},"#;
+        assert!(exec.contains(&format!(r#""tid":200}},{first}"#)), "{exec}");
+        assert!(
+            exec.contains(r#""pid":1,"uid":0,"auid":0,"tid":1}]},"node_name""#),
+            "{exec}"
+        );
+        let exit = text(&exit_event(&p, Some(&parent), &chain, Some(9), "t", "n").line);
+        assert!(exit.contains(&format!(r#""time":"t",{first}"#)), "{exit}");
+        let meta = HookMeta {
+            policy_name: "p".into(),
+            namespace: String::new(),
+            kind: HookKind::Tracepoint {
+                subsystem: "raw_syscalls".into(),
+                event: "sys_enter".into(),
+            },
+            args: vec![],
+            message: None,
+            tags: vec!["t".into()],
+            monitor_only: false,
+            return_position: None,
+            return_half: ReturnHalf::None,
+        };
+        let clock = Clock::at_boot(0);
+        let (_, line) = policy_event(&event(), &[], &meta, &p, None, &chain, &clock, "n");
+        let hook = text(&line);
+        assert!(hook.contains(&format!(r#""tags":["t"],{first}"#)), "{hook}");
+        assert!(hook.contains(r#""tid":1}],"mode":"#), "{hook}");
+        let (_, line) = policy_event(&event(), &[], &meta, &p, None, &[], &clock, "n");
+        assert!(!String::from_utf8_lossy(&line).contains("ancestors"));
     }
 
     #[test]
     fn exit_signal_and_status() {
         let p = Process::default();
-        let v: Value =
-            serde_json::from_slice(&exit_event(&p, None, Some(9), "t", "n").line).expect("JSON");
+        let v: Value = serde_json::from_slice(&exit_event(&p, None, &[], Some(9), "t", "n").line)
+            .expect("JSON");
         assert_eq!(v["process_exit"]["signal"], "SIGKILL");
         assert!(v["process_exit"].get("status").is_none());
-        let v: Value = serde_json::from_slice(&exit_event(&p, None, Some(3 << 8), "t", "n").line)
-            .expect("JSON");
+        let v: Value =
+            serde_json::from_slice(&exit_event(&p, None, &[], Some(3 << 8), "t", "n").line)
+                .expect("JSON");
         assert_eq!(v["process_exit"]["status"], 3);
         assert!(v["process_exit"].get("signal").is_none());
         assert_eq!(signal_name(64), "SIG64");
@@ -1113,18 +1211,26 @@ mod tests {
         let mut ev = event();
         ev.args = [u64::MAX, 77, 8, 9, 0];
         let procs = processes_to_render();
+        let chain: Vec<Arc<Process>> = procs.iter().cloned().map(Arc::new).collect();
+        // (parent, ancestors): none, a parent only, a parent and a chain.
+        let lineages: [(Option<&Process>, &[Arc<Process>]); 3] = [
+            (None, &[]),
+            (Some(&procs[0]), &[]),
+            (Some(&procs[0]), &chain),
+        ];
         let mut compared = 0;
         for meta in hook_metas() {
             for (mode, enforced) in [(MODE_MONITOR as u8, 0), (0, 1)] {
                 ev.mode = mode;
                 ev.enforced = enforced;
-                for parent in [None, Some(&procs[0])] {
+                for (parent, ancestors) in lineages {
                     for process in &procs {
                         let old = reference::policy_event(
-                            &ev, &data, &meta, process, parent, &clock, "nó\"de",
+                            &ev, &data, &meta, process, parent, ancestors, &clock, "nó\"de",
                         );
-                        let new =
-                            policy_event(&ev, &data, &meta, process, parent, &clock, "nó\"de");
+                        let new = policy_event(
+                            &ev, &data, &meta, process, parent, ancestors, &clock, "nó\"de",
+                        );
                         assert_eq!(new.0, old.kind);
                         assert_eq!(String::from_utf8_lossy(&new.1), old.line);
                         compared += 1;
@@ -1132,14 +1238,15 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 5 * 2 * 2 * 2);
-        for parent in [None, Some(&procs[1])] {
+        assert_eq!(compared, 5 * 2 * 3 * 2);
+        for (parent, ancestors) in lineages {
             for process in &procs {
-                let old = reference::exec_event(process, parent, "n");
-                assert_eq!(exec_event(process, parent, "n").line, old.line.as_bytes());
+                let old = reference::exec_event(process, parent, ancestors, "n");
+                let new = exec_event(process, parent, ancestors, "n");
+                assert_eq!(String::from_utf8_lossy(&new.line), old.line);
                 for status in [None, Some(9), Some(3 << 8), Some(0)] {
-                    let old = reference::exit_event(process, parent, status, "t\"", "n");
-                    let new = exit_event(process, parent, status, "t\"", "n");
+                    let old = reference::exit_event(process, parent, ancestors, status, "t\"", "n");
+                    let new = exit_event(process, parent, ancestors, status, "t\"", "n");
                     assert_eq!(String::from_utf8_lossy(&new.line), old.line);
                 }
             }

@@ -152,6 +152,12 @@ impl Schema {
                         }
                     }
                 }
+                "minItems" => {
+                    let limit = arg.as_u64().expect("count") as usize;
+                    if let Some(items) = v.as_array().filter(|items| items.len() < limit) {
+                        errors.push(format!("{at}: {} items, minItems {limit}", items.len()));
+                    }
+                }
                 "items" => {
                     if let Some(items) = v.as_array() {
                         for (i, item) in items.iter().enumerate() {

@@ -198,6 +198,7 @@ fn export_config(
             cred: x.enable_process_cred.unwrap_or(d.process_identity.cred),
             ns: x.enable_process_ns.unwrap_or(d.process_identity.ns),
         },
+        ancestors: x.enable_ancestors.unwrap_or(d.ancestors),
         socket: socket.filter(|p| !p.as_os_str().is_empty()),
         aggregate_window_ms: x.aggregate_window_ms.unwrap_or(d.aggregate_window_ms),
         ring_buffer_bytes: x.ring_buffer_size.map_or(d.ring_buffer_bytes, |s| s.0),

@@ -2,7 +2,10 @@
 //! serde structs and `serde_json::Value` arguments. Kept, in tests only, as
 //! the oracle the writer's lines must match byte for byte.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    sync::Arc,
+};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -335,6 +338,8 @@ struct HookEvent<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tags: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ancestors: Vec<ProcessJson<'a>>,
     /// Beyond Tetragon: the mode at the time of the event, and whether the
     /// action was carried out. `enforced` is written even when false: that
     /// is the point of it.
@@ -350,6 +355,8 @@ struct ExecEvent<'a> {
     process: ProcessJson<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<ProcessJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ancestors: Vec<ProcessJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -362,6 +369,8 @@ struct ExitEvent<'a> {
     #[serde(skip_serializing_if = "is_zero")]
     status: u32,
     time: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ancestors: Vec<ProcessJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -372,6 +381,14 @@ struct RateLimitInfo<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     policy_name: &'a str,
+}
+
+/// Each ancestor as `parent` is written: its pid as `tid`.
+fn ancestors_json(ancestors: &[Arc<Process>]) -> Vec<ProcessJson<'_>> {
+    ancestors
+        .iter()
+        .map(|a| ProcessJson::new(a, a.pid))
+        .collect()
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -411,12 +428,17 @@ pub(super) struct Exported {
 }
 
 /// One posted policy event as a JSON line.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the same inputs as the writer's, for comparison"
+)]
 pub(super) fn policy_event(
     ev: &Event,
     data: &[u8],
     meta: &HookMeta,
     process: &Process,
     parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
     clock: &Clock,
     node_name: &str,
 ) -> Exported {
@@ -480,6 +502,7 @@ pub(super) fn policy_event(
         policy_namespace: &meta.namespace,
         message: meta.message.as_deref(),
         tags: &meta.tags,
+        ancestors: ancestors_json(ancestors),
         mode,
         enforced: ev.enforced != 0,
         repeats: ev.repeats,
@@ -503,10 +526,16 @@ pub(super) fn policy_event(
 }
 
 /// A `process_exec`, dated at the exec.
-pub(super) fn exec_event(process: &Process, parent: Option<&Process>, node_name: &str) -> Exported {
+pub(super) fn exec_event(
+    process: &Process,
+    parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
+    node_name: &str,
+) -> Exported {
     let body = Body::ProcessExec(ExecEvent {
         process: ProcessJson::new(process, process.pid),
         parent: parent.map(|p| ProcessJson::new(p, p.pid)),
+        ancestors: ancestors_json(ancestors),
     });
     Exported {
         kind: kind::EXEC,
@@ -523,6 +552,7 @@ pub(super) fn exec_event(process: &Process, parent: Option<&Process>, node_name:
 pub(super) fn exit_event(
     process: &Process,
     parent: Option<&Process>,
+    ancestors: &[Arc<Process>],
     wait_status: Option<i32>,
     time: &str,
     node_name: &str,
@@ -538,6 +568,7 @@ pub(super) fn exit_event(
         signal: &signal,
         status,
         time,
+        ancestors: ancestors_json(ancestors),
     });
     Exported {
         kind: kind::EXIT,

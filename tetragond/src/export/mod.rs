@@ -3,6 +3,7 @@
 //! that does not make it is counted by reason, logged, and reported in the
 //! file itself as a `rate_limit_info` event: nothing is lost silently.
 
+pub mod ancestors;
 pub mod dbus;
 pub mod ratelimit;
 pub mod ring;
@@ -21,6 +22,7 @@ use std::{
 use serde::Deserialize;
 
 use crate::events::{self, Exported};
+pub use ancestors::AncestorEvents;
 pub use ratelimit::RateLimits;
 pub use stats::{DropReason, ExportStats};
 pub use stream::StreamHub;
@@ -58,6 +60,8 @@ pub struct ExportConfig {
     pub process_cache_size: usize,
     /// What process objects carry beyond Tetragon's defaults.
     pub process_identity: crate::process::Identity,
+    /// The events that carry `ancestors`.
+    pub ancestors: AncestorEvents,
     /// The live stream's socket; None: no stream.
     pub socket: Option<PathBuf>,
     /// Identical events folded in the kernel within this window; 0: off.
@@ -80,6 +84,7 @@ impl Default for ExportConfig {
             process_events: ProcessEvents::Policy,
             process_cache_size: crate::process::DEFAULT_MAX_ENTRIES,
             process_identity: crate::process::Identity::default(),
+            ancestors: AncestorEvents::default(),
             socket: Some(DEFAULT_SOCKET.into()),
             aggregate_window_ms: 0,
             ring_buffer_bytes: crate::sensors::ring_size::default_ring_bytes(),

@@ -25,6 +25,13 @@ use crate::{capabilities::CapSets, clock::Clock};
 /// just before the exit can be drained after it.
 pub const EXITED_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_ENTRIES: usize = 65_536;
+/// Where an `ancestors` chain ends, as Tetragon's: init (1) and kthreadd
+/// (2) have no ancestor worth naming (pid 0 is the kernel).
+pub const OLDEST_ANCESTOR_PID: u32 = 2;
+/// Most ancestors an event carries. Real chains are a few dozen deep at
+/// most; the bound keeps a walk finite should pid reuse ever link the
+/// cache's entries into a cycle (the nearest ones are kept).
+pub const MAX_ANCESTORS: usize = 128;
 
 /// One execution of a program: a new one at each execve, even for the same pid.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -255,6 +262,25 @@ impl ProcessCache {
     pub fn parent(&self, p: &Process) -> Option<Arc<Process>> {
         let entry = self.entries.get(&p.ppid)?;
         (entry.process.exec_id == p.parent_exec_id).then(|| entry.process.clone())
+    }
+
+    /// `p`'s ancestors beyond its parent, nearest first, as Tetragon's
+    /// `ancestors`: the parent's parent, its parent, ... up to pid 1 or 2.
+    /// Empty when the parent is pid 1 or 2 or unknown; cut short where the
+    /// cache no longer holds that very execution (or at `MAX_ANCESTORS`).
+    pub fn ancestors(&self, p: &Process) -> Vec<Arc<Process>> {
+        let mut chain = Vec::new();
+        let Some(mut current) = self.parent(p) else {
+            return chain;
+        };
+        while current.pid > OLDEST_ANCESTOR_PID && chain.len() < MAX_ANCESTORS {
+            let Some(next) = self.parent(&current) else {
+                break;
+            };
+            chain.push(next.clone());
+            current = next;
+        }
+        chain
     }
 
     /// True the first time it is called for `pid`'s current execution: the

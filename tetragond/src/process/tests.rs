@@ -190,3 +190,69 @@ fn identity_is_kept_only_as_the_configuration_asks() {
         "{me:?}"
     );
 }
+
+/// A cached process `pid` whose parent is `ppid`'s execution `parent`.
+fn put(c: &mut ProcessCache, pid: u32, exec_id: &str, ppid: u32, parent: &str) -> Arc<Process> {
+    c.insert(
+        Process {
+            exec_id: exec_id.into(),
+            pid,
+            ppid,
+            parent_exec_id: parent.into(),
+            ..Process::default()
+        },
+        false,
+    )
+}
+
+fn pids(chain: &[Arc<Process>]) -> Vec<u32> {
+    chain.iter().map(|p| p.pid).collect()
+}
+
+#[test]
+fn ancestors_run_from_the_grandparent_to_init() {
+    let mut c = cache(100);
+    put(&mut c, 1, "init", 0, "");
+    put(&mut c, 100, "a", 1, "init");
+    put(&mut c, 200, "b", 100, "a");
+    put(&mut c, 300, "c", 200, "b");
+    let p = put(&mut c, 400, "d", 300, "c");
+    let chain = c.ancestors(&p);
+    assert_eq!(pids(&chain), [200, 100, 1], "the parent (300) is not one");
+    assert_eq!(chain[0].exec_id, "b");
+    let child_of_init = c.entries[&100].process.clone();
+    let grandchild_of_init = c.entries[&200].process.clone();
+    assert!(c.ancestors(&child_of_init).is_empty(), "parent is init");
+    assert_eq!(pids(&c.ancestors(&grandchild_of_init)), [1]);
+    // kthreadd ends a chain as init does.
+    put(&mut c, 2, "kthreadd", 0, "");
+    put(&mut c, 20, "kworker", 2, "kthreadd");
+    let p = put(&mut c, 21, "k", 20, "kworker");
+    assert_eq!(pids(&c.ancestors(&p)), [2]);
+    let orphan = put(&mut c, 500, "e", 9999, "unknown");
+    assert!(c.ancestors(&orphan).is_empty());
+}
+
+#[test]
+fn ancestors_stop_where_the_cache_lacks_that_execution() {
+    let mut c = cache(100);
+    put(&mut c, 1, "init", 0, "");
+    put(&mut c, 100, "a", 1, "init");
+    put(&mut c, 200, "b", 100, "a");
+    put(&mut c, 300, "c", 200, "b");
+    let p = put(&mut c, 400, "d", 300, "c");
+    // pid 100 executed again: its new execution is not the chain's.
+    put(&mut c, 100, "a2", 1, "init");
+    assert_eq!(pids(&c.ancestors(&p)), [200]);
+}
+
+#[test]
+fn ancestors_of_a_cycle_are_bounded() {
+    let mut c = cache(100);
+    // Pid reuse could in principle link two entries to each other.
+    put(&mut c, 10, "x", 11, "y");
+    let p = put(&mut c, 11, "y", 10, "x");
+    let q = put(&mut c, 12, "z", 11, "y");
+    assert_eq!(c.ancestors(&p).len(), MAX_ANCESTORS);
+    assert_eq!(c.ancestors(&q).len(), MAX_ANCESTORS);
+}
