@@ -1163,6 +1163,11 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     ) else {
         return 1;
     };
+    if index == 0 {
+        // No `maxData` buffer until this hook's is read: another hook's
+        // (another event's) must never be posted with its event.
+        state.data_len = 0;
+    }
     let buf = unsafe { &mut *buf };
     let (Some(spec), Some(data), Some(tail), Some(slot)) = (
         at(&hook.args, i),

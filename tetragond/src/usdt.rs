@@ -63,16 +63,39 @@ pub enum UsdtError {
     },
     #[error("{0} is not an ELF file this machine runs: {1}")]
     NotElf(String, String),
+    #[error("{0} is not a regular file of at most 512 MiB")]
+    NotRegular(String),
     #[error("malformed .note.stapsdt: {0}")]
     Malformed(&'static str),
 }
 
-/// The probes of the ELF file at `path`.
+/// Files larger than this are refused: each is read whole, by the
+/// compile step.
+pub const MAX_BINARY_BYTES: u64 = 512 << 20;
+
+/// The probes of the ELF file at `path`. Only a regular file is read:
+/// opened without blocking, so a FIFO someone put there cannot stall the
+/// compile step.
 pub fn probes_of(path: &Path) -> Result<Vec<Probe>, UsdtError> {
-    let data = fs::read(path).map_err(|source| UsdtError::Read {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    let read_err = |source| UsdtError::Read {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() || meta.len() > MAX_BINARY_BYTES {
+        return Err(UsdtError::NotRegular(path.display().to_string()));
+    }
+    let mut data = Vec::new();
+    (&mut file)
+        .take(MAX_BINARY_BYTES)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
     parse(&data).map_err(|e| match e {
         UsdtError::NotElf(_, why) => UsdtError::NotElf(path.display().to_string(), why),
         other => other,
@@ -379,6 +402,26 @@ mod tests {
         assert!(probe.args[..3].iter().all(Result::is_ok));
         assert!(matches!(probe.args[3], Err(OperandError::Constant(_))));
         assert!(parse(b"not an ELF file").is_err());
+    }
+
+    /// A FIFO (or any non-regular file) at the path is refused at once,
+    /// not read (which would wait for a writer).
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = std::env::temp_dir().join(format!("usdt-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        let fifo = dir.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid C string; mkfifo reports through its return.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert!(matches!(probes_of(&fifo), Err(UsdtError::NotRegular(_))));
+        assert!(matches!(probes_of(&dir), Err(UsdtError::NotRegular(_))));
+        assert!(matches!(
+            probes_of(&dir.join("absent")),
+            Err(UsdtError::Read { .. })
+        ));
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

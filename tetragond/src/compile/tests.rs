@@ -1470,3 +1470,79 @@ fn max_data_marks_the_one_buffer_posted_whole() {
         refusal(&ret)
     );
 }
+
+/// A USDT probe's arguments are read where its note puts them: the tiny
+/// ELF of the fuzz seed has `tiny:probe` at file offset 0x1000 with
+/// `-4@%edi 8@-8(%rbp) 8@%rsi 4@$5`.
+#[test]
+fn usdt_arguments_are_read_where_the_note_puts_them() {
+    let dir = std::env::temp_dir().join(format!("usdt-compile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let binary = dir.join("tiny");
+    std::fs::write(
+        &binary,
+        &include_bytes!("../../../fuzz/corpus/usdt/elf-tiny")[1..],
+    )
+    .expect("written");
+    let policy = |name: &str, args: &str| {
+        format!(
+            "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: u
+spec:
+  usdts:
+  - path: {}
+    provider: tiny
+    name: {name}
+    args:
+{args}",
+            binary.display()
+        )
+    };
+    let args = "    - {index: 0, type: int32}\n    - {index: 1, type: uint64}\n    - {index: 2, type: string}\n";
+    let c = compile_on(&policy("probe", args), &Debian).expect("compiles");
+    let [hook] = c.hooks.as_slice() else {
+        panic!("one site: {:?}", c.hooks.len());
+    };
+    assert_eq!(
+        hook.attach,
+        Attach::Uprobe(UprobeTarget {
+            binary: binary.display().to_string(),
+            location: UprobeLocation::Offset(0x1000),
+            ret: false,
+        })
+    );
+    assert_eq!(c.sensors, ["generic_usdt"]);
+    let [edi, rbp, rsi] = [&hook.conf.args[0], &hook.conf.args[1], &hook.conf.args[2]];
+    assert_eq!(
+        (edi.offset, edi.size, edi.signed),
+        (112, 4, 1),
+        "%edi, signed"
+    );
+    assert_eq!(
+        (rbp.offset, rbp.size, rbp.field.present),
+        (32, 8, 1),
+        "%rbp's value"
+    );
+    assert_eq!(
+        (rbp.field.user, rbp.field.size, rbp.field.offset as i16),
+        (1, 8, -8),
+        "8 bytes of user memory at -8(%rbp)"
+    );
+    assert_eq!(
+        (rsi.offset, rsi.kind),
+        (104, tetragond_ebpf::arg_kind::STRING)
+    );
+    let constant = compile_on(&policy("probe", "    - {index: 3, type: int32}\n"), &Debian)
+        .expect_err("a constant");
+    assert!(constant.to_string().contains("is a constant"), "{constant}");
+    let absent = compile_on(&policy("other", ""), &Debian).expect_err("no such probe");
+    assert!(
+        absent.to_string().contains("no USDT probe tiny:other"),
+        "{absent}"
+    );
+    let old = compile_on(&policy("probe", ""), &Fixed).expect_err("no cookies");
+    assert!(old.to_string().contains("BPF cookies"), "{old}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
