@@ -140,12 +140,17 @@ pub fn parse(data: &[u8]) -> Result<Vec<Probe>, UsdtError> {
     Ok(probes)
 }
 
-/// The file offset of address `vaddr`, by the loaded segment holding it.
+/// The file offset of address `vaddr`, by the loaded segment holding it
+/// (a malformed file's segment may say anything: checked arithmetic).
 fn file_offset(file: &object::File<'_>, vaddr: u64) -> Option<u64> {
     file.segments().find_map(|s| {
         let (offset, size) = s.file_range();
-        let start = s.address();
-        (vaddr >= start && vaddr - start < size).then(|| offset + (vaddr - start))
+        let into = vaddr.checked_sub(s.address())?;
+        if into < size {
+            offset.checked_add(into)
+        } else {
+            None
+        }
     })
 }
 
