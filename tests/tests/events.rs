@@ -548,6 +548,85 @@ fn ancestors_are_written_when_the_configuration_asks() {
     }
 }
 
+/// GetUrl and DnsLookup, as in Tetragon: when an event of their selector
+/// arrives, the daemon makes an HTTP GET of the URL and sends an A query
+/// for the name (to `dns_lookup_server`), and the event's action names
+/// the last of them. Here both servers are the test's own.
+#[test]
+fn get_url_and_dns_lookup_are_requested_when_their_event_arrives() {
+    let http = std::net::TcpListener::bind("127.0.0.1:0").expect("bind http");
+    http.set_nonblocking(true).expect("nonblocking");
+    let dns = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind dns");
+    dns.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut h = Harness::new();
+    h.write_config(&format!(
+        "dns_lookup_server = \"{}\"\n[export]\npolicy_rate_limit_per_minute = 10\n",
+        dns.local_addr().expect("dns address")
+    ));
+    h.start_daemon();
+    let url = format!(
+        "http://{}/canary?hit=getsid",
+        http.local_addr().expect("address")
+    );
+    let policy = format!(
+        r#"apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: canary
+spec:
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_getsid
+    args:
+    - index: 5
+      type: int
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["{}"]
+      matchActions:
+      - action: Post
+        rateLimit: 1m
+      - action: GetUrl
+        argUrl: "{url}"
+      - action: DnsLookup
+        argFqdn: getsid.canary.test
+"#,
+        testbin().display()
+    );
+    h.write_policy("canary.yaml", &policy);
+    h.wait_policy("canary", "enabled", enabled);
+    run_bin(&["syscall", &SYS_GETSID.to_string(), "3"]);
+
+    let mut conn = wait_for(&h, "the GET", || http.accept().ok().map(|(c, _)| c));
+    conn.set_nonblocking(false).expect("blocking");
+    conn.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut head = [0u8; 512];
+    let n = conn.read(&mut head).expect("request head");
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(
+        head.starts_with("GET /canary?hit=getsid HTTP/1.1\r\n"),
+        "{head}"
+    );
+    conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+        .expect("answer");
+
+    let mut query = [0u8; 512];
+    let (n, _) = dns.recv_from(&mut query).expect("a DNS query");
+    let question = &query[12..n];
+    assert_eq!(
+        question,
+        b"\x06getsid\x06canary\x04test\x00\x00\x01\x00\x01"
+    );
+
+    let ev = first_hook_event(&h, "canary");
+    assert_eq!(
+        ev["process_tracepoint"]["action"], "KPROBE_ACTION_DNSLOOKUP",
+        "{ev}"
+    );
+    assert_valid(&schema(), &[ev]);
+}
+
 #[test]
 fn relative_exec_gets_an_absolute_binary() {
     let mut h = Harness::new();

@@ -380,6 +380,9 @@ pub mod action {
     pub const SIGNAL: u8 = 4;
     /// Return `ActionSpec::signal` (a negative errno) from an LSM hook.
     pub const OVERRIDE: u8 = 5;
+    /// Performed by the daemon when the event arrives (GetUrl, DnsLookup):
+    /// the kernel posts the event as for POST.
+    pub const DAEMON: u8 = 6;
 }
 
 /// Where a hook argument lives in the program's context: a tracepoint

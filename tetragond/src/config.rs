@@ -25,6 +25,8 @@ pub struct ConfigFile {
     pub kernel_functions: Option<crate::kernel_info::KernelFunctions>,
     /// Largest policy or sidecar file read, in bytes (default 1 MiB).
     pub max_policy_file_size: Option<u64>,
+    /// Where DnsLookup actions send their queries (Tetragon's 1.1.1.1:53).
+    pub dns_lookup_server: Option<std::net::SocketAddr>,
     /// TracingPolicyNamespaced namespaces -> cgroup v2 directories.
     #[serde(default)]
     pub namespaces: std::collections::BTreeMap<String, Vec<PathBuf>>,

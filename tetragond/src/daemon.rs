@@ -30,6 +30,7 @@ use crate::{
     },
     kernel_info::{kallsyms::KernelSymbols, probe},
     metrics, notify as sd,
+    outbound::Outbound,
     policy::{self, PolicyKey},
     process::{procfs::ProcInfo, user_symbols::UserSymbols, Process, ProcessCache},
     sensors::{mounts, pin::Pins, Kernel, LoadOptions},
@@ -53,6 +54,8 @@ pub struct DaemonConfig {
     pub kernel_functions: crate::kernel_info::KernelFunctions,
     /// Policy and sidecar files larger than this are not read.
     pub max_policy_file_size: u64,
+    /// Where DnsLookup actions send their queries.
+    pub dns_lookup_server: SocketAddr,
     /// Every BPF link is pinned in a generation folder under this bpffs
     /// folder, so enforcement outlives the process; None: nothing pinned.
     pub pin_dir: Option<PathBuf>,
@@ -80,6 +83,8 @@ struct Daemon {
     user_symbols: UserSymbols,
     /// Return hooks' entry events waiting for their exit half's.
     calls: CallsInFlight,
+    /// GetUrl and DnsLookup requests.
+    outbound: Outbound,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -196,6 +201,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         kernel_symbols: std::cell::OnceCell::new(),
         user_symbols: UserSymbols::default(),
         calls: CallsInFlight::default(),
+        outbound: Outbound::new(config.dns_lookup_server, stats.outbound.clone()),
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -591,6 +597,13 @@ impl Daemon {
         data: &[u8],
         whole: Option<events::WholeArg<'_>>,
     ) {
+        // As in Tetragon, when the event arrives: before the exporter's
+        // rate limits, and for a return hook's entry half at the call.
+        if let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) {
+            for action in meta.daemon_actions_of(ev.selector) {
+                self.outbound.request(action);
+            }
+        }
         match ev.return_half {
             return_half::ENTRY => self.calls.hold(ev, data),
             return_half::EXIT => self.export_call(ev, data),

@@ -108,12 +108,18 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-pub fn action_name(ev: &Event) -> &'static str {
+/// The event's `action`: its enforcement action if it had one, else the
+/// last action the daemon performs for its selector (GetUrl, DnsLookup;
+/// Tetragon names the last action taken), else Post.
+pub fn action_name(ev: &Event, meta: &HookMeta) -> &'static str {
     match ev.action {
         action::SIGKILL => "KPROBE_ACTION_SIGKILL",
         action::SIGNAL => "KPROBE_ACTION_SIGNAL",
         action::OVERRIDE => "KPROBE_ACTION_OVERRIDE",
-        _ => "KPROBE_ACTION_POST",
+        _ => meta
+            .daemon_actions_of(ev.selector)
+            .last()
+            .map_or("KPROBE_ACTION_POST", |a| a.event_action()),
     }
 }
 
@@ -369,7 +375,7 @@ fn policy_fields(j: &mut Json, meta: &HookMeta, ret: Option<&ReturnPart<'_>>) {
     }
     if let Some(ret) = ret {
         j.key("return_action");
-        j.str(action_name(ret.event));
+        j.str(action_name(ret.event, ret.meta));
     }
     if let Some(message) = &meta.message {
         j.key("message");
@@ -426,7 +432,7 @@ pub fn write_policy_event(
         None => hook_args(&mut j, ev, data, meta, whole),
     }
     j.key("action");
-    j.str(action_name(ev));
+    j.str(action_name(ev, meta));
     stack_trace(
         &mut j,
         "kernel_stack_trace",
@@ -800,6 +806,7 @@ mod tests {
             monitor_only: false,
             return_position: None,
             return_half: ReturnHalf::Entry { copy: Some(1) },
+            daemon_actions: vec![],
         };
         let exit_meta = HookMeta {
             args: vec![("int".into(), None), ("char_buf".into(), None)],
@@ -869,6 +876,7 @@ mod tests {
             monitor_only: false,
             return_position: None,
             return_half: ReturnHalf::None,
+            daemon_actions: vec![],
         };
         let process = Process {
             exec_id: "aWQ=".into(),
@@ -928,6 +936,7 @@ mod tests {
             monitor_only: false,
             return_position: None,
             return_half: ReturnHalf::None,
+            daemon_actions: vec![],
         };
         let symbols = KernelSymbols::parse(
             "ffffffff81000000 T do_syscall_64\nffffffff81234560 T vfs_truncate\n",
@@ -998,6 +1007,7 @@ mod tests {
             monitor_only: true,
             return_position: None,
             return_half: ReturnHalf::None,
+            daemon_actions: vec![],
         };
         let p = Process::default();
         let clock = Clock::at_boot(0);
@@ -1066,6 +1076,7 @@ mod tests {
             monitor_only: false,
             return_position: None,
             return_half: ReturnHalf::None,
+            daemon_actions: vec![],
         };
         let clock = Clock::at_boot(0);
         let (_, line) = policy_event(&event(), &[], &meta, &p, None, &chain, &clock, "n");
@@ -1190,6 +1201,7 @@ mod tests {
                 monitor_only: n == 3,
                 return_position: [None, Some(0), Some(3), Some(99)][n],
                 return_half: ReturnHalf::None,
+                daemon_actions: vec![],
             });
         }
         metas.push(HookMeta {

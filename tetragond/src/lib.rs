@@ -27,6 +27,7 @@ pub mod kernel_info;
 pub mod metrics;
 pub mod namespaces;
 pub mod notify;
+pub mod outbound;
 pub mod policy;
 pub mod process;
 pub mod runtime_state;

@@ -228,6 +228,20 @@ pub fn render(stats: &ExportStats, policies: &[PolicyInfo]) -> String {
         "Rotations of the events file.",
         gauge(&stats.rotations),
     );
+    let outbound = &stats.outbound;
+    family(
+        "tetragond_action_requests_total",
+        "counter",
+        "GetUrl and DnsLookup requests, by outcome (dropped: the queue was full).",
+        [
+            ("sent", &outbound.sent),
+            ("failed", &outbound.failed),
+            ("dropped", &outbound.dropped),
+        ]
+        .into_iter()
+        .map(|(outcome, n)| (format!("{{outcome=\"{outcome}\"}}"), n.load(Relaxed)))
+        .collect(),
+    );
     family(
         "tetragond_process_cache_entries",
         "gauge",

@@ -163,6 +163,9 @@ async fn main() -> Result<()> {
         max_policy_file_size: file
             .max_policy_file_size
             .unwrap_or(tetragond::store::folder::DEFAULT_MAX_FILE_SIZE),
+        dns_lookup_server: file
+            .dns_lookup_server
+            .unwrap_or(tetragond::outbound::DEFAULT_DNS_SERVER),
         pin_dir,
         keep_on_restart: args.keep_on_restart,
         export,

@@ -196,6 +196,7 @@ pub fn compile(
         meta: HookMeta {
             message: hook.message,
             tags: hook.tags,
+            daemon_actions: sel.daemon_actions,
             return_position: match hook.target.family {
                 FunctionFamily::Kretprobe => Some(0),
                 _ => hook.return_offset.map(|_| args.len().saturating_sub(1)),

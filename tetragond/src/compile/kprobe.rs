@@ -465,6 +465,7 @@ fn syscall_hook(
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             return_position: end.return_position,
+            daemon_actions: sel.daemon_actions,
             ..meta(policy, kind, arg_types)
         },
     })

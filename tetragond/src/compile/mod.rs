@@ -21,7 +21,8 @@ mod usdt;
 mod values;
 
 pub use plan::{
-    Attach, FunctionFamily, FunctionTarget, HookKind, MapEntry, UprobeLocation, UprobeTarget,
+    Attach, DaemonAction, FunctionFamily, FunctionTarget, HookKind, MapEntry, UprobeLocation,
+    UprobeTarget,
 };
 
 use tetragond_ebpf::{HookConf, SUB_ANY};
@@ -75,6 +76,18 @@ pub struct HookMeta {
     /// Which half of a return hook it is, if it is one (its events are
     /// merged into one, see [`ReturnHalf`]).
     pub return_half: ReturnHalf,
+    /// By selector: the actions the daemon performs when an event of
+    /// that selector arrives (GetUrl, DnsLookup).
+    pub daemon_actions: Vec<Vec<DaemonAction>>,
+}
+
+impl HookMeta {
+    /// What the daemon does for an event of selector `s`.
+    pub fn daemon_actions_of(&self, s: u8) -> &[DaemonAction] {
+        self.daemon_actions
+            .get(usize::from(s))
+            .map_or(&[], Vec::as_slice)
+    }
 }
 
 /// The halves of a return hook (`return: true`) compiled as two kernel
@@ -245,6 +258,7 @@ fn meta(policy: &TracingPolicy, kind: HookKind, args: Vec<(String, Option<String
         monitor_only: !crate::policy::has_enforcement_action(policy),
         return_position: None,
         return_half: ReturnHalf::None,
+        daemon_actions: vec![],
     }
 }
 

@@ -71,6 +71,27 @@ impl Attach {
     }
 }
 
+/// An action the daemon performs when its event arrives (Tetragon does
+/// them in user space too): nothing happens in the kernel, the event is
+/// posted as for Post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaemonAction {
+    /// GetUrl: an HTTP(S) GET of the URL, fire and forget.
+    GetUrl(String),
+    /// DnsLookup: an A query for the name, fire and forget.
+    DnsLookup(String),
+}
+
+impl DaemonAction {
+    /// The event's `action`, as Tetragon names it.
+    pub fn event_action(&self) -> &'static str {
+        match self {
+            DaemonAction::GetUrl(_) => "KPROBE_ACTION_GETURL",
+            DaemonAction::DnsLookup(_) => "KPROBE_ACTION_DNSLOOKUP",
+        }
+    }
+}
+
 /// What a hook's events are exported as, and the fields naming the hook.
 /// Not always where it is attached: a syscall kprobe runs on the syscall
 /// tracepoint and a 32-bit twin on the raw one, yet their events name the

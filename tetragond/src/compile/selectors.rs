@@ -9,13 +9,13 @@ use tetragond_ebpf::{
 
 use super::{
     args::{kind_of, ArgClass, Memory},
-    syscall_ids, values, MapEntry,
+    syscall_ids, values, DaemonAction, MapEntry,
 };
 use crate::policy::{limits::OverLimit, NodePath};
 use crate::{
     error::CompileError,
     policy::model::{
-        ActionSelector, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
+        ActionSelector, ActionType, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
         CapabilitiesSelector, ListType, NamespaceSelector, Operator, PidSelector, RateLimitScope,
         Selector as PolicySelector, TracingPolicy,
     },
@@ -27,6 +27,8 @@ pub struct CompiledSelectors {
     pub selectors: Vec<Selector>,
     pub sub_ids: Vec<u32>,
     pub entries: Vec<MapEntry>,
+    /// By selector: what the daemon does when its event arrives.
+    pub daemon_actions: Vec<Vec<DaemonAction>>,
 }
 
 /// How a hook's selectors refer to its args.
@@ -138,6 +140,7 @@ pub fn compile_selectors(
         selectors: vec![],
         sub_ids: vec![],
         entries: vec![],
+        daemon_actions: vec![],
     };
     // Per selector: the syscall numbers it is limited to, if it is.
     let mut syscall_sets: Vec<Option<Vec<u32>>> = vec![];
@@ -152,6 +155,7 @@ pub fn compile_selectors(
             .compile(sel, &mut out)
             .map_err(|e| e.within(NodePath::root().key("selectors").index(s)))?;
         out.selectors.push(compiled);
+        out.daemon_actions.push(daemon_actions(&sel.match_actions));
         syscall_sets.push(syscalls);
     }
     if indexable && !syscall_sets.is_empty() && syscall_sets.iter().all(Option::is_some) {
@@ -1009,6 +1013,11 @@ impl SelectorCtx<'_> {
                         ..Default::default()
                     }
                 }
+                // Done by the daemon (see `daemon_actions`).
+                "GetUrl" | "DnsLookup" => ActionSpec {
+                    kind: action::DAEMON,
+                    ..Default::default()
+                },
                 other => {
                     return Err(self.unsupported(format!("action {other} is not supported yet")))
                 }
@@ -1017,6 +1026,18 @@ impl SelectorCtx<'_> {
         compiled.n_actions = actions.len() as u8;
         Ok(())
     }
+}
+
+/// The selector's actions the daemon performs, in order.
+fn daemon_actions(actions: &[ActionSelector]) -> Vec<DaemonAction> {
+    actions
+        .iter()
+        .filter_map(|a| match a.action {
+            ActionType::GetUrl => a.arg_url.clone().map(DaemonAction::GetUrl),
+            ActionType::DnsLookup => a.arg_fqdn.clone().map(DaemonAction::DnsLookup),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What an integer filter's values may name besides numbers.

@@ -187,6 +187,40 @@ fn override_on_tracepoint_never_loads() {
 }
 
 #[test]
+fn get_url_and_dns_lookup_are_left_to_the_daemon() {
+    let yaml = policy_with(
+        "    - matchActions:
+      - action: Post
+      - action: GetUrl
+        argUrl: https://canary.example.com/x
+    - matchActions:
+      - action: DnsLookup
+        argFqdn: canary.example.com
+",
+    );
+    let c = compile_yaml(&yaml).expect("compiles");
+    let hook = &c.hooks[0];
+    let kinds = |s: usize| {
+        let sel = &hook.conf.selectors[s];
+        sel.actions[..usize::from(sel.n_actions)]
+            .iter()
+            .map(|a| a.kind)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(0), [action::POST, action::DAEMON]);
+    assert_eq!(kinds(1), [action::DAEMON]);
+    assert_eq!(
+        hook.meta.daemon_actions_of(0),
+        [DaemonAction::GetUrl("https://canary.example.com/x".into())]
+    );
+    assert_eq!(
+        hook.meta.daemon_actions_of(1),
+        [DaemonAction::DnsLookup("canary.example.com".into())]
+    );
+    assert!(hook.meta.daemon_actions_of(2).is_empty());
+}
+
+#[test]
 fn unknown_tracepoint_names_it() {
     let yaml =
         policy_with("    - matchActions:\n      - action: Post\n").replace("sys_enter", "sys_nope");

@@ -125,6 +125,7 @@ pub fn compile(
         meta: HookMeta {
             message: tp.message.clone(),
             tags: tp.tags.clone(),
+            daemon_actions: sel.daemon_actions,
             ..meta(policy, tracepoint, arg_types)
         },
     };

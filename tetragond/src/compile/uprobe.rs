@@ -114,6 +114,7 @@ impl Half {
                 tags: up.tags.clone(),
                 return_position: self.ret.then_some(0),
                 return_half: self.half,
+                daemon_actions: self.conf.1.daemon_actions.clone(),
                 ..meta(
                     policy,
                     HookKind::Uprobe {

@@ -120,6 +120,7 @@ fn site_hook(
         meta: HookMeta {
             message: spec.message.clone(),
             tags: spec.tags.clone(),
+            daemon_actions: sel.daemon_actions,
             ..meta(policy, kind, arg_types)
         },
         attach: Attach::Uprobe(UprobeTarget {

@@ -497,7 +497,7 @@ pub(super) fn policy_event(
         name,
         args,
         ret,
-        action: action_name(ev),
+        action: action_name(ev, meta),
         policy_name: &meta.policy_name,
         policy_namespace: &meta.namespace,
         message: meta.message.as_deref(),

@@ -96,6 +96,8 @@ pub struct ExportStats {
     pub process_cache_entries: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_with_errors: AtomicU64,
+    /// GetUrl and DnsLookup requests.
+    pub outbound: std::sync::Arc<crate::outbound::OutboundStats>,
 }
 
 impl ExportStats {

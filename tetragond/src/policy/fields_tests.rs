@@ -175,8 +175,10 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ("ActionSelector", "action") => Served(selectors),
         ("ActionSelector", "argError") => refused(post("        argError: -1\n")),
         ("ActionSelector", "argSig") => refused(post("        argSig: 9\n")),
-        ("ActionSelector", "argUrl") => refused(post("        argUrl: http://x\n")),
-        ("ActionSelector", "argFqdn") => refused(post("        argFqdn: x.org\n")),
+        ("ActionSelector", "argUrl" | "argFqdn") => Served(
+            "compile/selectors.rs: daemon_actions, requested by outbound.rs when the event \
+             arrives; refused on other actions by policy/unsupported.rs",
+        ),
         ("ActionSelector", "argSock") => refused(post("        argSock: 0\n")),
         ("ActionSelector", "argIndex") => refused(post("        argIndex: 0\n")),
         ("ActionSelector", "argValue") => refused(post("        argValue: 0\n")),
@@ -265,7 +267,7 @@ fn a_refused_field_fails_at_its_own_line() {
             checked += 1;
         }
     }
-    assert!(checked >= 24, "only {checked} refusals checked");
+    assert!(checked >= 22, "only {checked} refusals checked");
 }
 
 #[test]

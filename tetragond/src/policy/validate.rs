@@ -593,7 +593,27 @@ fn check_actions(hook: Hook<'_>, actions: &[ActionSelector], path: &NodePath) ->
     for (i, action) in actions.iter().enumerate() {
         check_action(hook, action, &path.index(i))?;
     }
-    Ok(())
+    check_daemon_actions_posted(actions, path)
+}
+
+/// GetUrl and DnsLookup are done when their event reaches the daemon: a
+/// NoPost beside them would keep it in the kernel and they would never
+/// be done.
+fn check_daemon_actions_posted(actions: &[ActionSelector], path: &NodePath) -> Check {
+    if !actions.iter().any(|a| a.action == ActionType::NoPost) {
+        return Ok(());
+    }
+    let daemon = [ActionType::GetUrl, ActionType::DnsLookup];
+    match actions.iter().position(|a| daemon.contains(&a.action)) {
+        None => Ok(()),
+        Some(i) => {
+            let message = format!(
+                "{} is done by the daemon when the event arrives; NoPost in the same selector keeps the event in the kernel, so it would never be done",
+                actions[i].action
+            );
+            Err(Issue::at(path.index(i).key("action"), Part::Value, message))
+        }
+    }
 }
 
 fn check_action(hook: Hook<'_>, action: &ActionSelector, path: &NodePath) -> Check {
@@ -616,6 +636,12 @@ fn check_action(hook: Hook<'_>, action: &ActionSelector, path: &NodePath) -> Che
 }
 
 fn check_action_values(action: &ActionSelector, path: &NodePath) -> Check {
+    if let Some(url) = &action.arg_url {
+        check_url(url).map_err(|why| Issue::at(path.key("argUrl"), Part::Value, why))?;
+    }
+    if let Some(fqdn) = &action.arg_fqdn {
+        check_fqdn(fqdn).map_err(|why| Issue::at(path.key("argFqdn"), Part::Value, why))?;
+    }
     if let Some(sig) = action.arg_sig {
         if !(1..=64).contains(&sig) {
             let message = format!("argSig {sig} is not a signal number (1 to 64)");
@@ -635,6 +661,37 @@ fn check_action_values(action: &ActionSelector, path: &NodePath) -> Check {
         }
         Ok(_) => Ok(()),
     }
+}
+
+/// GetUrl's URL: http or https, with a host.
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("argUrl {url:?} is not an http:// or https:// URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') || url.chars().any(char::is_whitespace) {
+        return Err(format!("argUrl {url:?} names no host, or holds a space"));
+    }
+    Ok(())
+}
+
+/// DnsLookup's name: at most 253 bytes of dot-separated labels of 1 to
+/// 63 letters, digits, `-` or `_` (a trailing dot allowed).
+fn check_fqdn(fqdn: &str) -> Result<(), String> {
+    let name = fqdn.strip_suffix('.').unwrap_or(fqdn);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(format!(
+            "argFqdn {fqdn:?} is not a domain name (labels of 1 to 63 letters, digits, - or _, 253 bytes at most)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -659,6 +716,37 @@ mod tests {
             &"a".repeat(254),
         ] {
             assert!(check_dns_subdomain(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn get_url_takes_http_and_https_urls_with_a_host() {
+        for ok in [
+            "http://127.0.0.1:8080/canary?id=1",
+            "https://example.com",
+            "https://user@example.com/x",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "example.com",
+            "ftp://example.com/",
+            "http://",
+            "http:///path",
+            "http://:80/",
+            "http://a b/",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_lookup_takes_domain_names() {
+        for ok in ["canary.example.com", "a", "x_y.example.", &"a.".repeat(126)] {
+            assert!(check_fqdn(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "a..b", "a b.c", &"a".repeat(64), &"a.".repeat(128)] {
+            assert!(check_fqdn(bad).is_err(), "{bad}");
         }
     }
 
