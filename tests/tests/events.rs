@@ -183,7 +183,7 @@ fn schema_checker_rejects_what_the_schema_forbids() {
         "process_tracepoint": {
             "process": {"exec_id": "bm9kZToxOjI=", "pid": 2, "uid": 0, "auid": 4294967295u32,
                         "tid": 2, "flags": "execve", "start_time": "2026-01-01T00:00:00.000000001Z",
-                        "binary": "/bin/x"},
+                        "binary": "/bin/x", "in_init_tree": false},
             "subsys": "raw_syscalls", "event": "sys_enter",
             "args": [{"uint_arg": 39, "label": "id"}],
             "action": "KPROBE_ACTION_POST", "policy_name": "p", "mode": "enforce", "enforced": false
@@ -625,6 +625,55 @@ spec:
         "{ev}"
     );
     assert_valid(&schema(), &[ev]);
+}
+
+/// Tetragon's `in_init_tree`: true for a new pid namespace's pid 1 (a
+/// container's init, here `unshare --pid --fork`'s shell) and what it
+/// starts, false for the host's processes.
+#[test]
+fn in_init_tree_marks_a_pid_namespaces_init_and_its_children() {
+    let mut h = Harness::new();
+    h.write_config("[export]\npolicy_rate_limit_per_minute = 10\n");
+    h.start_daemon();
+    h.write_policy("tp.yaml", &post_tracepoint_policy("tp-init-tree"));
+    h.wait_policy("tp-init-tree", "enabled", enabled);
+    let process_of = |ev: &Value| ev["process_tracepoint"]["process"].clone();
+    let events = |h: &Harness| -> Vec<Value> {
+        h.events()
+            .into_iter()
+            .filter(|e| policy_of(e) == Some("tp-init-tree"))
+            .collect()
+    };
+    // A few calls first: the policy's rate limit leaves room for the rest.
+    let (host, _) = run_bin(&["syscall", &SYS_GETSID.to_string(), "3"]);
+    let from_host = wait_for(&h, "the event from the host", || {
+        events(&h)
+            .into_iter()
+            .find(|e| process_of(e)["pid"] == host)
+    });
+    let inner = format!("{} syscall {SYS_GETSID} {CALLS}; true", testbin().display());
+    let (_, status) = run_in(
+        Path::new("/"),
+        "unshare",
+        &["--pid", "--fork", "/bin/sh", "-c", &inner],
+    );
+    assert!(status.success());
+    let contained = wait_for(&h, "the event from inside the pid namespace", || {
+        events(&h)
+            .into_iter()
+            .find(|e| e["process_tracepoint"]["parent"]["binary"] == "/bin/sh")
+    });
+    assert_eq!(process_of(&contained)["in_init_tree"], true, "{contained}");
+    assert_eq!(
+        contained["process_tracepoint"]["parent"]["in_init_tree"], true,
+        "the namespace's pid 1: {contained}"
+    );
+    assert_eq!(process_of(&from_host)["in_init_tree"], false, "{from_host}");
+    assert_eq!(
+        from_host["process_tracepoint"]["parent"]["in_init_tree"], false,
+        "{from_host}"
+    );
+    assert_valid(&schema(), &[contained, from_host]);
 }
 
 #[test]

@@ -1325,6 +1325,8 @@ pub struct ExecRecord {
     pub cred: CredInfo,
     /// Its namespaces' inode numbers, by `ns_kind::*` (0: unknown).
     pub ns: [u32; NS_CHANGE_KINDS],
+    /// Its process id in its own pid namespace; 0 in the initial one.
+    pub ns_pid: u32,
 }
 
 /// A process (its thread group leader) exited.

@@ -1981,6 +1981,7 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
         (*rec).ppid = read_args::parent_tgid();
         (*rec).cwd_len = read_args::read_cwd((*rec).cwd.as_mut_ptr()) as u32;
         read_exec_identity(tgid, &mut (*rec).cred, &mut (*rec).ns);
+        (*rec).ns_pid = match_process::container_tgid();
     }
     entry.submit(0);
     0

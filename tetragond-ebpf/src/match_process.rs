@@ -239,11 +239,32 @@ fn pids_match(sel: &Selector) -> bool {
 /// `group_leader->thread_pid->numbers[level].nr`.
 #[inline(always)]
 fn ns_tgid(o: &StructOffsets, task: u64) -> u32 {
+    ns_level_and_tgid(o, task).1
+}
+
+/// The level of `task`'s pid namespace (0: the initial one) and its
+/// process id there.
+#[inline(always)]
+fn ns_level_and_tgid(o: &StructOffsets, task: u64) -> (u32, u32) {
     let leader = unsafe { read::<u64>(task, o.task_group_leader) }.unwrap_or(0);
     let pid = unsafe { read::<u64>(leader, o.task_thread_pid) }.unwrap_or(0);
     let level = unsafe { read::<u32>(pid, o.pid_level) }.unwrap_or(0) & 31;
     let at = o.pid_numbers + level * o.upid_size + o.upid_nr;
-    unsafe { read::<u32>(pid, at) }.unwrap_or(0)
+    (level, unsafe { read::<u32>(pid, at) }.unwrap_or(0))
+}
+
+/// The current process's id in its own pid namespace, 0 in the initial
+/// one (Tetragon's `nspid`): a process tree is a container's init tree
+/// from the namespace's pid 1 down.
+#[inline(always)]
+pub fn container_tgid() -> u32 {
+    let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
+        return 0;
+    };
+    match ns_level_and_tgid(o, unsafe { bpf_get_current_task() }) {
+        (0, _) => 0,
+        (_, tgid) => tgid,
+    }
 }
 
 /// The executable of `task`'s process, from `TASK_EXE`. A miss (the

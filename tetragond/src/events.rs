@@ -191,14 +191,17 @@ fn close_line(j: &mut Json, node_name: &str, time: Time) {
     j.close(b'}');
 }
 
-/// A process as Tetragon exports it. `pid`, `uid`, `tid` and `auid` are
-/// wrapper messages in Tetragon's protobuf, so they appear even when zero;
-/// every other empty field is left out. All but `tid` (which is the
-/// event's) is rendered once per process and kept with it.
+/// A process as Tetragon exports it. `pid`, `uid`, `tid`, `auid` and
+/// `in_init_tree` are wrapper messages in Tetragon's protobuf, so they
+/// appear even when zero or false; every other empty field is left out.
+/// All but `tid` (which is the event's) is rendered once per process and
+/// kept with it.
 fn process_json(j: &mut Json, p: &Process, tid: u32) {
     j.raw(p.json.get_or_init(|| render_process_fields(p)));
     j.key("tid");
     j.u64(u64::from(tid));
+    j.key("in_init_tree");
+    j.bool(p.in_init_tree);
     j.close(b'}');
 }
 
@@ -1055,10 +1058,15 @@ mod tests {
         let (p, parent) = (Process::default(), named(200, "cA=="));
         let text = |line: &[u8]| String::from_utf8_lossy(line).into_owned();
         let exec = text(&exec_event(&p, Some(&parent), &chain, "n").line);
-        let first = r#""ancestors":[{"exec_id":"Zw==","pid":100,"uid":0,"auid":0,"tid":100},"#;
-        assert!(exec.contains(&format!(r#""tid":200}},{first}"#)), "{exec}");
+        let first = r#""ancestors":[{"exec_id":"Zw==","pid":100,"uid":0,"auid":0,"tid":100,"in_init_tree":false},"#;
         assert!(
-            exec.contains(r#""pid":1,"uid":0,"auid":0,"tid":1}]},"node_name""#),
+            exec.contains(&format!(r#""tid":200,"in_init_tree":false}},{first}"#)),
+            "{exec}"
+        );
+        assert!(
+            exec.contains(
+                r#""pid":1,"uid":0,"auid":0,"tid":1,"in_init_tree":false}]},"node_name""#
+            ),
             "{exec}"
         );
         let exit = text(&exit_event(&p, Some(&parent), &chain, Some(9), "t", "n").line);
@@ -1082,7 +1090,10 @@ mod tests {
         let (_, line) = policy_event(&event(), &[], &meta, &p, None, &chain, &clock, "n");
         let hook = text(&line);
         assert!(hook.contains(&format!(r#""tags":["t"],{first}"#)), "{hook}");
-        assert!(hook.contains(r#""tid":1}],"mode":"#), "{hook}");
+        assert!(
+            hook.contains(r#""tid":1,"in_init_tree":false}],"mode":"#),
+            "{hook}"
+        );
         let (_, line) = policy_event(&event(), &[], &meta, &p, None, &[], &clock, "n");
         assert!(!String::from_utf8_lossy(&line).contains("ancestors"));
     }
@@ -1131,6 +1142,7 @@ mod tests {
             start_time: "2026-12-02T10:00:00.000000001Z".into(),
             ppid: 1,
             parent_exec_id: "cGFyZW50".into(),
+            in_init_tree: true,
             caps: Some(crate::capabilities::CapSets {
                 effective: 1 << 21,
                 inheritable: 0,

@@ -61,10 +61,17 @@ pub enum UsdtError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0} is not an ELF file this machine runs: {1}")]
-    NotElf(String, String),
+    #[error("{path}: {source}")]
+    Notes { path: String, source: NotesError },
     #[error("{0} is not a regular file of at most 512 MiB")]
     NotRegular(String),
+}
+
+/// Why an ELF file's SDT notes cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NotesError {
+    #[error("not an ELF file this machine runs: {0}")]
+    NotElf(String),
     #[error("malformed .note.stapsdt: {0}")]
     Malformed(&'static str),
 }
@@ -96,22 +103,21 @@ pub fn probes_of(path: &Path) -> Result<Vec<Probe>, UsdtError> {
         .take(MAX_BINARY_BYTES)
         .read_to_end(&mut data)
         .map_err(read_err)?;
-    parse(&data).map_err(|e| match e {
-        UsdtError::NotElf(_, why) => UsdtError::NotElf(path.display().to_string(), why),
-        other => other,
+    parse(&data).map_err(|source| UsdtError::Notes {
+        path: path.display().to_string(),
+        source,
     })
 }
 
 /// The probes of an ELF file's bytes; none when it has no SDT notes.
-pub fn parse(data: &[u8]) -> Result<Vec<Probe>, UsdtError> {
-    let file =
-        object::File::parse(data).map_err(|e| UsdtError::NotElf(String::new(), e.to_string()))?;
+pub fn parse(data: &[u8]) -> Result<Vec<Probe>, NotesError> {
+    let file = object::File::parse(data).map_err(|e| NotesError::NotElf(e.to_string()))?;
     let Some(notes) = file.section_by_name(".note.stapsdt") else {
         return Ok(Vec::new());
     };
     let notes = notes
         .data()
-        .map_err(|_| UsdtError::Malformed("section data out of the file"))?;
+        .map_err(|_| NotesError::Malformed("section data out of the file"))?;
     // Prelinking moves the file after the notes were written: the notes
     // record `.stapsdt.base`'s address then, the section has it now.
     let base_now = file.section_by_name(".stapsdt.base").map(|s| s.address());
@@ -126,7 +132,7 @@ pub fn parse(data: &[u8]) -> Result<Vec<Probe>, UsdtError> {
             Some(now) if desc.base != 0 => desc.pc.wrapping_add(now).wrapping_sub(desc.base),
             _ => desc.pc,
         };
-        let file_offset = file_offset(&file, pc).ok_or(UsdtError::Malformed(
+        let file_offset = file_offset(&file, pc).ok_or(NotesError::Malformed(
             "a probe's address is in no loaded segment",
         ))?;
         probes.push(Probe {
@@ -165,7 +171,7 @@ struct Note<'a> {
 struct Notes<'a>(&'a [u8]);
 
 impl<'a> Iterator for Notes<'a> {
-    type Item = Result<Note<'a>, UsdtError>;
+    type Item = Result<Note<'a>, NotesError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.0.is_empty() {
@@ -198,7 +204,7 @@ impl<'a> Iterator for Notes<'a> {
             }
             None => {
                 self.0 = &[];
-                Some(Err(UsdtError::Malformed("a note runs past the section")))
+                Some(Err(NotesError::Malformed("a note runs past the section")))
             }
         }
     }
@@ -216,12 +222,12 @@ struct Desc {
 }
 
 impl Desc {
-    fn parse(desc: &[u8]) -> Result<Self, UsdtError> {
+    fn parse(desc: &[u8]) -> Result<Self, NotesError> {
         let address = |at: usize| {
             desc.get(at..at + 8)
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_ne_bytes)
-                .ok_or(UsdtError::Malformed("a probe's descriptor is short"))
+                .ok_or(NotesError::Malformed("a probe's descriptor is short"))
         };
         let mut texts = desc
             .get(24..)
@@ -229,9 +235,9 @@ impl Desc {
             .split(|&b| b == 0)
             .map(|t| String::from_utf8_lossy(t).into_owned());
         let mut text = || {
-            texts
-                .next()
-                .ok_or(UsdtError::Malformed("a probe's descriptor lacks its names"))
+            texts.next().ok_or(NotesError::Malformed(
+                "a probe's descriptor lacks its names",
+            ))
         };
         Ok(Desc {
             pc: address(0)?,

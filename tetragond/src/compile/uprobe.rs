@@ -2,7 +2,7 @@
 //! its hook slot as the BPF cookie. Arguments come from the registers of
 //! the x86-64 calling convention (the `pt_regs` layout is the ptrace ABI).
 
-use tetragond_ebpf::{return_half, HookConf};
+use tetragond_ebpf::{return_half, ArgSpec, HookConf};
 
 use super::{
     args::{word_arg, Memory},
@@ -89,7 +89,7 @@ impl Half {
         ret: bool,
     ) -> Result<Self, CompileError> {
         Ok(Self {
-            conf: hook_conf(what, policy, args, selectors, ret)?,
+            conf: register_args(what, policy, args, selectors, ret)?,
             arg_types: args
                 .iter()
                 .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
@@ -135,12 +135,23 @@ impl Half {
 
 type Conf = (HookConf, super::selectors::CompiledSelectors);
 
-fn hook_conf(
+/// How a hook in user space (a uprobe, a USDT site) finds its args: the
+/// read of each, and the register holding a size argument's value.
+pub(super) struct UserArgs<'a> {
+    pub spec: &'a dyn Fn(&Arg) -> Result<ArgSpec, CompileError>,
+    pub size_register: &'a dyn Fn(u32) -> Option<u16>,
+    /// Why Override is refused there.
+    pub override_denied: &'static str,
+}
+
+/// The conf and selectors of a hook in user space: its args read as
+/// `read` says, user memory behind its pointers.
+pub(super) fn hook_conf(
     what: &str,
     policy: &TracingPolicy,
     args: &[Arg],
     selectors: &[Selector],
-    ret: bool,
+    read: UserArgs<'_>,
 ) -> Result<Conf, CompileError> {
     OverLimit::Args
         .check(args.len())
@@ -150,6 +161,32 @@ fn hook_conf(
         ..Default::default()
     };
     for (i, arg) in args.iter().enumerate() {
+        conf.args[i] = (read.spec)(arg)?;
+    }
+    super::args::link_sizes(what, &mut conf, args, read.size_register)?;
+    let hook_args = HookArgs {
+        args,
+        positional: false,
+        syscall_id: vec![],
+        memory: Some(Memory::User),
+        override_denied: Some(read.override_denied.into()),
+    };
+    let sel = compile_selectors(what, policy, selectors, &hook_args, false)?;
+    conf.n_selectors = sel.selectors.len() as u8;
+    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    Ok((conf, sel))
+}
+
+/// A uprobe's args: in the registers of the calling convention, or the
+/// return value's.
+fn register_args(
+    what: &str,
+    policy: &TracingPolicy,
+    args: &[Arg],
+    selectors: &[Selector],
+    ret: bool,
+) -> Result<Conf, CompileError> {
+    let spec = |arg: &Arg| {
         let offset = if ret {
             RETURN_REGISTER
         } else {
@@ -160,23 +197,18 @@ fn hook_conf(
                 ))
             })?
         };
-        conf.args[i] = word_arg(arg.ty, offset, Memory::User)
-            .map_err(|m| CompileError::Unsupported(format!("{what}: arg {}: {m}", arg.index)))?;
-    }
-    super::args::link_sizes(what, &mut conf, args, |index| {
+        word_arg(arg.ty, offset, Memory::User)
+            .map_err(|m| CompileError::Unsupported(format!("{what}: arg {}: {m}", arg.index)))
+    };
+    let size_register = |index: u32| {
         (!ret)
             .then(|| ARG_REGISTERS.get(index as usize).copied())
             .flatten()
-    })?;
-    let hook_args = HookArgs {
-        args,
-        positional: false,
-        syscall_id: vec![],
-        memory: Some(Memory::User),
-        override_denied: Some("Override cannot change a user function's return value".into()),
     };
-    let sel = compile_selectors(what, policy, selectors, &hook_args, false)?;
-    conf.n_selectors = sel.selectors.len() as u8;
-    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
-    Ok((conf, sel))
+    let read = UserArgs {
+        spec: &spec,
+        size_register: &size_register,
+        override_denied: "Override cannot change a user function's return value",
+    };
+    hook_conf(what, policy, args, selectors, read)
 }

@@ -5,21 +5,18 @@
 
 use std::path::Path;
 
-use tetragond_ebpf::{ArgSpec, FieldPath, HookConf};
+use tetragond_ebpf::{ArgSpec, FieldPath};
 
 use super::{
-    args::{kind_of, link_sizes, unsupported_arg, Memory},
+    args::{kind_of, unsupported_arg, Memory},
     meta,
-    selectors::{compile_selectors, HookArgs},
+    uprobe::{hook_conf, UserArgs},
     Attach, CompiledHook, HookKind, HookMeta, UprobeLocation, UprobeTarget,
 };
 use crate::{
     error::CompileError,
     kernel_info::HookCaps,
-    policy::{
-        limits::OverLimit,
-        model::{Arg, TracingPolicy, UsdtSpec},
-    },
+    policy::model::{Arg, TracingPolicy, UsdtSpec},
     usdt::{self, Location, Probe},
 };
 
@@ -73,36 +70,20 @@ fn site_hook(
     spec: &UsdtSpec,
     site: &Probe,
 ) -> Result<CompiledHook, CompileError> {
-    OverLimit::Args
-        .check(spec.args.len())
-        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
-    let mut conf = HookConf {
-        n_args: spec.args.len() as u8,
-        ..Default::default()
+    let size_register = |index: u32| match site.args.get(index as usize) {
+        // A size argument must be a register: its value is read as is.
+        Some(Ok(usdt::Operand {
+            location: Location::Register { pt_regs },
+            ..
+        })) => Some(*pt_regs),
+        _ => None,
     };
-    for (i, arg) in spec.args.iter().enumerate() {
-        conf.args[i] = arg_spec(what, arg, site)?;
-    }
-    // A size argument must be a register: its value is read as is.
-    link_sizes(what, &mut conf, &spec.args, |index| {
-        match site.args.get(index as usize) {
-            Some(Ok(usdt::Operand {
-                location: Location::Register { pt_regs },
-                ..
-            })) => Some(*pt_regs),
-            _ => None,
-        }
-    })?;
-    let hook_args = HookArgs {
-        args: &spec.args,
-        positional: false,
-        syscall_id: vec![],
-        memory: Some(Memory::User),
-        override_denied: Some("Override cannot change what a USDT probe does".into()),
+    let read = UserArgs {
+        spec: &|arg| arg_spec(what, arg, site),
+        size_register: &size_register,
+        override_denied: "Override cannot change what a USDT probe does",
     };
-    let sel = compile_selectors(what, policy, &spec.selectors, &hook_args, false)?;
-    conf.n_selectors = sel.selectors.len() as u8;
-    conf.selectors[..sel.selectors.len()].copy_from_slice(&sel.selectors);
+    let (conf, sel) = hook_conf(what, policy, &spec.args, &spec.selectors, read)?;
     let arg_types = spec
         .args
         .iter()

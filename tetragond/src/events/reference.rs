@@ -224,9 +224,9 @@ fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
     }
 }
 
-/// A process as Tetragon exports it. `pid`, `uid`, `tid` and `auid` are
-/// wrapper messages in Tetragon's protobuf, so they appear even when zero;
-/// every other empty field is left out.
+/// A process as Tetragon exports it. `pid`, `uid`, `tid`, `auid` and
+/// `in_init_tree` are wrapper messages in Tetragon's protobuf, so they
+/// appear even when zero or false; every other empty field is left out.
 #[derive(Serialize)]
 struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
@@ -253,6 +253,7 @@ struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     process_credentials: Option<Value>,
     tid: u32,
+    in_init_tree: bool,
 }
 
 impl<'a> ProcessJson<'a> {
@@ -272,6 +273,7 @@ impl<'a> ProcessJson<'a> {
             ns: p.ns.map(|ns| namespaces_json(&ns)),
             process_credentials: p.cred.map(|c| cred_json(&c)),
             tid,
+            in_init_tree: p.in_init_tree,
         }
     }
 }

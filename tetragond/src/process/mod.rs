@@ -62,6 +62,9 @@ pub struct Process {
     /// Its namespaces' inode numbers by `ns_kind::*` (`ns`), with
     /// `enable_process_ns`.
     pub ns: Option<[u32; NS_CHANGE_KINDS]>,
+    /// Tetragon's `in_init_tree`: it is the pid 1 of a pid namespace other
+    /// than the initial one (a container's init), or descends from one.
+    pub in_init_tree: bool,
     /// Its fields as exported, rendered at its first event.
     pub json: crate::json::JsonCache,
 }
@@ -152,12 +155,17 @@ impl ProcessCache {
             .filter_map(|pid| procfs::read(pid).map(|i| (pid, i)))
             .collect();
         let start: HashMap<u32, u64> = found.iter().map(|(p, i)| (*p, i.start_ns)).collect();
+        let tree: HashMap<u32, (u32, u32)> = found
+            .iter()
+            .map(|(p, i)| (*p, (i.ppid, i.ns_pid)))
+            .collect();
         for (pid, info) in found {
             let parent_exec_id = start
                 .get(&info.ppid)
                 .map(|s| exec_id::exec_id(&self.node_name, *s, info.ppid))
                 .unwrap_or_default();
-            let process = self.process_from_proc(pid, &info, parent_exec_id);
+            let mut process = self.process_from_proc(pid, &info, parent_exec_id);
+            process.in_init_tree = in_init_tree_among(&tree, pid);
             self.insert(process, false);
         }
         self.prune(Instant::now());
@@ -193,6 +201,11 @@ impl ProcessCache {
         };
         let parent_exec_id = self.exec_id_of(info.ppid);
         let arguments = arguments(rec, &info);
+        // An exec keeps the process's place in the tree, which it took
+        // from its parent when it was forked.
+        let in_init_tree = rec.ns_pid == 1
+            || self.running_in_init_tree(rec.tgid)
+            || self.running_in_init_tree(info.ppid);
         let process = Process {
             exec_id: exec_id::exec_id(&self.node_name, rec.ktime_ns, rec.tgid),
             pid: rec.tgid,
@@ -209,9 +222,18 @@ impl ProcessCache {
             caps: self.identity.cred.then(|| CapSets::of_cred(&rec.cred)),
             cred: self.identity.cred.then_some(rec.cred),
             ns: self.identity.ns.then_some(rec.ns),
+            in_init_tree,
             json: Default::default(),
         };
         self.insert(process, false)
+    }
+
+    /// Whether `pid`'s running process (not one exited, whose pid may be
+    /// reused) is in a container's init tree, as far as the cache knows.
+    fn running_in_init_tree(&self, pid: u32) -> bool {
+        self.entries
+            .get(&pid)
+            .is_some_and(|e| e.exited_at.is_none() && e.process.in_init_tree)
     }
 
     /// The process exited; kept for `EXITED_GRACE`. Returns it and whether
@@ -379,9 +401,24 @@ impl ProcessCache {
             start_time: self.clock.rfc3339(info.start_ns),
             ppid: info.ppid,
             parent_exec_id,
+            in_init_tree: info.ns_pid == 1 || self.running_in_init_tree(info.ppid),
             json: Default::default(),
         }
     }
+}
+
+/// Whether `pid` is a pid namespace's pid 1 (not the initial one's) or
+/// descends from one, by the (ppid, ns_pid) of every process in `tree`.
+fn in_init_tree_among(tree: &HashMap<u32, (u32, u32)>, mut pid: u32) -> bool {
+    // Bounded: a ppid loop (pids reused while /proc was read) ends too.
+    for _ in 0..tree.len() {
+        match tree.get(&pid) {
+            Some((_, 1)) => return true,
+            Some(&(ppid, _)) if ppid != 0 && ppid != pid => pid = ppid,
+            _ => return false,
+        }
+    }
+    false
 }
 
 fn flags(origin: &str, cwd: &str) -> String {

@@ -24,6 +24,9 @@ pub struct ProcInfo {
     pub state: char,
     /// `/proc/PID/stat` field 52: the wait status of an exited task.
     pub exit_code: Option<i32>,
+    /// Its id in its own pid namespace (the last of `NSpid:`), 0 in the
+    /// initial one.
+    pub ns_pid: u32,
 }
 
 impl ProcInfo {
@@ -46,10 +49,11 @@ pub fn read(pid: u32) -> Option<ProcInfo> {
 pub fn read_with(pid: u32, argv: bool) -> Option<ProcInfo> {
     let dir = Path::new("/proc").join(pid.to_string());
     let stat = read_stat(&dir)?;
-    let (ppid, uid) = read_status(&dir);
+    let (ppid, uid, ns_pid) = read_status(&dir);
     Some(ProcInfo {
         ppid,
         uid,
+        ns_pid,
         auid: fs::read_to_string(dir.join("loginuid"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -78,9 +82,11 @@ fn link(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn read_status(dir: &Path) -> (u32, u32) {
+/// PPid, Uid (the real one) and the process's id in its own pid
+/// namespace (see `ns_pid_of`).
+fn read_status(dir: &Path) -> (u32, u32, u32) {
     let Ok(text) = fs::read_to_string(dir.join("status")) else {
-        return (0, 0);
+        return (0, 0, 0);
     };
     let field = |name: &str| {
         text.lines()
@@ -89,7 +95,21 @@ fn read_status(dir: &Path) -> (u32, u32) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("PPid:"), field("Uid:"))
+    (field("PPid:"), field("Uid:"), ns_pid_of(&text))
+}
+
+/// The last id of `NSpid:` (the innermost namespace's) when there are
+/// several, 0 when the process is in the initial pid namespace only: as
+/// the kernel side's `container_tgid`.
+pub fn ns_pid_of(status: &str) -> u32 {
+    let Some(ids) = status.lines().find_map(|l| l.strip_prefix("NSpid:")) else {
+        return 0;
+    };
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    match ids.as_slice() {
+        [_, .., innermost] => innermost.parse().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn read_stat(dir: &Path) -> Option<ProcInfo> {
@@ -205,6 +225,14 @@ mod tests {
         assert_eq!(info.state, 'Z');
         assert_eq!(info.start_ns, 300 * (1_000_000_000 / clock_ticks()));
         assert_eq!(info.exit_code, Some(9));
+    }
+
+    #[test]
+    fn ns_pid_is_the_innermost_of_several() {
+        assert_eq!(ns_pid_of("Name:\tsh\nNSpid:\t4242\n"), 0);
+        assert_eq!(ns_pid_of("NSpid:\t4242\t17\t1\nNSsid:\t1\n"), 1);
+        assert_eq!(ns_pid_of("NSpid:\t4242\t17\n"), 17);
+        assert_eq!(ns_pid_of("Name:\tsh\n"), 0);
     }
 
     #[test]

@@ -19,6 +19,7 @@ fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
         cwd: [0; STR_LEN],
         cred: CredInfo::default(),
         ns: [0; NS_CHANGE_KINDS],
+        ns_pid: 0,
     }
 }
 
@@ -255,4 +256,54 @@ fn ancestors_of_a_cycle_are_bounded() {
     let q = put(&mut c, 12, "z", 11, "y");
     assert_eq!(c.ancestors(&p).len(), MAX_ANCESTORS);
     assert_eq!(c.ancestors(&q).len(), MAX_ANCESTORS);
+}
+
+/// Tetragon's `in_init_tree`: a pid namespace's pid 1 (not the initial
+/// namespace's) and what it forks, through their execs; nothing else.
+#[test]
+fn the_init_tree_starts_at_a_containers_pid_1() {
+    let mut c = cache(100);
+    let with_parent = |tgid: u32, ppid: u32, ns_pid: u32| {
+        let mut rec = exec_record(tgid, u64::from(tgid), "/bin/sh");
+        rec.ppid = ppid;
+        rec.ns_pid = ns_pid;
+        rec
+    };
+    let host_init = c.on_exec(&with_parent(1, 0, 0), None);
+    let container_init = c.on_exec(&with_parent(500, 1, 1), None);
+    let child = c.on_exec(&with_parent(501, 500, 2), None);
+    // The same process executing again keeps its place.
+    let again = c.on_exec(&with_parent(501, 1, 2), None);
+    let host = c.on_exec(&with_parent(600, 1, 0), None);
+    assert!(!host_init.in_init_tree && !host.in_init_tree);
+    assert!(container_init.in_init_tree && child.in_init_tree && again.in_init_tree);
+    // An exited process hands nothing to one that reuses its pid, nor to
+    // its children.
+    c.on_exit(&ExitRecord {
+        kind: record::EXIT,
+        tgid: 500,
+        ktime_ns: 0,
+        exit_code: 0,
+        has_exit_code: 0,
+    });
+    assert!(!c.on_exec(&with_parent(700, 500, 0), None).in_init_tree);
+}
+
+#[test]
+fn the_init_tree_of_processes_found_in_proc() {
+    // pid -> (ppid, ns_pid)
+    let tree: HashMap<u32, (u32, u32)> = [
+        (1, (0, 0)),
+        (10, (1, 0)),
+        (20, (10, 1)),
+        (21, (20, 5)),
+        (22, (21, 9)),
+        // A loop left by pids reused while /proc was read.
+        (30, (31, 0)),
+        (31, (30, 0)),
+    ]
+    .into();
+    for (pid, expected) in [(1, false), (10, false), (20, true), (22, true), (30, false)] {
+        assert_eq!(in_init_tree_among(&tree, pid), expected, "{pid}");
+    }
 }
