@@ -648,3 +648,39 @@ fn connections_beyond_the_caps_are_closed_at_once() {
     extra.set_read_timeout(timeout).unwrap();
     assert!(closed_at_once(&mut extra), "the 33rd scraper is closed");
 }
+
+/// A FIFO at a uprobe's path (put there by whoever can write that folder)
+/// neither stalls the daemon nor gets read: aya and the kernel are handed
+/// the file the daemon checked, and a file that is not a regular one is a
+/// load_error; the other policies stay enforced.
+#[test]
+fn a_fifo_at_a_uprobe_path_is_refused_without_stalling() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let nr = SYS_GETRESUID;
+    h.write_policy("stay.yaml", &kill_policy("stay", nr, SIGKILL_ACTION, ""));
+    h.wait_policy("stay", "enabled", enabled);
+    let fifo = h.root.join("probe-target");
+    mkfifo(&fifo);
+    let policy = format!(
+        "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: fifo-uprobe\nspec:\n  uprobes:\n  - path: \"{}\"\n    symbols: [main]\n    selectors:\n    - matchActions:\n      - action: Post\n",
+        fifo.display()
+    );
+    h.write_policy("fifo.yaml", &policy);
+    let p = h.wait_policy("fifo-uprobe", "load_error", |p| p["state"] == "load_error");
+    assert!(
+        p["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is not a regular file"),
+        "{p}"
+    );
+    let started = Instant::now();
+    h.list();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "list took {:?}",
+        started.elapsed()
+    );
+    assert_killed(nr, "the other policy still kills");
+}

@@ -80,16 +80,16 @@ pub enum NotesError {
 /// compile step.
 pub const MAX_BINARY_BYTES: u64 = 512 << 20;
 
-/// The probes of the ELF file at `path`. Only a regular file is read:
-/// opened without blocking, so a FIFO someone put there cannot stall the
-/// compile step.
-pub fn probes_of(path: &Path) -> Result<Vec<Probe>, UsdtError> {
-    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+/// The file at `path`, opened for reading only when it is a regular file
+/// of at most `MAX_BINARY_BYTES`: without blocking, so a FIFO someone put
+/// there cannot stall the daemon.
+pub fn open_binary(path: &Path) -> Result<fs::File, UsdtError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let read_err = |source| UsdtError::Read {
         path: path.display().to_string(),
         source,
     };
-    let mut file = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
@@ -98,6 +98,17 @@ pub fn probes_of(path: &Path) -> Result<Vec<Probe>, UsdtError> {
     if !meta.is_file() || meta.len() > MAX_BINARY_BYTES {
         return Err(UsdtError::NotRegular(path.display().to_string()));
     }
+    Ok(file)
+}
+
+/// The probes of the ELF file at `path` (see `open_binary`).
+pub fn probes_of(path: &Path) -> Result<Vec<Probe>, UsdtError> {
+    use std::io::Read;
+    let read_err = |source| UsdtError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = open_binary(path)?;
     let mut data = Vec::new();
     (&mut file)
         .take(MAX_BINARY_BYTES)

@@ -552,9 +552,17 @@ impl Kernel {
             location: at,
             cookie: Some(u64::from(hook_slot)),
         };
-        let id = prog
-            .attach([point], binary, UProbeScope::AllProcesses)
+        // aya reads the binary to find a symbol, and the kernel looks the
+        // path up: both are handed the file checked here, through
+        // /proc/self/fd, so nothing put at the path can stall the attach.
+        use std::os::fd::AsRawFd;
+        let file = crate::usdt::open_binary(std::path::Path::new(binary))
             .map_err(|e| attach_err(e.to_string()))?;
+        let checked = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let id = prog
+            .attach([point], &checked, UProbeScope::AllProcesses)
+            .map_err(|e| attach_err(e.to_string()))?;
+        drop(file);
         let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
         let kind = if ret { "uretprobe" } else { "uprobe" };
         let link = self
