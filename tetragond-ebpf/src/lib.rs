@@ -409,6 +409,52 @@ pub struct ArgSpec {
     /// [`FieldPath`]'s; its value, not the argument's, is what `kind`
     /// reads.
     pub field: FieldPath,
+    /// `arg_source::*`: where the value comes from.
+    pub source: u8,
+    pub _pad: u8,
+}
+
+/// Where an argument's value comes from (`ArgSpec::source`).
+pub mod arg_source {
+    /// The context, at `offset` (and `field` behind it).
+    pub const CONTEXT: u8 = 0;
+    /// A constant, the same at every passage (a USDT operand `$5`): see
+    /// [`ArgSpec::constant`](super::ArgSpec::constant).
+    pub const CONSTANT: u8 = 1;
+}
+
+impl ArgSpec {
+    /// An argument whose value is `value` wherever the hook fires: its 32
+    /// bits kept in `offset` (low half) and `size_offset` (high half),
+    /// sign-extended when read.
+    pub const fn constant(value: i32, kind: u8) -> ArgSpec {
+        let bits = value as u32;
+        ArgSpec {
+            offset: bits as u16,
+            size: 8,
+            signed: 1,
+            kind,
+            size_from: 0,
+            size_offset: (bits >> 16) as u16,
+            field: FieldPath {
+                present: 0,
+                n_loads: 0,
+                size: 0,
+                user: 0,
+                offset: 0,
+                loads: [0; MAX_FIELD_LOADS],
+            },
+            source: arg_source::CONSTANT,
+            _pad: 0,
+        }
+    }
+
+    /// The value of a [`constant`](Self::constant) argument.
+    #[inline(always)]
+    pub fn constant_value(&self) -> u64 {
+        let bits = (u32::from(self.size_offset) << 16) | u32::from(self.offset);
+        bits as i32 as i64 as u64
+    }
 }
 
 /// The buffers of a `char_iovec` read, at most: the event holds

@@ -45,8 +45,8 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, gate, op, rate_scope, record, return_half, site, size_from, stack,
-    AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo, DataRecord, Event,
+    action, arg_kind, arg_source, gate, op, rate_scope, record, return_half, site, size_from,
+    stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo, DataRecord, Event,
     EventBuf, EventInfo, ExePath, ExecCreds, ExecRecord, ExitRecord, GateKey, HookConf, HookKey,
     HookSet, OverrideDecision, PolicyCounters, PrefixGateData, RateLimitKey, RateLimitState,
     ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey,
@@ -1448,6 +1448,9 @@ fn arg_value(arg: usize) -> u64 {
 /// signedness says; 0 otherwise.
 #[inline(always)]
 fn read_arg(ctx: &TracePointContext, spec: &ArgSpec, shift: u32) -> u64 {
+    if spec.source == arg_source::CONSTANT {
+        return spec.constant_value();
+    }
     let off = spec.offset as usize;
     let signed = spec.signed != 0;
     unsafe {

@@ -107,7 +107,14 @@ impl Outbound {
 }
 
 fn http_agent() -> ureq::Agent {
+    use ureq::tls::{RootCerts, TlsConfig};
+    // The system's trust store, as Go's http.Get (Tetragon) uses: a CA the
+    // administrator added is trusted, the bundled list is not used.
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::PlatformVerifier)
+        .build();
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_global(Some(TIMEOUT))
         // Any answer is an answer: the request was made.
         .http_status_as_error(false)
@@ -253,6 +260,23 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("requests not counted as sent: {stats:?}");
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_made_is_counted_failed() {
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        let stats = Arc::new(OutboundStats::default());
+        let outbound = Outbound::new(DEFAULT_DNS_SERVER, stats.clone());
+        outbound.request(&DaemonAction::GetUrl(url));
+        for _ in 0..100 {
+            if stats.failed.load(Relaxed) == 1 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("not counted as failed: {stats:?}");
     }
 
     #[test]

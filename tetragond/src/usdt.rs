@@ -40,13 +40,16 @@ pub enum Location {
         base_pt_regs: u16,
         displacement: i32,
     },
+    /// The same value at every passage (`$5`, `$-1`, `$0x10`): the
+    /// compiler knew it.
+    Constant(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OperandError {
     #[error("`{0}` is not SIZE@OPERAND")]
     Malformed(String),
-    #[error("`{0}` is a constant, which is not read")]
+    #[error("`{0}` is a constant naming a symbol's address, which is not read")]
     Constant(String),
     #[error("`{0}` is addressed relative to %rip or with an index register, which is not read")]
     Addressing(String),
@@ -262,8 +265,9 @@ impl Desc {
 }
 
 /// One argument spec: `[-]SIZE@OPERAND`, where the operand is `%REG`,
-/// `DISP(%REG)` or `(%REG)`; constants (`$5`), `%rip`-relative and
-/// indexed operands are refused.
+/// `DISP(%REG)`, `(%REG)` or a number (`$5`, `$-1`, `$0x10`); a symbol's
+/// address (`$counter`), `%rip`-relative and indexed operands are
+/// refused.
 pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
     let malformed = || OperandError::Malformed(spec.to_string());
     let (size, operand) = spec.split_once('@').ok_or_else(malformed)?;
@@ -275,8 +279,10 @@ pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
     if !matches!(size, 1 | 2 | 4 | 8) {
         return Err(malformed());
     }
-    let location = if operand.starts_with('$') {
-        return Err(OperandError::Constant(spec.to_string()));
+    let location = if let Some(number) = operand.strip_prefix('$') {
+        Location::Constant(
+            parse_number(number).ok_or_else(|| OperandError::Constant(spec.to_string()))?,
+        )
     } else if let Some(register) = operand.strip_prefix('%') {
         Location::Register {
             pt_regs: register_at(register)
@@ -309,6 +315,26 @@ pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
         size,
         signed,
         location,
+    })
+}
+
+/// A constant operand's number as gas writes it: decimal or `0x` hex,
+/// maybe negative. None for anything else (a symbol).
+fn parse_number(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let magnitude = match digits.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => digits.parse::<u64>().ok()?,
+    };
+    // The bits the operand holds: `$0xffffffffffffffff` is -1.
+    let value = magnitude as i64;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
     })
 }
 
@@ -389,7 +415,14 @@ mod tests {
                 displacement: 0
             })
         );
-        assert!(matches!(op("4@$5"), Err(OperandError::Constant(_))));
+        assert_eq!(op("4@$5").map(|o| o.location), Ok(Location::Constant(5)));
+        assert_eq!(op("-4@$-1").map(|o| o.location), Ok(Location::Constant(-1)));
+        assert_eq!(
+            op("8@$0x10").map(|o| o.location),
+            Ok(Location::Constant(16))
+        );
+        assert!(matches!(op("8@$counter"), Err(OperandError::Constant(_))));
+        assert!(matches!(op("8@$"), Err(OperandError::Constant(_))));
         assert!(matches!(
             op("8@counter(%rip)"),
             Err(OperandError::Addressing(_))
@@ -421,8 +454,11 @@ mod tests {
         assert_eq!(probe.file_offset, 0x1000);
         assert_eq!(probe.semaphore, 0);
         assert_eq!(probe.args.len(), 4);
-        assert!(probe.args[..3].iter().all(Result::is_ok));
-        assert!(matches!(probe.args[3], Err(OperandError::Constant(_))));
+        assert!(probe.args.iter().all(Result::is_ok));
+        assert_eq!(
+            probe.args[3].as_ref().map(|o| o.location),
+            Ok(Location::Constant(5))
+        );
         assert!(parse(b"not an ELF file").is_err());
     }
 

@@ -133,7 +133,8 @@ pub extern "C" fn tetragond_testbin_fill(buf: *mut u8, len: usize) -> isize {
 /// a `nop` where the uprobe goes, and a `.note.stapsdt` note naming it and
 /// saying where its arguments are: `number` in a 32-bit register (signed),
 /// `words[0]` in memory 8 bytes below a register holding `&words[1]`, and
-/// `text` (a C string's address) in a register.
+/// `text` (a C string's address) in a register. `tetragond:constant`, at
+/// the same place, passes the constant -7 and `number`.
 #[inline(never)]
 fn fire_usdt(number: i32, words: &[u64; 2], text: *const libc::c_char) {
     // SAFETY: a nop, and notes in sections of their own; the registers
@@ -153,6 +154,18 @@ fn fire_usdt(number: i32, words: &[u64; 2], text: *const libc::c_char) {
             ".asciz \"probe\"",
             ".asciz \"-4@{number:e} 8@-8({upper}) 8@{text}\"",
             "994: .balign 4",
+            // A second probe at the same place, `tetragond:constant`:
+            // a constant the compiler knew (-7), then `number`.
+            ".4byte 996f-995f, 998f-997f, 3",
+            "995: .asciz \"stapsdt\"",
+            "996: .balign 4",
+            "997: .8byte 990b",
+            ".8byte _.stapsdt.base",
+            ".8byte 0",
+            ".asciz \"tetragond\"",
+            ".asciz \"constant\"",
+            ".asciz \"-4@$-7 -4@{number:e}\"",
+            "998: .balign 4",
             ".popsection",
             ".ifndef _.stapsdt.base",
             ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat",

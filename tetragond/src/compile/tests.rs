@@ -1568,9 +1568,18 @@ spec:
         (rsi.offset, rsi.kind),
         (104, tetragond_ebpf::arg_kind::STRING)
     );
-    let constant = compile_on(&policy("probe", "    - {index: 3, type: int32}\n"), &Debian)
-        .expect_err("a constant");
-    assert!(constant.to_string().contains("is a constant"), "{constant}");
+    // `4@$5`: the same value at every passage, as an integer only.
+    let c = compile_on(&policy("probe", "    - {index: 3, type: int32}\n"), &Debian)
+        .expect("a constant compiles");
+    let five = &c.hooks[0].conf.args[0];
+    assert_eq!(five.source, tetragond_ebpf::arg_source::CONSTANT);
+    assert_eq!(five.constant_value(), 5);
+    let text = compile_on(
+        &policy("probe", "    - {index: 3, type: string}\n"),
+        &Debian,
+    )
+    .expect_err("a constant is no string");
+    assert!(text.to_string().contains("the constant 5"), "{text}");
     let absent = compile_on(&policy("other", ""), &Debian).expect_err("no such probe");
     assert!(
         absent.to_string().contains("no USDT probe tiny:other"),

@@ -8,7 +8,7 @@ use std::path::Path;
 use tetragond_ebpf::{ArgSpec, FieldPath};
 
 use super::{
-    args::{kind_of, unsupported_arg, Memory},
+    args::{kind_of, unsupported_arg, ArgClass, Memory},
     meta,
     uprobe::{hook_conf, UserArgs},
     Attach, CompiledHook, HookKind, HookMeta, UprobeLocation, UprobeTarget,
@@ -112,6 +112,17 @@ fn site_hook(
     })
 }
 
+/// `value` as an operand of `size` bytes holds it: its low bytes, then
+/// sign- or zero-extended.
+fn as_operand(value: i64, size: u8, signed: bool) -> i64 {
+    let unused = 64 - 8 * u32::from(size.clamp(1, 8));
+    if signed {
+        (value << unused) >> unused
+    } else {
+        ((value as u64) << unused >> unused) as i64
+    }
+}
+
 /// Argument `arg.index` of the probe at `site`, read as its note says and
 /// interpreted as `arg.ty` says.
 fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError> {
@@ -126,9 +137,24 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
             )))
         }
     };
-    let (kind, _) = kind_of(arg.ty, Memory::User).map_err(refuse)?;
+    let (kind, class) = kind_of(arg.ty, Memory::User).map_err(refuse)?;
     let signed = u8::from(operand.signed);
     Ok(match operand.location {
+        Location::Constant(value) => {
+            if class != ArgClass::Integer {
+                return Err(refuse(format!(
+                    "the probe passes the constant {value} here, which is not read as a {}",
+                    arg.ty
+                )));
+            }
+            let value = as_operand(value, operand.size, operand.signed);
+            let value = i32::try_from(value).map_err(|_| {
+                refuse(format!(
+                    "the constant {value} is beyond the 32-bit constants served"
+                ))
+            })?;
+            ArgSpec::constant(value, kind)
+        }
         Location::Register { pt_regs } => ArgSpec {
             offset: pt_regs,
             size: operand.size,
@@ -161,4 +187,26 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_operand;
+
+    #[test]
+    fn constants_hold_what_their_operand_holds() {
+        assert_eq!(as_operand(-1, 4, true), -1);
+        assert_eq!(as_operand(-1, 4, false), 0xffff_ffff);
+        assert_eq!(as_operand(0x1_0000_0005, 4, false), 5);
+        assert_eq!(as_operand(0xff, 1, true), -1);
+        assert_eq!(as_operand(i64::MIN, 8, true), i64::MIN);
+    }
+
+    #[test]
+    fn a_constant_argument_reads_back_its_value() {
+        for v in [0, 5, -1, i32::MAX, i32::MIN] {
+            let spec = tetragond_ebpf::ArgSpec::constant(v, tetragond_ebpf::arg_kind::INT);
+            assert_eq!(spec.constant_value() as i64, i64::from(v));
+        }
+    }
 }
