@@ -104,6 +104,12 @@ fn run_bin(args: &[&str]) -> (u32, ExitStatus) {
 }
 
 fn post_tracepoint_policy(name: &str) -> String {
+    getsid_policy(name, "")
+}
+
+/// The getsid tracepoint of the test binary, its selector's
+/// `matchActions` block (indented as a selector's field) given.
+fn getsid_policy(name: &str, actions: &str) -> String {
     format!(
         r#"apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
@@ -123,7 +129,7 @@ spec:
     - matchBinaries:
       - operator: In
         values: ["{}"]
-"#,
+{actions}"#,
         testbin().display()
     )
 }
@@ -568,32 +574,17 @@ fn get_url_and_dns_lookup_are_requested_when_their_event_arrives() {
         "http://{}/canary?hit=getsid",
         http.local_addr().expect("address")
     );
-    let policy = format!(
-        r#"apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: canary
-spec:
-  tracepoints:
-  - subsystem: syscalls
-    event: sys_enter_getsid
-    args:
-    - index: 5
-      type: int
-    selectors:
-    - matchBinaries:
-      - operator: In
-        values: ["{}"]
-      matchActions:
+    let actions = format!(
+        "      matchActions:
       - action: Post
         rateLimit: 1m
       - action: GetUrl
-        argUrl: "{url}"
+        argUrl: \"{url}\"
       - action: DnsLookup
         argFqdn: getsid.canary.test
-"#,
-        testbin().display()
+"
     );
+    let policy = getsid_policy("canary", &actions);
     h.write_policy("canary.yaml", &policy);
     h.wait_policy("canary", "enabled", enabled);
     run_bin(&["syscall", &SYS_GETSID.to_string(), "3"]);

@@ -253,13 +253,18 @@ mod tests {
             &a_query(0, "canary.example.test").unwrap()[2..]
         );
         dns.send_to(&query[..n], from).unwrap();
+        wait_for_count(&stats, &stats.sent, 2);
+    }
+
+    /// Waits up to 5 s for `counter` (one of `stats`) to reach `n`.
+    fn wait_for_count(stats: &OutboundStats, counter: &AtomicU64, n: u64) {
         for _ in 0..100 {
-            if stats.sent.load(Relaxed) == 2 {
+            if counter.load(Relaxed) == n {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("requests not counted as sent: {stats:?}");
+        panic!("the counter did not reach {n}: {stats:?}");
     }
 
     #[test]
@@ -270,13 +275,7 @@ mod tests {
         let stats = Arc::new(OutboundStats::default());
         let outbound = Outbound::new(DEFAULT_DNS_SERVER, stats.clone());
         outbound.request(&DaemonAction::GetUrl(url));
-        for _ in 0..100 {
-            if stats.failed.load(Relaxed) == 1 {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("not counted as failed: {stats:?}");
+        wait_for_count(&stats, &stats.failed, 1);
     }
 
     #[test]

@@ -152,7 +152,9 @@ fn kernel_has_symbol(name: &str) -> bool {
 fn has_override<'a>(
     actions: impl IntoIterator<Item = &'a crate::policy::model::ActionSelector>,
 ) -> bool {
-    actions.into_iter().any(|a| a.action.as_str() == "Override")
+    actions
+        .into_iter()
+        .any(|a| a.action == crate::policy::model::ActionType::Override)
 }
 
 /// A kernel function's hooks: one at its entry, or for `return: true` the
@@ -298,7 +300,12 @@ fn return_hook(
     )
 }
 
-const SYSCALL_OVERRIDE_DENIED: &str = "Override on a syscall needs bpf_override_return; tetragond serves syscall hooks through the syscall tracepoints, which cannot change a return value: use an LSM hook (lsmhooks) or a security_* kprobe to deny";
+/// The syscall tracepoints cannot change a return value, and an fmod_ret
+/// program on the syscall's function (`__x64_sys_truncate`) is refused by
+/// every kernel tried here ("is not modifiable": Debian builds 5.10, 6.1
+/// and 6.12 without the error-injection list fmod_ret needs outside
+/// `security_*`).
+const SYSCALL_OVERRIDE_DENIED: &str = "Override on a syscall needs bpf_override_return, or fmod_ret on the syscall's function (a kernel built with CONFIG_FUNCTION_ERROR_INJECTION); tetragond serves syscall hooks through the syscall tracepoints, which cannot change a return value: use an LSM hook (lsmhooks) or a security_* kprobe to deny";
 
 /// A syscall return probe (`return: true`), in two halves (see
 /// [`ReturnHalf`]): the entry half on `raw_syscalls/sys_enter`, as any

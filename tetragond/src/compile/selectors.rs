@@ -957,8 +957,8 @@ impl SelectorCtx<'_> {
             .check(actions.len())
             .map_err(|e| self.invalid(e.to_string()))?;
         for (i, a) in actions.iter().enumerate() {
-            compiled.actions[i] = match a.action.as_str() {
-                "Post" => ActionSpec {
+            compiled.actions[i] = match a.action {
+                ActionType::Post => ActionSpec {
                     kind: action::POST,
                     rate_limit_ns: a.rate_limit_ns().map_err(|e| self.invalid(e))?.unwrap_or(0),
                     rate_limit_scope: match a.rate_limit_scope {
@@ -973,16 +973,16 @@ impl SelectorCtx<'_> {
                     } | if a.user_stack_trace { stack::USER } else { 0 },
                     ..Default::default()
                 },
-                "NoPost" => ActionSpec {
+                ActionType::NoPost => ActionSpec {
                     kind: action::NO_POST,
                     ..Default::default()
                 },
-                "Sigkill" => ActionSpec {
+                ActionType::Sigkill => ActionSpec {
                     kind: action::SIGKILL,
                     signal: 9,
                     ..Default::default()
                 },
-                "Signal" => {
+                ActionType::Signal => {
                     let sig = a
                         .arg_sig
                         .ok_or_else(|| self.invalid("Signal needs argSig"))?;
@@ -995,7 +995,7 @@ impl SelectorCtx<'_> {
                         ..Default::default()
                     }
                 }
-                "Override" => {
+                ActionType::Override => {
                     if let Some(why) = &self.args.override_denied {
                         return Err(self.unsupported(why));
                     }
@@ -1014,12 +1014,17 @@ impl SelectorCtx<'_> {
                     }
                 }
                 // Done by the daemon (see `daemon_actions`).
-                "GetUrl" | "DnsLookup" => ActionSpec {
+                ActionType::GetUrl | ActionType::DnsLookup => ActionSpec {
                     kind: action::DAEMON,
                     ..Default::default()
                 },
-                other => {
-                    return Err(self.unsupported(format!("action {other} is not supported yet")))
+                ActionType::NotifyEnforcer
+                | ActionType::CleanupEnforcerNotification
+                | ActionType::Set
+                | ActionType::TrackSock
+                | ActionType::UntrackSock => {
+                    return Err(self
+                        .unsupported(format!("action {} is not supported yet", a.action.as_str())))
                 }
             };
         }

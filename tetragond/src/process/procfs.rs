@@ -85,9 +85,12 @@ fn link(path: &Path) -> String {
 /// PPid, Uid (the real one) and the process's id in its own pid
 /// namespace (see `ns_pid_of`).
 fn read_status(dir: &Path) -> (u32, u32, u32) {
-    let Ok(text) = fs::read_to_string(dir.join("status")) else {
-        return (0, 0, 0);
-    };
+    fs::read_to_string(dir.join("status")).map_or((0, 0, 0), |text| parse_status(&text))
+}
+
+/// PPid, Uid and the innermost NSpid of a `status` text (0 for what is
+/// missing or unreadable).
+pub fn parse_status(text: &str) -> (u32, u32, u32) {
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -95,7 +98,7 @@ fn read_status(dir: &Path) -> (u32, u32, u32) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("PPid:"), field("Uid:"), ns_pid_of(&text))
+    (field("PPid:"), field("Uid:"), ns_pid_of(text))
 }
 
 /// The last id of `NSpid:` (the innermost namespace's) when there are
