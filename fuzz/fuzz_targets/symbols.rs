@@ -1,8 +1,9 @@
 //! The symbol readers the event path feeds with what it did not write:
 //! kallsyms text, /proc/PID/maps text, and ELF files a user owns (their
-//! functions name user stack frames). Any bytes read or fail quietly,
-//! never a panic or a hang; lookups on what was read return. The first
-//! byte picks the reader.
+//! functions name user stack frames; their build ID goes in
+//! `process_loader` events). Any bytes read or fail quietly, never a panic
+//! or a hang; lookups on what was read return. The first byte picks the
+//! reader.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((which, rest)) = data.split_first() else {
         return;
     };
-    match which % 3 {
+    match which % 4 {
         0 => {
             let symbols = KernelSymbols::parse(&String::from_utf8_lossy(rest));
             for addr in ADDRESSES {
@@ -26,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             let _ = parse_maps(&String::from_utf8_lossy(rest));
+        }
+        3 => {
+            let _ = tetragond::loader::build_id(rest);
         }
         _ => {
             let functions = ElfFunctions::parse(rest);

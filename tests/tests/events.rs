@@ -1476,3 +1476,98 @@ fn post_without_rate_limit_posts_every_call() {
     assert_eq!((first as u64, both as u64), (RATE_CALLS, 2 * RATE_CALLS));
     assert_eq!(limited, 0);
 }
+
+#[test]
+fn binary_properties_name_set_id_and_memfd_executions() {
+    let mut h = Harness::new();
+    h.write_config("[export]\nprocess_events = \"all\"\n");
+    h.start_daemon();
+    // A set-user-ID root copy of the test binary, run by uid 65534.
+    let suid = testbin_copy(&h.root.join("suid"));
+    fs::set_permissions(&suid, fs::Permissions::from_mode(0o4755)).expect("chmod u+s");
+    let suid_path = suid.display().to_string();
+    let (_, status) = run_bin(&["setuid", "65534", "exec", &suid_path, "probe", "1"]);
+    assert!(status.success());
+    let exec_of = |h: &Harness, what: &str, pred: &dyn Fn(&Value) -> bool| {
+        wait_for(h, what, || {
+            h.events()
+                .into_iter()
+                .find(|e| e["process_exec"].is_object() && pred(&e["process_exec"]["process"]))
+        })
+    };
+    let raised = exec_of(&h, "the set-user-ID exec", &|p| p["binary"] == suid_path);
+    assert_eq!(
+        raised["process_exec"]["process"]["binary_properties"],
+        json!({"setuid": 0, "privileges_changed": ["PRIVILEGES_RAISED_EXEC_FILE_SETUID"]}),
+        "{raised}"
+    );
+    // The same binary run by root raises nothing: no binary_properties.
+    let (plain, status) = run_bin(&["exec", &suid_path, "probe", "2"]);
+    assert!(status.success());
+    let by_root = exec_of(&h, "root's exec", &|p| {
+        p["binary"] == suid_path && p["pid"] == plain
+    });
+    assert!(
+        by_root["process_exec"]["process"]
+            .get("binary_properties")
+            .is_none(),
+        "{by_root}"
+    );
+    // From a memfd: an executable without a name on disk.
+    let (fileless, status) = run_bin(&["memfd-exec", "probe", "3"]);
+    assert!(status.success());
+    let memfd = exec_of(&h, "the memfd exec", &|p| {
+        p["pid"] == fileless && p["arguments"] == "probe 3"
+    });
+    let file = &memfd["process_exec"]["process"]["binary_properties"]["file"];
+    assert_eq!(file["inode"]["links"], 0, "{memfd}");
+    assert!(
+        file["inode"]["number"]
+            .as_str()
+            .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n != 0)),
+        "{memfd}"
+    );
+    assert_valid(&schema(), &[raised, by_root, memfd]);
+}
+
+#[test]
+fn loader_events_name_each_mapped_file_once_with_its_build_id() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let policy = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: loader\nspec:\n  loader: true\n";
+    h.write_policy("loader.yaml", policy);
+    h.wait_policy("loader", "enabled", enabled);
+    let copy = testbin_copy(&h.root.join("mapped"));
+    let copy_path = copy.display().to_string();
+    // Mapped twice by one process: one event.
+    let (pid, status) = run_bin(&["map-exec", &copy_path, &copy_path]);
+    assert!(status.success());
+    let of_copy = |h: &Harness| -> Vec<Value> {
+        h.events()
+            .into_iter()
+            .filter(|e| e["process_loader"]["path"] == copy_path.as_str())
+            .collect()
+    };
+    let ev = wait_for(&h, "the loader event", || of_copy(&h).into_iter().next());
+    let body = &ev["process_loader"];
+    assert_eq!(body["process"]["pid"], pid, "{ev}");
+    assert_eq!(body["policy_name"], "loader", "{ev}");
+    // rustc's GNU build ID is 20 bytes: 28 characters of base64.
+    let id = body["buildid"].as_str().unwrap_or_default();
+    assert_eq!(id.len(), 28, "{ev}");
+    // Another process mapping it is another event; then the first
+    // process's second mapping has surely been read: still one for it.
+    let (other, status) = run_bin(&["map-exec", &copy_path]);
+    assert!(status.success());
+    wait_for(&h, "the second process's event", || {
+        of_copy(&h)
+            .into_iter()
+            .find(|e| e["process_loader"]["process"]["pid"] == other)
+    });
+    let firsts = of_copy(&h)
+        .into_iter()
+        .filter(|e| e["process_loader"]["process"]["pid"] == pid)
+        .count();
+    assert_eq!(firsts, 1, "each (process, file) once");
+    assert_valid(&schema(), &[ev]);
+}

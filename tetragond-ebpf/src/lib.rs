@@ -1164,6 +1164,12 @@ pub struct StructOffsets {
     /// `dentry.d_inode` and `inode.i_mode`: a path's file type.
     pub dentry_d_inode: u32,
     pub inode_i_mode: u32,
+    /// `inode.i_ino`, `.__i_nlink`, `.i_uid`, `.i_gid`: an executable's
+    /// `binary_properties`.
+    pub inode_i_ino: u32,
+    pub inode_i_nlink: u32,
+    pub inode_i_uid: u32,
+    pub inode_i_gid: u32,
     /// `mount.mnt` (the embedded `vfsmount`), `mount.mnt_parent`, `mount.mnt_mountpoint`.
     pub mount_mnt: u32,
     pub mount_parent: u32,
@@ -1199,6 +1205,7 @@ pub struct StructOffsets {
     pub cred_cap_inheritable: u32,
     pub cred_cap_permitted: u32,
     pub cred_cap_effective: u32,
+    pub cred_cap_ambient: u32,
     pub cred_user_ns: u32,
     /// `user_namespace.level`, `.owner` and `.group` (its inode number is
     /// `ns[ns_kind::USER].inum`).
@@ -1373,7 +1380,40 @@ pub struct ExecRecord {
     pub ns: [u32; NS_CHANGE_KINDS],
     /// Its process id in its own pid namespace; 0 in the initial one.
     pub ns_pid: u32,
+    /// What Tetragon's `binary_properties` are made of.
+    pub binary: ExecBinary,
 }
+
+/// The executable an exec ran and the credentials it gave, read at
+/// `sched_process_exec` (Tetragon reads them a moment before, from the
+/// `linux_binprm`): user space tells from them a set-user-ID, set-group-ID
+/// or file-capabilities execution, and a binary without a name on disk.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecBinary {
+    /// The executable's inode (`mm->exe_file`): number, links, mode,
+    /// owner and group.
+    pub ino: u64,
+    pub nlink: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The new credentials' effective ids and capability sets.
+    pub euid: u32,
+    pub egid: u32,
+    pub permitted: u64,
+    pub ambient: u64,
+    /// The permitted set of the process's last credential snapshot (its
+    /// previous exec, or its parent's at fork), [`UNKNOWN_CAPS`] when
+    /// there is none.
+    pub old_permitted: u64,
+    /// 1 when all of the above were read.
+    pub valid: u32,
+    pub _pad: u32,
+}
+
+/// `ExecBinary::old_permitted` of a process started before the daemon.
+pub const UNKNOWN_CAPS: u64 = u64::MAX;
 
 /// A process (its thread group leader) exited.
 #[repr(C)]

@@ -45,19 +45,19 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, arg_source, gate, op, rate_scope, record, return_half, site, size_from,
-    stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo, DataRecord, Event,
-    EventBuf, EventInfo, ExePath, ExecCreds, ExecRecord, ExitRecord, GateKey, HookConf, HookKey,
-    HookSet, OverrideDecision, PolicyCounters, PrefixGateData, RateLimitKey, RateLimitState,
-    ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData, StructOffsets, SubstrKey,
-    SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES,
-    DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS,
-    HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS,
-    MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS,
-    MAX_VALUES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL,
-    PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES,
-    STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY,
-    TASK_EXE_ENTRIES, TS_COMPAT,
+    action, arg_kind, arg_source, cap_set, gate, op, rate_scope, record, return_half, site,
+    size_from, stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo,
+    DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord, ExitRecord,
+    GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, PrefixGateData,
+    RateLimitKey, RateLimitState, ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData,
+    StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN,
+    BINARY_GATE_ENTRIES, DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES,
+    FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS,
+    MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS,
+    MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN,
+    PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS,
+    RECORD_LEN, RETURN_ARMED_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN,
+    STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT, UNKNOWN_CAPS,
 };
 
 #[map]
@@ -1963,6 +1963,10 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let _ = TASK_EXE.insert(&tgid, path, 0);
+    // Before the snapshot below replaces it: what the process could do
+    // before this exec (see `ExecBinary::old_permitted`).
+    let old_permitted = unsafe { EXEC_CREDS.get(&tgid) }
+        .map_or(UNKNOWN_CAPS, |s| s.caps[cap_set::PERMITTED as usize]);
     match_process::record_exec_creds(u64::from(tgid));
     let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
         count_loss(record::EXEC);
@@ -1985,9 +1989,76 @@ pub fn task_exec(ctx: TracePointContext) -> u32 {
         (*rec).cwd_len = read_args::read_cwd((*rec).cwd.as_mut_ptr()) as u32;
         read_exec_identity(tgid, &mut (*rec).cred, &mut (*rec).ns);
         (*rec).ns_pid = match_process::container_tgid();
+        read_exec_binary(&mut (*rec).binary, old_permitted);
     }
     entry.submit(0);
     0
+}
+
+/// The executable's inode and the new credentials (see `ExecBinary`);
+/// `valid` stays 0 when a read fails.
+#[inline(always)]
+fn read_exec_binary(out: &mut ExecBinary, old_permitted: u64) {
+    *out = ExecBinary {
+        old_permitted,
+        ..ExecBinary::default()
+    };
+    let Some(o) = STRUCT_OFFSETS.get(0).filter(|o| o.valid != 0) else {
+        return;
+    };
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let at = |base: u64, offset: u32| (base as *const u8).wrapping_add(offset as usize);
+    unsafe {
+        let Some(mm) = read_kernel::<u64>(task.add(o.task_mm as usize)).filter(|p| *p != 0) else {
+            return;
+        };
+        let Some(file) = read_kernel::<u64>(at(mm, o.mm_exe_file)).filter(|p| *p != 0) else {
+            return;
+        };
+        let dentry = at(file, o.file_f_path + o.path_dentry);
+        let Some(dentry) = read_kernel::<u64>(dentry).filter(|p| *p != 0) else {
+            return;
+        };
+        let Some(inode) = read_kernel::<u64>(at(dentry, o.dentry_d_inode)).filter(|p| *p != 0)
+        else {
+            return;
+        };
+        let Some(cred) = read_kernel::<u64>(task.add(o.task_cred as usize)).filter(|p| *p != 0)
+        else {
+            return;
+        };
+        let (Some(ino), Some(nlink), Some(mode), Some(uid), Some(gid)) = (
+            read_kernel::<u64>(at(inode, o.inode_i_ino)),
+            read_kernel::<u32>(at(inode, o.inode_i_nlink)),
+            read_kernel::<u16>(at(inode, o.inode_i_mode)),
+            read_kernel::<u32>(at(inode, o.inode_i_uid)),
+            read_kernel::<u32>(at(inode, o.inode_i_gid)),
+        ) else {
+            return;
+        };
+        let (Some(euid), Some(egid), Some(permitted), Some(ambient)) = (
+            read_kernel::<u32>(at(cred, o.cred_euid)),
+            read_kernel::<u32>(at(cred, o.cred_egid)),
+            read_kernel::<u64>(at(cred, o.cred_cap_permitted)),
+            read_kernel::<u64>(at(cred, o.cred_cap_ambient)),
+        ) else {
+            return;
+        };
+        *out = ExecBinary {
+            ino,
+            nlink,
+            mode: u32::from(mode),
+            uid,
+            gid,
+            euid,
+            egid,
+            permitted,
+            ambient,
+            old_permitted,
+            valid: 1,
+            _pad: 0,
+        };
+    }
 }
 
 /// The credentials and namespaces a program starts with, for its

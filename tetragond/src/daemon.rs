@@ -85,6 +85,8 @@ struct Daemon {
     calls: CallsInFlight,
     /// GetUrl and DnsLookup requests.
     outbound: Outbound,
+    /// `process_loader` events written, and build IDs read.
+    loads: crate::loader::Loads,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -202,6 +204,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         user_symbols: UserSymbols::default(),
         calls: CallsInFlight::default(),
         outbound: Outbound::new(config.dns_lookup_server, stats.outbound.clone()),
+        loads: Default::default(),
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -645,10 +648,26 @@ impl Daemon {
             self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
             return;
         };
-        if !self.exporter.admit(&meta.policy_name) {
+        // A mapping already written for the process is not an event, and
+        // does not count against the policy's rate.
+        let loaded = (meta.kind == crate::compile::HookKind::Loader)
+            .then(|| events::loaded_path(ev, data).filter(|p| self.loads.first(ev.tgid, p)));
+        if loaded.as_ref().is_some_and(Option::is_none) || !self.exporter.admit(&meta.policy_name) {
             return;
         }
         let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
+        if let Some(Some(path)) = loaded {
+            let loaded = events::LoadedFile {
+                path: &path,
+                build_id: self.loads.build_id(&path),
+                policy_name: &meta.policy_name,
+                tid: ev.tid,
+                ktime_ns: ev.ktime_ns,
+            };
+            let line = events::loader_event(&loaded, &process, &self.clock, &self.node_name);
+            self.exporter.export(&line);
+            return;
+        }
         let parent = self.processes.parent(&process);
         if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {
             let ancestors = self.ancestors_if(self.ancestors.base, &process);

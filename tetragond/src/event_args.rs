@@ -33,6 +33,15 @@ fn text(slot: Option<&[u8]>, len: u64) -> Cow<'_, str> {
     String::from_utf8_lossy(&bytes[..end])
 }
 
+/// The path of a `file`/`fd` argument the kernel walked, None when it
+/// could not (an anonymous mapping's descriptor) or when it was cut short.
+pub fn whole_path(slot: Option<&[u8]>, raw: u64) -> Option<Cow<'_, str>> {
+    if raw & PATH_CUT != 0 {
+        return None;
+    }
+    Some(text(slot, raw & (PATH_CUT - 1))).filter(|p| p.starts_with('/'))
+}
+
 /// A path the kernel walked: its first `STR_LEN - 1` bytes, flagged
 /// `truncated` when that is not all of it (longer, or cut before the root:
 /// `PATH_CUT`).
@@ -150,7 +159,7 @@ pub(crate) fn caps(j: &mut Json, c: &CapSets) {
 }
 
 /// Standard base64 with padding, as a JSON string.
-fn base64(j: &mut Json, bytes: &[u8]) {
+pub(crate) fn base64(j: &mut Json, bytes: &[u8]) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let out = j.buf();
     out.push(b'"');

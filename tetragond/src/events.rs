@@ -17,6 +17,7 @@ use crate::{
     json::Json,
     kernel_info::kallsyms::KernelSymbols,
     process::{
+        binary::BinaryProperties,
         user_symbols::{UserFrame, UserSymbols},
         Process,
     },
@@ -130,6 +131,7 @@ pub mod kind {
     pub const LSM: &str = "process_lsm";
     pub const UPROBE: &str = "process_uprobe";
     pub const USDT: &str = "process_usdt";
+    pub const LOADER: &str = "process_loader";
     pub const EXEC: &str = "process_exec";
     pub const EXIT: &str = "process_exit";
     pub const RATE_LIMIT_INFO: &str = "rate_limit_info";
@@ -143,6 +145,7 @@ pub fn hook_kind(meta: &HookMeta) -> &'static str {
         HookKind::Lsm { .. } => kind::LSM,
         HookKind::Uprobe { .. } => kind::UPROBE,
         HookKind::Usdt { .. } => kind::USDT,
+        HookKind::Loader => kind::LOADER,
     }
 }
 
@@ -197,9 +200,18 @@ fn close_line(j: &mut Json, node_name: &str, time: Time) {
 /// All but `tid` (which is the event's) is rendered once per process and
 /// kept with it.
 fn process_json(j: &mut Json, p: &Process, tid: u32) {
+    process_json_with(j, p, tid, None);
+}
+
+/// [`process_json`], with an exec's `binary_properties` (Tetragon writes
+/// them in the process of its `process_exec`).
+fn process_json_with(j: &mut Json, p: &Process, tid: u32, binary: Option<&BinaryProperties>) {
     j.raw(p.json.get_or_init(|| render_process_fields(p)));
     j.key("tid");
     j.u64(u64::from(tid));
+    if let Some(b) = binary {
+        binary_properties_json(j, b);
+    }
     j.key("in_init_tree");
     j.bool(p.in_init_tree);
     j.close(b'}');
@@ -245,9 +257,56 @@ fn render_process_fields(p: &Process) -> Vec<u8> {
 }
 
 /// `"process":{...}` and, when known, `"parent":{...}` (whose `tid` is its pid).
+/// `"binary_properties":{...}`, keys in order as the other objects:
+/// `file.inode` (`links` wrapped: a number; `number` a 64-bit integer: a
+/// string), `privileges_changed` (enum names), `setgid` and `setuid`
+/// (wrapped integers: numbers).
+fn binary_properties_json(j: &mut Json, b: &BinaryProperties) {
+    j.key("binary_properties");
+    j.open(b'{');
+    if let Some((number, links)) = b.unlinked {
+        j.key("file");
+        j.open(b'{');
+        j.key("inode");
+        j.open(b'{');
+        j.key("links");
+        j.u64(u64::from(links));
+        j.key("number");
+        j.u64_string(number);
+        j.close(b'}');
+        j.close(b'}');
+    }
+    if !b.privileges_changed.is_empty() {
+        j.key("privileges_changed");
+        j.open(b'[');
+        for reason in &b.privileges_changed {
+            j.element();
+            j.str(reason);
+        }
+        j.close(b']');
+    }
+    for (key, id) in [("setgid", b.setgid), ("setuid", b.setuid)] {
+        if let Some(id) = id {
+            j.key(key);
+            j.u64(u64::from(id));
+        }
+    }
+    j.close(b'}');
+}
+
 fn processes(j: &mut Json, process: &Process, tid: u32, parent: Option<&Process>) {
+    processes_with(j, process, tid, parent, None);
+}
+
+fn processes_with(
+    j: &mut Json,
+    process: &Process,
+    tid: u32,
+    parent: Option<&Process>,
+    binary: Option<&BinaryProperties>,
+) {
     j.key("process");
-    process_json(j, process, tid);
+    process_json_with(j, process, tid, binary);
     if let Some(p) = parent {
         j.key("parent");
         process_json(j, p, p.pid);
@@ -286,6 +345,8 @@ fn hook_place(j: &mut Json, kind: &HookKind) {
         HookKind::Kprobe { function } | HookKind::Lsm { function } => {
             [("function_name", function), ("", ""), ("", "")]
         }
+        // Written by `loader_event`, not as a hook event.
+        HookKind::Loader => [("", ""); 3],
     };
     for (key, value) in fields.into_iter().filter(|(key, _)| !key.is_empty()) {
         j.key(key);
@@ -593,10 +654,57 @@ pub fn exec_event(
     let mut out = Vec::with_capacity(1024);
     let mut j = Json::new(&mut out);
     open_line(&mut j, kind::EXEC);
-    processes(&mut j, process, process.pid, parent);
+    let binary = process.binary_properties.as_ref();
+    processes_with(&mut j, process, process.pid, parent, binary);
     ancestors_json(&mut j, ancestors);
     close_line(&mut j, node_name, Time::Text(&process.start_time));
     exported(kind::EXEC, out)
+}
+
+/// A `process_loader`: the process that mapped an executable file, the
+/// file's `path` and `buildid` (base64; left out when the file has none),
+/// and, our addition, the `policy_name` that asked for it.
+pub fn loader_event(
+    loaded: &LoadedFile<'_>,
+    process: &Process,
+    clock: &Clock,
+    node_name: &str,
+) -> Exported {
+    let mut out = Vec::with_capacity(512);
+    let mut j = Json::new(&mut out);
+    open_line(&mut j, kind::LOADER);
+    j.key("process");
+    process_json(&mut j, process, loaded.tid);
+    j.key("path");
+    j.str(loaded.path);
+    if !loaded.build_id.is_empty() {
+        j.key("buildid");
+        event_args::base64(&mut j, loaded.build_id);
+    }
+    j.key("policy_name");
+    j.str(loaded.policy_name);
+    close_line(&mut j, node_name, Time::Kernel(clock, loaded.ktime_ns));
+    Exported {
+        kind: kind::LOADER,
+        policy_name: loaded.policy_name.to_string(),
+        line: out,
+    }
+}
+
+/// The file a loader hook's event mapped (its first argument), None for
+/// an anonymous mapping or a path cut short.
+pub fn loaded_path(ev: &Event, payload: &[u8]) -> Option<String> {
+    let (data, _, _) = split_payload(ev, payload);
+    event_args::whole_path(slot(data, 0), ev.args[0]).map(|p| p.into_owned())
+}
+
+/// What a `process_loader` says of the mapping.
+pub struct LoadedFile<'a> {
+    pub path: &'a str,
+    pub build_id: &'a [u8],
+    pub policy_name: &'a str,
+    pub tid: u32,
+    pub ktime_ns: u64,
 }
 
 /// A `process_exit`. `wait_status` is the exit status as wait(2) gives it,
@@ -1143,6 +1251,15 @@ mod tests {
             ppid: 1,
             parent_exec_id: "cGFyZW50".into(),
             in_init_tree: true,
+            binary_properties: Some(crate::process::binary::BinaryProperties {
+                setuid: Some(0),
+                setgid: Some(5),
+                privileges_changed: vec![
+                    crate::process::binary::RAISED_SETUID,
+                    crate::process::binary::RAISED_FILE_CAP,
+                ],
+                unlinked: Some((u64::MAX, 0)),
+            }),
             caps: Some(crate::capabilities::CapSets {
                 effective: 1 << 21,
                 inheritable: 0,

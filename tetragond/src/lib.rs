@@ -24,6 +24,7 @@ pub mod events;
 pub mod export;
 pub mod json;
 pub mod kernel_info;
+pub mod loader;
 pub mod metrics;
 pub mod namespaces;
 pub mod notify;

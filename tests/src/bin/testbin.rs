@@ -23,6 +23,12 @@
 //!   open prints `open-error ERRNO`.
 //! - `exec PATH [ARGS..]`: execv(PATH, [PATH, ARGS..]); on failure prints
 //!   `error ERRNO` (on success the new program prints).
+//! - `map-exec PATH..`: maps the first page of each file readable and
+//!   executable (as a loader maps a library), then unmaps it: `mapped`, or
+//!   `error ERRNO`.
+//! - `memfd-exec SUBCMD..`: copies this binary into a memfd and executes
+//!   it (fexecve) with SUBCMD: an executable without a name on disk; on
+//!   failure prints `error ERRNO`.
 //! - `connect IP PORT [SRC_IP [SRC_PORT]]`: TCP connect (IPv4 or IPv6),
 //!   first bound to SRC_IP:SRC_PORT when given (port 0: any; SO_REUSEADDR):
 //!   `connected` or `error ERRNO` (`bind-error ERRNO` when the bind fails).
@@ -76,7 +82,7 @@ const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
 | bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
-| caps EFF PERM INH SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
+| caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
@@ -520,6 +526,68 @@ fn run(args: &[String]) -> i32 {
             let _ = std::io::stdout().flush();
             // SAFETY: NUL-terminated strings and a null-terminated argv that outlive the call.
             unsafe { libc::execv(program.as_ptr(), ptrs.as_ptr()) };
+            println!("error {}", errno());
+        }
+        Some("map-exec") => {
+            // Each file mapped executable (as a loader maps a library).
+            for path in &args[1..] {
+                let Ok(file) = std::fs::File::open(path) else {
+                    println!("error {}", errno());
+                    return 1;
+                };
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+                // SAFETY: a fresh private mapping of an open file, never
+                // touched, unmapped below.
+                let at = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        libc::PROT_READ | libc::PROT_EXEC,
+                        libc::MAP_PRIVATE,
+                        fd,
+                        0,
+                    )
+                };
+                if at == libc::MAP_FAILED {
+                    println!("error {}", errno());
+                    return 1;
+                }
+                // SAFETY: the mapping made above.
+                unsafe { libc::munmap(at, 4096) };
+            }
+            println!("mapped");
+        }
+        Some("memfd-exec") => {
+            // A copy of this binary in a memfd (no name on disk), executed
+            // with SUBCMD as its arguments.
+            let Ok(me) = std::fs::read("/proc/self/exe") else {
+                println!("error {}", errno());
+                return 1;
+            };
+            let name = cstring("tetragond-testbin");
+            // SAFETY: a NUL-terminated name.
+            let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+            if fd < 0 {
+                println!("error {}", errno());
+                return 1;
+            }
+            // SAFETY: a descriptor this process just made, owned here.
+            let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            if file.write_all(&me).is_err() {
+                println!("error {}", errno());
+                return 1;
+            }
+            let argv: Vec<CString> = std::iter::once("tetragond-testbin")
+                .chain(args[1..].iter().map(String::as_str))
+                .map(cstring)
+                .collect();
+            let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+            ptrs.push(std::ptr::null());
+            let env: [*const libc::c_char; 1] = [std::ptr::null()];
+            let _ = std::io::stdout().flush();
+            // SAFETY: a valid descriptor, a null-terminated argv and envp
+            // that outlive the call.
+            unsafe { libc::fexecve(fd, ptrs.as_ptr(), env.as_ptr()) };
             println!("error {}", errno());
         }
         Some("connect") => {

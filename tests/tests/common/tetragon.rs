@@ -82,6 +82,20 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "BinaryProperties",
+        &[
+            ("setuid", U32),
+            ("setgid", U32),
+            ("privileges_changed", Repeated(&Enum)),
+            ("file", Msg("FileProperties")),
+        ],
+    ),
+    (
+        "FileProperties",
+        &[("inode", Msg("InodeProperties")), ("path", Str)],
+    ),
+    ("InodeProperties", &[("number", U64), ("links", U32)]),
+    (
         "Capabilities",
         &[
             ("permitted", CAPS),
@@ -214,6 +228,10 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
             ("offset", U64),
             ("ref_ctr_offset", U64),
         ],
+    ),
+    (
+        "ProcessLoader",
+        &[("process", PROCESS), ("path", Str), ("buildid", Bytes)],
     ),
     (
         "ProcessUsdt",
@@ -408,6 +426,8 @@ const OURS: &[(&str, &str, Kind)] = &[
     ("ProcessUprobe", "action", Enum),
     ("ProcessUprobe", "return", Msg("KprobeArgument")),
     ("ProcessUprobe", "return_action", Enum),
+    // Which policy's `loader: true` asked for it.
+    ("ProcessLoader", "policy_name", Str),
     ("RateLimitInfo", "reason", Str),
     ("RateLimitInfo", "policy_name", Str),
 ];

@@ -102,6 +102,7 @@ pub fn compact(event: &Value) -> Option<String> {
     };
     let line = match kind {
         "process_exec" => format!("🚀 exec     {who}"),
+        "process_loader" => format!("📚 loader   {who}  {}", s(&body["path"])),
         "process_exit" => {
             let how = match (s(&body["signal"]), body["status"].as_u64()) {
                 (sig, _) if !sig.is_empty() => format!(" {sig}"),
@@ -259,6 +260,12 @@ mod tests {
         assert_eq!(
             compact(&drop).expect("line"),
             "⚠️  dropped  7 events (ring_buffer)"
+        );
+        let load =
+            json!({"process_loader": {"process": {"binary": "/bin/x"}, "path": "/lib/libz.so.1"}});
+        assert_eq!(
+            compact(&load).expect("line"),
+            "📚 loader   /bin/x  /lib/libz.so.1"
         );
         assert!(compact(&json!({"other": 1})).is_none());
     }

@@ -10,6 +10,7 @@ mod args;
 mod fields;
 mod function;
 mod kprobe;
+mod loader;
 mod lsm;
 mod nop;
 mod plan;
@@ -201,6 +202,11 @@ pub fn compile(
             push_once(&mut sensors, sensor);
             hooks.push(hook);
         }
+    }
+    if spec.loader {
+        let at = NodePath::root().key("spec").key("loader");
+        hooks.extend(loader::compile(policy, formats).map_err(|e| e.within(at))?);
+        push_once(&mut sensors, "loader");
     }
     for (i, hook) in spec.lsmhooks.iter().enumerate() {
         hooks.push(lsm::compile(policy, i, hook, formats).map_err(at("lsmhooks", i))?);

@@ -106,6 +106,9 @@ pub enum HookKind {
     Lsm { function: String },
     /// `process_uprobe`: the binary's `path` and the `symbol` (or offset).
     Uprobe { path: String, symbol: String },
+    /// `process_loader`: an executable mapping's `path` (the hook's first
+    /// arg) and the file's `buildid` (`loader: true`).
+    Loader,
     /// `process_usdt`: the binary's `path`, the probe's `provider` and
     /// `name`.
     Usdt {

@@ -253,10 +253,20 @@ struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     process_credentials: Option<Value>,
     tid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binary_properties: Option<Value>,
     in_init_tree: bool,
 }
 
 impl<'a> ProcessJson<'a> {
+    /// The process of a `process_exec`: with its `binary_properties`.
+    fn exec(p: &'a Process) -> Self {
+        ProcessJson {
+            binary_properties: p.binary_properties.as_ref().map(binary_properties_json),
+            ..ProcessJson::new(p, p.pid)
+        }
+    }
+
     fn new(p: &'a Process, tid: u32) -> Self {
         ProcessJson {
             exec_id: &p.exec_id,
@@ -273,9 +283,32 @@ impl<'a> ProcessJson<'a> {
             ns: p.ns.map(|ns| namespaces_json(&ns)),
             process_credentials: p.cred.map(|c| cred_json(&c)),
             tid,
+            binary_properties: None,
             in_init_tree: p.in_init_tree,
         }
     }
+}
+
+/// Tetragon's BinaryProperties: wrapped ids as numbers, the inode number
+/// (64-bit) as a string.
+fn binary_properties_json(b: &crate::process::binary::BinaryProperties) -> Value {
+    let mut v = Map::new();
+    if let Some(id) = b.setuid {
+        v.insert("setuid".into(), json!(id));
+    }
+    if let Some(id) = b.setgid {
+        v.insert("setgid".into(), json!(id));
+    }
+    if !b.privileges_changed.is_empty() {
+        v.insert("privileges_changed".into(), json!(b.privileges_changed));
+    }
+    if let Some((number, links)) = b.unlinked {
+        v.insert(
+            "file".into(),
+            json!({"inode": {"number": number.to_string(), "links": links}}),
+        );
+    }
+    Value::Object(v)
 }
 
 /// Tetragon's Namespaces: an unknown kind (0) left out, `is_host` when true.
@@ -486,6 +519,8 @@ pub(super) fn policy_event(
         HookKind::Kprobe { function } | HookKind::Lsm { function } => {
             function_name = Some(&**function)
         }
+        // Written by `loader_event`, not as a hook event.
+        HookKind::Loader => {}
     }
     let body = HookEvent {
         process: ProcessJson::new(process, ev.tid),
@@ -535,7 +570,7 @@ pub(super) fn exec_event(
     node_name: &str,
 ) -> Exported {
     let body = Body::ProcessExec(ExecEvent {
-        process: ProcessJson::new(process, process.pid),
+        process: ProcessJson::exec(process),
         parent: parent.map(|p| ProcessJson::new(p, p.pid)),
         ancestors: ancestors_json(ancestors),
     });

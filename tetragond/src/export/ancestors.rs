@@ -41,6 +41,8 @@ impl AncestorEvents {
             HookKind::Uprobe { .. } => self.uprobe,
             HookKind::Lsm { .. } => self.lsm,
             HookKind::Usdt { .. } => self.usdt,
+            // Tetragon's ProcessLoader has no ancestors.
+            HookKind::Loader => false,
         }
     }
 

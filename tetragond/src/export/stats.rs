@@ -74,12 +74,13 @@ impl DropReason {
 pub const STREAM_SLOW_CLIENT: &str = "stream_slow_client";
 
 /// Event kinds counted separately when exported.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     kind::KPROBE,
     kind::TRACEPOINT,
     kind::LSM,
     kind::UPROBE,
     kind::USDT,
+    kind::LOADER,
     kind::EXEC,
     kind::EXIT,
     kind::RATE_LIMIT_INFO,

@@ -67,8 +67,6 @@ fn check_spec(spec: &Spec, path: &NodePath) -> Check {
     let host = spec.host_selector.as_ref().is_some_and(|s| !s.is_empty());
     let why = "tetragond has no node labels to select on; only `{}` (every host) is served";
     refuse_if(host, path, "hostSelector", why)?;
-    let why = "loader events (executable mappings) are not exported";
-    refuse_if(spec.loader, path, "loader", why)?;
     for (i, list) in spec.lists.iter().enumerate() {
         let here = path.key("lists").index(i);
         let why = "it records a check Tetragon made; tetragond checks lists itself";

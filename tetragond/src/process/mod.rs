@@ -6,6 +6,7 @@
 //! processes are kept a short while so that late events still resolve, and
 //! beyond `max_entries` the least recently used entries go first.
 
+pub mod binary;
 pub mod exec_id;
 pub mod procfs;
 pub mod user_symbols;
@@ -65,6 +66,9 @@ pub struct Process {
     /// Tetragon's `in_init_tree`: it is the pid 1 of a pid namespace other
     /// than the initial one (a container's init), or descends from one.
     pub in_init_tree: bool,
+    /// What its exec said of the executable (`binary_properties` of its
+    /// `process_exec`); None for an ordinary one, or one found in /proc.
+    pub binary_properties: Option<binary::BinaryProperties>,
     /// Its fields as exported, rendered at its first event.
     pub json: crate::json::JsonCache,
 }
@@ -223,6 +227,7 @@ impl ProcessCache {
             cred: self.identity.cred.then_some(rec.cred),
             ns: self.identity.ns.then_some(rec.ns),
             in_init_tree,
+            binary_properties: binary::BinaryProperties::of_exec(&rec.binary, rec.uid, rec.gid),
             json: Default::default(),
         };
         self.insert(process, false)
@@ -402,6 +407,7 @@ impl ProcessCache {
             ppid: info.ppid,
             parent_exec_id,
             in_init_tree: info.ns_pid == 1 || self.running_in_init_tree(info.ppid),
+            binary_properties: None,
             json: Default::default(),
         }
     }

@@ -20,6 +20,7 @@ fn exec_record(tgid: u32, ktime_ns: u64, filename: &str) -> ExecRecord {
         cred: CredInfo::default(),
         ns: [0; NS_CHANGE_KINDS],
         ns_pid: 0,
+        binary: Default::default(),
     }
 }
 
