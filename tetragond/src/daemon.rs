@@ -648,14 +648,17 @@ impl Daemon {
             self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
             return;
         };
-        // A mapping already written for the process is not an event, and
-        // does not count against the policy's rate.
-        let loaded = (meta.kind == crate::compile::HookKind::Loader)
-            .then(|| events::loaded_path(ev, data).filter(|p| self.loads.first(ev.tgid, p)));
+        let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
+        // A mapping already written for the process (this exec of it: a
+        // reused pid is another) is not an event, and does not count
+        // against the policy's rate.
+        let loaded = (meta.kind == crate::compile::HookKind::Loader).then(|| {
+            events::loaded_path(ev, data)
+                .filter(|p| self.loads.first((process.pid, process.start_ns), p))
+        });
         if loaded.as_ref().is_some_and(Option::is_none) || !self.exporter.admit(&meta.policy_name) {
             return;
         }
-        let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
         if let Some(Some(path)) = loaded {
             let loaded = events::LoadedFile {
                 path: &path,

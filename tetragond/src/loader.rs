@@ -1,7 +1,9 @@
 //! The daemon's half of `process_loader` events (see `compile/loader.rs`):
-//! each (process, file) is written once, as Tetragon's (which keeps the
-//! last 1,024 pairs), and with the file's GNU build ID, read from the file
-//! (its ELF notes only) and kept per path while the file is unchanged.
+//! each (process, file) is written once among the last 1,024 pairs, as
+//! Tetragon's, a process being an exec (pid and start: a reused pid is
+//! another, where Tetragon keys by pid), with the file's GNU build ID,
+//! read from the file (its ELF notes only) and kept per path while the
+//! file is unchanged.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -14,20 +16,23 @@ const SEEN: usize = 1024;
 /// Build IDs remembered (the same libraries are mapped by every process).
 const BUILD_IDS: usize = 1024;
 
+/// A process: its pid and its exec's start (kernel clock ns).
+pub type Exec = (u32, u64);
+
 #[derive(Default)]
 pub struct Loads {
-    seen: HashSet<(u32, String)>,
-    order: VecDeque<(u32, String)>,
+    seen: HashSet<(Exec, String)>,
+    order: VecDeque<(Exec, String)>,
     /// By path: the file's modification time and size when read, and its
     /// build ID (empty when it has none).
     build_ids: HashMap<String, (SystemTime, u64, Vec<u8>)>,
 }
 
 impl Loads {
-    /// True the first time process `pid` (its exec's start) maps `path`
-    /// among the last [`SEEN`] pairs.
-    pub fn first(&mut self, pid: u32, path: &str) -> bool {
-        let key = (pid, path.to_string());
+    /// True the first time process `exec` maps `path` among the last
+    /// [`SEEN`] pairs.
+    pub fn first(&mut self, exec: Exec, path: &str) -> bool {
+        let key = (exec, path.to_string());
         if self.seen.contains(&key) {
             return false;
         }
@@ -87,14 +92,15 @@ mod tests {
     #[test]
     fn a_pair_is_written_once_among_the_last_ones() {
         let mut loads = Loads::default();
-        assert!(loads.first(1, "/lib/libc.so.6"));
-        assert!(!loads.first(1, "/lib/libc.so.6"));
-        assert!(loads.first(2, "/lib/libc.so.6"));
+        assert!(loads.first((1, 5), "/lib/libc.so.6"));
+        assert!(!loads.first((1, 5), "/lib/libc.so.6"));
+        assert!(loads.first((2, 5), "/lib/libc.so.6"));
+        assert!(loads.first((1, 9), "/lib/libc.so.6"), "pid 1 reused");
         for pid in 10..10 + SEEN as u32 {
-            loads.first(pid, "/lib/x");
+            loads.first((pid, 0), "/lib/x");
         }
         assert!(
-            loads.first(1, "/lib/libc.so.6"),
+            loads.first((1, 5), "/lib/libc.so.6"),
             "forgotten after {SEEN} others"
         );
         assert_eq!(loads.order.len(), SEEN);
