@@ -58,21 +58,26 @@ fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 fn matching_line(h: &Harness, kind: &str, policy: &str, pattern: &str) -> bool {
     let re = regex_lite::Regex::new(pattern)
         .unwrap_or_else(|e| panic!("{policy}: `# matches: {pattern}`: {e}"));
-    let (start, from) = (
-        format!("{{\"{kind}\":"),
-        format!("\"policy_name\":\"{policy}\""),
-    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let found = h
-            .event_lines()
-            .iter()
-            .any(|l| l.starts_with(&start) && l.contains(&from) && re.is_match(l));
+        let found = policy_lines(h, kind, policy).iter().any(|l| re.is_match(l));
         if found || std::time::Instant::now() > deadline {
             return found;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// The lines of the events file that are events of `kind` from `policy`.
+fn policy_lines(h: &Harness, kind: &str, policy: &str) -> Vec<String> {
+    let (start, from) = (
+        format!("{{\"{kind}\":"),
+        format!("\"policy_name\":\"{policy}\""),
+    );
+    h.event_lines()
+        .into_iter()
+        .filter(|l| l.starts_with(&start) && l.contains(&from))
+        .collect()
 }
 
 /// Every `# KEY: VALUE` header line's value.
@@ -190,7 +195,10 @@ fn trigger(h: &Harness, case: &Case, command: &str, kind: &str) -> Vec<String> {
     wrong.extend(tetragon::shape_errors(&ev));
     for pattern in headers(&case.text, "matches") {
         if !matching_line(h, kind, policy, pattern) {
-            wrong.push(format!("{policy}: no {kind} event matching {pattern}"));
+            wrong.push(format!(
+                "{policy}: no {kind} event matching {pattern}; its events: {}",
+                policy_lines(h, kind, policy).join("\n")
+            ));
         }
     }
     for pattern in headers(&case.text, "never") {

@@ -421,6 +421,9 @@ pub mod arg_source {
     /// A constant, the same at every passage (a USDT operand `$5`): see
     /// [`ArgSpec::constant`](super::ArgSpec::constant).
     pub const CONSTANT: u8 = 1;
+    /// The current task (a `struct task_struct *`), and `field` behind it:
+    /// a hook's `data` with `source: current_task`.
+    pub const CURRENT_TASK: u8 = 2;
 }
 
 impl ArgSpec {

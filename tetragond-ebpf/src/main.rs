@@ -1451,6 +1451,9 @@ fn read_arg(ctx: &TracePointContext, spec: &ArgSpec, shift: u32) -> u64 {
     if spec.source == arg_source::CONSTANT {
         return spec.constant_value();
     }
+    if spec.source == arg_source::CURRENT_TASK {
+        return unsafe { bpf_get_current_task() };
+    }
     let off = spec.offset as usize;
     let signed = spec.signed != 0;
     unsafe {

@@ -371,7 +371,7 @@ fn call_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, ret: &Retur
         _ => None,
     };
     let (ret_data, _, _) = split_payload(ret.event, ret.payload);
-    let n = meta.args.len().min(ev.args.len());
+    let n = arg_count(ev, meta);
     if n > 0 {
         j.key("args");
         j.open(b'[');
@@ -398,11 +398,35 @@ fn call_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, ret: &Retur
     }
 }
 
+/// How many of the event's args are the hook's args: the rest, from
+/// `data_from`, are its data values.
+fn arg_count(ev: &Event, meta: &HookMeta) -> usize {
+    let n = meta.args.len().min(ev.args.len());
+    meta.data_from.map_or(n, |from| from.min(n))
+}
+
+/// A kprobe's `data` values (see `compile/data.rs`), left out when it has
+/// none.
+fn data_values(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta) {
+    let n = meta.args.len().min(ev.args.len());
+    let Some(from) = meta.data_from.filter(|&from| from < n) else {
+        return;
+    };
+    j.key("data");
+    j.open(b'[');
+    for i in from..n {
+        let (ty, label) = &meta.args[i];
+        j.element();
+        write_arg(j, ty, ev.args[i], slot(data, i), label.as_deref());
+    }
+    j.close(b']');
+}
+
 /// `args` (left out when empty) and `return` (return probes: the arg at
 /// `return_position`, taken out of `args`); the `maxData` argument's
 /// buffer whole when it came.
 fn hook_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, whole: Option<WholeArg>) {
-    let n = meta.args.len().min(ev.args.len());
+    let n = arg_count(ev, meta);
     let ret = meta.return_position.filter(|&i| i < n);
     let arg = |j: &mut Json, i: usize| {
         let (ty, label) = &meta.args[i];
@@ -508,8 +532,9 @@ pub fn write_policy_event(
         "user_stack_trace",
         stacks.user.iter().map(Frame::from),
     );
-    // Tetragon's last field of every hook event.
     ancestors_json(&mut j, ancestors);
+    // Tetragon's last field of a kprobe event.
+    data_values(&mut j, ev, data, meta);
     j.key("mode");
     j.str(mode(ev, meta));
     // Written even when false: that is the point of it. A call's is
@@ -916,12 +941,14 @@ mod tests {
             tags: vec![],
             monitor_only: false,
             return_position: None,
+            data_from: None,
             return_half: ReturnHalf::Entry { copy: Some(1) },
             daemon_actions: vec![],
         };
         let exit_meta = HookMeta {
             args: vec![("int".into(), None), ("char_buf".into(), None)],
             return_position: Some(0),
+            data_from: None,
             return_half: ReturnHalf::Exit,
             ..entry_meta.clone()
         };
@@ -986,6 +1013,7 @@ mod tests {
             tags: vec![],
             monitor_only: false,
             return_position: None,
+            data_from: None,
             return_half: ReturnHalf::None,
             daemon_actions: vec![],
         };
@@ -1046,6 +1074,7 @@ mod tests {
             tags: vec!["t".into()],
             monitor_only: false,
             return_position: None,
+            data_from: None,
             return_half: ReturnHalf::None,
             daemon_actions: vec![],
         };
@@ -1117,6 +1146,7 @@ mod tests {
             tags: vec!["t".into()],
             monitor_only: true,
             return_position: None,
+            data_from: None,
             return_half: ReturnHalf::None,
             daemon_actions: vec![],
         };
@@ -1191,6 +1221,7 @@ mod tests {
             tags: vec!["t".into()],
             monitor_only: false,
             return_position: None,
+            data_from: None,
             return_half: ReturnHalf::None,
             daemon_actions: vec![],
         };
@@ -1329,6 +1360,7 @@ mod tests {
                 tags: (0..n).map(|t| format!("tag{t}")).collect(),
                 monitor_only: n == 3,
                 return_position: [None, Some(0), Some(3), Some(99)][n],
+                data_from: None,
                 return_half: ReturnHalf::None,
                 daemon_actions: vec![],
             });
@@ -1336,8 +1368,17 @@ mod tests {
         metas.push(HookMeta {
             args: all_args[..1].to_vec(),
             return_position: Some(0),
+            data_from: None,
             ..metas[0].clone()
         });
+        // A kprobe with data values after its args, and one with data only.
+        for from in [2, 0] {
+            metas.push(HookMeta {
+                args: all_args[..4].to_vec(),
+                data_from: Some(from),
+                ..metas[1].clone()
+            });
+        }
         metas
     }
 
@@ -1379,7 +1420,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 5 * 2 * 3 * 2);
+        assert_eq!(compared, 7 * 2 * 3 * 2);
         for (parent, ancestors) in lineages {
             for process in &procs {
                 let old = reference::exec_event(process, parent, ancestors, "n");

@@ -6,6 +6,7 @@ use tetragond_ebpf::{ArgSpec, HookConf};
 
 use super::{
     args::{link_sizes, unsupported_arg, word_arg, Memory},
+    data,
     fields::{check_iov_iter, check_record, concrete_type, read_member, resolve_field},
     meta,
     selectors::{compile_selectors, HookArgs},
@@ -49,6 +50,9 @@ pub struct FunctionHook<'a> {
     pub positional: bool,
     /// The running kernel's BTF, for args with `resolve`.
     pub btf: Option<&'a KernelBtf>,
+    /// Where `args` go on with the hook's `data` values, if it has any
+    /// (see [`super::data`]).
+    pub data_from: Option<usize>,
 }
 
 /// Where the type of argument `index` of `target` is declared in BTF;
@@ -103,6 +107,9 @@ fn concrete_args(hook: &FunctionHook<'_>) -> Result<Vec<Arg>, CompileError> {
         if arg.ty != ArgType::Auto {
             return Ok(arg.clone());
         }
+        if data::is_data(arg) {
+            return data::concrete(hook.what, arg, hook.btf);
+        }
         let ty = arg_origin(&hook.target, arg.index)
             .ok_or_else(|| {
                 "type auto takes an argument's type from BTF; a return value's type must be named"
@@ -122,6 +129,9 @@ fn concrete_args(hook: &FunctionHook<'_>) -> Result<Vec<Arg>, CompileError> {
 /// the field behind it (`resolve`) and the member its type reads.
 fn arg_spec(hook: &FunctionHook<'_>, i: usize, arg: &Arg) -> Result<ArgSpec, CompileError> {
     let what = hook.what;
+    if data::is_data(arg) {
+        return data::spec(what, arg, hook.btf);
+    }
     let at = |key: &'static str| {
         move |m: String| {
             unsupported_arg(what, arg.index, m)
@@ -201,6 +211,7 @@ pub fn compile(
                 FunctionFamily::Kretprobe => Some(0),
                 _ => hook.return_offset.map(|_| args.len().saturating_sub(1)),
             },
+            data_from: hook.data_from,
             ..meta(policy, kind, arg_types)
         },
         attach: Attach::Function(hook.target),

@@ -17,6 +17,7 @@ use tetragond_ebpf::{return_half, HookConf};
 
 use super::{
     args::{unsupported_arg, Memory},
+    data,
     function::{self, FunctionHook},
     meta, returns,
     selectors::{compile_selectors, HookArgs},
@@ -246,13 +247,14 @@ fn function_entry(
         family,
         name: kp.call.clone(),
     };
+    let with = data::with_data(what, &kp.args, &kp.data, selectors)?;
     function::compile(
         policy,
         FunctionHook {
             what,
             target,
-            args: &kp.args,
-            selectors,
+            args: &with.args,
+            selectors: &with.selectors,
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             override_denied: None,
@@ -260,6 +262,7 @@ fn function_entry(
             exported_as: None,
             positional: false,
             btf: formats.btf(),
+            data_from: with.data_from,
         },
     )
 }
@@ -296,6 +299,7 @@ fn return_hook(
             exported_as: None,
             positional: false,
             btf: formats.btf(),
+            data_from: None,
         },
     )
 }
@@ -346,6 +350,7 @@ fn syscall_return(
         args: &args,
         selectors: &selectors,
         return_position: Some(0),
+        data_from: None,
     };
     let mut exit = syscall_hook(policy, what, kp, call, ids, conf, end)?;
     exit.meta.return_half = ReturnHalf::Exit;
@@ -389,35 +394,50 @@ fn syscall_entry(
     OverLimit::Args
         .check(kp.args.len())
         .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
+    let mut with = data::with_data(what, &kp.args, &kp.data, selectors)?;
+    for arg in with.args.iter_mut().filter(|a| data::is_data(a)) {
+        *arg = data::concrete(what, arg, formats.btf())?;
+    }
     let mut conf = HookConf {
-        n_args: kp.args.len() as u8,
+        n_args: with.args.len() as u8,
         ..Default::default()
     };
-    for (i, arg) in kp.args.iter().enumerate() {
-        if arg.index >= SYSCALL_ARGS {
-            return Err(CompileError::Invalid(format!(
-                "{what}: arg index {} (a syscall has 6)",
-                arg.index
-            )));
-        }
-        conf.args[i] = super::args::word_arg(
-            arg.ty,
-            args_field.offset + 8 * arg.index as u16,
-            Memory::User,
-        )
-        .map_err(|m| unsupported_arg(what, arg.index, m))?;
+    for (i, arg) in with.args.iter().enumerate() {
+        conf.args[i] = syscall_arg(what, arg, args_field.offset, formats)?;
     }
     let base = args_field.offset;
-    super::args::link_sizes(what, &mut conf, &kp.args, |index| {
+    super::args::link_sizes(what, &mut conf, &with.args, |index| {
         (index < SYSCALL_ARGS).then_some(base + 8 * index as u16)
     })?;
     let end = SyscallEnd {
         event: "sys_enter",
-        args: &kp.args,
-        selectors,
+        args: &with.args,
+        selectors: &with.selectors,
         return_position: None,
+        data_from: with.data_from,
     };
     syscall_hook(policy, what, kp, call, ids, conf, end)
+}
+
+/// How a syscall hook's `arg` is read: a register of the record's
+/// `args` (at `args_offset`), or a data value.
+fn syscall_arg(
+    what: &str,
+    arg: &crate::policy::model::Arg,
+    args_offset: u16,
+    formats: &dyn FormatSource,
+) -> Result<tetragond_ebpf::ArgSpec, CompileError> {
+    if data::is_data(arg) {
+        return data::spec(what, arg, formats.btf());
+    }
+    if arg.index >= SYSCALL_ARGS {
+        return Err(CompileError::Invalid(format!(
+            "{what}: arg index {} (a syscall has 6)",
+            arg.index
+        )));
+    }
+    super::args::word_arg(arg.ty, args_offset + 8 * arg.index as u16, Memory::User)
+        .map_err(|m| unsupported_arg(what, arg.index, m))
 }
 
 /// Which end of a syscall a hook is on, and what it reads there.
@@ -428,6 +448,8 @@ struct SyscallEnd<'a> {
     selectors: &'a [Selector],
     /// Where the return value is among `args`, at the exit.
     return_position: Option<usize>,
+    /// Where the data values start among `args`, at the entry.
+    data_from: Option<usize>,
 }
 
 /// A syscall hook whose args are read (`conf.args`): its selectors, and
@@ -472,6 +494,7 @@ fn syscall_hook(
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             return_position: end.return_position,
+            data_from: end.data_from,
             daemon_actions: sel.daemon_actions,
             ..meta(policy, kind, arg_types)
         },

@@ -42,6 +42,7 @@ pub fn compile(
             exported_as: None,
             positional: false,
             btf: formats.btf(),
+            data_from: None,
         },
     )
 }

@@ -7,6 +7,7 @@
 //! the hook and the missing piece, so such a policy never loads silently.
 
 mod args;
+mod data;
 mod fields;
 mod function;
 mod kprobe;
@@ -74,6 +75,9 @@ pub struct HookMeta {
     /// Return probes: the arg holding the return value, exported as
     /// `return` rather than among `args`.
     pub return_position: Option<usize>,
+    /// Where the hook's `data` values start among `args`: exported as
+    /// the event's `data`, not among its `args`.
+    pub data_from: Option<usize>,
     /// Which half of a return hook it is, if it is one (its events are
     /// merged into one, see [`ReturnHalf`]).
     pub return_half: ReturnHalf,
@@ -263,6 +267,7 @@ fn meta(policy: &TracingPolicy, kind: HookKind, args: Vec<(String, Option<String
         tags: vec![],
         monitor_only: !crate::policy::has_enforcement_action(policy),
         return_position: None,
+        data_from: None,
         return_half: ReturnHalf::None,
         daemon_actions: vec![],
     }

@@ -48,6 +48,10 @@ pub struct HookArgs<'a> {
 impl HookArgs<'_> {
     fn class(&self, position: usize) -> ArgClass {
         match (self.memory, self.args.get(position)) {
+            // A data value is read from the current task: kernel memory.
+            (_, Some(arg)) if super::data::is_data(arg) => kind_of(arg.ty, Memory::Kernel)
+                .map(|(_, class)| class)
+                .unwrap_or(ArgClass::Integer),
             // A tracepoint field is its integer value, but for a string
             // (raw tracepoints read kernel memory, as functions do).
             (Some(Memory::User), Some(arg)) if self.positional => match arg.ty {
@@ -224,7 +228,9 @@ impl SelectorCtx<'_> {
         out: &mut CompiledSelectors,
     ) -> Result<Option<Vec<u32>>, CompileError> {
         if filters.len() > MAX_ARG_FILTERS {
-            return Err(self.invalid(format!("at most {MAX_ARG_FILTERS} matchArgs")));
+            return Err(self.invalid(format!(
+                "at most {MAX_ARG_FILTERS} matchArgs and matchData filters together"
+            )));
         }
         let mut syscalls = None;
         for (f, filter) in filters.iter().enumerate() {

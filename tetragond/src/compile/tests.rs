@@ -1589,3 +1589,54 @@ spec:
     assert!(old.to_string().contains("BPF cookies"), "{old}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A syscall kprobe's `data`: read from the current task after the args,
+/// `matchData` filtering that slot, exported apart from the args.
+#[test]
+fn data_values_are_read_from_the_current_task_after_the_args() {
+    let yaml = "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: data
+spec:
+  kprobes:
+  - call: sys_unshare
+    syscall: true
+    args:
+    - index: 0
+      type: int
+    data:
+    - index: 0
+      type: auto
+      source: current_task
+      resolve: cred.uid.val
+    - index: 0
+      type: string
+      source: current_task
+      resolve: comm
+    selectors:
+    - matchData:
+      - index: 1
+        operator: Equal
+        values: [testbin]
+";
+    let c = compile_on(yaml, &host()).expect("compiles");
+    let hook = &c.hooks[0];
+    assert_eq!(hook.conf.n_args, 3);
+    assert_eq!(hook.meta.data_from, Some(1));
+    let uid = &hook.conf.args[1];
+    assert_eq!(uid.source, tetragond_ebpf::arg_source::CURRENT_TASK);
+    assert_eq!(
+        (uid.field.n_loads, uid.field.size),
+        (1, 4),
+        "task.cred, then uid"
+    );
+    // `auto` became the type BTF declares (kuid_t's val: an unsigned int).
+    assert_eq!(hook.meta.args[1].0, "uint32");
+    let comm = &hook.conf.args[2];
+    assert_eq!(comm.kind, tetragond_ebpf::arg_kind::STRING);
+    let filter = &hook.conf.selectors[0].arg_filters[0];
+    assert_eq!((filter.op, filter.arg), (op::STR_EQUAL, 2));
+    // A data value filtered by a prefix gates the hook as an arg would.
+    assert!(hook.prefix_gate().is_some_and(|g| g.reader.arg == 2));
+}

@@ -182,6 +182,7 @@ fn raw(
             }),
             positional: true,
             btf: formats.btf(),
+            data_from: None,
         },
     )
 }

@@ -375,6 +375,9 @@ struct HookEvent<'a> {
     tags: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ancestors: Vec<ProcessJson<'a>>,
+    /// A kprobe's data values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data: Vec<Value>,
     /// Beyond Tetragon: the mode at the time of the event, and whether the
     /// action was carried out. `enforced` is written even when false: that
     /// is the point of it.
@@ -492,6 +495,10 @@ pub(super) fn policy_event(
             Value::Object(obj)
         })
         .collect();
+    let data = meta
+        .data_from
+        .filter(|&from| from < args.len())
+        .map_or_else(Vec::new, |from| args.split_off(from));
     let ret = meta
         .return_position
         .filter(|&i| i < args.len())
@@ -540,6 +547,7 @@ pub(super) fn policy_event(
         message: meta.message.as_deref(),
         tags: &meta.tags,
         ancestors: ancestors_json(ancestors),
+        data,
         mode,
         enforced: ev.enforced != 0,
         repeats: ev.repeats,

@@ -133,7 +133,10 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ("Spec", "containerSelector") => refused("  containerSelector: {}\n"),
         ("Spec", "hostSelector") => refused("  hostSelector: {matchLabels: {a: b}}\n"),
         ("Spec", "loader") => Served("compile/loader.rs: process_loader events"),
-        ("KprobeSpec", "data") => refused(hook("    data: [{index: 0, type: int}]\n")),
+        ("KprobeSpec", "data") => Served(
+            "compile/data.rs: read from the current task (source: current_task); \
+             pt_regs refused by policy/unsupported.rs",
+        ),
         ("KprobeSpec", "returnArgAction") => refused(hook(
             "    return: true\n    returnArg: {index: 0, type: int}\n    returnArgAction: TrackSock\n",
         )),
@@ -152,7 +155,9 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
             "compile/fields.rs on kernel functions, LSM hooks and raw tracepoints; \
              refused on user memory by policy/unsupported.rs",
         ),
-        ("Arg", "source") => refused(arg("source: x")),
+        ("Arg", "source") => Served(
+            "compile/data.rs on data values; refused on args by policy/unsupported.rs",
+        ),
         ("Arg", "returnCopy") => Served(
             "compile/returns.rs on kprobe return hooks; refused elsewhere by policy/unsupported.rs",
         ),
@@ -160,9 +165,10 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
             "compile/args.rs: mark_max_data on kprobes, uprobes and LSM hooks; \
              refused elsewhere by policy/unsupported.rs",
         ),
-        ("Selector", "matchData") => refused(selector(
-            "      matchData: [{index: 0, operator: Equal, values: [1]}]\n",
-        )),
+        ("Selector", "matchData") => Served(
+            "compile/data.rs: matchArgs on the data values (kprobes); \
+             refused on other hooks by policy/unsupported.rs",
+        ),
         ("Selector", _) => Served(selectors),
         ("ArgSelector", "args") => Served(
             "compile/selectors.rs: HookArgs::filter_positions (matchArgs); \
@@ -267,7 +273,60 @@ fn a_refused_field_fails_at_its_own_line() {
             checked += 1;
         }
     }
-    assert!(checked >= 21, "only {checked} refusals checked");
+    assert!(checked >= 18, "only {checked} refusals checked");
+}
+
+/// `source` and `matchData` are served on a kprobe's data values, and
+/// refused, each at its line, where they cannot be read.
+#[test]
+fn data_is_served_on_kprobes_and_refused_where_it_is_not_read() {
+    let data = |fields: &str| {
+        hook(&format!(
+            "    data:\n    - index: 0\n      type: int\n{fields}    selectors:\n    - matchData: [{{index: 0, operator: Equal, values: [0]}}]\n"
+        ))
+    };
+    let served = policy(&data(
+        "      source: current_task\n      resolve: cred.uid.val\n",
+    ));
+    assert!(
+        parse_policy(Path::new("f.yaml"), &served).is_ok(),
+        "{served}"
+    );
+    let cases = [
+        (
+            arg("source: current_task"),
+            "source:",
+            "source is given on data values",
+        ),
+        (
+            data("      source: pt_regs\n      resolve: ax\n"),
+            "source:",
+            "source pt_regs is not supported",
+        ),
+        (
+            data("      source: current_task\n"),
+            "- index: 0",
+            "a data value needs resolve",
+        ),
+        (
+            data("      resolve: pid\n"),
+            "- index: 0",
+            "a data value needs its source",
+        ),
+        (
+            data("      source: current_task\n      resolve: pid\n      btfType: cred\n"),
+            "btfType:",
+            "starts from the current task",
+        ),
+    ];
+    for (spec, key, message) in cases {
+        let text = policy(&spec);
+        let err = parse_policy(Path::new("f.yaml"), &text).expect_err(&text);
+        let (line, _) = err.position().unwrap_or_else(|| panic!("{err}"));
+        let at = text.lines().position(|l| l.contains(key)).expect(key);
+        assert_eq!(line, at + 1, "{err}\n{text}");
+        assert!(err.message().contains(message), "{err}");
+    }
 }
 
 #[test]

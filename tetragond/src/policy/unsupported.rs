@@ -11,6 +11,9 @@ use super::location::{NodePath, Part};
 use super::mode::POLICY_MODE_OPTION;
 use super::model::*;
 
+/// The `source` of a data value served (see `check_data`).
+const CURRENT_TASK: &str = "current_task";
+
 /// `spec.options` that ask Tetragon not to attach kprobes or uprobes in
 /// bulk: tetragond never does, so they hold whatever their value.
 pub const ATTACH_OPTIONS: [&str; 2] = ["disable-kprobe-multi", "disable-uprobe-multi"];
@@ -201,7 +204,7 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
         }
         Hook::Tracepoint(_) => {}
         Hook::Uprobe(u) => {
-            check_data(&u.data, path)?;
+            check_uprobe_data(&u.data, path)?;
             let why = "USDT semaphores are not set";
             refuse_if(!u.ref_ctr_offsets.is_empty(), path, "refCtrOffsets", why)?;
             let why = "arguments are read by position; a binary's BTF is not used";
@@ -234,8 +237,62 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
     Ok(())
 }
 
+/// A kprobe's `data` values (`compile/data.rs`): each read from the
+/// current task through its `resolve` path.
 fn check_data(data: &[Arg], path: &NodePath) -> Check {
-    let why = "extra data (`data`, `matchData`) is not read";
+    for (i, value) in data.iter().enumerate() {
+        let here = path.key("data").index(i);
+        check_data_source(value, &here)?;
+        let unread = [
+            ("btfType", value.btf_type.is_some(), "a data value's resolve path starts from the current task's struct task_struct"),
+            ("maxData", value.max_data, "maxData reads a buffer argument whole; a data value is a field of the current task"),
+            ("returnCopy", value.return_copy, "returnCopy reads a buffer argument at return; a data value is a field of the current task"),
+            ("sizeArgIndex", value.size_arg_index != 0, "a data value is a field of the current task, not a buffer sized by an argument"),
+        ];
+        for (key, set, why) in unread {
+            refuse_if(set, &here, key, why)?;
+        }
+    }
+    Ok(())
+}
+
+/// `source: current_task` with a `resolve` path, as Tetragon requires;
+/// `pt_regs` is refused with its reason.
+fn check_data_source(value: &Arg, path: &NodePath) -> Check {
+    let message = match value.source.as_deref() {
+        Some(CURRENT_TASK) if value.resolve.is_some() => return Ok(()),
+        Some(CURRENT_TASK) => {
+            let message = "a data value needs resolve: the field of the current task it reads (e.g. cred.uid.val)";
+            return Err(Issue::at(path.clone(), Part::Key, message));
+        }
+        Some("pt_regs") => {
+            return Err(refuse(
+                path.key("source"),
+                "source pt_regs",
+                "a register is not read as data; current_task is served",
+            ))
+        }
+        Some(other) => {
+            format!("data source {other:?} is not one Tetragon knows: current_task or pt_regs")
+        }
+        None => "a data value needs its source: current_task (with resolve)".into(),
+    };
+    let part = if value.source.is_some() {
+        Part::Value
+    } else {
+        Part::Key
+    };
+    let at = if value.source.is_some() {
+        path.key("source")
+    } else {
+        path.clone()
+    };
+    Err(Issue::at(at, part, message))
+}
+
+/// Uprobes take `data` in Tetragon's model; tetragond reads it on kprobes.
+fn check_uprobe_data(data: &[Arg], path: &NodePath) -> Check {
+    let why = "data values are read on kprobes (source: current_task), not on uprobes";
     refuse_if(!data.is_empty(), path, "data", why)
 }
 
@@ -255,7 +312,7 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
         (
             "source",
             arg.source.is_some(),
-            "arguments are read from their hook only",
+            "an argument is read from its hook; source is given on data values",
         ),
         (
             "btfType",
@@ -272,8 +329,13 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
 /// `kprobe_events`: the hook's events are `process_kprobe`, the one kind
 /// that carries stack traces in Tetragon's events.
 fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> Check {
-    let why = "extra data (`data`, `matchData`) is not read";
-    refuse_if(!selector.match_data.is_empty(), path, "matchData", why)?;
+    let why = "matchData filters a kprobe's data values; this hook has none";
+    refuse_if(
+        !kprobe_events && !selector.match_data.is_empty(),
+        path,
+        "matchData",
+        why,
+    )?;
     for (i, filter) in selector.match_return_args.iter().enumerate() {
         let why =
             "matchReturnArgs filters the return value; there are no argument positions to name";
