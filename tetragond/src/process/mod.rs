@@ -168,8 +168,8 @@ impl ProcessCache {
                 .get(&info.ppid)
                 .map(|s| exec_id::exec_id(&self.node_name, *s, info.ppid))
                 .unwrap_or_default();
-            let mut process = self.process_from_proc(pid, &info, parent_exec_id);
-            process.in_init_tree = in_init_tree_among(&tree, pid);
+            let in_init_tree = in_init_tree_among(&tree, pid);
+            let process = self.process_from_proc(pid, &info, parent_exec_id, in_init_tree);
             self.insert(process, false);
         }
         self.prune(Instant::now());
@@ -262,7 +262,8 @@ impl ProcessCache {
         let process = match procfs::read(pid) {
             Some(info) => {
                 let parent_exec_id = self.exec_id_of(info.ppid);
-                let mut p = self.process_from_proc(pid, &info, parent_exec_id);
+                let in_init_tree = info.ns_pid == 1 || self.running_in_init_tree(info.ppid);
+                let mut p = self.process_from_proc(pid, &info, parent_exec_id, in_init_tree);
                 if p.binary.is_empty() {
                     p.binary = c_string(exe);
                 }
@@ -379,11 +380,14 @@ impl ProcessCache {
             .unwrap_or_default()
     }
 
+    /// A process found in /proc; `in_init_tree` as the caller worked it
+    /// out (from the whole /proc tree at start, from the cache later).
     fn process_from_proc(
         &self,
         pid: u32,
         info: &procfs::ProcInfo,
         parent_exec_id: String,
+        in_init_tree: bool,
     ) -> Process {
         let found = (self.identity.cred || self.identity.ns)
             .then(|| procfs::exec_creds(pid))
@@ -406,7 +410,7 @@ impl ProcessCache {
             start_time: self.clock.rfc3339(info.start_ns),
             ppid: info.ppid,
             parent_exec_id,
-            in_init_tree: info.ns_pid == 1 || self.running_in_init_tree(info.ppid),
+            in_init_tree,
             binary_properties: None,
             json: Default::default(),
         }
