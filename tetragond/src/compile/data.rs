@@ -14,7 +14,7 @@ use crate::{
     error::CompileError,
     kernel_info::btf::{ArgOrigin, KernelBtf},
     policy::{
-        limits::OverLimit,
+        limits::{OverLimit, MAX_ARGS},
         model::{Arg, Selector},
         NodePath,
     },
@@ -30,7 +30,7 @@ const DATA_INDEX: u32 = 1 << 30;
 
 /// Is `arg` one of the data values [`with_data`] appended?
 pub fn is_data(arg: &Arg) -> bool {
-    (DATA_INDEX..super::function::RETURN_INDEX).contains(&arg.index)
+    (DATA_INDEX..DATA_INDEX + MAX_ARGS as u32).contains(&arg.index)
 }
 
 /// A hook's args followed by its data values, and its selectors with
