@@ -383,7 +383,18 @@ pub mod action {
     /// Performed by the daemon when the event arrives (GetUrl, DnsLookup):
     /// the kernel posts the event as for POST.
     pub const DAEMON: u8 = 6;
+    /// Tetragon's Set: write `ActionSpec::signal` (4 bytes) over the USDT
+    /// argument `ActionSpec::arg`, which is in user memory (a register
+    /// plus a displacement). Queued by the hook, written by the uprobe
+    /// program that may write (`uprobe_dispatch_writing`) once the hooks
+    /// ran: no other program holds `bpf_probe_write_user`.
+    pub const SET: u8 = 7;
 }
+
+/// Set writes queued by one uprobe passage, at most: one per hook (one Set
+/// per selector, the first selector that matches), so this many policies
+/// with Set on one USDT probe; the store refuses more (`OverLimit`).
+pub const MAX_WRITES: usize = 8;
 
 /// Where a hook argument lives in the program's context: a tracepoint
 /// record, a `pt_regs` (kprobes, uprobes), or the argument array of a BPF
@@ -522,9 +533,10 @@ pub struct ActionSpec {
     /// `POST`: the stacks the event carries (`stack::*`:
     /// `kernelStackTrace`, `userStackTrace`).
     pub stacks: u8,
-    pub _pad: u8,
+    /// `SET`: the index in `HookConf::args` of the argument written.
+    pub arg: u8,
     /// Signal number for `SIGNAL` (and 9 for `SIGKILL`); for `OVERRIDE`
-    /// the negative errno, as two's complement.
+    /// the negative errno, as two's complement; for `SET` the value.
     pub signal: u32,
     /// `POST`: an identical event (same hook, selector, scope and argument
     /// values) is posted at most once per this many nanoseconds; 0 posts

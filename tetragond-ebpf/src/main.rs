@@ -27,7 +27,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
         generated::{
             self as gen, bpf_get_attach_cookie, bpf_get_current_ancestor_cgroup_id,
-            bpf_get_current_task, bpf_get_stack, bpf_send_signal,
+            bpf_get_current_task, bpf_get_stack, bpf_probe_write_user, bpf_send_signal,
         },
     },
     macros::{
@@ -46,18 +46,19 @@ use aya_ebpf::{
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
     action, arg_kind, arg_source, cap_set, gate, op, rate_scope, record, return_half, site,
-    size_from, stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo,
-    DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord, ExitRecord,
-    GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, PrefixGateData,
-    RateLimitKey, RateLimitState, ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData,
-    StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN,
-    BINARY_GATE_ENTRIES, DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES,
-    FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS,
-    MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS,
-    MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN,
-    PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES, RECORD_KINDS,
-    RECORD_LEN, RETURN_ARMED_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN,
-    STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT, UNKNOWN_CAPS,
+    size_from, stack, ActionSpec, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey,
+    CredInfo, DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord,
+    ExitRecord, GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters,
+    PrefixGateData, RateLimitKey, RateLimitState, ReturnArmed, ReturnKey, Selector, SkbInfo,
+    SockInfo, StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo,
+    ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN,
+    EXEC_CREDS_ENTRIES, FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES,
+    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS,
+    MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MAX_WRITES, MODE_MONITOR,
+    NS_CHANGE_KINDS, PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES,
+    RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES, STACK_BYTES, STACK_DEPTH,
+    STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    UNKNOWN_CAPS,
 };
 
 #[map]
@@ -190,6 +191,19 @@ struct LoopState {
     /// its size (at most `MAX_DATA`), which `post_data` posts.
     data_ptr: u64,
     data_len: u64,
+    /// Set writes the hooks of a uprobe passage queued (`queue_write`),
+    /// for `uprobe_dispatch_writing` to make.
+    writes: [UserWrite; MAX_WRITES],
+    n_writes: u32,
+}
+
+/// 4 bytes to write at a user address (Set).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct UserWrite {
+    addr: u64,
+    value: u32,
+    _pad: u32,
 }
 
 /// Dispatch sets one event walks: (every event, this syscall) x (listed,
@@ -451,7 +465,12 @@ macro_rules! unrolled {
 
 // The unrolled index lists above are written for these sizes.
 const _: () = assert!(
-    MAX_VALUES == 4 && MAX_PIDS == 8 && MAX_ARGS == 5 && MAX_ACTIONS == 3 && MAX_CGROUP_SCOPES == 4
+    MAX_VALUES == 4
+        && MAX_PIDS == 8
+        && MAX_ARGS == 5
+        && MAX_ACTIONS == 3
+        && MAX_CGROUP_SCOPES == 4
+        && MAX_WRITES == 8
 );
 
 // The kernel overwrites a tracepoint record's common fields with a pt_regs
@@ -513,17 +532,49 @@ pub fn tp_generic_any(ctx: TracePointContext) -> u32 {
 /// context points at, at offsets the compiler gives per calling convention.
 #[uprobe]
 pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
+    run_uprobe(&ctx);
+    0
+}
+
+/// `uprobe_dispatch` for USDT hooks with Set: then makes the writes the
+/// hooks queued. The only program that may write user memory, so the
+/// kernel's warning about `bpf_probe_write_user` (and its refusal under
+/// lockdown) concern it alone, loaded when a policy needs it.
+#[uprobe]
+pub fn uprobe_dispatch_writing(ctx: ProbeContext) -> u32 {
+    run_uprobe(&ctx);
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    let n = state.n_writes as usize;
+    unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| if i < n {
+        let w = state.writes[i];
+        // A write that faults (the page is not in memory) is not made.
+        unsafe {
+            bpf_probe_write_user(
+                w.addr as *mut c_void,
+                (&raw const w.value).cast(),
+                core::mem::size_of::<u32>() as u32,
+            )
+        };
+    });
+    0
+}
+
+/// Runs the uprobe hook whose slot the attachment's cookie holds.
+#[inline(always)]
+fn run_uprobe(ctx: &ProbeContext) {
     // User space attaches no uprobe on a kernel without cookies.
     if load_constant(&HAS_ATTACH_COOKIE) == 0 {
-        return 0;
+        return;
     }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     if let Some(state) = loop_state() {
         state.compat = 0;
+        state.n_writes = 0;
         state.ctx = ctx.as_ptr() as u64;
         run_list_item(u64::from(slot));
     }
-    0
 }
 
 // Function hooks: each program of a family is bound, when loaded, to one
@@ -1554,6 +1605,8 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     // The first Post with a rate limit, by index.
     let mut rate_action = MAX_ACTIONS;
     let mut stacks = 0u8;
+    // The selector's Set (the compiler allows one), by index.
+    let mut set_action = MAX_ACTIONS;
     let n = sel.n_actions as usize;
     unrolled!([0, 1, 2], |i| if i < n {
         let a = &sel.actions[i];
@@ -1566,12 +1619,14 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             action::SIGKILL => signal = SIGKILL,
             action::SIGNAL if signal == 0 => signal = a.signal,
             action::OVERRIDE => errno = a.signal as i32,
+            action::SET => set_action = i,
             _ => {}
         }
     });
+    let set = at(&sel.actions, set_action);
     let mut outcome = None;
     let mut ret = 0;
-    if signal != 0 || errno != 0 {
+    if signal != 0 || errno != 0 || set.is_some() {
         let monitor = POLICY_MODE
             .get(hook.policy_slot)
             .is_some_and(|m| *m == MODE_MONITOR);
@@ -1581,16 +1636,24 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             if signal != 0 {
                 unsafe { bpf_send_signal(signal) };
             }
+            if let Some(set) = set {
+                queue_write(hook, set);
+            }
             ret = errno;
             count(hook.policy_slot, |c| c.enforce += 1);
         }
-        outcome = Some(match signal {
-            0 => Outcome {
+        outcome = Some(match (signal, set) {
+            (0, Some(set)) if errno == 0 => Outcome {
+                action: action::SET,
+                value: set.signal,
+                enforced: !monitor,
+            },
+            (0, _) => Outcome {
                 action: action::OVERRIDE,
                 value: errno as u32,
                 enforced: !monitor,
             },
-            SIGKILL => Outcome {
+            (SIGKILL, _) => Outcome {
                 action: action::SIGKILL,
                 value: signal,
                 enforced: !monitor,
@@ -1618,6 +1681,33 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
         post(hook_slot, hook, outcome, s, data_len, stacks);
     }
     ret
+}
+
+/// Queues a Set's write for `uprobe_dispatch_writing`: its value over the
+/// USDT argument `set.arg`, in user memory at a register (read from the
+/// uprobe's pt_regs) plus a displacement, as `compile/usdt.rs` lays out a
+/// memory operand.
+#[inline(always)]
+fn queue_write(hook: &HookConf, set: &ActionSpec) {
+    let Some(spec) = at(&hook.args, set.arg as usize) else {
+        return;
+    };
+    let Some(state) = loop_state() else {
+        return;
+    };
+    let regs = TracePointContext::new(state.ctx as *mut c_void);
+    let Ok(base) = (unsafe { regs.read_at::<u64>(spec.offset as usize) }) else {
+        return;
+    };
+    let addr = base.wrapping_add(spec.field.offset as i16 as i64 as u64);
+    if let Some(w) = at_mut(&mut state.writes, state.n_writes as usize) {
+        *w = UserWrite {
+            addr,
+            value: set.signal,
+            _pad: 0,
+        };
+        state.n_writes += 1;
+    }
 }
 
 /// Tetragon's Post `rateLimit`: 1 when an identical event (same hook,

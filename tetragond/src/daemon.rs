@@ -20,7 +20,7 @@ use tetragond_ebpf::{record, return_half};
 use crate::{
     api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
     clock::Clock,
-    compile::Tracefs,
+    compile::{HookKind, Tracefs},
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
     events::{self, calls::CallsInFlight},
@@ -29,7 +29,7 @@ use crate::{
         Exporter, ProcessEvents, RateLimits, RotatingFile,
     },
     kernel_info::{kallsyms::KernelSymbols, probe},
-    metrics, notify as sd,
+    loader, metrics, notify as sd,
     outbound::Outbound,
     policy::{self, PolicyKey},
     process::{procfs::ProcInfo, user_symbols::UserSymbols, Process, ProcessCache},
@@ -85,8 +85,10 @@ struct Daemon {
     calls: CallsInFlight,
     /// GetUrl and DnsLookup requests.
     outbound: Outbound,
-    /// `process_loader` events written, and build IDs read.
-    loads: crate::loader::Loads,
+    /// The mappings `process_loader` events were written for.
+    loads_seen: loader::Seen,
+    /// Reads their files' build IDs and renders the events, off this loop.
+    loader: loader::Loader,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -172,6 +174,9 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         kernel_functions: config.kernel_functions,
         ..probe::hook_caps(&features)
     };
+    // `process_loader` events, rendered off this loop, to write.
+    let (loaded_tx, mut loaded_rx) = mpsc::channel(64);
+    let loader = loader::Loader::new(clock, node_name.clone(), loader::build_id_of, loaded_tx);
     let mut daemon = Daemon {
         features,
         store: Store::new(
@@ -204,7 +209,8 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         user_symbols: UserSymbols::default(),
         calls: CallsInFlight::default(),
         outbound: Outbound::new(config.dns_lookup_server, stats.outbound.clone()),
-        loads: Default::default(),
+        loads_seen: loader::Seen::default(),
+        loader,
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -289,6 +295,10 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
                 publish(&objects, &policies_tx, daemon.store.list()).await;
             }
             Some(batch) = records.recv() => daemon.drain_events(batch),
+            Some(loaded) = loaded_rx.recv() => {
+                daemon.exporter.write(loaded.kind, &loaded.line);
+                daemon.exporter.flush();
+            }
             _ = tick(&mut watchdog) => sd::watchdog(),
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -648,29 +658,36 @@ impl Daemon {
             self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
             return;
         };
-        let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
-        // A mapping already written for the process (this exec of it: a
-        // reused pid is another) is not an event, and does not count
-        // against the policy's rate.
-        let loaded = (meta.kind == crate::compile::HookKind::Loader).then(|| {
-            events::loaded_path(ev, data)
-                .filter(|p| self.loads.first((process.pid, process.start_ns), p))
-        });
-        if loaded.as_ref().is_some_and(Option::is_none) || !self.exporter.admit(&meta.policy_name) {
-            return;
-        }
-        if let Some(Some(path)) = loaded {
-            let loaded = events::LoadedFile {
-                path: &path,
-                build_id: self.loads.build_id(&path),
-                policy_name: &meta.policy_name,
+        if meta.kind == HookKind::Loader {
+            // A mapping already written for the process (this exec of it:
+            // a reused pid is another) is not an event, and does not count
+            // against the policy's rate.
+            let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
+            let Some(path) = events::loaded_path(ev, data)
+                .filter(|p| self.loads_seen.first((process.pid, process.start_ns), p))
+            else {
+                return;
+            };
+            if !self.exporter.admit(&meta.policy_name) {
+                return;
+            }
+            let mapping = loader::Mapping {
+                process,
+                path,
+                policy_name: meta.policy_name.clone(),
                 tid: ev.tid,
                 ktime_ns: ev.ktime_ns,
             };
-            let line = events::loader_event(&loaded, &process, &self.clock, &self.node_name);
-            self.exporter.export(&line);
+            if !self.loader.submit(mapping) {
+                self.exporter
+                    .dropped(DropReason::LoaderBacklog, &meta.policy_name, 1);
+            }
             return;
         }
+        if !self.exporter.admit(&meta.policy_name) {
+            return;
+        }
+        let process = self.processes.get(ev.tgid, ev.ktime_ns, &ev.exe, ev.uid);
         let parent = self.processes.parent(&process);
         if self.process_events == ProcessEvents::Policy && self.processes.mark_exported(ev.tgid) {
             let ancestors = self.ancestors_if(self.ancestors.base, &process);

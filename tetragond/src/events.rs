@@ -117,6 +117,7 @@ pub fn action_name(ev: &Event, meta: &HookMeta) -> &'static str {
         action::SIGKILL => "KPROBE_ACTION_SIGKILL",
         action::SIGNAL => "KPROBE_ACTION_SIGNAL",
         action::OVERRIDE => "KPROBE_ACTION_OVERRIDE",
+        action::SET => "KPROBE_ACTION_SET",
         _ => meta
             .daemon_actions_of(ev.selector)
             .last()

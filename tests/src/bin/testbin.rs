@@ -16,6 +16,9 @@
 //! - `usdt INT U64 TEXT`: fires the USDT probe `tetragond:probe` (an SDT
 //!   note in this binary) with INT in a register, U64 in memory below a
 //!   register and TEXT's address in a register: `fired`.
+//! - `usdt-set`: fires the USDT probe `tetragond:set` twice over one
+//!   4-byte variable in memory (0 at first), which a Set may write: prints
+//!   `status N`, the variable after both passages.
 //! - `open PATH`: open(2) O_RDONLY: `opened` or `error ERRNO`.
 //! - `writev PATH PART..`: create PATH, then one writev(2) of the parts:
 //!   `wrote N` or `error ERRNO`.
@@ -80,7 +83,7 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
+| bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
@@ -135,6 +138,49 @@ pub extern "C" fn tetragond_testbin_fill(buf: *mut u8, len: usize) -> isize {
     n as isize
 }
 
+/// A `.note.stapsdt` note, as `<sys/sdt.h>` writes one, for the probe
+/// `tetragond:NAME` at the local label `990:` with the argument specs
+/// ARGS (asm operands in braces are filled in by `asm!`).
+macro_rules! sdt_note {
+    ($name:literal, $args:literal) => {
+        concat!(
+            ".pushsection .note.stapsdt,\"\",\"note\"\n",
+            ".balign 4\n",
+            ".4byte 992f-991f, 994f-993f, 3\n",
+            "991: .asciz \"stapsdt\"\n",
+            "992: .balign 4\n",
+            "993: .8byte 990b\n",
+            ".8byte _.stapsdt.base\n",
+            ".8byte 0\n",
+            ".asciz \"tetragond\"\n",
+            ".asciz \"",
+            $name,
+            "\"\n",
+            ".asciz \"",
+            $args,
+            "\"\n",
+            "994: .balign 4\n",
+            ".popsection\n",
+        )
+    };
+}
+
+/// The `.stapsdt.base` section the notes refer to, defined once.
+macro_rules! sdt_base {
+    () => {
+        concat!(
+            ".ifndef _.stapsdt.base\n",
+            ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat\n",
+            ".weak _.stapsdt.base\n",
+            ".hidden _.stapsdt.base\n",
+            "_.stapsdt.base: .space 1\n",
+            ".size _.stapsdt.base, 1\n",
+            ".popsection\n",
+            ".endif\n",
+        )
+    };
+}
+
 /// Fires the USDT probe `tetragond:probe`, as `<sys/sdt.h>` writes one:
 /// a `nop` where the uprobe goes, and a `.note.stapsdt` note naming it and
 /// saying where its arguments are: `number` in a 32-bit register (signed),
@@ -148,43 +194,33 @@ fn fire_usdt(number: i32, words: &[u64; 2], text: *const libc::c_char) {
     unsafe {
         std::arch::asm!(
             "990: nop",
-            ".pushsection .note.stapsdt,\"\",\"note\"",
-            ".balign 4",
-            ".4byte 992f-991f, 994f-993f, 3",
-            "991: .asciz \"stapsdt\"",
-            "992: .balign 4",
-            "993: .8byte 990b",
-            ".8byte _.stapsdt.base",
-            ".8byte 0",
-            ".asciz \"tetragond\"",
-            ".asciz \"probe\"",
-            ".asciz \"-4@{number:e} 8@-8({upper}) 8@{text}\"",
-            "994: .balign 4",
-            // A second probe at the same place, `tetragond:constant`:
-            // a constant the compiler knew (-7), then `number`.
-            ".4byte 996f-995f, 998f-997f, 3",
-            "995: .asciz \"stapsdt\"",
-            "996: .balign 4",
-            "997: .8byte 990b",
-            ".8byte _.stapsdt.base",
-            ".8byte 0",
-            ".asciz \"tetragond\"",
-            ".asciz \"constant\"",
-            ".asciz \"-4@$-7 -4@{number:e}\"",
-            "998: .balign 4",
-            ".popsection",
-            ".ifndef _.stapsdt.base",
-            ".pushsection .stapsdt.base,\"aG\",\"progbits\",.stapsdt.base,comdat",
-            ".weak _.stapsdt.base",
-            ".hidden _.stapsdt.base",
-            "_.stapsdt.base: .space 1",
-            ".size _.stapsdt.base, 1",
-            ".popsection",
-            ".endif",
+            sdt_note!("probe", "-4@{number:e} 8@-8({upper}) 8@{text}"),
+            // A constant the compiler knew (-7), then `number`.
+            sdt_note!("constant", "-4@$-7 -4@{number:e}"),
+            sdt_base!(),
             number = in(reg) number,
             upper = in(reg) &words[1],
             text = in(reg) text,
             options(att_syntax, nostack, readonly, preserves_flags),
+        );
+    }
+}
+
+/// Fires the USDT probe `tetragond:set`: `status[1]` in memory, 4 bytes
+/// above a register holding `&status[0]` (an operand Tetragon's Set
+/// writes), then `passage` in a register. The asm may write memory (a Set
+/// does, behind the compiler's back), so `status` is read anew after it.
+#[inline(never)]
+fn fire_usdt_set(status: &mut [i32; 2], passage: i32) {
+    // SAFETY: a nop, and a note in a section of its own.
+    unsafe {
+        std::arch::asm!(
+            "990: nop",
+            sdt_note!("set", "-4@4({base}) -4@{passage:e}"),
+            sdt_base!(),
+            base = in(reg) status.as_mut_ptr(),
+            passage = in(reg) passage,
+            options(att_syntax, nostack, preserves_flags),
         );
     }
 }
@@ -459,6 +495,13 @@ fn run(args: &[String]) -> i32 {
             let text = cstring(args.get(3).map_or("", String::as_str));
             fire_usdt(number, std::hint::black_box(&words), text.as_ptr());
             println!("fired");
+        }
+        Some("usdt-set") => {
+            let mut status = [0i32; 2];
+            for passage in 1..=2 {
+                fire_usdt_set(std::hint::black_box(&mut status), passage);
+            }
+            println!("status {}", std::hint::black_box(&status)[1]);
         }
         // N identical calls, a pause of PAUSE_MS, then one more.
         Some("burst") => {

@@ -16,12 +16,13 @@ use crate::policy::{error::in_file, load_policy_file, load_sidecar};
 
 /// The kernel features `--kernel` may name: those `tetra status` lists
 /// that decide how a policy compiles.
-pub const KERNEL_FEATURES: [&str; 5] = [
+pub const KERNEL_FEATURES: [&str; 6] = [
     "kprobes",
     "bpf_trampolines",
     "bpf_lsm_programs",
     "bpf_lsm_active",
     "attach_cookie",
+    "bpf_probe_write_user",
 ];
 
 /// Where the compile runs.

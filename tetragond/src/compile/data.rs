@@ -124,20 +124,6 @@ mod tests {
     use super::*;
     use crate::policy::model::{ArgSelector, ArgType, Operator};
 
-    fn arg(index: u32, ty: ArgType) -> Arg {
-        Arg {
-            index,
-            ty,
-            label: None,
-            max_data: false,
-            return_copy: false,
-            size_arg_index: 0,
-            resolve: None,
-            source: None,
-            btf_type: None,
-        }
-    }
-
     fn filter(index: u32, args: Vec<u32>) -> ArgSelector {
         ArgSelector {
             index,
@@ -149,8 +135,8 @@ mod tests {
 
     #[test]
     fn data_follows_the_args_and_match_data_names_it() {
-        let args = [arg(0, ArgType::Int), arg(2, ArgType::String)];
-        let data = [arg(0, ArgType::Int), arg(0, ArgType::String)];
+        let args = [Arg::of(0, ArgType::Int), Arg::of(2, ArgType::String)];
+        let data = [Arg::of(0, ArgType::Int), Arg::of(0, ArgType::String)];
         let selector = Selector {
             match_args: vec![filter(2, vec![])],
             match_data: vec![filter(1, vec![]), filter(0, vec![0])],
@@ -171,7 +157,7 @@ mod tests {
 
     #[test]
     fn args_and_data_share_the_five_slots() {
-        let five: Vec<Arg> = (0..5).map(|i| arg(i, ArgType::Int)).collect();
+        let five: Vec<Arg> = (0..5).map(|i| Arg::of(i, ArgType::Int)).collect();
         assert!(with_data("kprobe", &five, &[], &[]).is_ok());
         let err = with_data("kprobe", &five, &five[..1], &[])
             .err()

@@ -340,15 +340,8 @@ mod tests {
 
     fn arg(ty: ArgType, resolve: &str) -> Arg {
         Arg {
-            index: 0,
-            ty,
-            label: None,
-            max_data: false,
-            return_copy: false,
-            size_arg_index: 0,
             resolve: Some(resolve.into()),
-            source: None,
-            btf_type: None,
+            ..Arg::of(0, ty)
         }
     }
 

@@ -24,7 +24,6 @@ use super::{
     syscall_ids, Attach, CompiledHook, FormatSource, FunctionFamily, FunctionTarget, HookKind,
     HookMeta, ReturnHalf,
 };
-use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
     kernel_info::KernelFunctions,
@@ -391,9 +390,6 @@ fn syscall_entry(
     let args_field = format.field("args").ok_or_else(|| {
         CompileError::Unsupported(format!("{what}: raw_syscalls/sys_enter has no args field"))
     })?;
-    OverLimit::Args
-        .check(kp.args.len())
-        .map_err(|e| CompileError::Invalid(format!("{what}: {e}")))?;
     let mut with = data::with_data(what, &kp.args, &kp.data, selectors)?;
     for arg in with.args.iter_mut().filter(|a| data::is_data(a)) {
         *arg = data::concrete(what, arg, formats.btf())?;
@@ -470,6 +466,7 @@ fn syscall_hook(
         syscall_id: vec![],
         memory: Some(Memory::User),
         override_denied: Some(SYSCALL_OVERRIDE_DENIED.into()),
+        writable: None,
     };
     let sel = compile_selectors(what, policy, end.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;

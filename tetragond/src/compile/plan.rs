@@ -173,4 +173,6 @@ pub struct UprobeTarget {
     pub location: UprobeLocation,
     /// A return probe (uretprobe).
     pub ret: bool,
+    /// Its hook has a Set: the program that writes user memory serves it.
+    pub writes: bool,
 }

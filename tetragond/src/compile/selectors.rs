@@ -43,6 +43,9 @@ pub struct HookArgs<'a> {
     pub memory: Option<Memory>,
     /// Why Override cannot be honoured on this hook; None when it can.
     pub override_denied: Option<String>,
+    /// Set (a USDT probe's): per position in `args`, whether its argument
+    /// can be written, or why not. None on every other hook.
+    pub writable: Option<Vec<Result<(), String>>>,
 }
 
 impl HookArgs<'_> {
@@ -1024,9 +1027,9 @@ impl SelectorCtx<'_> {
                     kind: action::DAEMON,
                     ..Default::default()
                 },
+                ActionType::Set => self.set_action(a, &actions[..i])?,
                 ActionType::NotifyEnforcer
                 | ActionType::CleanupEnforcerNotification
-                | ActionType::Set
                 | ActionType::TrackSock
                 | ActionType::UntrackSock => {
                     return Err(self
@@ -1036,6 +1039,46 @@ impl SelectorCtx<'_> {
         }
         compiled.n_actions = actions.len() as u8;
         Ok(())
+    }
+}
+
+impl SelectorCtx<'_> {
+    /// Tetragon's Set on a USDT probe: `argValue` written over the
+    /// argument at position `argIndex` of `args`, which must be 4 bytes of
+    /// user memory (Tetragon's conditions). `before`: the selector's
+    /// earlier actions (one Set per selector: the kernel queues one).
+    fn set_action(
+        &self,
+        a: &ActionSelector,
+        before: &[ActionSelector],
+    ) -> Result<ActionSpec, CompileError> {
+        let Some(writable) = &self.args.writable else {
+            return Err(self.unsupported(
+                "Set writes an argument of a USDT probe: it is served on usdts only, as in Tetragon",
+            ));
+        };
+        if before.iter().any(|b| b.action == ActionType::Set) {
+            return Err(self.invalid("one Set per selector"));
+        }
+        let index = a
+            .arg_index
+            .ok_or_else(|| self.invalid("Set needs argIndex"))?;
+        let value = a
+            .arg_value
+            .ok_or_else(|| self.invalid("Set needs argValue"))?;
+        match writable.get(index as usize) {
+            None => Err(self.invalid(format!(
+                "Set argIndex {index} names no argument: the probe's args list has {}",
+                writable.len()
+            ))),
+            Some(Err(why)) => Err(self.unsupported(format!("Set argIndex {index}: {why}"))),
+            Some(Ok(())) => Ok(ActionSpec {
+                kind: action::SET,
+                arg: index as u8,
+                signal: value as u32,
+                ..Default::default()
+            }),
+        }
     }
 }
 

@@ -37,6 +37,7 @@ impl FormatSource for Debian {
             lsm_programs: true,
             lsm_active: true,
             uprobe_cookies: true,
+            write_user: true,
             kernel_functions: KernelFunctions::Auto,
         }
     }
@@ -1545,6 +1546,7 @@ spec:
             binary: binary.display().to_string(),
             location: UprobeLocation::Offset(0x1000),
             ret: false,
+            writes: false,
         })
     );
     assert_eq!(c.sensors, ["generic_usdt"]);

@@ -91,6 +91,7 @@ pub fn compile(
         // memory alike); no structure is followed.
         memory: Some(Memory::User),
         override_denied: Some(OVERRIDE_DENIED.into()),
+        writable: None,
     };
     let sel = compile_selectors(
         &what,

@@ -128,6 +128,7 @@ impl Half {
                 binary: up.path.clone(),
                 location: location.clone(),
                 ret: self.ret,
+                writes: false,
             }),
         }
     }
@@ -142,6 +143,8 @@ pub(super) struct UserArgs<'a> {
     pub size_register: &'a dyn Fn(u32) -> Option<u16>,
     /// Why Override is refused there.
     pub override_denied: &'static str,
+    /// Which args Set may write (see `HookArgs::writable`).
+    pub writable: Option<Vec<Result<(), String>>>,
 }
 
 /// The conf and selectors of a hook in user space: its args read as
@@ -170,6 +173,7 @@ pub(super) fn hook_conf(
         syscall_id: vec![],
         memory: Some(Memory::User),
         override_denied: Some(read.override_denied.into()),
+        writable: read.writable,
     };
     let sel = compile_selectors(what, policy, selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
@@ -209,6 +213,7 @@ fn register_args(
         spec: &spec,
         size_register: &size_register,
         override_denied: "Override cannot change a user function's return value",
+        writable: None,
     };
     hook_conf(what, policy, args, selectors, read)
 }

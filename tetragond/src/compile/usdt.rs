@@ -16,7 +16,7 @@ use super::{
 use crate::{
     error::CompileError,
     kernel_info::HookCaps,
-    policy::model::{Arg, TracingPolicy, UsdtSpec},
+    policy::model::{ActionType, Arg, TracingPolicy, UsdtSpec},
     usdt::{self, Location, Probe},
 };
 
@@ -44,12 +44,7 @@ pub fn compile(
             spec.path, spec.provider, spec.name
         )));
     }
-    if !caps.uprobe_cookies {
-        return Err(unsupported(
-            "USDT probes are uprobes, which need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks".into(),
-        ));
-    }
-    sites
+    let hooks = sites
         .into_iter()
         .map(|site| {
             if site.semaphore != 0 {
@@ -58,17 +53,26 @@ pub fn compile(
                     site.semaphore
                 )));
             }
-            site_hook(&what, policy, spec, site)
+            site_hook(&what, policy, spec, site, caps.write_user)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    // After the policy's own errors, which every kernel reports alike.
+    if !caps.uprobe_cookies {
+        return Err(unsupported(
+            "USDT probes are uprobes, which need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks".into(),
+        ));
+    }
+    Ok(hooks)
 }
 
-/// The hook of one site of the probe.
+/// The hook of one site of the probe; `write_user`: the kernel lets
+/// programs write user memory (Set).
 fn site_hook(
     what: &str,
     policy: &TracingPolicy,
     spec: &UsdtSpec,
     site: &Probe,
+    write_user: bool,
 ) -> Result<CompiledHook, CompileError> {
     let size_register = |index: u32| match site.args.get(index as usize) {
         // A size argument must be a register: its value is read as is.
@@ -82,6 +86,12 @@ fn site_hook(
         spec: &|arg| arg_spec(what, arg, site),
         size_register: &size_register,
         override_denied: "Override cannot change what a USDT probe does",
+        writable: Some(
+            spec.args
+                .iter()
+                .map(|arg| writable(site, arg, write_user))
+                .collect(),
+        ),
     };
     let (conf, sel) = hook_conf(what, policy, &spec.args, &spec.selectors, read)?;
     let arg_types = spec
@@ -108,8 +118,52 @@ fn site_hook(
             binary: spec.path.clone(),
             location: UprobeLocation::Offset(site.file_offset),
             ret: false,
+            writes: spec
+                .selectors
+                .iter()
+                .flat_map(|s| s.all_actions())
+                .any(|a| a.action == ActionType::Set),
         }),
     })
+}
+
+/// Whether Set may write argument `arg.index` of the probe at `site`: as
+/// Tetragon asks, 4 bytes of memory at a register plus a displacement
+/// (`-4@-20(%rbp)`, a variable the program reads after the probe; one too
+/// far from its register is refused as an argument already), and a kernel
+/// that lets programs write user memory.
+fn writable(site: &Probe, arg: &Arg, write_user: bool) -> Result<(), String> {
+    let n = arg.index;
+    match site.args.get(n as usize) {
+        Some(Ok(usdt::Operand {
+            size: 4,
+            location: Location::Memory { .. },
+            ..
+        })) => {}
+        Some(Ok(usdt::Operand {
+            location: Location::Memory { .. },
+            size,
+            ..
+        })) => {
+            return Err(format!(
+                "probe argument {n} is {size} bytes: Set writes 4, as in Tetragon"
+            ))
+        }
+        Some(Ok(_)) => {
+            return Err(format!(
+                "probe argument {n} is in a register or a constant: Set writes memory (an operand like -4@-20(%rbp)), as in Tetragon"
+            ))
+        }
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err(format!("the probe has no argument {n}")),
+    }
+    if !write_user {
+        return Err(
+            "the kernel is locked down (/sys/kernel/security/lockdown), which refuses programs that write user memory (bpf_probe_write_user)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// `value` as an operand of `size` bytes holds it: its low bytes, then
@@ -191,7 +245,8 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
 
 #[cfg(test)]
 mod tests {
-    use super::as_operand;
+    use super::*;
+    use crate::policy::model::ArgType;
 
     #[test]
     fn constants_hold_what_their_operand_holds() {
@@ -208,5 +263,53 @@ mod tests {
             let spec = tetragond_ebpf::ArgSpec::constant(v, tetragond_ebpf::arg_kind::INT);
             assert_eq!(spec.constant_value() as i64, i64::from(v));
         }
+    }
+
+    /// `-4@-20(%rbp) 8@-8(%rbp) -4@%edi 4@$5`, at offset 0x1000.
+    fn probe() -> Probe {
+        let memory = |size, displacement| {
+            Ok(usdt::Operand {
+                size,
+                signed: true,
+                location: Location::Memory {
+                    base_pt_regs: 32,
+                    displacement,
+                },
+            })
+        };
+        Probe {
+            provider: "p".into(),
+            name: "n".into(),
+            file_offset: 0x1000,
+            semaphore: 0,
+            args: vec![
+                memory(4, -20),
+                memory(8, -8),
+                Ok(usdt::Operand {
+                    size: 4,
+                    signed: true,
+                    location: Location::Register { pt_regs: 112 },
+                }),
+                Ok(usdt::Operand {
+                    size: 4,
+                    signed: false,
+                    location: Location::Constant(5),
+                }),
+            ],
+        }
+    }
+
+    #[test]
+    fn set_writes_four_bytes_of_memory_where_the_kernel_lets_it() {
+        let site = probe();
+        let at = |index| Arg::of(index, ArgType::Int32);
+        assert_eq!(writable(&site, &at(0), true), Ok(()));
+        let refusal =
+            |index, write_user| writable(&site, &at(index), write_user).expect_err("refused");
+        assert!(refusal(1, true).contains("is 8 bytes: Set writes 4"));
+        assert!(refusal(2, true).contains("in a register or a constant"));
+        assert!(refusal(3, true).contains("in a register or a constant"));
+        assert!(refusal(4, true).contains("no argument 4"));
+        assert!(refusal(0, false).contains("locked down"));
     }
 }

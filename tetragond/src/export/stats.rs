@@ -34,10 +34,14 @@ pub enum DropReason {
     /// (the policy's `nratelimited`), reported here so the stream says
     /// how many it did not carry.
     PostRateLimit,
+    /// `process_loader` events whose file's build ID could not be read as
+    /// fast as files were mapped (a file that is slow to open, such as one
+    /// on a FUSE mount, holds the reader): more than `loader::QUEUE` waited.
+    LoaderBacklog,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::RingBuffer,
         DropReason::ProcessRingBuffer,
         DropReason::DataRingBuffer,
@@ -47,6 +51,7 @@ impl DropReason {
         DropReason::UnknownPolicy,
         DropReason::Backlog,
         DropReason::PostRateLimit,
+        DropReason::LoaderBacklog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +65,7 @@ impl DropReason {
             DropReason::UnknownPolicy => "unknown_policy",
             DropReason::Backlog => "backlog",
             DropReason::PostRateLimit => "post_rate_limit",
+            DropReason::LoaderBacklog => "loader_backlog",
         }
     }
 

@@ -27,4 +27,6 @@ pub struct HookCaps {
     pub lsm_active: bool,
     /// `bpf_get_attach_cookie` (Linux 5.15): a uprobe finds its hook by it.
     pub uprobe_cookies: bool,
+    /// `bpf_probe_write_user` may be loaded (no kernel lockdown): Set.
+    pub write_user: bool,
 }

@@ -29,6 +29,20 @@ fn kprobe_multi() -> bool {
         .is_ok_and(|syms| syms.lines().any(|l| l.ends_with(" register_fprobe")))
 }
 
+/// Where the lockdown LSM says its mode (`[none] integrity confidentiality`).
+const LOCKDOWN: &str = "/sys/kernel/security/lockdown";
+
+/// Programs may call `bpf_probe_write_user` unless the kernel is locked
+/// down (any mode refuses it). Read from securityfs rather than tried: a
+/// program with the helper makes the kernel log a warning at each load.
+fn write_user() -> bool {
+    match fs::read_to_string(LOCKDOWN) {
+        Ok(modes) => modes.contains("[none]"),
+        // No lockdown LSM: nothing refuses it.
+        Err(_) => !exists(LOCKDOWN),
+    }
+}
+
 /// File-system facts; `Kernel::probe_programs` adds what needs a load attempt.
 pub fn probe() -> Vec<(&'static str, bool)> {
     vec![
@@ -48,6 +62,7 @@ pub fn probe() -> Vec<(&'static str, bool)> {
             "bpf_lsm_active",
             active_lsms().split(',').any(|l| l.trim() == "bpf"),
         ),
+        ("bpf_probe_write_user", write_user()),
         // The object (with its ring buffer) loaded, or we would not be here.
         ("ring_buffer", true),
     ]
@@ -62,6 +77,7 @@ pub fn hook_caps(features: &[(&str, bool)]) -> HookCaps {
         lsm_programs: has("bpf_lsm_programs"),
         lsm_active: has("bpf_lsm_active"),
         uprobe_cookies: has("attach_cookie"),
+        write_user: has("bpf_probe_write_user"),
         kernel_functions: Default::default(),
     }
 }

@@ -237,6 +237,24 @@ pub struct Arg {
     pub btf_type: Option<String>,
 }
 
+#[cfg(test)]
+impl Arg {
+    /// An argument with its index and type and nothing else set.
+    pub fn of(index: u32, ty: ArgType) -> Arg {
+        Arg {
+            index,
+            ty,
+            label: None,
+            max_data: false,
+            return_copy: false,
+            size_arg_index: 0,
+            resolve: None,
+            source: None,
+            btf_type: None,
+        }
+    }
+}
+
 string_enum! {
     /// An argument type (`args[].type`).
     pub enum ArgType ("argument type") {
@@ -879,17 +897,7 @@ mod tests {
 
     #[test]
     fn tracepoint_selector_index_is_a_position() {
-        let arg = |index| Arg {
-            index,
-            ty: ArgType::Syscall64,
-            label: None,
-            max_data: false,
-            return_copy: false,
-            size_arg_index: 0,
-            resolve: None,
-            source: None,
-            btf_type: None,
-        };
+        let arg = |index| Arg::of(index, ArgType::Syscall64);
         let tp = TracepointSpec {
             subsystem: "raw_syscalls".into(),
             event: "sys_enter".into(),

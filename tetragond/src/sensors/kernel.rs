@@ -23,7 +23,7 @@ use aya::{
 use tetragond_ebpf::{
     site, EventInfo, ExePath, ExecCreds, GateKey, HookConf, HookKey, HookSet, PolicyCounters,
     PrefixGateData, StructOffsets, TaskTrackingOffsets, BINARY_GATE_ENTRIES, HOOK_LIST_ENTRIES,
-    PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, STR_TRIE_HEADER_BITS,
+    MAX_WRITES, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, STR_TRIE_HEADER_BITS,
 };
 
 use super::{
@@ -37,7 +37,7 @@ use super::{
     pin::{Held, Pins},
 };
 use crate::{
-    compile::{Attach, FunctionTarget, MapEntry, UprobeLocation},
+    compile::{Attach, FunctionTarget, MapEntry, UprobeLocation, UprobeTarget},
     error::SensorError,
     kernel_info::{
         btf::{self, KernelBtf},
@@ -102,6 +102,9 @@ pub struct Kernel {
     attachments: HashMap<(String, String), Attachment>,
     /// Uprobe links by hook slot (each uprobe hook attaches on its own).
     uprobe_links: HashMap<u32, Held>,
+    /// Hooks with Set by where they are attached (binary and location):
+    /// a passage queues at most `MAX_WRITES` writes.
+    writing_uprobes: HashMap<u32, String>,
     /// Process tracking (sched_process_exec, _fork, _exit): attached for
     /// the daemon's life, pinned like every other link.
     task_links: Vec<Held>,
@@ -207,6 +210,7 @@ impl Kernel {
             dispatch: DispatchSets::default(),
             attachments: HashMap::new(),
             uprobe_links: HashMap::new(),
+            writing_uprobes: HashMap::new(),
             task_links: Vec::new(),
             pins,
             next_install_id: 0,
@@ -360,14 +364,7 @@ impl Kernel {
         match attach {
             Attach::Tracepoint { subsystem, event } => self.attach(subsystem, event).map(Some),
             Attach::Function(target) => self.attach_function(target).map(Some),
-            Attach::Uprobe(target) => self
-                .attach_uprobe(
-                    &target.binary,
-                    target.location.clone(),
-                    target.ret,
-                    hook_slot,
-                )
-                .map(|()| None),
+            Attach::Uprobe(target) => self.attach_uprobe(target, hook_slot).map(|()| None),
         }
     }
 
@@ -512,21 +509,28 @@ impl Kernel {
         program(&mut self.ebpf, name)
     }
 
-    /// Attaches the uprobe (or, with `ret`, uretprobe) entry point at
-    /// `location` in `binary`, with `hook_slot` as its cookie (the program
-    /// finds the hook by it).
-    fn attach_uprobe(
-        &mut self,
-        binary: &str,
-        location: UprobeLocation,
-        ret: bool,
-        hook_slot: u32,
-    ) -> Result<(), SensorError> {
-        let name = if ret {
-            "uretprobe_dispatch"
-        } else {
-            "uprobe_dispatch"
+    /// Attaches the uprobe (or uretprobe) entry point `target` names, with
+    /// `hook_slot` as its cookie (the program finds the hook by it).
+    fn attach_uprobe(&mut self, target: &UprobeTarget, hook_slot: u32) -> Result<(), SensorError> {
+        let (binary, location) = (target.binary.as_str(), &target.location);
+        let place = format!("{binary}:{location}");
+        let name = match (target.ret, target.writes) {
+            (true, _) => "uretprobe_dispatch",
+            (false, true) => "uprobe_dispatch_writing",
+            (false, false) => "uprobe_dispatch",
         };
+        if target.writes
+            && self
+                .writing_uprobes
+                .values()
+                .filter(|p| **p == place)
+                .count()
+                >= MAX_WRITES
+        {
+            return Err(SensorError::Full(format!(
+                "at most {MAX_WRITES} hooks with Set can be attached at one USDT probe site ({place})"
+            )));
+        }
         let attach_err = |message: String| SensorError::Attach {
             tracepoint: format!("uprobe {binary}:{location}"),
             message,
@@ -544,7 +548,7 @@ impl Kernel {
                 .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
             log_verified(name, prog.info().ok());
         }
-        let at = match &location {
+        let at = match location {
             UprobeLocation::Symbol(s) => UProbeAttachLocation::Symbol(s),
             UprobeLocation::Offset(o) => UProbeAttachLocation::AbsoluteOffset(*o),
         };
@@ -564,15 +568,19 @@ impl Kernel {
             .map_err(|e| attach_err(e.to_string()))?;
         drop(file);
         let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
-        let kind = if ret { "uretprobe" } else { "uprobe" };
+        let kind = if target.ret { "uretprobe" } else { "uprobe" };
         let link = self
             .pins
-            .hold_uprobe(&format!("{kind}-{hook_slot}-{binary}:{location}"), link);
+            .hold_uprobe(&format!("{kind}-{hook_slot}-{place}"), link);
         self.uprobe_links.insert(hook_slot, link);
+        if target.writes {
+            self.writing_uprobes.insert(hook_slot, place);
+        }
         Ok(())
     }
 
     fn detach_uprobe(&mut self, hook_slot: u32) {
+        self.writing_uprobes.remove(&hook_slot);
         if let Some(link) = self.uprobe_links.remove(&hook_slot) {
             self.pins.release(link);
         }
