@@ -597,13 +597,8 @@ fn match_pids_follow_forks_covers_descendants() {
 fn uretprobe_matches_the_return_value() {
     let mut h = Harness::new();
     h.start_daemon();
-    let policy = format!(
-        r#"apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: uretprobe
-spec:
-  uprobes:
+    let spec = format!(
+        r#"  uprobes:
   - path: "{}"
     symbols: [tetragond_testbin_probe]
     return: true
@@ -624,6 +619,7 @@ spec:
 "#,
         testbin().display()
     );
+    let policy = policy_with_spec("uretprobe", &spec);
     h.write_policy("uret.yaml", &policy);
     h.wait_policy("uretprobe", "enabled", enabled);
     let bin = testbin();
@@ -1103,4 +1099,42 @@ fn user_namespace_args_are_read_as_tetragon_writes_them() {
         "level": 0, "uid": 0, "gid": 0, "ns": {"inum": inum, "is_host": true}
     });
     assert_eq!(*ns, want, "{ev}");
+}
+
+/// `refCtrOffsets`: a uprobe at an offset raises the semaphore at the
+/// paired file offset while it is attached, as a USDT probe's users do.
+/// The test binary fires `tetragond:gated` only while that semaphore is
+/// up: an event, and the binary's own report, say the kernel raised it.
+#[test]
+fn uprobe_ref_ctr_offsets_raise_the_semaphore() {
+    let bin = testbin();
+    let probes = tetragond::usdt::probes_of(&bin).expect("the test binary's notes");
+    let gated = probes
+        .iter()
+        .find(|p| p.name == "gated")
+        .expect("tetragond:gated");
+    assert_ne!(gated.semaphore, 0, "a semaphore's file offset");
+    let report = || {
+        let out = Command::new(&bin).arg("usdt-gated").output().expect("runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(report(), "semaphore 0", "down while nothing probes");
+    let mut h = Harness::new();
+    h.start_daemon();
+    let spec = format!(
+        "  uprobes:\n  - path: \"{}\"\n    offsets: [{}]\n    refCtrOffsets: [{}]\n",
+        bin.display(),
+        gated.file_offset,
+        gated.semaphore
+    );
+    let policy = policy_with_spec("ref-ctr", &spec);
+    h.write_policy("ref-ctr.yaml", &policy);
+    h.wait_policy("ref-ctr", "enabled", enabled);
+    assert_eq!(report(), "semaphore 1", "raised by the kernel");
+    let ev = h.wait_hook_events(1);
+    assert!(
+        ev[0]["process_uprobe"]["process"]["arguments"] == "usdt-gated",
+        "{}",
+        ev[0]
+    );
 }

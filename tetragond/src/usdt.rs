@@ -14,8 +14,9 @@ pub struct Probe {
     pub name: String,
     /// Where in the file the probe's instruction is: the uprobe offset.
     pub file_offset: u64,
-    /// The address of its semaphore (a counter the probe's users raise so
-    /// the program runs the probe's argument set-up); 0 for none.
+    /// The file offset of its semaphore (a counter the probe's users
+    /// raise so the program runs the probe's argument set-up: the uprobe's
+    /// `ref_ctr_offset`, which the kernel raises); 0 for none.
     pub semaphore: u64,
     /// Its arguments in order, or why one cannot be read.
     pub args: Vec<Result<Operand, OperandError>>,
@@ -142,18 +143,24 @@ pub fn parse(data: &[u8]) -> Result<Vec<Probe>, NotesError> {
             continue;
         }
         let desc = Desc::parse(note.desc)?;
-        let pc = match base_now {
-            Some(now) if desc.base != 0 => desc.pc.wrapping_add(now).wrapping_sub(desc.base),
-            _ => desc.pc,
+        let moved = |address: u64| match base_now {
+            Some(now) if desc.base != 0 => address.wrapping_add(now).wrapping_sub(desc.base),
+            _ => address,
         };
-        let file_offset = file_offset(&file, pc).ok_or(NotesError::Malformed(
+        let probe_offset = file_offset(&file, moved(desc.pc)).ok_or(NotesError::Malformed(
             "a probe's address is in no loaded segment",
         ))?;
+        let semaphore = match desc.semaphore {
+            0 => 0,
+            address => file_offset(&file, moved(address)).ok_or(NotesError::Malformed(
+                "a probe's semaphore is in no loaded segment",
+            ))?,
+        };
         probes.push(Probe {
             provider: desc.provider,
             name: desc.name,
-            file_offset,
-            semaphore: desc.semaphore,
+            file_offset: probe_offset,
+            semaphore,
             args: desc.args.split_whitespace().map(parse_operand).collect(),
         });
     }

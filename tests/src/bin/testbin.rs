@@ -16,6 +16,8 @@
 //! - `usdt INT U64 TEXT`: fires the USDT probe `tetragond:probe` (an SDT
 //!   note in this binary) with INT in a register, U64 in memory below a
 //!   register and TEXT's address in a register: `fired`.
+//! - `usdt-gated`: fires the USDT probe `tetragond:gated` (7 in a
+//!   register) if its semaphore is raised: prints `semaphore N`.
 //! - `usdt-set`: fires the USDT probe `tetragond:set` twice over one
 //!   4-byte variable in memory (0 at first), which a Set may write: prints
 //!   `status N`, the variable after both passages.
@@ -83,7 +85,7 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
+| bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
@@ -140,9 +142,13 @@ pub extern "C" fn tetragond_testbin_fill(buf: *mut u8, len: usize) -> isize {
 
 /// A `.note.stapsdt` note, as `<sys/sdt.h>` writes one, for the probe
 /// `tetragond:NAME` at the local label `990:` with the argument specs
-/// ARGS (asm operands in braces are filled in by `asm!`).
+/// ARGS (asm operands in braces are filled in by `asm!`), guarded by the
+/// semaphore SYMBOL when given.
 macro_rules! sdt_note {
     ($name:literal, $args:literal) => {
+        sdt_note!($name, $args, "0")
+    };
+    ($name:literal, $args:literal, $semaphore:literal) => {
         concat!(
             ".pushsection .note.stapsdt,\"\",\"note\"\n",
             ".balign 4\n",
@@ -151,7 +157,9 @@ macro_rules! sdt_note {
             "992: .balign 4\n",
             "993: .8byte 990b\n",
             ".8byte _.stapsdt.base\n",
-            ".8byte 0\n",
+            ".8byte ",
+            $semaphore,
+            "\n",
             ".asciz \"tetragond\"\n",
             ".asciz \"",
             $name,
@@ -223,6 +231,45 @@ fn fire_usdt_set(status: &mut [i32; 2], passage: i32) {
             options(att_syntax, nostack, preserves_flags),
         );
     }
+}
+
+// The semaphore of `tetragond:gated`, in `.probes` as `<sys/sdt.h>` puts
+// them: a tracer raises it while it watches the probe (the kernel does,
+// for a uprobe linked with its offset).
+std::arch::global_asm!(
+    ".pushsection .probes,\"aw\",\"progbits\"",
+    ".balign 2",
+    ".globl tetragond_gated_semaphore",
+    ".hidden tetragond_gated_semaphore",
+    "tetragond_gated_semaphore: .2byte 0",
+    ".popsection",
+);
+
+extern "C" {
+    static tetragond_gated_semaphore: u16;
+}
+
+/// Fires `tetragond:gated` (`passage` in a register) only while its
+/// semaphore is raised, as a program built with `<sys/sdt.h>` guards a
+/// probe whose arguments cost something; returns the semaphore.
+#[inline(never)]
+fn fire_usdt_gated(passage: i32) -> u16 {
+    // SAFETY: the kernel changes the semaphore behind the program's back:
+    // read as volatile.
+    let raised = unsafe { std::ptr::read_volatile(&raw const tetragond_gated_semaphore) };
+    if raised > 0 {
+        // SAFETY: a nop, and a note in a section of its own.
+        unsafe {
+            std::arch::asm!(
+                "990: nop",
+                sdt_note!("gated", "-4@{passage:e}", "tetragond_gated_semaphore"),
+                sdt_base!(),
+                passage = in(reg) passage,
+                options(att_syntax, nostack, readonly, preserves_flags),
+            );
+        }
+    }
+    raised
 }
 
 /// A syscall through the 32-bit entry (`int 0x80`): i386 number `nr`,
@@ -495,6 +542,10 @@ fn run(args: &[String]) -> i32 {
             let text = cstring(args.get(3).map_or("", String::as_str));
             fire_usdt(number, std::hint::black_box(&words), text.as_ptr());
             println!("fired");
+        }
+        Some("usdt-gated") => {
+            let raised = fire_usdt_gated(7);
+            println!("semaphore {raised}");
         }
         Some("usdt-set") => {
             let mut status = [0i32; 2];

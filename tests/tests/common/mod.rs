@@ -695,6 +695,12 @@ spec:
     )
 }
 
+/// A TracingPolicy named `name` with the spec lines `spec` (indented two
+/// spaces, as under `spec:`).
+pub fn policy_with_spec(name: &str, spec: &str) -> String {
+    format!("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: {name}\nspec:\n{spec}")
+}
+
 pub const SIGKILL_ACTION: &str = "      - action: Sigkill\n";
 pub const POST_ACTION: &str = "      - action: Post\n";
 

@@ -175,4 +175,7 @@ pub struct UprobeTarget {
     pub ret: bool,
     /// Its hook has a Set: the program that writes user memory serves it.
     pub writes: bool,
+    /// The file offset of a USDT probe's semaphore, which the kernel raises
+    /// while the uprobe is attached (`ref_ctr_offset`); 0 for none.
+    pub semaphore: u64,
 }

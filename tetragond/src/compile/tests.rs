@@ -1547,6 +1547,7 @@ spec:
             location: UprobeLocation::Offset(0x1000),
             ret: false,
             writes: false,
+            semaphore: 0,
         })
     );
     assert_eq!(c.sensors, ["generic_usdt"]);

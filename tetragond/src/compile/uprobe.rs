@@ -26,11 +26,6 @@ pub fn compile(
 ) -> Result<Vec<CompiledHook>, CompileError> {
     let what = format!("uprobes[{hook_index}] {}", up.path);
     let unsupported = |msg: &str| Err(CompileError::Unsupported(format!("{what}: {msg}")));
-    if !caps.uprobe_cookies {
-        return unsupported(
-            "uprobes need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks",
-        );
-    }
     if !up.addrs.is_empty() {
         return unsupported("addrs are not supported yet; use symbols or offsets");
     }
@@ -39,14 +34,50 @@ pub fn compile(
             "{what}: path must be absolute"
         )));
     }
-    let locations: Vec<UprobeLocation> = up
+    if !up.ref_ctr_offsets.is_empty() && up.ref_ctr_offsets.len() != up.offsets.len() {
+        return Err(CompileError::Invalid(format!(
+            "{what}: refCtrOffsets has {} entries and offsets {}: one per offset, as in Tetragon",
+            up.ref_ctr_offsets.len(),
+            up.offsets.len()
+        )));
+    }
+    // Each location with the file offset of the semaphore the kernel
+    // raises while it is probed (`refCtrOffsets`, by offset), or 0.
+    let semaphores = up
+        .ref_ctr_offsets
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(0));
+    let locations: Vec<(UprobeLocation, u64)> = up
         .symbols
         .iter()
-        .map(|s| UprobeLocation::Symbol(s.clone()))
-        .chain(up.offsets.iter().map(|o| UprobeLocation::Offset(*o)))
+        .map(|s| (UprobeLocation::Symbol(s.clone()), 0))
+        .chain(
+            up.offsets
+                .iter()
+                .zip(semaphores)
+                .map(|(o, semaphore)| (UprobeLocation::Offset(*o), semaphore)),
+        )
         .collect();
+    let hooks = hooks(&what, policy, up, &locations)?;
+    // After the policy's own errors, which every kernel reports alike.
+    if !caps.uprobe_cookies {
+        return unsupported(
+            "uprobes need BPF cookies (bpf_get_attach_cookie, Linux 5.15), which this kernel lacks",
+        );
+    }
+    Ok(hooks)
+}
+
+/// The hooks of `up` at each of its locations.
+fn hooks(
+    what: &str,
+    policy: &TracingPolicy,
+    up: &UprobeSpec,
+    locations: &[(UprobeLocation, u64)],
+) -> Result<Vec<CompiledHook>, CompileError> {
     if !up.ret {
-        let entry = Half::new(&what, policy, &up.args, &up.selectors, false)?;
+        let entry = Half::new(what, policy, &up.args, &up.selectors, false)?;
         return Ok(locations
             .iter()
             .map(|l| entry.hook(policy, up, l))
@@ -54,12 +85,12 @@ pub fn compile(
     }
     // A return hook: at each location, the entry half then the exit half
     // (see `ReturnHalf`).
-    let view = returns::entry_view(&what, &up.args, &up.selectors)?;
-    let mut entry = Half::new(&what, policy, &view.args, &view.selectors, false)?;
+    let view = returns::entry_view(what, &up.args, &up.selectors)?;
+    let mut entry = Half::new(what, policy, &view.args, &view.selectors, false)?;
     entry.half = returns::mark_entry(&mut entry.conf.0, &mut entry.arg_types, view.copy);
     let return_selectors = returns::return_selectors(&up.selectors);
-    let (args, selectors) = return_view(&what, &[], up.return_arg.as_ref(), &return_selectors)?;
-    let mut exit = Half::new(&what, policy, &args, &selectors, true)?;
+    let (args, selectors) = return_view(what, &[], up.return_arg.as_ref(), &return_selectors)?;
+    let mut exit = Half::new(what, policy, &args, &selectors, true)?;
     exit.conf.0.return_half = return_half::EXIT;
     exit.half = ReturnHalf::Exit;
     if let Some(i) = view.copy {
@@ -103,7 +134,7 @@ impl Half {
         &self,
         policy: &TracingPolicy,
         up: &UprobeSpec,
-        location: &UprobeLocation,
+        (location, semaphore): &(UprobeLocation, u64),
     ) -> CompiledHook {
         CompiledHook {
             conf: self.conf.0,
@@ -129,6 +160,7 @@ impl Half {
                 location: location.clone(),
                 ret: self.ret,
                 writes: false,
+                semaphore: *semaphore,
             }),
         }
     }

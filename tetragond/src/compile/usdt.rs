@@ -46,15 +46,7 @@ pub fn compile(
     }
     let hooks = sites
         .into_iter()
-        .map(|site| {
-            if site.semaphore != 0 {
-                return Err(unsupported(format!(
-                    "the probe is guarded by a semaphore (at {:#x}), which tetragond does not raise",
-                    site.semaphore
-                )));
-            }
-            site_hook(&what, policy, spec, site, caps.write_user)
-        })
+        .map(|site| site_hook(&what, policy, spec, site, caps.write_user))
         .collect::<Result<Vec<_>, _>>()?;
     // After the policy's own errors, which every kernel reports alike.
     if !caps.uprobe_cookies {
@@ -123,6 +115,7 @@ fn site_hook(
                 .iter()
                 .flat_map(|s| s.all_actions())
                 .any(|a| a.action == ActionType::Set),
+            semaphore: site.semaphore,
         }),
     })
 }

@@ -205,8 +205,6 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
         Hook::Tracepoint(_) => {}
         Hook::Uprobe(u) => {
             check_uprobe_data(&u.data, path)?;
-            let why = "USDT semaphores are not set";
-            refuse_if(!u.ref_ctr_offsets.is_empty(), path, "refCtrOffsets", why)?;
             let why = "arguments are read by position; a binary's BTF is not used";
             refuse_if(u.btf_path.is_some(), path, "btfPath", why)?;
             check_return_arg(u.return_arg.as_ref(), path)?;

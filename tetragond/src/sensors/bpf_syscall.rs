@@ -1,6 +1,7 @@
 //! The few bpf(2) commands aya 0.16 does not offer, made directly: loading
-//! an fmod_ret program (see `fmod_ret.rs`), and linking a trampoline, LSM
-//! or tracepoint program with a BPF cookie.
+//! an fmod_ret program (see `fmod_ret.rs`), linking a trampoline, LSM or
+//! tracepoint program with a BPF cookie, and a uprobe whose USDT semaphore
+//! the kernel raises (aya has no `ref_ctr_offset`).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -59,8 +60,8 @@ const BPF_PERF_EVENT: u32 = 41;
 const PERF_TYPE_TRACEPOINT: u32 = 2;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 
-/// `struct perf_event_attr` as its first version (PERF_ATTR_SIZE_VER0,
-/// 64 bytes): all a tracepoint event needs.
+/// `struct perf_event_attr` as its second version (PERF_ATTR_SIZE_VER1,
+/// 72 bytes): all a tracepoint or uprobe event needs.
 #[repr(C)]
 #[derive(Default)]
 struct PerfEventAttr {
@@ -73,8 +74,17 @@ struct PerfEventAttr {
     flags: u64,
     wakeup_events: u32,
     bp_type: u32,
+    /// uprobe: the file's path.
     config1: u64,
+    /// uprobe: the offset in the file.
+    config2: u64,
 }
+
+/// The uprobe PMU's `config`: bit 0 makes a return probe, bits 32-63 hold
+/// the semaphore's file offset (`/sys/bus/event_source/devices/uprobe/format`).
+const UPROBE_RETPROBE_BIT: u64 = 1;
+const UPROBE_REF_CTR_OFFSET_SHIFT: u32 = 32;
+const UPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
 
 /// Links the loaded tracepoint program `prog` to tracepoint `id` (its
 /// tracefs `id`), with `cookie` for `bpf_get_attach_cookie`: a perf event
@@ -89,12 +99,53 @@ pub fn tracepoint_link(prog: BorrowedFd<'_>, id: u64, cookie: u64) -> std::io::R
         wakeup_events: 1,
         ..Default::default()
     };
-    // SAFETY: `attr` is a complete PERF_ATTR_SIZE_VER0 struct that
-    // outlives the call.
+    perf_event_link(prog, &attr, cookie)
+}
+
+/// Links the loaded uprobe program `prog` at `offset` in the file at
+/// `path` (a return probe with `ret`), with `cookie`; the kernel raises the
+/// 16-bit semaphore at file offset `semaphore` (0: none) while the link
+/// lives, in every process mapping the file, as a USDT probe's users do.
+pub fn uprobe_link(
+    prog: BorrowedFd<'_>,
+    path: &std::ffi::CStr,
+    offset: u64,
+    semaphore: u64,
+    ret: bool,
+    cookie: u64,
+) -> std::io::Result<OwnedFd> {
+    let kind = std::fs::read_to_string(UPROBE_PMU_TYPE)?
+        .trim()
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("{UPROBE_PMU_TYPE} is not a number")))?;
+    let attr = PerfEventAttr {
+        kind,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config: (semaphore << UPROBE_REF_CTR_OFFSET_SHIFT)
+            | if ret { UPROBE_RETPROBE_BIT } else { 0 },
+        sample_period: 1,
+        wakeup_events: 1,
+        config1: path.as_ptr() as u64,
+        config2: offset,
+        ..Default::default()
+    };
+    perf_event_link(prog, &attr, cookie)
+}
+
+/// Opens the perf event `attr` describes, on CPU 0 for every process (the
+/// program runs on every CPU), and links `prog` to it with `cookie`; the
+/// link holds the event (its descriptor here is closed).
+fn perf_event_link(
+    prog: BorrowedFd<'_>,
+    attr: &PerfEventAttr,
+    cookie: u64,
+) -> std::io::Result<OwnedFd> {
+    // SAFETY: `attr` is a complete PERF_ATTR_SIZE_VER1 struct, and what
+    // its fields point at (a uprobe's path), live for the call.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
-            &attr as *const PerfEventAttr,
+            attr as *const PerfEventAttr,
             -1 as libc::c_int,
             0 as libc::c_int,
             -1 as libc::c_int,
@@ -208,10 +259,13 @@ mod tests {
 
     #[test]
     fn perf_event_attrs_sit_where_the_kernel_reads_them() {
-        // PERF_ATTR_SIZE_VER0, with wakeup_events after the flag bits.
-        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 64);
+        // PERF_ATTR_SIZE_VER1, with wakeup_events after the flag bits and
+        // a uprobe's path and offset in config1 and config2.
+        assert_eq!(std::mem::size_of::<PerfEventAttr>(), 72);
         assert_eq!(std::mem::offset_of!(PerfEventAttr, config), 8);
         assert_eq!(std::mem::offset_of!(PerfEventAttr, wakeup_events), 48);
+        assert_eq!(std::mem::offset_of!(PerfEventAttr, config1), 56);
+        assert_eq!(std::mem::offset_of!(PerfEventAttr, config2), 64);
         // link_create.perf_event.bpf_cookie follows the four u32s.
         assert_eq!(std::mem::offset_of!(PerfLinkAttr, bpf_cookie), 16);
     }

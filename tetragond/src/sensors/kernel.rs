@@ -27,7 +27,7 @@ use tetragond_ebpf::{
 };
 
 use super::{
-    bpf_syscall::tracepoint_link,
+    bpf_syscall::{self, tracepoint_link},
     dispatch::{DispatchSets, Listing, ListingGate, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
@@ -548,14 +548,6 @@ impl Kernel {
                 .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
             log_verified(name, prog.info().ok());
         }
-        let at = match location {
-            UprobeLocation::Symbol(s) => UProbeAttachLocation::Symbol(s),
-            UprobeLocation::Offset(o) => UProbeAttachLocation::AbsoluteOffset(*o),
-        };
-        let point = UProbeAttachPoint {
-            location: at,
-            cookie: Some(u64::from(hook_slot)),
-        };
         // aya reads the binary to find a symbol, and the kernel looks the
         // path up: both are handed the file checked here, through
         // /proc/self/fd, so nothing put at the path can stall the attach.
@@ -563,15 +555,44 @@ impl Kernel {
         let file = crate::usdt::open_binary(std::path::Path::new(binary))
             .map_err(|e| attach_err(e.to_string()))?;
         let checked = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let id = prog
-            .attach([point], &checked, UProbeScope::AllProcesses)
-            .map_err(|e| attach_err(e.to_string()))?;
-        drop(file);
-        let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
         let kind = if target.ret { "uretprobe" } else { "uprobe" };
-        let link = self
-            .pins
-            .hold_uprobe(&format!("{kind}-{hook_slot}-{place}"), link);
+        let what = format!("{kind}-{hook_slot}-{place}");
+        let cookie = u64::from(hook_slot);
+        let link = match location {
+            // A USDT probe with a semaphore: linked here, as aya cannot
+            // have the kernel raise it.
+            UprobeLocation::Offset(offset) if target.semaphore != 0 => {
+                let prog_fd = prog.fd().map_err(|e| attach_err(e.to_string()))?;
+                let path =
+                    std::ffi::CString::new(checked).map_err(|e| attach_err(e.to_string()))?;
+                let link = bpf_syscall::uprobe_link(
+                    prog_fd.as_fd(),
+                    &path,
+                    *offset,
+                    target.semaphore,
+                    target.ret,
+                    cookie,
+                )
+                .map_err(|e| attach_err(format!("linking {name} with its semaphore: {e}")))?;
+                self.pins.hold_owned(&what, link)
+            }
+            _ => {
+                let at = match location {
+                    UprobeLocation::Symbol(s) => UProbeAttachLocation::Symbol(s),
+                    UprobeLocation::Offset(o) => UProbeAttachLocation::AbsoluteOffset(*o),
+                };
+                let point = UProbeAttachPoint {
+                    location: at,
+                    cookie: Some(cookie),
+                };
+                let id = prog
+                    .attach([point], &checked, UProbeScope::AllProcesses)
+                    .map_err(|e| attach_err(e.to_string()))?;
+                let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
+                self.pins.hold_uprobe(&what, link)
+            }
+        };
+        drop(file);
         self.uprobe_links.insert(hook_slot, link);
         if target.writes {
             self.writing_uprobes.insert(hook_slot, place);
