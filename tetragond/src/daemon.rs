@@ -603,7 +603,7 @@ impl Daemon {
         self.exporter.flush();
     }
 
-    /// `whole`: its `maxData` argument's buffer (never on return hooks).
+    /// `whole`: its `maxData` argument's buffer.
     fn export_policy_event(
         &mut self,
         ev: &tetragond_ebpf::Event,
@@ -618,8 +618,8 @@ impl Daemon {
             }
         }
         match ev.return_half {
-            return_half::ENTRY => self.calls.hold(ev, data),
-            return_half::EXIT => self.export_call(ev, data),
+            return_half::ENTRY => self.calls.hold(ev, data, whole.map(|w| (w.arg, w.bytes))),
+            return_half::EXIT => self.export_call(ev, data, whole),
             _ => self.export_hook_event(ev, data, None, whole),
         }
     }
@@ -627,9 +627,33 @@ impl Daemon {
     /// A return hook's call: the entry half's event held for it, completed
     /// by the exit half's `ret`. An exit without its entry event (not
     /// posted, or posted before the daemon read events) is not written.
-    fn export_call(&mut self, ret: &tetragond_ebpf::Event, ret_data: &[u8]) {
+    /// A `maxData` buffer came with either half: the exit half's is the
+    /// `returnCopy` argument's.
+    fn export_call(
+        &mut self,
+        ret: &tetragond_ebpf::Event,
+        ret_data: &[u8],
+        ret_whole: Option<events::WholeArg<'_>>,
+    ) {
         let Some(call) = self.calls.take(ret) else {
             return;
+        };
+        let copy = self
+            .store
+            .hook_meta(call.event.policy_slot, call.event.hook_slot)
+            .and_then(|meta| match meta.return_half {
+                crate::compile::ReturnHalf::Entry { copy } => copy,
+                _ => None,
+            });
+        let whole = match (ret_whole, copy) {
+            (Some(w), Some(copy)) => Some(events::WholeArg {
+                arg: copy,
+                bytes: w.bytes,
+            }),
+            _ => call
+                .whole
+                .as_ref()
+                .map(|(arg, bytes)| events::WholeArg { arg: *arg, bytes }),
         };
         let Some(ret_meta) = self
             .store
@@ -644,7 +668,7 @@ impl Daemon {
             payload: ret_data,
             meta: &ret_meta,
         };
-        self.export_hook_event(&call.event, &call.payload, Some(part), None);
+        self.export_hook_event(&call.event, &call.payload, Some(part), whole);
     }
 
     fn export_hook_event(

@@ -365,8 +365,16 @@ pub struct ReturnPart<'a> {
 }
 
 /// A call's `args`, as the entry half read them (the `returnCopy` one as
-/// the exit half read it), and its `return`.
-fn call_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, ret: &ReturnPart<'_>) {
+/// the exit half read it; the `maxData` one whole, from either half), and
+/// its `return`.
+fn call_args(
+    j: &mut Json,
+    ev: &Event,
+    data: &[u8],
+    meta: &HookMeta,
+    ret: &ReturnPart<'_>,
+    whole: Option<WholeArg>,
+) {
     let copy = match meta.return_half {
         ReturnHalf::Entry { copy } => copy,
         _ => None,
@@ -378,10 +386,10 @@ fn call_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, ret: &Retur
         j.open(b'[');
         for (i, (ty, label)) in meta.args.iter().take(n).enumerate() {
             j.element();
-            let (raw, slot) = if copy == Some(i) {
-                (ret.event.args[1], slot(ret_data, 1))
-            } else {
-                (ev.args[i], slot(data, i))
+            let (raw, slot) = match whole {
+                Some(w) if w.arg == i => (w.bytes.len() as u64, Some(w.bytes)),
+                _ if copy == Some(i) => (ret.event.args[1], slot(ret_data, 1)),
+                _ => (ev.args[i], slot(data, i)),
             };
             write_arg(j, ty, raw, slot, label.as_deref());
         }
@@ -517,7 +525,7 @@ pub fn write_policy_event(
     processes(&mut j, process, ev.tid, parent);
     hook_place(&mut j, &meta.kind);
     match &ret {
-        Some(ret) => call_args(&mut j, ev, data, meta, ret),
+        Some(ret) => call_args(&mut j, ev, data, meta, ret, whole),
         None => hook_args(&mut j, ev, data, meta, whole),
     }
     j.key("action");

@@ -131,6 +131,13 @@ pub fn entry_view(
     selectors: &[Selector],
 ) -> Result<EntryView, CompileError> {
     let copy = copy_arg(what, args, selectors)?;
+    // The copy's buffer is posted whole by the exit half, another by the
+    // entry half: one event carries one.
+    if args.iter().filter(|a| a.max_data).count() > 1 {
+        return Err(CompileError::Unsupported(format!(
+            "{what}: maxData is given on more than one argument; one buffer per hook is read whole"
+        )));
+    }
     Ok(EntryView {
         args: pointer_only(args, copy),
         selectors: entry_selectors(selectors),
@@ -162,13 +169,15 @@ fn pointer_only(args: &[Arg], copy: Option<usize>) -> Vec<Arg> {
         arg.ty = ArgType::Uint64;
         arg.size_arg_index = 0;
         arg.return_copy = false;
+        arg.max_data = false;
     }
     args
 }
 
 /// Gives the exit half (`conf`, whose arg 0 is the return value, and its
 /// args' types) the `returnCopy` buffer as arg 1: the pointer the entry
-/// half kept, as many bytes as the return value says.
+/// half kept, as many bytes as the return value says; posted whole (up to
+/// `MAX_DATA`) with `maxData`.
 pub fn read_copy_at_return(
     conf: &mut HookConf,
     arg_types: &mut Vec<(String, Option<String>)>,
@@ -184,5 +193,8 @@ pub fn read_copy_at_return(
         ..Default::default()
     };
     conf.n_args = 2;
+    if copy.max_data {
+        conf.max_data_arg = 2;
+    }
     arg_types.push((ArgType::CharBuf.as_str().to_string(), copy.label.clone()));
 }

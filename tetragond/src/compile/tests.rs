@@ -1455,6 +1455,19 @@ spec:
     assert_eq!((exit.conf.n_args, copy.kind), (2, arg_kind::CHAR_BUF));
     assert_eq!(copy.size_from, tetragond_ebpf::size_from::RETURN_COPY);
     assert_eq!(copy.size_offset, exit.conf.args[0].offset, "rax");
+    assert_eq!(exit.conf.max_data_arg, 0, "the first bytes only");
+    // With maxData, the exit half posts the buffer whole; the entry half,
+    // which reads its pointer only, posts none.
+    let whole = compile_on(
+        &yaml.replace(
+            "returnCopy: true\n",
+            "returnCopy: true\n      maxData: true\n",
+        ),
+        &Debian,
+    )
+    .expect("compiles");
+    assert_eq!(whole.hooks[0].conf.max_data_arg, 0, "entry");
+    assert_eq!(whole.hooks[1].conf.max_data_arg, 2, "exit: the copy, arg 1");
     // Read at the return, after matchArgs ran: a filter on it, by its
     // position as by its index, is refused.
     for filter in ["index: 0", "args: [0]"] {
@@ -1471,7 +1484,7 @@ spec:
 
 /// maxData marks the one argument whose buffer the kernel posts whole: a
 /// char_buf of sizeArgIndex bytes (or an iov_iter); refused without a
-/// size, on other types, on two args, and on return hooks.
+/// size, on other types and on two args.
 #[test]
 fn max_data_marks_the_one_buffer_posted_whole() {
     let write = |extra: &str| {
@@ -1498,12 +1511,16 @@ fn max_data_marks_the_one_buffer_posted_whole() {
     let int = syscall_kprobe("sys_write")
         + "    args:\n    - index: 0\n      type: int\n      maxData: true\n";
     assert!(refusal(&int).contains("not a int"), "{}", refusal(&int));
-    let ret = write(whole).replace("    args:\n", "    return: true\n    args:\n");
-    assert!(
-        refusal(&ret).contains("return: true hooks"),
-        "{}",
-        refusal(&ret)
+    // On a return hook the entry half, which reads it, posts it.
+    let ret = write(whole).replace(
+        "    args:\n",
+        "    return: true\n    returnArg: {index: 0, type: int}\n    args:\n",
     );
+    let c = compile_yaml(&ret).expect("a return hook");
+    let [entry, exit] = c.hooks.as_slice() else {
+        panic!("two halves: {:?}", c.hooks.len());
+    };
+    assert_eq!((entry.conf.max_data_arg, exit.conf.max_data_arg), (2, 0));
 }
 
 /// A USDT probe's arguments are read where its note puts them: the tiny

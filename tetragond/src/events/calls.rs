@@ -11,11 +11,13 @@ use tetragond_ebpf::Event;
 /// the oldest goes.
 pub const MAX_CALLS_HELD: usize = 16_384;
 
-/// An entry half's event and its payload.
+/// An entry half's event and its payload, and its `maxData` argument's
+/// buffer whole (its index and bytes) when it came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldCall {
     pub event: Event,
     pub payload: Vec<u8>,
+    pub whole: Option<(usize, Vec<u8>)>,
 }
 
 /// Entry events by (thread, entry half's slot).
@@ -27,7 +29,7 @@ pub struct CallsInFlight {
 impl CallsInFlight {
     /// Holds an entry half's event, in place of the thread's last one on
     /// that hook (a call has one return).
-    pub fn hold(&mut self, event: &Event, payload: &[u8]) {
+    pub fn hold(&mut self, event: &Event, payload: &[u8], whole: Option<(usize, &[u8])>) {
         let key = (event.tid, event.hook_slot);
         if self.calls.len() >= MAX_CALLS_HELD && !self.calls.contains_key(&key) {
             self.forget_oldest();
@@ -35,6 +37,7 @@ impl CallsInFlight {
         let call = HeldCall {
             event: *event,
             payload: payload.to_vec(),
+            whole: whole.map(|(arg, bytes)| (arg, bytes.to_vec())),
         };
         self.calls.insert(key, call);
     }
@@ -116,8 +119,8 @@ mod tests {
     #[test]
     fn an_exit_completes_its_own_threads_call_once() {
         let mut calls = CallsInFlight::default();
-        calls.hold(&entry(7, 3, 10), b"args");
-        calls.hold(&entry(8, 3, 11), b"other");
+        calls.hold(&entry(7, 3, 10), b"args", None);
+        calls.hold(&entry(8, 3, 11), b"other", None);
         assert_eq!(calls.take(&exit(9, 3, 12)), None, "another thread");
         assert_eq!(calls.take(&exit(7, 4, 12)), None, "another hook");
         let held = calls.take(&exit(7, 3, 12)).expect("held");
@@ -129,17 +132,17 @@ mod tests {
     #[test]
     fn a_new_call_replaces_the_threads_last_and_a_full_table_forgets_the_oldest() {
         let mut calls = CallsInFlight::default();
-        calls.hold(&entry(7, 3, 10), b"first");
-        calls.hold(&entry(7, 3, 20), b"second");
+        calls.hold(&entry(7, 3, 10), b"first", None);
+        calls.hold(&entry(7, 3, 20), b"second", None);
         assert_eq!(calls.len(), 1);
         assert_eq!(
             calls.take(&exit(7, 3, 21)).expect("held").payload,
             b"second"
         );
         for tid in 0..MAX_CALLS_HELD as u32 {
-            calls.hold(&entry(tid, 1, 100 + u64::from(tid)), b"");
+            calls.hold(&entry(tid, 1, 100 + u64::from(tid)), b"", None);
         }
-        calls.hold(&entry(u32::MAX, 1, 1_000_000), b"");
+        calls.hold(&entry(u32::MAX, 1, 1_000_000), b"", None);
         assert_eq!(calls.len(), MAX_CALLS_HELD);
         assert_eq!(calls.take(&exit(0, 1, 2_000_000)), None, "the oldest went");
         assert!(calls.take(&exit(1, 1, 2_000_000)).is_some());

@@ -179,15 +179,10 @@ fn return_copy_refusal(hook: &Hook<'_>) -> Option<&'static str> {
 /// Why `maxData` cannot be served on the args of `hook`, if it cannot.
 fn max_data_refusal(hook: &Hook<'_>) -> Option<&'static str> {
     match hook {
-        Hook::Kprobe(k) | Hook::Fentry(k) if k.ret => Some(RETURN_HOOK_MAX_DATA),
-        Hook::Uprobe(u) if u.ret => Some(RETURN_HOOK_MAX_DATA),
         Hook::Kprobe(_) | Hook::Fentry(_) | Hook::Uprobe(_) | Hook::LsmHook(_) => None,
         _ => Some("maxData reads a buffer argument of a kprobe, uprobe or LSM hook whole"),
     }
 }
-
-const RETURN_HOOK_MAX_DATA: &str =
-    "maxData is not read on return: true hooks, whose events are completed at return";
 
 fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
     let not_resolved = resolve_refusal(&hook);
