@@ -422,7 +422,12 @@ pub struct ArgSpec {
     pub field: FieldPath,
     /// `arg_source::*`: where the value comes from.
     pub source: u8,
-    pub _pad: u8,
+    /// `arg_source::INDEXED`: the index register's value is shifted left
+    /// this much (its scale's log2).
+    pub index_shift: u8,
+    /// `arg_source::INDEXED`: the index register's byte offset in the
+    /// context (`offset` is the base register's).
+    pub index_offset: u16,
 }
 
 /// Where an argument's value comes from (`ArgSpec::source`).
@@ -435,6 +440,10 @@ pub mod arg_source {
     /// The current task (a `struct task_struct *`), and `field` behind it:
     /// a hook's `data` with `source: current_task`.
     pub const CURRENT_TASK: u8 = 2;
+    /// The register at `offset` plus the one at `index_offset` shifted
+    /// left by `index_shift`, and `field` behind that: a USDT operand
+    /// `-96(%rbp,%rax,8)`.
+    pub const INDEXED: u8 = 3;
 }
 
 impl ArgSpec {
@@ -459,7 +468,8 @@ impl ArgSpec {
                 loads: [0; MAX_FIELD_LOADS],
             },
             source: arg_source::CONSTANT,
-            _pad: 0,
+            index_shift: 0,
+            index_offset: 0,
         }
     }
 

@@ -1506,6 +1506,11 @@ fn read_arg(ctx: &TracePointContext, spec: &ArgSpec, shift: u32) -> u64 {
         return unsafe { bpf_get_current_task() };
     }
     let off = spec.offset as usize;
+    if spec.source == arg_source::INDEXED {
+        let base = unsafe { ctx.read_at::<u64>(off) }.unwrap_or(0);
+        let index = unsafe { ctx.read_at::<u64>(spec.index_offset as usize) }.unwrap_or(0);
+        return base.wrapping_add(index << (spec.index_shift & 3));
+    }
     let signed = spec.signed != 0;
     unsafe {
         match spec.size {

@@ -41,6 +41,15 @@ pub enum Location {
         base_pt_regs: u16,
         displacement: i32,
     },
+    /// In memory at a base register's value, plus an index register's
+    /// times `scale` (1, 2, 4 or 8), plus `displacement`
+    /// (`-96(%rbp,%rax,8)`: an array's element).
+    Indexed {
+        base_pt_regs: u16,
+        index_pt_regs: u16,
+        scale: u8,
+        displacement: i32,
+    },
     /// The same value at every passage (`$5`, `$-1`, `$0x10`): the
     /// compiler knew it.
     Constant(i64),
@@ -52,7 +61,7 @@ pub enum OperandError {
     Malformed(String),
     #[error("`{0}` is a constant naming a symbol's address, which is not read")]
     Constant(String),
-    #[error("`{0}` is addressed relative to %rip or with an index register, which is not read")]
+    #[error("`{0}` is addressed relative to %rip, which is not read")]
     Addressing(String),
     #[error("`{0}` names no x86-64 general-purpose register")]
     Register(String),
@@ -272,9 +281,9 @@ impl Desc {
 }
 
 /// One argument spec: `[-]SIZE@OPERAND`, where the operand is `%REG`,
-/// `DISP(%REG)`, `(%REG)` or a number (`$5`, `$-1`, `$0x10`); a symbol's
-/// address (`$counter`), `%rip`-relative and indexed operands are
-/// refused.
+/// `DISP(%REG)`, `(%REG)`, `DISP(%BASE,%INDEX,SCALE)` or a number (`$5`,
+/// `$-1`, `$0x10`); a symbol's address (`$counter`) and `%rip`-relative
+/// operands are refused.
 pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
     let malformed = || OperandError::Malformed(spec.to_string());
     let (size, operand) = spec.split_once('@').ok_or_else(malformed)?;
@@ -298,24 +307,43 @@ pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
         }
     } else {
         let (displacement, rest) = operand.split_once('(').ok_or_else(malformed)?;
-        let register = rest.strip_suffix(')').ok_or_else(malformed)?;
-        let register = register.strip_prefix('%').ok_or_else(malformed)?;
-        if register.contains(',') || register == "rip" {
+        let inside = rest.strip_suffix(')').ok_or_else(malformed)?;
+        let mut parts = inside.split(',');
+        let base = parts.next().unwrap_or_default();
+        if base == "%rip" {
             return Err(OperandError::Addressing(spec.to_string()));
         }
         let displacement = match displacement {
             "" => 0,
-            d => d
-                .parse()
-                .map_err(|_| OperandError::Addressing(spec.to_string()))?,
+            d => d.parse().map_err(|_| malformed())?,
         };
-        Location::Memory {
-            // Addresses are 64 bits wide.
-            base_pt_regs: register_at(register)
+        // Addresses are 64 bits wide, and so are their registers.
+        let address_register = |name: &str| {
+            name.strip_prefix('%')
+                .and_then(register_at)
                 .filter(|&(_, width)| width == 8)
-                .ok_or_else(|| OperandError::Register(spec.to_string()))?
-                .0,
-            displacement,
+                .map(|(pt_regs, _)| pt_regs)
+                .ok_or_else(|| OperandError::Register(spec.to_string()))
+        };
+        let base_pt_regs = address_register(base)?;
+        match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => Location::Memory {
+                base_pt_regs,
+                displacement,
+            },
+            (Some(index), scale, None) => Location::Indexed {
+                base_pt_regs,
+                index_pt_regs: address_register(index)?,
+                scale: match scale.unwrap_or("1") {
+                    "1" => 1,
+                    "2" => 2,
+                    "4" => 4,
+                    "8" => 8,
+                    _ => return Err(malformed()),
+                },
+                displacement,
+            },
+            _ => return Err(malformed()),
         }
     };
     Ok(Operand {
@@ -434,9 +462,35 @@ mod tests {
             op("8@counter(%rip)"),
             Err(OperandError::Addressing(_))
         ));
+        assert_eq!(
+            op("-1@-96(%rbp,%rax,8)").map(|o| o.location),
+            Ok(Location::Indexed {
+                base_pt_regs: 32,
+                index_pt_regs: 80,
+                scale: 8,
+                displacement: -96
+            })
+        );
+        assert_eq!(
+            op("4@(%rsi,%rdi)").map(|o| o.location),
+            Ok(Location::Indexed {
+                base_pt_regs: 104,
+                index_pt_regs: 112,
+                scale: 1,
+                displacement: 0
+            })
+        );
         assert!(matches!(
-            op("4@8(%rax,%rbx,4)"),
-            Err(OperandError::Addressing(_))
+            op("4@8(%rax,%rbx,3)"),
+            Err(OperandError::Malformed(_))
+        ));
+        assert!(matches!(
+            op("4@8(%rax,%ebx,4)"),
+            Err(OperandError::Register(_))
+        ));
+        assert!(matches!(
+            op("4@8(%rax,%rbx,4,1)"),
+            Err(OperandError::Malformed(_))
         ));
         assert!(matches!(op("4@%xmm0"), Err(OperandError::Register(_))));
         assert!(matches!(op("3@%eax"), Err(OperandError::Malformed(_))));

@@ -194,7 +194,9 @@ macro_rules! sdt_base {
 /// saying where its arguments are: `number` in a 32-bit register (signed),
 /// `words[0]` in memory 8 bytes below a register holding `&words[1]`, and
 /// `text` (a C string's address) in a register. `tetragond:constant`, at
-/// the same place, passes the constant -7 and `number`.
+/// the same place, passes the constant -7 and `number`; `tetragond:indexed`
+/// passes `words[0]` as an indexed element (the register holding
+/// `&words[1]`, plus another holding 1 times 8, minus 16), then `number`.
 #[inline(never)]
 fn fire_usdt(number: i32, words: &[u64; 2], text: *const libc::c_char) {
     // SAFETY: a nop, and notes in sections of their own; the registers
@@ -205,10 +207,12 @@ fn fire_usdt(number: i32, words: &[u64; 2], text: *const libc::c_char) {
             sdt_note!("probe", "-4@{number:e} 8@-8({upper}) 8@{text}"),
             // A constant the compiler knew (-7), then `number`.
             sdt_note!("constant", "-4@$-7 -4@{number:e}"),
+            sdt_note!("indexed", "8@-16({upper},{one},8) -4@{number:e}"),
             sdt_base!(),
             number = in(reg) number,
             upper = in(reg) &words[1],
             text = in(reg) text,
+            one = in(reg) 1u64,
             options(att_syntax, nostack, readonly, preserves_flags),
         );
     }

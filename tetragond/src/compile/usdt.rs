@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use tetragond_ebpf::{ArgSpec, FieldPath};
+use tetragond_ebpf::{arg_source, ArgSpec, FieldPath};
 
 use super::{
     args::{kind_of, unsupported_arg, ArgClass, Memory},
@@ -144,7 +144,7 @@ fn writable(site: &Probe, arg: &Arg, write_user: bool) -> Result<(), String> {
         }
         Some(Ok(_)) => {
             return Err(format!(
-                "probe argument {n} is in a register or a constant: Set writes memory (an operand like -4@-20(%rbp)), as in Tetragon"
+                "probe argument {n} is in a register, a constant or an indexed element: Set writes memory at a register plus a displacement (an operand like -4@-20(%rbp)), as in Tetragon"
             ))
         }
         Some(Err(e)) => return Err(e.to_string()),
@@ -212,27 +212,45 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
         Location::Memory {
             base_pt_regs,
             displacement,
-        } => {
-            let displacement = i16::try_from(displacement).map_err(|_| {
-                refuse(format!(
-                    "its displacement {displacement} is beyond the ±32 KiB read"
-                ))
-            })?;
-            ArgSpec {
-                offset: base_pt_regs,
-                size: 8,
-                signed,
-                kind,
-                field: FieldPath {
-                    present: 1,
-                    size: operand.size,
-                    user: 1,
-                    offset: displacement as u16,
-                    ..Default::default()
-                },
-                ..Default::default()
-            }
-        }
+        } => in_memory(operand, base_pt_regs, displacement, kind).map_err(refuse)?,
+        Location::Indexed {
+            base_pt_regs,
+            index_pt_regs,
+            scale,
+            displacement,
+        } => ArgSpec {
+            source: arg_source::INDEXED,
+            index_offset: index_pt_regs,
+            index_shift: scale.trailing_zeros() as u8,
+            ..in_memory(operand, base_pt_regs, displacement, kind).map_err(refuse)?
+        },
+    })
+}
+
+/// An operand in user memory, `displacement` bytes from the register at
+/// `base_pt_regs` (and an index register, for the caller to add), read as
+/// `kind`.
+fn in_memory(
+    operand: usdt::Operand,
+    base_pt_regs: u16,
+    displacement: i32,
+    kind: u8,
+) -> Result<ArgSpec, String> {
+    let displacement = i16::try_from(displacement)
+        .map_err(|_| format!("its displacement {displacement} is beyond the ±32 KiB read"))?;
+    Ok(ArgSpec {
+        offset: base_pt_regs,
+        size: 8,
+        signed: u8::from(operand.signed),
+        kind,
+        field: FieldPath {
+            present: 1,
+            size: operand.size,
+            user: 1,
+            offset: displacement as u16,
+            ..Default::default()
+        },
+        ..Default::default()
     })
 }
 
@@ -300,9 +318,26 @@ mod tests {
         let refusal =
             |index, write_user| writable(&site, &at(index), write_user).expect_err("refused");
         assert!(refusal(1, true).contains("is 8 bytes: Set writes 4"));
-        assert!(refusal(2, true).contains("in a register or a constant"));
-        assert!(refusal(3, true).contains("in a register or a constant"));
+        assert!(refusal(2, true).contains("in a register, a constant"));
+        assert!(refusal(3, true).contains("in a register, a constant"));
         assert!(refusal(4, true).contains("no argument 4"));
         assert!(refusal(0, false).contains("locked down"));
+    }
+
+    #[test]
+    fn an_indexed_element_is_read_at_base_plus_scaled_index() {
+        let site = Probe {
+            args: vec![usdt::parse_operand("-1@-96(%rbp,%rax,8)")],
+            ..probe()
+        };
+        let spec = arg_spec("t", &Arg::of(0, ArgType::Int8), &site).expect("read");
+        assert_eq!(spec.source, arg_source::INDEXED);
+        assert_eq!(
+            (spec.offset, spec.index_offset, spec.index_shift),
+            (32, 80, 3)
+        );
+        assert_eq!((spec.field.user, spec.field.size), (1, 1));
+        assert_eq!(spec.field.offset as i16, -96);
+        assert!(writable(&site, &Arg::of(0, ArgType::Int8), true).is_err());
     }
 }
