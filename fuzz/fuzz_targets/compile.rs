@@ -118,6 +118,7 @@ fuzz_target!(|data: &[u8]| {
                 lsm_programs: true,
                 lsm_active: true,
                 uprobe_cookies: true,
+                write_user: true,
             },
             btf: true,
         };
