@@ -1113,7 +1113,12 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
         if entry_half {
             arm(hook_slot as u64, 0);
         }
-        post(hook_slot, hook, None, 0, data_len, 0);
+        note_outcome(Outcome {
+            action: action::POST,
+            value: 0,
+            enforced: false,
+        });
+        post(hook_slot, hook, 0, data_len, 0);
         return 0;
     }
     let Some(state) = loop_state() else {
@@ -1610,8 +1615,10 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     // The first Post with a rate limit, by index.
     let mut rate_action = MAX_ACTIONS;
     let mut stacks = 0u8;
-    // The selector's Set (the compiler allows one), by index.
-    let mut set_action = MAX_ACTIONS;
+    // The selector has a Set (the compiler allows one): a flag only, so
+    // the verifier follows two cases, not one per index (`queue_write`
+    // finds it).
+    let mut set = false;
     let n = sel.n_actions as usize;
     unrolled!([0, 1, 2], |i| if i < n {
         let a = &sel.actions[i];
@@ -1624,14 +1631,17 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             action::SIGKILL => signal = SIGKILL,
             action::SIGNAL if signal == 0 => signal = a.signal,
             action::OVERRIDE => errno = a.signal as i32,
-            action::SET => set_action = i,
+            action::SET => set = true,
             _ => {}
         }
     });
-    let set = at(&sel.actions, set_action);
-    let mut outcome = None;
     let mut ret = 0;
-    if signal != 0 || errno != 0 || set.is_some() {
+    let mut outcome = Outcome {
+        action: action::POST,
+        value: 0,
+        enforced: false,
+    };
+    if signal != 0 || errno != 0 || set {
         let monitor = POLICY_MODE
             .get(hook.policy_slot)
             .is_some_and(|m| *m == MODE_MONITOR);
@@ -1641,24 +1651,25 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             if signal != 0 {
                 unsafe { bpf_send_signal(signal) };
             }
-            if let Some(set) = set {
-                queue_write(hook, set);
+            if set {
+                queue_write(hook_slot as u64, s as u64);
             }
             ret = errno;
             count(hook.policy_slot, |c| c.enforce += 1);
         }
-        outcome = Some(match (signal, set) {
-            (0, Some(set)) if errno == 0 => Outcome {
+        outcome = match signal {
+            // The event names the action; its value is in the policy.
+            0 if errno == 0 => Outcome {
                 action: action::SET,
-                value: set.signal,
+                value: 0,
                 enforced: !monitor,
             },
-            (0, _) => Outcome {
+            0 => Outcome {
                 action: action::OVERRIDE,
                 value: errno as u32,
                 enforced: !monitor,
             },
-            (SIGKILL, _) => Outcome {
+            SIGKILL => Outcome {
                 action: action::SIGKILL,
                 value: signal,
                 enforced: !monitor,
@@ -1668,8 +1679,11 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
                 value: signal,
                 enforced: !monitor,
             },
-        });
+        };
     }
+    // Into the event now: the paths that differ only by it meet again
+    // before `post`, which the verifier then follows once for them.
+    note_outcome(outcome);
     // Only the event is limited: the enforcement above has been done
     // (or counted as elided) whatever the limit says. A Post without its
     // own rateLimit is aggregated when the daemon sets a window.
@@ -1683,26 +1697,54 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
         post_it = false;
     }
     if post_it {
-        post(hook_slot, hook, outcome, s, data_len, stacks);
+        post(hook_slot, hook, s, data_len, stacks);
     }
     ret
 }
 
-/// Queues a Set's write for `uprobe_dispatch_writing`: its value over the
-/// USDT argument `set.arg`, in user memory at a register (read from the
-/// uprobe's pt_regs) plus a displacement, as `compile/usdt.rs` lays out a
-/// memory operand.
+/// Writes the event's enforcement action (or Post) into the event buffer,
+/// for `post`.
 #[inline(always)]
-fn queue_write(hook: &HookConf, set: &ActionSpec) {
+fn note_outcome(outcome: Outcome) {
+    if let Some(buf) = EVENT_BUF.get_ptr_mut(0) {
+        // SAFETY: this CPU's event buffer, live while the program runs.
+        let ev = unsafe { &mut (*buf).event };
+        ev.action = outcome.action;
+        ev.enforced = outcome.enforced as u8;
+        ev.signal = outcome.value;
+    }
+}
+
+/// Queues the write of the Set action of selector `selector` of the hook
+/// in `hook_slot`, for `uprobe_dispatch_writing`: its value over the USDT
+/// argument `set.arg`, in user memory at a register (read from the
+/// uprobe's pt_regs) plus a displacement, as `compile/usdt.rs` lays out a
+/// memory operand. A global function: verified once, whatever calls it.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn queue_write(hook_slot: u64, selector: u64) -> i64 {
+    let Some(hook) = HOOKS.get(hook_slot as u32) else {
+        return 1;
+    };
+    let Some(sel) = at(&hook.selectors, selector as usize) else {
+        return 1;
+    };
+    let mut index = MAX_ACTIONS;
+    unrolled!([0, 1, 2], |i| if sel.actions[i].kind == action::SET {
+        index = i;
+    });
+    let Some(set) = at(&sel.actions, index) else {
+        return 1;
+    };
     let Some(spec) = at(&hook.args, set.arg as usize) else {
-        return;
+        return 1;
     };
     let Some(state) = loop_state() else {
-        return;
+        return 1;
     };
     let regs = TracePointContext::new(state.ctx as *mut c_void);
     let Ok(base) = (unsafe { regs.read_at::<u64>(spec.offset as usize) }) else {
-        return;
+        return 1;
     };
     let addr = base.wrapping_add(spec.field.offset as i16 as i64 as u64);
     if let Some(w) = at_mut(&mut state.writes, state.n_writes as usize) {
@@ -1713,6 +1755,7 @@ fn queue_write(hook: &HookConf, set: &ActionSpec) {
         };
         state.n_writes += 1;
     }
+    0
 }
 
 /// Tetragon's Post `rateLimit`: 1 when an identical event (same hook,
@@ -1899,17 +1942,10 @@ fn count(policy_slot: u32, bump: impl FnOnce(&mut PolicyCounters)) {
 }
 
 /// Writes an event, with `data_len` bytes of argument data and the
-/// `stacks` (`stack::*`) `run_lists` took, to the ring buffer.
-/// `outcome` is the enforcement action taken (or elided).
+/// `stacks` (`stack::*`) `run_lists` took, to the ring buffer; its
+/// action, as `note_outcome` wrote it.
 #[inline(always)]
-fn post(
-    hook_slot: u32,
-    hook: &HookConf,
-    outcome: Option<Outcome>,
-    s: u8,
-    data_len: u32,
-    stacks: u8,
-) {
+fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8) {
     // A call counts once, when its exit half posts.
     if hook.return_half != return_half::ENTRY {
         count(hook.policy_slot, |c| c.post += 1);
@@ -1919,11 +1955,6 @@ fn post(
     };
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
-    let outcome = outcome.unwrap_or(Outcome {
-        action: action::POST,
-        value: 0,
-        enforced: false,
-    });
     let ktime_ns = unsafe { bpf_ktime_get_ns() };
     // Before the event, and before its lengths are worked out: the
     // verifier keeps their bounds through no calls.
@@ -1944,11 +1975,8 @@ fn post(
         ev.tid = pid_tgid as u32;
         ev.uid = uid_gid as u32;
         ev.gid = (uid_gid >> 32) as u32;
-        ev.action = outcome.action;
-        ev.enforced = outcome.enforced as u8;
         ev.mode = mode as u8;
         ev.selector = s;
-        ev.signal = outcome.value;
         ev.repeats = loop_state().map_or(0, |state| state.repeats);
         ev.return_half = hook.return_half;
         ev.pair_slot = hook.pair_slot;

@@ -20,7 +20,7 @@ use tetragond_ebpf::{record, return_half};
 use crate::{
     api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
     clock::Clock,
-    compile::{HookKind, Tracefs},
+    compile::{HookKind, ReturnHalf, Tracefs},
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
     events::{self, calls::CallsInFlight},
@@ -642,7 +642,7 @@ impl Daemon {
             .store
             .hook_meta(call.event.policy_slot, call.event.hook_slot)
             .and_then(|meta| match meta.return_half {
-                crate::compile::ReturnHalf::Entry { copy } => copy,
+                ReturnHalf::Entry { copy } => copy,
                 _ => None,
             });
         let whole = match (ret_whole, copy) {
