@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
     if which % 2 == 0 {
         let _ = usdt::parse(rest);
     } else if let Ok(spec) = std::str::from_utf8(rest) {
-        let _ = usdt::parse_operand(spec);
+        let _ = usdt::parse_operand(spec, &|name| name.len().checked_sub(4).map(|d| d as i64));
     }
 });

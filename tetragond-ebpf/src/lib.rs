@@ -389,6 +389,30 @@ pub mod action {
     /// program that may write (`uprobe_dispatch_writing`) once the hooks
     /// ran: no other program holds `bpf_probe_write_user`.
     pub const SET: u8 = 7;
+    /// Tetragon's TrackSock and UntrackSock: record (or forget) the task
+    /// running the hook as the owner of the `struct sock` at argument
+    /// `ActionSpec::arg` in `SOCK_OWNERS`; an event with that socket as an
+    /// argument then names its owner. Not enforcement: done in either mode.
+    pub const TRACK_SOCK: u8 = 8;
+    pub const UNTRACK_SOCK: u8 = 9;
+}
+
+/// Sockets whose owner a TrackSock recorded, at most (`SOCK_OWNERS`, an
+/// LRU: past it the socket tracked longest ago is forgotten).
+pub const SOCK_OWNER_ENTRIES: u32 = 4096;
+
+/// The task a TrackSock found running when it recorded a socket: an event
+/// of a hook with that socket as an argument names it instead of the task
+/// running then (Tetragon's socket tracking).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockOwner {
+    /// 0: no owner.
+    pub tgid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: [u8; COMM_LEN],
 }
 
 /// Set writes queued by one uprobe passage, at most: one per hook (one Set
@@ -444,6 +468,12 @@ pub mod arg_source {
     /// left by `index_shift`, and `field` behind that: a USDT operand
     /// `-96(%rbp,%rax,8)`.
     pub const INDEXED: u8 = 3;
+    /// The register at `offset` plus a 32-bit displacement (see
+    /// [`ArgSpec::relative`](super::ArgSpec::relative)), and `field`
+    /// behind that: a USDT operand naming a symbol (`counter(%rip)`,
+    /// `$counter`), or memory farther from its register than `field`'s
+    /// 16-bit offset reaches.
+    pub const RELATIVE: u8 = 4;
 }
 
 impl ArgSpec {
@@ -471,6 +501,27 @@ impl ArgSpec {
             index_shift: 0,
             index_offset: 0,
         }
+    }
+
+    /// The register at `offset` plus `displacement`, its 32 bits kept in
+    /// `size_offset` (low half) and `index_offset` (high half); `field`
+    /// as the caller sets it.
+    pub const fn relative(offset: u16, displacement: i32, kind: u8) -> ArgSpec {
+        let bits = displacement as u32;
+        ArgSpec {
+            offset,
+            size_offset: bits as u16,
+            index_offset: (bits >> 16) as u16,
+            source: arg_source::RELATIVE,
+            ..ArgSpec::constant(0, kind)
+        }
+    }
+
+    /// The displacement of a [`relative`](Self::relative) argument.
+    #[inline(always)]
+    pub fn displacement(&self) -> u64 {
+        let bits = (u32::from(self.index_offset) << 16) | u32::from(self.size_offset);
+        bits as i32 as i64 as u64
     }
 
     /// The value of a [`constant`](Self::constant) argument.
@@ -780,7 +831,10 @@ pub struct HookConf {
     /// is posted whole, up to `MAX_DATA` bytes, in `DataRecord`s
     /// (`maxData`); 0 for none.
     pub max_data_arg: u8,
-    pub _pad2: [u8; 2],
+    /// `return_half::EXIT`: `action::TRACK_SOCK` or `UNTRACK_SOCK` on the
+    /// returned `struct sock` (arg 0; `returnArgAction`), else 0.
+    pub ret_sock_action: u8,
+    pub _pad2: u8,
     pub cgroup_scopes: [CgroupScope; MAX_CGROUP_SCOPES],
 }
 
@@ -1523,6 +1577,7 @@ mod pod {
     // SAFETY: all are repr(C), Copy, with explicit padding and no pointers.
     unsafe impl aya::Pod for HookConf {}
     unsafe impl aya::Pod for HookKey {}
+    unsafe impl aya::Pod for SockOwner {}
     unsafe impl aya::Pod for HookSet {}
     unsafe impl aya::Pod for GateKey {}
     unsafe impl aya::Pod for EventInfo {}

@@ -49,15 +49,15 @@ use tetragond_ebpf::{
     size_from, stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo,
     DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord, ExitRecord,
     GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, PrefixGateData,
-    RateLimitKey, RateLimitState, ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, StrTrieData,
-    StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN,
-    BINARY_GATE_ENTRIES, DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES,
+    RateLimitKey, RateLimitState, ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, SockOwner,
+    StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386,
+    ARGS_LEN, BINARY_GATE_ENTRIES, DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES,
     FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS,
     MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS,
     MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MAX_WRITES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT,
     PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES,
-    RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN,
-    STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES, SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH,
+    STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
     UNKNOWN_CAPS,
 };
 
@@ -88,6 +88,10 @@ static TASK_EXE: LruHashMap<u32, ExePath> = LruHashMap::with_max_entries(TASK_EX
 /// Each process's credentials at exec (see `ExecCreds`).
 #[map]
 static EXEC_CREDS: LruHashMap<u32, ExecCreds> = LruHashMap::with_max_entries(EXEC_CREDS_ENTRIES, 0);
+/// Sockets a TrackSock recorded, by `struct sock` address.
+#[map]
+static SOCK_OWNERS: LruHashMap<u64, SockOwner> =
+    LruHashMap::with_max_entries(SOCK_OWNER_ENTRIES, 0);
 #[map]
 static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 /// Scratch for building a path key: too big for the 512-byte stack.
@@ -195,6 +199,14 @@ struct LoopState {
     /// for `uprobe_dispatch_writing` to make.
     writes: [UserWrite; MAX_WRITES],
     n_writes: u32,
+    /// The `struct sock` address of each socket argument of the hook
+    /// running (0 for other kinds), for TrackSock.
+    socks: [u64; MAX_ARGS],
+    /// The owner TrackSock recorded for a socket argument of the hook
+    /// running (`tgid` 0: none), which its event names.
+    owner: SockOwner,
+    /// The owner a TrackSock records, built here.
+    new_owner: SockOwner,
 }
 
 /// 4 bytes to write at a user address (Set).
@@ -1107,7 +1119,14 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
     if exit_half && take_armed(hook.pair_slot as u64) == 0 {
         return 0;
     }
+    if let Some(state) = loop_state() {
+        state.owner.tgid = 0;
+    }
     repeat!(hook.n_args, MAX_ARGS, read_arg_step(hook_slot as u64));
+    // `returnArgAction`, before the return filters, as in Tetragon.
+    if exit_half && hook.ret_sock_action != 0 {
+        track_sock(0, u64::from(hook.ret_sock_action == action::TRACK_SOCK));
+    }
     let data_len = (hook.data_slots as u32).min(MAX_ARGS as u32) * STR_LEN as u32;
     if hook.n_selectors == 0 {
         if entry_half {
@@ -1246,6 +1265,7 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
         raw
     };
     let kind = spec.kind;
+    note_sock(i, kind, raw);
     let value = if kind == arg_kind::SYSCALL64 {
         raw | u64::from(compat << 31)
     } else if arg_kind::has_data(kind) {
@@ -1279,6 +1299,35 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     // states it explores.
     *slot = value;
     0
+}
+
+/// Keeps the `struct sock` address of argument `i` (a `sock`, or the
+/// `sk` of a `socket`) for TrackSock, and the owner a TrackSock recorded
+/// for it, if any, for the event.
+#[inline(always)]
+fn note_sock(i: usize, kind: u8, raw: u64) {
+    let sk = match kind {
+        arg_kind::SOCK => raw,
+        arg_kind::SOCKET => STRUCT_OFFSETS
+            .get(0)
+            .filter(|o| o.valid != 0)
+            .and_then(|o| unsafe {
+                read_kernel::<u64>((raw as *const u8).wrapping_add(o.socket_sk as usize))
+            })
+            .unwrap_or(0),
+        _ => 0,
+    };
+    let Some(state) = loop_state() else {
+        return;
+    };
+    if let Some(slot) = at_mut(&mut state.socks, i) {
+        *slot = sk;
+    }
+    if sk != 0 {
+        if let Some(owner) = unsafe { SOCK_OWNERS.get(&sk) } {
+            state.owner = *owner;
+        }
+    }
 }
 
 /// Keeps where the buffer of the hook's `maxData` argument is, for
@@ -1511,6 +1560,10 @@ fn read_arg(ctx: &TracePointContext, spec: &ArgSpec, shift: u32) -> u64 {
         return unsafe { bpf_get_current_task() };
     }
     let off = spec.offset as usize;
+    if spec.source == arg_source::RELATIVE {
+        let base = unsafe { ctx.read_at::<u64>(off) }.unwrap_or(0);
+        return base.wrapping_add(spec.displacement());
+    }
     if spec.source == arg_source::INDEXED {
         let base = unsafe { ctx.read_at::<u64>(off) }.unwrap_or(0);
         let index = unsafe { ctx.read_at::<u64>(spec.index_offset as usize) }.unwrap_or(0);
@@ -1619,6 +1672,9 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     // the verifier follows two cases, not one per index (`queue_write`
     // finds it).
     let mut set = false;
+    // The last TrackSock or UntrackSock, which names the event when no
+    // enforcement does.
+    let mut tracked = action::POST;
     let n = sel.n_actions as usize;
     unrolled!([0, 1, 2], |i| if i < n {
         let a = &sel.actions[i];
@@ -1632,12 +1688,16 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             action::SIGNAL if signal == 0 => signal = a.signal,
             action::OVERRIDE => errno = a.signal as i32,
             action::SET => set = true,
+            action::TRACK_SOCK | action::UNTRACK_SOCK => {
+                track_sock(u64::from(a.arg), u64::from(a.kind == action::TRACK_SOCK));
+                tracked = a.kind;
+            }
             _ => {}
         }
     });
     let mut ret = 0;
     let mut outcome = Outcome {
-        action: action::POST,
+        action: tracked,
         value: 0,
         enforced: false,
     };
@@ -1702,6 +1762,36 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     ret
 }
 
+/// TrackSock (`track` 1) or UntrackSock (0) on the socket argument at
+/// `arg`: records the task running as its owner, or forgets it. A global
+/// function: verified once, whatever calls it.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn track_sock(arg: u64, track: u64) -> i64 {
+    let Some(state) = loop_state() else {
+        return 1;
+    };
+    let sk = at(&state.socks, arg as usize).copied().unwrap_or(0);
+    if sk == 0 {
+        return 1;
+    }
+    if track == 0 {
+        let _ = SOCK_OWNERS.remove(&sk);
+        return 0;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    // Built in map memory, not on the stack (see `post`).
+    let owner = &mut state.new_owner;
+    owner.tgid = (pid_tgid >> 32) as u32;
+    owner.tid = pid_tgid as u32;
+    owner.uid = uid_gid as u32;
+    owner.gid = (uid_gid >> 32) as u32;
+    owner.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let _ = SOCK_OWNERS.insert(&sk, owner, 0);
+    0
+}
+
 /// Writes the event's enforcement action (or Post) into the event buffer,
 /// for `post`.
 #[inline(always)]
@@ -1746,7 +1836,12 @@ pub extern "C" fn queue_write(hook_slot: u64, selector: u64) -> i64 {
     let Ok(base) = (unsafe { regs.read_at::<u64>(spec.offset as usize) }) else {
         return 1;
     };
-    let addr = base.wrapping_add(spec.field.offset as i16 as i64 as u64);
+    let displacement = if spec.source == arg_source::RELATIVE {
+        spec.displacement()
+    } else {
+        spec.field.offset as i16 as i64 as u64
+    };
+    let addr = base.wrapping_add(displacement);
     if let Some(w) = at_mut(&mut state.writes, state.n_writes as usize) {
         *w = UserWrite {
             addr,
@@ -1963,7 +2058,6 @@ fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8) {
     }
     let mode = POLICY_MODE.get(hook.policy_slot).copied().unwrap_or(0);
     let data_len = data_len.min((MAX_ARGS * STR_LEN) as u32);
-    let tgid = (pid_tgid >> 32) as u32;
     unsafe {
         let ev = &mut (*buf).event;
         ev.kind = record::POLICY_EVENT;
@@ -1971,7 +2065,7 @@ fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8) {
         ev.ktime_ns = ktime_ns;
         ev.policy_slot = hook.policy_slot;
         ev.hook_slot = hook_slot;
-        ev.tgid = tgid;
+        ev.tgid = (pid_tgid >> 32) as u32;
         ev.tid = pid_tgid as u32;
         ev.uid = uid_gid as u32;
         ev.gid = (uid_gid >> 32) as u32;
@@ -1981,6 +2075,21 @@ fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8) {
         ev.return_half = hook.return_half;
         ev.pair_slot = hook.pair_slot;
         ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        // A socket argument's owner, where a TrackSock recorded one, names
+        // the event. Not on return hooks: their halves are paired by
+        // thread. Copied from map memory: 5.10 counts every byte of stack
+        // along the deepest call chain.
+        if hook.return_half == return_half::NONE {
+            if let Some(state) = loop_state().filter(|state| state.owner.tgid != 0) {
+                let o = &state.owner;
+                ev.tgid = o.tgid;
+                ev.tid = o.tid;
+                ev.uid = o.uid;
+                ev.gid = o.gid;
+                ev.comm = o.comm;
+            }
+        }
+        let tgid = ev.tgid;
         match TASK_EXE.get_ptr(&tgid) {
             Some(exe) => {
                 if bpf_probe_read_kernel_buf((*exe).bytes.as_ptr(), &mut ev.exe).is_err() {

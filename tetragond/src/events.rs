@@ -109,15 +109,18 @@ fn read_pod<T: Copy>(bytes: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-/// The event's `action`: its enforcement action if it had one, else the
-/// last action the daemon performs for its selector (GetUrl, DnsLookup;
-/// Tetragon names the last action taken), else Post.
+/// The event's `action`: its enforcement action if it had one, else its
+/// selector's last TrackSock or UntrackSock, else the last action the
+/// daemon performs for its selector (GetUrl, DnsLookup; Tetragon names the
+/// last action taken), else Post.
 pub fn action_name(ev: &Event, meta: &HookMeta) -> &'static str {
     match ev.action {
         action::SIGKILL => "KPROBE_ACTION_SIGKILL",
         action::SIGNAL => "KPROBE_ACTION_SIGNAL",
         action::OVERRIDE => "KPROBE_ACTION_OVERRIDE",
         action::SET => "KPROBE_ACTION_SET",
+        action::TRACK_SOCK => "KPROBE_ACTION_TRACKSOCK",
+        action::UNTRACK_SOCK => "KPROBE_ACTION_UNTRACKSOCK",
         _ => meta
             .daemon_actions_of(ev.selector)
             .last()

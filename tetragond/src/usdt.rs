@@ -5,7 +5,7 @@
 
 use std::{fs, path::Path};
 
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 /// One probe site (a probe may have several, one per inlined copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +53,31 @@ pub enum Location {
     /// The same value at every passage (`$5`, `$-1`, `$0x10`): the
     /// compiler knew it.
     Constant(i64),
+    /// A register's value plus `displacement`, not read further: a
+    /// symbol's address (`$counter`), as the probe's own address (`%rip`
+    /// at the uprobe) plus the symbol's distance from it.
+    Address {
+        base_pt_regs: u16,
+        displacement: i32,
+    },
 }
+
+/// `%rip`'s byte offset in x86-64's `struct pt_regs`: a uprobe's handler
+/// sees it at the probe's own address (the kernel sets it back from past
+/// the breakpoint before calling it).
+pub const RIP_PT_REGS: u16 = 128;
+
+/// Finds a symbol an operand names: its distance in bytes from the probe
+/// (its address minus the probe's, both as linked), or None.
+pub type SymbolDistance<'a> = &'a dyn Fn(&str) -> Option<i64>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OperandError {
     #[error("`{0}` is not SIZE@OPERAND")]
     Malformed(String),
-    #[error("`{0}` is a constant naming a symbol's address, which is not read")]
-    Constant(String),
-    #[error("`{0}` is addressed relative to %rip, which is not read")]
+    #[error("`{0}` names a symbol the file's symbol table does not define")]
+    Symbol(String),
+    #[error("`{0}` is addressed relative to %rip without a symbol, or farther than 2 GiB from the probe")]
     Addressing(String),
     #[error("`{0}` names no x86-64 general-purpose register")]
     Register(String),
@@ -156,7 +172,9 @@ pub fn parse(data: &[u8]) -> Result<Vec<Probe>, NotesError> {
             Some(now) if desc.base != 0 => address.wrapping_add(now).wrapping_sub(desc.base),
             _ => address,
         };
-        let probe_offset = file_offset(&file, moved(desc.pc)).ok_or(NotesError::Malformed(
+        let pc = moved(desc.pc);
+        let symbol = |name: &str| symbol_address(&file, name).map(|a| a.wrapping_sub(pc) as i64);
+        let probe_offset = file_offset(&file, pc).ok_or(NotesError::Malformed(
             "a probe's address is in no loaded segment",
         ))?;
         let semaphore = match desc.semaphore {
@@ -170,10 +188,23 @@ pub fn parse(data: &[u8]) -> Result<Vec<Probe>, NotesError> {
             name: desc.name,
             file_offset: probe_offset,
             semaphore,
-            args: desc.args.split_whitespace().map(parse_operand).collect(),
+            args: desc
+                .args
+                .split_whitespace()
+                .map(|arg| parse_operand(arg, &symbol))
+                .collect(),
         });
     }
     Ok(probes)
+}
+
+/// The address of the symbol `name` the file defines (its symbol table,
+/// else its dynamic one).
+fn symbol_address(file: &object::File<'_>, name: &str) -> Option<u64> {
+    file.symbols()
+        .chain(file.dynamic_symbols())
+        .find(|s| s.is_definition() && s.name() == Ok(name))
+        .map(|s| s.address())
 }
 
 /// The file offset of address `vaddr`, by the loaded segment holding it
@@ -281,10 +312,10 @@ impl Desc {
 }
 
 /// One argument spec: `[-]SIZE@OPERAND`, where the operand is `%REG`,
-/// `DISP(%REG)`, `(%REG)`, `DISP(%BASE,%INDEX,SCALE)` or a number (`$5`,
-/// `$-1`, `$0x10`); a symbol's address (`$counter`) and `%rip`-relative
-/// operands are refused.
-pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
+/// `DISP(%REG)`, `(%REG)`, `DISP(%BASE,%INDEX,SCALE)`, a number (`$5`,
+/// `$-1`, `$0x10`), a symbol's address (`$counter`) or a symbol in memory
+/// (`counter(%rip)`, `counter+8(%rip)`), the symbols found by `symbol`.
+pub fn parse_operand(spec: &str, symbol: SymbolDistance<'_>) -> Result<Operand, OperandError> {
     let malformed = || OperandError::Malformed(spec.to_string());
     let (size, operand) = spec.split_once('@').ok_or_else(malformed)?;
     let (signed, size) = match size.strip_prefix('-') {
@@ -296,9 +327,13 @@ pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
         return Err(malformed());
     }
     let location = if let Some(number) = operand.strip_prefix('$') {
-        Location::Constant(
-            parse_number(number).ok_or_else(|| OperandError::Constant(spec.to_string()))?,
-        )
+        match parse_number(number) {
+            Some(value) => Location::Constant(value),
+            None => Location::Address {
+                base_pt_regs: RIP_PT_REGS,
+                displacement: symbol_distance(spec, number, symbol)?,
+            },
+        }
     } else if let Some(register) = operand.strip_prefix('%') {
         Location::Register {
             pt_regs: register_at(register)
@@ -311,7 +346,17 @@ pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
         let mut parts = inside.split(',');
         let base = parts.next().unwrap_or_default();
         if base == "%rip" {
-            return Err(OperandError::Addressing(spec.to_string()));
+            if parts.next().is_some() || parse_number(displacement).is_some() {
+                return Err(OperandError::Addressing(spec.to_string()));
+            }
+            return Ok(Operand {
+                size,
+                signed,
+                location: Location::Memory {
+                    base_pt_regs: RIP_PT_REGS,
+                    displacement: symbol_distance(spec, displacement, symbol)?,
+                },
+            });
         }
         let displacement = match displacement {
             "" => 0,
@@ -351,6 +396,27 @@ pub fn parse_operand(spec: &str) -> Result<Operand, OperandError> {
         signed,
         location,
     })
+}
+
+/// How far `reference` (`SYMBOL`, `SYMBOL+N` or `SYMBOL-N`) is from the
+/// probe: within ±2 GiB, as code addresses its data.
+fn symbol_distance(
+    spec: &str,
+    reference: &str,
+    symbol: SymbolDistance<'_>,
+) -> Result<i32, OperandError> {
+    let (name, offset) = match reference.rfind(['+', '-']) {
+        Some(at) if at > 0 => match parse_number(&reference[at..].replace('+', "")) {
+            Some(offset) => (&reference[..at], offset),
+            None => (reference, 0),
+        },
+        _ => (reference, 0),
+    };
+    let distance = symbol(name).ok_or_else(|| OperandError::Symbol(spec.to_string()))?;
+    distance
+        .checked_add(offset)
+        .and_then(|d| i32::try_from(d).ok())
+        .ok_or_else(|| OperandError::Addressing(spec.to_string()))
 }
 
 /// A constant operand's number as gas writes it: decimal or `0x` hex,
@@ -415,7 +481,7 @@ mod tests {
 
     #[test]
     fn operands_name_a_register_or_memory_behind_one() {
-        let op = |s| parse_operand(s);
+        let op = |s| parse_operand(s, &|name| (name == "counter").then_some(0x2000));
         assert_eq!(
             op("-4@%edi"),
             Ok(Operand {
@@ -456,10 +522,34 @@ mod tests {
             op("8@$0x10").map(|o| o.location),
             Ok(Location::Constant(16))
         );
-        assert!(matches!(op("8@$counter"), Err(OperandError::Constant(_))));
-        assert!(matches!(op("8@$"), Err(OperandError::Constant(_))));
+        // Symbols: as far from the probe's address as the symbol is.
+        let rip = |displacement| Location::Memory {
+            base_pt_regs: RIP_PT_REGS,
+            displacement,
+        };
+        assert_eq!(op("-4@counter(%rip)").map(|o| o.location), Ok(rip(0x2000)));
+        assert_eq!(op("4@counter+8(%rip)").map(|o| o.location), Ok(rip(0x2008)));
+        assert_eq!(
+            op("4@counter-0x10(%rip)").map(|o| o.location),
+            Ok(rip(0x1ff0))
+        );
+        assert_eq!(
+            op("8@$counter").map(|o| o.location),
+            Ok(Location::Address {
+                base_pt_regs: RIP_PT_REGS,
+                displacement: 0x2000
+            })
+        );
+        assert!(matches!(op("8@$other"), Err(OperandError::Symbol(_))));
+        assert!(matches!(op("8@$"), Err(OperandError::Symbol(_))));
+        assert!(matches!(op("8@16(%rip)"), Err(OperandError::Addressing(_))));
         assert!(matches!(
-            op("8@counter(%rip)"),
+            op("8@counter(%rip,%rax,8)"),
+            Err(OperandError::Addressing(_))
+        ));
+        let far = |name: &str| (name == "far").then_some(1i64 << 40);
+        assert!(matches!(
+            parse_operand("8@far(%rip)", &far),
             Err(OperandError::Addressing(_))
         ));
         assert_eq!(

@@ -79,14 +79,14 @@ use std::{
     ffi::CString,
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
-    os::unix::ffi::OsStrExt,
+    os::{fd::IntoRawFd, unix::ffi::OsStrExt},
     time::Instant,
 };
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
 | bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
-| connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | dropcaps SUBCMD.. \
+| connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
@@ -203,16 +203,27 @@ fn fire_usdt(number: i32, words: &[u64; 2], text: *const libc::c_char) {
     // are only read.
     unsafe {
         std::arch::asm!(
+            // Keeps the globals `tetragond:global` names in the binary: a
+            // note names them in text only, which the linker does not see.
+            "lea tetragond_usdt_counter(%rip), {kept}",
+            "lea tetragond_usdt_greeting(%rip), {kept}",
             "990: nop",
             sdt_note!("probe", "-4@{number:e} 8@-8({upper}) 8@{text}"),
             // A constant the compiler knew (-7), then `number`.
             sdt_note!("constant", "-4@$-7 -4@{number:e}"),
             sdt_note!("indexed", "8@-16({upper},{one},8) -4@{number:e}"),
+            // Globals, as a compiler names them: one in memory (its
+            // symbol, relative to %rip), one by its address, then `number`.
+            sdt_note!(
+                "global",
+                "-4@tetragond_usdt_counter(%rip) 8@$tetragond_usdt_greeting -4@{number:e}"
+            ),
             sdt_base!(),
             number = in(reg) number,
             upper = in(reg) &words[1],
             text = in(reg) text,
             one = in(reg) 1u64,
+            kept = out(reg) _,
             options(att_syntax, nostack, readonly, preserves_flags),
         );
     }
@@ -236,6 +247,19 @@ fn fire_usdt_set(status: &mut [i32; 2], passage: i32) {
         );
     }
 }
+
+// The globals `tetragond:global` passes, by their symbols.
+std::arch::global_asm!(
+    ".pushsection .data.tetragond_usdt,\"aw\",\"progbits\"",
+    ".balign 4",
+    ".globl tetragond_usdt_counter",
+    ".hidden tetragond_usdt_counter",
+    "tetragond_usdt_counter: .4byte 10833",
+    ".globl tetragond_usdt_greeting",
+    ".hidden tetragond_usdt_greeting",
+    "tetragond_usdt_greeting: .asciz \"tetragond global\"",
+    ".popsection",
+);
 
 // The semaphore of `tetragond:gated`, in `.probes` as `<sys/sdt.h>` puts
 // them: a tracer raises it while it watches the probe (the kernel does,
@@ -727,6 +751,52 @@ fn run(args: &[String]) -> i32 {
                     }
                 }
                 Err(e) => println!("{}", error_line(&e)),
+            }
+        }
+        Some("listen-handoff") => {
+            // A listening socket made here, closed by a child process
+            // (this binary again, `close-fd N`): the socket's owner and the
+            // task closing it differ (TrackSock).
+            let Some(port) = args.get(1).and_then(|s| s.parse::<u16>().ok()) else {
+                return usage();
+            };
+            let listener = match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    println!("{}", error_line(&e));
+                    return 1;
+                }
+            };
+            let fd = listener.into_raw_fd();
+            // SAFETY: clears close-on-exec on a descriptor this process owns.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            // The child closes once told, after this process's copy is
+            // closed: its close is the last, which changes the state.
+            let child = std::process::Command::new("/proc/self/exe")
+                .args(["wait-stdin", "close-fd", &fd.to_string()])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn();
+            // SAFETY: this process's copy; the child holds the socket open.
+            unsafe { libc::close(fd) };
+            let go = |mut c: std::process::Child| {
+                c.stdin.take().map(|mut i| i.write_all(b"go\n"));
+                c.wait()
+            };
+            match child.and_then(go) {
+                Ok(status) if status.success() => println!("handed-off"),
+                Ok(status) => println!("child {status}"),
+                Err(e) => println!("{}", error_line(&e)),
+            }
+        }
+        Some("close-fd") => {
+            let Some(fd) = args.get(1).and_then(|s| s.parse::<i32>().ok()) else {
+                return usage();
+            };
+            // SAFETY: a descriptor this process inherited to close.
+            if unsafe { libc::close(fd) } != 0 {
+                println!("error {}", errno());
+                return 1;
             }
         }
         Some("wait-stdin") => {

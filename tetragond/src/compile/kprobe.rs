@@ -13,7 +13,7 @@
 //! `security_*` function is an fentry program that decides plus an
 //! fmod_ret program that returns the errno (`sensors/fmod_ret.rs`).
 
-use tetragond_ebpf::{return_half, HookConf};
+use tetragond_ebpf::{action, return_half, HookConf};
 
 use super::{
     args::{unsupported_arg, Memory},
@@ -27,7 +27,7 @@ use super::{
 use crate::{
     error::CompileError,
     kernel_info::KernelFunctions,
-    policy::model::{KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
+    policy::model::{ActionType, KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
     syscalls::{self, Share},
 };
 
@@ -200,6 +200,13 @@ fn kernel_function(
     let mut exit = return_hook(policy, what, kp, target, return_offset, formats)?;
     exit.conf.return_half = return_half::EXIT;
     exit.meta.return_half = ReturnHalf::Exit;
+    // The returned sock is the exit half's arg 0 (`policy/unsupported.rs`
+    // checks returnArg is one).
+    exit.conf.ret_sock_action = match kp.return_arg_action {
+        Some(ActionType::TrackSock) => action::TRACK_SOCK,
+        Some(ActionType::UntrackSock) => action::UNTRACK_SOCK,
+        _ => 0,
+    };
     if let Some(i) = copy {
         returns::read_copy_at_return(&mut exit.conf, &mut exit.meta.args, &kp.args[i]);
     }

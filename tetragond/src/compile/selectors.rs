@@ -2,9 +2,9 @@
 //! paths, sockets), matchPIDs, matchBinaries and matchActions.
 
 use tetragond_ebpf::{
-    action, cap_set, op, rate_scope, set_op, stack, ActionSpec, ArgFilter, CapFilter, Selector,
-    BINARY_FILTER, MAX_ARG_FILTERS, MAX_CAP_FILTERS, MAX_NS_FILTERS, MAX_NS_VALUES, MAX_PIDS,
-    MAX_VALUES, PARENT_BINARIES, PARENT_BINARY_FILTER, STR_MATCH_LEN, SUBSTR_LEN,
+    action, arg_kind, cap_set, op, rate_scope, set_op, stack, ActionSpec, ArgFilter, CapFilter,
+    Selector, BINARY_FILTER, MAX_ARG_FILTERS, MAX_CAP_FILTERS, MAX_NS_FILTERS, MAX_NS_VALUES,
+    MAX_PIDS, MAX_VALUES, PARENT_BINARIES, PARENT_BINARY_FILTER, STR_MATCH_LEN, SUBSTR_LEN,
 };
 
 use super::{
@@ -1028,10 +1028,8 @@ impl SelectorCtx<'_> {
                     ..Default::default()
                 },
                 ActionType::Set => self.set_action(a, &actions[..i])?,
-                ActionType::NotifyEnforcer
-                | ActionType::CleanupEnforcerNotification
-                | ActionType::TrackSock
-                | ActionType::UntrackSock => {
+                ActionType::TrackSock | ActionType::UntrackSock => self.sock_action(a)?,
+                ActionType::NotifyEnforcer | ActionType::CleanupEnforcerNotification => {
                     return Err(self
                         .unsupported(format!("action {} is not supported yet", a.action.as_str())))
                 }
@@ -1079,6 +1077,46 @@ impl SelectorCtx<'_> {
                 ..Default::default()
             }),
         }
+    }
+}
+
+impl SelectorCtx<'_> {
+    /// Tetragon's TrackSock and UntrackSock: on the socket at position
+    /// `argSock` of `args`, a `sock` or a `socket` (its `sk`).
+    fn sock_action(&self, a: &ActionSelector) -> Result<ActionSpec, CompileError> {
+        let name = a.action.as_str();
+        let position = a.arg_sock.ok_or_else(|| {
+            self.invalid(format!(
+                "{name} needs argSock: the position of a sock or socket argument in args"
+            ))
+        })?;
+        let Some(arg) = self.args.args.get(position as usize) else {
+            return Err(self.invalid(format!(
+                "{name} argSock {position} names no argument: args has {}",
+                self.args.args.len()
+            )));
+        };
+        let kind = self
+            .args
+            .memory
+            .filter(|_| !super::data::is_data(arg))
+            .and_then(|memory| kind_of(arg.ty, memory).ok())
+            .map(|(kind, _)| kind);
+        if !matches!(kind, Some(arg_kind::SOCK | arg_kind::SOCKET)) {
+            return Err(self.invalid(format!(
+                "{name} argSock {position}: the argument there is of type {}, not a kernel sock or socket",
+                arg.ty
+            )));
+        }
+        Ok(ActionSpec {
+            kind: if a.action == ActionType::TrackSock {
+                action::TRACK_SOCK
+            } else {
+                action::UNTRACK_SOCK
+            },
+            arg: position as u8,
+            ..Default::default()
+        })
     }
 }
 

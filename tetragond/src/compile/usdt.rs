@@ -122,9 +122,9 @@ fn site_hook(
 
 /// Whether Set may write argument `arg.index` of the probe at `site`: as
 /// Tetragon asks, 4 bytes of memory at a register plus a displacement
-/// (`-4@-20(%rbp)`, a variable the program reads after the probe; one too
-/// far from its register is refused as an argument already), and a kernel
-/// that lets programs write user memory.
+/// (`-4@-20(%rbp)`, a variable the program reads after the probe, or
+/// `-4@counter(%rip)`, a global one), and a kernel that lets programs
+/// write user memory.
 fn writable(site: &Probe, arg: &Arg, write_user: bool) -> Result<(), String> {
     let n = arg.index;
     match site.args.get(n as usize) {
@@ -212,7 +212,28 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
         Location::Memory {
             base_pt_regs,
             displacement,
-        } => in_memory(operand, base_pt_regs, displacement, kind).map_err(refuse)?,
+        } => match in_memory(operand, base_pt_regs, displacement, kind) {
+            Ok(spec) => spec,
+            // Farther than the field's offset reaches (a symbol, from the
+            // probe's address): the register plus the displacement first.
+            Err(_) => ArgSpec {
+                field: FieldPath {
+                    offset: 0,
+                    ..in_memory(operand, base_pt_regs, 0, kind)
+                        .map_err(refuse)?
+                        .field
+                },
+                signed,
+                ..ArgSpec::relative(base_pt_regs, displacement, kind)
+            },
+        },
+        Location::Address {
+            base_pt_regs,
+            displacement,
+        } => ArgSpec {
+            signed: 0,
+            ..ArgSpec::relative(base_pt_regs, displacement, kind)
+        },
         Location::Indexed {
             base_pt_regs,
             index_pt_regs,
@@ -327,7 +348,7 @@ mod tests {
     #[test]
     fn an_indexed_element_is_read_at_base_plus_scaled_index() {
         let site = Probe {
-            args: vec![usdt::parse_operand("-1@-96(%rbp,%rax,8)")],
+            args: vec![usdt::parse_operand("-1@-96(%rbp,%rax,8)", &|_| None)],
             ..probe()
         };
         let spec = arg_spec("t", &Arg::of(0, ArgType::Int8), &site).expect("read");
@@ -339,5 +360,35 @@ mod tests {
         assert_eq!((spec.field.user, spec.field.size), (1, 1));
         assert_eq!(spec.field.offset as i16, -96);
         assert!(writable(&site, &Arg::of(0, ArgType::Int8), true).is_err());
+    }
+
+    #[test]
+    fn a_symbol_is_read_from_the_probes_address_plus_its_distance() {
+        let far = |name: &str| (name == "counter").then_some(0x12_3456);
+        let site = Probe {
+            args: ["-4@counter(%rip)", "8@$counter", "4@-4(%rbp)"]
+                .into_iter()
+                .map(|a| usdt::parse_operand(a, &far))
+                .collect(),
+            ..probe()
+        };
+        let spec = |index, ty| arg_spec("t", &Arg::of(index, ty), &site).expect("read");
+        // In memory: the register plus the displacement, then 4 bytes there.
+        let global = spec(0, ArgType::Int32);
+        assert_eq!(global.source, arg_source::RELATIVE);
+        assert_eq!((global.offset, global.displacement()), (128, 0x12_3456));
+        assert_eq!((global.field.present, global.field.user), (1, 1));
+        assert_eq!((global.field.size, global.field.offset), (4, 0));
+        // By its address: the register plus the displacement, as the value.
+        let address = spec(1, ArgType::String);
+        assert_eq!(address.source, arg_source::RELATIVE);
+        assert_eq!(address.displacement(), 0x12_3456);
+        assert_eq!(address.field.present, 0);
+        // Near its register: the field's offset, as before.
+        let near = spec(2, ArgType::Int32);
+        assert_eq!(near.source, arg_source::CONTEXT);
+        assert_eq!(near.field.offset as i16, -4);
+        // A global can be Set.
+        assert_eq!(writable(&site, &Arg::of(0, ArgType::Int32), true), Ok(()));
     }
 }

@@ -189,12 +189,7 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
     match hook {
         Hook::Kprobe(k) | Hook::Fentry(k) => {
             check_data(&k.data, path)?;
-            let tracking = matches!(
-                k.return_arg_action,
-                Some(ActionType::TrackSock | ActionType::UntrackSock)
-            );
-            let why = "socket tracking (TrackSock, UntrackSock) is not served; Post is";
-            refuse_if(tracking, path, "returnArgAction", why)?;
+            check_return_arg_action(k, path)?;
             check_return_arg(k.return_arg.as_ref(), path)?;
         }
         Hook::Tracepoint(_) => {}
@@ -228,6 +223,30 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
         check_selector(selector, &path.key("selectors").index(i), kprobe_events)?;
     }
     Ok(())
+}
+
+/// `returnArgAction` TrackSock or UntrackSock records (or forgets) the
+/// `struct sock` a kernel function returns: `returnArg` must be one.
+fn check_return_arg_action(k: &KprobeSpec, path: &NodePath) -> Check {
+    let Some(action @ (ActionType::TrackSock | ActionType::UntrackSock)) = k.return_arg_action
+    else {
+        return Ok(());
+    };
+    let why = if !k.ret {
+        Some(format!("{action} acts on the returned struct sock: the hook needs return: true and a returnArg of type sock"))
+    } else if k.syscall {
+        Some(format!("{action} acts on a returned struct sock: a syscall returns a number; hook the kernel function that returns the socket (sk_alloc, inet_csk_accept)"))
+    } else if k.return_arg.as_ref().map(|a| a.ty) != Some(ArgType::Sock) {
+        Some(format!(
+            "{action} acts on the returned struct sock: returnArg must be of type sock"
+        ))
+    } else {
+        None
+    };
+    match why {
+        Some(message) => Err(Issue::at(path.key("returnArgAction"), Part::Value, message)),
+        None => Ok(()),
+    }
 }
 
 /// A kprobe's `data` values (`compile/data.rs`): each read from the

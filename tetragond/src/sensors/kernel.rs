@@ -35,6 +35,7 @@ use super::{
     map_flags,
     object::{exe_path, log_verified, map_err, map_full, take, taken},
     pin::{Held, Pins},
+    sock_owners::SockOwners,
 };
 use crate::{
     compile::{Attach, FunctionTarget, MapEntry, UprobeLocation, UprobeTarget},
@@ -85,6 +86,7 @@ pub struct Kernel {
     policy_mode: Array<MapData, u32>,
     counters: PerCpuArray<MapData, PolicyCounters>,
     task_exe: BpfHashMap<MapData, u32, ExePath>,
+    sock_owners: SockOwners,
     /// Where policies' map entries go.
     entries: EntryMaps,
     /// Read by the hand-written fmod_ret programs (by descriptor).
@@ -191,6 +193,7 @@ impl Kernel {
             policy_mode: take!(ebpf, Array, "POLICY_MODE"),
             counters: take!(ebpf, PerCpuArray, "POLICY_COUNTERS"),
             task_exe: take!(ebpf, BpfHashMap, "TASK_EXE"),
+            sock_owners: SockOwners::new(take!(ebpf, BpfHashMap, "SOCK_OWNERS")),
             entries: EntryMaps::take(&mut ebpf)?,
             override_decision: match ebpf.take_map("OVERRIDE_DECISION") {
                 Some(aya::maps::Map::PerCpuArray(data)) => data,
@@ -647,12 +650,15 @@ impl Kernel {
             install_id: self.next_install_id,
             ..*conf
         };
-        self.hooks.write(slot, &conf)
+        self.hooks.write(slot, &conf)?;
+        self.sock_owners.hook_written(slot, &conf);
+        Ok(())
     }
 
     /// `slot` holds no hook any more (it is in no dispatch list).
     pub fn free_hook(&mut self, slot: u32) {
         self.hooks.retire(slot);
+        self.sock_owners.hook_freed(slot);
     }
 
     /// The aggregation window (`AGGREGATE_WINDOW`; zero: off).

@@ -16,5 +16,6 @@ mod object;
 pub mod ops;
 pub mod pin;
 pub mod ring_size;
+mod sock_owners;
 
 pub use kernel::{Kernel, LoadOptions};
