@@ -20,7 +20,7 @@ use tetragond_ebpf::{record, return_half};
 use crate::{
     api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
     clock::Clock,
-    compile::{HookKind, ReturnHalf, Tracefs},
+    compile::{HookKind, HookMeta, ReturnHalf, Tracefs},
     dbus::{self, BusChoice},
     dbus_policies::PolicyObjects,
     events::{self, calls::CallsInFlight},
@@ -610,41 +610,47 @@ impl Daemon {
         data: &[u8],
         whole: Option<events::WholeArg<'_>>,
     ) {
+        let meta = self.store.hook_meta(ev.policy_slot, ev.hook_slot).cloned();
         // As in Tetragon, when the event arrives: before the exporter's
         // rate limits, and for a return hook's entry half at the call.
-        if let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) {
-            for action in meta.daemon_actions_of(ev.selector) {
-                self.outbound.request(action);
-            }
+        for action in meta.iter().flat_map(|m| m.daemon_actions_of(ev.selector)) {
+            self.outbound.request(action);
         }
-        match ev.return_half {
-            return_half::ENTRY => self.calls.hold(ev, data, whole.map(|w| (w.arg, w.bytes))),
-            return_half::EXIT => self.export_call(ev, data, whole),
-            _ => self.export_hook_event(ev, data, None, whole),
+        match (ev.return_half, meta) {
+            (return_half::ENTRY, _) => self.calls.hold(ev, data, whole.map(|w| (w.arg, w.bytes))),
+            (_, None) => self.exporter.dropped(DropReason::UnknownPolicy, "", 1),
+            (return_half::EXIT, Some(meta)) => self.export_call(ev, data, whole, &meta),
+            (_, Some(meta)) => self.export_hook_event(ev, data, &meta, None, whole),
         }
     }
 
     /// A return hook's call: the entry half's event held for it, completed
-    /// by the exit half's `ret`. An exit without its entry event (not
-    /// posted, or posted before the daemon read events) is not written.
-    /// A `maxData` buffer came with either half: the exit half's is the
-    /// `returnCopy` argument's.
+    /// by the exit half's `ret` (of the hook `ret_meta` describes). An exit
+    /// without its entry event (not posted, or posted before the daemon
+    /// read events) is not written. A `maxData` buffer came with either
+    /// half: the exit half's is the `returnCopy` argument's.
     fn export_call(
         &mut self,
         ret: &tetragond_ebpf::Event,
         ret_data: &[u8],
         ret_whole: Option<events::WholeArg<'_>>,
+        ret_meta: &HookMeta,
     ) {
         let Some(call) = self.calls.take(ret) else {
             return;
         };
-        let copy = self
+        let Some(meta) = self
             .store
             .hook_meta(call.event.policy_slot, call.event.hook_slot)
-            .and_then(|meta| match meta.return_half {
-                ReturnHalf::Entry { copy } => copy,
-                _ => None,
-            });
+            .cloned()
+        else {
+            self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
+            return;
+        };
+        let copy = match meta.return_half {
+            ReturnHalf::Entry { copy } => copy,
+            _ => None,
+        };
         let whole = match (ret_whole, copy) {
             (Some(w), Some(copy)) => Some(events::WholeArg {
                 arg: copy,
@@ -655,33 +661,24 @@ impl Daemon {
                 .as_ref()
                 .map(|(arg, bytes)| events::WholeArg { arg: *arg, bytes }),
         };
-        let Some(ret_meta) = self
-            .store
-            .hook_meta(ret.policy_slot, ret.hook_slot)
-            .cloned()
-        else {
-            self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
-            return;
-        };
         let part = events::ReturnPart {
             event: ret,
             payload: ret_data,
-            meta: &ret_meta,
+            meta: ret_meta,
         };
-        self.export_hook_event(&call.event, &call.payload, Some(part), whole);
+        self.export_hook_event(&call.event, &call.payload, &meta, Some(part), whole);
     }
 
+    /// The event `ev` of the hook `meta` describes (with the return half
+    /// of its call, `ret`), written unless the exporter's limits hold it.
     fn export_hook_event(
         &mut self,
         ev: &tetragond_ebpf::Event,
         data: &[u8],
+        meta: &HookMeta,
         ret: Option<events::ReturnPart<'_>>,
         whole: Option<events::WholeArg<'_>>,
     ) {
-        let Some(meta) = self.store.hook_meta(ev.policy_slot, ev.hook_slot) else {
-            self.exporter.dropped(DropReason::UnknownPolicy, "", 1);
-            return;
-        };
         if meta.kind == HookKind::Loader {
             // A mapping already written for the process (this exec of it:
             // a reused pid is another) is not an event, and does not count

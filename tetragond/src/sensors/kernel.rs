@@ -14,10 +14,7 @@ use aya::{
         lpm_trie::{Key, LpmTrie},
         Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
     },
-    programs::{
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
-        TracePoint, UProbe,
-    },
+    programs::TracePoint,
     Ebpf, EbpfLoader, VerifierLogLevel,
 };
 use tetragond_ebpf::{
@@ -27,7 +24,7 @@ use tetragond_ebpf::{
 };
 
 use super::{
-    bpf_syscall::{self, tracepoint_link},
+    bpf_syscall::tracepoint_link,
     dispatch::{DispatchSets, Listing, ListingGate, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
@@ -36,9 +33,10 @@ use super::{
     object::{exe_path, log_verified, map_err, map_full, take, taken},
     pin::{Held, Pins},
     sock_owners::SockOwners,
+    uprobes,
 };
 use crate::{
-    compile::{Attach, FunctionTarget, MapEntry, UprobeLocation, UprobeTarget},
+    compile::{Attach, FunctionTarget, MapEntry, UprobeTarget},
     error::SensorError,
     kernel_info::{
         btf::{self, KernelBtf},
@@ -515,87 +513,15 @@ impl Kernel {
     /// Attaches the uprobe (or uretprobe) entry point `target` names, with
     /// `hook_slot` as its cookie (the program finds the hook by it).
     fn attach_uprobe(&mut self, target: &UprobeTarget, hook_slot: u32) -> Result<(), SensorError> {
-        let (binary, location) = (target.binary.as_str(), &target.location);
-        let place = format!("{binary}:{location}");
-        let name = match (target.ret, target.writes) {
-            (true, _) => "uretprobe_dispatch",
-            (false, true) => "uprobe_dispatch_writing",
-            (false, false) => "uprobe_dispatch",
-        };
-        if target.writes
-            && self
-                .writing_uprobes
-                .values()
-                .filter(|p| **p == place)
-                .count()
-                >= MAX_WRITES
-        {
+        let place = format!("{}:{}", target.binary, target.location);
+        let writers_here = self.writing_uprobes.values().filter(|p| **p == place);
+        if target.writes && writers_here.count() >= MAX_WRITES {
             return Err(SensorError::Full(format!(
                 "at most {MAX_WRITES} hooks with Set can be attached at one USDT probe site ({place})"
             )));
         }
-        let attach_err = |message: String| SensorError::Attach {
-            tracepoint: format!("uprobe {binary}:{location}"),
-            message,
-        };
-        let prog: &mut UProbe = self
-            .ebpf
-            .program_mut(name)
-            .ok_or_else(|| {
-                SensorError::Load(format!("program {name} missing from the BPF object"))
-            })?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| SensorError::Load(format!("{name}: {e}")))?;
-        if prog.fd().is_err() {
-            prog.load()
-                .map_err(|e| SensorError::Load(format!("{name}: {e:?}")))?;
-            log_verified(name, prog.info().ok());
-        }
-        // aya reads the binary to find a symbol, and the kernel looks the
-        // path up: both are handed the file checked here, through
-        // /proc/self/fd, so nothing put at the path can stall the attach.
-        use std::os::fd::AsRawFd;
-        let file = crate::usdt::open_binary(std::path::Path::new(binary))
-            .map_err(|e| attach_err(e.to_string()))?;
-        let checked = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let kind = if target.ret { "uretprobe" } else { "uprobe" };
-        let what = format!("{kind}-{hook_slot}-{place}");
-        let cookie = u64::from(hook_slot);
-        let link = match location {
-            // A USDT probe with a semaphore: linked here, as aya cannot
-            // have the kernel raise it.
-            UprobeLocation::Offset(offset) if target.semaphore != 0 => {
-                let prog_fd = prog.fd().map_err(|e| attach_err(e.to_string()))?;
-                let path =
-                    std::ffi::CString::new(checked).map_err(|e| attach_err(e.to_string()))?;
-                let link = bpf_syscall::uprobe_link(
-                    prog_fd.as_fd(),
-                    &path,
-                    *offset,
-                    target.semaphore,
-                    target.ret,
-                    cookie,
-                )
-                .map_err(|e| attach_err(format!("linking {name} with its semaphore: {e}")))?;
-                self.pins.hold_owned(&what, link)
-            }
-            _ => {
-                let at = match location {
-                    UprobeLocation::Symbol(s) => UProbeAttachLocation::Symbol(s),
-                    UprobeLocation::Offset(o) => UProbeAttachLocation::AbsoluteOffset(*o),
-                };
-                let point = UProbeAttachPoint {
-                    location: at,
-                    cookie: Some(cookie),
-                };
-                let id = prog
-                    .attach([point], &checked, UProbeScope::AllProcesses)
-                    .map_err(|e| attach_err(e.to_string()))?;
-                let link = prog.take_link(id).map_err(|e| attach_err(e.to_string()))?;
-                self.pins.hold_uprobe(&what, link)
-            }
-        };
-        drop(file);
+        let prog = uprobes::loaded(&mut self.ebpf, uprobes::program_of(target))?;
+        let link = uprobes::link(prog, &self.pins, target, hook_slot)?;
         self.uprobe_links.insert(hook_slot, link);
         if target.writes {
             self.writing_uprobes.insert(hook_slot, place);

@@ -17,5 +17,6 @@ pub mod ops;
 pub mod pin;
 pub mod ring_size;
 mod sock_owners;
+mod uprobes;
 
 pub use kernel::{Kernel, LoadOptions};

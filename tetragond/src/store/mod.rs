@@ -17,6 +17,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     fs,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -94,7 +95,7 @@ pub struct Store<K: KernelOps = Kernel> {
     next_id: u64,
     /// Hook slot -> (policy slot, event metadata) of what is installed now,
     /// so decorating an event is one lookup, not a walk over every policy.
-    hook_metas: HashMap<u32, (u32, HookMeta)>,
+    hook_metas: HashMap<u32, (u32, Arc<HookMeta>)>,
     trust: Trust,
     /// Why the last scan could not read the folder; None when it could.
     folder_error: Option<String>,
@@ -477,7 +478,7 @@ impl<K: KernelOps> Store<K> {
         }
         for hook in &installed.hooks {
             self.hook_metas
-                .insert(hook.slot, (entry.policy_slot, hook.meta.clone()));
+                .insert(hook.slot, (entry.policy_slot, Arc::new(hook.meta.clone())));
         }
         entry.installed = Some(installed);
         entry.sensors = compiled.sensors;
@@ -695,7 +696,8 @@ impl<K: KernelOps> Store<K> {
     }
 
     /// Event decoration: which policy and hook a kernel slot belongs to.
-    pub fn hook_meta(&self, policy_slot: u32, hook_slot: u32) -> Option<&HookMeta> {
+    /// Shared: an event's export holds it while the daemon does the rest.
+    pub fn hook_meta(&self, policy_slot: u32, hook_slot: u32) -> Option<&Arc<HookMeta>> {
         self.hook_metas
             .get(&hook_slot)
             .filter(|(owner, _)| *owner == policy_slot)
