@@ -443,7 +443,7 @@ fn parse_number(text: &str) -> Option<i64> {
 /// register by any of its names (`rax`, `eax`, `ax`, `al`, `ah`, `r8d`,
 /// ...), and the name's width in bytes: the low bytes of a register are
 /// at its offset (little endian).
-fn register_at(name: &str) -> Option<(u16, u8)> {
+pub fn register_at(name: &str) -> Option<(u16, u8)> {
     // Names by width (8, 4, 2, 1 bytes), and the pt_regs offset.
     const REGISTERS: [([&str; 4], u16); 16] = [
         (["r15", "r15d", "r15w", "r15b"], 0),

@@ -225,6 +225,7 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
             ("args", ARGS),
             ("tags", TAGS),
             ("ancestors", ANCESTORS),
+            ("data", ARGS),
             ("offset", U64),
             ("ref_ctr_offset", U64),
         ],

@@ -119,6 +119,23 @@ pub fn spec(what: &str, arg: &Arg, btf: Option<&KernelBtf>) -> Result<ArgSpec, C
     Ok(spec)
 }
 
+/// How a uprobe's data value `arg` is read: the register its `resolve`
+/// names (`source: pt_regs`, as Tetragon reads one), as its type says.
+pub fn register_spec(what: &str, arg: &Arg) -> Result<ArgSpec, CompileError> {
+    let position = position(arg);
+    let at = |key: &'static str| {
+        move |m: String| {
+            CompileError::Unsupported(format!("{what}: data {position}: {m}"))
+                .within(NodePath::root().key("data").index(position).key(key))
+        }
+    };
+    let name = arg.resolve.as_deref().unwrap_or_default();
+    let (offset, _) = crate::usdt::register_at(name)
+        .ok_or_else(|| format!("{name:?} names no x86-64 general-purpose register"))
+        .map_err(at("resolve"))?;
+    word_arg(arg.ty, offset, Memory::User).map_err(at("type"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

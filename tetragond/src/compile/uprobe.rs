@@ -6,6 +6,7 @@ use tetragond_ebpf::{return_half, ArgSpec, HookConf};
 
 use super::{
     args::{word_arg, Memory},
+    data,
     function::{return_view, ARG_REGISTERS, RETURN_REGISTER},
     meta, returns,
     selectors::{compile_selectors, HookArgs},
@@ -77,7 +78,10 @@ fn hooks(
     locations: &[(UprobeLocation, u64)],
 ) -> Result<Vec<CompiledHook>, CompileError> {
     if !up.ret {
-        let entry = Half::new(what, policy, &up.args, &up.selectors, false)?;
+        // Data values (registers, `source: pt_regs`) after the args.
+        let with = data::with_data(what, &up.args, &up.data, &up.selectors)?;
+        let mut entry = Half::new(what, policy, &with.args, &with.selectors, false)?;
+        entry.data_from = with.data_from;
         return Ok(locations
             .iter()
             .map(|l| entry.hook(policy, up, l))
@@ -109,6 +113,8 @@ struct Half {
     arg_types: Vec<(String, Option<String>)>,
     ret: bool,
     half: ReturnHalf,
+    /// Where the data values start in the args, if any.
+    data_from: Option<usize>,
 }
 
 impl Half {
@@ -127,6 +133,7 @@ impl Half {
                 .collect(),
             ret,
             half: ReturnHalf::None,
+            data_from: None,
         })
     }
 
@@ -146,6 +153,7 @@ impl Half {
                 return_position: self.ret.then_some(0),
                 return_half: self.half,
                 daemon_actions: self.conf.1.daemon_actions.clone(),
+                data_from: self.data_from,
                 ..meta(
                     policy,
                     HookKind::Uprobe {
@@ -223,6 +231,9 @@ fn register_args(
     ret: bool,
 ) -> Result<Conf, CompileError> {
     let spec = |arg: &Arg| {
+        if data::is_data(arg) {
+            return data::register_spec(what, arg);
+        }
         let offset = if ret {
             RETURN_REGISTER
         } else {

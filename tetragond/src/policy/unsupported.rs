@@ -13,6 +13,7 @@ use super::model::*;
 
 /// The `source` of a data value served (see `check_data`).
 const CURRENT_TASK: &str = "current_task";
+const PT_REGS: &str = "pt_regs";
 
 /// `spec.options` that ask Tetragon not to attach kprobes or uprobes in
 /// bulk: tetragond never does, so they hold whatever their value.
@@ -194,7 +195,7 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
         }
         Hook::Tracepoint(_) => {}
         Hook::Uprobe(u) => {
-            check_uprobe_data(&u.data, path)?;
+            check_uprobe_data(u, path)?;
             let why = "arguments are read by position; a binary's BTF is not used";
             refuse_if(u.btf_path.is_some(), path, "btfPath", why)?;
             check_return_arg(u.return_arg.as_ref(), path)?;
@@ -219,8 +220,17 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
         }
     }
     let kprobe_events = matches!(hook, Hook::Kprobe(_) | Hook::Fentry(_));
+    let takes_data = kprobe_events || matches!(hook, Hook::Uprobe(u) if !u.data.is_empty());
     for (i, selector) in hook.selectors().iter().enumerate() {
-        check_selector(selector, &path.key("selectors").index(i), kprobe_events)?;
+        let here = path.key("selectors").index(i);
+        let why = "matchData filters the hook's data values (kprobes, uprobes with data); this hook has none";
+        refuse_if(
+            !takes_data && !selector.match_data.is_empty(),
+            &here,
+            "matchData",
+            why,
+        )?;
+        check_selector(selector, &here, kprobe_events)?;
     }
     Ok(())
 }
@@ -277,11 +287,11 @@ fn check_data_source(value: &Arg, path: &NodePath) -> Check {
             let message = "a data value needs resolve: the field of the current task it reads (e.g. cred.uid.val)";
             return Err(Issue::at(path.clone(), Part::Key, message));
         }
-        Some("pt_regs") => {
+        Some(PT_REGS) => {
             return Err(refuse(
                 path.key("source"),
                 "source pt_regs",
-                "a register is not read as data; current_task is served",
+                "a register is read as data on uprobes, as in Tetragon; a kprobe's data is read from the current task (current_task)",
             ))
         }
         Some(other) => {
@@ -302,10 +312,65 @@ fn check_data_source(value: &Arg, path: &NodePath) -> Check {
     Err(Issue::at(at, part, message))
 }
 
-/// Uprobes take `data` in Tetragon's model; tetragond reads it on kprobes.
-fn check_uprobe_data(data: &[Arg], path: &NodePath) -> Check {
-    let why = "data values are read on kprobes (source: current_task), not on uprobes";
-    refuse_if(!data.is_empty(), path, "data", why)
+/// A uprobe's `data` values (`compile/data.rs`): each a register at the
+/// probe (`source: pt_regs`, `resolve` naming it), as Tetragon reads them,
+/// at the call.
+fn check_uprobe_data(u: &UprobeSpec, path: &NodePath) -> Check {
+    let why = "data values are read at the call; on a return: true uprobe read them as args";
+    refuse_if(u.ret && !u.data.is_empty(), path, "data", why)?;
+    for (i, value) in u.data.iter().enumerate() {
+        let here = path.key("data").index(i);
+        match value.source.as_deref() {
+            Some(PT_REGS) => {}
+            Some(other) => {
+                let message = format!("a uprobe's data value is a register (source: pt_regs), not {other}; current_task is read on kprobes");
+                return Err(Issue::at(here.key("source"), Part::Value, message));
+            }
+            None => {
+                let message = "a data value needs its source: pt_regs (with resolve naming a register) on a uprobe";
+                return Err(Issue::at(here, Part::Key, message));
+            }
+        }
+        let register = value.resolve.as_deref();
+        if register.and_then(crate::usdt::register_at).is_none() {
+            let message = format!(
+                "source pt_regs reads the register resolve names: {} names no x86-64 general-purpose register (rax, eax, rdi, r8d, ...)",
+                register.map_or("nothing".to_string(), |r| format!("{r:?}"))
+            );
+            let at = if register.is_some() {
+                here.key("resolve")
+            } else {
+                here.clone()
+            };
+            return Err(Issue::at(at, Part::Key, message));
+        }
+        let unread = [
+            (
+                "btfType",
+                value.btf_type.is_some(),
+                "a register is read as its type says",
+            ),
+            (
+                "maxData",
+                value.max_data,
+                "maxData reads a buffer argument whole; a data value is a register",
+            ),
+            (
+                "returnCopy",
+                value.return_copy,
+                "returnCopy reads a buffer argument at return; a data value is a register",
+            ),
+            (
+                "sizeArgIndex",
+                value.size_arg_index != 0,
+                "a data value is a register, not a buffer sized by an argument",
+            ),
+        ];
+        for (key, set, why) in unread {
+            refuse_if(set, &here, key, why)?;
+        }
+    }
+    Ok(())
 }
 
 fn check_return_arg(arg: Option<&Arg>, path: &NodePath) -> Check {
@@ -341,13 +406,6 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
 /// `kprobe_events`: the hook's events are `process_kprobe`, the one kind
 /// that carries stack traces in Tetragon's events.
 fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> Check {
-    let why = "matchData filters a kprobe's data values; this hook has none";
-    refuse_if(
-        !kprobe_events && !selector.match_data.is_empty(),
-        path,
-        "matchData",
-        why,
-    )?;
     for (i, filter) in selector.match_return_args.iter().enumerate() {
         let why =
             "matchReturnArgs filters the return value; there are no argument positions to name";
