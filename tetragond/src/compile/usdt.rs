@@ -212,17 +212,12 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
         Location::Memory {
             base_pt_regs,
             displacement,
-        } => match in_memory(operand, base_pt_regs, displacement, kind) {
-            Ok(spec) => spec,
+        } => match i16::try_from(displacement) {
+            Ok(near) => in_memory(operand, base_pt_regs, near, kind),
             // Farther than the field's offset reaches (a symbol, from the
             // probe's address): the register plus the displacement first.
             Err(_) => ArgSpec {
-                field: FieldPath {
-                    offset: 0,
-                    ..in_memory(operand, base_pt_regs, 0, kind)
-                        .map_err(refuse)?
-                        .field
-                },
+                field: in_memory(operand, base_pt_regs, 0, kind).field,
                 signed,
                 ..ArgSpec::relative(base_pt_regs, displacement, kind)
             },
@@ -243,7 +238,16 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
             source: arg_source::INDEXED,
             index_offset: index_pt_regs,
             index_shift: scale.trailing_zeros() as u8,
-            ..in_memory(operand, base_pt_regs, displacement, kind).map_err(refuse)?
+            ..in_memory(
+                operand,
+                base_pt_regs,
+                i16::try_from(displacement).map_err(|_| {
+                    refuse(format!(
+                        "its displacement {displacement} is beyond the ±32 KiB read"
+                    ))
+                })?,
+                kind,
+            )
         },
     })
 }
@@ -251,15 +255,8 @@ fn arg_spec(what: &str, arg: &Arg, site: &Probe) -> Result<ArgSpec, CompileError
 /// An operand in user memory, `displacement` bytes from the register at
 /// `base_pt_regs` (and an index register, for the caller to add), read as
 /// `kind`.
-fn in_memory(
-    operand: usdt::Operand,
-    base_pt_regs: u16,
-    displacement: i32,
-    kind: u8,
-) -> Result<ArgSpec, String> {
-    let displacement = i16::try_from(displacement)
-        .map_err(|_| format!("its displacement {displacement} is beyond the ±32 KiB read"))?;
-    Ok(ArgSpec {
+fn in_memory(operand: usdt::Operand, base_pt_regs: u16, displacement: i16, kind: u8) -> ArgSpec {
+    ArgSpec {
         offset: base_pt_regs,
         size: 8,
         signed: u8::from(operand.signed),
@@ -272,7 +269,7 @@ fn in_memory(
             ..Default::default()
         },
         ..Default::default()
-    })
+    }
 }
 
 #[cfg(test)]

@@ -265,15 +265,36 @@ fn check_data(data: &[Arg], path: &NodePath) -> Check {
     for (i, value) in data.iter().enumerate() {
         let here = path.key("data").index(i);
         check_data_source(value, &here)?;
-        let unread = [
-            ("btfType", value.btf_type.is_some(), "a data value's resolve path starts from the current task's struct task_struct"),
-            ("maxData", value.max_data, "maxData reads a buffer argument whole; a data value is a field of the current task"),
-            ("returnCopy", value.return_copy, "returnCopy reads a buffer argument at return; a data value is a field of the current task"),
-            ("sizeArgIndex", value.size_arg_index != 0, "a data value is a field of the current task, not a buffer sized by an argument"),
-        ];
-        for (key, set, why) in unread {
-            refuse_if(set, &here, key, why)?;
-        }
+        let btf_type =
+            "a data value's resolve path starts from the current task's struct task_struct";
+        check_unread_data_fields(value, &here, "a field of the current task", btf_type)?;
+    }
+    Ok(())
+}
+
+/// The fields a data value (`what`) does not read: `btfType` (`btf_type`
+/// says why), and those that read a buffer argument.
+fn check_unread_data_fields(value: &Arg, here: &NodePath, what: &str, btf_type: &str) -> Check {
+    let unread = [
+        ("btfType", value.btf_type.is_some(), btf_type.to_string()),
+        (
+            "maxData",
+            value.max_data,
+            format!("maxData reads a buffer argument whole; a data value is {what}"),
+        ),
+        (
+            "returnCopy",
+            value.return_copy,
+            format!("returnCopy reads a buffer argument at return; a data value is {what}"),
+        ),
+        (
+            "sizeArgIndex",
+            value.size_arg_index != 0,
+            format!("a data value is {what}, not a buffer sized by an argument"),
+        ),
+    ];
+    for (key, set, why) in unread {
+        refuse_if(set, here, key, &why)?;
     }
     Ok(())
 }
@@ -344,31 +365,8 @@ fn check_uprobe_data(u: &UprobeSpec, path: &NodePath) -> Check {
             };
             return Err(Issue::at(at, Part::Key, message));
         }
-        let unread = [
-            (
-                "btfType",
-                value.btf_type.is_some(),
-                "a register is read as its type says",
-            ),
-            (
-                "maxData",
-                value.max_data,
-                "maxData reads a buffer argument whole; a data value is a register",
-            ),
-            (
-                "returnCopy",
-                value.return_copy,
-                "returnCopy reads a buffer argument at return; a data value is a register",
-            ),
-            (
-                "sizeArgIndex",
-                value.size_arg_index != 0,
-                "a data value is a register, not a buffer sized by an argument",
-            ),
-        ];
-        for (key, set, why) in unread {
-            refuse_if(set, &here, key, why)?;
-        }
+        let btf_type = "a register is read as its type says";
+        check_unread_data_fields(value, &here, "a register", btf_type)?;
     }
     Ok(())
 }
