@@ -119,6 +119,7 @@ fuzz_target!(|data: &[u8]| {
                 lsm_active: true,
                 uprobe_cookies: true,
                 write_user: true,
+                uprobe_regs: true,
             },
             btf: true,
         };

@@ -7,6 +7,8 @@
 //! - `# expect: kernel`: depends on hooks this kernel may lack (LSM,
 //!   kprobes): only the agreement below is checked here; the VM guests
 //!   load them.
+//! - `# expect: feature NAME`: loads where the kernel has the feature NAME
+//!   (as `tetra status` lists it), and is refused where it has not.
 //!
 //! For every file, `tetra tp validate` (the daemon's compile, run on its
 //! request) and the daemon loading it from its folder agree: both accept,
@@ -34,6 +36,8 @@ enum Expect {
     Load,
     Refuse(String),
     Kernel,
+    /// Loads where the kernel has this feature, refused elsewhere.
+    Feature(String),
 }
 
 struct Case {
@@ -108,6 +112,9 @@ fn corpus() -> Vec<Case> {
             let expect = match what {
                 "load" => Expect::Load,
                 "kernel" => Expect::Kernel,
+                other if other.starts_with("feature ") => {
+                    Expect::Feature(other["feature ".len()..].to_string())
+                }
                 other => Expect::Refuse(
                     other
                         .strip_prefix("refuse: ")
@@ -235,6 +242,9 @@ fn validate_and_the_daemon_agree_on_every_corpus_file() {
     for case in &cases {
         h.write_policy(&format!("{}.yaml", case.name), &case.text);
     }
+    let status = h.tetra(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    let has_feature = |name: &str| status.contains(&format!(" {name}=yes"));
     let mut wrong = Vec::new();
     for case in &cases {
         let validated = validate(&h, case);
@@ -254,6 +264,12 @@ fn validate_and_the_daemon_agree_on_every_corpus_file() {
             )),
             (Expect::Refuse(text), Some(why)) if !why.contains(text.as_str()) => {
                 wrong.push(format!("{}: refused for another reason: {why}", case.name))
+            }
+            (Expect::Feature(name), Some(why)) if has_feature(name) => {
+                wrong.push(format!("{}: refused with {name}: {why}", case.name))
+            }
+            (Expect::Feature(name), None) if !has_feature(name) => {
+                wrong.push(format!("{}: loaded without {name}", case.name))
             }
             _ => {}
         }

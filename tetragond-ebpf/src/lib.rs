@@ -395,7 +395,68 @@ pub mod action {
     /// argument then names its owner. Not enforcement: done in either mode.
     pub const TRACK_SOCK: u8 = 8;
     pub const UNTRACK_SOCK: u8 = 9;
+    /// Tetragon's Override on a uprobe: change the registers the process
+    /// goes on with (`RegOverride`, in `UPROBE_REGS` under the hook and
+    /// selector), by default returning from the function at once with
+    /// `argError`. Queued by the hook, made by `uprobe_dispatch_regs`, the
+    /// only program that writes its context (Linux 6.18 lets uprobe
+    /// programs do so).
+    pub const REGS: u8 = 10;
 }
+
+/// Register assignments of one uprobe Override, at most (Tetragon's
+/// `argRegs`).
+pub const MAX_REG_ASSIGNMENTS: usize = 8;
+
+/// `RegAssign::kind`: where an assigned value comes from (Tetragon's
+/// assignment forms).
+pub mod reg_source {
+    /// `rax=5`: the constant `off`.
+    pub const CONST: u8 = 1;
+    /// `rax=%rbx`: a register.
+    pub const REG: u8 = 2;
+    /// `rsp=8%rsp`: a register plus `off`.
+    pub const REG_OFF: u8 = 3;
+    /// `rip=(%rsp)`, `rax=8(%rbp)`: 8 bytes of user memory at a register
+    /// plus `off`.
+    pub const REG_DEREF: u8 = 4;
+}
+
+/// One register assignment: `dst_size` bytes at `pt_regs` offset `dst`
+/// take the low bytes of the value `kind` says.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegAssign {
+    pub kind: u8,
+    pub dst_size: u8,
+    pub src_size: u8,
+    pub _pad: u8,
+    /// Byte offsets in `pt_regs`.
+    pub dst: u16,
+    pub src: u16,
+    pub off: u64,
+}
+
+/// The assignments of a uprobe Override, made in order (each reads the
+/// registers as the ones before it left them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegOverride {
+    pub n: u32,
+    pub _pad: u32,
+    pub assign: [RegAssign; MAX_REG_ASSIGNMENTS],
+}
+
+/// Key of `UPROBE_REGS`: the Override of a hook's selector.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RegsKey {
+    pub hook_slot: u32,
+    pub selector: u32,
+}
+
+/// `struct pt_regs` of x86-64 in 8-byte words (r15 ... ss).
+pub const PT_REGS_WORDS: usize = 21;
 
 /// Sockets whose owner a TrackSock recorded, at most (`SOCK_OWNERS`, an
 /// LRU: past it the socket tracked longest ago is forgotten).
@@ -1592,6 +1653,8 @@ mod pod {
     unsafe impl aya::Pod for AddrTrieData {}
     unsafe impl aya::Pod for StructOffsets {}
     unsafe impl aya::Pod for SubstrKey {}
+    unsafe impl aya::Pod for RegsKey {}
+    unsafe impl aya::Pod for RegOverride {}
     unsafe impl aya::Pod for OverrideDecision {}
     unsafe impl aya::Pod for SubstrValue {}
     unsafe impl aya::Pod for RateLimitKey {}

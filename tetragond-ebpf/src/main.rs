@@ -45,17 +45,18 @@ use aya_ebpf::{
 };
 use match_args::{data_filter_matches, FilterAt};
 use tetragond_ebpf::{
-    action, arg_kind, arg_source, cap_set, gate, op, rate_scope, record, return_half, site,
-    size_from, stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo,
+    action, arg_kind, arg_source, cap_set, gate, op, rate_scope, record, reg_source, return_half,
+    site, size_from, stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo,
     DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord, ExitRecord,
     GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, PrefixGateData,
-    RateLimitKey, RateLimitState, ReturnArmed, ReturnKey, Selector, SkbInfo, SockInfo, SockOwner,
-    StrTrieData, StructOffsets, SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386,
-    ARGS_LEN, BINARY_GATE_ENTRIES, DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES,
-    FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS,
-    MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS,
-    MAX_POLICIES, MAX_SELECTORS, MAX_VALUES, MAX_WRITES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT,
-    PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, RATE_LIMIT_ENTRIES,
+    RateLimitKey, RateLimitState, RegAssign, RegOverride, RegsKey, ReturnArmed, ReturnKey,
+    Selector, SkbInfo, SockInfo, SockOwner, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
+    TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, DATA_CHUNK,
+    DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS, HOOK_LIST_ENTRIES,
+    HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
+    MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_REG_ASSIGNMENTS,
+    MAX_SELECTORS, MAX_VALUES, MAX_WRITES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN,
+    PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, PT_REGS_WORDS, RATE_LIMIT_ENTRIES,
     RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES, SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH,
     STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
     UNKNOWN_CAPS,
@@ -92,6 +93,10 @@ static EXEC_CREDS: LruHashMap<u32, ExecCreds> = LruHashMap::with_max_entries(EXE
 #[map]
 static SOCK_OWNERS: LruHashMap<u64, SockOwner> =
     LruHashMap::with_max_entries(SOCK_OWNER_ENTRIES, 0);
+/// 1 while a loaded hook tracks sockets (set by user space): only then is
+/// a socket argument's owner looked up.
+#[map]
+static SOCK_TRACKING: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 /// Scratch for building a path key: too big for the 512-byte stack.
@@ -122,6 +127,12 @@ const NO_PREALLOC: u32 = 1;
 static STR_TRIE: LpmTrie<StrTrieData, u8> = LpmTrie::with_max_entries(16384, NO_PREALLOC);
 #[map]
 static SUBSTRINGS: HashMap<SubstrKey, SubstrValue> = HashMap::with_max_entries(4096, 0);
+/// The register assignments of each uprobe Override, by hook and selector.
+/// Read only by `uprobe_dispatch_regs`, loaded where the kernel allocates
+/// map memory safely from tracing programs, so never preallocated.
+#[map]
+static UPROBE_REGS: HashMap<RegsKey, RegOverride> =
+    HashMap::with_max_entries(MAX_HOOKS, NO_PREALLOC);
 /// A SubString window (kept off the nested callbacks' stack).
 #[map]
 static WINDOW: PerCpuArray<[u64; SUBSTR_LEN / 8]> = PerCpuArray::with_max_entries(1, 0);
@@ -207,6 +218,11 @@ struct LoopState {
     owner: SockOwner,
     /// The owner a TrackSock records, built here.
     new_owner: SockOwner,
+    /// The uprobe Override an enforcing hook queued: its hook slot and
+    /// selector (`slot << 8 | selector`), plus 1; 0 for none.
+    regs_queued: u64,
+    /// The registers `uprobe_dispatch_regs` works the assignments on.
+    regs_work: [u64; PT_REGS_WORDS],
 }
 
 /// 4 bytes to write at a user address (Set).
@@ -483,6 +499,7 @@ const _: () = assert!(
         && MAX_ACTIONS == 3
         && MAX_CGROUP_SCOPES == 4
         && MAX_WRITES == 8
+        && MAX_REG_ASSIGNMENTS == 8
 );
 
 // The kernel overwrites a tracepoint record's common fields with a pt_regs
@@ -573,6 +590,112 @@ pub fn uprobe_dispatch_writing(ctx: ProbeContext) -> u32 {
     0
 }
 
+/// `uprobe_dispatch` for uprobe hooks with Override: then makes the
+/// register assignments an enforcing hook queued, so the process goes on
+/// with them (by default returning from the function at once). The only
+/// program that writes its context: Linux 6.18 lets uprobe programs do so,
+/// and refuses such a program on kprobes; loaded when a policy needs it.
+#[uprobe]
+pub fn uprobe_dispatch_regs(ctx: ProbeContext) -> u32 {
+    run_uprobe(&ctx);
+    let Some(state) = loop_state() else {
+        return 0;
+    };
+    let queued = state.regs_queued;
+    if queued != 0 {
+        state.regs_queued = 0;
+        override_regs(&ctx, state, queued - 1);
+    }
+    0
+}
+
+/// The registers an Override may read and write: (`pt_regs` word, field).
+macro_rules! with_override_registers {
+    ($m:ident) => {
+        $m!(
+            0 => r15, 1 => r14, 2 => r13, 3 => r12, 4 => rbp, 5 => rbx, 6 => r11,
+            7 => r10, 8 => r9, 9 => r8, 10 => rax, 11 => rcx, 12 => rdx, 13 => rsi,
+            14 => rdi, 16 => rip, 19 => rsp
+        )
+    };
+}
+
+/// Makes the assignments of the Override `queued` names (hook slot and
+/// selector) on a copy of the registers, in order, then writes the
+/// registers they changed back into the context, each at its constant
+/// offset (the verifier allows no other context write). A read of user
+/// memory that fails leaves every register as it was.
+#[inline(always)]
+fn override_regs(ctx: &ProbeContext, state: &mut LoopState, queued: u64) {
+    let key = RegsKey {
+        hook_slot: (queued >> 8) as u32,
+        selector: (queued & 0xff) as u32,
+    };
+    let Some(ov) = (unsafe { UPROBE_REGS.get(&key) }) else {
+        return;
+    };
+    let regs = ctx.regs;
+    macro_rules! copy_in {
+        ($($i:literal => $f:ident),*) => {$(
+            state.regs_work[$i] = unsafe { (*regs).$f };
+        )*};
+    }
+    with_override_registers!(copy_in);
+    let n = ov.n as usize;
+    let mut changed = 0u32;
+    let mut failed = false;
+    unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| if i < n && !failed {
+        match assign(&mut state.regs_work, &ov.assign[i]) {
+            Some(word) => changed |= 1 << (word & 31),
+            None => failed = true,
+        }
+    });
+    if failed {
+        return;
+    }
+    macro_rules! copy_out {
+        ($($i:literal => $f:ident),*) => {$(
+            if changed & (1 << $i) != 0 {
+                unsafe { core::ptr::write_volatile(&raw mut (*regs).$f, state.regs_work[$i]) };
+            }
+        )*};
+    }
+    with_override_registers!(copy_out);
+}
+
+/// The low `size` bytes of a word.
+#[inline(always)]
+fn low_bytes(size: u8) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (u32::from(size) * 8)) - 1
+    }
+}
+
+/// Makes one assignment on `work`; returns the word it changed, or None
+/// when its value cannot be read.
+#[inline(always)]
+fn assign(work: &mut [u64; PT_REGS_WORDS], a: &RegAssign) -> Option<u32> {
+    let src_word = at(work, usize::from(a.src / 8)).copied()?;
+    let src = (src_word >> ((u32::from(a.src) % 8) * 8)) & low_bytes(a.src_size);
+    let value = match a.kind {
+        reg_source::CONST => a.off,
+        reg_source::REG => src,
+        reg_source::REG_OFF => src.wrapping_add(a.off),
+        reg_source::REG_DEREF => unsafe {
+            aya_ebpf::helpers::bpf_probe_read_user(src.wrapping_add(a.off) as *const u64).ok()?
+        },
+        _ => return None,
+    };
+    let word = u32::from(a.dst / 8);
+    let dst = at_mut(work, word as usize)?;
+    let shift = (u32::from(a.dst) % 8) * 8;
+    let mask = low_bytes(a.dst_size) << shift;
+    *dst = (*dst & !mask) | ((value << shift) & mask);
+    Some(word)
+}
+
 /// Runs the uprobe hook whose slot the attachment's cookie holds.
 #[inline(always)]
 fn run_uprobe(ctx: &ProbeContext) {
@@ -584,6 +707,7 @@ fn run_uprobe(ctx: &ProbeContext) {
     if let Some(state) = loop_state() {
         state.compat = 0;
         state.n_writes = 0;
+        state.regs_queued = 0;
         state.ctx = ctx.as_ptr() as u64;
         run_list_item(u64::from(slot));
     }
@@ -1323,7 +1447,7 @@ fn note_sock(i: usize, kind: u8, raw: u64) {
     if let Some(slot) = at_mut(&mut state.socks, i) {
         *slot = sk;
     }
-    if sk != 0 {
+    if sk != 0 && SOCK_TRACKING.get(0).is_some_and(|t| *t != 0) {
         if let Some(owner) = unsafe { SOCK_OWNERS.get(&sk) } {
             state.owner = *owner;
         }
@@ -1672,6 +1796,8 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     // the verifier follows two cases, not one per index (`queue_write`
     // finds it).
     let mut set = false;
+    // The selector has a uprobe Override (the compiler allows one).
+    let mut regs = false;
     // The last TrackSock or UntrackSock, which names the event when no
     // enforcement does.
     let mut tracked = action::POST;
@@ -1688,6 +1814,7 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             action::SIGNAL if signal == 0 => signal = a.signal,
             action::OVERRIDE => errno = a.signal as i32,
             action::SET => set = true,
+            action::REGS => regs = true,
             action::TRACK_SOCK | action::UNTRACK_SOCK => {
                 track_sock(u64::from(a.arg), u64::from(a.kind == action::TRACK_SOCK));
                 tracked = a.kind;
@@ -1701,7 +1828,7 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
         value: 0,
         enforced: false,
     };
-    if signal != 0 || errno != 0 || set {
+    if signal != 0 || errno != 0 || set || regs {
         let monitor = POLICY_MODE
             .get(hook.policy_slot)
             .is_some_and(|m| *m == MODE_MONITOR);
@@ -1714,13 +1841,18 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
             if set {
                 queue_write(hook_slot as u64, s as u64);
             }
+            if regs {
+                if let Some(state) = loop_state() {
+                    state.regs_queued = ((u64::from(hook_slot) << 8) | u64::from(s)) + 1;
+                }
+            }
             ret = errno;
             count(hook.policy_slot, |c| c.enforce += 1);
         }
         outcome = match signal {
             // The event names the action; its value is in the policy.
             0 if errno == 0 => Outcome {
-                action: action::SET,
+                action: if regs { action::OVERRIDE } else { action::SET },
                 value: 0,
                 enforced: !monitor,
             },
@@ -2430,6 +2562,15 @@ pub fn probe_fentry(_ctx: FEntryContext) -> i32 {
 #[kprobe]
 pub fn probe_override(ctx: ProbeContext) -> u32 {
     unsafe { gen::bpf_override_return(ctx.as_ptr().cast(), 0) };
+    0
+}
+
+/// Likewise for uprobe programs that write their context: Linux 6.18
+/// allows it, yet a kernel may refuse it all the same (this project's
+/// locked-down test host does), so it is tried.
+#[uprobe]
+pub fn probe_uprobe_regs(ctx: ProbeContext) -> u32 {
+    unsafe { core::ptr::write_volatile(&raw mut (*ctx.regs).rax, 0) };
     0
 }
 

@@ -183,7 +183,11 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
             config.policy_dir.clone(),
             config.state_dir.clone(),
             kernel,
-            Box::new(Tracefs { caps, btf }),
+            Box::new(Tracefs {
+                caps,
+                btf,
+                functions: Some(Default::default()),
+            }),
         )
         .with_namespaces(
             config

@@ -85,8 +85,8 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT [STRING] | probe VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
-| connect IP PORT [SRC_IP [SRC_PORT]] | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
+| bench NR COUNT [STRING] | probe VALUE | answer VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
+| connect IP PORT [SRC_IP [SRC_PORT]] | sock-write < TEXT | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
@@ -125,6 +125,14 @@ fn bench(nr: u64, count: u64, first: usize) -> f64 {
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn tetragond_testbin_probe(value: u64) -> u64 {
+    std::hint::black_box(value).wrapping_add(1)
+}
+
+/// A function for uprobe Override: its return value is passed on to
+/// `tetragond_testbin_probe`, where a uprobe reads what the caller got.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn tetragond_testbin_answer(value: u64) -> u64 {
     std::hint::black_box(value).wrapping_add(1)
 }
 
@@ -557,6 +565,11 @@ fn run(args: &[String]) -> i32 {
             std::hint::black_box(tetragond_testbin_probe(arg(args, 1, 0)));
             println!("survived");
         }
+        Some("answer") => {
+            let got = tetragond_testbin_answer(arg(args, 1, 0));
+            std::hint::black_box(tetragond_testbin_probe(got));
+            println!("answer {got}");
+        }
         Some("fill") => {
             // Zeroed first: the uprobe must read what the call wrote.
             let mut buf = [0u8; 32];
@@ -736,6 +749,23 @@ fn run(args: &[String]) -> i32 {
             match result {
                 Ok(()) => println!("connected"),
                 Err(line) => println!("{line}"),
+            }
+        }
+        Some("sock-write") => {
+            // Standard input, in one write(2) into a Unix socket pair: the
+            // kernel's sock_write_iter gets it as an iov_iter (the same
+            // function on every kernel, unlike the pipe's).
+            let mut text = Vec::new();
+            if let Err(e) = std::io::stdin().read_to_end(&mut text) {
+                println!("{}", error_line(&e));
+                return 1;
+            }
+            match std::os::unix::net::UnixStream::pair() {
+                Ok((mut a, _b)) => match a.write(&text) {
+                    Ok(n) => println!("wrote {n}"),
+                    Err(e) => println!("{}", error_line(&e)),
+                },
+                Err(e) => println!("{}", error_line(&e)),
             }
         }
         Some("listen") => {

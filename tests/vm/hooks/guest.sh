@@ -249,8 +249,9 @@ reason_in() {
 without_place() { echo "$2" | sed "s|^$1:[0-9]*:[0-9]*: ||; s|^$1: ||"; }
 
 # The policy corpus (tests/corpus): each file loads or is refused as its
-# first line says (`# expect: load`, `refuse: TEXT`, or `kernel`: must load
-# where the BPF LSM is active, may be refused elsewhere), and `tetra tp
+# first line says (`# expect: load`, `refuse: TEXT`, `kernel`: must load
+# where the BPF LSM is active, may be refused elsewhere, or `feature NAME`:
+# loads where the kernel has NAME, refused elsewhere), and `tetra tp
 # validate`, which runs the daemon's compile, agrees with the daemon
 # loading it from its folder: both accept, or both give the same reason at
 # the same line and column. A file that is enabled is then triggered (its
@@ -263,7 +264,7 @@ corpus_case() {
     mkdir -p /tmp/corpus && cp "$TB" /tmp/corpus/tool
     # This kernel's module (its version's, 6.1 for 6.1.x), for module hooks.
     release=$(uname -r)
-    for m in "$SHARE"/modules/*/crc7.ko; do
+    for m in "$SHARE"/modules/*/module.ko; do
         v=$(basename "$(dirname "$m")")
         case "$release" in "$v".*) cp "$m" /tmp/corpus/module.ko ;; esac
     done
@@ -288,6 +289,13 @@ corpus_case() {
             kernel)
                 if has_feature bpf_lsm_active; then
                     [ -z "$daemon" ] || bad "$name: refused here: $daemon"
+                fi
+                ;;
+            feature\ *)
+                if has_feature "${want#feature }"; then
+                    [ -z "$daemon" ] || bad "$name: refused with ${want#feature }: $daemon"
+                else
+                    [ -n "$daemon" ] || bad "$name: loaded without ${want#feature }"
                 fi
                 ;;
             refuse:*)

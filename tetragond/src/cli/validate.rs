@@ -16,13 +16,14 @@ use crate::policy::{error::in_file, load_policy_file, load_sidecar};
 
 /// The kernel features `--kernel` may name: those `tetra status` lists
 /// that decide how a policy compiles.
-pub const KERNEL_FEATURES: [&str; 6] = [
+pub const KERNEL_FEATURES: [&str; 7] = [
     "kprobes",
     "bpf_trampolines",
     "bpf_lsm_programs",
     "bpf_lsm_active",
     "attach_cookie",
     "bpf_probe_write_user",
+    "uprobe_regs",
 ];
 
 /// Where the compile runs.
@@ -61,6 +62,7 @@ impl Compiler<'_> {
         Ok(Compiler::Offline(Tracefs {
             caps: probe::hook_caps(&features),
             btf: KernelBtf::from_sys_fs().ok().map(Arc::new),
+            functions: None,
         }))
     }
 

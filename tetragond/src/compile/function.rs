@@ -186,6 +186,7 @@ pub fn compile(
         memory: Some(Memory::Kernel),
         override_denied: hook.override_denied.clone(),
         writable: None,
+        regs: None,
     };
     let sel = compile_selectors(what, policy, hook.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;

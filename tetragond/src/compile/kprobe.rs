@@ -58,9 +58,15 @@ pub fn compile(
         };
         return syscall(policy, &what, kp, &kp.call, ids, formats);
     }
-    if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) && !kernel_has_symbol(&kp.call) {
-        tracing::warn!("{what}: no such kernel function; skipped (ignore.callNotFound)");
-        return Ok(vec![]);
+    if !formats.has_function(&kp.call) {
+        if kp.ignore.as_ref().is_some_and(|i| i.call_not_found) {
+            tracing::warn!("{what}: no such kernel function; skipped (ignore.callNotFound)");
+            return Ok(vec![]);
+        }
+        return Err(CompileError::Unsupported(format!(
+            "{what}: this kernel has no function {} (not in /proc/kallsyms)",
+            kp.call
+        )));
     }
     kernel_function(policy, &what, kp, formats)
 }
@@ -135,18 +141,6 @@ fn list_members(
         }
     }
     Ok(members)
-}
-
-/// Whether the running kernel has function `name` (from /proc/kallsyms).
-/// When the list cannot be read the hook is tried, and attaching says.
-fn kernel_has_symbol(name: &str) -> bool {
-    let Ok(symbols) = std::fs::read_to_string("/proc/kallsyms") else {
-        return true;
-    };
-    symbols.lines().any(|line| {
-        let mut fields = line.split_whitespace().skip(2);
-        fields.next() == Some(name)
-    })
 }
 
 fn has_override<'a>(
@@ -474,6 +468,7 @@ fn syscall_hook(
         memory: Some(Memory::User),
         override_denied: Some(SYSCALL_OVERRIDE_DENIED.into()),
         writable: None,
+        regs: None,
     };
     let sel = compile_selectors(what, policy, end.selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;

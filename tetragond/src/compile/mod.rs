@@ -15,6 +15,7 @@ mod loader;
 mod lsm;
 mod nop;
 mod plan;
+mod regs;
 mod returns;
 mod selectors;
 mod tracepoint;
@@ -145,6 +146,12 @@ pub trait FormatSource {
     fn raw_tracepoint_args(&self, _event: &str) -> Option<u32> {
         None
     }
+
+    /// Whether the kernel has a function `name` (true when it cannot be
+    /// told, or for a kernel described rather than running).
+    fn has_function(&self, _name: &str) -> bool {
+        true
+    }
 }
 
 /// The running kernel: its tracefs, its probed features and its BTF.
@@ -152,6 +159,9 @@ pub struct Tracefs {
     pub caps: HookCaps,
     /// The daemon's parse (`Kernel::btf`); None when unreadable.
     pub btf: Option<std::sync::Arc<KernelBtf>>,
+    /// Its functions, where the compile is for the running kernel (None:
+    /// `tetra tp validate --kernel`, for another machine).
+    pub functions: Option<crate::kernel_info::kallsyms::FunctionNames>,
 }
 
 impl FormatSource for Tracefs {
@@ -173,6 +183,10 @@ impl FormatSource for Tracefs {
 
     fn raw_tracepoint_args(&self, event: &str) -> Option<u32> {
         self.btf.as_ref()?.raw_tracepoint_args(event).ok()
+    }
+
+    fn has_function(&self, name: &str) -> bool {
+        self.functions.as_ref().is_none_or(|f| f.has(name))
     }
 }
 

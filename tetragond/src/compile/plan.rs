@@ -8,7 +8,7 @@
 //! and its map to the one write/remove path, `sensors/entries.rs`, whose
 //! matches the compiler then points at.
 
-use tetragond_ebpf::SubstrValue;
+use tetragond_ebpf::{RegOverride, SubstrValue};
 
 /// One entry of a hook in a kernel lookup map, keyed (with the hook's slot,
 /// given when installed) by the selector and filter it serves.
@@ -45,6 +45,8 @@ pub enum MapEntry {
         index: u8,
         value: SubstrValue,
     },
+    /// The register assignments of a uprobe Override (`UPROBE_REGS`).
+    Regs { selector: u8, regs: RegOverride },
 }
 
 /// Where a hook's program is attached, and so how events reach it.
@@ -175,6 +177,9 @@ pub struct UprobeTarget {
     pub ret: bool,
     /// Its hook has a Set: the program that writes user memory serves it.
     pub writes: bool,
+    /// Its hook has an Override: the program that writes the registers
+    /// serves it.
+    pub regs: bool,
     /// The file offset of a USDT probe's semaphore, which the kernel raises
     /// while the uprobe is attached (`ref_ctr_offset`); 0 for none.
     pub semaphore: u64,

@@ -46,6 +46,9 @@ pub struct HookArgs<'a> {
     /// Set (a USDT probe's): per position in `args`, whether its argument
     /// can be written, or why not. None on every other hook.
     pub writable: Option<Vec<Result<(), String>>>,
+    /// Override on a uprobe: what it may do there. None on every other
+    /// hook (Override is then an errno, where `override_denied` allows).
+    pub regs: Option<super::regs::RegsSite>,
 }
 
 impl HookArgs<'_> {
@@ -204,7 +207,7 @@ impl SelectorCtx<'_> {
         self.compile_capabilities(&sel.match_capabilities, &mut compiled)?;
         self.compile_namespaces(&sel.match_namespaces, &mut compiled)?;
         self.compile_changes(sel, &mut compiled)?;
-        self.compile_actions(&sel.match_actions, &mut compiled)?;
+        self.compile_actions(&sel.match_actions, &mut compiled, out)?;
         Ok((compiled, syscalls))
     }
 
@@ -961,6 +964,7 @@ impl SelectorCtx<'_> {
         &self,
         actions: &[ActionSelector],
         compiled: &mut Selector,
+        out: &mut CompiledSelectors,
     ) -> Result<(), CompileError> {
         OverLimit::Actions
             .check(actions.len())
@@ -1004,9 +1008,17 @@ impl SelectorCtx<'_> {
                         ..Default::default()
                     }
                 }
+                ActionType::Override if self.args.regs.is_some() => {
+                    self.regs_action(a, &actions[..i], out)?
+                }
                 ActionType::Override => {
                     if let Some(why) = &self.args.override_denied {
                         return Err(self.unsupported(why));
+                    }
+                    if !a.arg_regs.is_empty() {
+                        return Err(self.unsupported(
+                            "argRegs set a user process's registers: served on uprobes only, as in Tetragon",
+                        ));
                     }
                     let errno = a
                         .arg_error
@@ -1077,6 +1089,38 @@ impl SelectorCtx<'_> {
                 ..Default::default()
             }),
         }
+    }
+}
+
+impl SelectorCtx<'_> {
+    /// Tetragon's Override on a uprobe: the registers the process goes on
+    /// with (see `regs.rs`), written to `UPROBE_REGS` for the selector.
+    fn regs_action(
+        &self,
+        a: &ActionSelector,
+        before: &[ActionSelector],
+        out: &mut CompiledSelectors,
+    ) -> Result<ActionSpec, CompileError> {
+        let Some(site) = self.args.regs else {
+            return Err(self.unsupported("Override changes registers on uprobes only"));
+        };
+        if before.iter().any(|b| b.action == ActionType::Override) {
+            return Err(self.invalid("one Override per selector"));
+        }
+        let regs = super::regs::override_of(&a.arg_regs, a.arg_error, site)
+            .map_err(|why| self.invalid(why))?;
+        if let Some(why) = site.kernel_denied {
+            return Err(self.unsupported(why));
+        }
+        out.entries.push(MapEntry::Regs {
+            selector: self.s as u8,
+            regs,
+        });
+        Ok(ActionSpec {
+            kind: action::REGS,
+            signal: a.arg_error.unwrap_or(0) as u32,
+            ..Default::default()
+        })
     }
 }
 

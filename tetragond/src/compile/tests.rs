@@ -38,8 +38,14 @@ impl FormatSource for Debian {
             lsm_active: true,
             uprobe_cookies: true,
             write_user: true,
+            uprobe_regs: true,
             kernel_functions: KernelFunctions::Auto,
         }
+    }
+
+    /// Every function but the ones the tests name as missing.
+    fn has_function(&self, name: &str) -> bool {
+        !name.starts_with("tetragond_no_such")
     }
 }
 
@@ -746,6 +752,14 @@ fn process_entries_past_the_kernel_limits_are_refused() {
 
 #[test]
 fn missing_kernel_functions_are_skipped_with_ignore_call_not_found() {
+    let missing = compile_on(&kprobe("tetragond_no_such_function", ""), &Debian)
+        .expect_err("no such function");
+    assert!(
+        missing
+            .to_string()
+            .contains("this kernel has no function tetragond_no_such_function"),
+        "{missing}"
+    );
     let extra = "    ignore:\n      callNotFound: true\n";
     let c = compile_on(&kprobe("tetragond_no_such_function", extra), &Debian).expect("compiles");
     assert!(c.hooks.is_empty());
@@ -1276,6 +1290,7 @@ fn host() -> Tracefs {
     Tracefs {
         caps: Debian.caps(),
         btf: Some(std::sync::Arc::new(btf)),
+        functions: None,
     }
 }
 
@@ -1564,6 +1579,7 @@ spec:
             location: UprobeLocation::Offset(0x1000),
             ret: false,
             writes: false,
+            regs: false,
             semaphore: 0,
         })
     );

@@ -92,6 +92,7 @@ pub fn compile(
         memory: Some(Memory::User),
         override_denied: Some(OVERRIDE_DENIED.into()),
         writable: None,
+        regs: None,
     };
     let sel = compile_selectors(
         &what,

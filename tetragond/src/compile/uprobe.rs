@@ -8,7 +8,9 @@ use super::{
     args::{word_arg, Memory},
     data,
     function::{return_view, ARG_REGISTERS, RETURN_REGISTER},
-    meta, returns,
+    meta,
+    regs::RegsSite,
+    returns,
     selectors::{compile_selectors, HookArgs},
     Attach, CompiledHook, HookKind, HookMeta, ReturnHalf, UprobeLocation, UprobeTarget,
 };
@@ -16,7 +18,7 @@ use crate::kernel_info::HookCaps;
 use crate::policy::limits::OverLimit;
 use crate::{
     error::CompileError,
-    policy::model::{Arg, Selector, TracingPolicy, UprobeSpec},
+    policy::model::{ActionType, Arg, Selector, TracingPolicy, UprobeSpec},
 };
 
 pub fn compile(
@@ -60,7 +62,13 @@ pub fn compile(
                 .map(|(o, semaphore)| (UprobeLocation::Offset(*o), semaphore)),
         )
         .collect();
-    let hooks = hooks(&what, policy, up, &locations)?;
+    let regs = RegsSite {
+        kernel_denied: (!caps.uprobe_regs).then_some(
+            "Override on a uprobe changes the registers the process goes on with, which needs uprobe programs that write their context (Linux 6.18); this kernel refuses them",
+        ),
+        at_entry: up.offsets.is_empty(),
+    };
+    let hooks = hooks(&what, policy, up, &locations, regs)?;
     // After the policy's own errors, which every kernel reports alike.
     if !caps.uprobe_cookies {
         return unsupported(
@@ -76,11 +84,12 @@ fn hooks(
     policy: &TracingPolicy,
     up: &UprobeSpec,
     locations: &[(UprobeLocation, u64)],
+    regs: RegsSite,
 ) -> Result<Vec<CompiledHook>, CompileError> {
     if !up.ret {
         // Data values (registers, `source: pt_regs`) after the args.
         let with = data::with_data(what, &up.args, &up.data, &up.selectors)?;
-        let mut entry = Half::new(what, policy, &with.args, &with.selectors, false)?;
+        let mut entry = Half::new(what, policy, &with.args, &with.selectors, false, Some(regs))?;
         entry.data_from = with.data_from;
         return Ok(locations
             .iter()
@@ -90,11 +99,11 @@ fn hooks(
     // A return hook: at each location, the entry half then the exit half
     // (see `ReturnHalf`).
     let view = returns::entry_view(what, &up.args, &up.selectors)?;
-    let mut entry = Half::new(what, policy, &view.args, &view.selectors, false)?;
+    let mut entry = Half::new(what, policy, &view.args, &view.selectors, false, None)?;
     entry.half = returns::mark_entry(&mut entry.conf.0, &mut entry.arg_types, view.copy);
     let return_selectors = returns::return_selectors(&up.selectors);
     let (args, selectors) = return_view(what, &[], up.return_arg.as_ref(), &return_selectors)?;
-    let mut exit = Half::new(what, policy, &args, &selectors, true)?;
+    let mut exit = Half::new(what, policy, &args, &selectors, true, None)?;
     exit.conf.0.return_half = return_half::EXIT;
     exit.half = ReturnHalf::Exit;
     if let Some(i) = view.copy {
@@ -115,6 +124,8 @@ struct Half {
     half: ReturnHalf,
     /// Where the data values start in the args, if any.
     data_from: Option<usize>,
+    /// Its selectors have an Override (served by `uprobe_dispatch_regs`).
+    regs: bool,
 }
 
 impl Half {
@@ -124,9 +135,10 @@ impl Half {
         args: &[Arg],
         selectors: &[Selector],
         ret: bool,
+        regs: Option<RegsSite>,
     ) -> Result<Self, CompileError> {
         Ok(Self {
-            conf: register_args(what, policy, args, selectors, ret)?,
+            conf: register_args(what, policy, args, selectors, ret, regs)?,
             arg_types: args
                 .iter()
                 .map(|a| (a.ty.as_str().to_string(), a.label.clone()))
@@ -134,6 +146,11 @@ impl Half {
             ret,
             half: ReturnHalf::None,
             data_from: None,
+            regs: selectors.iter().any(|s| {
+                s.match_actions
+                    .iter()
+                    .any(|a| a.action == ActionType::Override)
+            }),
         })
     }
 
@@ -168,6 +185,7 @@ impl Half {
                 location: location.clone(),
                 ret: self.ret,
                 writes: false,
+                regs: self.regs,
                 semaphore: *semaphore,
             }),
         }
@@ -185,6 +203,8 @@ pub(super) struct UserArgs<'a> {
     pub override_denied: &'static str,
     /// Which args Set may write (see `HookArgs::writable`).
     pub writable: Option<Vec<Result<(), String>>>,
+    /// What an Override may do (see `HookArgs::regs`).
+    pub regs: Option<RegsSite>,
 }
 
 /// The conf and selectors of a hook in user space: its args read as
@@ -214,6 +234,7 @@ pub(super) fn hook_conf(
         memory: Some(Memory::User),
         override_denied: Some(read.override_denied.into()),
         writable: read.writable,
+        regs: read.regs,
     };
     let sel = compile_selectors(what, policy, selectors, &hook_args, false)?;
     conf.n_selectors = sel.selectors.len() as u8;
@@ -229,6 +250,7 @@ fn register_args(
     args: &[Arg],
     selectors: &[Selector],
     ret: bool,
+    regs: Option<RegsSite>,
 ) -> Result<Conf, CompileError> {
     let spec = |arg: &Arg| {
         if data::is_data(arg) {
@@ -255,8 +277,9 @@ fn register_args(
     let read = UserArgs {
         spec: &spec,
         size_register: &size_register,
-        override_denied: "Override cannot change a user function's return value",
+        override_denied: "Override is served on uprobes without return: true",
         writable: None,
+        regs,
     };
     hook_conf(what, policy, args, selectors, read)
 }

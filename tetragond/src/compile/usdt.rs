@@ -78,6 +78,7 @@ fn site_hook(
         spec: &|arg| arg_spec(what, arg, site),
         size_register: &size_register,
         override_denied: "Override cannot change what a USDT probe does",
+        regs: None,
         writable: Some(
             spec.args
                 .iter()
@@ -115,6 +116,7 @@ fn site_hook(
                 .iter()
                 .flat_map(|s| s.all_actions())
                 .any(|a| a.action == ActionType::Set),
+            regs: false,
             semaphore: site.semaphore,
         }),
     })

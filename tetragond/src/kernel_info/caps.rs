@@ -29,4 +29,7 @@ pub struct HookCaps {
     pub uprobe_cookies: bool,
     /// `bpf_probe_write_user` may be loaded (no kernel lockdown): Set.
     pub write_user: bool,
+    /// Uprobe programs may write their registers (Linux 6.18): Override
+    /// on uprobes.
+    pub uprobe_regs: bool,
 }

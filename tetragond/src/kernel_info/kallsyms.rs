@@ -2,7 +2,8 @@
 //! that one program serves (`kprobe_any` finds its function by the probed
 //! address), and by address, to name the frames of kernel stack traces.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 /// Text symbols by name; None for a name several functions share (a
 /// probe by that name would not say which).
@@ -35,6 +36,47 @@ impl Kallsyms {
     pub fn unique(&self, name: &str) -> Option<u64> {
         self.functions.get(name).copied().flatten()
     }
+}
+
+/// The names of the kernel's functions, for the compile step to refuse a
+/// hook on one the kernel lacks (`tetra tp validate` then says what
+/// attaching would). Read once; read again on a miss, which a module
+/// loaded since may explain. Names only: they are listed whatever
+/// `kptr_restrict` hides.
+#[derive(Debug, Default)]
+pub struct FunctionNames {
+    known: Mutex<Option<HashSet<String>>>,
+}
+
+impl FunctionNames {
+    /// Whether the running kernel has a function `name`; true when
+    /// /proc/kallsyms cannot be read (attaching then says).
+    pub fn has(&self, name: &str) -> bool {
+        let Ok(mut known) = self.known.lock() else {
+            return true;
+        };
+        if known.as_ref().is_some_and(|k| k.contains(name)) {
+            return true;
+        }
+        let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
+            return true;
+        };
+        let names = function_names(&text);
+        let found = names.contains(name);
+        *known = Some(names);
+        found
+    }
+}
+
+/// Every function name of kallsyms text.
+fn function_names(text: &str) -> HashSet<String> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let kind = fields.next()?;
+            matches!(kind, "t" | "T").then(|| fields.next().map(str::to_string))?
+        })
+        .collect()
 }
 
 /// The text (function) symbols of kallsyms text, with their addresses;

@@ -78,6 +78,7 @@ pub fn hook_caps(features: &[(&str, bool)]) -> HookCaps {
         lsm_active: has("bpf_lsm_active"),
         uprobe_cookies: has("attach_cookie"),
         write_user: has("bpf_probe_write_user"),
+        uprobe_regs: has("uprobe_regs"),
         kernel_functions: Default::default(),
     }
 }

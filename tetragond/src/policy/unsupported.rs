@@ -438,25 +438,19 @@ fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> 
 
 fn check_action(action: &ActionSelector, path: &NodePath) -> Check {
     check_action_arguments(action, path)?;
-    let fields = [
-        ("imaHash", action.ima_hash, "IMA hashes are not collected"),
-        (
-            "argRegs",
-            !action.arg_regs.is_empty(),
-            "registers are not set",
-        ),
-    ];
-    for (key, set, why) in fields {
-        refuse_if(set, path, key, why)?;
-    }
-    Ok(())
+    refuse_if(
+        action.ima_hash,
+        path,
+        "imaHash",
+        "IMA hashes are not collected",
+    )
 }
 
 /// An action's argument fields, each given only with an action that
 /// reads it.
 fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
     use ActionType::*;
-    let fields: [(&str, bool, &[ActionType]); 11] = [
+    let fields: [(&str, bool, &[ActionType]); 12] = [
         (
             "argError",
             action.arg_error.is_some(),
@@ -475,6 +469,7 @@ fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
             &[TrackSock, UntrackSock],
         ),
         ("argIndex", action.arg_index.is_some(), &[Set]),
+        ("argRegs", !action.arg_regs.is_empty(), &[Override]),
         ("argValue", action.arg_value.is_some(), &[Set]),
         // Only the posting of an event is rate limited, never an
         // enforcement action.

@@ -623,7 +623,10 @@ fn check_action(hook: Hook<'_>, action: &ActionSelector, path: &NodePath) -> Che
     };
     match action.action {
         ActionType::Signal if action.arg_sig.is_none() => missing("argSig"),
-        ActionType::Override if action.arg_error.is_none() => missing("argError"),
+        // On uprobes, `argRegs` alone say what Override does.
+        ActionType::Override if action.arg_error.is_none() && action.arg_regs.is_empty() => {
+            missing("argError")
+        }
         ActionType::GetUrl if action.arg_url.is_none() => missing("argUrl"),
         ActionType::DnsLookup if action.arg_fqdn.is_none() => missing("argFqdn"),
         ActionType::Override if matches!(hook, Hook::Tracepoint(_)) => Err(Issue::at(

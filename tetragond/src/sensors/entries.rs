@@ -13,8 +13,8 @@ use aya::{
     Ebpf,
 };
 use tetragond_ebpf::{
-    AddrTrieData, ArgSetKey, BinarySetKey, ExePath, StrTrieData, SubstrKey, SubstrValue, PATH_LEN,
-    STR_TRIE_HEADER_BITS,
+    AddrTrieData, ArgSetKey, BinarySetKey, ExePath, RegOverride, RegsKey, StrTrieData, SubstrKey,
+    SubstrValue, PATH_LEN, STR_TRIE_HEADER_BITS,
 };
 
 use super::object::{exe_path, map_err, take};
@@ -28,6 +28,7 @@ pub struct EntryMaps {
     str_trie: LpmTrie<MapData, StrTrieData, u8>,
     addr_trie: LpmTrie<MapData, AddrTrieData, u8>,
     substrings: BpfHashMap<MapData, SubstrKey, SubstrValue>,
+    uprobe_regs: BpfHashMap<MapData, RegsKey, RegOverride>,
     /// Binary path -> (id, users): hooks share a path's id.
     binaries: HashMap<String, (u32, usize)>,
     next_binary_id: u32,
@@ -42,6 +43,7 @@ impl EntryMaps {
             str_trie: take!(ebpf, LpmTrie, "STR_TRIE"),
             addr_trie: take!(ebpf, LpmTrie, "ADDR_TRIE"),
             substrings: take!(ebpf, BpfHashMap, "SUBSTRINGS"),
+            uprobe_regs: take!(ebpf, BpfHashMap, "UPROBE_REGS"),
             binaries: HashMap::new(),
             next_binary_id: 1,
         })
@@ -89,6 +91,10 @@ impl EntryMaps {
                 .substrings
                 .insert(&substr_key(hook_slot, *selector, *filter, *index), value, 0)
                 .map_err(map_err("SUBSTRINGS")),
+            MapEntry::Regs { selector, regs } => self
+                .uprobe_regs
+                .insert(&regs_key(hook_slot, *selector), regs, 0)
+                .map_err(map_err("UPROBE_REGS")),
         }
     }
 
@@ -134,6 +140,9 @@ impl EntryMaps {
                 let _ = self
                     .substrings
                     .remove(&substr_key(hook_slot, *selector, *filter, *index));
+            }
+            MapEntry::Regs { selector, .. } => {
+                let _ = self.uprobe_regs.remove(&regs_key(hook_slot, *selector));
             }
         }
     }
@@ -229,6 +238,13 @@ fn substr_key(hook_slot: u32, selector: u8, filter: u8, index: u8) -> SubstrKey 
         filter,
         index,
         _pad: 0,
+    }
+}
+
+fn regs_key(hook_slot: u32, selector: u8) -> RegsKey {
+    RegsKey {
+        hook_slot,
+        selector: u32::from(selector),
     }
 }
 

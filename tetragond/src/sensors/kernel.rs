@@ -191,7 +191,10 @@ impl Kernel {
             policy_mode: take!(ebpf, Array, "POLICY_MODE"),
             counters: take!(ebpf, PerCpuArray, "POLICY_COUNTERS"),
             task_exe: take!(ebpf, BpfHashMap, "TASK_EXE"),
-            sock_owners: SockOwners::new(take!(ebpf, BpfHashMap, "SOCK_OWNERS")),
+            sock_owners: SockOwners::new(
+                take!(ebpf, BpfHashMap, "SOCK_OWNERS"),
+                take!(ebpf, Array, "SOCK_TRACKING"),
+            ),
             entries: EntryMaps::take(&mut ebpf)?,
             override_decision: match ebpf.take_map("OVERRIDE_DECISION") {
                 Some(aya::maps::Map::PerCpuArray(data)) => data,
@@ -770,6 +773,7 @@ impl Kernel {
                     ("bpf_trampolines", false),
                     ("bpf_lsm_programs", false),
                     ("bpf_override_return", false),
+                    ("uprobe_regs", false),
                 ];
             }
         };
@@ -788,10 +792,16 @@ impl Kernel {
             .program_mut("probe_override")
             .and_then(|p| <&mut aya::programs::KProbe>::try_from(p).ok())
             .is_some_and(|p| p.load().is_ok() && p.unload().is_ok());
+        let uprobe_regs = self
+            .ebpf
+            .program_mut("probe_uprobe_regs")
+            .and_then(|p| <&mut aya::programs::UProbe>::try_from(p).ok())
+            .is_some_and(|p| p.load().is_ok() && p.unload().is_ok());
         vec![
             ("bpf_trampolines", fentry),
             ("bpf_lsm_programs", lsm),
             ("bpf_override_return", override_return),
+            ("uprobe_regs", uprobe_regs),
             ("ancestor_cgroup_id", self.helpers.ancestor_cgroup_id),
             ("attach_cookie", self.helpers.attach_cookie),
             ("trampoline_cookies", self.functions.trampoline_cookies()),

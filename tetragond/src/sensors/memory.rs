@@ -5,8 +5,8 @@
 use std::{fs, mem::size_of};
 
 use tetragond_ebpf::{
-    AddrTrieData, ArgSetKey, BinarySetKey, ExePath, GateKey, HookConf, HookSet, SubstrKey,
-    SubstrValue,
+    AddrTrieData, ArgSetKey, BinarySetKey, ExePath, GateKey, HookConf, HookSet, RegOverride,
+    RegsKey, SubstrKey, SubstrValue,
 };
 
 use super::install::{HookGate, Installed};
@@ -78,6 +78,7 @@ fn entry_bytes(entry: &MapEntry) -> u64 {
         MapEntry::Str { bytes, .. } => element(8 + bytes.len(), 1),
         MapEntry::Addr { .. } => element(size_of::<AddrTrieData>(), 1),
         MapEntry::Substr { .. } => element(size_of::<SubstrKey>(), size_of::<SubstrValue>()),
+        MapEntry::Regs { .. } => element(size_of::<RegsKey>(), size_of::<RegOverride>()),
     }
 }
 

@@ -1,23 +1,26 @@
 //! The sockets TrackSock recorded (`SOCK_OWNERS`), kept only while some
 //! hook can track: once the last such hook is gone, an entry could only
 //! name a stale owner (a freed socket's address is reused), so the table
-//! is emptied.
+//! is emptied. `SOCK_TRACKING` says whether one is loaded, so that socket
+//! arguments cost no owner lookup when none is.
 
 use std::collections::BTreeSet;
 
-use aya::maps::{HashMap as BpfHashMap, MapData};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use tetragond_ebpf::{action, HookConf, SockOwner};
 
 pub struct SockOwners {
     map: BpfHashMap<MapData, u64, SockOwner>,
+    flag: Array<MapData, u32>,
     /// Hook slots whose hook tracks or untracks sockets.
     tracking: BTreeSet<u32>,
 }
 
 impl SockOwners {
-    pub fn new(map: BpfHashMap<MapData, u64, SockOwner>) -> Self {
+    pub fn new(map: BpfHashMap<MapData, u64, SockOwner>, flag: Array<MapData, u32>) -> Self {
         SockOwners {
             map,
+            flag,
             tracking: BTreeSet::new(),
         }
     }
@@ -25,6 +28,9 @@ impl SockOwners {
     /// `slot` now holds `conf`.
     pub fn hook_written(&mut self, slot: u32, conf: &HookConf) {
         if tracks_sockets(conf) {
+            if self.tracking.is_empty() {
+                self.set_flag(1);
+            }
             self.tracking.insert(slot);
         } else {
             self.hook_freed(slot);
@@ -34,7 +40,16 @@ impl SockOwners {
     /// `slot` holds no hook any more.
     pub fn hook_freed(&mut self, slot: u32) {
         if self.tracking.remove(&slot) && self.tracking.is_empty() {
+            self.set_flag(0);
             self.clear();
+        }
+    }
+
+    /// Failing, events name the task running instead of a socket's owner:
+    /// attribution only, never what is enforced.
+    fn set_flag(&mut self, on: u32) {
+        if let Err(e) = self.flag.set(0, &on, 0) {
+            tracing::warn!("SOCK_TRACKING not set to {on}: {e}");
         }
     }
 

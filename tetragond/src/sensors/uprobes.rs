@@ -23,13 +23,15 @@ use crate::{
 };
 
 /// The program serving `target`: the return probe's, the entry probe's,
-/// or for a hook with Set the one that may write user memory (loaded only
-/// then, see `uprobe_dispatch_writing`).
+/// for a hook with Set the one that may write user memory (see
+/// `uprobe_dispatch_writing`), for one with Override the one that may
+/// write the registers (`uprobe_dispatch_regs`); each loaded only then.
 pub fn program_of(target: &UprobeTarget) -> &'static str {
-    match (target.ret, target.writes) {
-        (true, _) => "uretprobe_dispatch",
-        (false, true) => "uprobe_dispatch_writing",
-        (false, false) => "uprobe_dispatch",
+    match target {
+        UprobeTarget { ret: true, .. } => "uretprobe_dispatch",
+        UprobeTarget { writes: true, .. } => "uprobe_dispatch_writing",
+        UprobeTarget { regs: true, .. } => "uprobe_dispatch_regs",
+        _ => "uprobe_dispatch",
     }
 }
 
