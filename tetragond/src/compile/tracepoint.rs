@@ -48,7 +48,9 @@ pub fn compile(
         ..Default::default()
     };
     let mut arg_types = Vec::new();
-    for (i, arg) in tp.args.iter().enumerate() {
+    // `auto` (Tetragon's default type) as the field's format gives it.
+    let mut args = tp.args.clone();
+    for (i, arg) in args.iter_mut().enumerate() {
         if arg.index < COMMON_FIELDS {
             return Err(CompileError::Unsupported(format!(
                 "{what}: arg index {}: the common fields (indexes 0-3) are overwritten by the kernel before BPF programs run",
@@ -62,11 +64,13 @@ pub fn compile(
                 format.fields.len()
             ))
         })?;
+        if arg.ty == ArgType::Auto {
+            arg.ty = auto_type(&what, field)?;
+        }
         conf.args[i] = arg_spec(&what, field, arg.ty)?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
     }
-    let syscall_id: Vec<usize> = tp
-        .args
+    let syscall_id: Vec<usize> = args
         .iter()
         .enumerate()
         .filter(|(_, a)| {
@@ -84,7 +88,7 @@ pub fn compile(
         }
     }
     let hook_args = HookArgs {
-        args: &tp.args,
+        args: &args,
         positional: true,
         syscall_id,
         // Only strings are read through a pointer field (user or kernel
@@ -257,6 +261,45 @@ fn compat_twin(
         },
         sub_ids: ids,
         ..hook.clone()
+    })
+}
+
+/// The type Tetragon gives a tracepoint field for `auto` (or no `type`),
+/// from its format: an integer by its size and sign, `size_t`, a
+/// `__data_loc` string. An array (Tetragon's `const_buf`) or a pointer
+/// (a buffer, with a size argument) is refused with the reason.
+fn auto_type(what: &str, field: &tracefs::Field) -> Result<ArgType, CompileError> {
+    let c_type = field.c_type.trim();
+    let refuse = |why: &str| {
+        Err(CompileError::Unsupported(format!(
+            "{what}: arg `{}` of type auto: field `{c_type} {}{}` {why}",
+            field.name,
+            field.name,
+            if field.array { "[]" } else { "" }
+        )))
+    };
+    if c_type.starts_with("__data_loc") {
+        return Ok(ArgType::DataLoc);
+    }
+    if field.array {
+        return refuse("is an array, which Tetragon reads as const_buf: not served (give no such arg, or a raw: true tracepoint's argument)");
+    }
+    if c_type.contains('*') {
+        return refuse("is a pointer: give its type (string, or char_buf with sizeArgIndex), as Tetragon needs");
+    }
+    if c_type == "size_t" {
+        return Ok(ArgType::SizeT);
+    }
+    Ok(match (field.size, field.signed) {
+        (1, true) => ArgType::Int8,
+        (1, false) => ArgType::Uint8,
+        (2, true) => ArgType::Int16,
+        (2, false) => ArgType::Uint16,
+        (4, true) => ArgType::Int32,
+        (4, false) => ArgType::Uint32,
+        (8, true) => ArgType::Int64,
+        (8, false) => ArgType::Uint64,
+        _ => return refuse("is not an integer of 1, 2, 4 or 8 bytes"),
     })
 }
 

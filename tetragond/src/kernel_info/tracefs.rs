@@ -16,6 +16,8 @@ pub struct Field {
     pub offset: u16,
     pub size: u16,
     pub signed: bool,
+    /// Declared as an array (`args[6]`, `comm[TASK_COMM_LEN]`).
+    pub array: bool,
 }
 
 /// A tracepoint's id and fields, in format order (common fields first, so
@@ -96,14 +98,15 @@ fn parse_field(line: &str) -> Option<Field> {
         }
     }
     let decl = decl?;
-    let (c_type, name) = decl.rsplit_once(' ')?;
-    let name = name.split('[').next()?.to_string();
+    let (c_type, declared) = decl.rsplit_once(' ')?;
+    let name = declared.split('[').next()?.to_string();
     Some(Field {
         name,
         c_type: c_type.to_string(),
         offset: offset?,
         size: size?,
         signed: signed? != 0,
+        array: declared.contains('['),
     })
 }
 
@@ -137,10 +140,12 @@ print fmt: \"NR %ld\"
                 c_type: "long".into(),
                 offset: 8,
                 size: 8,
-                signed: true
+                signed: true,
+                array: false,
             }
         );
         assert_eq!(f.fields[5].name, "args");
+        assert!(f.fields[5].array);
         assert_eq!(f.fields[5].size, 48);
         assert_eq!(f.field("common_pid").map(|f| f.offset), Some(4));
     }

@@ -216,7 +216,8 @@ pub struct UsdtSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Arg {
     pub index: u32,
-    #[serde(rename = "type")]
+    /// `auto` when absent, as in Tetragon.
+    #[serde(rename = "type", default = "ArgType::auto")]
     pub ty: ArgType,
     #[serde(default)]
     pub label: Option<String>,
@@ -252,6 +253,13 @@ impl Arg {
             source: None,
             btf_type: None,
         }
+    }
+}
+
+impl ArgType {
+    /// Tetragon's default argument type.
+    fn auto() -> ArgType {
+        ArgType::Auto
     }
 }
 
