@@ -2186,7 +2186,15 @@ fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8) {
     // Before the event, and before its lengths are worked out: the
     // verifier keeps their bounds through no calls.
     if hook.max_data_arg != 0 {
-        post_data(pid_tgid, ktime_ns, u64::from(hook.max_data_arg - 1));
+        // Under the thread the event names (a tracked socket's owner's),
+        // which user space joins the pieces by.
+        let tid = match loop_state() {
+            Some(state) if hook.return_half == return_half::NONE && state.owner.tgid != 0 => {
+                u64::from(state.owner.tid)
+            }
+            _ => pid_tgid,
+        };
+        post_data(tid, ktime_ns, u64::from(hook.max_data_arg - 1));
     }
     let mode = POLICY_MODE.get(hook.policy_slot).copied().unwrap_or(0);
     let data_len = data_len.min((MAX_ARGS * STR_LEN) as u32);

@@ -1353,6 +1353,9 @@ examples
 
 corpus_case
 
+# What was exported and dropped, by reason: an event the host then misses
+# is explained here.
+tetra status 2>&1 | grep -E '^ *events:' | sed 's/^/GUEST-INFO final status: /'
 stop_daemon daemon-stop
 # The verifier's work per program on this kernel (its limit is 1,000,000):
 # the daemon's counts, or the ftrace event's before Linux 5.16.

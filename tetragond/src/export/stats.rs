@@ -23,8 +23,9 @@ pub enum DropReason {
     PolicyRateLimit,
     /// The events file could not be written.
     WriteError,
-    /// The kernel posted for a hook no loaded policy owns any more
-    /// (unloaded between the event and its reading).
+    /// The kernel posted for a hook slot that has served another hook
+    /// since (an unloaded policy's hooks are described until their slots
+    /// are used again, which the allocator puts off as long as it can).
     UnknownPolicy,
     /// The daemon was behind and the event's process had more than its
     /// share waiting: dropped by the ring buffer reader so that other

@@ -40,12 +40,20 @@ impl Kallsyms {
 
 /// The names of the kernel's functions, for the compile step to refuse a
 /// hook on one the kernel lacks (`tetra tp validate` then says what
-/// attaching would). Read once; read again on a miss, which a module
-/// loaded since may explain. Names only: they are listed whatever
-/// `kptr_restrict` hides.
+/// attaching would). Read once; read again on a miss only when the loaded
+/// modules changed since (a module may bring the function), so a hook that
+/// ignores a missing function does not cost a read of kallsyms at every
+/// compile. Names only: they are listed whatever `kptr_restrict` hides.
 #[derive(Debug, Default)]
 pub struct FunctionNames {
-    known: Mutex<Option<HashSet<String>>>,
+    known: Mutex<Option<Known>>,
+}
+
+#[derive(Debug)]
+struct Known {
+    names: HashSet<String>,
+    /// [`loaded_modules`] when `names` was read.
+    modules: String,
 }
 
 impl FunctionNames {
@@ -55,42 +63,50 @@ impl FunctionNames {
         let Ok(mut known) = self.known.lock() else {
             return true;
         };
-        if known.as_ref().is_some_and(|k| k.contains(name)) {
+        if known.as_ref().is_some_and(|k| k.names.contains(name)) {
             return true;
+        }
+        let modules = loaded_modules();
+        if known.as_ref().is_some_and(|k| k.modules == modules) {
+            return false;
         }
         let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
             return true;
         };
-        let names = function_names(&text);
+        let names: HashSet<String> = functions(&text).map(|(_, n)| n.to_string()).collect();
         let found = names.contains(name);
-        *known = Some(names);
+        *known = Some(Known { names, modules });
         found
     }
 }
 
-/// Every function name of kallsyms text.
-fn function_names(text: &str) -> HashSet<String> {
+/// The names in /proc/modules (its other columns, such as use counts,
+/// change without bringing functions).
+fn loaded_modules() -> String {
+    let text = std::fs::read_to_string("/proc/modules").unwrap_or_default();
     text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace().skip(1);
-            let kind = fields.next()?;
-            matches!(kind, "t" | "T").then(|| fields.next().map(str::to_string))?
-        })
-        .collect()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-/// The text (function) symbols of kallsyms text, with their addresses;
-/// hidden addresses (0) left out.
-fn text_symbols(text: &str) -> impl Iterator<Item = (u64, &str)> {
+/// The functions of kallsyms text: name, and address unless hidden (0).
+fn functions(text: &str) -> impl Iterator<Item = (Option<u64>, &str)> {
     text.lines().filter_map(|line| {
         let mut fields = line.split_whitespace();
         let (addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
         if !matches!(kind, "t" | "T") {
             return None;
         }
-        let addr = u64::from_str_radix(addr, 16).ok()?;
-        (addr != 0).then_some((addr, name))
+        let addr = u64::from_str_radix(addr, 16).ok().filter(|a| *a != 0);
+        Some((addr, name))
     })
+}
+
+/// The text (function) symbols of kallsyms text, with their addresses;
+/// hidden addresses (0) left out.
+fn text_symbols(text: &str) -> impl Iterator<Item = (u64, &str)> {
+    functions(text).filter_map(|(addr, name)| Some((addr?, name)))
 }
 
 /// Kernel functions by address, to name the frames of a stack trace as

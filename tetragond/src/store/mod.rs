@@ -96,6 +96,11 @@ pub struct Store<K: KernelOps = Kernel> {
     /// Hook slot -> (policy slot, event metadata) of what is installed now,
     /// so decorating an event is one lookup, not a walk over every policy.
     hook_metas: HashMap<u32, (u32, Arc<HookMeta>)>,
+    /// The same, of hooks taken out of the kernel: an event they posted may
+    /// still be in the ring buffer, unread. Kept until the slot is used
+    /// again, which the allocator delays (it hands out the slot freed
+    /// longest ago), so at most one entry per hook slot.
+    retired_hook_metas: HashMap<u32, (u32, Arc<HookMeta>)>,
     trust: Trust,
     /// Why the last scan could not read the folder; None when it could.
     folder_error: Option<String>,
@@ -152,6 +157,7 @@ impl<K: KernelOps> Store<K> {
             hook_slots: SlotAllocator::hooks(),
             next_id: 1,
             hook_metas: HashMap::new(),
+            retired_hook_metas: HashMap::new(),
             trust: Trust::of_this_process(folder::DEFAULT_MAX_FILE_SIZE),
             folder_error: None,
             departed: Vec::new(),
@@ -477,6 +483,7 @@ impl<K: KernelOps> Store<K> {
             self.forget_hooks(old);
         }
         for hook in &installed.hooks {
+            self.retired_hook_metas.remove(&hook.slot);
             self.hook_metas
                 .insert(hook.slot, (entry.policy_slot, Arc::new(hook.meta.clone())));
         }
@@ -569,7 +576,9 @@ impl<K: KernelOps> Store<K> {
 
     fn forget_hooks(&mut self, installed: &Installed) {
         for hook in &installed.hooks {
-            self.hook_metas.remove(&hook.slot);
+            if let Some(meta) = self.hook_metas.remove(&hook.slot) {
+                self.retired_hook_metas.insert(hook.slot, meta);
+            }
         }
     }
 
@@ -697,9 +706,12 @@ impl<K: KernelOps> Store<K> {
 
     /// Event decoration: which policy and hook a kernel slot belongs to.
     /// Shared: an event's export holds it while the daemon does the rest.
+    /// What describes the events of a hook: installed now, or taken out
+    /// with events of it possibly still unread.
     pub fn hook_meta(&self, policy_slot: u32, hook_slot: u32) -> Option<&Arc<HookMeta>> {
-        self.hook_metas
-            .get(&hook_slot)
+        [&self.hook_metas, &self.retired_hook_metas]
+            .into_iter()
+            .find_map(|metas| metas.get(&hook_slot))
             .filter(|(owner, _)| *owner == policy_slot)
             .map(|(_, meta)| meta)
     }

@@ -389,3 +389,47 @@ fn a_second_file_for_a_loaded_policy_is_refused_naming_the_first() {
         b.error
     );
 }
+
+#[test]
+fn events_still_in_the_ring_of_a_removed_or_replaced_version_keep_their_policy() {
+    let mut f = Fixture::new("retired");
+    f.write("p.yaml", &policy("p", 1, ""));
+    f.store.rescan();
+    let first = f.slots_of("p")[0];
+    let policy_slot = f.entry("p").policy_slot;
+    f.write("p.yaml", &policy("p", 2, ""));
+    f.store.rescan();
+    let second = f.slots_of("p")[0];
+    let name_of = |store: &Store<FakeKernel>, hook| {
+        store
+            .hook_meta(policy_slot, hook)
+            .map(|m| m.policy_name.clone())
+    };
+    assert_eq!(name_of(&f.store, first).as_deref(), Some("p"), "replaced");
+    fs::remove_file(f.dir.join("p.yaml")).unwrap();
+    f.store.rescan();
+    assert_eq!(name_of(&f.store, second).as_deref(), Some("p"), "removed");
+    assert!(
+        f.store.hook_meta(policy_slot + 1, second).is_none(),
+        "another policy slot's event is not this hook's"
+    );
+}
+
+#[test]
+fn a_hook_slot_used_again_describes_its_new_hook_only() {
+    let mut f = Fixture::new("reused");
+    f.store.hook_slots = crate::sensors::install::SlotAllocator::new(1);
+    f.write("p.yaml", &policy("p", 1, ""));
+    f.store.rescan();
+    let slot = f.slots_of("p")[0];
+    let old_policy = f.entry("p").policy_slot;
+    fs::remove_file(f.dir.join("p.yaml")).unwrap();
+    f.store.rescan();
+    f.write("q.yaml", &policy("q", 1, ""));
+    f.store.rescan();
+    assert_eq!(f.slots_of("q"), vec![slot]);
+    let new_policy = f.entry("q").policy_slot;
+    assert!(f.store.hook_meta(old_policy, slot).is_none());
+    let meta = f.store.hook_meta(new_policy, slot).expect("q's hook");
+    assert_eq!(meta.policy_name, "q");
+}
