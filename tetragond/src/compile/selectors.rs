@@ -76,12 +76,9 @@ impl HookArgs<'_> {
     /// `resolve`, and a filter would silently take the first).
     fn position(&self, selector_index: u32) -> Result<usize, String> {
         if self.positional {
-            return (selector_index as usize)
-                .lt(&self.args.len())
-                .then_some(selector_index as usize)
-                .ok_or_else(|| {
-                    format!("matchArgs index {selector_index} does not name one of the hook's args")
-                });
+            return crate::policy::tracepoint_arg_position(self.args, selector_index).ok_or_else(
+                || format!("matchArgs index {selector_index} does not name one of the hook's args"),
+            );
         }
         let mut named = self
             .args
@@ -1008,8 +1005,8 @@ impl SelectorCtx<'_> {
                         ..Default::default()
                     }
                 }
-                ActionType::Override if self.args.regs.is_some() => {
-                    self.regs_action(a, &actions[..i], out)?
+                ActionType::Override if let Some(site) = self.args.regs => {
+                    self.regs_action(site, a, &actions[..i], out)?
                 }
                 ActionType::Override => {
                     if let Some(why) = &self.args.override_denied {
@@ -1097,13 +1094,11 @@ impl SelectorCtx<'_> {
     /// with (see `regs.rs`), written to `UPROBE_REGS` for the selector.
     fn regs_action(
         &self,
+        site: super::regs::RegsSite,
         a: &ActionSelector,
         before: &[ActionSelector],
         out: &mut CompiledSelectors,
     ) -> Result<ActionSpec, CompileError> {
-        let Some(site) = self.args.regs else {
-            return Err(self.unsupported("Override changes registers on uprobes only"));
-        };
         if before.iter().any(|b| b.action == ActionType::Override) {
             return Err(self.invalid("one Override per selector"));
         }
@@ -1129,11 +1124,8 @@ impl SelectorCtx<'_> {
     /// `argSock` of `args`, a `sock` or a `socket` (its `sk`).
     fn sock_action(&self, a: &ActionSelector) -> Result<ActionSpec, CompileError> {
         let name = a.action.as_str();
-        let position = a.arg_sock.ok_or_else(|| {
-            self.invalid(format!(
-                "{name} needs argSock: the position of a sock or socket argument in args"
-            ))
-        })?;
+        // 0 when absent, as in Tetragon (its examples leave it out).
+        let position = a.arg_sock.unwrap_or(0);
         let Some(arg) = self.args.args.get(position as usize) else {
             return Err(self.invalid(format!(
                 "{name} argSock {position} names no argument: args has {}",

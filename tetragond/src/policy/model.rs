@@ -215,6 +215,9 @@ pub struct UsdtSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Arg {
+    /// 0 when absent, as in Tetragon (its examples leave it out of
+    /// `returnArg`, where it means nothing).
+    #[serde(default)]
     pub index: u32,
     /// `auto` when absent, as in Tetragon.
     #[serde(rename = "type", default = "ArgType::auto")]
@@ -404,7 +407,8 @@ impl Selector {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ArgSelector {
     /// kprobes, uprobes, LSM hooks: the `index` of an entry of `args`;
-    /// tracepoints: a position in `args`. Unused by `matchReturnArgs`.
+    /// tracepoints: a position in `args`, or past them a field index
+    /// ([`tracepoint_arg_position`]). Unused by `matchReturnArgs`.
     #[serde(default)]
     pub index: u32,
     pub operator: Operator,
@@ -827,9 +831,29 @@ impl<'a> Hook<'a> {
     /// The argument a `matchArgs.index` designates (see [`ArgSelector::index`]).
     pub fn arg_for_selector_index(self, index: u32) -> Option<&'a Arg> {
         match self {
-            Hook::Tracepoint(t) => t.args.get(index as usize),
+            Hook::Tracepoint(t) => tracepoint_arg_position(&t.args, index).map(|p| &t.args[p]),
             _ => self.args().iter().find(|a| a.index == index),
         }
+    }
+}
+
+/// The position in a tracepoint's `args` a `matchArgs.index` designates:
+/// the position itself; past the last one, the one arg reading field
+/// `index`, as newer Tetragon also reads it (`index: 4` for the syscall
+/// number of `raw_syscalls/sys_enter` whatever its position). A position
+/// comes first, so what an index means never depends on Tetragon's version.
+pub fn tracepoint_arg_position(args: &[Arg], index: u32) -> Option<usize> {
+    if (index as usize) < args.len() {
+        return Some(index as usize);
+    }
+    let mut reading = args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.index == index)
+        .map(|(position, _)| position);
+    match (reading.next(), reading.next()) {
+        (Some(position), None) => Some(position),
+        _ => None,
     }
 }
 
@@ -917,6 +941,24 @@ mod tests {
         };
         let hook = Hook::Tracepoint(&tp);
         assert_eq!(hook.arg_for_selector_index(0).map(|a| a.index), Some(4));
-        assert!(hook.arg_for_selector_index(4).is_none());
+        assert_eq!(
+            hook.arg_for_selector_index(4).map(|a| a.index),
+            Some(4),
+            "past the last position: the arg reading that field"
+        );
+        assert!(hook.arg_for_selector_index(1).is_none());
+        let two = [arg(5), arg(0)];
+        assert_eq!(
+            tracepoint_arg_position(&two, 0),
+            Some(0),
+            "a position first"
+        );
+        assert_eq!(
+            tracepoint_arg_position(&two, 5),
+            Some(0),
+            "field 5 is read at 0"
+        );
+        let twice = [arg(5), arg(5)];
+        assert_eq!(tracepoint_arg_position(&twice, 5), None, "two read field 5");
     }
 }

@@ -470,10 +470,12 @@ fn check_arg_target<'a>(
 fn bad_index_message(hook: Hook<'_>, index: u32) -> String {
     let args = hook.args();
     if let Hook::Tracepoint(_) = hook {
+        let fields: Vec<String> = args.iter().map(|a| a.index.to_string()).collect();
         return format!(
-            "matchArgs index {index} is out of range: for a tracepoint it is a position in \
-             args, which has {} entries",
-            args.len()
+            "matchArgs index {index} names no arg: for a tracepoint it is a position in args, \
+             which has {} entries, or past them the field index one arg reads (fields read: [{}])",
+            args.len(),
+            fields.join(", ")
         );
     }
     let known: Vec<String> = args.iter().map(|a| a.index.to_string()).collect();
