@@ -34,15 +34,34 @@ use crate::{
 /// A syscall has at most six arguments.
 const SYSCALL_ARGS: u32 = 6;
 
+/// Which section a kernel-function hook is written in: `kprobes` (a
+/// kprobe where the kernel has kprobes) or `fentries` (BPF trampolines
+/// only, as in Tetragon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Kprobes,
+    Fentries,
+}
+
+impl Section {
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Kprobes => "kprobes",
+            Section::Fentries => "fentries",
+        }
+    }
+}
+
 /// The hooks of one kprobe: none when it is skipped (`ignore.callNotFound`
 /// on an unknown call), one per syscall for `call: list:NAME`.
 pub fn compile(
     policy: &TracingPolicy,
+    section: Section,
     hook_index: usize,
     kp: &KprobeSpec,
     formats: &dyn FormatSource,
 ) -> Result<Vec<CompiledHook>, CompileError> {
-    let what = format!("kprobes[{hook_index}] {}", kp.call);
+    let what = format!("{}[{hook_index}] {}", section.key(), kp.call);
     if let Some(name) = kp.call.strip_prefix("list:") {
         return call_list(policy, &what, kp, name, formats);
     }
@@ -68,7 +87,7 @@ pub fn compile(
             kp.call
         )));
     }
-    kernel_function(policy, &what, kp, formats)
+    kernel_function(policy, section, &what, kp, formats)
 }
 
 /// `call: list:NAME` over a list of syscalls: one syscall hook per value
@@ -155,12 +174,13 @@ fn has_override<'a>(
 /// entry half and the exit half (see [`ReturnHalf`]).
 fn kernel_function(
     policy: &TracingPolicy,
+    section: Section,
     what: &str,
     kp: &KprobeSpec,
     formats: &dyn FormatSource,
 ) -> Result<Vec<CompiledHook>, CompileError> {
     if !kp.ret {
-        return function_entry(policy, what, kp, &kp.selectors, formats).map(|h| vec![h]);
+        return function_entry(policy, section, what, kp, &kp.selectors, formats).map(|h| vec![h]);
     }
     let unsupported = |msg: &str| CompileError::Unsupported(format!("{what}: {msg}"));
     if has_override(kp.selectors.iter().flat_map(|s| &s.match_return_actions)) {
@@ -169,7 +189,7 @@ fn kernel_function(
         ));
     }
     let (entry, copy) = returns::entry_half(what, kp, |kp, selectors| {
-        function_entry(policy, what, kp, selectors, formats)
+        function_entry(policy, section, what, kp, selectors, formats)
     })?;
     let caps = formats.caps();
     // fexit where the kernel has trampolines; a kretprobe sees the return
@@ -180,6 +200,13 @@ fn kernel_function(
         .flatten();
     let (family, return_offset) = match params {
         Some(params) => (FunctionFamily::Fexit, Some(8 * params as u16)),
+        None if section == Section::Fentries => {
+            return Err(unsupported(if caps.trampolines {
+                "fexit needs the function's parameters in the kernel's BTF, which has none for it"
+            } else {
+                FENTRIES_NEED_TRAMPOLINES
+            }))
+        }
         None if caps.kprobes => (FunctionFamily::Kretprobe, None),
         None => {
             return Err(unsupported(
@@ -207,9 +234,14 @@ fn kernel_function(
     Ok(vec![entry, exit])
 }
 
+/// Why a `fentries` hook cannot be served without trampolines.
+const FENTRIES_NEED_TRAMPOLINES: &str =
+    "fentries need BPF trampolines (fentry and fexit), which this kernel lacks (see `tetra status`); kprobes serve the same hooks where the kernel has them";
+
 /// The hook at a kernel function's entry, with `selectors`.
 fn function_entry(
     policy: &TracingPolicy,
+    section: Section,
     what: &str,
     kp: &KprobeSpec,
     selectors: &[Selector],
@@ -217,6 +249,9 @@ fn function_entry(
 ) -> Result<CompiledHook, CompileError> {
     let caps = formats.caps();
     let unsupported = |msg: String| CompileError::Unsupported(format!("{what}: {msg}"));
+    if section == Section::Fentries && !caps.trampolines {
+        return Err(unsupported(FENTRIES_NEED_TRAMPOLINES.into()));
+    }
     let family = if has_override(selectors.iter().flat_map(|s| &s.match_actions)) {
         if !kp.call.starts_with("security_") {
             return Err(unsupported(
@@ -232,7 +267,8 @@ fn function_entry(
         // The fentry program decides; an fmod_ret program on the same
         // function returns the errno (sensors/fmod_ret.rs).
         FunctionFamily::Fentry
-    } else if caps.kprobes
+    } else if section == Section::Kprobes
+        && caps.kprobes
         && !(caps.trampolines && caps.kernel_functions == KernelFunctions::Fentry)
     {
         FunctionFamily::Kprobe

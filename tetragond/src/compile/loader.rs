@@ -48,7 +48,7 @@ pub fn compile(
 ) -> Result<Vec<CompiledHook>, CompileError> {
     let mut hooks = Vec::new();
     for (i, kp) in KPROBES.iter().enumerate() {
-        for mut hook in kprobe::compile(policy, i, kp, formats)? {
+        for mut hook in kprobe::compile(policy, kprobe::Section::Kprobes, i, kp, formats)? {
             hook.meta.kind = HookKind::Loader;
             hooks.push(hook);
         }

@@ -211,14 +211,21 @@ pub fn compile(
         hooks.extend(uprobe::compile(policy, i, up, formats.caps()).map_err(at("uprobes", i))?);
         push_once(&mut sensors, "generic_uprobe");
     }
-    for (i, kp) in spec.kprobes.iter().enumerate() {
-        for hook in kprobe::compile(policy, i, kp, formats).map_err(at("kprobes", i))? {
-            let sensor = hook
-                .attach
-                .function()
-                .map_or("generic_kprobe", |f| f.family.sensor());
-            push_once(&mut sensors, sensor);
-            hooks.push(hook);
+    let kernel_functions = [
+        (kprobe::Section::Kprobes, &spec.kprobes),
+        (kprobe::Section::Fentries, &spec.fentries),
+    ];
+    for (section, specs) in kernel_functions {
+        for (i, kp) in specs.iter().enumerate() {
+            let compiled = kprobe::compile(policy, section, i, kp, formats);
+            for hook in compiled.map_err(at(section.key(), i))? {
+                let sensor = hook
+                    .attach
+                    .function()
+                    .map_or("generic_kprobe", |f| f.family.sensor());
+                push_once(&mut sensors, sensor);
+                hooks.push(hook);
+            }
         }
     }
     if spec.loader {

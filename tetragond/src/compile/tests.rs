@@ -1676,3 +1676,54 @@ spec:
     // A data value filtered by a prefix gates the hook as an arg would.
     assert!(hook.prefix_gate().is_some_and(|g| g.reader.arg == 2));
 }
+
+#[test]
+fn fentries_are_trampolines_only() {
+    struct WithBtf(HookCaps);
+    impl FormatSource for WithBtf {
+        fn format(&self, s: &str, e: &str) -> Result<Format, CompileError> {
+            Fixed.format(s, e)
+        }
+        fn caps(&self) -> HookCaps {
+            self.0
+        }
+        fn function_params(&self, name: &str) -> Option<u32> {
+            (name == "tcp_connect").then_some(1)
+        }
+    }
+    let fentries = |extra: &str| kprobe("tcp_connect", extra).replace("kprobes:", "fentries:");
+    let c = compile_on(&fentries(""), &WithBtf(Debian.caps())).expect("compiles");
+    assert_eq!(
+        c.hooks[0].attach.function().map(|f| f.family),
+        Some(FunctionFamily::Fentry),
+        "a kernel with kprobes still serves fentries by fentry"
+    );
+    let ret = "    return: true\n    returnArg:\n      type: int\n";
+    let c = compile_on(&fentries(ret), &WithBtf(Debian.caps())).expect("compiles");
+    let families: Vec<_> = c
+        .hooks
+        .iter()
+        .map(|h| h.attach.function().map(|f| f.family))
+        .collect();
+    assert_eq!(
+        families,
+        [Some(FunctionFamily::Fentry), Some(FunctionFamily::Fexit)]
+    );
+    let kprobes_only = HookCaps {
+        trampolines: false,
+        ..Debian.caps()
+    };
+    let err = compile_on(&fentries(""), &WithBtf(kprobes_only)).expect_err("no trampolines");
+    assert!(
+        err.to_string()
+            .starts_with("fentries[0] tcp_connect: fentries need BPF trampolines"),
+        "{err}"
+    );
+    let err = compile_on(&fentries(ret).replace("tcp_connect", "tcp_close"), &Debian)
+        .expect_err("no parameters in BTF");
+    assert!(
+        err.to_string()
+            .contains("fexit needs the function's parameters"),
+        "{err}"
+    );
+}

@@ -52,14 +52,8 @@ fn refuse_if(set: bool, path: &NodePath, key: &str, why: &str) -> Check {
 }
 
 fn check_spec(spec: &Spec, path: &NodePath) -> Check {
-    let sections = [
-        ("fentries", spec.fentries.is_empty()),
-        ("enforcers", spec.enforcers.is_empty()),
-    ];
-    for (key, empty) in sections {
-        let why = "the hooks served are tracepoints, kprobes, lsmhooks, uprobes and usdts";
-        refuse_if(!empty, path, key, why)?;
-    }
+    let why = "the hooks served are tracepoints, kprobes, fentries, lsmhooks, uprobes and usdts";
+    refuse_if(!spec.enforcers.is_empty(), path, "enforcers", why)?;
     let pods = "it needs Kubernetes pod information, which tetragond does not have";
     refuse_if(spec.pod_selector.is_some(), path, "podSelector", pods)?;
     refuse_if(
