@@ -200,12 +200,11 @@ fn kernel_function(
         .flatten();
     let (family, return_offset) = match params {
         Some(params) => (FunctionFamily::Fexit, Some(8 * params as u16)),
+        // `function_entry` refused a `fentries` hook without trampolines.
         None if section == Section::Fentries => {
-            return Err(unsupported(if caps.trampolines {
-                "fexit needs the function's parameters in the kernel's BTF, which has none for it"
-            } else {
-                FENTRIES_NEED_TRAMPOLINES
-            }))
+            return Err(unsupported(
+                "fexit needs the function's parameters in the kernel's BTF, which has none for it",
+            ))
         }
         None if caps.kprobes => (FunctionFamily::Kretprobe, None),
         None => {

@@ -15,9 +15,10 @@ use crate::policy::{limits::OverLimit, NodePath};
 use crate::{
     error::CompileError,
     policy::model::{
-        ActionSelector, ActionType, Arg, ArgSelector, ArgType, BinaryOperator, BinarySelector,
-        CapabilitiesSelector, ListType, NamespaceSelector, Operator, PidSelector, RateLimitScope,
-        Selector as PolicySelector, TracingPolicy,
+        args_reading, tracepoint_arg_position, ActionSelector, ActionType, Arg, ArgSelector,
+        ArgType, ArgsReading, BinaryOperator, BinarySelector, CapabilitiesSelector, ListType,
+        NamespaceSelector, Operator, PidSelector, RateLimitScope, Selector as PolicySelector,
+        TracingPolicy,
     },
 };
 
@@ -76,20 +77,14 @@ impl HookArgs<'_> {
     /// `resolve`, and a filter would silently take the first).
     fn position(&self, selector_index: u32) -> Result<usize, String> {
         if self.positional {
-            return crate::policy::tracepoint_arg_position(self.args, selector_index).ok_or_else(
-                || format!("matchArgs index {selector_index} does not name one of the hook's args"),
-            );
+            return tracepoint_arg_position(self.args, selector_index).ok_or_else(|| {
+                format!("matchArgs index {selector_index} does not name one of the hook's args")
+            });
         }
-        let mut named = self
-            .args
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.index == selector_index)
-            .map(|(position, _)| position);
-        match (named.next(), named.next()) {
-            (Some(position), None) => Ok(position),
-            (None, _) => Err(format!("matchArgs index {selector_index} does not name one of the hook's args")),
-            (Some(_), Some(_)) => Err(format!(
+        match args_reading(self.args, selector_index) {
+            ArgsReading::One(position) => Ok(position),
+            ArgsReading::None => Err(format!("matchArgs index {selector_index} does not name one of the hook's args")),
+            ArgsReading::Several => Err(format!(
                 "matchArgs index {selector_index} names several of the hook's args (read with different `resolve` paths or types); a filter must name exactly one"
             )),
         }

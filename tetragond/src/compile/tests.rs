@@ -49,6 +49,35 @@ impl FormatSource for Debian {
     }
 }
 
+/// A kernel with the stated features; BTF gives the parameter count of
+/// `params`' function only.
+struct Kernel {
+    caps: HookCaps,
+    params: Option<(&'static str, u32)>,
+}
+
+impl Kernel {
+    fn with(caps: HookCaps) -> Kernel {
+        Kernel { caps, params: None }
+    }
+}
+
+impl FormatSource for Kernel {
+    fn format(&self, subsystem: &str, event: &str) -> Result<Format, CompileError> {
+        Fixed.format(subsystem, event)
+    }
+
+    fn caps(&self) -> HookCaps {
+        self.caps
+    }
+
+    fn function_params(&self, name: &str) -> Option<u32> {
+        self.params
+            .filter(|(function, _)| *function == name)
+            .map(|(_, count)| count)
+    }
+}
+
 fn compile_on(yaml: &str, kernel: &dyn FormatSource) -> Result<CompiledPolicy, CompileError> {
     let tp = policy::parse_policy(Path::new("t.yaml"), yaml).expect("test policy parses");
     compile(&tp, kernel)
@@ -366,16 +395,7 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
         lsm_active: true,
         ..Default::default()
     };
-    struct Caps(HookCaps);
-    impl FormatSource for Caps {
-        fn format(&self, s: &str, e: &str) -> Result<Format, CompileError> {
-            Fixed.format(s, e)
-        }
-        fn caps(&self) -> HookCaps {
-            self.0
-        }
-    }
-    let c = compile_on(&kprobe("tcp_connect", sock), &Caps(fentry_only)).expect("compiles");
+    let c = compile_on(&kprobe("tcp_connect", sock), &Kernel::with(fentry_only)).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(
         hook.attach.function().map(|f| f.family),
@@ -386,7 +406,8 @@ fn kernel_functions_pick_the_mechanism_the_kernel_has() {
         kernel_functions: KernelFunctions::Fentry,
         ..Debian.caps()
     };
-    let c = compile_on(&kprobe("tcp_connect", sock), &Caps(prefer_fentry)).expect("compiles");
+    let c =
+        compile_on(&kprobe("tcp_connect", sock), &Kernel::with(prefer_fentry)).expect("compiles");
     assert_eq!(
         c.hooks[0].attach.function().map(|f| f.family),
         Some(FunctionFamily::Fentry)
@@ -769,20 +790,12 @@ fn missing_kernel_functions_are_skipped_with_ignore_call_not_found() {
 
 #[test]
 fn return_probes_with_args_are_fexit_where_btf_gives_the_parameters() {
-    struct WithBtf;
-    impl FormatSource for WithBtf {
-        fn format(&self, s: &str, e: &str) -> Result<Format, CompileError> {
-            Fixed.format(s, e)
-        }
-        fn caps(&self) -> HookCaps {
-            Debian.caps()
-        }
-        fn function_params(&self, name: &str) -> Option<u32> {
-            (name == "do_sys_openat2").then_some(4)
-        }
-    }
+    let with_btf = Kernel {
+        caps: Debian.caps(),
+        params: Some(("do_sys_openat2", 4)),
+    };
     let extra = "    return: true\n    args:\n    - index: 1\n      type: string\n    returnArg:\n      index: 0\n      type: int\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Prefix\n        values: [/etc/]\n      matchReturnArgs:\n      - index: 0\n        operator: Equal\n        values: [\"-2\"]\n";
-    let c = compile_on(&kprobe("do_sys_openat2", extra), &WithBtf).expect("compiles");
+    let c = compile_on(&kprobe("do_sys_openat2", extra), &with_btf).expect("compiles");
     let [entry, exit] = c.hooks.as_slice() else {
         panic!("two halves: {:?}", c.hooks.len());
     };
@@ -1679,27 +1692,19 @@ spec:
 
 #[test]
 fn fentries_are_trampolines_only() {
-    struct WithBtf(HookCaps);
-    impl FormatSource for WithBtf {
-        fn format(&self, s: &str, e: &str) -> Result<Format, CompileError> {
-            Fixed.format(s, e)
-        }
-        fn caps(&self) -> HookCaps {
-            self.0
-        }
-        fn function_params(&self, name: &str) -> Option<u32> {
-            (name == "tcp_connect").then_some(1)
-        }
-    }
+    let with_btf = |caps| Kernel {
+        caps,
+        params: Some(("tcp_connect", 1)),
+    };
     let fentries = |extra: &str| kprobe("tcp_connect", extra).replace("kprobes:", "fentries:");
-    let c = compile_on(&fentries(""), &WithBtf(Debian.caps())).expect("compiles");
+    let c = compile_on(&fentries(""), &with_btf(Debian.caps())).expect("compiles");
     assert_eq!(
         c.hooks[0].attach.function().map(|f| f.family),
         Some(FunctionFamily::Fentry),
         "a kernel with kprobes still serves fentries by fentry"
     );
     let ret = "    return: true\n    returnArg:\n      type: int\n";
-    let c = compile_on(&fentries(ret), &WithBtf(Debian.caps())).expect("compiles");
+    let c = compile_on(&fentries(ret), &with_btf(Debian.caps())).expect("compiles");
     let families: Vec<_> = c
         .hooks
         .iter()
@@ -1713,7 +1718,7 @@ fn fentries_are_trampolines_only() {
         trampolines: false,
         ..Debian.caps()
     };
-    let err = compile_on(&fentries(""), &WithBtf(kprobes_only)).expect_err("no trampolines");
+    let err = compile_on(&fentries(""), &with_btf(kprobes_only)).expect_err("no trampolines");
     assert!(
         err.to_string()
             .starts_with("fentries[0] tcp_connect: fentries need BPF trampolines"),

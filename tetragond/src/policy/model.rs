@@ -846,14 +846,34 @@ pub fn tracepoint_arg_position(args: &[Arg], index: u32) -> Option<usize> {
     if (index as usize) < args.len() {
         return Some(index as usize);
     }
+    match args_reading(args, index) {
+        ArgsReading::One(position) => Some(position),
+        ArgsReading::None | ArgsReading::Several => None,
+    }
+}
+
+/// Which of `args` read the argument or field `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgsReading {
+    None,
+    /// Its position in `args`.
+    One(usize),
+    /// Several (different `resolve` paths or types): a filter cannot
+    /// name one of them by index.
+    Several,
+}
+
+/// The args whose `index` is `index`.
+pub fn args_reading(args: &[Arg], index: u32) -> ArgsReading {
     let mut reading = args
         .iter()
         .enumerate()
         .filter(|(_, a)| a.index == index)
         .map(|(position, _)| position);
     match (reading.next(), reading.next()) {
-        (Some(position), None) => Some(position),
-        _ => None,
+        (None, _) => ArgsReading::None,
+        (Some(position), None) => ArgsReading::One(position),
+        (Some(_), Some(_)) => ArgsReading::Several,
     }
 }
 
