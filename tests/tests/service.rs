@@ -346,3 +346,66 @@ fn policy_objects_appear_change_and_vanish() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A property read waits on the main loop while zbus holds its object tree
+/// for reading; the main loop must never wait for that tree (it did, to
+/// publish the policy objects of a rescan: `tetra status` during a rescan
+/// then hung the bus side of the daemon for good).
+#[test]
+fn status_answers_while_a_rescan_publishes_policy_objects() {
+    let mut h = Harness::new();
+    h.start_daemon();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let askers: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            let bus = h.bus_address.clone();
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A property read, as `tetra status` makes them.
+                    let mut child = Command::new("busctl")
+                        .arg(format!("--address={bus}"))
+                        .args(["--timeout=60", "get-property", "org.tetragond.Tetragond1"])
+                        .args([
+                            "/org/tetragond/Tetragond1",
+                            "org.tetragond.Tetragond1.Manager",
+                        ])
+                        .arg("Version")
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .expect("run busctl");
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                    while child.try_wait().expect("wait for tetra").is_none() {
+                        if std::time::Instant::now() > deadline {
+                            let _ = child.kill();
+                            return Err(answered);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    answered += 1;
+                }
+                Ok(answered)
+            })
+        })
+        .collect();
+    // One rescan that installs many policies: status calls made meanwhile
+    // wait on the main loop, which then publishes their objects.
+    for i in 0..100 {
+        h.write_policy(
+            &format!("many-{i}.yaml"),
+            &kill_policy(&format!("many-{i}"), SYS_GETPGRP, SIGKILL_ACTION, ""),
+        );
+    }
+    // Long enough for the rescan; the list is asked for only after (a
+    // hung daemon would hang it too).
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for asker in askers {
+        match asker.join().expect("asker") {
+            Ok(answered) => assert!(answered > 0, "no status call was made"),
+            Err(answered) => panic!("a property read hung after {answered} answers"),
+        }
+    }
+    h.wait_policy("many-99", "enabled", enabled);
+}

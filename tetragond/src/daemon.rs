@@ -18,7 +18,7 @@ use tokio::{
 use tetragond_ebpf::{record, return_half};
 
 use crate::{
-    api::{ApiError, DaemonStatus, PolicyInfo, Request, OBJECT_PATH},
+    api::{ApiError, DaemonStatus, PolicyInfo, Request},
     clock::Clock,
     compile::{HookKind, HookMeta, ReturnHalf, Tracefs},
     dbus::{self, BusChoice},
@@ -226,12 +226,6 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     let (req_tx, mut req_rx) = mpsc::channel(16);
     let (root_tx, mut root_rx) = mpsc::channel(16);
     let service = dbus::ManagerService::new(req_tx).with_root_lane(root_tx);
-    let bus = dbus::serve(&config.bus, service)
-        .await
-        .context("connecting to D-Bus")?;
-    let objects = PolicyObjects::new(bus.clone());
-    let (policies_tx, policies_rx) = watch::channel(Vec::new());
-    publish(&objects, &policies_tx, daemon.store.list()).await;
     let events_service = EventsService {
         stats: stats.clone(),
         file: x.file.display().to_string(),
@@ -241,9 +235,11 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
     };
-    if let Err(e) = bus.object_server().at(OBJECT_PATH, events_service).await {
-        tracing::error!("serving the Events D-Bus interface: {e}");
-    }
+    let bus = dbus::serve_with(&config.bus, service, events_service)
+        .await
+        .context("connecting to D-Bus")?;
+    let (policies_tx, policies_rx) = watch::channel(daemon.store.list());
+    PolicyObjects::spawn(bus.clone(), policies_rx.clone());
     if let Some(address) = config.metrics_address {
         let bound = metrics::serve(address, stats.clone(), policies_rx).await?;
         tracing::info!("metrics at http://{bound}/metrics");
@@ -271,21 +267,21 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
                 let summary = daemon.store.rescan();
                 count_reload(&stats, &summary);
                 sd::status(&summary.to_string());
-                publish(&objects, &policies_tx, daemon.store.list()).await;
+                publish(&policies_tx, daemon.store.list());
             }
             // Root's lane: never behind other callers' requests.
             Some(req) = root_rx.recv() => {
                 daemon.handle(req, &stats);
-                publish(&objects, &policies_tx, daemon.store.list()).await;
+                publish(&policies_tx, daemon.store.list());
             }
             Some(req) = req_rx.recv() => {
                 daemon.handle(req, &stats);
-                publish(&objects, &policies_tx, daemon.store.list()).await;
+                publish(&policies_tx, daemon.store.list());
             }
             _ = hup.recv() => {
                 let summary = daemon.reload();
                 count_reload(&stats, &summary);
-                publish(&objects, &policies_tx, daemon.store.list()).await;
+                publish(&policies_tx, daemon.store.list());
             }
             _ = refresh.tick() => {
                 // A folder replaced by `mv` is watched anew; one that could
@@ -296,7 +292,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
                 }
                 daemon.store.expire_forgotten();
                 daemon.export_tick();
-                publish(&objects, &policies_tx, daemon.store.list()).await;
+                publish(&policies_tx, daemon.store.list());
             }
             Some(batch) = records.recv() => daemon.drain_events(batch),
             Some(loaded) = loaded_rx.recv() => {
@@ -376,14 +372,10 @@ fn raise_fd_limit() {
 }
 
 /// Hands the policy list to its readers: the D-Bus policy objects and the
-/// metrics server. After every change, and once a second for the counters.
-async fn publish(
-    objects: &PolicyObjects,
-    metrics: &watch::Sender<Vec<PolicyInfo>>,
-    list: Vec<PolicyInfo>,
-) {
-    metrics.send_replace(list.clone());
-    objects.sync(list).await;
+/// metrics server, each on its own task. After every change, and once a
+/// second for the counters.
+fn publish(readers: &watch::Sender<Vec<PolicyInfo>>, list: Vec<PolicyInfo>) {
+    readers.send_replace(list);
 }
 
 fn count_reload(stats: &ExportStats, summary: &Summary) {

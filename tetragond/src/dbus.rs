@@ -506,16 +506,36 @@ impl ManagerService {
     }
 }
 
-/// Connects to `bus`, serves the Manager object at [`OBJECT_PATH`], then
-/// takes the well-known name [`BUS_NAME`], in that order so that no client
-/// can find the name before the object answers.
+/// Connects to `bus`, serves the Manager object, with `beside` (another
+/// interface on it), at [`OBJECT_PATH`], then takes the well-known name
+/// [`BUS_NAME`], in that order so that no client can find the name before
+/// the object answers. Nothing else may await the object server while a
+/// call waits on the main loop (see `PolicyObjects::spawn`).
 ///
 /// Calls are answered on zbus's own tasks for as long as the returned
 /// connection lives; drop it to stop serving. Fails if the bus is
 /// unreachable or another process owns the name (`zbus::Error::NameTaken`).
-pub async fn serve(bus: &BusChoice, service: ManagerService) -> zbus::Result<Connection> {
-    bus.builder()?
-        .serve_at(OBJECT_PATH, service)?
+pub async fn serve_with(
+    bus: &BusChoice,
+    service: ManagerService,
+    beside: impl zbus::object_server::Interface,
+) -> zbus::Result<Connection> {
+    finish(
+        bus.builder()?
+            .serve_at(OBJECT_PATH, service)?
+            .serve_at(OBJECT_PATH, beside)?,
+    )
+    .await
+}
+
+/// [`serve_with`] without another interface, for tests of the Manager.
+#[cfg(test)]
+pub(crate) async fn serve(bus: &BusChoice, service: ManagerService) -> zbus::Result<Connection> {
+    finish(bus.builder()?.serve_at(OBJECT_PATH, service)?).await
+}
+
+async fn finish(builder: Builder<'_>) -> zbus::Result<Connection> {
+    builder
         // Policy objects live below the Manager and come and go with policies.
         .serve_at(OBJECT_PATH, zbus::fdo::ObjectManager)?
         .name(BUS_NAME)?

@@ -3,15 +3,17 @@
 //! the policies (the Manager path is an ObjectManager), with
 //! PropertiesChanged when a policy's mode or state changes.
 //!
-//! Properties are read from a snapshot the main loop refreshes, never by
-//! asking the main loop: it is the main loop that registers the objects,
-//! and zbus reads properties while doing so.
+//! Properties are read from a snapshot the publishing task refreshes, never
+//! by asking the main loop: zbus reads them while it registers an object,
+//! holding its object tree, which a Manager call waiting on the main loop
+//! may hold too.
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, RwLock},
 };
 
+use tokio::sync::watch;
 use zbus::{
     interface,
     object_server::SignalEmitter,
@@ -124,16 +126,30 @@ pub struct PolicyObjects {
 }
 
 impl PolicyObjects {
-    pub fn new(conn: Connection) -> Self {
-        PolicyObjects {
+    /// Publishes each list `lists` is given, on a task of its own: the
+    /// main loop must never wait on the object server, whose locks a
+    /// Manager call holds while it waits on the main loop (a deadlock seen
+    /// when `tetra status` came during a rescan). The latest list wins;
+    /// changes between two published ones are signalled together.
+    pub fn spawn(conn: Connection, mut lists: watch::Receiver<Vec<PolicyInfo>>) {
+        let objects = PolicyObjects {
             conn,
             snapshot: Arc::default(),
-        }
+        };
+        tokio::spawn(async move {
+            loop {
+                let list = lists.borrow_and_update().clone();
+                objects.sync(list).await;
+                if lists.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Publishes `current`: new policies appear, gone ones vanish, and a
     /// change of state, mode or error is signalled.
-    pub async fn sync(&self, current: Vec<PolicyInfo>) {
+    async fn sync(&self, current: Vec<PolicyInfo>) {
         let current: BTreeMap<u64, PolicyInfo> = current.into_iter().map(|p| (p.id, p)).collect();
         let previous = match self.snapshot.write() {
             Ok(mut s) => std::mem::replace(&mut *s, current.clone()),
