@@ -198,6 +198,7 @@ pub fn arg_key(ty: &str) -> &'static str {
         "path" | "dentry" => "path_arg",
         "linux_binprm" => "linux_binprm_arg",
         "sockaddr" => "sockaddr_arg",
+        "sockaddr_un" => "sockaddrun_arg",
         "sock" | "socket" => "sock_arg",
         "skb" => "skb_arg",
         "cred" => "process_credentials_arg",
@@ -253,6 +254,16 @@ fn arg_value(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>) {
         }
         "bpf_cmd" => records::bpf_cmd(j, raw as u32),
         "string" | "filename" | "data_loc" => j.str(&text(slot, raw)),
+        // Tetragon's KprobeSockaddrUn: the path read is sun_path, of an
+        // address the type declares AF_UNIX.
+        "sockaddr_un" => {
+            j.open(b'{');
+            j.key("family");
+            j.str("AF_UNIX");
+            j.key("path");
+            j.str(&text(slot, raw));
+            j.close(b'}');
+        }
         // Tetragon's bytes_arg: protojson writes bytes as base64.
         "char_buf" | "char_iovec" | "iov_iter" => base64(
             j,
@@ -563,6 +574,7 @@ mod tests {
             "dentry",
             "linux_binprm",
             "sockaddr",
+            "sockaddr_un",
             "sock",
             "socket",
             "cred",
@@ -629,6 +641,13 @@ mod tests {
         data[..10].copy_from_slice(b"/etc/shado");
         let (key, v) = typed_arg("file", 10, slot(&data, 0));
         assert_eq!((key, v["path"].as_str()), ("file_arg", Some("/etc/shado")));
+        assert_eq!(
+            typed_arg("sockaddr_un", 10, slot(&data, 0)),
+            (
+                "sockaddrun_arg",
+                json!({"family": "AF_UNIX", "path": "/etc/shado"})
+            )
+        );
         let sock = SockInfo {
             family: 2,
             protocol: 6,

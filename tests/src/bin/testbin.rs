@@ -37,6 +37,8 @@
 //! - `connect IP PORT [SRC_IP [SRC_PORT]]`: TCP connect (IPv4 or IPv6),
 //!   first bound to SRC_IP:SRC_PORT when given (port 0: any; SO_REUSEADDR):
 //!   `connected` or `error ERRNO` (`bind-error ERRNO` when the bind fails).
+//! - `unix-connect PATH`: connects a Unix stream socket to PATH:
+//!   `connected` or `error ERRNO`.
 //! - `listen PORT`: binds 127.0.0.1:PORT, prints `listening`, then accepts
 //!   and closes connections forever.
 //! - `dropcaps SUBCMD..`: empties the effective, permitted and inheritable
@@ -86,7 +88,7 @@ use std::{
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
 | bench NR COUNT [STRING] | probe VALUE | answer VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
-| connect IP PORT [SRC_IP [SRC_PORT]] | sock-write < TEXT | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
+| connect IP PORT [SRC_IP [SRC_PORT]] | unix-connect PATH | sock-write < TEXT | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
@@ -749,6 +751,15 @@ fn run(args: &[String]) -> i32 {
             match result {
                 Ok(()) => println!("connected"),
                 Err(line) => println!("{line}"),
+            }
+        }
+        Some("unix-connect") => {
+            let Some(path) = args.get(1) else {
+                return usage();
+            };
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => println!("connected"),
+                Err(e) => println!("{}", error_line(&e)),
             }
         }
         Some("sock-write") => {

@@ -290,6 +290,7 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
             ("bpf_cmd_arg", Enum),
             ("syscall_id", Msg("SyscallId")),
             ("sockaddr_arg", Msg("KprobeSockaddr")),
+            ("sockaddrun_arg", Msg("KprobeSockaddrUn")),
             ("label", Str),
         ],
     ),
@@ -335,6 +336,7 @@ const MESSAGES: &[(&str, &[(&str, Kind)])] = &[
         "KprobeSockaddr",
         &[("family", Str), ("addr", Str), ("port", U32)],
     ),
+    ("KprobeSockaddrUn", &[("family", Str), ("path", Str)]),
     (
         "KprobeSkb",
         &[

@@ -57,6 +57,8 @@ pub fn kind_of(ty: ArgType, memory: Memory) -> Result<(u8, ArgClass), String> {
         Dentry => kernel_only(arg_kind::DENTRY, ArgClass::Text),
         LinuxBinprm => kernel_only(arg_kind::BINPRM, ArgClass::Text),
         Sockaddr => kernel_only(arg_kind::SOCKADDR, ArgClass::Socket),
+        // Its `sun_path`, a string in place (see `fields::read_through`).
+        SockaddrUn => kernel_only(arg_kind::STRING, ArgClass::Text),
         Sock => kernel_only(arg_kind::SOCK, ArgClass::Socket),
         Socket => kernel_only(arg_kind::SOCKET, ArgClass::Socket),
         // Its packet's addresses, ports and protocol, as a socket's.

@@ -48,13 +48,15 @@ struct Through {
     load: bool,
 }
 
-/// A `net_device` is its `name`; a `kiocb` the file its `ki_filp` points
+/// A `net_device` is its `name`; a `sockaddr_un` its `sun_path`; a
+/// `kiocb` the file its `ki_filp` points
 /// at; a capability set the 8 bytes of the kernel_cap_t it points at
 /// (5.10's `__u32 cap[2]` and 6.x's `u64 val` alike), as Tetragon reads
 /// them.
 fn read_through(ty: ArgType) -> Option<Through> {
     let (of, member, load): (_, &'static [&'static str], _) = match ty {
         ArgType::NetDevice => ("net_device", &["name"], false),
+        ArgType::SockaddrUn => ("sockaddr_un", &["sun_path"], false),
         ArgType::Kiocb => ("kiocb", &["ki_filp"], true),
         _ if ty.is_capability_set() => (KERNEL_CAP_T, &[], true),
         _ => return None,
@@ -173,7 +175,7 @@ fn walk(
 /// The arg types that read a kernel struct (embedded or pointed at), with
 /// the struct's name: what a resolved field must be for them, and what
 /// `type: auto` makes of one.
-const STRUCT_TYPES: [(ArgType, &str); 20] = [
+const STRUCT_TYPES: [(ArgType, &str); 21] = [
     (ArgType::File, "file"),
     (ArgType::Path, "path"),
     (ArgType::Dentry, "dentry"),
@@ -182,6 +184,7 @@ const STRUCT_TYPES: [(ArgType, &str); 20] = [
     (ArgType::Socket, "socket"),
     (ArgType::Skb, "sk_buff"),
     (ArgType::Sockaddr, "sockaddr"),
+    (ArgType::SockaddrUn, "sockaddr_un"),
     (ArgType::Cred, "cred"),
     (ArgType::Filename, "filename"),
     (ArgType::NetDevice, "net_device"),
@@ -497,5 +500,22 @@ mod tests {
         let f = kiocb.field;
         assert_eq!((f.n_loads, f.size), (0, 8));
         assert_eq!(f.offset, offset(&btf, "kiocb", &["ki_filp"]));
+    }
+
+    #[test]
+    fn a_unix_socket_address_is_its_path_in_place() {
+        let btf = btf();
+        let mut spec = ArgSpec::default();
+        read_member(&mut spec, ArgType::SockaddrUn, Some(&btf)).expect("sun_path");
+        let f = spec.field;
+        // After the 2-byte sun_family, read in place (not loaded).
+        assert_eq!((f.present, f.n_loads, f.size, f.offset), (1, 0, 0, 2));
+        use crate::compile::args::{kind_of, ArgClass, Memory};
+        assert_eq!(
+            kind_of(ArgType::SockaddrUn, Memory::Kernel),
+            Ok((arg_kind::STRING, ArgClass::Text))
+        );
+        let user = kind_of(ArgType::SockaddrUn, Memory::User);
+        assert!(user.is_err(), "kernel memory only");
     }
 }

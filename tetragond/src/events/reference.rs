@@ -181,6 +181,10 @@ fn typed_arg(ty: &str, raw: u64, slot: Option<&[u8]>) -> (&'static str, Value) {
             ("syscall_id", json!({ "id": id, "abi": abi }))
         }
         "string" | "filename" | "data_loc" => ("string_arg", json!(text(slot, raw))),
+        "sockaddr_un" => (
+            "sockaddrun_arg",
+            json!({ "family": "AF_UNIX", "path": text(slot, raw) }),
+        ),
         // Tetragon's bytes_arg: protojson writes bytes as base64.
         "char_buf" => {
             let bytes = slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]);

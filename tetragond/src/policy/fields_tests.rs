@@ -133,6 +133,10 @@ fn verdict(model: &str, field: &str) -> Option<Verdict> {
         ("Spec", "podSelector") => refused("  podSelector: {matchLabels: {app: web}}\n"),
         ("Spec", "containerSelector") => refused("  containerSelector: {}\n"),
         ("Spec", "hostSelector") => refused("  hostSelector: {matchLabels: {a: b}}\n"),
+        ("Spec", "selectorsMacros") => {
+            Served("policy/macros.rs: expanded into the selectors naming them")
+        }
+        ("Selector", "macros") => Served("policy/macros.rs: the named macros' filters"),
         ("Spec", "loader") => Served("compile/loader.rs: process_loader events"),
         ("KprobeSpec", "data") => Served(
             "compile/data.rs: read from the current task (source: current_task); \

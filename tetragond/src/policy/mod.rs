@@ -13,6 +13,7 @@ pub mod issue;
 pub mod key;
 pub mod limits;
 pub mod location;
+pub mod macros;
 pub mod mode;
 pub mod model;
 pub mod parse;

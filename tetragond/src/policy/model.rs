@@ -89,6 +89,10 @@ pub struct Spec {
     /// Enable loader events.
     #[serde(default)]
     pub loader: bool,
+    /// Named selectors whose filters a selector takes in with `macros`
+    /// (expanded by `policy/macros.rs` right after parsing).
+    #[serde(default, deserialize_with = "nullable")]
+    pub selectors_macros: BTreeMap<String, Selector>,
 }
 
 /// A kprobe (`spec.kprobes`) or fentry (`spec.fentries`).
@@ -291,6 +295,7 @@ string_enum! {
         Skb = "skb",
         Sock = "sock",
         Sockaddr = "sockaddr",
+        SockaddrUn = "sockaddr_un",
         Socket = "socket",
         String = "string",
         Fd = "fd",
@@ -367,6 +372,9 @@ impl ArgType {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Selector {
+    /// Entries of `spec.selectorsMacros` whose filters this selector takes.
+    #[serde(default, deserialize_with = "nullable")]
+    pub macros: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub match_args: Vec<ArgSelector>,
     #[serde(default, deserialize_with = "nullable")]

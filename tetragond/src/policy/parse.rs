@@ -9,6 +9,7 @@ use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 use super::error::PolicyError;
 use super::issue::Issue;
 use super::location::{NodePath, Part, Positions};
+use super::macros;
 use super::model::{Kind, TracingPolicy, API_VERSION};
 use super::unsupported;
 use super::validate::validate;
@@ -31,7 +32,8 @@ pub fn parse_policy(path: &Path, text: &str) -> Result<TracingPolicy, PolicyErro
 fn parse_model(path: &Path, text: &str) -> Result<TracingPolicy, PolicyError> {
     let header: Header = from_yaml(path, text)?;
     check_header(&header).map_err(|issue| locate(path, text, &issue))?;
-    let policy: TracingPolicy = from_yaml(path, text)?;
+    let mut policy: TracingPolicy = from_yaml(path, text)?;
+    macros::expand(&mut policy).map_err(|issue| locate(path, text, &issue))?;
     validate(&policy).map_err(|issue| locate(path, text, &issue))?;
     Ok(policy)
 }
