@@ -202,6 +202,10 @@ pub mod arg_kind {
     /// or its first iovec or kvec), as a `CHAR_BUF` (see
     /// [`IovIterOffsets`](crate::IovIterOffsets)).
     pub const IOV_ITER: u8 = 24;
+    /// An array in a tracepoint's record (Tetragon's `const_buf`): its
+    /// bytes, in place at the field's offset, as a `CHAR_BUF` of the
+    /// constant size in `size_offset` (`size_from::CONSTANT`).
+    pub const CONST_BUF: u8 = 25;
     /// Kernel objects read as a record of their members into the data
     /// slot, as [`StructOffsets::records`] lays them out: the record is
     /// `kind - RECORD_FIRST` (`record_kind::*`), the value 0.
@@ -607,6 +611,8 @@ pub mod size_from {
     /// one the entry half saw ([`ReturnArmed::copy_ptr`]), its size the
     /// return value at `size_offset` (nothing when negative).
     pub const RETURN_COPY: u8 = 2;
+    /// `size_offset` is the size itself (a `CONST_BUF` array's bytes).
+    pub const CONSTANT: u8 = 3;
 }
 
 /// Pointers followed in a field path behind an argument, at most

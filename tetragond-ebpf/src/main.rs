@@ -1393,14 +1393,19 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     let value = if kind == arg_kind::SYSCALL64 {
         raw | u64::from(compat << 31)
     } else if arg_kind::has_data(kind) {
-        // A `__data_loc` field says where in the record its string is.
-        let (kind, raw) = if kind == arg_kind::DATA_LOC {
-            (arg_kind::STRING, state.ctx.wrapping_add(raw & 0xffff))
-        } else {
-            (kind, raw)
+        // A `__data_loc` field says where in the record its string is; an
+        // array is in the record itself.
+        let (kind, raw) = match kind {
+            arg_kind::DATA_LOC => (arg_kind::STRING, state.ctx.wrapping_add(raw & 0xffff)),
+            arg_kind::CONST_BUF => (
+                arg_kind::CHAR_BUF,
+                state.ctx.wrapping_add(u64::from(spec.offset)),
+            ),
+            _ => (kind, raw),
         };
         let (raw, size) = match spec.size_from {
             size_from::NONE => (raw, STR_LEN as u64 - 1),
+            size_from::CONSTANT => (raw, u64::from(spec.size_offset)),
             size_from::RETURN_COPY => {
                 let ret = unsafe { ctx.read_at::<i64>(spec.size_offset as usize) }.unwrap_or(0);
                 let ptr = loop_state().map_or(0, |state| state.armed.copy_ptr);

@@ -212,6 +212,22 @@ pub fn arg_key(ty: &str) -> &'static str {
     }
 }
 
+/// One argument as elements of an `args` list: one element, but for an
+/// array of longs (`const_buf`), which Tetragon exports as one `size_arg`
+/// per element.
+pub fn push_arg(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>, label: Option<&str>) {
+    if ty != "const_buf" {
+        j.element();
+        write_arg(j, ty, raw, slot, label);
+        return;
+    }
+    let bytes = slot.map_or(&[][..], |b| &b[..(raw as usize).min(b.len())]);
+    for element in bytes.as_chunks::<8>().0 {
+        j.element();
+        write_arg(j, "uint64", u64::from_le_bytes(*element), None, label);
+    }
+}
+
 /// One argument: `{key: value}`, with its `label` when it has one (the two
 /// keys in sorted order).
 pub fn write_arg(j: &mut Json, ty: &str, raw: u64, slot: Option<&[u8]>, label: Option<&str>) {
@@ -617,6 +633,31 @@ mod tests {
             typed_arg("char_buf", 5, slot(&data, 0)),
             ("bytes_arg", json!("aGVsbG8="))
         );
+    }
+
+    /// Tetragon's const_buf: one size_arg per element of the array, in a
+    /// list with the other args; nothing for an array that was not read.
+    #[test]
+    fn an_array_of_longs_is_one_size_arg_per_element() {
+        let list = |raw: u64, data: &[u8]| {
+            let mut out = vec![];
+            let mut j = Json::new(&mut out);
+            j.open(b'[');
+            push_arg(&mut j, "int", 1, None, None);
+            push_arg(&mut j, "const_buf", raw, Some(data), None);
+            push_arg(&mut j, "int", 2, None, None);
+            j.close(b']');
+            String::from_utf8(out).expect("ASCII")
+        };
+        let data: Vec<u8> = [7u64, u64::MAX]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(
+            list(16, &data),
+            r#"[{"int_arg":1},{"size_arg":"7"},{"size_arg":"18446744073709551615"},{"int_arg":2}]"#
+        );
+        assert_eq!(list(0, &data), r#"[{"int_arg":1},{"int_arg":2}]"#);
     }
 
     #[test]

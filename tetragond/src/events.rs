@@ -13,7 +13,7 @@ use tetragond_ebpf::{
 use crate::{
     clock::Clock,
     compile::{HookKind, HookMeta, ReturnHalf},
-    event_args::{self, slot, write_arg},
+    event_args::{self, push_arg, slot, write_arg},
     json::Json,
     kernel_info::kallsyms::KernelSymbols,
     process::{
@@ -388,13 +388,12 @@ fn call_args(
         j.key("args");
         j.open(b'[');
         for (i, (ty, label)) in meta.args.iter().take(n).enumerate() {
-            j.element();
             let (raw, slot) = match whole {
                 Some(w) if w.arg == i => (w.bytes.len() as u64, Some(w.bytes)),
                 _ if copy == Some(i) => (ret.event.args[1], slot(ret_data, 1)),
                 _ => (ev.args[i], slot(data, i)),
             };
-            write_arg(j, ty, raw, slot, label.as_deref());
+            push_arg(j, ty, raw, slot, label.as_deref());
         }
         j.close(b']');
     }
@@ -428,8 +427,7 @@ fn data_values(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta) {
     j.open(b'[');
     for i in from..n {
         let (ty, label) = &meta.args[i];
-        j.element();
-        write_arg(j, ty, ev.args[i], slot(data, i), label.as_deref());
+        push_arg(j, ty, ev.args[i], slot(data, i), label.as_deref());
     }
     j.close(b']');
 }
@@ -440,26 +438,27 @@ fn data_values(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta) {
 fn hook_args(j: &mut Json, ev: &Event, data: &[u8], meta: &HookMeta, whole: Option<WholeArg>) {
     let n = arg_count(ev, meta);
     let ret = meta.return_position.filter(|&i| i < n);
-    let arg = |j: &mut Json, i: usize| {
+    let arg = |i: usize| {
         let (ty, label) = &meta.args[i];
         let (raw, bytes) = match whole {
             Some(w) if w.arg == i => (w.bytes.len() as u64, Some(w.bytes)),
             _ => (ev.args[i], slot(data, i)),
         };
-        write_arg(j, ty, raw, bytes, label.as_deref());
+        (ty, raw, bytes, label.as_deref())
     };
     if n > usize::from(ret.is_some()) {
         j.key("args");
         j.open(b'[');
         for i in (0..n).filter(|&i| Some(i) != ret) {
-            j.element();
-            arg(j, i);
+            let (ty, raw, bytes, label) = arg(i);
+            push_arg(j, ty, raw, bytes, label);
         }
         j.close(b']');
     }
     if let Some(i) = ret {
         j.key("return");
-        arg(j, i);
+        let (ty, raw, bytes, label) = arg(i);
+        write_arg(j, ty, raw, bytes, label);
     }
 }
 

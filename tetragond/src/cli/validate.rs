@@ -73,7 +73,7 @@ impl Compiler<'_> {
                 let yaml = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
                 compile::compile(&tp, kernel)
                     .map(drop)
-                    .map_err(|e| compile::located(&e, file, &yaml).without_file())
+                    .map_err(|e| compile::located(&e, &tp, file, &yaml).without_file())
             }
             Compiler::Daemon(Err(why)) => Err(format!(
                 "not compiled: {why}; --kernel all (or a list of features) compiles here"

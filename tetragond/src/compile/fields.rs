@@ -334,6 +334,7 @@ fn field_path(walk: &FieldWalk, size: u8) -> Result<FieldPath, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::args::{kind_of, ArgClass, Memory};
 
     /// This machine's own BTF: the offsets differ between kernels, so
     /// they are checked against `member_offset`, not written down.
@@ -510,7 +511,6 @@ mod tests {
         let f = spec.field;
         // After the 2-byte sun_family, read in place (not loaded).
         assert_eq!((f.present, f.n_loads, f.size, f.offset), (1, 0, 0, 2));
-        use crate::compile::args::{kind_of, ArgClass, Memory};
         assert_eq!(
             kind_of(ArgType::SockaddrUn, Memory::Kernel),
             Ok((arg_kind::STRING, ArgClass::Text))

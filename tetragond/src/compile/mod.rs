@@ -247,14 +247,24 @@ pub fn compile(
     Ok(CompiledPolicy { hooks, sensors })
 }
 
-/// A compile error of the policy read from `file` (whose text is `yaml`)
-/// as the policy's errors read: `FILE:LINE:COL: MESSAGE` at its hook or
-/// selector, the message alone when it has no place.
-pub fn located(error: &CompileError, file: &std::path::Path, yaml: &str) -> PolicyError {
+/// A compile error of `policy`, read from `file` (whose text is `yaml`),
+/// as the policy's errors read: `FILE:LINE:COL: MESSAGE` at its hook,
+/// selector or filter (in the macro the filter came from, named), the
+/// message alone when it has no place.
+pub fn located(
+    error: &CompileError,
+    policy: &TracingPolicy,
+    file: &std::path::Path,
+    yaml: &str,
+) -> PolicyError {
     match error.node() {
         Some(path) => {
-            let at = Positions::index(yaml).find(path, Part::Key);
-            PolicyError::located(file, at.line, at.column, error.to_string())
+            let (path, message) = match policy.macro_origins.written(path) {
+                Some((written, name)) => (written, format!("in macro {name:?}: {error}")),
+                None => (path.clone(), error.to_string()),
+            };
+            let at = Positions::index(yaml).find(&path, Part::Key);
+            PolicyError::located(file, at.line, at.column, message)
         }
         None => PolicyError::Invalid {
             message: error.to_string(),

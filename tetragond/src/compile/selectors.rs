@@ -60,9 +60,11 @@ impl HookArgs<'_> {
                 .map(|(_, class)| class)
                 .unwrap_or(ArgClass::Integer),
             // A tracepoint field is its integer value, but for a string
-            // (raw tracepoints read kernel memory, as functions do).
+            // and an array (raw tracepoints read kernel memory, as
+            // functions do).
             (Some(Memory::User), Some(arg)) if self.positional => match arg.ty {
                 ArgType::String | ArgType::DataLoc => ArgClass::Text,
+                ArgType::ConstBuf => ArgClass::Opaque,
                 _ => ArgClass::Integer,
             },
             (Some(memory), Some(arg)) => kind_of(arg.ty, memory)
@@ -191,15 +193,28 @@ impl SelectorCtx<'_> {
         out: &mut super::selectors::CompiledSelectors,
     ) -> Result<(Selector, Option<Vec<u32>>), CompileError> {
         self.reject_unsupported(sel)?;
+        // Placed at the filter field, which may have come from a macro.
+        let at = |field: &str| {
+            let path = NodePath::root().key(field);
+            move |e: CompileError| e.within(path)
+        };
         let mut compiled = Selector::default();
-        let syscalls = self.compile_args(&sel.match_args, &mut compiled, out)?;
-        self.compile_pids(&sel.match_pids, &mut compiled)?;
-        self.compile_binaries(&sel.match_binaries, &mut compiled, out)?;
-        self.compile_parent_binaries(&sel.match_parent_binaries, &mut compiled, out)?;
-        self.compile_capabilities(&sel.match_capabilities, &mut compiled)?;
-        self.compile_namespaces(&sel.match_namespaces, &mut compiled)?;
+        let syscalls = self
+            .compile_args(&sel.match_args, &mut compiled, out)
+            .map_err(at("matchArgs"))?;
+        self.compile_pids(&sel.match_pids, &mut compiled)
+            .map_err(at("matchPIDs"))?;
+        self.compile_binaries(&sel.match_binaries, &mut compiled, out)
+            .map_err(at("matchBinaries"))?;
+        self.compile_parent_binaries(&sel.match_parent_binaries, &mut compiled, out)
+            .map_err(at("matchParentBinaries"))?;
+        self.compile_capabilities(&sel.match_capabilities, &mut compiled)
+            .map_err(at("matchCapabilities"))?;
+        self.compile_namespaces(&sel.match_namespaces, &mut compiled)
+            .map_err(at("matchNamespaces"))?;
         self.compile_changes(sel, &mut compiled)?;
-        self.compile_actions(&sel.match_actions, &mut compiled, out)?;
+        self.compile_actions(&sel.match_actions, &mut compiled, out)
+            .map_err(at("matchActions"))?;
         Ok((compiled, syscalls))
     }
 

@@ -670,7 +670,8 @@ fn compile_errors_are_placed_at_their_selector() {
         values: [1]
 ",
     );
-    let e = compile_yaml(&yaml).expect_err("refused");
+    let tp = policy::parse_policy(Path::new("t.yaml"), &yaml).expect("parses");
+    let e = compile(&tp, &Fixed).expect_err("refused");
     let second = yaml
         .lines()
         .enumerate()
@@ -678,7 +679,7 @@ fn compile_errors_are_placed_at_their_selector() {
         .nth(1)
         .map(|(n, _)| n + 1)
         .expect("two selectors");
-    let placed = super::located(&e, Path::new("t.yaml"), &yaml).to_string();
+    let placed = super::located(&e, &tp, Path::new("t.yaml"), &yaml).to_string();
     assert!(
         placed.starts_with(&format!("t.yaml:{second}:")),
         "{placed} (selector at line {second})"
@@ -1731,4 +1732,89 @@ fn fentries_are_trampolines_only() {
             .contains("fexit needs the function's parameters"),
         "{err}"
     );
+}
+
+/// `auto` on an array of longs is Tetragon's const_buf: the array read
+/// whole from the record; no filter can match it, and the type cannot be
+/// given, as in Tetragon.
+#[test]
+fn an_array_of_longs_is_a_const_buf_read_in_place() {
+    let with_args = |args: &str, selectors: &str| {
+        policy_with(selectors).replace(
+            "      label: id\n",
+            &format!("      label: id\n    - index: 5\n{args}"),
+        )
+    };
+    let c = compile_yaml(&with_args(
+        "",
+        "    - matchActions:\n      - action: Post\n",
+    ))
+    .expect("compiles");
+    let hook = &c.hooks[0];
+    let spec = hook.conf.args[1];
+    assert_eq!(spec.kind, arg_kind::CONST_BUF);
+    assert_eq!((spec.offset, spec.size_offset), (16, 48));
+    assert_eq!(spec.size_from, tetragond_ebpf::size_from::CONSTANT);
+    assert_eq!(hook.meta.args[1].0, "const_buf");
+
+    let matched =
+        "    - matchArgs:\n      - index: 1\n        operator: Equal\n        values: [\"1\"]\n";
+    let err = compile_yaml(&with_args("", matched)).expect_err("no filter on an array");
+    assert!(
+        err.to_string()
+            .contains("type const_buf: its fields cannot be matched"),
+        "{err}"
+    );
+
+    let err = compile_yaml(&with_args(
+        "      type: const_buf\n",
+        "    - matchActions:\n      - action: Post\n",
+    ))
+    .expect_err("given");
+    assert!(
+        err.to_string()
+            .contains("type const_buf cannot be given, as in Tetragon"),
+        "{err}"
+    );
+}
+
+/// A compile error in a filter a selector took from a macro is placed in
+/// the macro, and names it; one in the selector's own filter stays there.
+#[test]
+fn a_compile_error_in_a_macro_filter_is_placed_in_the_macro() {
+    let filter = "      - {index: 1, operator: Equal, values: [\"1\"]}\n";
+    let with = |selectors: &str| {
+        policy_with(selectors)
+            .replace(
+                "spec:\n",
+                &format!("spec:\n  selectorsMacros:\n    far:\n      matchArgs:\n{filter}"),
+            )
+            .replace("      label: id\n", "      label: id\n    - index: 5\n")
+    };
+    let placed = |yaml: &str| {
+        let tp = policy::parse_policy(Path::new("t.yaml"), yaml).expect("parses");
+        let e = compile(&tp, &Fixed).expect_err("no filter on an array");
+        super::located(&e, &tp, Path::new("t.yaml"), yaml).to_string()
+    };
+    let line_of = |yaml: &str, text: &str| {
+        yaml.lines()
+            .position(|l| l.starts_with(text))
+            .map(|n| n + 1)
+    };
+    let yaml = with("    - macros: [far]\n");
+    let in_macro = placed(&yaml);
+    let at = line_of(&yaml, "      matchArgs:").expect("the macro's matchArgs");
+    assert!(
+        in_macro.starts_with(&format!("t.yaml:{at}:7: in macro \"far\": ")),
+        "{in_macro}"
+    );
+    assert!(in_macro.contains("type const_buf"), "{in_macro}");
+    let yaml = with(&format!("    - matchArgs:\n{filter}"));
+    let in_selector = placed(&yaml);
+    let at = line_of(&yaml, "    - matchArgs:").expect("the selector's matchArgs");
+    assert!(
+        in_selector.starts_with(&format!("t.yaml:{at}:7: ")),
+        "{in_selector}"
+    );
+    assert!(!in_selector.contains("macro"), "{in_selector}");
 }

@@ -8,7 +8,7 @@
 //! one layout (the number at 8, each argument a register of 8 bytes from
 //! 16, the return value at 16), so the twin reads the same offsets.
 
-use tetragond_ebpf::{arg_kind, ArgSpec, HookConf, ABI_I386};
+use tetragond_ebpf::{arg_kind, size_from, ArgSpec, HookConf, ABI_I386, STR_LEN};
 
 use super::{
     args::Memory,
@@ -64,8 +64,16 @@ pub fn compile(
                 format.fields.len()
             ))
         })?;
-        if arg.ty == ArgType::Auto {
-            arg.ty = auto_type(&what, field)?;
+        match arg.ty {
+            ArgType::Auto => arg.ty = auto_type(&what, field)?,
+            // As Tetragon: the array's format decides how it is decoded.
+            ArgType::ConstBuf => {
+                return Err(CompileError::Unsupported(format!(
+                    "{what}: arg index {}: type const_buf cannot be given, as in Tetragon: it is what auto (or no type) makes of an array of long",
+                    arg.index
+                )))
+            }
+            _ => {}
         }
         conf.args[i] = arg_spec(&what, field, arg.ty)?;
         arg_types.push((arg.ty.as_str().to_string(), arg.label.clone()));
@@ -266,8 +274,8 @@ fn compat_twin(
 
 /// The type Tetragon gives a tracepoint field for `auto` (or no `type`),
 /// from its format: an integer by its size and sign, `size_t`, a
-/// `__data_loc` string. An array (Tetragon's `const_buf`) or a pointer
-/// (a buffer, with a size argument) is refused with the reason.
+/// `__data_loc` string, an array of longs (`const_buf`). Another array or
+/// a pointer (a buffer, with a size argument) is refused with the reason.
 fn auto_type(what: &str, field: &tracefs::Field) -> Result<ArgType, CompileError> {
     let c_type = field.c_type.trim();
     let refuse = |why: &str| {
@@ -282,7 +290,10 @@ fn auto_type(what: &str, field: &tracefs::Field) -> Result<ArgType, CompileError
         return Ok(ArgType::DataLoc);
     }
     if field.array {
-        return refuse("is an array, which Tetragon reads as const_buf: not served (give no such arg, or a raw: true tracepoint's argument)");
+        if is_long_array(field) {
+            return Ok(ArgType::ConstBuf);
+        }
+        return refuse("is an array, which Tetragon reads as const_buf and decodes for arrays of long only (it leaves others out of its events): not served (give no such arg, or a raw: true tracepoint's argument)");
     }
     if c_type.contains('*') {
         return refuse("is a pointer: give its type (string, or char_buf with sizeArgIndex), as Tetragon needs");
@@ -333,6 +344,28 @@ fn string_field(
     })
 }
 
+/// Whether a field is an array of `long` or `unsigned long`, the arrays
+/// Tetragon's `const_buf` decodes (its elements exported one by one, as
+/// `size_arg`s), that fits a data slot.
+fn is_long_array(field: &tracefs::Field) -> bool {
+    let long = matches!(field.c_type.trim(), "long" | "unsigned long");
+    let bytes = usize::from(field.size);
+    field.array && long && bytes % 8 == 0 && bytes > 0 && bytes < STR_LEN
+}
+
+/// An array of longs (`auto` made it const_buf), read whole from the
+/// record into the data slot.
+fn const_buf_field(field: &tracefs::Field) -> ArgSpec {
+    ArgSpec {
+        offset: field.offset,
+        size: 8,
+        kind: arg_kind::CONST_BUF,
+        size_from: size_from::CONSTANT,
+        size_offset: field.size,
+        ..Default::default()
+    }
+}
+
 pub(super) fn arg_spec(
     what: &str,
     field: &tracefs::Field,
@@ -340,6 +373,9 @@ pub(super) fn arg_spec(
 ) -> Result<ArgSpec, CompileError> {
     if matches!(arg_type, ArgType::String | ArgType::DataLoc) {
         return string_field(what, field, arg_type);
+    }
+    if arg_type == ArgType::ConstBuf {
+        return Ok(const_buf_field(field));
     }
     let ty = arg_type.as_str();
     const INTEGER_TYPES: &[&str] = &[

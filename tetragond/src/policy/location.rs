@@ -41,6 +41,13 @@ impl NodePath {
         path
     }
 
+    /// The rest of this path after `prefix`, if it starts with it.
+    pub fn strip_prefix(&self, prefix: &NodePath) -> Option<NodePath> {
+        self.0
+            .strip_prefix(prefix.0.as_slice())
+            .map(|rest| NodePath(rest.to_vec()))
+    }
+
     /// Drops the last segment; false at the root.
     pub fn pop(&mut self) -> bool {
         self.0.pop().is_some()

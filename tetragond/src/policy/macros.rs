@@ -10,35 +10,65 @@ use std::collections::BTreeMap;
 use super::model::{Selector, TracingPolicy};
 use super::{Issue, NodePath, Part};
 
+/// Where the filters a selector took from macros were written, so that a
+/// later issue with one of them points into the macro, and names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(Vec<Origin>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    /// The filter field in the selector (`...selectors[0].matchArgs`).
+    taken: NodePath,
+    /// The same field in the macro (`spec.selectorsMacros.NAME.matchArgs`).
+    written: NodePath,
+    name: String,
+}
+
+impl Origins {
+    /// `issue` at the macro's own text when it is about a filter taken
+    /// from a macro; unchanged otherwise.
+    pub fn relocate(&self, issue: Issue) -> Issue {
+        match self.written(&issue.path) {
+            Some((path, name)) => Issue::at(
+                path,
+                issue.part,
+                format!("in macro {name:?}: {}", issue.message),
+            ),
+            None => issue,
+        }
+    }
+
+    /// Where `path`, in a filter a selector took from a macro, was
+    /// written, and the macro's name.
+    pub fn written(&self, path: &NodePath) -> Option<(NodePath, &str)> {
+        self.0.iter().find_map(|o| {
+            let rest = path.strip_prefix(&o.taken)?;
+            Some((o.written.join(&rest), o.name.as_str()))
+        })
+    }
+}
+
 /// Expands every selector's `macros`; the error names the macro's place.
-pub fn expand(policy: &mut TracingPolicy) -> Result<(), Issue> {
+pub fn expand(policy: &mut TracingPolicy) -> Result<Origins, Issue> {
     let spec = NodePath::root().key("spec");
+    let defined = spec.key("selectorsMacros");
     let macros = std::mem::take(&mut policy.spec.selectors_macros);
-    check_definitions(&macros, &spec.key("selectorsMacros"))?;
-    let s = &mut policy.spec;
-    let sections: [(&str, Vec<&mut Vec<Selector>>); 6] = [
-        ("kprobes", of(&mut s.kprobes, |h| &mut h.selectors)),
-        ("fentries", of(&mut s.fentries, |h| &mut h.selectors)),
-        ("tracepoints", of(&mut s.tracepoints, |h| &mut h.selectors)),
-        ("uprobes", of(&mut s.uprobes, |h| &mut h.selectors)),
-        ("lsmhooks", of(&mut s.lsmhooks, |h| &mut h.selectors)),
-        ("usdts", of(&mut s.usdts, |h| &mut h.selectors)),
-    ];
-    for (section, hooks) in sections {
-        for (h, selectors) in hooks.into_iter().enumerate() {
-            for (i, selector) in selectors.iter_mut().enumerate() {
-                let path = spec.key(section).index(h).key("selectors").index(i);
-                expand_selector(selector, &macros, &path)?;
+    check_definitions(&macros, &defined)?;
+    let mut origins = Origins::default();
+    for (section, h, selectors) in policy.spec.selectors_mut() {
+        for (i, selector) in selectors.iter_mut().enumerate() {
+            let path = spec.key(section).index(h).key("selectors").index(i);
+            for (name, field) in expand_selector(selector, &macros, &path)? {
+                origins.0.push(Origin {
+                    taken: path.key(field),
+                    written: defined.key(&name).key(field),
+                    name,
+                });
             }
         }
     }
     policy.spec.selectors_macros = macros;
-    Ok(())
-}
-
-/// Each hook's selectors, in order.
-fn of<H>(hooks: &mut [H], selectors: fn(&mut H) -> &mut Vec<Selector>) -> Vec<&mut Vec<Selector>> {
-    hooks.iter_mut().map(selectors).collect()
+    Ok(origins)
 }
 
 fn check_definitions(macros: &BTreeMap<String, Selector>, path: &NodePath) -> Result<(), Issue> {
@@ -52,11 +82,13 @@ fn check_definitions(macros: &BTreeMap<String, Selector>, path: &NodePath) -> Re
     }
 }
 
+/// Takes in the selector's macros; the (macro, field) of each filter taken.
 fn expand_selector(
     selector: &mut Selector,
     macros: &BTreeMap<String, Selector>,
     path: &NodePath,
-) -> Result<(), Issue> {
+) -> Result<Vec<(String, &'static str)>, Issue> {
+    let mut taken = vec![];
     for (i, name) in std::mem::take(&mut selector.macros).iter().enumerate() {
         let at = |message: String| Issue::at(path.key("macros").index(i), Part::Value, message);
         let Some(m) = macros.get(name) else {
@@ -67,76 +99,92 @@ fn expand_selector(
                 format!("undefined macro {name:?}: spec.selectorsMacros defines {defined:?}")
             }));
         };
-        take_in(selector, m).map_err(|field| {
+        let fields = take_in(selector, m).map_err(|field| {
             at(format!(
                 "{field} is set both by macro {name:?} and in the selector or another of its macros: each filter field comes from one place"
             ))
         })?;
+        taken.extend(fields.into_iter().map(|field| (name.clone(), field)));
     }
-    Ok(())
+    Ok(taken)
 }
 
-/// Moves `m`'s filters into `selector`; the name of a field both set.
-fn take_in(selector: &mut Selector, m: &Selector) -> Result<(), &'static str> {
-    fn one<T: Clone>(
-        field: &'static str,
-        into: &mut Vec<T>,
-        from: &[T],
-    ) -> Result<(), &'static str> {
-        if !into.is_empty() && !from.is_empty() {
-            return Err(field);
-        }
-        into.extend_from_slice(from);
-        Ok(())
-    }
-    one("matchArgs", &mut selector.match_args, &m.match_args)?;
-    one("matchData", &mut selector.match_data, &m.match_data)?;
-    one(
+/// Moves `m`'s filters into `selector`: the fields taken, or the name of
+/// a field both set.
+fn take_in(selector: &mut Selector, m: &Selector) -> Result<Vec<&'static str>, &'static str> {
+    let mut t = Taken::default();
+    t.one("matchArgs", &mut selector.match_args, &m.match_args)?;
+    t.one("matchData", &mut selector.match_data, &m.match_data)?;
+    t.one(
         "matchReturnArgs",
         &mut selector.match_return_args,
         &m.match_return_args,
     )?;
-    one("matchPIDs", &mut selector.match_pids, &m.match_pids)?;
-    one(
+    t.one("matchPIDs", &mut selector.match_pids, &m.match_pids)?;
+    t.one(
         "matchBinaries",
         &mut selector.match_binaries,
         &m.match_binaries,
     )?;
-    one(
+    t.one(
         "matchParentBinaries",
         &mut selector.match_parent_binaries,
         &m.match_parent_binaries,
     )?;
-    one(
+    t.one(
         "matchNamespaces",
         &mut selector.match_namespaces,
         &m.match_namespaces,
     )?;
-    one(
+    t.one(
         "matchNamespaceChanges",
         &mut selector.match_namespace_changes,
         &m.match_namespace_changes,
     )?;
-    one(
+    t.one(
         "matchCapabilities",
         &mut selector.match_capabilities,
         &m.match_capabilities,
     )?;
-    one(
+    t.one(
         "matchCapabilityChanges",
         &mut selector.match_capability_changes,
         &m.match_capability_changes,
     )?;
-    one(
+    t.one(
         "matchActions",
         &mut selector.match_actions,
         &m.match_actions,
     )?;
-    one(
+    t.one(
         "matchReturnActions",
         &mut selector.match_return_actions,
         &m.match_return_actions,
-    )
+    )?;
+    Ok(t.0)
+}
+
+/// The filter fields taken from one macro.
+#[derive(Default)]
+struct Taken(Vec<&'static str>);
+
+impl Taken {
+    fn one<T: Clone>(
+        &mut self,
+        field: &'static str,
+        into: &mut Vec<T>,
+        from: &[T],
+    ) -> Result<(), &'static str> {
+        if from.is_empty() {
+            return Ok(());
+        }
+        if !into.is_empty() {
+            return Err(field);
+        }
+        into.extend_from_slice(from);
+        self.0.push(field);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -188,6 +236,18 @@ mod tests {
         .expect_err("matchArgs twice");
         assert!(
             err.starts_with("m.yaml:17:16: matchArgs is set both by macro \"etc\""),
+            "{err}"
+        );
+    }
+
+    /// A fault in a filter a selector took from a macro is placed in the
+    /// macro, and names it.
+    #[test]
+    fn a_fault_in_a_macro_filter_points_into_the_macro() {
+        let bad = "  selectorsMacros:\n    odd:\n      matchActions:\n      - {action: Override}\n  kprobes:\n  - call: sys_openat\n    selectors:\n    - macros: [odd]\n";
+        let err = parse(bad).expect_err("no argError");
+        assert!(
+            err.starts_with("m.yaml:9:9: in macro \"odd\": action Override requires argError"),
             "{err}"
         );
     }

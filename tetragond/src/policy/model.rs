@@ -28,6 +28,10 @@ pub struct TracingPolicy {
     pub kind: Kind,
     pub metadata: Metadata,
     pub spec: Spec,
+    /// Where the filters its selectors took from macros were written
+    /// (set by the parser), to place a compile error in the macro.
+    #[serde(skip)]
+    pub macro_origins: super::macros::Origins,
 }
 
 impl TracingPolicy {
@@ -785,16 +789,26 @@ pub enum Hook<'a> {
     Usdt(&'a UsdtSpec),
 }
 
+/// The `spec` keys of the hook sections.
+pub mod section {
+    pub const KPROBES: &str = "kprobes";
+    pub const FENTRIES: &str = "fentries";
+    pub const TRACEPOINTS: &str = "tracepoints";
+    pub const UPROBES: &str = "uprobes";
+    pub const LSMHOOKS: &str = "lsmhooks";
+    pub const USDTS: &str = "usdts";
+}
+
 impl<'a> Hook<'a> {
     /// The `spec` key of the section.
     pub fn section(self) -> &'static str {
         match self {
-            Hook::Kprobe(_) => "kprobes",
-            Hook::Fentry(_) => "fentries",
-            Hook::Tracepoint(_) => "tracepoints",
-            Hook::Uprobe(_) => "uprobes",
-            Hook::LsmHook(_) => "lsmhooks",
-            Hook::Usdt(_) => "usdts",
+            Hook::Kprobe(_) => section::KPROBES,
+            Hook::Fentry(_) => section::FENTRIES,
+            Hook::Tracepoint(_) => section::TRACEPOINTS,
+            Hook::Uprobe(_) => section::UPROBES,
+            Hook::LsmHook(_) => section::LSMHOOKS,
+            Hook::Usdt(_) => section::USDTS,
         }
     }
 
@@ -900,6 +914,38 @@ impl Spec {
             .chain(uprobes)
             .chain(lsmhooks)
             .chain(usdts)
+    }
+
+    /// Every hook's selectors, to rewrite them, with the hook's section
+    /// key and position in it, in the order of [`Spec::hooks`].
+    pub fn selectors_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&'static str, usize, &mut Vec<Selector>)> {
+        fn of<'a, H>(
+            section: &'static str,
+            hooks: &'a mut [H],
+            selectors: fn(&mut H) -> &mut Vec<Selector>,
+        ) -> impl Iterator<Item = (&'static str, usize, &'a mut Vec<Selector>)> {
+            hooks
+                .iter_mut()
+                .map(selectors)
+                .enumerate()
+                .map(move |(h, s)| (section, h, s))
+        }
+        of(section::KPROBES, &mut self.kprobes, |h| &mut h.selectors)
+            .chain(of(section::FENTRIES, &mut self.fentries, |h| {
+                &mut h.selectors
+            }))
+            .chain(of(section::TRACEPOINTS, &mut self.tracepoints, |h| {
+                &mut h.selectors
+            }))
+            .chain(of(section::UPROBES, &mut self.uprobes, |h| {
+                &mut h.selectors
+            }))
+            .chain(of(section::LSMHOOKS, &mut self.lsmhooks, |h| {
+                &mut h.selectors
+            }))
+            .chain(of(section::USDTS, &mut self.usdts, |h| &mut h.selectors))
     }
 
     pub fn list(&self, name: &str) -> Option<&ListSpec> {

@@ -24,7 +24,8 @@ pub fn load_policy_file(path: &Path) -> Result<TracingPolicy, PolicyError> {
 /// serve; `path` is only used to name it in errors.
 pub fn parse_policy(path: &Path, text: &str) -> Result<TracingPolicy, PolicyError> {
     let policy = parse_model(path, text)?;
-    unsupported::check(&policy).map_err(|issue| locate(path, text, &issue))?;
+    unsupported::check(&policy)
+        .map_err(|issue| locate(path, text, &policy.macro_origins.relocate(issue)))?;
     Ok(policy)
 }
 
@@ -33,8 +34,9 @@ fn parse_model(path: &Path, text: &str) -> Result<TracingPolicy, PolicyError> {
     let header: Header = from_yaml(path, text)?;
     check_header(&header).map_err(|issue| locate(path, text, &issue))?;
     let mut policy: TracingPolicy = from_yaml(path, text)?;
-    macros::expand(&mut policy).map_err(|issue| locate(path, text, &issue))?;
-    validate(&policy).map_err(|issue| locate(path, text, &issue))?;
+    policy.macro_origins =
+        macros::expand(&mut policy).map_err(|issue| locate(path, text, &issue))?;
+    validate(&policy).map_err(|issue| locate(path, text, &policy.macro_origins.relocate(issue)))?;
     Ok(policy)
 }
 

@@ -338,7 +338,7 @@ impl<K: KernelOps> Store<K> {
         yaml: &str,
     ) -> Result<compile::CompiledPolicy, PolicyError> {
         let mut compiled = compile::compile(tp, self.formats.as_ref())
-            .map_err(|e| compile::located(&e, file, yaml))?;
+            .map_err(|e| compile::located(&e, tp, file, yaml))?;
         if tp.is_namespaced() {
             let scopes = self.namespaces.scopes(tp.namespace()).map_err(|e| {
                 let path = policy::NodePath::root().key("metadata").key("namespace");
