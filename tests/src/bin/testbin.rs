@@ -89,7 +89,7 @@ const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
 | bench NR COUNT [STRING] | probe VALUE | answer VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | unix-connect PATH | sock-write < TEXT | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
-| caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | userns SUBCMD.. \
+| caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | pin CPU SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
@@ -963,6 +963,27 @@ fn run(args: &[String]) -> i32 {
                 println!("error {}", errno());
                 return 1;
             }
+            return run(&args[2..]);
+        }
+        Some("pin") => {
+            let Some(cpu) = args.get(1).and_then(|s| s.parse::<usize>().ok()) else {
+                return usage();
+            };
+            if args.len() < 3 || cpu >= libc::CPU_SETSIZE as usize {
+                return usage();
+            }
+            // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET is given
+            // a number below CPU_SETSIZE; sched_setaffinity reads the set.
+            let rc = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+            };
+            if rc != 0 {
+                println!("error {}", errno());
+                return 1;
+            }
+            // Children inherit the one CPU.
             return run(&args[2..]);
         }
         Some("fork") => {
