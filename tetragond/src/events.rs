@@ -1390,6 +1390,16 @@ mod tests {
                 ..metas[1].clone()
             });
         }
+        // A tracepoint's array of longs (its size is the raw value, 77:
+        // nine whole elements) between two args.
+        metas.push(HookMeta {
+            args: vec![
+                all_args[0].clone(),
+                ("const_buf".into(), Some("array".into())),
+                all_args[2].clone(),
+            ],
+            ..metas[0].clone()
+        });
         metas
     }
 
@@ -1401,6 +1411,10 @@ mod tests {
         let mut data = vec![0u8; 6 * tetragond_ebpf::STR_LEN];
         data[2 * tetragond_ebpf::STR_LEN..][..8].copy_from_slice(b"str\"\xffin\n");
         data[3 * tetragond_ebpf::STR_LEN..][..9].copy_from_slice(b"/etc/pass");
+        let array = data[tetragond_ebpf::STR_LEN..][..80].as_chunks_mut::<8>().0;
+        for (i, element) in array.iter_mut().enumerate() {
+            element.copy_from_slice(&(i as u64 * 1000 + 1).to_le_bytes());
+        }
         let mut ev = event();
         ev.args = [u64::MAX, 77, 8, 9, 0];
         let procs = processes_to_render();
@@ -1431,7 +1445,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 7 * 2 * 3 * 2);
+        assert_eq!(compared, 8 * 2 * 3 * 2);
         for (parent, ancestors) in lineages {
             for process in &procs {
                 let old = reference::exec_event(process, parent, ancestors, "n");

@@ -34,7 +34,7 @@ pub fn is_data(arg: &Arg) -> bool {
 }
 
 /// A hook's args followed by its data values, and its selectors with
-/// their matchData filters as matchArgs on those values.
+/// their matchData filters naming those values among the args.
 pub struct WithData {
     pub args: Vec<Arg>,
     pub selectors: Vec<Selector>,
@@ -65,16 +65,14 @@ pub fn with_data(
         .iter()
         .map(|s| {
             let mut s = s.clone();
-            let filters = std::mem::take(&mut s.match_data);
             // A matchData index, or `args` position, counts in `data`.
-            s.match_args.extend(filters.into_iter().map(|mut f| {
+            for f in &mut s.match_data {
                 if f.args.is_empty() {
                     f.index += DATA_INDEX;
                 } else {
                     f.args.iter_mut().for_each(|p| *p += n);
                 }
-                f
-            }));
+            }
             s
         })
         .collect();
@@ -164,12 +162,11 @@ mod tests {
         let indexes: Vec<u32> = got.args.iter().map(|a| a.index).collect();
         assert_eq!(indexes, [0, 2, DATA_INDEX, DATA_INDEX + 1]);
         assert!(got.args[2..].iter().all(is_data) && !got.args[..2].iter().any(is_data));
-        let filters = &got.selectors[0].match_args;
-        assert!(got.selectors[0].match_data.is_empty());
-        assert_eq!(filters[0].index, 2);
-        assert_eq!(filters[1].index, DATA_INDEX + 1);
+        assert_eq!(got.selectors[0].match_args[0].index, 2);
+        let filters = &got.selectors[0].match_data;
+        assert_eq!(filters[0].index, DATA_INDEX + 1);
         // A position in data is one in the hook's args past the args.
-        assert_eq!(filters[2].args, [2]);
+        assert_eq!(filters[1].args, [2]);
     }
 
     #[test]

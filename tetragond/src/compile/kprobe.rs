@@ -27,7 +27,7 @@ use super::{
 use crate::{
     error::CompileError,
     kernel_info::KernelFunctions,
-    policy::model::{ActionType, KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
+    policy::model::{section, ActionType, KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
     syscalls::{self, Share},
 };
 
@@ -46,8 +46,8 @@ pub enum Section {
 impl Section {
     pub fn key(self) -> &'static str {
         match self {
-            Section::Kprobes => "kprobes",
-            Section::Fentries => "fentries",
+            Section::Kprobes => section::KPROBES,
+            Section::Fentries => section::FENTRIES,
         }
     }
 }

@@ -37,7 +37,10 @@ use crate::{
         tracefs::{self, Format},
         HookCaps,
     },
-    policy::{model::TracingPolicy, NodePath, Part, PolicyError, Positions},
+    policy::{
+        model::{section, TracingPolicy},
+        NodePath, Part, PolicyError, Positions,
+    },
 };
 
 pub use crate::syscalls::{split_id, syscall_ids, syscall_number};
@@ -199,16 +202,20 @@ pub fn compile(
     let mut hooks = Vec::new();
     let mut sensors = Vec::new();
     // Errors are placed at their hook (and selector) of the policy.
-    let at = |section: &str, i: usize| {
-        let path = NodePath::root().key("spec").key(section).index(i);
+    let at = |key: &str, i: usize| {
+        let path = NodePath::root().key("spec").key(key).index(i);
         move |e: CompileError| e.within(path)
     };
     for (i, tp) in spec.tracepoints.iter().enumerate() {
-        hooks.extend(tracepoint::compile(policy, i, tp, formats).map_err(at("tracepoints", i))?);
+        hooks.extend(
+            tracepoint::compile(policy, i, tp, formats).map_err(at(section::TRACEPOINTS, i))?,
+        );
         push_once(&mut sensors, "generic_tracepoint");
     }
     for (i, up) in spec.uprobes.iter().enumerate() {
-        hooks.extend(uprobe::compile(policy, i, up, formats.caps()).map_err(at("uprobes", i))?);
+        hooks.extend(
+            uprobe::compile(policy, i, up, formats.caps()).map_err(at(section::UPROBES, i))?,
+        );
         push_once(&mut sensors, "generic_uprobe");
     }
     let kernel_functions = [
@@ -234,11 +241,13 @@ pub fn compile(
         push_once(&mut sensors, "loader");
     }
     for (i, hook) in spec.lsmhooks.iter().enumerate() {
-        hooks.push(lsm::compile(policy, i, hook, formats).map_err(at("lsmhooks", i))?);
+        hooks.push(lsm::compile(policy, i, hook, formats).map_err(at(section::LSMHOOKS, i))?);
         push_once(&mut sensors, "generic_lsm");
     }
     for (i, probe) in spec.usdts.iter().enumerate() {
-        hooks.extend(usdt::compile(policy, i, probe, formats.caps()).map_err(at("usdts", i))?);
+        hooks.extend(
+            usdt::compile(policy, i, probe, formats.caps()).map_err(at(section::USDTS, i))?,
+        );
         push_once(&mut sensors, "generic_usdt");
     }
     for hook in &mut hooks {
@@ -259,10 +268,7 @@ pub fn located(
 ) -> PolicyError {
     match error.node() {
         Some(path) => {
-            let (path, message) = match policy.macro_origins.written(path) {
-                Some((written, name)) => (written, format!("in macro {name:?}: {error}")),
-                None => (path.clone(), error.to_string()),
-            };
+            let (path, message) = policy.macro_origins.place(path, error);
             let at = Positions::index(yaml).find(&path, Part::Key);
             PolicyError::located(file, at.line, at.column, message)
         }

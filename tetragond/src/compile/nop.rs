@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use crate::{
     error::CompileError,
-    policy::model::{Arg, ArgType, Selector, TracingPolicy},
+    policy::model::{section, Arg, ArgType, Selector, TracingPolicy},
 };
 
 /// `policy` without its nop arguments; borrowed when it has none.
@@ -26,16 +26,36 @@ pub fn strip(policy: &TracingPolicy) -> Result<Cow<'_, TracingPolicy>, CompileEr
     let mut out = policy.clone();
     let spec = &mut out.spec;
     for (i, kp) in spec.kprobes.iter_mut().enumerate() {
-        strip_hook(("kprobes", i), &mut kp.args, &mut kp.selectors, false)?;
+        strip_hook(
+            (section::KPROBES, i),
+            &mut kp.args,
+            &mut kp.selectors,
+            false,
+        )?;
     }
     for (i, up) in spec.uprobes.iter_mut().enumerate() {
-        strip_hook(("uprobes", i), &mut up.args, &mut up.selectors, false)?;
+        strip_hook(
+            (section::UPROBES, i),
+            &mut up.args,
+            &mut up.selectors,
+            false,
+        )?;
     }
     for (i, lsm) in spec.lsmhooks.iter_mut().enumerate() {
-        strip_hook(("lsmhooks", i), &mut lsm.args, &mut lsm.selectors, false)?;
+        strip_hook(
+            (section::LSMHOOKS, i),
+            &mut lsm.args,
+            &mut lsm.selectors,
+            false,
+        )?;
     }
     for (i, tp) in spec.tracepoints.iter_mut().enumerate() {
-        strip_hook(("tracepoints", i), &mut tp.args, &mut tp.selectors, true)?;
+        strip_hook(
+            (section::TRACEPOINTS, i),
+            &mut tp.args,
+            &mut tp.selectors,
+            true,
+        )?;
     }
     Ok(Cow::Owned(out))
 }

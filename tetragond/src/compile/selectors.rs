@@ -17,8 +17,8 @@ use crate::{
     policy::model::{
         args_reading, tracepoint_arg_position, ActionSelector, ActionType, Arg, ArgSelector,
         ArgType, ArgsReading, BinaryOperator, BinarySelector, CapabilitiesSelector, ListType,
-        NamespaceSelector, Operator, PidSelector, RateLimitScope, Selector as PolicySelector,
-        TracingPolicy,
+        NamespaceChangesSelector, NamespaceSelector, Operator, PidSelector, RateLimitScope,
+        Selector as PolicySelector, TracingPolicy,
     },
 };
 
@@ -199,9 +199,7 @@ impl SelectorCtx<'_> {
             move |e: CompileError| e.within(path)
         };
         let mut compiled = Selector::default();
-        let syscalls = self
-            .compile_args(&sel.match_args, &mut compiled, out)
-            .map_err(at("matchArgs"))?;
+        let syscalls = self.compile_args(sel, &mut compiled, out)?;
         self.compile_pids(&sel.match_pids, &mut compiled)
             .map_err(at("matchPIDs"))?;
         self.compile_binaries(&sel.match_binaries, &mut compiled, out)
@@ -212,7 +210,10 @@ impl SelectorCtx<'_> {
             .map_err(at("matchCapabilities"))?;
         self.compile_namespaces(&sel.match_namespaces, &mut compiled)
             .map_err(at("matchNamespaces"))?;
-        self.compile_changes(sel, &mut compiled)?;
+        self.compile_namespace_changes(&sel.match_namespace_changes, &mut compiled)
+            .map_err(at("matchNamespaceChanges"))?;
+        self.compile_capability_changes(&sel.match_capability_changes, &mut compiled)
+            .map_err(at("matchCapabilityChanges"))?;
         self.compile_actions(&sel.match_actions, &mut compiled, out)
             .map_err(at("matchActions"))?;
         Ok((compiled, syscalls))
@@ -234,51 +235,76 @@ impl SelectorCtx<'_> {
 
     /// Returns the syscall numbers the selector is limited to, when one of
     /// its filters pins the `id` field of a raw_syscalls event.
+    /// matchArgs and matchData (on the data values, `compile::data`) share
+    /// the selector's arg filters; an error is placed at its filter.
     fn compile_args(
         &self,
-        filters: &[ArgSelector],
+        sel: &PolicySelector,
         compiled: &mut Selector,
         out: &mut CompiledSelectors,
     ) -> Result<Option<Vec<u32>>, CompileError> {
+        let placed =
+            |field: &'static str| move |(i, filter)| (NodePath::root().key(field).index(i), filter);
+        let filters: Vec<(NodePath, &ArgSelector)> = (sel.match_args.iter().enumerate())
+            .map(placed("matchArgs"))
+            .chain(sel.match_data.iter().enumerate().map(placed("matchData")))
+            .collect();
         if filters.len() > MAX_ARG_FILTERS {
             return Err(self.invalid(format!(
                 "at most {MAX_ARG_FILTERS} matchArgs and matchData filters together"
             )));
         }
         let mut syscalls = None;
-        for (f, filter) in filters.iter().enumerate() {
-            let (position, old) = self
-                .args
-                .filter_positions(filter)
-                .map_err(|why| self.invalid(why))?;
-            let at = (self.s as u8, f as u8);
-            let af = match (self.args.class(position), old) {
-                (_, Some(old)) => self.caps_gained_filter(filter, position, old)?,
-                (ArgClass::Integer, None) => {
-                    let is_syscall_id = self.args.syscall_id.contains(&position);
-                    let af = self.integer_filter(filter, position, at, is_syscall_id, out)?;
-                    if is_syscall_id && (af.op == op::EQUAL || af.op == op::IN_MAP) {
-                        let ids = match af.op {
-                            op::EQUAL => af.values[..af.n_values as usize].to_vec(),
-                            _ => self.values(filter, ValueKind::SyscallId)?,
-                        };
-                        syscalls = Some(ids.iter().map(|v| *v as u32).collect());
-                    }
-                    af
-                }
-                (ArgClass::Text, None) => self.text_filter(filter, position, at, out)?,
-                (ArgClass::Socket, None) => self.socket_filter(filter, position, at, out)?,
-                (ArgClass::Opaque, None) => {
-                    let arg = &self.args.args[position];
-                    return Err(self.unsupported(format!(
-                        "matchArgs on arg {} of type {}: its fields cannot be matched yet",
-                        arg.index, arg.ty
-                    )));
-                }
-            };
-            compiled.arg_filters[f] = af;
+        for (f, (path, filter)) in filters.into_iter().enumerate() {
+            let ids = self
+                .compile_arg(filter, f, compiled, out)
+                .map_err(|e| e.within(path))?;
+            syscalls = ids.or(syscalls);
         }
-        compiled.n_arg_filters = filters.len() as u8;
+        compiled.n_arg_filters = (sel.match_args.len() + sel.match_data.len()) as u8;
+        Ok(syscalls)
+    }
+
+    /// Filter `f` of the selector; the syscall numbers it limits the
+    /// selector to, when it pins a raw_syscalls event's `id`.
+    fn compile_arg(
+        &self,
+        filter: &ArgSelector,
+        f: usize,
+        compiled: &mut Selector,
+        out: &mut CompiledSelectors,
+    ) -> Result<Option<Vec<u32>>, CompileError> {
+        let (position, old) = self
+            .args
+            .filter_positions(filter)
+            .map_err(|why| self.invalid(why))?;
+        let at = (self.s as u8, f as u8);
+        let mut syscalls = None;
+        let af = match (self.args.class(position), old) {
+            (_, Some(old)) => self.caps_gained_filter(filter, position, old)?,
+            (ArgClass::Integer, None) => {
+                let is_syscall_id = self.args.syscall_id.contains(&position);
+                let af = self.integer_filter(filter, position, at, is_syscall_id, out)?;
+                if is_syscall_id && (af.op == op::EQUAL || af.op == op::IN_MAP) {
+                    let ids = match af.op {
+                        op::EQUAL => af.values[..af.n_values as usize].to_vec(),
+                        _ => self.values(filter, ValueKind::SyscallId)?,
+                    };
+                    syscalls = Some(ids.iter().map(|v| *v as u32).collect());
+                }
+                af
+            }
+            (ArgClass::Text, None) => self.text_filter(filter, position, at, out)?,
+            (ArgClass::Socket, None) => self.socket_filter(filter, position, at, out)?,
+            (ArgClass::Opaque, None) => {
+                let arg = &self.args.args[position];
+                return Err(self.unsupported(format!(
+                    "matchArgs on arg {} of type {}: its fields cannot be matched yet",
+                    arg.index, arg.ty
+                )));
+            }
+        };
+        compiled.arg_filters[f] = af;
         Ok(syscalls)
     }
 
@@ -903,31 +929,50 @@ impl SelectorCtx<'_> {
     /// matchNamespaceChanges and matchCapabilityChanges: one entry each,
     /// the one Tetragon's kernel side reads (a second would be ignored
     /// there, so it is refused here).
-    fn compile_changes(
+    fn compile_namespace_changes(
         &self,
-        sel: &PolicySelector,
+        changes: &[NamespaceChangesSelector],
         compiled: &mut Selector,
     ) -> Result<(), CompileError> {
-        if sel.match_namespace_changes.len() > 1 || sel.match_capability_changes.len() > 1 {
-            return Err(self.unsupported(
-                "one matchNamespaceChanges and one matchCapabilityChanges entry per selector (Tetragon reads only the first)",
-            ));
+        let Some(entry) = self.only_entry("matchNamespaceChanges", changes)? else {
+            return Ok(());
+        };
+        compiled.ns_change_op = set_operator(entry.operator.as_str()).ok_or_else(|| {
+            self.invalid(format!(
+                "matchNamespaceChanges operator {} (expected In or NotIn)",
+                entry.operator.as_str()
+            ))
+        })?;
+        for ns in &entry.values {
+            compiled.ns_change_mask |= 1 << values::namespace_kind(ns.as_str());
         }
-        if let Some(entry) = sel.match_namespace_changes.first() {
-            compiled.ns_change_op = set_operator(entry.operator.as_str()).ok_or_else(|| {
-                self.invalid(format!(
-                    "matchNamespaceChanges operator {} (expected In or NotIn)",
-                    entry.operator.as_str()
-                ))
-            })?;
-            for ns in &entry.values {
-                compiled.ns_change_mask |= 1 << values::namespace_kind(ns.as_str());
-            }
-        }
-        if let Some(entry) = sel.match_capability_changes.first() {
+        Ok(())
+    }
+
+    fn compile_capability_changes(
+        &self,
+        changes: &[CapabilitiesSelector],
+        compiled: &mut Selector,
+    ) -> Result<(), CompileError> {
+        if let Some(entry) = self.only_entry("matchCapabilityChanges", changes)? {
             compiled.cap_change = self.cap_filter("matchCapabilityChanges", entry)?;
         }
         Ok(())
+    }
+
+    /// The one entry of a filter kind Tetragon reads only the first of.
+    fn only_entry<'e, T>(
+        &self,
+        field: &str,
+        entries: &'e [T],
+    ) -> Result<Option<&'e T>, CompileError> {
+        match entries {
+            [] => Ok(None),
+            [entry] => Ok(Some(entry)),
+            _ => Err(self.unsupported(format!(
+                "one {field} entry per selector (Tetragon reads only the first)"
+            ))),
+        }
     }
 
     /// Each entry is one kernel filter; all must hold (ANDed, as Tetragon).

@@ -1640,11 +1640,35 @@ spec:
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A syscall kprobe's `data`: read from the current task after the args,
-/// `matchData` filtering that slot, exported apart from the args.
+/// A compile error in a matchData filter is placed at that filter, not
+/// among the matchArgs it shares the kernel's arg filters with.
 #[test]
-fn data_values_are_read_from_the_current_task_after_the_args() {
-    let yaml = "apiVersion: cilium.io/v1alpha1
+fn a_compile_error_in_match_data_is_placed_at_its_filter() {
+    let yaml = &unshare_with_data(concat!(
+        "    - matchArgs:\n",
+        "      - {index: 0, operator: Equal, values: [\"0\"]}\n",
+        "      matchData:\n",
+        "      - {index: 0, operator: Prefix, values: [\"x\"]}\n",
+    ));
+    let tp = policy::parse_policy(Path::new("d.yaml"), yaml).expect("parses");
+    let e = compile_on(yaml, &host()).expect_err("Prefix on an integer");
+    let placed = super::located(&e, &tp, Path::new("d.yaml"), yaml).to_string();
+    let line = 1 + yaml
+        .lines()
+        .position(|l| l.contains("Prefix"))
+        .expect("filter");
+    assert!(
+        placed.starts_with(&format!("d.yaml:{line}:9: ")),
+        "{placed}"
+    );
+    assert!(placed.contains("Prefix"), "{placed}");
+}
+
+/// A syscall kprobe with two data values, the uid and the comm of the
+/// current task, and `selectors`.
+fn unshare_with_data(selectors: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
   name: data
@@ -1665,11 +1689,20 @@ spec:
       source: current_task
       resolve: comm
     selectors:
-    - matchData:
-      - index: 1
-        operator: Equal
-        values: [testbin]
-";
+{selectors}"
+    )
+}
+
+/// A syscall kprobe's `data`: read from the current task after the args,
+/// `matchData` filtering that slot, exported apart from the args.
+#[test]
+fn data_values_are_read_from_the_current_task_after_the_args() {
+    let yaml = &unshare_with_data(concat!(
+        "    - matchData:\n",
+        "      - index: 1\n",
+        "        operator: Equal\n",
+        "        values: [testbin]\n",
+    ));
     let c = compile_on(yaml, &host()).expect("compiles");
     let hook = &c.hooks[0];
     assert_eq!(hook.conf.n_args, 3);
@@ -1796,24 +1829,27 @@ fn a_compile_error_in_a_macro_filter_is_placed_in_the_macro() {
         let e = compile(&tp, &Fixed).expect_err("no filter on an array");
         super::located(&e, &tp, Path::new("t.yaml"), yaml).to_string()
     };
+    // The last line that is `text` (a selector follows the macros).
     let line_of = |yaml: &str, text: &str| {
         yaml.lines()
-            .position(|l| l.starts_with(text))
+            .collect::<Vec<_>>()
+            .iter()
+            .rposition(|l| *l == text.trim_end())
             .map(|n| n + 1)
     };
     let yaml = with("    - macros: [far]\n");
     let in_macro = placed(&yaml);
-    let at = line_of(&yaml, "      matchArgs:").expect("the macro's matchArgs");
+    let at = line_of(&yaml, filter).expect("the macro's filter");
     assert!(
-        in_macro.starts_with(&format!("t.yaml:{at}:7: in macro \"far\": ")),
+        in_macro.starts_with(&format!("t.yaml:{at}:9: in macro \"far\": ")),
         "{in_macro}"
     );
     assert!(in_macro.contains("type const_buf"), "{in_macro}");
     let yaml = with(&format!("    - matchArgs:\n{filter}"));
     let in_selector = placed(&yaml);
-    let at = line_of(&yaml, "    - matchArgs:").expect("the selector's matchArgs");
+    let at = line_of(&yaml, filter).expect("the selector's filter");
     assert!(
-        in_selector.starts_with(&format!("t.yaml:{at}:7: ")),
+        in_selector.starts_with(&format!("t.yaml:{at}:9: ")),
         "{in_selector}"
     );
     assert!(!in_selector.contains("macro"), "{in_selector}");

@@ -484,19 +484,33 @@ pub(super) fn policy_event(
     clock: &Clock,
     node_name: &str,
 ) -> Exported {
-    let mut args: Vec<Value> = meta
+    // Per arg, the values it puts in a list: one, but for an array of
+    // longs (const_buf), one size_arg per element.
+    let mut args: Vec<Vec<Value>> = meta
         .args
         .iter()
         .zip(ev.args.iter())
         .enumerate()
         .map(|(i, ((ty, label), raw))| {
-            let (key, value) = typed_arg(ty, *raw, slot(data, i));
-            let mut obj = Map::new();
-            obj.insert(key.into(), value);
-            if let Some(label) = label {
-                obj.insert("label".into(), json!(label));
+            let one = |ty: &str, raw: u64, slot: Option<&[u8]>| {
+                let (key, value) = typed_arg(ty, raw, slot);
+                let mut obj = Map::new();
+                obj.insert(key.into(), value);
+                if let Some(label) = label {
+                    obj.insert("label".into(), json!(label));
+                }
+                Value::Object(obj)
+            };
+            if ty != "const_buf" {
+                return vec![one(ty, *raw, slot(data, i))];
             }
-            Value::Object(obj)
+            let bytes = slot(data, i).unwrap_or_default();
+            bytes[..(*raw as usize).min(bytes.len())]
+                .as_chunks::<8>()
+                .0
+                .iter()
+                .map(|e| one("uint64", u64::from_le_bytes(*e), None))
+                .collect()
         })
         .collect();
     let data = meta
@@ -506,7 +520,9 @@ pub(super) fn policy_event(
     let ret = meta
         .return_position
         .filter(|&i| i < args.len())
-        .map(|i| args.remove(i));
+        .and_then(|i| args.remove(i).pop());
+    let args: Vec<Value> = args.into_iter().flatten().collect();
+    let data: Vec<Value> = data.into_iter().flatten().collect();
     let mode = match (meta.monitor_only, ev.mode as u32) {
         (true, _) => "monitor_only",
         (false, MODE_MONITOR) => "monitor",

@@ -28,23 +28,21 @@ impl Origins {
     /// `issue` at the macro's own text when it is about a filter taken
     /// from a macro; unchanged otherwise.
     pub fn relocate(&self, issue: Issue) -> Issue {
-        match self.written(&issue.path) {
-            Some((path, name)) => Issue::at(
-                path,
-                issue.part,
-                format!("in macro {name:?}: {}", issue.message),
-            ),
-            None => issue,
-        }
+        let (path, message) = self.place(&issue.path, issue.message);
+        Issue::at(path, issue.part, message)
     }
 
-    /// Where `path`, in a filter a selector took from a macro, was
-    /// written, and the macro's name.
-    pub fn written(&self, path: &NodePath) -> Option<(NodePath, &str)> {
-        self.0.iter().find_map(|o| {
+    /// Where a fault at `path` is reported, and its text: in the macro the
+    /// filter at `path` was taken from, named, or at `path` itself.
+    pub fn place(&self, path: &NodePath, message: impl std::fmt::Display) -> (NodePath, String) {
+        let taken = self.0.iter().find_map(|o| {
             let rest = path.strip_prefix(&o.taken)?;
             Some((o.written.join(&rest), o.name.as_str()))
-        })
+        });
+        match taken {
+            Some((written, name)) => (written, format!("in macro {name:?}: {message}")),
+            None => (path.clone(), message.to_string()),
+        }
     }
 }
 
