@@ -8,43 +8,8 @@
 use std::collections::BTreeMap;
 
 use super::model::{Selector, TracingPolicy};
+use super::origins::Origins;
 use super::{Issue, NodePath, Part};
-
-/// Where the filters a selector took from macros were written, so that a
-/// later issue with one of them points into the macro, and names it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origins(Vec<Origin>);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    /// The filter field in the selector (`...selectors[0].matchArgs`).
-    taken: NodePath,
-    /// The same field in the macro (`spec.selectorsMacros.NAME.matchArgs`).
-    written: NodePath,
-    name: String,
-}
-
-impl Origins {
-    /// `issue` at the macro's own text when it is about a filter taken
-    /// from a macro; unchanged otherwise.
-    pub fn relocate(&self, issue: Issue) -> Issue {
-        let (path, message) = self.place(&issue.path, issue.message);
-        Issue::at(path, issue.part, message)
-    }
-
-    /// Where a fault at `path` is reported, and its text: in the macro the
-    /// filter at `path` was taken from, named, or at `path` itself.
-    pub fn place(&self, path: &NodePath, message: impl std::fmt::Display) -> (NodePath, String) {
-        let taken = self.0.iter().find_map(|o| {
-            let rest = path.strip_prefix(&o.taken)?;
-            Some((o.written.join(&rest), o.name.as_str()))
-        });
-        match taken {
-            Some((written, name)) => (written, format!("in macro {name:?}: {message}")),
-            None => (path.clone(), message.to_string()),
-        }
-    }
-}
 
 /// Expands every selector's `macros`; the error names the macro's place.
 pub fn expand(policy: &mut TracingPolicy) -> Result<Origins, Issue> {
@@ -57,11 +22,7 @@ pub fn expand(policy: &mut TracingPolicy) -> Result<Origins, Issue> {
         for (i, selector) in selectors.iter_mut().enumerate() {
             let path = spec.key(section).index(h).key("selectors").index(i);
             for (name, field) in expand_selector(selector, &macros, &path)? {
-                origins.0.push(Origin {
-                    taken: path.key(field),
-                    written: defined.key(&name).key(field),
-                    name,
-                });
+                origins.push(path.key(field), defined.key(&name).key(field), name);
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod location;
 pub mod macros;
 pub mod mode;
 pub mod model;
+pub mod origins;
 pub mod parse;
 pub mod sidecar;
 pub mod unsupported;

@@ -31,7 +31,7 @@ pub struct TracingPolicy {
     /// Where the filters its selectors took from macros were written
     /// (set by the parser), to place a compile error in the macro.
     #[serde(skip)]
-    pub macro_origins: super::macros::Origins,
+    pub macro_origins: super::origins::Origins,
 }
 
 impl TracingPolicy {
