@@ -77,17 +77,17 @@ impl HookArgs<'_> {
     /// The position of the arg a filter's `index` names: an error when it
     /// names none, or several (args of one index read different fields,
     /// `resolve`, and a filter would silently take the first).
-    fn position(&self, selector_index: u32) -> Result<usize, String> {
+    fn position(&self, selector_index: u32, field: &str) -> Result<usize, String> {
+        let none =
+            || format!("{field} index {selector_index} does not name one of the hook's args");
         if self.positional {
-            return tracepoint_arg_position(self.args, selector_index).ok_or_else(|| {
-                format!("matchArgs index {selector_index} does not name one of the hook's args")
-            });
+            return tracepoint_arg_position(self.args, selector_index).ok_or_else(none);
         }
         match args_reading(self.args, selector_index) {
             ArgsReading::One(position) => Ok(position),
-            ArgsReading::None => Err(format!("matchArgs index {selector_index} does not name one of the hook's args")),
+            ArgsReading::None => Err(none()),
             ArgsReading::Several => Err(format!(
-                "matchArgs index {selector_index} names several of the hook's args (read with different `resolve` paths or types); a filter must name exactly one"
+                "{field} index {selector_index} names several of the hook's args (read with different `resolve` paths or types); a filter must name exactly one"
             )),
         }
     }
@@ -95,7 +95,11 @@ impl HookArgs<'_> {
     /// The positions in `args` a filter applies to: the one its `index`
     /// names, or, as newer Tetragon writes it, `args: [p]`; CapabilitiesGained
     /// takes two (`args: [new, old]`), the second returned beside.
-    fn filter_positions(&self, filter: &ArgSelector) -> Result<(usize, Option<usize>), String> {
+    fn filter_positions(
+        &self,
+        filter: &ArgSelector,
+        field: &str,
+    ) -> Result<(usize, Option<usize>), String> {
         let gained = filter.operator == Operator::CapabilitiesGained;
         let at = |p: u32| {
             (p as usize)
@@ -103,16 +107,16 @@ impl HookArgs<'_> {
                 .then_some(p as usize)
                 .ok_or_else(|| {
                     format!(
-                        "matchArgs args position {p} is not one of the hook's {} args",
+                        "{field} args position {p} is not one of the hook's {} args",
                         self.args.len()
                     )
                 })
         };
         match (filter.args.as_slice(), gained) {
-            ([], false) => Ok((self.position(filter.index)?, None)),
+            ([], false) => Ok((self.position(filter.index, field)?, None)),
             ([], true) => Err("CapabilitiesGained compares two capability sets: name them with `args: [NEW, OLD]`, positions in the hook's args".into()),
             (_, _) if filter.index != 0 => Err(format!(
-                "matchArgs gives both index {} and args: Tetragon filters the argument `args` names and ignores `index`; give one of them",
+                "{field} gives both index {} and args: Tetragon filters the argument `args` names and ignores `index`; give one of them",
                 filter.index
             )),
             ([p], false) => Ok((at(*p)?, None)),
@@ -154,6 +158,7 @@ pub fn compile_selectors(
             policy,
             args,
             s,
+            field: MATCH_ARGS,
         };
         let (compiled, syscalls) = ctx
             .compile(sel, &mut out)
@@ -171,11 +176,18 @@ pub fn compile_selectors(
     Ok(out)
 }
 
+/// The selector fields whose filters compile into the shared arg filters.
+const MATCH_ARGS: &str = "matchArgs";
+const MATCH_DATA: &str = "matchData";
+
 struct SelectorCtx<'a> {
     what: &'a str,
     policy: &'a TracingPolicy,
     args: &'a HookArgs<'a>,
     s: usize,
+    /// The field of the arg filter being compiled (matchArgs or
+    /// matchData), named in its errors.
+    field: &'static str,
 }
 
 impl SelectorCtx<'_> {
@@ -243,25 +255,25 @@ impl SelectorCtx<'_> {
         compiled: &mut Selector,
         out: &mut CompiledSelectors,
     ) -> Result<Option<Vec<u32>>, CompileError> {
-        let placed =
-            |field: &'static str| move |(i, filter)| (NodePath::root().key(field).index(i), filter);
-        let filters: Vec<(NodePath, &ArgSelector)> = (sel.match_args.iter().enumerate())
-            .map(placed("matchArgs"))
-            .chain(sel.match_data.iter().enumerate().map(placed("matchData")))
+        let placed = |field: &'static str| move |(i, filter)| (field, i, filter);
+        let filters: Vec<(&'static str, usize, &ArgSelector)> = (sel.match_args.iter().enumerate())
+            .map(placed(MATCH_ARGS))
+            .chain(sel.match_data.iter().enumerate().map(placed(MATCH_DATA)))
             .collect();
         if filters.len() > MAX_ARG_FILTERS {
             return Err(self.invalid(format!(
-                "at most {MAX_ARG_FILTERS} matchArgs and matchData filters together"
+                "at most {MAX_ARG_FILTERS} {MATCH_ARGS} and {MATCH_DATA} filters together"
             )));
         }
         let mut syscalls = None;
-        for (f, (path, filter)) in filters.into_iter().enumerate() {
-            let ids = self
+        for (f, &(field, i, filter)) in filters.iter().enumerate() {
+            let ctx = SelectorCtx { field, ..*self };
+            let ids = ctx
                 .compile_arg(filter, f, compiled, out)
-                .map_err(|e| e.within(path))?;
+                .map_err(|e| e.within(NodePath::root().key(field).index(i)))?;
             syscalls = ids.or(syscalls);
         }
-        compiled.n_arg_filters = (sel.match_args.len() + sel.match_data.len()) as u8;
+        compiled.n_arg_filters = filters.len() as u8;
         Ok(syscalls)
     }
 
@@ -276,7 +288,7 @@ impl SelectorCtx<'_> {
     ) -> Result<Option<Vec<u32>>, CompileError> {
         let (position, old) = self
             .args
-            .filter_positions(filter)
+            .filter_positions(filter, self.field)
             .map_err(|why| self.invalid(why))?;
         let at = (self.s as u8, f as u8);
         let mut syscalls = None;
@@ -299,8 +311,8 @@ impl SelectorCtx<'_> {
             (ArgClass::Opaque, None) => {
                 let arg = &self.args.args[position];
                 return Err(self.unsupported(format!(
-                    "matchArgs on arg {} of type {}: its fields cannot be matched yet",
-                    arg.index, arg.ty
+                    "{} on arg {} of type {}: its fields cannot be matched yet",
+                    self.field, arg.index, arg.ty
                 )));
             }
         };
@@ -377,7 +389,8 @@ impl SelectorCtx<'_> {
         }
         af.op = operator_code(name).ok_or_else(|| {
             self.unsupported(format!(
-                "matchArgs operator {name} does not apply to integer args"
+                "{} operator {name} does not apply to integer args",
+                self.field
             ))
         })?;
         let kind = if is_syscall_id {
@@ -447,12 +460,13 @@ impl SelectorCtx<'_> {
             "NotPostfix" => (op::NOT_POSTFIX, values::StrShape::Postfix),
             _ => {
                 return Err(self.unsupported(format!(
-                    "matchArgs operator {name} on string and path args is not supported yet (Equal, NotEqual, InMap, NotInMap, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase are)"
+                    "{} operator {name} on string and path args is not supported yet (Equal, NotEqual, InMap, NotInMap, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase are)",
+                    self.field
                 )))
             }
         };
         if filter.values.is_empty() {
-            return Err(self.invalid(format!("matchArgs {name} needs at least one value")));
+            return Err(self.invalid(format!("{} {name} needs at least one value", self.field)));
         }
         for v in &filter.values {
             let bytes = values::str_key(v, shape).ok_or_else(|| {
@@ -486,7 +500,8 @@ impl SelectorCtx<'_> {
         let ty = self.args.args[position].ty;
         if !matches!(ty, File | Path | Fd | Kiocb | Dentry | LinuxBinprm) {
             return Err(self.invalid(format!(
-                "matchArgs {name} matches the file of a file, path, fd, kiocb, dentry or linux_binprm arg, not a {ty}"
+                "{} {name} matches the file of a file, path, fd, kiocb, dentry or linux_binprm arg, not a {ty}",
+                self.field
             )));
         }
         if filter.values.is_empty() || filter.values.len() > MAX_VALUES {
@@ -617,7 +632,8 @@ impl SelectorCtx<'_> {
                 let ty = self.args.args[position].ty;
                 if !matches!(ty, ArgType::Sock | ArgType::Socket) {
                     return Err(self.invalid(format!(
-                        "matchArgs State matches a sock or socket arg's TCP state, not a {ty}'s"
+                        "{} State matches a sock or socket arg's TCP state, not a {ty}'s",
+                        self.field
                     )));
                 }
                 inline(&mut af, parse_all(values::tcp_state, "a TCP state (TCP_ESTABLISHED, TCP_SYN_SENT, ... or a number)")?)?;
@@ -625,7 +641,8 @@ impl SelectorCtx<'_> {
             }
             _ => {
                 return Err(self.unsupported(format!(
-                    "matchArgs operator {name} does not apply to socket args (SAddr, DAddr, SPort, DPort, their Not forms, *PortPriv, Family, Protocol, State do)"
+                    "{} operator {name} does not apply to socket args (SAddr, DAddr, SPort, DPort, their Not forms, *PortPriv, Family, Protocol, State do)",
+                    self.field
                 )))
             }
         };

@@ -1661,7 +1661,10 @@ fn a_compile_error_in_match_data_is_placed_at_its_filter() {
         placed.starts_with(&format!("d.yaml:{line}:9: ")),
         "{placed}"
     );
-    assert!(placed.contains("Prefix"), "{placed}");
+    assert!(
+        placed.contains("matchData operator Prefix does not apply to integer args"),
+        "{placed}"
+    );
 }
 
 /// A syscall kprobe with two data values, the uid and the comm of the
