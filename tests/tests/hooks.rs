@@ -1013,9 +1013,11 @@ fn resolved_fields_are_read_behind_raw_tracepoint_arguments() {
     assert_eq!(others.count(), 0, "only the named executable matched");
 }
 
-/// More distinct non-syscall tracepoints than the 8 numbered programs:
-/// where tracepoint links carry a BPF cookie (Linux 5.15, this kernel),
-/// one program serves them all, each link's cookie naming its site. Ten
+/// More distinct non-syscall tracepoints than the 8 numbered programs
+/// there once were: where tracepoint links carry a BPF cookie (Linux 5.15,
+/// this kernel), one program serves them all, each link's cookie naming
+/// its site (before 5.15, a stub per tracepoint: the 5.10 guest's tp-many
+/// case). Ten
 /// policies on ten tracepoints a forking, exec'ing, exiting test binary
 /// fires are all enabled, and each posts the test binary's events.
 #[test]
@@ -1065,6 +1067,32 @@ fn more_tracepoints_than_numbered_programs_are_served_by_cookie() {
             e["process_tracepoint"]["policy_name"] == name.as_str()
         });
     }
+}
+
+/// A process's own exit-time events match its executable: the SIGCHLD an
+/// exiting test binary sends its parent (`signal_generate`, traced in the
+/// exiting child after its memory is gone) posts for a matchBinaries on
+/// the test binary. The daemon's own exit tracking must not forget the
+/// executable before the process's last tracepoint has run (it once did,
+/// at `sched_process_exit`: no exit-time event could match a binary).
+#[test]
+fn exit_time_events_match_the_exiting_binary() {
+    let bin = testbin().display().to_string();
+    let mut h = Harness::new();
+    h.start_daemon();
+    h.write_policy(
+        "sigchld.yaml",
+        &format!(
+            "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: sigchld\nspec:\n  tracepoints:\n  - subsystem: signal\n    event: signal_generate\n    args:\n    - index: 4\n      type: int\n      label: sig\n    selectors:\n    - matchArgs:\n      - index: 0\n        operator: Equal\n        values: [\"17\"]\n      matchBinaries:\n      - operator: In\n        values: [\"{bin}\"]\n"
+        ),
+    );
+    h.wait_policy("sigchld", "enabled", enabled);
+    let st = run(&bin, &["fork", "syscall", "39"]);
+    assert!(st.success(), "{st:?}");
+    h.wait_event("the exiting child's SIGCHLD", |e| {
+        e["process_tracepoint"]["policy_name"] == "sigchld"
+            && e["process_tracepoint"]["args"][0]["int_arg"] == 17
+    });
 }
 
 /// The last component of `path` (the test binary's name).

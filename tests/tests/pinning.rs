@@ -208,6 +208,7 @@ fn kill9_keeps_enforcing_and_the_next_start_takes_over_without_a_gap() {
         "task-sched-sched_process_exec",
         "task-sched-sched_process_fork",
         "task-sched-sched_process_exit",
+        "task-sched-sched_process_free",
     ] {
         assert!(
             pinned.iter().any(|p| p == name),

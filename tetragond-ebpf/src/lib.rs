@@ -963,12 +963,10 @@ pub mod site {
     /// Every `syscalls/sys_enter_*` tracepoint; the syscall number tells them apart.
     pub const SYSCALLS_ENTER: u32 = 3;
     pub const SYSCALLS_EXIT: u32 = 4;
-    /// `GENERIC_BASE + k`: the k-th other tracepoint in use.
-    pub const GENERIC_BASE: u32 = 16;
-    pub const GENERIC_SLOTS: u32 = 8;
-    /// `GENERIC_ANY_BASE + k`: the k-th other tracepoint in use where
-    /// tracepoint links carry a BPF cookie (Linux 5.15), all served by
-    /// `tp_generic_any`, its cookie `k`.
+    /// `GENERIC_ANY_BASE + k`: the k-th other tracepoint in use, served
+    /// by `tp_generic_any` with `k` as its link's BPF cookie (Linux 5.15
+    /// on), or before, by a stub program of its own that tail-calls
+    /// `tp_generic_from_stub` with the site.
     pub const GENERIC_ANY_BASE: u32 = 0x3_0000;
     pub const GENERIC_ANY_SLOTS: u32 = 4096;
     /// Programs bound to one kernel function (or LSM hook) each, by slot:
@@ -1451,6 +1449,8 @@ pub struct TaskTrackingOffsets {
     pub mm_arg_end: u32,
     /// `task_struct.exit_code`
     pub task_exit_code: u32,
+    /// `sched_process_free`: `pid`.
+    pub free_pid: u32,
 }
 
 /// Kinds of ring buffer records: the first u32 of each.

@@ -35,7 +35,7 @@ use aya_ebpf::{
     },
     maps::{
         lpm_trie::{Key, LpmTrie},
-        Array, HashMap, LruHashMap, PerCpuArray, RingBuf,
+        Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf,
     },
     programs::{
         BtfTracePointContext, FEntryContext, FExitContext, LsmContext, ProbeContext,
@@ -526,34 +526,37 @@ pub fn tp_syscalls_exit(ctx: TracePointContext) -> u32 {
     dispatch(&ctx, site::SYSCALLS_EXIT)
 }
 
-macro_rules! generic_sites {
-    ($($name:ident = $k:expr),* $(,)?) => {$(
-        #[tracepoint]
-        pub fn $name(ctx: TracePointContext) -> u32 {
-            dispatch(&ctx, site::GENERIC_BASE + $k)
-        }
-    )*};
-}
-
-generic_sites!(
-    tp_generic_0 = 0,
-    tp_generic_1 = 1,
-    tp_generic_2 = 2,
-    tp_generic_3 = 3,
-    tp_generic_4 = 4,
-    tp_generic_5 = 5,
-    tp_generic_6 = 6,
-    tp_generic_7 = 7,
-);
-
 /// Every other tracepoint, where its link carries a BPF cookie (Linux
 /// 5.15): the cookie is the tracepoint's site, so one program serves them
-/// all. Loaded only where the kernel has cookies; elsewhere the numbered
-/// programs above serve 8.
+/// all. Loaded only where the kernel has cookies.
 #[tracepoint]
 pub fn tp_generic_any(ctx: TracePointContext) -> u32 {
     let k = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
     dispatch(&ctx, site::GENERIC_ANY_BASE + k % site::GENERIC_ANY_SLOTS)
+}
+
+/// Where links carry no cookie (before 5.15), each tracepoint gets a stub
+/// program of its own, made at run time (`sensors/tp_stubs.rs`): it writes
+/// its site here and tail-calls `tp_generic_from_stub` (`STUB_TARGET[0]`).
+/// Per CPU, and safe to share: tracepoint programs do not nest on a CPU
+/// (the kernel's `bpf_prog_active` guard), and only stubs write it.
+#[map]
+static STUB_SITE: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static STUB_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// Every other tracepoint, before 5.15: entered by tail call from the
+/// tracepoint's stub, which left the site in `STUB_SITE`.
+#[tracepoint]
+pub fn tp_generic_from_stub(ctx: TracePointContext) -> u32 {
+    let Some(&site) = STUB_SITE.get(0) else {
+        return 0;
+    };
+    let sites = site::GENERIC_ANY_BASE..site::GENERIC_ANY_BASE + site::GENERIC_ANY_SLOTS;
+    if !sites.contains(&site) {
+        return 0;
+    }
+    dispatch(&ctx, site)
 }
 
 /// Uprobes: each attachment carries its hook slot as the BPF cookie, so one
@@ -2508,7 +2511,7 @@ pub fn task_fork(ctx: TracePointContext) -> u32 {
     };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     match TASK_EXE.get_ptr(&tgid) {
-        // Threads get an entry too; task_exit removes it by thread id.
+        // Threads get an entry too; task_free removes it by thread id.
         Some(exe) => {
             let _ = TASK_EXE.insert(&child, unsafe { &*exe }, 0);
         }
@@ -2530,12 +2533,31 @@ pub fn task_fork(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// A task's executable and credentials are forgotten when the task is
+/// freed, not at its exit: tracepoints after `sched_process_exit` still
+/// run in it (the SIGCHLD to its parent, `signal_generate`; on kernels
+/// before 6.16 `sched_process_exit` itself, which the exit tracking may
+/// also run before), when its memory is gone and `TASK_EXE` is the only
+/// place left to learn its executable from. Runs in no particular task:
+/// the pid is the tracepoint's. (A freed pid may already be reused by
+/// then: the new task's entries, if removed, are read again from it.)
+#[tracepoint]
+pub fn task_free(ctx: TracePointContext) -> u32 {
+    let Some(offsets) = TASK_OFFSETS.get(0) else {
+        return 0;
+    };
+    let Ok(tid) = (unsafe { ctx.read_at::<u32>(offsets.free_pid as usize) }) else {
+        return 0;
+    };
+    let _ = TASK_EXE.remove(&tid);
+    let _ = EXEC_CREDS.remove(&tid);
+    0
+}
+
 #[tracepoint]
 pub fn task_exit(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    let _ = TASK_EXE.remove(&tid);
-    let _ = EXEC_CREDS.remove(&tid);
     // Only the leader's exit ends the process (for the process cache).
     if tid != tgid {
         return 0;

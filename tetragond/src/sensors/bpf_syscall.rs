@@ -1,10 +1,14 @@
 //! The few bpf(2) commands aya 0.16 does not offer, made directly: loading
-//! an fmod_ret program (see `fmod_ret.rs`), linking a trampoline, LSM or
-//! tracepoint program with a BPF cookie, and a uprobe whose USDT semaphore
-//! the kernel raises (aya has no `ref_ctr_offset`).
+//! a few hand-written instructions as a program (an fmod_ret program, see
+//! `fmod_ret.rs`; a tracepoint's stub, see `tp_stubs.rs`), linking a
+//! trampoline, LSM or tracepoint program with a BPF cookie, attaching a
+//! program to a tracepoint's perf event where there are no BPF links, and a
+//! uprobe whose USDT semaphore the kernel raises (aya has no
+//! `ref_ctr_offset`).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `enum bpf_link_type`, `enum bpf_perf_event_type`.
@@ -15,6 +19,96 @@ const BPF_PERF_EVENT_KPROBE: u32 = 3;
 const LINK_TYPE_AT: usize = 0;
 const PERF_EVENT_TYPE_AT: usize = 16;
 const KPROBE_ADDR_AT: usize = 40;
+
+/// `src` of a `ld_imm64` whose immediate is a map's descriptor.
+pub const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// Room for the verifier's log of a rejected hand-written program.
+const LOG_SIZE: usize = 64 * 1024;
+
+/// One `struct bpf_insn`.
+pub fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    u64::from(code)
+        | u64::from(dst & 0xf) << 8
+        | u64::from(src & 0xf) << 12
+        | u64::from(off as u16) << 16
+        | u64::from(imm as u32) << 32
+}
+
+/// `union bpf_attr` for BPF_PROG_LOAD, up to the fields used (the rest,
+/// zero, is what the kernel expects of a caller that does not know them).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_btf_obj_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    _pad: u32,
+}
+
+/// A hand-written program to load (GPL, no BTF).
+pub struct ProgLoad<'a> {
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    /// Tracing programs: the kernel function's BTF type id in vmlinux.
+    pub attach_btf_id: u32,
+    /// At most 15 bytes are kept.
+    pub name: &'a str,
+}
+
+impl ProgLoad<'_> {
+    /// Loads `insns`; the error carries the verifier's log.
+    pub fn load(&self, insns: &[u64]) -> Result<OwnedFd, String> {
+        let license = b"GPL\0";
+        let mut log = vec![0u8; LOG_SIZE];
+        let mut name = [0u8; 16];
+        let n = self.name.len().min(15);
+        name[..n].copy_from_slice(&self.name.as_bytes()[..n]);
+        let mut attr = ProgLoadAttr {
+            prog_type: self.prog_type,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level: 1,
+            log_size: LOG_SIZE as u32,
+            log_buf: log.as_mut_ptr() as u64,
+            prog_name: name,
+            expected_attach_type: self.expected_attach_type,
+            attach_btf_id: self.attach_btf_id,
+            ..Default::default()
+        };
+        bpf(
+            BPF_PROG_LOAD,
+            (&mut attr as *mut ProgLoadAttr).cast(),
+            std::mem::size_of::<ProgLoadAttr>(),
+        )
+        .map_err(|e| {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            format!("{e}: {}", String::from_utf8_lossy(&log[..end]).trim())
+        })
+    }
+}
 
 /// The attach types of the programs linked with a cookie (trampolines,
 /// LSM hooks, BTF tracepoints).
@@ -91,15 +185,19 @@ const UPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
 /// on CPU 0, which runs the program on every CPU, as aya opens one, held
 /// by the link (its descriptor here is closed).
 pub fn tracepoint_link(prog: BorrowedFd<'_>, id: u64, cookie: u64) -> std::io::Result<OwnedFd> {
-    let attr = PerfEventAttr {
+    perf_event_link(prog, &tracepoint_event(id), cookie)
+}
+
+/// The perf event of tracepoint `id`.
+fn tracepoint_event(id: u64) -> PerfEventAttr {
+    PerfEventAttr {
         kind: PERF_TYPE_TRACEPOINT,
         size: std::mem::size_of::<PerfEventAttr>() as u32,
         config: id,
         sample_period: 1,
         wakeup_events: 1,
         ..Default::default()
-    };
-    perf_event_link(prog, &attr, cookie)
+    }
 }
 
 /// Links the loaded uprobe program `prog` at `offset` in the file at
@@ -140,6 +238,46 @@ fn perf_event_link(
     attr: &PerfEventAttr,
     cookie: u64,
 ) -> std::io::Result<OwnedFd> {
+    let event = open_perf_event(attr)?;
+    let mut link = PerfLinkAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_fd: event.as_raw_fd() as u32,
+        attach_type: BPF_PERF_EVENT,
+        bpf_cookie: cookie,
+        ..Default::default()
+    };
+    bpf(
+        BPF_LINK_CREATE,
+        (&mut link as *mut PerfLinkAttr).cast(),
+        std::mem::size_of::<PerfLinkAttr>(),
+    )
+}
+
+/// Attaches the loaded tracepoint program `prog` to tracepoint `id` (its
+/// tracefs `id`) the way kernels without BPF links for perf events (before
+/// 5.15) take it: the perf event runs the program (it holds a reference to
+/// it) until its descriptor, returned, is closed.
+pub fn tracepoint_perf_event(prog: BorrowedFd<'_>, id: u64) -> std::io::Result<OwnedFd> {
+    let event = open_perf_event(&tracepoint_event(id))?;
+    let ioctl = |request: libc::c_ulong, arg: libc::c_int| {
+        // SAFETY: perf ioctls on a descriptor we own, with an int argument.
+        match unsafe { libc::ioctl(event.as_raw_fd(), request as _, arg) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    };
+    ioctl(PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd())?;
+    ioctl(PERF_EVENT_IOC_ENABLE, 0)?;
+    Ok(event)
+}
+
+/// `_IOW('$', 8, __u32)` and `_IO('$', 0)` of linux/perf_event.h.
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+
+/// Opens the perf event `attr` describes, on CPU 0 for every process (a
+/// program attached to it runs on every CPU).
+fn open_perf_event(attr: &PerfEventAttr) -> std::io::Result<OwnedFd> {
     // SAFETY: `attr` is a complete PERF_ATTR_SIZE_VER1 struct, and what
     // its fields point at (a uprobe's path), live for the call.
     let fd = unsafe {
@@ -156,19 +294,7 @@ fn perf_event_link(
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: a new descriptor the kernel just returned.
-    let event = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let mut link = PerfLinkAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        target_fd: event.as_raw_fd() as u32,
-        attach_type: BPF_PERF_EVENT,
-        bpf_cookie: cookie,
-        ..Default::default()
-    };
-    bpf(
-        BPF_LINK_CREATE,
-        (&mut link as *mut PerfLinkAttr).cast(),
-        std::mem::size_of::<PerfLinkAttr>(),
-    )
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// bpf(2) with `attr` of `size` bytes, which must be a live, zero-padded

@@ -8,49 +8,13 @@
 
 use std::os::fd::{OwnedFd, RawFd};
 
-use super::bpf_syscall::bpf;
+use super::bpf_syscall::{bpf, insn, ProgLoad, BPF_PSEUDO_MAP_FD};
 
-const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_MODIFY_RETURN: u32 = 26;
-const BPF_PSEUDO_MAP_FD: u8 = 1;
 const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
-const LOG_SIZE: usize = 64 * 1024;
-
-/// `union bpf_attr` for BPF_PROG_LOAD, up to the fields used (the rest,
-/// zero, is what the kernel expects of a caller that does not know them).
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-    prog_btf_fd: u32,
-    func_info_rec_size: u32,
-    func_info: u64,
-    func_info_cnt: u32,
-    line_info_rec_size: u32,
-    line_info: u64,
-    line_info_cnt: u32,
-    attach_btf_id: u32,
-    attach_btf_obj_fd: u32,
-    core_relo_cnt: u32,
-    fd_array: u64,
-    core_relos: u64,
-    core_relo_rec_size: u32,
-    _pad: u32,
-}
 
 /// `union bpf_attr` for BPF_RAW_TRACEPOINT_OPEN (no name: a tracing program).
 #[repr(C)]
@@ -59,15 +23,6 @@ struct RawTracepointOpenAttr {
     name: u64,
     prog_fd: u32,
     _pad: u32,
-}
-
-/// One `struct bpf_insn`.
-fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
-    u64::from(code)
-        | u64::from(dst & 0xf) << 8
-        | u64::from(src & 0xf) << 12
-        | u64::from(off as u16) << 16
-        | u64::from(imm as u32) << 32
 }
 
 /// The program: look up `OVERRIDE_DECISION[0]`; if it is for this task,
@@ -112,36 +67,14 @@ impl ModifyReturn {
 /// Loads the program for kernel function `btf_id` (its BTF type id in
 /// vmlinux) and attaches it.
 pub fn attach(btf_id: u32, decision_map: RawFd) -> Result<ModifyReturn, String> {
-    let insns = instructions(decision_map);
-    let license = b"GPL\0";
-    let mut log = vec![0u8; LOG_SIZE];
-    let mut name = [0u8; 16];
-    name[..13].copy_from_slice(b"tetragond_ret");
-    let mut attr = ProgLoadAttr {
+    let prog = ProgLoad {
         prog_type: BPF_PROG_TYPE_TRACING,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: LOG_SIZE as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        prog_name: name,
         expected_attach_type: BPF_MODIFY_RETURN,
         attach_btf_id: btf_id,
-        ..Default::default()
-    };
-    let prog = bpf(
-        BPF_PROG_LOAD,
-        (&mut attr as *mut ProgLoadAttr).cast(),
-        std::mem::size_of::<ProgLoadAttr>(),
-    )
-    .map_err(|e| {
-        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-        format!(
-            "loading the fmod_ret program: {e}: {}",
-            String::from_utf8_lossy(&log[..end]).trim()
-        )
-    })?;
+        name: "tetragond_ret",
+    }
+    .load(&instructions(decision_map))
+    .map_err(|e| format!("loading the fmod_ret program: {e}"))?;
     let mut open = RawTracepointOpenAttr {
         prog_fd: std::os::fd::AsRawFd::as_raw_fd(&prog) as u32,
         ..Default::default()
@@ -170,7 +103,6 @@ mod tests {
         assert_eq!(insn(0x07, 2, 0, 0, -4) >> 32, 0xffff_fffc);
         // A jump offset in bits 16..32.
         assert_eq!((insn(0x15, 0, 0, 9, 0) >> 16) & 0xffff, 9);
-        assert_eq!(std::mem::size_of::<ProgLoadAttr>() % 8, 0);
         let p = instructions(7);
         assert_eq!(p.len(), 18);
         assert_eq!(p[3] >> 32, 7, "the map descriptor in ld_imm64");

@@ -5,14 +5,14 @@
 use std::{
     borrow::Cow,
     collections::{BTreeMap, HashMap},
-    os::fd::AsFd,
+    os::fd::{AsFd, AsRawFd, RawFd},
     sync::Arc,
 };
 
 use aya::{
     maps::{
         lpm_trie::{Key, LpmTrie},
-        Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
+        Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, ProgramArray, RingBuf,
     },
     programs::TracePoint,
     Ebpf, EbpfLoader, VerifierLogLevel,
@@ -24,7 +24,7 @@ use tetragond_ebpf::{
 };
 
 use super::{
-    bpf_syscall::tracepoint_link,
+    bpf_syscall::{tracepoint_link, tracepoint_perf_event},
     dispatch::{DispatchSets, Listing, ListingGate, SetId, SetWrite},
     entries::EntryMaps,
     functions::FunctionAttachments,
@@ -33,7 +33,7 @@ use super::{
     object::{exe_path, log_verified, map_err, map_full, take, taken},
     pin::{Held, Pins},
     sock_owners::SockOwners,
-    uprobes,
+    tp_stubs, uprobes,
 };
 use crate::{
     compile::{Attach, FunctionTarget, MapEntry, UprobeTarget},
@@ -47,7 +47,7 @@ use crate::{
 /// The object built by build.rs from tetragond-ebpf.
 pub(super) static BPF_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tetragond.bpf.o"));
 
-const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit"];
+const TASK_PROGRAMS: &[&str] = &["task_exec", "task_fork", "task_exit", "task_free"];
 
 /// A tracepoint attachment shared by every hook on it.
 struct Attachment {
@@ -105,7 +105,7 @@ pub struct Kernel {
     /// Hooks with Set by where they are attached (binary and location):
     /// a passage queues at most `MAX_WRITES` writes.
     writing_uprobes: HashMap<u32, String>,
-    /// Process tracking (sched_process_exec, _fork, _exit): attached for
+    /// Process tracking (sched_process_exec, _fork, _exit, _free): attached for
     /// the daemon's life, pinned like every other link.
     task_links: Vec<Held>,
     /// Where links are pinned (this run's generation), shared with the
@@ -113,6 +113,9 @@ pub struct Kernel {
     pins: Pins,
     /// The last `HookConf::install_id` given (see `write_hook`).
     next_install_id: u32,
+    /// `tp_generic_from_stub` is loaded and in `STUB_TARGET` (tracepoint
+    /// stubs may be attached).
+    stub_target_ready: bool,
 }
 
 /// What the daemon's configuration decides about the kernel side, fixed
@@ -218,6 +221,7 @@ impl Kernel {
             task_links: Vec::new(),
             pins,
             next_install_id: 0,
+            stub_target_ready: false,
         };
         // Offsets first: exec records read the working directory with them.
         kernel.set_struct_offsets()?;
@@ -240,6 +244,7 @@ impl Kernel {
     fn start_task_tracking(&mut self) -> Result<(), SensorError> {
         let exec = tracefs::read_format("sched", "sched_process_exec")?;
         let fork = tracefs::read_format("sched", "sched_process_fork")?;
+        let free = tracefs::read_format("sched", "sched_process_free")?;
         let field = |f: &tracefs::Format, name: &str, tp: &str| {
             f.field(name)
                 .map(|f| f.offset)
@@ -248,6 +253,7 @@ impl Kernel {
         let mut offsets = TaskTrackingOffsets {
             exec_filename: field(&exec, "filename", "sched_process_exec")?,
             fork_child_pid: field(&fork, "child_pid", "sched_process_fork")?,
+            free_pid: field(&free, "pid", "sched_process_free")?.into(),
             ..Default::default()
         };
         match self.btf.as_deref().map(task_offsets) {
@@ -276,6 +282,7 @@ impl Kernel {
             ("task_exec", "sched_process_exec"),
             ("task_fork", "sched_process_fork"),
             ("task_exit", "sched_process_exit"),
+            ("task_free", "sched_process_free"),
         ] {
             let attach_err = |message: String| SensorError::Attach {
                 tracepoint: format!("sched/{event}"),
@@ -426,21 +433,25 @@ impl Kernel {
                 )?;
                 (site, self.attach_program(program, subsystem, event)?)
             }
-            None if self.helpers.attach_cookie => self.attach_by_cookie(subsystem, event)?,
             None => {
-                let k = free_site(&self.attachments, site::GENERIC_BASE, site::GENERIC_SLOTS)
-                    .ok_or_else(|| {
-                        SensorError::Full(format!(
-                            "at most {} distinct non-syscall tracepoints can be hooked at once on \
-                             a kernel without BPF cookies (Linux 5.15 has them)",
-                            site::GENERIC_SLOTS
-                        ))
-                    })?;
-                let program = format!("tp_generic_{k}");
-                (
-                    site::GENERIC_BASE + k,
-                    self.attach_program(&program, subsystem, event)?,
+                let k = free_site(
+                    &self.attachments,
+                    site::GENERIC_ANY_BASE,
+                    site::GENERIC_ANY_SLOTS,
                 )
+                .ok_or_else(|| {
+                    SensorError::Full(format!(
+                        "at most {} distinct non-syscall tracepoints can be hooked at once",
+                        site::GENERIC_ANY_SLOTS
+                    ))
+                })?;
+                let site = site::GENERIC_ANY_BASE + k;
+                let held = if self.helpers.attach_cookie {
+                    self.attach_by_cookie(subsystem, event, site)?
+                } else {
+                    self.attach_by_stub(subsystem, event, site)?
+                };
+                (site, held)
             }
         };
         self.attachments.insert(
@@ -471,24 +482,15 @@ impl Kernel {
             .hold_tracepoint(&format!("tp-{subsystem}-{event}"), link))
     }
 
-    /// Attaches `tp_generic_any` to `subsystem/event` with the next free
-    /// site's number as the link's cookie.
+    /// Attaches `tp_generic_any` to `subsystem/event` with `site`'s number
+    /// in its range as the link's cookie.
     fn attach_by_cookie(
         &mut self,
         subsystem: &str,
         event: &str,
-    ) -> Result<(u32, Held), SensorError> {
-        let k = free_site(
-            &self.attachments,
-            site::GENERIC_ANY_BASE,
-            site::GENERIC_ANY_SLOTS,
-        )
-        .ok_or_else(|| {
-            SensorError::Full(format!(
-                "at most {} distinct non-syscall tracepoints can be hooked at once",
-                site::GENERIC_ANY_SLOTS
-            ))
-        })?;
+        site: u32,
+    ) -> Result<Held, SensorError> {
+        let k = site - site::GENERIC_ANY_BASE;
         let id = tracefs::event_id(subsystem, event)?;
         let prog = self.loaded_program(GENERIC_ANY)?;
         let fd = prog
@@ -499,10 +501,65 @@ impl Kernel {
                 tracepoint: format!("{subsystem}/{event}"),
                 message: format!("linking {GENERIC_ANY} with a cookie: {e}"),
             })?;
-        let held = self
+        tracing::info!(
+            "tracepoint {subsystem}/{event} served by program {GENERIC_ANY} (site {site})"
+        );
+        Ok(self
             .pins
-            .hold_owned(&format!("tp-{subsystem}-{event}"), link);
-        Ok((site::GENERIC_ANY_BASE + k, held))
+            .hold_owned(&format!("tp-{subsystem}-{event}"), link))
+    }
+
+    /// Attaches a stub of its own (`tp_stubs`) to `subsystem/event`, which
+    /// enters `tp_generic_from_stub` with `site`: where tracepoint links
+    /// carry no cookie.
+    fn attach_by_stub(
+        &mut self,
+        subsystem: &str,
+        event: &str,
+        site: u32,
+    ) -> Result<Held, SensorError> {
+        let id = tracefs::event_id(subsystem, event)?;
+        self.ready_stub_target()?;
+        let stub = tp_stubs::load(
+            site,
+            map_fd(&self.ebpf, STUB_SITE)?,
+            map_fd(&self.ebpf, STUB_TARGET)?,
+        )
+        .map_err(SensorError::Load)?;
+        let perf_event =
+            tracepoint_perf_event(stub.as_fd(), id).map_err(|e| SensorError::Attach {
+                tracepoint: format!("{subsystem}/{event}"),
+                message: format!("attaching its stub: {e}"),
+            })?;
+        tracing::info!(
+            "tracepoint {subsystem}/{event} served by program {FROM_STUB} (site {site}, through a stub of its own)"
+        );
+        Ok(self
+            .pins
+            .hold_perf_event(&format!("tp-{subsystem}-{event}"), perf_event, stub))
+    }
+
+    /// Loads `tp_generic_from_stub` and puts it in `STUB_TARGET[0]`, once:
+    /// before any stub is attached, so no stub's tail call can miss.
+    fn ready_stub_target(&mut self) -> Result<(), SensorError> {
+        if self.stub_target_ready {
+            return Ok(());
+        }
+        let load_err = |e: &dyn std::fmt::Display| SensorError::Load(format!("{FROM_STUB}: {e}"));
+        let fd = (self.loaded_program(FROM_STUB)?.fd())
+            .map_err(|e| load_err(&e))?
+            .try_clone()
+            .map_err(|e| load_err(&e))?;
+        let map = self.ebpf.map_mut(STUB_TARGET).ok_or(SensorError::Map {
+            map: STUB_TARGET,
+            message: "missing from the BPF object".into(),
+        })?;
+        ProgramArray::try_from(map)
+            .map_err(map_err(STUB_TARGET))?
+            .set(0, &fd, 0)
+            .map_err(map_err(STUB_TARGET))?;
+        self.stub_target_ready = true;
+        Ok(())
     }
 
     /// Tracepoint program `name`, loaded on first use.
@@ -893,6 +950,23 @@ fn attach_error(subsystem: &str, event: &str, e: aya::programs::ProgramError) ->
 
 /// The program serving every non-syscall tracepoint by cookie.
 const GENERIC_ANY: &str = "tp_generic_any";
+/// The program serving every non-syscall tracepoint through a stub (no
+/// cookies), and the maps the stubs use (`tp_stubs`).
+const FROM_STUB: &str = "tp_generic_from_stub";
+const STUB_SITE: &str = "STUB_SITE";
+const STUB_TARGET: &str = "STUB_TARGET";
+
+/// The descriptor of map `name` (one of the stubs' maps), which stays in
+/// the object.
+fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<RawFd, SensorError> {
+    match ebpf.map(name) {
+        Some(Map::PerCpuArray(data) | Map::ProgramArray(data)) => Ok(data.fd().as_fd().as_raw_fd()),
+        _ => Err(SensorError::Map {
+            map: name,
+            message: "missing from the BPF object, or of another type".into(),
+        }),
+    }
+}
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {
     ebpf.program_mut(name)

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod pin;
 pub mod ring_size;
 mod sock_owners;
+mod tp_stubs;
 mod uprobes;
 
 pub use kernel::{Kernel, LoadOptions};

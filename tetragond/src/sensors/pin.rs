@@ -135,6 +135,12 @@ enum HeldLink {
     Fds(Vec<FdLink>),
     /// A link made with bpf(2) directly (see `bpf_syscall.rs`).
     Owned(OwnedFd),
+    /// A perf event running a program loaded with bpf(2) directly; the
+    /// program's descriptor is kept so its memory is counted as ours.
+    PerfEvent {
+        event: OwnedFd,
+        program: OwnedFd,
+    },
 }
 
 impl Held {
@@ -357,6 +363,13 @@ impl Pins {
     pub fn hold_owned(&self, what: &str, link: OwnedFd) -> Held {
         let pins = self.pin_fd(what, link.as_fd()).into_iter().collect();
         Held::new(HeldLink::Owned(link), pins)
+    }
+
+    /// Holds a perf event (not a BPF link: it cannot be pinned) that runs
+    /// `program`, loaded with bpf(2) directly.
+    pub fn hold_perf_event(&self, what: &str, event: OwnedFd, program: OwnedFd) -> Held {
+        self.not_pinnable(what);
+        Held::new(HeldLink::PerfEvent { event, program }, Vec::new())
     }
 
     fn pin_link(&self, what: &str, link: &FdLink) -> Option<String> {
