@@ -22,6 +22,7 @@ const KPROBE_ADDR_AT: usize = 40;
 
 /// `src` of a `ld_imm64` whose immediate is a map's descriptor.
 pub const BPF_PSEUDO_MAP_FD: u8 = 1;
+const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 /// Room for the verifier's log of a rejected hand-written program.
 const LOG_SIZE: usize = 64 * 1024;
 
@@ -32,6 +33,20 @@ pub fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
         | u64::from(src & 0xf) << 12
         | u64::from(off as u16) << 16
         | u64::from(imm as u32) << 32
+}
+
+/// Instructions that look up entry 0 of the map whose descriptor is
+/// `map` (an array): r0 is the value's address, or 0; the key is written
+/// at `r10 - 4`, and r1 to r5 are clobbered.
+pub fn lookup_entry_zero(map: RawFd) -> [u64; 6] {
+    [
+        insn(0x62, 10, 0, -4, 0),                    // *(u32 *)(r10 - 4) = 0
+        insn(0xbf, 2, 10, 0, 0),                     // r2 = r10
+        insn(0x07, 2, 0, 0, -4),                     // r2 += -4
+        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, map),    // r1 = map (ld_imm64)
+        insn(0, 0, 0, 0, 0),                         // (its second half)
+        insn(0x85, 0, 0, 0, HELPER_MAP_LOOKUP_ELEM), // call map_lookup_elem
+    ]
 }
 
 /// `union bpf_attr` for BPF_PROG_LOAD, up to the fields used (the rest,

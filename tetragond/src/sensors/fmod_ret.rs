@@ -8,12 +8,11 @@
 
 use std::os::fd::{OwnedFd, RawFd};
 
-use super::bpf_syscall::{bpf, insn, ProgLoad, BPF_PSEUDO_MAP_FD};
+use super::bpf_syscall::{bpf, insn, lookup_entry_zero, ProgLoad};
 
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_MODIFY_RETURN: u32 = 26;
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
 
 /// `union bpf_attr` for BPF_RAW_TRACEPOINT_OPEN (no name: a tracing program).
@@ -28,26 +27,22 @@ struct RawTracepointOpenAttr {
 /// The program: look up `OVERRIDE_DECISION[0]`; if it is for this task,
 /// clear it and return its errno (sign extended), else return 0.
 fn instructions(decision_map: RawFd) -> Vec<u64> {
-    vec![
-        insn(0x62, 10, 0, -4, 0), // 0: *(u32 *)(r10 - 4) = 0
-        insn(0xbf, 2, 10, 0, 0),  // 1: r2 = r10
-        insn(0x07, 2, 0, 0, -4),  // 2: r2 += -4
-        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, decision_map), // 3: r1 = map (ld_imm64)
-        insn(0, 0, 0, 0, 0),      // 4
-        insn(0x85, 0, 0, 0, HELPER_MAP_LOOKUP_ELEM), // 5: call
-        insn(0x15, 0, 0, 9, 0),   // 6: if r0 == 0 goto 16
-        insn(0xbf, 6, 0, 0, 0),   // 7: r6 = r0
+    let mut insns = lookup_entry_zero(decision_map).to_vec(); // 0-5
+    insns.extend([
+        insn(0x15, 0, 0, 9, 0),                           // 6: if r0 == 0 goto 16
+        insn(0xbf, 6, 0, 0, 0),                           // 7: r6 = r0
         insn(0x85, 0, 0, 0, HELPER_GET_CURRENT_PID_TGID), // 8: call
-        insn(0x79, 1, 6, 0, 0),   // 9: r1 = *(u64 *)(r6 + 0)
-        insn(0x5d, 1, 0, 5, 0),   // 10: if r1 != r0 goto 16
-        insn(0x61, 0, 6, 8, 0),   // 11: r0 = *(u32 *)(r6 + 8)
-        insn(0x67, 0, 0, 0, 32),  // 12: r0 <<= 32
-        insn(0xc7, 0, 0, 0, 32),  // 13: r0 s>>= 32
-        insn(0x7a, 6, 0, 0, 0),   // 14: *(u64 *)(r6 + 0) = 0
-        insn(0x95, 0, 0, 0, 0),   // 15: exit
-        insn(0xb7, 0, 0, 0, 0),   // 16: r0 = 0
-        insn(0x95, 0, 0, 0, 0),   // 17: exit
-    ]
+        insn(0x79, 1, 6, 0, 0),                           // 9: r1 = *(u64 *)(r6 + 0)
+        insn(0x5d, 1, 0, 5, 0),                           // 10: if r1 != r0 goto 16
+        insn(0x61, 0, 6, 8, 0),                           // 11: r0 = *(u32 *)(r6 + 8)
+        insn(0x67, 0, 0, 0, 32),                          // 12: r0 <<= 32
+        insn(0xc7, 0, 0, 0, 32),                          // 13: r0 s>>= 32
+        insn(0x7a, 6, 0, 0, 0),                           // 14: *(u64 *)(r6 + 0) = 0
+        insn(0x95, 0, 0, 0, 0),                           // 15: exit
+        insn(0xb7, 0, 0, 0, 0),                           // 16: r0 = 0
+        insn(0x95, 0, 0, 0, 0),                           // 17: exit
+    ]);
+    insns
 }
 
 /// A loaded and attached fmod_ret program: both descriptors close on drop,

@@ -13,10 +13,9 @@
 
 use std::os::fd::{OwnedFd, RawFd};
 
-use super::bpf_syscall::{insn, ProgLoad, BPF_PSEUDO_MAP_FD};
+use super::bpf_syscall::{insn, lookup_entry_zero, ProgLoad, BPF_PSEUDO_MAP_FD};
 
 const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 const HELPER_TAIL_CALL: i32 = 12;
 
 /// The stub of `site`: `STUB_SITE[0] = site` (this CPU's entry), then a
@@ -24,14 +23,9 @@ const HELPER_TAIL_CALL: i32 = 12;
 /// fails only when the target is not in place, which the daemon ensures
 /// before attaching any stub).
 fn instructions(site: u32, site_map: RawFd, target_map: RawFd) -> Vec<u64> {
-    vec![
-        insn(0xbf, 6, 1, 0, 0),                          // 0: r6 = r1 (the context)
-        insn(0x62, 10, 0, -4, 0),                        // 1: *(u32 *)(r10 - 4) = 0
-        insn(0xbf, 2, 10, 0, 0),                         // 2: r2 = r10
-        insn(0x07, 2, 0, 0, -4),                         // 3: r2 += -4
-        insn(0x18, 1, BPF_PSEUDO_MAP_FD, 0, site_map),   // 4: r1 = STUB_SITE (ld_imm64)
-        insn(0, 0, 0, 0, 0),                             // 5
-        insn(0x85, 0, 0, 0, HELPER_MAP_LOOKUP_ELEM),     // 6: call
+    let mut insns = vec![insn(0xbf, 6, 1, 0, 0)]; // 0: r6 = r1 (the context)
+    insns.extend(lookup_entry_zero(site_map)); // 1-6: r0 = &STUB_SITE[0]
+    insns.extend([
         insn(0x15, 0, 0, 6, 0),                          // 7: if r0 == 0 goto 14
         insn(0x62, 0, 0, 0, site as i32),                // 8: *(u32 *)(r0 + 0) = site
         insn(0xbf, 1, 6, 0, 0),                          // 9: r1 = r6
@@ -41,7 +35,8 @@ fn instructions(site: u32, site_map: RawFd, target_map: RawFd) -> Vec<u64> {
         insn(0x85, 0, 0, 0, HELPER_TAIL_CALL),           // 13: call (returns only on failure)
         insn(0xb7, 0, 0, 0, 0),                          // 14: r0 = 0
         insn(0x95, 0, 0, 0, 0),                          // 15: exit
-    ]
+    ]);
+    insns
 }
 
 /// Loads the stub of `site`, given the descriptors of `STUB_SITE` and
