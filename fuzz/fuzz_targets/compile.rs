@@ -120,6 +120,7 @@ fuzz_target!(|data: &[u8]| {
                 uprobe_cookies: true,
                 write_user: true,
                 uprobe_regs: true,
+                ima_file_hash: true,
             },
             btf: true,
         };

@@ -670,6 +670,11 @@ pub struct ActionSpec {
     /// values) is posted at most once per this many nanoseconds; 0 posts
     /// every event. Tetragon's `rateLimit`.
     pub rate_limit_ns: u64,
+    /// `POST`: 1 when the event carries the IMA hash of the LSM hook's
+    /// file (Tetragon's `imaHash`): a sleepable companion program takes it
+    /// after the hook's dispatch (`ImaRecord`).
+    pub ima_hash: u8,
+    pub _pad: [u8; 7],
 }
 
 /// `ActionSpec::rate_limit_scope`: Tetragon's `rateLimitScope`.
@@ -1460,10 +1465,50 @@ pub mod record {
     pub const EXIT: u32 = 3;
     /// A piece of a `maxData` buffer ([`DataRecord`](crate::DataRecord)).
     pub const DATA: u32 = 4;
+    /// The IMA hash an event asked for ([`ImaRecord`](crate::ImaRecord)).
+    pub const IMA_HASH: u32 = 5;
 }
 
 /// Entries of the `LOSSES` map, indexed by `record::*`.
-pub const RECORD_KINDS: u32 = 5;
+pub const RECORD_KINDS: u32 = 6;
+
+/// Bytes of the largest digest IMA makes (SHA-512), as Tetragon reads it.
+pub const IMA_HASH_MAX: usize = 64;
+
+/// Threads between an LSM hook's dispatch that posted an event with
+/// `imaHash` and its companion program, at once: an entry lives for one
+/// hook call. Not an LRU: an entry evicted while its call runs would lose
+/// the verdict it carries.
+pub const IMA_PENDING_ENTRIES: u32 = 4096;
+
+/// What `lsm_any` leaves its hook's IMA companion (`ima_file`,
+/// `ima_bprm`, attached to run right after it), by thread: that an event
+/// of this call waits for the hash, and the verdict, which the companion
+/// returns once the hash is taken, as Tetragon's output program returns
+/// it after its IMA program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImaPending {
+    /// 0 or the negative errno the hook returns.
+    pub errno: i32,
+    pub _pad: u32,
+}
+
+/// The IMA hash of the file of an LSM hook whose event asked for it,
+/// posted by the companion program after the events of its call (same
+/// `tid`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImaRecord {
+    /// `record::IMA_HASH`.
+    pub kind: u32,
+    pub tid: u32,
+    /// `bpf_ima_file_hash`'s return: the kernel's `enum hash_algo`, or a
+    /// negative errno (no hash).
+    pub algo: i32,
+    pub _pad: u32,
+    pub hash: [u8; IMA_HASH_MAX],
+}
 
 /// `maxData`: the most bytes of one buffer argument an event carries
 /// (Tetragon's limit: ten pieces of 32,736 bytes).
@@ -1610,7 +1655,10 @@ pub struct Event {
     pub pair_slot: u32,
     /// `HookConf::return_half` of the hook.
     pub return_half: u8,
-    pub _pad: [u8; 3],
+    /// 1 when an [`ImaRecord`] from the same thread follows: the hash
+    /// of the hook's file, which user space puts in this event.
+    pub ima_hash: u8,
+    pub _pad: [u8; 2],
     pub args: [u64; MAX_ARGS],
     pub comm: [u8; COMM_LEN],
     pub exe: [u8; PATH_LEN],
@@ -1665,4 +1713,5 @@ mod pod {
     unsafe impl aya::Pod for SubstrValue {}
     unsafe impl aya::Pod for RateLimitKey {}
     unsafe impl aya::Pod for RateLimitState {}
+    unsafe impl aya::Pod for ImaPending {}
 }

@@ -48,18 +48,18 @@ use tetragond_ebpf::{
     action, arg_kind, arg_source, cap_set, gate, op, rate_scope, record, reg_source, return_half,
     site, size_from, stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo,
     DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord, ExitRecord,
-    GateKey, HookConf, HookKey, HookSet, OverrideDecision, PolicyCounters, PrefixGateData,
-    RateLimitKey, RateLimitState, RegAssign, RegOverride, RegsKey, ReturnArmed, ReturnKey,
-    Selector, SkbInfo, SockInfo, SockOwner, StrTrieData, StructOffsets, SubstrKey, SubstrValue,
-    TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES, DATA_CHUNK,
-    DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS, HOOK_LIST_ENTRIES,
-    HOOK_SET_WORDS, KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES,
-    MAX_DATA, MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_REG_ASSIGNMENTS,
-    MAX_SELECTORS, MAX_VALUES, MAX_WRITES, MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN,
-    PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, PT_REGS_WORDS, RATE_LIMIT_ENTRIES,
-    RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES, SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH,
-    STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
-    UNKNOWN_CAPS,
+    GateKey, HookConf, HookKey, HookSet, ImaPending, ImaRecord, OverrideDecision, PolicyCounters,
+    PrefixGateData, RateLimitKey, RateLimitState, RegAssign, RegOverride, RegsKey, ReturnArmed,
+    ReturnKey, Selector, SkbInfo, SockInfo, SockOwner, StrTrieData, StructOffsets, SubstrKey,
+    SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES,
+    DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS,
+    HOOK_LIST_ENTRIES, HOOK_SET_WORDS, IMA_HASH_MAX, IMA_PENDING_ENTRIES, KPROBE_SITE_ENTRIES,
+    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS,
+    MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_REG_ASSIGNMENTS, MAX_SELECTORS, MAX_VALUES, MAX_WRITES,
+    MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL,
+    PREFIX_GATE_ENTRIES, PT_REGS_WORDS, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN,
+    RETURN_ARMED_ENTRIES, SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN,
+    STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT, UNKNOWN_CAPS,
 };
 
 #[map]
@@ -399,6 +399,11 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// nothing is lost silently.
 #[map]
 static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(RECORD_KINDS, 0);
+
+/// Threads whose LSM hook call posted an event waiting for an IMA hash,
+/// with the call's verdict, until the hook's companion program runs.
+#[map]
+static IMA_PENDING: HashMap<u64, ImaPending> = HashMap::with_max_entries(IMA_PENDING_ENTRIES, 0);
 
 #[inline(always)]
 fn count_loss(kind: u32) {
@@ -832,7 +837,83 @@ fn cookie_site(ctx: *mut c_void) -> u32 {
 
 #[lsm]
 pub fn lsm_any(ctx: LsmContext) -> i32 {
-    errno_or_zero(dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr())))
+    let verdict = errno_or_zero(dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr())));
+    if verdict != 0 {
+        // An event of this call waits for its IMA hash: the companion,
+        // which runs next, returns the verdict once it has taken it (a
+        // non-zero return here would skip it).
+        if let Some(p) = IMA_PENDING.get_ptr_mut(&bpf_get_current_pid_tgid()) {
+            unsafe { (*p).errno = verdict };
+            return 0;
+        }
+    }
+    verdict
+}
+
+/// Asks the IMA companion of the running LSM hook for the hash: false
+/// when the table is full (the event then goes without it).
+#[inline(always)]
+fn ima_requested(pid_tgid: u64) -> bool {
+    IMA_PENDING
+        .insert(&pid_tgid, &ImaPending::default(), 0)
+        .is_ok()
+}
+
+// IMA companions: a sleepable LSM program per hook on which a policy may
+// ask for `imaHash` (`bpf_ima_file_hash` may sleep, so `lsm_any` cannot
+// call it), attached just before `lsm_any` so that it runs right after
+// it (a hook's programs run newest first). With nothing pending for the
+// thread it returns at once.
+
+/// Offset of `linux_binprm.file` in the running kernel, from its BTF.
+#[no_mangle]
+static BPRM_FILE_OFFSET: u32 = 0;
+
+/// Hooks whose first argument is a `struct file *`.
+#[lsm(hook = "file_open", sleepable)]
+pub fn ima_file(ctx: LsmContext) -> i32 {
+    let file: *mut aya_ebpf::bindings::file = ctx.arg(0);
+    ima_finish(file)
+}
+
+/// Hooks whose first argument is a `struct linux_binprm *`: its `file`.
+#[lsm(hook = "bprm_check_security", sleepable)]
+pub fn ima_bprm(ctx: LsmContext) -> i32 {
+    let bprm: *const u8 = ctx.arg(0);
+    let offset = unsafe { core::ptr::read_volatile(&BPRM_FILE_OFFSET) } as usize;
+    // A direct load (not bpf_probe_read): the verifier types the result as
+    // the `struct file` BTF pointer the helper takes.
+    let file = unsafe { *(bprm.add(offset) as *const *mut aya_ebpf::bindings::file) };
+    ima_finish(file)
+}
+
+/// Posts the hash of `file` for the events this thread's call left
+/// pending, and returns the call's verdict.
+#[inline(always)]
+fn ima_finish(file: *mut aya_ebpf::bindings::file) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(pending) = (unsafe { IMA_PENDING.get(&pid_tgid) }).copied() else {
+        return 0;
+    };
+    let _ = IMA_PENDING.remove(&pid_tgid);
+    let mut rec = ImaRecord {
+        kind: record::IMA_HASH,
+        tid: pid_tgid as u32,
+        algo: 0,
+        _pad: 0,
+        hash: [0; IMA_HASH_MAX],
+    };
+    rec.algo = unsafe {
+        gen::bpf_ima_file_hash(
+            file,
+            rec.hash.as_mut_ptr() as *mut c_void,
+            IMA_HASH_MAX as u32,
+        )
+    } as i32;
+    if EVENTS.output(&rec, 0).is_err() {
+        count_loss(record::IMA_HASH);
+    }
+    errno_or_zero(pending.errno)
 }
 
 #[fentry]
@@ -1264,7 +1345,7 @@ fn run_hook(ctx: u64, hook_slot: u32, hook: &HookConf) -> i32 {
             value: 0,
             enforced: false,
         });
-        post(hook_slot, hook, 0, data_len, 0);
+        post(hook_slot, hook, 0, data_len, 0, 0);
         return 0;
     }
     let Some(state) = loop_state() else {
@@ -1800,6 +1881,7 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
     // The first Post with a rate limit, by index.
     let mut rate_action = MAX_ACTIONS;
     let mut stacks = 0u8;
+    let mut ima_hash = 0u8;
     // The selector has a Set (the compiler allows one): a flag only, so
     // the verifier follows two cases, not one per index (`queue_write`
     // finds it).
@@ -1814,6 +1896,7 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
         let a = &sel.actions[i];
         if a.kind == action::POST {
             stacks |= a.stacks;
+            ima_hash |= a.ima_hash;
         }
         match a.kind {
             action::POST if a.rate_limit_ns != 0 && rate_action == MAX_ACTIONS => rate_action = i,
@@ -1897,7 +1980,7 @@ fn act(hook_slot: u32, hook: &HookConf, sel: &Selector, s: u8, data_len: u32) ->
         post_it = false;
     }
     if post_it {
-        post(hook_slot, hook, s, data_len, stacks);
+        post(hook_slot, hook, s, data_len, stacks, ima_hash);
     }
     ret
 }
@@ -2178,9 +2261,10 @@ fn count(policy_slot: u32, bump: impl FnOnce(&mut PolicyCounters)) {
 
 /// Writes an event, with `data_len` bytes of argument data and the
 /// `stacks` (`stack::*`) `run_lists` took, to the ring buffer; its
-/// action, as `note_outcome` wrote it.
+/// action, as `note_outcome` wrote it. With `ima_hash`, the hook's IMA
+/// companion is told to follow it with the hash (`ImaRecord`).
 #[inline(always)]
-fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8) {
+fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8, ima_hash: u8) {
     // A call counts once, when its exit half posts.
     if hook.return_half != return_half::ENTRY {
         count(hook.policy_slot, |c| c.post += 1);
@@ -2222,6 +2306,7 @@ fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8) {
         ev.repeats = loop_state().map_or(0, |state| state.repeats);
         ev.return_half = hook.return_half;
         ev.pair_slot = hook.pair_slot;
+        ev.ima_hash = u8::from(ima_hash != 0 && ima_requested(pid_tgid));
         ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         // A socket argument's owner, where a TrackSock recorded one, names
         // the event. Not on return hooks: their halves are paired by

@@ -573,14 +573,15 @@ impl Daemon {
         } = batch;
         for item in items {
             match item {
-                ring::Item::Policy(ev, range, whole) => {
+                ring::Item::Policy(ev, range, whole, ima_hash) => {
                     let whole = whole.and_then(|w| {
                         Some(events::WholeArg {
                             arg: w.arg,
                             bytes: data.get(w.range)?,
                         })
                     });
-                    self.export_policy_event(&ev, data.get(range).unwrap_or_default(), whole)
+                    let data = data.get(range).unwrap_or_default();
+                    self.export_policy_event(&ev, data, whole, ima_hash.as_deref())
                 }
                 ring::Item::Exec(rec, info) => self.on_exec(&rec, info),
                 ring::Item::Exit(rec, status) => self.on_exit(&rec, status),
@@ -599,12 +600,14 @@ impl Daemon {
         self.exporter.flush();
     }
 
-    /// `whole`: its `maxData` argument's buffer.
+    /// `whole`: its `maxData` argument's buffer; `ima_hash`: the hash it
+    /// asked for, as Tetragon writes it.
     fn export_policy_event(
         &mut self,
         ev: &tetragond_ebpf::Event,
         data: &[u8],
         whole: Option<events::WholeArg<'_>>,
+        ima_hash: Option<&str>,
     ) {
         let meta = self.store.hook_meta(ev.policy_slot, ev.hook_slot).cloned();
         // As in Tetragon, when the event arrives: before the exporter's
@@ -616,7 +619,7 @@ impl Daemon {
             (return_half::ENTRY, _) => self.calls.hold(ev, data, whole.map(|w| (w.arg, w.bytes))),
             (_, None) => self.exporter.dropped(DropReason::UnknownPolicy, "", 1),
             (return_half::EXIT, Some(meta)) => self.export_call(ev, data, whole, &meta),
-            (_, Some(meta)) => self.export_hook_event(ev, data, &meta, None, whole),
+            (_, Some(meta)) => self.export_hook_event(ev, data, &meta, None, whole, ima_hash),
         }
     }
 
@@ -662,7 +665,7 @@ impl Daemon {
             payload: ret_data,
             meta: ret_meta,
         };
-        self.export_hook_event(&call.event, &call.payload, &meta, Some(part), whole);
+        self.export_hook_event(&call.event, &call.payload, &meta, Some(part), whole, None);
     }
 
     /// The event `ev` of the hook `meta` describes (with the return half
@@ -674,6 +677,7 @@ impl Daemon {
         meta: &HookMeta,
         ret: Option<events::ReturnPart<'_>>,
         whole: Option<events::WholeArg<'_>>,
+        ima_hash: Option<&str>,
     ) {
         if meta.kind == HookKind::Loader {
             // A mapping already written for the process (this exec of it:
@@ -742,6 +746,7 @@ impl Daemon {
             &stacks,
             ret,
             whole,
+            ima_hash,
         );
         self.exporter.write(kind, &self.line);
     }

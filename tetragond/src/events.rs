@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use tetragond_ebpf::{
-    action, record, DataRecord, Event, ExecRecord, ExitRecord, DATA_HEADER_LEN, MODE_MONITOR,
+    action, record, DataRecord, Event, ExecRecord, ExitRecord, ImaRecord, DATA_HEADER_LEN,
+    IMA_HASH_MAX, MODE_MONITOR,
 };
 
 use crate::{
@@ -38,6 +39,41 @@ pub enum Record<'a> {
     Exit(ExitRecord),
     /// A piece of a `maxData` buffer.
     Data(Piece<'a>),
+    /// The IMA hash the events its thread just posted wait for.
+    Ima(ImaHash),
+}
+
+/// The IMA hash of an LSM hook's file, as the kernel's companion program
+/// took it (`ImaRecord`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImaHash {
+    /// The thread whose events wait for it.
+    pub tid: u32,
+    /// The kernel's `enum hash_algo`, or a negative errno.
+    pub algo: i32,
+    pub digest: [u8; IMA_HASH_MAX],
+}
+
+impl ImaHash {
+    /// Tetragon's `ima_hash`: `ALGO:HEX`, for the algorithms it names;
+    /// None for an error (no hash) or another algorithm, which Tetragon
+    /// leaves out too.
+    pub fn text(&self) -> Option<String> {
+        let (name, len) = match self.algo {
+            1 => ("md5", 16),
+            2 => ("sha1", 20),
+            4 => ("sha256", 32),
+            6 => ("sha512", 64),
+            13 => ("wp512", 64),
+            17 => ("sm3", 32),
+            _ => return None,
+        };
+        let hex: String = self.digest[..len]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(format!("{name}:{hex}"))
+    }
 }
 
 /// The buffer of a hook's `maxData` argument, put together from its pieces.
@@ -78,6 +114,13 @@ pub fn decode(bytes: &[u8]) -> Option<Record<'_>> {
         record::EXEC => read_pod(bytes).map(|r| Record::Exec(Box::new(r))),
         record::EXIT => read_pod(bytes).map(Record::Exit),
         record::DATA => decode_piece(bytes).map(Record::Data),
+        record::IMA_HASH => read_pod::<ImaRecord>(bytes).map(|r| {
+            Record::Ima(ImaHash {
+                tid: r.tid,
+                algo: r.algo,
+                digest: r.hash,
+            })
+        }),
         _ => None,
     }
 }
@@ -519,6 +562,7 @@ pub fn write_policy_event(
     stacks: &StackFrames,
     ret: Option<ReturnPart<'_>>,
     whole: Option<WholeArg<'_>>,
+    ima_hash: Option<&str>,
 ) -> &'static str {
     let kind = hook_kind(meta);
     let (data, _, _) = split_payload(ev, payload);
@@ -544,6 +588,11 @@ pub fn write_policy_event(
         stacks.user.iter().map(Frame::from),
     );
     ancestors_json(&mut j, ancestors);
+    // Tetragon's last field of an LSM event.
+    if let Some(hash) = ima_hash {
+        j.key("ima_hash");
+        j.str(hash);
+    }
     // Tetragon's last field of a kprobe event.
     data_values(&mut j, ev, data, meta);
     j.key("mode");
@@ -895,6 +944,7 @@ mod tests {
             &StackFrames::default(),
             None,
             None,
+            None,
         );
         assert_eq!(&out[..10], b"left alone", "appended");
         (kind, out.split_off(10))
@@ -925,7 +975,8 @@ mod tests {
             user_stack_len: 0,
             pair_slot: 0,
             return_half: 0,
-            _pad: [0; 3],
+            ima_hash: 0,
+            _pad: [0; 2],
             args: [39, 0, 0, 0, 0],
             comm,
             exe,
@@ -996,6 +1047,7 @@ mod tests {
             "n",
             &StackFrames::default(),
             Some(part),
+            None,
             None,
         );
         let line: Value = serde_json::from_slice(&out).expect("JSON");
@@ -1128,6 +1180,7 @@ mod tests {
             &clock,
             "n",
             &frames,
+            None,
             None,
             None,
         );

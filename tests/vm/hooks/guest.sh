@@ -402,6 +402,18 @@ lsm_case() {
     fi
 }
 
+# ima_case NAME TEST HOOK: both modes where the kernel can take IMA hashes
+# (ima_file_hash); elsewhere the refusal naming what it lacks.
+IMA_REFUSAL="imaHash needs sleepable LSM programs calling bpf_ima_file_hash (Linux 5.18), LSM links with BPF cookies (5.19) and a kernel built with IMA (CONFIG_IMA); see \`tetra status\`"
+ima_case() {
+    if ! has_feature bpf_lsm_active || has_feature ima_file_hash; then
+        lsm_case "$@"
+    else
+        echo "GUEST-INFO $1: no IMA hashes here: the refusal is checked"
+        refused "$1" "$SHARE/policies/$1.yaml" "lsmhooks[0] $3: $IMA_REFUSAL"
+    fi
+}
+
 # uprobe_case NAME TEST: both modes where uprobes have BPF cookies (5.15).
 uprobe_case() {
     if has_feature attach_cookie; then
@@ -432,6 +444,36 @@ t_lsm_bprm() {
         expect "survived" 0 $TB exec /tmp/denied-bin probe 1
     fi
     expect "survived" 0 $TB exec /tmp/allowed-bin probe 1
+}
+
+# 2b. Post imaHash: the exec of /tmp/ima-denied refused (enforce) with its
+# program's hash in the event, which the companion taking it returns the
+# verdict after; an mmap_file event with the mapped file's hash.
+t_lsm_ima() {
+    if [ "$1" = enforce ]; then
+        expect "error 13" 0 $TB exec /tmp/ima-denied probe 1
+    else
+        expect "survived" 0 $TB exec /tmp/ima-denied probe 1
+    fi
+    expect "mapped" 0 $TB map-exec /tmp/ima/hashed
+    ima_posted bprm_check_security /tmp/ima-denied
+    ima_posted mmap_file /tmp/ima/hashed
+}
+
+# ima_posted HOOK FILE: an event of HOOK carries FILE's hash, in the
+# algorithm IMA chose (busybox's ALGOsum computes it here).
+ima_posted() {
+    posted "\"function_name\":\"$1\".*\"ima_hash\":\"" "$1 event with an ima_hash"
+    got=$(cat /tmp/events.log* | grep "\"function_name\":\"$1\"" | grep -o '"ima_hash":"[a-z0-9]*:[0-9a-f]*"' | tail -1)
+    got=${got#\"ima_hash\":\"}
+    got=${got%\"}
+    algo=${got%%:*}
+    want="$algo:$("${algo}sum" "$2" 2>/dev/null | cut -d' ' -f1)"
+    if [ -n "$got" ] && [ "$got" = "$want" ]; then
+        echo "GUEST-INFO $1: ima_hash $got"
+    else
+        bad "$1: ima_hash '$got', want '$want'"
+    fi
 }
 
 # 3. LSM socket_connect, Override -1 on 127.0.0.0/8 port 4242.
@@ -1330,7 +1372,9 @@ echo fexit >/tmp/fexit/f
 echo secret >/tmp/secret/f
 echo perm >/tmp/perm/f
 echo other >/tmp/other
-for b in denied-bin allowed-bin bin-a bin-b; do cp $TB /tmp/$b; done
+for b in denied-bin allowed-bin bin-a bin-b ima-denied; do cp $TB /tmp/$b; done
+mkdir -p /tmp/ima
+echo "hash me" >/tmp/ima/hashed
 mkdir -p /tmp/manybin /tmp/many
 cp /bin/busybox /tmp/manybin/busybox
 # For the examples watch-shadow-access and watch-outbound-tcp.
@@ -1349,6 +1393,7 @@ done
 # --- run ----------------------------------------------------------------------
 lsm_case lsm-file-open t_lsm_file_open file_open
 lsm_case lsm-bprm t_lsm_bprm bprm_check_security
+ima_case lsm-ima t_lsm_ima bprm_check_security
 lsm_case lsm-connect t_lsm_connect socket_connect
 lsm_case lsm-truncate t_lsm_truncate path_truncate
 both_modes kprobe-override t_kprobe_override

@@ -24,6 +24,16 @@ pub fn compile(
     if let Some(why) = lsm_unavailable(formats.caps()) {
         return Err(CompileError::Unsupported(format!("{what}: {why}")));
     }
+    let hashes = spec
+        .selectors
+        .iter()
+        .flat_map(|s| s.match_actions.iter())
+        .any(|a| a.ima_hash);
+    if hashes && !formats.caps().ima_file_hash {
+        return Err(CompileError::Unsupported(format!(
+            "{what}: imaHash needs sleepable LSM programs calling bpf_ima_file_hash (Linux 5.18), LSM links with BPF cookies (5.19) and a kernel built with IMA (CONFIG_IMA); see `tetra status`"
+        )));
+    }
     let name = spec.hook.strip_prefix("bpf_lsm_").unwrap_or(&spec.hook);
     function::compile(
         policy,

@@ -1053,6 +1053,7 @@ impl SelectorCtx<'_> {
                     } else {
                         0
                     } | if a.user_stack_trace { stack::USER } else { 0 },
+                    ima_hash: u8::from(a.ima_hash),
                     ..Default::default()
                 },
                 ActionType::NoPost => ActionSpec {

@@ -39,6 +39,7 @@ impl FormatSource for Debian {
             uprobe_cookies: true,
             write_user: true,
             uprobe_regs: true,
+            ima_file_hash: true,
             kernel_functions: KernelFunctions::Auto,
         }
     }
@@ -354,6 +355,78 @@ fn lsm_hooks_without_bpf_lsm_name_the_missing_feature() {
             .contains("BPF LSM programs cannot be loaded"),
         "{err}"
     );
+}
+
+/// An LSM hook on `hook` whose selector takes `action` with `imaHash`.
+fn lsm_ima(hook: &str, action: &str) -> String {
+    format!(
+        "apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: ima
+spec:
+  lsmhooks:
+  - hook: {hook}
+    selectors:
+    - matchActions:
+      - action: {action}
+        imaHash: true
+"
+    )
+}
+
+fn refusal(yaml: &str) -> String {
+    policy::parse_policy(Path::new("t.yaml"), yaml)
+        .expect_err("refused")
+        .to_string()
+}
+
+#[test]
+fn ima_hash_is_asked_of_lsm_hooks_with_a_file() {
+    for hook in ["mmap_file", "bprm_check_security"] {
+        let c = compile_on(&lsm_ima(hook, "Post"), &Debian).expect("compiles");
+        let action = c.hooks[0].conf.selectors[0].actions[0];
+        assert_eq!((action.kind, action.ima_hash), (action::POST, 1), "{hook}");
+    }
+}
+
+#[test]
+fn ima_hash_is_refused_where_it_would_be_ignored() {
+    let no_file = refusal(&lsm_ima("path_mkdir", "Post"));
+    assert!(
+        no_file.contains("t.yaml:11:9") && no_file.contains("path_mkdir has none"),
+        "{no_file}"
+    );
+    let unreadable = refusal(&lsm_ima("file_open", "Post"));
+    assert!(
+        unreadable.contains("file_post_open (Linux 6.9) can"),
+        "{unreadable}"
+    );
+    let not_post = refusal(&lsm_ima("mmap_file", "Sigkill"));
+    assert!(
+        not_post.contains("imaHash has no effect on action Sigkill"),
+        "{not_post}"
+    );
+    let kprobe = refusal(&kprobe(
+        "security_file_open",
+        "    selectors:\n    - matchActions:\n      - action: Post\n        imaHash: true\n",
+    ));
+    assert!(kprobe.contains("LSM hooks (lsmhooks) only"), "{kprobe}");
+}
+
+#[test]
+fn ima_hash_names_what_the_kernel_lacks() {
+    let without = Kernel::with(HookCaps {
+        ima_file_hash: false,
+        ..Debian.caps()
+    });
+    let e = compile_on(&lsm_ima("mmap_file", "Post"), &without).expect_err("no helper");
+    assert!(e.to_string().contains("imaHash needs"), "{e}");
+    compile_on(
+        &lsm_ima("mmap_file", "Post").replace("        imaHash: true\n", ""),
+        &without,
+    )
+    .expect("compiles without it");
 }
 
 fn kprobe(call: &str, extra: &str) -> String {

@@ -5,6 +5,7 @@
 
 pub mod ancestors;
 pub mod dbus;
+pub mod ima_waits;
 pub mod ratelimit;
 pub mod ring;
 pub mod stats;

@@ -21,7 +21,7 @@ use std::{
     collections::HashMap,
     ops::Range,
     os::fd::{AsFd, AsRawFd},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aya::maps::{MapData, RingBuf};
@@ -29,8 +29,11 @@ use tetragond_ebpf::{Event, ExecRecord, ExitRecord};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::{
-    events::{self, Record},
-    export::whole_buffers::WholeBuffers,
+    events::{self, ImaHash, Record},
+    export::{
+        ima_waits::{ImaWaits, Waiting},
+        whole_buffers::{WholeBuffer, WholeBuffers},
+    },
     process::procfs::{self, ProcInfo},
 };
 
@@ -71,9 +74,10 @@ const LARGE_DRAIN: usize = BATCH / 2;
 )]
 #[derive(Debug, Clone)]
 pub enum Item {
-    /// The event, where its data is in [`Batch::data`], and its `maxData`
-    /// argument's buffer, if it has one and it came.
-    Policy(Event, Range<usize>, Option<WholeArg>),
+    /// The event, where its data is in [`Batch::data`], its `maxData`
+    /// argument's buffer, if it has one and it came, and its IMA hash
+    /// (Tetragon's `ima_hash` text), if it asked for one and it came.
+    Policy(Event, Range<usize>, Option<WholeArg>, Option<String>),
     /// With /proc as read right after the exec (None: already gone).
     Exec(Box<ExecRecord>, Option<ProcInfo>),
     /// With the wait status read right after the exit, when still there.
@@ -130,6 +134,7 @@ pub fn spawn(ring: RingBuf<MapData>) -> std::io::Result<mpsc::Receiver<Batch>> {
             batch: Batch::with_capacity(),
             shares: HashMap::new(),
             buffers: WholeBuffers::default(),
+            ima: ImaWaits::default(),
         },
     };
     std::thread::Builder::new()
@@ -155,6 +160,8 @@ struct Outbox {
     shares: HashMap<u32, u32>,
     /// `maxData` buffers whose events have not come yet.
     buffers: WholeBuffers,
+    /// Events whose IMA hash has not come yet.
+    ima: ImaWaits,
 }
 
 /// Whether the main loop is still there to take batches.
@@ -175,6 +182,7 @@ impl Reader {
                 Some(n) => n,
                 None => return,
             };
+            self.out.expire_ima_waits();
             if self.out.hand_over() == Handed::Closed {
                 return; // the main loop is gone: the daemon is stopping
             }
@@ -227,6 +235,7 @@ impl Outbox {
         let item = match events::decode(bytes) {
             Some(Record::Policy(ev, data)) => return self.take_policy_event(ev, data),
             Some(Record::Data(piece)) => return self.buffers.add(piece),
+            Some(Record::Ima(hash)) => return self.take_ima_hash(hash),
             _ if full => {
                 self.batch.process_records_dropped += 1;
                 return;
@@ -240,6 +249,42 @@ impl Outbox {
 
     fn take_policy_event(&mut self, ev: Event, data: &[u8]) {
         let whole = self.buffers.take(ev.tid, ev.ktime_ns);
+        if ev.ima_hash != 0 {
+            let event = Waiting {
+                ev,
+                data: data.to_vec(),
+                whole,
+            };
+            if let Some(w) = self.ima.hold(event, Instant::now()) {
+                self.push_policy_event(w.ev, &w.data, w.whole, None);
+            }
+            return;
+        }
+        self.push_policy_event(ev, data, whole, None);
+    }
+
+    /// The events of the hash's thread, with it.
+    fn take_ima_hash(&mut self, hash: ImaHash) {
+        let text = hash.text();
+        for w in self.ima.release(hash.tid) {
+            self.push_policy_event(w.ev, &w.data, w.whole, text.clone());
+        }
+    }
+
+    /// Events whose hash did not come in time, without it.
+    fn expire_ima_waits(&mut self) {
+        for w in self.ima.expired(Instant::now()) {
+            self.push_policy_event(w.ev, &w.data, w.whole, None);
+        }
+    }
+
+    fn push_policy_event(
+        &mut self,
+        ev: Event,
+        data: &[u8],
+        whole: Option<WholeBuffer>,
+        ima_hash: Option<String>,
+    ) {
         if !self.admit_policy_event(ev.tgid) {
             *self
                 .batch
@@ -259,7 +304,9 @@ impl Outbox {
                 range: start..self.batch.data.len(),
             }
         });
-        self.batch.items.push(Item::Policy(ev, range, whole));
+        self.batch
+            .items
+            .push(Item::Policy(ev, range, whole, ima_hash));
     }
 
     /// Always while the batch is below `BATCH`; then within the process's
@@ -364,6 +411,7 @@ mod tests {
             batch: Batch::with_capacity(),
             shares: HashMap::new(),
             buffers: WholeBuffers::default(),
+            ima: ImaWaits::default(),
         };
         (out, rx)
     }
@@ -422,7 +470,7 @@ mod tests {
         out.take(&policy_record(1, 7));
         out.take(&policy_record(1, 7));
         let items = &out.batch.items;
-        let Item::Policy(_, _, Some(whole)) = &items[0] else {
+        let Item::Policy(_, _, Some(whole), _) = &items[0] else {
             panic!("no buffer with the event: {:?}", items[0]);
         };
         assert_eq!(whole.arg, 2);
@@ -431,7 +479,7 @@ mod tests {
             b"first piece, second piece"
         );
         assert!(
-            matches!(items[1], Item::Policy(_, _, None)),
+            matches!(items[1], Item::Policy(_, _, None, _)),
             "the next event of the thread has none"
         );
     }

@@ -32,4 +32,7 @@ pub struct HookCaps {
     /// Uprobe programs may write their registers (Linux 6.18): Override
     /// on uprobes.
     pub uprobe_regs: bool,
+    /// Sleepable LSM programs may call `bpf_ima_file_hash` (Linux 5.18),
+    /// the kernel has IMA, and LSM links carry cookies: Post `imaHash`.
+    pub ima_file_hash: bool,
 }

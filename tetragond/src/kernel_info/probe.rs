@@ -79,6 +79,7 @@ pub fn hook_caps(features: &[(&str, bool)]) -> HookCaps {
         uprobe_cookies: has("attach_cookie"),
         write_user: has("bpf_probe_write_user"),
         uprobe_regs: has("uprobe_regs"),
+        ima_file_hash: has("ima_file_hash"),
         kernel_functions: Default::default(),
     }
 }

@@ -9,6 +9,7 @@
 mod de;
 pub mod error;
 pub mod files;
+pub mod ima;
 pub mod issue;
 pub mod key;
 pub mod limits;

@@ -6,6 +6,7 @@
 //! Refusals that depend on the running kernel (a missing hook, a helper
 //! the kernel lacks) belong to the compile step instead.
 
+use super::ima;
 use super::issue::{Check, Issue};
 use super::location::{NodePath, Part};
 use super::mode::POLICY_MODE_OPTION;
@@ -214,6 +215,7 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
         }
     }
     let kprobe_events = matches!(hook, Hook::Kprobe(_) | Hook::Fentry(_));
+    let not_hashed = ima_hash_refusal(&hook);
     let takes_data = kprobe_events || matches!(hook, Hook::Uprobe(u) if !u.data.is_empty());
     for (i, selector) in hook.selectors().iter().enumerate() {
         let here = path.key("selectors").index(i);
@@ -224,9 +226,27 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
             "matchData",
             why,
         )?;
-        check_selector(selector, &here, kprobe_events)?;
+        check_selector(selector, &here, kprobe_events, not_hashed.as_deref())?;
     }
     Ok(())
+}
+
+/// Why Post `imaHash` cannot be served on `hook`, if it cannot: it hashes
+/// the file an LSM hook's first argument names (Tetragon warns and
+/// ignores it elsewhere).
+fn ima_hash_refusal(hook: &Hook<'_>) -> Option<String> {
+    match hook {
+        Hook::LsmHook(l) if ima::subject(&l.hook).is_some() => None,
+        Hook::LsmHook(l) if ima::unreadable(&l.hook).is_some() => {
+            ima::unreadable(&l.hook).map(str::to_string)
+        }
+        Hook::LsmHook(l) => Some(format!(
+            "imaHash hashes the file an LSM hook's first argument names; {} has none (hooks: {})",
+            l.hook,
+            ima::hooks()
+        )),
+        _ => Some("imaHash is taken on LSM hooks (lsmhooks) only, as in Tetragon".into()),
+    }
 }
 
 /// `returnArgAction` TrackSock or UntrackSock records (or forgets) the
@@ -396,8 +416,14 @@ fn check_arg(arg: &Arg, here: &NodePath, not_resolved: Option<&str>) -> Check {
 }
 
 /// `kprobe_events`: the hook's events are `process_kprobe`, the one kind
-/// that carries stack traces in Tetragon's events.
-fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> Check {
+/// that carries stack traces in Tetragon's events; `not_hashed`: why
+/// `imaHash` is not served on the hook.
+fn check_selector(
+    selector: &Selector,
+    path: &NodePath,
+    kprobe_events: bool,
+    not_hashed: Option<&str>,
+) -> Check {
     for (i, filter) in selector.match_return_args.iter().enumerate() {
         let why =
             "matchReturnArgs filters the return value; there are no argument positions to name";
@@ -415,7 +441,7 @@ fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> 
     for (key, list) in actions {
         for (i, action) in list.iter().enumerate() {
             let here = path.key(key).index(i);
-            check_action(action, &here)?;
+            check_action_arguments(action, &here)?;
             let why =
                 "a stack trace is written on process_kprobe events only (kprobes), as in Tetragon";
             let stacks = [
@@ -425,26 +451,19 @@ fn check_selector(selector: &Selector, path: &NodePath, kprobe_events: bool) -> 
             for (field, set) in stacks {
                 refuse_if(set && !kprobe_events, &here, field, why)?;
             }
+            if let Some(why) = not_hashed {
+                refuse_if(action.ima_hash, &here, "imaHash", why)?;
+            }
         }
     }
     Ok(())
-}
-
-fn check_action(action: &ActionSelector, path: &NodePath) -> Check {
-    check_action_arguments(action, path)?;
-    refuse_if(
-        action.ima_hash,
-        path,
-        "imaHash",
-        "IMA hashes are not collected",
-    )
 }
 
 /// An action's argument fields, each given only with an action that
 /// reads it.
 fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
     use ActionType::*;
-    let fields: [(&str, bool, &[ActionType]); 12] = [
+    let fields: [(&str, bool, &[ActionType]); 13] = [
         (
             "argError",
             action.arg_error.is_some(),
@@ -471,6 +490,7 @@ fn check_action_arguments(action: &ActionSelector, path: &NodePath) -> Check {
         ("rateLimitScope", action.rate_limit_scope.is_some(), &[Post]),
         ("kernelStackTrace", action.kernel_stack_trace, &[Post]),
         ("userStackTrace", action.user_stack_trace, &[Post]),
+        ("imaHash", action.ima_hash, &[Post]),
     ];
     for (key, set, takers) in fields {
         if set && !takers.contains(&action.action) {

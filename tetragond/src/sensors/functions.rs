@@ -48,6 +48,10 @@ struct Bound {
     /// program that returns the Override it decided (closed on drop), and
     /// the name of its link's pin.
     modify_return: Option<(super::fmod_ret::ModifyReturn, Option<String>)>,
+    /// An LSM hook's IMA companion (`policy::ima`), linked just
+    /// before the hook's program so that it runs right after it; released
+    /// after it.
+    companion: Option<Held>,
     /// Served by a numbered slot program, unbound when the target goes
     /// (trampolines and LSM hooks: unloaded, so the slot can serve
     /// another); the `*_any` programs only drop their link.
@@ -69,6 +73,9 @@ pub struct FunctionAttachments {
     cookies: bool,
     /// Raw tracepoint links carry a BPF cookie here.
     raw_tracepoint_cookies: bool,
+    /// LSM hooks that may hash their file get an IMA companion (the
+    /// kernel can run it: `Kernel::probe_programs`).
+    ima: bool,
 }
 
 /// Trampoline and LSM links carry a BPF cookie (Linux 5.19): the kernel's
@@ -150,7 +157,14 @@ impl FunctionAttachments {
             kallsyms: OnceCell::new(),
             cookies,
             raw_tracepoint_cookies,
+            ima: false,
         }
+    }
+
+    /// Gives LSM hooks that may hash their file an IMA companion from now
+    /// on (the probe found the kernel runs it).
+    pub fn serve_ima(&mut self, ima: bool) {
+        self.ima = ima;
     }
 
     /// The first of the `count` sites from `base` no bound target holds.
@@ -243,6 +257,7 @@ impl FunctionAttachments {
                 users: 1,
                 link,
                 modify_return,
+                companion: None,
                 slot: true,
             },
         );
@@ -272,9 +287,16 @@ impl FunctionAttachments {
             tracepoint: describe(target),
             message,
         };
-        let link = self
-            .load_and_link(ebpf, program, target, attach, site)
-            .map_err(attach_err)?;
+        let companion = self.ima_companion(ebpf, target).map_err(attach_err)?;
+        let link = match self.load_and_link(ebpf, program, target, attach, site) {
+            Ok(link) => link,
+            Err(message) => {
+                if let Some(c) = companion {
+                    self.pins.release(c);
+                }
+                return Err(attach_err(message));
+            }
+        };
         let link = self
             .pins
             .hold_owned(&format!("{program}-{}", target.name), link);
@@ -282,14 +304,22 @@ impl FunctionAttachments {
             Ok(m) => m,
             Err(message) => {
                 self.pins.release(link);
+                if let Some(c) = companion {
+                    self.pins.release(c);
+                }
                 return Err(attach_err(message));
             }
         };
         tracing::info!(
-            "{} served by program {program} (site {site}){}",
+            "{} served by program {program} (site {site}){}{}",
             describe(target),
             if modify_return.is_some() {
                 " and an fmod_ret program"
+            } else {
+                ""
+            },
+            if companion.is_some() {
+                " and an IMA companion"
             } else {
                 ""
             }
@@ -303,6 +333,7 @@ impl FunctionAttachments {
                 users: 1,
                 link,
                 modify_return,
+                companion,
                 slot: false,
             },
         );
@@ -355,6 +386,32 @@ impl FunctionAttachments {
                 Err(format!("{program} cannot serve {}", describe(target)))
             }
         }
+    }
+
+    /// For an LSM hook whose file a policy may hash, where the kernel can:
+    /// its IMA companion, linked (and pinned) before the hook's own
+    /// program, so that the kernel runs it right after that one (a hook's
+    /// programs run newest first). Always there on such a hook, whatever
+    /// its policies ask: a companion added under a program already linked
+    /// would run before it.
+    fn ima_companion(
+        &mut self,
+        ebpf: &mut Ebpf,
+        target: &FunctionTarget,
+    ) -> Result<Option<Held>, String> {
+        let subject = match target.family {
+            FunctionFamily::Lsm if self.ima => crate::policy::ima::subject(&target.name),
+            _ => None,
+        };
+        let Some(subject) = subject else {
+            return Ok(None);
+        };
+        let program = subject.program();
+        let link = self.load_and_link(ebpf, program, target, TrampolineAttach::Lsm, 0)?;
+        Ok(Some(
+            self.pins
+                .hold_owned(&format!("{program}-{}", target.name), link),
+        ))
     }
 
     /// For an fentry on a `security_*` function: the fmod_ret program that
@@ -433,6 +490,7 @@ impl FunctionAttachments {
                 users: 1,
                 link,
                 modify_return: None,
+                companion: None,
                 slot: false,
             },
         );
@@ -530,6 +588,7 @@ impl FunctionAttachments {
         let Bound {
             link,
             modify_return,
+            companion,
             program,
             addresses,
             slot,
@@ -545,6 +604,11 @@ impl FunctionAttachments {
             unbind(ebpf, &self.pins, &program, target, link);
         } else {
             self.pins.release(link);
+        }
+        // After the hook's program: it may have left the companion a
+        // verdict to return.
+        if let Some(c) = companion {
+            self.pins.release(c);
         }
         forget_addresses(ebpf, &addresses);
     }

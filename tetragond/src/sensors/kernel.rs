@@ -42,6 +42,7 @@ use crate::{
         btf::{self, KernelBtf},
         offsets, tracefs,
     },
+    policy::ima::ImaSubject,
 };
 
 /// The object built by build.rs from tetragond-ebpf.
@@ -173,6 +174,7 @@ impl Kernel {
                 true,
             )
             .override_global("HAS_ATTACH_COOKIE", &u8::from(helpers.attach_cookie), true)
+            .override_global("BPRM_FILE_OFFSET", &bprm_file_offset(btf.as_deref()), true)
             .override_global(
                 "EXEC_CREDENTIALS",
                 &u8::from(options.exec_credentials),
@@ -831,6 +833,7 @@ impl Kernel {
                     ("bpf_lsm_programs", false),
                     ("bpf_override_return", false),
                     ("uprobe_regs", false),
+                    ("ima_file_hash", false),
                 ];
             }
         };
@@ -854,11 +857,28 @@ impl Kernel {
             .program_mut("probe_uprobe_regs")
             .and_then(|p| <&mut aya::programs::UProbe>::try_from(p).ok())
             .is_some_and(|p| p.load().is_ok() && p.unload().is_ok());
+        // The companion itself, on a hook it serves: sleepable LSM programs
+        // and the helper. IMA must be built in too (the helper's stub
+        // answers -EOPNOTSUPP otherwise), and LSM links carry cookies
+        // (`lsm_any` defers its verdict to the companion).
+        let ima_file_hash = lsm
+            && self.functions.trampoline_cookies()
+            && self
+                .btf
+                .as_ref()
+                .is_some_and(|b| b.function_id("ima_file_hash").is_ok())
+            && self
+                .ebpf
+                .program_mut(ImaSubject::File.program())
+                .and_then(|p| <&mut aya::programs::Lsm>::try_from(p).ok())
+                .is_some_and(|p| p.load("file_open", &btf).is_ok() && p.unload().is_ok());
+        self.functions.serve_ima(ima_file_hash);
         vec![
             ("bpf_trampolines", fentry),
             ("bpf_lsm_programs", lsm),
             ("bpf_override_return", override_return),
             ("uprobe_regs", uprobe_regs),
+            ("ima_file_hash", ima_file_hash),
             ("ancestor_cgroup_id", self.helpers.ancestor_cgroup_id),
             ("attach_cookie", self.helpers.attach_cookie),
             ("trampoline_cookies", self.functions.trampoline_cookies()),
@@ -910,6 +930,13 @@ impl Helpers {
             attach_cookie: has(BpfHelper::BPF_FUNC_get_attach_cookie),
         }
     }
+}
+
+/// `linux_binprm.file` in the running kernel (IMA companions on exec
+/// hooks); 0 when unknown, which the verifier then refuses at their load.
+fn bprm_file_offset(btf: Option<&KernelBtf>) -> u32 {
+    btf.and_then(|b| b.member_offset("linux_binprm", &["file"]).ok())
+        .map_or(0, |o| o.offset)
 }
 
 /// task_struct.mm, mm_struct.arg_start, mm_struct.arg_end and
