@@ -1478,8 +1478,11 @@ pub const IMA_HASH_MAX: usize = 64;
 /// Threads between an LSM hook's dispatch that posted an event with
 /// `imaHash` and its companion program, at once: an entry lives for one
 /// hook call. Not an LRU: an entry evicted while its call runs would lose
-/// the verdict it carries.
-pub const IMA_PENDING_ENTRIES: u32 = 4096;
+/// the verdict it carries. Preallocated (some 80 bytes an entry), so
+/// sized for the calls in flight, not for the threads of a host: past it
+/// an event goes without its hash and the call's verdict is returned at
+/// once.
+pub const IMA_PENDING_ENTRIES: u32 = 1024;
 
 /// What `lsm_any` leaves its hook's IMA companion (`ima_file`,
 /// `ima_bprm`, attached to run right after it), by thread: that an event
