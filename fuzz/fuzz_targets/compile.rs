@@ -121,6 +121,7 @@ fuzz_target!(|data: &[u8]| {
                 write_user: true,
                 uprobe_regs: true,
                 ima_file_hash: true,
+                xattr_discard_one: kernel_functions == KernelFunctions::Kprobe,
             },
             btf: true,
         };

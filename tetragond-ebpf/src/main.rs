@@ -789,10 +789,17 @@ function_sites!(
     ]
 );
 // fentry programs leave an enforced Override for the fmod_ret program
-// attached after them to the same function (see `OverrideDecision`).
+// attached after them to the same function (see `OverrideDecision`): an
+// errno, or 1, the one positive answer compile lets through (where the
+// function's caller takes it: `compile/positive.rs`).
 #[inline(always)]
 fn fentry_decide(ctx: *mut c_void, site: u32) -> i32 {
-    let errno = errno_or_zero(dispatch_function(ctx, site));
+    let verdict = dispatch_function(ctx, site);
+    let errno = if verdict == 1 {
+        1
+    } else {
+        errno_or_zero(verdict)
+    };
     if errno != 0 {
         if let Some(d) = OVERRIDE_DECISION.get_ptr_mut(0) {
             unsafe {

@@ -65,6 +65,8 @@
 //! - `securebits BITS SUBCMD..`: prctl(PR_SET_SECUREBITS, BITS), then SUBCMD
 //!   in this process; on failure prints `error ERRNO` and exits 1.
 //! - `truncate PATH`: truncate(2) to 0 bytes: `truncated` or `error ERRNO`.
+//! - `setxattr PATH NAME VALUE`: setxattr(2): `set` or `error ERRNO`.
+//! - `getxattr PATH NAME`: getxattr(2): `value VALUE` or `error ERRNO`.
 //! - `userns SUBCMD..`: runs SUBCMD in a new user namespace.
 //! - `fork SUBCMD..`: the child runs SUBCMD; the parent waits and prints
 //!   `child-killed SIGNAL` or `child-exited STATUS`.
@@ -89,7 +91,8 @@ const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
 | bench NR COUNT [STRING] | probe VALUE | answer VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | unix-connect PATH | sock-write < TEXT | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
-| caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH | fork SUBCMD.. | pin CPU SUBCMD.. | userns SUBCMD.. \
+| caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH \
+| setxattr PATH NAME VALUE | getxattr PATH NAME | fork SUBCMD.. | pin CPU SUBCMD.. | userns SUBCMD.. \
 | int80 NR ARG.. | int80-open PATH [junk] | wait-stdin SUBCMD..";
 
 fn arg(args: &[String], i: usize, default: u64) -> u64 {
@@ -890,6 +893,44 @@ fn run(args: &[String]) -> i32 {
                 println!("truncated");
             } else {
                 println!("error {}", errno());
+            }
+        }
+        Some("setxattr") => {
+            let (Some(path), Some(name), Some(value)) = (args.get(1), args.get(2), args.get(3))
+            else {
+                return usage();
+            };
+            let (path, name) = (cstring(path), cstring(name));
+            // SAFETY: valid C strings and a buffer of the length given.
+            let ret = unsafe {
+                libc::setxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            };
+            report(ret as libc::c_long, "set");
+        }
+        Some("getxattr") => {
+            let (Some(path), Some(name)) = (args.get(1), args.get(2)) else {
+                return usage();
+            };
+            let (path, name) = (cstring(path), cstring(name));
+            let mut value = [0u8; 256];
+            // SAFETY: valid C strings and a buffer of the length given.
+            let n = unsafe {
+                libc::getxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            match usize::try_from(n) {
+                Ok(n) => println!("value {}", String::from_utf8_lossy(&value[..n])),
+                Err(_) => println!("error {}", errno()),
             }
         }
         Some("writev") => {

@@ -259,16 +259,22 @@ without_place() { echo "$2" | sed "s|^$1:[0-9]*:[0-9]*: ||; s|^$1: ||"; }
 # a copy of it) and must write an event of its `# event:` kind, which the
 # host checks with all the others against the schema. One case for the
 # whole corpus.
+# this_kernels FILE: the path of this kernel's FILE under $SHARE/modules
+# (its version's: 6.1 for 6.1.x); empty when there is none.
+this_kernels() {
+    for m in "$SHARE"/modules/*/"$1"; do
+        v=$(basename "$(dirname "$m")")
+        case "$(uname -r)" in "$v".*) echo "$m" ;; esac
+    done
+}
+
 corpus_case() {
     begin corpus
     mkdir -p /tmp/corpus && cp "$TB" /tmp/corpus/tool
     # This kernel's module (its version's, 6.1 for 6.1.x), for module hooks.
-    release=$(uname -r)
-    for m in "$SHARE"/modules/*/module.ko; do
-        v=$(basename "$(dirname "$m")")
-        case "$release" in "$v".*) cp "$m" /tmp/corpus/module.ko ;; esac
-    done
-    [ -f /tmp/corpus/module.ko ] || bad "no module for kernel $release in $SHARE/modules"
+    module=$(this_kernels module.ko)
+    [ -n "$module" ] && cp "$module" /tmp/corpus/module.ko
+    [ -f /tmp/corpus/module.ko ] || bad "no module for kernel $(uname -r) in $SHARE/modules"
     n=0
     for f in "$SHARE"/corpus/*.yaml; do
         name=$(basename "$f" .yaml)
@@ -507,6 +513,61 @@ t_kprobe_override() {
     expect "read" 0 $TB read /tmp/other
     grep -q "fentry security_file_permission served by program fentry_[0-9a-z]*\( (site [0-9]*)\)\{0,1\} and an fmod_ret program" "$LOG" ||
         bad "the log does not say security_file_permission is served by fentry + fmod_ret"
+}
+
+# 4b. kprobe security_inode_copy_up_xattr, Override argError 1 (Tetragon's
+# "discard the xattr") on trusted.secret: overlayfs copies a file up without
+# it, whichever value this kernel's overlayfs takes for that (1 before Linux
+# 6.12, -ECANCELED since); other xattrs are copied. The xattr's name is the
+# hook's first parameter on 5.10 and 6.1, its second on 6.12 and 6.18 (a
+# dentry was put first in 2024): the policy is made for this kernel, and
+# the other layout is refused at its arg, by BTF.
+OVL=/tmp/ovl
+copy_up_policy() {
+    case "$(uname -r)" in
+        5.* | 6.1.*) sed 's/index: 1/index: 0/' "$SHARE/policies/kprobe-copy-up.yaml" ;;
+        *) cat "$SHARE/policies/kprobe-copy-up.yaml" ;;
+    esac
+}
+copy_up_mount() {
+    mkdir -p $OVL && mount -t tmpfs tmpfs $OVL && mkdir $OVL/lower $OVL/upper $OVL/work $OVL/merged ||
+        bad "cannot make $OVL"
+    echo data >$OVL/lower/f
+    expect "set" 0 $TB setxattr $OVL/lower/f trusted.secret s
+    expect "set" 0 $TB setxattr $OVL/lower/f trusted.kept k
+    mount -t overlay overlay -o lowerdir=$OVL/lower,upperdir=$OVL/upper,workdir=$OVL/work $OVL/merged ||
+        bad "cannot mount overlayfs on $OVL/merged"
+}
+copy_up_unmount() {
+    umount $OVL/merged
+    umount $OVL
+}
+t_kprobe_copy_up() {
+    chmod 600 $OVL/merged/f || bad "chmod (the copy-up) failed"
+    if [ "$1" = enforce ]; then
+        expect "error 61" 0 $TB getxattr $OVL/upper/f trusted.secret
+    else
+        expect "value s" 0 $TB getxattr $OVL/upper/f trusted.secret
+    fi
+    expect "value k" 0 $TB getxattr $OVL/upper/f trusted.kept
+}
+copy_up_case() {
+    overlay=$(this_kernels overlay.ko)
+    [ -z "$overlay" ] || insmod "$overlay" || echo "GUEST-INFO insmod $overlay failed (built in?)"
+    copy_up_policy >/tmp/kprobe-copy-up.yaml
+    cp /tmp/kprobe-copy-up.yaml "$SHARE/policies/kprobe-copy-up.yaml"
+    both_modes kprobe-copy-up t_kprobe_copy_up copy_up_mount copy_up_unmount
+    case "$(uname -r)" in
+        5.* | 6.1.*)
+            sed 's/index: 0/index: 1/; s/name: kprobe-copy-up/name: copy-up-other/' /tmp/kprobe-copy-up.yaml >/tmp/copy-up-other.yaml
+            want="kprobes[0] security_inode_copy_up_xattr: arg 1: function security_inode_copy_up_xattr has no argument 1 in its BTF prototype"
+            ;;
+        *)
+            sed 's/index: 1/index: 0/; s/name: kprobe-copy-up/name: copy-up-other/' /tmp/kprobe-copy-up.yaml >/tmp/copy-up-other.yaml
+            want="kprobes[0] security_inode_copy_up_xattr: arg 0: type string reads characters through a pointer; argument 0 is struct dentry * on this kernel (see its BTF)"
+            ;;
+    esac
+    refused copy-up-other /tmp/copy-up-other.yaml "$want"
 }
 
 # 5. kprobe tcp_connect, Sigkill on destination port 4244.
@@ -1397,6 +1458,7 @@ ima_case lsm-ima t_lsm_ima bprm_check_security
 lsm_case lsm-connect t_lsm_connect socket_connect
 lsm_case lsm-truncate t_lsm_truncate path_truncate
 both_modes kprobe-override t_kprobe_override
+copy_up_case
 both_modes kprobe-sigkill t_kprobe_sigkill
 both_modes kprobe-return t_kprobe_return
 many_case kprobe-many t_kprobe_many

@@ -16,7 +16,7 @@ use crate::policy::{error::in_file, load_policy_file, load_sidecar};
 
 /// The kernel features `--kernel` may name: those `tetra status` lists
 /// that decide how a policy compiles.
-pub const KERNEL_FEATURES: [&str; 8] = [
+pub const KERNEL_FEATURES: [&str; 9] = [
     "kprobes",
     "bpf_trampolines",
     "bpf_lsm_programs",
@@ -25,6 +25,7 @@ pub const KERNEL_FEATURES: [&str; 8] = [
     "bpf_probe_write_user",
     "uprobe_regs",
     "ima_file_hash",
+    "xattr_discard_one",
 ];
 
 /// Where the compile runs.

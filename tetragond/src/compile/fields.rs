@@ -8,7 +8,7 @@ use tetragond_ebpf::{arg_kind, ArgSpec, FieldPath, MAX_FIELD_LOADS};
 use super::args::int_width;
 use crate::{
     kernel_info::{
-        btf::{ArgOrigin, FieldKind, FieldWalk, KernelBtf, Pointee},
+        btf::{ArgOrigin, BtfError, FieldKind, FieldWalk, KernelBtf, Pointee},
         records::record_layout,
     },
     policy::model::{Arg, ArgType},
@@ -37,6 +37,50 @@ pub fn resolve_field(
 }
 
 const KERNEL_CAP_T: &str = "kernel_cap_t";
+
+/// An argument read where `origin` puts it, against its declaration in
+/// BTF: refused when the function has no such argument (its index would
+/// read whatever is past its parameters), or when a string type
+/// (`string`, `char_buf`) would read characters from what is neither a
+/// pointer to characters nor an untyped pointer or address (a `struct
+/// dentry *`: a filter on it would never match). Where BTF is missing or
+/// does not know the function, nothing is checked here (the attach needs
+/// the function anyway).
+pub fn check_declared(
+    arg: &Arg,
+    origin: ArgOrigin<'_>,
+    btf: Option<&KernelBtf>,
+) -> Result<(), DeclaredError> {
+    let Some(btf) = btf else {
+        return Ok(());
+    };
+    let id = match btf.arg_type(origin) {
+        Ok(id) => id,
+        Err(BtfError::Field(why)) => return Err(DeclaredError::Index(why)),
+        Err(_) => return Ok(()),
+    };
+    if !matches!(arg.ty, ArgType::String | ArgType::CharBuf) {
+        return Ok(());
+    }
+    let Ok(kind) = btf.value_kind(id) else {
+        return Ok(());
+    };
+    match kind {
+        FieldKind::PointerTo(Pointee::Chars | Pointee::Other) | FieldKind::Int { size: 8, .. } => Ok(()),
+        _ => Err(DeclaredError::Type(format!(
+            "type {} reads characters through a pointer; argument {} is {} on this kernel (see its BTF)",
+            arg.ty,
+            origin.index(),
+            btf.type_name(id)
+        ))),
+    }
+}
+
+/// Why an argument does not fit its declaration: its `index`, or its `type`.
+pub enum DeclaredError {
+    Index(String),
+    Type(String),
+}
 
 /// A type read as a member of the struct its pointer names.
 struct Through {

@@ -7,7 +7,10 @@ use tetragond_ebpf::{ArgSpec, HookConf};
 use super::{
     args::{link_sizes, unsupported_arg, word_arg, Memory},
     data,
-    fields::{check_iov_iter, check_record, concrete_type, read_member, resolve_field},
+    fields::{
+        check_declared, check_iov_iter, check_record, concrete_type, read_member, resolve_field,
+        DeclaredError,
+    },
     meta,
     selectors::{compile_selectors, HookArgs},
     Attach, CompiledHook, FunctionFamily, FunctionTarget, HookKind, HookMeta,
@@ -40,6 +43,8 @@ pub struct FunctionHook<'a> {
     pub message: Option<String>,
     pub tags: Vec<String>,
     pub override_denied: Option<String>,
+    /// The positive `argError` the function takes, if any.
+    pub positive: Option<super::positive::PositiveOverride>,
     /// fexit: where the return value is (after the function's parameters).
     pub return_offset: Option<u16>,
     /// What its events are exported as, when not named by the target
@@ -138,6 +143,13 @@ fn arg_spec(hook: &FunctionHook<'_>, i: usize, arg: &Arg) -> Result<ArgSpec, Com
                 .within(NodePath::root().key("args").index(i).key(key))
         }
     };
+    let origin = arg_origin(&hook.target, arg.index);
+    if let (Some(origin), None, false) = (origin, &arg.resolve, arg.ty == ArgType::Nop) {
+        check_declared(arg, origin, hook.btf).map_err(|e| match e {
+            DeclaredError::Index(m) => at("index")(m),
+            DeclaredError::Type(m) => at("type")(m),
+        })?;
+    }
     let offset = arg_offset(hook.target.family, arg, i, hook.return_offset)
         .map_err(|m| unsupported_arg(what, arg.index, m))?;
     let mut spec = word_arg(arg.ty, offset, Memory::Kernel)
@@ -185,6 +197,7 @@ pub fn compile(
         syscall_id: vec![],
         memory: Some(Memory::Kernel),
         override_denied: hook.override_denied.clone(),
+        positive: hook.positive,
         writable: None,
         regs: None,
     };

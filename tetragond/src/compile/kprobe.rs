@@ -293,6 +293,7 @@ fn function_entry(
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             override_denied: None,
+            positive: super::positive::on(&kp.call, &caps),
             return_offset: None,
             exported_as: None,
             positional: false,
@@ -330,6 +331,7 @@ fn return_hook(
             message: kp.message.clone(),
             tags: kp.tags.clone(),
             override_denied: None,
+            positive: None,
             return_offset,
             exported_as: None,
             positional: false,
@@ -502,6 +504,7 @@ fn syscall_hook(
         syscall_id: vec![],
         memory: Some(Memory::User),
         override_denied: Some(SYSCALL_OVERRIDE_DENIED.into()),
+        positive: None,
         writable: None,
         regs: None,
     };

@@ -48,6 +48,7 @@ pub fn compile(
             message: spec.message.clone(),
             tags: spec.tags.clone(),
             override_denied: None,
+            positive: None,
             return_offset: None,
             exported_as: None,
             positional: false,

@@ -15,6 +15,7 @@ mod loader;
 mod lsm;
 mod nop;
 mod plan;
+mod positive;
 mod regs;
 mod returns;
 mod selectors;

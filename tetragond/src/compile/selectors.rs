@@ -44,6 +44,8 @@ pub struct HookArgs<'a> {
     pub memory: Option<Memory>,
     /// Why Override cannot be honoured on this hook; None when it can.
     pub override_denied: Option<String>,
+    /// The positive `argError` this hook's function takes, if any.
+    pub positive: Option<super::positive::PositiveOverride>,
     /// Set (a USDT probe's): per position in `args`, whether its argument
     /// can be written, or why not. None on every other hook.
     pub writable: Option<Vec<Result<(), String>>>,
@@ -1090,14 +1092,10 @@ impl SelectorCtx<'_> {
                             "argRegs set a user process's registers: served on uprobes only, as in Tetragon",
                         ));
                     }
-                    let errno = a
+                    let arg_error = a
                         .arg_error
                         .ok_or_else(|| self.invalid("Override needs argError"))?;
-                    if !(-4095..0).contains(&errno) {
-                        return Err(
-                            self.invalid(format!("argError {errno} is not a negative errno"))
-                        );
-                    }
+                    let errno = self.returned(arg_error)?;
                     ActionSpec {
                         kind: action::OVERRIDE,
                         signal: errno as u32,
@@ -1119,6 +1117,28 @@ impl SelectorCtx<'_> {
         }
         compiled.n_actions = actions.len() as u8;
         Ok(())
+    }
+}
+
+impl SelectorCtx<'_> {
+    /// What an Override with `arg_error` returns from the function: a
+    /// negative errno as it is, a positive value only where the function's
+    /// caller takes one (see `positive.rs`), as this kernel's caller does.
+    fn returned(&self, arg_error: i32) -> Result<i32, CompileError> {
+        match self.args.positive {
+            _ if (-4095..0).contains(&arg_error) => Ok(arg_error),
+            Some(p) if arg_error == p.given => Ok(p.returned),
+            Some(p) if arg_error > 0 => Err(self.invalid(format!(
+                "argError {arg_error} means nothing to {}'s caller: {} {} (or give a negative errno)",
+                p.function, p.given, p.meaning
+            ))),
+            None if arg_error > 0 => Err(self.unsupported(format!(
+                "a positive argError is no errno: Tetragon returns it as it is, which only a few \
+                 security_* functions' callers take, each with its own meaning; tetragond serves {}",
+                super::positive::SERVED
+            ))),
+            _ => Err(self.invalid(format!("argError {arg_error} is not a negative errno"))),
+        }
     }
 }
 

@@ -40,6 +40,8 @@ impl FormatSource for Debian {
             write_user: true,
             uprobe_regs: true,
             ima_file_hash: true,
+            // Debian 12's 6.1: before the hook's -ECANCELED.
+            xattr_discard_one: true,
             kernel_functions: KernelFunctions::Auto,
         }
     }
@@ -508,6 +510,62 @@ fn override_on_security_functions_is_fentry_with_fmod_ret() {
     let err = compile_on(&kprobe("do_unlinkat", extra), &Debian).expect_err("no fmod_ret");
     assert!(
         err.to_string().contains("Override on a kernel function"),
+        "{err}"
+    );
+}
+
+/// Tetragon's `argError: 1` on security_inode_copy_up_xattr (discard the
+/// xattr) returns what this kernel's overlayfs takes for it; a positive
+/// value is refused elsewhere, and other positive values there.
+#[test]
+fn a_positive_arg_error_is_served_where_its_meaning_is_known() {
+    let extra = |error: &str| {
+        format!("    args:\n    - index: 1\n      type: string\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Equal\n        values: [trusted.secret]\n      matchActions:\n      - action: Override\n        argError: {error}\n")
+    };
+    let returned = |kernel: &dyn FormatSource| {
+        let c = compile_on(&kprobe("security_inode_copy_up_xattr", &extra("1")), kernel)
+            .expect("compiles");
+        let sel = &c.hooks[0].conf.selectors[0];
+        assert_eq!(sel.actions[0].kind, action::OVERRIDE);
+        sel.actions[0].signal as i32
+    };
+    assert_eq!(returned(&Debian), 1);
+    let since_6_12 = Kernel::with(HookCaps {
+        xattr_discard_one: false,
+        ..Debian.caps()
+    });
+    assert_eq!(returned(&since_6_12), -125);
+    let c = compile_on(
+        &kprobe("security_inode_copy_up_xattr", &extra("-125")),
+        &Debian,
+    )
+    .expect("compiles");
+    assert_eq!(c.hooks[0].conf.selectors[0].actions[0].signal as i32, -125);
+
+    let err = compile_on(
+        &kprobe("security_inode_copy_up_xattr", &extra("2")),
+        &Debian,
+    )
+    .expect_err("2 means nothing there");
+    assert!(
+        err.to_string().contains("argError 2 means nothing to security_inode_copy_up_xattr's caller: 1 discards the xattr"),
+        "{err}"
+    );
+    let err = compile_on(&kprobe("security_inode_mkdir", &extra("1")), &Debian)
+        .expect_err("no positive answer there");
+    assert!(
+        err.to_string()
+            .contains("tetragond serves argError 1 on security_inode_copy_up_xattr"),
+        "{err}"
+    );
+    let err = compile_on(
+        &kprobe("security_inode_copy_up_xattr", &extra("0")),
+        &Debian,
+    )
+    .expect_err("0 does nothing");
+    assert!(
+        err.to_string()
+            .contains("argError 0 is not a negative errno"),
         "{err}"
     );
 }

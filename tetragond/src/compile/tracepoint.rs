@@ -103,6 +103,7 @@ pub fn compile(
         // memory alike); no structure is followed.
         memory: Some(Memory::User),
         override_denied: Some(OVERRIDE_DENIED.into()),
+        positive: None,
         writable: None,
         regs: None,
     };
@@ -189,6 +190,7 @@ fn raw(
             message: tp.message.clone(),
             tags: tp.tags.clone(),
             override_denied: Some(OVERRIDE_DENIED.into()),
+            positive: None,
             return_offset: None,
             exported_as: Some(HookKind::Tracepoint {
                 subsystem: tp.subsystem.clone(),

@@ -233,6 +233,7 @@ pub(super) fn hook_conf(
         syscall_id: vec![],
         memory: Some(Memory::User),
         override_denied: Some(read.override_denied.into()),
+        positive: None,
         writable: read.writable,
         regs: read.regs,
     };

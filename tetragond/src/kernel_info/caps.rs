@@ -35,4 +35,7 @@ pub struct HookCaps {
     /// Sleepable LSM programs may call `bpf_ima_file_hash` (Linux 5.18),
     /// the kernel has IMA, and LSM links carry cookies: Post `imaHash`.
     pub ima_file_hash: bool,
+    /// `security_inode_copy_up_xattr` answers 1 to discard an xattr
+    /// (before Linux 6.12; -ECANCELED since): a positive `argError` there.
+    pub xattr_discard_one: bool,
 }

@@ -43,6 +43,26 @@ fn write_user() -> bool {
     }
 }
 
+/// The running kernel's release (`6.12.118+deb13-cloud-amd64`).
+const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
+
+/// The kernel release in `file` is older than `major.minor`; false when
+/// it cannot be read.
+fn release_before(file: &str, version: (u32, u32)) -> bool {
+    fs::read_to_string(file)
+        .ok()
+        .and_then(|r| major_minor(&r))
+        .is_some_and(|r| r < version)
+}
+
+/// `6.12` of `6.12.118+deb13-cloud-amd64`.
+fn major_minor(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// File-system facts; `Kernel::probe_programs` adds what needs a load attempt.
 pub fn probe() -> Vec<(&'static str, bool)> {
     vec![
@@ -63,6 +83,7 @@ pub fn probe() -> Vec<(&'static str, bool)> {
             active_lsms().split(',').any(|l| l.trim() == "bpf"),
         ),
         ("bpf_probe_write_user", write_user()),
+        ("xattr_discard_one", release_before(OSRELEASE, (6, 12))),
         // The object (with its ring buffer) loaded, or we would not be here.
         ("ring_buffer", true),
     ]
@@ -80,6 +101,7 @@ pub fn hook_caps(features: &[(&str, bool)]) -> HookCaps {
         write_user: has("bpf_probe_write_user"),
         uprobe_regs: has("uprobe_regs"),
         ima_file_hash: has("ima_file_hash"),
+        xattr_discard_one: has("xattr_discard_one"),
         kernel_functions: Default::default(),
     }
 }
@@ -90,4 +112,19 @@ pub fn describe(features: &[(&str, bool)]) -> String {
         .map(|(k, v)| format!("{k}={}", if *v { "yes" } else { "no" }))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_minor;
+
+    #[test]
+    fn a_release_gives_its_major_and_minor() {
+        assert_eq!(major_minor("6.12.118+deb13-cloud-amd64\n"), Some((6, 12)));
+        assert_eq!(major_minor("5.10.0-46-cloud-amd64"), Some((5, 10)));
+        assert_eq!(major_minor("6.1"), Some((6, 1)));
+        assert_eq!(major_minor("6"), None);
+        assert_eq!(major_minor("x.y"), None);
+        assert!((6, 1) < (6, 12) && (5, 19) < (6, 1));
+    }
 }
