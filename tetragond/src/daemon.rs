@@ -807,6 +807,7 @@ impl Daemon {
             policy_events: kernel.losses(record::POLICY_EVENT),
             process_records: kernel.losses(record::EXEC) + kernel.losses(record::EXIT),
             data_pieces: kernel.losses(record::DATA),
+            ima_hashes: kernel.losses(record::IMA_HASH),
         });
         for (slot, policy, total) in self.store.rate_limited() {
             self.exporter.post_rate_limited(slot, &policy, total);

@@ -102,6 +102,8 @@ pub struct KernelLosses {
     pub process_records: u64,
     /// Pieces of `maxData` buffers: their events carry the buffer cut.
     pub data_pieces: u64,
+    /// IMA hashes: their events go without `ima_hash`.
+    pub ima_hashes: u64,
 }
 
 pub struct Exporter {
@@ -213,6 +215,11 @@ impl Exporter {
                 DropReason::DataRingBuffer,
                 totals.data_pieces,
                 seen.data_pieces,
+            ),
+            (
+                DropReason::ImaRingBuffer,
+                totals.ima_hashes,
+                seen.ima_hashes,
             ),
         ] {
             self.dropped(reason, "", total.saturating_sub(seen));
@@ -339,17 +346,18 @@ mod tests {
     #[test]
     fn kernel_losses_are_deltas() {
         let (mut x, path) = exporter("losses", RateLimits::new(0, 0));
-        let losses = |policy_events, process_records, data_pieces| KernelLosses {
+        let losses = |policy_events, process_records, data_pieces, ima_hashes| KernelLosses {
             policy_events,
             process_records,
             data_pieces,
+            ima_hashes,
         };
-        x.kernel_losses(losses(5, 0, 0));
-        x.kernel_losses(losses(5, 2, 3));
-        x.kernel_losses(losses(12, 2, 3));
+        x.kernel_losses(losses(5, 0, 0, 0));
+        x.kernel_losses(losses(5, 2, 3, 1));
+        x.kernel_losses(losses(12, 2, 3, 4));
         x.tick();
         let out = lines(&path);
-        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!(out.len(), 4, "{out:?}");
         let count = |reason: &str| {
             out.iter()
                 .find(|l| l["rate_limit_info"]["reason"] == reason)
@@ -358,5 +366,6 @@ mod tests {
         assert_eq!(count("ring_buffer"), Some("12".into()));
         assert_eq!(count("process_ring_buffer"), Some("2".into()));
         assert_eq!(count("data_ring_buffer"), Some("3".into()));
+        assert_eq!(count("ima_ring_buffer"), Some("4".into()));
     }
 }

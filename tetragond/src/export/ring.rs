@@ -529,6 +529,59 @@ mod tests {
         assert_eq!(seen, (0..3 * BATCH as u32).collect::<Vec<_>>());
     }
 
+    fn ima_record(tid: u32, algo: i32, first: u8) -> Vec<u8> {
+        let mut rec = tetragond_ebpf::ImaRecord {
+            kind: record::IMA_HASH,
+            tid,
+            algo,
+            _pad: 0,
+            hash: [0; tetragond_ebpf::IMA_HASH_MAX],
+        };
+        rec.hash[0] = first;
+        // SAFETY: plain data, read as bytes while `rec` lives.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&rec as *const tetragond_ebpf::ImaRecord).cast::<u8>(),
+                size_of::<tetragond_ebpf::ImaRecord>(),
+            )
+        }
+        .to_vec()
+    }
+
+    /// An event that asked for an IMA hash waits for its thread's hash and
+    /// goes out with it, after the events that came meanwhile; a hash
+    /// nobody waits for is dropped.
+    #[test]
+    fn an_event_waits_for_its_ima_hash() {
+        let (mut out, _rx) = outbox(BATCHES);
+        let mut hashed = policy_record(5, 3);
+        // SAFETY: `hashed` holds one Event's bytes.
+        let mut ev: Event = unsafe { std::ptr::read_unaligned(hashed.as_ptr().cast()) };
+        ev.tid = 5;
+        ev.ima_hash = 1;
+        // SAFETY: plain data, read as bytes while `ev` lives.
+        hashed = unsafe {
+            std::slice::from_raw_parts((&ev as *const Event).cast::<u8>(), size_of::<Event>())
+        }
+        .to_vec();
+        out.take(&hashed);
+        assert!(out.batch.items.is_empty(), "held until its hash comes");
+        out.take(&policy_record(6, 3));
+        out.take(&ima_record(9, 4, 0xab));
+        out.take(&ima_record(5, 4, 0xcd));
+        let sent: Vec<(u32, Option<String>)> = out
+            .batch
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Policy(ev, _, _, hash) => Some((ev.tgid, hash.clone())),
+                _ => None,
+            })
+            .collect();
+        let digest = format!("sha256:cd{}", "0".repeat(62));
+        assert_eq!(sent, vec![(6, None), (5, Some(digest))]);
+    }
+
     #[test]
     fn a_closed_channel_stops_the_reader() {
         let (mut out, rx) = outbox(BATCHES);

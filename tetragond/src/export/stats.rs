@@ -17,6 +17,9 @@ pub enum DropReason {
     /// Pieces of `maxData` buffers lost the same way: their events carry
     /// the buffer up to the first piece lost.
     DataRingBuffer,
+    /// IMA hashes lost the same way: their events are written without
+    /// `ima_hash` once their wait ends.
+    ImaRingBuffer,
     /// The global `rate_limit_per_minute`.
     RateLimit,
     /// A policy's `policy_rate_limit_per_minute`.
@@ -42,10 +45,11 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::RingBuffer,
         DropReason::ProcessRingBuffer,
         DropReason::DataRingBuffer,
+        DropReason::ImaRingBuffer,
         DropReason::RateLimit,
         DropReason::PolicyRateLimit,
         DropReason::WriteError,
@@ -60,6 +64,7 @@ impl DropReason {
             DropReason::RingBuffer => "ring_buffer",
             DropReason::ProcessRingBuffer => "process_ring_buffer",
             DropReason::DataRingBuffer => "data_ring_buffer",
+            DropReason::ImaRingBuffer => "ima_ring_buffer",
             DropReason::RateLimit => "rate_limit",
             DropReason::PolicyRateLimit => "policy_rate_limit",
             DropReason::WriteError => "write_error",

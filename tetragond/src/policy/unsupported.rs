@@ -235,17 +235,19 @@ fn check_hook(hook: Hook<'_>, path: &NodePath) -> Check {
 /// the file an LSM hook's first argument names (Tetragon warns and
 /// ignores it elsewhere).
 fn ima_hash_refusal(hook: &Hook<'_>) -> Option<String> {
-    match hook {
-        Hook::LsmHook(l) if ima::subject(&l.hook).is_some() => None,
-        Hook::LsmHook(l) if ima::unreadable(&l.hook).is_some() => {
-            ima::unreadable(&l.hook).map(str::to_string)
-        }
-        Hook::LsmHook(l) => Some(format!(
+    let Hook::LsmHook(l) = hook else {
+        return Some("imaHash is taken on LSM hooks (lsmhooks) only, as in Tetragon".into());
+    };
+    if let Some(why) = ima::unreadable(&l.hook) {
+        return Some(why.to_string());
+    }
+    match ima::subject(&l.hook) {
+        Some(_) => None,
+        None => Some(format!(
             "imaHash hashes the file an LSM hook's first argument names; {} has none (hooks: {})",
             l.hook,
             ima::hooks()
         )),
-        _ => Some("imaHash is taken on LSM hooks (lsmhooks) only, as in Tetragon".into()),
     }
 }
 

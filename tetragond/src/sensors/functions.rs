@@ -47,7 +47,7 @@ struct Bound {
     /// With an fentry program on a `security_*` function: the fmod_ret
     /// program that returns the Override it decided (closed on drop), and
     /// the name of its link's pin.
-    modify_return: Option<(super::fmod_ret::ModifyReturn, Option<String>)>,
+    modify_return: Option<ModifyReturnHeld>,
     /// An LSM hook's IMA companion (`policy::ima`), linked just
     /// before the hook's program so that it runs right after it; released
     /// after it.
@@ -57,6 +57,12 @@ struct Bound {
     /// another); the `*_any` programs only drop their link.
     slot: bool,
 }
+
+/// An fmod_ret program (closed on drop) and the name of its link's pin.
+type ModifyReturnHeld = (super::fmod_ret::ModifyReturn, Option<String>);
+
+/// A hook's own program's link, and its fmod_ret program if it has one.
+type LinkedHook = (Held, Option<ModifyReturnHeld>);
 
 pub struct FunctionAttachments {
     bound: HashMap<(FunctionFamily, String), Bound>,
@@ -288,28 +294,16 @@ impl FunctionAttachments {
             message,
         };
         let companion = self.ima_companion(ebpf, target).map_err(attach_err)?;
-        let link = match self.load_and_link(ebpf, program, target, attach, site) {
-            Ok(link) => link,
-            Err(message) => {
-                if let Some(c) = companion {
-                    self.pins.release(c);
+        let (link, modify_return) =
+            match self.link_hook(ebpf, target, (program, attach), site, decision_map) {
+                Ok(linked) => linked,
+                Err(message) => {
+                    if let Some(c) = companion {
+                        self.pins.release(c);
+                    }
+                    return Err(attach_err(message));
                 }
-                return Err(attach_err(message));
-            }
-        };
-        let link = self
-            .pins
-            .hold_owned(&format!("{program}-{}", target.name), link);
-        let modify_return = match self.modify_return_for(target, decision_map) {
-            Ok(m) => m,
-            Err(message) => {
-                self.pins.release(link);
-                if let Some(c) = companion {
-                    self.pins.release(c);
-                }
-                return Err(attach_err(message));
-            }
-        };
+            };
         tracing::info!(
             "{} served by program {program} (site {site}){}{}",
             describe(target),
@@ -338,6 +332,30 @@ impl FunctionAttachments {
             },
         );
         Ok(site)
+    }
+
+    /// `program` linked to `target` with `site` as its cookie (pinned),
+    /// with the fmod_ret program an Override there needs; on failure
+    /// neither stays.
+    fn link_hook(
+        &mut self,
+        ebpf: &mut Ebpf,
+        target: &FunctionTarget,
+        (program, attach): (&'static str, TrampolineAttach),
+        site: u32,
+        decision_map: std::os::fd::RawFd,
+    ) -> Result<LinkedHook, String> {
+        let link = self.load_and_link(ebpf, program, target, attach, site)?;
+        let link = self
+            .pins
+            .hold_owned(&format!("{program}-{}", target.name), link);
+        match self.modify_return_for(target, decision_map) {
+            Ok(modify_return) => Ok((link, modify_return)),
+            Err(message) => {
+                self.pins.release(link);
+                Err(message)
+            }
+        }
     }
 
     /// Loads `program` for `target`, links it with `site` as its cookie,
@@ -420,7 +438,7 @@ impl FunctionAttachments {
         &mut self,
         target: &FunctionTarget,
         decision_map: std::os::fd::RawFd,
-    ) -> Result<Option<(super::fmod_ret::ModifyReturn, Option<String>)>, String> {
+    ) -> Result<Option<ModifyReturnHeld>, String> {
         if !modifiable(target) {
             return Ok(None);
         }
