@@ -1180,18 +1180,26 @@ impl Default for StrTrieData {
 /// Bits of `StrTrieData` (and `AddrTrieData`) before the string (address).
 pub const STR_TRIE_HEADER_BITS: u32 = 64;
 
-/// An Override decided by an fentry program for the fmod_ret program that
-/// runs next on the same function (`OVERRIDE_DECISION[0]`, per CPU): the
-/// fmod_ret program returns `errno` when `pid_tgid` is the current task's,
-/// and clears it. The layout is read by hand-written instructions
-/// (`sensors/fmod_ret.rs`): `pid_tgid` at 0, `errno` at 8.
+/// The key of an Override an fentry program decided for the fmod_ret
+/// program that runs next on the same function (`OVERRIDE_DECISION`, an
+/// LRU hash whose value is the errno): the thread and the function's site.
+/// Keyed by thread, not kept per CPU: the thread may be preempted between
+/// the two programs, and another thread's decision on that CPU must not
+/// take its place. The fmod_ret program (hand-written instructions,
+/// `sensors/fmod_ret.rs`) builds this key on its stack, looks it up,
+/// deletes it and returns the errno.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OverrideDecision {
+pub struct OverrideKey {
     pub pid_tgid: u64,
-    pub errno: i32,
+    pub site: u32,
     pub _pad: u32,
 }
+
+/// Entries of `OVERRIDE_DECISION`: decisions live from an fentry program
+/// to the fmod_ret program after it, so a few per CPU at most are held at
+/// once; the LRU forgets one whose fmod_ret program never ran.
+pub const OVERRIDE_DECISION_ENTRIES: u32 = 1024;
 
 /// Bytes of a SubString value.
 pub const SUBSTR_LEN: usize = 64;
@@ -1467,10 +1475,19 @@ pub mod record {
     pub const DATA: u32 = 4;
     /// The IMA hash an event asked for ([`ImaRecord`](crate::ImaRecord)).
     pub const IMA_HASH: u32 = 5;
+    /// Not a record: a program run that found every scratch slot of its
+    /// CPU held (`SCRATCH_SLOTS`) and did not run, counted with the losses.
+    pub const SCRATCH_BUSY: u32 = 6;
 }
 
 /// Entries of the `LOSSES` map, indexed by `record::*`.
-pub const RECORD_KINDS: u32 = 6;
+pub const RECORD_KINDS: u32 = 7;
+
+/// Entries per CPU of each scratch map of the programs: one for each run
+/// that may be under way on a CPU at once (a run in a task, preempted or
+/// interrupted, and the runs in an interrupt, a soft interrupt and an NMI
+/// over it). Each costs a copy of the scratch buffers per CPU.
+pub const SCRATCH_SLOTS: u32 = 4;
 
 /// Bytes of the largest digest IMA makes (SHA-512), as Tetragon reads it.
 pub const IMA_HASH_MAX: usize = 64;
@@ -1712,7 +1729,7 @@ mod pod {
     unsafe impl aya::Pod for SubstrKey {}
     unsafe impl aya::Pod for RegsKey {}
     unsafe impl aya::Pod for RegOverride {}
-    unsafe impl aya::Pod for OverrideDecision {}
+    unsafe impl aya::Pod for OverrideKey {}
     unsafe impl aya::Pod for SubstrValue {}
     unsafe impl aya::Pod for RateLimitKey {}
     unsafe impl aya::Pod for RateLimitState {}

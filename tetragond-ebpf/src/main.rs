@@ -18,6 +18,7 @@
 mod match_args;
 mod match_process;
 mod read_args;
+mod scratch;
 
 use core::{ffi::c_void, intrinsics::AtomicOrdering};
 
@@ -44,11 +45,12 @@ use aya_ebpf::{
     EbpfContext,
 };
 use match_args::{data_filter_matches, FilterAt};
+use scratch::{scratch, Held};
 use tetragond_ebpf::{
     action, arg_kind, arg_source, cap_set, gate, op, rate_scope, record, reg_source, return_half,
     site, size_from, stack, AddrTrieData, ArgFilter, ArgSetKey, ArgSpec, BinarySetKey, CredInfo,
     DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord, ExitRecord,
-    GateKey, HookConf, HookKey, HookSet, ImaPending, ImaRecord, OverrideDecision, PolicyCounters,
+    GateKey, HookConf, HookKey, HookSet, ImaPending, ImaRecord, OverrideKey, PolicyCounters,
     PrefixGateData, RateLimitKey, RateLimitState, RegAssign, RegOverride, RegsKey, ReturnArmed,
     ReturnKey, Selector, SkbInfo, SockInfo, SockOwner, StrTrieData, StructOffsets, SubstrKey,
     SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES,
@@ -56,10 +58,11 @@ use tetragond_ebpf::{
     HOOK_LIST_ENTRIES, HOOK_SET_WORDS, IMA_HASH_MAX, IMA_PENDING_ENTRIES, KPROBE_SITE_ENTRIES,
     MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS,
     MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_REG_ASSIGNMENTS, MAX_SELECTORS, MAX_VALUES, MAX_WRITES,
-    MODE_MONITOR, NS_CHANGE_KINDS, PATH_CUT, PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL,
-    PREFIX_GATE_ENTRIES, PT_REGS_WORDS, RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN,
-    RETURN_ARMED_ENTRIES, SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN,
-    STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT, UNKNOWN_CAPS,
+    MODE_MONITOR, NS_CHANGE_KINDS, OVERRIDE_DECISION_ENTRIES, PATH_CUT, PATH_LEN, PATH_WALK_LEN,
+    PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, PT_REGS_WORDS, RATE_LIMIT_ENTRIES, RECORD_KINDS,
+    RECORD_LEN, RETURN_ARMED_ENTRIES, SCRATCH_SLOTS, SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH,
+    STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
+    UNKNOWN_CAPS,
 };
 
 #[map]
@@ -101,26 +104,27 @@ static SOCK_TRACKING: Array<u32> = Array::with_max_entries(1, 0);
 static TASK_OFFSETS: Array<TaskTrackingOffsets> = Array::with_max_entries(1, 0);
 /// Scratch for building a path key: too big for the 512-byte stack.
 #[map]
-static PATH_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(1, 0);
+static PATH_SCRATCH: PerCpuArray<ExePath> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 #[map]
 static STRUCT_OFFSETS: Array<StructOffsets> = Array::with_max_entries(1, 0);
 /// The event being built, with its arguments' data (strings, paths, sockets).
 #[map]
-static EVENT_BUF: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(1, 0);
+static EVENT_BUF: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 /// Where `post_data_step` builds each piece of a `maxData` buffer.
 #[map]
-static DATA_BUF: PerCpuArray<DataRecord> = PerCpuArray::with_max_entries(1, 0);
+static DATA_BUF: PerCpuArray<DataRecord> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 /// A path is built here right to left, then copied to its data slot. Twice
 /// `PATH_WALK_LEN`: a component's copy starts at a masked position and may
 /// run past it.
 #[map]
-static WALK_BUF: PerCpuArray<[u8; 2 * PATH_WALK_LEN]> = PerCpuArray::with_max_entries(1, 0);
+static WALK_BUF: PerCpuArray<[u8; 2 * PATH_WALK_LEN]> =
+    PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 /// An executable's path, for Prefix/Postfix matchBinaries.
 #[map]
-static EXE_BUF: PerCpuArray<[u8; STR_LEN]> = PerCpuArray::with_max_entries(1, 0);
+static EXE_BUF: PerCpuArray<[u8; STR_LEN]> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 /// Scratch for the (264-byte) key of a string lookup.
 #[map]
-static STR_KEY: PerCpuArray<Key<StrTrieData>> = PerCpuArray::with_max_entries(1, 0);
+static STR_KEY: PerCpuArray<Key<StrTrieData>> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 /// LPM tries need BPF_F_NO_PREALLOC.
 const NO_PREALLOC: u32 = 1;
 #[map]
@@ -135,14 +139,14 @@ static UPROBE_REGS: HashMap<RegsKey, RegOverride> =
     HashMap::with_max_entries(MAX_HOOKS, NO_PREALLOC);
 /// A SubString window (kept off the nested callbacks' stack).
 #[map]
-static WINDOW: PerCpuArray<[u64; SUBSTR_LEN / 8]> = PerCpuArray::with_max_entries(1, 0);
+static WINDOW: PerCpuArray<[u64; SUBSTR_LEN / 8]> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 /// Hooks gated on an argument's string prefix (see `PrefixGateData`).
 #[map]
 static PREFIX_GATES: LpmTrie<PrefixGateData, HookSet> =
     LpmTrie::with_max_entries(PREFIX_GATE_ENTRIES, NO_PREALLOC);
 /// Scratch for the (256-byte) key of a prefix gate lookup.
 #[map]
-static GATE_KEY: PerCpuArray<Key<PrefixGateData>> = PerCpuArray::with_max_entries(1, 0);
+static GATE_KEY: PerCpuArray<Key<PrefixGateData>> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 #[map]
 static ADDR_TRIE: LpmTrie<AddrTrieData, u8> = LpmTrie::with_max_entries(4096, NO_PREALLOC);
 /// What the loop steps (see `repeat!`) read and change. They are global
@@ -312,7 +316,7 @@ impl SetRef {
 }
 
 #[map]
-static LOOP: PerCpuArray<LoopState> = PerCpuArray::with_max_entries(1, 0);
+static LOOP: PerCpuArray<LoopState> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 
 /// The stacks of the event being dispatched, taken by `run_lists` when a
 /// hook may post them; a length 0 for one not taken.
@@ -325,14 +329,14 @@ struct Stacks {
 }
 
 #[map]
-static STACKS: PerCpuArray<Stacks> = PerCpuArray::with_max_entries(1, 0);
+static STACKS: PerCpuArray<Stacks> = PerCpuArray::with_max_entries(SCRATCH_SLOTS, 0);
 
 /// Takes the stacks `wanted` (`stack::*`) into `STACKS`, marking the
 /// others empty. Here, in the entry point's own code: the stack walk needs
 /// the program's context, which the hooks' global functions do not have.
 #[inline(always)]
 fn take_stacks(ctx: &TracePointContext, wanted: u32) {
-    let Some(stacks) = STACKS.get_ptr_mut(0) else {
+    let Some(stacks) = scratch(&STACKS) else {
         return;
     };
     let stacks = unsafe { &mut *stacks };
@@ -369,7 +373,7 @@ fn take_stack(ctx: &TracePointContext, frames: &mut [u64; STACK_DEPTH], flags: u
 
 #[inline(always)]
 fn loop_state() -> Option<&'static mut LoopState> {
-    LOOP.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+    scratch(&LOOP).map(|p| unsafe { &mut *p })
 }
 
 /// Last post time (`bpf_ktime_get_ns`) of each identical event of a
@@ -392,7 +396,8 @@ static RETURN_ARMED: LruHashMap<ReturnKey, ReturnArmed> =
 #[map]
 static AGGREGATE_WINDOW: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
-static OVERRIDE_DECISION: PerCpuArray<OverrideDecision> = PerCpuArray::with_max_entries(1, 0);
+static OVERRIDE_DECISION: LruHashMap<OverrideKey, i32> =
+    LruHashMap::with_max_entries(OVERRIDE_DECISION_ENTRIES, 0);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// Records that did not fit in `EVENTS`, per CPU and by record kind:
@@ -407,8 +412,10 @@ static IMA_PENDING: HashMap<u64, ImaPending> = HashMap::with_max_entries(IMA_PEN
 
 #[inline(always)]
 fn count_loss(kind: u32) {
+    // Atomic: a run preempted between a load and a store would lose the
+    // counts of those that ran in between.
     if let Some(n) = LOSSES.get_ptr_mut(kind) {
-        unsafe { *n += 1 };
+        atomic_add(n, 1);
     }
 }
 
@@ -569,6 +576,9 @@ pub fn tp_generic_from_stub(ctx: TracePointContext) -> u32 {
 /// context points at, at offsets the compiler gives per calling convention.
 #[uprobe]
 pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
+    let Some(_held) = Held::take() else {
+        return 0;
+    };
     run_uprobe(&ctx);
     0
 }
@@ -579,9 +589,19 @@ pub fn uprobe_dispatch(ctx: ProbeContext) -> u32 {
 /// lockdown) concern it alone, loaded when a policy needs it.
 #[uprobe]
 pub fn uprobe_dispatch_writing(ctx: ProbeContext) -> u32 {
-    run_uprobe(&ctx);
-    let Some(state) = loop_state() else {
+    let Some(_held) = Held::take() else {
         return 0;
+    };
+    run_uprobe(&ctx);
+    make_writes();
+    0
+}
+
+/// Makes the Set writes the hooks of this passage queued.
+#[inline(always)]
+fn make_writes() {
+    let Some(state) = loop_state() else {
+        return;
     };
     let n = state.n_writes as usize;
     unrolled!([0, 1, 2, 3, 4, 5, 6, 7], |i| if i < n {
@@ -595,7 +615,6 @@ pub fn uprobe_dispatch_writing(ctx: ProbeContext) -> u32 {
             )
         };
     });
-    0
 }
 
 /// `uprobe_dispatch` for uprobe hooks with Override: then makes the
@@ -605,6 +624,9 @@ pub fn uprobe_dispatch_writing(ctx: ProbeContext) -> u32 {
 /// and refuses such a program on kprobes; loaded when a policy needs it.
 #[uprobe]
 pub fn uprobe_dispatch_regs(ctx: ProbeContext) -> u32 {
+    let Some(_held) = Held::take() else {
+        return 0;
+    };
     run_uprobe(&ctx);
     let Some(state) = loop_state() else {
         return 0;
@@ -789,7 +811,7 @@ function_sites!(
     ]
 );
 // fentry programs leave an enforced Override for the fmod_ret program
-// attached after them to the same function (see `OverrideDecision`): an
+// attached after them to the same function (see `OverrideKey`): an
 // errno, or 1, the one positive answer compile lets through (where the
 // function's caller takes it: `compile/positive.rs`).
 #[inline(always)]
@@ -801,13 +823,24 @@ fn fentry_decide(ctx: *mut c_void, site: u32) -> i32 {
         errno_or_zero(verdict)
     };
     if errno != 0 {
-        if let Some(d) = OVERRIDE_DECISION.get_ptr_mut(0) {
-            unsafe {
-                (*d).pid_tgid = bpf_get_current_pid_tgid();
-                (*d).errno = errno;
-            }
-        }
+        leave_override(u64::from(site), errno as u64);
     }
+    0
+}
+
+/// Leaves `errno` for this thread's fmod_ret program on `site`. A global
+/// function: its key and value on a stack frame of its own, not on the
+/// fentry program's, which begins the deepest call chain.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn leave_override(site: u64, errno: u64) -> i64 {
+    let key = OverrideKey {
+        pid_tgid: bpf_get_current_pid_tgid(),
+        site: site as u32,
+        _pad: 0,
+    };
+    // The LRU makes room: an insert does not fail for want of it.
+    let _ = OVERRIDE_DECISION.insert(&key, &(errno as i32), 0);
     0
 }
 
@@ -1008,6 +1041,9 @@ pub fn uretprobe_dispatch(ctx: RetProbeContext) -> u32 {
         return 0;
     }
     let slot = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) } as u32;
+    let Some(_held) = Held::take() else {
+        return 0;
+    };
     if let Some(state) = loop_state() {
         state.compat = 0;
         state.ctx = ctx.as_ptr() as u64;
@@ -1024,6 +1060,9 @@ fn dispatch_function(ctx: *mut c_void, site: u32) -> i32 {
         site,
         sub_id: SUB_ANY,
     };
+    let Some(_held) = Held::take() else {
+        return 0;
+    };
     run_lists(&TracePointContext::new(ctx), any, None, 0)
 }
 
@@ -1031,6 +1070,9 @@ fn dispatch_function(ctx: *mut c_void, site: u32) -> i32 {
 /// sites) those listed for this syscall number, in its ABI, only.
 #[inline(always)]
 fn dispatch(ctx: &TracePointContext, site: u32) -> u32 {
+    let Some(_held) = Held::take() else {
+        return 0;
+    };
     let any = HookKey {
         site,
         sub_id: SUB_ANY,
@@ -1222,7 +1264,7 @@ pub extern "C" fn prefix_gate(site: u64, sub_id: u64, k: u64) -> i64 {
     if read_arg_step(u64::from(arg), u64::from(hook_slot)) != 0 {
         return 0;
     }
-    let (Some(buf), Some(key)) = (EVENT_BUF.get_ptr_mut(0), GATE_KEY.get_ptr_mut(0)) else {
+    let (Some(buf), Some(key)) = (scratch(&EVENT_BUF), scratch(&GATE_KEY)) else {
         return 0;
     };
     let (buf, key) = unsafe { (&*buf, &mut *key) };
@@ -1406,8 +1448,8 @@ pub extern "C" fn arm(hook_slot: u64, selector: u64) -> i64 {
         return 0;
     };
     let copy_ptr = match (hook.copy_arg as usize).checked_sub(1) {
-        Some(i) => EVENT_BUF
-            .get(0)
+        Some(i) => scratch(&EVENT_BUF)
+            .map(|p| unsafe { &*p })
             .and_then(|buf| at(&buf.event.args, i).copied())
             .unwrap_or(0),
         None => 0,
@@ -1459,7 +1501,7 @@ pub extern "C" fn read_arg_step(index: u64, hook_slot: u64) -> i64 {
     let i = index as usize;
     let (Some(hook), Some(buf), Some(state)) = (
         HOOKS.get(hook_slot as u32),
-        EVENT_BUF.get_ptr_mut(0),
+        scratch(&EVENT_BUF),
         loop_state(),
     ) else {
         return 1;
@@ -1579,7 +1621,7 @@ fn note_max_data(kind: u8, raw: u64, size: u64) {
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn post_data(tid: u64, ktime_ns: u64, arg: u64) -> i64 {
-    let (Some(state), Some(rec)) = (loop_state(), DATA_BUF.get_ptr_mut(0)) else {
+    let (Some(state), Some(rec)) = (loop_state(), scratch(&DATA_BUF)) else {
         return 1;
     };
     unsafe {
@@ -1597,7 +1639,7 @@ pub extern "C" fn post_data(tid: u64, ktime_ns: u64, arg: u64) -> i64 {
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn post_data_step(piece: u64) -> i64 {
-    let (Some(state), Some(rec)) = (loop_state(), DATA_BUF.get_ptr_mut(0)) else {
+    let (Some(state), Some(rec)) = (loop_state(), scratch(&DATA_BUF)) else {
         return 1;
     };
     let offset = piece * DATA_CHUNK as u64;
@@ -1773,7 +1815,7 @@ pub extern "C" fn eval_filter(index: u64, hook_slot: u64, selector: u64) -> i64 
 /// The value of argument `arg` of the hook being evaluated.
 #[inline(always)]
 fn arg_value(arg: usize) -> u64 {
-    match EVENT_BUF.get_ptr_mut(0) {
+    match scratch(&EVENT_BUF) {
         Some(buf) if arg < MAX_ARGS => unsafe { (*buf).event.args[arg] },
         _ => 0,
     }
@@ -2037,7 +2079,7 @@ pub extern "C" fn track_sock(arg: u64, track: u64) -> i64 {
 /// for `post`.
 #[inline(always)]
 fn note_outcome(outcome: Outcome) {
-    if let Some(buf) = EVENT_BUF.get_ptr_mut(0) {
+    if let Some(buf) = scratch(&EVENT_BUF) {
         // SAFETY: this CPU's event buffer, live while the program runs.
         let ev = unsafe { &mut (*buf).event };
         ev.action = outcome.action;
@@ -2287,7 +2329,7 @@ fn post(hook_slot: u32, hook: &HookConf, s: u8, data_len: u32, stacks: u8, ima_h
     if hook.return_half != return_half::ENTRY {
         count(hook.policy_slot, |c| c.post += 1);
     }
-    let Some(buf) = EVENT_BUF.get_ptr_mut(0) else {
+    let Some(buf) = scratch(&EVENT_BUF) else {
         return;
     };
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -2419,7 +2461,7 @@ fn copy_frames(buf: *mut EventBuf, at: u32, len: u32, frames: &[u64; STACK_DEPTH
 /// (`TASK_EXE` values, `BINARY_IDS` keys), so the tail must be stable.
 #[inline(always)]
 fn zeroed_exe_scratch() -> Option<&'static mut ExePath> {
-    let path = unsafe { &mut *PATH_SCRATCH.get_ptr_mut(0)? };
+    let path = unsafe { &mut *scratch(&PATH_SCRATCH)? };
     for chunk in path.bytes.chunks_exact_mut(8) {
         chunk.copy_from_slice(&[0; 8]);
     }
@@ -2428,6 +2470,9 @@ fn zeroed_exe_scratch() -> Option<&'static mut ExePath> {
 
 #[tracepoint]
 pub fn task_exec(ctx: TracePointContext) -> u32 {
+    let Some(_held) = Held::take() else {
+        return 0;
+    };
     let Some(offsets) = TASK_OFFSETS.get(0) else {
         return 0;
     };

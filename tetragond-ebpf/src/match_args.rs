@@ -8,6 +8,7 @@ use tetragond_ebpf::{
     MAX_VALUES, PATH_CUT, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN,
 };
 
+use crate::scratch::scratch;
 use crate::{
     any_value, loop_state, ADDR_TRIE, EVENT_BUF, EXE_BUF, STR_KEY, STR_TRIE, SUBSTRINGS, WINDOW,
 };
@@ -31,9 +32,7 @@ pub struct FilterAt {
 /// fail closed.
 #[inline(always)]
 pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> bool {
-    let Some(slot) = EVENT_BUF
-        .get_ptr_mut(0)
-        .and_then(|buf| crate::at(unsafe { &(*buf).data }, at.arg))
+    let Some(slot) = scratch(&EVENT_BUF).and_then(|buf| crate::at(unsafe { &(*buf).data }, at.arg))
     else {
         return false;
     };
@@ -77,7 +76,7 @@ pub fn data_filter_matches(at: &FilterAt, filter: &ArgFilter, value: u64) -> boo
 /// for Postfix.
 #[inline(always)]
 pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
-    let Some(key) = STR_KEY.get_ptr_mut(0) else {
+    let Some(key) = scratch(&STR_KEY) else {
         return false;
     };
     let key = unsafe { &mut *key };
@@ -118,7 +117,7 @@ pub fn str_lookup(at: &FilterAt, code: u8, slot: *const u8, len: u64) -> bool {
 #[no_mangle]
 #[inline(never)]
 pub extern "C" fn reverse_step(index: u64, arg: u64, len: u64, from_tail: u64) -> i64 {
-    let (Some(buf), Some(key)) = (EVENT_BUF.get_ptr_mut(0), STR_KEY.get_ptr_mut(0)) else {
+    let (Some(buf), Some(key)) = (scratch(&EVENT_BUF), scratch(&STR_KEY)) else {
         return 1;
     };
     let arg = arg as usize;
@@ -134,7 +133,7 @@ pub extern "C" fn reverse_step(index: u64, arg: u64, len: u64, from_tail: u64) -
     } else if let Some(data) = crate::at(unsafe { &(*buf).data }, arg) {
         data[from]
     } else {
-        match EXE_BUF.get(0) {
+        match scratch(&EXE_BUF).map(|p| unsafe { &*p }) {
             Some(path) => path[from],
             None => return 1,
         }
@@ -242,9 +241,7 @@ pub extern "C" fn substr_step(index: u64, filter_at: u64, arg: u64, len: u64, fo
         _pad: 0,
     };
     let (Some(data), Some(value)) = (
-        EVENT_BUF
-            .get_ptr_mut(0)
-            .and_then(|buf| crate::at(unsafe { &(*buf).data }, arg)),
+        scratch(&EVENT_BUF).and_then(|buf| crate::at(unsafe { &(*buf).data }, arg)),
         unsafe { SUBSTRINGS.get(&key) },
     ) else {
         return 1;
@@ -253,7 +250,7 @@ pub extern "C" fn substr_step(index: u64, filter_at: u64, arg: u64, len: u64, fo
     if start as u64 + value.len as u64 > len {
         return 0;
     }
-    let Some(window) = WINDOW.get_ptr_mut(0) else {
+    let Some(window) = scratch(&WINDOW) else {
         return 1;
     };
     let window = unsafe { &mut *window };

@@ -16,6 +16,7 @@ use tetragond_ebpf::{
     STR_MATCH_LEN,
 };
 
+use crate::scratch::scratch;
 use crate::{
     loop_state,
     match_args::{str_lookup, FilterAt, EXE_BUF_SOURCE},
@@ -333,7 +334,7 @@ fn binary_found(hook_slot: u32, selector: u32, binary_op: u8, task: Task) -> boo
 /// Prefix/Postfix on the executable's path, through the string trie.
 #[inline(always)]
 fn binary_path_matches(hook_slot: u32, selector: u32, binary_op: u8, task: Task) -> bool {
-    let (Some(exe), Some(buf)) = (exe_of(task), EXE_BUF.get_ptr_mut(0)) else {
+    let (Some(exe), Some(buf)) = (exe_of(task), scratch(&EXE_BUF)) else {
         return false;
     };
     let n = unsafe {

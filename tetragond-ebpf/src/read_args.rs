@@ -16,6 +16,7 @@ use tetragond_ebpf::{
     PATH_WALK_LEN, RECORD_LEN, STR_LEN,
 };
 
+use crate::scratch::scratch;
 use crate::{loop_state, unrolled, STRUCT_OFFSETS, WALK_BUF};
 
 const AF_INET: u16 = 2;
@@ -327,7 +328,7 @@ fn fd_file(o: &StructOffsets, fd: u64) -> u64 {
 /// before the root.
 #[inline(always)]
 fn walk_path(dentry: u64, mnt: u64, slot: *mut u8, tail: *mut u8) -> u64 {
-    let Some(buf) = WALK_BUF.get_ptr_mut(0) else {
+    let Some(buf) = scratch(&WALK_BUF) else {
         return 0;
     };
     let buf = buf as *mut u8;
@@ -384,7 +385,7 @@ pub extern "C" fn path_step(index: u64) -> i64 {
         return 1;
     }
     let (Some(o), Some(buf), Some(walk)) =
-        (STRUCT_OFFSETS.get(0), WALK_BUF.get_ptr_mut(0), loop_state())
+        (STRUCT_OFFSETS.get(0), scratch(&WALK_BUF), loop_state())
     else {
         return 1;
     };

@@ -808,6 +808,7 @@ impl Daemon {
             process_records: kernel.losses(record::EXEC) + kernel.losses(record::EXIT),
             data_pieces: kernel.losses(record::DATA),
             ima_hashes: kernel.losses(record::IMA_HASH),
+            busy_runs: kernel.losses(record::SCRATCH_BUSY),
         });
         for (slot, policy, total) in self.store.rate_limited() {
             self.exporter.post_rate_limited(slot, &policy, total);

@@ -78,6 +78,12 @@
 //!   where a 32-bit pointer reaches) through `int 0x80`: `opened` or
 //!   `error ERRNO`. With `junk`, the pointer's high 32 bits (which the
 //!   kernel ignores) are not zero.
+//! - `race-open DENIED OTHER COUNT`: opens DENIED COUNT times while a
+//!   real-time thread on the same CPU wakes every few dozen microseconds
+//!   to open OTHER, preempting the first inside whatever kernel code it
+//!   is in (on a preemptible kernel): `leaked K of COUNT` (K: the opens of
+//!   DENIED that succeeded), `interrupted M` (the other thread's opens).
+//!   Run it under `pin CPU`.
 
 use std::{
     ffi::CString,
@@ -89,7 +95,7 @@ use std::{
 
 const USAGE: &str =
     "usage: tetragond-testbin syscall NR [COUNT] | paced NR COUNT MS | args NR ARG.. \
-| bench NR COUNT [STRING] | probe VALUE | answer VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
+| bench NR COUNT [STRING] | probe VALUE | answer VALUE | fill COUNT | usdt INT U64 TEXT | usdt-set | usdt-gated | open PATH | race-open DENIED OTHER COUNT | read PATH [COUNT] | writev PATH PART.. | exec PATH [ARGS..] \
 | connect IP PORT [SRC_IP [SRC_PORT]] | unix-connect PATH | sock-write < TEXT | listen PORT | listen-handoff PORT | close-fd FD | dropcaps SUBCMD.. \
 | caps EFF PERM INH SUBCMD.. | map-exec PATH.. | memfd-exec SUBCMD.. | setuid UID [SUBCMD..] | securebits BITS SUBCMD.. | truncate PATH \
 | setxattr PATH NAME VALUE | getxattr PATH NAME | fork SUBCMD.. | pin CPU SUBCMD.. | userns SUBCMD.. \
@@ -474,6 +480,43 @@ fn error_line(e: &std::io::Error) -> String {
     format!("error {}", io_errno(e))
 }
 
+/// Opens `denied` `count` times against a SCHED_FIFO thread that sleeps
+/// a varying 20–300 µs and opens `other`, over and over: its wake-ups
+/// preempt this thread wherever it is (both run on the CPU the caller was
+/// pinned to). Returns the successful opens of `denied` and the other
+/// thread's opens.
+fn race_open(denied: &str, other: &str, count: u64) -> (u64, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let opened = std::sync::Arc::new(AtomicU64::new(0));
+    let interrupter = {
+        let (stop, opened, other) = (stop.clone(), opened.clone(), other.to_owned());
+        std::thread::spawn(move || {
+            let param = libc::sched_param { sched_priority: 50 };
+            // SAFETY: sched_setscheduler(2) on this thread with a valid param.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+                eprintln!("sched_setscheduler: error {}", errno());
+            }
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            while !stop.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                std::thread::sleep(std::time::Duration::from_micros(20 + x % 280));
+                if std::fs::File::open(&other).is_ok() {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let leaked = (0..count)
+        .filter(|_| std::fs::File::open(denied).is_ok())
+        .count() as u64;
+    stop.store(true, Ordering::Relaxed);
+    let _ = interrupter.join();
+    (leaked, opened.load(Ordering::Relaxed))
+}
+
 fn usage() -> i32 {
     eprintln!("{USAGE}");
     2
@@ -617,6 +660,15 @@ fn run(args: &[String]) -> i32 {
             let string = args.get(3).map(|s| cstring(s));
             let first = string.as_ref().map_or(0, |s| s.as_ptr() as usize);
             println!("{:.1}", bench(nr, arg(args, 2, 200_000), first));
+        }
+        Some("race-open") => {
+            let (Some(denied), Some(other)) = (args.get(1), args.get(2)) else {
+                return usage();
+            };
+            let count = arg(args, 3, 1000);
+            let (leaked, interrupted) = race_open(denied, other, count);
+            println!("leaked {leaked} of {count}");
+            println!("interrupted {interrupted}");
         }
         Some("open") => {
             let Some(path) = args.get(1) else {

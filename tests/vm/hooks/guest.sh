@@ -442,6 +442,23 @@ t_lsm_file_open() {
     expect "opened" 0 $TB open /tmp/other
 }
 
+# 1b. The enforced open of 1 while a real-time thread on the same CPU
+# wakes every few dozen microseconds and opens another file, through the
+# same LSM program: on a preemptible kernel (6.18's lazy model) it preempts
+# that program mid-run, and runs it itself, on the same CPU. Every open of
+# /tmp/secret/f must still be refused: a program's verdict is its own,
+# whoever ran in between.
+RACE_OPENS=1000
+t_lsm_preempt() {
+    out=$(timeout 300 $TB pin 0 race-open /tmp/secret/f /tmp/other $RACE_OPENS 2>&1)
+    out=$(echo $out)
+    echo "GUEST-INFO lsm-preempt: $out"
+    case "$out" in
+        "leaked 0 of $RACE_OPENS interrupted "[1-9]*) ;;
+        *) bad "'pin 0 race-open' printed '$out', want 'leaked 0 of $RACE_OPENS' and some interruptions" ;;
+    esac
+}
+
 # 2. LSM bprm_check_security, Override -13 on /tmp/denied-bin.
 t_lsm_bprm() {
     if [ "$1" = enforce ]; then
@@ -1453,6 +1470,20 @@ done
 
 # --- run ----------------------------------------------------------------------
 lsm_case lsm-file-open t_lsm_file_open file_open
+if has_feature bpf_lsm_active; then
+    run_case lsm-preempt enforce t_lsm_preempt
+    # A stress run, not part of the suite: RACE_ROUNDS=N on the guest's
+    # command line (VM_HOOK_APPEND) runs that race N times more and stops.
+    if [ -n "$RACE_ROUNDS" ]; then
+        r=0
+        while [ "$r" -lt "$RACE_ROUNDS" ]; do
+            run_case lsm-preempt enforce t_lsm_preempt
+            r=$((r + 1))
+        done
+        echo "GUEST-SUMMARY $passed $failed"
+        exit 0
+    fi
+fi
 lsm_case lsm-bprm t_lsm_bprm bprm_check_security
 ima_case lsm-ima t_lsm_ima bprm_check_security
 lsm_case lsm-connect t_lsm_connect socket_connect

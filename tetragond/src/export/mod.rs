@@ -104,6 +104,9 @@ pub struct KernelLosses {
     pub data_pieces: u64,
     /// IMA hashes: their events go without `ima_hash`.
     pub ima_hashes: u64,
+    /// Program runs that found every scratch slot of their CPU held, and
+    /// did not run: their events and actions were not taken.
+    pub busy_runs: u64,
 }
 
 pub struct Exporter {
@@ -221,6 +224,7 @@ impl Exporter {
                 totals.ima_hashes,
                 seen.ima_hashes,
             ),
+            (DropReason::ScratchBusy, totals.busy_runs, seen.busy_runs),
         ] {
             self.dropped(reason, "", total.saturating_sub(seen));
         }
@@ -346,18 +350,20 @@ mod tests {
     #[test]
     fn kernel_losses_are_deltas() {
         let (mut x, path) = exporter("losses", RateLimits::new(0, 0));
-        let losses = |policy_events, process_records, data_pieces, ima_hashes| KernelLosses {
-            policy_events,
-            process_records,
-            data_pieces,
-            ima_hashes,
-        };
-        x.kernel_losses(losses(5, 0, 0, 0));
-        x.kernel_losses(losses(5, 2, 3, 1));
-        x.kernel_losses(losses(12, 2, 3, 4));
+        let losses =
+            |policy_events, process_records, data_pieces, ima_hashes, busy_runs| KernelLosses {
+                policy_events,
+                process_records,
+                data_pieces,
+                ima_hashes,
+                busy_runs,
+            };
+        x.kernel_losses(losses(5, 0, 0, 0, 0));
+        x.kernel_losses(losses(5, 2, 3, 1, 0));
+        x.kernel_losses(losses(12, 2, 3, 4, 6));
         x.tick();
         let out = lines(&path);
-        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out.len(), 5, "{out:?}");
         let count = |reason: &str| {
             out.iter()
                 .find(|l| l["rate_limit_info"]["reason"] == reason)
@@ -367,5 +373,6 @@ mod tests {
         assert_eq!(count("process_ring_buffer"), Some("2".into()));
         assert_eq!(count("data_ring_buffer"), Some("3".into()));
         assert_eq!(count("ima_ring_buffer"), Some("4".into()));
+        assert_eq!(count("scratch_busy"), Some("6".into()));
     }
 }

@@ -20,6 +20,10 @@ pub enum DropReason {
     /// IMA hashes lost the same way: their events are written without
     /// `ima_hash` once their wait ends.
     ImaRingBuffer,
+    /// Runs of the kernel programs that found every scratch slot of their
+    /// CPU held by runs preempted or interrupted there (`SCRATCH_SLOTS`),
+    /// and did not run: their events (and actions) were not taken.
+    ScratchBusy,
     /// The global `rate_limit_per_minute`.
     RateLimit,
     /// A policy's `policy_rate_limit_per_minute`.
@@ -45,11 +49,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::RingBuffer,
         DropReason::ProcessRingBuffer,
         DropReason::DataRingBuffer,
         DropReason::ImaRingBuffer,
+        DropReason::ScratchBusy,
         DropReason::RateLimit,
         DropReason::PolicyRateLimit,
         DropReason::WriteError,
@@ -65,6 +70,7 @@ impl DropReason {
             DropReason::ProcessRingBuffer => "process_ring_buffer",
             DropReason::DataRingBuffer => "data_ring_buffer",
             DropReason::ImaRingBuffer => "ima_ring_buffer",
+            DropReason::ScratchBusy => "scratch_busy",
             DropReason::RateLimit => "rate_limit",
             DropReason::PolicyRateLimit => "policy_rate_limit",
             DropReason::WriteError => "write_error",

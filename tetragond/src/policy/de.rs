@@ -67,6 +67,22 @@ impl Visitor<'_> for ScalarVisitor {
     }
 }
 
+/// Names some published policies use that no Tetragon release reads, and
+/// what Tetragon reads instead: the refusal says so rather than list
+/// every valid name.
+pub(crate) fn not_in_tetragon(what: &str, name: &str) -> Option<&'static str> {
+    match (what, name.to_ascii_lowercase().as_str()) {
+        // Tetragon's `deny-privileged-containers` example as proposed in
+        // cilium/tetragon#3772, closed unmerged for #3852's `Mask`.
+        ("operator", "capabilitymask" | "capability") => Some(
+            "a name from a Tetragon proposal that was not merged; Tetragon (and tetragond) \
+             match a capability set with `Mask` and capability names \
+             (`operator: Mask`, `values: [CAP_SYS_ADMIN]`: any of them held)",
+        ),
+        _ => None,
+    }
+}
+
 /// A closed set of names read from YAML strings. Matching ignores ASCII case
 /// (Tetragon lower-cases actions and accepts `GT`/`gt`, `NotSportPriv`, ...);
 /// extra spellings are listed after `|`.
@@ -115,6 +131,9 @@ macro_rules! string_enum {
                     .copied()
                     .find(|v| v.spellings().iter().any(|t| t.eq_ignore_ascii_case(s)))
                     .ok_or_else(|| {
+                        if let Some(instead) = $crate::policy::de::not_in_tetragon($what, s) {
+                            return format!("unknown {} `{}`: {}", $what, s, instead);
+                        }
                         let all: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
                         format!("unknown {} `{}`, expected one of {}", $what, s, all.join(", "))
                     })

@@ -978,6 +978,13 @@ mod tests {
     }
 
     #[test]
+    fn an_operator_tetragon_never_merged_names_what_it_reads_instead() {
+        let err = "CapabilityMask".parse::<Operator>().unwrap_err();
+        assert!(err.starts_with("unknown operator `CapabilityMask`: a name from a Tetragon proposal that was not merged"), "{err}");
+        assert!(err.contains("`operator: Mask`"), "{err}");
+    }
+
+    #[test]
     fn enforcement_actions() {
         let enforcing: Vec<_> = ActionType::ALL
             .iter()

@@ -238,7 +238,7 @@ impl FunctionAttachments {
             Taken::Kprobe(l) => self.pins.hold_kprobe(&what, l),
             Taken::Fd(l) => self.pins.hold_fd(&what, l),
         };
-        let modify_return = match self.modify_return_for(target, decision_map) {
+        let modify_return = match self.modify_return_for(target, base + slot, decision_map) {
             Ok(m) => m,
             Err(message) => {
                 unbind(ebpf, &self.pins, &program, target, link);
@@ -349,7 +349,7 @@ impl FunctionAttachments {
         let link = self
             .pins
             .hold_owned(&format!("{program}-{}", target.name), link);
-        match self.modify_return_for(target, decision_map) {
+        match self.modify_return_for(target, site, decision_map) {
             Ok(modify_return) => Ok((link, modify_return)),
             Err(message) => {
                 self.pins.release(link);
@@ -437,12 +437,13 @@ impl FunctionAttachments {
     fn modify_return_for(
         &mut self,
         target: &FunctionTarget,
+        site: u32,
         decision_map: std::os::fd::RawFd,
     ) -> Result<Option<ModifyReturnHeld>, String> {
         if !modifiable(target) {
             return Ok(None);
         }
-        let m = self.modify_return(target, decision_map)?;
+        let m = self.modify_return(target, site, decision_map)?;
         let pin = self
             .pins
             .pin_fd(&format!("fmod_ret-{}", target.name), m.link());
@@ -580,6 +581,7 @@ impl FunctionAttachments {
     fn modify_return(
         &mut self,
         target: &FunctionTarget,
+        site: u32,
         decision_map: std::os::fd::RawFd,
     ) -> Result<super::fmod_ret::ModifyReturn, String> {
         let btf = self
@@ -587,7 +589,7 @@ impl FunctionAttachments {
             .as_ref()
             .ok_or("the kernel's BTF is unreadable")?;
         let id = btf.function_id(&target.name).map_err(|e| e.to_string())?;
-        super::fmod_ret::attach(id, decision_map)
+        super::fmod_ret::attach(id, site, decision_map)
     }
 
     pub fn detach(&mut self, ebpf: &mut Ebpf, target: &FunctionTarget) {

@@ -202,11 +202,11 @@ impl Kernel {
             ),
             entries: EntryMaps::take(&mut ebpf)?,
             override_decision: match ebpf.take_map("OVERRIDE_DECISION") {
-                Some(aya::maps::Map::PerCpuArray(data)) => data,
+                Some(aya::maps::Map::LruHashMap(data)) => data,
                 _ => {
                     return Err(SensorError::Map {
                         map: "OVERRIDE_DECISION",
-                        message: "missing from the BPF object, or not a per-CPU array".into(),
+                        message: "missing from the BPF object, or not an LRU hash".into(),
                     })
                 }
             },
