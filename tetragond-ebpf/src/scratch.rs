@@ -11,18 +11,12 @@
 //! entries per CPU, a run claims one at its start (`Held::take`) and
 //! finds it again by its task (`slot`), and gives it back at its end.
 
-use core::intrinsics::AtomicOrdering;
-
 use aya_ebpf::{helpers::generated::bpf_get_current_task, macros::map, maps::PerCpuArray};
 use tetragond_ebpf::{record, SCRATCH_SLOTS};
 
-use crate::count_loss;
+use crate::{atomic_add, count_loss};
 
 const SLOTS: usize = SCRATCH_SLOTS as usize;
-const _: () = assert!(
-    SLOTS == 4,
-    "the unrolled lists below are written for 4 slots"
-);
 
 /// This CPU's slots: who holds each, and which was claimed last.
 #[repr(C)]
@@ -165,11 +159,4 @@ pub extern "C" fn slot() -> u64 {
 #[inline(always)]
 pub fn scratch<T>(map: &PerCpuArray<T>) -> Option<*mut T> {
     map.get_ptr_mut(slot() as u32)
-}
-
-#[inline(always)]
-fn atomic_add(dst: *mut u64, n: u64) {
-    unsafe {
-        core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(dst, n);
-    }
 }

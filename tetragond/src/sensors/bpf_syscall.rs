@@ -22,7 +22,7 @@ const KPROBE_ADDR_AT: usize = 40;
 
 /// `src` of a `ld_imm64` whose immediate is a map's descriptor.
 pub const BPF_PSEUDO_MAP_FD: u8 = 1;
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
+pub const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 /// Room for the verifier's log of a rejected hand-written program.
 const LOG_SIZE: usize = 64 * 1024;
 

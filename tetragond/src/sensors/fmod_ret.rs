@@ -9,12 +9,11 @@
 
 use std::os::fd::{OwnedFd, RawFd};
 
-use super::bpf_syscall::{bpf, insn, ProgLoad, BPF_PSEUDO_MAP_FD};
+use super::bpf_syscall::{bpf, insn, ProgLoad, BPF_PSEUDO_MAP_FD, HELPER_MAP_LOOKUP_ELEM};
 
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_MODIFY_RETURN: u32 = 26;
-const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 const HELPER_MAP_DELETE_ELEM: i32 = 3;
 const HELPER_GET_CURRENT_PID_TGID: i32 = 14;
 
