@@ -772,6 +772,19 @@ pub fn kprobe_any(ctx: ProbeContext) -> u32 {
     errno_or_zero(dispatch_function(ctx.as_ptr(), site)) as u32
 }
 
+/// Kretprobes on any number of kernel functions, where perf-event links
+/// carry a BPF cookie (Linux 5.15): this one program is linked to each,
+/// the link's cookie naming the site (a return has no address of its
+/// function to find it by). User space attaches it only on such kernels;
+/// older ones use the numbered slots.
+#[kretprobe]
+pub fn kretprobe_any(ctx: RetProbeContext) -> u32 {
+    if load_constant(&HAS_ATTACH_COOKIE) == 0 {
+        return 0;
+    }
+    errno_or_zero(dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr()))) as u32
+}
+
 /// The kernel (6.12 on) checks an LSM program returns 0 or -4095..-1.
 #[inline(always)]
 fn errno_or_zero(ret: i32) -> i32 {

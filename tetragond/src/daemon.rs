@@ -33,7 +33,7 @@ use crate::{
     outbound::Outbound,
     policy::{self, PolicyKey},
     process::{procfs::ProcInfo, user_symbols::UserSymbols, Process, ProcessCache},
-    sensors::{mounts, pin::Pins, Kernel, LoadOptions},
+    sensors::{mounts, pin::Pins, skipped::SkippedRuns, Kernel, LoadOptions},
     store::{folder, Store, Summary},
     unit_job, watcher,
 };
@@ -89,6 +89,8 @@ struct Daemon {
     loads_seen: loader::Seen,
     /// Reads their files' build IDs and renders the events, off this loop.
     loader: loader::Loader,
+    /// Runs of our programs the kernel skipped (reported as drops).
+    skipped: SkippedRuns,
 }
 
 /// The signals the main loop answers, set up before anything is loaded: a
@@ -177,6 +179,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
     // `process_loader` events, rendered off this loop, to write.
     let (loaded_tx, mut loaded_rx) = mpsc::channel(64);
     let loader = loader::Loader::new(clock, node_name.clone(), loader::build_id_of, loaded_tx);
+    let skipped = kernel.skipped_runs();
     let mut daemon = Daemon {
         features,
         store: Store::new(
@@ -215,6 +218,7 @@ async fn serve(config: DaemonConfig, pins: Pins, signals: Signals) -> Result<()>
         outbound: Outbound::new(config.dns_lookup_server, stats.outbound.clone()),
         loads_seen: loader::Seen::default(),
         loader,
+        skipped,
     };
 
     let (wake_tx, mut wake_rx) = mpsc::channel(1);
@@ -809,6 +813,7 @@ impl Daemon {
             data_pieces: kernel.losses(record::DATA),
             ima_hashes: kernel.losses(record::IMA_HASH),
             busy_runs: kernel.losses(record::SCRATCH_BUSY),
+            skipped_runs: self.skipped.total().unwrap_or(0),
         });
         for (slot, policy, total) in self.store.rate_limited() {
             self.exporter.post_rate_limited(slot, &policy, total);

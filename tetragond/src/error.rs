@@ -9,6 +9,10 @@ use crate::policy::location::NodePath;
 pub enum SensorError {
     #[error("tracepoint {0} does not exist on this kernel")]
     NoTracepoint(String),
+    /// Tracepoints cannot be looked up: tracefs is not mounted (the
+    /// daemon mounts it at start).
+    #[error("tracefs is not mounted at {0}, so tracepoints cannot be looked up (tetragond mounts it when it starts; as root: mount -t tracefs tracefs {0})")]
+    NoTracefs(&'static str),
     #[error("cannot parse tracepoint format {0}")]
     BadFormat(String),
     #[error("{0}: {1}")]

@@ -61,6 +61,9 @@ impl Compiler<'_> {
                 })?;
             features.push((*known, true));
         }
+        // As the daemon would, where this runs as root; else a tracepoint
+        // policy is refused naming the missing mount.
+        crate::sensors::mounts::ensure_tracefs();
         Ok(Compiler::Offline(Tracefs {
             caps: probe::hook_caps(&features),
             btf: KernelBtf::from_sys_fs().ok().map(Arc::new),

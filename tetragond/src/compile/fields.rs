@@ -40,12 +40,17 @@ const KERNEL_CAP_T: &str = "kernel_cap_t";
 
 /// An argument read where `origin` puts it, against its declaration in
 /// BTF: refused when the function has no such argument (its index would
-/// read whatever is past its parameters), or when a string type
-/// (`string`, `char_buf`) would read characters from what is neither a
-/// pointer to characters nor an untyped pointer or address (a `struct
-/// dentry *`: a filter on it would never match). Where BTF is missing or
-/// does not know the function, nothing is checked here (the attach needs
-/// the function anyway).
+/// read whatever is past its parameters), or when its type reads what the
+/// argument cannot be: characters (`string`, `char_buf`) from what is
+/// neither a pointer to characters nor an untyped pointer or address (a
+/// `struct dentry *`: a filter on it would never match), or a kernel
+/// struct (`file`, `sock`, a capability set, ...) through a pointer to
+/// another one (`path` on a `struct file *` would read a file's first
+/// bytes as a path's, and match nothing or the wrong thing). An untyped
+/// pointer (`void *`) or an address (`unsigned long`) is taken as the
+/// type says, as Tetragon does. Where BTF is missing or does not know the
+/// function, nothing is checked here (the attach needs the function
+/// anyway).
 pub fn check_declared(
     arg: &Arg,
     origin: ArgOrigin<'_>,
@@ -59,21 +64,96 @@ pub fn check_declared(
         Err(BtfError::Field(why)) => return Err(DeclaredError::Index(why)),
         Err(_) => return Ok(()),
     };
-    if !matches!(arg.ty, ArgType::String | ArgType::CharBuf) {
+    let Some(reads) = Reads::of(arg.ty) else {
         return Ok(());
-    }
+    };
     let Ok(kind) = btf.value_kind(id) else {
         return Ok(());
     };
-    match kind {
-        FieldKind::PointerTo(Pointee::Chars | Pointee::Other) | FieldKind::Int { size: 8, .. } => Ok(()),
-        _ => Err(DeclaredError::Type(format!(
-            "type {} reads characters through a pointer; argument {} is {} on this kernel (see its BTF)",
-            arg.ty,
-            origin.index(),
-            btf.type_name(id)
-        ))),
+    let declared = btf.type_name(id);
+    let untyped = declared == "void *" || matches!(kind, FieldKind::Int { size: 8, .. });
+    let fits = untyped
+        || match reads {
+            Reads::Chars => kind == FieldKind::PointerTo(Pointee::Chars),
+            Reads::Struct(names) => matches!(kind, FieldKind::PointerTo(p)
+                if composite_of(btf, p).is_some_and(|n| names.contains(&n.as_str()))),
+            Reads::Typedef(name) => declared == format!("{name} *"),
+        };
+    if fits {
+        return Ok(());
     }
+    let index = origin.index();
+    let mut why = format!(
+        "type {} reads {} through a pointer; argument {index} is {declared} on this kernel (see its BTF)",
+        arg.ty,
+        reads.what()
+    );
+    if let Some(other) = type_reading(btf, kind) {
+        why.push_str(&format!("; type {other} reads it"));
+    }
+    Err(DeclaredError::Type(why))
+}
+
+/// What an arg type reads through the argument's pointer.
+#[derive(Clone, Copy)]
+enum Reads {
+    Chars,
+    /// A struct (or union) of one of these names.
+    Struct(&'static [&'static str]),
+    /// A type known by its typedef (`kernel_cap_t`: the struct inside is
+    /// anonymous from 6.3).
+    Typedef(&'static str),
+}
+
+/// The address families' own structs start with the family, which is
+/// what `sockaddr` reads first; a `sockaddr_un` is read from the generic
+/// ones the kernel passes (a `connect` on a unix socket).
+const SOCKADDRS: &[&str] = &[
+    "sockaddr",
+    "sockaddr_storage",
+    "__kernel_sockaddr_storage",
+    "sockaddr_in",
+    "sockaddr_in6",
+    "sockaddr_un",
+];
+const SOCKADDRS_UN: &[&str] = &[
+    "sockaddr_un",
+    "sockaddr",
+    "sockaddr_storage",
+    "__kernel_sockaddr_storage",
+];
+
+impl Reads {
+    fn of(ty: ArgType) -> Option<Reads> {
+        Some(match ty {
+            ArgType::String | ArgType::CharBuf => Reads::Chars,
+            ArgType::Sockaddr => Reads::Struct(SOCKADDRS),
+            ArgType::SockaddrUn => Reads::Struct(SOCKADDRS_UN),
+            ArgType::CharIovec => Reads::Struct(&["iovec"]),
+            _ if ty.is_capability_set() => Reads::Typedef(KERNEL_CAP_T),
+            _ => Reads::Struct(std::slice::from_ref(&struct_read_by(ty)?.1)),
+        })
+    }
+
+    fn what(self) -> String {
+        match self {
+            Reads::Chars => "characters".into(),
+            Reads::Struct(names) => format!("a struct {}", names[0]),
+            Reads::Typedef(name) => format!("a {name}"),
+        }
+    }
+}
+
+/// The arg type that reads what a pointer of kind `kind` points at, if
+/// any (for the refusal's hint).
+fn type_reading(btf: &KernelBtf, kind: FieldKind) -> Option<ArgType> {
+    let FieldKind::PointerTo(pointee) = kind else {
+        return None;
+    };
+    if pointee == Pointee::Chars {
+        return Some(ArgType::String);
+    }
+    type_for_struct(&composite_of(btf, pointee)?)
 }
 
 /// Why an argument does not fit its declaration: its `index`, or its `type`.
@@ -243,6 +323,20 @@ const STRUCT_TYPES: [(ArgType, &str); 21] = [
     (ArgType::IovIter, "iov_iter"),
 ];
 
+/// The struct arg type `ty` reads, if it reads one (its `STRUCT_TYPES`
+/// entry).
+fn struct_read_by(ty: ArgType) -> Option<&'static (ArgType, &'static str)> {
+    STRUCT_TYPES.iter().find(|(t, _)| *t == ty)
+}
+
+/// The arg type that reads struct `name`, if one does.
+fn type_for_struct(name: &str) -> Option<ArgType> {
+    STRUCT_TYPES
+        .iter()
+        .find(|(_, of)| *of == name)
+        .map(|(ty, _)| *ty)
+}
+
 /// The name of the struct `pointee` is, if it is one.
 fn composite_of(btf: &KernelBtf, pointee: Pointee) -> Option<std::string::String> {
     match pointee {
@@ -257,13 +351,7 @@ fn composite_of(btf: &KernelBtf, pointee: Pointee) -> Option<std::string::String
 /// other pointers as their address.
 fn auto_type(kind: FieldKind, type_name: &str, btf: &KernelBtf) -> Result<ArgType, String> {
     use ArgType::*;
-    let by_struct = |pointee: Pointee| {
-        let name = composite_of(btf, pointee)?;
-        STRUCT_TYPES
-            .iter()
-            .find(|(_, of)| *of == name)
-            .map(|(ty, _)| *ty)
-    };
+    let by_struct = |pointee: Pointee| type_for_struct(&composite_of(btf, pointee)?);
     let found = match kind {
         FieldKind::Int { size, signed } => match (size, signed) {
             (1, true) => Some(Int8),
@@ -339,7 +427,7 @@ fn field_size(ty: ArgType, walk: &FieldWalk, btf: &KernelBtf) -> Result<u8, Stri
                 _ => Err(format!("type {ty} reads a character array or pointer")),
             }
         }
-        _ => match STRUCT_TYPES.iter().find(|(t, _)| *t == ty) {
+        _ => match struct_read_by(ty) {
             Some((_, name)) => *name,
             // Refused by the type's own check, before this one.
             None => return Err(format!("type {ty} cannot be read from a field")),
@@ -561,5 +649,57 @@ mod tests {
         );
         let user = kind_of(ArgType::SockaddrUn, Memory::User);
         assert!(user.is_err(), "kernel memory only");
+    }
+
+    fn declared(btf: &KernelBtf, name: &str, index: u32, ty: ArgType) -> Result<(), String> {
+        let origin = ArgOrigin::Function { name, index };
+        check_declared(&Arg::of(index, ty), origin, Some(btf)).map_err(|e| match e {
+            DeclaredError::Index(m) | DeclaredError::Type(m) => m,
+        })
+    }
+
+    #[test]
+    fn a_struct_type_is_refused_on_a_pointer_to_another_struct() {
+        let btf = btf();
+        // security_file_open(struct file *); security_socket_connect(struct
+        // socket *, struct sockaddr *, int); security_capset(struct cred *,
+        // const struct cred *, const kernel_cap_t *, ...).
+        for (function, index, ty) in [
+            ("security_file_open", 0, ArgType::File),
+            ("security_socket_connect", 0, ArgType::Socket),
+            ("security_socket_connect", 1, ArgType::Sockaddr),
+            ("security_socket_connect", 1, ArgType::SockaddrUn),
+            ("security_capset", 0, ArgType::Cred),
+            ("security_capset", 2, ArgType::CapEffective),
+            // Untyped: `const void *`, taken as the type says.
+            ("kfree", 0, ArgType::File),
+        ] {
+            declared(&btf, function, index, ty)
+                .unwrap_or_else(|e| panic!("{function} arg {index} as {ty}: {e}"));
+        }
+        let err = declared(&btf, "security_file_open", 0, ArgType::Path).expect_err("a file");
+        assert_eq!(
+            err,
+            "type path reads a struct path through a pointer; argument 0 is struct file * on this kernel (see its BTF); type file reads it"
+        );
+        let err =
+            declared(&btf, "security_socket_connect", 0, ArgType::Sock).expect_err("a socket");
+        assert!(
+            err.ends_with(
+                "argument 0 is struct socket * on this kernel (see its BTF); type socket reads it"
+            ),
+            "{err}"
+        );
+        let err = declared(&btf, "security_capset", 0, ArgType::KernelCapT).expect_err("a cred");
+        assert!(
+            err.starts_with("type kernel_cap_t reads a kernel_cap_t through a pointer"),
+            "{err}"
+        );
+        let err = declared(&btf, "security_socket_connect", 2, ArgType::Sock).expect_err("an int");
+        assert!(err.contains("argument 2 is s32"), "{err}");
+        assert!(
+            !err.contains("reads it"),
+            "no type reads an int's pointee: {err}"
+        );
     }
 }

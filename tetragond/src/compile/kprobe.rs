@@ -10,8 +10,10 @@
 //! no earlier value covers, and each naming its syscall in its events.
 //! Other kernel functions get a kprobe (kretprobe for `return: true`)
 //! where the kernel has kprobes, else an fentry program. Override on a
-//! `security_*` function is an fentry program that decides plus an
-//! fmod_ret program that returns the errno (`sensors/fmod_ret.rs`).
+//! `security_*` function is the BPF LSM program of the hook it calls where
+//! the kernel runs one (`override_by_lsm`), else an fentry program that
+//! decides plus an fmod_ret program that returns the errno
+//! (`sensors/fmod_ret.rs`).
 
 use tetragond_ebpf::{action, return_half, HookConf};
 
@@ -26,7 +28,10 @@ use super::{
 };
 use crate::{
     error::CompileError,
-    kernel_info::KernelFunctions,
+    kernel_info::{
+        btf::{ArgOrigin, KernelBtf},
+        HookCaps, KernelFunctions,
+    },
     policy::model::{section, ActionType, KprobeSpec, ListSpec, ListType, Selector, TracingPolicy},
     syscalls::{self, Share},
 };
@@ -193,9 +198,12 @@ fn kernel_function(
     })?;
     let caps = formats.caps();
     // fexit where the kernel has trampolines; a kretprobe sees the return
-    // value as well.
-    let params = caps
-        .trampolines
+    // value as well, and serves it where kprobes are asked for
+    // (`kernel_functions = "kprobe"`).
+    let kretprobe_asked = section == Section::Kprobes
+        && caps.kprobes
+        && caps.kernel_functions == KernelFunctions::Kprobe;
+    let params = (caps.trampolines && !kretprobe_asked)
         .then(|| formats.function_params(&kp.call))
         .flatten();
     let (family, return_offset) = match params {
@@ -251,7 +259,13 @@ fn function_entry(
     if section == Section::Fentries && !caps.trampolines {
         return Err(unsupported(FENTRIES_NEED_TRAMPOLINES.into()));
     }
-    let family = if has_override(selectors.iter().flat_map(|s| &s.match_actions)) {
+    let overrides = has_override(selectors.iter().flat_map(|s| &s.match_actions));
+    let by_lsm = overrides
+        .then(|| override_by_lsm(&kp.call, &caps, formats.btf()))
+        .flatten();
+    let family = if by_lsm.is_some() {
+        FunctionFamily::Lsm
+    } else if overrides {
         if !kp.call.starts_with("security_") {
             return Err(unsupported(
                 "Override on a kernel function needs bpf_override_return or fmod_ret; tetragond honours Override on LSM hooks and, with fmod_ret, on security_* functions".into(),
@@ -280,7 +294,7 @@ fn function_entry(
     };
     let target = FunctionTarget {
         family,
-        name: kp.call.clone(),
+        name: by_lsm.unwrap_or(&kp.call).to_string(),
     };
     let with = data::with_data(what, &kp.args, &kp.data, selectors)?;
     function::compile(
@@ -295,12 +309,45 @@ fn function_entry(
             override_denied: None,
             positive: super::positive::on(&kp.call, &caps),
             return_offset: None,
-            exported_as: None,
+            // Events of a kprobe, whatever program serves it.
+            exported_as: by_lsm.map(|_| HookKind::Kprobe {
+                function: kp.call.clone(),
+            }),
             positional: false,
             btf: formats.btf(),
             data_from: with.data_from,
         },
     )
+}
+
+/// The LSM hook that serves an Override on `security_*` function `call`,
+/// where this kernel runs BPF LSM programs and has the hook `call` calls
+/// (`X` for `security_X`) with the same parameters (BTF): its program
+/// returns the errno itself. An fentry program (which decides for an
+/// fmod_ret program) is skipped by the kernel when it finds it running on
+/// the CPU already, a run preempted there (Debian's 6.18 preempts, lazily)
+/// or interrupted, and the call then goes through: most of the denied
+/// opens of a thread that preempts another in the guest case
+/// `fentry-preempt` did, each counted as `kernel_skipped`. LSM programs
+/// are never skipped so. Not where a positive `argError` is served (an
+/// LSM program returns errnos only).
+fn override_by_lsm<'a>(call: &'a str, caps: &HookCaps, btf: Option<&KernelBtf>) -> Option<&'a str> {
+    let hook = call.strip_prefix("security_")?;
+    if !(caps.lsm_programs && caps.lsm_active) || super::positive::on(call, caps).is_some() {
+        return None;
+    }
+    let btf = btf?;
+    let params = btf.function_params(call).ok()?;
+    if btf.function_params(&format!("bpf_lsm_{hook}")).ok()? != params {
+        return None;
+    }
+    let declared = |origin| btf.arg_type(origin).ok().map(|id| btf.type_name(id));
+    (0..params)
+        .all(|index| {
+            let own = declared(ArgOrigin::Function { name: call, index });
+            own.is_some() && own == declared(ArgOrigin::Lsm { hook, index })
+        })
+        .then_some(hook)
 }
 
 /// The exit half of a kernel function's return hook: the return value

@@ -514,6 +514,60 @@ fn override_on_security_functions_is_fentry_with_fmod_ret() {
     );
 }
 
+/// Where the BPF LSM runs, an Override on `security_X` is served by the
+/// LSM program of hook `X` (never skipped by the kernel, as an fentry
+/// program running already on the CPU is), its events a kprobe's; where
+/// the hook's parameters differ, or a positive argError is served, or the
+/// LSM is not active, fentry and fmod_ret.
+#[test]
+fn override_on_security_functions_is_the_lsm_hook_where_the_kernel_runs_it() {
+    let served = |call: &str, kernel: &Tracefs| {
+        let ty = if call == "security_bprm_check" {
+            "linux_binprm"
+        } else {
+            "file"
+        };
+        let extra = format!("    args:\n    - index: 0\n      type: {ty}\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n");
+        let c = compile_on(&kprobe(call, &extra), kernel).expect("compiles");
+        (c.hooks[0].attach.clone(), c.hooks[0].meta.kind.clone())
+    };
+    let function = |family, name: &str| {
+        Attach::Function(FunctionTarget {
+            family,
+            name: name.into(),
+        })
+    };
+    let (attach, kind) = served("security_file_permission", &host());
+    assert_eq!(attach, function(FunctionFamily::Lsm, "file_permission"));
+    assert_eq!(
+        kind,
+        HookKind::Kprobe {
+            function: "security_file_permission".into()
+        }
+    );
+    // The hook is `bprm_check_security`: no `bpf_lsm_bprm_check`.
+    let (attach, _) = served("security_bprm_check", &host());
+    assert_eq!(
+        attach,
+        function(FunctionFamily::Fentry, "security_bprm_check")
+    );
+    let mut no_lsm = host();
+    no_lsm.caps.lsm_active = false;
+    let (attach, _) = served("security_file_permission", &no_lsm);
+    assert_eq!(
+        attach,
+        function(FunctionFamily::Fentry, "security_file_permission")
+    );
+    let positive = "    args:\n    - index: 1\n      type: string\n    selectors:\n    - matchActions:\n      - action: Override\n        argError: -1\n";
+    let c =
+        compile_on(&kprobe("security_inode_copy_up_xattr", positive), &host()).expect("compiles");
+    assert_eq!(
+        c.hooks[0].attach.function().map(|f| f.family),
+        Some(FunctionFamily::Fentry),
+        "a positive argError may be served here: fmod_ret"
+    );
+}
+
 /// Tetragon's `argError: 1` on security_inode_copy_up_xattr (discard the
 /// xattr) returns what this kernel's overlayfs takes for it; a positive
 /// value is refused elsewhere, and other positive values there.
@@ -593,6 +647,36 @@ fn return_probes_read_the_return_register() {
     assert_eq!(
         hook.conf.selectors[0].arg_filters[0].values[0],
         -2i64 as u64
+    );
+}
+
+/// fexit where BTF gives the function's parameters, unless kprobes are
+/// asked for (`kernel_functions = "kprobe"`): a kretprobe.
+#[test]
+fn return_probes_are_fexit_unless_kprobes_are_asked_for() {
+    let extra = "    return: true\n    returnArg:\n      index: 0\n      type: int\n";
+    let exit_family = |kernel_functions| {
+        let kernel = Kernel {
+            caps: HookCaps {
+                kernel_functions,
+                ..Debian.caps()
+            },
+            params: Some(("vfs_mkdir", 4)),
+        };
+        let c = compile_on(&kprobe("vfs_mkdir", extra), &kernel).expect("compiles");
+        c.hooks[1].attach.function().map(|f| f.family)
+    };
+    assert_eq!(
+        exit_family(KernelFunctions::Auto),
+        Some(FunctionFamily::Fexit)
+    );
+    assert_eq!(
+        exit_family(KernelFunctions::Fentry),
+        Some(FunctionFamily::Fexit)
+    );
+    assert_eq!(
+        exit_family(KernelFunctions::Kprobe),
+        Some(FunctionFamily::Kretprobe)
     );
 }
 
@@ -1430,6 +1514,7 @@ fn return_copy_on_a_kernel_function_is_read_by_the_exit_half() {
 /// The running kernel, as the daemon sees it: raw tracepoints and
 /// `resolve` read this machine's BTF.
 fn host() -> Tracefs {
+    crate::sensors::mounts::ensure_tracefs();
     let btf = crate::kernel_info::btf::KernelBtf::from_sys_fs()
         .expect("these tests need /sys/kernel/btf/vmlinux");
     Tracefs {

@@ -107,6 +107,8 @@ pub struct KernelLosses {
     /// Program runs that found every scratch slot of their CPU held, and
     /// did not run: their events and actions were not taken.
     pub busy_runs: u64,
+    /// Program runs the kernel skipped (`sensors::skipped`): the same.
+    pub skipped_runs: u64,
 }
 
 pub struct Exporter {
@@ -225,6 +227,11 @@ impl Exporter {
                 seen.ima_hashes,
             ),
             (DropReason::ScratchBusy, totals.busy_runs, seen.busy_runs),
+            (
+                DropReason::KernelSkipped,
+                totals.skipped_runs,
+                seen.skipped_runs,
+            ),
         ] {
             self.dropped(reason, "", total.saturating_sub(seen));
         }
@@ -357,13 +364,14 @@ mod tests {
                 data_pieces,
                 ima_hashes,
                 busy_runs,
+                skipped_runs: busy_runs / 2,
             };
         x.kernel_losses(losses(5, 0, 0, 0, 0));
         x.kernel_losses(losses(5, 2, 3, 1, 0));
         x.kernel_losses(losses(12, 2, 3, 4, 6));
         x.tick();
         let out = lines(&path);
-        assert_eq!(out.len(), 5, "{out:?}");
+        assert_eq!(out.len(), 6, "{out:?}");
         let count = |reason: &str| {
             out.iter()
                 .find(|l| l["rate_limit_info"]["reason"] == reason)
@@ -374,5 +382,6 @@ mod tests {
         assert_eq!(count("data_ring_buffer"), Some("3".into()));
         assert_eq!(count("ima_ring_buffer"), Some("4".into()));
         assert_eq!(count("scratch_busy"), Some("6".into()));
+        assert_eq!(count("kernel_skipped"), Some("3".into()));
     }
 }

@@ -24,6 +24,11 @@ pub enum DropReason {
     /// CPU held by runs preempted or interrupted there (`SCRATCH_SLOTS`),
     /// and did not run: their events (and actions) were not taken.
     ScratchBusy,
+    /// Runs of the kernel programs the kernel itself skipped, finding the
+    /// program running on that CPU already (`recursion_misses`, Linux
+    /// 5.12; see `sensors::skipped`): their events and actions were not
+    /// taken.
+    KernelSkipped,
     /// The global `rate_limit_per_minute`.
     RateLimit,
     /// A policy's `policy_rate_limit_per_minute`.
@@ -49,12 +54,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::RingBuffer,
         DropReason::ProcessRingBuffer,
         DropReason::DataRingBuffer,
         DropReason::ImaRingBuffer,
         DropReason::ScratchBusy,
+        DropReason::KernelSkipped,
         DropReason::RateLimit,
         DropReason::PolicyRateLimit,
         DropReason::WriteError,
@@ -71,6 +77,7 @@ impl DropReason {
             DropReason::DataRingBuffer => "data_ring_buffer",
             DropReason::ImaRingBuffer => "ima_ring_buffer",
             DropReason::ScratchBusy => "scratch_busy",
+            DropReason::KernelSkipped => "kernel_skipped",
             DropReason::RateLimit => "rate_limit",
             DropReason::PolicyRateLimit => "policy_rate_limit",
             DropReason::WriteError => "write_error",

@@ -60,10 +60,12 @@ pub fn read_format(subsystem: &str, event: &str) -> Result<Format, SensorError> 
     }
     let path = event_dir(subsystem, event).join("format");
     let text = fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            SensorError::NoTracepoint(format!("{subsystem}/{event}"))
-        } else {
+        if e.kind() != std::io::ErrorKind::NotFound {
             SensorError::Io(path.display().to_string(), e)
+        } else if !PathBuf::from(TRACEFS).join("events").is_dir() {
+            SensorError::NoTracefs(TRACEFS)
+        } else {
+            SensorError::NoTracepoint(format!("{subsystem}/{event}"))
         }
     })?;
     parse_format(&text).ok_or_else(|| SensorError::BadFormat(path.display().to_string()))

@@ -183,17 +183,27 @@ struct PerfEventAttr {
     flags: u64,
     wakeup_events: u32,
     bp_type: u32,
-    /// uprobe: the file's path.
+    /// uprobe: the file's path; kprobe: the function's name.
     config1: u64,
-    /// uprobe: the offset in the file.
+    /// uprobe: the offset in the file; kprobe: the offset in the function.
     config2: u64,
 }
 
-/// The uprobe PMU's `config`: bit 0 makes a return probe, bits 32-63 hold
-/// the semaphore's file offset (`/sys/bus/event_source/devices/uprobe/format`).
-const UPROBE_RETPROBE_BIT: u64 = 1;
+/// The uprobe and kprobe PMUs' `config`: bit 0 makes a return probe; for
+/// uprobes bits 32-63 hold the semaphore's file offset
+/// (`/sys/bus/event_source/devices/{uprobe,kprobe}/format`).
+const RETPROBE_BIT: u64 = 1;
 const UPROBE_REF_CTR_OFFSET_SHIFT: u32 = 32;
 const UPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/uprobe/type";
+const KPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/kprobe/type";
+
+/// The perf event type of the PMU whose `type` file is `path`.
+fn pmu_type(path: &str) -> std::io::Result<u32> {
+    std::fs::read_to_string(path)?
+        .trim()
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("{path} is not a number")))
+}
 
 /// Links the loaded tracepoint program `prog` to tracepoint `id` (its
 /// tracefs `id`), with `cookie` for `bpf_get_attach_cookie`: a perf event
@@ -227,19 +237,36 @@ pub fn uprobe_link(
     ret: bool,
     cookie: u64,
 ) -> std::io::Result<OwnedFd> {
-    let kind = std::fs::read_to_string(UPROBE_PMU_TYPE)?
-        .trim()
-        .parse()
-        .map_err(|_| std::io::Error::other(format!("{UPROBE_PMU_TYPE} is not a number")))?;
     let attr = PerfEventAttr {
-        kind,
+        kind: pmu_type(UPROBE_PMU_TYPE)?,
         size: std::mem::size_of::<PerfEventAttr>() as u32,
-        config: (semaphore << UPROBE_REF_CTR_OFFSET_SHIFT)
-            | if ret { UPROBE_RETPROBE_BIT } else { 0 },
+        config: (semaphore << UPROBE_REF_CTR_OFFSET_SHIFT) | if ret { RETPROBE_BIT } else { 0 },
         sample_period: 1,
         wakeup_events: 1,
         config1: path.as_ptr() as u64,
         config2: offset,
+        ..Default::default()
+    };
+    perf_event_link(prog, &attr, cookie)
+}
+
+/// Links the loaded kprobe program `prog` at the return of kernel function
+/// `function`, with `cookie` (Linux 5.15): what aya's attach cannot give
+/// a kprobe.
+pub fn kretprobe_link(
+    prog: BorrowedFd<'_>,
+    function: &std::ffi::CStr,
+    cookie: u64,
+) -> std::io::Result<OwnedFd> {
+    let attr = PerfEventAttr {
+        kind: pmu_type(KPROBE_PMU_TYPE)?,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config: RETPROBE_BIT,
+        sample_period: 1,
+        wakeup_events: 1,
+        // `kprobe_func` and `probe_offset`.
+        config1: function.as_ptr() as u64,
+        config2: 0,
         ..Default::default()
     };
     perf_event_link(prog, &attr, cookie)
@@ -363,24 +390,30 @@ struct InfoAttr {
     info: u64,
 }
 
-/// Where the kernel put the kprobe of perf-event link `link`: the address
-/// it reports (Linux 6.6 on), None where it reports none.
-pub fn kprobe_address(link: BorrowedFd<'_>) -> std::io::Result<Option<u64>> {
-    // Larger than any `struct bpf_link_info` so far; the kernel fills what
-    // it knows and leaves the rest zero.
+/// The kernel's info struct of BPF object `fd` (a program's `struct
+/// bpf_prog_info`, a link's `struct bpf_link_info`), and how many of its
+/// bytes the kernel filled (the rest is zero): 256 bytes are more than any
+/// of them holds so far.
+fn object_info(fd: BorrowedFd<'_>) -> std::io::Result<([u8; 256], u32)> {
     let mut info = [0u8; 256];
     let mut attr = InfoAttr {
-        bpf_fd: link.as_raw_fd() as u32,
+        bpf_fd: fd.as_raw_fd() as u32,
         info_len: info.len() as u32,
         info: info.as_mut_ptr() as u64,
     };
-    // `info` outlives the call.
+    // `info` outlives the call; the kernel writes back how much it filled.
     bpf_call(
         BPF_OBJ_GET_INFO_BY_FD,
         (&mut attr as *mut InfoAttr).cast(),
         std::mem::size_of::<InfoAttr>(),
     )?;
-    Ok(kprobe_address_in(&info))
+    Ok((info, attr.info_len))
+}
+
+/// Where the kernel put the kprobe of perf-event link `link`: the address
+/// it reports (Linux 6.6 on), None where it reports none.
+pub fn kprobe_address(link: BorrowedFd<'_>) -> std::io::Result<Option<u64>> {
+    Ok(kprobe_address_in(&object_info(link)?.0))
 }
 
 fn kprobe_address_in(info: &[u8]) -> Option<u64> {
@@ -394,9 +427,31 @@ fn kprobe_address_in(info: &[u8]) -> Option<u64> {
     u64_at(KPROBE_ADDR_AT).filter(|addr| *addr != 0)
 }
 
+/// In `struct bpf_prog_info`: `recursion_misses` (Linux 5.12), after
+/// `run_time_ns` and `run_cnt`.
+const RECURSION_MISSES_AT: usize = 208;
+
+/// Runs of program `prog` the kernel skipped because it found the program
+/// running on that CPU already; None where the kernel does not count them
+/// (before 5.12).
+pub fn recursion_misses(prog: BorrowedFd<'_>) -> std::io::Result<Option<u64>> {
+    let (info, filled) = object_info(prog)?;
+    Ok(recursion_misses_in(&info, filled))
+}
+
+fn recursion_misses_in(info: &[u8], filled: u32) -> Option<u64> {
+    let field = RECURSION_MISSES_AT..RECURSION_MISSES_AT + 8;
+    if (filled as usize) < field.end {
+        return None;
+    }
+    Some(u64::from_le_bytes(info.get(field)?.try_into().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{kprobe_address_in, PerfEventAttr, PerfLinkAttr, TracingLinkAttr};
+    use super::{
+        kprobe_address_in, recursion_misses_in, PerfEventAttr, PerfLinkAttr, TracingLinkAttr,
+    };
 
     #[test]
     fn perf_event_attrs_sit_where_the_kernel_reads_them() {
@@ -421,6 +476,15 @@ mod tests {
         assert_eq!(kprobe_address_in(&info), Some(0xffff_ffff_8123_4564));
         info[16..20].copy_from_slice(&5u32.to_le_bytes());
         assert_eq!(kprobe_address_in(&info), None, "a tracepoint link");
+    }
+
+    #[test]
+    fn recursion_misses_are_read_where_5_12_puts_them_and_only_there() {
+        let mut info = [0u8; 256];
+        info[208..216].copy_from_slice(&41u64.to_le_bytes());
+        assert_eq!(recursion_misses_in(&info, 228), Some(41));
+        // 5.10's bpf_prog_info ends with run_cnt.
+        assert_eq!(recursion_misses_in(&info, 208), None);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use super::bpf_syscall::{bpf, insn, ProgLoad, BPF_PSEUDO_MAP_FD, HELPER_MAP_LOOKUP_ELEM};
 
+/// The kernel's name of these fmod_ret programs (`bpftool prog`).
+pub const PROGRAM_NAME: &str = "tetragond_ret";
 const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_PROG_TYPE_TRACING: u32 = 26;
 const BPF_MODIFY_RETURN: u32 = 26;
@@ -86,7 +88,7 @@ pub fn attach(btf_id: u32, site: u32, decision_map: RawFd) -> Result<ModifyRetur
         prog_type: BPF_PROG_TYPE_TRACING,
         expected_attach_type: BPF_MODIFY_RETURN,
         attach_btf_id: btf_id,
-        name: "tetragond_ret",
+        name: PROGRAM_NAME,
     }
     .load(&instructions(decision_map, site))
     .map_err(|e| format!("loading the fmod_ret program: {e}"))?;

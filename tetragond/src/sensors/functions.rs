@@ -4,9 +4,12 @@
 //! there is no count of them but the site range. Where trampoline links
 //! carry a BPF cookie (Linux 5.19), LSM hooks, fentry and fexit are served
 //! the same way by `lsm_any`, `fentry_any` and `fexit_any`: each loaded
-//! once per target, its link's cookie naming the site. Kretprobes (and, on
-//! older kernels, trampolines and LSM hooks, and kprobes on a name several
-//! functions share) come in numbered slots (`kprobe_0`, `lsm_3`, ...). A
+//! once per target, its link's cookie naming the site; where perf-event
+//! links carry one (Linux 5.15), kretprobes by `kretprobe_any`, loaded
+//! once and linked to each target with its site as the cookie. On older
+//! kernels, kretprobes, trampolines and LSM hooks (and kprobes on a name
+//! several functions share everywhere) come in numbered slots
+//! (`kprobe_0`, `lsm_3`, ...). A
 //! target in use holds a site; policies on the same target share it,
 //! listed under its site like tracepoint hooks.
 
@@ -32,6 +35,8 @@ use crate::{
 
 /// The program that serves every kprobe it can find the address of.
 const KPROBE_ANY: &str = "kprobe_any";
+/// The program that serves every kretprobe, by the cookie of its link.
+const KRETPROBE_ANY: &str = "kretprobe_any";
 /// `endbr64`: on kernels built with IBT a probe on a function's entry
 /// sits past it.
 const ENDBR_LEN: u64 = 4;
@@ -58,6 +63,23 @@ struct Bound {
     slot: bool,
 }
 
+impl Bound {
+    /// A target served by a program of many targets (`kprobe_any`,
+    /// `kretprobe_any`) through `link` alone.
+    fn shared(site: u32, program: &str, addresses: Vec<u64>, link: Held) -> Bound {
+        Bound {
+            site,
+            program: program.to_string(),
+            addresses,
+            users: 1,
+            link,
+            modify_return: None,
+            companion: None,
+            slot: false,
+        }
+    }
+}
+
 /// An fmod_ret program (closed on drop) and the name of its link's pin.
 type ModifyReturnHeld = (super::fmod_ret::ModifyReturn, Option<String>);
 
@@ -82,6 +104,8 @@ pub struct FunctionAttachments {
     /// LSM hooks that may hash their file get an IMA companion (the
     /// kernel can run it: `Kernel::probe_programs`).
     ima: bool,
+    /// Perf-event links (kprobes) carry a BPF cookie here.
+    perf_cookies: bool,
 }
 
 /// Trampoline and LSM links carry a BPF cookie (Linux 5.19): the kernel's
@@ -164,7 +188,15 @@ impl FunctionAttachments {
             cookies,
             raw_tracepoint_cookies,
             ima: false,
+            perf_cookies: false,
         }
+    }
+
+    /// Serves kretprobes by `kretprobe_any` (the kernel has
+    /// `bpf_get_attach_cookie`, Linux 5.15), not by slots.
+    pub fn with_perf_cookies(mut self, perf_cookies: bool) -> Self {
+        self.perf_cookies = perf_cookies;
+        self
     }
 
     /// Gives LSM hooks that may hash their file an IMA companion from now
@@ -211,6 +243,9 @@ impl FunctionAttachments {
             if let Some(address) = address {
                 return self.attach_any_kprobe(ebpf, target, address);
             }
+        }
+        if target.family == FunctionFamily::Kretprobe && self.perf_cookies {
+            return self.attach_kretprobe_by_cookie(ebpf, target);
         }
         let cookies = match target.family {
             FunctionFamily::RawTracepoint => self.raw_tracepoint_cookies,
@@ -270,6 +305,68 @@ impl FunctionAttachments {
         Ok(base + slot)
     }
 
+    /// Serves kretprobe `target` by `kretprobe_any` (loaded at its first
+    /// use), linked there with a site of its own as the cookie.
+    fn attach_kretprobe_by_cookie(
+        &mut self,
+        ebpf: &mut Ebpf,
+        target: &FunctionTarget,
+    ) -> Result<u32, SensorError> {
+        let site = self.free_cookie_site()?;
+        let attach_err = |message| SensorError::Attach {
+            tracepoint: describe(target),
+            message,
+        };
+        let name = std::ffi::CString::new(target.name.as_str())
+            .map_err(|_| attach_err("a function name with a NUL byte".into()))?;
+        let prog = ebpf.program_mut(KRETPROBE_ANY).ok_or_else(|| {
+            attach_err(format!(
+                "program {KRETPROBE_ANY} missing from the BPF object"
+            ))
+        })?;
+        let p: &mut KProbe = prog.try_into().map_err(|e| attach_err(chain(&e)))?;
+        if p.fd().is_err() {
+            p.load()
+                .map_err(|e| attach_err(format!("{KRETPROBE_ANY}: {}", chain(&e))))?;
+            super::object::log_verified(KRETPROBE_ANY, p.info().ok());
+        }
+        let prog_fd = p.fd().map_err(|e| attach_err(chain(&e)))?;
+        let link = super::bpf_syscall::kretprobe_link(
+            std::os::fd::AsFd::as_fd(prog_fd),
+            &name,
+            u64::from(site),
+        )
+        .map_err(|e| {
+            attach_err(format!(
+                "{e} (is {} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)",
+                target.name
+            ))
+        })?;
+        let link = self
+            .pins
+            .hold_owned(&format!("{KRETPROBE_ANY}-{}", target.name), link);
+        tracing::info!(
+            "{} served by program {KRETPROBE_ANY} (site {site})",
+            describe(target)
+        );
+        self.bound.insert(
+            (target.family, target.name.clone()),
+            Bound::shared(site, KRETPROBE_ANY, vec![], link),
+        );
+        Ok(site)
+    }
+
+    /// A site for a target whose link's cookie names it.
+    fn free_cookie_site(&self) -> Result<u32, SensorError> {
+        self.free_site(site::COOKIE_BASE, site::COOKIE_SLOTS)
+            .ok_or_else(|| {
+                SensorError::Full(format!(
+                    "at most {} distinct LSM hooks, fentry, fexit and kretprobe targets can be hooked at once",
+                    site::COOKIE_SLOTS
+                ))
+            })
+    }
+
     /// Serves `target` (an LSM hook, fentry or fexit) by `program`, loaded
     /// for it alone and linked with its site as the cookie. aya then lets
     /// go of the program (the link holds it), so the next target can load
@@ -281,14 +378,7 @@ impl FunctionAttachments {
         (program, attach): (&'static str, TrampolineAttach),
         decision_map: std::os::fd::RawFd,
     ) -> Result<u32, SensorError> {
-        let site = self
-            .free_site(site::COOKIE_BASE, site::COOKIE_SLOTS)
-            .ok_or_else(|| {
-                SensorError::Full(format!(
-                    "at most {} distinct LSM hooks, fentry and fexit targets can be hooked at once",
-                    site::COOKIE_SLOTS
-                ))
-            })?;
+        let site = self.free_cookie_site()?;
         let attach_err = |message| SensorError::Attach {
             tracepoint: describe(target),
             message,
@@ -502,16 +592,7 @@ impl FunctionAttachments {
         );
         self.bound.insert(
             (target.family, target.name.clone()),
-            Bound {
-                site,
-                program: KPROBE_ANY.to_string(),
-                addresses,
-                users: 1,
-                link,
-                modify_return: None,
-                companion: None,
-                slot: false,
-            },
+            Bound::shared(site, KPROBE_ANY, addresses, link),
         );
         Ok(site)
     }

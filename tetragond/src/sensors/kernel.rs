@@ -211,7 +211,8 @@ impl Kernel {
                 }
             },
             helpers,
-            functions: FunctionAttachments::new(btf.clone(), pins.clone()),
+            functions: FunctionAttachments::new(btf.clone(), pins.clone())
+                .with_perf_cookies(helpers.attach_cookie),
             btf,
             task_offsets: None,
             struct_offsets: None,
@@ -819,6 +820,24 @@ impl Kernel {
         self.counters
             .set(policy_slot, values, 0)
             .map_err(map_err("POLICY_COUNTERS"))
+    }
+
+    /// What the kernel skipped of this daemon's programs (see `skipped`),
+    /// counted from now.
+    pub fn skipped_runs(&self) -> super::skipped::SkippedRuns {
+        let hand_written = [super::fmod_ret::PROGRAM_NAME, super::tp_stubs::PROGRAM_NAME];
+        // A skipped `task_free` loses no event and no action: the cache
+        // entries it drops are replaced at the pid's next fork and are in
+        // LRU maps. It is skipped now and then (sched_process_free fires
+        // from RCU callbacks, in softirqs that can interrupt another of the
+        // tracepoint programs, which hold the CPU's `bpf_prog_active`).
+        super::skipped::SkippedRuns::new(
+            self.ebpf
+                .programs()
+                .map(|(name, _)| name)
+                .filter(|name| *name != "task_free")
+                .chain(hand_written),
+        )
     }
 
     /// Whether this kernel verifies and loads an fentry and an LSM program:

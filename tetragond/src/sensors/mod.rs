@@ -16,6 +16,7 @@ mod object;
 pub mod ops;
 pub mod pin;
 pub mod ring_size;
+pub mod skipped;
 mod sock_owners;
 mod tp_stubs;
 mod uprobes;

@@ -3,14 +3,28 @@
 
 use std::{ffi::CString, path::Path};
 
-const MOUNTS: &[(&str, &str, &str)] = &[
-    ("tracefs", "/sys/kernel/tracing", "tracefs"),
+type Mount = (&'static str, &'static str, &'static str);
+
+const TRACEFS: Mount = ("tracefs", crate::kernel_info::tracefs::TRACEFS, "tracefs");
+
+const MOUNTS: &[Mount] = &[
+    TRACEFS,
     ("bpf", "/sys/fs/bpf", "bpf"),
     ("securityfs", "/sys/kernel/security", "securityfs"),
 ];
 
 pub fn ensure_mounted() {
-    for (source, target, fstype) in MOUNTS {
+    ensure(MOUNTS);
+}
+
+/// Tracefs alone: what a compile outside the daemon (`tetra tp validate
+/// --kernel`) reads tracepoint formats from, as the daemon would.
+pub fn ensure_tracefs() {
+    ensure(&[TRACEFS]);
+}
+
+fn ensure(mounts: &[Mount]) {
+    for (source, target, fstype) in mounts {
         if is_mounted(target, fstype) {
             continue;
         }

@@ -15,6 +15,8 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use super::bpf_syscall::{insn, lookup_entry_zero, ProgLoad, BPF_PSEUDO_MAP_FD};
 
+/// The kernel's name of these tracepoint stubs (`bpftool prog`).
+pub const PROGRAM_NAME: &str = "tetragond_tp";
 const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
 const HELPER_TAIL_CALL: i32 = 12;
 
@@ -46,7 +48,7 @@ pub fn load(site: u32, site_map: RawFd, target_map: RawFd) -> Result<OwnedFd, St
         prog_type: BPF_PROG_TYPE_TRACEPOINT,
         expected_attach_type: 0,
         attach_btf_id: 0,
-        name: "tetragond_tp",
+        name: PROGRAM_NAME,
     }
     .load(&instructions(site, site_map, target_map))
     .map_err(|e| format!("loading the stub of site {site}: {e}"))
