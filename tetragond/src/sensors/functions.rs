@@ -319,29 +319,14 @@ impl FunctionAttachments {
         };
         let name = std::ffi::CString::new(target.name.as_str())
             .map_err(|_| attach_err("a function name with a NUL byte".into()))?;
-        let prog = ebpf.program_mut(KRETPROBE_ANY).ok_or_else(|| {
-            attach_err(format!(
-                "program {KRETPROBE_ANY} missing from the BPF object"
-            ))
-        })?;
-        let p: &mut KProbe = prog.try_into().map_err(|e| attach_err(chain(&e)))?;
-        if p.fd().is_err() {
-            p.load()
-                .map_err(|e| attach_err(format!("{KRETPROBE_ANY}: {}", chain(&e))))?;
-            super::object::log_verified(KRETPROBE_ANY, p.info().ok());
-        }
+        let p = loaded_kprobe(ebpf, KRETPROBE_ANY).map_err(attach_err)?;
         let prog_fd = p.fd().map_err(|e| attach_err(chain(&e)))?;
         let link = super::bpf_syscall::kretprobe_link(
             std::os::fd::AsFd::as_fd(prog_fd),
             &name,
             u64::from(site),
         )
-        .map_err(|e| {
-            attach_err(format!(
-                "{e} (is {} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)",
-                target.name
-            ))
-        })?;
+        .map_err(|e| attach_err(format!("{e}{}", probe_hint(&target.name))))?;
         let link = self
             .pins
             .hold_owned(&format!("{KRETPROBE_ANY}-{}", target.name), link);
@@ -640,14 +625,10 @@ impl FunctionAttachments {
         }
         match target.family {
             FunctionFamily::Kprobe | FunctionFamily::Kretprobe => {
-                let p: &mut KProbe = prog.try_into().map_err(|e| chain(&e))?;
-                if p.fd().is_err() {
-                    p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
-                    super::object::log_verified(program, p.info().ok());
-                }
-                let id = p.attach(name, 0).map_err(|e| {
-                    format!("{} (is {name} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)", chain(&e))
-                })?;
+                let p = loaded_kprobe(ebpf, program)?;
+                let id = p
+                    .attach(name, 0)
+                    .map_err(|e| format!("{}{}", chain(&e), probe_hint(name)))?;
                 p.take_link(id).map(Taken::Kprobe).map_err(|e| chain(&e))
             }
             FunctionFamily::Fentry => load_attach!(FEntry, ""),
@@ -713,6 +694,26 @@ impl FunctionAttachments {
         }
         forget_addresses(ebpf, &addresses);
     }
+}
+
+/// Kprobe program `program` of the object, loaded (verified once, at its
+/// first use; each attachment reuses it).
+fn loaded_kprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut KProbe, String> {
+    let p: &mut KProbe = ebpf
+        .program_mut(program)
+        .ok_or_else(|| format!("program {program} missing from the BPF object"))?
+        .try_into()
+        .map_err(|e| chain(&e))?;
+    if p.fd().is_err() {
+        p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
+        super::object::log_verified(program, p.info().ok());
+    }
+    Ok(p)
+}
+
+/// What to check when a kprobe on `function` cannot be made.
+fn probe_hint(function: &str) -> String {
+    format!(" (is {function} a kernel function that can be probed? see /sys/kernel/tracing/available_filter_functions)")
 }
 
 fn kprobe_sites(
