@@ -114,6 +114,7 @@ fuzz_target!(|data: &[u8]| {
             caps: HookCaps {
                 kprobes: true,
                 trampolines: true,
+                trampoline_cookies: kernel_functions == KernelFunctions::Auto,
                 kernel_functions,
                 lsm_programs: true,
                 lsm_active: true,

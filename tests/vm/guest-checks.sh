@@ -144,7 +144,7 @@ journal_dump() { journalctl -u tetragond -u tetragond-unload -b --no-pager -o sh
 generations() { ls "$PINS" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
 # Kernel ids of the loaded BPF programs that are ours, by name (the kernel
 # keeps 15 characters): what `bpftool prog` would show of tetragond.
-OUR_PROGS='^(tp_raw_sys|tp_syscalls|tp_generic|tp_btf_|task_(exec|fork|exit|free)|u(ret)?probe_disp|k(ret)?probe_[0-9]|(kprobe|fentry|fexit|lsm)_any|fentry_[0-9]|fexit_[0-9]|lsm_[0-9]|probe_(fentry|lsm|overri)|ima_(file|bprm)|tetragond_(ret|tp))'
+OUR_PROGS='^(tp_raw_sys|tp_syscalls|tp_generic|tp_btf_|raw_tp_from|task_(exec|fork|exit|free)|u(ret)?probe_disp|kprobe_(by_cook|from_st)|(kprobe|fentry|fexit|lsm)_any|fentry_[0-9]|fexit_[0-9]|lsm_[0-9]|probe_(fentry|lsm|overri)|ima_(file|bprm)|tetragond_(ret|tp|kp|raw))'
 our_progs() { bpftool prog show -j | jq -r ".[] | select((.name // \"\") | test(\"$OUR_PROGS\")) | \"\\(.id):\\(.name)\"" | tr '\n' ' ' | sed 's/ $//'; }
 no_progs_of_ours() { [[ -z $(our_progs) ]]; }
 

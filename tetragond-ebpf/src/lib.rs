@@ -974,29 +974,27 @@ pub mod site {
     /// `tp_generic_from_stub` with the site.
     pub const GENERIC_ANY_BASE: u32 = 0x3_0000;
     pub const GENERIC_ANY_SLOTS: u32 = 4096;
-    /// Programs bound to one kernel function (or LSM hook) each, by slot:
-    /// `<FAMILY>_BASE + k` is served by program `<family>_k`.
-    pub const KPROBE_BASE: u32 = 32;
-    pub const KPROBE_SLOTS: u32 = 8;
     /// Kernel functions served by `kprobe_any`, one site each, found by
     /// the probed address (`KPROBE_SITES`).
     pub const KPROBE_ANY_BASE: u32 = 0x1_0000;
     pub const KPROBE_ANY_SLOTS: u32 = 4096;
-    pub const KRETPROBE_BASE: u32 = 48;
-    pub const KRETPROBE_SLOTS: u32 = 4;
+    /// Programs bound to one kernel function (or LSM hook) each, by slot,
+    /// where trampoline links carry no cookie (before 5.19):
+    /// `<FAMILY>_BASE + k` is served by program `<family>_k`.
     pub const FENTRY_BASE: u32 = 64;
     pub const FENTRY_SLOTS: u32 = 8;
     pub const FEXIT_BASE: u32 = 80;
     pub const FEXIT_SLOTS: u32 = 4;
     pub const LSM_BASE: u32 = 96;
     pub const LSM_SLOTS: u32 = 8;
-    /// Raw tracepoints (`raw: true`), BTF-typed (tp_btf), by slot.
-    pub const TP_BTF_BASE: u32 = 112;
-    pub const TP_BTF_SLOTS: u32 = 8;
     /// LSM hooks, fentry and fexit targets served by `lsm_any`,
     /// `fentry_any` and `fexit_any` (Linux 5.19 on), raw tracepoints by
     /// `tp_btf_any` (Linux 6.10 on): the program is loaded once per target
-    /// and its link carries the site as the BPF cookie.
+    /// and its link carries the site as the BPF cookie. Kretprobes (and
+    /// kprobes on a name several functions share) by `kprobe_by_cookie`
+    /// (5.15 on: loaded once, its links carry the site) or by stubs
+    /// entering `kprobe_from_stub` with the site (before); raw tracepoints
+    /// before 6.10 by stubs entering `raw_tp_from_stub`.
     pub const COOKIE_BASE: u32 = 0x2_0000;
     pub const COOKIE_SLOTS: u32 = 4096;
 }
@@ -1488,6 +1486,23 @@ pub const RECORD_KINDS: u32 = 7;
 /// interrupted, and the runs in an interrupt, a soft interrupt and an NMI
 /// over it). Each costs a copy of the scratch buffers per CPU.
 pub const SCRATCH_SLOTS: u32 = 4;
+
+/// Sites a CPU's stubs may have pushed and their target not yet taken
+/// (`StubSites`): a stub's run, and the runs of stubs in the interrupts
+/// that can come over it (soft, hard, NMI), as for `SCRATCH_SLOTS`.
+pub const STUB_DEPTH: u32 = 4;
+
+/// Per CPU, the sites stubs pushed for the program they tail-call, which
+/// takes the top one. A stack, not one value: a raw tracepoint program
+/// runs with interrupts on, and a stub in an interrupt between a stub's
+/// push and its target's pop pushes and pops over it. User space writes
+/// the stubs' instructions against this layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StubSites {
+    pub depth: u32,
+    pub sites: [u32; STUB_DEPTH as usize],
+}
 
 /// Bytes of the largest digest IMA makes (SHA-512), as Tetragon reads it.
 pub const IMA_HASH_MAX: usize = 64;

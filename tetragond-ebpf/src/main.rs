@@ -32,7 +32,8 @@ use aya_ebpf::{
         },
     },
     macros::{
-        btf_tracepoint, fentry, fexit, kprobe, kretprobe, lsm, map, tracepoint, uprobe, uretprobe,
+        btf_tracepoint, fentry, fexit, kprobe, lsm, map, raw_tracepoint, tracepoint, uprobe,
+        uretprobe,
     },
     maps::{
         lpm_trie::{Key, LpmTrie},
@@ -40,7 +41,7 @@ use aya_ebpf::{
     },
     programs::{
         BtfTracePointContext, FEntryContext, FExitContext, LsmContext, ProbeContext,
-        RetProbeContext, TracePointContext,
+        RawTracePointContext, RetProbeContext, TracePointContext,
     },
     EbpfContext,
 };
@@ -52,17 +53,17 @@ use tetragond_ebpf::{
     DataRecord, Event, EventBuf, EventInfo, ExePath, ExecBinary, ExecCreds, ExecRecord, ExitRecord,
     GateKey, HookConf, HookKey, HookSet, ImaPending, ImaRecord, OverrideKey, PolicyCounters,
     PrefixGateData, RateLimitKey, RateLimitState, RegAssign, RegOverride, RegsKey, ReturnArmed,
-    ReturnKey, Selector, SkbInfo, SockInfo, SockOwner, StrTrieData, StructOffsets, SubstrKey,
-    SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN, BINARY_GATE_ENTRIES,
-    DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES, FILE_TYPE_BITS,
-    HOOK_LIST_ENTRIES, HOOK_SET_WORDS, IMA_HASH_MAX, IMA_PENDING_ENTRIES, KPROBE_SITE_ENTRIES,
-    MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA, MAX_FIELD_LOADS,
-    MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_REG_ASSIGNMENTS, MAX_SELECTORS, MAX_VALUES, MAX_WRITES,
-    MODE_MONITOR, NS_CHANGE_KINDS, OVERRIDE_DECISION_ENTRIES, PATH_CUT, PATH_LEN, PATH_WALK_LEN,
-    PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, PT_REGS_WORDS, RATE_LIMIT_ENTRIES, RECORD_KINDS,
-    RECORD_LEN, RETURN_ARMED_ENTRIES, SCRATCH_SLOTS, SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH,
-    STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS, SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT,
-    UNKNOWN_CAPS,
+    ReturnKey, Selector, SkbInfo, SockInfo, SockOwner, StrTrieData, StructOffsets, StubSites,
+    SubstrKey, SubstrValue, TaskTrackingOffsets, UserNsInfo, ABI_I386, ARGS_LEN,
+    BINARY_GATE_ENTRIES, DATA_CHUNK, DATA_CHUNKS, DATA_HEADER_LEN, EXEC_CREDS_ENTRIES,
+    FILE_TYPE_BITS, HOOK_LIST_ENTRIES, HOOK_SET_WORDS, IMA_HASH_MAX, IMA_PENDING_ENTRIES,
+    KPROBE_SITE_ENTRIES, MAX_ACTIONS, MAX_ARGS, MAX_ARG_FILTERS, MAX_CGROUP_SCOPES, MAX_DATA,
+    MAX_FIELD_LOADS, MAX_HOOKS, MAX_PIDS, MAX_POLICIES, MAX_REG_ASSIGNMENTS, MAX_SELECTORS,
+    MAX_VALUES, MAX_WRITES, MODE_MONITOR, NS_CHANGE_KINDS, OVERRIDE_DECISION_ENTRIES, PATH_CUT,
+    PATH_LEN, PATH_WALK_LEN, PREFIX_GATE_ALL, PREFIX_GATE_ENTRIES, PT_REGS_WORDS,
+    RATE_LIMIT_ENTRIES, RECORD_KINDS, RECORD_LEN, RETURN_ARMED_ENTRIES, SCRATCH_SLOTS,
+    SOCK_OWNER_ENTRIES, STACK_BYTES, STACK_DEPTH, STR_LEN, STR_MATCH_LEN, STR_TRIE_HEADER_BITS,
+    SUBSTR_LEN, SUB_ANY, TASK_EXE_ENTRIES, TS_COMPAT, UNKNOWN_CAPS,
 };
 
 #[map]
@@ -548,27 +549,43 @@ pub fn tp_generic_any(ctx: TracePointContext) -> u32 {
 }
 
 /// Where links carry no cookie (before 5.15), each tracepoint gets a stub
-/// program of its own, made at run time (`sensors/tp_stubs.rs`): it writes
-/// its site here and tail-calls `tp_generic_from_stub` (`STUB_TARGET[0]`).
-/// Per CPU, and safe to share: tracepoint programs do not nest on a CPU
-/// (the kernel's `bpf_prog_active` guard), and only stubs write it.
+/// program of its own, made at run time (`sensors/stubs.rs`): it pushes
+/// its site here and tail-calls `tp_generic_from_stub` (`STUB_TARGET[0]`),
+/// which pops it; kprobes and raw tracepoints the same, through their own
+/// program arrays (one holds programs of one type). Only stubs push and
+/// only their targets pop.
 #[map]
-static STUB_SITE: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+static STUB_SITE: PerCpuArray<StubSites> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static STUB_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);
+#[map]
+static KPROBE_STUB_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);
+#[map]
+static RAW_TP_STUB_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The site the stub that tail-called this program pushed, popped; None
+/// outside `range` (no stub pushed one for this kind of program).
+#[inline(always)]
+fn stub_site(range: core::ops::Range<u32>) -> Option<u32> {
+    let stack = STUB_SITE.get_ptr_mut(0)?;
+    // SAFETY: this CPU's entry; nothing else runs on the CPU between a
+    // stub's push and this pop but whole runs of nested stubs and their
+    // targets, which leave it as they found it.
+    let stack = unsafe { &mut *stack };
+    let top = stack.depth.checked_sub(1)?;
+    let site = *stack.sites.get(top as usize)?;
+    stack.depth = top;
+    range.contains(&site).then_some(site)
+}
 
 /// Every other tracepoint, before 5.15: entered by tail call from the
-/// tracepoint's stub, which left the site in `STUB_SITE`.
+/// tracepoint's stub, which pushed the site.
 #[tracepoint]
 pub fn tp_generic_from_stub(ctx: TracePointContext) -> u32 {
-    let Some(&site) = STUB_SITE.get(0) else {
-        return 0;
-    };
-    let sites = site::GENERIC_ANY_BASE..site::GENERIC_ANY_BASE + site::GENERIC_ANY_SLOTS;
-    if !sites.contains(&site) {
-        return 0;
+    match stub_site(site::GENERIC_ANY_BASE..site::GENERIC_ANY_BASE + site::GENERIC_ANY_SLOTS) {
+        Some(site) => dispatch(&ctx, site),
+        None => 0,
     }
-    dispatch(&ctx, site)
 }
 
 /// Uprobes: each attachment carries its hook slot as the BPF cookie, so one
@@ -743,9 +760,12 @@ fn run_uprobe(ctx: &ProbeContext) {
     }
 }
 
-// Function hooks: each program of a family is bound, when loaded, to one
-// kernel function (kprobes, fentry, fexit) or LSM hook; its site number
-// says which slot fired. LSM programs return the Override errno.
+// Function hooks. Where trampoline links carry no cookie (before 5.19),
+// each numbered fentry, fexit or LSM program is bound, when loaded, to
+// one kernel function or LSM hook, and its site number says which slot
+// fired (tail calls between such programs of different targets are
+// refused, so stubs cannot serve them). Kprobes need no slots (below).
+// LSM programs return the Override errno.
 
 macro_rules! function_sites {
     ($attr:ident, $ctx:ty, $ret:ty, $base:expr, [$($name:ident = $k:expr),* $(,)?]) => {$(
@@ -772,17 +792,29 @@ pub fn kprobe_any(ctx: ProbeContext) -> u32 {
     errno_or_zero(dispatch_function(ctx.as_ptr(), site)) as u32
 }
 
-/// Kretprobes on any number of kernel functions, where perf-event links
-/// carry a BPF cookie (Linux 5.15): this one program is linked to each,
-/// the link's cookie naming the site (a return has no address of its
-/// function to find it by). User space attaches it only on such kernels;
-/// older ones use the numbered slots.
-#[kretprobe]
-pub fn kretprobe_any(ctx: RetProbeContext) -> u32 {
+/// Kprobes and kretprobes on any number of kernel functions, where
+/// perf-event links carry a BPF cookie (Linux 5.15): this one program is
+/// linked to each, the link's cookie naming the site (a return has no
+/// address of its function to find it by, and a name several functions
+/// share has no one address). Older kernels enter `kprobe_from_stub`.
+#[kprobe]
+pub fn kprobe_by_cookie(ctx: ProbeContext) -> u32 {
     if load_constant(&HAS_ATTACH_COOKIE) == 0 {
         return 0;
     }
     errno_or_zero(dispatch_function(ctx.as_ptr(), cookie_site(ctx.as_ptr()))) as u32
+}
+
+/// Where perf-event links carry no cookie (before 5.15), each kprobe or
+/// kretprobe `kprobe_by_cookie` would serve gets a stub program of its
+/// own, made at run time (`sensors/stubs.rs`), which pushes its site and
+/// tail-calls this program (`KPROBE_STUB_TARGET[0]`).
+#[kprobe]
+pub fn kprobe_from_stub(ctx: ProbeContext) -> u32 {
+    match stub_site(site::COOKIE_BASE..site::COOKIE_BASE + site::COOKIE_SLOTS) {
+        Some(site) => errno_or_zero(dispatch_function(ctx.as_ptr(), site)) as u32,
+        None => 0,
+    }
 }
 
 /// The kernel (6.12 on) checks an LSM program returns 0 or -4095..-1.
@@ -795,34 +827,6 @@ fn errno_or_zero(ret: i32) -> i32 {
     }
 }
 
-function_sites!(
-    kprobe,
-    ProbeContext,
-    u32,
-    site::KPROBE_BASE,
-    [
-        kprobe_0 = 0,
-        kprobe_1 = 1,
-        kprobe_2 = 2,
-        kprobe_3 = 3,
-        kprobe_4 = 4,
-        kprobe_5 = 5,
-        kprobe_6 = 6,
-        kprobe_7 = 7,
-    ]
-);
-function_sites!(
-    kretprobe,
-    RetProbeContext,
-    u32,
-    site::KRETPROBE_BASE,
-    [
-        kretprobe_0 = 0,
-        kretprobe_1 = 1,
-        kretprobe_2 = 2,
-        kretprobe_3 = 3,
-    ]
-);
 // fentry programs leave an enforced Override for the fmod_ret program
 // attached after them to the same function (see `OverrideKey`): an
 // errno, or 1, the one positive answer compile lets through (where the
@@ -998,29 +1002,19 @@ pub fn tp_btf_any(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-// Raw tracepoints (`raw: true`), one per program, before 6.10: the
-// context is the tracepoint's arguments, as for fentry. Their return
-// value means nothing to the kernel.
-macro_rules! tp_btf_sites {
-    ($($name:ident = $k:expr),* $(,)?) => {$(
-        #[btf_tracepoint]
-        pub fn $name(ctx: BtfTracePointContext) -> i32 {
-            dispatch_function(ctx.as_ptr(), site::TP_BTF_BASE + $k);
-            0
-        }
-    )*};
+/// Raw tracepoints before 6.10 (no cookies): each gets a stub program of
+/// its own (`sensors/stubs.rs`), a raw tracepoint program (not BTF-typed:
+/// the kernel refuses tail calls between tracing programs of different
+/// tracepoints), which pushes its site and tail-calls this one
+/// (`RAW_TP_STUB_TARGET[0]`). The context is the tracepoint's arguments,
+/// as for `tp_btf_any`, read through helpers here.
+#[raw_tracepoint]
+pub fn raw_tp_from_stub(ctx: RawTracePointContext) -> i32 {
+    if let Some(site) = stub_site(site::COOKIE_BASE..site::COOKIE_BASE + site::COOKIE_SLOTS) {
+        dispatch_function(ctx.as_ptr(), site);
+    }
+    0
 }
-
-tp_btf_sites!(
-    tp_btf_0 = 0,
-    tp_btf_1 = 1,
-    tp_btf_2 = 2,
-    tp_btf_3 = 3,
-    tp_btf_4 = 4,
-    tp_btf_5 = 5,
-    tp_btf_6 = 6,
-    tp_btf_7 = 7,
-);
 
 function_sites!(
     fexit,

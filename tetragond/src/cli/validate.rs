@@ -16,9 +16,10 @@ use crate::policy::{error::in_file, load_policy_file, load_sidecar};
 
 /// The kernel features `--kernel` may name: those `tetra status` lists
 /// that decide how a policy compiles.
-pub const KERNEL_FEATURES: [&str; 9] = [
+pub const KERNEL_FEATURES: [&str; 10] = [
     "kprobes",
     "bpf_trampolines",
+    "trampoline_cookies",
     "bpf_lsm_programs",
     "bpf_lsm_active",
     "attach_cookie",

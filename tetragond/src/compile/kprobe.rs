@@ -199,11 +199,13 @@ fn kernel_function(
     let caps = formats.caps();
     // fexit where the kernel has trampolines; a kretprobe sees the return
     // value as well, and serves it where kprobes are asked for
-    // (`kernel_functions = "kprobe"`).
-    let kretprobe_asked = section == Section::Kprobes
+    // (`kernel_functions = "kprobe"`), and where fexit programs would
+    // take numbered slots (trampoline links without cookies, before
+    // 5.19), as kretprobes never do.
+    let kretprobe = section == Section::Kprobes
         && caps.kprobes
-        && caps.kernel_functions == KernelFunctions::Kprobe;
-    let params = (caps.trampolines && !kretprobe_asked)
+        && (caps.kernel_functions == KernelFunctions::Kprobe || !caps.trampoline_cookies);
+    let params = (caps.trampolines && !kretprobe)
         .then(|| formats.function_params(&kp.call))
         .flatten();
     let (family, return_offset) = match params {

@@ -34,6 +34,7 @@ impl FormatSource for Debian {
         HookCaps {
             kprobes: true,
             trampolines: true,
+            trampoline_cookies: true,
             lsm_programs: true,
             lsm_active: true,
             uprobe_cookies: true,
@@ -653,12 +654,13 @@ fn return_probes_read_the_return_register() {
 /// fexit where BTF gives the function's parameters, unless kprobes are
 /// asked for (`kernel_functions = "kprobe"`): a kretprobe.
 #[test]
-fn return_probes_are_fexit_unless_kprobes_are_asked_for() {
+fn return_probes_are_fexit_unless_kprobes_are_asked_for_or_fexit_takes_slots() {
     let extra = "    return: true\n    returnArg:\n      index: 0\n      type: int\n";
-    let exit_family = |kernel_functions| {
+    let exit_family = |kernel_functions, trampoline_cookies| {
         let kernel = Kernel {
             caps: HookCaps {
                 kernel_functions,
+                trampoline_cookies,
                 ..Debian.caps()
             },
             params: Some(("vfs_mkdir", 4)),
@@ -667,17 +669,25 @@ fn return_probes_are_fexit_unless_kprobes_are_asked_for() {
         c.hooks[1].attach.function().map(|f| f.family)
     };
     assert_eq!(
-        exit_family(KernelFunctions::Auto),
+        exit_family(KernelFunctions::Auto, true),
         Some(FunctionFamily::Fexit)
     );
     assert_eq!(
-        exit_family(KernelFunctions::Fentry),
+        exit_family(KernelFunctions::Fentry, true),
         Some(FunctionFamily::Fexit)
     );
     assert_eq!(
-        exit_family(KernelFunctions::Kprobe),
+        exit_family(KernelFunctions::Kprobe, true),
         Some(FunctionFamily::Kretprobe)
     );
+    // Before 5.19 fexit programs come in 4 numbered slots; kretprobes in
+    // none.
+    for kernel_functions in [KernelFunctions::Auto, KernelFunctions::Fentry] {
+        assert_eq!(
+            exit_family(kernel_functions, false),
+            Some(FunctionFamily::Kretprobe)
+        );
+    }
 }
 
 #[test]

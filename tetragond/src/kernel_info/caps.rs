@@ -19,6 +19,9 @@ pub enum KernelFunctions {
 pub struct HookCaps {
     pub kprobes: bool,
     pub trampolines: bool,
+    /// Trampoline links carry a BPF cookie (Linux 5.19): fentry, fexit and
+    /// LSM hooks need no numbered slots.
+    pub trampoline_cookies: bool,
     /// The configured preference between the two: it rides along because
     /// the choice can only be made against what the kernel offers.
     pub kernel_functions: KernelFunctions,

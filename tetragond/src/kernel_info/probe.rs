@@ -95,6 +95,7 @@ pub fn hook_caps(features: &[(&str, bool)]) -> HookCaps {
     HookCaps {
         kprobes: has("kprobes"),
         trampolines: has("bpf_trampolines"),
+        trampoline_cookies: has("trampoline_cookies"),
         lsm_programs: has("bpf_lsm_programs"),
         lsm_active: has("bpf_lsm_active"),
         uprobe_cookies: has("attach_cookie"),

@@ -1,6 +1,6 @@
 //! The few bpf(2) commands aya 0.16 does not offer, made directly: loading
 //! a few hand-written instructions as a program (an fmod_ret program, see
-//! `fmod_ret.rs`; a tracepoint's stub, see `tp_stubs.rs`), linking a
+//! `fmod_ret.rs`; a tracepoint's or kprobe's stub, see `stubs.rs`), linking a
 //! trampoline, LSM or tracepoint program with a BPF cookie, attaching a
 //! program to a tracepoint's perf event where there are no BPF links, and a
 //! uprobe whose USDT semaphore the kernel raises (aya has no
@@ -10,6 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `enum bpf_link_type`, `enum bpf_perf_event_type`.
 const BPF_LINK_TYPE_PERF_EVENT: u32 = 7;
@@ -250,26 +251,59 @@ pub fn uprobe_link(
     perf_event_link(prog, &attr, cookie)
 }
 
-/// Links the loaded kprobe program `prog` at the return of kernel function
-/// `function`, with `cookie` (Linux 5.15): what aya's attach cannot give
-/// a kprobe.
-pub fn kretprobe_link(
+/// `union bpf_attr` for BPF_RAW_TRACEPOINT_OPEN.
+#[repr(C)]
+struct RawTracepointOpenAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
+}
+
+/// Attaches the loaded (plain, not BTF-typed) raw tracepoint program
+/// `prog` to raw tracepoint `name`: a BPF link (Linux 5.7 on), so it can
+/// be pinned.
+pub fn raw_tracepoint_link(
     prog: BorrowedFd<'_>,
-    function: &std::ffi::CStr,
-    cookie: u64,
+    name: &std::ffi::CStr,
 ) -> std::io::Result<OwnedFd> {
-    let attr = PerfEventAttr {
+    let mut attr = RawTracepointOpenAttr {
+        name: name.as_ptr() as u64,
+        prog_fd: prog.as_raw_fd() as u32,
+        _pad: 0,
+    };
+    bpf(
+        BPF_RAW_TRACEPOINT_OPEN,
+        (&mut attr as *mut RawTracepointOpenAttr).cast(),
+        std::mem::size_of::<RawTracepointOpenAttr>(),
+    )
+}
+
+/// The kprobe PMU's event on kernel function `function` (at its return
+/// with `ret`). `function` must outlive the event's opening.
+fn kprobe_event(function: &std::ffi::CStr, ret: bool) -> std::io::Result<PerfEventAttr> {
+    Ok(PerfEventAttr {
         kind: pmu_type(KPROBE_PMU_TYPE)?,
         size: std::mem::size_of::<PerfEventAttr>() as u32,
-        config: RETPROBE_BIT,
+        config: if ret { RETPROBE_BIT } else { 0 },
         sample_period: 1,
         wakeup_events: 1,
         // `kprobe_func` and `probe_offset`.
         config1: function.as_ptr() as u64,
         config2: 0,
         ..Default::default()
-    };
-    perf_event_link(prog, &attr, cookie)
+    })
+}
+
+/// Links the loaded kprobe program `prog` at the entry (or with `ret`, the
+/// return) of kernel function `function`, with `cookie` (Linux 5.15): what
+/// aya's attach cannot give a kprobe.
+pub fn kprobe_link(
+    prog: BorrowedFd<'_>,
+    function: &std::ffi::CStr,
+    ret: bool,
+    cookie: u64,
+) -> std::io::Result<OwnedFd> {
+    perf_event_link(prog, &kprobe_event(function, ret)?, cookie)
 }
 
 /// Opens the perf event `attr` describes, on CPU 0 for every process (the
@@ -300,7 +334,22 @@ fn perf_event_link(
 /// 5.15) take it: the perf event runs the program (it holds a reference to
 /// it) until its descriptor, returned, is closed.
 pub fn tracepoint_perf_event(prog: BorrowedFd<'_>, id: u64) -> std::io::Result<OwnedFd> {
-    let event = open_perf_event(&tracepoint_event(id))?;
+    perf_event_running(prog, &tracepoint_event(id))
+}
+
+/// As [`tracepoint_perf_event`], the kprobe program `prog` on kernel
+/// function `function` (its return with `ret`).
+pub fn kprobe_perf_event(
+    prog: BorrowedFd<'_>,
+    function: &std::ffi::CStr,
+    ret: bool,
+) -> std::io::Result<OwnedFd> {
+    perf_event_running(prog, &kprobe_event(function, ret)?)
+}
+
+/// The perf event `attr` describes, running `prog` (no BPF link).
+fn perf_event_running(prog: BorrowedFd<'_>, attr: &PerfEventAttr) -> std::io::Result<OwnedFd> {
+    let event = open_perf_event(attr)?;
     let ioctl = |request: libc::c_ulong, arg: libc::c_int| {
         // SAFETY: perf ioctls on a descriptor we own, with an int argument.
         match unsafe { libc::ioctl(event.as_raw_fd(), request as _, arg) } {

@@ -1,23 +1,27 @@
 //! Programs bound to kernel functions and LSM hooks. Kprobes are served by
 //! one program, `kprobe_any`, attached to every target: it finds its site
 //! by the probed address, which user space lists from /proc/kallsyms, so
-//! there is no count of them but the site range. Where trampoline links
-//! carry a BPF cookie (Linux 5.19), LSM hooks, fentry and fexit are served
-//! the same way by `lsm_any`, `fentry_any` and `fexit_any`: each loaded
-//! once per target, its link's cookie naming the site; where perf-event
-//! links carry one (Linux 5.15), kretprobes by `kretprobe_any`, loaded
-//! once and linked to each target with its site as the cookie. On older
-//! kernels, kretprobes, trampolines and LSM hooks (and kprobes on a name
-//! several functions share everywhere) come in numbered slots
-//! (`kprobe_0`, `lsm_3`, ...). A
-//! target in use holds a site; policies on the same target share it,
-//! listed under its site like tracepoint hooks.
+//! there is no count of them but the site range. Kretprobes, and kprobes
+//! on a name several functions share (no one address), are served by
+//! `kprobe_by_cookie`, loaded once and linked to each target with its site
+//! as the cookie where perf-event links carry one (Linux 5.15), or before
+//! that by a stub of their own entering `kprobe_from_stub` (`stubs.rs`).
+//! Where trampoline links carry a BPF cookie (Linux 5.19), LSM hooks,
+//! fentry and fexit are served by `lsm_any`, `fentry_any` and `fexit_any`:
+//! each loaded once per target, its link's cookie naming the site. On
+//! older kernels trampolines and LSM hooks come in numbered slots
+//! (`fentry_0`, `lsm_3`, ...): the kernel refuses tail calls between such
+//! programs of different targets, so no stub can serve them. A target in
+//! use holds a site; policies on the same target share it, listed under
+//! its site like tracepoint hooks.
 
 use std::{cell::OnceCell, collections::HashMap, sync::Arc};
 
 use aya::{
     maps::HashMap as BpfHashMap,
-    programs::{links::FdLink, BtfTracePoint, FEntry, FExit, KProbe, Lsm, ProgramError},
+    programs::{
+        links::FdLink, BtfTracePoint, FEntry, FExit, KProbe, Lsm, ProgramError, RawTracePoint,
+    },
     Btf, Ebpf,
 };
 use tetragond_ebpf::{site, KPROBE_SITE_ENTRIES};
@@ -26,6 +30,7 @@ use super::{
     bpf_syscall::{link_with_cookie, TrampolineAttach},
     object::{map_err, map_full},
     pin::{Held, Pins},
+    stubs::{self, StubKind},
 };
 use crate::{
     compile::{FunctionFamily, FunctionTarget},
@@ -35,8 +40,9 @@ use crate::{
 
 /// The program that serves every kprobe it can find the address of.
 const KPROBE_ANY: &str = "kprobe_any";
-/// The program that serves every kretprobe, by the cookie of its link.
-const KRETPROBE_ANY: &str = "kretprobe_any";
+/// The program that serves kretprobes and kprobes without one address,
+/// by the cookie of its link.
+const KPROBE_BY_COOKIE: &str = "kprobe_by_cookie";
 /// `endbr64`: on kernels built with IBT a probe on a function's entry
 /// sits past it.
 const ENDBR_LEN: u64 = 4;
@@ -65,7 +71,7 @@ struct Bound {
 
 impl Bound {
     /// A target served by a program of many targets (`kprobe_any`,
-    /// `kretprobe_any`) through `link` alone.
+    /// `kprobe_by_cookie`, `kprobe_from_stub`) through `link` alone.
     fn shared(site: u32, program: &str, addresses: Vec<u64>, link: Held) -> Bound {
         Bound {
             site,
@@ -106,6 +112,9 @@ pub struct FunctionAttachments {
     ima: bool,
     /// Perf-event links (kprobes) carry a BPF cookie here.
     perf_cookies: bool,
+    /// Kinds whose stubs' target is loaded and in its program array
+    /// (their stubs may be attached).
+    stub_targets_ready: Vec<StubKind>,
 }
 
 /// Trampoline and LSM links carry a BPF cookie (Linux 5.19): the kernel's
@@ -139,15 +148,14 @@ fn modifiable(target: &FunctionTarget) -> bool {
     target.family == FunctionFamily::Fentry && target.name.starts_with("security_")
 }
 
-/// (first site, slots, program name prefix)
-fn family_slots(family: FunctionFamily) -> (u32, u32, &'static str) {
+/// (first site, slots, program name prefix) of the families served by
+/// numbered programs where links carry no cookie.
+fn family_slots(family: FunctionFamily) -> Option<(u32, u32, &'static str)> {
     match family {
-        FunctionFamily::Kprobe => (site::KPROBE_BASE, site::KPROBE_SLOTS, "kprobe"),
-        FunctionFamily::Kretprobe => (site::KRETPROBE_BASE, site::KRETPROBE_SLOTS, "kretprobe"),
-        FunctionFamily::Fentry => (site::FENTRY_BASE, site::FENTRY_SLOTS, "fentry"),
-        FunctionFamily::Fexit => (site::FEXIT_BASE, site::FEXIT_SLOTS, "fexit"),
-        FunctionFamily::Lsm => (site::LSM_BASE, site::LSM_SLOTS, "lsm"),
-        FunctionFamily::RawTracepoint => (site::TP_BTF_BASE, site::TP_BTF_SLOTS, "tp_btf"),
+        FunctionFamily::Fentry => Some((site::FENTRY_BASE, site::FENTRY_SLOTS, "fentry")),
+        FunctionFamily::Fexit => Some((site::FEXIT_BASE, site::FEXIT_SLOTS, "fexit")),
+        FunctionFamily::Lsm => Some((site::LSM_BASE, site::LSM_SLOTS, "lsm")),
+        FunctionFamily::RawTracepoint | FunctionFamily::Kprobe | FunctionFamily::Kretprobe => None,
     }
 }
 
@@ -159,6 +167,14 @@ fn describe(target: &FunctionTarget) -> String {
         FunctionFamily::Fentry => format!("fentry {}", target.name),
         FunctionFamily::Fexit => format!("fexit {}", target.name),
         FunctionFamily::RawTracepoint => format!("raw tracepoint {}", target.name),
+    }
+}
+
+/// The error of attaching `target`, given the kernel's or aya's message.
+fn attach_error(target: &FunctionTarget) -> impl Fn(String) -> SensorError + Copy + '_ {
+    move |message| SensorError::Attach {
+        tracepoint: describe(target),
+        message,
     }
 }
 
@@ -189,11 +205,13 @@ impl FunctionAttachments {
             raw_tracepoint_cookies,
             ima: false,
             perf_cookies: false,
+            stub_targets_ready: Vec::new(),
         }
     }
 
-    /// Serves kretprobes by `kretprobe_any` (the kernel has
-    /// `bpf_get_attach_cookie`, Linux 5.15), not by slots.
+    /// Serves kretprobes (and kprobes without one address) by
+    /// `kprobe_by_cookie` (the kernel has `bpf_get_attach_cookie`, Linux
+    /// 5.15), not by stubs.
     pub fn with_perf_cookies(mut self, perf_cookies: bool) -> Self {
         self.perf_cookies = perf_cookies;
         self
@@ -244,8 +262,14 @@ impl FunctionAttachments {
                 return self.attach_any_kprobe(ebpf, target, address);
             }
         }
-        if target.family == FunctionFamily::Kretprobe && self.perf_cookies {
-            return self.attach_kretprobe_by_cookie(ebpf, target);
+        if matches!(
+            target.family,
+            FunctionFamily::Kprobe | FunctionFamily::Kretprobe
+        ) {
+            return self.attach_kprobe_by_site(ebpf, target);
+        }
+        if target.family == FunctionFamily::RawTracepoint && !self.raw_tracepoint_cookies {
+            return self.attach_raw_tracepoint_by_stub(ebpf, target);
         }
         let cookies = match target.family {
             FunctionFamily::RawTracepoint => self.raw_tracepoint_cookies,
@@ -254,7 +278,11 @@ impl FunctionAttachments {
         if let Some(program) = cookie_program(target.family).filter(|_| cookies) {
             return self.attach_by_cookie(ebpf, target, program, decision_map);
         }
-        let (base, slots, prefix) = family_slots(target.family);
+        let (base, slots, prefix) =
+            family_slots(target.family).ok_or_else(|| SensorError::Attach {
+                tracepoint: describe(target),
+                message: "no numbered programs serve it".into(),
+            })?;
         let slot = self
             .free_site(base, slots)
             .map(|site| site - base)
@@ -264,10 +292,7 @@ impl FunctionAttachments {
                 ))
             })?;
         let program = format!("{prefix}_{slot}");
-        let attach_err = |message| SensorError::Attach {
-            tracepoint: describe(target),
-            message,
-        };
+        let attach_err = attach_error(target);
         let what = format!("{program}-{}", target.name);
         let link = match self.bind(ebpf, &program, target).map_err(attach_err)? {
             Taken::Kprobe(l) => self.pins.hold_kprobe(&what, l),
@@ -305,40 +330,155 @@ impl FunctionAttachments {
         Ok(base + slot)
     }
 
-    /// Serves kretprobe `target` by `kretprobe_any` (loaded at its first
-    /// use), linked there with a site of its own as the cookie.
-    fn attach_kretprobe_by_cookie(
+    /// Serves kretprobe (or kprobe) `target` with a site of its own: by
+    /// `kprobe_by_cookie` (loaded at its first use), linked with the site
+    /// as the cookie, or where links carry none, by a stub of its own
+    /// entering `kprobe_from_stub` with it.
+    fn attach_kprobe_by_site(
         &mut self,
         ebpf: &mut Ebpf,
         target: &FunctionTarget,
     ) -> Result<u32, SensorError> {
-        let site = self.free_cookie_site()?;
-        let attach_err = |message| SensorError::Attach {
-            tracepoint: describe(target),
-            message,
+        let attach_err = attach_error(target);
+        let (site, name) = self.site_and_name(target)?;
+        let ret = target.family == FunctionFamily::Kretprobe;
+        // Pinned by kind and function: a function's entry and return
+        // both served this way must not share a pin.
+        let what = format!(
+            "{}-{}",
+            if ret { "kretprobe" } else { "kprobe" },
+            target.name
+        );
+        let (link, program) = if self.perf_cookies {
+            let p = loaded_kprobe(ebpf, KPROBE_BY_COOKIE).map_err(attach_err)?;
+            let prog_fd = p.fd().map_err(|e| attach_err(chain(&e)))?;
+            let link = super::bpf_syscall::kprobe_link(
+                std::os::fd::AsFd::as_fd(prog_fd),
+                &name,
+                ret,
+                u64::from(site),
+            )
+            .map_err(|e| attach_err(format!("{e}{}", probe_hint(&target.name))))?;
+            (self.pins.hold_owned(&what, link), KPROBE_BY_COOKIE)
+        } else {
+            self.ready_kprobe_stub_target(ebpf)?;
+            let stub = stubs::load_for(ebpf, StubKind::Kprobe, site)?;
+            let event =
+                super::bpf_syscall::kprobe_perf_event(std::os::fd::AsFd::as_fd(&stub), &name, ret)
+                    .map_err(|e| attach_err(format!("{e}{}", probe_hint(&target.name))))?;
+            (
+                self.pins.hold_perf_event(&what, event, stub),
+                StubKind::Kprobe.target_program(),
+            )
         };
-        let name = std::ffi::CString::new(target.name.as_str())
-            .map_err(|_| attach_err("a function name with a NUL byte".into()))?;
-        let p = loaded_kprobe(ebpf, KRETPROBE_ANY).map_err(attach_err)?;
-        let prog_fd = p.fd().map_err(|e| attach_err(chain(&e)))?;
-        let link = super::bpf_syscall::kretprobe_link(
-            std::os::fd::AsFd::as_fd(prog_fd),
-            &name,
-            u64::from(site),
-        )
-        .map_err(|e| attach_err(format!("{e}{}", probe_hint(&target.name))))?;
-        let link = self
-            .pins
-            .hold_owned(&format!("{KRETPROBE_ANY}-{}", target.name), link);
+        let through = if self.perf_cookies {
+            ""
+        } else {
+            ", through a stub of its own"
+        };
+        Ok(self.bind_shared(target, site, program, through, link))
+    }
+
+    /// Records `target` as served by `program` (of many targets) at
+    /// `site` through `link`, saying so (`through` ends the site's note).
+    fn bind_shared(
+        &mut self,
+        target: &FunctionTarget,
+        site: u32,
+        program: &str,
+        through: &str,
+        link: Held,
+    ) -> u32 {
         tracing::info!(
-            "{} served by program {KRETPROBE_ANY} (site {site})",
+            "{} served by program {program} (site {site}{through})",
             describe(target)
         );
         self.bound.insert(
             (target.family, target.name.clone()),
-            Bound::shared(site, KRETPROBE_ANY, vec![], link),
+            Bound::shared(site, program, vec![], link),
         );
-        Ok(site)
+        site
+    }
+
+    /// Loads `kprobe_from_stub` and puts it in `KPROBE_STUB_TARGET[0]`,
+    /// once: before any kprobe stub is attached.
+    fn ready_kprobe_stub_target(&mut self, ebpf: &mut Ebpf) -> Result<(), SensorError> {
+        if self.stub_targets_ready.contains(&StubKind::Kprobe) {
+            return Ok(());
+        }
+        let program = StubKind::Kprobe.target_program();
+        let fd = loaded_kprobe(ebpf, program)
+            .and_then(|p| p.fd().map_err(|e| chain(&e)))
+            .and_then(|fd| fd.try_clone().map_err(|e| e.to_string()))
+            .map_err(SensorError::Load)?;
+        stubs::set_target(ebpf, StubKind::Kprobe, fd)?;
+        self.stub_targets_ready.push(StubKind::Kprobe);
+        Ok(())
+    }
+
+    /// Serves raw tracepoint `target` where its links carry no cookie
+    /// (before 6.10) by a stub of its own entering `raw_tp_from_stub`
+    /// with a site of its own.
+    fn attach_raw_tracepoint_by_stub(
+        &mut self,
+        ebpf: &mut Ebpf,
+        target: &FunctionTarget,
+    ) -> Result<u32, SensorError> {
+        let attach_err = attach_error(target);
+        let (site, name) = self.site_and_name(target)?;
+        self.ready_raw_tracepoint_stub_target(ebpf)?;
+        let stub = stubs::load_for(ebpf, StubKind::RawTracepoint, site)?;
+        let link = super::bpf_syscall::raw_tracepoint_link(std::os::fd::AsFd::as_fd(&stub), &name)
+            .map_err(|e| {
+                attach_err(format!(
+                    "attaching its stub: {e} (is it a tracepoint of this kernel?)"
+                ))
+            })?;
+        // The link holds the stub; its descriptor here can go.
+        drop(stub);
+        let program = StubKind::RawTracepoint.target_program();
+        let link = self
+            .pins
+            .hold_owned(&format!("raw-tp-{}", target.name), link);
+        Ok(self.bind_shared(target, site, program, ", through a stub of its own", link))
+    }
+
+    /// Loads `raw_tp_from_stub` and puts it in `RAW_TP_STUB_TARGET[0]`,
+    /// once: before any raw tracepoint stub is attached.
+    fn ready_raw_tracepoint_stub_target(&mut self, ebpf: &mut Ebpf) -> Result<(), SensorError> {
+        if self.stub_targets_ready.contains(&StubKind::RawTracepoint) {
+            return Ok(());
+        }
+        let program = StubKind::RawTracepoint.target_program();
+        let load_err = |e: String| SensorError::Load(format!("{program}: {e}"));
+        let p: &mut RawTracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| load_err("missing from the BPF object".into()))?
+            .try_into()
+            .map_err(|e| load_err(chain(&e)))?;
+        if p.fd().is_err() {
+            p.load().map_err(|e| load_err(chain(&e)))?;
+            super::object::log_verified(program, p.info().ok());
+        }
+        let fd = p
+            .fd()
+            .map_err(|e| load_err(chain(&e)))?
+            .try_clone()
+            .map_err(|e| load_err(e.to_string()))?;
+        stubs::set_target(ebpf, StubKind::RawTracepoint, fd)?;
+        self.stub_targets_ready.push(StubKind::RawTracepoint);
+        Ok(())
+    }
+
+    /// A site for `target` (served by cookie or stub), and its name as
+    /// the kernel takes it.
+    fn site_and_name(
+        &self,
+        target: &FunctionTarget,
+    ) -> Result<(u32, std::ffi::CString), SensorError> {
+        let name = std::ffi::CString::new(target.name.as_str())
+            .map_err(|_| attach_error(target)("a name with a NUL byte".into()))?;
+        Ok((self.free_cookie_site()?, name))
     }
 
     /// A site for a target whose link's cookie names it.
@@ -346,7 +486,7 @@ impl FunctionAttachments {
         self.free_site(site::COOKIE_BASE, site::COOKIE_SLOTS)
             .ok_or_else(|| {
                 SensorError::Full(format!(
-                    "at most {} distinct LSM hooks, fentry, fexit and kretprobe targets can be hooked at once",
+                    "at most {} distinct LSM hooks, fentry, fexit, kretprobe and raw tracepoint targets (and kprobes on shared names) can be hooked at once",
                     site::COOKIE_SLOTS
                 ))
             })
@@ -364,10 +504,7 @@ impl FunctionAttachments {
         decision_map: std::os::fd::RawFd,
     ) -> Result<u32, SensorError> {
         let site = self.free_cookie_site()?;
-        let attach_err = |message| SensorError::Attach {
-            tracepoint: describe(target),
-            message,
-        };
+        let attach_err = attach_error(target);
         let companion = self.ima_companion(ebpf, target).map_err(attach_err)?;
         let (link, modify_return) =
             match self.link_hook(ebpf, target, (program, attach), site, decision_map) {

@@ -5,14 +5,14 @@
 use std::{
     borrow::Cow,
     collections::{BTreeMap, HashMap},
-    os::fd::{AsFd, AsRawFd, RawFd},
+    os::fd::AsFd,
     sync::Arc,
 };
 
 use aya::{
     maps::{
         lpm_trie::{Key, LpmTrie},
-        Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, ProgramArray, RingBuf,
+        Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
     },
     programs::TracePoint,
     Ebpf, EbpfLoader, VerifierLogLevel,
@@ -33,7 +33,8 @@ use super::{
     object::{exe_path, log_verified, map_err, map_full, take, taken},
     pin::{Held, Pins},
     sock_owners::SockOwners,
-    tp_stubs, uprobes,
+    stubs::{self, StubKind},
+    uprobes,
 };
 use crate::{
     compile::{Attach, FunctionTarget, MapEntry, UprobeTarget},
@@ -512,7 +513,7 @@ impl Kernel {
             .hold_owned(&format!("tp-{subsystem}-{event}"), link))
     }
 
-    /// Attaches a stub of its own (`tp_stubs`) to `subsystem/event`, which
+    /// Attaches a stub of its own (`stubs`) to `subsystem/event`, which
     /// enters `tp_generic_from_stub` with `site`: where tracepoint links
     /// carry no cookie.
     fn attach_by_stub(
@@ -523,12 +524,7 @@ impl Kernel {
     ) -> Result<Held, SensorError> {
         let id = tracefs::event_id(subsystem, event)?;
         self.ready_stub_target()?;
-        let stub = tp_stubs::load(
-            site,
-            map_fd(&self.ebpf, STUB_SITE)?,
-            map_fd(&self.ebpf, STUB_TARGET)?,
-        )
-        .map_err(SensorError::Load)?;
+        let stub = stubs::load_for(&self.ebpf, StubKind::Tracepoint, site)?;
         let perf_event =
             tracepoint_perf_event(stub.as_fd(), id).map_err(|e| SensorError::Attach {
                 tracepoint: format!("{subsystem}/{event}"),
@@ -548,19 +544,11 @@ impl Kernel {
         if self.stub_target_ready {
             return Ok(());
         }
-        let load_err = |e: &dyn std::fmt::Display| SensorError::Load(format!("{FROM_STUB}: {e}"));
         let fd = (self.loaded_program(FROM_STUB)?.fd())
-            .map_err(|e| load_err(&e))?
+            .map_err(|e| SensorError::Load(format!("{FROM_STUB}: {e}")))?
             .try_clone()
-            .map_err(|e| load_err(&e))?;
-        let map = self.ebpf.map_mut(STUB_TARGET).ok_or(SensorError::Map {
-            map: STUB_TARGET,
-            message: "missing from the BPF object".into(),
-        })?;
-        ProgramArray::try_from(map)
-            .map_err(map_err(STUB_TARGET))?
-            .set(0, &fd, 0)
-            .map_err(map_err(STUB_TARGET))?;
+            .map_err(|e| SensorError::Load(format!("{FROM_STUB}: {e}")))?;
+        stubs::set_target(&mut self.ebpf, StubKind::Tracepoint, fd)?;
         self.stub_target_ready = true;
         Ok(())
     }
@@ -825,7 +813,10 @@ impl Kernel {
     /// What the kernel skipped of this daemon's programs (see `skipped`),
     /// counted from now.
     pub fn skipped_runs(&self) -> super::skipped::SkippedRuns {
-        let hand_written = [super::fmod_ret::PROGRAM_NAME, super::tp_stubs::PROGRAM_NAME];
+        let hand_written = StubKind::ALL
+            .map(StubKind::program_name)
+            .into_iter()
+            .chain([super::fmod_ret::PROGRAM_NAME]);
         // A skipped `task_free` loses no event and no action: the cache
         // entries it drops are replaced at the pid's next fork and are in
         // LRU maps. It is skipped now and then (sched_process_free fires
@@ -997,22 +988,8 @@ fn attach_error(subsystem: &str, event: &str, e: aya::programs::ProgramError) ->
 /// The program serving every non-syscall tracepoint by cookie.
 const GENERIC_ANY: &str = "tp_generic_any";
 /// The program serving every non-syscall tracepoint through a stub (no
-/// cookies), and the maps the stubs use (`tp_stubs`).
-const FROM_STUB: &str = "tp_generic_from_stub";
-const STUB_SITE: &str = "STUB_SITE";
-const STUB_TARGET: &str = "STUB_TARGET";
-
-/// The descriptor of map `name` (one of the stubs' maps), which stays in
-/// the object.
-fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<RawFd, SensorError> {
-    match ebpf.map(name) {
-        Some(Map::PerCpuArray(data) | Map::ProgramArray(data)) => Ok(data.fd().as_fd().as_raw_fd()),
-        _ => Err(SensorError::Map {
-            map: name,
-            message: "missing from the BPF object, or of another type".into(),
-        }),
-    }
-}
+/// cookies).
+const FROM_STUB: &str = StubKind::Tracepoint.target_program();
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut TracePoint, SensorError> {
     ebpf.program_mut(name)

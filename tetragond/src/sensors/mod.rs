@@ -18,7 +18,7 @@ pub mod pin;
 pub mod ring_size;
 pub mod skipped;
 mod sock_owners;
-mod tp_stubs;
+mod stubs;
 mod uprobes;
 
 pub use kernel::{Kernel, LoadOptions};
