@@ -361,7 +361,7 @@ impl FunctionAttachments {
             .map_err(|e| attach_err(format!("{e}{}", probe_hint(&target.name))))?;
             (self.pins.hold_owned(&what, link), KPROBE_BY_COOKIE)
         } else {
-            self.ready_kprobe_stub_target(ebpf)?;
+            self.ready_stub_target(ebpf, StubKind::Kprobe)?;
             let stub = stubs::load_for(ebpf, StubKind::Kprobe, site)?;
             let event =
                 super::bpf_syscall::kprobe_perf_event(std::os::fd::AsFd::as_fd(&stub), &name, ret)
@@ -400,19 +400,24 @@ impl FunctionAttachments {
         site
     }
 
-    /// Loads `kprobe_from_stub` and puts it in `KPROBE_STUB_TARGET[0]`,
-    /// once: before any kprobe stub is attached.
-    fn ready_kprobe_stub_target(&mut self, ebpf: &mut Ebpf) -> Result<(), SensorError> {
-        if self.stub_targets_ready.contains(&StubKind::Kprobe) {
+    /// Loads `kind`'s target program (`kprobe_from_stub`,
+    /// `raw_tp_from_stub`) and puts it in its program array, once: before
+    /// any stub of `kind` is attached.
+    fn ready_stub_target(&mut self, ebpf: &mut Ebpf, kind: StubKind) -> Result<(), SensorError> {
+        if self.stub_targets_ready.contains(&kind) {
             return Ok(());
         }
-        let program = StubKind::Kprobe.target_program();
-        let fd = loaded_kprobe(ebpf, program)
-            .and_then(|p| p.fd().map_err(|e| chain(&e)))
-            .and_then(|fd| fd.try_clone().map_err(|e| e.to_string()))
-            .map_err(SensorError::Load)?;
-        stubs::set_target(ebpf, StubKind::Kprobe, fd)?;
-        self.stub_targets_ready.push(StubKind::Kprobe);
+        let program = kind.target_program();
+        let fd = match kind {
+            StubKind::Kprobe => loaded_kprobe(ebpf, program).and_then(|p| owned_fd(p.fd())),
+            StubKind::RawTracepoint => {
+                loaded_raw_tracepoint(ebpf, program).and_then(|p| owned_fd(p.fd()))
+            }
+            StubKind::Tracepoint => Err("tracepoint stubs are the kernel sensor's".into()),
+        }
+        .map_err(SensorError::Load)?;
+        stubs::set_target(ebpf, kind, fd)?;
+        self.stub_targets_ready.push(kind);
         Ok(())
     }
 
@@ -426,7 +431,7 @@ impl FunctionAttachments {
     ) -> Result<u32, SensorError> {
         let attach_err = attach_error(target);
         let (site, name) = self.site_and_name(target)?;
-        self.ready_raw_tracepoint_stub_target(ebpf)?;
+        self.ready_stub_target(ebpf, StubKind::RawTracepoint)?;
         let stub = stubs::load_for(ebpf, StubKind::RawTracepoint, site)?;
         let link = super::bpf_syscall::raw_tracepoint_link(std::os::fd::AsFd::as_fd(&stub), &name)
             .map_err(|e| {
@@ -441,33 +446,6 @@ impl FunctionAttachments {
             .pins
             .hold_owned(&format!("raw-tp-{}", target.name), link);
         Ok(self.bind_shared(target, site, program, ", through a stub of its own", link))
-    }
-
-    /// Loads `raw_tp_from_stub` and puts it in `RAW_TP_STUB_TARGET[0]`,
-    /// once: before any raw tracepoint stub is attached.
-    fn ready_raw_tracepoint_stub_target(&mut self, ebpf: &mut Ebpf) -> Result<(), SensorError> {
-        if self.stub_targets_ready.contains(&StubKind::RawTracepoint) {
-            return Ok(());
-        }
-        let program = StubKind::RawTracepoint.target_program();
-        let load_err = |e: String| SensorError::Load(format!("{program}: {e}"));
-        let p: &mut RawTracePoint = ebpf
-            .program_mut(program)
-            .ok_or_else(|| load_err("missing from the BPF object".into()))?
-            .try_into()
-            .map_err(|e| load_err(chain(&e)))?;
-        if p.fd().is_err() {
-            p.load().map_err(|e| load_err(chain(&e)))?;
-            super::object::log_verified(program, p.info().ok());
-        }
-        let fd = p
-            .fd()
-            .map_err(|e| load_err(chain(&e)))?
-            .try_clone()
-            .map_err(|e| load_err(e.to_string()))?;
-        stubs::set_target(ebpf, StubKind::RawTracepoint, fd)?;
-        self.stub_targets_ready.push(StubKind::RawTracepoint);
-        Ok(())
     }
 
     /// A site for `target` (served by cookie or stub), and its name as
@@ -761,7 +739,9 @@ impl FunctionAttachments {
             }};
         }
         match target.family {
-            FunctionFamily::Kprobe | FunctionFamily::Kretprobe => {
+            // `kprobe_any`: kretprobes and raw tracepoints go by cookie or
+            // stub (`attach_kprobe_by_site`, `attach_raw_tracepoint_by_stub`).
+            FunctionFamily::Kprobe => {
                 let p = loaded_kprobe(ebpf, program)?;
                 let id = p
                     .attach(name, 0)
@@ -771,9 +751,10 @@ impl FunctionAttachments {
             FunctionFamily::Fentry => load_attach!(FEntry, ""),
             FunctionFamily::Fexit => load_attach!(FExit, ""),
             FunctionFamily::Lsm => load_attach!(Lsm, " (is it an LSM hook of this kernel?)"),
-            FunctionFamily::RawTracepoint => {
-                load_attach!(BtfTracePoint, " (is it a tracepoint of this kernel?)")
-            }
+            FunctionFamily::Kretprobe | FunctionFamily::RawTracepoint => Err(format!(
+                "{program} cannot serve {}: it is served by cookie or stub",
+                describe(target)
+            )),
         }
     }
 
@@ -833,19 +814,46 @@ impl FunctionAttachments {
     }
 }
 
-/// Kprobe program `program` of the object, loaded (verified once, at its
+/// `fn $name(ebpf, program)`: program `program` of the object as a `$ty`
+/// (a type whose `load` takes nothing), loaded (verified once, at its
 /// first use; each attachment reuses it).
-fn loaded_kprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut KProbe, String> {
-    let p: &mut KProbe = ebpf
-        .program_mut(program)
-        .ok_or_else(|| format!("program {program} missing from the BPF object"))?
-        .try_into()
-        .map_err(|e| chain(&e))?;
-    if p.fd().is_err() {
-        p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
-        super::object::log_verified(program, p.info().ok());
-    }
-    Ok(p)
+macro_rules! loaded_program {
+    ($(#[$doc:meta])* $name:ident, $ty:ty) => {
+        $(#[$doc])*
+        fn $name<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut $ty, String> {
+            let p: &mut $ty = ebpf
+                .program_mut(program)
+                .ok_or_else(|| format!("program {program} missing from the BPF object"))?
+                .try_into()
+                .map_err(|e| chain(&e))?;
+            if p.fd().is_err() {
+                p.load().map_err(|e| format!("{program}: {}", chain(&e)))?;
+                super::object::log_verified(program, p.info().ok());
+            }
+            Ok(p)
+        }
+    };
+}
+
+loaded_program!(
+    /// Kprobe program `program` of the object, loaded.
+    loaded_kprobe,
+    KProbe
+);
+loaded_program!(
+    /// Raw tracepoint program `program` of the object (plain, not
+    /// BTF-typed), loaded.
+    loaded_raw_tracepoint,
+    RawTracePoint
+);
+
+/// A descriptor of its own of a loaded program (out of aya's borrow).
+fn owned_fd(
+    fd: Result<&aya::programs::ProgramFd, ProgramError>,
+) -> Result<aya::programs::ProgramFd, String> {
+    fd.map_err(|e| chain(&e))?
+        .try_clone()
+        .map_err(|e| e.to_string())
 }
 
 /// What to check when a kprobe on `function` cannot be made.
@@ -940,13 +948,13 @@ fn unbind(ebpf: &mut Ebpf, pins: &Pins, program: &str, target: &FunctionTarget, 
         return;
     };
     let result = match target.family {
-        FunctionFamily::Kprobe | FunctionFamily::Kretprobe => Ok(()),
+        // Only trampoline and LSM programs come in slots.
+        FunctionFamily::Kprobe | FunctionFamily::Kretprobe | FunctionFamily::RawTracepoint => {
+            Ok(())
+        }
         FunctionFamily::Fentry => <&mut FEntry>::try_from(prog).and_then(|p| p.unload()),
         FunctionFamily::Fexit => <&mut FExit>::try_from(prog).and_then(|p| p.unload()),
         FunctionFamily::Lsm => <&mut Lsm>::try_from(prog).and_then(|p| p.unload()),
-        FunctionFamily::RawTracepoint => {
-            <&mut BtfTracePoint>::try_from(prog).and_then(|p| p.unload())
-        }
     };
     if let Err(e) = result {
         tracing::warn!("detaching {}: {}", describe(target), chain(&e));
